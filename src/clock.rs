@@ -1,0 +1,89 @@
+//! Time as a dependency, so validity checks can be tested at any instant.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> SystemTime;
+
+    fn unix_now(&self) -> i64 {
+        match self.now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        }
+    }
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock stopped at one instant (tests, and "what would this look like at time T").
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        if self.0 >= 0 {
+            UNIX_EPOCH + std::time::Duration::from_secs(self.0 as u64)
+        } else {
+            UNIX_EPOCH - std::time::Duration::from_secs(self.0.unsigned_abs())
+        }
+    }
+}
+
+/// Civil date (year, month, day) from days since 1970-01-01, proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn split(unix: i64) -> (i64, u32, u32, i64, i64, i64, usize) {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
+    (y, m, d, secs / 3600, secs / 60 % 60, secs % 60, weekday)
+}
+
+/// `2026-11-23T14:03:46Z`
+pub fn iso8601(unix: i64) -> String {
+    let (y, mo, d, h, mi, s, _) = split(unix);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// RFC 5322 date-time in UTC: `Mon, 23 Nov 2026 14:03:46 +0000`
+pub fn rfc5322(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (y, mo, d, h, mi, s, wd) = split(unix);
+    format!("{}, {d} {} {y:04} {h:02}:{mi:02}:{s:02} +0000", DAYS[wd], MONTHS[mo as usize - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_442_626), "2026-11-23T14:03:46Z");
+        assert_eq!(rfc5322(1_795_442_626), "Mon, 23 Nov 2026 14:03:46 +0000");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(-86_400), "1969-12-31T00:00:00Z");
+    }
+}

@@ -1,0 +1,130 @@
+//! The TOML configuration file, checked into typed settings at load time.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::smime::{ContentCipher, KeyTransport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0} is not valid: {1}")]
+    Parse(PathBuf, String),
+    #[error("config file {0}: {1}")]
+    Invalid(PathBuf, String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub keys: KeysConfig,
+    pub smime: SmimeConfig,
+    pub ca: CaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { path: PathBuf::from("./data/hisp.db") }
+    }
+}
+
+/// Where the key-encryption key (KEK) comes from. `HISP_KEK` in the environment wins over both.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The KEK itself. Only for throwaway nodes: it puts the secret in the config file.
+    pub kek: Option<String>,
+    /// A file holding the KEK (its first line); keep it 0600 and apart from the database.
+    pub kek_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmimeConfig {
+    pub content_cipher: ContentCipher,
+    pub key_transport: KeyTransport,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    /// Base URL where the development CA's certificate (`ca.cer`) and CRL (`ca.crl`) are published;
+    /// issued certificates point there (AIA caIssuers and CRL distribution point).
+    pub base_url: String,
+    pub validity_days: u32,
+    pub key_bits: u32,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig { base_url: "http://ca.hisp.invalid".into(), validity_days: 365, key_bits: 2048 }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(origin.into(), e.to_string()))?;
+        config.validate().map_err(|why| ConfigError::Invalid(origin.into(), why))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(2048..=8192).contains(&self.ca.key_bits) {
+            return Err(format!("ca.key_bits must be 2048 to 8192, not {}", self.ca.key_bits));
+        }
+        if self.ca.validity_days == 0 || self.ca.validity_days > 3 * 366 {
+            return Err("ca.validity_days must be 1 to 1098 (DirectTrust caps end-entity certificates at 3 years)".into());
+        }
+        if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
+            return Err("ca.base_url must be an http:// or https:// URL".into());
+        }
+        if self.keys.kek.is_some() && self.keys.kek_file.is_some() {
+            return Err("give keys.kek or keys.kek_file, not both".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/hisp.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.smime.content_cipher, ContentCipher::Aes256Cbc);
+        assert_eq!(config.smime.key_transport, KeyTransport::RsaPkcs1);
+        assert!(config.keys.kek_file.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::parse("[database]\npath = \"x.db\"\nsurprise = 1\n", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("surprise"), "{err}");
+        let err = Config::parse("[nonsense]\n", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_setting_named() {
+        let err = Config::parse("[smime]\ncontent_cipher = \"des-ede3-cbc\"\n", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("des-ede3-cbc"), "{err}");
+        let err = Config::parse("[ca]\nkey_bits = 1024\n", Path::new("t.toml")).unwrap_err();
+        assert!(err.to_string().contains("key_bits"), "{err}");
+    }
+}

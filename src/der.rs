@@ -1,0 +1,246 @@
+//! A minimal BER/DER reader (X.690), enough to walk CMS structures (RFC 5652) for inspection and
+//! policy checks before any key is used. Indefinite lengths are accepted because BER producers
+//! (streaming CMS encoders) use them; the decryption itself is OpenSSL's.
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed ASN.1: {0}")]
+pub struct DerError(pub &'static str);
+
+pub const SEQUENCE: u8 = 0x30;
+pub const SET: u8 = 0x31;
+pub const OID: u8 = 0x06;
+pub const INTEGER: u8 = 0x02;
+pub const OCTET_STRING: u8 = 0x04;
+
+/// One element: its identifier octet, its contents (without the end-of-contents marker for
+/// indefinite lengths) and its whole encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Tlv<'a> {
+    pub tag: u8,
+    pub content: &'a [u8],
+    pub raw: &'a [u8],
+}
+
+impl<'a> Tlv<'a> {
+    pub fn is_constructed(&self) -> bool {
+        self.tag & 0x20 != 0
+    }
+
+    /// Context-specific tag number, if this is `[n]`.
+    pub fn context(&self) -> Option<u8> {
+        (self.tag & 0xC0 == 0x80).then_some(self.tag & 0x1F)
+    }
+
+    pub fn children(&self) -> Reader<'a> {
+        Reader::new(self.content)
+    }
+
+    pub fn expect(self, tag: u8, what: &'static str) -> Result<Tlv<'a>, DerError> {
+        if self.tag == tag {
+            Ok(self)
+        } else {
+            Err(DerError(what))
+        }
+    }
+
+    /// An OBJECT IDENTIFIER in dotted form.
+    pub fn oid(&self) -> Result<String, DerError> {
+        if self.tag != OID || self.content.is_empty() {
+            return Err(DerError("expected an object identifier"));
+        }
+        let mut arcs: Vec<u64> = Vec::new();
+        let mut value: u64 = 0;
+        for &b in self.content {
+            if value > (u64::MAX >> 7) {
+                return Err(DerError("object identifier arc too large"));
+            }
+            value = (value << 7) | u64::from(b & 0x7F);
+            if b & 0x80 == 0 {
+                if arcs.is_empty() {
+                    let first = (value / 40).min(2);
+                    arcs.push(first);
+                    arcs.push(value - first * 40);
+                } else {
+                    arcs.push(value);
+                }
+                value = 0;
+            }
+        }
+        if self.content.last().is_some_and(|b| b & 0x80 != 0) {
+            return Err(DerError("object identifier ends mid-arc"));
+        }
+        Ok(arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+    }
+
+    /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one.
+    pub fn octets(&self) -> Result<Vec<u8>, DerError> {
+        if !self.is_constructed() {
+            return Ok(self.content.to_vec());
+        }
+        let mut out = Vec::new();
+        let mut inner = self.children();
+        while let Some(part) = inner.next()? {
+            out.extend(part.octets()?);
+        }
+        Ok(out)
+    }
+
+    /// An INTEGER's magnitude with leading zero octets removed (serial numbers are positive).
+    pub fn unsigned(&self) -> Result<&'a [u8], DerError> {
+        if self.tag != INTEGER || self.content.is_empty() {
+            return Err(DerError("expected an integer"));
+        }
+        let start = self.content.iter().position(|&b| b != 0).unwrap_or(self.content.len() - 1);
+        Ok(&self.content[start..])
+    }
+}
+
+pub struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(data: &'a [u8]) -> Reader<'a> {
+        Reader { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn peek_tag(&self) -> Option<u8> {
+        self.data.first().copied()
+    }
+
+    /// The next element, or None at the end (or at an end-of-contents marker).
+    pub fn next(&mut self) -> Result<Option<Tlv<'a>>, DerError> {
+        if self.data.is_empty() || self.data.starts_with(&[0, 0]) {
+            return Ok(None);
+        }
+        let (tlv, used) = parse_one(self.data, 0)?;
+        self.data = &self.data[used..];
+        Ok(Some(tlv))
+    }
+
+    pub fn required(&mut self, what: &'static str) -> Result<Tlv<'a>, DerError> {
+        self.next()?.ok_or(DerError(what))
+    }
+}
+
+const MAX_DEPTH: usize = 64;
+
+/// Parses one element at the start of `data`; returns it and how many bytes it used.
+fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
+    if depth > MAX_DEPTH {
+        return Err(DerError("nested too deeply"));
+    }
+    let tag = *data.first().ok_or(DerError("truncated"))?;
+    if tag & 0x1F == 0x1F {
+        return Err(DerError("multi-byte tags are not used by CMS"));
+    }
+    let first = *data.get(1).ok_or(DerError("truncated length"))?;
+    let mut pos = 2;
+    if first == 0x80 {
+        if tag & 0x20 == 0 {
+            return Err(DerError("indefinite length on a primitive element"));
+        }
+        // Walk the children until the end-of-contents marker.
+        let mut inner = pos;
+        loop {
+            let rest = data.get(inner..).ok_or(DerError("truncated"))?;
+            if rest.starts_with(&[0, 0]) {
+                let tlv = Tlv { tag, content: &data[pos..inner], raw: &data[..inner + 2] };
+                return Ok((tlv, inner + 2));
+            }
+            if rest.is_empty() {
+                return Err(DerError("missing end-of-contents"));
+            }
+            let (_, used) = parse_one(rest, depth + 1)?;
+            inner += used;
+        }
+    }
+    let len = if first & 0x80 == 0 {
+        first as usize
+    } else {
+        let count = (first & 0x7F) as usize;
+        if count > 4 {
+            return Err(DerError("length too large"));
+        }
+        let bytes = data.get(2..2 + count).ok_or(DerError("truncated length"))?;
+        pos += count;
+        bytes.iter().fold(0usize, |acc, &b| (acc << 8) | b as usize)
+    };
+    let end = pos.checked_add(len).ok_or(DerError("length overflow"))?;
+    let content = data.get(pos..end).ok_or(DerError("truncated contents"))?;
+    Ok((Tlv { tag, content, raw: &data[..end] }, end))
+}
+
+/// Parses exactly one element spanning all of `data` (trailing bytes are an error).
+pub fn parse(data: &[u8]) -> Result<Tlv<'_>, DerError> {
+    let (tlv, used) = parse_one(data, 0)?;
+    if used != data.len() {
+        return Err(DerError("trailing bytes after the structure"));
+    }
+    Ok(tlv)
+}
+
+/// Encodes one definite-length element.
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|&b| b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_oids_and_nested_sequences() {
+        // SEQUENCE { OID 1.2.840.113549.1.7.3, [0] { INTEGER 0 } }
+        let der = [
+            0x30, 0x10, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x03, 0x02, 0x01, 0x00,
+        ];
+        let top = parse(&der).unwrap().expect(SEQUENCE, "seq").unwrap();
+        let mut r = top.children();
+        assert_eq!(r.required("oid").unwrap().oid().unwrap(), "1.2.840.113549.1.7.3");
+        let ctx = r.required("ctx").unwrap();
+        assert_eq!(ctx.context(), Some(0));
+        assert_eq!(ctx.children().required("int").unwrap().unsigned().unwrap(), &[0]);
+        assert!(r.next().unwrap().is_none());
+    }
+
+    #[test]
+    fn reads_indefinite_lengths_and_constructed_octet_strings() {
+        // SEQUENCE (indefinite) { OCTET STRING (constructed, indefinite) { "ab", "c" } }
+        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x00, 0x00];
+        let top = parse(&ber).unwrap();
+        let octets = top.children().required("os").unwrap();
+        assert_eq!(octets.octets().unwrap(), b"abc");
+    }
+
+    #[test]
+    fn encodes_short_and_long_lengths() {
+        assert_eq!(encode(OCTET_STRING, b"ab"), vec![0x04, 0x02, b'a', b'b']);
+        let long = encode(OCTET_STRING, &[7u8; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(parse(&long).unwrap().content.len(), 300);
+    }
+
+    #[test]
+    fn refuses_truncation_and_garbage() {
+        assert!(parse(&[0x30, 0x05, 0x02, 0x01]).is_err());
+        assert!(parse(&[0x30, 0x80, 0x02, 0x01, 0x00]).is_err());
+        assert!(parse(&[0x02, 0x01, 0x00, 0xff]).is_err());
+        assert!(parse(&[]).is_err());
+    }
+}

@@ -1,0 +1,181 @@
+//! The key-encryption key: private keys are sealed with AES-256-GCM under a key derived (argon2id)
+//! from the operator's secret and a per-database salt, so the database alone reveals no key.
+
+use openssl::pkey::{PKey, Private};
+use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+
+use crate::store::{Store, StoreError};
+
+const SALT_KEY: &str = "kek.salt";
+const CHECK_KEY: &str = "kek.check";
+const CHECK_PLAINTEXT: &[u8] = b"hisp key-encryption key check v1";
+const FORMAT_V1: u8 = 1;
+const AAD: &[u8] = b"hisp sealed private key";
+pub const MIN_SECRET_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KekError {
+    #[error(
+        "no key-encryption key: set HISP_KEK, or keys.kek_file in the config (a random secret of {MIN_SECRET_LEN}+ characters, \
+         e.g. `openssl rand -base64 32`)"
+    )]
+    Missing,
+    #[error("the key-encryption key is shorter than {MIN_SECRET_LEN} characters")]
+    TooShort,
+    #[error("cannot read the key-encryption key file {0}: {1}")]
+    File(String, std::io::Error),
+    #[error("wrong key-encryption key: it does not open the keys of this database")]
+    Wrong,
+    #[error("a sealed private key is damaged or was sealed under another key-encryption key")]
+    Damaged,
+    #[error("key derivation failed: {0}")]
+    Derive(String),
+    #[error("crypto error: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the secret comes from, in order of precedence.
+pub fn secret_from(env: Option<String>, inline: Option<&str>, file: Option<&std::path::Path>) -> Result<String, KekError> {
+    let secret = if let Some(s) = env.filter(|s| !s.is_empty()) {
+        s
+    } else if let Some(s) = inline {
+        s.to_string()
+    } else if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| KekError::File(path.display().to_string(), e))?;
+        text.lines().next().unwrap_or("").to_string()
+    } else {
+        return Err(KekError::Missing);
+    };
+    let secret = secret.trim().to_string();
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(KekError::TooShort);
+    }
+    Ok(secret)
+}
+
+pub struct Kek {
+    key: [u8; 32],
+}
+
+impl Drop for Kek {
+    fn drop(&mut self) {
+        // Best effort: do not leave the key in freed memory.
+        for b in self.key.iter_mut() {
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+impl Kek {
+    /// Derives the KEK for this database and checks it against the stored check value
+    /// (recording one on first use).
+    pub fn unlock(store: &dyn Store, secret: &str) -> Result<Kek, KekError> {
+        let mut salt = [0u8; 16];
+        openssl::rand::rand_bytes(&mut salt)?;
+        let salt = store.meta_init(SALT_KEY, &salt)?;
+        let kek = Kek::derive(secret, &salt)?;
+        match store.meta(CHECK_KEY)? {
+            Some(check) => {
+                if kek.open_bytes(&check).map_err(|_| KekError::Wrong)? != CHECK_PLAINTEXT {
+                    return Err(KekError::Wrong);
+                }
+            }
+            None => {
+                let check = kek.seal_bytes(CHECK_PLAINTEXT)?;
+                if kek.open_bytes(&store.meta_init(CHECK_KEY, &check)?).map_err(|_| KekError::Wrong)? != CHECK_PLAINTEXT {
+                    return Err(KekError::Wrong);
+                }
+            }
+        }
+        Ok(kek)
+    }
+
+    pub fn derive(secret: &str, salt: &[u8]) -> Result<Kek, KekError> {
+        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| KekError::Derive(e.to_string()))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut key = [0u8; 32];
+        argon.hash_password_into(secret.as_bytes(), salt, &mut key).map_err(|e| KekError::Derive(e.to_string()))?;
+        Ok(Kek { key })
+    }
+
+    pub fn seal_key(&self, key: &PKey<Private>) -> Result<Vec<u8>, KekError> {
+        let der = zeroizing(key.private_key_to_pkcs8()?);
+        self.seal_bytes(&der.0)
+    }
+
+    pub fn open_key(&self, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
+        let der = zeroizing(self.open_bytes(sealed)?);
+        PKey::private_key_from_pkcs8(&der.0).map_err(|_| KekError::Damaged)
+    }
+
+    fn seal_bytes(&self, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
+        let mut nonce = [0u8; 12];
+        openssl::rand::rand_bytes(&mut nonce)?;
+        let mut tag = [0u8; 16];
+        let ciphertext = encrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(&nonce), AAD, plaintext, &mut tag)?;
+        let mut out = Vec::with_capacity(1 + 12 + ciphertext.len() + 16);
+        out.push(FORMAT_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+        if sealed.len() < 1 + 12 + 16 || sealed[0] != FORMAT_V1 {
+            return Err(KekError::Damaged);
+        }
+        let (nonce, rest) = sealed[1..].split_at(12);
+        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
+        decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), AAD, ciphertext, tag).map_err(|_| KekError::Damaged)
+    }
+}
+
+/// A byte buffer wiped when dropped.
+struct Zeroizing(Vec<u8>);
+
+fn zeroizing(bytes: Vec<u8>) -> Zeroizing {
+    Zeroizing(bytes)
+}
+
+impl Drop for Zeroizing {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+    use openssl::rsa::Rsa;
+
+    #[test]
+    fn a_sealed_key_opens_only_with_the_same_secret() {
+        let store = SqliteStore::in_memory("test").unwrap();
+        let kek = Kek::unlock(&store, "correct horse battery staple").unwrap();
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let sealed = kek.seal_key(&key).unwrap();
+        // The sealed form must not contain the key in the clear.
+        let der = key.private_key_to_pkcs8().unwrap();
+        assert!(!sealed.windows(32).any(|w| w == &der[40..72]));
+        assert!(kek.open_key(&sealed).unwrap().public_eq(&key));
+
+        assert!(matches!(Kek::unlock(&store, "not the right secret at all"), Err(KekError::Wrong)));
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(matches!(kek.open_key(&tampered), Err(KekError::Damaged)));
+    }
+
+    #[test]
+    fn secrets_come_from_env_then_inline_then_file_and_must_be_long() {
+        assert!(matches!(secret_from(None, None, None), Err(KekError::Missing)));
+        assert!(matches!(secret_from(Some("short".into()), None, None), Err(KekError::TooShort)));
+        assert_eq!(secret_from(Some("0123456789abcdefX".into()), Some("inline-secret-value"), None).unwrap(), "0123456789abcdefX");
+        assert_eq!(secret_from(None, Some("inline-secret-value"), None).unwrap(), "inline-secret-value");
+    }
+}

@@ -1,0 +1,13 @@
+//! hisp: a DirectTrust (Direct Project) HISP node.
+
+pub mod address;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod der;
+pub mod kek;
+pub mod password;
+pub mod pki;
+pub mod smime;
+pub mod store;
+pub mod trust;

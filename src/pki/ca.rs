@@ -1,0 +1,161 @@
+//! The development CA: a self-signed root that issues end-entity certificates with the DirectTrust
+//! profile (DESIGN.md §2), and CSRs for certificates from a real CA.
+
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{HasPublic, PKey, PKeyRef, Private};
+use openssl::rsa::Rsa;
+use openssl::stack::Stack;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Extension, X509Name, X509Req, X509ReqBuilder, X509Ref, X509};
+
+use super::PkiError;
+use crate::address::Owner;
+use crate::der::{self, SEQUENCE};
+use crate::smime::policy::MIN_RSA_BITS;
+
+/// A new RSA key; refuses sizes under the Direct minimum.
+pub fn generate_rsa(bits: u32) -> Result<PKey<Private>, PkiError> {
+    if bits < MIN_RSA_BITS {
+        return Err(PkiError::Policy(format!("RSA keys must be at least {MIN_RSA_BITS} bits, not {bits}")));
+    }
+    Ok(PKey::from_rsa(Rsa::generate(bits)?)?)
+}
+
+fn name(common_name: &str, organization: Option<&str>) -> Result<X509Name, PkiError> {
+    let mut name = X509Name::builder()?;
+    if let Some(org) = organization {
+        name.append_entry_by_text("O", org)?;
+    }
+    name.append_entry_by_text("CN", common_name)?;
+    Ok(name.build())
+}
+
+fn serial(n: u64) -> Result<Asn1Integer, PkiError> {
+    Ok(BigNum::from_dec_str(&n.to_string())?.to_asn1_integer()?)
+}
+
+/// The self-signed development root.
+pub fn create_root(key: &PKeyRef<Private>, common_name: &str, not_before: i64, days: u32) -> Result<X509, PkiError> {
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    // A random 64-bit serial: two dev roots with the same name must not collide.
+    let mut random = [0u8; 8];
+    openssl::rand::rand_bytes(&mut random)?;
+    b.set_serial_number(&*serial(u64::from_be_bytes(random) >> 1)?)?;
+    let subject = name(common_name, Some("hisp development CA"))?;
+    b.set_subject_name(&subject)?;
+    b.set_issuer_name(&subject)?;
+    b.set_pubkey(key)?;
+    b.set_not_before(&*Asn1Time::from_unix(not_before as libc::time_t)?)?;
+    b.set_not_after(&*Asn1Time::from_unix((not_before + i64::from(days) * 86_400) as libc::time_t)?)?;
+    b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().digital_signature().build()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+    b.append_extension(ski)?;
+    b.sign(key, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+/// What goes into an end-entity certificate besides the key.
+pub struct EndEntity<'a> {
+    pub owner: &'a Owner,
+    pub serial: u64,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// CRL distribution point URL.
+    pub crl_url: &'a str,
+    /// AIA caIssuers URL (where the issuer certificate can be fetched).
+    pub issuer_url: &'a str,
+}
+
+/// Issues an end-entity certificate with the DirectTrust profile: SAN rfc822Name (address-bound) or
+/// dNSName (domain-bound); keyUsage digitalSignature + keyEncipherment; EKU emailProtection;
+/// basicConstraints CA:false; SKI/AKI; CRL distribution point; AIA caIssuers. Signed SHA-256.
+/// Key size policy is the caller's: tests use this to build deliberately weak certificates.
+pub fn issue<K: HasPublic>(
+    ca_cert: &X509Ref,
+    ca_key: &PKeyRef<Private>,
+    subject_key: &PKeyRef<K>,
+    profile: &EndEntity,
+) -> Result<X509, PkiError> {
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*serial(profile.serial)?)?;
+    let organization = match profile.owner {
+        Owner::Address(a) => a.domain().to_string(),
+        Owner::Domain(d) => d.to_string(),
+    };
+    b.set_subject_name(&*name(&profile.owner.to_string(), Some(&organization))?)?;
+    b.set_issuer_name(ca_cert.subject_name())?;
+    b.set_pubkey(subject_key)?;
+    b.set_not_before(&*Asn1Time::from_unix(profile.not_before as libc::time_t)?)?;
+    b.set_not_after(&*Asn1Time::from_unix(profile.not_after as libc::time_t)?)?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
+    b.append_extension(ExtendedKeyUsage::new().email_protection().build()?)?;
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca_cert), None))?;
+    b.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca_cert), None))?;
+    b.append_extension(aki)?;
+    let mut san = SubjectAlternativeName::new();
+    match profile.owner {
+        Owner::Address(a) => san.email(&a.to_string()),
+        Owner::Domain(d) => san.dns(d.as_str()),
+    };
+    let san = san.build(&b.x509v3_context(Some(ca_cert), None))?;
+    b.append_extension(san)?;
+    b.append_extension(crl_distribution_point(profile.crl_url)?)?;
+    b.append_extension(authority_info_access(profile.issuer_url)?)?;
+    b.sign(ca_key, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
+/// A URI GeneralName: [6] IA5String.
+fn uri_name(url: &str) -> Vec<u8> {
+    der::encode(0x86, url.as_bytes())
+}
+
+/// CRLDistributionPoints (RFC 5280 §4.2.1.13) with one fullName URI.
+fn crl_distribution_point(url: &str) -> Result<X509Extension, PkiError> {
+    let full_name = der::encode(0xA0, &uri_name(url)); // fullName [0] GeneralNames
+    let point_name = der::encode(0xA0, &full_name); // distributionPoint [0]
+    let value = der::encode(SEQUENCE, &der::encode(SEQUENCE, &point_name));
+    extension("2.5.29.31", &value)
+}
+
+/// AuthorityInfoAccess (RFC 5280 §4.2.2.1) with one caIssuers URI.
+fn authority_info_access(url: &str) -> Result<X509Extension, PkiError> {
+    let ca_issuers = der::encode(der::OID, &[0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02]); // 1.3.6.1.5.5.7.48.2
+    let description = der::encode(SEQUENCE, &[ca_issuers, uri_name(url)].concat());
+    extension("1.3.6.1.5.5.7.1.1", &der::encode(SEQUENCE, &description))
+}
+
+fn extension(oid: &str, value: &[u8]) -> Result<X509Extension, PkiError> {
+    let oid = Asn1Object::from_str(oid)?;
+    let value = Asn1OctetString::new_from_bytes(value)?;
+    Ok(X509Extension::new_from_der(&oid, false, &value)?)
+}
+
+/// A CSR for `owner` with the subjectAltName a DirectTrust CA will expect.
+pub fn csr(owner: &Owner, key: &PKeyRef<Private>) -> Result<X509Req, PkiError> {
+    let mut b = X509ReqBuilder::new()?;
+    b.set_version(0)?;
+    b.set_subject_name(&*name(&owner.to_string(), None)?)?;
+    b.set_pubkey(key)?;
+    let mut san = SubjectAlternativeName::new();
+    match owner {
+        Owner::Address(a) => san.email(&a.to_string()),
+        Owner::Domain(d) => san.dns(d.as_str()),
+    };
+    let mut extensions = Stack::new()?;
+    extensions.push(san.build(&b.x509v3_context(None))?)?;
+    extensions.push(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
+    extensions.push(ExtendedKeyUsage::new().email_protection().build()?)?;
+    b.add_extensions(&extensions)?;
+    b.sign(key, MessageDigest::sha256())?;
+    Ok(b.build())
+}

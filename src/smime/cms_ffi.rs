@@ -1,0 +1,119 @@
+//! CMS signing and enveloping through OpenSSL, for the parts the safe `openssl` API does not
+//! reach: choosing the signer's digest explicitly, and per-recipient RSA-OAEP key transport.
+//! All unsafe code of the crate is here, each call checked.
+
+use std::ptr;
+
+use foreign_types::{ForeignType, ForeignTypeRef};
+use libc::{c_int, c_uint, c_void};
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::error::ErrorStack;
+use openssl::pkey::{PKeyRef, Private};
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
+use openssl::x509::{X509Ref, X509};
+use openssl_sys as ffi;
+
+extern "C" {
+    fn CMS_add1_signer(
+        cms: *mut ffi::CMS_ContentInfo,
+        signer: *mut ffi::X509,
+        pkey: *mut ffi::EVP_PKEY,
+        md: *const ffi::EVP_MD,
+        flags: c_uint,
+    ) -> *mut c_void;
+    fn CMS_add1_recipient_cert(cms: *mut ffi::CMS_ContentInfo, recip: *mut ffi::X509, flags: c_uint) -> *mut c_void;
+    fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut c_void) -> *mut ffi::EVP_PKEY_CTX;
+    fn CMS_final(cms: *mut ffi::CMS_ContentInfo, data: *mut ffi::BIO, dcont: *mut ffi::BIO, flags: c_uint) -> c_int;
+}
+
+/// A read-only memory BIO over a slice; freed on drop.
+struct ReadBio<'a> {
+    bio: *mut ffi::BIO,
+    _data: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> ReadBio<'a> {
+    fn new(data: &'a [u8]) -> Result<ReadBio<'a>, ErrorStack> {
+        let len = c_int::try_from(data.len()).map_err(|_| ErrorStack::get())?;
+        let bio = unsafe { ffi::BIO_new_mem_buf(data.as_ptr() as *const c_void, len) };
+        if bio.is_null() {
+            return Err(ErrorStack::get());
+        }
+        Ok(ReadBio { bio, _data: std::marker::PhantomData })
+    }
+}
+
+impl Drop for ReadBio<'_> {
+    fn drop(&mut self) {
+        unsafe { ffi::BIO_free_all(self.bio) };
+    }
+}
+
+fn owned(cms: *mut ffi::CMS_ContentInfo) -> Result<CmsContentInfo, ErrorStack> {
+    if cms.is_null() {
+        Err(ErrorStack::get())
+    } else {
+        Ok(unsafe { CmsContentInfo::from_ptr(cms) })
+    }
+}
+
+/// A detached SignedData over `content` (taken as binary: the caller canonicalized it), SHA-256,
+/// carrying the signer's certificate and `chain`; no S/MIME capabilities attribute (it would
+/// advertise ciphers Direct forbids).
+pub fn sign_detached(
+    content: &[u8],
+    cert: &X509Ref,
+    key: &PKeyRef<Private>,
+    chain: &[X509],
+) -> Result<Vec<u8>, ErrorStack> {
+    let mut extra = Stack::new()?;
+    for c in chain {
+        extra.push(c.clone())?;
+    }
+    let flags = (CMSOptions::PARTIAL | CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP).bits();
+    let cms = owned(unsafe { ffi::CMS_sign(ptr::null_mut(), ptr::null_mut(), extra.as_ptr(), ptr::null_mut(), flags) })?;
+    let signer = unsafe { CMS_add1_signer(cms.as_ptr(), cert.as_ptr(), key.as_ptr(), ffi::EVP_sha256(), flags) };
+    if signer.is_null() {
+        return Err(ErrorStack::get());
+    }
+    let data = ReadBio::new(content)?;
+    if unsafe { CMS_final(cms.as_ptr(), data.bio, ptr::null_mut(), flags) } != 1 {
+        return Err(ErrorStack::get());
+    }
+    cms.to_der()
+}
+
+/// An EnvelopedData of `content` to every certificate in `recipients`. Takes the content so it can
+/// be freed once encrypted, before the result is encoded (peak memory for large messages).
+pub fn encrypt(content: Vec<u8>, recipients: &[&X509], cipher: Cipher, oaep: bool) -> Result<Vec<u8>, ErrorStack> {
+    let flags = (CMSOptions::PARTIAL | CMSOptions::BINARY).bits();
+    let empty = Stack::<X509>::new()?;
+    let cms = owned(unsafe { ffi::CMS_encrypt(empty.as_ptr(), ptr::null_mut(), cipher.as_ptr(), flags) })?;
+    let recipient_flags = flags | if oaep { CMSOptions::KEY_PARAM.bits() } else { 0 };
+    for cert in recipients {
+        let info = unsafe { CMS_add1_recipient_cert(cms.as_ptr(), cert.as_ptr(), recipient_flags) };
+        if info.is_null() {
+            return Err(ErrorStack::get());
+        }
+        if oaep {
+            // RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055), rather than the SHA-1 default.
+            let ctx = unsafe { CMS_RecipientInfo_get0_pkey_ctx(info) };
+            if ctx.is_null()
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_padding(ctx, ffi::RSA_PKCS1_OAEP_PADDING) } <= 0
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_oaep_md(ctx, ffi::EVP_sha256() as *mut _) } <= 0
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, ffi::EVP_sha256() as *mut _) } <= 0
+            {
+                return Err(ErrorStack::get());
+            }
+        }
+    }
+    {
+        let data = ReadBio::new(&content)?;
+        if unsafe { CMS_final(cms.as_ptr(), data.bio, ptr::null_mut(), flags) } != 1 {
+            return Err(ErrorStack::get());
+        }
+    }
+    drop(content);
+    cms.to_der()
+}

@@ -1,0 +1,326 @@
+//! Just enough MIME (RFC 5322, 2045, 2046) on raw bytes: signatures cover exact bytes, so the
+//! signed part is cut out of the message as it is, never re-serialized.
+
+use std::borrow::Cow;
+
+use base64::Engine;
+
+/// A message or body part split into its header section and body.
+pub struct Entity<'a> {
+    pub headers: Headers,
+    pub header_bytes: &'a [u8],
+    pub body: &'a [u8],
+}
+
+impl<'a> Entity<'a> {
+    pub fn parse(raw: &'a [u8]) -> Entity<'a> {
+        let (header_bytes, body) = split_header(raw);
+        Entity { headers: Headers::parse(header_bytes), header_bytes, body }
+    }
+
+    pub fn content_type(&self) -> ContentType {
+        self.headers.get("content-type").map(ContentType::parse).unwrap_or_default()
+    }
+
+    /// The body with its Content-Transfer-Encoding undone (base64 only; others are taken as is).
+    pub fn decoded_body(&self) -> Result<Cow<'a, [u8]>, String> {
+        match self.headers.get("content-transfer-encoding").map(|v| v.trim().to_ascii_lowercase()) {
+            Some(enc) if enc == "base64" => decode_base64(self.body).map(Cow::Owned),
+            _ => Ok(Cow::Borrowed(self.body)),
+        }
+    }
+}
+
+/// Splits at the first empty line (CRLF CRLF, or LF LF for files with bare LF endings).
+fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\n' {
+            let rest = &raw[i + 1..];
+            if rest.starts_with(b"\r\n") {
+                return (&raw[..i + 1], &raw[i + 3..]);
+            }
+            if rest.starts_with(b"\n") {
+                return (&raw[..i + 1], &raw[i + 2..]);
+            }
+        }
+        i += 1;
+    }
+    // No blank line: a bare header block (RFC 5322 allows an absent body).
+    (raw, &raw[raw.len()..])
+}
+
+/// Header fields in order, unfolded, names as written.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    pub fields: Vec<(String, String)>,
+}
+
+impl Headers {
+    pub fn parse(block: &[u8]) -> Headers {
+        let text = String::from_utf8_lossy(block);
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, value)) = fields.last_mut() {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                fields.push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        Headers { fields }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `type/subtype; param=value` with type and parameter names lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentType {
+    pub mime_type: String,
+    pub params: Vec<(String, String)>,
+}
+
+impl Default for ContentType {
+    fn default() -> Self {
+        ContentType { mime_type: "text/plain".into(), params: Vec::new() }
+    }
+}
+
+impl ContentType {
+    pub fn parse(value: &str) -> ContentType {
+        let mut parts = split_params(value).into_iter();
+        let mime_type = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let params = parts
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                let v = v.trim();
+                let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).replace("\\\"", "\"");
+                Some((k.trim().to_ascii_lowercase(), v))
+            })
+            .collect();
+        ContentType { mime_type, params }
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn is(&self, mime_type: &str) -> bool {
+        self.mime_type == mime_type
+    }
+}
+
+/// Splits on ';' outside double quotes.
+fn split_params(value: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        let current = out.last_mut().expect("never empty");
+        if escaped {
+            current.push(c);
+            escaped = false;
+        } else if c == '\\' && quoted {
+            current.push(c);
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+            current.push(c);
+        } else if c == ';' && !quoted {
+            out.push(String::new());
+        } else {
+            current.push(c);
+        }
+    }
+    out
+}
+
+/// The body parts of a multipart body, exactly as they appear between the delimiters
+/// (RFC 2046 §5.1.1: the line break before a delimiter belongs to the delimiter).
+pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, String> {
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut starts = Vec::new(); // (start of the delimiter line, end of that line, is_close)
+    let mut line_start = 0;
+    while line_start <= body.len() {
+        let line_end = body[line_start..].iter().position(|&b| b == b'\n').map_or(body.len(), |p| line_start + p);
+        let line = &body[line_start..line_end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.starts_with(delimiter) {
+            let rest = &line[delimiter.len()..];
+            let close = rest.starts_with(b"--");
+            let tail = if close { &rest[2..] } else { rest };
+            if tail.iter().all(|b| *b == b' ' || *b == b'\t') {
+                starts.push((line_start, (line_end + 1).min(body.len()), close));
+                if close {
+                    break;
+                }
+            }
+        }
+        line_start = line_end + 1;
+    }
+    if !starts.last().is_some_and(|s| s.2) {
+        return Err(format!("multipart body has no closing delimiter --{boundary}--"));
+    }
+    let mut parts = Vec::new();
+    for pair in starts.windows(2) {
+        let content_start = pair[0].1;
+        let mut content_end = pair[1].0;
+        // Drop the line break that precedes the next delimiter.
+        if content_end > content_start && body[content_end - 1] == b'\n' {
+            content_end -= 1;
+            if content_end > content_start && body[content_end - 1] == b'\r' {
+                content_end -= 1;
+            }
+        }
+        parts.push(&body[content_start..content_end.max(content_start)]);
+    }
+    Ok(parts)
+}
+
+/// Converts bare LF (and bare CR) line endings to CRLF, the canonical form S/MIME signs.
+pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
+    let canonical = data.iter().enumerate().all(|(i, &b)| match b {
+        b'\n' => i > 0 && data[i - 1] == b'\r',
+        b'\r' => data.get(i + 1) == Some(&b'\n'),
+        _ => true,
+    });
+    if canonical {
+        return Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if data.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
+    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| format!("bad base64: {e}"))
+}
+
+/// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
+pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
+    const LINE_BYTES: usize = 57; // 57 bytes -> 76 characters
+    out.reserve(data.len().div_ceil(LINE_BYTES) * 78);
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut buf = [0u8; 76];
+    for chunk in data.chunks(LINE_BYTES) {
+        let n = engine.encode_slice(chunk, &mut buf).expect("76 bytes hold 57 encoded");
+        out.extend_from_slice(&buf[..n]);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The addr-specs in an address-list header (`"Dr. Smith" <smith@a.org>, b@c.org, group: x@y.org;`).
+pub fn addresses(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut angle: Option<String> = None;
+    let mut quoted = false;
+    let mut comment = 0u32;
+    let mut flush = |current: &mut String, angle: &mut Option<String>| {
+        let addr = angle.take().unwrap_or_else(|| current.trim().to_string());
+        let addr = addr.rsplit(':').next().unwrap_or("").trim().to_string(); // group display name
+        if addr.contains('@') {
+            out.push(addr);
+        }
+        current.clear();
+    };
+    let mut in_angle = false;
+    for c in value.chars() {
+        match c {
+            '"' if comment == 0 && !in_angle => quoted = !quoted,
+            '(' if !quoted => comment += 1,
+            ')' if !quoted && comment > 0 => comment -= 1,
+            _ if quoted || comment > 0 => {}
+            '<' => {
+                in_angle = true;
+                angle = Some(String::new());
+            }
+            '>' => in_angle = false,
+            ',' | ';' if !in_angle => flush(&mut current, &mut angle),
+            _ if in_angle => angle.as_mut().expect("set on '<'").push(c),
+            _ => current.push(c),
+        }
+    }
+    flush(&mut current, &mut angle);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_headers_and_unfolds() {
+        let e = Entity::parse(b"Subject: a\r\n  folded\r\nContent-Type: multipart/signed;\r\n\tboundary=\"b;1\"\r\n\r\nbody\r\n");
+        assert_eq!(e.headers.get("subject"), Some("a folded"));
+        let ct = e.content_type();
+        assert!(ct.is("multipart/signed"));
+        assert_eq!(ct.param("boundary"), Some("b;1"));
+        assert_eq!(e.body, b"body\r\n");
+    }
+
+    #[test]
+    fn multipart_parts_are_exact_bytes() {
+        let body = b"preamble\r\n--xx\r\nA: 1\r\n\r\npart one\r\n--xx\r\n\r\npart two\n\r\n--xx--\r\nepilogue";
+        let parts = multipart_parts(body, "xx").unwrap();
+        assert_eq!(parts, vec![&b"A: 1\r\n\r\npart one"[..], &b"\r\npart two\n"[..]]);
+        assert!(multipart_parts(b"--xx\r\nno end", "xx").is_err());
+        // A line that merely starts like the boundary is not a delimiter.
+        let parts = multipart_parts(b"--xx\r\n--xxy\r\n--xx--", "xx").unwrap();
+        assert_eq!(parts, vec![&b"--xxy"[..]]);
+    }
+
+    #[test]
+    fn canonicalizes_line_endings() {
+        assert!(matches!(to_crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert_eq!(&*to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
+    }
+
+    #[test]
+    fn base64_round_trips_in_76_character_lines() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut out = Vec::new();
+        encode_base64_lines(&data, &mut out);
+        assert!(out.split(|&b| b == b'\n').all(|l| l.len() <= 77));
+        assert_eq!(decode_base64(&out).unwrap(), data);
+    }
+
+    #[test]
+    fn finds_addresses_in_lists() {
+        assert_eq!(
+            addresses(r#""Smith, Dr." <Smith@a.org>, b@c.org (Bob), team: x@y.org, z@y.org;"#),
+            vec!["Smith@a.org", "b@c.org", "x@y.org", "z@y.org"]
+        );
+        assert!(addresses("undisclosed-recipients:;").is_empty());
+    }
+}

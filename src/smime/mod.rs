@@ -1,0 +1,15 @@
+//! The security agent: seal (wrap, sign, encrypt) and open (decrypt, verify, unwrap) Direct
+//! messages, with the algorithm policy of DESIGN.md §2.
+
+mod cms_ffi;
+mod error;
+pub mod inspect;
+pub mod mime;
+pub mod oids;
+pub mod open;
+pub mod policy;
+pub mod seal;
+pub mod structure;
+
+pub use error::SmimeError;
+pub use policy::{ContentCipher, KeyTransport};

@@ -1,0 +1,262 @@
+//! Opening: decrypt with the addressee's key, verify the signature, check the signer is bound to
+//! From and chains to the local domain's incoming anchors, then unwrap the original message.
+
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509Ref, X509};
+
+use super::mime::{self, Entity};
+use super::structure::{self, ContentInfo, RecipientId, Signed};
+use super::{oids, policy, SmimeError};
+use crate::address::{Binding, DirectAddress, Domain};
+use crate::clock::iso8601;
+use crate::pki;
+use crate::store::Direction;
+use crate::trust::chain::{self, ChainError};
+use crate::trust::{binding, AnchorSource};
+
+/// A key we hold for receiving: the certificate, its private key, and the local domain whose
+/// anchors decide trust for mail it decrypts (None in standalone mode).
+pub struct RecipientKey {
+    pub cert: X509,
+    pub key: PKey<Private>,
+    pub domain: Option<Domain>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SignerReport {
+    pub subject: String,
+    pub issuer: String,
+    pub sha256: String,
+    pub binding: Binding,
+    pub key: String,
+    pub not_after: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Opened {
+    #[serde(skip)]
+    pub original: Vec<u8>,
+    pub from: DirectAddress,
+    /// The certificate whose key decrypted the message.
+    pub decrypted_for: String,
+    pub signer: SignerReport,
+    pub content_encryption: String,
+    pub key_transport: String,
+    pub digest: String,
+    pub signature_algorithm: String,
+}
+
+pub fn open(
+    message: &[u8],
+    keys: &[RecipientKey],
+    anchors: &dyn AnchorSource,
+    now: i64,
+) -> Result<Opened, SmimeError> {
+    let outer = Entity::parse(message);
+    let from = outer_from(&outer)?;
+    let ct = outer.content_type();
+    let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
+    let is_pkcs7 = ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime");
+    if !is_pkcs7 {
+        return Err(SmimeError::NotEncrypted(format!("the message is {}, not application/pkcs7-mime", ct.mime_type)));
+    }
+    if smime_type.as_deref().is_some_and(|t| t != "enveloped-data" && t != "authenveloped-data") {
+        return Err(SmimeError::NotEncrypted(format!("the message is smime-type={}", smime_type.unwrap_or_default())));
+    }
+    let ber = outer.decoded_body().map_err(SmimeError::Malformed)?;
+    let enveloped = match structure::parse(&ber)? {
+        ContentInfo::Enveloped(e) => e,
+        ContentInfo::Signed(_) => return Err(SmimeError::NotEncrypted("it is signed-data without encryption".into())),
+        ContentInfo::Other(oid) => return Err(SmimeError::NotEncrypted(format!("its CMS content type is {oid}"))),
+    };
+    let content_encryption = policy::check_content_cipher(&enveloped.content_cipher)?;
+
+    let (ours, key_transport) = enveloped
+        .recipients
+        .iter()
+        .find_map(|r| {
+            let id = r.id.as_ref()?;
+            let key = keys.iter().find(|k| identifies(id, &k.cert))?;
+            Some((key, r.key_algorithm.clone().unwrap_or_default()))
+        })
+        .ok_or_else(|| SmimeError::NoKey { recipients: describe_recipients(&enveloped.recipients) })?;
+    let key_transport = policy::check_key_transport(&key_transport)?;
+
+    let cms = CmsContentInfo::from_der(&ber).map_err(|e| SmimeError::Malformed(e.to_string()))?;
+    drop(ber);
+    let decrypted = cms.decrypt(&ours.key, &ours.cert).map_err(|_| SmimeError::DecryptFailed)?;
+    drop(cms);
+
+    let (signed, content, signed_der) = signed_layer(&decrypted)?;
+    let signer_info = signed.signers.first().ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;
+    if signed.signers.len() > 1 {
+        return Err(SmimeError::Unsupported("more than one signer".into()));
+    }
+    for digest in &signed.digests {
+        policy::check_digest(digest)?;
+    }
+    let digest = policy::check_digest(&signer_info.digest)?;
+    let signature_algorithm = policy::check_signature_algorithm(&signer_info.signature)?;
+    let certificates: Vec<X509> = signed.certificates.iter().filter_map(|der| X509::from_der(der).ok()).collect();
+    let signer = signer_info
+        .id
+        .as_ref()
+        .and_then(|id| certificates.iter().find(|c| identifies(id, c)))
+        .ok_or_else(|| SmimeError::Untrusted {
+            subject: "(unknown)".into(),
+            domain: domain_name(ours),
+            reason: "the signature does not carry the signer's certificate".into(),
+        })?;
+    let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
+
+    verify_signature(&signed_der, content.as_deref())?;
+
+    let signer_subject = pki::name_line(signer.subject_name());
+    let binding = binding::binding_for(signer, &from).ok_or_else(|| SmimeError::NotBound {
+        subject: signer_subject.clone(),
+        bound: binding::bound_names(signer).join(", "),
+        from: from.to_string(),
+    })?;
+
+    let anchor_certs = anchors
+        .anchors(ours.domain.as_ref(), Direction::Incoming)
+        .map_err(|reason| SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason })?;
+    let intermediates: Vec<X509> = certificates.iter().filter(|c| c.to_der().ok() != signer.to_der().ok()).cloned().collect();
+    chain::verify(signer, &intermediates, &anchor_certs, now).map_err(|e| match e {
+        ChainError::Expired { not_after } => SmimeError::Expired { subject: signer_subject.clone(), not_after },
+        ChainError::NotYetValid { not_before } => SmimeError::NotYetValid { subject: signer_subject.clone(), not_before },
+        ChainError::Untrusted(reason) => SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason },
+    })?;
+
+    let signed_content = content.unwrap_or_default();
+    let original = unwrap(&signed_content, &from)?;
+    Ok(Opened {
+        original,
+        from,
+        decrypted_for: pki::name_line(ours.cert.subject_name()),
+        signer: SignerReport {
+            subject: signer_subject,
+            issuer: pki::name_line(signer.issuer_name()),
+            sha256: pki::fingerprint(signer),
+            binding,
+            key: key_description,
+            not_after: iso8601(pki::unix_time(signer.not_after())),
+        },
+        content_encryption,
+        key_transport,
+        digest,
+        signature_algorithm,
+    })
+}
+
+fn domain_name(key: &RecipientKey) -> String {
+    key.domain.as_ref().map_or_else(|| "the given anchors".to_string(), Domain::to_string)
+}
+
+fn outer_from(outer: &Entity) -> Result<DirectAddress, SmimeError> {
+    let value = outer.headers.get("from").ok_or_else(|| SmimeError::Malformed("the message has no From header".into()))?;
+    match mime::addresses(value).as_slice() {
+        [one] => DirectAddress::parse(one).map_err(|e| SmimeError::Malformed(format!("From: {e}"))),
+        _ => Err(SmimeError::Malformed(format!("From header '{value}' must hold exactly one address"))),
+    }
+}
+
+/// Does this RecipientIdentifier / SignerIdentifier name `cert`.
+pub fn identifies(id: &RecipientId, cert: &X509Ref) -> bool {
+    match id {
+        RecipientId::IssuerSerial { issuer_der, serial } => {
+            let cert_serial = cert.serial_number().to_bn().map(|b| b.to_vec()).unwrap_or_default();
+            let cert_serial: &[u8] = if cert_serial.is_empty() { &[0] } else { &cert_serial };
+            cert.issuer_name().to_der().is_ok_and(|d| &d == issuer_der) && cert_serial == serial.as_slice()
+        }
+        RecipientId::SubjectKeyId(ski) => cert.subject_key_id().is_some_and(|k| k.as_slice() == ski.as_slice()),
+    }
+}
+
+pub fn describe_recipients(recipients: &[structure::Recipient]) -> String {
+    let names: Vec<String> = recipients
+        .iter()
+        .map(|r| match &r.id {
+            Some(RecipientId::IssuerSerial { issuer_der, serial }) => {
+                let issuer = openssl::x509::X509Name::from_der(issuer_der)
+                    .map(|n| pki::name_line(&n))
+                    .unwrap_or_else(|_| "?".into());
+                format!("[issuer {issuer}, serial {}]", pki::hex(serial))
+            }
+            Some(RecipientId::SubjectKeyId(ski)) => format!("[key id {}]", pki::hex(ski)),
+            None => format!("[{} recipient]", r.kind),
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// Finds the signature layer in decrypted content: multipart/signed (detached) or
+/// application/pkcs7-mime signed-data (opaque). Returns the SignedData facts, the signed content
+/// (for detached signatures), and the SignedData encoding.
+fn signed_layer(decrypted: &[u8]) -> Result<(Signed, Option<Vec<u8>>, Vec<u8>), SmimeError> {
+    let entity = Entity::parse(decrypted);
+    let ct = entity.content_type();
+    if ct.is("multipart/signed") {
+        let protocol = ct.param("protocol").unwrap_or("").to_ascii_lowercase();
+        if protocol != "application/pkcs7-signature" && protocol != "application/x-pkcs7-signature" {
+            return Err(SmimeError::NotSigned(format!("multipart/signed with protocol '{protocol}'")));
+        }
+        let boundary = ct.param("boundary").ok_or_else(|| SmimeError::Malformed("multipart/signed without boundary".into()))?;
+        let parts = mime::multipart_parts(entity.body, boundary).map_err(SmimeError::Malformed)?;
+        if parts.len() != 2 {
+            return Err(SmimeError::Malformed(format!("multipart/signed has {} parts, not 2", parts.len())));
+        }
+        let signature = Entity::parse(parts[1]);
+        let sig_type = signature.content_type();
+        if !(sig_type.is("application/pkcs7-signature") || sig_type.is("application/x-pkcs7-signature")) {
+            return Err(SmimeError::NotSigned(format!("the second part is {}, not a signature", sig_type.mime_type)));
+        }
+        let der = signature.decoded_body().map_err(SmimeError::Malformed)?.into_owned();
+        let ContentInfo::Signed(signed) = structure::parse(&der)? else {
+            return Err(SmimeError::NotSigned("the signature part is not CMS SignedData".into()));
+        };
+        return Ok((signed, Some(parts[0].to_vec()), der));
+    }
+    let opaque = (ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime"))
+        && ct.param("smime-type").is_none_or(|t| t.eq_ignore_ascii_case("signed-data"));
+    if opaque {
+        let der = entity.decoded_body().map_err(SmimeError::Malformed)?.into_owned();
+        if let ContentInfo::Signed(signed) = structure::parse(&der)? {
+            return Ok((signed, None, der));
+        }
+    }
+    Err(SmimeError::NotSigned(format!("the decrypted content is {}, not a signature", ct.mime_type)))
+}
+
+/// Checks the signature value over the content (the certificate is judged separately, so a
+/// broken signature and an untrusted signer are told apart). Fills in the content of an opaque
+/// signature.
+fn verify_signature(signed_der: &[u8], detached: Option<&[u8]>) -> Result<(), SmimeError> {
+    let mut cms = CmsContentInfo::from_der(signed_der).map_err(|e| SmimeError::Malformed(e.to_string()))?;
+    cms.verify(None, None, detached, None, CMSOptions::NO_SIGNER_CERT_VERIFY).map_err(|_| SmimeError::Tampered)
+}
+
+/// The original message from the signed content: the body of a message/rfc822 wrapper, or the
+/// signed entity itself when the sender did not wrap. A protected From must match the envelope's.
+fn unwrap(signed_content: &[u8], from: &DirectAddress) -> Result<Vec<u8>, SmimeError> {
+    let entity = Entity::parse(signed_content);
+    let original = if entity.content_type().is("message/rfc822") {
+        entity.body.to_vec()
+    } else {
+        signed_content.to_vec()
+    };
+    let inner = Entity::parse(&original);
+    if let Some(value) = inner.headers.get("from") {
+        let inner_from = mime::addresses(value).first().and_then(|a| DirectAddress::parse(a).ok());
+        if inner_from.as_ref() != Some(from) {
+            return Err(SmimeError::FromMismatch { outer: from.to_string(), inner: value.to_string() });
+        }
+    }
+    Ok(original)
+}
+
+/// The name of a content type OID, for reports.
+pub fn content_name(oid: &str) -> String {
+    oids::name(oid)
+}

@@ -1,0 +1,194 @@
+//! Sealing (Applicability Statement §2): wrap the message as message/rfc822, sign it (detached
+//! multipart/signed, SHA-256), then encrypt that to every recipient and to the sender.
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use super::mime::{self, Entity};
+use super::policy::{self, ContentCipher, KeyTransport};
+use super::{cms_ffi, SmimeError};
+use crate::address::DirectAddress;
+use crate::clock::rfc5322;
+use crate::pki;
+use crate::trust::binding;
+
+/// The sender's signing identity.
+pub struct SignerIdentity<'a> {
+    pub cert: &'a X509,
+    pub key: &'a PKey<Private>,
+    /// Intermediate CA certificates to carry in the signature.
+    pub chain: &'a [X509],
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealOptions {
+    pub cipher: ContentCipher,
+    pub key_transport: KeyTransport,
+}
+
+#[derive(Debug)]
+pub struct Sealed {
+    pub message: Vec<u8>,
+    pub message_id: String,
+    pub from: DirectAddress,
+    pub recipients: Vec<DirectAddress>,
+}
+
+/// Headers repeated on the outer (encrypted) message so it can be routed and threaded.
+const OUTER_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Disposition-Notification-To",
+    "Disposition-Notification-Options",
+];
+
+/// Who a message is from and to, as its header fields say (To, Cc and Bcc).
+pub fn envelope_of(headers: &mime::Headers) -> Result<(DirectAddress, Vec<DirectAddress>), SmimeError> {
+    let from_value = headers.get("from").ok_or_else(|| SmimeError::BadInput("the message has no From header".into()))?;
+    let from = match mime::addresses(from_value).as_slice() {
+        [one] => DirectAddress::parse(one).map_err(|e| SmimeError::BadInput(format!("From: {e}")))?,
+        [] => return Err(SmimeError::BadInput(format!("From header '{from_value}' holds no address"))),
+        _ => return Err(SmimeError::BadInput("From header holds more than one address".into())),
+    };
+    let mut recipients: Vec<DirectAddress> = Vec::new();
+    for field in ["to", "cc", "bcc"] {
+        for value in headers.all(field) {
+            for a in mime::addresses(value) {
+                let a = DirectAddress::parse(&a).map_err(|e| SmimeError::BadInput(format!("{field}: {e}")))?;
+                if !recipients.contains(&a) {
+                    recipients.push(a);
+                }
+            }
+        }
+    }
+    if recipients.is_empty() {
+        return Err(SmimeError::BadInput("the message has no recipients (To, Cc or Bcc)".into()));
+    }
+    Ok((from, recipients))
+}
+
+/// Seals `message` (RFC 5322, any line endings). Consumes it so a large message is not held twice.
+pub fn seal(
+    message: Vec<u8>,
+    signer: &SignerIdentity,
+    recipient_certs: &[X509],
+    options: SealOptions,
+    now: i64,
+) -> Result<Sealed, SmimeError> {
+    let canonical = mime::to_crlf(&message).into_owned();
+    drop(message);
+    let original = Entity::parse(&canonical);
+    let (from, recipients) = envelope_of(&original.headers)?;
+
+    pki::check_key_matches(signer.cert, signer.key).map_err(|e| SmimeError::BadInput(e.to_string()))?;
+    policy::check_key(&*signer.cert.public_key()?, "sender certificate", false)?;
+    if binding::binding_for(signer.cert, &from).is_none() {
+        return Err(SmimeError::NotBound {
+            subject: pki::name_line(signer.cert.subject_name()),
+            bound: binding::bound_names(signer.cert).join(", "),
+            from: from.to_string(),
+        });
+    }
+    let mut encrypt_to: Vec<&X509> = Vec::new();
+    for cert in recipient_certs.iter().chain(std::iter::once(signer.cert)) {
+        let whose = format!("recipient certificate '{}'", pki::name_line(cert.subject_name()));
+        policy::check_key(&*cert.public_key()?, &whose, true)?;
+        if !encrypt_to.iter().any(|c| c.to_der().ok() == cert.to_der().ok()) {
+            encrypt_to.push(cert);
+        }
+    }
+
+    let message_id = original
+        .headers
+        .get("message-id")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<{}@{}>", random_hex(16), from.domain()));
+    let outer_headers = outer_header_block(&original.headers, &message_id, now);
+    let boundary = format!("----=_hisp_{}", random_hex(16));
+    let sign_range;
+    let mut entity = Vec::with_capacity(canonical.len() + 8192);
+    {
+        let e = &mut entity;
+        e.extend_from_slice(b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n");
+        e.extend_from_slice(format!("\tboundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes());
+        let start = e.len();
+        e.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        write_inner_headers(e, original.header_bytes, &original.headers, &message_id, now);
+        e.extend_from_slice(b"\r\n");
+        e.extend_from_slice(original.body);
+        sign_range = start..e.len();
+    }
+    drop(canonical);
+
+    let signature = cms_ffi::sign_detached(&entity[sign_range], signer.cert, signer.key, signer.chain)?;
+    entity.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+    entity.extend_from_slice(b"Content-Type: application/pkcs7-signature; name=smime.p7s\r\n");
+    entity.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+    entity.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7s\r\n\r\n");
+    mime::encode_base64_lines(&signature, &mut entity);
+    entity.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+
+    let enveloped = cms_ffi::encrypt(
+        entity,
+        &encrypt_to,
+        options.cipher.openssl(),
+        options.key_transport == KeyTransport::RsaOaep,
+    )?;
+
+    let mut out = Vec::with_capacity(enveloped.len() / 57 * 78 + outer_headers.len() + 512);
+    out.extend_from_slice(&outer_headers);
+    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    out.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
+    out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+    out.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
+    mime::encode_base64_lines(&enveloped, &mut out);
+    Ok(Sealed { message: out, message_id, from, recipients })
+}
+
+/// The original header fields minus Bcc (never disclosed to recipients), plus Date and
+/// Message-ID when the EHR left them out.
+fn write_inner_headers(out: &mut Vec<u8>, raw: &[u8], headers: &mime::Headers, message_id: &str, now: i64) {
+    let mut skipping = false;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
+        }
+        if !skipping && line != b"\r\n" {
+            out.extend_from_slice(line);
+        }
+    }
+    if headers.get("date").is_none() {
+        out.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
+    }
+    if headers.get("message-id").is_none() {
+        out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
+    }
+}
+
+/// The routing and threading fields of the outer message, as the inner message has them.
+fn outer_header_block(headers: &mime::Headers, message_id: &str, now: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in OUTER_HEADERS {
+        let value = match headers.get(name) {
+            Some(v) => v.to_string(),
+            None if *name == "Date" => rfc5322(now),
+            None if *name == "Message-ID" => message_id.to_string(),
+            None => continue,
+        };
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL RNG is available");
+    pki::hex(&buf)
+}

@@ -1,0 +1,185 @@
+//! What a CMS ContentInfo says about itself (RFC 5652, RFC 5083): content type, recipients,
+//! algorithms, signers and carried certificates. Read before any key is used, so policy can refuse
+//! a message with a specific reason, and `inspect` can describe one without keys.
+
+use crate::der::{self, DerError, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
+use super::oids;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientId {
+    IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
+    SubjectKeyId(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// "ktri", "kari", "kekri", "pwri" or "ori" (RFC 5652 §6.2).
+    pub kind: &'static str,
+    pub id: Option<RecipientId>,
+    pub key_algorithm: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Enveloped {
+    /// True for AuthEnvelopedData (AES-GCM).
+    pub authenticated: bool,
+    pub content_cipher: String,
+    pub recipients: Vec<Recipient>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub id: Option<RecipientId>,
+    pub digest: String,
+    pub signature: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub digests: Vec<String>,
+    pub detached: bool,
+    pub certificates: Vec<Vec<u8>>,
+    pub signers: Vec<Signer>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ContentInfo {
+    Enveloped(Enveloped),
+    Signed(Signed),
+    Other(String),
+}
+
+pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
+    let top = der::parse(ber)?.expect(SEQUENCE, "ContentInfo is not a SEQUENCE")?;
+    let mut fields = top.children();
+    let content_type = fields.required("ContentInfo has no contentType")?.oid()?;
+    let wrapper = fields.required("ContentInfo has no content")?;
+    if wrapper.context() != Some(0) {
+        return Err(DerError("ContentInfo content is not [0]"));
+    }
+    let content = wrapper.children().required("ContentInfo content is empty")?;
+    Ok(match content_type.as_str() {
+        oids::ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, false)?),
+        oids::AUTH_ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, true)?),
+        oids::SIGNED_DATA => ContentInfo::Signed(signed(content)?),
+        other => ContentInfo::Other(other.to_string()),
+    })
+}
+
+fn algorithm(tlv: Tlv) -> Result<String, DerError> {
+    tlv.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?.children().required("empty AlgorithmIdentifier")?.oid()
+}
+
+fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
+    if tlv.tag == SEQUENCE {
+        let mut f = tlv.children();
+        let issuer = f.required("IssuerAndSerialNumber has no issuer")?;
+        let serial = f.required("IssuerAndSerialNumber has no serial")?.expect(INTEGER, "serial is not an INTEGER")?;
+        Ok(RecipientId::IssuerSerial { issuer_der: issuer.raw.to_vec(), serial: serial.unsigned()?.to_vec() })
+    } else if tlv.context() == Some(0) {
+        // [0] IMPLICIT SubjectKeyIdentifier (an OCTET STRING).
+        Ok(RecipientId::SubjectKeyId(tlv.octets()?))
+    } else {
+        Err(DerError("unknown identifier form"))
+    }
+}
+
+fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
+    let mut f = tlv.expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?.children();
+    f.required("EnvelopedData has no version")?.expect(INTEGER, "EnvelopedData version")?;
+    let mut infos = f.required("EnvelopedData has no recipientInfos")?;
+    if infos.context() == Some(0) {
+        infos = f.required("EnvelopedData has no recipientInfos")?; // skip originatorInfo
+    }
+    let infos = infos.expect(SET, "recipientInfos is not a SET")?;
+    let mut recipients = Vec::new();
+    let mut each = infos.children();
+    while let Some(info) = each.next()? {
+        recipients.push(recipient(info)?);
+    }
+    let eci = f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?;
+    let mut e = eci.children();
+    e.required("encryptedContentInfo has no contentType")?.expect(OID, "encrypted contentType")?;
+    let content_cipher = algorithm(e.required("encryptedContentInfo has no algorithm")?)?;
+    Ok(Enveloped { authenticated, content_cipher, recipients })
+}
+
+fn recipient(info: Tlv) -> Result<Recipient, DerError> {
+    let kind = match (info.tag, info.context()) {
+        (SEQUENCE, _) => "ktri",
+        (_, Some(1)) => "kari",
+        (_, Some(2)) => "kekri",
+        (_, Some(3)) => "pwri",
+        (_, Some(4)) => "ori",
+        _ => return Err(DerError("unknown RecipientInfo")),
+    };
+    if kind != "ktri" {
+        return Ok(Recipient { kind, id: None, key_algorithm: None });
+    }
+    let mut f = info.children();
+    f.required("KeyTransRecipientInfo has no version")?.expect(INTEGER, "ktri version")?;
+    let id = identifier(f.required("KeyTransRecipientInfo has no rid")?)?;
+    let key_algorithm = algorithm(f.required("KeyTransRecipientInfo has no algorithm")?)?;
+    f.required("KeyTransRecipientInfo has no encryptedKey")?.expect(OCTET_STRING, "encryptedKey")?;
+    Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm) })
+}
+
+fn signed(tlv: Tlv) -> Result<Signed, DerError> {
+    let mut f = tlv.expect(SEQUENCE, "SignedData is not a SEQUENCE")?.children();
+    f.required("SignedData has no version")?.expect(INTEGER, "SignedData version")?;
+    let mut digests = Vec::new();
+    let mut algs = f.required("SignedData has no digestAlgorithms")?.expect(SET, "digestAlgorithms")?.children();
+    while let Some(alg) = algs.next()? {
+        digests.push(algorithm(alg)?);
+    }
+    let encap = f.required("SignedData has no encapContentInfo")?.expect(SEQUENCE, "encapContentInfo")?;
+    let detached = encap.children().nth_is_absent(1)?;
+    let mut certificates = Vec::new();
+    let mut signers = Vec::new();
+    while let Some(field) = f.next()? {
+        match (field.tag, field.context()) {
+            (_, Some(0)) => {
+                let mut certs = field.children();
+                while let Some(cert) = certs.next()? {
+                    if cert.tag == SEQUENCE {
+                        certificates.push(cert.raw.to_vec());
+                    }
+                }
+            }
+            (_, Some(1)) => {} // CRLs
+            (SET, _) => {
+                let mut infos = field.children();
+                while let Some(info) = infos.next()? {
+                    signers.push(signer(info)?);
+                }
+            }
+            _ => return Err(DerError("unexpected field in SignedData")),
+        }
+    }
+    Ok(Signed { digests, detached, certificates, signers })
+}
+
+fn signer(info: Tlv) -> Result<Signer, DerError> {
+    let mut f = info.expect(SEQUENCE, "SignerInfo is not a SEQUENCE")?.children();
+    f.required("SignerInfo has no version")?.expect(INTEGER, "SignerInfo version")?;
+    let id = identifier(f.required("SignerInfo has no sid")?).ok();
+    let digest = algorithm(f.required("SignerInfo has no digestAlgorithm")?)?;
+    let mut next = f.required("SignerInfo has no signatureAlgorithm")?;
+    if next.context() == Some(0) {
+        next = f.required("SignerInfo has no signatureAlgorithm")?; // skip signedAttrs
+    }
+    let signature = algorithm(next)?;
+    Ok(Signer { id, digest, signature })
+}
+
+impl der::Reader<'_> {
+    /// True when the element at `index` (0-based) is absent.
+    fn nth_is_absent(mut self, index: usize) -> Result<bool, DerError> {
+        for _ in 0..index {
+            if self.next()?.is_none() {
+                return Ok(true);
+            }
+        }
+        Ok(self.next()?.is_none())
+    }
+}

@@ -1,0 +1,79 @@
+//! Numbered schema migrations. Each runs once, in order, inside a transaction; the schema version
+//! is SQLite's `user_version`. Never edit a released migration: add the next one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the foundation
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    CREATE TABLE practices (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE domains (
+        id          INTEGER PRIMARY KEY,
+        practice_id INTEGER NOT NULL REFERENCES practices(id),
+        name        TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE addresses (
+        id            INTEGER PRIMARY KEY,
+        domain_id     INTEGER NOT NULL REFERENCES domains(id),
+        local         TEXT NOT NULL,
+        address       TEXT NOT NULL UNIQUE,
+        password_hash TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE private_keys (
+        id                INTEGER PRIMARY KEY,
+        domain_id         INTEGER REFERENCES domains(id), -- NULL for the development CA
+        owner             TEXT NOT NULL,
+        public_key_sha256 TEXT NOT NULL UNIQUE,
+        sealed            BLOB NOT NULL,
+        created_at        INTEGER NOT NULL
+    );
+    CREATE TABLE certificates (
+        id         INTEGER PRIMARY KEY,
+        domain_id  INTEGER NOT NULL REFERENCES domains(id),
+        owner      TEXT NOT NULL,
+        binding    TEXT NOT NULL CHECK (binding IN ('address', 'domain')),
+        subject    TEXT NOT NULL,
+        issuer     TEXT NOT NULL,
+        sha256     TEXT NOT NULL UNIQUE,
+        not_before INTEGER NOT NULL,
+        not_after  INTEGER NOT NULL,
+        key_id     INTEGER REFERENCES private_keys(id),
+        der        BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX certificates_owner ON certificates(owner);
+    CREATE TABLE anchors (
+        id        INTEGER PRIMARY KEY,
+        domain_id INTEGER NOT NULL REFERENCES domains(id),
+        subject   TEXT NOT NULL,
+        sha256    TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        incoming  INTEGER NOT NULL,
+        outgoing  INTEGER NOT NULL,
+        der       BLOB NOT NULL,
+        UNIQUE (domain_id, sha256)
+    );
+    CREATE TABLE dev_ca (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        der         BLOB NOT NULL,
+        key_id      INTEGER NOT NULL REFERENCES private_keys(id),
+        next_serial INTEGER NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    );
+    "#,
+];

@@ -1,0 +1,159 @@
+//! Persistent state behind one trait, so the rest of the node never touches SQL.
+
+mod migrations;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::address::{Binding, DirectAddress, Domain, Owner};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database at {0}: run `hisp init` first (or point --db / HISP_DB at one)")]
+    Missing(String),
+    #[error("database at {0} already exists")]
+    Exists(String),
+    #[error("cannot create database at {0}: {1}")]
+    Create(String, std::io::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this hisp understands ({known}); upgrade hisp")]
+    TooNew { found: i64, known: i64 },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DomainRecord {
+    pub domain: Domain,
+    pub practice: String,
+    pub addresses: u64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AddressRecord {
+    pub address: DirectAddress,
+    pub has_password: bool,
+    pub created_at: i64,
+}
+
+/// A certificate as it is stored; `der` is the certificate, never a key.
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    pub id: i64,
+    pub owner: String,
+    pub binding: Binding,
+    pub subject: String,
+    pub issuer: String,
+    pub sha256: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key_id: Option<i64>,
+    pub der: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// What the store needs to record a new certificate.
+#[derive(Debug, Clone)]
+pub struct NewCert {
+    pub subject: String,
+    pub issuer: String,
+    pub sha256: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub der: Vec<u8>,
+}
+
+/// A private key encrypted under the key-encryption key, with the hash of its public half
+/// (so a certificate can find its key, e.g. after a CSR).
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    pub id: i64,
+    pub owner: String,
+    pub public_key_sha256: String,
+    pub sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnchorRecord {
+    pub domain: Domain,
+    pub subject: String,
+    pub sha256: String,
+    pub not_after: i64,
+    pub incoming: bool,
+    pub outgoing: bool,
+    pub der: Vec<u8>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Which anchors a trust decision uses: incoming when receiving, outgoing when sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Incoming,
+    Outgoing,
+}
+
+/// Every change through this trait is written to the audit log in the same transaction,
+/// attributed to the actor the store was opened for.
+pub trait Store {
+    fn add_domain(&self, domain: &Domain, practice: &str) -> Result<()>;
+    fn domains(&self) -> Result<Vec<DomainRecord>>;
+    fn has_domain(&self, domain: &Domain) -> Result<bool>;
+    /// Removes a domain; with `cascade` also its addresses, certificates, keys and anchors.
+    fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()>;
+
+    fn add_address(&self, address: &DirectAddress, password_hash: Option<&str>) -> Result<()>;
+    fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>>;
+    fn has_address(&self, address: &DirectAddress) -> Result<bool>;
+    fn remove_address(&self, address: &DirectAddress) -> Result<()>;
+    fn set_password(&self, address: &DirectAddress, password_hash: &str) -> Result<()>;
+    fn password_hash(&self, address: &DirectAddress) -> Result<Option<String>>;
+
+    fn add_key(&self, owner: &Owner, public_key_sha256: &str, sealed: &[u8]) -> Result<i64>;
+    fn key(&self, id: i64) -> Result<SealedKey>;
+    fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>>;
+    fn add_certificate(&self, owner: &Owner, cert: &NewCert, key_id: Option<i64>) -> Result<i64>;
+    fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>>;
+    fn certificate(&self, sha256: &str) -> Result<CertRecord>;
+    fn remove_certificate(&self, sha256: &str) -> Result<()>;
+
+    fn add_anchor(&self, anchor: &AnchorRecord) -> Result<()>;
+    fn anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>>;
+    fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()>;
+
+    /// The development CA: its certificate and its (sealed) key.
+    fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()>;
+    fn ca(&self) -> Result<Option<(Vec<u8>, i64)>>;
+    /// Next serial number for the development CA (monotonic, never reused).
+    fn next_ca_serial(&self) -> Result<u64>;
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a meta value only if it is absent; returns the value now stored.
+    fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+impl Direction {
+    pub fn applies(self, anchor: &AnchorRecord) -> bool {
+        match self {
+            Direction::Incoming => anchor.incoming,
+            Direction::Outgoing => anchor.outgoing,
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The SQLite adapter of [`Store`]: WAL mode, foreign keys on, files created 0600.
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::migrations::MIGRATIONS;
+use super::*;
+use crate::clock::{Clock, SystemClock};
+
+pub struct SqliteStore {
+    conn: Connection,
+    actor: String,
+    clock: Box<dyn Clock>,
+}
+
+impl SqliteStore {
+    /// Creates a new database (and its directory, 0700) with the file 0600, then migrates it.
+    pub fn create(path: &Path, actor: &str) -> Result<SqliteStore> {
+        let shown = path.display().to_string();
+        if path.exists() {
+            return Err(StoreError::Exists(shown));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Create(shown.clone(), e))?;
+        }
+        // Create the file ourselves so it is never world-readable, not even for an instant.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Create(shown.clone(), e))?;
+        Self::open(path, actor)
+    }
+
+    /// Opens an existing database and applies any pending migrations.
+    pub fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let conn = Connection::open(path)?;
+        Self::with_connection(conn, actor)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory(actor: &str) -> Result<SqliteStore> {
+        Self::with_connection(Connection::open_in_memory()?, actor)
+    }
+
+    fn with_connection(mut conn: Connection, actor: &str) -> Result<SqliteStore> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
+    }
+
+    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
+        self.clock = clock;
+        self
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// Runs `change` in a transaction and records it in the audit log in that same transaction.
+    fn change<T>(
+        &self,
+        action: &str,
+        subject: &str,
+        detail: &str,
+        change: impl FnOnce(&Transaction) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = change(&tx)?;
+        tx.execute(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.clock.unix_now(), self.actor, action, subject, detail],
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn domain_id(tx: &Connection, domain: &Domain) -> Result<i64> {
+        tx.query_row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("domain {domain} (add it with `hisp domain add {domain}`)")))
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn duplicate_as(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Duplicate(what)
+        }
+        other => StoreError::Sqlite(other),
+    }
+}
+
+fn binding_from(text: &str) -> Binding {
+    if text == "address" {
+        Binding::Address
+    } else {
+        Binding::Domain
+    }
+}
+
+fn cert_row(r: &rusqlite::Row) -> rusqlite::Result<CertRecord> {
+    Ok(CertRecord {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        binding: binding_from(&r.get::<_, String>(2)?),
+        subject: r.get(3)?,
+        issuer: r.get(4)?,
+        sha256: r.get(5)?,
+        not_before: r.get(6)?,
+        not_after: r.get(7)?,
+        key_id: r.get(8)?,
+        der: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+const CERT_COLUMNS: &str =
+    "id, owner, binding, subject, issuer, sha256, not_before, not_after, key_id, der, created_at";
+
+fn anchor_row(r: &rusqlite::Row) -> rusqlite::Result<Option<AnchorRecord>> {
+    let Ok(domain) = Domain::parse(&r.get::<_, String>(0)?) else {
+        return Ok(None);
+    };
+    Ok(Some(AnchorRecord {
+        domain,
+        subject: r.get(1)?,
+        sha256: r.get(2)?,
+        not_after: r.get(3)?,
+        incoming: r.get(4)?,
+        outgoing: r.get(5)?,
+        der: r.get(6)?,
+    }))
+}
+
+impl Store for SqliteStore {
+    fn add_domain(&self, domain: &Domain, practice: &str) -> Result<()> {
+        let now = self.clock.unix_now();
+        self.change("domain.add", domain.as_str(), &format!("practice={practice}"), |tx| {
+            tx.execute("INSERT OR IGNORE INTO practices (name, created_at) VALUES (?1, ?2)", params![practice, now])?;
+            let practice_id: i64 = tx.query_row("SELECT id FROM practices WHERE name = ?1", [practice], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![practice_id, domain.as_str(), now],
+            )
+            .map_err(duplicate_as(format!("domain {domain}")))?;
+            Ok(())
+        })
+    }
+
+    fn domains(&self) -> Result<Vec<DomainRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.name, p.name, d.created_at, (SELECT count(*) FROM addresses a WHERE a.domain_id = d.id)
+             FROM domains d JOIN practices p ON p.id = d.practice_id ORDER BY d.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, practice, created_at, addresses) = row?;
+            if let Ok(domain) = Domain::parse(&name) {
+                out.push(DomainRecord { domain, practice, addresses: addresses as u64, created_at });
+            }
+        }
+        Ok(out)
+    }
+
+    fn has_domain(&self, domain: &Domain) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()> {
+        self.change("domain.remove", domain.as_str(), if cascade { "cascade" } else { "" }, |tx| {
+            let id = Self::domain_id(tx, domain)?;
+            let dependents: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM addresses WHERE domain_id = ?1)
+                      + (SELECT count(*) FROM certificates WHERE domain_id = ?1)
+                      + (SELECT count(*) FROM anchors WHERE domain_id = ?1)",
+                [id],
+                |r| r.get(0),
+            )?;
+            if dependents > 0 && !cascade {
+                return Err(StoreError::Conflict(format!(
+                    "domain {domain} still has {dependents} addresses, certificates or anchors; \
+                     remove them first or pass --cascade"
+                )));
+            }
+            for table in ["certificates", "private_keys", "anchors", "addresses"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
+            }
+            tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
+            Ok(())
+        })
+    }
+
+    fn add_address(&self, address: &DirectAddress, password_hash: Option<&str>) -> Result<()> {
+        let now = self.clock.unix_now();
+        let detail = if password_hash.is_some() { "with password" } else { "no password" };
+        self.change("address.add", &address.to_string(), detail, |tx| {
+            let domain_id = Self::domain_id(tx, address.domain())?;
+            tx.execute(
+                "INSERT INTO addresses (domain_id, local, address, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![domain_id, address.local(), address.to_string(), password_hash, now],
+            )
+            .map_err(duplicate_as(format!("address {address}")))?;
+            Ok(())
+        })
+    }
+
+    fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.address, a.password_hash IS NOT NULL, a.created_at FROM addresses a
+             JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY a.address",
+        )?;
+        let rows = stmt.query_map([domain.map(Domain::as_str)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (address, has_password, created_at) = row?;
+            if let Ok(address) = DirectAddress::parse(&address) {
+                out.push(AddressRecord { address, has_password, created_at });
+            }
+        }
+        Ok(out)
+    }
+
+    fn has_address(&self, address: &DirectAddress) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn remove_address(&self, address: &DirectAddress) -> Result<()> {
+        let text = address.to_string();
+        self.change("address.remove", &text, "", |tx| {
+            let n = tx.execute("DELETE FROM addresses WHERE address = ?1", [&text])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("address {text}")));
+            }
+            tx.execute("DELETE FROM certificates WHERE owner = ?1", [&text])?;
+            tx.execute("DELETE FROM private_keys WHERE owner = ?1", [&text])?;
+            Ok(())
+        })
+    }
+
+    fn set_password(&self, address: &DirectAddress, password_hash: &str) -> Result<()> {
+        let text = address.to_string();
+        self.change("address.passwd", &text, "", |tx| {
+            let n = tx.execute("UPDATE addresses SET password_hash = ?1 WHERE address = ?2", params![password_hash, text])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("address {text}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn password_hash(&self, address: &DirectAddress) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT password_hash FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("address {address}")))
+    }
+
+    fn add_key(&self, owner: &Owner, public_key_sha256: &str, sealed: &[u8]) -> Result<i64> {
+        let now = self.clock.unix_now();
+        let owner_text = owner.to_string();
+        self.change("key.add", &owner_text, public_key_sha256, |tx| {
+            let domain_id = match owner {
+                Owner::Domain(d) if d.as_str() == DEV_CA_OWNER => None,
+                other => Some(Self::domain_id(tx, other.domain())?),
+            };
+            tx.execute(
+                "INSERT INTO private_keys (domain_id, owner, public_key_sha256, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![domain_id, owner_text, public_key_sha256, sealed, now],
+            )
+            .map_err(duplicate_as(format!("private key {public_key_sha256}")))?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn key(&self, id: i64) -> Result<SealedKey> {
+        self.conn
+            .query_row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
+                Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("private key #{id}")))
+    }
+
+    fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE public_key_sha256 = ?1",
+                [public_key_sha256],
+                |r| Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? }),
+            )
+            .optional()?)
+    }
+
+    fn add_certificate(&self, owner: &Owner, cert: &NewCert, key_id: Option<i64>) -> Result<i64> {
+        let now = self.clock.unix_now();
+        let owner_text = owner.to_string();
+        self.change("cert.add", &owner_text, &cert.sha256, |tx| {
+            let domain_id = Self::domain_id(tx, owner.domain())?;
+            if let Owner::Address(address) = owner {
+                let known: Option<i64> = tx
+                    .query_row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
+                    .optional()?;
+                if known.is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "address {address} (add it with `hisp address add {address}`)"
+                    )));
+                }
+            }
+            tx.execute(
+                "INSERT INTO certificates (domain_id, owner, binding, subject, issuer, sha256, not_before, not_after,
+                                           key_id, der, created_at)
+                 VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    owner_text,
+                    owner.binding().as_str(),
+                    cert.subject,
+                    cert.issuer,
+                    cert.sha256,
+                    cert.not_before,
+                    cert.not_after,
+                    key_id,
+                    cert.der,
+                    now,
+                    domain_id
+                ],
+            )
+            .map_err(duplicate_as(format!("certificate {}", cert.sha256)))?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, not_after DESC"
+        ))?;
+        let rows = stmt.query_map([owner.map(Owner::to_string)], cert_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn certificate(&self, sha256: &str) -> Result<CertRecord> {
+        self.conn
+            .query_row(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"), [sha256], cert_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("certificate {sha256}")))
+    }
+
+    fn remove_certificate(&self, sha256: &str) -> Result<()> {
+        self.change("cert.remove", sha256, "", |tx| {
+            let key_id: Option<Option<i64>> = tx
+                .query_row("SELECT key_id FROM certificates WHERE sha256 = ?1", [sha256], |r| r.get(0))
+                .optional()?;
+            let Some(key_id) = key_id else {
+                return Err(StoreError::NotFound(format!("certificate {sha256}")));
+            };
+            tx.execute("DELETE FROM certificates WHERE sha256 = ?1", [sha256])?;
+            if let Some(key_id) = key_id {
+                // A key no other certificate uses goes with its certificate.
+                tx.execute(
+                    "DELETE FROM private_keys WHERE id = ?1 AND id NOT IN (SELECT key_id FROM certificates WHERE key_id IS NOT NULL)
+                     AND id NOT IN (SELECT key_id FROM dev_ca)",
+                    [key_id],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn add_anchor(&self, anchor: &AnchorRecord) -> Result<()> {
+        let detail = format!("incoming={} outgoing={}", anchor.incoming, anchor.outgoing);
+        self.change("anchor.add", anchor.domain.as_str(), &format!("{} {detail}", anchor.sha256), |tx| {
+            let domain_id = Self::domain_id(tx, &anchor.domain)?;
+            tx.execute(
+                "INSERT INTO anchors (domain_id, subject, sha256, not_after, incoming, outgoing, der)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![domain_id, anchor.subject, anchor.sha256, anchor.not_after, anchor.incoming, anchor.outgoing, anchor.der],
+            )
+            .map_err(duplicate_as(format!("anchor {} for {}", anchor.sha256, anchor.domain)))?;
+            Ok(())
+        })
+    }
+
+    fn anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.name, a.subject, a.sha256, a.not_after, a.incoming, a.outgoing, a.der FROM anchors a
+             JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
+        )?;
+        let rows = stmt.query_map([domain.map(Domain::as_str)], anchor_row)?;
+        let rows: Vec<Option<AnchorRecord>> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()> {
+        self.change("anchor.remove", domain.as_str(), sha256, |tx| {
+            let domain_id = Self::domain_id(tx, domain)?;
+            let n = tx.execute("DELETE FROM anchors WHERE domain_id = ?1 AND sha256 = ?2", params![domain_id, sha256])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("anchor {sha256} for {domain}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()> {
+        self.change("ca.init", "dev-ca", if replace { "replace" } else { "" }, |tx| {
+            let exists: Option<i64> = tx.query_row("SELECT key_id FROM dev_ca", [], |r| r.get(0)).optional()?;
+            if exists.is_some() && !replace {
+                return Err(StoreError::Duplicate("the development CA (pass --force to replace it)".into()));
+            }
+            // Serials continue across a replacement so no serial is ever issued twice.
+            tx.execute(
+                "INSERT INTO dev_ca (id, der, key_id, next_serial) VALUES (1, ?1, ?2, 2)
+                 ON CONFLICT (id) DO UPDATE SET der = excluded.der, key_id = excluded.key_id",
+                params![der, key_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn ca(&self) -> Result<Option<(Vec<u8>, i64)>> {
+        Ok(self.conn.query_row("SELECT der, key_id FROM dev_ca", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+    }
+
+    fn next_ca_serial(&self) -> Result<u64> {
+        let tx = self.conn.unchecked_transaction()?;
+        let serial: Option<i64> = tx.query_row("SELECT next_serial FROM dev_ca", [], |r| r.get(0)).optional()?;
+        let serial = serial.ok_or_else(|| StoreError::NotFound("development CA (run `hisp ca init`)".into()))?;
+        tx.execute("UPDATE dev_ca SET next_serial = next_serial + 1", [])?;
+        tx.commit()?;
+        Ok(serial as u64)
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        Ok(self.meta(key)?.unwrap_or_default())
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut stmt =
+            self.conn.prepare("SELECT at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(AuditEntry { at: r.get(0)?, actor: r.get(1)?, action: r.get(2)?, subject: r.get(3)?, detail: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// The owner name under which the development CA's key is kept (not a hosted domain).
+pub const DEV_CA_OWNER: &str = "dev-ca.hisp.invalid";

@@ -1,0 +1,38 @@
+//! Trust decisions: is a certificate bound to an address, and does it chain to an anchor.
+
+pub mod binding;
+pub mod chain;
+
+use openssl::x509::X509;
+
+use crate::address::Domain;
+use crate::store::{Direction, Store};
+
+/// Where the trust anchors for a local domain come from.
+pub trait AnchorSource {
+    fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String>;
+}
+
+/// The same anchors for every domain (standalone mode: `--anchor FILE`).
+pub struct FixedAnchors(pub Vec<X509>);
+
+impl AnchorSource for FixedAnchors {
+    fn anchors(&self, _: Option<&Domain>, _: Direction) -> Result<Vec<X509>, String> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The anchors configured in the store for each local domain and direction.
+pub struct StoreAnchors<'a>(pub &'a dyn Store);
+
+impl AnchorSource for StoreAnchors<'_> {
+    fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String> {
+        let local_domain = local_domain.ok_or("no local domain for the key that decrypted the message")?;
+        let records = self.0.anchors(Some(local_domain)).map_err(|e| e.to_string())?;
+        Ok(records
+            .iter()
+            .filter(|a| direction.applies(a))
+            .filter_map(|a| X509::from_der(&a.der).ok())
+            .collect())
+    }
+}
