@@ -1,1 +1,103 @@
-pub fn run() -> i32 { 0 }
+//! The command line: parsing (clap) and dispatch. Each command group has its own module.
+
+mod certs;
+mod context;
+mod failure;
+mod message;
+mod output;
+mod provision;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use context::Context;
+pub use failure::Failure;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hisp",
+    version,
+    about = "A DirectTrust (Direct Project) HISP node: provisioning, certificates and the S/MIME security agent",
+    long_about = "A DirectTrust (Direct Project) HISP node.\n\n\
+        Provision practice domains, Direct addresses, keys, certificates and trust anchors in a SQLite \
+        database, and seal (sign + encrypt) or open (decrypt + verify) Direct messages.\n\n\
+        Private keys are encrypted at rest under a key-encryption key (HISP_KEK, or keys.kek_file in the config).",
+    after_help = "Exit status: 0 success, 1 failure (the reason is printed), 2 usage error."
+)]
+pub struct Cli {
+    /// Configuration file (TOML); unknown keys are an error.
+    #[arg(long, global = true, env = "HISP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database file; overrides database.path from the config (default ./data/hisp.db).
+    #[arg(long, global = true, env = "HISP_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the database (0600, in a 0700 directory) and apply the schema.
+    Init,
+    /// Practice Direct domains hosted by this node.
+    #[command(subcommand)]
+    Domain(provision::DomainCommand),
+    /// Direct addresses (EHR users) within hosted domains.
+    #[command(subcommand)]
+    Address(provision::AddressCommand),
+    /// The built-in development CA (for test and demo nodes; use a DirectTrust CA in production).
+    #[command(subcommand)]
+    Ca(certs::CaCommand),
+    /// Certificates and private keys of hosted addresses and domains.
+    #[command(subcommand)]
+    Cert(certs::CertCommand),
+    /// Trust anchors per hosted domain (incoming: whom we accept mail from; outgoing: whom we send to).
+    #[command(subcommand)]
+    Anchor(provision::AnchorCommand),
+    /// Seal, open and inspect S/MIME Direct messages.
+    #[command(subcommand)]
+    Message(message::MessageCommand),
+    /// Show the audit log: who changed what, when.
+    Audit {
+        /// How many entries, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let json = cli.json;
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(failure) => {
+            failure.report(json);
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let ctx = Context::new(cli.config.as_deref(), cli.db.clone(), cli.json)?;
+    match cli.command {
+        Command::Init => provision::init(&ctx),
+        Command::Domain(c) => provision::domain(&ctx, c),
+        Command::Address(c) => provision::address(&ctx, c),
+        Command::Anchor(c) => provision::anchor(&ctx, c),
+        Command::Ca(c) => certs::ca(&ctx, c),
+        Command::Cert(c) => certs::cert(&ctx, c),
+        Command::Message(c) => message::run(&ctx, c),
+        Command::Audit { limit } => provision::audit(&ctx, limit),
+    }
+}

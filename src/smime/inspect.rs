@@ -43,18 +43,40 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
         return Ok(());
     }
     let ct = entity.content_type();
-    let content_type = entity.headers.get("content-type").unwrap_or("text/plain (default)").to_string();
+    let content_type = entity
+        .headers
+        .get("content-type")
+        .unwrap_or("text/plain (default)")
+        .to_string();
     if ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime") {
         let der = entity.decoded_body().map_err(SmimeError::Malformed)?;
         match structure::parse(&der)? {
             ContentInfo::Enveloped(e) => {
-                let mut details = vec![("content encryption".to_string(), oids::name(&e.content_cipher))];
+                let mut details = vec![(
+                    "content encryption".to_string(),
+                    oids::name(&e.content_cipher),
+                )];
                 for r in &e.recipients {
-                    let alg = r.key_algorithm.as_deref().map(oids::name).unwrap_or_else(|| r.kind.to_string());
-                    details.push(("recipient".into(), format!("{} via {alg}", describe_recipients(std::slice::from_ref(r)))));
+                    let alg = r
+                        .key_algorithm
+                        .as_deref()
+                        .map(oids::name)
+                        .unwrap_or_else(|| r.kind.to_string());
+                    details.push((
+                        "recipient".into(),
+                        format!("{} via {alg}", describe_recipients(std::slice::from_ref(r))),
+                    ));
                 }
-                let kind = if e.authenticated { "encrypted (AuthEnvelopedData)" } else { "encrypted (EnvelopedData)" };
-                layers.push(Layer { kind: kind.into(), content_type, details });
+                let kind = if e.authenticated {
+                    "encrypted (AuthEnvelopedData)"
+                } else {
+                    "encrypted (EnvelopedData)"
+                };
+                layers.push(Layer {
+                    kind: kind.into(),
+                    content_type,
+                    details,
+                });
                 layers.push(Layer {
                     kind: "opaque".into(),
                     content_type: "(encrypted content: needs the recipient's key)".into(),
@@ -62,10 +84,18 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 });
             }
             ContentInfo::Signed(s) => {
-                layers.push(Layer { kind: "signed (opaque SignedData)".into(), content_type, details: signed_details(&s) });
+                layers.push(Layer {
+                    kind: "signed (opaque SignedData)".into(),
+                    content_type,
+                    details: signed_details(&s),
+                });
             }
             ContentInfo::Other(oid) => {
-                layers.push(Layer { kind: format!("CMS {oid}"), content_type, details: vec![] });
+                layers.push(Layer {
+                    kind: format!("CMS {oid}"),
+                    content_type,
+                    details: vec![],
+                });
             }
         }
         return Ok(());
@@ -74,8 +104,14 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
         let boundary = ct.param("boundary").unwrap_or("");
         let parts = mime::multipart_parts(entity.body, boundary).map_err(SmimeError::Malformed)?;
         let mut details = vec![
-            ("protocol".to_string(), ct.param("protocol").unwrap_or("(none)").to_string()),
-            ("micalg".to_string(), ct.param("micalg").unwrap_or("(none)").to_string()),
+            (
+                "protocol".to_string(),
+                ct.param("protocol").unwrap_or("(none)").to_string(),
+            ),
+            (
+                "micalg".to_string(),
+                ct.param("micalg").unwrap_or("(none)").to_string(),
+            ),
             ("parts".to_string(), parts.len().to_string()),
         ];
         if let Some(sig) = parts.get(1) {
@@ -86,7 +122,11 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 }
             }
         }
-        layers.push(Layer { kind: "signed (multipart/signed, detached)".into(), content_type, details });
+        layers.push(Layer {
+            kind: "signed (multipart/signed, detached)".into(),
+            content_type,
+            details,
+        });
         if let Some(first) = parts.first() {
             describe(&Entity::parse(first), layers, depth + 1)?;
         }
@@ -100,10 +140,18 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 details.push((name.to_string(), v.to_string()));
             }
         }
-        layers.push(Layer { kind: "wrapped message (message/rfc822)".into(), content_type, details });
+        layers.push(Layer {
+            kind: "wrapped message (message/rfc822)".into(),
+            content_type,
+            details,
+        });
         return describe(&inner, layers, depth + 1);
     }
-    layers.push(Layer { kind: "content".into(), content_type, details: vec![("size".into(), format!("{} bytes", entity.body.len()))] });
+    layers.push(Layer {
+        kind: "content".into(),
+        content_type,
+        details: vec![("size".into(), format!("{} bytes", entity.body.len()))],
+    });
     Ok(())
 }
 
@@ -117,7 +165,12 @@ fn signed_details(s: &structure::Signed) -> Vec<(String, String)> {
         if let Ok(cert) = X509::from_der(der) {
             details.push((
                 "certificate".into(),
-                format!("{} (issuer {}; sha256 {})", pki::name_line(cert.subject_name()), pki::name_line(cert.issuer_name()), pki::fingerprint(&cert)),
+                format!(
+                    "{} (issuer {}; sha256 {})",
+                    pki::name_line(cert.subject_name()),
+                    pki::name_line(cert.issuer_name()),
+                    pki::fingerprint(&cert)
+                ),
             ));
         }
     }

@@ -2,12 +2,15 @@
 //! algorithms, signers and carried certificates. Read before any key is used, so policy can refuse
 //! a message with a specific reason, and `inspect` can describe one without keys.
 
-use crate::der::{self, DerError, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
 use super::oids;
+use crate::der::{self, DerError, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientId {
-    IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
+    IssuerSerial {
+        issuer_der: Vec<u8>,
+        serial: Vec<u8>,
+    },
     SubjectKeyId(Vec<u8>),
 }
 
@@ -57,7 +60,9 @@ pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
     if wrapper.context() != Some(0) {
         return Err(DerError("ContentInfo content is not [0]"));
     }
-    let content = wrapper.children().required("ContentInfo content is empty")?;
+    let content = wrapper
+        .children()
+        .required("ContentInfo content is empty")?;
     Ok(match content_type.as_str() {
         oids::ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, false)?),
         oids::AUTH_ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, true)?),
@@ -67,15 +72,23 @@ pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
 }
 
 fn algorithm(tlv: Tlv) -> Result<String, DerError> {
-    tlv.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?.children().required("empty AlgorithmIdentifier")?.oid()
+    tlv.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?
+        .children()
+        .required("empty AlgorithmIdentifier")?
+        .oid()
 }
 
 fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
     if tlv.tag == SEQUENCE {
         let mut f = tlv.children();
         let issuer = f.required("IssuerAndSerialNumber has no issuer")?;
-        let serial = f.required("IssuerAndSerialNumber has no serial")?.expect(INTEGER, "serial is not an INTEGER")?;
-        Ok(RecipientId::IssuerSerial { issuer_der: issuer.raw.to_vec(), serial: serial.unsigned()?.to_vec() })
+        let serial = f
+            .required("IssuerAndSerialNumber has no serial")?
+            .expect(INTEGER, "serial is not an INTEGER")?;
+        Ok(RecipientId::IssuerSerial {
+            issuer_der: issuer.raw.to_vec(),
+            serial: serial.unsigned()?.to_vec(),
+        })
     } else if tlv.context() == Some(0) {
         // [0] IMPLICIT SubjectKeyIdentifier (an OCTET STRING).
         Ok(RecipientId::SubjectKeyId(tlv.octets()?))
@@ -85,8 +98,11 @@ fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
 }
 
 fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
-    let mut f = tlv.expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?.children();
-    f.required("EnvelopedData has no version")?.expect(INTEGER, "EnvelopedData version")?;
+    let mut f = tlv
+        .expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?
+        .children();
+    f.required("EnvelopedData has no version")?
+        .expect(INTEGER, "EnvelopedData version")?;
     let mut infos = f.required("EnvelopedData has no recipientInfos")?;
     if infos.context() == Some(0) {
         infos = f.required("EnvelopedData has no recipientInfos")?; // skip originatorInfo
@@ -97,11 +113,18 @@ fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
     while let Some(info) = each.next()? {
         recipients.push(recipient(info)?);
     }
-    let eci = f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?;
+    let eci = f
+        .required("EnvelopedData has no encryptedContentInfo")?
+        .expect(SEQUENCE, "encryptedContentInfo")?;
     let mut e = eci.children();
-    e.required("encryptedContentInfo has no contentType")?.expect(OID, "encrypted contentType")?;
+    e.required("encryptedContentInfo has no contentType")?
+        .expect(OID, "encrypted contentType")?;
     let content_cipher = algorithm(e.required("encryptedContentInfo has no algorithm")?)?;
-    Ok(Enveloped { authenticated, content_cipher, recipients })
+    Ok(Enveloped {
+        authenticated,
+        content_cipher,
+        recipients,
+    })
 }
 
 fn recipient(info: Tlv) -> Result<Recipient, DerError> {
@@ -114,25 +137,43 @@ fn recipient(info: Tlv) -> Result<Recipient, DerError> {
         _ => return Err(DerError("unknown RecipientInfo")),
     };
     if kind != "ktri" {
-        return Ok(Recipient { kind, id: None, key_algorithm: None });
+        return Ok(Recipient {
+            kind,
+            id: None,
+            key_algorithm: None,
+        });
     }
     let mut f = info.children();
-    f.required("KeyTransRecipientInfo has no version")?.expect(INTEGER, "ktri version")?;
+    f.required("KeyTransRecipientInfo has no version")?
+        .expect(INTEGER, "ktri version")?;
     let id = identifier(f.required("KeyTransRecipientInfo has no rid")?)?;
     let key_algorithm = algorithm(f.required("KeyTransRecipientInfo has no algorithm")?)?;
-    f.required("KeyTransRecipientInfo has no encryptedKey")?.expect(OCTET_STRING, "encryptedKey")?;
-    Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm) })
+    f.required("KeyTransRecipientInfo has no encryptedKey")?
+        .expect(OCTET_STRING, "encryptedKey")?;
+    Ok(Recipient {
+        kind,
+        id: Some(id),
+        key_algorithm: Some(key_algorithm),
+    })
 }
 
 fn signed(tlv: Tlv) -> Result<Signed, DerError> {
-    let mut f = tlv.expect(SEQUENCE, "SignedData is not a SEQUENCE")?.children();
-    f.required("SignedData has no version")?.expect(INTEGER, "SignedData version")?;
+    let mut f = tlv
+        .expect(SEQUENCE, "SignedData is not a SEQUENCE")?
+        .children();
+    f.required("SignedData has no version")?
+        .expect(INTEGER, "SignedData version")?;
     let mut digests = Vec::new();
-    let mut algs = f.required("SignedData has no digestAlgorithms")?.expect(SET, "digestAlgorithms")?.children();
+    let mut algs = f
+        .required("SignedData has no digestAlgorithms")?
+        .expect(SET, "digestAlgorithms")?
+        .children();
     while let Some(alg) = algs.next()? {
         digests.push(algorithm(alg)?);
     }
-    let encap = f.required("SignedData has no encapContentInfo")?.expect(SEQUENCE, "encapContentInfo")?;
+    let encap = f
+        .required("SignedData has no encapContentInfo")?
+        .expect(SEQUENCE, "encapContentInfo")?;
     let detached = encap.children().nth_is_absent(1)?;
     let mut certificates = Vec::new();
     let mut signers = Vec::new();
@@ -156,12 +197,20 @@ fn signed(tlv: Tlv) -> Result<Signed, DerError> {
             _ => return Err(DerError("unexpected field in SignedData")),
         }
     }
-    Ok(Signed { digests, detached, certificates, signers })
+    Ok(Signed {
+        digests,
+        detached,
+        certificates,
+        signers,
+    })
 }
 
 fn signer(info: Tlv) -> Result<Signer, DerError> {
-    let mut f = info.expect(SEQUENCE, "SignerInfo is not a SEQUENCE")?.children();
-    f.required("SignerInfo has no version")?.expect(INTEGER, "SignerInfo version")?;
+    let mut f = info
+        .expect(SEQUENCE, "SignerInfo is not a SEQUENCE")?
+        .children();
+    f.required("SignerInfo has no version")?
+        .expect(INTEGER, "SignerInfo version")?;
     let id = identifier(f.required("SignerInfo has no sid")?).ok();
     let digest = algorithm(f.required("SignerInfo has no digestAlgorithm")?)?;
     let mut next = f.required("SignerInfo has no signatureAlgorithm")?;
@@ -169,7 +218,11 @@ fn signer(info: Tlv) -> Result<Signer, DerError> {
         next = f.required("SignerInfo has no signatureAlgorithm")?; // skip signedAttrs
     }
     let signature = algorithm(next)?;
-    Ok(Signer { id, digest, signature })
+    Ok(Signer {
+        id,
+        digest,
+        signature,
+    })
 }
 
 impl der::Reader<'_> {

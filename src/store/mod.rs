@@ -27,6 +27,9 @@ pub enum StoreError {
     Conflict(String),
 }
 
+/// The owner name under which the development CA's key is kept (not a hosted domain).
+pub const DEV_CA_OWNER: &str = "dev-ca.hisp.invalid";
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -17,17 +17,28 @@ pub enum ChainError {
 
 /// Checks `cert`'s own validity period, then builds a path through `intermediates` to one of
 /// `anchors`, with every certificate on it valid at `at` (unix seconds).
-pub fn verify(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], at: i64) -> Result<(), ChainError> {
+pub fn verify(
+    cert: &X509Ref,
+    intermediates: &[X509],
+    anchors: &[X509],
+    at: i64,
+) -> Result<(), ChainError> {
     let not_before = pki::unix_time(cert.not_before());
     let not_after = pki::unix_time(cert.not_after());
     if at > not_after {
-        return Err(ChainError::Expired { not_after: iso8601(not_after) });
+        return Err(ChainError::Expired {
+            not_after: iso8601(not_after),
+        });
     }
     if at < not_before {
-        return Err(ChainError::NotYetValid { not_before: iso8601(not_before) });
+        return Err(ChainError::NotYetValid {
+            not_before: iso8601(not_before),
+        });
     }
     if anchors.is_empty() {
-        return Err(ChainError::Untrusted("no trust anchors are configured".into()));
+        return Err(ChainError::Untrusted(
+            "no trust anchors are configured".into(),
+        ));
     }
     let untrusted = |e: openssl::error::ErrorStack| ChainError::Untrusted(e.to_string());
     let mut builder = X509StoreBuilder::new().map_err(untrusted)?;
@@ -44,7 +55,9 @@ pub fn verify(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], at: i64)
     }
     let mut context = X509StoreContext::new().map_err(untrusted)?;
     let result = context
-        .init(&store, cert, &chain, |ctx| Ok((ctx.verify_cert()?, ctx.error())))
+        .init(&store, cert, &chain, |ctx| {
+            Ok((ctx.verify_cert()?, ctx.error()))
+        })
         .map_err(untrusted)?;
     match result {
         (true, _) => Ok(()),

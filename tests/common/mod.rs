@@ -66,5 +66,143 @@ pub fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A scratch directory with PEM files for a CA and identities, and runners for the real tools.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn p(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) -> String {
+        std::fs::write(self.path(name), data).unwrap();
+        self.p(name)
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap()
+    }
+
+    /// Writes `<name>.pem` and `<name>.key`.
+    pub fn identity(&self, name: &str, id: &Identity) {
+        self.write(&format!("{name}.pem"), &id.cert.to_pem().unwrap());
+        self.write(
+            &format!("{name}.key"),
+            &id.key.private_key_to_pem_pkcs8().unwrap(),
+        );
+    }
+
+    pub fn ca(&self, name: &str, ca: &Ca) {
+        self.write(&format!("{name}.pem"), &ca.cert.to_pem().unwrap());
+        self.write(
+            &format!("{name}.key"),
+            &ca.key.private_key_to_pem_pkcs8().unwrap(),
+        );
+    }
+}
+
+pub struct Run {
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.text(), self.stderr))
+    }
+
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.status,
+            0,
+            "failed: {}\nstdout: {}",
+            self.stderr,
+            self.text()
+        );
+        self
+    }
+}
+
+pub fn run(program: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env_remove("HISP_DB")
+        .env_remove("HISP_CONFIG")
+        .env_remove("HISP_KEK");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.unwrap_or_default().to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn hisp(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+    run(env!("CARGO_BIN_EXE_hisp"), args, stdin, env)
+}
+
+pub fn openssl(args: &[&str]) -> Run {
+    run("openssl", args, None, &[]).ok()
+}
+
+/// The Python peer, with the packages `scripts/test.sh` installs under `.peers/python`.
+pub fn py_peer(args: &[&str]) -> Run {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let site = root.join(".peers/python");
+    assert!(
+        site.join("endesive").exists(),
+        "the Python peers are not installed: run `bash scripts/test.sh` (it installs them)"
+    );
+    let script = root.join("tests/peers/py_peer.py");
+    let mut all = vec![script.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(
+        "python3",
+        &all,
+        None,
+        &[("PYTHONPATH", site.to_str().unwrap())],
+    )
 }

@@ -1,0 +1,418 @@
+//! `hisp ca ...` and `hisp cert ...`: the development CA, issuing, importing and exporting.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde_json::json;
+
+use super::output::{self, table};
+use super::provision::done;
+use super::{Context, Failure};
+use crate::address::Owner;
+use crate::clock::iso8601;
+use crate::pki::{self, ca};
+use crate::smime::policy;
+use crate::store::{CertRecord, NewCert, Store, DEV_CA_OWNER};
+use crate::trust::binding;
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Create the development CA (a self-signed RSA root kept in the database, key encrypted).
+    Init {
+        /// Common name of the CA.
+        #[arg(long, default_value = "hisp development CA")]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace an existing development CA (certificates it issued will no longer chain).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the development CA.
+    Show,
+    /// Write the CA certificate (to publish, or to give peers as a trust anchor).
+    Export {
+        #[arg(long)]
+        der: bool,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Issue a certificate from the development CA: OWNER is an address (address-bound) or a
+    /// domain (domain-bound). DirectTrust end-entity profile, new RSA key stored encrypted.
+    Issue {
+        owner: String,
+        /// Validity in days (default ca.validity_days from the config).
+        #[arg(long)]
+        days: Option<u32>,
+        /// RSA key size, 2048 or more (default ca.key_bits from the config).
+        #[arg(long)]
+        bits: Option<u32>,
+    },
+    /// Import a certificate and its key: --pkcs12 FILE, or --cert FILE [--key FILE]. Without
+    /// --key, the key made by `hisp cert csr` is used.
+    Import {
+        owner: String,
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
+        pkcs12: Option<PathBuf>,
+        /// Read the PKCS#12 password from the first line of standard input (default: empty).
+        #[arg(long, requires = "pkcs12")]
+        password_stdin: bool,
+        #[arg(long, value_name = "FILE")]
+        cert: Option<PathBuf>,
+        #[arg(long, value_name = "FILE", requires = "cert")]
+        key: Option<PathBuf>,
+    },
+    /// List certificates.
+    List {
+        /// Only those of this address or domain.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Write a certificate (public part only) by SHA-256 fingerprint, or the newest of an owner.
+    Export {
+        selector: String,
+        #[arg(long)]
+        der: bool,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Make a new key (stored encrypted) and a CSR for it, to send to a DirectTrust CA; then
+    /// `hisp cert import OWNER --cert SIGNED.pem`.
+    Csr {
+        owner: String,
+        #[arg(long)]
+        bits: Option<u32>,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Remove a certificate (and its key, if nothing else uses it).
+    Remove { sha256: String },
+}
+
+pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        CaCommand::Init { name, days, force } => {
+            if store.ca()?.is_some() && !force {
+                return Err(Failure::new(
+                    "exists",
+                    "the development CA already exists (pass --force to replace it)",
+                ));
+            }
+            let kek = ctx.kek()?;
+            let key = ca::generate_rsa(ctx.config.ca.key_bits.max(2048))?;
+            let cert = ca::create_root(&key, &name, ctx.now() - 300, days)?;
+            let owner = Owner::parse(DEV_CA_OWNER)?;
+            let key_id =
+                store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+            store.set_ca(&cert.to_der()?, key_id, force)?;
+            let fp = pki::fingerprint(&cert);
+            done(
+                ctx,
+                &format!("created development CA '{name}' ({fp})\nnext: `hisp ca export --out ca.pem`, then `hisp anchor add ca.pem --domain D --incoming --outgoing`"),
+                json!({ "subject": pki::name_line(cert.subject_name()), "sha256": fp }),
+            );
+        }
+        CaCommand::Show => {
+            let cert = dev_ca_cert(store)?;
+            let info = json!({
+                "subject": pki::name_line(cert.subject_name()),
+                "sha256": pki::fingerprint(&cert),
+                "not_after": iso8601(pki::unix_time(cert.not_after())),
+                "base_url": ctx.config.ca.base_url,
+            });
+            if ctx.json {
+                output::json(&info);
+            } else {
+                println!("subject:   {}\nsha256:    {}\nexpires:   {}\npublished: {}/ca.cer, CRL {}/ca.crl",
+                    info["subject"].as_str().unwrap_or(""), info["sha256"].as_str().unwrap_or(""),
+                    info["not_after"].as_str().unwrap_or(""), ctx.config.ca.base_url.trim_end_matches('/'),
+                    ctx.config.ca.base_url.trim_end_matches('/'));
+            }
+        }
+        CaCommand::Export { der, out } => write_cert(&dev_ca_cert(store)?, der, out.as_deref())?,
+    }
+    Ok(())
+}
+
+fn dev_ca_cert(store: &dyn Store) -> Result<X509, Failure> {
+    let (der, _) = store
+        .ca()?
+        .ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
+    Ok(X509::from_der(&der)?)
+}
+
+fn write_cert(cert: &X509, der: bool, out: Option<&std::path::Path>) -> Result<(), Failure> {
+    let bytes = if der { cert.to_der()? } else { cert.to_pem()? };
+    output::write_output(out, &bytes)?;
+    Ok(())
+}
+
+/// The store's record of a certificate.
+pub fn record_of(cert: &X509) -> Result<NewCert, Failure> {
+    let der = cert.to_der()?;
+    Ok(NewCert {
+        subject: pki::name_line(cert.subject_name()),
+        issuer: pki::name_line(cert.issuer_name()),
+        sha256: pki::sha256_hex(&der),
+        not_before: pki::unix_time(cert.not_before()),
+        not_after: pki::unix_time(cert.not_after()),
+        der,
+    })
+}
+
+/// A certificate we hold for `owner` must be bound to it, valid now, and carry an allowed key.
+fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
+    let bound = match owner {
+        Owner::Address(a) => {
+            binding::binding_for(cert, a) == Some(crate::address::Binding::Address)
+        }
+        Owner::Domain(d) => binding::is_domain_bound(cert, d),
+    };
+    if !bound {
+        return Err(Failure::new(
+            "not-bound",
+            format!(
+                "certificate '{}' is bound to [{}], not to {owner} (an address-bound certificate needs subjectAltName \
+                 rfc822Name={owner}; a domain-bound one dNSName={owner})",
+                pki::name_line(cert.subject_name()),
+                binding::bound_names(cert).join(", ")
+            ),
+        ));
+    }
+    if pki::unix_time(cert.not_after()) < now {
+        return Err(Failure::new(
+            "expired",
+            format!(
+                "certificate expired on {}",
+                iso8601(pki::unix_time(cert.not_after()))
+            ),
+        ));
+    }
+    policy::check_key(&*cert.public_key()?, "the certificate", true)?;
+    Ok(())
+}
+
+pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        CertCommand::Issue { owner, days, bits } => {
+            let owner = Owner::parse(&owner)?;
+            let (ca_der, ca_key_id) = store.ca()?.ok_or_else(|| {
+                Failure::new("no-ca", "there is no development CA: run `hisp ca init`")
+            })?;
+            let ca_cert = X509::from_der(&ca_der)?;
+            let kek = ctx.kek()?;
+            let ca_key = kek.open_key(&store.key(ca_key_id)?.sealed)?;
+            let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
+            let days = days.unwrap_or(ctx.config.ca.validity_days);
+            if days == 0 || days > 3 * 366 {
+                return Err(Failure::usage("--days must be 1 to 1098"));
+            }
+            let now = ctx.now();
+            let not_after =
+                (now + i64::from(days) * 86_400).min(pki::unix_time(ca_cert.not_after()));
+            let base = ctx.config.ca.base_url.trim_end_matches('/');
+            let profile = ca::EndEntity {
+                owner: &owner,
+                serial: store.next_ca_serial()?,
+                not_before: now - 300,
+                not_after,
+                crl_url: &format!("{base}/ca.crl"),
+                issuer_url: &format!("{base}/ca.cer"),
+            };
+            let cert = ca::issue(&ca_cert, &ca_key, &key, &profile)?;
+            let sha = store_with_key(ctx, store, &owner, &cert, &key)?;
+            done(
+                ctx,
+                &format!(
+                    "issued {}-bound certificate for {owner} ({sha}), valid until {}",
+                    owner.binding().as_str(),
+                    iso8601(not_after)
+                ),
+                json!({ "owner": owner.to_string(), "binding": owner.binding(), "sha256": sha, "not_after": iso8601(not_after) }),
+            );
+        }
+        CertCommand::Import {
+            owner,
+            pkcs12,
+            password_stdin,
+            cert,
+            key,
+        } => {
+            let owner = Owner::parse(&owner)?;
+            let (cert, key): (X509, Option<PKey<Private>>) = if let Some(path) = pkcs12 {
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    Failure::new("io", format!("cannot read {}: {e}", path.display()))
+                })?;
+                let password = if password_stdin {
+                    output::read_secret_line()?
+                } else {
+                    String::new()
+                };
+                let (cert, key, _chain) =
+                    pki::load_pkcs12(&bytes, &password, &path.display().to_string())?;
+                (cert, Some(key))
+            } else if let Some(path) = cert {
+                let cert = pki::load_cert_file(&path)?;
+                (cert, key.as_deref().map(pki::load_key_file).transpose()?)
+            } else {
+                return Err(Failure::usage(
+                    "give --pkcs12 FILE, or --cert FILE [--key FILE]",
+                ));
+            };
+            check_own_cert(&cert, &owner, ctx.now())?;
+            let sha = match key {
+                Some(key) => {
+                    pki::check_key_matches(&cert, &key)?;
+                    store_with_key(ctx, store, &owner, &cert, &key)?
+                }
+                None => {
+                    let public = pki::public_key_sha256(&*cert.public_key()?)?;
+                    let stored = store.key_for_public(&public)?.ok_or_else(|| {
+                        Failure::new("no-key", "no private key for this certificate: give --key FILE, or make the key with `hisp cert csr` first")
+                    })?;
+                    let record = record_of(&cert)?;
+                    store.add_certificate(&owner, &record, Some(stored.id))?;
+                    record.sha256
+                }
+            };
+            done(
+                ctx,
+                &format!("imported certificate for {owner} ({sha})"),
+                json!({ "owner": owner.to_string(), "sha256": sha }),
+            );
+        }
+        CertCommand::List { owner } => {
+            let owner = owner.as_deref().map(Owner::parse).transpose()?;
+            let certs = store.certificates(owner.as_ref())?;
+            let now = ctx.now();
+            if ctx.json {
+                let list: Vec<_> = certs.iter().map(|c| cert_json(c, now)).collect();
+                output::json(&list);
+            } else {
+                let rows: Vec<Vec<String>> = certs
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.owner.clone(),
+                            c.binding.as_str().into(),
+                            if c.key_id.is_some() { "yes" } else { "no" }.into(),
+                            format!(
+                                "{}{}",
+                                iso8601(c.not_after),
+                                if c.not_after < now { " (expired)" } else { "" }
+                            ),
+                            c.issuer.clone(),
+                            c.sha256.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["OWNER", "BINDING", "KEY", "EXPIRES", "ISSUER", "SHA256"],
+                    &rows,
+                    "no certificates",
+                );
+            }
+        }
+        CertCommand::Export { selector, der, out } => {
+            let record = select(store, &selector)?;
+            write_cert(&X509::from_der(&record.der)?, der, out.as_deref())?;
+        }
+        CertCommand::Csr { owner, bits, out } => {
+            let owner = Owner::parse(&owner)?;
+            if !store.has_domain(owner.domain())? {
+                return Err(Failure::new(
+                    "store",
+                    format!("domain {} is not hosted here", owner.domain()),
+                ));
+            }
+            let kek = ctx.kek()?;
+            let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
+            let request = ca::csr(&owner, &key)?;
+            store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+            output::write_output(out.as_deref(), &request.to_pem()?)?;
+            if let Some(path) = out {
+                done(
+                    ctx,
+                    &format!(
+                        "wrote CSR for {owner} to {}; its key is stored encrypted",
+                        path.display()
+                    ),
+                    json!({ "owner": owner.to_string(), "csr": path }),
+                );
+            }
+        }
+        CertCommand::Remove { sha256 } => {
+            store.remove_certificate(&sha256.to_ascii_lowercase())?;
+            done(
+                ctx,
+                &format!("removed certificate {sha256}"),
+                json!({ "sha256": sha256 }),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn store_with_key(
+    ctx: &Context,
+    store: &dyn Store,
+    owner: &Owner,
+    cert: &X509,
+    key: &PKey<Private>,
+) -> Result<String, Failure> {
+    let public = pki::public_key_sha256(key)?;
+    let key_id = match store.key_for_public(&public)? {
+        Some(existing) => existing.id,
+        None => store.add_key(owner, &public, &ctx.kek()?.seal_key(key)?)?,
+    };
+    let record = record_of(cert)?;
+    store.add_certificate(owner, &record, Some(key_id))?;
+    Ok(record.sha256)
+}
+
+fn cert_json(c: &CertRecord, now: i64) -> serde_json::Value {
+    json!({
+        "owner": c.owner, "binding": c.binding, "subject": c.subject, "issuer": c.issuer, "sha256": c.sha256,
+        "not_before": iso8601(c.not_before), "not_after": iso8601(c.not_after), "expired": c.not_after < now,
+        "has_key": c.key_id.is_some(),
+    })
+}
+
+/// A certificate by fingerprint (full or a unique prefix of 8+ hex digits), or the newest of an owner.
+fn select(store: &dyn Store, selector: &str) -> Result<CertRecord, Failure> {
+    if let Ok(owner) = Owner::parse(selector) {
+        return store
+            .certificates(Some(&owner))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::new("not-found", format!("no certificate for {owner}")));
+    }
+    let prefix = selector.to_ascii_lowercase();
+    if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Failure::usage(format!("'{selector}' is neither an address, a domain, nor a SHA-256 fingerprint (8+ hex digits)")));
+    }
+    let matches: Vec<CertRecord> = store
+        .certificates(None)?
+        .into_iter()
+        .filter(|c| c.sha256.starts_with(&prefix))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().expect("one")),
+        0 => Err(Failure::new(
+            "not-found",
+            format!("no certificate with fingerprint {selector}"),
+        )),
+        n => Err(Failure::usage(format!(
+            "{n} certificates start with {selector}; give more digits"
+        ))),
+    }
+}

@@ -1,0 +1,78 @@
+//! What every command may need: the config, the database, the key-encryption key.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use super::Failure;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::kek::{self, Kek};
+use crate::store::{SqliteStore, Store};
+
+pub struct Context {
+    pub config: Config,
+    pub db_path: PathBuf,
+    pub json: bool,
+    pub clock: SystemClock,
+    store: OnceCell<SqliteStore>,
+}
+
+impl Context {
+    pub fn new(
+        config_path: Option<&Path>,
+        db: Option<PathBuf>,
+        json: bool,
+    ) -> Result<Context, Failure> {
+        let config = match config_path {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let db_path = db.unwrap_or_else(|| config.database.path.clone());
+        Ok(Context {
+            config,
+            db_path,
+            json,
+            clock: SystemClock,
+            store: OnceCell::new(),
+        })
+    }
+
+    pub fn actor() -> String {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| {
+                // SAFETY: getuid cannot fail.
+                format!("uid{}", unsafe { libc::getuid() })
+            });
+        format!("cli:{user}")
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.unix_now()
+    }
+
+    /// Creates the database (for `hisp init`).
+    pub fn create_store(&self) -> Result<&SqliteStore, Failure> {
+        let store = SqliteStore::create(&self.db_path, &Self::actor())?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    /// The existing database.
+    pub fn store(&self) -> Result<&dyn Store, Failure> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let store = SqliteStore::open(&self.db_path, &Self::actor())?;
+        Ok(self.store.get_or_init(|| store))
+    }
+
+    /// The key-encryption key, checked against this database.
+    pub fn kek(&self) -> Result<Kek, Failure> {
+        let secret = kek::secret_from(
+            std::env::var("HISP_KEK").ok(),
+            self.config.keys.kek.as_deref(),
+            self.config.keys.kek_file.as_deref(),
+        )?;
+        Ok(Kek::unlock(self.store()?, &secret)?)
+    }
+}

@@ -1,0 +1,63 @@
+//! One error type for the command line: a stable code and a message for a person.
+
+use crate::address::AddressError;
+use crate::config::ConfigError;
+use crate::kek::KekError;
+use crate::password::PasswordError;
+use crate::pki::PkiError;
+use crate::smime::SmimeError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new("usage", message)
+    }
+
+    pub fn report(&self, json: bool) {
+        if json {
+            let value = serde_json::json!({ "ok": false, "error": { "code": self.code, "message": self.message } });
+            println!("{value}");
+        }
+        eprintln!("error: {}", self.message);
+    }
+}
+
+macro_rules! failure_from {
+    ($($ty:ty => $code:expr),* $(,)?) => {
+        $(impl From<$ty> for Failure {
+            fn from(e: $ty) -> Failure {
+                Failure::new($code, e.to_string())
+            }
+        })*
+    };
+}
+
+failure_from! {
+    AddressError => "bad-address",
+    ConfigError => "config",
+    KekError => "kek",
+    PasswordError => "password",
+    PkiError => "certificate",
+    StoreError => "store",
+    std::io::Error => "io",
+    openssl::error::ErrorStack => "crypto",
+}
+
+impl From<SmimeError> for Failure {
+    fn from(e: SmimeError) -> Failure {
+        Failure::new(e.code(), e.to_string())
+    }
+}

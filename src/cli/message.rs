@@ -1,0 +1,363 @@
+//! `hisp message seal|open|inspect`: the security agent from the command line, either with the
+//! node's database (keys, certificates, anchors) or standalone with files, like `openssl cms`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use openssl::x509::X509;
+use serde_json::json;
+
+use super::output;
+use super::{Context, Failure};
+use crate::address::{Binding, DirectAddress, Owner};
+use crate::pki;
+use crate::smime::inspect::inspect;
+use crate::smime::mime::{self, Entity};
+use crate::smime::open::{open, RecipientKey};
+use crate::smime::seal::{envelope_of, seal, SealOptions, SignerIdentity};
+use crate::smime::{ContentCipher, KeyTransport};
+use crate::store::Store;
+use crate::trust::{binding, AnchorSource, FixedAnchors, StoreAnchors};
+
+#[derive(Subcommand, Debug)]
+pub enum MessageCommand {
+    /// Wrap, sign and encrypt an RFC 5322 message for its To/Cc/Bcc recipients (and the sender).
+    ///
+    /// With the database: the sender (From) must be a hosted address with a certificate and key;
+    /// recipients' certificates come from --recipient-cert or, for hosted recipients, the store.
+    /// Standalone (no database): --signer-cert, --signer-key and one or more --recipient-cert.
+    Seal(SealArgs),
+    /// Decrypt, verify and unwrap a Direct message; print the original.
+    ///
+    /// With the database: the key of a hosted recipient decrypts, and the signer must chain to that
+    /// domain's incoming anchors. Standalone: --recipient-cert, --recipient-key and --anchor.
+    /// With --json a report is printed instead, and the original goes to --out if given.
+    Open(OpenArgs),
+    /// Describe an S/MIME message without keys: layers, algorithms, recipients, signer.
+    Inspect {
+        /// The message (default: standard input).
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SealArgs {
+    /// The message to seal (default: standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Where to write the sealed message (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Content encryption (default: smime.content_cipher from the config, else aes-256-cbc).
+    #[arg(long)]
+    cipher: Option<ContentCipher>,
+    /// RSA key transport (default: smime.key_transport from the config, else rsa-pkcs1).
+    #[arg(long)]
+    key_transport: Option<KeyTransport>,
+    /// Standalone: the sender's certificate (PEM/DER; a PEM file may carry intermediates after it).
+    #[arg(long, value_name = "FILE", requires = "signer_key")]
+    signer_cert: Option<PathBuf>,
+    /// Standalone: the sender's private key (PEM/DER).
+    #[arg(long, value_name = "FILE", requires = "signer_cert")]
+    signer_key: Option<PathBuf>,
+    /// A recipient's certificate (repeatable).
+    #[arg(long, value_name = "FILE")]
+    recipient_cert: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct OpenArgs {
+    /// The message to open (default: standard input).
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Where to write the original message (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Standalone: our certificate the message was encrypted to.
+    #[arg(long, value_name = "FILE", requires = "recipient_key")]
+    recipient_cert: Option<PathBuf>,
+    /// Standalone: the private key of --recipient-cert.
+    #[arg(long, value_name = "FILE", requires = "recipient_cert")]
+    recipient_key: Option<PathBuf>,
+    /// Standalone: a trust anchor for the signer (repeatable; PEM may hold several).
+    #[arg(long, value_name = "FILE")]
+    anchor: Vec<PathBuf>,
+}
+
+pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
+    match command {
+        MessageCommand::Seal(args) => seal_command(ctx, args),
+        MessageCommand::Open(args) => open_command(ctx, args),
+        MessageCommand::Inspect { input } => {
+            let report = inspect(&output::read_input(input.as_deref())?)?;
+            if ctx.json {
+                output::json(&report);
+            } else {
+                for (name, value) in [
+                    ("From", &report.from),
+                    ("To", &report.to),
+                    ("Subject", &report.subject),
+                    ("Message-ID", &report.message_id),
+                ] {
+                    if let Some(v) = value {
+                        println!("{name}: {v}");
+                    }
+                }
+                for (depth, layer) in report.layers.iter().enumerate() {
+                    let indent = "  ".repeat(depth);
+                    println!("{indent}- {}: {}", layer.kind, layer.content_type);
+                    for (k, v) in &layer.details {
+                        println!("{indent}    {k}: {v}");
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn load_certs_from(path: &Path) -> Result<Vec<X509>, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
+    Ok(pki::load_certs(&bytes, &path.display().to_string())?)
+}
+
+fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
+    let message = output::read_input(args.input.as_deref())?;
+    let options = SealOptions {
+        cipher: args.cipher.unwrap_or(ctx.config.smime.content_cipher),
+        key_transport: args.key_transport.unwrap_or(ctx.config.smime.key_transport),
+    };
+    let mut recipient_certs = Vec::new();
+    for path in &args.recipient_cert {
+        recipient_certs.extend(load_certs_from(path)?);
+    }
+    let now = ctx.now();
+    let sealed = if let (Some(cert_path), Some(key_path)) = (&args.signer_cert, &args.signer_key) {
+        if recipient_certs.is_empty() {
+            return Err(Failure::usage(
+                "standalone sealing needs at least one --recipient-cert",
+            ));
+        }
+        let mut chain = load_certs_from(cert_path)?;
+        let cert = chain.remove(0);
+        let key = pki::load_key_file(key_path)?;
+        seal(
+            message,
+            &SignerIdentity {
+                cert: &cert,
+                key: &key,
+                chain: &chain,
+            },
+            &recipient_certs,
+            options,
+            now,
+        )?
+    } else {
+        let store = ctx.store()?;
+        let (from, recipients) = envelope_of(&Entity::parse(&mime::to_crlf(&message)).headers)?;
+        if !store.has_address(&from)? {
+            return Err(Failure::new(
+                "not-hosted",
+                format!("the sender {from} is not an address hosted here"),
+            ));
+        }
+        let kek = ctx.kek()?;
+        let (cert, key_id) = signing_cert(store, &from, now)?;
+        let key = kek.open_key(&store.key(key_id)?.sealed)?;
+        if recipient_certs.is_empty() {
+            for r in &recipients {
+                recipient_certs.push(hosted_cert(store, r, now)?);
+            }
+        }
+        seal(
+            message,
+            &SignerIdentity {
+                cert: &cert,
+                key: &key,
+                chain: &[],
+            },
+            &recipient_certs,
+            options,
+            now,
+        )?
+    };
+    output::write_output(args.out.as_deref(), &sealed.message)?;
+    let report = json!({
+        "ok": true, "from": sealed.from, "recipients": sealed.recipients, "message_id": sealed.message_id,
+        "content_encryption": options.cipher, "key_transport": options.key_transport, "bytes": sealed.message.len(),
+    });
+    if ctx.json && args.out.is_some() {
+        output::json(&report);
+    } else if args.out.is_some() {
+        println!(
+            "sealed {} from {} to {} ({} bytes)",
+            sealed.message_id,
+            sealed.from,
+            sealed
+                .recipients
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            sealed.message.len()
+        );
+    }
+    Ok(())
+}
+
+/// The sender's newest valid certificate with a key: address-bound first, else domain-bound.
+fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), Failure> {
+    for owner in [
+        Owner::Address(from.clone()),
+        Owner::Domain(from.domain().clone()),
+    ] {
+        for record in store.certificates(Some(&owner))? {
+            if let (Some(key_id), true) = (
+                record.key_id,
+                record.not_before <= now && now <= record.not_after,
+            ) {
+                return Ok((X509::from_der(&record.der)?, key_id));
+            }
+        }
+    }
+    Err(Failure::new(
+        "no-certificate",
+        format!("{from} has no valid certificate with a key: `hisp cert issue {from}` or `hisp cert import`"),
+    ))
+}
+
+/// A hosted recipient's certificate: address-bound first, else domain-bound.
+fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<X509, Failure> {
+    for owner in [
+        Owner::Address(recipient.clone()),
+        Owner::Domain(recipient.domain().clone()),
+    ] {
+        if let Some(record) = store
+            .certificates(Some(&owner))?
+            .into_iter()
+            .find(|c| c.not_before <= now && now <= c.not_after)
+        {
+            return Ok(X509::from_der(&record.der)?);
+        }
+    }
+    Err(Failure::new(
+        "no-certificate",
+        format!("no certificate known for {recipient} (not hosted here): give it with --recipient-cert FILE"),
+    ))
+}
+
+fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
+    let message = output::read_input(args.input.as_deref())?;
+    let now = ctx.now();
+    let fixed;
+    let store_anchors;
+    let (keys, anchors): (Vec<RecipientKey>, &dyn AnchorSource) =
+        if let (Some(cert_path), Some(key_path)) = (&args.recipient_cert, &args.recipient_key) {
+            let cert = pki::load_cert_file(cert_path)?;
+            let key = pki::load_key_file(key_path)?;
+            pki::check_key_matches(&cert, &key)?;
+            let mut anchor_certs = Vec::new();
+            for path in &args.anchor {
+                anchor_certs.extend(load_certs_from(path)?);
+            }
+            fixed = FixedAnchors(anchor_certs);
+            (
+                vec![RecipientKey {
+                    cert,
+                    key,
+                    domain: None,
+                }],
+                &fixed,
+            )
+        } else {
+            if !args.anchor.is_empty() {
+                return Err(Failure::usage(
+                    "--anchor is for standalone mode (with --recipient-cert and --recipient-key)",
+                ));
+            }
+            let store = ctx.store()?;
+            store_anchors = StoreAnchors(store);
+            (hosted_keys(ctx, store, &message)?, &store_anchors)
+        };
+    let opened = open(&message, &keys, anchors, now)?;
+    if ctx.json {
+        if let Some(out) = &args.out {
+            output::write_output(Some(out), &opened.original)?;
+        }
+        let mut report = serde_json::to_value(&opened).unwrap_or_default();
+        report["ok"] = json!(true);
+        output::json(&report);
+    } else {
+        output::write_output(args.out.as_deref(), &opened.original)?;
+        eprintln!(
+            "opened: from {} signed by '{}' ({}-bound, {}, {}); {} / {}",
+            opened.from,
+            opened.signer.subject,
+            match opened.signer.binding {
+                Binding::Address => "address",
+                Binding::Domain => "domain",
+            },
+            opened.signer.key,
+            opened.digest,
+            opened.content_encryption,
+            opened.key_transport
+        );
+    }
+    Ok(())
+}
+
+/// Keys of the hosted addresses the message is addressed to (To, Cc), with their domains'
+/// domain-bound keys; the KEK is unlocked only when there is a key to open.
+fn hosted_keys(
+    ctx: &Context,
+    store: &dyn Store,
+    message: &[u8],
+) -> Result<Vec<RecipientKey>, Failure> {
+    let headers = Entity::parse(message).headers;
+    let mut owners: Vec<Owner> = Vec::new();
+    for field in ["to", "cc"] {
+        for value in headers.all(field) {
+            for a in mime::addresses(value)
+                .iter()
+                .filter_map(|a| DirectAddress::parse(a).ok())
+            {
+                if store.has_domain(a.domain())? {
+                    for owner in [Owner::Address(a.clone()), Owner::Domain(a.domain().clone())] {
+                        if !owners.contains(&owner) {
+                            owners.push(owner);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let records: Vec<_> = owners
+        .iter()
+        .map(|o| store.certificates(Some(o)))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .filter(|r| r.key_id.is_some())
+        .collect();
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kek = ctx.kek()?;
+    let mut keys = Vec::new();
+    for record in records {
+        let cert = X509::from_der(&record.der)?;
+        let key = kek.open_key(&store.key(record.key_id.expect("filtered"))?.sealed)?;
+        let domain = Owner::parse(&record.owner)?.domain().clone();
+        debug_assert!(binding::bound_names(&cert)
+            .iter()
+            .any(|n| n.ends_with(domain.as_str())));
+        keys.push(RecipientKey {
+            cert,
+            key,
+            domain: Some(domain),
+        });
+    }
+    Ok(keys)
+}

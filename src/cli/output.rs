@@ -1,0 +1,73 @@
+//! Printing: aligned text tables for people, JSON for programs.
+
+use serde::Serialize;
+
+pub fn json<T: Serialize + ?Sized>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    );
+}
+
+/// A text table with a header row; prints `empty` instead when there are no rows.
+pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
+    if rows.is_empty() {
+        println!("{empty}");
+        return;
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Reads all of standard input, or a file.
+pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    match path {
+        Some(p) if p.as_os_str() != "-" => std::fs::read(p).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot read {}: {e}", p.display()))
+        }),
+        _ => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Writes to a file, or standard output.
+pub fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    match path {
+        Some(p) if p.as_os_str() != "-" => std::fs::write(p, data).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", p.display()))
+        }),
+        _ => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data)?;
+            out.flush()
+        }
+    }
+}
+
+/// The first line of standard input (a password or passphrase), without its line ending.
+pub fn read_secret_line() -> std::io::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}

@@ -1,0 +1,358 @@
+//! `hisp init`, `domain`, `address`, `anchor` and `audit`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::output::{self, table};
+use super::{Context, Failure};
+use crate::address::{DirectAddress, Domain};
+use crate::clock::iso8601;
+use crate::password;
+use crate::pki;
+use crate::store::AnchorRecord;
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Host a practice's Direct domain, e.g. smithpeds.direct.example.org.
+    Add {
+        domain: Domain,
+        /// The practice this domain belongs to (default: the domain itself).
+        #[arg(long)]
+        practice: Option<String>,
+    },
+    /// List hosted domains.
+    List,
+    /// Stop hosting a domain.
+    Remove {
+        domain: Domain,
+        /// Also remove its addresses, certificates, keys and anchors.
+        #[arg(long)]
+        cascade: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AddressCommand {
+    /// Make a username within a hosted domain a Direct address (user@domain).
+    Add {
+        address: DirectAddress,
+        /// Read the user's SMTP password (12+ characters) from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List addresses.
+    List {
+        /// Only addresses of this domain.
+        #[arg(long)]
+        domain: Option<Domain>,
+    },
+    /// Remove an address with its certificates and keys.
+    Remove { address: DirectAddress },
+    /// Set a new password, read from the first line of standard input.
+    Passwd {
+        address: DirectAddress,
+        /// Read the password from standard input (required: passwords never go on the command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AnchorCommand {
+    /// Trust the CA certificate(s) in FILE (PEM, possibly several, or DER) for a hosted domain.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        domain: Domain,
+        /// Accept mail signed by certificates chaining to this anchor.
+        #[arg(long)]
+        incoming: bool,
+        /// Send mail to certificates chaining to this anchor.
+        #[arg(long)]
+        outgoing: bool,
+    },
+    /// List anchors.
+    List {
+        #[arg(long)]
+        domain: Option<Domain>,
+    },
+    /// Stop trusting an anchor (by its SHA-256 fingerprint) for a domain.
+    Remove {
+        sha256: String,
+        #[arg(long)]
+        domain: Domain,
+    },
+}
+
+pub fn init(ctx: &Context) -> Result<(), Failure> {
+    let store = ctx.create_store()?;
+    let version = store.schema_version()?;
+    if ctx.json {
+        output::json(&json!({ "ok": true, "database": ctx.db_path, "schema_version": version }));
+    } else {
+        println!(
+            "created {} (schema version {version})",
+            ctx.db_path.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        DomainCommand::Add { domain, practice } => {
+            let practice = practice.unwrap_or_else(|| domain.to_string());
+            if practice.trim().is_empty() {
+                return Err(Failure::usage("--practice must not be empty"));
+            }
+            store.add_domain(&domain, practice.trim())?;
+            done(
+                ctx,
+                &format!("added domain {domain} (practice {practice})"),
+                json!({ "domain": domain, "practice": practice }),
+            );
+        }
+        DomainCommand::List => {
+            let domains = store.domains()?;
+            if ctx.json {
+                output::json(&domains);
+            } else {
+                let rows: Vec<Vec<String>> = domains
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.domain.to_string(),
+                            d.practice.clone(),
+                            d.addresses.to_string(),
+                            iso8601(d.created_at),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["DOMAIN", "PRACTICE", "ADDRESSES", "CREATED"],
+                    &rows,
+                    "no domains (add one with `hisp domain add DOMAIN`)",
+                );
+            }
+        }
+        DomainCommand::Remove { domain, cascade } => {
+            store.remove_domain(&domain, cascade)?;
+            done(
+                ctx,
+                &format!("removed domain {domain}"),
+                json!({ "domain": domain }),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn new_password(password_stdin: bool) -> Result<String, Failure> {
+    if !password_stdin {
+        return Err(Failure::usage(
+            "give the password on standard input with --password-stdin",
+        ));
+    }
+    Ok(password::hash(&output::read_secret_line()?)?)
+}
+
+pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        AddressCommand::Add {
+            address,
+            password_stdin,
+        } => {
+            let hash = if password_stdin {
+                Some(new_password(true)?)
+            } else {
+                None
+            };
+            store.add_address(&address, hash.as_deref())?;
+            let note = if hash.is_some() {
+                ""
+            } else {
+                " (no password yet: it cannot submit mail until `hisp address passwd`)"
+            };
+            done(
+                ctx,
+                &format!("added address {address}{note}"),
+                json!({ "address": address, "has_password": hash.is_some() }),
+            );
+        }
+        AddressCommand::List { domain } => {
+            let addresses = store.addresses(domain.as_ref())?;
+            if ctx.json {
+                output::json(&addresses);
+            } else {
+                let rows: Vec<Vec<String>> = addresses
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.address.to_string(),
+                            if a.has_password { "yes" } else { "no" }.into(),
+                            iso8601(a.created_at),
+                        ]
+                    })
+                    .collect();
+                table(&["ADDRESS", "PASSWORD", "CREATED"], &rows, "no addresses");
+            }
+        }
+        AddressCommand::Remove { address } => {
+            store.remove_address(&address)?;
+            done(
+                ctx,
+                &format!("removed address {address}"),
+                json!({ "address": address }),
+            );
+        }
+        AddressCommand::Passwd {
+            address,
+            password_stdin,
+        } => {
+            let hash = new_password(password_stdin)?;
+            store.set_password(&address, &hash)?;
+            done(
+                ctx,
+                &format!("password set for {address}"),
+                json!({ "address": address }),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        AnchorCommand::Add {
+            file,
+            domain,
+            incoming,
+            outgoing,
+        } => {
+            if !incoming && !outgoing {
+                return Err(Failure::usage(
+                    "say what the anchor is trusted for: --incoming (mail we receive), --outgoing (mail we send), or both",
+                ));
+            }
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", file.display())))?;
+            let certs = pki::load_certs(&bytes, &file.display().to_string())?;
+            let mut added = Vec::new();
+            for cert in &certs {
+                let der = cert.to_der()?;
+                let record = AnchorRecord {
+                    domain: domain.clone(),
+                    subject: pki::name_line(cert.subject_name()),
+                    sha256: pki::sha256_hex(&der),
+                    not_after: pki::unix_time(cert.not_after()),
+                    incoming,
+                    outgoing,
+                    der,
+                };
+                if record.not_after < ctx.now() {
+                    eprintln!(
+                        "warning: anchor '{}' expired on {}",
+                        record.subject,
+                        iso8601(record.not_after)
+                    );
+                }
+                store.add_anchor(&record)?;
+                added.push(json!({ "sha256": record.sha256, "subject": record.subject }));
+                if !ctx.json {
+                    println!(
+                        "added anchor {} ({}) for {domain}",
+                        record.subject, record.sha256
+                    );
+                }
+            }
+            if ctx.json {
+                output::json(
+                    &json!({ "ok": true, "domain": domain, "incoming": incoming, "outgoing": outgoing, "anchors": added }),
+                );
+            }
+        }
+        AnchorCommand::List { domain } => {
+            let anchors = store.anchors(domain.as_ref())?;
+            if ctx.json {
+                let list: Vec<_> = anchors
+                    .iter()
+                    .map(|a| {
+                        json!({ "domain": a.domain, "subject": a.subject, "sha256": a.sha256,
+                                "not_after": iso8601(a.not_after), "incoming": a.incoming, "outgoing": a.outgoing })
+                    })
+                    .collect();
+                output::json(&list);
+            } else {
+                let flag = |b: bool, s: &str| if b { s.to_string() } else { "-".into() };
+                let rows: Vec<Vec<String>> = anchors
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.domain.to_string(),
+                            a.subject.clone(),
+                            flag(a.incoming, "in"),
+                            flag(a.outgoing, "out"),
+                            iso8601(a.not_after),
+                            a.sha256.clone(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &["DOMAIN", "SUBJECT", "IN", "OUT", "EXPIRES", "SHA256"],
+                    &rows,
+                    "no anchors",
+                );
+            }
+        }
+        AnchorCommand::Remove { sha256, domain } => {
+            store.remove_anchor(&domain, &sha256.to_ascii_lowercase())?;
+            done(
+                ctx,
+                &format!("removed anchor {sha256} from {domain}"),
+                json!({ "domain": domain, "sha256": sha256 }),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
+    let entries = ctx.store()?.audit_log(limit)?;
+    if ctx.json {
+        output::json(&entries);
+    } else {
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    iso8601(e.at),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.subject.clone(),
+                    e.detail.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &["WHEN", "WHO", "WHAT", "SUBJECT", "DETAIL"],
+            &rows,
+            "the audit log is empty",
+        );
+    }
+    Ok(())
+}
+
+/// Reports a completed change.
+pub fn done(ctx: &Context, text: &str, mut value: serde_json::Value) {
+    if ctx.json {
+        value["ok"] = json!(true);
+        output::json(&value);
+    } else {
+        println!("{text}");
+    }
+}
