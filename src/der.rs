@@ -83,7 +83,7 @@ impl<'a> Tlv<'a> {
         }
         let mut out = Vec::new();
         let mut inner = self.children();
-        while let Some(part) = inner.next()? {
+        while let Some(part) = inner.read()? {
             out.extend(part.octets()?);
         }
         Ok(out)
@@ -121,7 +121,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next element, or None at the end (or at an end-of-contents marker).
-    pub fn next(&mut self) -> Result<Option<Tlv<'a>>, DerError> {
+    pub fn read(&mut self) -> Result<Option<Tlv<'a>>, DerError> {
         if self.data.is_empty() || self.data.starts_with(&[0, 0]) {
             return Ok(None);
         }
@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn required(&mut self, what: &'static str) -> Result<Tlv<'a>, DerError> {
-        self.next()?.ok_or(DerError(what))
+        self.read()?.ok_or(DerError(what))
     }
 }
 
@@ -247,7 +247,7 @@ mod tests {
             ctx.children().required("int").unwrap().unsigned().unwrap(),
             &[0]
         );
-        assert!(r.next().unwrap().is_none());
+        assert!(r.read().unwrap().is_none());
     }
 
     #[test]

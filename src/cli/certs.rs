@@ -21,9 +21,10 @@ use crate::trust::binding;
 pub enum CaCommand {
     /// Create the development CA (a self-signed RSA root kept in the database, key encrypted).
     Init {
-        /// Common name of the CA.
-        #[arg(long, default_value = "hisp development CA")]
-        name: String,
+        /// Common name of the CA (default: "hisp development CA" and a random tag, so two nodes'
+        /// development CAs never share a name).
+        #[arg(long)]
+        name: Option<String>,
         /// Validity in days.
         #[arg(long, default_value_t = 3650)]
         days: u32,
@@ -106,6 +107,11 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
                     "the development CA already exists (pass --force to replace it)",
                 ));
             }
+            let name = name.unwrap_or_else(|| {
+                let mut tag = [0u8; 4];
+                openssl::rand::rand_bytes(&mut tag).expect("the OpenSSL RNG is available");
+                format!("hisp development CA {}", pki::hex(&tag))
+            });
             let kek = ctx.kek()?;
             let key = ca::generate_rsa(ctx.config.ca.key_bits.max(2048))?;
             let cert = ca::create_root(&key, &name, ctx.now() - 300, days)?;
@@ -222,7 +228,6 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
             let base = ctx.config.ca.base_url.trim_end_matches('/');
             let profile = ca::EndEntity {
                 owner: &owner,
-                serial: store.next_ca_serial()?,
                 not_before: now - 300,
                 not_after,
                 crl_url: &format!("{base}/ca.crl"),

@@ -37,8 +37,13 @@ fn name(common_name: &str, organization: Option<&str>) -> Result<X509Name, PkiEr
     Ok(name.build())
 }
 
-fn serial(n: u64) -> Result<Asn1Integer, PkiError> {
-    Ok(BigNum::from_dec_str(&n.to_string())?.to_asn1_integer()?)
+/// A random positive 127-bit serial number: unpredictable (RFC 5280 §4.1.2.2 and CA/B practice),
+/// and unique across CAs in practice, so issuer + serial identifies a recipient without collisions
+/// even between two development CAs of the same name.
+pub fn random_serial() -> Result<Asn1Integer, PkiError> {
+    let mut n = BigNum::new()?;
+    n.rand(127, openssl::bn::MsbOption::MAYBE_ZERO, false)?;
+    Ok(n.to_asn1_integer()?)
 }
 
 /// The self-signed development root.
@@ -50,10 +55,7 @@ pub fn create_root(
 ) -> Result<X509, PkiError> {
     let mut b = X509::builder()?;
     b.set_version(2)?;
-    // A random 64-bit serial: two dev roots with the same name must not collide.
-    let mut random = [0u8; 8];
-    openssl::rand::rand_bytes(&mut random)?;
-    b.set_serial_number(&*serial(u64::from_be_bytes(random) >> 1)?)?;
+    b.set_serial_number(&*random_serial()?)?;
     let subject = name(common_name, Some("hisp development CA"))?;
     b.set_subject_name(&subject)?;
     b.set_issuer_name(&subject)?;
@@ -80,7 +82,6 @@ pub fn create_root(
 /// What goes into an end-entity certificate besides the key.
 pub struct EndEntity<'a> {
     pub owner: &'a Owner,
-    pub serial: u64,
     pub not_before: i64,
     pub not_after: i64,
     /// CRL distribution point URL.
@@ -101,7 +102,7 @@ pub fn issue<K: HasPublic>(
 ) -> Result<X509, PkiError> {
     let mut b = X509::builder()?;
     b.set_version(2)?;
-    b.set_serial_number(&*serial(profile.serial)?)?;
+    b.set_serial_number(&*random_serial()?)?;
     let organization = match profile.owner {
         Owner::Address(a) => a.domain().to_string(),
         Owner::Domain(d) => d.to_string(),

@@ -109,7 +109,11 @@ pub fn open(
         .map_err(|_| SmimeError::DecryptFailed)?;
     drop(cms);
 
-    let (signed, content, signed_der) = signed_layer(&decrypted)?;
+    let SignatureLayer {
+        signed,
+        detached_content,
+        der: signed_der,
+    } = signed_layer(&decrypted)?;
     let signer_info = signed
         .signers
         .first()
@@ -138,7 +142,7 @@ pub fn open(
         })?;
     let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
 
-    let signed_content = verify_signature(&signed_der, content)?;
+    let signed_content = verify_signature(&signed_der, detached_content)?;
 
     let signer_subject = pki::name_line(signer.subject_name());
     let binding = binding::binding_for(signer, &from).ok_or_else(|| SmimeError::NotBound {
@@ -254,10 +258,18 @@ pub fn describe_recipients(recipients: &[structure::Recipient]) -> String {
     names.join(", ")
 }
 
+/// The signature found in decrypted content.
+struct SignatureLayer {
+    signed: Signed,
+    /// The signed content of a detached signature (None for an opaque one, which carries it).
+    detached_content: Option<Vec<u8>>,
+    /// The SignedData encoding.
+    der: Vec<u8>,
+}
+
 /// Finds the signature layer in decrypted content: multipart/signed (detached) or
-/// application/pkcs7-mime signed-data (opaque). Returns the SignedData facts, the signed content
-/// (for detached signatures), and the SignedData encoding.
-fn signed_layer(decrypted: &[u8]) -> Result<(Signed, Option<Vec<u8>>, Vec<u8>), SmimeError> {
+/// application/pkcs7-mime signed-data (opaque).
+fn signed_layer(decrypted: &[u8]) -> Result<SignatureLayer, SmimeError> {
     let entity = Entity::parse(decrypted);
     let ct = entity.content_type();
     if ct.is("multipart/signed") {
@@ -297,7 +309,11 @@ fn signed_layer(decrypted: &[u8]) -> Result<(Signed, Option<Vec<u8>>, Vec<u8>), 
                 "the signature part is not CMS SignedData".into(),
             ));
         };
-        return Ok((signed, Some(parts[0].to_vec()), der));
+        return Ok(SignatureLayer {
+            signed,
+            detached_content: Some(parts[0].to_vec()),
+            der,
+        });
     }
     let opaque = (ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime"))
         && ct
@@ -309,7 +325,11 @@ fn signed_layer(decrypted: &[u8]) -> Result<(Signed, Option<Vec<u8>>, Vec<u8>), 
             .map_err(SmimeError::Malformed)?
             .into_owned();
         if let ContentInfo::Signed(signed) = structure::parse(&der)? {
-            return Ok((signed, None, der));
+            return Ok(SignatureLayer {
+                signed,
+                detached_content: None,
+                der,
+            });
         }
     }
     Err(SmimeError::NotSigned(format!(

@@ -110,7 +110,7 @@ fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
     let infos = infos.expect(SET, "recipientInfos is not a SET")?;
     let mut recipients = Vec::new();
     let mut each = infos.children();
-    while let Some(info) = each.next()? {
+    while let Some(info) = each.read()? {
         recipients.push(recipient(info)?);
     }
     let eci = f
@@ -168,7 +168,7 @@ fn signed(tlv: Tlv) -> Result<Signed, DerError> {
         .required("SignedData has no digestAlgorithms")?
         .expect(SET, "digestAlgorithms")?
         .children();
-    while let Some(alg) = algs.next()? {
+    while let Some(alg) = algs.read()? {
         digests.push(algorithm(alg)?);
     }
     let encap = f
@@ -177,11 +177,11 @@ fn signed(tlv: Tlv) -> Result<Signed, DerError> {
     let detached = encap.children().nth_is_absent(1)?;
     let mut certificates = Vec::new();
     let mut signers = Vec::new();
-    while let Some(field) = f.next()? {
+    while let Some(field) = f.read()? {
         match (field.tag, field.context()) {
             (_, Some(0)) => {
                 let mut certs = field.children();
-                while let Some(cert) = certs.next()? {
+                while let Some(cert) = certs.read()? {
                     if cert.tag == SEQUENCE {
                         certificates.push(cert.raw.to_vec());
                     }
@@ -190,7 +190,7 @@ fn signed(tlv: Tlv) -> Result<Signed, DerError> {
             (_, Some(1)) => {} // CRLs
             (SET, _) => {
                 let mut infos = field.children();
-                while let Some(info) = infos.next()? {
+                while let Some(info) = infos.read()? {
                     signers.push(signer(info)?);
                 }
             }
@@ -229,10 +229,10 @@ impl der::Reader<'_> {
     /// True when the element at `index` (0-based) is absent.
     fn nth_is_absent(mut self, index: usize) -> Result<bool, DerError> {
         for _ in 0..index {
-            if self.next()?.is_none() {
+            if self.read()?.is_none() {
                 return Ok(true);
             }
         }
-        Ok(self.next()?.is_none())
+        Ok(self.read()?.is_none())
     }
 }

@@ -64,8 +64,7 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE dev_ca (
         id          INTEGER PRIMARY KEY CHECK (id = 1),
         der         BLOB NOT NULL,
-        key_id      INTEGER NOT NULL REFERENCES private_keys(id),
-        next_serial INTEGER NOT NULL
+        key_id      INTEGER NOT NULL REFERENCES private_keys(id)
     );
     CREATE TABLE audit_log (
         id      INTEGER PRIMARY KEY,

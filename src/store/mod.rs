@@ -142,8 +142,6 @@ pub trait Store {
     /// The development CA: its certificate and its (sealed) key.
     fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()>;
     fn ca(&self) -> Result<Option<(Vec<u8>, i64)>>;
-    /// Next serial number for the development CA (monotonic, never reused).
-    fn next_ca_serial(&self) -> Result<u64>;
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Sets a meta value only if it is absent; returns the value now stored.

@@ -553,9 +553,8 @@ impl Store for SqliteStore {
                         "the development CA (pass --force to replace it)".into(),
                     ));
                 }
-                // Serials continue across a replacement so no serial is ever issued twice.
                 tx.execute(
-                    "INSERT INTO dev_ca (id, der, key_id, next_serial) VALUES (1, ?1, ?2, 2)
+                    "INSERT INTO dev_ca (id, der, key_id) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET der = excluded.der, key_id = excluded.key_id",
                     params![der, key_id],
                 )?;
@@ -571,18 +570,6 @@ impl Store for SqliteStore {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
-    }
-
-    fn next_ca_serial(&self) -> Result<u64> {
-        let tx = self.conn.unchecked_transaction()?;
-        let serial: Option<i64> = tx
-            .query_row("SELECT next_serial FROM dev_ca", [], |r| r.get(0))
-            .optional()?;
-        let serial = serial
-            .ok_or_else(|| StoreError::NotFound("development CA (run `hisp ca init`)".into()))?;
-        tx.execute("UPDATE dev_ca SET next_serial = next_serial + 1", [])?;
-        tx.commit()?;
-        Ok(serial as u64)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

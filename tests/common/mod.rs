@@ -31,15 +31,12 @@ pub fn ca(name: &str) -> Ca {
     Ca { cert, key }
 }
 
-static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(100);
-
 /// An identity for `owner` (address or domain) issued by `ca`, valid [from, until], with an RSA key of `bits`.
 pub fn issue_with(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
     let key = rsa(bits);
     let owner = Owner::parse(owner).unwrap();
     let profile = EndEntity {
         owner: &owner,
-        serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
         not_before: from,
         not_after: until,
         crl_url: "http://ca.test.invalid/ca.crl",
