@@ -30,18 +30,13 @@ impl Domain {
             return Err(bad("it is longer than 253 characters"));
         }
         if !name.contains('.') {
-            return Err(bad(
-                "it has a single label; a Direct domain needs at least two",
-            ));
+            return Err(bad("it has a single label; a Direct domain needs at least two"));
         }
         for label in name.split('.') {
             if label.is_empty() || label.len() > 63 {
                 return Err(bad("each label must be 1 to 63 characters"));
             }
-            if !label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            {
+            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 return Err(bad("labels may hold only letters, digits and '-'"));
             }
             if label.starts_with('-') || label.ends_with('-') {
@@ -80,9 +75,7 @@ pub struct DirectAddress {
 impl DirectAddress {
     pub fn parse(input: &str) -> Result<DirectAddress, AddressError> {
         let bad = |why| AddressError::BadAddress(input.to_string(), why);
-        let (local, domain) = input
-            .rsplit_once('@')
-            .ok_or_else(|| bad("there is no '@'"))?;
+        let (local, domain) = input.rsplit_once('@').ok_or_else(|| bad("there is no '@'"))?;
         if local.is_empty() {
             return Err(bad("the part before '@' is empty"));
         }
@@ -91,20 +84,11 @@ impl DirectAddress {
         }
         // The dot-atom form of RFC 5322; quoted local parts are not used for Direct addresses.
         let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
-        if !local
-            .split('.')
-            .all(|p| !p.is_empty() && p.bytes().all(atext))
-        {
-            return Err(bad(
-                "the part before '@' has characters an address may not use",
-            ));
+        if !local.split('.').all(|p| !p.is_empty() && p.bytes().all(atext)) {
+            return Err(bad("the part before '@' has characters an address may not use"));
         }
-        let domain =
-            Domain::parse(domain).map_err(|_| bad("the part after '@' is not a domain name"))?;
-        Ok(DirectAddress {
-            local: local.to_ascii_lowercase(),
-            domain,
-        })
+        let domain = Domain::parse(domain).map_err(|_| bad("the part after '@' is not a domain name"))?;
+        Ok(DirectAddress { local: local.to_ascii_lowercase(), domain })
     }
 
     pub fn local(&self) -> &str {
@@ -206,14 +190,7 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_refused_with_a_reason() {
-        for bad in [
-            "nobody",
-            "@example.org",
-            "a b@example.org",
-            "a@localhost",
-            "a..b@example.org",
-            "a@-x.org",
-        ] {
+        for bad in ["nobody", "@example.org", "a b@example.org", "a@localhost", "a..b@example.org", "a@-x.org"] {
             assert!(DirectAddress::parse(bad).is_err(), "{bad} accepted");
         }
     }

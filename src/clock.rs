@@ -69,15 +69,9 @@ pub fn iso8601(unix: i64) -> String {
 /// RFC 5322 date-time in UTC: `Mon, 23 Nov 2026 14:03:46 +0000`
 pub fn rfc5322(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, mo, d, h, mi, s, wd) = split(unix);
-    format!(
-        "{}, {d} {} {y:04} {h:02}:{mi:02}:{s:02} +0000",
-        DAYS[wd],
-        MONTHS[mo as usize - 1]
-    )
+    format!("{}, {d} {} {y:04} {h:02}:{mi:02}:{s:02} +0000", DAYS[wd], MONTHS[mo as usize - 1])
 }
 
 #[cfg(test)]

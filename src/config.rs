@@ -33,9 +33,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig {
-            path: PathBuf::from("./data/hisp.db"),
-        }
+        DatabaseConfig { path: PathBuf::from("./data/hisp.db") }
     }
 }
 
@@ -68,11 +66,7 @@ pub struct CaConfig {
 
 impl Default for CaConfig {
     fn default() -> Self {
-        CaConfig {
-            base_url: "http://ca.hisp.invalid".into(),
-            validity_days: 365,
-            key_bits: 2048,
-        }
+        CaConfig { base_url: "http://ca.hisp.invalid".into(), validity_days: 365, key_bits: 2048 }
     }
 }
 
@@ -83,23 +77,19 @@ impl Config {
     }
 
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Parse(origin.into(), e.to_string()))?;
-        config
-            .validate()
-            .map_err(|why| ConfigError::Invalid(origin.into(), why))?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(origin.into(), e.to_string()))?;
+        config.validate().map_err(|why| ConfigError::Invalid(origin.into(), why))?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
         if !(2048..=8192).contains(&self.ca.key_bits) {
-            return Err(format!(
-                "ca.key_bits must be 2048 to 8192, not {}",
-                self.ca.key_bits
-            ));
+            return Err(format!("ca.key_bits must be 2048 to 8192, not {}", self.ca.key_bits));
         }
         if self.ca.validity_days == 0 || self.ca.validity_days > 3 * 366 {
-            return Err("ca.validity_days must be 1 to 1098 (DirectTrust caps end-entity certificates at 3 years)".into());
+            return Err(
+                "ca.validity_days must be 1 to 1098 (DirectTrust caps end-entity certificates at 3 years)".into()
+            );
         }
         if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
             return Err("ca.base_url must be an http:// or https:// URL".into());
@@ -126,11 +116,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let err = Config::parse(
-            "[database]\npath = \"x.db\"\nsurprise = 1\n",
-            Path::new("t.toml"),
-        )
-        .unwrap_err();
+        let err = Config::parse("[database]\npath = \"x.db\"\nsurprise = 1\n", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("surprise"), "{err}");
         let err = Config::parse("[nonsense]\n", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("nonsense"), "{err}");
@@ -138,11 +124,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_the_setting_named() {
-        let err = Config::parse(
-            "[smime]\ncontent_cipher = \"des-ede3-cbc\"\n",
-            Path::new("t.toml"),
-        )
-        .unwrap_err();
+        let err = Config::parse("[smime]\ncontent_cipher = \"des-ede3-cbc\"\n", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("des-ede3-cbc"), "{err}");
         let err = Config::parse("[ca]\nkey_bits = 1024\n", Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("key_bits"), "{err}");

@@ -69,11 +69,7 @@ impl<'a> Tlv<'a> {
         if self.content.last().is_some_and(|b| b & 0x80 != 0) {
             return Err(DerError("object identifier ends mid-arc"));
         }
-        Ok(arcs
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join("."))
+        Ok(arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
     }
 
     /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one.
@@ -94,11 +90,7 @@ impl<'a> Tlv<'a> {
         if self.tag != INTEGER || self.content.is_empty() {
             return Err(DerError("expected an integer"));
         }
-        let start = self
-            .content
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(self.content.len() - 1);
+        let start = self.content.iter().position(|&b| b != 0).unwrap_or(self.content.len() - 1);
         Ok(&self.content[start..])
     }
 }
@@ -157,11 +149,7 @@ fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
         loop {
             let rest = data.get(inner..).ok_or(DerError("truncated"))?;
             if rest.starts_with(&[0, 0]) {
-                let tlv = Tlv {
-                    tag,
-                    content: &data[pos..inner],
-                    raw: &data[..inner + 2],
-                };
+                let tlv = Tlv { tag, content: &data[pos..inner], raw: &data[..inner + 2] };
                 return Ok((tlv, inner + 2));
             }
             if rest.is_empty() {
@@ -184,14 +172,7 @@ fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
     };
     let end = pos.checked_add(len).ok_or(DerError("length overflow"))?;
     let content = data.get(pos..end).ok_or(DerError("truncated contents"))?;
-    Ok((
-        Tlv {
-            tag,
-            content,
-            raw: &data[..end],
-        },
-        end,
-    ))
+    Ok((Tlv { tag, content, raw: &data[..end] }, end))
 }
 
 /// Parses exactly one element spanning all of `data` (trailing bytes are an error).
@@ -203,23 +184,23 @@ pub fn parse(data: &[u8]) -> Result<Tlv<'_>, DerError> {
     Ok(tlv)
 }
 
-/// Encodes one definite-length element.
-pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
+/// The identifier and definite length octets of an element whose contents are `len` bytes.
+pub fn header(tag: u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(6);
     out.push(tag);
-    let len = content.len();
     if len < 0x80 {
         out.push(len as u8);
     } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .iter()
-            .copied()
-            .skip_while(|&b| b == 0)
-            .collect();
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|&b| b == 0).collect();
         out.push(0x80 | bytes.len() as u8);
         out.extend_from_slice(&bytes);
     }
+    out
+}
+
+/// Encodes one definite-length element.
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = header(tag, content.len());
     out.extend_from_slice(content);
     out
 }
@@ -232,31 +213,21 @@ mod tests {
     fn reads_oids_and_nested_sequences() {
         // SEQUENCE { OID 1.2.840.113549.1.7.3, [0] { INTEGER 0 } }
         let der = [
-            0x30, 0x10, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0,
-            0x03, 0x02, 0x01, 0x00,
+            0x30, 0x10, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03, 0xa0, 0x03, 0x02, 0x01, 0x00,
         ];
         let top = parse(&der).unwrap().expect(SEQUENCE, "seq").unwrap();
         let mut r = top.children();
-        assert_eq!(
-            r.required("oid").unwrap().oid().unwrap(),
-            "1.2.840.113549.1.7.3"
-        );
+        assert_eq!(r.required("oid").unwrap().oid().unwrap(), "1.2.840.113549.1.7.3");
         let ctx = r.required("ctx").unwrap();
         assert_eq!(ctx.context(), Some(0));
-        assert_eq!(
-            ctx.children().required("int").unwrap().unsigned().unwrap(),
-            &[0]
-        );
+        assert_eq!(ctx.children().required("int").unwrap().unsigned().unwrap(), &[0]);
         assert!(r.read().unwrap().is_none());
     }
 
     #[test]
     fn reads_indefinite_lengths_and_constructed_octet_strings() {
         // SEQUENCE (indefinite) { OCTET STRING (constructed, indefinite) { "ab", "c" } }
-        let ber = [
-            0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x00,
-            0x00,
-        ];
+        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x00, 0x00];
         let top = parse(&ber).unwrap();
         let octets = top.children().required("os").unwrap();
         assert_eq!(octets.octets().unwrap(), b"abc");

@@ -47,8 +47,7 @@ pub fn secret_from(
     } else if let Some(s) = inline {
         s.to_string()
     } else if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| KekError::File(path.display().to_string(), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| KekError::File(path.display().to_string(), e))?;
         text.lines().next().unwrap_or("").to_string()
     } else {
         return Err(KekError::Missing);
@@ -89,10 +88,7 @@ impl Kek {
             }
             None => {
                 let check = kek.seal_bytes(CHECK_PLAINTEXT)?;
-                if kek
-                    .open_bytes(&store.meta_init(CHECK_KEY, &check)?)
-                    .map_err(|_| KekError::Wrong)?
-                    != CHECK_PLAINTEXT
+                if kek.open_bytes(&store.meta_init(CHECK_KEY, &check)?).map_err(|_| KekError::Wrong)? != CHECK_PLAINTEXT
                 {
                     return Err(KekError::Wrong);
                 }
@@ -102,14 +98,10 @@ impl Kek {
     }
 
     pub fn derive(secret: &str, salt: &[u8]) -> Result<Kek, KekError> {
-        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32))
-            .map_err(|e| KekError::Derive(e.to_string()))?;
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| KekError::Derive(e.to_string()))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = [0u8; 32];
-        argon
-            .hash_password_into(secret.as_bytes(), salt, &mut key)
-            .map_err(|e| KekError::Derive(e.to_string()))?;
+        argon.hash_password_into(secret.as_bytes(), salt, &mut key).map_err(|e| KekError::Derive(e.to_string()))?;
         Ok(Kek { key })
     }
 
@@ -127,14 +119,7 @@ impl Kek {
         let mut nonce = [0u8; 12];
         openssl::rand::rand_bytes(&mut nonce)?;
         let mut tag = [0u8; 16];
-        let ciphertext = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(&nonce),
-            AAD,
-            plaintext,
-            &mut tag,
-        )?;
+        let ciphertext = encrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(&nonce), AAD, plaintext, &mut tag)?;
         let mut out = Vec::with_capacity(1 + 12 + ciphertext.len() + 16);
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);
@@ -149,15 +134,7 @@ impl Kek {
         }
         let (nonce, rest) = sealed[1..].split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(nonce),
-            AAD,
-            ciphertext,
-            tag,
-        )
-        .map_err(|_| KekError::Damaged)
+        decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), AAD, ciphertext, tag).map_err(|_| KekError::Damaged)
     }
 }
 
@@ -193,10 +170,7 @@ mod tests {
         assert!(!sealed.windows(32).any(|w| w == &der[40..72]));
         assert!(kek.open_key(&sealed).unwrap().public_eq(&key));
 
-        assert!(matches!(
-            Kek::unlock(&store, "not the right secret at all"),
-            Err(KekError::Wrong)
-        ));
+        assert!(matches!(Kek::unlock(&store, "not the right secret at all"), Err(KekError::Wrong)));
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
         assert!(matches!(kek.open_key(&tampered), Err(KekError::Damaged)));
@@ -204,26 +178,12 @@ mod tests {
 
     #[test]
     fn secrets_come_from_env_then_inline_then_file_and_must_be_long() {
-        assert!(matches!(
-            secret_from(None, None, None),
-            Err(KekError::Missing)
-        ));
-        assert!(matches!(
-            secret_from(Some("short".into()), None, None),
-            Err(KekError::TooShort)
-        ));
+        assert!(matches!(secret_from(None, None, None), Err(KekError::Missing)));
+        assert!(matches!(secret_from(Some("short".into()), None, None), Err(KekError::TooShort)));
         assert_eq!(
-            secret_from(
-                Some("0123456789abcdefX".into()),
-                Some("inline-secret-value"),
-                None
-            )
-            .unwrap(),
+            secret_from(Some("0123456789abcdefX".into()), Some("inline-secret-value"), None).unwrap(),
             "0123456789abcdefX"
         );
-        assert_eq!(
-            secret_from(None, Some("inline-secret-value"), None).unwrap(),
-            "inline-secret-value"
-        );
+        assert_eq!(secret_from(None, Some("inline-secret-value"), None).unwrap(), "inline-secret-value");
     }
 }

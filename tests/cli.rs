@@ -66,15 +66,7 @@ impl Node {
         }
         let ca = self.files.p("dev-ca.pem");
         self.ok(&["ca", "export", "--out", &ca]);
-        self.ok(&[
-            "anchor",
-            "add",
-            &ca,
-            "--domain",
-            domain,
-            "--incoming",
-            "--outgoing",
-        ]);
+        self.ok(&["anchor", "add", &ca, "--domain", domain, "--incoming", "--outgoing"]);
         self.ok(&["cert", "issue", &format!("{user}@{domain}")]);
     }
 }
@@ -91,20 +83,13 @@ fn init_creates_a_private_database_once() {
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     // WAL mode and the schema version are in place.
     assert_eq!(node.sql("PRAGMA journal_mode"), vec![b"wal".to_vec()]);
-    assert_eq!(
-        node.sql("PRAGMA user_version"),
-        vec![b"Integer(1)".to_vec()]
-    );
+    assert_eq!(node.sql("PRAGMA user_version"), vec![b"Integer(1)".to_vec()]);
 }
 
 #[test]
 fn commands_without_a_database_say_how_to_make_one() {
     let files = Files::new();
-    let run = hisp(
-        &["domain", "list"],
-        None,
-        &[("HISP_DB", &files.p("none.db"))],
-    );
+    let run = hisp(&["domain", "list"], None, &[("HISP_DB", &files.p("none.db"))]);
     assert_eq!(run.status, 1);
     assert!(run.stderr.contains("hisp init"), "{}", run.stderr);
 }
@@ -112,31 +97,12 @@ fn commands_without_a_database_say_how_to_make_one() {
 #[test]
 fn config_and_env_select_the_database() {
     let files = Files::new();
-    let config = files.write(
-        "hisp.toml",
-        format!("[database]\npath = \"{}\"\n", files.p("from-config.db")).as_bytes(),
-    );
+    let config = files.write("hisp.toml", format!("[database]\npath = \"{}\"\n", files.p("from-config.db")).as_bytes());
     hisp(&["--config", &config, "init"], None, &[]).ok();
     assert!(files.path("from-config.db").exists());
-    hisp(
-        &["init"],
-        None,
-        &[
-            ("HISP_CONFIG", &config),
-            ("HISP_DB", &files.p("from-env.db")),
-        ],
-    )
-    .ok();
-    assert!(
-        files.path("from-env.db").exists(),
-        "HISP_DB overrides the config"
-    );
-    hisp(
-        &["--db", &files.p("from-flag.db"), "init"],
-        None,
-        &[("HISP_CONFIG", &config)],
-    )
-    .ok();
+    hisp(&["init"], None, &[("HISP_CONFIG", &config), ("HISP_DB", &files.p("from-env.db"))]).ok();
+    assert!(files.path("from-env.db").exists(), "HISP_DB overrides the config");
+    hisp(&["--db", &files.p("from-flag.db"), "init"], None, &[("HISP_CONFIG", &config)]).ok();
     assert!(files.path("from-flag.db").exists());
 
     let bad = files.write("bad.toml", b"[database]\npath = \"x.db\"\ntypo = 1\n");
@@ -145,65 +111,29 @@ fn config_and_env_select_the_database() {
     assert!(run.stderr.contains("typo"), "{}", run.stderr);
     // The shipped example parses and is accepted by the binary.
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/hisp.example.toml");
-    hisp(
-        &["--config", example, "--db", &files.p("example.db"), "init"],
-        None,
-        &[],
-    )
-    .ok();
+    hisp(&["--config", example, "--db", &files.p("example.db"), "init"], None, &[]).ok();
 }
 
 #[test]
 fn domains_and_addresses() {
     let node = Node::new();
-    node.ok(&[
-        "domain",
-        "add",
-        "SmithPeds.Direct.Example.org",
-        "--practice",
-        "Smith Pediatrics",
-    ]);
+    node.ok(&["domain", "add", "SmithPeds.Direct.Example.org", "--practice", "Smith Pediatrics"]);
     let domains = node.json(&["domain", "list"]);
     assert_eq!(domains[0]["domain"], "smithpeds.direct.example.org");
     assert_eq!(domains[0]["practice"], "Smith Pediatrics");
-    assert_eq!(
-        node.run(&["domain", "add", "smithpeds.direct.example.org"])
-            .status,
-        1,
-        "duplicate refused"
-    );
-    assert_eq!(
-        node.run(&["domain", "add", "not a domain"]).status,
-        2,
-        "bad input is a usage error"
-    );
+    assert_eq!(node.run(&["domain", "add", "smithpeds.direct.example.org"]).status, 1, "duplicate refused");
+    assert_eq!(node.run(&["domain", "add", "not a domain"]).status, 2, "bad input is a usage error");
 
     node.run_in(
-        &[
-            "address",
-            "add",
-            "dr.smith@smithpeds.direct.example.org",
-            "--password-stdin",
-        ],
+        &["address", "add", "dr.smith@smithpeds.direct.example.org", "--password-stdin"],
         Some(b"correct horse battery\n"),
     )
     .ok();
     let stored = node.sql("SELECT password_hash FROM addresses");
-    assert!(
-        stored[0].starts_with(b"$argon2id$"),
-        "{:?}",
-        String::from_utf8_lossy(&stored[0])
-    );
+    assert!(stored[0].starts_with(b"$argon2id$"), "{:?}", String::from_utf8_lossy(&stored[0]));
     assert!(!stored[0].windows(7).any(|w| w == b"correct"));
-    let short = node.run_in(
-        &[
-            "address",
-            "add",
-            "x@smithpeds.direct.example.org",
-            "--password-stdin",
-        ],
-        Some(b"short\n"),
-    );
+    let short =
+        node.run_in(&["address", "add", "x@smithpeds.direct.example.org", "--password-stdin"], Some(b"short\n"));
     assert_eq!(short.status, 1);
     assert!(short.stderr.contains("12 characters"), "{}", short.stderr);
     let orphan = node.run(&["address", "add", "a@elsewhere.example.org"]);
@@ -211,12 +141,7 @@ fn domains_and_addresses() {
     assert!(orphan.stderr.contains("domain add"), "{}", orphan.stderr);
 
     node.run_in(
-        &[
-            "address",
-            "passwd",
-            "dr.smith@smithpeds.direct.example.org",
-            "--password-stdin",
-        ],
+        &["address", "passwd", "dr.smith@smithpeds.direct.example.org", "--password-stdin"],
         Some(b"another long password\n"),
     )
     .ok();
@@ -228,27 +153,12 @@ fn domains_and_addresses() {
     let busy = node.run(&["domain", "remove", "smithpeds.direct.example.org"]);
     assert_eq!(busy.status, 1);
     assert!(busy.stderr.contains("--cascade"), "{}", busy.stderr);
-    node.ok(&[
-        "domain",
-        "remove",
-        "smithpeds.direct.example.org",
-        "--cascade",
-    ]);
+    node.ok(&["domain", "remove", "smithpeds.direct.example.org", "--cascade"]);
     assert_eq!(node.json(&["address", "list"]), serde_json::json!([]));
 
     let audit = node.json(&["audit"]);
-    let actions: Vec<&str> = audit
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
-    for expected in [
-        "domain.add",
-        "address.add",
-        "address.passwd",
-        "domain.remove",
-    ] {
+    let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for expected in ["domain.add", "address.add", "address.passwd", "domain.remove"] {
         assert!(actions.contains(&expected), "{actions:?}");
     }
 }
@@ -257,21 +167,9 @@ fn domains_and_addresses() {
 fn issued_certificates_follow_the_directtrust_profile() {
     let node = Node::new();
     node.practice("smithpeds.direct.example.org", "dr.smith");
-    node.ok(&[
-        "cert",
-        "issue",
-        "smithpeds.direct.example.org",
-        "--days",
-        "30",
-    ]);
+    node.ok(&["cert", "issue", "smithpeds.direct.example.org", "--days", "30"]);
     let pem = node.files.p("smith.pem");
-    node.ok(&[
-        "cert",
-        "export",
-        "dr.smith@smithpeds.direct.example.org",
-        "--out",
-        &pem,
-    ]);
+    node.ok(&["cert", "export", "dr.smith@smithpeds.direct.example.org", "--out", &pem]);
     let text = openssl(&["x509", "-in", &pem, "-noout", "-text"]).text();
     for expected in [
         "Public-Key: (2048 bit)",
@@ -289,51 +187,20 @@ fn issued_certificates_follow_the_directtrust_profile() {
         assert!(text.contains(expected), "missing {expected}:\n{text}");
     }
     let domain_pem = node.files.p("domain.pem");
-    node.ok(&[
-        "cert",
-        "export",
-        "smithpeds.direct.example.org",
-        "--out",
-        &domain_pem,
-    ]);
+    node.ok(&["cert", "export", "smithpeds.direct.example.org", "--out", &domain_pem]);
     let text = openssl(&["x509", "-in", &domain_pem, "-noout", "-text"]).text();
     assert!(text.contains("DNS:smithpeds.direct.example.org"), "{text}");
     // Both chain to the exported development CA.
-    openssl(&[
-        "verify",
-        "-CAfile",
-        &node.files.p("dev-ca.pem"),
-        "-purpose",
-        "smimesign",
-        &pem,
-        &domain_pem,
-    ]);
+    openssl(&["verify", "-CAfile", &node.files.p("dev-ca.pem"), "-purpose", "smimesign", &pem, &domain_pem]);
 
     let certs = node.json(&["cert", "list"]);
     assert_eq!(certs.as_array().unwrap().len(), 2);
-    assert!(certs
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|c| c["has_key"] == true));
-    let small = node.run(&[
-        "cert",
-        "issue",
-        "dr.smith@smithpeds.direct.example.org",
-        "--bits",
-        "1024",
-    ]);
+    assert!(certs.as_array().unwrap().iter().all(|c| c["has_key"] == true));
+    let small = node.run(&["cert", "issue", "dr.smith@smithpeds.direct.example.org", "--bits", "1024"]);
     assert_eq!(small.status, 1);
     assert!(small.stderr.contains("2048"), "{}", small.stderr);
     let der = node.files.p("smith.der");
-    node.ok(&[
-        "cert",
-        "export",
-        &certs[0]["sha256"].as_str().unwrap()[..12],
-        "--der",
-        "--out",
-        &der,
-    ]);
+    node.ok(&["cert", "export", &certs[0]["sha256"].as_str().unwrap()[..12], "--der", "--out", &der]);
     openssl(&["x509", "-inform", "DER", "-in", &der, "-noout"]);
 }
 
@@ -342,55 +209,25 @@ fn private_keys_are_encrypted_under_the_kek() {
     let node = Node::new();
     node.practice("smithpeds.direct.example.org", "dr.smith");
     for sealed in node.sql("SELECT sealed FROM private_keys") {
-        assert!(
-            !sealed.windows(5).any(|w| w == b"BEGIN"),
-            "no PEM in the database"
-        );
+        assert!(!sealed.windows(5).any(|w| w == b"BEGIN"), "no PEM in the database");
         // A PKCS#8 RSA key starts with SEQUENCE, INTEGER 0, rsaEncryption; none may be in the clear.
-        let pkcs8_rsa = [
-            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-        ];
+        let pkcs8_rsa = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
         assert!(!sealed.windows(pkcs8_rsa.len()).any(|w| w == pkcs8_rsa));
     }
     let wrong = hisp(
         &["cert", "issue", "smithpeds.direct.example.org"],
         None,
-        &[
-            ("HISP_DB", &node.db),
-            ("HISP_KEK", "some-other-secret-value"),
-        ],
+        &[("HISP_DB", &node.db), ("HISP_KEK", "some-other-secret-value")],
     );
     assert_eq!(wrong.status, 1);
-    assert!(
-        wrong.stderr.contains("wrong key-encryption key"),
-        "{}",
-        wrong.stderr
-    );
-    let missing = hisp(
-        &["cert", "issue", "smithpeds.direct.example.org"],
-        None,
-        &[("HISP_DB", &node.db)],
-    );
+    assert!(wrong.stderr.contains("wrong key-encryption key"), "{}", wrong.stderr);
+    let missing = hisp(&["cert", "issue", "smithpeds.direct.example.org"], None, &[("HISP_DB", &node.db)]);
     assert_eq!(missing.status, 1);
     assert!(missing.stderr.contains("HISP_KEK"), "{}", missing.stderr);
     // The KEK may also come from a file named in the config.
     let kek_file = node.files.write("kek", format!("{KEK}\n").as_bytes());
-    let config = node.files.write(
-        "k.toml",
-        format!("[keys]\nkek_file = \"{kek_file}\"\n").as_bytes(),
-    );
-    hisp(
-        &[
-            "--config",
-            &config,
-            "cert",
-            "issue",
-            "smithpeds.direct.example.org",
-        ],
-        None,
-        &[("HISP_DB", &node.db)],
-    )
-    .ok();
+    let config = node.files.write("k.toml", format!("[keys]\nkek_file = \"{kek_file}\"\n").as_bytes());
+    hisp(&["--config", &config, "cert", "issue", "smithpeds.direct.example.org"], None, &[("HISP_DB", &node.db)]).ok();
 }
 
 #[test]
@@ -418,26 +255,12 @@ fn certificates_import_from_pkcs12_and_pem_and_csr() {
         "pass:s3cret",
     ]);
     node.run_in(
-        &[
-            "cert",
-            "import",
-            "dr.jones@jones.example.org",
-            "--pkcs12",
-            &f.p("jones.p12"),
-            "--password-stdin",
-        ],
+        &["cert", "import", "dr.jones@jones.example.org", "--pkcs12", &f.p("jones.p12"), "--password-stdin"],
         Some(b"s3cret\n"),
     )
     .ok();
     let bad = node.run_in(
-        &[
-            "cert",
-            "import",
-            "dr.jones@jones.example.org",
-            "--pkcs12",
-            &f.p("jones.p12"),
-            "--password-stdin",
-        ],
+        &["cert", "import", "dr.jones@jones.example.org", "--pkcs12", &f.p("jones.p12"), "--password-stdin"],
         Some(b"nope\n"),
     );
     assert!(bad.stderr.contains("PKCS#12"), "{}", bad.stderr);
@@ -453,13 +276,7 @@ fn certificates_import_from_pkcs12_and_pem_and_csr() {
         &f.p("jones.key"),
     ]);
     assert_eq!(wrong_owner.status, 1);
-    assert!(
-        wrong_owner
-            .stderr
-            .contains("not to nurse@jones.example.org"),
-        "{}",
-        wrong_owner.stderr
-    );
+    assert!(wrong_owner.stderr.contains("not to nurse@jones.example.org"), "{}", wrong_owner.stderr);
     f.identity("nurse", &issue(&ca, "nurse@jones.example.org"));
     let mismatch = node.run(&[
         "cert",
@@ -471,20 +288,8 @@ fn certificates_import_from_pkcs12_and_pem_and_csr() {
         &f.p("jones.key"),
     ]);
     assert_eq!(mismatch.status, 1);
-    assert!(
-        mismatch.stderr.contains("does not belong"),
-        "{}",
-        mismatch.stderr
-    );
-    node.ok(&[
-        "cert",
-        "import",
-        "nurse@jones.example.org",
-        "--cert",
-        &f.p("nurse.pem"),
-        "--key",
-        &f.p("nurse.key"),
-    ]);
+    assert!(mismatch.stderr.contains("does not belong"), "{}", mismatch.stderr);
+    node.ok(&["cert", "import", "nurse@jones.example.org", "--cert", &f.p("nurse.pem"), "--key", &f.p("nurse.key")]);
 
     // CSR: the key stays in the node; the CA signs; the certificate is imported alone.
     node.ok(&["cert", "csr", "jones.example.org", "--out", &f.p("req.pem")]);
@@ -510,24 +315,12 @@ fn certificates_import_from_pkcs12_and_pem_and_csr() {
         "-out",
         &f.p("signed.pem"),
     ]);
-    node.ok(&[
-        "cert",
-        "import",
-        "jones.example.org",
-        "--cert",
-        &f.p("signed.pem"),
-    ]);
+    node.ok(&["cert", "import", "jones.example.org", "--cert", &f.p("signed.pem")]);
     let list = node.json(&["cert", "list", "--owner", "jones.example.org"]);
     assert_eq!(list[0]["has_key"], true);
     assert_eq!(list[0]["binding"], "domain");
 
-    let orphan = node.run(&[
-        "cert",
-        "import",
-        "jones.example.org",
-        "--cert",
-        &f.p("nurse.pem"),
-    ]);
+    let orphan = node.run(&["cert", "import", "jones.example.org", "--cert", &f.p("nurse.pem")]);
     assert_eq!(orphan.status, 1);
 }
 
@@ -538,73 +331,20 @@ fn anchors_per_domain_and_direction() {
     let f = &node.files;
     f.ca("one", &ca("One"));
     f.ca("two", &ca("Two"));
-    let usage = node.run(&[
-        "anchor",
-        "add",
-        &f.p("one.pem"),
-        "--domain",
-        "a.example.org",
-    ]);
+    let usage = node.run(&["anchor", "add", &f.p("one.pem"), "--domain", "a.example.org"]);
     assert_eq!(usage.status, 1);
     assert!(usage.stderr.contains("--incoming"), "{}", usage.stderr);
-    node.ok(&[
-        "anchor",
-        "add",
-        &f.p("one.pem"),
-        "--domain",
-        "a.example.org",
-        "--incoming",
-    ]);
-    openssl(&[
-        "x509",
-        "-in",
-        &f.p("two.pem"),
-        "-outform",
-        "DER",
-        "-out",
-        &f.p("two.der"),
-    ]);
-    node.ok(&[
-        "anchor",
-        "add",
-        &f.p("two.der"),
-        "--domain",
-        "a.example.org",
-        "--outgoing",
-    ]);
+    node.ok(&["anchor", "add", &f.p("one.pem"), "--domain", "a.example.org", "--incoming"]);
+    openssl(&["x509", "-in", &f.p("two.pem"), "-outform", "DER", "-out", &f.p("two.der")]);
+    node.ok(&["anchor", "add", &f.p("two.der"), "--domain", "a.example.org", "--outgoing"]);
     let anchors = node.json(&["anchor", "list", "--domain", "a.example.org"]);
     assert_eq!(anchors.as_array().unwrap().len(), 2);
-    let one = anchors
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["subject"].as_str().unwrap().contains("One"))
-        .unwrap();
-    assert_eq!(
-        (one["incoming"].as_bool(), one["outgoing"].as_bool()),
-        (Some(true), Some(false))
-    );
-    node.ok(&[
-        "anchor",
-        "remove",
-        one["sha256"].as_str().unwrap(),
-        "--domain",
-        "a.example.org",
-    ]);
+    let one = anchors.as_array().unwrap().iter().find(|a| a["subject"].as_str().unwrap().contains("One")).unwrap();
+    assert_eq!((one["incoming"].as_bool(), one["outgoing"].as_bool()), (Some(true), Some(false)));
+    node.ok(&["anchor", "remove", one["sha256"].as_str().unwrap(), "--domain", "a.example.org"]);
     assert_eq!(node.json(&["anchor", "list"]).as_array().unwrap().len(), 1);
     let garbage = f.write("garbage.pem", b"not a certificate");
-    assert_eq!(
-        node.run(&[
-            "anchor",
-            "add",
-            &garbage,
-            "--domain",
-            "a.example.org",
-            "--incoming"
-        ])
-        .status,
-        1
-    );
+    assert_eq!(node.run(&["anchor", "add", &garbage, "--domain", "a.example.org", "--incoming"]).status, 1);
 }
 
 /// Two practices on two nodes: A seals with its stored key to B's published certificate; B opens
@@ -616,69 +356,30 @@ fn two_nodes_exchange_a_referral() {
     a.practice("smithpeds.direct.example.org", "dr.smith");
     b.practice("jones.direct.example.org", "dr.jones");
     let f = &a.files;
-    b.ok(&[
-        "cert",
-        "export",
-        "dr.jones@jones.direct.example.org",
-        "--out",
-        &f.p("jones.pem"),
-    ]);
+    b.ok(&["cert", "export", "dr.jones@jones.direct.example.org", "--out", &f.p("jones.pem")]);
     let msg = f.write(
         "referral.eml",
         b"From: dr.smith@smithpeds.direct.example.org\nTo: dr.jones@jones.direct.example.org\nSubject: Referral\n\nPlease see Ms. Doe.\n",
     );
     let sealed = f.p("sealed.eml");
-    let report = a.json(&[
-        "message",
-        "seal",
-        "--in",
-        &msg,
-        "--out",
-        &sealed,
-        "--recipient-cert",
-        &f.p("jones.pem"),
-    ]);
-    assert_eq!(
-        report["recipients"],
-        serde_json::json!(["dr.jones@jones.direct.example.org"])
-    );
+    let report = a.json(&["message", "seal", "--in", &msg, "--out", &sealed, "--recipient-cert", &f.p("jones.pem")]);
+    assert_eq!(report["recipients"], serde_json::json!(["dr.jones@jones.direct.example.org"]));
 
     // B does not trust A's CA yet.
     let refused = b.run(&["--json", "message", "open", "--in", &sealed]);
     assert_eq!(refused.status, 1);
     assert_eq!(refused.json()["error"]["code"], "untrusted");
     // Once B trusts A's CA for incoming mail, the message opens.
-    b.ok(&[
-        "anchor",
-        "add",
-        &a.files.p("dev-ca.pem"),
-        "--domain",
-        "jones.direct.example.org",
-        "--incoming",
-    ]);
+    b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "jones.direct.example.org", "--incoming"]);
     let opened = b.ok(&["message", "open", "--in", &sealed]);
-    assert!(
-        opened.text().contains("Please see Ms. Doe."),
-        "{}",
-        opened.text()
-    );
+    assert!(opened.text().contains("Please see Ms. Doe."), "{}", opened.text());
     assert!(opened.stderr.contains("address-bound"), "{}", opened.stderr);
 
     // A sender who is not hosted, or a recipient with no known certificate, is a clear error.
-    let stranger = f.write(
-        "s.eml",
-        b"From: x@elsewhere.example.org\nTo: dr.jones@jones.direct.example.org\n\nhi\n",
-    );
-    assert!(a
-        .run(&["message", "seal", "--in", &stranger])
-        .stderr
-        .contains("not an address hosted here"));
+    let stranger = f.write("s.eml", b"From: x@elsewhere.example.org\nTo: dr.jones@jones.direct.example.org\n\nhi\n");
+    assert!(a.run(&["message", "seal", "--in", &stranger]).stderr.contains("not an address hosted here"));
     let unknown = a.run(&["message", "seal", "--in", &msg]);
-    assert!(
-        unknown.stderr.contains("--recipient-cert"),
-        "{}",
-        unknown.stderr
-    );
+    assert!(unknown.stderr.contains("--recipient-cert"), "{}", unknown.stderr);
 }
 
 #[test]
@@ -688,48 +389,20 @@ fn inspect_describes_a_sealed_message() {
     a.ok(&["address", "add", "bob@a.example.org"]);
     a.ok(&["cert", "issue", "bob@a.example.org"]);
     let f = &a.files;
-    let msg = f.write(
-        "m.eml",
-        b"From: alice@a.example.org\nTo: bob@a.example.org\nSubject: hi\n\nhello\n",
-    );
+    let msg = f.write("m.eml", b"From: alice@a.example.org\nTo: bob@a.example.org\nSubject: hi\n\nhello\n");
     let sealed = f.p("sealed.eml");
-    a.ok(&[
-        "message",
-        "seal",
-        "--in",
-        &msg,
-        "--out",
-        &sealed,
-        "--key-transport",
-        "rsa-oaep",
-    ]);
-    let report = hisp(
-        &["--json", "message", "inspect", "--in", &sealed],
-        None,
-        &[],
-    )
-    .ok()
-    .json();
+    a.ok(&["message", "seal", "--in", &msg, "--out", &sealed, "--key-transport", "rsa-oaep"]);
+    let report = hisp(&["--json", "message", "inspect", "--in", &sealed], None, &[]).ok().json();
     let layer = &report["layers"][0];
     assert_eq!(layer["kind"], "encrypted (EnvelopedData)");
     let details = layer["details"].to_string();
-    assert!(
-        details.contains("AES-256-CBC") && details.contains("RSA-OAEP"),
-        "{details}"
-    );
+    assert!(details.contains("AES-256-CBC") && details.contains("RSA-OAEP"), "{details}");
     assert_eq!(
-        layer["details"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d[0] == "recipient")
-            .count(),
+        layer["details"].as_array().unwrap().iter().filter(|d| d[0] == "recipient").count(),
         2,
         "bob and alice herself"
     );
-    let text = hisp(&["message", "inspect", "--in", &sealed], None, &[])
-        .ok()
-        .text();
+    let text = hisp(&["message", "inspect", "--in", &sealed], None, &[]).ok().text();
     assert!(text.contains("Subject: hi"), "{text}");
     // Bob's copy opens from the same database, by his own key.
     let opened = a.ok(&["message", "open", "--in", &sealed]);

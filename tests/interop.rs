@@ -23,10 +23,7 @@ fn world() -> World {
     files.identity("bob", &issue(&ca, "bob@b.example.org"));
     files.identity("eve", &issue(&ca, "eve@e.example.org"));
     files.write("original.eml", ORIGINAL);
-    files.write(
-        "wrapped.eml",
-        &[b"Content-Type: message/rfc822\r\n\r\n".as_slice(), ORIGINAL].concat(),
-    );
+    files.write("wrapped.eml", &[b"Content-Type: message/rfc822\r\n\r\n".as_slice(), ORIGINAL].concat());
     World { files, ca }
 }
 
@@ -95,10 +92,7 @@ impl World {
             "-subject",
             "Referral for patient",
         ];
-        if !extra
-            .iter()
-            .any(|a| a.starts_with("-aes") || *a == "-des3" || *a == "-rc2")
-        {
+        if !extra.iter().any(|a| a.starts_with("-aes") || *a == "-des3" || *a == "-rc2") {
             args.push("-aes256");
         }
         args.extend_from_slice(&["-recip", f.p(&format!("{recipient}.pem")).leak()]);
@@ -135,33 +129,17 @@ impl World {
         let report = self.hisp_open(message, "ca").ok().json();
         assert_eq!(report["ok"], true);
         assert_eq!(report["from"], "alice@a.example.org");
-        assert_eq!(
-            self.files.read("opened.eml"),
-            ORIGINAL,
-            "the original must come back byte for byte"
-        );
+        assert_eq!(self.files.read("opened.eml"), ORIGINAL, "the original must come back byte for byte");
         report
     }
 
     fn assert_refused(&self, message: &str, anchor: &str, code: &str) -> String {
         let run = self.hisp_open(message, anchor);
-        assert_eq!(
-            run.status,
-            1,
-            "expected a refusal ({code}); stdout: {}",
-            run.text()
-        );
+        assert_eq!(run.status, 1, "expected a refusal ({code}); stdout: {}", run.text());
         let report = run.json();
         assert_eq!(report["ok"], false);
-        assert_eq!(
-            report["error"]["code"], code,
-            "{}",
-            report["error"]["message"]
-        );
-        assert!(
-            !self.files.path("opened.eml").exists(),
-            "nothing may be written for a refused message"
-        );
+        assert_eq!(report["error"]["code"], code, "{}", report["error"]["message"]);
+        assert!(!self.files.path("opened.eml").exists(), "nothing may be written for a refused message");
         report["error"]["message"].as_str().unwrap().to_string()
     }
 }
@@ -191,29 +169,12 @@ fn openssl_decrypts_and_verifies_what_hisp_seals() {
     let decrypted = String::from_utf8(f.read("dec.eml")).unwrap();
     assert!(decrypted.contains("multipart/signed"), "{decrypted}");
     assert!(decrypted.contains("micalg=sha-256"));
-    let verified = openssl(&[
-        "cms",
-        "-verify",
-        "-in",
-        &f.p("dec.eml"),
-        "-CAfile",
-        &f.p("ca.pem"),
-    ])
-    .stdout;
+    let verified = openssl(&["cms", "-verify", "-in", &f.p("dec.eml"), "-CAfile", &f.p("ca.pem")]).stdout;
     let text = String::from_utf8(verified).unwrap();
     assert!(text.starts_with("Content-Type: message/rfc822"), "{text}");
     assert!(text.contains("Please see the patient on Monday."));
     // The sender can decrypt its own copy.
-    openssl(&[
-        "cms",
-        "-decrypt",
-        "-in",
-        &sealed,
-        "-recip",
-        &f.p("alice.pem"),
-        "-inkey",
-        &f.p("alice.key"),
-    ]);
+    openssl(&["cms", "-decrypt", "-in", &sealed, "-recip", &f.p("alice.pem"), "-inkey", &f.p("alice.key")]);
 }
 
 #[test]
@@ -236,14 +197,7 @@ fn openssl_decrypts_hisp_oaep_and_aes128() {
         "-inkey",
         &f.p("bob.key"),
     ]);
-    openssl(&[
-        "cms",
-        "-verify",
-        "-in",
-        &f.p("dec.eml"),
-        "-CAfile",
-        &f.p("ca.pem"),
-    ]);
+    openssl(&["cms", "-verify", "-in", &f.p("dec.eml"), "-CAfile", &f.p("ca.pem")]);
 }
 
 #[test]
@@ -263,10 +217,7 @@ fn python_peer_decrypts_and_verifies_what_hisp_seals() {
         &f.p("ca.pem"),
     ])
     .ok();
-    assert_eq!(
-        out.stdout,
-        [b"Content-Type: message/rfc822\r\n\r\n".as_slice(), ORIGINAL].concat()
-    );
+    assert_eq!(out.stdout, [b"Content-Type: message/rfc822\r\n\r\n".as_slice(), ORIGINAL].concat());
 }
 
 // ---- others seal, hisp opens ----
@@ -286,8 +237,7 @@ fn hisp_opens_openssl_sign_then_encrypt() {
 fn hisp_opens_openssl_oaep_gcm_and_opaque_signatures() {
     let w = world();
     let signed = w.openssl_sign("alice", &[]);
-    let report =
-        w.assert_opens(&w.openssl_encrypt(&signed, "bob", &["-keyopt", "rsa_padding_mode:oaep"]));
+    let report = w.assert_opens(&w.openssl_encrypt(&signed, "bob", &["-keyopt", "rsa_padding_mode:oaep"]));
     assert_eq!(report["key_transport"], "RSA-OAEP");
     let report = w.assert_opens(&w.openssl_encrypt(&signed, "bob", &["-aes-256-gcm"]));
     assert_eq!(report["content_encryption"], "AES-256-GCM");
@@ -352,15 +302,8 @@ fn refuses_a_tampered_message() {
 fn refuses_a_signer_not_bound_to_from() {
     let w = world();
     // Eve signs, but the message says it is from alice.
-    let msg = w.assert_refused(
-        &w.openssl_encrypt(&w.openssl_sign("eve", &[]), "bob", &[]),
-        "ca",
-        "not-bound",
-    );
-    assert!(
-        msg.contains("eve@e.example.org") && msg.contains("alice@a.example.org"),
-        "{msg}"
-    );
+    let msg = w.assert_refused(&w.openssl_encrypt(&w.openssl_sign("eve", &[]), "bob", &[]), "ca", "not-bound");
+    assert!(msg.contains("eve@e.example.org") && msg.contains("alice@a.example.org"), "{msg}");
 }
 
 #[test]
@@ -373,16 +316,7 @@ fn refuses_an_untrusted_signer() {
 #[test]
 fn refuses_an_expired_signer() {
     let w = world();
-    w.files.identity(
-        "old",
-        &issue_with(
-            &w.ca,
-            "alice@a.example.org",
-            2048,
-            NOW - 400 * DAY,
-            NOW - 35 * DAY,
-        ),
-    );
+    w.files.identity("old", &issue_with(&w.ca, "alice@a.example.org", 2048, NOW - 400 * DAY, NOW - 35 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("old", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "expired");
     assert!(msg.contains("valid until"), "{msg}");
@@ -393,10 +327,7 @@ fn refuses_a_message_for_someone_else() {
     let w = world();
     let encrypted = w.openssl_encrypt(&w.openssl_sign("alice", &[]), "eve", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "no-key");
-    assert!(
-        msg.contains("Interop CA"),
-        "the refusal names the recipients: {msg}"
-    );
+    assert!(msg.contains("Interop CA"), "the refusal names the recipients: {msg}");
 }
 
 #[test]
@@ -413,18 +344,10 @@ fn refuses_md5_and_sha1_digests() {
 fn refuses_3des_and_rc2_content_encryption() {
     let w = world();
     let signed = w.openssl_sign("alice", &[]);
-    let msg = w.assert_refused(
-        &w.openssl_encrypt(&signed, "bob", &["-des3"]),
-        "ca",
-        "weak-cipher",
-    );
+    let msg = w.assert_refused(&w.openssl_encrypt(&signed, "bob", &["-des3"]), "ca", "weak-cipher");
     assert!(msg.contains("3DES"), "{msg}");
     // RC2 lives in OpenSSL 3's legacy provider.
-    let rc2 = w.openssl_encrypt(
-        &signed,
-        "bob",
-        &["-rc2", "-provider", "legacy", "-provider", "default"],
-    );
+    let rc2 = w.openssl_encrypt(&signed, "bob", &["-rc2", "-provider", "legacy", "-provider", "default"]);
     let msg = w.assert_refused(&rc2, "ca", "weak-cipher");
     assert!(msg.contains("RC2"), "{msg}");
 }
@@ -432,16 +355,7 @@ fn refuses_3des_and_rc2_content_encryption() {
 #[test]
 fn refuses_rsa_keys_under_2048_bits() {
     let w = world();
-    w.files.identity(
-        "weak",
-        &issue_with(
-            &w.ca,
-            "alice@a.example.org",
-            1024,
-            NOW - DAY,
-            NOW + 30 * DAY,
-        ),
-    );
+    w.files.identity("weak", &issue_with(&w.ca, "alice@a.example.org", 1024, NOW - DAY, NOW + 30 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("weak", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "short-key");
     assert!(msg.contains("1024"), "{msg}");

@@ -12,24 +12,11 @@ use hisp::smime::{ContentCipher, KeyTransport, SmimeError};
 use hisp::trust::FixedAnchors;
 
 fn key_of(id: &Identity) -> RecipientKey {
-    RecipientKey {
-        cert: id.cert.clone(),
-        key: id.key.clone(),
-        domain: Some(id.address.domain().clone()),
-    }
+    RecipientKey { cert: id.cert.clone(), key: id.key.clone(), domain: Some(id.address.domain().clone()) }
 }
 
-fn seal_simple(
-    sender: &Identity,
-    recipients: &[&Identity],
-    msg: Vec<u8>,
-    options: SealOptions,
-) -> Vec<u8> {
-    let signer = SignerIdentity {
-        cert: &sender.cert,
-        key: &sender.key,
-        chain: &[],
-    };
+fn seal_simple(sender: &Identity, recipients: &[&Identity], msg: Vec<u8>, options: SealOptions) -> Vec<u8> {
+    let signer = SignerIdentity::new(sender.cert.clone(), sender.key.clone(), Vec::new()).unwrap();
     let certs: Vec<_> = recipients.iter().map(|r| r.cert.clone()).collect();
     seal(msg, &signer, &certs, options, NOW).unwrap().message
 }
@@ -51,26 +38,11 @@ fn sealed_message_has_the_direct_format_and_opens() {
     assert!(ct.is("application/pkcs7-mime"));
     assert_eq!(ct.param("smime-type"), Some("enveloped-data"));
     assert_eq!(ct.param("name"), Some("smime.p7m"));
-    assert_eq!(
-        outer.headers.get("content-disposition"),
-        Some("attachment; filename=smime.p7m")
-    );
-    assert_eq!(
-        outer.headers.get("content-transfer-encoding"),
-        Some("base64")
-    );
-    assert!(
-        !sealed.windows(5).any(|w| w == b"hello"),
-        "content must not be visible"
-    );
+    assert_eq!(outer.headers.get("content-disposition"), Some("attachment; filename=smime.p7m"));
+    assert_eq!(outer.headers.get("content-transfer-encoding"), Some("base64"));
+    assert!(!sealed.windows(5).any(|w| w == b"hello"), "content must not be visible");
 
-    let opened = open(
-        &sealed,
-        &[key_of(&bob)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap();
+    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     assert_eq!(opened.from.to_string(), "alice@a.example.org");
     assert_eq!(opened.signer.binding, Binding::Address);
     assert_eq!(opened.content_encryption, "AES-256-CBC");
@@ -81,13 +53,7 @@ fn sealed_message_has_the_direct_format_and_opens() {
     assert_eq!(original.body, b"hello\r\n");
 
     // The sender can open its own copy too.
-    assert!(open(
-        &sealed,
-        &[key_of(&alice)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW
-    )
-    .is_ok());
+    assert!(open(&sealed, &[key_of(&alice)], &FixedAnchors(vec![ca.cert.clone()]), NOW).is_ok());
 }
 
 #[test]
@@ -95,23 +61,9 @@ fn aes128_and_oaep_are_honoured() {
     let ca = ca("Test CA");
     let alice = issue(&ca, "alice@a.example.org");
     let bob = issue(&ca, "bob@b.example.org");
-    let options = SealOptions {
-        cipher: ContentCipher::Aes128Cbc,
-        key_transport: KeyTransport::RsaOaep,
-    };
-    let sealed = seal_simple(
-        &alice,
-        &[&bob],
-        message("alice@a.example.org", "bob@b.example.org", "x"),
-        options,
-    );
-    let opened = open(
-        &sealed,
-        &[key_of(&bob)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap();
+    let options = SealOptions { cipher: ContentCipher::Aes128Cbc, key_transport: KeyTransport::RsaOaep };
+    let sealed = seal_simple(&alice, &[&bob], message("alice@a.example.org", "bob@b.example.org", "x"), options);
+    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     assert_eq!(opened.content_encryption, "AES-128-CBC");
     assert_eq!(opened.key_transport, "RSA-OAEP");
 }
@@ -122,42 +74,18 @@ fn bcc_is_encrypted_to_but_never_disclosed() {
     let alice = issue(&ca, "alice@a.example.org");
     let bob = issue(&ca, "bob@b.example.org");
     let carol = issue(&ca, "carol@c.example.org");
-    let mut msg =
-        b"From: alice@a.example.org\r\nTo: bob@b.example.org\r\nBcc: carol@c.example.org\r\n"
-            .to_vec();
+    let mut msg = b"From: alice@a.example.org\r\nTo: bob@b.example.org\r\nBcc: carol@c.example.org\r\n".to_vec();
     msg.extend_from_slice(b"Subject: s\r\n\r\nbody\r\n");
-    let signer = SignerIdentity {
-        cert: &alice.cert,
-        key: &alice.key,
-        chain: &[],
-    };
-    let sealed = seal(
-        msg,
-        &signer,
-        &[bob.cert.clone(), carol.cert.clone()],
-        SealOptions::default(),
-        NOW,
-    )
-    .unwrap();
+    let signer = SignerIdentity::new(alice.cert.clone(), alice.key.clone(), Vec::new()).unwrap();
+    let sealed = seal(msg, &signer, &[bob.cert.clone(), carol.cert.clone()], SealOptions::default(), NOW).unwrap();
     assert_eq!(sealed.recipients.len(), 2);
-    assert!(!String::from_utf8_lossy(&sealed.message)
-        .to_lowercase()
-        .contains("bcc"));
-    let opened = open(
-        &sealed.message,
-        &[key_of(&carol)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed.message).to_lowercase().contains("bcc"));
+    let opened = open(&sealed.message, &[key_of(&carol)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     let original = Entity::parse(&opened.original);
     assert!(original.headers.get("bcc").is_none());
     // Date and Message-ID were missing and are added.
     assert!(original.headers.get("date").is_some());
-    assert_eq!(
-        original.headers.get("message-id"),
-        Some(sealed.message_id.as_str())
-    );
+    assert_eq!(original.headers.get("message-id"), Some(sealed.message_id.as_str()));
 }
 
 #[test]
@@ -171,13 +99,7 @@ fn domain_bound_certificate_signs_for_any_address_of_its_domain() {
         message("anyone@a.example.org", "bob@b.example.org", "x"),
         SealOptions::default(),
     );
-    let opened = open(
-        &sealed,
-        &[key_of(&bob)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap();
+    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     assert_eq!(opened.signer.binding, Binding::Domain);
 }
 
@@ -197,13 +119,7 @@ fn refusals_on_open() {
     assert!(matches!(err, SmimeError::NoKey { .. }), "{err}");
 
     // Untrusted: the anchors are another CA's.
-    let err = open(
-        &sealed,
-        &[key_of(&bob)],
-        &FixedAnchors(vec![other_ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap_err();
+    let err = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![other_ca.cert.clone()]), NOW).unwrap_err();
     assert!(matches!(err, SmimeError::Untrusted { .. }), "{err}");
 
     // Expired: open it a year and a day later.
@@ -215,11 +131,7 @@ fn refusals_on_open() {
     assert!(matches!(err, SmimeError::NotEncrypted(_)), "{err}");
 
     // Not bound: the envelope From is changed to someone else's address.
-    let forged = String::from_utf8(sealed.clone()).unwrap().replacen(
-        "alice@a.example.org",
-        "mallory@a.example.org",
-        1,
-    );
+    let forged = String::from_utf8(sealed.clone()).unwrap().replacen("alice@a.example.org", "mallory@a.example.org", 1);
     let err = open(forged.as_bytes(), &[key_of(&bob)], &anchors, NOW).unwrap_err();
     assert!(matches!(err, SmimeError::NotBound { .. }), "{err}");
 }
@@ -234,35 +146,20 @@ fn the_referral_note_round_trips_byte_for_byte() {
     let alice = issue(&ca, "alice@a.example.org");
     let bob = issue(&ca, "bob@b.example.org");
     let ccda = fixture("ccda/referral-note.xml");
-    let mut msg =
-        b"From: alice@a.example.org\r\nTo: bob@b.example.org\r\nSubject: Referral note\r\n"
-            .to_vec();
+    let mut msg = b"From: alice@a.example.org\r\nTo: bob@b.example.org\r\nSubject: Referral note\r\n".to_vec();
+    msg.extend_from_slice(b"Date: Mon, 23 Nov 2026 14:00:00 +0000\r\nMessage-ID: <ccda@a.example.org>\r\n");
+    msg.extend_from_slice(b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n");
+    msg.extend_from_slice(b"Content-Type: text/plain\r\n\r\nPlease see the attached referral note.\r\n--b1\r\n");
     msg.extend_from_slice(
-        b"Date: Mon, 23 Nov 2026 14:00:00 +0000\r\nMessage-ID: <ccda@a.example.org>\r\n",
+        b"Content-Type: application/xml; name=referral-note.xml\r\nContent-Transfer-Encoding: base64\r\n",
     );
-    msg.extend_from_slice(
-        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n",
-    );
-    msg.extend_from_slice(
-        b"Content-Type: text/plain\r\n\r\nPlease see the attached referral note.\r\n--b1\r\n",
-    );
-    msg.extend_from_slice(b"Content-Type: application/xml; name=referral-note.xml\r\nContent-Transfer-Encoding: base64\r\n");
     msg.extend_from_slice(b"Content-Disposition: attachment; filename=referral-note.xml\r\n\r\n");
     mime::encode_base64_lines(&ccda, &mut msg);
     msg.extend_from_slice(b"--b1--\r\n");
     let sealed = seal_simple(&alice, &[&bob], msg.clone(), SealOptions::default());
-    let opened = open(
-        &sealed,
-        &[key_of(&bob)],
-        &FixedAnchors(vec![ca.cert.clone()]),
-        NOW,
-    )
-    .unwrap();
+    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     assert_eq!(opened.original, msg);
     let original = Entity::parse(&opened.original);
     let parts = mime::multipart_parts(original.body, "b1").unwrap();
-    assert_eq!(
-        Entity::parse(parts[1]).decoded_body().unwrap().as_ref(),
-        ccda.as_slice()
-    );
+    assert_eq!(Entity::parse(parts[1]).decoded_body().unwrap().as_ref(), ccda.as_slice());
 }

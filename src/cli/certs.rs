@@ -102,10 +102,7 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
     match command {
         CaCommand::Init { name, days, force } => {
             if store.ca()?.is_some() && !force {
-                return Err(Failure::new(
-                    "exists",
-                    "the development CA already exists (pass --force to replace it)",
-                ));
+                return Err(Failure::new("exists", "the development CA already exists (pass --force to replace it)"));
             }
             let name = name.unwrap_or_else(|| {
                 let mut tag = [0u8; 4];
@@ -116,8 +113,7 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
             let key = ca::generate_rsa(ctx.config.ca.key_bits.max(2048))?;
             let cert = ca::create_root(&key, &name, ctx.now() - 300, days)?;
             let owner = Owner::parse(DEV_CA_OWNER)?;
-            let key_id =
-                store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+            let key_id = store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
             store.set_ca(&cert.to_der()?, key_id, force)?;
             let fp = pki::fingerprint(&cert);
             done(
@@ -137,10 +133,14 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
             if ctx.json {
                 output::json(&info);
             } else {
-                println!("subject:   {}\nsha256:    {}\nexpires:   {}\npublished: {}/ca.cer, CRL {}/ca.crl",
-                    info["subject"].as_str().unwrap_or(""), info["sha256"].as_str().unwrap_or(""),
-                    info["not_after"].as_str().unwrap_or(""), ctx.config.ca.base_url.trim_end_matches('/'),
-                    ctx.config.ca.base_url.trim_end_matches('/'));
+                println!(
+                    "subject:   {}\nsha256:    {}\nexpires:   {}\npublished: {}/ca.cer, CRL {}/ca.crl",
+                    info["subject"].as_str().unwrap_or(""),
+                    info["sha256"].as_str().unwrap_or(""),
+                    info["not_after"].as_str().unwrap_or(""),
+                    ctx.config.ca.base_url.trim_end_matches('/'),
+                    ctx.config.ca.base_url.trim_end_matches('/')
+                );
             }
         }
         CaCommand::Export { der, out } => write_cert(&dev_ca_cert(store)?, der, out.as_deref())?,
@@ -149,9 +149,8 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
 }
 
 fn dev_ca_cert(store: &dyn Store) -> Result<X509, Failure> {
-    let (der, _) = store
-        .ca()?
-        .ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
+    let (der, _) =
+        store.ca()?.ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
     Ok(X509::from_der(&der)?)
 }
 
@@ -177,9 +176,7 @@ pub fn record_of(cert: &X509) -> Result<NewCert, Failure> {
 /// A certificate we hold for `owner` must be bound to it, valid now, and carry an allowed key.
 fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
     let bound = match owner {
-        Owner::Address(a) => {
-            binding::binding_for(cert, a) == Some(crate::address::Binding::Address)
-        }
+        Owner::Address(a) => binding::binding_for(cert, a) == Some(crate::address::Binding::Address),
         Owner::Domain(d) => binding::is_domain_bound(cert, d),
     };
     if !bound {
@@ -196,10 +193,7 @@ fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
     if pki::unix_time(cert.not_after()) < now {
         return Err(Failure::new(
             "expired",
-            format!(
-                "certificate expired on {}",
-                iso8601(pki::unix_time(cert.not_after()))
-            ),
+            format!("certificate expired on {}", iso8601(pki::unix_time(cert.not_after()))),
         ));
     }
     policy::check_key(&*cert.public_key()?, "the certificate", true)?;
@@ -211,9 +205,8 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
     match command {
         CertCommand::Issue { owner, days, bits } => {
             let owner = Owner::parse(&owner)?;
-            let (ca_der, ca_key_id) = store.ca()?.ok_or_else(|| {
-                Failure::new("no-ca", "there is no development CA: run `hisp ca init`")
-            })?;
+            let (ca_der, ca_key_id) =
+                store.ca()?.ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
             let ca_cert = X509::from_der(&ca_der)?;
             let kek = ctx.kek()?;
             let ca_key = kek.open_key(&store.key(ca_key_id)?.sealed)?;
@@ -223,8 +216,7 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
                 return Err(Failure::usage("--days must be 1 to 1098"));
             }
             let now = ctx.now();
-            let not_after =
-                (now + i64::from(days) * 86_400).min(pki::unix_time(ca_cert.not_after()));
+            let not_after = (now + i64::from(days) * 86_400).min(pki::unix_time(ca_cert.not_after()));
             let base = ctx.config.ca.base_url.trim_end_matches('/');
             let profile = ca::EndEntity {
                 owner: &owner,
@@ -245,33 +237,19 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
                 json!({ "owner": owner.to_string(), "binding": owner.binding(), "sha256": sha, "not_after": iso8601(not_after) }),
             );
         }
-        CertCommand::Import {
-            owner,
-            pkcs12,
-            password_stdin,
-            cert,
-            key,
-        } => {
+        CertCommand::Import { owner, pkcs12, password_stdin, cert, key } => {
             let owner = Owner::parse(&owner)?;
             let (cert, key): (X509, Option<PKey<Private>>) = if let Some(path) = pkcs12 {
-                let bytes = std::fs::read(&path).map_err(|e| {
-                    Failure::new("io", format!("cannot read {}: {e}", path.display()))
-                })?;
-                let password = if password_stdin {
-                    output::read_secret_line()?
-                } else {
-                    String::new()
-                };
-                let (cert, key, _chain) =
-                    pki::load_pkcs12(&bytes, &password, &path.display().to_string())?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
+                let password = if password_stdin { output::read_secret_line()? } else { String::new() };
+                let (cert, key, _chain) = pki::load_pkcs12(&bytes, &password, &path.display().to_string())?;
                 (cert, Some(key))
             } else if let Some(path) = cert {
                 let cert = pki::load_cert_file(&path)?;
                 (cert, key.as_deref().map(pki::load_key_file).transpose()?)
             } else {
-                return Err(Failure::usage(
-                    "give --pkcs12 FILE, or --cert FILE [--key FILE]",
-                ));
+                return Err(Failure::usage("give --pkcs12 FILE, or --cert FILE [--key FILE]"));
             };
             check_own_cert(&cert, &owner, ctx.now())?;
             let sha = match key {
@@ -310,21 +288,13 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
                             c.owner.clone(),
                             c.binding.as_str().into(),
                             if c.key_id.is_some() { "yes" } else { "no" }.into(),
-                            format!(
-                                "{}{}",
-                                iso8601(c.not_after),
-                                if c.not_after < now { " (expired)" } else { "" }
-                            ),
+                            format!("{}{}", iso8601(c.not_after), if c.not_after < now { " (expired)" } else { "" }),
                             c.issuer.clone(),
                             c.sha256.clone(),
                         ]
                     })
                     .collect();
-                table(
-                    &["OWNER", "BINDING", "KEY", "EXPIRES", "ISSUER", "SHA256"],
-                    &rows,
-                    "no certificates",
-                );
+                table(&["OWNER", "BINDING", "KEY", "EXPIRES", "ISSUER", "SHA256"], &rows, "no certificates");
             }
         }
         CertCommand::Export { selector, der, out } => {
@@ -334,10 +304,7 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
         CertCommand::Csr { owner, bits, out } => {
             let owner = Owner::parse(&owner)?;
             if !store.has_domain(owner.domain())? {
-                return Err(Failure::new(
-                    "store",
-                    format!("domain {} is not hosted here", owner.domain()),
-                ));
+                return Err(Failure::new("store", format!("domain {} is not hosted here", owner.domain())));
             }
             let kek = ctx.kek()?;
             let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
@@ -347,21 +314,14 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
             if let Some(path) = out {
                 done(
                     ctx,
-                    &format!(
-                        "wrote CSR for {owner} to {}; its key is stored encrypted",
-                        path.display()
-                    ),
+                    &format!("wrote CSR for {owner} to {}; its key is stored encrypted", path.display()),
                     json!({ "owner": owner.to_string(), "csr": path }),
                 );
             }
         }
         CertCommand::Remove { sha256 } => {
             store.remove_certificate(&sha256.to_ascii_lowercase())?;
-            done(
-                ctx,
-                &format!("removed certificate {sha256}"),
-                json!({ "sha256": sha256 }),
-            );
+            done(ctx, &format!("removed certificate {sha256}"), json!({ "sha256": sha256 }));
         }
     }
     Ok(())
@@ -403,21 +363,15 @@ fn select(store: &dyn Store, selector: &str) -> Result<CertRecord, Failure> {
     }
     let prefix = selector.to_ascii_lowercase();
     if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Failure::usage(format!("'{selector}' is neither an address, a domain, nor a SHA-256 fingerprint (8+ hex digits)")));
+        return Err(Failure::usage(format!(
+            "'{selector}' is neither an address, a domain, nor a SHA-256 fingerprint (8+ hex digits)"
+        )));
     }
-    let matches: Vec<CertRecord> = store
-        .certificates(None)?
-        .into_iter()
-        .filter(|c| c.sha256.starts_with(&prefix))
-        .collect();
+    let matches: Vec<CertRecord> =
+        store.certificates(None)?.into_iter().filter(|c| c.sha256.starts_with(&prefix)).collect();
     match matches.len() {
         1 => Ok(matches.into_iter().next().expect("one")),
-        0 => Err(Failure::new(
-            "not-found",
-            format!("no certificate with fingerprint {selector}"),
-        )),
-        n => Err(Failure::usage(format!(
-            "{n} certificates start with {selector}; give more digits"
-        ))),
+        0 => Err(Failure::new("not-found", format!("no certificate with fingerprint {selector}"))),
+        n => Err(Failure::usage(format!("{n} certificates start with {selector}; give more digits"))),
     }
 }

@@ -18,32 +18,20 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        config_path: Option<&Path>,
-        db: Option<PathBuf>,
-        json: bool,
-    ) -> Result<Context, Failure> {
+    pub fn new(config_path: Option<&Path>, db: Option<PathBuf>, json: bool) -> Result<Context, Failure> {
         let config = match config_path {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
         let db_path = db.unwrap_or_else(|| config.database.path.clone());
-        Ok(Context {
-            config,
-            db_path,
-            json,
-            clock: SystemClock,
-            store: OnceCell::new(),
-        })
+        Ok(Context { config, db_path, json, clock: SystemClock, store: OnceCell::new() })
     }
 
     pub fn actor() -> String {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| {
-                // SAFETY: getuid cannot fail.
-                format!("uid{}", unsafe { libc::getuid() })
-            });
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+            // SAFETY: getuid cannot fail.
+            format!("uid{}", unsafe { libc::getuid() })
+        });
         format!("cli:{user}")
     }
 

@@ -118,8 +118,7 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
 }
 
 fn load_certs_from(path: &Path) -> Result<Vec<X509>, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
     Ok(pki::load_certs(&bytes, &path.display().to_string())?)
 }
 
@@ -136,32 +135,17 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     let now = ctx.now();
     let sealed = if let (Some(cert_path), Some(key_path)) = (&args.signer_cert, &args.signer_key) {
         if recipient_certs.is_empty() {
-            return Err(Failure::usage(
-                "standalone sealing needs at least one --recipient-cert",
-            ));
+            return Err(Failure::usage("standalone sealing needs at least one --recipient-cert"));
         }
         let mut chain = load_certs_from(cert_path)?;
         let cert = chain.remove(0);
         let key = pki::load_key_file(key_path)?;
-        seal(
-            message,
-            &SignerIdentity {
-                cert: &cert,
-                key: &key,
-                chain: &chain,
-            },
-            &recipient_certs,
-            options,
-            now,
-        )?
+        seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
     } else {
         let store = ctx.store()?;
         let (from, recipients) = envelope_of(&Entity::parse(&mime::to_crlf(&message)).headers)?;
         if !store.has_address(&from)? {
-            return Err(Failure::new(
-                "not-hosted",
-                format!("the sender {from} is not an address hosted here"),
-            ));
+            return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
         }
         let kek = ctx.kek()?;
         let (cert, key_id) = signing_cert(store, &from, now)?;
@@ -171,17 +155,7 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
                 recipient_certs.push(hosted_cert(store, r, now)?);
             }
         }
-        seal(
-            message,
-            &SignerIdentity {
-                cert: &cert,
-                key: &key,
-                chain: &[],
-            },
-            &recipient_certs,
-            options,
-            now,
-        )?
+        seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options, now)?
     };
     output::write_output(args.out.as_deref(), &sealed.message)?;
     let report = json!({
@@ -195,12 +169,7 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
             "sealed {} from {} to {} ({} bytes)",
             sealed.message_id,
             sealed.from,
-            sealed
-                .recipients
-                .iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            sealed.recipients.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
             sealed.message.len()
         );
     }
@@ -209,15 +178,9 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
 
 /// The sender's newest valid certificate with a key: address-bound first, else domain-bound.
 fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), Failure> {
-    for owner in [
-        Owner::Address(from.clone()),
-        Owner::Domain(from.domain().clone()),
-    ] {
+    for owner in [Owner::Address(from.clone()), Owner::Domain(from.domain().clone())] {
         for record in store.certificates(Some(&owner))? {
-            if let (Some(key_id), true) = (
-                record.key_id,
-                record.not_before <= now && now <= record.not_after,
-            ) {
+            if let (Some(key_id), true) = (record.key_id, record.not_before <= now && now <= record.not_after) {
                 return Ok((X509::from_der(&record.der)?, key_id));
             }
         }
@@ -230,14 +193,9 @@ fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X5
 
 /// A hosted recipient's certificate: address-bound first, else domain-bound.
 fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<X509, Failure> {
-    for owner in [
-        Owner::Address(recipient.clone()),
-        Owner::Domain(recipient.domain().clone()),
-    ] {
-        if let Some(record) = store
-            .certificates(Some(&owner))?
-            .into_iter()
-            .find(|c| c.not_before <= now && now <= c.not_after)
+    for owner in [Owner::Address(recipient.clone()), Owner::Domain(recipient.domain().clone())] {
+        if let Some(record) =
+            store.certificates(Some(&owner))?.into_iter().find(|c| c.not_before <= now && now <= c.not_after)
         {
             return Ok(X509::from_der(&record.der)?);
         }
@@ -253,34 +211,26 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
     let now = ctx.now();
     let fixed;
     let store_anchors;
-    let (keys, anchors): (Vec<RecipientKey>, &dyn AnchorSource) =
-        if let (Some(cert_path), Some(key_path)) = (&args.recipient_cert, &args.recipient_key) {
-            let cert = pki::load_cert_file(cert_path)?;
-            let key = pki::load_key_file(key_path)?;
-            pki::check_key_matches(&cert, &key)?;
-            let mut anchor_certs = Vec::new();
-            for path in &args.anchor {
-                anchor_certs.extend(load_certs_from(path)?);
-            }
-            fixed = FixedAnchors(anchor_certs);
-            (
-                vec![RecipientKey {
-                    cert,
-                    key,
-                    domain: None,
-                }],
-                &fixed,
-            )
-        } else {
-            if !args.anchor.is_empty() {
-                return Err(Failure::usage(
-                    "--anchor is for standalone mode (with --recipient-cert and --recipient-key)",
-                ));
-            }
-            let store = ctx.store()?;
-            store_anchors = StoreAnchors(store);
-            (hosted_keys(ctx, store, &message)?, &store_anchors)
-        };
+    let (keys, anchors): (Vec<RecipientKey>, &dyn AnchorSource) = if let (Some(cert_path), Some(key_path)) =
+        (&args.recipient_cert, &args.recipient_key)
+    {
+        let cert = pki::load_cert_file(cert_path)?;
+        let key = pki::load_key_file(key_path)?;
+        pki::check_key_matches(&cert, &key)?;
+        let mut anchor_certs = Vec::new();
+        for path in &args.anchor {
+            anchor_certs.extend(load_certs_from(path)?);
+        }
+        fixed = FixedAnchors(anchor_certs);
+        (vec![RecipientKey { cert, key, domain: None }], &fixed)
+    } else {
+        if !args.anchor.is_empty() {
+            return Err(Failure::usage("--anchor is for standalone mode (with --recipient-cert and --recipient-key)"));
+        }
+        let store = ctx.store()?;
+        store_anchors = StoreAnchors(store);
+        (hosted_keys(ctx, store, &message)?, &store_anchors)
+    };
     let opened = open(&message, &keys, anchors, now)?;
     if ctx.json {
         if let Some(out) = &args.out {
@@ -310,19 +260,12 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
 
 /// Keys of the hosted addresses the message is addressed to (To, Cc), with their domains'
 /// domain-bound keys; the KEK is unlocked only when there is a key to open.
-fn hosted_keys(
-    ctx: &Context,
-    store: &dyn Store,
-    message: &[u8],
-) -> Result<Vec<RecipientKey>, Failure> {
+fn hosted_keys(ctx: &Context, store: &dyn Store, message: &[u8]) -> Result<Vec<RecipientKey>, Failure> {
     let headers = Entity::parse(message).headers;
     let mut owners: Vec<Owner> = Vec::new();
     for field in ["to", "cc"] {
         for value in headers.all(field) {
-            for a in mime::addresses(value)
-                .iter()
-                .filter_map(|a| DirectAddress::parse(a).ok())
-            {
+            for a in mime::addresses(value).iter().filter_map(|a| DirectAddress::parse(a).ok()) {
                 if store.has_domain(a.domain())? {
                     for owner in [Owner::Address(a.clone()), Owner::Domain(a.domain().clone())] {
                         if !owners.contains(&owner) {
@@ -350,14 +293,8 @@ fn hosted_keys(
         let cert = X509::from_der(&record.der)?;
         let key = kek.open_key(&store.key(record.key_id.expect("filtered"))?.sealed)?;
         let domain = Owner::parse(&record.owner)?.domain().clone();
-        debug_assert!(binding::bound_names(&cert)
-            .iter()
-            .any(|n| n.ends_with(domain.as_str())));
-        keys.push(RecipientKey {
-            cert,
-            key,
-            domain: Some(domain),
-        });
+        debug_assert!(binding::bound_names(&cert).iter().any(|n| n.ends_with(domain.as_str())));
+        keys.push(RecipientKey { cert, key, domain: Some(domain) });
     }
     Ok(keys)
 }

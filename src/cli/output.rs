@@ -3,10 +3,7 @@
 use serde::Serialize;
 
 pub fn json<T: Serialize + ?Sized>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    );
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }
 
 /// A text table with a header row; prints `empty` instead when there are no rows.
@@ -22,11 +19,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(headers.to_vec());
@@ -39,9 +32,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
 pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     match path {
-        Some(p) if p.as_os_str() != "-" => std::fs::read(p).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot read {}: {e}", p.display()))
-        }),
+        Some(p) if p.as_os_str() != "-" => {
+            std::fs::read(p).map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", p.display())))
+        }
         _ => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf)?;
@@ -54,9 +47,8 @@ pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
 pub fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     match path {
-        Some(p) if p.as_os_str() != "-" => std::fs::write(p, data).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", p.display()))
-        }),
+        Some(p) if p.as_os_str() != "-" => std::fs::write(p, data)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", p.display()))),
         _ => {
             let mut out = std::io::stdout().lock();
             out.write_all(data)?;

@@ -92,10 +92,7 @@ pub fn init(ctx: &Context) -> Result<(), Failure> {
     if ctx.json {
         output::json(&json!({ "ok": true, "database": ctx.db_path, "schema_version": version }));
     } else {
-        println!(
-            "created {} (schema version {version})",
-            ctx.db_path.display()
-        );
+        println!("created {} (schema version {version})", ctx.db_path.display());
     }
     Ok(())
 }
@@ -123,12 +120,7 @@ pub fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
                 let rows: Vec<Vec<String>> = domains
                     .iter()
                     .map(|d| {
-                        vec![
-                            d.domain.to_string(),
-                            d.practice.clone(),
-                            d.addresses.to_string(),
-                            iso8601(d.created_at),
-                        ]
+                        vec![d.domain.to_string(), d.practice.clone(), d.addresses.to_string(), iso8601(d.created_at)]
                     })
                     .collect();
                 table(
@@ -140,11 +132,7 @@ pub fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
         }
         DomainCommand::Remove { domain, cascade } => {
             store.remove_domain(&domain, cascade)?;
-            done(
-                ctx,
-                &format!("removed domain {domain}"),
-                json!({ "domain": domain }),
-            );
+            done(ctx, &format!("removed domain {domain}"), json!({ "domain": domain }));
         }
     }
     Ok(())
@@ -152,9 +140,7 @@ pub fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
 
 fn new_password(password_stdin: bool) -> Result<String, Failure> {
     if !password_stdin {
-        return Err(Failure::usage(
-            "give the password on standard input with --password-stdin",
-        ));
+        return Err(Failure::usage("give the password on standard input with --password-stdin"));
     }
     Ok(password::hash(&output::read_secret_line()?)?)
 }
@@ -162,15 +148,8 @@ fn new_password(password_stdin: bool) -> Result<String, Failure> {
 pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
-        AddressCommand::Add {
-            address,
-            password_stdin,
-        } => {
-            let hash = if password_stdin {
-                Some(new_password(true)?)
-            } else {
-                None
-            };
+        AddressCommand::Add { address, password_stdin } => {
+            let hash = if password_stdin { Some(new_password(true)?) } else { None };
             store.add_address(&address, hash.as_deref())?;
             let note = if hash.is_some() {
                 ""
@@ -203,23 +182,12 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
         }
         AddressCommand::Remove { address } => {
             store.remove_address(&address)?;
-            done(
-                ctx,
-                &format!("removed address {address}"),
-                json!({ "address": address }),
-            );
+            done(ctx, &format!("removed address {address}"), json!({ "address": address }));
         }
-        AddressCommand::Passwd {
-            address,
-            password_stdin,
-        } => {
+        AddressCommand::Passwd { address, password_stdin } => {
             let hash = new_password(password_stdin)?;
             store.set_password(&address, &hash)?;
-            done(
-                ctx,
-                &format!("password set for {address}"),
-                json!({ "address": address }),
-            );
+            done(ctx, &format!("password set for {address}"), json!({ "address": address }));
         }
     }
     Ok(())
@@ -228,19 +196,14 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
 pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
-        AnchorCommand::Add {
-            file,
-            domain,
-            incoming,
-            outgoing,
-        } => {
+        AnchorCommand::Add { file, domain, incoming, outgoing } => {
             if !incoming && !outgoing {
                 return Err(Failure::usage(
                     "say what the anchor is trusted for: --incoming (mail we receive), --outgoing (mail we send), or both",
                 ));
             }
-            let bytes = std::fs::read(&file)
-                .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", file.display())))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| Failure::new("io", format!("cannot read {}: {e}", file.display())))?;
             let certs = pki::load_certs(&bytes, &file.display().to_string())?;
             let mut added = Vec::new();
             for cert in &certs {
@@ -255,19 +218,12 @@ pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
                     der,
                 };
                 if record.not_after < ctx.now() {
-                    eprintln!(
-                        "warning: anchor '{}' expired on {}",
-                        record.subject,
-                        iso8601(record.not_after)
-                    );
+                    eprintln!("warning: anchor '{}' expired on {}", record.subject, iso8601(record.not_after));
                 }
                 store.add_anchor(&record)?;
                 added.push(json!({ "sha256": record.sha256, "subject": record.subject }));
                 if !ctx.json {
-                    println!(
-                        "added anchor {} ({}) for {domain}",
-                        record.subject, record.sha256
-                    );
+                    println!("added anchor {} ({}) for {domain}", record.subject, record.sha256);
                 }
             }
             if ctx.json {
@@ -302,20 +258,12 @@ pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
                         ]
                     })
                     .collect();
-                table(
-                    &["DOMAIN", "SUBJECT", "IN", "OUT", "EXPIRES", "SHA256"],
-                    &rows,
-                    "no anchors",
-                );
+                table(&["DOMAIN", "SUBJECT", "IN", "OUT", "EXPIRES", "SHA256"], &rows, "no anchors");
             }
         }
         AnchorCommand::Remove { sha256, domain } => {
             store.remove_anchor(&domain, &sha256.to_ascii_lowercase())?;
-            done(
-                ctx,
-                &format!("removed anchor {sha256} from {domain}"),
-                json!({ "domain": domain, "sha256": sha256 }),
-            );
+            done(ctx, &format!("removed anchor {sha256} from {domain}"), json!({ "domain": domain, "sha256": sha256 }));
         }
     }
     Ok(())
@@ -328,21 +276,9 @@ pub fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| {
-                vec![
-                    iso8601(e.at),
-                    e.actor.clone(),
-                    e.action.clone(),
-                    e.subject.clone(),
-                    e.detail.clone(),
-                ]
-            })
+            .map(|e| vec![iso8601(e.at), e.actor.clone(), e.action.clone(), e.subject.clone(), e.detail.clone()])
             .collect();
-        table(
-            &["WHEN", "WHO", "WHAT", "SUBJECT", "DETAIL"],
-            &rows,
-            "the audit log is empty",
-        );
+        table(&["WHEN", "WHO", "WHAT", "SUBJECT", "DETAIL"], &rows, "the audit log is empty");
     }
     Ok(())
 }

@@ -8,8 +8,7 @@ use openssl::pkey::{HasPublic, PKey, PKeyRef, Private};
 use openssl::rsa::Rsa;
 use openssl::stack::Stack;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Extension, X509Name, X509Ref, X509Req, X509ReqBuilder, X509};
 
@@ -21,9 +20,7 @@ use crate::smime::policy::MIN_RSA_BITS;
 /// A new RSA key; refuses sizes under the Direct minimum.
 pub fn generate_rsa(bits: u32) -> Result<PKey<Private>, PkiError> {
     if bits < MIN_RSA_BITS {
-        return Err(PkiError::Policy(format!(
-            "RSA keys must be at least {MIN_RSA_BITS} bits, not {bits}"
-        )));
+        return Err(PkiError::Policy(format!("RSA keys must be at least {MIN_RSA_BITS} bits, not {bits}")));
     }
     Ok(PKey::from_rsa(Rsa::generate(bits)?)?)
 }
@@ -47,12 +44,7 @@ pub fn random_serial() -> Result<Asn1Integer, PkiError> {
 }
 
 /// The self-signed development root.
-pub fn create_root(
-    key: &PKeyRef<Private>,
-    common_name: &str,
-    not_before: i64,
-    days: u32,
-) -> Result<X509, PkiError> {
+pub fn create_root(key: &PKeyRef<Private>, common_name: &str, not_before: i64, days: u32) -> Result<X509, PkiError> {
     let mut b = X509::builder()?;
     b.set_version(2)?;
     b.set_serial_number(&*random_serial()?)?;
@@ -61,18 +53,9 @@ pub fn create_root(
     b.set_issuer_name(&subject)?;
     b.set_pubkey(key)?;
     b.set_not_before(&*Asn1Time::from_unix(not_before as libc::time_t)?)?;
-    b.set_not_after(&*Asn1Time::from_unix(
-        (not_before + i64::from(days) * 86_400) as libc::time_t,
-    )?)?;
+    b.set_not_after(&*Asn1Time::from_unix((not_before + i64::from(days) * 86_400) as libc::time_t)?)?;
     b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .key_cert_sign()
-            .crl_sign()
-            .digital_signature()
-            .build()?,
-    )?;
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().digital_signature().build()?)?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
     b.append_extension(ski)?;
     b.sign(key, MessageDigest::sha256())?;
@@ -113,19 +96,11 @@ pub fn issue<K: HasPublic>(
     b.set_not_before(&*Asn1Time::from_unix(profile.not_before as libc::time_t)?)?;
     b.set_not_after(&*Asn1Time::from_unix(profile.not_after as libc::time_t)?)?;
     b.append_extension(BasicConstraints::new().critical().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .key_encipherment()
-            .build()?,
-    )?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
     b.append_extension(ExtendedKeyUsage::new().email_protection().build()?)?;
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca_cert), None))?;
     b.append_extension(ski)?;
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(true)
-        .build(&b.x509v3_context(Some(ca_cert), None))?;
+    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(ca_cert), None))?;
     b.append_extension(aki)?;
     let mut san = SubjectAlternativeName::new();
     match profile.owner {
@@ -179,13 +154,7 @@ pub fn csr(owner: &Owner, key: &PKeyRef<Private>) -> Result<X509Req, PkiError> {
     };
     let mut extensions = Stack::new()?;
     extensions.push(san.build(&b.x509v3_context(None))?)?;
-    extensions.push(
-        KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .key_encipherment()
-            .build()?,
-    )?;
+    extensions.push(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
     extensions.push(ExtendedKeyUsage::new().email_protection().build()?)?;
     b.add_extensions(&extensions)?;
     b.sign(key, MessageDigest::sha256())?;

@@ -1,6 +1,7 @@
 //! Certificates and keys as files and facts: loading PEM/DER/PKCS#12, fingerprints, names, times.
 
 pub mod ca;
+pub mod cert_cache;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::{hash, MessageDigest};
@@ -76,8 +77,7 @@ pub fn load_certs(bytes: &[u8], origin: &str) -> Result<Vec<X509>, PkiError> {
 
 pub fn load_cert_file(path: &std::path::Path) -> Result<X509, PkiError> {
     let origin = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
     Ok(load_certs(&bytes, &origin)?.remove(0))
 }
 
@@ -91,26 +91,18 @@ pub fn load_private_key(bytes: &[u8], origin: &str) -> Result<PKey<Private>, Pki
 
 pub fn load_key_file(path: &std::path::Path) -> Result<PKey<Private>, PkiError> {
     let origin = path.display().to_string();
-    let bytes =
-        std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
     load_private_key(&bytes, &origin)
 }
 
 /// Certificate, key and any chain from a PKCS#12 file.
-pub fn load_pkcs12(
-    bytes: &[u8],
-    password: &str,
-    origin: &str,
-) -> Result<(X509, PKey<Private>, Vec<X509>), PkiError> {
+pub fn load_pkcs12(bytes: &[u8], password: &str, origin: &str) -> Result<(X509, PKey<Private>, Vec<X509>), PkiError> {
     let parsed = openssl::pkcs12::Pkcs12::from_der(bytes)
         .and_then(|p| p.parse2(password))
         .map_err(|_| PkiError::Pkcs12(origin.to_string()))?;
     match (parsed.cert, parsed.pkey) {
         (Some(cert), Some(key)) => {
-            let chain = parsed
-                .ca
-                .map(|s| s.into_iter().collect())
-                .unwrap_or_default();
+            let chain = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
             Ok((cert, key, chain))
         }
         _ => Err(PkiError::Pkcs12(origin.to_string())),

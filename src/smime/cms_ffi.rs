@@ -22,18 +22,9 @@ extern "C" {
         md: *const ffi::EVP_MD,
         flags: c_uint,
     ) -> *mut c_void;
-    fn CMS_add1_recipient_cert(
-        cms: *mut ffi::CMS_ContentInfo,
-        recip: *mut ffi::X509,
-        flags: c_uint,
-    ) -> *mut c_void;
+    fn CMS_add1_recipient_cert(cms: *mut ffi::CMS_ContentInfo, recip: *mut ffi::X509, flags: c_uint) -> *mut c_void;
     fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut c_void) -> *mut ffi::EVP_PKEY_CTX;
-    fn CMS_final(
-        cms: *mut ffi::CMS_ContentInfo,
-        data: *mut ffi::BIO,
-        dcont: *mut ffi::BIO,
-        flags: c_uint,
-    ) -> c_int;
+    fn CMS_final(cms: *mut ffi::CMS_ContentInfo, data: *mut ffi::BIO, dcont: *mut ffi::BIO, flags: c_uint) -> c_int;
 }
 
 /// A read-only memory BIO over a slice; freed on drop.
@@ -49,10 +40,7 @@ impl<'a> ReadBio<'a> {
         if bio.is_null() {
             return Err(ErrorStack::get());
         }
-        Ok(ReadBio {
-            bio,
-            _data: std::marker::PhantomData,
-        })
+        Ok(ReadBio { bio, _data: std::marker::PhantomData })
     }
 }
 
@@ -83,27 +71,10 @@ pub fn sign_detached(
     for c in chain {
         extra.push(c.clone())?;
     }
-    let flags =
-        (CMSOptions::PARTIAL | CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP)
-            .bits();
-    let cms = owned(unsafe {
-        ffi::CMS_sign(
-            ptr::null_mut(),
-            ptr::null_mut(),
-            extra.as_ptr(),
-            ptr::null_mut(),
-            flags,
-        )
-    })?;
-    let signer = unsafe {
-        CMS_add1_signer(
-            cms.as_ptr(),
-            cert.as_ptr(),
-            key.as_ptr(),
-            ffi::EVP_sha256(),
-            flags,
-        )
-    };
+    let flags = (CMSOptions::PARTIAL | CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP).bits();
+    let cms =
+        owned(unsafe { ffi::CMS_sign(ptr::null_mut(), ptr::null_mut(), extra.as_ptr(), ptr::null_mut(), flags) })?;
+    let signer = unsafe { CMS_add1_signer(cms.as_ptr(), cert.as_ptr(), key.as_ptr(), ffi::EVP_sha256(), flags) };
     if signer.is_null() {
         return Err(ErrorStack::get());
     }
@@ -116,23 +87,11 @@ pub fn sign_detached(
 
 /// An EnvelopedData of `content` to every certificate in `recipients`. Takes the content so it can
 /// be freed once encrypted, before the result is encoded (peak memory for large messages).
-pub fn encrypt(
-    content: Vec<u8>,
-    recipients: &[&X509],
-    cipher: Cipher,
-    oaep: bool,
-) -> Result<Vec<u8>, ErrorStack> {
+pub fn encrypt(content: Vec<u8>, recipients: &[&X509], cipher: Cipher, oaep: bool) -> Result<Vec<u8>, ErrorStack> {
     let flags = (CMSOptions::PARTIAL | CMSOptions::BINARY).bits();
     let empty = Stack::<X509>::new()?;
-    let cms = owned(unsafe {
-        ffi::CMS_encrypt(empty.as_ptr(), ptr::null_mut(), cipher.as_ptr(), flags)
-    })?;
-    let recipient_flags = flags
-        | if oaep {
-            CMSOptions::KEY_PARAM.bits()
-        } else {
-            0
-        };
+    let cms = owned(unsafe { ffi::CMS_encrypt(empty.as_ptr(), ptr::null_mut(), cipher.as_ptr(), flags) })?;
+    let recipient_flags = flags | if oaep { CMSOptions::KEY_PARAM.bits() } else { 0 };
     for cert in recipients {
         let info = unsafe { CMS_add1_recipient_cert(cms.as_ptr(), cert.as_ptr(), recipient_flags) };
         if info.is_null() {
@@ -142,12 +101,9 @@ pub fn encrypt(
             // RSAES-OAEP with SHA-256 and MGF1-SHA-256 (RFC 4055), rather than the SHA-1 default.
             let ctx = unsafe { CMS_RecipientInfo_get0_pkey_ctx(info) };
             if ctx.is_null()
-                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_padding(ctx, ffi::RSA_PKCS1_OAEP_PADDING) }
-                    <= 0
-                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_oaep_md(ctx, ffi::EVP_sha256() as *mut _) }
-                    <= 0
-                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, ffi::EVP_sha256() as *mut _) }
-                    <= 0
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_padding(ctx, ffi::RSA_PKCS1_OAEP_PADDING) } <= 0
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_oaep_md(ctx, ffi::EVP_sha256() as *mut _) } <= 0
+                || unsafe { ffi::EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, ffi::EVP_sha256() as *mut _) } <= 0
             {
                 return Err(ErrorStack::get());
             }

@@ -11,26 +11,16 @@ pub enum SmimeError {
     #[error("signature does not verify: the message was altered or the signature is corrupt")]
     Tampered,
     #[error("signer not bound to the sender: certificate '{subject}' is bound to [{bound}], not to {from}")]
-    NotBound {
-        subject: String,
-        bound: String,
-        from: String,
-    },
+    NotBound { subject: String, bound: String, from: String },
     #[error("From mismatch: the signed message is from '{inner}' but the envelope says {outer}")]
     FromMismatch { outer: String, inner: String },
     #[error("untrusted signer: certificate '{subject}' does not chain to a trust anchor of {domain}: {reason}")]
-    Untrusted {
-        subject: String,
-        domain: String,
-        reason: String,
-    },
+    Untrusted { subject: String, domain: String, reason: String },
     #[error("expired signer: certificate '{subject}' was valid until {not_after}")]
     Expired { subject: String, not_after: String },
     #[error("signer not yet valid: certificate '{subject}' is valid from {not_before}")]
     NotYetValid { subject: String, not_before: String },
-    #[error(
-        "no key for any recipient: the message is encrypted to {recipients}, none of which is ours"
-    )]
+    #[error("no key for any recipient: the message is encrypted to {recipients}, none of which is ours")]
     NoKey { recipients: String },
     #[error("refused weak digest algorithm {0}: Direct requires SHA-256 or stronger")]
     WeakDigest(String),

@@ -43,40 +43,21 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
         return Ok(());
     }
     let ct = entity.content_type();
-    let content_type = entity
-        .headers
-        .get("content-type")
-        .unwrap_or("text/plain (default)")
-        .to_string();
+    let content_type = entity.headers.get("content-type").unwrap_or("text/plain (default)").to_string();
     if ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime") {
         let der = entity.decoded_body().map_err(SmimeError::Malformed)?;
         match structure::parse(&der)? {
             ContentInfo::Enveloped(e) => {
-                let mut details = vec![(
-                    "content encryption".to_string(),
-                    oids::name(&e.content_cipher),
-                )];
+                let mut details = vec![("content encryption".to_string(), oids::name(&e.content_cipher))];
                 for r in &e.recipients {
-                    let alg = r
-                        .key_algorithm
-                        .as_deref()
-                        .map(oids::name)
-                        .unwrap_or_else(|| r.kind.to_string());
+                    let alg = r.key_algorithm.as_deref().map(oids::name).unwrap_or_else(|| r.kind.to_string());
                     details.push((
                         "recipient".into(),
                         format!("{} via {alg}", describe_recipients(std::slice::from_ref(r))),
                     ));
                 }
-                let kind = if e.authenticated {
-                    "encrypted (AuthEnvelopedData)"
-                } else {
-                    "encrypted (EnvelopedData)"
-                };
-                layers.push(Layer {
-                    kind: kind.into(),
-                    content_type,
-                    details,
-                });
+                let kind = if e.authenticated { "encrypted (AuthEnvelopedData)" } else { "encrypted (EnvelopedData)" };
+                layers.push(Layer { kind: kind.into(), content_type, details });
                 layers.push(Layer {
                     kind: "opaque".into(),
                     content_type: "(encrypted content: needs the recipient's key)".into(),
@@ -91,11 +72,7 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 });
             }
             ContentInfo::Other(oid) => {
-                layers.push(Layer {
-                    kind: format!("CMS {oid}"),
-                    content_type,
-                    details: vec![],
-                });
+                layers.push(Layer { kind: format!("CMS {oid}"), content_type, details: vec![] });
             }
         }
         return Ok(());
@@ -104,14 +81,8 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
         let boundary = ct.param("boundary").unwrap_or("");
         let parts = mime::multipart_parts(entity.body, boundary).map_err(SmimeError::Malformed)?;
         let mut details = vec![
-            (
-                "protocol".to_string(),
-                ct.param("protocol").unwrap_or("(none)").to_string(),
-            ),
-            (
-                "micalg".to_string(),
-                ct.param("micalg").unwrap_or("(none)").to_string(),
-            ),
+            ("protocol".to_string(), ct.param("protocol").unwrap_or("(none)").to_string()),
+            ("micalg".to_string(), ct.param("micalg").unwrap_or("(none)").to_string()),
             ("parts".to_string(), parts.len().to_string()),
         ];
         if let Some(sig) = parts.get(1) {
@@ -122,11 +93,7 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 }
             }
         }
-        layers.push(Layer {
-            kind: "signed (multipart/signed, detached)".into(),
-            content_type,
-            details,
-        });
+        layers.push(Layer { kind: "signed (multipart/signed, detached)".into(), content_type, details });
         if let Some(first) = parts.first() {
             describe(&Entity::parse(first), layers, depth + 1)?;
         }
@@ -140,11 +107,7 @@ fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<()
                 details.push((name.to_string(), v.to_string()));
             }
         }
-        layers.push(Layer {
-            kind: "wrapped message (message/rfc822)".into(),
-            content_type,
-            details,
-        });
+        layers.push(Layer { kind: "wrapped message (message/rfc822)".into(), content_type, details });
         return describe(&inner, layers, depth + 1);
     }
     layers.push(Layer {
@@ -159,7 +122,7 @@ fn signed_details(s: &structure::Signed) -> Vec<(String, String)> {
     let mut details = Vec::new();
     for signer in &s.signers {
         details.push(("digest".into(), oids::name(&signer.digest)));
-        details.push(("signature algorithm".into(), oids::name(&signer.signature)));
+        details.push(("signature algorithm".into(), oids::name(&signer.signature_algorithm)));
     }
     for der in &s.certificates {
         if let Ok(cert) = X509::from_der(der) {

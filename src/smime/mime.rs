@@ -15,27 +15,16 @@ pub struct Entity<'a> {
 impl<'a> Entity<'a> {
     pub fn parse(raw: &'a [u8]) -> Entity<'a> {
         let (header_bytes, body) = split_header(raw);
-        Entity {
-            headers: Headers::parse(header_bytes),
-            header_bytes,
-            body,
-        }
+        Entity { headers: Headers::parse(header_bytes), header_bytes, body }
     }
 
     pub fn content_type(&self) -> ContentType {
-        self.headers
-            .get("content-type")
-            .map(ContentType::parse)
-            .unwrap_or_default()
+        self.headers.get("content-type").map(ContentType::parse).unwrap_or_default()
     }
 
     /// The body with its Content-Transfer-Encoding undone (base64 only; others are taken as is).
     pub fn decoded_body(&self) -> Result<Cow<'a, [u8]>, String> {
-        match self
-            .headers
-            .get("content-transfer-encoding")
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
+        match self.headers.get("content-transfer-encoding").map(|v| v.trim().to_ascii_lowercase()) {
             Some(enc) if enc == "base64" => decode_base64(self.body).map(Cow::Owned),
             _ => Ok(Cow::Borrowed(self.body)),
         }
@@ -91,17 +80,11 @@ impl Headers {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
-        self.fields
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -114,10 +97,7 @@ pub struct ContentType {
 
 impl Default for ContentType {
     fn default() -> Self {
-        ContentType {
-            mime_type: "text/plain".into(),
-            params: Vec::new(),
-        }
+        ContentType { mime_type: "text/plain".into(), params: Vec::new() }
     }
 }
 
@@ -129,11 +109,7 @@ impl ContentType {
             .filter_map(|p| {
                 let (k, v) = p.split_once('=')?;
                 let v = v.trim();
-                let v = v
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(v)
-                    .replace("\\\"", "\"");
+                let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v).replace("\\\"", "\"");
                 Some((k.trim().to_ascii_lowercase(), v))
             })
             .collect();
@@ -141,10 +117,7 @@ impl ContentType {
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     pub fn is(&self, mime_type: &str) -> bool {
@@ -185,10 +158,7 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
     let mut starts = Vec::new(); // (start of the delimiter line, end of that line, is_close)
     let mut line_start = 0;
     while line_start <= body.len() {
-        let line_end = body[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |p| line_start + p);
+        let line_end = body[line_start..].iter().position(|&b| b == b'\n').map_or(body.len(), |p| line_start + p);
         let line = &body[line_start..line_end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.starts_with(delimiter) {
@@ -205,9 +175,7 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
         line_start = line_end + 1;
     }
     if !starts.last().is_some_and(|s| s.2) {
-        return Err(format!(
-            "multipart body has no closing delimiter --{boundary}--"
-        ));
+        return Err(format!("multipart body has no closing delimiter --{boundary}--"));
     }
     let mut parts = Vec::new();
     for pair in starts.windows(2) {
@@ -254,14 +222,8 @@ pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
 }
 
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
-    let compact: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .map_err(|e| format!("bad base64: {e}"))
+    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| format!("bad base64: {e}"))
 }
 
 /// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
@@ -271,9 +233,7 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
     let engine = &base64::engine::general_purpose::STANDARD;
     let mut buf = [0u8; 76];
     for chunk in data.chunks(LINE_BYTES) {
-        let n = engine
-            .encode_slice(chunk, &mut buf)
-            .expect("76 bytes hold 57 encoded");
+        let n = engine.encode_slice(chunk, &mut buf).expect("76 bytes hold 57 encoded");
         out.extend_from_slice(&buf[..n]);
         out.extend_from_slice(b"\r\n");
     }
@@ -321,7 +281,9 @@ mod tests {
 
     #[test]
     fn splits_headers_and_unfolds() {
-        let e = Entity::parse(b"Subject: a\r\n  folded\r\nContent-Type: multipart/signed;\r\n\tboundary=\"b;1\"\r\n\r\nbody\r\n");
+        let e = Entity::parse(
+            b"Subject: a\r\n  folded\r\nContent-Type: multipart/signed;\r\n\tboundary=\"b;1\"\r\n\r\nbody\r\n",
+        );
         assert_eq!(e.headers.get("subject"), Some("a folded"));
         let ct = e.content_type();
         assert!(ct.is("multipart/signed"));
@@ -333,10 +295,7 @@ mod tests {
     fn multipart_parts_are_exact_bytes() {
         let body = b"preamble\r\n--xx\r\nA: 1\r\n\r\npart one\r\n--xx\r\n\r\npart two\n\r\n--xx--\r\nepilogue";
         let parts = multipart_parts(body, "xx").unwrap();
-        assert_eq!(
-            parts,
-            vec![&b"A: 1\r\n\r\npart one"[..], &b"\r\npart two\n"[..]]
-        );
+        assert_eq!(parts, vec![&b"A: 1\r\n\r\npart one"[..], &b"\r\npart two\n"[..]]);
         assert!(multipart_parts(b"--xx\r\nno end", "xx").is_err());
         // A line that merely starts like the boundary is not a delimiter.
         let parts = multipart_parts(b"--xx\r\n--xxy\r\n--xx--", "xx").unwrap();

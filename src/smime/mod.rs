@@ -2,6 +2,7 @@
 //! messages, with the algorithm policy of DESIGN.md §2.
 
 mod cms_ffi;
+mod envelope;
 mod error;
 pub mod inspect;
 pub mod mime;
@@ -10,6 +11,7 @@ pub mod open;
 pub mod policy;
 pub mod seal;
 pub mod structure;
+mod verify;
 
 pub use error::SmimeError;
 pub use policy::{ContentCipher, KeyTransport};

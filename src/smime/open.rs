@@ -1,16 +1,16 @@
 //! Opening: decrypt with the addressee's key, verify the signature, check the signer is bound to
 //! From and chains to the local domain's incoming anchors, then unwrap the original message.
 
-use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::cms::CmsContentInfo;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509Ref, X509};
 
 use super::mime::{self, Entity};
 use super::structure::{self, ContentInfo, RecipientId, Signed};
-use super::{oids, policy, SmimeError};
+use super::{oids, policy, verify, SmimeError};
 use crate::address::{Binding, DirectAddress, Domain};
 use crate::clock::iso8601;
-use crate::pki;
+use crate::pki::{self, cert_cache};
 use crate::store::Direction;
 use crate::trust::chain::{self, ChainError};
 use crate::trust::{binding, AnchorSource};
@@ -47,45 +47,23 @@ pub struct Opened {
     pub signature_algorithm: String,
 }
 
-pub fn open(
-    message: &[u8],
-    keys: &[RecipientKey],
-    anchors: &dyn AnchorSource,
-    now: i64,
-) -> Result<Opened, SmimeError> {
+pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, now: i64) -> Result<Opened, SmimeError> {
     let outer = Entity::parse(message);
     let ct = outer.content_type();
     let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
     let is_pkcs7 = ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime");
     if !is_pkcs7 {
-        return Err(SmimeError::NotEncrypted(format!(
-            "the message is {}, not application/pkcs7-mime",
-            ct.mime_type
-        )));
+        return Err(SmimeError::NotEncrypted(format!("the message is {}, not application/pkcs7-mime", ct.mime_type)));
     }
-    if smime_type
-        .as_deref()
-        .is_some_and(|t| t != "enveloped-data" && t != "authenveloped-data")
-    {
-        return Err(SmimeError::NotEncrypted(format!(
-            "the message is smime-type={}",
-            smime_type.unwrap_or_default()
-        )));
+    if smime_type.as_deref().is_some_and(|t| t != "enveloped-data" && t != "authenveloped-data") {
+        return Err(SmimeError::NotEncrypted(format!("the message is smime-type={}", smime_type.unwrap_or_default())));
     }
     let from = outer_from(&outer)?;
     let ber = outer.decoded_body().map_err(SmimeError::Malformed)?;
     let enveloped = match structure::parse(&ber)? {
         ContentInfo::Enveloped(e) => e,
-        ContentInfo::Signed(_) => {
-            return Err(SmimeError::NotEncrypted(
-                "it is signed-data without encryption".into(),
-            ))
-        }
-        ContentInfo::Other(oid) => {
-            return Err(SmimeError::NotEncrypted(format!(
-                "its CMS content type is {oid}"
-            )))
-        }
+        ContentInfo::Signed(_) => return Err(SmimeError::NotEncrypted("it is signed-data without encryption".into())),
+        ContentInfo::Other(oid) => return Err(SmimeError::NotEncrypted(format!("its CMS content type is {oid}"))),
     };
     let content_encryption = policy::check_content_cipher(&enveloped.content_cipher)?;
 
@@ -97,27 +75,16 @@ pub fn open(
             let key = keys.iter().find(|k| identifies(id, &k.cert))?;
             Some((key, r.key_algorithm.clone().unwrap_or_default()))
         })
-        .ok_or_else(|| SmimeError::NoKey {
-            recipients: describe_recipients(&enveloped.recipients),
-        })?;
+        .ok_or_else(|| SmimeError::NoKey { recipients: describe_recipients(&enveloped.recipients) })?;
     let key_transport = policy::check_key_transport(&key_transport)?;
 
     let cms = CmsContentInfo::from_der(&ber).map_err(|e| SmimeError::Malformed(e.to_string()))?;
     drop(ber);
-    let decrypted = cms
-        .decrypt(&ours.key, &ours.cert)
-        .map_err(|_| SmimeError::DecryptFailed)?;
+    let decrypted = cms.decrypt(&ours.key, &ours.cert).map_err(|_| SmimeError::DecryptFailed)?;
     drop(cms);
 
-    let SignatureLayer {
-        signed,
-        detached_content,
-        der: signed_der,
-    } = signed_layer(&decrypted)?;
-    let signer_info = signed
-        .signers
-        .first()
-        .ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;
+    let SignatureLayer { signed, detached_content, der: signed_der } = signed_layer(&decrypted)?;
+    let signer_info = signed.signers.first().ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;
     if signed.signers.len() > 1 {
         return Err(SmimeError::Unsupported("more than one signer".into()));
     }
@@ -125,24 +92,19 @@ pub fn open(
         policy::check_digest(digest)?;
     }
     let digest = policy::check_digest(&signer_info.digest)?;
-    let signature_algorithm = policy::check_signature_algorithm(&signer_info.signature)?;
-    let certificates: Vec<X509> = signed
-        .certificates
-        .iter()
-        .filter_map(|der| X509::from_der(der).ok())
-        .collect();
-    let signer = signer_info
-        .id
-        .as_ref()
-        .and_then(|id| certificates.iter().find(|c| identifies(id, c)))
-        .ok_or_else(|| SmimeError::Untrusted {
-            subject: "(unknown)".into(),
-            domain: domain_name(ours),
-            reason: "the signature does not carry the signer's certificate".into(),
+    let signature_algorithm = policy::check_signature_algorithm(&signer_info.signature_algorithm)?;
+    let certificates: Vec<X509> = signed.certificates.iter().filter_map(|der| cert_cache::parse(der).ok()).collect();
+    let signer =
+        signer_info.id.as_ref().and_then(|id| certificates.iter().find(|c| identifies(id, c))).ok_or_else(|| {
+            SmimeError::Untrusted {
+                subject: "(unknown)".into(),
+                domain: domain_name(ours),
+                reason: "the signature does not carry the signer's certificate".into(),
+            }
         })?;
     let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
 
-    let signed_content = verify_signature(&signed_der, detached_content)?;
+    let signed_content = verify::verify(&signed, signer_info, signer, detached_content, &signed_der)?;
 
     let signer_subject = pki::name_line(signer.subject_name());
     let binding = binding::binding_for(signer, &from).ok_or_else(|| SmimeError::NotBound {
@@ -151,32 +113,19 @@ pub fn open(
         from: from.to_string(),
     })?;
 
-    let anchor_certs = anchors
-        .anchors(ours.domain.as_ref(), Direction::Incoming)
-        .map_err(|reason| SmimeError::Untrusted {
-            subject: signer_subject.clone(),
-            domain: domain_name(ours),
-            reason,
-        })?;
-    let intermediates: Vec<X509> = certificates
-        .iter()
-        .filter(|c| c.to_der().ok() != signer.to_der().ok())
-        .cloned()
-        .collect();
+    let anchor_certs = anchors.anchors(ours.domain.as_ref(), Direction::Incoming).map_err(|reason| {
+        SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
+    })?;
+    let intermediates: Vec<X509> =
+        certificates.iter().filter(|c| c.to_der().ok() != signer.to_der().ok()).cloned().collect();
     chain::verify(signer, &intermediates, &anchor_certs, now).map_err(|e| match e {
-        ChainError::Expired { not_after } => SmimeError::Expired {
-            subject: signer_subject.clone(),
-            not_after,
-        },
-        ChainError::NotYetValid { not_before } => SmimeError::NotYetValid {
-            subject: signer_subject.clone(),
-            not_before,
-        },
-        ChainError::Untrusted(reason) => SmimeError::Untrusted {
-            subject: signer_subject.clone(),
-            domain: domain_name(ours),
-            reason,
-        },
+        ChainError::Expired { not_after } => SmimeError::Expired { subject: signer_subject.clone(), not_after },
+        ChainError::NotYetValid { not_before } => {
+            SmimeError::NotYetValid { subject: signer_subject.clone(), not_before }
+        }
+        ChainError::Untrusted(reason) => {
+            SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
+        }
     })?;
 
     let original = unwrap(&signed_content, &from)?;
@@ -200,21 +149,15 @@ pub fn open(
 }
 
 fn domain_name(key: &RecipientKey) -> String {
-    key.domain
-        .as_ref()
-        .map_or_else(|| "the given anchors".to_string(), Domain::to_string)
+    key.domain.as_ref().map_or_else(|| "the given anchors".to_string(), Domain::to_string)
 }
 
 fn outer_from(outer: &Entity) -> Result<DirectAddress, SmimeError> {
-    let value = outer
-        .headers
-        .get("from")
-        .ok_or_else(|| SmimeError::Malformed("the message has no From header".into()))?;
+    let value =
+        outer.headers.get("from").ok_or_else(|| SmimeError::Malformed("the message has no From header".into()))?;
     match mime::addresses(value).as_slice() {
         [one] => DirectAddress::parse(one).map_err(|e| SmimeError::Malformed(format!("From: {e}"))),
-        _ => Err(SmimeError::Malformed(format!(
-            "From header '{value}' must hold exactly one address"
-        ))),
+        _ => Err(SmimeError::Malformed(format!("From header '{value}' must hold exactly one address"))),
     }
 }
 
@@ -222,22 +165,11 @@ fn outer_from(outer: &Entity) -> Result<DirectAddress, SmimeError> {
 pub fn identifies(id: &RecipientId, cert: &X509Ref) -> bool {
     match id {
         RecipientId::IssuerSerial { issuer_der, serial } => {
-            let cert_serial = cert
-                .serial_number()
-                .to_bn()
-                .map(|b| b.to_vec())
-                .unwrap_or_default();
-            let cert_serial: &[u8] = if cert_serial.is_empty() {
-                &[0]
-            } else {
-                &cert_serial
-            };
-            cert.issuer_name().to_der().is_ok_and(|d| &d == issuer_der)
-                && cert_serial == serial.as_slice()
+            let cert_serial = cert.serial_number().to_bn().map(|b| b.to_vec()).unwrap_or_default();
+            let cert_serial: &[u8] = if cert_serial.is_empty() { &[0] } else { &cert_serial };
+            cert.issuer_name().to_der().is_ok_and(|d| &d == issuer_der) && cert_serial == serial.as_slice()
         }
-        RecipientId::SubjectKeyId(ski) => cert
-            .subject_key_id()
-            .is_some_and(|k| k.as_slice() == ski.as_slice()),
+        RecipientId::SubjectKeyId(ski) => cert.subject_key_id().is_some_and(|k| k.as_slice() == ski.as_slice()),
     }
 }
 
@@ -274,111 +206,48 @@ fn signed_layer(decrypted: &[u8]) -> Result<SignatureLayer, SmimeError> {
     let ct = entity.content_type();
     if ct.is("multipart/signed") {
         let protocol = ct.param("protocol").unwrap_or("").to_ascii_lowercase();
-        if protocol != "application/pkcs7-signature" && protocol != "application/x-pkcs7-signature"
-        {
-            return Err(SmimeError::NotSigned(format!(
-                "multipart/signed with protocol '{protocol}'"
-            )));
+        if protocol != "application/pkcs7-signature" && protocol != "application/x-pkcs7-signature" {
+            return Err(SmimeError::NotSigned(format!("multipart/signed with protocol '{protocol}'")));
         }
-        let boundary = ct
-            .param("boundary")
-            .ok_or_else(|| SmimeError::Malformed("multipart/signed without boundary".into()))?;
+        let boundary =
+            ct.param("boundary").ok_or_else(|| SmimeError::Malformed("multipart/signed without boundary".into()))?;
         let parts = mime::multipart_parts(entity.body, boundary).map_err(SmimeError::Malformed)?;
         if parts.len() != 2 {
-            return Err(SmimeError::Malformed(format!(
-                "multipart/signed has {} parts, not 2",
-                parts.len()
-            )));
+            return Err(SmimeError::Malformed(format!("multipart/signed has {} parts, not 2", parts.len())));
         }
         let signature = Entity::parse(parts[1]);
         let sig_type = signature.content_type();
-        if !(sig_type.is("application/pkcs7-signature")
-            || sig_type.is("application/x-pkcs7-signature"))
-        {
-            return Err(SmimeError::NotSigned(format!(
-                "the second part is {}, not a signature",
-                sig_type.mime_type
-            )));
+        if !(sig_type.is("application/pkcs7-signature") || sig_type.is("application/x-pkcs7-signature")) {
+            return Err(SmimeError::NotSigned(format!("the second part is {}, not a signature", sig_type.mime_type)));
         }
-        let der = signature
-            .decoded_body()
-            .map_err(SmimeError::Malformed)?
-            .into_owned();
+        let der = signature.decoded_body().map_err(SmimeError::Malformed)?.into_owned();
         let ContentInfo::Signed(signed) = structure::parse(&der)? else {
-            return Err(SmimeError::NotSigned(
-                "the signature part is not CMS SignedData".into(),
-            ));
+            return Err(SmimeError::NotSigned("the signature part is not CMS SignedData".into()));
         };
-        return Ok(SignatureLayer {
-            signed,
-            detached_content: Some(parts[0].to_vec()),
-            der,
-        });
+        return Ok(SignatureLayer { signed, detached_content: Some(parts[0].to_vec()), der });
     }
     let opaque = (ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime"))
-        && ct
-            .param("smime-type")
-            .is_none_or(|t| t.eq_ignore_ascii_case("signed-data"));
+        && ct.param("smime-type").is_none_or(|t| t.eq_ignore_ascii_case("signed-data"));
     if opaque {
-        let der = entity
-            .decoded_body()
-            .map_err(SmimeError::Malformed)?
-            .into_owned();
+        let der = entity.decoded_body().map_err(SmimeError::Malformed)?.into_owned();
         if let ContentInfo::Signed(signed) = structure::parse(&der)? {
-            return Ok(SignatureLayer {
-                signed,
-                detached_content: None,
-                der,
-            });
+            return Ok(SignatureLayer { signed, detached_content: None, der });
         }
     }
-    Err(SmimeError::NotSigned(format!(
-        "the decrypted content is {}, not a signature",
-        ct.mime_type
-    )))
-}
-
-/// Checks the signature value over the content (the certificate is judged separately, so a
-/// broken signature and an untrusted signer are told apart) and returns the signed content: the
-/// detached content given, or what an opaque signature carries.
-fn verify_signature(signed_der: &[u8], detached: Option<Vec<u8>>) -> Result<Vec<u8>, SmimeError> {
-    let mut cms =
-        CmsContentInfo::from_der(signed_der).map_err(|e| SmimeError::Malformed(e.to_string()))?;
-    let flags = CMSOptions::NO_SIGNER_CERT_VERIFY;
-    match detached {
-        Some(content) => {
-            cms.verify(None, None, Some(&content), None, flags)
-                .map_err(|_| SmimeError::Tampered)?;
-            Ok(content)
-        }
-        None => {
-            let mut content = Vec::new();
-            cms.verify(None, None, None, Some(&mut content), flags)
-                .map_err(|_| SmimeError::Tampered)?;
-            Ok(content)
-        }
-    }
+    Err(SmimeError::NotSigned(format!("the decrypted content is {}, not a signature", ct.mime_type)))
 }
 
 /// The original message from the signed content: the body of a message/rfc822 wrapper, or the
 /// signed entity itself when the sender did not wrap. A protected From must match the envelope's.
 fn unwrap(signed_content: &[u8], from: &DirectAddress) -> Result<Vec<u8>, SmimeError> {
     let entity = Entity::parse(signed_content);
-    let original = if entity.content_type().is("message/rfc822") {
-        entity.body.to_vec()
-    } else {
-        signed_content.to_vec()
-    };
+    let original =
+        if entity.content_type().is("message/rfc822") { entity.body.to_vec() } else { signed_content.to_vec() };
     let inner = Entity::parse(&original);
     if let Some(value) = inner.headers.get("from") {
-        let inner_from = mime::addresses(value)
-            .first()
-            .and_then(|a| DirectAddress::parse(a).ok());
+        let inner_from = mime::addresses(value).first().and_then(|a| DirectAddress::parse(a).ok());
         if inner_from.as_ref() != Some(from) {
-            return Err(SmimeError::FromMismatch {
-                outer: from.to_string(),
-                inner: value.to_string(),
-            });
+            return Err(SmimeError::FromMismatch { outer: from.to_string(), inner: value.to_string() });
         }
     }
     Ok(original)

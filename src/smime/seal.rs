@@ -6,18 +6,33 @@ use openssl::x509::X509;
 
 use super::mime::{self, Entity};
 use super::policy::{self, ContentCipher, KeyTransport};
-use super::{cms_ffi, SmimeError};
+use super::{cms_ffi, envelope, SmimeError};
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::pki;
-use crate::trust::binding;
+use crate::trust::binding::BoundNames;
 
-/// The sender's signing identity.
-pub struct SignerIdentity<'a> {
-    pub cert: &'a X509,
-    pub key: &'a PKey<Private>,
+/// The sender's signing identity, checked once when it is loaded: the key belongs to the
+/// certificate and policy allows it. A node reuses it for every message the sender sends.
+pub struct SignerIdentity {
+    cert: X509,
+    key: PKey<Private>,
     /// Intermediate CA certificates to carry in the signature.
-    pub chain: &'a [X509],
+    chain: Vec<X509>,
+    bound: BoundNames,
+}
+
+impl SignerIdentity {
+    pub fn new(cert: X509, key: PKey<Private>, chain: Vec<X509>) -> Result<SignerIdentity, SmimeError> {
+        pki::check_key_matches(&cert, &key).map_err(|e| SmimeError::BadInput(e.to_string()))?;
+        policy::check_key(&*cert.public_key()?, "sender certificate", false)?;
+        let bound = BoundNames::of(&cert);
+        Ok(SignerIdentity { cert, key, chain, bound })
+    }
+
+    pub fn cert(&self) -> &X509 {
+        &self.cert
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,33 +64,19 @@ const OUTER_HEADERS: &[&str] = &[
 ];
 
 /// Who a message is from and to, as its header fields say (To, Cc and Bcc).
-pub fn envelope_of(
-    headers: &mime::Headers,
-) -> Result<(DirectAddress, Vec<DirectAddress>), SmimeError> {
-    let from_value = headers
-        .get("from")
-        .ok_or_else(|| SmimeError::BadInput("the message has no From header".into()))?;
+pub fn envelope_of(headers: &mime::Headers) -> Result<(DirectAddress, Vec<DirectAddress>), SmimeError> {
+    let from_value =
+        headers.get("from").ok_or_else(|| SmimeError::BadInput("the message has no From header".into()))?;
     let from = match mime::addresses(from_value).as_slice() {
-        [one] => {
-            DirectAddress::parse(one).map_err(|e| SmimeError::BadInput(format!("From: {e}")))?
-        }
-        [] => {
-            return Err(SmimeError::BadInput(format!(
-                "From header '{from_value}' holds no address"
-            )))
-        }
-        _ => {
-            return Err(SmimeError::BadInput(
-                "From header holds more than one address".into(),
-            ))
-        }
+        [one] => DirectAddress::parse(one).map_err(|e| SmimeError::BadInput(format!("From: {e}")))?,
+        [] => return Err(SmimeError::BadInput(format!("From header '{from_value}' holds no address"))),
+        _ => return Err(SmimeError::BadInput("From header holds more than one address".into())),
     };
     let mut recipients: Vec<DirectAddress> = Vec::new();
     for field in ["to", "cc", "bcc"] {
         for value in headers.all(field) {
             for a in mime::addresses(value) {
-                let a = DirectAddress::parse(&a)
-                    .map_err(|e| SmimeError::BadInput(format!("{field}: {e}")))?;
+                let a = DirectAddress::parse(&a).map_err(|e| SmimeError::BadInput(format!("{field}: {e}")))?;
                 if !recipients.contains(&a) {
                     recipients.push(a);
                 }
@@ -83,9 +84,7 @@ pub fn envelope_of(
         }
     }
     if recipients.is_empty() {
-        return Err(SmimeError::BadInput(
-            "the message has no recipients (To, Cc or Bcc)".into(),
-        ));
+        return Err(SmimeError::BadInput("the message has no recipients (To, Cc or Bcc)".into()));
     }
     Ok((from, recipients))
 }
@@ -103,29 +102,26 @@ pub fn seal(
     let original = Entity::parse(&canonical);
     let (from, recipients) = envelope_of(&original.headers)?;
 
-    pki::check_key_matches(signer.cert, signer.key)
-        .map_err(|e| SmimeError::BadInput(e.to_string()))?;
-    policy::check_key(&*signer.cert.public_key()?, "sender certificate", false)?;
-    if binding::binding_for(signer.cert, &from).is_none() {
+    if signer.bound.binding_for(&from).is_none() {
         return Err(SmimeError::NotBound {
             subject: pki::name_line(signer.cert.subject_name()),
-            bound: binding::bound_names(signer.cert).join(", "),
+            bound: signer.bound.all().join(", "),
             from: from.to_string(),
         });
     }
     let mut encrypt_to: Vec<&X509> = Vec::new();
-    for cert in recipient_certs.iter().chain(std::iter::once(signer.cert)) {
-        let whose = format!(
-            "recipient certificate '{}'",
-            pki::name_line(cert.subject_name())
-        );
-        policy::check_key(&*cert.public_key()?, &whose, true)?;
-        if !encrypt_to
-            .iter()
-            .any(|c| c.to_der().ok() == cert.to_der().ok())
-        {
-            encrypt_to.push(cert);
+    for cert in recipient_certs.iter().chain(std::iter::once(&signer.cert)) {
+        if encrypt_to.iter().any(|c| c.as_ref() == cert.as_ref()) {
+            continue;
         }
+        policy::check_key(&*cert.public_key()?, "a recipient certificate", true).map_err(|e| match e {
+            SmimeError::KeyTooShort { bits, .. } => SmimeError::KeyTooShort {
+                whose: format!("recipient certificate '{}'", pki::name_line(cert.subject_name())),
+                bits,
+            },
+            other => other,
+        })?;
+        encrypt_to.push(cert);
     }
 
     let message_id = original
@@ -139,27 +135,20 @@ pub fn seal(
     let mut entity = Vec::with_capacity(canonical.len() + 8192);
     {
         let e = &mut entity;
-        e.extend_from_slice(b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n");
         e.extend_from_slice(
-            format!("\tboundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes(),
+            b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n",
         );
+        e.extend_from_slice(format!("\tboundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes());
         let start = e.len();
         e.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
-        write_inner_headers(
-            e,
-            original.header_bytes,
-            &original.headers,
-            &message_id,
-            now,
-        );
+        write_inner_headers(e, original.header_bytes, &original.headers, &message_id, now);
         e.extend_from_slice(b"\r\n");
         e.extend_from_slice(original.body);
         sign_range = start..e.len();
     }
     drop(canonical);
 
-    let signature =
-        cms_ffi::sign_detached(&entity[sign_range], signer.cert, signer.key, signer.chain)?;
+    let signature = cms_ffi::sign_detached(&entity[sign_range], &signer.cert, &signer.key, &signer.chain)?;
     entity.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
     entity.extend_from_slice(b"Content-Type: application/pkcs7-signature; name=smime.p7s\r\n");
     entity.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
@@ -167,39 +156,26 @@ pub fn seal(
     mime::encode_base64_lines(&signature, &mut entity);
     entity.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
 
-    let enveloped = cms_ffi::encrypt(
-        entity,
-        &encrypt_to,
-        options.cipher.openssl(),
-        options.key_transport == KeyTransport::RsaOaep,
-    )?;
+    let enveloped = match options.key_transport {
+        KeyTransport::RsaPkcs1 => {
+            envelope::encrypt_pkcs1(entity, &encrypt_to, options.cipher == ContentCipher::Aes256Cbc)?
+        }
+        KeyTransport::RsaOaep => cms_ffi::encrypt(entity, &encrypt_to, options.cipher.openssl(), true)?,
+    };
 
     let mut out = Vec::with_capacity(enveloped.len() / 57 * 78 + outer_headers.len() + 512);
     out.extend_from_slice(&outer_headers);
     out.extend_from_slice(b"MIME-Version: 1.0\r\n");
-    out.extend_from_slice(
-        b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n",
-    );
+    out.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
     out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
     out.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
     mime::encode_base64_lines(&enveloped, &mut out);
-    Ok(Sealed {
-        message: out,
-        message_id,
-        from,
-        recipients,
-    })
+    Ok(Sealed { message: out, message_id, from, recipients })
 }
 
 /// The original header fields minus Bcc (never disclosed to recipients), plus Date and
 /// Message-ID when the EHR left them out.
-fn write_inner_headers(
-    out: &mut Vec<u8>,
-    raw: &[u8],
-    headers: &mime::Headers,
-    message_id: &str,
-    now: i64,
-) {
+fn write_inner_headers(out: &mut Vec<u8>, raw: &[u8], headers: &mime::Headers, message_id: &str, now: i64) {
     let mut skipping = false;
     for line in raw.split_inclusive(|&b| b == b'\n') {
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');

@@ -7,10 +7,7 @@ use crate::der::{self, DerError, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientId {
-    IssuerSerial {
-        issuer_der: Vec<u8>,
-        serial: Vec<u8>,
-    },
+    IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
     SubjectKeyId(Vec<u8>),
 }
 
@@ -34,13 +31,19 @@ pub struct Enveloped {
 pub struct Signer {
     pub id: Option<RecipientId>,
     pub digest: String,
-    pub signature: String,
+    /// The signedAttrs element as received ([0] IMPLICIT SET OF Attribute), if present.
+    pub signed_attrs: Option<Vec<u8>>,
+    pub signature_algorithm: String,
+    pub signature: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Signed {
     pub digests: Vec<String>,
-    pub detached: bool,
+    /// eContentType of the encapsulated content.
+    pub content_type: String,
+    /// The encapsulated content (None when the signature is detached).
+    pub content: Option<Vec<u8>>,
     pub certificates: Vec<Vec<u8>>,
     pub signers: Vec<Signer>,
 }
@@ -60,9 +63,7 @@ pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
     if wrapper.context() != Some(0) {
         return Err(DerError("ContentInfo content is not [0]"));
     }
-    let content = wrapper
-        .children()
-        .required("ContentInfo content is empty")?;
+    let content = wrapper.children().required("ContentInfo content is empty")?;
     Ok(match content_type.as_str() {
         oids::ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, false)?),
         oids::AUTH_ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, true)?),
@@ -82,13 +83,8 @@ fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
     if tlv.tag == SEQUENCE {
         let mut f = tlv.children();
         let issuer = f.required("IssuerAndSerialNumber has no issuer")?;
-        let serial = f
-            .required("IssuerAndSerialNumber has no serial")?
-            .expect(INTEGER, "serial is not an INTEGER")?;
-        Ok(RecipientId::IssuerSerial {
-            issuer_der: issuer.raw.to_vec(),
-            serial: serial.unsigned()?.to_vec(),
-        })
+        let serial = f.required("IssuerAndSerialNumber has no serial")?.expect(INTEGER, "serial is not an INTEGER")?;
+        Ok(RecipientId::IssuerSerial { issuer_der: issuer.raw.to_vec(), serial: serial.unsigned()?.to_vec() })
     } else if tlv.context() == Some(0) {
         // [0] IMPLICIT SubjectKeyIdentifier (an OCTET STRING).
         Ok(RecipientId::SubjectKeyId(tlv.octets()?))
@@ -98,11 +94,8 @@ fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
 }
 
 fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
-    let mut f = tlv
-        .expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?
-        .children();
-    f.required("EnvelopedData has no version")?
-        .expect(INTEGER, "EnvelopedData version")?;
+    let mut f = tlv.expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?.children();
+    f.required("EnvelopedData has no version")?.expect(INTEGER, "EnvelopedData version")?;
     let mut infos = f.required("EnvelopedData has no recipientInfos")?;
     if infos.context() == Some(0) {
         infos = f.required("EnvelopedData has no recipientInfos")?; // skip originatorInfo
@@ -113,18 +106,11 @@ fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
     while let Some(info) = each.read()? {
         recipients.push(recipient(info)?);
     }
-    let eci = f
-        .required("EnvelopedData has no encryptedContentInfo")?
-        .expect(SEQUENCE, "encryptedContentInfo")?;
+    let eci = f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?;
     let mut e = eci.children();
-    e.required("encryptedContentInfo has no contentType")?
-        .expect(OID, "encrypted contentType")?;
+    e.required("encryptedContentInfo has no contentType")?.expect(OID, "encrypted contentType")?;
     let content_cipher = algorithm(e.required("encryptedContentInfo has no algorithm")?)?;
-    Ok(Enveloped {
-        authenticated,
-        content_cipher,
-        recipients,
-    })
+    Ok(Enveloped { authenticated, content_cipher, recipients })
 }
 
 fn recipient(info: Tlv) -> Result<Recipient, DerError> {
@@ -137,44 +123,34 @@ fn recipient(info: Tlv) -> Result<Recipient, DerError> {
         _ => return Err(DerError("unknown RecipientInfo")),
     };
     if kind != "ktri" {
-        return Ok(Recipient {
-            kind,
-            id: None,
-            key_algorithm: None,
-        });
+        return Ok(Recipient { kind, id: None, key_algorithm: None });
     }
     let mut f = info.children();
-    f.required("KeyTransRecipientInfo has no version")?
-        .expect(INTEGER, "ktri version")?;
+    f.required("KeyTransRecipientInfo has no version")?.expect(INTEGER, "ktri version")?;
     let id = identifier(f.required("KeyTransRecipientInfo has no rid")?)?;
     let key_algorithm = algorithm(f.required("KeyTransRecipientInfo has no algorithm")?)?;
-    f.required("KeyTransRecipientInfo has no encryptedKey")?
-        .expect(OCTET_STRING, "encryptedKey")?;
-    Ok(Recipient {
-        kind,
-        id: Some(id),
-        key_algorithm: Some(key_algorithm),
-    })
+    f.required("KeyTransRecipientInfo has no encryptedKey")?.expect(OCTET_STRING, "encryptedKey")?;
+    Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm) })
 }
 
 fn signed(tlv: Tlv) -> Result<Signed, DerError> {
-    let mut f = tlv
-        .expect(SEQUENCE, "SignedData is not a SEQUENCE")?
-        .children();
-    f.required("SignedData has no version")?
-        .expect(INTEGER, "SignedData version")?;
+    let mut f = tlv.expect(SEQUENCE, "SignedData is not a SEQUENCE")?.children();
+    f.required("SignedData has no version")?.expect(INTEGER, "SignedData version")?;
     let mut digests = Vec::new();
-    let mut algs = f
-        .required("SignedData has no digestAlgorithms")?
-        .expect(SET, "digestAlgorithms")?
-        .children();
+    let mut algs = f.required("SignedData has no digestAlgorithms")?.expect(SET, "digestAlgorithms")?.children();
     while let Some(alg) = algs.read()? {
         digests.push(algorithm(alg)?);
     }
-    let encap = f
-        .required("SignedData has no encapContentInfo")?
-        .expect(SEQUENCE, "encapContentInfo")?;
-    let detached = encap.children().nth_is_absent(1)?;
+    let encap = f.required("SignedData has no encapContentInfo")?.expect(SEQUENCE, "encapContentInfo")?;
+    let mut e = encap.children();
+    let content_type = e.required("encapContentInfo has no eContentType")?.oid()?;
+    let content = match e.read()? {
+        Some(wrapper) if wrapper.context() == Some(0) => {
+            Some(wrapper.children().required("eContent is empty")?.expect_octets()?)
+        }
+        Some(_) => return Err(DerError("eContent is not [0]")),
+        None => None,
+    };
     let mut certificates = Vec::new();
     let mut signers = Vec::new();
     while let Some(field) = f.read()? {
@@ -197,42 +173,31 @@ fn signed(tlv: Tlv) -> Result<Signed, DerError> {
             _ => return Err(DerError("unexpected field in SignedData")),
         }
     }
-    Ok(Signed {
-        digests,
-        detached,
-        certificates,
-        signers,
-    })
+    Ok(Signed { digests, content_type, content, certificates, signers })
 }
 
 fn signer(info: Tlv) -> Result<Signer, DerError> {
-    let mut f = info
-        .expect(SEQUENCE, "SignerInfo is not a SEQUENCE")?
-        .children();
-    f.required("SignerInfo has no version")?
-        .expect(INTEGER, "SignerInfo version")?;
+    let mut f = info.expect(SEQUENCE, "SignerInfo is not a SEQUENCE")?.children();
+    f.required("SignerInfo has no version")?.expect(INTEGER, "SignerInfo version")?;
     let id = identifier(f.required("SignerInfo has no sid")?).ok();
     let digest = algorithm(f.required("SignerInfo has no digestAlgorithm")?)?;
     let mut next = f.required("SignerInfo has no signatureAlgorithm")?;
+    let mut signed_attrs = None;
     if next.context() == Some(0) {
-        next = f.required("SignerInfo has no signatureAlgorithm")?; // skip signedAttrs
+        signed_attrs = Some(next.raw.to_vec());
+        next = f.required("SignerInfo has no signatureAlgorithm")?;
     }
-    let signature = algorithm(next)?;
-    Ok(Signer {
-        id,
-        digest,
-        signature,
-    })
+    let signature_algorithm = algorithm(next)?;
+    let signature = f.required("SignerInfo has no signature")?.expect_octets()?;
+    Ok(Signer { id, digest, signed_attrs, signature_algorithm, signature })
 }
 
-impl der::Reader<'_> {
-    /// True when the element at `index` (0-based) is absent.
-    fn nth_is_absent(mut self, index: usize) -> Result<bool, DerError> {
-        for _ in 0..index {
-            if self.read()?.is_none() {
-                return Ok(true);
-            }
+impl Tlv<'_> {
+    /// The bytes of an OCTET STRING (primitive or constructed).
+    fn expect_octets(self) -> Result<Vec<u8>, DerError> {
+        if self.tag & !0x20 != OCTET_STRING {
+            return Err(DerError("expected an OCTET STRING"));
         }
-        Ok(self.read()?.is_none())
+        self.octets()
     }
 }

@@ -22,10 +22,7 @@ impl SqliteStore {
         if path.exists() {
             return Err(StoreError::Exists(shown));
         }
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-        {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -62,11 +59,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
-        Ok(SqliteStore {
-            conn,
-            actor: actor.to_string(),
-            clock: Box::new(SystemClock),
-        })
+        Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
     }
 
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
@@ -75,9 +68,7 @@ impl SqliteStore {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Runs `change` in a transaction and records it in the audit log in that same transaction.
@@ -99,17 +90,9 @@ impl SqliteStore {
     }
 
     fn domain_id(tx: &Connection, domain: &Domain) -> Result<i64> {
-        tx.query_row(
-            "SELECT id FROM domains WHERE name = ?1",
-            [domain.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?
-        .ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "domain {domain} (add it with `hisp domain add {domain}`)"
-            ))
-        })
+        tx.query_row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("domain {domain} (add it with `hisp domain add {domain}`)")))
     }
 }
 
@@ -130,9 +113,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 fn duplicate_as(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Duplicate(what)
         }
         other => StoreError::Sqlite(other),
@@ -184,28 +165,17 @@ fn anchor_row(r: &rusqlite::Row) -> rusqlite::Result<Option<AnchorRecord>> {
 impl Store for SqliteStore {
     fn add_domain(&self, domain: &Domain, practice: &str) -> Result<()> {
         let now = self.clock.unix_now();
-        self.change(
-            "domain.add",
-            domain.as_str(),
-            &format!("practice={practice}"),
-            |tx| {
-                tx.execute(
-                    "INSERT OR IGNORE INTO practices (name, created_at) VALUES (?1, ?2)",
-                    params![practice, now],
-                )?;
-                let practice_id: i64 = tx.query_row(
-                    "SELECT id FROM practices WHERE name = ?1",
-                    [practice],
-                    |r| r.get(0),
-                )?;
-                tx.execute(
-                    "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
-                    params![practice_id, domain.as_str(), now],
-                )
-                .map_err(duplicate_as(format!("domain {domain}")))?;
-                Ok(())
-            },
-        )
+        self.change("domain.add", domain.as_str(), &format!("practice={practice}"), |tx| {
+            tx.execute("INSERT OR IGNORE INTO practices (name, created_at) VALUES (?1, ?2)", params![practice, now])?;
+            let practice_id: i64 =
+                tx.query_row("SELECT id FROM practices WHERE name = ?1", [practice], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![practice_id, domain.as_str(), now],
+            )
+            .map_err(duplicate_as(format!("domain {domain}")))?;
+            Ok(())
+        })
     }
 
     fn domains(&self) -> Result<Vec<DomainRecord>> {
@@ -214,23 +184,13 @@ impl Store for SqliteStore {
              FROM domains d JOIN practices p ON p.id = d.practice_id ORDER BY d.name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (name, practice, created_at, addresses) = row?;
             if let Ok(domain) = Domain::parse(&name) {
-                out.push(DomainRecord {
-                    domain,
-                    practice,
-                    addresses: addresses as u64,
-                    created_at,
-                });
+                out.push(DomainRecord { domain, practice, addresses: addresses as u64, created_at });
             }
         }
         Ok(out)
@@ -239,55 +199,39 @@ impl Store for SqliteStore {
     fn has_domain(&self, domain: &Domain) -> Result<bool> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT 1 FROM domains WHERE name = ?1",
-                [domain.as_str()],
-                |_| Ok(()),
-            )
+            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(()))
             .optional()?
             .is_some())
     }
 
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()> {
-        self.change(
-            "domain.remove",
-            domain.as_str(),
-            if cascade { "cascade" } else { "" },
-            |tx| {
-                let id = Self::domain_id(tx, domain)?;
-                let dependents: i64 = tx.query_row(
-                    "SELECT (SELECT count(*) FROM addresses WHERE domain_id = ?1)
+        self.change("domain.remove", domain.as_str(), if cascade { "cascade" } else { "" }, |tx| {
+            let id = Self::domain_id(tx, domain)?;
+            let dependents: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM addresses WHERE domain_id = ?1)
                       + (SELECT count(*) FROM certificates WHERE domain_id = ?1)
                       + (SELECT count(*) FROM anchors WHERE domain_id = ?1)",
-                    [id],
-                    |r| r.get(0),
-                )?;
-                if dependents > 0 && !cascade {
-                    return Err(StoreError::Conflict(format!(
+                [id],
+                |r| r.get(0),
+            )?;
+            if dependents > 0 && !cascade {
+                return Err(StoreError::Conflict(format!(
                     "domain {domain} still has {dependents} addresses, certificates or anchors; \
                      remove them first or pass --cascade"
                 )));
-                }
-                for table in ["certificates", "private_keys", "anchors", "addresses"] {
-                    tx.execute(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
-                }
-                tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
-                tx.execute(
-                    "DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)",
-                    [],
-                )?;
-                Ok(())
-            },
-        )
+            }
+            for table in ["certificates", "private_keys", "anchors", "addresses"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
+            }
+            tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
+            Ok(())
+        })
     }
 
     fn add_address(&self, address: &DirectAddress, password_hash: Option<&str>) -> Result<()> {
         let now = self.clock.unix_now();
-        let detail = if password_hash.is_some() {
-            "with password"
-        } else {
-            "no password"
-        };
+        let detail = if password_hash.is_some() { "with password" } else { "no password" };
         self.change("address.add", &address.to_string(), detail, |tx| {
             let domain_id = Self::domain_id(tx, address.domain())?;
             tx.execute(
@@ -305,21 +249,13 @@ impl Store for SqliteStore {
              JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY a.address",
         )?;
         let rows = stmt.query_map([domain.map(Domain::as_str)], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (address, has_password, created_at) = row?;
             if let Ok(address) = DirectAddress::parse(&address) {
-                out.push(AddressRecord {
-                    address,
-                    has_password,
-                    created_at,
-                });
+                out.push(AddressRecord { address, has_password, created_at });
             }
         }
         Ok(out)
@@ -328,11 +264,7 @@ impl Store for SqliteStore {
     fn has_address(&self, address: &DirectAddress) -> Result<bool> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT 1 FROM addresses WHERE address = ?1",
-                [address.to_string()],
-                |_| Ok(()),
-            )
+            .query_row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -353,10 +285,8 @@ impl Store for SqliteStore {
     fn set_password(&self, address: &DirectAddress, password_hash: &str) -> Result<()> {
         let text = address.to_string();
         self.change("address.passwd", &text, "", |tx| {
-            let n = tx.execute(
-                "UPDATE addresses SET password_hash = ?1 WHERE address = ?2",
-                params![password_hash, text],
-            )?;
+            let n =
+                tx.execute("UPDATE addresses SET password_hash = ?1 WHERE address = ?2", params![password_hash, text])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("address {text}")));
             }
@@ -366,11 +296,7 @@ impl Store for SqliteStore {
 
     fn password_hash(&self, address: &DirectAddress) -> Result<Option<String>> {
         self.conn
-            .query_row(
-                "SELECT password_hash FROM addresses WHERE address = ?1",
-                [address.to_string()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT password_hash FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("address {address}")))
     }
@@ -394,18 +320,9 @@ impl Store for SqliteStore {
 
     fn key(&self, id: i64) -> Result<SealedKey> {
         self.conn
-            .query_row(
-                "SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(SealedKey {
-                        id: r.get(0)?,
-                        owner: r.get(1)?,
-                        public_key_sha256: r.get(2)?,
-                        sealed: r.get(3)?,
-                    })
-                },
-            )
+            .query_row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
+                Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
+            })
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("private key #{id}")))
     }
@@ -469,11 +386,7 @@ impl Store for SqliteStore {
 
     fn certificate(&self, sha256: &str) -> Result<CertRecord> {
         self.conn
-            .query_row(
-                &format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"),
-                [sha256],
-                cert_row,
-            )
+            .query_row(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"), [sha256], cert_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("certificate {sha256}")))
     }
@@ -506,7 +419,15 @@ impl Store for SqliteStore {
             tx.execute(
                 "INSERT INTO anchors (domain_id, subject, sha256, not_after, incoming, outgoing, der)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![domain_id, anchor.subject, anchor.sha256, anchor.not_after, anchor.incoming, anchor.outgoing, anchor.der],
+                params![
+                    domain_id,
+                    anchor.subject,
+                    anchor.sha256,
+                    anchor.not_after,
+                    anchor.incoming,
+                    anchor.outgoing,
+                    anchor.der
+                ],
             )
             .map_err(duplicate_as(format!("anchor {} for {}", anchor.sha256, anchor.domain)))?;
             Ok(())
@@ -526,79 +447,48 @@ impl Store for SqliteStore {
     fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()> {
         self.change("anchor.remove", domain.as_str(), sha256, |tx| {
             let domain_id = Self::domain_id(tx, domain)?;
-            let n = tx.execute(
-                "DELETE FROM anchors WHERE domain_id = ?1 AND sha256 = ?2",
-                params![domain_id, sha256],
-            )?;
+            let n =
+                tx.execute("DELETE FROM anchors WHERE domain_id = ?1 AND sha256 = ?2", params![domain_id, sha256])?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "anchor {sha256} for {domain}"
-                )));
+                return Err(StoreError::NotFound(format!("anchor {sha256} for {domain}")));
             }
             Ok(())
         })
     }
 
     fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()> {
-        self.change(
-            "ca.init",
-            "dev-ca",
-            if replace { "replace" } else { "" },
-            |tx| {
-                let exists: Option<i64> = tx
-                    .query_row("SELECT key_id FROM dev_ca", [], |r| r.get(0))
-                    .optional()?;
-                if exists.is_some() && !replace {
-                    return Err(StoreError::Duplicate(
-                        "the development CA (pass --force to replace it)".into(),
-                    ));
-                }
-                tx.execute(
-                    "INSERT INTO dev_ca (id, der, key_id) VALUES (1, ?1, ?2)
+        self.change("ca.init", "dev-ca", if replace { "replace" } else { "" }, |tx| {
+            let exists: Option<i64> = tx.query_row("SELECT key_id FROM dev_ca", [], |r| r.get(0)).optional()?;
+            if exists.is_some() && !replace {
+                return Err(StoreError::Duplicate("the development CA (pass --force to replace it)".into()));
+            }
+            tx.execute(
+                "INSERT INTO dev_ca (id, der, key_id) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET der = excluded.der, key_id = excluded.key_id",
-                    params![der, key_id],
-                )?;
-                Ok(())
-            },
-        )
+                params![der, key_id],
+            )?;
+            Ok(())
+        })
     }
 
     fn ca(&self) -> Result<Option<(Vec<u8>, i64)>> {
-        Ok(self
-            .conn
-            .query_row("SELECT der, key_id FROM dev_ca", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
+        Ok(self.conn.query_row("SELECT der, key_id FROM dev_ca", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
-            params![key, value],
-        )?;
+        self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(self.meta(key)?.unwrap_or_default())
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
-        )?;
+        let mut stmt =
+            self.conn.prepare("SELECT at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| {
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                subject: r.get(3)?,
-                detail: r.get(4)?,
-            })
+            Ok(AuditEntry { at: r.get(0)?, actor: r.get(1)?, action: r.get(2)?, subject: r.get(3)?, detail: r.get(4)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -1,5 +1,9 @@
 //! Path validation from a certificate to a set of anchors, at a given instant.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use openssl::hash::{Hasher, MessageDigest};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyParam;
@@ -15,30 +19,68 @@ pub enum ChainError {
     Untrusted(String),
 }
 
+/// Paths already validated: the same peers sign message after message, and building a path costs
+/// more than verifying the message's signature. Keyed by the certificate, the intermediates offered
+/// and the anchor set; holds the window in which every certificate on the path is valid, so a hit
+/// is still checked against the time. Only successes are kept. (Revocation is checked apart from
+/// path building, so a cached path never hides a revoked certificate.)
+/// Path key -> (valid from, valid until), unix seconds.
+type ValidatedPaths = Mutex<HashMap<Vec<u8>, (i64, i64)>>;
+
+fn validated() -> &'static ValidatedPaths {
+    static VALIDATED: OnceLock<ValidatedPaths> = OnceLock::new();
+    VALIDATED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+const CACHE_CAPACITY: usize = 4096;
+
+fn path_key(cert: &X509Ref, intermediates: &[X509], anchors: &[X509]) -> Option<Vec<u8>> {
+    let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
+    hasher.update(&cert.to_der().ok()?).ok()?;
+    for (tag, group) in [(b"i", intermediates), (b"a", anchors)] {
+        let mut digests: Vec<Vec<u8>> =
+            group.iter().filter_map(|c| c.digest(MessageDigest::sha256()).ok().map(|d| d.to_vec())).collect();
+        digests.sort();
+        hasher.update(tag).ok()?;
+        for d in digests {
+            hasher.update(&d).ok()?;
+        }
+    }
+    hasher.finish().ok().map(|d| d.to_vec())
+}
+
 /// Checks `cert`'s own validity period, then builds a path through `intermediates` to one of
 /// `anchors`, with every certificate on it valid at `at` (unix seconds).
-pub fn verify(
-    cert: &X509Ref,
-    intermediates: &[X509],
-    anchors: &[X509],
-    at: i64,
-) -> Result<(), ChainError> {
+pub fn verify(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], at: i64) -> Result<(), ChainError> {
+    let key = path_key(cert, intermediates, anchors);
+    if let Some(key) = &key {
+        let window = validated().lock().ok().and_then(|c| c.get(key).copied());
+        if window.is_some_and(|(from, until)| from <= at && at <= until) {
+            return Ok(());
+        }
+    }
+    let window = build_path(cert, intermediates, anchors, at)?;
+    if let (Some(key), Ok(mut cache)) = (key, validated().lock()) {
+        if cache.len() >= CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, window);
+    }
+    Ok(())
+}
+
+/// Path building proper; returns the window in which every certificate on the path is valid.
+fn build_path(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], at: i64) -> Result<(i64, i64), ChainError> {
     let not_before = pki::unix_time(cert.not_before());
     let not_after = pki::unix_time(cert.not_after());
     if at > not_after {
-        return Err(ChainError::Expired {
-            not_after: iso8601(not_after),
-        });
+        return Err(ChainError::Expired { not_after: iso8601(not_after) });
     }
     if at < not_before {
-        return Err(ChainError::NotYetValid {
-            not_before: iso8601(not_before),
-        });
+        return Err(ChainError::NotYetValid { not_before: iso8601(not_before) });
     }
     if anchors.is_empty() {
-        return Err(ChainError::Untrusted(
-            "no trust anchors are configured".into(),
-        ));
+        return Err(ChainError::Untrusted("no trust anchors are configured".into()));
     }
     let untrusted = |e: openssl::error::ErrorStack| ChainError::Untrusted(e.to_string());
     let mut builder = X509StoreBuilder::new().map_err(untrusted)?;
@@ -56,12 +98,19 @@ pub fn verify(
     let mut context = X509StoreContext::new().map_err(untrusted)?;
     let result = context
         .init(&store, cert, &chain, |ctx| {
-            Ok((ctx.verify_cert()?, ctx.error()))
+            let ok = ctx.verify_cert()?;
+            let window = ctx.chain().map(|path| {
+                path.iter().fold((i64::MIN, i64::MAX), |(from, until), c| {
+                    (from.max(pki::unix_time(c.not_before())), until.min(pki::unix_time(c.not_after())))
+                })
+            });
+            Ok((ok, ctx.error(), window))
         })
         .map_err(untrusted)?;
     match result {
-        (true, _) => Ok(()),
-        (false, error) => Err(ChainError::Untrusted(describe(error))),
+        (true, _, Some(window)) => Ok(window),
+        (true, _, None) => Ok((not_before, not_after)),
+        (false, error, _) => Err(ChainError::Untrusted(describe(error))),
     }
 }
 

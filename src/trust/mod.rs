@@ -10,11 +10,7 @@ use crate::store::{Direction, Store};
 
 /// Where the trust anchors for a local domain come from.
 pub trait AnchorSource {
-    fn anchors(
-        &self,
-        local_domain: Option<&Domain>,
-        direction: Direction,
-    ) -> Result<Vec<X509>, String>;
+    fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String>;
 }
 
 /// The same anchors for every domain (standalone mode: `--anchor FILE`).
@@ -30,21 +26,9 @@ impl AnchorSource for FixedAnchors {
 pub struct StoreAnchors<'a>(pub &'a dyn Store);
 
 impl AnchorSource for StoreAnchors<'_> {
-    fn anchors(
-        &self,
-        local_domain: Option<&Domain>,
-        direction: Direction,
-    ) -> Result<Vec<X509>, String> {
-        let local_domain =
-            local_domain.ok_or("no local domain for the key that decrypted the message")?;
-        let records = self
-            .0
-            .anchors(Some(local_domain))
-            .map_err(|e| e.to_string())?;
-        Ok(records
-            .iter()
-            .filter(|a| direction.applies(a))
-            .filter_map(|a| X509::from_der(&a.der).ok())
-            .collect())
+    fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String> {
+        let local_domain = local_domain.ok_or("no local domain for the key that decrypted the message")?;
+        let records = self.0.anchors(Some(local_domain)).map_err(|e| e.to_string())?;
+        Ok(records.iter().filter(|a| direction.applies(a)).filter_map(|a| X509::from_der(&a.der).ok()).collect())
     }
 }

@@ -63,12 +63,7 @@ pub fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
 }
 
 /// A scratch directory with PEM files for a CA and identities, and runners for the real tools.
@@ -78,9 +73,7 @@ pub struct Files {
 
 impl Files {
     pub fn new() -> Files {
-        Files {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Files { dir: tempfile::tempdir().unwrap() }
     }
 
     pub fn path(&self, name: &str) -> std::path::PathBuf {
@@ -103,18 +96,12 @@ impl Files {
     /// Writes `<name>.pem` and `<name>.key`.
     pub fn identity(&self, name: &str, id: &Identity) {
         self.write(&format!("{name}.pem"), &id.cert.to_pem().unwrap());
-        self.write(
-            &format!("{name}.key"),
-            &id.key.private_key_to_pem_pkcs8().unwrap(),
-        );
+        self.write(&format!("{name}.key"), &id.key.private_key_to_pem_pkcs8().unwrap());
     }
 
     pub fn ca(&self, name: &str, ca: &Ca) {
         self.write(&format!("{name}.pem"), &ca.cert.to_pem().unwrap());
-        self.write(
-            &format!("{name}.key"),
-            &ca.key.private_key_to_pem_pkcs8().unwrap(),
-        );
+        self.write(&format!("{name}.key"), &ca.key.private_key_to_pem_pkcs8().unwrap());
     }
 }
 
@@ -135,13 +122,7 @@ impl Run {
     }
 
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.status,
-            0,
-            "failed: {}\nstdout: {}",
-            self.stderr,
-            self.text()
-        );
+        assert_eq!(self.status, 0, "failed: {}\nstdout: {}", self.stderr, self.text());
         self
     }
 }
@@ -150,19 +131,12 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &st
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.env_remove("HISP_DB")
-        .env_remove("HISP_CONFIG")
-        .env_remove("HISP_KEK");
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env_remove("HISP_DB").env_remove("HISP_CONFIG").env_remove("HISP_KEK");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
     let mut input = child.stdin.take().unwrap();
     let data = stdin.unwrap_or_default().to_vec();
     let writer = std::thread::spawn(move || {
@@ -196,10 +170,5 @@ pub fn py_peer(args: &[&str]) -> Run {
     let script = root.join("tests/peers/py_peer.py");
     let mut all = vec![script.to_str().unwrap()];
     all.extend_from_slice(args);
-    run(
-        "python3",
-        &all,
-        None,
-        &[("PYTHONPATH", site.to_str().unwrap())],
-    )
+    run("python3", &all, None, &[("PYTHONPATH", site.to_str().unwrap())])
 }
