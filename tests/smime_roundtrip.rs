@@ -79,7 +79,9 @@ fn bcc_is_encrypted_to_but_never_disclosed() {
     let signer = SignerIdentity::new(alice.cert.clone(), alice.key.clone(), Vec::new()).unwrap();
     let sealed = seal(msg, &signer, &[bob.cert.clone(), carol.cert.clone()], SealOptions::default(), NOW).unwrap();
     assert_eq!(sealed.recipients.len(), 2);
-    assert!(!String::from_utf8_lossy(&sealed.message).to_lowercase().contains("bcc"));
+    let outer = Entity::parse(&sealed.message);
+    assert!(outer.headers.get("bcc").is_none());
+    assert!(!String::from_utf8_lossy(outer.header_bytes).contains("carol"), "Bcc recipients are not disclosed");
     let opened = open(&sealed.message, &[key_of(&carol)], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap();
     let original = Entity::parse(&opened.original);
     assert!(original.headers.get("bcc").is_none());
