@@ -67,10 +67,31 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(label);
         group.sample_size(samples);
         group.throughput(Throughput::Bytes(message.len() as u64));
+        if size < 1024 * 1024 {
+            // The reference, measured beside the others: one RSA-2048 private-key operation.
+            group.bench_function("rsa2048-sign", |b| {
+                b.iter(|| {
+                    let mut signer =
+                        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &alice.key).unwrap();
+                    signer.update(b"reference").unwrap();
+                    signer.sign_to_vec().unwrap()
+                })
+            });
+        }
         group.bench_function("seal", |b| {
             b.iter(|| seal(message.clone(), &signer, &recipients, SealOptions::default(), NOW).unwrap())
         });
         group.bench_function("open", |b| b.iter(|| open(&sealed, &keys, &anchors, NOW).unwrap()));
+        if size < 1024 * 1024 {
+            // A signer never seen before: its certificate parsed and its path built from scratch.
+            group.bench_function("open-cold", |b| {
+                b.iter(|| {
+                    hisp::pki::cert_cache::clear();
+                    hisp::trust::chain::clear_cache();
+                    open(&sealed, &keys, &anchors, NOW).unwrap()
+                })
+            });
+        }
         group.finish();
     }
 }

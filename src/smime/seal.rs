@@ -97,8 +97,10 @@ pub fn seal(
     options: SealOptions,
     now: i64,
 ) -> Result<Sealed, SmimeError> {
-    let canonical = mime::to_crlf(&message).into_owned();
-    drop(message);
+    let canonical = match mime::to_crlf(&message) {
+        std::borrow::Cow::Owned(converted) => converted,
+        std::borrow::Cow::Borrowed(_) => message, // already canonical: no copy
+    };
     let original = Entity::parse(&canonical);
     let (from, recipients) = envelope_of(&original.headers)?;
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, the Python
+# S/MIME peer under .peers/), then checks formatting and lints and runs every test.
+#
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+# Debian packages the tests run as real peers.
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  as_root apt-get update -q
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
+fi
+
+# The Python peer: cryptography (signing, decryption) and endesive (encryption, RSA-OAEP).
+peers=.peers/python
+if ! PYTHONPATH=$peers python3 -c "import endesive, asn1crypto, requests
+from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smime, PKCS7SignatureBuilder" 2>/dev/null; then
+  echo "installing the Python S/MIME peer into $peers"
+  mkdir -p "$peers"
+  pip_install() { python3 -m pip install -q --disable-pip-version-check --target "$peers" "$@"; }
+  # endesive's own dependency list pulls in PDF and HSM tooling the peer does not use.
+  pip_install --no-deps endesive==3.0.1 asn1crypto==1.5.1
+  python3 -c "import requests" 2>/dev/null || pip_install requests
+  python3 -c "from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smime" 2>/dev/null \
+    || pip_install "cryptography>=45"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --all-targets
