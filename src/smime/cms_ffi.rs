@@ -1,27 +1,18 @@
-//! CMS signing and enveloping through OpenSSL, for the parts the safe `openssl` API does not
-//! reach: choosing the signer's digest explicitly, and per-recipient RSA-OAEP key transport.
-//! All unsafe code of the crate is here, each call checked.
+//! RSA-OAEP enveloping through OpenSSL's CMS, which the safe `openssl` API does not reach: the
+//! padding is set per recipient. The crate's CMS unsafe code is all here, each call checked.
 
 use std::ptr;
 
-use foreign_types::{ForeignType, ForeignTypeRef};
+use foreign_types::ForeignType;
 use libc::{c_int, c_uint, c_void};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
-use openssl::pkey::{PKeyRef, Private};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
-use openssl::x509::{X509Ref, X509};
+use openssl::x509::X509;
 use openssl_sys as ffi;
 
 extern "C" {
-    fn CMS_add1_signer(
-        cms: *mut ffi::CMS_ContentInfo,
-        signer: *mut ffi::X509,
-        pkey: *mut ffi::EVP_PKEY,
-        md: *const ffi::EVP_MD,
-        flags: c_uint,
-    ) -> *mut c_void;
     fn CMS_add1_recipient_cert(cms: *mut ffi::CMS_ContentInfo, recip: *mut ffi::X509, flags: c_uint) -> *mut c_void;
     fn CMS_RecipientInfo_get0_pkey_ctx(ri: *mut c_void) -> *mut ffi::EVP_PKEY_CTX;
     fn CMS_final(cms: *mut ffi::CMS_ContentInfo, data: *mut ffi::BIO, dcont: *mut ffi::BIO, flags: c_uint) -> c_int;
@@ -56,33 +47,6 @@ fn owned(cms: *mut ffi::CMS_ContentInfo) -> Result<CmsContentInfo, ErrorStack> {
     } else {
         Ok(unsafe { CmsContentInfo::from_ptr(cms) })
     }
-}
-
-/// A detached SignedData over `content` (taken as binary: the caller canonicalized it), SHA-256,
-/// carrying the signer's certificate and `chain`; no S/MIME capabilities attribute (it would
-/// advertise ciphers Direct forbids).
-pub fn sign_detached(
-    content: &[u8],
-    cert: &X509Ref,
-    key: &PKeyRef<Private>,
-    chain: &[X509],
-) -> Result<Vec<u8>, ErrorStack> {
-    let mut extra = Stack::new()?;
-    for c in chain {
-        extra.push(c.clone())?;
-    }
-    let flags = (CMSOptions::PARTIAL | CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::NOSMIMECAP).bits();
-    let cms =
-        owned(unsafe { ffi::CMS_sign(ptr::null_mut(), ptr::null_mut(), extra.as_ptr(), ptr::null_mut(), flags) })?;
-    let signer = unsafe { CMS_add1_signer(cms.as_ptr(), cert.as_ptr(), key.as_ptr(), ffi::EVP_sha256(), flags) };
-    if signer.is_null() {
-        return Err(ErrorStack::get());
-    }
-    let data = ReadBio::new(content)?;
-    if unsafe { CMS_final(cms.as_ptr(), data.bio, ptr::null_mut(), flags) } != 1 {
-        return Err(ErrorStack::get());
-    }
-    cms.to_der()
 }
 
 /// An EnvelopedData of `content` to every certificate in `recipients`. Takes the content so it can

@@ -82,19 +82,10 @@ fn key_trans_recipient_info(cert: &X509, key: &[u8]) -> Result<Vec<u8>, ErrorSta
     let mut wrapped = vec![0u8; rsa.size() as usize];
     let n = rsa.public_encrypt(key, &mut wrapped, Padding::PKCS1)?;
     wrapped.truncate(n);
-    let serial = positive(&cert.serial_number().to_bn()?.to_vec());
+    let serial = super::signed_data::positive(&cert.serial_number().to_bn()?.to_vec());
     let issuer_and_serial =
         der::encode(SEQUENCE, &[cert.issuer_name().to_der()?, der::encode(INTEGER, &serial)].concat());
     let algorithm = der::encode(SEQUENCE, &[der::encode(OID, &OID_RSA_ENCRYPTION), vec![0x05, 0x00]].concat());
     let fields = [der::encode(INTEGER, &[0]), issuer_and_serial, algorithm, der::encode(OCTET_STRING, &wrapped)];
     Ok(der::encode(SEQUENCE, &fields.concat()))
-}
-
-/// An INTEGER's content octets for a non-negative magnitude (a leading 0 keeps it positive).
-fn positive(magnitude: &[u8]) -> Vec<u8> {
-    match magnitude.first() {
-        None => vec![0],
-        Some(b) if b & 0x80 != 0 => [&[0u8][..], magnitude].concat(),
-        Some(_) => magnitude.to_vec(),
-    }
 }

@@ -10,6 +10,7 @@ pub mod oids;
 pub mod open;
 pub mod policy;
 pub mod seal;
+mod signed_data;
 pub mod structure;
 mod verify;
 

@@ -6,6 +6,7 @@ use openssl::x509::X509;
 
 use super::mime::{self, Entity};
 use super::policy::{self, ContentCipher, KeyTransport};
+use super::signed_data::SignerTemplate;
 use super::{cms_ffi, envelope, SmimeError};
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
@@ -17,17 +18,18 @@ use crate::trust::binding::BoundNames;
 pub struct SignerIdentity {
     cert: X509,
     key: PKey<Private>,
-    /// Intermediate CA certificates to carry in the signature.
-    chain: Vec<X509>,
     bound: BoundNames,
+    template: SignerTemplate,
 }
 
 impl SignerIdentity {
+    /// `chain`: intermediate CA certificates to carry in the signature.
     pub fn new(cert: X509, key: PKey<Private>, chain: Vec<X509>) -> Result<SignerIdentity, SmimeError> {
         pki::check_key_matches(&cert, &key).map_err(|e| SmimeError::BadInput(e.to_string()))?;
         policy::check_key(&*cert.public_key()?, "sender certificate", false)?;
         let bound = BoundNames::of(&cert);
-        Ok(SignerIdentity { cert, key, chain, bound })
+        let template = SignerTemplate::new(&cert, &key, &chain)?;
+        Ok(SignerIdentity { cert, key, bound, template })
     }
 
     pub fn cert(&self) -> &X509 {
@@ -150,7 +152,7 @@ pub fn seal(
     }
     drop(canonical);
 
-    let signature = cms_ffi::sign_detached(&entity[sign_range], &signer.cert, &signer.key, &signer.chain)?;
+    let signature = signer.template.sign(&entity[sign_range], &signer.key, now)?;
     entity.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
     entity.extend_from_slice(b"Content-Type: application/pkcs7-signature; name=smime.p7s\r\n");
     entity.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
