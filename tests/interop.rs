@@ -101,6 +101,14 @@ impl World {
         out
     }
 
+    /// `openssl cms -decrypt` as `who`; returns the name of the decrypted file.
+    fn openssl_decrypt(&self, sealed: &str, who: &str) -> &'static str {
+        let f = &self.files;
+        let (cert, key) = (f.p(&format!("{who}.pem")), f.p(&format!("{who}.key")));
+        openssl(&["cms", "-decrypt", "-in", sealed, "-out", &f.p("dec.eml"), "-recip", &cert, "-inkey", &key]);
+        "dec.eml"
+    }
+
     /// `hisp message open` standalone as bob, trusting `anchor`; JSON report.
     fn hisp_open(&self, message: &str, anchor: &str) -> Run {
         let f = &self.files;
@@ -154,19 +162,8 @@ fn openssl_decrypts_and_verifies_what_hisp_seals() {
     let structure = openssl(&["cms", "-cmsout", "-print", "-in", &sealed]).text();
     assert!(structure.contains("aes-256-cbc"), "{structure}");
     assert!(structure.contains("rsaEncryption"), "{structure}");
-    openssl(&[
-        "cms",
-        "-decrypt",
-        "-in",
-        &sealed,
-        "-out",
-        &f.p("dec.eml"),
-        "-recip",
-        &f.p("bob.pem"),
-        "-inkey",
-        &f.p("bob.key"),
-    ]);
-    let decrypted = String::from_utf8(f.read("dec.eml")).unwrap();
+    let decrypted = w.openssl_decrypt(&sealed, "bob");
+    let decrypted = String::from_utf8(f.read(decrypted)).unwrap();
     assert!(decrypted.contains("multipart/signed"), "{decrypted}");
     assert!(decrypted.contains("micalg=sha-256"));
     let verified = openssl(&["cms", "-verify", "-in", &f.p("dec.eml"), "-CAfile", &f.p("ca.pem")]).stdout;
@@ -174,7 +171,7 @@ fn openssl_decrypts_and_verifies_what_hisp_seals() {
     assert!(text.starts_with("Content-Type: message/rfc822"), "{text}");
     assert!(text.contains("Please see the patient on Monday."));
     // The sender can decrypt its own copy.
-    openssl(&["cms", "-decrypt", "-in", &sealed, "-recip", &f.p("alice.pem"), "-inkey", &f.p("alice.key")]);
+    w.openssl_decrypt(&sealed, "alice");
 }
 
 #[test]
@@ -185,19 +182,8 @@ fn openssl_decrypts_hisp_oaep_and_aes128() {
     let structure = openssl(&["cms", "-cmsout", "-print", "-in", &sealed]).text();
     assert!(structure.contains("rsaesOaep"), "{structure}");
     assert!(structure.contains("aes-128-cbc"), "{structure}");
-    openssl(&[
-        "cms",
-        "-decrypt",
-        "-in",
-        &sealed,
-        "-out",
-        &f.p("dec.eml"),
-        "-recip",
-        &f.p("bob.pem"),
-        "-inkey",
-        &f.p("bob.key"),
-    ]);
-    openssl(&["cms", "-verify", "-in", &f.p("dec.eml"), "-CAfile", &f.p("ca.pem")]);
+    let decrypted = w.openssl_decrypt(&sealed, "bob");
+    openssl(&["cms", "-verify", "-in", &f.p(decrypted), "-CAfile", &f.p("ca.pem")]);
 }
 
 #[test]
