@@ -7,7 +7,7 @@ use openssl::x509::{X509Ref, X509};
 
 use super::mime::{self, Entity};
 use super::structure::{self, ContentInfo, RecipientId, Signed};
-use super::{oids, policy, verify, SmimeError};
+use super::{policy, verify, SmimeError};
 use crate::address::{Binding, DirectAddress, Domain};
 use crate::clock::iso8601;
 use crate::pki::{self, cert_cache};
@@ -251,9 +251,4 @@ fn unwrap(signed_content: &[u8], from: &DirectAddress) -> Result<Vec<u8>, SmimeE
         }
     }
     Ok(original)
-}
-
-/// The name of a content type OID, for reports.
-pub fn content_name(oid: &str) -> String {
-    oids::name(oid)
 }

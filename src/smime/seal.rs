@@ -31,10 +31,6 @@ impl SignerIdentity {
         let template = SignerTemplate::new(&cert, &key, &chain)?;
         Ok(SignerIdentity { cert, key, bound, template })
     }
-
-    pub fn cert(&self) -> &X509 {
-        &self.cert
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
