@@ -158,3 +158,65 @@ fn verify_with_openssl(signed_der: &[u8], content: Vec<u8>) -> Result<Vec<u8>, S
 fn cms_is_detached(signed_der: &[u8]) -> bool {
     matches!(super::structure::parse(signed_der), Ok(super::structure::ContentInfo::Signed(s)) if s.content.is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Owner;
+    use crate::pki::ca;
+    use crate::smime::signed_data::SignerTemplate;
+    use crate::smime::structure::{self, ContentInfo};
+
+    fn signer() -> (openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>) {
+        let ca_key = ca::generate_rsa(2048).unwrap();
+        let root = ca::create_root(&ca_key, "verify test CA", 0, 3650).unwrap();
+        let key = ca::generate_rsa(2048).unwrap();
+        let owner = Owner::parse("a@a.example.org").unwrap();
+        let profile = ca::EndEntity {
+            owner: &owner,
+            not_before: 0,
+            not_after: 86_400,
+            crl_url: "http://x/c",
+            issuer_url: "http://x/i",
+        };
+        (ca::issue(&root, &ca_key, &key, &profile).unwrap(), key)
+    }
+
+    fn parts(der: &[u8]) -> (Signed, Signer) {
+        let ContentInfo::Signed(signed) = structure::parse(der).unwrap() else { panic!("not SignedData") };
+        let signer = signed.signers[0].clone();
+        (signed, signer)
+    }
+
+    #[test]
+    fn good_signatures_verify_and_damaged_ones_are_tampered() {
+        let (cert, key) = signer();
+        let content = b"Content-Type: text/plain\r\n\r\nline one\r\nline two\r\n".to_vec();
+        let der = SignerTemplate::new(&cert, &key, &[]).unwrap().sign(&content, &key, 1_000).unwrap();
+        let (signed, info) = parts(&der);
+        assert_eq!(verify(&signed, &info, &cert, Some(content.clone()), &der).unwrap(), content);
+
+        // Line endings changed to LF in transit: the canonical CRLF form is what was signed.
+        let lf = b"Content-Type: text/plain\n\nline one\nline two\n".to_vec();
+        assert_eq!(verify(&signed, &info, &cert, Some(lf), &der).unwrap(), content);
+
+        let mut altered = content.clone();
+        altered[30] ^= 0x20;
+        assert!(matches!(verify(&signed, &info, &cert, Some(altered), &der), Err(SmimeError::Tampered)));
+
+        let mut bad = info.clone();
+        bad.signature[10] ^= 1;
+        assert!(matches!(verify(&signed, &bad, &cert, Some(content.clone()), &der), Err(SmimeError::Tampered)));
+
+        // Signed attributes changed after signing (here: the signing time).
+        let mut forged = info.clone();
+        let attrs = forged.signed_attrs.as_mut().unwrap();
+        let at = attrs.windows(3).position(|w| w == b"700").expect("the UTCTime of 1970");
+        attrs[at] = b'8';
+        assert!(matches!(verify(&signed, &forged, &cert, Some(content.clone()), &der), Err(SmimeError::Tampered)));
+
+        // Another key does not verify it.
+        let (other, _) = signer();
+        assert!(matches!(verify(&signed, &info, &other, Some(content), &der), Err(SmimeError::Tampered)));
+    }
+}
