@@ -138,6 +138,37 @@ fn refusals_on_open() {
     assert!(matches!(err, SmimeError::NotBound { .. }), "{err}");
 }
 
+/// A wrong RSA key block must fail like any wrong key (no padding oracle): the message is refused
+/// and nothing of it is returned.
+#[test]
+fn a_tampered_key_block_is_refused() {
+    use hisp::smime::structure::{self, ContentInfo};
+    let ca = ca("Test CA");
+    let alice = issue(&ca, "alice@a.example.org");
+    let bob = issue(&ca, "bob@b.example.org");
+    let sealed =
+        seal_simple(&alice, &[&bob], message("alice@a.example.org", "bob@b.example.org", "hi"), SealOptions::default());
+    let outer = Entity::parse(&sealed);
+    let mut der = outer.decoded_body().unwrap().into_owned();
+    let ContentInfo::Enveloped(enveloped) = structure::parse(&der).unwrap() else { panic!("not enveloped") };
+    for recipient in &enveloped.recipients {
+        let at = der.windows(recipient.encrypted_key.len()).position(|w| w == recipient.encrypted_key).unwrap();
+        der[at + 100] ^= 0x5A;
+    }
+    let header_len = sealed.len() - outer.body.len();
+    let mut tampered = sealed[..header_len].to_vec();
+    mime::encode_base64_lines(&der, &mut tampered);
+    for key in [key_of(&bob), key_of(&alice)] {
+        let err = open(&tampered, &[key], &FixedAnchors(vec![ca.cert.clone()]), NOW).unwrap_err();
+        // A random key almost always fails the CBC padding; once in 256 it yields garbage that is
+        // no signed message. Either way: refused, with no content.
+        assert!(
+            matches!(err, SmimeError::DecryptFailed | SmimeError::NotSigned(_) | SmimeError::Malformed(_)),
+            "{err}"
+        );
+    }
+}
+
 fn ca_named(name: &str) -> Ca {
     ca(name)
 }

@@ -2,6 +2,7 @@
 //! messages, with the algorithm policy of DESIGN.md §2.
 
 mod cms_ffi;
+mod decrypt;
 mod envelope;
 mod error;
 pub mod inspect;

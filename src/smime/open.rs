@@ -1,13 +1,12 @@
 //! Opening: decrypt with the addressee's key, verify the signature, check the signer is bound to
 //! From and chains to the local domain's incoming anchors, then unwrap the original message.
 
-use openssl::cms::CmsContentInfo;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509Ref, X509};
 
 use super::mime::{self, Entity};
 use super::structure::{self, ContentInfo, RecipientId, Signed};
-use super::{policy, verify, SmimeError};
+use super::{decrypt, policy, verify, SmimeError};
 use crate::address::{Binding, DirectAddress, Domain};
 use crate::clock::iso8601;
 use crate::pki::{self, cert_cache};
@@ -67,21 +66,19 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
     };
     let content_encryption = policy::check_content_cipher(&enveloped.content_cipher)?;
 
-    let (ours, key_transport) = enveloped
+    let (ours, recipient) = enveloped
         .recipients
         .iter()
         .find_map(|r| {
             let id = r.id.as_ref()?;
             let key = keys.iter().find(|k| identifies(id, &k.cert))?;
-            Some((key, r.key_algorithm.clone().unwrap_or_default()))
+            Some((key, r))
         })
         .ok_or_else(|| SmimeError::NoKey { recipients: describe_recipients(&enveloped.recipients) })?;
-    let key_transport = policy::check_key_transport(&key_transport)?;
+    let key_transport = policy::check_key_transport(recipient.key_algorithm.as_deref().unwrap_or_default())?;
 
-    let cms = CmsContentInfo::from_der(&ber).map_err(|e| SmimeError::Malformed(e.to_string()))?;
+    let decrypted = decrypt::decrypt(&ber, &enveloped, recipient, &ours.key, &ours.cert)?;
     drop(ber);
-    let decrypted = cms.decrypt(&ours.key, &ours.cert).map_err(|_| SmimeError::DecryptFailed)?;
-    drop(cms);
 
     let SignatureLayer { signed, detached_content, der: signed_der } = signed_layer(&decrypted)?;
     let signer_info = signed.signers.first().ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;

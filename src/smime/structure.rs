@@ -17,6 +17,8 @@ pub struct Recipient {
     pub kind: &'static str,
     pub id: Option<RecipientId>,
     pub key_algorithm: Option<String>,
+    /// The encrypted content-encryption key (ktri only).
+    pub encrypted_key: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +115,43 @@ fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
     Ok(Enveloped { authenticated, content_cipher, recipients })
 }
 
+/// The encrypted content of an EnvelopedData: the content-encryption algorithm's parameters (the
+/// IV, for CBC) and the ciphertext, borrowed when it is one primitive OCTET STRING.
+pub struct Ciphertext<'a> {
+    pub parameters: Option<Tlv<'a>>,
+    pub content: std::borrow::Cow<'a, [u8]>,
+}
+
+pub fn ciphertext(ber: &[u8]) -> Result<Ciphertext<'_>, DerError> {
+    let top = der::parse(ber)?.expect(SEQUENCE, "ContentInfo is not a SEQUENCE")?;
+    let mut fields = top.children();
+    fields.required("ContentInfo has no contentType")?;
+    let wrapper = fields.required("ContentInfo has no content")?;
+    let mut f = wrapper.children().required("ContentInfo content is empty")?.children();
+    f.required("EnvelopedData has no version")?;
+    let mut infos = f.required("EnvelopedData has no recipientInfos")?;
+    if infos.context() == Some(0) {
+        infos = f.required("EnvelopedData has no recipientInfos")?;
+    }
+    infos.expect(SET, "recipientInfos is not a SET")?;
+    let mut e =
+        f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?.children();
+    e.required("encryptedContentInfo has no contentType")?;
+    let mut alg = e.required("encryptedContentInfo has no algorithm")?.children();
+    alg.required("empty AlgorithmIdentifier")?;
+    let parameters = alg.read()?;
+    let encrypted = e.required("encryptedContentInfo has no encryptedContent")?;
+    if encrypted.context() != Some(0) {
+        return Err(DerError("encryptedContent is not [0]"));
+    }
+    let content = if encrypted.is_constructed() {
+        std::borrow::Cow::Owned(encrypted.octets()?)
+    } else {
+        std::borrow::Cow::Borrowed(encrypted.content)
+    };
+    Ok(Ciphertext { parameters, content })
+}
+
 fn recipient(info: Tlv) -> Result<Recipient, DerError> {
     let kind = match (info.tag, info.context()) {
         (SEQUENCE, _) => "ktri",
@@ -123,14 +162,14 @@ fn recipient(info: Tlv) -> Result<Recipient, DerError> {
         _ => return Err(DerError("unknown RecipientInfo")),
     };
     if kind != "ktri" {
-        return Ok(Recipient { kind, id: None, key_algorithm: None });
+        return Ok(Recipient { kind, id: None, key_algorithm: None, encrypted_key: Vec::new() });
     }
     let mut f = info.children();
     f.required("KeyTransRecipientInfo has no version")?.expect(INTEGER, "ktri version")?;
     let id = identifier(f.required("KeyTransRecipientInfo has no rid")?)?;
     let key_algorithm = algorithm(f.required("KeyTransRecipientInfo has no algorithm")?)?;
-    f.required("KeyTransRecipientInfo has no encryptedKey")?.expect(OCTET_STRING, "encryptedKey")?;
-    Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm) })
+    let encrypted_key = f.required("KeyTransRecipientInfo has no encryptedKey")?.expect_octets()?;
+    Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm), encrypted_key })
 }
 
 fn signed(tlv: Tlv) -> Result<Signed, DerError> {
