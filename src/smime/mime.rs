@@ -221,9 +221,30 @@ pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// Base64 with line breaks and other whitespace (RFC 2045). MIME writers emit lines of 76
+/// characters and CRLF, so such lines are copied out whole without looking at each byte, other
+/// lines are trimmed, and the result decoded in one call. Only if that fails (blanks inside a line,
+/// or a line break inside what looked like a full line) is every whitespace byte removed and
+/// decoding tried again.
 pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
-    let compact: Vec<u8> = text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| format!("bad base64: {e}"))
+    const LINE: usize = 76;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut compact = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.len() >= LINE + 2 && &rest[LINE..LINE + 2] == b"\r\n" {
+            compact.extend_from_slice(&rest[..LINE]);
+            rest = &rest[LINE + 2..];
+            continue;
+        }
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |n| n + 1);
+        compact.extend_from_slice(rest[..end].trim_ascii());
+        rest = &rest[end..];
+    }
+    engine.decode(&compact).or_else(|_| {
+        compact.retain(|b| !b.is_ascii_whitespace());
+        engine.decode(&compact).map_err(|e| format!("bad base64: {e}"))
+    })
 }
 
 /// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
@@ -278,6 +299,23 @@ pub fn addresses(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_decodes_lines_of_any_shape_and_refuses_garbage() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut lines = Vec::new();
+        encode_base64_lines(&data, &mut lines);
+        assert_eq!(decode_base64(&lines).unwrap(), data, "76-character CRLF lines");
+        let compact = base64::engine::general_purpose::STANDARD.encode(&data);
+        let ragged: Vec<u8> = compact.as_bytes().chunks(30).flat_map(|c| [c, b" \n\t"].concat()).collect();
+        assert_eq!(decode_base64(&ragged).unwrap(), data, "30-character lines with blanks");
+        // Two 37-character lines span 78 bytes ending in CRLF, like one full line would.
+        let short: Vec<u8> = compact.as_bytes().chunks(37).flat_map(|c| [c, b"\r\n"].concat()).collect();
+        assert_eq!(decode_base64(&short).unwrap(), data, "37-character lines");
+        assert!(decode_base64(b"QUJD\nRA==\nRUZH\n").is_err(), "padding before the last line");
+        assert!(decode_base64(b"QUJD\nR*==\n").is_err(), "a character outside the alphabet");
+        assert_eq!(decode_base64(b"QUJD\r\nRA==\r\n").unwrap(), b"ABCD");
+    }
 
     #[test]
     fn splits_headers_and_unfolds() {

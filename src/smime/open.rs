@@ -12,7 +12,7 @@ use crate::clock::iso8601;
 use crate::pki::{self, cert_cache};
 use crate::store::Direction;
 use crate::trust::chain::{self, ChainError};
-use crate::trust::{binding, AnchorSource};
+use crate::trust::AnchorSource;
 
 /// A key we hold for receiving: the certificate, its private key, and the local domain whose
 /// anchors decide trust for mail it decrypts (None in standalone mode).
@@ -90,23 +90,22 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
     }
     let digest = policy::check_digest(&signer_info.digest)?;
     let signature_algorithm = policy::check_signature_algorithm(&signer_info.signature_algorithm)?;
-    let certificates: Vec<X509> = signed.certificates.iter().filter_map(|der| cert_cache::parse(der).ok()).collect();
-    let signer =
-        signer_info.id.as_ref().and_then(|id| certificates.iter().find(|c| identifies(id, c))).ok_or_else(|| {
-            SmimeError::Untrusted {
-                subject: "(unknown)".into(),
-                domain: domain_name(ours),
-                reason: "the signature does not carry the signer's certificate".into(),
-            }
-        })?;
+    let certificates: Vec<_> = signed.certificates.iter().filter_map(|der| cert_cache::parse(der).ok()).collect();
+    let signer_at = signer_info.id.as_ref().and_then(|id| certificates.iter().position(|c| identifies(id, &c.cert)));
+    let parsed_signer = signer_at.map(|i| &certificates[i]).ok_or_else(|| SmimeError::Untrusted {
+        subject: "(unknown)".into(),
+        domain: domain_name(ours),
+        reason: "the signature does not carry the signer's certificate".into(),
+    })?;
+    let signer = &parsed_signer.cert;
     let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
 
     let signed_content = verify::verify(&signed, signer_info, signer, detached_content, &signed_der)?;
 
-    let signer_subject = pki::name_line(signer.subject_name());
-    let binding = binding::binding_for(signer, &from).ok_or_else(|| SmimeError::NotBound {
+    let signer_subject = parsed_signer.subject.clone();
+    let binding = parsed_signer.names.binding_for(&from).ok_or_else(|| SmimeError::NotBound {
         subject: signer_subject.clone(),
-        bound: binding::bound_names(signer).join(", "),
+        bound: parsed_signer.names.all().join(", "),
         from: from.to_string(),
     })?;
 
@@ -114,7 +113,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
         SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
     })?;
     let intermediates: Vec<X509> =
-        certificates.iter().filter(|c| c.to_der().ok() != signer.to_der().ok()).cloned().collect();
+        certificates.iter().enumerate().filter(|&(i, _)| Some(i) != signer_at).map(|(_, c)| c.cert.clone()).collect();
     chain::verify(signer, &intermediates, &anchor_certs, now).map_err(|e| match e {
         ChainError::Expired { not_after } => SmimeError::Expired { subject: signer_subject.clone(), not_after },
         ChainError::NotYetValid { not_before } => {
@@ -132,8 +131,8 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
         decrypted_for: pki::name_line(ours.cert.subject_name()),
         signer: SignerReport {
             subject: signer_subject,
-            issuer: pki::name_line(signer.issuer_name()),
-            sha256: pki::fingerprint(signer),
+            issuer: parsed_signer.issuer.clone(),
+            sha256: parsed_signer.sha256.clone(),
             binding,
             key: key_description,
             not_after: iso8601(pki::unix_time(signer.not_after())),
