@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, the Python
-# S/MIME peer under .peers/), then checks formatting and lints and runs every test.
+# The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
+# slapd and ldap-utils, the Python S/MIME peer under .peers/), then checks formatting and lints and runs every test.
 #
 #   bash scripts/test.sh
 set -euo pipefail
@@ -13,9 +13,15 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3 python3-pip)
+# DNS (knot serves CERT/SRV/A), LDAP (slapd), both started on loopback by tests/discovery.rs.
+command -v knotd >/dev/null || missing+=(knot)
+command -v slapd >/dev/null || missing+=(slapd)
+command -v ldapadd >/dev/null || missing+=(ldap-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -q
+  # slapd: install the binaries only; the tests write their own configuration.
+  echo "slapd slapd/no_configuration boolean true" | as_root debconf-set-selections
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
 fi
 

@@ -23,6 +23,25 @@ pub struct Config {
     pub keys: KeysConfig,
     pub smime: SmimeConfig,
     pub ca: CaConfig,
+    pub dns: DnsSettings,
+}
+
+/// The one resolver of the node (DESIGN.md §2): every CERT, SRV, MX and A/AAAA lookup, including
+/// those for LDAP and HTTP hosts, is asked of these servers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSettings {
+    /// `IP` or `IP:PORT`; empty means the nameservers of /etc/resolv.conf.
+    pub servers: Vec<String>,
+    /// Per server and attempt, in milliseconds.
+    pub timeout_ms: u64,
+    pub attempts: u32,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings { servers: Vec::new(), timeout_ms: 2000, attempts: 2 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +112,12 @@ impl Config {
         }
         if !(self.ca.base_url.starts_with("http://") || self.ca.base_url.starts_with("https://")) {
             return Err("ca.base_url must be an http:// or https:// URL".into());
+        }
+        for server in &self.dns.servers {
+            crate::dns::parse_server(server).map_err(|e| format!("dns.servers: {e}"))?;
+        }
+        if self.dns.timeout_ms == 0 || self.dns.timeout_ms > 60_000 {
+            return Err("dns.timeout_ms must be 1 to 60000".into());
         }
         if self.keys.kek.is_some() && self.keys.kek_file.is_some() {
             return Err("give keys.kek or keys.kek_file, not both".into());

@@ -2,6 +2,7 @@
 
 mod certs;
 mod context;
+mod discover;
 mod failure;
 mod message;
 mod output;
@@ -61,6 +62,11 @@ pub enum Command {
     /// Seal, open and inspect S/MIME Direct messages.
     #[command(subcommand)]
     Message(message::MessageCommand),
+    /// Find an address's certificates (DNS CERT, then LDAP) and say which are usable.
+    #[command(after_help = "Steps, in order, stopping at the first that finds any certificate: \
+        dns-address (CERT at user.domain), dns-domain (CERT at domain), ldap-address and ldap-domain \
+        (servers from _ldap._tcp SRV). Exit status: 0 a usable certificate was selected, 3 none, 2 usage error.")]
+    Discover(discover::LookupArgs),
     /// Show the audit log: who changed what, when.
     Audit {
         /// How many entries, newest first.
@@ -80,7 +86,7 @@ pub fn run() -> i32 {
     };
     let json = cli.json;
     match dispatch(cli) {
-        Ok(()) => 0,
+        Ok(status) => status,
         Err(failure) => {
             failure.report(json);
             1
@@ -88,16 +94,18 @@ pub fn run() -> i32 {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<(), Failure> {
+fn dispatch(cli: Cli) -> Result<i32, Failure> {
     let ctx = Context::new(cli.config.as_deref(), cli.db.clone(), cli.json)?;
+    let done = |r: Result<(), Failure>| r.map(|()| 0);
     match cli.command {
-        Command::Init => provision::init(&ctx),
-        Command::Domain(c) => provision::domain(&ctx, c),
+        Command::Init => done(provision::init(&ctx)),
+        Command::Domain(c) => done(provision::domain(&ctx, c)),
         Command::Address(c) => provision::address(&ctx, c),
-        Command::Anchor(c) => provision::anchor(&ctx, c),
-        Command::Ca(c) => certs::ca(&ctx, c),
-        Command::Cert(c) => certs::cert(&ctx, c),
-        Command::Message(c) => message::run(&ctx, c),
-        Command::Audit { limit } => provision::audit(&ctx, limit),
+        Command::Anchor(c) => done(provision::anchor(&ctx, c)),
+        Command::Ca(c) => done(certs::ca(&ctx, c)),
+        Command::Cert(c) => done(certs::cert(&ctx, c)),
+        Command::Message(c) => done(message::run(&ctx, c)),
+        Command::Discover(args) => discover::discover(&ctx, &args),
+        Command::Audit { limit } => done(provision::audit(&ctx, limit)),
     }
 }

@@ -35,6 +35,9 @@ pub enum DomainCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AddressCommand {
+    /// The "Verifying Address" check an EHR shows while a user types a recipient: prints `valid`
+    /// or `invalid: <reason>`. Exit status 0 valid, 3 invalid, 2 usage error.
+    Verify(super::discover::LookupArgs),
     /// Make a username within a hosted domain a Direct address (user@domain).
     Add {
         address: DirectAddress,
@@ -145,9 +148,14 @@ fn new_password(password_stdin: bool) -> Result<String, Failure> {
     Ok(password::hash(&output::read_secret_line()?)?)
 }
 
-pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
+/// Returns the exit status (`verify` has its own).
+pub fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
+    if let AddressCommand::Verify(args) = &command {
+        return super::discover::verify(ctx, args);
+    }
     let store = ctx.store()?;
     match command {
+        AddressCommand::Verify(_) => {} // answered above
         AddressCommand::Add { address, password_stdin } => {
             let hash = if password_stdin { Some(new_password(true)?) } else { None };
             store.add_address(&address, hash.as_deref())?;
@@ -190,7 +198,7 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<(), Failure> {
             done(ctx, &format!("password set for {address}"), json!({ "address": address }));
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {

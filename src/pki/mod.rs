@@ -62,12 +62,21 @@ pub fn unix_time(t: &Asn1TimeRef) -> i64 {
     }
 }
 
-/// All certificates in a PEM bundle, or the one DER certificate.
+/// All certificates in a PEM bundle, a DER certificate, or a PKCS#7 certs-only object (.p7b/.p7c,
+/// DER or PEM), as AIA caIssuers URLs and trust bundles publish them.
 pub fn load_certs(bytes: &[u8], origin: &str) -> Result<Vec<X509>, PkiError> {
-    let certs = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+    let pkcs7_certs = |p7: openssl::pkcs7::Pkcs7| -> Vec<X509> {
+        p7.signed().and_then(|s| s.certificates()).map(|c| c.iter().map(|x| x.to_owned()).collect()).unwrap_or_default()
+    };
+    let certs = if bytes.windows(16).any(|w| w == b"-----BEGIN PKCS7") {
+        openssl::pkcs7::Pkcs7::from_pem(bytes).map(pkcs7_certs).unwrap_or_default()
+    } else if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         X509::stack_from_pem(bytes).unwrap_or_default()
     } else {
-        X509::from_der(bytes).map(|c| vec![c]).unwrap_or_default()
+        X509::from_der(bytes)
+            .map(|c| vec![c])
+            .or_else(|_| openssl::pkcs7::Pkcs7::from_der(bytes).map(pkcs7_certs))
+            .unwrap_or_default()
     };
     if certs.is_empty() {
         return Err(PkiError::NoCertificate(origin.to_string()));

@@ -1,6 +1,8 @@
 //! Shared test fixtures: a throwaway CA and Direct identities issued by it.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use hisp::address::{DirectAddress, Owner};
 use hisp::pki::ca::{self, EndEntity};
 use openssl::pkey::{PKey, Private};

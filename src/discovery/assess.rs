@@ -1,0 +1,145 @@
+//! Which discovered certificates are usable for sending to an address, and why the others are not:
+//! bound to the address (or its domain, for a domain step), inside its validity period, an
+//! acceptable key, and a path to one of the sending domain's outgoing anchors, with intermediates
+//! fetched through AIA caIssuers when the path needs them.
+
+use openssl::nid::Nid;
+use openssl::x509::{X509Ref, X509};
+use serde::Serialize;
+
+use super::{Found, Step};
+use crate::address::DirectAddress;
+use crate::fetch::Fetcher;
+use crate::pki::{self, cert_cache};
+use crate::smime::policy;
+use crate::trust::chain::{self, ChainError};
+
+/// How many AIA hops are followed from a certificate towards an anchor.
+const MAX_AIA_DEPTH: usize = 4;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Assessed {
+    pub sha256: String,
+    pub subject: String,
+    pub source: &'static str,
+    pub binding: &'static str,
+    pub usable: bool,
+    pub problems: Vec<String>,
+    /// Where it was found.
+    #[serde(skip)]
+    pub origin: String,
+    /// Human-readable details of each problem, for the report.
+    #[serde(skip)]
+    pub details: Vec<String>,
+    #[serde(skip)]
+    pub cert: Option<X509>,
+}
+
+pub struct TrustContext<'a> {
+    pub anchors: &'a [X509],
+    pub fetch: &'a dyn Fetcher,
+    pub now: i64,
+}
+
+pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustContext) -> Assessed {
+    let mut out = Assessed {
+        sha256: pki::sha256_hex(&found.data),
+        subject: String::new(),
+        source: step.source(),
+        binding: step.binding(),
+        usable: false,
+        problems: Vec::new(),
+        origin: found.origin.clone(),
+        details: Vec::new(),
+        cert: None,
+    };
+    let parsed = pki::load_certs(&found.data, &found.origin)
+        .ok()
+        .and_then(|certs| certs.into_iter().next())
+        .and_then(|c| c.to_der().ok())
+        .and_then(|der| cert_cache::parse(&der).ok());
+    let Some(parsed) = parsed else {
+        out.problems.push("unparseable".into());
+        out.details.push("not an X.509 certificate".into());
+        return out;
+    };
+    out.sha256 = parsed.sha256.clone();
+    out.subject = parsed.subject.clone();
+    let cert = &parsed.cert;
+    let mut problem = |code: &str, detail: String| {
+        out.problems.push(code.to_string());
+        out.details.push(detail);
+    };
+
+    let bound = match step.binding() {
+        "address" => parsed.names.binding_for(address) == Some(crate::address::Binding::Address),
+        _ => parsed.names.is_domain_bound(address.domain()),
+    };
+    if !bound {
+        let names = parsed.names.all().join(", ");
+        problem("not-bound", format!("bound to [{names}], not {} {}", step.binding(), target(step, address)));
+    }
+    if let Err(e) = cert
+        .public_key()
+        .map_err(|e| e.to_string())
+        .and_then(|k| policy::check_key(&k, "certificate", true).map_err(|e| e.to_string()))
+    {
+        problem("weak-key", e);
+    }
+    match path(cert, trust) {
+        Ok(()) => {}
+        Err(ChainError::Expired { not_after }) => problem("expired", format!("expired on {not_after}")),
+        Err(ChainError::NotYetValid { not_before }) => problem("not-yet-valid", format!("valid from {not_before}")),
+        Err(ChainError::Untrusted(reason)) => problem("untrusted", reason),
+    }
+    out.usable = out.problems.is_empty();
+    out.cert = Some(cert.clone());
+    out
+}
+
+fn target(step: Step, address: &DirectAddress) -> String {
+    match step.binding() {
+        "address" => address.to_string(),
+        _ => address.domain().to_string(),
+    }
+}
+
+/// A path to the anchors; when none can be built from what we hold, the intermediates named by
+/// AIA caIssuers are fetched, hop by hop, and the path tried again.
+fn path(cert: &X509Ref, trust: &TrustContext) -> Result<(), ChainError> {
+    let mut intermediates: Vec<X509> = Vec::new();
+    let mut result = chain::verify(cert, &intermediates, trust.anchors, trust.now);
+    let mut frontier = vec![cert.to_owned()];
+    for _ in 0..MAX_AIA_DEPTH {
+        if !matches!(result, Err(ChainError::Untrusted(_))) {
+            break;
+        }
+        let mut fetched = Vec::new();
+        for c in &frontier {
+            for url in ca_issuer_urls(c) {
+                if let Ok(bytes) = trust.fetch.get(&url) {
+                    fetched.extend(pki::load_certs(&bytes, &url).unwrap_or_default());
+                }
+            }
+        }
+        fetched.retain(|f| !intermediates.iter().any(|i| i.to_der().ok() == f.to_der().ok()));
+        if fetched.is_empty() {
+            break;
+        }
+        intermediates.extend(fetched.iter().cloned());
+        frontier = fetched;
+        result = chain::verify(cert, &intermediates, trust.anchors, trust.now);
+    }
+    result
+}
+
+pub fn ca_issuer_urls(cert: &X509Ref) -> Vec<String> {
+    cert.authority_info()
+        .map(|aia| {
+            aia.iter()
+                .filter(|d| d.method().nid() == Nid::AD_CA_ISSUERS)
+                .filter_map(|d| d.location().uri().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

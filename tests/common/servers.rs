@@ -1,0 +1,156 @@
+//! Real servers on loopback for the tests: knot (DNS), slapd (LDAP) and Python's http.server
+//! (CRLs, AIA issuers, IPKIX URLs). Each runs in its own temporary directory on a free port and is
+//! stopped when dropped.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not listen on port {port}");
+}
+
+fn need(program: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).exists()))
+        .unwrap_or(false)
+        || ["/usr/sbin", "/sbin"].iter().any(|d| std::path::Path::new(d).join(program).exists());
+    assert!(found, "{program} is not installed: run `bash scripts/test.sh` (it installs the test peers)");
+}
+
+pub struct Server {
+    pub port: u16,
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// knotd serving `zones` (origin, zone-file body without $ORIGIN/SOA; those are added).
+pub fn knot(zones: &[(&str, String)]) -> Server {
+    need("knotd");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let port = free_port();
+    let mut conf = format!(
+        "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n  user: root:root\n\
+         control:\n  listen: {d}/knot.sock\ndatabase:\n  storage: {d}\n\
+         log:\n  - target: stderr\n    any: warning\nzone:\n"
+    );
+    for (origin, body) in zones {
+        let file = format!("{d}/{origin}.zone");
+        let text = format!(
+            "$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns.{origin}. admin.{origin}. 1 3600 600 86400 60\n\
+             @ IN NS ns\nns IN A 127.0.0.1\n{body}\n"
+        );
+        std::fs::write(&file, text).unwrap();
+        conf.push_str(&format!("  - domain: {origin}\n    file: {file}\n    storage: {d}\n"));
+    }
+    std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
+    let mut child = Command::new("knotd")
+        .args(["-c", &format!("{d}/knot.conf")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start knotd");
+    wait_for_port(port, "knotd", &mut child);
+    Server { port, child, dir }
+}
+
+/// slapd with one database for `suffix` (dc=...), loaded with `ldif` (entries below the suffix;
+/// the suffix entry itself is added here).
+pub fn slapd(suffix_dc: &str, ldif: &str) -> Server {
+    need("slapd");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::create_dir(dir.path().join("db")).unwrap();
+    let port = free_port();
+    let suffix = format!("dc={suffix_dc}");
+    let conf = format!(
+        "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\n\
+         include /etc/ldap/schema/inetorgperson.schema\npidfile {d}/slapd.pid\n\
+         modulepath /usr/lib/ldap\nmoduleload back_mdb\ndatabase mdb\nsuffix \"{suffix}\"\n\
+         rootdn \"cn=admin,{suffix}\"\nrootpw secret\ndirectory {d}/db\n"
+    );
+    std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
+    let mut child = Command::new("slapd")
+        .args(["-d", "0", "-f", &format!("{d}/slapd.conf"), "-h", &format!("ldap://127.0.0.1:{port}/")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start slapd");
+    wait_for_port(port, "slapd", &mut child);
+    let all = format!(
+        "dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\no: {suffix_dc}\ndc: {suffix_dc}\n\n{ldif}"
+    );
+    std::fs::write(dir.path().join("data.ldif"), all).unwrap();
+    let add = super::run(
+        "ldapadd",
+        &[
+            "-x",
+            "-H",
+            &format!("ldap://127.0.0.1:{port}"),
+            "-D",
+            &format!("cn=admin,{suffix}"),
+            "-w",
+            "secret",
+            "-f",
+            &format!("{d}/data.ldif"),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(add.status, 0, "ldapadd: {}", add.stderr);
+    Server { port, child, dir }
+}
+
+/// An LDIF entry `cn=NAME,dc=SUFFIX` with `mail` and a certificate in `attribute`.
+pub fn ldap_entry(name: &str, suffix_dc: &str, mail: &str, attribute: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    format!(
+        "dn: cn={name},dc={suffix_dc}\nobjectClass: inetOrgPerson\ncn: {name}\nsn: {name}\nmail: {mail}\n{attribute}:: {b64}\n\n"
+    )
+}
+
+/// Python's http.server publishing the files put in its directory.
+pub fn http() -> Server {
+    need("python3");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python3 -m http.server");
+    wait_for_port(port, "http.server", &mut child);
+    Server { port, child, dir }
+}
