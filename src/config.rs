@@ -24,6 +24,15 @@ pub struct Config {
     pub smime: SmimeConfig,
     pub ca: CaConfig,
     pub dns: DnsSettings,
+    pub trust: TrustSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustSettings {
+    /// When a certificate's revocation cannot be checked (its CRL unreachable, stale or badly
+    /// signed): "hard" (the default) refuses the certificate, "soft" uses it and reports why.
+    pub revocation: crate::trust::revocation::FailMode,
 }
 
 /// The one resolver of the node (DESIGN.md §2): every CERT, SRV, MX and A/AAAA lookup, including

@@ -20,6 +20,37 @@ fn sha(id: &Identity) -> String {
     hisp::pki::fingerprint(&id.cert)
 }
 
+/// A CA whose CRL (and, for intermediates, certificates) an HTTP server on loopback publishes at
+/// crl.pki.test, a name the test DNS server answers: CRL and AIA fetches go through the resolver.
+struct Pki {
+    ca: Ca,
+    web: Server,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let pki = Pki { ca: ca(name), web: servers::http() };
+        pki.publish_crl(&[]);
+        pki
+    }
+
+    fn url(&self, file: &str) -> String {
+        format!("http://crl.pki.test:{}/{file}", self.web.port)
+    }
+
+    fn issue_with(&self, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
+        issue_at(&self.ca, owner, bits, from, until, &self.url("ca.crl"), &self.url("ca.cer"))
+    }
+
+    fn issue(&self, owner: &str) -> Identity {
+        self.issue_with(owner, 2048, NOW - DAY, NOW + 365 * DAY)
+    }
+
+    fn publish_crl(&self, revoked: &[&Identity]) {
+        std::fs::write(self.web.path("ca.crl"), crl(&self.ca, revoked, NOW - DAY, NOW + 7 * DAY)).unwrap();
+    }
+}
+
 struct Env {
     files: Files,
     dns: Server,
@@ -27,9 +58,15 @@ struct Env {
 
 impl Env {
     fn discover(&self, address: &str) -> Run {
+        self.discover_with(address, &[])
+    }
+
+    fn discover_with(&self, address: &str, extra: &[&str]) -> Run {
         let dns = format!("127.0.0.1:{}", self.dns.port);
         let anchor = self.files.p("anchor.pem");
-        hisp(&["discover", address, "--json", "--anchor", &anchor, "--dns", &dns], None, &[])
+        let mut args = vec!["discover", address, "--json", "--anchor", &anchor, "--dns", &dns];
+        args.extend_from_slice(extra);
+        hisp(&args, None, &[])
     }
 
     fn verify(&self, address: &str) -> Run {
@@ -39,10 +76,13 @@ impl Env {
     }
 }
 
-fn env(ca: &Ca, zones: &[(&str, String)]) -> Env {
+/// Knot serving `zones` and the pki.test zone, and `anchor` written as anchor.pem.
+fn env(anchor: &Ca, zones: &[(&str, String)]) -> Env {
     let files = Files::new();
-    files.ca("anchor", ca);
-    Env { files, dns: servers::knot(zones) }
+    files.ca("anchor", anchor);
+    let mut all = zones.to_vec();
+    all.push(("pki.test", "crl IN A 127.0.0.1\n".to_string()));
+    Env { files, dns: servers::knot(&all) }
 }
 
 fn selected(run: &Run) -> Vec<String> {
@@ -58,19 +98,19 @@ fn problems_of(run: &Run, id: &Identity) -> Vec<String> {
 
 #[test]
 fn dns_steps_find_address_then_domain_certificates_and_never_fall_back() {
-    let other_ca = ca("Someone else's CA");
-    let ca = ca("Discovery CA");
-    let bob = issue(&ca, "bob@a1.test");
-    let a1_domain = issue(&ca, "a1.test");
-    let d1_domain = issue(&ca, "d1.test");
-    let valid = issue(&ca, "bob@mix.test");
-    let expired = issue_with(&ca, "bob@mix.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
-    let stale = issue_with(&ca, "bob@nofall.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
-    let nofall_domain = issue(&ca, "nofall.test");
-    let stranger = issue(&other_ca, "bob@un.test");
-    let alice = issue(&ca, "alice@a1.test");
+    let other = Pki::new("Someone else's CA");
+    let pki = Pki::new("Discovery CA");
+    let bob = pki.issue("bob@a1.test");
+    let a1_domain = pki.issue("a1.test");
+    let d1_domain = pki.issue("d1.test");
+    let valid = pki.issue("bob@mix.test");
+    let expired = pki.issue_with("bob@mix.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
+    let stale = pki.issue_with("bob@nofall.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
+    let nofall_domain = pki.issue("nofall.test");
+    let stranger = other.issue("bob@un.test");
+    let alice = pki.issue("alice@a1.test");
     let e = env(
-        &ca,
+        &pki.ca,
         &[
             ("a1.test", cert_line("bob", &bob) + &cert_line("@", &a1_domain) + &cert_line("carol", &alice)),
             ("d1.test", cert_line("@", &d1_domain)),
@@ -175,13 +215,13 @@ fn an_unreachable_dns_server_is_a_bounded_clear_failure() {
 
 #[test]
 fn ipkix_records_are_fetched_over_http_through_the_resolver() {
-    let ca = ca("Discovery CA");
-    let bob = issue(&ca, "bob@ipkix.test");
+    let pki = Pki::new("Discovery CA");
+    let bob = pki.issue("bob@ipkix.test");
     let web = servers::http();
     std::fs::write(web.path("bob.cer"), bob.cert.to_der().unwrap()).unwrap();
     let url = format!("http://pki.ipkix.test:{}/bob.cer", web.port);
     let zone = format!("bob IN CERT IPKIX 0 0 {}\npki IN A 127.0.0.1\n", b64(url.as_bytes()));
-    let e = env(&ca, &[("ipkix.test", zone)]);
+    let e = env(&pki.ca, &[("ipkix.test", zone)]);
     let run = e.discover("bob@ipkix.test");
     assert_eq!(run.status, 0, "{} {}", run.text(), run.stderr);
     assert_eq!(selected(&run), [sha(&bob)]);
@@ -189,10 +229,10 @@ fn ipkix_records_are_fetched_over_http_through_the_resolver() {
 
 #[test]
 fn ldap_servers_from_srv_by_priority_then_weight_past_an_unreachable_one() {
-    let ca = ca("Discovery CA");
-    let bob = issue(&ca, "bob@ldap.test");
-    let wrong = issue(&ca, "bob@ldap.test");
-    let domain = issue(&ca, "ldap.test");
+    let pki = Pki::new("Discovery CA");
+    let bob = pki.issue("bob@ldap.test");
+    let wrong = pki.issue("bob@ldap.test");
+    let domain = pki.issue("ldap.test");
     // ldap2 (weight 50) is asked before ldap1 (weight 10) at the same priority; the first record
     // (priority 0) points at a port where nothing listens.
     let ldap1 = servers::slapd(
@@ -216,7 +256,7 @@ fn ldap_servers_from_srv_by_priority_then_weight_past_an_unreachable_one() {
          down IN A 127.0.0.1\nldap1 IN A 127.0.0.1\nldap2 IN A 127.0.0.1\n",
         ldap1.port, ldap2.port
     );
-    let e = env(&ca, &[("ldap.test", zone)]);
+    let e = env(&pki.ca, &[("ldap.test", zone)]);
 
     let run = e.discover("bob@ldap.test");
     assert_eq!(run.status, 0, "{} {}", run.text(), run.stderr);
@@ -235,4 +275,63 @@ fn ldap_servers_from_srv_by_priority_then_weight_past_an_unreachable_one() {
     // match bob's entry; escaped it matches nothing, and the domain's entry answers.
     let run = e.discover("b*@ldap.test");
     assert_eq!(run.json()["step"], "ldap-domain", "{}", run.text());
+}
+
+#[test]
+fn revoked_certificates_and_unavailable_crls_are_refused() {
+    let pki = Pki::new("Discovery CA");
+    let revoked = pki.issue("bob@rev.test");
+    let good = pki.issue("carol@rev.test");
+    pki.publish_crl(&[&revoked]);
+    // A certificate whose CRL is published nowhere (nothing listens on that port).
+    let dead = format!("http://crl.pki.test:{}/ca.crl", servers::free_port());
+    let orphan = issue_at(&pki.ca, "dave@rev.test", 2048, NOW - DAY, NOW + 365 * DAY, &dead, &pki.url("ca.cer"));
+    let zone = cert_line("bob", &revoked) + &cert_line("carol", &good) + &cert_line("dave", &orphan);
+    let e = env(&pki.ca, &[("rev.test", zone)]);
+
+    let run = e.discover("bob@rev.test");
+    assert_eq!(run.status, 3, "{}", run.text());
+    assert_eq!(problems_of(&run, &revoked), ["revoked"]);
+    assert_eq!(e.verify("bob@rev.test").text().trim(), "invalid: revoked (revoked)");
+    assert_eq!(e.discover("carol@rev.test").status, 0, "the CRL does not list carol");
+
+    // Hard fail by default; soft fail when configured, with the reason reported.
+    let run = e.discover("dave@rev.test");
+    assert_eq!(run.status, 3);
+    assert_eq!(problems_of(&run, &orphan), ["revocation-unknown"]);
+    let config = e.files.write("soft.toml", b"[trust]\nrevocation = \"soft\"\n");
+    let run = e.discover_with("dave@rev.test", &["--config", &config]);
+    assert_eq!(run.status, 0, "{}", run.text());
+    assert!(run.json()["notes"].to_string().contains("soft fail"), "{}", run.text());
+}
+
+#[test]
+fn a_stale_crl_is_not_trusted() {
+    let pki = Pki::new("Discovery CA");
+    let bob = pki.issue("bob@stale.test");
+    std::fs::write(pki.web.path("ca.crl"), crl(&pki.ca, &[], NOW - 20 * DAY, NOW - 10 * DAY)).unwrap();
+    let e = env(&pki.ca, &[("stale.test", cert_line("bob", &bob))]);
+    let dns = format!("127.0.0.1:{}", e.dns.port);
+    let text = hisp(&["discover", "bob@stale.test", "--anchor", &e.files.p("anchor.pem"), "--dns", &dns], None, &[]);
+    assert_eq!(text.status, 3);
+    assert!(text.text().contains("the CRL is stale"), "{}", text.text());
+}
+
+#[test]
+fn an_intermediate_only_published_through_aia_is_fetched() {
+    let root = Pki::new("Discovery Root");
+    let inter = intermediate(&root.ca, "Discovery Intermediate");
+    let url = |f: &str| root.url(f);
+    let bob = issue_at(&inter, "bob@aia.test", 2048, NOW - DAY, NOW + 365 * DAY, &url("inter.crl"), &url("inter.cer"));
+    std::fs::write(root.web.path("inter.crl"), crl(&inter, &[], NOW - DAY, NOW + 7 * DAY)).unwrap();
+    let e = env(&root.ca, &[("aia.test", cert_line("bob", &bob))]);
+
+    // Not yet published: no path to the root.
+    let run = e.discover("bob@aia.test");
+    assert_eq!(problems_of(&run, &bob), ["untrusted"]);
+    // Published as DER at the AIA caIssuers URL: fetched, the path builds, the CRL checks.
+    std::fs::write(root.web.path("inter.cer"), inter.cert.to_der().unwrap()).unwrap();
+    let run = e.discover_with("bob@aia.test", &["--no-cache"]);
+    assert_eq!(run.status, 0, "{}", run.text());
+    assert_eq!(selected(&run), [sha(&bob)]);
 }

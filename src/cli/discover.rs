@@ -121,10 +121,18 @@ fn lookup(ctx: &Context, args: &LookupArgs) -> Result<Report, Failure> {
         Ok(found) => {
             report.step = found.step;
             report.notes = found.notes;
-            let trust = TrustContext { anchors: &anchors, fetch: &fetch, now: ctx.now() };
+            let trust = TrustContext {
+                anchors: &anchors,
+                fetch: &fetch,
+                now: ctx.now(),
+                revocation: ctx.config.trust.revocation,
+            };
             if let Some(step) = found.step {
                 report.certificates =
                     found.found.iter().map(|f| assess::assess(f, step, &args.address, &trust)).collect();
+            }
+            for c in &report.certificates {
+                report.notes.extend(c.warnings.iter().map(|w| format!("{}: {w}", c.sha256)));
             }
             report.selected = report.certificates.iter().filter(|c| c.usable).map(|c| c.sha256.clone()).collect();
             report.selected.dedup();
@@ -170,6 +178,9 @@ fn print_report(r: &Report) {
         println!("           from {}", c.origin);
         for (code, detail) in c.problems.iter().zip(&c.details) {
             println!("           {code}: {detail}");
+        }
+        for warning in &c.warnings {
+            println!("           warning: {warning}");
         }
     }
     for note in &r.notes {

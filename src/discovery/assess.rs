@@ -13,6 +13,7 @@ use crate::fetch::Fetcher;
 use crate::pki::{self, cert_cache};
 use crate::smime::policy;
 use crate::trust::chain::{self, ChainError};
+use crate::trust::revocation::{self, FailMode, Status};
 
 /// How many AIA hops are followed from a certificate towards an anchor.
 const MAX_AIA_DEPTH: usize = 4;
@@ -31,6 +32,9 @@ pub struct Assessed {
     /// Human-readable details of each problem, for the report.
     #[serde(skip)]
     pub details: Vec<String>,
+    /// What did not make it unusable but an operator should know.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     #[serde(skip)]
     pub cert: Option<X509>,
 }
@@ -39,6 +43,7 @@ pub struct TrustContext<'a> {
     pub anchors: &'a [X509],
     pub fetch: &'a dyn Fetcher,
     pub now: i64,
+    pub revocation: FailMode,
 }
 
 pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustContext) -> Assessed {
@@ -51,6 +56,7 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         problems: Vec::new(),
         origin: found.origin.clone(),
         details: Vec::new(),
+        warnings: Vec::new(),
         cert: None,
     };
     let parsed = pki::load_certs(&found.data, &found.origin)
@@ -87,7 +93,19 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         problem("weak-key", e);
     }
     match path(cert, trust) {
-        Ok(()) => {}
+        Ok(intermediates) => {
+            let issuers: Vec<X509> = intermediates.iter().chain(trust.anchors).cloned().collect();
+            match revocation::check(cert, &issuers, trust.fetch, trust.now) {
+                Status::Good => {}
+                Status::Revoked { on } => problem("revoked", format!("revoked on {on}")),
+                Status::Unknown(why) if trust.revocation == FailMode::Hard => {
+                    problem("revocation-unknown", format!("revocation could not be checked: {why}"))
+                }
+                Status::Unknown(why) => {
+                    out.warnings.push(format!("revocation could not be checked (soft fail): {why}"))
+                }
+            }
+        }
         Err(ChainError::Expired { not_after }) => problem("expired", format!("expired on {not_after}")),
         Err(ChainError::NotYetValid { not_before }) => problem("not-yet-valid", format!("valid from {not_before}")),
         Err(ChainError::Untrusted(reason)) => problem("untrusted", reason),
@@ -105,8 +123,8 @@ fn target(step: Step, address: &DirectAddress) -> String {
 }
 
 /// A path to the anchors; when none can be built from what we hold, the intermediates named by
-/// AIA caIssuers are fetched, hop by hop, and the path tried again.
-fn path(cert: &X509Ref, trust: &TrustContext) -> Result<(), ChainError> {
+/// AIA caIssuers are fetched, hop by hop, and the path tried again. Returns the intermediates held.
+fn path(cert: &X509Ref, trust: &TrustContext) -> Result<Vec<X509>, ChainError> {
     let mut intermediates: Vec<X509> = Vec::new();
     let mut result = chain::verify(cert, &intermediates, trust.anchors, trust.now);
     let mut frontier = vec![cert.to_owned()];
@@ -130,7 +148,7 @@ fn path(cert: &X509Ref, trust: &TrustContext) -> Result<(), ChainError> {
         frontier = fetched;
         result = chain::verify(cert, &intermediates, trust.anchors, trust.now);
     }
-    result
+    result.map(|()| intermediates)
 }
 
 pub fn ca_issuer_urls(cert: &X509Ref) -> Vec<String> {

@@ -2,6 +2,7 @@
 
 pub mod binding;
 pub mod chain;
+pub mod revocation;
 
 use openssl::x509::X509;
 

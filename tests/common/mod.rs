@@ -35,21 +35,79 @@ pub fn ca(name: &str) -> Ca {
 
 /// An identity for `owner` (address or domain) issued by `ca`, valid [from, until], with an RSA key of `bits`.
 pub fn issue_with(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
+    issue_at(ca, owner, bits, from, until, "http://ca.test.invalid/ca.crl", "http://ca.test.invalid/ca.cer")
+}
+
+/// As `issue_with`, naming where the CRL and the issuer's certificate are published.
+pub fn issue_at(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64, crl_url: &str, issuer_url: &str) -> Identity {
     let key = rsa(bits);
     let owner = Owner::parse(owner).unwrap();
-    let profile = EndEntity {
-        owner: &owner,
-        not_before: from,
-        not_after: until,
-        crl_url: "http://ca.test.invalid/ca.crl",
-        issuer_url: "http://ca.test.invalid/ca.cer",
-    };
+    let profile = EndEntity { owner: &owner, not_before: from, not_after: until, crl_url, issuer_url };
     let cert = ca::issue(&ca.cert, &ca.key, &key, &profile).unwrap();
     let address = match &owner {
         Owner::Address(a) => a.clone(),
         Owner::Domain(d) => DirectAddress::parse(&format!("postmaster@{d}")).unwrap(),
     };
     Identity { address, cert, key }
+}
+
+/// An intermediate CA issued by `parent`.
+pub fn intermediate(parent: &Ca, name: &str) -> Ca {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+    use openssl::x509::X509NameBuilder;
+    let key = rsa(2048);
+    let mut subject = X509NameBuilder::new().unwrap();
+    subject.append_entry_by_text("CN", name).unwrap();
+    let subject = subject.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&ca::random_serial().unwrap()).unwrap();
+    b.set_subject_name(&subject).unwrap();
+    b.set_issuer_name(parent.cert.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix((NOW - 30 * DAY) as libc::time_t).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_unix((NOW + 3000 * DAY) as libc::time_t).unwrap()).unwrap();
+    b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+    b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
+    let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&parent.cert), None)).unwrap();
+    b.append_extension(ski).unwrap();
+    let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(&parent.cert), None)).unwrap();
+    b.append_extension(aki).unwrap();
+    b.sign(&parent.key, MessageDigest::sha256()).unwrap();
+    Ca { cert: b.build(), key }
+}
+
+/// A CRL of `ca` listing `revoked`, valid [this_update, next_update], DER.
+pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -> Vec<u8> {
+    use openssl::asn1::Asn1Time;
+    use openssl::x509::{X509CrlBuilder, X509RevokedBuilder};
+    let mut b = X509CrlBuilder::new().unwrap();
+    b.set_issuer_name(ca.cert.subject_name()).unwrap();
+    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+    let ski = ca.cert.subject_key_id().unwrap().as_slice().to_vec();
+    let mut aki = vec![0x30, (ski.len() + 2) as u8, 0x80, ski.len() as u8];
+    aki.extend_from_slice(&ski);
+    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.35").unwrap();
+    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&aki).unwrap();
+    b.append_extension(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap()).unwrap();
+    // CRLNumber ::= INTEGER (positive, 4 octets); this_update is monotonic enough for a test.
+    let mut number = vec![0x02, 0x04];
+    number.extend_from_slice(&((this_update as u32) & 0x7fff_ffff).to_be_bytes());
+    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.20").unwrap();
+    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&number).unwrap();
+    b.append_extension(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap()).unwrap();
+    b.set_last_update(&Asn1Time::from_unix(this_update as libc::time_t).unwrap()).unwrap();
+    b.set_next_update(&Asn1Time::from_unix(next_update as libc::time_t).unwrap()).unwrap();
+    for id in revoked {
+        let mut r = X509RevokedBuilder::new().unwrap();
+        r.set_serial_number(id.cert.serial_number()).unwrap();
+        r.set_revocation_date(&Asn1Time::from_unix((NOW - DAY) as libc::time_t).unwrap()).unwrap();
+        b.add_revoked(r.build()).unwrap();
+    }
+    b.sign(&ca.key, openssl::hash::MessageDigest::sha256()).unwrap();
+    b.build().unwrap().to_der().unwrap()
 }
 
 pub fn issue(ca: &Ca, owner: &str) -> Identity {
