@@ -59,11 +59,15 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         warnings: Vec::new(),
         cert: None,
     };
-    let parsed = pki::load_certs(&found.data, &found.origin)
-        .ok()
-        .and_then(|certs| certs.into_iter().next())
-        .and_then(|c| c.to_der().ok())
-        .and_then(|der| cert_cache::parse(&der).ok());
+    // DER (CERT PKIX records, LDAP) goes straight to the parsed-certificate cache; PEM or PKCS#7
+    // (what an IPKIX URL may serve) is decoded first.
+    let parsed = cert_cache::parse(&found.data).ok().or_else(|| {
+        pki::load_certs(&found.data, &found.origin)
+            .ok()
+            .and_then(|certs| certs.into_iter().next())
+            .and_then(|c| c.to_der().ok())
+            .and_then(|der| cert_cache::parse(&der).ok())
+    });
     let Some(parsed) = parsed else {
         out.problems.push("unparseable".into());
         out.details.push("not an X.509 certificate".into());

@@ -34,7 +34,7 @@ pub enum Status {
     Unknown(String),
 }
 
-/// Fetched CRLs by URL, with the time (unix) until which each may be used.
+/// Fetched and verified CRLs by URL and issuer, with the time (unix) until which each may be used.
 type CrlCache = Mutex<HashMap<String, (i64, Arc<X509Crl>)>>;
 
 fn cache() -> &'static CrlCache {
@@ -83,8 +83,10 @@ pub fn check(cert: &X509Ref, issuers: &[X509], fetch: &dyn Fetcher, now: i64) ->
 
 /// A current CRL from `url` signed by `issuer`, from the cache while it is current.
 fn crl(url: &str, issuer: &X509, fetch: &dyn Fetcher, now: i64) -> Result<Arc<X509Crl>, String> {
-    if let Some((until, crl)) = cache().lock().ok().and_then(|c| c.get(url).cloned()) {
-        if now <= until && signed_by(&crl, issuer) {
+    // Keyed by URL and issuer: a cached CRL was verified against exactly this issuer.
+    let key = format!("{url} {}", pki::fingerprint(issuer));
+    if let Some((until, crl)) = cache().lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if now <= until {
             return Ok(crl);
         }
     }
@@ -110,7 +112,7 @@ fn crl(url: &str, issuer: &X509, fetch: &dyn Fetcher, now: i64) -> Result<Arc<X5
         if c.len() >= CACHE_CAPACITY {
             c.clear();
         }
-        c.insert(url.to_string(), (next_update, crl.clone()));
+        c.insert(key, (next_update, crl.clone()));
     }
     Ok(crl)
 }
