@@ -83,7 +83,7 @@ fn init_creates_a_private_database_once() {
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     // WAL mode and the schema version are in place.
     assert_eq!(node.sql("PRAGMA journal_mode"), vec![b"wal".to_vec()]);
-    assert_eq!(node.sql("PRAGMA user_version"), vec![b"Integer(1)".to_vec()]);
+    assert_eq!(node.sql("PRAGMA user_version"), vec![format!("Integer({})", hisp::store::SCHEMA_VERSION).into_bytes()]);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::Failure;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::dns::{self, DnsClient, DnsConfig};
 use crate::kek::{self, Kek};
 use crate::store::{SqliteStore, Store};
 
@@ -52,6 +53,21 @@ impl Context {
         }
         let store = SqliteStore::open(&self.db_path, &Self::actor())?;
         Ok(self.store.get_or_init(|| store))
+    }
+
+    /// The resolver settings: `overrides` (from `--dns`) or dns.servers, else /etc/resolv.conf.
+    pub fn dns_config(&self, overrides: &[String]) -> Result<DnsConfig, Failure> {
+        let texts = if overrides.is_empty() { &self.config.dns.servers } else { overrides };
+        let mut servers =
+            texts.iter().map(|s| dns::parse_server(s).map_err(Failure::usage)).collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            servers = DnsClient::system_servers();
+        }
+        Ok(DnsConfig {
+            servers,
+            timeout: std::time::Duration::from_millis(self.config.dns.timeout_ms),
+            attempts: self.config.dns.attempts,
+        })
     }
 
     /// The key-encryption key, checked against this database.

@@ -14,7 +14,7 @@ use crate::discovery::assess::{self, Assessed, TrustContext};
 use crate::discovery::cache::CachingResolver;
 use crate::discovery::ldap::Ldap3Directory;
 use crate::discovery::{self, Sources, Step};
-use crate::dns::{self, DnsClient, DnsConfig, Resolver};
+use crate::dns::{DnsClient, Resolver};
 use crate::fetch::HttpFetcher;
 use crate::pki;
 use crate::store::Direction;
@@ -51,20 +51,6 @@ struct Report {
     error: Option<String>,
 }
 
-fn resolver_config(ctx: &Context, args: &LookupArgs) -> Result<DnsConfig, Failure> {
-    let texts = if args.dns.is_empty() { &ctx.config.dns.servers } else { &args.dns };
-    let mut servers =
-        texts.iter().map(|s| dns::parse_server(s).map_err(Failure::usage)).collect::<Result<Vec<_>, _>>()?;
-    if servers.is_empty() {
-        servers = DnsClient::system_servers();
-    }
-    Ok(DnsConfig {
-        servers,
-        timeout: Duration::from_millis(ctx.config.dns.timeout_ms),
-        attempts: ctx.config.dns.attempts,
-    })
-}
-
 fn anchors(ctx: &Context, args: &LookupArgs) -> Result<Vec<X509>, Failure> {
     if !args.anchors.is_empty() {
         let mut all = Vec::new();
@@ -98,7 +84,7 @@ fn anchors(ctx: &Context, args: &LookupArgs) -> Result<Vec<X509>, Failure> {
 
 fn lookup(ctx: &Context, args: &LookupArgs) -> Result<Report, Failure> {
     let anchors = anchors(ctx, args)?;
-    let client = DnsClient::new(resolver_config(ctx, args)?);
+    let client = DnsClient::new(ctx.dns_config(&args.dns)?);
     let cached;
     let resolver: &dyn Resolver = if args.no_cache {
         &client

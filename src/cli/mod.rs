@@ -1,5 +1,6 @@
 //! The command line: parsing (clap) and dispatch. Each command group has its own module.
 
+mod bundle;
 mod certs;
 mod context;
 mod discover;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Trust anchors per hosted domain (incoming: whom we accept mail from; outgoing: whom we send to).
     #[command(subcommand)]
     Anchor(provision::AnchorCommand),
+    /// Trust bundles (PKCS#7 sets of anchors, as DirectTrust publishes them) per hosted domain.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Seal, open and inspect S/MIME Direct messages.
     #[command(subcommand)]
     Message(message::MessageCommand),
@@ -102,6 +106,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Domain(c) => done(provision::domain(&ctx, c)),
         Command::Address(c) => provision::address(&ctx, c),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
+        Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),
         Command::Cert(c) => done(certs::cert(&ctx, c)),
         Command::Message(c) => done(message::run(&ctx, c)),

@@ -13,7 +13,7 @@ pub mod policy;
 pub mod seal;
 mod signed_data;
 pub mod structure;
-mod verify;
+pub(crate) mod verify;
 
 pub use error::SmimeError;
 pub use policy::{ContentCipher, KeyTransport};

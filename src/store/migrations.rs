@@ -75,4 +75,28 @@ pub const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     "#,
+    // 2: trust bundles and the anchors of their last good copy
+    r#"
+    CREATE TABLE bundles (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        domain_id       INTEGER NOT NULL REFERENCES domains(id),
+        source          TEXT NOT NULL,
+        signer_der      BLOB,
+        incoming        INTEGER NOT NULL,
+        outgoing        INTEGER NOT NULL,
+        last_good_at    INTEGER,
+        last_attempt_at INTEGER,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE TABLE bundle_anchors (
+        bundle_id INTEGER NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        subject   TEXT NOT NULL,
+        sha256    TEXT NOT NULL,
+        not_after INTEGER NOT NULL,
+        der       BLOB NOT NULL,
+        UNIQUE (bundle_id, sha256)
+    );
+    "#,
 ];

@@ -5,6 +5,9 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+/// The schema version a database has once every migration has run.
+pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();
+
 use crate::address::{Binding, DirectAddress, Domain, Owner};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +98,33 @@ pub struct AnchorRecord {
     pub der: Vec<u8>,
 }
 
+/// A trust bundle: where it comes from, whom it applies to, and how its last refresh went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleRecord {
+    pub name: String,
+    pub domain: Domain,
+    /// An http:// URL or a file path.
+    pub source: String,
+    #[serde(skip)]
+    pub signer_der: Option<Vec<u8>>,
+    pub incoming: bool,
+    pub outgoing: bool,
+    pub anchors: usize,
+    pub last_good_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    /// Why the last refresh failed (None when it succeeded).
+    pub last_error: Option<String>,
+}
+
+/// One certificate of a bundle.
+#[derive(Debug, Clone)]
+pub struct BundleAnchor {
+    pub subject: String,
+    pub sha256: String,
+    pub not_after: i64,
+    pub der: Vec<u8>,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEntry {
     pub at: i64,
@@ -138,6 +168,14 @@ pub trait Store {
     fn add_anchor(&self, anchor: &AnchorRecord) -> Result<()>;
     fn anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>>;
     fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()>;
+    /// The anchors of the domain's trust bundles (their last good copies), as anchor records.
+    fn bundle_anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>>;
+
+    fn add_bundle(&self, bundle: &BundleRecord) -> Result<()>;
+    fn bundles(&self) -> Result<Vec<BundleRecord>>;
+    /// Records a refresh: Ok replaces the bundle's anchors; Err keeps the last good ones.
+    fn bundle_refreshed(&self, name: &str, outcome: std::result::Result<&[BundleAnchor], &str>) -> Result<()>;
+    fn remove_bundle(&self, name: &str) -> Result<()>;
 
     /// The development CA: its certificate and its (sealed) key.
     fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()>;

@@ -210,17 +210,22 @@ impl Store for SqliteStore {
             let dependents: i64 = tx.query_row(
                 "SELECT (SELECT count(*) FROM addresses WHERE domain_id = ?1)
                       + (SELECT count(*) FROM certificates WHERE domain_id = ?1)
-                      + (SELECT count(*) FROM anchors WHERE domain_id = ?1)",
+                      + (SELECT count(*) FROM anchors WHERE domain_id = ?1)
+                      + (SELECT count(*) FROM bundles WHERE domain_id = ?1)",
                 [id],
                 |r| r.get(0),
             )?;
             if dependents > 0 && !cascade {
                 return Err(StoreError::Conflict(format!(
-                    "domain {domain} still has {dependents} addresses, certificates or anchors; \
+                    "domain {domain} still has {dependents} addresses, certificates, anchors or bundles; \
                      remove them first or pass --cascade"
                 )));
             }
-            for table in ["certificates", "private_keys", "anchors", "addresses"] {
+            tx.execute(
+                "DELETE FROM bundle_anchors WHERE bundle_id IN (SELECT id FROM bundles WHERE domain_id = ?1)",
+                [id],
+            )?;
+            for table in ["certificates", "private_keys", "anchors", "bundles", "addresses"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
             }
             tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
@@ -452,6 +457,105 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("anchor {sha256} for {domain}")));
             }
+            Ok(())
+        })
+    }
+
+    fn bundle_anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.name, a.subject, a.sha256, a.not_after, b.incoming, b.outgoing, a.der FROM bundle_anchors a
+             JOIN bundles b ON b.id = a.bundle_id JOIN domains d ON d.id = b.domain_id
+             WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
+        )?;
+        let rows = stmt.query_map([domain.map(Domain::as_str)], anchor_row)?;
+        let rows: Vec<Option<AnchorRecord>> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    fn add_bundle(&self, b: &BundleRecord) -> Result<()> {
+        let detail = format!("{} incoming={} outgoing={}", b.source, b.incoming, b.outgoing);
+        self.change("bundle.add", &b.name, &detail, |tx| {
+            let domain_id = Self::domain_id(tx, &b.domain)?;
+            tx.execute(
+                "INSERT INTO bundles (name, domain_id, source, signer_der, incoming, outgoing, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![b.name, domain_id, b.source, b.signer_der, b.incoming, b.outgoing, self.clock.unix_now()],
+            )
+            .map_err(duplicate_as(format!("bundle {}", b.name)))?;
+            Ok(())
+        })
+    }
+
+    fn bundles(&self) -> Result<Vec<BundleRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT b.name, d.name, b.source, b.signer_der, b.incoming, b.outgoing,
+                    (SELECT COUNT(*) FROM bundle_anchors a WHERE a.bundle_id = b.id),
+                    b.last_good_at, b.last_attempt_at, b.last_error
+             FROM bundles b JOIN domains d ON d.id = b.domain_id ORDER BY b.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let Ok(domain) = Domain::parse(&r.get::<_, String>(1)?) else { return Ok(None) };
+            Ok(Some(BundleRecord {
+                name: r.get(0)?,
+                domain,
+                source: r.get(2)?,
+                signer_der: r.get(3)?,
+                incoming: r.get(4)?,
+                outgoing: r.get(5)?,
+                anchors: r.get::<_, i64>(6)? as usize,
+                last_good_at: r.get(7)?,
+                last_attempt_at: r.get(8)?,
+                last_error: r.get(9)?,
+            }))
+        })?;
+        let rows: Vec<Option<BundleRecord>> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    fn bundle_refreshed(&self, name: &str, outcome: std::result::Result<&[BundleAnchor], &str>) -> Result<()> {
+        let detail = match outcome {
+            Ok(anchors) => format!("{} anchors", anchors.len()),
+            Err(why) => format!("failed, last good kept: {why}"),
+        };
+        self.change("bundle.refresh", name, &detail, |tx| {
+            let id: i64 = tx
+                .query_row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("bundle {name}")))?;
+            let now = self.clock.unix_now();
+            match outcome {
+                Ok(anchors) => {
+                    tx.execute("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
+                    for a in anchors {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO bundle_anchors (bundle_id, subject, sha256, not_after, der)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![id, a.subject, a.sha256, a.not_after, a.der],
+                        )?;
+                    }
+                    tx.execute(
+                        "UPDATE bundles SET last_good_at = ?2, last_attempt_at = ?2, last_error = NULL WHERE id = ?1",
+                        params![id, now],
+                    )?;
+                }
+                Err(why) => {
+                    tx.execute(
+                        "UPDATE bundles SET last_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                        params![id, now, why],
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn remove_bundle(&self, name: &str) -> Result<()> {
+        self.change("bundle.remove", name, "", |tx| {
+            let id: Option<i64> =
+                tx.query_row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+            let id = id.ok_or_else(|| StoreError::NotFound(format!("bundle {name}")))?;
+            tx.execute("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
+            tx.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
             Ok(())
         })
     }

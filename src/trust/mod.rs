@@ -1,6 +1,7 @@
 //! Trust decisions: is a certificate bound to an address, and does it chain to an anchor.
 
 pub mod binding;
+pub mod bundle;
 pub mod chain;
 pub mod revocation;
 
@@ -23,13 +24,20 @@ impl AnchorSource for FixedAnchors {
     }
 }
 
-/// The anchors configured in the store for each local domain and direction.
+/// The anchors configured in the store for each local domain and direction, and those of the
+/// domain's trust bundles.
 pub struct StoreAnchors<'a>(pub &'a dyn Store);
 
 impl AnchorSource for StoreAnchors<'_> {
     fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String> {
         let local_domain = local_domain.ok_or("no local domain for the key that decrypted the message")?;
-        let records = self.0.anchors(Some(local_domain)).map_err(|e| e.to_string())?;
-        Ok(records.iter().filter(|a| direction.applies(a)).filter_map(|a| X509::from_der(&a.der).ok()).collect())
+        let mut records = self.0.anchors(Some(local_domain)).map_err(|e| e.to_string())?;
+        records.extend(self.0.bundle_anchors(Some(local_domain)).map_err(|e| e.to_string())?);
+        // Through the parsed-certificate cache: a bundle may hold a hundred anchors.
+        Ok(records
+            .iter()
+            .filter(|a| direction.applies(a))
+            .filter_map(|a| crate::pki::cert_cache::parse(&a.der).ok().map(|p| p.cert.clone()))
+            .collect())
     }
 }

@@ -1,0 +1,190 @@
+//! `hisp bundle`: trust bundles per hosted domain. Adding one fetches it at once; a refresh that
+//! fails keeps the last good anchors and records why.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::provision::done;
+use super::{output, Context, Failure};
+use crate::address::Domain;
+use crate::clock::iso8601;
+use crate::dns::DnsClient;
+use crate::fetch::HttpFetcher;
+use crate::pki;
+use crate::store::BundleRecord;
+use crate::trust::bundle;
+
+#[derive(Subcommand, Debug)]
+pub enum BundleCommand {
+    /// Add a trust bundle for a hosted domain and fetch it now (PKCS#7 certs-only, DER or PEM,
+    /// optionally CMS-signed).
+    Add {
+        /// A name for the bundle, e.g. directtrust-accredited.
+        name: String,
+        /// Where to fetch it (http://).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        url: Option<String>,
+        /// Or a file holding it.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The certificate that signs the bundle; a signed bundle is refused without it.
+        #[arg(long, value_name = "CERT")]
+        signer: Option<PathBuf>,
+        /// The hosted domain whose anchors it extends.
+        #[arg(long)]
+        domain: Domain,
+        /// Trust its anchors for mail we receive.
+        #[arg(long)]
+        incoming: bool,
+        /// Trust its anchors for mail we send.
+        #[arg(long)]
+        outgoing: bool,
+        /// DNS server for the fetch (IP:PORT); overrides dns.servers.
+        #[arg(long = "dns", value_name = "HOST:PORT")]
+        dns: Vec<String>,
+    },
+    /// List the bundles, their anchors and how their last refresh went.
+    List,
+    /// Fetch the bundles again (or only NAME). A failure keeps the last good anchors.
+    Refresh {
+        name: Option<String>,
+        /// DNS server for the fetch (IP:PORT); overrides dns.servers.
+        #[arg(long = "dns", value_name = "HOST:PORT")]
+        dns: Vec<String>,
+    },
+    /// Remove a bundle and its anchors.
+    Remove { name: String },
+}
+
+pub fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        BundleCommand::Add { name, url, file, signer, domain, incoming, outgoing, dns } => {
+            if !incoming && !outgoing {
+                return Err(Failure::usage(
+                    "say what the bundle's anchors are trusted for: --incoming, --outgoing or both",
+                ));
+            }
+            let signer_der = signer.map(|p| pki::load_cert_file(&p).and_then(|c| Ok(c.to_der()?))).transpose()?;
+            let source = match (url, file) {
+                (Some(u), _) => u,
+                (None, Some(f)) => f.display().to_string(),
+                (None, None) => return Err(Failure::usage("give --url or --file")),
+            };
+            // Fetch first: a bundle that cannot be read now is not added.
+            let record = BundleRecord {
+                name: name.clone(),
+                domain,
+                source,
+                signer_der,
+                incoming,
+                outgoing,
+                anchors: 0,
+                last_good_at: None,
+                last_attempt_at: None,
+                last_error: None,
+            };
+            let anchors =
+                fetch(ctx, &record, &dns).map_err(|e| Failure::new("bundle", format!("bundle {name}: {e}")))?;
+            store.add_bundle(&record)?;
+            store.bundle_refreshed(&name, Ok(&anchors))?;
+            done(
+                ctx,
+                &format!("added bundle {name} with {} anchors", anchors.len()),
+                json!({ "name": name, "anchors": anchors.len() }),
+            );
+        }
+        BundleCommand::List => {
+            let bundles = store.bundles()?;
+            if ctx.json {
+                output::json(&bundles);
+            } else {
+                let rows: Vec<Vec<String>> = bundles.iter().map(row).collect();
+                output::table(
+                    &["NAME", "DOMAIN", "USE", "ANCHORS", "LAST GOOD", "LAST ERROR", "SOURCE"],
+                    &rows,
+                    "no trust bundles (add one with `hisp bundle add NAME --url URL --domain D --incoming --outgoing`)",
+                );
+            }
+        }
+        BundleCommand::Refresh { name, dns } => {
+            let bundles: Vec<BundleRecord> =
+                store.bundles()?.into_iter().filter(|b| name.as_ref().is_none_or(|n| *n == b.name)).collect();
+            if let Some(n) = &name {
+                if bundles.is_empty() {
+                    return Err(Failure::new("not-found", format!("no bundle named {n}")));
+                }
+            }
+            let mut results = Vec::new();
+            let mut failed = 0;
+            for b in &bundles {
+                match fetch(ctx, b, &dns) {
+                    Ok(anchors) => {
+                        store.bundle_refreshed(&b.name, Ok(&anchors))?;
+                        results.push(json!({ "name": b.name, "ok": true, "anchors": anchors.len() }));
+                        if !ctx.json {
+                            println!("{}: {} anchors", b.name, anchors.len());
+                        }
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        store.bundle_refreshed(&b.name, Err(&e.to_string()))?;
+                        results.push(
+                            json!({ "name": b.name, "ok": false, "error": e.to_string(), "anchors_kept": b.anchors }),
+                        );
+                        if !ctx.json {
+                            println!(
+                                "{}: refresh failed, {} anchors of the last good copy kept: {e}",
+                                b.name, b.anchors
+                            );
+                        }
+                    }
+                }
+            }
+            if ctx.json {
+                output::json(&results);
+            }
+            if failed > 0 {
+                return Err(Failure::new(
+                    "bundle",
+                    format!("{failed} of {} bundles could not be refreshed", bundles.len()),
+                ));
+            }
+        }
+        BundleCommand::Remove { name } => {
+            store.remove_bundle(&name)?;
+            done(ctx, &format!("removed bundle {name}"), json!({ "name": name }));
+        }
+    }
+    Ok(())
+}
+
+fn fetch(
+    ctx: &Context,
+    b: &BundleRecord,
+    dns: &[String],
+) -> Result<Vec<crate::store::BundleAnchor>, bundle::BundleError> {
+    let signer = b.signer_der.as_deref().and_then(|d| openssl::x509::X509::from_der(d).ok());
+    let client = DnsClient::new(ctx.dns_config(dns).map_err(|f| bundle::BundleError::Unreachable(f.message))?);
+    let bytes = bundle::load(&b.source, &HttpFetcher::new(&client))?;
+    bundle::anchors(&bytes, signer.as_ref())
+}
+
+fn row(b: &BundleRecord) -> Vec<String> {
+    let usage = match (b.incoming, b.outgoing) {
+        (true, true) => "in+out",
+        (true, false) => "in",
+        _ => "out",
+    };
+    vec![
+        b.name.clone(),
+        b.domain.to_string(),
+        usage.into(),
+        b.anchors.to_string(),
+        b.last_good_at.map(iso8601).unwrap_or_else(|| "-".into()),
+        b.last_error.clone().unwrap_or_else(|| "-".into()),
+        b.source.clone(),
+    ]
+}

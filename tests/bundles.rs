@@ -1,0 +1,150 @@
+//! Trust bundles: PKCS#7 bundles made by the openssl CLI, served over HTTP on loopback, imported
+//! into a real database; their anchors decide discovery's trust; a failed refresh keeps the last
+//! good copy; signed bundles are verified against the configured signer.
+
+mod common;
+
+use base64::Engine;
+use common::servers;
+use common::*;
+
+const KEK: &str = "bundle test key-encryption key";
+
+struct Node {
+    files: Files,
+    db: String,
+}
+
+impl Node {
+    fn new() -> Node {
+        let files = Files::new();
+        let db = files.p("hisp.db");
+        let node = Node { files, db };
+        node.ok(&["init"]);
+        node.ok(&["domain", "add", "a.test", "--practice", "A"]);
+        node
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        hisp(args, None, &[("HISP_DB", &self.db), ("HISP_KEK", KEK)])
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        self.run(args).ok()
+    }
+
+    fn bundle(&self, name: &str) -> serde_json::Value {
+        let list: serde_json::Value = self.ok(&["bundle", "list", "--json"]).json();
+        list.as_array().unwrap().iter().find(|b| b["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[test]
+fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
+    let node = Node::new();
+    let web = servers::http();
+    let f = &node.files;
+    let (ca1, ca2) = (ca("Bundle CA 1"), ca("Bundle CA 2"));
+    f.ca("ca1", &ca1);
+    f.ca("ca2", &ca2);
+    let p7b = web.path("bundle.p7b");
+    let p7b = p7b.to_str().unwrap();
+    openssl(&[
+        "crl2pkcs7",
+        "-nocrl",
+        "-certfile",
+        &f.p("ca1.pem"),
+        "-certfile",
+        &f.p("ca2.pem"),
+        "-outform",
+        "DER",
+        "-out",
+        p7b,
+    ]);
+    let url = |file: &str| format!("http://127.0.0.1:{}/{file}", web.port);
+
+    // Added and fetched at once.
+    let added =
+        node.run(&["bundle", "add", "dt", "--url", &url("bundle.p7b"), "--domain", "a.test", "--outgoing", "--json"]);
+    assert_eq!(added.status, 0, "{}", added.stderr);
+    assert_eq!(added.json()["anchors"], 2);
+
+    // Its anchors decide trust: a certificate from CA 2, found in DNS, is usable for a.test.
+    let bob = issue_at(&ca2, "bob@b.test", 2048, NOW - DAY, NOW + 365 * DAY, &url("ca2.crl"), &url("ca2.cer"));
+    std::fs::write(web.path("ca2.crl"), crl(&ca2, &[], NOW - DAY, NOW + 7 * DAY)).unwrap();
+    let der = base64::engine::general_purpose::STANDARD.encode(bob.cert.to_der().unwrap());
+    let dns = servers::knot(&[("b.test", format!("bob IN CERT PKIX 0 0 {der}\n"))]);
+    let dns = format!("127.0.0.1:{}", dns.port);
+    let discover = || node.run(&["discover", "bob@b.test", "--domain", "a.test", "--dns", &dns, "--json"]);
+    assert_eq!(discover().status, 0, "{}", discover().text());
+
+    // A refresh that fails (gone from the server, then garbage) keeps the last good anchors.
+    std::fs::remove_file(web.path("bundle.p7b")).unwrap();
+    let failed = node.run(&["bundle", "refresh"]);
+    assert_eq!(failed.status, 1);
+    assert!(failed.text().contains("2 anchors of the last good copy kept"), "{}", failed.text());
+    let listed = node.bundle("dt");
+    assert!(listed["last_error"].as_str().unwrap().starts_with("not found"), "{listed}");
+    assert_eq!(listed["anchors"], 2);
+    assert_eq!(discover().status, 0, "still trusted through the last good copy");
+    std::fs::write(web.path("bundle.p7b"), b"<html>maintenance</html>").unwrap();
+    assert_eq!(node.run(&["bundle", "refresh", "dt"]).status, 1);
+    assert!(node.bundle("dt")["last_error"].as_str().unwrap().starts_with("bad format"));
+
+    // Removed: CA 2 is no longer trusted.
+    node.ok(&["bundle", "remove", "dt"]);
+    let run = discover();
+    assert_eq!(run.status, 3);
+    assert!(run.json()["certificates"][0]["problems"].to_string().contains("untrusted"));
+
+    // Signed bundles: verified against --signer; refused without it, with another signer, or altered.
+    openssl(&["crl2pkcs7", "-nocrl", "-certfile", &f.p("ca1.pem"), "-outform", "DER", "-out", &f.p("one.p7b")]);
+    let publisher = issue(&ca1, "bundles.a.test");
+    f.identity("publisher", &publisher);
+    let p7m = web.path("bundle.p7m");
+    openssl(&[
+        "cms",
+        "-sign",
+        "-nodetach",
+        "-binary",
+        "-in",
+        &f.p("one.p7b"),
+        "-signer",
+        &f.p("publisher.pem"),
+        "-inkey",
+        &f.p("publisher.key"),
+        "-outform",
+        "DER",
+        "-out",
+        p7m.to_str().unwrap(),
+    ]);
+    let add_signed = |name: &str, signer: Option<&str>| {
+        let source = url("bundle.p7m");
+        let mut args = vec!["bundle", "add", name, "--url", &source, "--domain", "a.test", "--incoming"];
+        if let Some(s) = signer {
+            args.extend_from_slice(&["--signer", s]);
+        }
+        node.run(&args)
+    };
+    let unsigned_check = add_signed("signed-no-signer", None);
+    assert_eq!(unsigned_check.status, 1);
+    assert!(unsigned_check.stderr.contains("give its signing certificate with --signer"), "{}", unsigned_check.stderr);
+    let other = issue(&ca2, "other.a.test");
+    f.identity("other", &other);
+    let wrong = add_signed("signed-wrong", Some(&f.p("other.pem")));
+    assert!(wrong.stderr.contains("bad signature"), "{}", wrong.stderr);
+    let good = add_signed("signed", Some(&f.p("publisher.pem")));
+    assert_eq!(good.status, 0, "{}", good.stderr);
+    assert_eq!(node.bundle("signed")["anchors"], 1);
+
+    // Altered in transit: one byte of the signed content changed.
+    let mut bytes = std::fs::read(&p7m).unwrap();
+    let inner = std::fs::read(f.path("one.p7b")).unwrap();
+    let at = bytes.windows(inner.len()).position(|w| w == inner.as_slice()).unwrap();
+    bytes[at + inner.len() / 2] ^= 0x01;
+    std::fs::write(&p7m, bytes).unwrap();
+    let refreshed = node.run(&["bundle", "refresh", "signed"]);
+    assert_eq!(refreshed.status, 1);
+    assert!(node.bundle("signed")["last_error"].as_str().unwrap().starts_with("bad signature"), "{}", refreshed.text());
+    assert_eq!(node.bundle("signed")["anchors"], 1, "the last good copy is kept");
+}
