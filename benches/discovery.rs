@@ -56,8 +56,8 @@ fn main() {
     let ca = ca("Bench CA");
     let web = servers::http();
     let url = |f: &str| format!("http://crl.pki.test:{}/{f}", web.port);
-    let bob = issue_at(&ca, "bob@bench.test", 2048, NOW - DAY, NOW + 365 * DAY, &url("ca.crl"), &url("ca.cer"));
-    std::fs::write(web.path("ca.crl"), crl(&ca, &[], NOW - DAY, NOW + 7 * DAY)).unwrap();
+    let bob = issue_at(&ca, "bob@bench.test", 2048, *NOW - DAY, *NOW + 365 * DAY, &url("ca.crl"), &url("ca.cer"));
+    std::fs::write(web.path("ca.crl"), crl(&ca, &[], *NOW - DAY, *NOW + 7 * DAY)).unwrap();
     let der = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bob.cert.to_der().unwrap());
     let dns = servers::knot(&[
         ("bench.test", format!("bob IN CERT PKIX 0 0 {der}\n")),
@@ -75,16 +75,16 @@ fn main() {
         hisp::trust::revocation::clear_cache();
         let resolver = CachingResolver::new(DnsClient::new(config.clone()));
         let started = Instant::now();
-        lookup(&resolver, &address, &anchors, NOW);
+        lookup(&resolver, &address, &anchors, *NOW);
         cold.push(started.elapsed());
     }
 
     let resolver = CachingResolver::new(DnsClient::new(config.clone()));
-    lookup(&resolver, &address, &anchors, NOW);
+    lookup(&resolver, &address, &anchors, *NOW);
     let mut cached = Vec::new();
     for _ in 0..cached_runs {
         let started = Instant::now();
-        lookup(&resolver, &address, &anchors, NOW);
+        lookup(&resolver, &address, &anchors, *NOW);
         cached.push(started.elapsed());
     }
     println!("discover bob@bench.test against knot on loopback (CERT over TCP fallback as needed, CRL over HTTP):");

@@ -70,8 +70,8 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     assert_eq!(added.json()["anchors"], 2);
 
     // Its anchors decide trust: a certificate from CA 2, found in DNS, is usable for a.test.
-    let bob = issue_at(&ca2, "bob@b.test", 2048, NOW - DAY, NOW + 365 * DAY, &url("ca2.crl"), &url("ca2.cer"));
-    std::fs::write(web.path("ca2.crl"), crl(&ca2, &[], NOW - DAY, NOW + 7 * DAY)).unwrap();
+    let bob = issue_at(&ca2, "bob@b.test", 2048, *NOW - DAY, *NOW + 365 * DAY, &url("ca2.crl"), &url("ca2.cer"));
+    std::fs::write(web.path("ca2.crl"), crl(&ca2, &[], *NOW - DAY, *NOW + 7 * DAY)).unwrap();
     let der = base64::engine::general_purpose::STANDARD.encode(bob.cert.to_der().unwrap());
     let dns = servers::knot(&[("b.test", format!("bob IN CERT PKIX 0 0 {der}\n"))]);
     let dns = format!("127.0.0.1:{}", dns.port);

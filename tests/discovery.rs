@@ -43,11 +43,11 @@ impl Pki {
     }
 
     fn issue(&self, owner: &str) -> Identity {
-        self.issue_with(owner, 2048, NOW - DAY, NOW + 365 * DAY)
+        self.issue_with(owner, 2048, *NOW - DAY, *NOW + 365 * DAY)
     }
 
     fn publish_crl(&self, revoked: &[&Identity]) {
-        std::fs::write(self.web.path("ca.crl"), crl(&self.ca, revoked, NOW - DAY, NOW + 7 * DAY)).unwrap();
+        std::fs::write(self.web.path("ca.crl"), crl(&self.ca, revoked, *NOW - DAY, *NOW + 7 * DAY)).unwrap();
     }
 }
 
@@ -104,8 +104,8 @@ fn dns_steps_find_address_then_domain_certificates_and_never_fall_back() {
     let a1_domain = pki.issue("a1.test");
     let d1_domain = pki.issue("d1.test");
     let valid = pki.issue("bob@mix.test");
-    let expired = pki.issue_with("bob@mix.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
-    let stale = pki.issue_with("bob@nofall.test", 2048, NOW - 400 * DAY, NOW - 10 * DAY);
+    let expired = pki.issue_with("bob@mix.test", 2048, *NOW - 400 * DAY, *NOW - 10 * DAY);
+    let stale = pki.issue_with("bob@nofall.test", 2048, *NOW - 400 * DAY, *NOW - 10 * DAY);
     let nofall_domain = pki.issue("nofall.test");
     let stranger = other.issue("bob@un.test");
     let alice = pki.issue("alice@a1.test");
@@ -176,7 +176,7 @@ fn dns_steps_find_address_then_domain_certificates_and_never_fall_back() {
 #[test]
 fn truncated_udp_answers_are_asked_again_over_tcp() {
     let ca = ca("Discovery CA");
-    let big = issue_with(&ca, "big@tcp.test", 4096, NOW - DAY, NOW + 365 * DAY);
+    let big = issue_with(&ca, "big@tcp.test", 4096, *NOW - DAY, *NOW + 365 * DAY);
     let second = issue(&ca, "big@tcp.test");
     let dns = servers::knot(&[("tcp.test", cert_line("big", &big) + &cert_line("big", &second))]);
     let client = DnsClient::new(DnsConfig {
@@ -285,7 +285,7 @@ fn revoked_certificates_and_unavailable_crls_are_refused() {
     pki.publish_crl(&[&revoked]);
     // A certificate whose CRL is published nowhere (nothing listens on that port).
     let dead = format!("http://crl.pki.test:{}/ca.crl", servers::free_port());
-    let orphan = issue_at(&pki.ca, "dave@rev.test", 2048, NOW - DAY, NOW + 365 * DAY, &dead, &pki.url("ca.cer"));
+    let orphan = issue_at(&pki.ca, "dave@rev.test", 2048, *NOW - DAY, *NOW + 365 * DAY, &dead, &pki.url("ca.cer"));
     let zone = cert_line("bob", &revoked) + &cert_line("carol", &good) + &cert_line("dave", &orphan);
     let e = env(&pki.ca, &[("rev.test", zone)]);
 
@@ -309,7 +309,7 @@ fn revoked_certificates_and_unavailable_crls_are_refused() {
 fn a_stale_crl_is_not_trusted() {
     let pki = Pki::new("Discovery CA");
     let bob = pki.issue("bob@stale.test");
-    std::fs::write(pki.web.path("ca.crl"), crl(&pki.ca, &[], NOW - 20 * DAY, NOW - 10 * DAY)).unwrap();
+    std::fs::write(pki.web.path("ca.crl"), crl(&pki.ca, &[], *NOW - 20 * DAY, *NOW - 10 * DAY)).unwrap();
     let e = env(&pki.ca, &[("stale.test", cert_line("bob", &bob))]);
     let dns = format!("127.0.0.1:{}", e.dns.port);
     let text = hisp(&["discover", "bob@stale.test", "--anchor", &e.files.p("anchor.pem"), "--dns", &dns], None, &[]);
@@ -322,8 +322,9 @@ fn an_intermediate_only_published_through_aia_is_fetched() {
     let root = Pki::new("Discovery Root");
     let inter = intermediate(&root.ca, "Discovery Intermediate");
     let url = |f: &str| root.url(f);
-    let bob = issue_at(&inter, "bob@aia.test", 2048, NOW - DAY, NOW + 365 * DAY, &url("inter.crl"), &url("inter.cer"));
-    std::fs::write(root.web.path("inter.crl"), crl(&inter, &[], NOW - DAY, NOW + 7 * DAY)).unwrap();
+    let bob =
+        issue_at(&inter, "bob@aia.test", 2048, *NOW - DAY, *NOW + 365 * DAY, &url("inter.crl"), &url("inter.cer"));
+    std::fs::write(root.web.path("inter.crl"), crl(&inter, &[], *NOW - DAY, *NOW + 7 * DAY)).unwrap();
     let e = env(&root.ca, &[("aia.test", cert_line("bob", &bob))]);
 
     // Not yet published: no path to the root.

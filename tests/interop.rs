@@ -302,7 +302,7 @@ fn refuses_an_untrusted_signer() {
 #[test]
 fn refuses_an_expired_signer() {
     let w = world();
-    w.files.identity("old", &issue_with(&w.ca, "alice@a.example.org", 2048, NOW - 400 * DAY, NOW - 35 * DAY));
+    w.files.identity("old", &issue_with(&w.ca, "alice@a.example.org", 2048, *NOW - 400 * DAY, *NOW - 35 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("old", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "expired");
     assert!(msg.contains("valid until"), "{msg}");
@@ -341,7 +341,7 @@ fn refuses_3des_and_rc2_content_encryption() {
 #[test]
 fn refuses_rsa_keys_under_2048_bits() {
     let w = world();
-    w.files.identity("weak", &issue_with(&w.ca, "alice@a.example.org", 1024, NOW - DAY, NOW + 30 * DAY));
+    w.files.identity("weak", &issue_with(&w.ca, "alice@a.example.org", 1024, *NOW - DAY, *NOW + 30 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("weak", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "short-key");
     assert!(msg.contains("1024"), "{msg}");

@@ -9,7 +9,11 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::X509;
 
-pub const NOW: i64 = 1_795_442_626; // 2026-11-23
+/// Now, read once from the clock: the hisp binary under test reads the real clock, so the
+/// certificates and CRLs made here must be current whenever the suite runs.
+pub static NOW: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+});
 pub const DAY: i64 = 86_400;
 
 pub struct Ca {
@@ -29,7 +33,7 @@ pub fn rsa(bits: u32) -> PKey<Private> {
 
 pub fn ca(name: &str) -> Ca {
     let key = rsa(2048);
-    let cert = ca::create_root(&key, name, NOW - 30 * DAY, 3650).unwrap();
+    let cert = ca::create_root(&key, name, *NOW - 30 * DAY, 3650).unwrap();
     Ca { cert, key }
 }
 
@@ -67,8 +71,8 @@ pub fn intermediate(parent: &Ca, name: &str) -> Ca {
     b.set_subject_name(&subject).unwrap();
     b.set_issuer_name(parent.cert.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::from_unix((NOW - 30 * DAY) as libc::time_t).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::from_unix((NOW + 3000 * DAY) as libc::time_t).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::from_unix((*NOW - 30 * DAY) as libc::time_t).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::from_unix((*NOW + 3000 * DAY) as libc::time_t).unwrap()).unwrap();
     b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
     b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
     let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&parent.cert), None)).unwrap();
@@ -103,7 +107,7 @@ pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -
     for id in revoked {
         let mut r = X509RevokedBuilder::new().unwrap();
         r.set_serial_number(id.cert.serial_number()).unwrap();
-        r.set_revocation_date(&Asn1Time::from_unix((NOW - DAY) as libc::time_t).unwrap()).unwrap();
+        r.set_revocation_date(&Asn1Time::from_unix((*NOW - DAY) as libc::time_t).unwrap()).unwrap();
         b.add_revoked(r.build()).unwrap();
     }
     b.sign(&ca.key, openssl::hash::MessageDigest::sha256()).unwrap();
@@ -111,7 +115,7 @@ pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -
 }
 
 pub fn issue(ca: &Ca, owner: &str) -> Identity {
-    issue_with(ca, owner, 2048, NOW - DAY, NOW + 365 * DAY)
+    issue_with(ca, owner, 2048, *NOW - DAY, *NOW + 365 * DAY)
 }
 
 pub fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
