@@ -332,7 +332,7 @@ fn anchors_per_domain_and_direction() {
     f.ca("one", &ca("One"));
     f.ca("two", &ca("Two"));
     let usage = node.run(&["anchor", "add", &f.p("one.pem"), "--domain", "a.example.org"]);
-    assert_eq!(usage.status, 1);
+    assert_eq!(usage.status, 2, "a usage error");
     assert!(usage.stderr.contains("--incoming"), "{}", usage.stderr);
     node.ok(&["anchor", "add", &f.p("one.pem"), "--domain", "a.example.org", "--incoming"]);
     openssl(&["x509", "-in", &f.p("two.pem"), "-outform", "DER", "-out", &f.p("two.der")]);

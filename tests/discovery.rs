@@ -211,6 +211,11 @@ fn an_unreachable_dns_server_is_a_bounded_clear_failure() {
     assert_eq!(run.status, 3, "{}", run.stderr);
     assert_eq!(run.json()["valid"], false);
     assert!(run.json()["reason"].as_str().unwrap().starts_with("DNS/LDAP unreachable"), "{}", run.text());
+
+    // Neither --anchor nor a database: a usage error (exit 2) that says what to give.
+    let run = hisp(&["discover", "bob@a1.test", "--db", &files.p("none.db"), "--dns", &dead], None, &[]);
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--anchor"), "{}", run.stderr);
 }
 
 #[test]

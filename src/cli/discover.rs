@@ -61,7 +61,9 @@ fn anchors(ctx: &Context, args: &LookupArgs) -> Result<Vec<X509>, Failure> {
         }
         return Ok(all);
     }
-    let store = ctx.store()?;
+    let store = ctx
+        .store()
+        .map_err(|f| Failure::usage(format!("{} (or give the anchors to trust with --anchor FILE)", f.message)))?;
     let domain = match &args.domain {
         Some(d) => d.clone(),
         None => {

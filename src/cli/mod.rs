@@ -93,7 +93,11 @@ pub fn run() -> i32 {
         Ok(status) => status,
         Err(failure) => {
             failure.report(json);
-            1
+            if failure.code == "usage" {
+                2
+            } else {
+                1
+            }
         }
     }
 }
