@@ -16,7 +16,6 @@ use crate::discovery::ldap::Ldap3Directory;
 use crate::discovery::{self, Sources, Step};
 use crate::dns::{DnsClient, Resolver};
 use crate::fetch::HttpFetcher;
-use crate::pki;
 use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
 
@@ -55,9 +54,10 @@ fn anchors(ctx: &Context, args: &LookupArgs) -> Result<Vec<X509>, Failure> {
     if !args.anchors.is_empty() {
         let mut all = Vec::new();
         for path in &args.anchors {
-            let bytes =
-                std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-            all.extend(pki::load_certs(&bytes, &path.display().to_string())?);
+            // An --anchor that cannot be read is a usage error here: exit 2 is part of the contract.
+            let certs =
+                output::read_certs(path).map_err(|f| if f.code == "io" { Failure::usage(f.message) } else { f })?;
+            all.extend(certs);
         }
         return Ok(all);
     }

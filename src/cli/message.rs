@@ -1,7 +1,7 @@
 //! `hisp message seal|open|inspect`: the security agent from the command line, either with the
 //! node's database (keys, certificates, anchors) or standalone with files, like `openssl cms`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use openssl::x509::X509;
@@ -117,11 +117,6 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
     }
 }
 
-fn load_certs_from(path: &Path) -> Result<Vec<X509>, Failure> {
-    let bytes = std::fs::read(path).map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
-    Ok(pki::load_certs(&bytes, &path.display().to_string())?)
-}
-
 fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     let message = output::read_input(args.input.as_deref())?;
     let options = SealOptions {
@@ -130,14 +125,14 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     };
     let mut recipient_certs = Vec::new();
     for path in &args.recipient_cert {
-        recipient_certs.extend(load_certs_from(path)?);
+        recipient_certs.extend(output::read_certs(path)?);
     }
     let now = ctx.now();
     let sealed = if let (Some(cert_path), Some(key_path)) = (&args.signer_cert, &args.signer_key) {
         if recipient_certs.is_empty() {
             return Err(Failure::usage("standalone sealing needs at least one --recipient-cert"));
         }
-        let mut chain = load_certs_from(cert_path)?;
+        let mut chain = output::read_certs(cert_path)?;
         let cert = chain.remove(0);
         let key = pki::load_key_file(key_path)?;
         seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
@@ -219,7 +214,7 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
         pki::check_key_matches(&cert, &key)?;
         let mut anchor_certs = Vec::new();
         for path in &args.anchor {
-            anchor_certs.extend(load_certs_from(path)?);
+            anchor_certs.extend(output::read_certs(path)?);
         }
         fixed = FixedAnchors(anchor_certs);
         (vec![RecipientKey { cert, key, domain: None }], &fixed)

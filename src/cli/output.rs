@@ -43,6 +43,13 @@ pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// Every certificate in a file (PEM, possibly several; DER; PKCS#7).
+pub fn read_certs(path: &std::path::Path) -> Result<Vec<openssl::x509::X509>, super::Failure> {
+    let bytes =
+        std::fs::read(path).map_err(|e| super::Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
+    Ok(crate::pki::load_certs(&bytes, &path.display().to_string())?)
+}
+
 /// Writes to a file, or standard output.
 pub fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;

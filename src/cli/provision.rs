@@ -210,9 +210,7 @@ pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
                     "say what the anchor is trusted for: --incoming (mail we receive), --outgoing (mail we send), or both",
                 ));
             }
-            let bytes =
-                std::fs::read(&file).map_err(|e| Failure::new("io", format!("cannot read {}: {e}", file.display())))?;
-            let certs = pki::load_certs(&bytes, &file.display().to_string())?;
+            let certs = output::read_certs(&file)?;
             let mut added = Vec::new();
             for cert in &certs {
                 let der = cert.to_der()?;
