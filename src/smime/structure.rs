@@ -3,7 +3,7 @@
 //! a message with a specific reason, and `inspect` can describe one without keys.
 
 use super::oids;
-use crate::der::{self, DerError, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
+use crate::der::{self, DerError, Reader, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientId {
@@ -58,6 +58,17 @@ pub enum ContentInfo {
 }
 
 pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
+    let (content_type, content) = content_info(ber)?;
+    Ok(match content_type.as_str() {
+        oids::ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, false)?),
+        oids::AUTH_ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, true)?),
+        oids::SIGNED_DATA => ContentInfo::Signed(signed(content)?),
+        other => ContentInfo::Other(other.to_string()),
+    })
+}
+
+/// A ContentInfo's contentType and its content (inside the [0] EXPLICIT wrapper).
+fn content_info(ber: &[u8]) -> Result<(String, Tlv<'_>), DerError> {
     let top = der::parse(ber)?.expect(SEQUENCE, "ContentInfo is not a SEQUENCE")?;
     let mut fields = top.children();
     let content_type = fields.required("ContentInfo has no contentType")?.oid()?;
@@ -65,13 +76,7 @@ pub fn parse(ber: &[u8]) -> Result<ContentInfo, DerError> {
     if wrapper.context() != Some(0) {
         return Err(DerError("ContentInfo content is not [0]"));
     }
-    let content = wrapper.children().required("ContentInfo content is empty")?;
-    Ok(match content_type.as_str() {
-        oids::ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, false)?),
-        oids::AUTH_ENVELOPED_DATA => ContentInfo::Enveloped(enveloped(content, true)?),
-        oids::SIGNED_DATA => ContentInfo::Signed(signed(content)?),
-        other => ContentInfo::Other(other.to_string()),
-    })
+    Ok((content_type, wrapper.children().required("ContentInfo content is empty")?))
 }
 
 fn algorithm(tlv: Tlv) -> Result<String, DerError> {
@@ -96,6 +101,19 @@ fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
 }
 
 fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
+    let (infos, mut e) = enveloped_fields(tlv)?;
+    let mut recipients = Vec::new();
+    let mut each = infos.children();
+    while let Some(info) = each.read()? {
+        recipients.push(recipient(info)?);
+    }
+    let content_cipher = algorithm(e.required("encryptedContentInfo has no algorithm")?)?;
+    Ok(Enveloped { authenticated, content_cipher, recipients })
+}
+
+/// An EnvelopedData's recipientInfos SET, and the fields of its encryptedContentInfo after the
+/// content type (version and originatorInfo checked and skipped).
+fn enveloped_fields(tlv: Tlv) -> Result<(Tlv, Reader), DerError> {
     let mut f = tlv.expect(SEQUENCE, "EnvelopedData is not a SEQUENCE")?.children();
     f.required("EnvelopedData has no version")?.expect(INTEGER, "EnvelopedData version")?;
     let mut infos = f.required("EnvelopedData has no recipientInfos")?;
@@ -103,16 +121,10 @@ fn enveloped(tlv: Tlv, authenticated: bool) -> Result<Enveloped, DerError> {
         infos = f.required("EnvelopedData has no recipientInfos")?; // skip originatorInfo
     }
     let infos = infos.expect(SET, "recipientInfos is not a SET")?;
-    let mut recipients = Vec::new();
-    let mut each = infos.children();
-    while let Some(info) = each.read()? {
-        recipients.push(recipient(info)?);
-    }
     let eci = f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?;
     let mut e = eci.children();
     e.required("encryptedContentInfo has no contentType")?.expect(OID, "encrypted contentType")?;
-    let content_cipher = algorithm(e.required("encryptedContentInfo has no algorithm")?)?;
-    Ok(Enveloped { authenticated, content_cipher, recipients })
+    Ok((infos, e))
 }
 
 /// The encrypted content of an EnvelopedData: the content-encryption algorithm's parameters (the
@@ -123,20 +135,8 @@ pub struct Ciphertext<'a> {
 }
 
 pub fn ciphertext(ber: &[u8]) -> Result<Ciphertext<'_>, DerError> {
-    let top = der::parse(ber)?.expect(SEQUENCE, "ContentInfo is not a SEQUENCE")?;
-    let mut fields = top.children();
-    fields.required("ContentInfo has no contentType")?;
-    let wrapper = fields.required("ContentInfo has no content")?;
-    let mut f = wrapper.children().required("ContentInfo content is empty")?.children();
-    f.required("EnvelopedData has no version")?;
-    let mut infos = f.required("EnvelopedData has no recipientInfos")?;
-    if infos.context() == Some(0) {
-        infos = f.required("EnvelopedData has no recipientInfos")?;
-    }
-    infos.expect(SET, "recipientInfos is not a SET")?;
-    let mut e =
-        f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?.children();
-    e.required("encryptedContentInfo has no contentType")?;
+    let (_, content) = content_info(ber)?;
+    let (_, mut e) = enveloped_fields(content)?;
     let mut alg = e.required("encryptedContentInfo has no algorithm")?.children();
     alg.required("empty AlgorithmIdentifier")?;
     let parameters = alg.read()?;
