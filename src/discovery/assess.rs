@@ -35,8 +35,6 @@ pub struct Assessed {
     /// What did not make it unusable but an operator should know.
     #[serde(skip)]
     pub warnings: Vec<String>,
-    #[serde(skip)]
-    pub cert: Option<X509>,
 }
 
 pub struct TrustContext<'a> {
@@ -48,7 +46,7 @@ pub struct TrustContext<'a> {
 
 pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustContext) -> Assessed {
     let mut out = Assessed {
-        sha256: pki::sha256_hex(&found.data),
+        sha256: String::new(),
         subject: String::new(),
         source: step.source(),
         binding: step.binding(),
@@ -57,7 +55,6 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         origin: found.origin.clone(),
         details: Vec::new(),
         warnings: Vec::new(),
-        cert: None,
     };
     // DER (CERT PKIX records, LDAP) goes straight to the parsed-certificate cache; PEM or PKCS#7
     // (what an IPKIX URL may serve) is decoded first.
@@ -69,6 +66,7 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
             .and_then(|der| cert_cache::parse(&der).ok())
     });
     let Some(parsed) = parsed else {
+        out.sha256 = pki::sha256_hex(&found.data);
         out.problems.push("unparseable".into());
         out.details.push("not an X.509 certificate".into());
         return out;
@@ -115,7 +113,6 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         Err(ChainError::Untrusted(reason)) => problem("untrusted", reason),
     }
     out.usable = out.problems.is_empty();
-    out.cert = Some(cert.clone());
     out
 }
 
