@@ -5,43 +5,20 @@
 mod common;
 
 use base64::Engine;
+use common::node::Node;
 use common::servers;
 use common::*;
 
-const KEK: &str = "bundle test key-encryption key";
-
-struct Node {
-    files: Files,
-    db: String,
-}
-
-impl Node {
-    fn new() -> Node {
-        let files = Files::new();
-        let db = files.p("hisp.db");
-        let node = Node { files, db };
-        node.ok(&["init"]);
-        node.ok(&["domain", "add", "a.test", "--practice", "A"]);
-        node
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        hisp(args, None, &[("HISP_DB", &self.db), ("HISP_KEK", KEK)])
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        self.run(args).ok()
-    }
-
-    fn bundle(&self, name: &str) -> serde_json::Value {
-        let list: serde_json::Value = self.ok(&["bundle", "list", "--json"]).json();
-        list.as_array().unwrap().iter().find(|b| b["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
-    }
+/// The bundle named `name` as `hisp bundle list --json` shows it.
+fn bundle(node: &Node, name: &str) -> serde_json::Value {
+    let list = node.json(&["bundle", "list"]);
+    list.as_array().unwrap().iter().find(|b| b["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
 }
 
 #[test]
 fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     let node = Node::new();
+    node.ok(&["domain", "add", "a.test", "--practice", "A"]);
     let web = servers::http();
     let f = &node.files;
     let (ca1, ca2) = (ca("Bundle CA 1"), ca("Bundle CA 2"));
@@ -83,13 +60,13 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     let failed = node.run(&["bundle", "refresh"]);
     assert_eq!(failed.status, 1);
     assert!(failed.text().contains("2 anchors of the last good copy kept"), "{}", failed.text());
-    let listed = node.bundle("dt");
+    let listed = bundle(&node, "dt");
     assert!(listed["last_error"].as_str().unwrap().starts_with("not found"), "{listed}");
     assert_eq!(listed["anchors"], 2);
     assert_eq!(discover().status, 0, "still trusted through the last good copy");
     std::fs::write(web.path("bundle.p7b"), b"<html>maintenance</html>").unwrap();
     assert_eq!(node.run(&["bundle", "refresh", "dt"]).status, 1);
-    assert!(node.bundle("dt")["last_error"].as_str().unwrap().starts_with("bad format"));
+    assert!(bundle(&node, "dt")["last_error"].as_str().unwrap().starts_with("bad format"));
 
     // Removed: CA 2 is no longer trusted.
     node.ok(&["bundle", "remove", "dt"]);
@@ -135,7 +112,7 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     assert!(wrong.stderr.contains("bad signature"), "{}", wrong.stderr);
     let good = add_signed("signed", Some(&f.p("publisher.pem")));
     assert_eq!(good.status, 0, "{}", good.stderr);
-    assert_eq!(node.bundle("signed")["anchors"], 1);
+    assert_eq!(bundle(&node, "signed")["anchors"], 1);
 
     // Altered in transit: one byte of the signed content changed.
     let mut bytes = std::fs::read(&p7m).unwrap();
@@ -145,6 +122,10 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     std::fs::write(&p7m, bytes).unwrap();
     let refreshed = node.run(&["bundle", "refresh", "signed"]);
     assert_eq!(refreshed.status, 1);
-    assert!(node.bundle("signed")["last_error"].as_str().unwrap().starts_with("bad signature"), "{}", refreshed.text());
-    assert_eq!(node.bundle("signed")["anchors"], 1, "the last good copy is kept");
+    assert!(
+        bundle(&node, "signed")["last_error"].as_str().unwrap().starts_with("bad signature"),
+        "{}",
+        refreshed.text()
+    );
+    assert_eq!(bundle(&node, "signed")["anchors"], 1, "the last good copy is kept");
 }

@@ -4,59 +4,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
+use common::node::*;
 use common::*;
 
-const KEK: &str = "test-kek-0123456789abcdef";
-
-/// A node: a database path and the environment that selects it.
-struct Node {
-    files: Files,
-    db: String,
-}
-
 impl Node {
-    fn new() -> Node {
-        let files = Files::new();
-        let db = files.p("data/hisp.db");
-        let node = Node { files, db };
-        node.ok(&["init"]);
-        node
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_in(args, None)
-    }
-
-    fn run_in(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        hisp(args, stdin, &[("HISP_DB", &self.db), ("HISP_KEK", KEK)])
-    }
-
-    fn ok(&self, args: &[&str]) -> Run {
-        self.run(args).ok()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        self.ok(&all).json()
-    }
-
-    fn sql(&self, query: &str) -> Vec<Vec<u8>> {
-        let conn = rusqlite::Connection::open(&self.db).unwrap();
-        let mut stmt = conn.prepare(query).unwrap();
-        stmt.query_map([], |r| {
-            let v: rusqlite::types::Value = r.get(0)?;
-            Ok(match v {
-                rusqlite::types::Value::Blob(b) => b,
-                rusqlite::types::Value::Text(t) => t.into_bytes(),
-                other => format!("{other:?}").into_bytes(),
-            })
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-    }
-
     /// A hosted domain with the dev CA as its anchor, an address, and an issued certificate.
     fn practice(&self, domain: &str, user: &str) {
         self.ok(&["domain", "add", domain]);

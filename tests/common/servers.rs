@@ -50,6 +50,18 @@ impl Server {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Starts `program` quietly and waits until it listens on `port`.
+    fn start(program: &str, args: &[&str], port: u16, dir: tempfile::TempDir) -> Server {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {program}: {e}"));
+        wait_for_port(port, program, &mut child);
+        Server { port, child, dir }
+    }
 }
 
 /// knotd serving `zones` (origin, zone-file body without $ORIGIN/SOA; those are added).
@@ -73,14 +85,7 @@ pub fn knot(zones: &[(&str, String)]) -> Server {
         conf.push_str(&format!("  - domain: {origin}\n    file: {file}\n    storage: {d}\n"));
     }
     std::fs::write(dir.path().join("knot.conf"), conf).unwrap();
-    let mut child = Command::new("knotd")
-        .args(["-c", &format!("{d}/knot.conf")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start knotd");
-    wait_for_port(port, "knotd", &mut child);
-    Server { port, child, dir }
+    Server::start("knotd", &["-c", &format!("{d}/knot.conf")], port, dir)
 }
 
 /// slapd with one database for `suffix` (dc=...), loaded with `ldif` (entries below the suffix;
@@ -99,17 +104,12 @@ pub fn slapd(suffix_dc: &str, ldif: &str) -> Server {
          rootdn \"cn=admin,{suffix}\"\nrootpw secret\ndirectory {d}/db\n"
     );
     std::fs::write(dir.path().join("slapd.conf"), conf).unwrap();
-    let mut child = Command::new("slapd")
-        .args(["-d", "0", "-f", &format!("{d}/slapd.conf"), "-h", &format!("ldap://127.0.0.1:{port}/")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start slapd");
-    wait_for_port(port, "slapd", &mut child);
+    let url = format!("ldap://127.0.0.1:{port}/");
+    let server = Server::start("slapd", &["-d", "0", "-f", &format!("{d}/slapd.conf"), "-h", &url], port, dir);
     let all = format!(
         "dn: {suffix}\nobjectClass: dcObject\nobjectClass: organization\no: {suffix_dc}\ndc: {suffix_dc}\n\n{ldif}"
     );
-    std::fs::write(dir.path().join("data.ldif"), all).unwrap();
+    std::fs::write(server.path("data.ldif"), all).unwrap();
     let add = super::run(
         "ldapadd",
         &[
@@ -127,7 +127,7 @@ pub fn slapd(suffix_dc: &str, ldif: &str) -> Server {
         &[],
     );
     assert_eq!(add.status, 0, "ldapadd: {}", add.stderr);
-    Server { port, child, dir }
+    server
 }
 
 /// An LDIF entry `cn=NAME,dc=SUFFIX` with `mail` and a certificate in `attribute`.
@@ -144,13 +144,7 @@ pub fn http() -> Server {
     need("python3");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new("python3")
-        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start python3 -m http.server");
-    wait_for_port(port, "http.server", &mut child);
-    Server { port, child, dir }
+    let root = dir.path().display().to_string();
+    let port_text = port.to_string();
+    Server::start("python3", &["-m", "http.server", "--bind", "127.0.0.1", &port_text, "--directory", &root], port, dir)
 }
