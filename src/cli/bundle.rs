@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::provision::done;
+use super::provision::{done, TrustUse};
 use super::{output, Context, Failure};
-use crate::address::Domain;
 use crate::clock::iso8601;
 use crate::dns::DnsClient;
 use crate::fetch::HttpFetcher;
@@ -32,15 +31,8 @@ pub enum BundleCommand {
         /// The certificate that signs the bundle; a signed bundle is refused without it.
         #[arg(long, value_name = "CERT")]
         signer: Option<PathBuf>,
-        /// The hosted domain whose anchors it extends.
-        #[arg(long)]
-        domain: Domain,
-        /// Trust its anchors for mail we receive.
-        #[arg(long)]
-        incoming: bool,
-        /// Trust its anchors for mail we send.
-        #[arg(long)]
-        outgoing: bool,
+        #[command(flatten)]
+        trust: TrustUse,
         /// DNS server for the fetch (IP:PORT); overrides dns.servers.
         #[arg(long = "dns", value_name = "HOST:PORT")]
         dns: Vec<String>,
@@ -61,12 +53,9 @@ pub enum BundleCommand {
 pub fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
-        BundleCommand::Add { name, url, file, signer, domain, incoming, outgoing, dns } => {
-            if !incoming && !outgoing {
-                return Err(Failure::usage(
-                    "say what the bundle's anchors are trusted for: --incoming, --outgoing or both",
-                ));
-            }
+        BundleCommand::Add { name, url, file, signer, trust, dns } => {
+            trust.check("the bundle's anchors are")?;
+            let TrustUse { domain, incoming, outgoing } = trust;
             let signer_der = signer.map(|p| pki::load_cert_file(&p).and_then(|c| Ok(c.to_der()?))).transpose()?;
             let source = match (url, file) {
                 (Some(u), _) => u,

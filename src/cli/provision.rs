@@ -62,19 +62,40 @@ pub enum AddressCommand {
     },
 }
 
+/// Which hosted domain trusts an anchor (or a bundle's anchors), and for what.
+#[derive(clap::Args, Debug)]
+pub struct TrustUse {
+    /// The hosted domain.
+    #[arg(long)]
+    pub domain: Domain,
+    /// Accept mail signed by certificates chaining to the anchor.
+    #[arg(long)]
+    pub incoming: bool,
+    /// Send mail to certificates chaining to the anchor.
+    #[arg(long)]
+    pub outgoing: bool,
+}
+
+impl TrustUse {
+    /// At least one direction; `what` names the thing trusted ("the anchor is").
+    pub fn check(&self, what: &str) -> Result<(), Failure> {
+        if self.incoming || self.outgoing {
+            Ok(())
+        } else {
+            Err(Failure::usage(format!(
+                "say what {what} trusted for: --incoming (mail we receive), --outgoing (mail we send), or both"
+            )))
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AnchorCommand {
     /// Trust the CA certificate(s) in FILE (PEM, possibly several, or DER) for a hosted domain.
     Add {
         file: PathBuf,
-        #[arg(long)]
-        domain: Domain,
-        /// Accept mail signed by certificates chaining to this anchor.
-        #[arg(long)]
-        incoming: bool,
-        /// Send mail to certificates chaining to this anchor.
-        #[arg(long)]
-        outgoing: bool,
+        #[command(flatten)]
+        trust: TrustUse,
     },
     /// List anchors.
     List {
@@ -204,12 +225,9 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
 pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
-        AnchorCommand::Add { file, domain, incoming, outgoing } => {
-            if !incoming && !outgoing {
-                return Err(Failure::usage(
-                    "say what the anchor is trusted for: --incoming (mail we receive), --outgoing (mail we send), or both",
-                ));
-            }
+        AnchorCommand::Add { file, trust } => {
+            trust.check("the anchor is")?;
+            let TrustUse { domain, incoming, outgoing } = trust;
             let certs = output::read_certs(&file)?;
             let mut added = Vec::new();
             for cert in &certs {
