@@ -3,10 +3,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use hisp::address::Owner;
+use hisp::fetch::StaticFetcher;
 use hisp::pki::ca;
 use hisp::smime::mime;
-use hisp::smime::open::{open, RecipientKey};
+use hisp::smime::open::{open, OpenTrust, RecipientKey};
 use hisp::smime::seal::{seal, SealOptions, SignerIdentity};
+use hisp::trust::revocation::{FailMode, Policy};
 use hisp::trust::FixedAnchors;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -59,6 +61,10 @@ fn bench(c: &mut Criterion) {
     let signer = SignerIdentity::new(alice.cert.clone(), alice.key.clone(), Vec::new()).unwrap();
     let recipients = vec![bob.cert.clone()];
     let anchors = FixedAnchors(vec![ca_cert.clone()]);
+    // The CA's CRL as the node would have fetched it: every open checks the signer's revocation.
+    let crl = ca::crl(&ca_cert, &ca_key, &[], NOW - 86_400, NOW + 7 * 86_400).unwrap().to_der().unwrap();
+    let fetch = StaticFetcher([("http://ca.bench.invalid/ca.crl".to_string(), crl)].into());
+    let trust = OpenTrust { anchors: &anchors, revocation: Policy { fetch: &fetch, mode: FailMode::Hard }, now: NOW };
     let keys = vec![RecipientKey { cert: bob.cert.clone(), key: bob.key.clone(), domain: None }];
 
     for (label, size, samples) in [("4KB", 4 * 1024, 100), ("10MB", 10 * 1024 * 1024, 10)] {
@@ -81,14 +87,15 @@ fn bench(c: &mut Criterion) {
         group.bench_function("seal", |b| {
             b.iter(|| seal(message.clone(), &signer, &recipients, SealOptions::default(), NOW).unwrap())
         });
-        group.bench_function("open", |b| b.iter(|| open(&sealed, &keys, &anchors, NOW).unwrap()));
+        group.bench_function("open", |b| b.iter(|| open(&sealed, &keys, &trust).unwrap()));
         if size < 1024 * 1024 {
             // A signer never seen before: its certificate parsed and its path built from scratch.
             group.bench_function("open-cold", |b| {
                 b.iter(|| {
                     hisp::pki::cert_cache::clear();
                     hisp::trust::chain::clear_cache();
-                    open(&sealed, &keys, &anchors, NOW).unwrap()
+                    hisp::trust::revocation::clear_cache();
+                    open(&sealed, &keys, &trust).unwrap()
                 })
             });
         }

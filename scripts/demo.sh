@@ -10,10 +10,20 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --quiet --bin hisp
 hisp="$CARGO_TARGET_DIR/release/hisp"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Each node's development CA publishes its certificate and CRL over HTTP on loopback, where the
+# certificates it issues point, so the receiving node checks the signer's revocation for real.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/web/a" "$work/web/b"
+python3 -m http.server --bind 127.0.0.1 "$port" --directory "$work/web" >/dev/null 2>&1 &
+web=$!
+trap 'kill $web 2>/dev/null; rm -rf "$work"' EXIT
 start=$(date +%s.%N)
 step() { printf '[%6.2fs] %s\n' "$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')" "$*"; }
-node() { local n=$1; shift; HISP_DB="$work/$n/hisp.db" HISP_KEK="demo-kek-of-node-$n-0123456789" "$hisp" "$@"; }
+for n in a b; do printf '[ca]\nbase_url = "http://127.0.0.1:%s/%s"\n' "$port" "$n" >"$work/$n.toml"; done
+node() {
+  local n=$1; shift
+  HISP_CONFIG="$work/$n.toml" HISP_DB="$work/$n/hisp.db" HISP_KEK="demo-kek-of-node-$n-0123456789" "$hisp" "$@"
+}
 
 a=smithpeds.direct.example.org
 b=jonesortho.direct.example.org
@@ -26,7 +36,9 @@ for n in a b; do
   node $n ca init >/dev/null
   node $n ca export --out "$work/ca-$n.pem"
   node $n cert issue "$u@$d" >/dev/null
-  step "node $n: practice domain $d, address $u@$d, certificate from its own development CA"
+  node $n ca crl --out "$work/web/$n/ca.crl" >/dev/null
+  node $n ca export --der --out "$work/web/$n/ca.cer"
+  step "node $n: practice domain $d, address $u@$d, certificate from its own development CA (CRL published)"
 done
 # Each node trusts the other's CA (in a real network: the DirectTrust bundle).
 node a anchor add "$work/ca-a.pem" --domain $a --incoming --outgoing >/dev/null
@@ -53,7 +65,7 @@ node a message seal --in "$work/referral.eml" --out "$work/sealed.eml" --recipie
 step "node A sealed it: wrapped, signed (SHA-256), encrypted (AES-256-CBC) to dr.jones and dr.smith"
 "$hisp" message inspect --in "$work/sealed.eml" | sed 's/^/           /'
 node b message open --in "$work/sealed.eml" --out "$work/opened.eml" 2>&1 | sed 's/^/           /'
-step "node B opened it: decrypted, signature verified, signer bound to From and trusted"
+step "node B opened it: decrypted, signature verified, signer bound to From, trusted and not revoked"
 python3 - "$work/opened.eml" "$ccda" <<'PY'
 import email, sys
 msg = email.message_from_binary_file(open(sys.argv[1], "rb"))

@@ -13,6 +13,17 @@ pub trait Fetcher: Send + Sync {
     fn get(&self, url: &str) -> Result<Vec<u8>, String>;
 }
 
+/// Answers from a table of URL -> bytes: objects the node publishes itself (its development CA's
+/// certificate and CRL) and tests of the core logic.
+#[derive(Default)]
+pub struct StaticFetcher(pub std::collections::HashMap<String, Vec<u8>>);
+
+impl Fetcher for StaticFetcher {
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        self.0.get(url).cloned().ok_or_else(|| format!("{url}: not found"))
+    }
+}
+
 pub struct HttpFetcher<'a> {
     pub resolver: &'a dyn Resolver,
     pub timeout: Duration,

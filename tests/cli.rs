@@ -19,6 +19,9 @@ impl Node {
         self.ok(&["ca", "export", "--out", &ca]);
         self.ok(&["anchor", "add", &ca, "--domain", domain, "--incoming", "--outgoing"]);
         self.ok(&["cert", "issue", &format!("{user}@{domain}")]);
+        if self.web.is_some() {
+            self.publish_ca();
+        }
     }
 }
 
@@ -302,8 +305,8 @@ fn anchors_per_domain_and_direction() {
 /// with its stored key and its incoming anchors.
 #[test]
 fn two_nodes_exchange_a_referral() {
-    let a = Node::new();
-    let b = Node::new();
+    let a = Node::with_published_ca();
+    let b = Node::with_published_ca();
     a.practice("smithpeds.direct.example.org", "dr.smith");
     b.practice("jones.direct.example.org", "dr.jones");
     let f = &a.files;
@@ -335,7 +338,7 @@ fn two_nodes_exchange_a_referral() {
 
 #[test]
 fn inspect_describes_a_sealed_message() {
-    let a = Node::new();
+    let a = Node::with_published_ca();
     a.practice("a.example.org", "alice");
     a.ok(&["address", "add", "bob@a.example.org"]);
     a.ok(&["cert", "issue", "bob@a.example.org"]);
@@ -358,4 +361,77 @@ fn inspect_describes_a_sealed_message() {
     // Bob's copy opens from the same database, by his own key.
     let opened = a.ok(&["message", "open", "--in", &sealed]);
     assert!(opened.text().contains("hello"));
+}
+
+/// The development CA revokes a certificate: it is listed as revoked, no longer signs, goes on the
+/// published CRL, and a peer refuses what was signed with it.
+#[test]
+fn a_revoked_certificate_is_refused_by_the_peer_and_no_longer_signs() {
+    let a = Node::with_published_ca();
+    let b = Node::with_published_ca();
+    a.practice("smithpeds.direct.example.org", "dr.smith");
+    b.practice("jones.direct.example.org", "dr.jones");
+    b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "jones.direct.example.org", "--incoming"]);
+    let f = &a.files;
+    b.ok(&["cert", "export", "dr.jones@jones.direct.example.org", "--out", &f.p("jones.pem")]);
+    let msg = f.write(
+        "referral.eml",
+        b"From: dr.smith@smithpeds.direct.example.org\nTo: dr.jones@jones.direct.example.org\nSubject: Referral\n\nSee Ms. Doe.\n",
+    );
+    let sealed = f.p("sealed.eml");
+    a.ok(&["message", "seal", "--in", &msg, "--out", &sealed, "--recipient-cert", &f.p("jones.pem")]);
+    let opened = b.json(&["message", "open", "--in", &sealed, "--out", &b.files.p("opened.eml")]);
+    assert_eq!(opened["revocation"], "good");
+
+    let smith = a.json(&["cert", "list", "--owner", "dr.smith@smithpeds.direct.example.org"]);
+    let sha = smith[0]["sha256"].as_str().unwrap().to_string();
+    assert_eq!(smith[0]["revoked"], serde_json::Value::Null);
+    // Only by fingerprint: an owner may hold several certificates.
+    assert_eq!(a.run(&["cert", "revoke", "dr.smith@smithpeds.direct.example.org"]).status, 2);
+    a.ok(&["cert", "revoke", &sha, "--reason", "key compromise"]);
+    a.publish_ca();
+    let smith = a.json(&["cert", "list", "--owner", "dr.smith@smithpeds.direct.example.org"]);
+    assert!(smith[0]["revoked"].is_string(), "{smith}");
+    let crl = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        &a.web.as_ref().unwrap().path("ca.crl").display().to_string(),
+        "-noout",
+        "-text",
+    ])
+    .text();
+    let serial = openssl(&["x509", "-noout", "-serial", "-in", &{
+        a.ok(&["cert", "export", &sha, "--out", &f.p("smith.pem")]);
+        f.p("smith.pem")
+    }])
+    .text();
+    let serial = serial.trim().trim_start_matches("serial=").to_ascii_uppercase();
+    assert!(crl.to_ascii_uppercase().contains(&serial), "the CRL lists {serial}: {crl}");
+
+    // The peer now refuses the message signed with it.
+    let refused = b.run(&["--json", "message", "open", "--in", &sealed]);
+    assert_eq!(refused.status, 1, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "revoked");
+    // And A no longer signs with it.
+    let again = a.run(&["message", "seal", "--in", &msg, "--recipient-cert", &f.p("jones.pem")]);
+    assert_eq!(again.status, 1);
+    assert!(again.stderr.contains("no valid certificate"), "{}", again.stderr);
+    // A certificate the development CA did not issue cannot be revoked by it.
+    let other = ca("Someone Else");
+    let foreign = issue(&other, "dr.smith@smithpeds.direct.example.org");
+    f.identity("foreign", &foreign);
+    a.ok(&[
+        "cert",
+        "import",
+        "dr.smith@smithpeds.direct.example.org",
+        "--cert",
+        &f.p("foreign.pem"),
+        "--key",
+        &f.p("foreign.key"),
+    ]);
+    let refused = a.run(&["cert", "revoke", &hisp::pki::fingerprint(&foreign.cert)]);
+    assert_eq!(refused.status, 1);
+    assert!(refused.stderr.contains("not issued by the development CA"), "{}", refused.stderr);
 }

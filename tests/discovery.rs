@@ -4,6 +4,7 @@
 mod common;
 
 use base64::Engine;
+use common::pki::Pki;
 use common::servers::{self, Server};
 use common::*;
 use hisp::dns::{DnsClient, DnsConfig, Resolver};
@@ -18,37 +19,6 @@ fn cert_line(name: &str, id: &Identity) -> String {
 
 fn sha(id: &Identity) -> String {
     hisp::pki::fingerprint(&id.cert)
-}
-
-/// A CA whose CRL (and, for intermediates, certificates) an HTTP server on loopback publishes at
-/// crl.pki.test, a name the test DNS server answers: CRL and AIA fetches go through the resolver.
-struct Pki {
-    ca: Ca,
-    web: Server,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let pki = Pki { ca: ca(name), web: servers::http() };
-        pki.publish_crl(&[]);
-        pki
-    }
-
-    fn url(&self, file: &str) -> String {
-        format!("http://crl.pki.test:{}/{file}", self.web.port)
-    }
-
-    fn issue_with(&self, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
-        issue_at(&self.ca, owner, bits, from, until, &self.url("ca.crl"), &self.url("ca.cer"))
-    }
-
-    fn issue(&self, owner: &str) -> Identity {
-        self.issue_with(owner, 2048, *NOW - DAY, *NOW + 365 * DAY)
-    }
-
-    fn publish_crl(&self, revoked: &[&Identity]) {
-        std::fs::write(self.web.path("ca.crl"), crl(&self.ca, revoked, *NOW - DAY, *NOW + 7 * DAY)).unwrap();
-    }
 }
 
 struct Env {
@@ -98,8 +68,8 @@ fn problems_of(run: &Run, id: &Identity) -> Vec<String> {
 
 #[test]
 fn dns_steps_find_address_then_domain_certificates_and_never_fall_back() {
-    let other = Pki::new("Someone else's CA");
-    let pki = Pki::new("Discovery CA");
+    let other = Pki::named("Someone else's CA");
+    let pki = Pki::named("Discovery CA");
     let bob = pki.issue("bob@a1.test");
     let a1_domain = pki.issue("a1.test");
     let d1_domain = pki.issue("d1.test");
@@ -220,7 +190,7 @@ fn an_unreachable_dns_server_is_a_bounded_clear_failure() {
 
 #[test]
 fn ipkix_records_are_fetched_over_http_through_the_resolver() {
-    let pki = Pki::new("Discovery CA");
+    let pki = Pki::named("Discovery CA");
     let bob = pki.issue("bob@ipkix.test");
     let web = servers::http();
     std::fs::write(web.path("bob.cer"), bob.cert.to_der().unwrap()).unwrap();
@@ -234,7 +204,7 @@ fn ipkix_records_are_fetched_over_http_through_the_resolver() {
 
 #[test]
 fn ldap_servers_from_srv_by_priority_then_weight_past_an_unreachable_one() {
-    let pki = Pki::new("Discovery CA");
+    let pki = Pki::named("Discovery CA");
     let bob = pki.issue("bob@ldap.test");
     let wrong = pki.issue("bob@ldap.test");
     let domain = pki.issue("ldap.test");
@@ -284,7 +254,7 @@ fn ldap_servers_from_srv_by_priority_then_weight_past_an_unreachable_one() {
 
 #[test]
 fn revoked_certificates_and_unavailable_crls_are_refused() {
-    let pki = Pki::new("Discovery CA");
+    let pki = Pki::named("Discovery CA");
     let revoked = pki.issue("bob@rev.test");
     let good = pki.issue("carol@rev.test");
     pki.publish_crl(&[&revoked]);
@@ -312,7 +282,7 @@ fn revoked_certificates_and_unavailable_crls_are_refused() {
 
 #[test]
 fn a_stale_crl_is_not_trusted() {
-    let pki = Pki::new("Discovery CA");
+    let pki = Pki::named("Discovery CA");
     let bob = pki.issue("bob@stale.test");
     std::fs::write(pki.web.path("ca.crl"), crl(&pki.ca, &[], *NOW - 20 * DAY, *NOW - 10 * DAY)).unwrap();
     let e = env(&pki.ca, &[("stale.test", cert_line("bob", &bob))]);
@@ -323,9 +293,9 @@ fn a_stale_crl_is_not_trusted() {
 }
 
 #[test]
-fn an_intermediate_only_published_through_aia_is_fetched() {
-    let root = Pki::new("Discovery Root");
-    let inter = intermediate(&root.ca, "Discovery Intermediate");
+fn an_intermediate_only_published_through_aia_is_fetched_and_its_revocation_checked() {
+    let root = Pki::named("Discovery Root");
+    let inter = intermediate(&root.ca, "Discovery Intermediate", &root.url("ca.crl"));
     let url = |f: &str| root.url(f);
     let bob =
         issue_at(&inter, "bob@aia.test", 2048, *NOW - DAY, *NOW + 365 * DAY, &url("inter.crl"), &url("inter.cer"));
@@ -335,9 +305,16 @@ fn an_intermediate_only_published_through_aia_is_fetched() {
     // Not yet published: no path to the root.
     let run = e.discover("bob@aia.test");
     assert_eq!(problems_of(&run, &bob), ["untrusted"]);
-    // Published as DER at the AIA caIssuers URL: fetched, the path builds, the CRL checks.
+    // Published as DER at the AIA caIssuers URL: fetched, the path builds, both CRLs check.
     std::fs::write(root.web.path("inter.cer"), inter.cert.to_der().unwrap()).unwrap();
     let run = e.discover_with("bob@aia.test", &["--no-cache"]);
     assert_eq!(run.status, 0, "{}", run.text());
     assert_eq!(selected(&run), [sha(&bob)]);
+
+    // The root revokes the intermediate: bob's certificate, itself not revoked, is no longer usable.
+    let inter_id = Identity { address: bob.address.clone(), cert: inter.cert.clone(), key: inter.key.clone() };
+    root.publish_crl(&[&inter_id]);
+    let run = e.discover_with("bob@aia.test", &["--no-cache"]);
+    assert_eq!(run.status, 3, "{}", run.text());
+    assert_eq!(problems_of(&run, &bob), ["revoked"]);
 }

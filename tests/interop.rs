@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::pki::Pki;
 use common::*;
 
 const ORIGINAL: &[u8] = b"From: Alice <alice@a.example.org>\r\nTo: bob@b.example.org\r\nSubject: Referral for patient\r\n\
@@ -10,21 +11,24 @@ Date: Mon, 23 Nov 2026 14:00:00 +0000\r\nMessage-ID: <interop-1@a.example.org>\r
 
 struct World {
     files: Files,
-    ca: Ca,
+    pki: Pki,
+    alice: Identity,
 }
 
-/// A CA, alice@a (sender), bob@b (recipient), eve@e (a bystander), and a second, untrusted CA.
+/// A CA publishing its CRL on loopback, alice@a (sender), bob@b (recipient), eve@e (a bystander),
+/// and a second, untrusted CA.
 fn world() -> World {
     let files = Files::new();
-    let ca = ca("Interop CA");
-    files.ca("ca", &ca);
+    let pki = Pki::new("Interop CA");
+    files.ca("ca", &pki.ca);
     files.ca("other-ca", &common::ca("Other CA"));
-    files.identity("alice", &issue(&ca, "alice@a.example.org"));
-    files.identity("bob", &issue(&ca, "bob@b.example.org"));
-    files.identity("eve", &issue(&ca, "eve@e.example.org"));
+    let alice = pki.issue("alice@a.example.org");
+    files.identity("alice", &alice);
+    files.identity("bob", &pki.issue("bob@b.example.org"));
+    files.identity("eve", &pki.issue("eve@e.example.org"));
     files.write("original.eml", ORIGINAL);
     files.write("wrapped.eml", &[b"Content-Type: message/rfc822\r\n\r\n".as_slice(), ORIGINAL].concat());
-    World { files, ca }
+    World { files, pki, alice }
 }
 
 impl World {
@@ -136,6 +140,7 @@ impl World {
     fn assert_opens(&self, message: &str) -> serde_json::Value {
         let report = self.hisp_open(message, "ca").ok().json();
         assert_eq!(report["ok"], true);
+        assert_eq!(report["revocation"], "good", "the CRL was fetched and checked");
         assert_eq!(report["from"], "alice@a.example.org");
         assert_eq!(self.files.read("opened.eml"), ORIGINAL, "the original must come back byte for byte");
         report
@@ -302,7 +307,7 @@ fn refuses_an_untrusted_signer() {
 #[test]
 fn refuses_an_expired_signer() {
     let w = world();
-    w.files.identity("old", &issue_with(&w.ca, "alice@a.example.org", 2048, *NOW - 400 * DAY, *NOW - 35 * DAY));
+    w.files.identity("old", &w.pki.issue_with("alice@a.example.org", 2048, *NOW - 400 * DAY, *NOW - 35 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("old", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "expired");
     assert!(msg.contains("valid until"), "{msg}");
@@ -341,8 +346,54 @@ fn refuses_3des_and_rc2_content_encryption() {
 #[test]
 fn refuses_rsa_keys_under_2048_bits() {
     let w = world();
-    w.files.identity("weak", &issue_with(&w.ca, "alice@a.example.org", 1024, *NOW - DAY, *NOW + 30 * DAY));
+    w.files.identity("weak", &w.pki.issue_with("alice@a.example.org", 1024, *NOW - DAY, *NOW + 30 * DAY));
     let encrypted = w.openssl_encrypt(&w.openssl_sign("weak", &[]), "bob", &[]);
     let msg = w.assert_refused(&encrypted, "ca", "short-key");
     assert!(msg.contains("1024"), "{msg}");
+}
+
+#[test]
+fn refuses_a_revoked_signer() {
+    let w = world();
+    let encrypted = w.openssl_encrypt(&w.openssl_sign("alice", &[]), "bob", &[]);
+    w.assert_opens(&encrypted);
+    w.pki.publish_crl(&[&w.alice]);
+    std::fs::remove_file(w.files.path("opened.eml")).unwrap();
+    let msg = w.assert_refused(&encrypted, "ca", "revoked");
+    assert!(msg.contains("alice@a.example.org") && msg.contains("revoked on"), "{msg}");
+}
+
+#[test]
+fn an_unreachable_crl_refuses_by_default_and_warns_when_soft() {
+    let w = world();
+    let encrypted = w.openssl_encrypt(&w.openssl_sign("alice", &[]), "bob", &[]);
+    std::fs::remove_file(w.pki.web.path("ca.crl")).unwrap();
+    let msg = w.assert_refused(&encrypted, "ca", "revocation-unknown");
+    assert!(msg.contains("404"), "the reason is reported: {msg}");
+
+    let f = &w.files;
+    let soft = hisp(
+        &[
+            "--json",
+            "message",
+            "open",
+            "--in",
+            &encrypted,
+            "--recipient-cert",
+            &f.p("bob.pem"),
+            "--recipient-key",
+            &f.p("bob.key"),
+            "--anchor",
+            &f.p("ca.pem"),
+            "--revocation",
+            "soft",
+        ],
+        None,
+        &[],
+    )
+    .ok()
+    .json();
+    assert_eq!(soft["ok"], true);
+    let note = soft["revocation"].as_str().unwrap();
+    assert!(note.starts_with("not checked (soft fail)") && note.contains("404"), "{note}");
 }

@@ -6,9 +6,11 @@
 mod common;
 
 use common::*;
+use hisp::fetch::StaticFetcher;
 use hisp::smime::mime::{self, Entity};
-use hisp::smime::open::{open, RecipientKey};
+use hisp::smime::open::{open, OpenTrust, RecipientKey};
 use hisp::smime::seal::{seal, SealOptions, SignerIdentity};
+use hisp::trust::revocation::{FailMode, Policy};
 use hisp::trust::FixedAnchors;
 
 /// xorshift64*: deterministic, so a failing case can be replayed from its number.
@@ -104,8 +106,11 @@ fn parsers_of_untrusted_bytes_never_panic() {
     fuzz("inspect", std::slice::from_ref(&sealed), 1500, |b| {
         let _ = hisp::smime::inspect::inspect(b);
     });
+    let fetch =
+        StaticFetcher([("http://ca.test.invalid/ca.crl".to_string(), crl(&ca, &[], *NOW - DAY, *NOW + DAY))].into());
+    let trust = OpenTrust { anchors: &anchors, revocation: Policy { fetch: &fetch, mode: FailMode::Hard }, now: *NOW };
     fuzz("open", std::slice::from_ref(&sealed), 600, |b| {
-        let _ = open(b, &keys, &anchors, *NOW);
+        let _ = open(b, &keys, &trust);
     });
     fuzz("addresses", &[b"Dr. Bob <bob@b.example.org>".to_vec(), b"b.example.org".to_vec()], 3000, |b| {
         let text = String::from_utf8_lossy(b);

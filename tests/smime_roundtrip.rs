@@ -5,11 +5,22 @@ mod common;
 
 use common::*;
 use hisp::address::Binding;
+use hisp::fetch::StaticFetcher;
 use hisp::smime::mime::{self, Entity};
-use hisp::smime::open::{open, RecipientKey};
+use hisp::smime::open::{open, OpenTrust, Opened, RecipientKey};
 use hisp::smime::seal::{seal, SealOptions, SignerIdentity};
 use hisp::smime::{ContentCipher, KeyTransport, SmimeError};
+use hisp::trust::revocation::{FailMode, Policy};
 use hisp::trust::FixedAnchors;
+
+/// Opens trusting `ca`, whose (empty) CRL is served at the URL its certificates name.
+fn open_trusting(message: &[u8], keys: &[RecipientKey], ca: &Ca, now: i64) -> Result<Opened, SmimeError> {
+    let crl = crl(ca, &[], now - DAY, now + 7 * DAY);
+    let fetch = StaticFetcher([("http://ca.test.invalid/ca.crl".to_string(), crl)].into());
+    let anchors = FixedAnchors(vec![ca.cert.clone()]);
+    let trust = OpenTrust { anchors: &anchors, revocation: Policy { fetch: &fetch, mode: FailMode::Hard }, now };
+    open(message, keys, &trust)
+}
 
 fn key_of(id: &Identity) -> RecipientKey {
     RecipientKey { cert: id.cert.clone(), key: id.key.clone(), domain: Some(id.address.domain().clone()) }
@@ -42,7 +53,7 @@ fn sealed_message_has_the_direct_format_and_opens() {
     assert_eq!(outer.headers.get("content-transfer-encoding"), Some("base64"));
     assert!(!sealed.windows(5).any(|w| w == b"hello"), "content must not be visible");
 
-    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap();
+    let opened = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW).unwrap();
     assert_eq!(opened.from.to_string(), "alice@a.example.org");
     assert_eq!(opened.signer.binding, Binding::Address);
     assert_eq!(opened.content_encryption, "AES-256-CBC");
@@ -53,7 +64,7 @@ fn sealed_message_has_the_direct_format_and_opens() {
     assert_eq!(original.body, b"hello\r\n");
 
     // The sender can open its own copy too.
-    assert!(open(&sealed, &[key_of(&alice)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).is_ok());
+    assert!(open_trusting(&sealed, &[key_of(&alice)], &ca, *NOW).is_ok());
 }
 
 #[test]
@@ -63,7 +74,7 @@ fn aes128_and_oaep_are_honoured() {
     let bob = issue(&ca, "bob@b.example.org");
     let options = SealOptions { cipher: ContentCipher::Aes128Cbc, key_transport: KeyTransport::RsaOaep };
     let sealed = seal_simple(&alice, &[&bob], message("alice@a.example.org", "bob@b.example.org", "x"), options);
-    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap();
+    let opened = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW).unwrap();
     assert_eq!(opened.content_encryption, "AES-128-CBC");
     assert_eq!(opened.key_transport, "RSA-OAEP");
 }
@@ -82,7 +93,7 @@ fn bcc_is_encrypted_to_but_never_disclosed() {
     let outer = Entity::parse(&sealed.message);
     assert!(outer.headers.get("bcc").is_none());
     assert!(!String::from_utf8_lossy(outer.header_bytes).contains("carol"), "Bcc recipients are not disclosed");
-    let opened = open(&sealed.message, &[key_of(&carol)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap();
+    let opened = open_trusting(&sealed.message, &[key_of(&carol)], &ca, *NOW).unwrap();
     let original = Entity::parse(&opened.original);
     assert!(original.headers.get("bcc").is_none());
     // Date and Message-ID were missing and are added.
@@ -101,7 +112,7 @@ fn domain_bound_certificate_signs_for_any_address_of_its_domain() {
         message("anyone@a.example.org", "bob@b.example.org", "x"),
         SealOptions::default(),
     );
-    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap();
+    let opened = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW).unwrap();
     assert_eq!(opened.signer.binding, Binding::Domain);
 }
 
@@ -112,29 +123,28 @@ fn refusals_on_open() {
     let alice = issue(&ca, "alice@a.example.org");
     let bob = issue(&ca, "bob@b.example.org");
     let eve = issue(&ca, "eve@e.example.org");
-    let anchors = FixedAnchors(vec![ca.cert.clone()]);
     let msg = || message("alice@a.example.org", "bob@b.example.org", "hello");
     let sealed = seal_simple(&alice, &[&bob], msg(), SealOptions::default());
 
     // No key for any recipient.
-    let err = open(&sealed, &[key_of(&eve)], &anchors, *NOW).unwrap_err();
+    let err = open_trusting(&sealed, &[key_of(&eve)], &ca, *NOW).unwrap_err();
     assert!(matches!(err, SmimeError::NoKey { .. }), "{err}");
 
     // Untrusted: the anchors are another CA's.
-    let err = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![other_ca.cert.clone()]), *NOW).unwrap_err();
+    let err = open_trusting(&sealed, &[key_of(&bob)], &other_ca, *NOW).unwrap_err();
     assert!(matches!(err, SmimeError::Untrusted { .. }), "{err}");
 
     // Expired: open it a year and a day later.
-    let err = open(&sealed, &[key_of(&bob)], &anchors, *NOW + 367 * DAY).unwrap_err();
+    let err = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW + 367 * DAY).unwrap_err();
     assert!(matches!(err, SmimeError::Expired { .. }), "{err}");
 
     // Not encrypted: a plain message.
-    let err = open(&msg(), &[key_of(&bob)], &anchors, *NOW).unwrap_err();
+    let err = open_trusting(&msg(), &[key_of(&bob)], &ca, *NOW).unwrap_err();
     assert!(matches!(err, SmimeError::NotEncrypted(_)), "{err}");
 
     // Not bound: the envelope From is changed to someone else's address.
     let forged = String::from_utf8(sealed.clone()).unwrap().replacen("alice@a.example.org", "mallory@a.example.org", 1);
-    let err = open(forged.as_bytes(), &[key_of(&bob)], &anchors, *NOW).unwrap_err();
+    let err = open_trusting(forged.as_bytes(), &[key_of(&bob)], &ca, *NOW).unwrap_err();
     assert!(matches!(err, SmimeError::NotBound { .. }), "{err}");
 }
 
@@ -159,7 +169,7 @@ fn a_tampered_key_block_is_refused() {
     let mut tampered = sealed[..header_len].to_vec();
     mime::encode_base64_lines(&der, &mut tampered);
     for key in [key_of(&bob), key_of(&alice)] {
-        let err = open(&tampered, &[key], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap_err();
+        let err = open_trusting(&tampered, &[key], &ca, *NOW).unwrap_err();
         // A random key almost always fails the CBC padding; once in 256 it yields garbage that is
         // no signed message. Either way: refused, with no content.
         assert!(
@@ -190,7 +200,7 @@ fn the_referral_note_round_trips_byte_for_byte() {
     mime::encode_base64_lines(&ccda, &mut msg);
     msg.extend_from_slice(b"--b1--\r\n");
     let sealed = seal_simple(&alice, &[&bob], msg.clone(), SealOptions::default());
-    let opened = open(&sealed, &[key_of(&bob)], &FixedAnchors(vec![ca.cert.clone()]), *NOW).unwrap();
+    let opened = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW).unwrap();
     assert_eq!(opened.original, msg);
     let original = Entity::parse(&opened.original);
     let parts = mime::multipart_parts(original.body, "b1").unwrap();

@@ -12,6 +12,7 @@ use super::provision::done;
 use super::{Context, Failure};
 use crate::address::Owner;
 use crate::clock::iso8601;
+use crate::pki::dev_ca::DevCa;
 use crate::pki::{self, ca};
 use crate::smime::policy;
 use crate::store::{CertRecord, NewCert, Store, DEV_CA_OWNER};
@@ -38,6 +39,18 @@ pub enum CaCommand {
     Export {
         #[arg(long)]
         der: bool,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write the CA's current CRL (DER, as CRL distribution points serve it; --pem for PEM),
+    /// listing every certificate revoked with `hisp cert revoke`. Publish it at <ca.base_url>/ca.crl
+    /// (`hisp serve` does so itself).
+    Crl {
+        /// How many days the CRL is good for (its nextUpdate); publish a new one before then.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        #[arg(long)]
+        pem: bool,
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -95,6 +108,14 @@ pub enum CertCommand {
     },
     /// Remove a certificate (and its key, if nothing else uses it).
     Remove { sha256: String },
+    /// Revoke a certificate the development CA issued (by SHA-256 fingerprint, 8+ hex digits):
+    /// it goes on the CA's CRL and is no longer used to sign or published.
+    Revoke {
+        sha256: String,
+        /// Why (kept in the store and the audit log).
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
 }
 
 pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
@@ -144,14 +165,27 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
             }
         }
         CaCommand::Export { der, out } => write_cert(&dev_ca_cert(store)?, der, out.as_deref())?,
+        CaCommand::Crl { days, pem, out } => {
+            if days == 0 || days > 366 {
+                return Err(Failure::usage("--days must be 1 to 366"));
+            }
+            let crl = DevCa::load(store, &ctx.kek()?)?.crl(store, ctx.now(), days)?;
+            output::write_output(out.as_deref(), &if pem { crl.to_pem()? } else { crl.to_der()? })?;
+            if let Some(path) = out {
+                let entries = crl.get_revoked().map_or(0, |r| r.len());
+                done(
+                    ctx,
+                    &format!("wrote the CRL ({entries} revoked) to {}, good for {days} days", path.display()),
+                    json!({ "revoked": entries, "out": path, "days": days }),
+                );
+            }
+        }
     }
     Ok(())
 }
 
 fn dev_ca_cert(store: &dyn Store) -> Result<X509, Failure> {
-    let (der, _) =
-        store.ca()?.ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
-    Ok(X509::from_der(&der)?)
+    DevCa::certificate(store).map_err(|e| Failure::new("no-ca", e.to_string()))
 }
 
 fn write_cert(cert: &X509, der: bool, out: Option<&std::path::Path>) -> Result<(), Failure> {
@@ -205,27 +239,14 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
     match command {
         CertCommand::Issue { owner, days, bits } => {
             let owner = Owner::parse(&owner)?;
-            let (ca_der, ca_key_id) =
-                store.ca()?.ok_or_else(|| Failure::new("no-ca", "there is no development CA: run `hisp ca init`"))?;
-            let ca_cert = X509::from_der(&ca_der)?;
-            let kek = ctx.kek()?;
-            let ca_key = kek.open_key(&store.key(ca_key_id)?.sealed)?;
+            let dev_ca = DevCa::load(store, &ctx.kek()?)?;
             let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
             let days = days.unwrap_or(ctx.config.ca.validity_days);
             if days == 0 || days > 3 * 366 {
                 return Err(Failure::usage("--days must be 1 to 1098"));
             }
-            let now = ctx.now();
-            let not_after = (now + i64::from(days) * 86_400).min(pki::unix_time(ca_cert.not_after()));
-            let base = ctx.config.ca.base_url.trim_end_matches('/');
-            let profile = ca::EndEntity {
-                owner: &owner,
-                not_before: now - 300,
-                not_after,
-                crl_url: &format!("{base}/ca.crl"),
-                issuer_url: &format!("{base}/ca.cer"),
-            };
-            let cert = ca::issue(&ca_cert, &ca_key, &key, &profile)?;
+            let cert = dev_ca.issue(&owner, &key, ctx.now(), days, &ctx.config.ca.base_url)?;
+            let not_after = pki::unix_time(cert.not_after());
             let sha = store_with_key(ctx, store, &owner, &cert, &key)?;
             done(
                 ctx,
@@ -288,7 +309,17 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
                             c.owner.clone(),
                             c.binding.as_str().into(),
                             if c.key_id.is_some() { "yes" } else { "no" }.into(),
-                            format!("{}{}", iso8601(c.not_after), if c.not_after < now { " (expired)" } else { "" }),
+                            format!(
+                                "{}{}",
+                                iso8601(c.not_after),
+                                if c.revoked_at.is_some() {
+                                    " (revoked)"
+                                } else if c.not_after < now {
+                                    " (expired)"
+                                } else {
+                                    ""
+                                }
+                            ),
                             c.issuer.clone(),
                             c.sha256.clone(),
                         ]
@@ -319,6 +350,25 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
                 );
             }
         }
+        CertCommand::Revoke { sha256, reason } => {
+            if Owner::parse(&sha256).is_ok() {
+                return Err(Failure::usage(
+                    "give the certificate's SHA-256 fingerprint (`hisp cert list`), not its owner",
+                ));
+            }
+            let record = select(store, &sha256)?;
+            let dev_ca = DevCa::load(store, &ctx.kek()?)?;
+            let cert = X509::from_der(&record.der)?;
+            let revoked = dev_ca.revoke(store, &cert, &reason, ctx.now())?;
+            done(
+                ctx,
+                &format!(
+                    "revoked {} ({}); publish the new CRL: `hisp ca crl --out ca.crl` (hisp serve publishes it itself)",
+                    revoked.subject, revoked.sha256
+                ),
+                json!({ "sha256": revoked.sha256, "serial": revoked.serial, "reason": revoked.reason }),
+            );
+        }
         CertCommand::Remove { sha256 } => {
             store.remove_certificate(&sha256.to_ascii_lowercase())?;
             done(ctx, &format!("removed certificate {sha256}"), json!({ "sha256": sha256 }));
@@ -348,7 +398,7 @@ fn cert_json(c: &CertRecord, now: i64) -> serde_json::Value {
     json!({
         "owner": c.owner, "binding": c.binding, "subject": c.subject, "issuer": c.issuer, "sha256": c.sha256,
         "not_before": iso8601(c.not_before), "not_after": iso8601(c.not_after), "expired": c.not_after < now,
-        "has_key": c.key_id.is_some(),
+        "has_key": c.key_id.is_some(), "revoked": c.revoked_at.map(iso8601),
     })
 }
 

@@ -45,6 +45,7 @@ macro_rules! failure_from {
 failure_from! {
     AddressError => "bad-address",
     ConfigError => "config",
+    crate::pki::dev_ca::DevCaError => "ca",
     KekError => "kek",
     PasswordError => "password",
     PkiError => "certificate",

@@ -10,13 +10,16 @@ use serde_json::json;
 use super::output;
 use super::{Context, Failure};
 use crate::address::{Binding, DirectAddress, Owner};
+use crate::dns::DnsClient;
+use crate::fetch::HttpFetcher;
 use crate::pki;
 use crate::smime::inspect::inspect;
 use crate::smime::mime::{self, Entity};
-use crate::smime::open::{open, RecipientKey};
+use crate::smime::open::{open, OpenTrust, RecipientKey};
 use crate::smime::seal::{envelope_of, seal, SealOptions, SignerIdentity};
 use crate::smime::{ContentCipher, KeyTransport};
 use crate::store::Store;
+use crate::trust::revocation::{FailMode, Policy};
 use crate::trust::{AnchorSource, FixedAnchors, StoreAnchors};
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +86,13 @@ pub struct OpenArgs {
     /// Standalone: a trust anchor for the signer (repeatable; PEM may hold several).
     #[arg(long, value_name = "FILE")]
     anchor: Vec<PathBuf>,
+    /// When the signer's CRL cannot be had: `hard` refuses the message, `soft` opens it and
+    /// reports why revocation was not checked (default: trust.revocation of the config, hard).
+    #[arg(long, value_name = "MODE")]
+    revocation: Option<FailMode>,
+    /// DNS server for the CRL hosts, IP or IP:PORT (repeatable); overrides dns.servers.
+    #[arg(long = "dns", value_name = "HOST:PORT")]
+    dns: Vec<String>,
 }
 
 pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
@@ -171,11 +181,11 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The sender's newest valid certificate with a key: address-bound first, else domain-bound.
+/// The sender's newest valid, unrevoked certificate with a key: address-bound first, else domain-bound.
 fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), Failure> {
     for owner in [Owner::Address(from.clone()), Owner::Domain(from.domain().clone())] {
         for record in store.certificates(Some(&owner))? {
-            if let (Some(key_id), true) = (record.key_id, record.not_before <= now && now <= record.not_after) {
+            if let (Some(key_id), true) = (record.key_id, record.usable_at(now)) {
                 return Ok((X509::from_der(&record.der)?, key_id));
             }
         }
@@ -189,9 +199,7 @@ fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X5
 /// A hosted recipient's certificate: address-bound first, else domain-bound.
 fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<X509, Failure> {
     for owner in [Owner::Address(recipient.clone()), Owner::Domain(recipient.domain().clone())] {
-        if let Some(record) =
-            store.certificates(Some(&owner))?.into_iter().find(|c| c.not_before <= now && now <= c.not_after)
-        {
+        if let Some(record) = store.certificates(Some(&owner))?.into_iter().find(|c| c.usable_at(now)) {
             return Ok(X509::from_der(&record.der)?);
         }
     }
@@ -226,7 +234,10 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
         store_anchors = StoreAnchors(store);
         (hosted_keys(ctx, store, &message)?, &store_anchors)
     };
-    let opened = open(&message, &keys, anchors, now)?;
+    let resolver = DnsClient::new(ctx.dns_config(&args.dns)?);
+    let fetch = HttpFetcher::new(&resolver);
+    let revocation = Policy { fetch: &fetch, mode: args.revocation.unwrap_or(ctx.config.trust.revocation) };
+    let opened = open(&message, &keys, &OpenTrust { anchors, revocation, now })?;
     if ctx.json {
         if let Some(out) = &args.out {
             output::write_output(Some(out), &opened.original)?;
@@ -249,6 +260,9 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
             opened.content_encryption,
             opened.key_transport
         );
+        if opened.revocation != "good" {
+            eprintln!("warning: signer revocation {}", opened.revocation);
+        }
     }
     Ok(())
 }

@@ -96,8 +96,7 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
     }
     match path(cert, trust) {
         Ok(intermediates) => {
-            let issuers: Vec<X509> = intermediates.iter().chain(trust.anchors).cloned().collect();
-            match revocation::check(cert, &issuers, trust.fetch, trust.now) {
+            match revocation::check_path(cert, &intermediates, trust.anchors, trust.fetch, trust.now) {
                 Status::Good => {}
                 Status::Revoked { on } => problem("revoked", format!("revoked on {on}")),
                 Status::Unknown(why) if trust.revocation == FailMode::Hard => {

@@ -158,6 +158,9 @@ impl DnsClient {
         rtype: RecordType,
         pick: impl Fn(&RData) -> Option<T>,
     ) -> Result<Lookup<T>, DnsError> {
+        if is_special_invalid(name) {
+            return Ok(Lookup { records: Vec::new(), ttl: DEFAULT_NEGATIVE_TTL });
+        }
         let answer = self.ask(name, rtype)?;
         let records: Vec<T> = answer.answers.iter().filter_map(|r| pick(&r.data)).collect();
         let ttl = if records.is_empty() {
@@ -167,6 +170,13 @@ impl DnsClient {
         };
         Ok(Lookup { records, ttl })
     }
+}
+
+/// RFC 6761 §6.4: names under `invalid.` never exist, and resolvers may say so without asking, so
+/// placeholder URLs (the development CA's default) never leak queries to a real server.
+fn is_special_invalid(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "invalid" || name.ends_with(".invalid")
 }
 
 /// Is `answer` the response to `query`: same id, a response, the same question.
@@ -251,5 +261,22 @@ impl Resolver for DnsClient {
         })?;
         found.records.sort();
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dns::Resolver;
+
+    #[test]
+    fn invalid_names_are_answered_without_asking() {
+        // No server configured: any real query would fail with NoServers.
+        let client = super::DnsClient::new(super::DnsConfig {
+            servers: Vec::new(),
+            timeout: std::time::Duration::from_millis(10),
+            attempts: 1,
+        });
+        assert!(client.addresses("ca.hisp.INVALID.").unwrap().records.is_empty());
+        assert!(client.addresses("ca.hisp.example").is_err());
     }
 }

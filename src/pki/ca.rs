@@ -10,7 +10,9 @@ use openssl::stack::Stack;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Extension, X509Name, X509Ref, X509Req, X509ReqBuilder, X509};
+use openssl::x509::{
+    X509Crl, X509CrlBuilder, X509Extension, X509Name, X509Ref, X509Req, X509ReqBuilder, X509RevokedBuilder, X509,
+};
 
 use super::PkiError;
 use crate::address::Owner;
@@ -121,7 +123,7 @@ fn uri_name(url: &str) -> Vec<u8> {
 }
 
 /// CRLDistributionPoints (RFC 5280 §4.2.1.13) with one fullName URI.
-fn crl_distribution_point(url: &str) -> Result<X509Extension, PkiError> {
+pub fn crl_distribution_point(url: &str) -> Result<X509Extension, PkiError> {
     let full_name = der::encode(0xA0, &uri_name(url)); // fullName [0] GeneralNames
     let point_name = der::encode(0xA0, &full_name); // distributionPoint [0]
     let value = der::encode(SEQUENCE, &der::encode(SEQUENCE, &point_name));
@@ -159,4 +161,41 @@ pub fn csr(owner: &Owner, key: &PKeyRef<Private>) -> Result<X509Req, PkiError> {
     b.add_extensions(&extensions)?;
     b.sign(key, MessageDigest::sha256())?;
     Ok(b.build())
+}
+
+/// One entry of a CRL: a serial number (big-endian bytes) and when it was revoked.
+pub struct RevokedSerial {
+    pub serial: Vec<u8>,
+    pub revoked_at: i64,
+}
+
+/// A CRL (RFC 5280 §5) of `ca_cert` listing `revoked`, valid [this_update, next_update], with the
+/// AuthorityKeyIdentifier and CRLNumber a conforming CRL carries. The CRL number is `this_update`:
+/// it only ever grows, which is all §5.2.3 asks.
+pub fn crl(
+    ca_cert: &X509Ref,
+    ca_key: &PKeyRef<Private>,
+    revoked: &[RevokedSerial],
+    this_update: i64,
+    next_update: i64,
+) -> Result<X509Crl, PkiError> {
+    let mut b = X509CrlBuilder::new()?;
+    b.set_issuer_name(ca_cert.subject_name())?;
+    if let Some(ski) = ca_cert.subject_key_id() {
+        // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+        b.append_extension(extension("2.5.29.35", &der::encode(SEQUENCE, &der::encode(0x80, ski.as_slice())))?)?;
+    }
+    let number = BigNum::from_dec_str(&this_update.max(1).to_string())?.to_vec();
+    let number = if number[0] & 0x80 != 0 { [&[0u8][..], &number].concat() } else { number };
+    b.append_extension(extension("2.5.29.20", &der::encode(der::INTEGER, &number))?)?;
+    b.set_last_update(&*Asn1Time::from_unix(this_update as libc::time_t)?)?;
+    b.set_next_update(&*Asn1Time::from_unix(next_update as libc::time_t)?)?;
+    for entry in revoked {
+        let mut r = X509RevokedBuilder::new()?;
+        r.set_serial_number(&*BigNum::from_slice(&entry.serial)?.to_asn1_integer()?)?;
+        r.set_revocation_date(&*Asn1Time::from_unix(entry.revoked_at as libc::time_t)?)?;
+        b.add_revoked(r.build())?;
+    }
+    b.sign(ca_key, MessageDigest::sha256())?;
+    Ok(b.build()?)
 }

@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod cert_cache;
+pub mod dev_ca;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::{hash, MessageDigest};

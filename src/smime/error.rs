@@ -20,6 +20,10 @@ pub enum SmimeError {
     Expired { subject: String, not_after: String },
     #[error("signer not yet valid: certificate '{subject}' is valid from {not_before}")]
     NotYetValid { subject: String, not_before: String },
+    #[error("revoked signer: certificate '{subject}' was revoked on {on}")]
+    Revoked { subject: String, on: String },
+    #[error("signer revocation unknown: the revocation of certificate '{subject}' could not be checked ({reason}); refused because revocation checking is hard-fail")]
+    RevocationUnknown { subject: String, reason: String },
     #[error("no key for any recipient: the message is encrypted to {recipients}, none of which is ours")]
     NoKey { recipients: String },
     #[error("refused weak digest algorithm {0}: Direct requires SHA-256 or stronger")]
@@ -57,6 +61,8 @@ impl SmimeError {
             SmimeError::Untrusted { .. } => "untrusted",
             SmimeError::Expired { .. } => "expired",
             SmimeError::NotYetValid { .. } => "not-yet-valid",
+            SmimeError::Revoked { .. } => "revoked",
+            SmimeError::RevocationUnknown { .. } => "revocation-unknown",
             SmimeError::NoKey { .. } => "no-key",
             SmimeError::WeakDigest(_) => "weak-digest",
             SmimeError::WeakCipher(_) => "weak-cipher",

@@ -12,6 +12,7 @@ use crate::clock::iso8601;
 use crate::pki::{self, cert_cache};
 use crate::store::Direction;
 use crate::trust::chain::{self, ChainError};
+use crate::trust::revocation::{self, FailMode, Status};
 use crate::trust::AnchorSource;
 
 /// A key we hold for receiving: the certificate, its private key, and the local domain whose
@@ -44,9 +45,21 @@ pub struct Opened {
     pub key_transport: String,
     pub digest: String,
     pub signature_algorithm: String,
+    /// "good", or why revocation could not be checked when that is a soft failure.
+    pub revocation: String,
 }
 
-pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, now: i64) -> Result<Opened, SmimeError> {
+/// What decides whether a signer is trusted: the anchors of the local domain, how revocation is
+/// checked, and the time.
+#[derive(Clone, Copy)]
+pub struct OpenTrust<'a> {
+    pub anchors: &'a dyn AnchorSource,
+    pub revocation: revocation::Policy<'a>,
+    pub now: i64,
+}
+
+pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<Opened, SmimeError> {
+    let now = trust.now;
     let outer = Entity::parse(message);
     let ct = outer.content_type();
     let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
@@ -109,7 +122,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
         from: from.to_string(),
     })?;
 
-    let anchor_certs = anchors.anchors(ours.domain.as_ref(), Direction::Incoming).map_err(|reason| {
+    let anchor_certs = trust.anchors.anchors(ours.domain.as_ref(), Direction::Incoming).map_err(|reason| {
         SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
     })?;
     let intermediates: Vec<X509> =
@@ -123,6 +136,14 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
             SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
         }
     })?;
+    let revocation = match revocation::check_path(signer, &intermediates, &anchor_certs, trust.revocation.fetch, now) {
+        Status::Good => "good".to_string(),
+        Status::Revoked { on } => return Err(SmimeError::Revoked { subject: signer_subject, on }),
+        Status::Unknown(reason) if trust.revocation.mode == FailMode::Hard => {
+            return Err(SmimeError::RevocationUnknown { subject: signer_subject, reason })
+        }
+        Status::Unknown(reason) => format!("not checked (soft fail): {reason}"),
+    };
 
     let original = unwrap(&signed_content, &from)?;
     Ok(Opened {
@@ -141,6 +162,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], anchors: &dyn AnchorSource, n
         key_transport,
         digest,
         signature_algorithm,
+        revocation,
     })
 }
 

@@ -99,4 +99,17 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (bundle_id, sha256)
     );
     "#,
+    // 3: certificates the development CA has revoked (kept after the certificate is removed: a
+    // CRL lists a revoked serial until the certificate expires)
+    r#"
+    CREATE TABLE revocations (
+        id         INTEGER PRIMARY KEY,
+        serial     TEXT NOT NULL UNIQUE,
+        sha256     TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        not_after  INTEGER NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        reason     TEXT NOT NULL
+    );
+    "#,
 ];

@@ -64,6 +64,20 @@ pub struct CertRecord {
     pub key_id: Option<i64>,
     pub der: Vec<u8>,
     pub created_at: i64,
+    /// When the development CA revoked it (None: not revoked by us).
+    pub revoked_at: Option<i64>,
+}
+
+/// A certificate the development CA revoked: what its CRL lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RevocationRecord {
+    /// The serial number, lowercase hex of its big-endian bytes.
+    pub serial: String,
+    pub sha256: String,
+    pub subject: String,
+    pub not_after: i64,
+    pub revoked_at: i64,
+    pub reason: String,
 }
 
 /// What the store needs to record a new certificate.
@@ -180,12 +194,23 @@ pub trait Store {
     /// The development CA: its certificate and its (sealed) key.
     fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()>;
     fn ca(&self) -> Result<Option<(Vec<u8>, i64)>>;
+    /// Records that the development CA revoked a certificate.
+    fn revoke(&self, revocation: &RevocationRecord) -> Result<()>;
+    /// The development CA's revocations, oldest first.
+    fn revocations(&self) -> Result<Vec<RevocationRecord>>;
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Sets a meta value only if it is absent; returns the value now stored.
     fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+impl CertRecord {
+    /// Inside its validity period at `now` and not revoked by us: fit to sign with or publish.
+    pub fn usable_at(&self, now: i64) -> bool {
+        self.not_before <= now && now <= self.not_after && self.revoked_at.is_none()
+    }
 }
 
 impl Direction {

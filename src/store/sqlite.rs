@@ -141,11 +141,13 @@ fn cert_row(r: &rusqlite::Row) -> rusqlite::Result<CertRecord> {
         key_id: r.get(8)?,
         der: r.get(9)?,
         created_at: r.get(10)?,
+        revoked_at: r.get(11)?,
     })
 }
 
 const CERT_COLUMNS: &str =
-    "id, owner, binding, subject, issuer, sha256, not_before, not_after, key_id, der, created_at";
+    "id, owner, binding, subject, issuer, sha256, not_before, not_after, key_id, der, created_at,
+     (SELECT revoked_at FROM revocations WHERE revocations.sha256 = certificates.sha256)";
 
 fn anchor_row(r: &rusqlite::Row) -> rusqlite::Result<Option<AnchorRecord>> {
     let Ok(domain) = Domain::parse(&r.get::<_, String>(0)?) else {
@@ -577,6 +579,35 @@ impl Store for SqliteStore {
 
     fn ca(&self) -> Result<Option<(Vec<u8>, i64)>> {
         Ok(self.conn.query_row("SELECT der, key_id FROM dev_ca", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+    }
+
+    fn revoke(&self, r: &RevocationRecord) -> Result<()> {
+        self.change("cert.revoke", &r.sha256, &r.reason, |tx| {
+            tx.execute(
+                "INSERT INTO revocations (serial, sha256, subject, not_after, revoked_at, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.serial, r.sha256, r.subject, r.not_after, r.revoked_at, r.reason],
+            )
+            .map_err(duplicate_as(format!("a revocation of {}", r.sha256)))?;
+            Ok(())
+        })
+    }
+
+    fn revocations(&self) -> Result<Vec<RevocationRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT serial, sha256, subject, not_after, revoked_at, reason FROM revocations ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RevocationRecord {
+                serial: r.get(0)?,
+                sha256: r.get(1)?,
+                subject: r.get(2)?,
+                not_after: r.get(3)?,
+                revoked_at: r.get(4)?,
+                reason: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {

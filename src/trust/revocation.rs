@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use openssl::hash::MessageDigest;
 use openssl::x509::{CrlStatus, X509Crl, X509Ref, X509};
 use serde::Deserialize;
 
@@ -14,7 +15,7 @@ use crate::fetch::Fetcher;
 use crate::pki;
 
 /// What to do when revocation cannot be checked (no CRL reachable, stale, badly signed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum FailMode {
     /// The certificate is not used.
@@ -34,15 +35,45 @@ pub enum Status {
     Unknown(String),
 }
 
-/// Fetched and verified CRLs by URL and issuer, with the time (unix) until which each may be used.
-type CrlCache = Mutex<HashMap<String, (i64, Arc<X509Crl>)>>;
-
-fn cache() -> &'static CrlCache {
-    static CACHE: OnceLock<CrlCache> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+/// What a trust decision needs to check revocation: how to fetch CRLs, and what to do when that fails.
+#[derive(Clone, Copy)]
+pub struct Policy<'a> {
+    pub fetch: &'a dyn Fetcher,
+    pub mode: FailMode,
 }
 
-const CACHE_CAPACITY: usize = 1024;
+/// A CRL fetch that failed, and until when (unix) it is not tried again.
+struct Failed {
+    until: i64,
+    why: String,
+}
+
+/// The caches of this module. CRLs are kept by URL and issuer until their nextUpdate; a failed
+/// fetch for a minute, so a dead CRL server costs one timeout a minute rather than one per message;
+/// and the status of each certificate checked (by the SHA-256 of its DER) until the CRL that
+/// decided it is due, so the same peer's next message costs a hash lookup.
+#[derive(Default)]
+struct Caches {
+    crls: HashMap<String, (i64, Arc<X509Crl>)>,
+    failed: HashMap<String, Failed>,
+    statuses: HashMap<[u8; 32], (i64, Status)>,
+}
+
+fn caches() -> &'static Mutex<Caches> {
+    static CACHES: OnceLock<Mutex<Caches>> = OnceLock::new();
+    CACHES.get_or_init(|| Mutex::new(Caches::default()))
+}
+
+const CACHE_CAPACITY: usize = 4096;
+const RETRY_FAILED_AFTER: i64 = 60;
+
+/// Inserts into a bounded cache: when full, it starts over (entries are cheap to rebuild).
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= CACHE_CAPACITY {
+        map.clear();
+    }
+    map.insert(key, value);
+}
 
 /// The http:// URLs of `cert`'s CRL distribution points.
 pub fn crl_urls(cert: &X509Ref) -> Vec<String> {
@@ -54,26 +85,82 @@ pub fn crl_urls(cert: &X509Ref) -> Vec<String> {
         .collect()
 }
 
-/// Is `cert` revoked, by the CRLs of its distribution points, signed by one of `issuers`.
-pub fn check(cert: &X509Ref, issuers: &[X509], fetch: &dyn Fetcher, now: i64) -> Status {
+/// Checks `cert` and every intermediate on its path up to an anchor (RFC 5280 §6.3 applies to
+/// each certificate of the path but the anchor). The first one not good decides.
+pub fn check_path(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], fetch: &dyn Fetcher, now: i64) -> Status {
+    let issuers: Vec<&X509Ref> = intermediates.iter().chain(anchors).map(|c| &**c).collect();
+    let mut current = cert;
+    for depth in 0..MAX_PATH {
+        let status = check(current, &issuers, fetch, now);
+        let status = match (depth, status) {
+            (_, Status::Good) => Status::Good,
+            (0, other) => return other,
+            (_, Status::Revoked { on }) => {
+                return Status::Revoked {
+                    on: format!("{on} (the intermediate CA {})", pki::name_line(current.subject_name())),
+                }
+            }
+            (_, Status::Unknown(why)) => {
+                return Status::Unknown(format!("intermediate CA {}: {why}", pki::name_line(current.subject_name())))
+            }
+        };
+        debug_assert_eq!(status, Status::Good);
+        // The next link is an intermediate that signed this one; an anchor ends the path.
+        let issued_by_anchor = anchors.iter().any(|a| issued(current, a));
+        match intermediates.iter().find(|i| !same_cert(i, current) && issued(current, i)) {
+            Some(next) if !issued_by_anchor => current = next,
+            _ => return Status::Good,
+        }
+    }
+    Status::Unknown("the path to the anchor is too long to check".into())
+}
+
+const MAX_PATH: usize = 8;
+
+fn same_cert(a: &X509Ref, b: &X509Ref) -> bool {
+    a.to_der().ok() == b.to_der().ok()
+}
+
+/// Did `issuer` sign `cert`: the names match and the signature verifies.
+fn issued(cert: &X509Ref, issuer: &X509Ref) -> bool {
+    issuer.subject_name().try_cmp(cert.issuer_name()).is_ok_and(|o| o.is_eq())
+        && issuer.public_key().is_ok_and(|k| cert.verify(&k).unwrap_or(false))
+}
+
+/// Is `cert` revoked, by the CRLs of its distribution points, signed by whichever of `issuers`
+/// signed `cert`.
+pub fn check(cert: &X509Ref, issuers: &[&X509Ref], fetch: &dyn Fetcher, now: i64) -> Status {
+    let digest: Option<[u8; 32]> =
+        cert.digest(MessageDigest::sha256()).ok().and_then(|d| <[u8; 32]>::try_from(&d[..]).ok());
+    if let Some(digest) = &digest {
+        let cached = caches().lock().ok().and_then(|c| c.statuses.get(digest).cloned());
+        if let Some((until, status)) = cached {
+            if now <= until {
+                return status;
+            }
+        }
+    }
     let urls = crl_urls(cert);
     if urls.is_empty() {
         return Status::Unknown("the certificate names no CRL distribution point".into());
     }
-    let Some(issuer) = issuers.iter().find(|i| i.subject_name().try_cmp(cert.issuer_name()).is_ok_and(|o| o.is_eq()))
-    else {
+    let Some(issuer) = issuers.iter().find(|i| issued(cert, i)) else {
         return Status::Unknown("the issuer of the certificate is not known, so its CRL cannot be checked".into());
     };
     let mut reasons = Vec::new();
     for url in urls {
         match crl(&url, issuer, fetch, now) {
-            Ok(crl) => {
-                return match crl.get_by_serial(cert.serial_number()) {
+            Ok((until, crl)) => {
+                let status = match crl.get_by_serial(cert.serial_number()) {
                     CrlStatus::Revoked(entry) => {
                         Status::Revoked { on: iso8601(pki::unix_time(entry.revocation_date())) }
                     }
                     CrlStatus::NotRevoked | CrlStatus::RemoveFromCrl(_) => Status::Good,
+                };
+                if let (Some(digest), Ok(mut c)) = (digest, caches().lock()) {
+                    bounded_insert(&mut c.statuses, digest, (until, status.clone()));
                 }
+                return status;
             }
             Err(e) => reasons.push(format!("{url}: {e}")),
         }
@@ -81,15 +168,32 @@ pub fn check(cert: &X509Ref, issuers: &[X509], fetch: &dyn Fetcher, now: i64) ->
     Status::Unknown(reasons.join("; "))
 }
 
-/// A current CRL from `url` signed by `issuer`, from the cache while it is current.
-fn crl(url: &str, issuer: &X509, fetch: &dyn Fetcher, now: i64) -> Result<Arc<X509Crl>, String> {
+/// A current CRL from `url` signed by `issuer` and until when it may be used, from the cache
+/// while it is current.
+fn crl(url: &str, issuer: &X509Ref, fetch: &dyn Fetcher, now: i64) -> Result<(i64, Arc<X509Crl>), String> {
     // Keyed by URL and issuer: a cached CRL was verified against exactly this issuer.
     let key = format!("{url} {}", pki::fingerprint(issuer));
-    if let Some((until, crl)) = cache().lock().ok().and_then(|c| c.get(&key).cloned()) {
-        if now <= until {
-            return Ok(crl);
+    if let Ok(c) = caches().lock() {
+        if let Some((until, crl)) = c.crls.get(&key).filter(|(until, _)| now <= *until) {
+            return Ok((*until, crl.clone()));
+        }
+        if let Some(failed) = c.failed.get(&key).filter(|f| now < f.until) {
+            return Err(failed.why.clone());
         }
     }
+    let fetched = fetch_crl(url, issuer, fetch, now);
+    if let Ok(mut c) = caches().lock() {
+        match &fetched {
+            Ok((until, crl)) => bounded_insert(&mut c.crls, key, (*until, crl.clone())),
+            Err(why) => {
+                bounded_insert(&mut c.failed, key, Failed { until: now + RETRY_FAILED_AFTER, why: why.clone() })
+            }
+        }
+    }
+    fetched
+}
+
+fn fetch_crl(url: &str, issuer: &X509Ref, fetch: &dyn Fetcher, now: i64) -> Result<(i64, Arc<X509Crl>), String> {
     let bytes = fetch.get(url)?;
     let crl = if bytes.starts_with(b"-----BEGIN") { X509Crl::from_pem(&bytes) } else { X509Crl::from_der(&bytes) }
         .map_err(|_| "not a CRL".to_string())?;
@@ -107,24 +211,17 @@ fn crl(url: &str, issuer: &X509, fetch: &dyn Fetcher, now: i64) -> Result<Arc<X5
     if next_update < now {
         return Err(format!("the CRL is stale (nextUpdate {})", iso8601(next_update)));
     }
-    let crl = Arc::new(crl);
-    if let Ok(mut c) = cache().lock() {
-        if c.len() >= CACHE_CAPACITY {
-            c.clear();
-        }
-        c.insert(key, (next_update, crl.clone()));
-    }
-    Ok(crl)
+    Ok((next_update, Arc::new(crl)))
 }
 
-fn signed_by(crl: &X509Crl, issuer: &X509) -> bool {
+fn signed_by(crl: &X509Crl, issuer: &X509Ref) -> bool {
     let same_name = crl.issuer_name().try_cmp(issuer.subject_name()).is_ok_and(|o| o.is_eq());
     same_name && issuer.public_key().is_ok_and(|k| crl.verify(&k).unwrap_or(false))
 }
 
-/// Forgets fetched CRLs (tests, and an operator's refresh).
+/// Forgets fetched CRLs, failures and statuses (tests, and an operator's refresh).
 pub fn clear_cache() {
-    if let Ok(mut c) = cache().lock() {
-        c.clear();
+    if let Ok(mut c) = caches().lock() {
+        *c = Caches::default();
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod node;
+pub mod pki;
 pub mod servers;
 
 use hisp::address::{DirectAddress, Owner};
@@ -56,8 +57,8 @@ pub fn issue_at(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64, crl_url:
     Identity { address, cert, key }
 }
 
-/// An intermediate CA issued by `parent`.
-pub fn intermediate(parent: &Ca, name: &str) -> Ca {
+/// An intermediate CA issued by `parent`, whose revocation `parent` publishes at `crl_url`.
+pub fn intermediate(parent: &Ca, name: &str, crl_url: &str) -> Ca {
     use openssl::asn1::Asn1Time;
     use openssl::hash::MessageDigest;
     use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier};
@@ -80,39 +81,21 @@ pub fn intermediate(parent: &Ca, name: &str) -> Ca {
     b.append_extension(ski).unwrap();
     let aki = AuthorityKeyIdentifier::new().keyid(true).build(&b.x509v3_context(Some(&parent.cert), None)).unwrap();
     b.append_extension(aki).unwrap();
+    b.append_extension(ca::crl_distribution_point(crl_url).unwrap()).unwrap();
     b.sign(&parent.key, MessageDigest::sha256()).unwrap();
     Ca { cert: b.build(), key }
 }
 
-/// A CRL of `ca` listing `revoked`, valid [this_update, next_update], DER.
+/// A CRL of `ca` listing `revoked` (revoked a day before NOW), valid [this_update, next_update], DER.
 pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -> Vec<u8> {
-    use openssl::asn1::Asn1Time;
-    use openssl::x509::{X509CrlBuilder, X509RevokedBuilder};
-    let mut b = X509CrlBuilder::new().unwrap();
-    b.set_issuer_name(ca.cert.subject_name()).unwrap();
-    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
-    let ski = ca.cert.subject_key_id().unwrap().as_slice().to_vec();
-    let mut aki = vec![0x30, (ski.len() + 2) as u8, 0x80, ski.len() as u8];
-    aki.extend_from_slice(&ski);
-    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.35").unwrap();
-    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&aki).unwrap();
-    b.append_extension(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap()).unwrap();
-    // CRLNumber ::= INTEGER (positive, 4 octets); this_update is monotonic enough for a test.
-    let mut number = vec![0x02, 0x04];
-    number.extend_from_slice(&((this_update as u32) & 0x7fff_ffff).to_be_bytes());
-    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.20").unwrap();
-    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&number).unwrap();
-    b.append_extension(openssl::x509::X509Extension::new_from_der(&oid, false, &value).unwrap()).unwrap();
-    b.set_last_update(&Asn1Time::from_unix(this_update as libc::time_t).unwrap()).unwrap();
-    b.set_next_update(&Asn1Time::from_unix(next_update as libc::time_t).unwrap()).unwrap();
-    for id in revoked {
-        let mut r = X509RevokedBuilder::new().unwrap();
-        r.set_serial_number(id.cert.serial_number()).unwrap();
-        r.set_revocation_date(&Asn1Time::from_unix((*NOW - DAY) as libc::time_t).unwrap()).unwrap();
-        b.add_revoked(r.build()).unwrap();
-    }
-    b.sign(&ca.key, openssl::hash::MessageDigest::sha256()).unwrap();
-    b.build().unwrap().to_der().unwrap()
+    let revoked: Vec<ca::RevokedSerial> = revoked
+        .iter()
+        .map(|id| ca::RevokedSerial {
+            serial: id.cert.serial_number().to_bn().unwrap().to_vec(),
+            revoked_at: *NOW - DAY,
+        })
+        .collect();
+    ca::crl(&ca.cert, &ca.key, &revoked, this_update, next_update).unwrap().to_der().unwrap()
 }
 
 pub fn issue(ca: &Ca, owner: &str) -> Identity {

@@ -1,0 +1,118 @@
+//! The development CA as the node keeps it: its certificate and sealed key in the store, the
+//! certificates it issues, and the CRL it publishes from the store's revocations.
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509Crl, X509Ref, X509};
+
+use super::ca::{self, EndEntity, RevokedSerial};
+use super::{hex, PkiError};
+use crate::address::Owner;
+use crate::kek::{Kek, KekError};
+use crate::store::{RevocationRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevCaError {
+    #[error("there is no development CA: run `hisp ca init`")]
+    Missing,
+    #[error("certificate {0} was not issued by the development CA, so it cannot revoke it")]
+    NotOurs(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+impl From<openssl::error::ErrorStack> for DevCaError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        DevCaError::Pki(e.into())
+    }
+}
+
+/// Where the CA publishes: `<base>/ca.cer` (AIA caIssuers) and `<base>/ca.crl` (CRL distribution point).
+pub fn published_urls(base_url: &str) -> (String, String) {
+    let base = base_url.trim_end_matches('/');
+    (format!("{base}/ca.cer"), format!("{base}/ca.crl"))
+}
+
+pub struct DevCa {
+    pub cert: X509,
+    key: PKey<Private>,
+}
+
+impl DevCa {
+    /// The store's development CA with its key unsealed.
+    pub fn load(store: &dyn Store, kek: &Kek) -> Result<DevCa, DevCaError> {
+        let (der, key_id) = store.ca()?.ok_or(DevCaError::Missing)?;
+        let key = kek.open_key(&store.key(key_id)?.sealed)?;
+        Ok(DevCa { cert: X509::from_der(&der)?, key })
+    }
+
+    /// The certificate (DER) only, for publishing; no key needed.
+    pub fn certificate(store: &dyn Store) -> Result<X509, DevCaError> {
+        let (der, _) = store.ca()?.ok_or(DevCaError::Missing)?;
+        Ok(X509::from_der(&der)?)
+    }
+
+    /// Issues `owner` a DirectTrust end-entity certificate for `key`, valid from `now` for `days`
+    /// (never past the CA's own expiry), pointing at the CA's published certificate and CRL.
+    pub fn issue(
+        &self,
+        owner: &Owner,
+        key: &PKey<Private>,
+        now: i64,
+        days: u32,
+        base_url: &str,
+    ) -> Result<X509, PkiError> {
+        let not_after = (now + i64::from(days) * 86_400).min(super::unix_time(self.cert.not_after()));
+        let (issuer_url, crl_url) = published_urls(base_url);
+        let profile = EndEntity { owner, not_before: now - 300, not_after, crl_url: &crl_url, issuer_url: &issuer_url };
+        ca::issue(&self.cert, &self.key, key, &profile)
+    }
+
+    /// Did this CA issue `cert` (its signature verifies under the CA's key).
+    pub fn issued(&self, cert: &X509Ref) -> bool {
+        cert.issuer_name().try_cmp(self.cert.subject_name()).is_ok_and(|o| o.is_eq())
+            && self.cert.public_key().is_ok_and(|k| cert.verify(&k).unwrap_or(false))
+    }
+
+    /// Records the revocation of `cert` (which this CA must have issued) as of `now`.
+    pub fn revoke(
+        &self,
+        store: &dyn Store,
+        cert: &X509Ref,
+        reason: &str,
+        now: i64,
+    ) -> Result<RevocationRecord, DevCaError> {
+        let sha256 = super::fingerprint(cert);
+        if !self.issued(cert) {
+            return Err(DevCaError::NotOurs(sha256));
+        }
+        let record = RevocationRecord {
+            serial: hex(&cert.serial_number().to_bn()?.to_vec()),
+            sha256,
+            subject: super::name_line(cert.subject_name()),
+            not_after: super::unix_time(cert.not_after()),
+            revoked_at: now,
+            reason: reason.to_string(),
+        };
+        store.revoke(&record)?;
+        Ok(record)
+    }
+
+    /// The CRL as of `now`, good for `days`: every revoked certificate not yet expired (RFC 5280
+    /// §3.3 lets a CRL drop entries once the certificate has expired).
+    pub fn crl(&self, store: &dyn Store, now: i64, days: u32) -> Result<X509Crl, DevCaError> {
+        let mut revoked = Vec::new();
+        for r in store.revocations()?.into_iter().filter(|r| r.not_after >= now) {
+            let serial = (0..r.serial.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(r.serial.get(i..i + 2).unwrap_or("zz"), 16))
+                .collect::<Result<Vec<u8>, _>>()
+                .map_err(|_| PkiError::Policy(format!("the stored serial '{}' is not hex", r.serial)))?;
+            revoked.push(RevokedSerial { serial, revoked_at: r.revoked_at });
+        }
+        Ok(ca::crl(&self.cert, &self.key, &revoked, now - 60, now + i64::from(days) * 86_400)?)
+    }
+}
