@@ -12,5 +12,6 @@ pub mod kek;
 pub mod password;
 pub mod pki;
 pub mod smime;
+pub mod smtp;
 pub mod store;
 pub mod trust;

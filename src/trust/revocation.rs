@@ -91,9 +91,8 @@ pub fn check_path(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], fetc
     let issuers: Vec<&X509Ref> = intermediates.iter().chain(anchors).map(|c| &**c).collect();
     let mut current = cert;
     for depth in 0..MAX_PATH {
-        let status = check(current, &issuers, fetch, now);
-        let status = match (depth, status) {
-            (_, Status::Good) => Status::Good,
+        match (depth, check(current, &issuers, fetch, now)) {
+            (_, Status::Good) => {}
             (0, other) => return other,
             (_, Status::Revoked { on }) => {
                 return Status::Revoked {
@@ -103,14 +102,23 @@ pub fn check_path(cert: &X509Ref, intermediates: &[X509], anchors: &[X509], fetc
             (_, Status::Unknown(why)) => {
                 return Status::Unknown(format!("intermediate CA {}: {why}", pki::name_line(current.subject_name())))
             }
-        };
-        debug_assert_eq!(status, Status::Good);
-        // The next link is an intermediate that signed this one; an anchor ends the path.
-        let issued_by_anchor = anchors.iter().any(|a| issued(current, a));
-        match intermediates.iter().find(|i| !same_cert(i, current) && issued(current, i)) {
-            Some(next) if !issued_by_anchor => current = next,
-            _ => return Status::Good,
         }
+        // The next link is the intermediate that issued this one; an anchor ends the path. The path
+        // was validated before, so names find it; signatures decide only between namesakes.
+        if anchors.iter().any(|a| names_issuer(current, a)) {
+            return Status::Good;
+        }
+        let candidates: Vec<&X509> =
+            intermediates.iter().filter(|i| names_issuer(current, i) && !same_cert(i, current)).collect();
+        let next = match candidates.as_slice() {
+            [] => return Status::Good,
+            [one] => *one,
+            several => match several.iter().find(|i| issued(current, i)) {
+                Some(signer) => *signer,
+                None => return Status::Good,
+            },
+        };
+        current = next;
     }
     Status::Unknown("the path to the anchor is too long to check".into())
 }
@@ -121,10 +129,14 @@ fn same_cert(a: &X509Ref, b: &X509Ref) -> bool {
     a.to_der().ok() == b.to_der().ok()
 }
 
+/// Does `cert` name `issuer` as its issuer.
+fn names_issuer(cert: &X509Ref, issuer: &X509Ref) -> bool {
+    issuer.subject_name().try_cmp(cert.issuer_name()).is_ok_and(|o| o.is_eq())
+}
+
 /// Did `issuer` sign `cert`: the names match and the signature verifies.
 fn issued(cert: &X509Ref, issuer: &X509Ref) -> bool {
-    issuer.subject_name().try_cmp(cert.issuer_name()).is_ok_and(|o| o.is_eq())
-        && issuer.public_key().is_ok_and(|k| cert.verify(&k).unwrap_or(false))
+    names_issuer(cert, issuer) && issuer.public_key().is_ok_and(|k| cert.verify(&k).unwrap_or(false))
 }
 
 /// Is `cert` revoked, by the CRLs of its distribution points, signed by whichever of `issuers`

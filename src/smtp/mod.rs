@@ -1,0 +1,3 @@
+//! SMTP: the server session state machine, the listeners, the outbound client and the queue.
+
+pub mod session;

@@ -1,0 +1,211 @@
+use base64::Engine;
+
+use super::*;
+
+struct TestGate;
+
+impl Gate for TestGate {
+    fn authenticate(&self, user: &str, password: &str) -> Option<DirectAddress> {
+        (user == "dr.smith@a.test" && password == "right password").then(|| DirectAddress::parse(user).unwrap())
+    }
+    fn hosts_domain(&self, domain: &Domain) -> bool {
+        domain.as_str() == "a.test"
+    }
+    fn hosts_address(&self, address: &DirectAddress) -> bool {
+        address.to_string() == "dr.smith@a.test"
+    }
+}
+
+fn session(role: Role) -> Session {
+    Session::new(SessionConfig {
+        role,
+        hostname: "mx.a.test".into(),
+        max_message_bytes: 1000,
+        max_recipients: 3,
+        max_auth_failures: 2,
+        tls_available: true,
+    })
+}
+
+/// Sends `line` (CRLF added) and returns the reply code, or 0 when there is no reply.
+fn send(s: &mut Session, line: &str) -> u16 {
+    code(&s.line(format!("{line}\r\n").as_bytes(), &TestGate))
+}
+
+fn code(step: &Step) -> u16 {
+    step.reply.as_deref().map_or(0, |r| r[..3].parse().unwrap())
+}
+
+fn plain(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// A submission session through EHLO, STARTTLS and AUTH.
+fn authenticated() -> Session {
+    let mut s = session(Role::Submission);
+    assert_eq!(send(&mut s, "EHLO ehr.a.test"), 250);
+    let step = s.line(b"STARTTLS\r\n", &TestGate);
+    assert!(matches!(step.action, Action::StartTls));
+    s.tls_started();
+    assert_eq!(send(&mut s, "EHLO ehr.a.test"), 250);
+    assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("dr.smith@a.test", "right password"))), 235);
+    s
+}
+
+/// Feeds the DATA lines and the terminating dot; returns the final step.
+fn data(s: &mut Session, lines: &[&[u8]]) -> Step {
+    assert_eq!(send(s, "DATA"), 354);
+    for line in lines {
+        let step = s.line(line, &TestGate);
+        assert!(step.reply.is_none(), "no reply inside DATA");
+    }
+    s.line(b".\r\n", &TestGate)
+}
+
+#[test]
+fn a_submission_is_committed_only_after_tls_auth_and_ownership() {
+    let mut s = authenticated();
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test> SIZE=200"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<dr.jones@b.test>"), 250);
+    let step =
+        data(&mut s, &[b"From: Dr Smith <dr.smith@a.test>\r\n", b"To: dr.jones@b.test\r\n", b"\r\n", b"..hi\r\n"]);
+    let Action::Commit(envelope) = step.action else { panic!("expected a commit, got {step:?}") };
+    assert!(step.reply.is_none(), "no 250 before the commit");
+    assert_eq!(envelope.data, b"From: Dr Smith <dr.smith@a.test>\r\nTo: dr.jones@b.test\r\n\r\n.hi\r\n");
+    assert_eq!(envelope.recipients[0].to_string(), "dr.jones@b.test");
+    assert_eq!(envelope.authenticated.as_ref().map(|a| a.to_string()).as_deref(), Some("dr.smith@a.test"));
+    assert!(s.committed(Ok("42".into())).starts_with("250 "));
+    assert!(s.committed(Err("disk full".into())).starts_with("451 "));
+}
+
+#[test]
+fn auth_is_offered_and_taken_only_after_tls() {
+    let mut s = session(Role::Submission);
+    let ehlo = s.line(b"EHLO ehr\r\n", &TestGate).reply.unwrap();
+    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("dr.smith@a.test", "right password"))), 530);
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test>"), 530);
+    s.line(b"STARTTLS\r\n", &TestGate);
+    s.tls_started();
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test>"), 503, "EHLO again after TLS");
+    let ehlo = s.line(b"EHLO ehr\r\n", &TestGate).reply.unwrap();
+    assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test>"), 530, "authentication required");
+}
+
+#[test]
+fn wrong_credentials_are_refused_and_repeated_failures_close() {
+    let mut s = session(Role::Submission);
+    s.line(b"EHLO ehr\r\n", &TestGate);
+    s.line(b"STARTTLS\r\n", &TestGate);
+    s.tls_started();
+    s.line(b"EHLO ehr\r\n", &TestGate);
+    assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("dr.smith@a.test", "wrong"))), 535);
+    // AUTH LOGIN, step by step; the second failure closes the connection.
+    assert_eq!(send(&mut s, "AUTH LOGIN"), 334);
+    assert_eq!(send(&mut s, &base64::engine::general_purpose::STANDARD.encode("dr.smith@a.test")), 334);
+    let step =
+        s.line(format!("{}\r\n", base64::engine::general_purpose::STANDARD.encode("nope")).as_bytes(), &TestGate);
+    assert_eq!(code(&step), 421);
+    assert!(matches!(step.action, Action::Close));
+}
+
+#[test]
+fn auth_login_succeeds_and_the_sender_must_be_the_user() {
+    let mut s = session(Role::Submission);
+    s.line(b"EHLO ehr\r\n", &TestGate);
+    s.line(b"STARTTLS\r\n", &TestGate);
+    s.tls_started();
+    s.line(b"EHLO ehr\r\n", &TestGate);
+    assert_eq!(send(&mut s, "AUTH LOGIN"), 334);
+    assert_eq!(send(&mut s, &base64::engine::general_purpose::STANDARD.encode("dr.smith@a.test")), 334);
+    assert_eq!(send(&mut s, &base64::engine::general_purpose::STANDARD.encode("right password")), 235);
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.evil@a.test>"), 553, "envelope spoofing");
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test>"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<dr.jones@b.test>"), 250);
+    let step = data(&mut s, &[b"From: dr.evil@a.test\r\n", b"\r\n", b"hi\r\n"]);
+    assert_eq!(code(&step), 550, "From header spoofing");
+    assert!(matches!(step.action, Action::Continue));
+}
+
+#[test]
+fn commands_out_of_order_get_503() {
+    let mut s = session(Role::Backbone);
+    assert_eq!(send(&mut s, "MAIL FROM:<x@b.test>"), 503, "before EHLO");
+    send(&mut s, "EHLO peer");
+    assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 503, "RCPT before MAIL");
+    assert_eq!(send(&mut s, "DATA"), 503, "DATA before MAIL");
+    assert_eq!(send(&mut s, "MAIL FROM:<x@b.test>"), 250);
+    assert_eq!(send(&mut s, "MAIL FROM:<x@b.test>"), 503, "nested MAIL");
+    assert_eq!(send(&mut s, "DATA"), 554, "DATA without recipients");
+    assert_eq!(send(&mut s, "RSET"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 503, "RSET ended the transaction");
+    assert_eq!(send(&mut s, "BOGUS"), 500);
+    assert_eq!(send(&mut s, "AUTH PLAIN AAAA"), 502, "no AUTH on the backbone");
+}
+
+#[test]
+fn the_backbone_is_not_an_open_relay() {
+    let mut s = session(Role::Backbone);
+    send(&mut s, "EHLO peer");
+    assert_eq!(send(&mut s, "MAIL FROM:<someone@b.test>"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<victim@elsewhere.test>"), 550);
+    assert_eq!(send(&mut s, "RCPT TO:<nobody@a.test>"), 550);
+    assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 250);
+    let step = data(&mut s, &[b"From: someone@b.test\r\n", b"\r\n", b"sealed\r\n"]);
+    assert!(matches!(step.action, Action::Commit(_)));
+}
+
+#[test]
+fn bare_cr_or_lf_in_data_is_refused_and_never_ends_the_data() {
+    for smuggled in [&b"one\n"[..], b"two\rthree\r\n"] {
+        let mut s = session(Role::Backbone);
+        send(&mut s, "EHLO peer");
+        send(&mut s, "MAIL FROM:<x@b.test>");
+        send(&mut s, "RCPT TO:<dr.smith@a.test>");
+        assert_eq!(send(&mut s, "DATA"), 354);
+        assert!(s.line(smuggled, &TestGate).reply.is_none());
+        // After a bare LF, "." CRLF is not the end of the data: a smuggled command stays data.
+        if smuggled.ends_with(b"\n") && !smuggled.ends_with(b"\r\n") {
+            assert!(s.line(b".\r\n", &TestGate).reply.is_none());
+            assert!(s.line(b"MAIL FROM:<smuggled@b.test>\r\n", &TestGate).reply.is_none());
+            assert!(s.in_data());
+        }
+        let step = s.line(b".\r\n", &TestGate);
+        assert_eq!(code(&step), 550, "{step:?}");
+        assert!(step.reply.unwrap().contains("5.6.11"));
+        assert!(!s.in_data());
+    }
+}
+
+#[test]
+fn size_is_announced_and_enforced() {
+    let mut s = session(Role::Backbone);
+    let ehlo = s.line(b"EHLO peer\r\n", &TestGate).reply.unwrap();
+    assert!(ehlo.contains("SIZE 1000"), "{ehlo}");
+    assert_eq!(send(&mut s, "MAIL FROM:<x@b.test> SIZE=5000"), 552);
+    send(&mut s, "MAIL FROM:<x@b.test>");
+    send(&mut s, "RCPT TO:<dr.smith@a.test>");
+    let long = [b'x'; 600];
+    let line = [&long[..], b"\r\n"].concat();
+    let step = data(&mut s, &[&line, &line]);
+    assert_eq!(code(&step), 552);
+}
+
+#[test]
+fn too_many_recipients_get_452() {
+    let mut s = authenticated();
+    send(&mut s, "MAIL FROM:<dr.smith@a.test>");
+    for i in 0..3 {
+        assert_eq!(send(&mut s, &format!("RCPT TO:<r{i}@b.test>")), 250);
+    }
+    assert_eq!(send(&mut s, "RCPT TO:<r9@b.test>"), 452);
+}
+
+#[test]
+fn an_overlong_command_line_closes() {
+    let mut s = session(Role::Backbone);
+    let step = s.line(&[b'A'; 5000], &TestGate);
+    assert_eq!(code(&step), 500);
+    assert!(matches!(step.action, Action::Close));
+}
