@@ -25,6 +25,115 @@ pub struct Config {
     pub ca: CaConfig,
     pub dns: DnsSettings,
     pub trust: TrustSettings,
+    pub server: ServerConfig,
+    pub queue: QueueConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// `hisp serve`: the listeners and the mail store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Our host name: in the SMTP greeting, EHLO, Received headers and the TLS certificate.
+    pub hostname: String,
+    /// Submission listener for EHRs (STARTTLS + AUTH); "" disables it.
+    pub submission: String,
+    /// Backbone listener for peer HISPs (mail for hosted domains only); "" disables it.
+    pub backbone: String,
+    /// TLS certificate and key (PEM) for STARTTLS; without them a self-signed certificate for
+    /// `hostname` is made at start (peers that check TLS certificates will refuse it).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    /// Seconds a connection may wait between commands, and inside DATA between reads.
+    pub idle_timeout_secs: u64,
+    pub data_timeout_secs: u64,
+    /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
+    pub mail_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: "localhost".into(),
+            submission: "127.0.0.1:587".into(),
+            backbone: "0.0.0.0:25".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_message_bytes: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 200,
+            idle_timeout_secs: 300,
+            data_timeout_secs: 180,
+            mail_dir: PathBuf::from("./data/mail"),
+        }
+    }
+}
+
+/// The durable queue and its scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Messages processed at once (discovery, sealing, delivery).
+    pub workers: usize,
+    /// First retry after this many seconds, doubling each time up to `retry_max_secs`.
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    /// A message still undelivered after this long fails (and the sender is told).
+    pub max_age_secs: u64,
+    /// A message whose processing crashed the daemon this many times is quarantined.
+    pub max_crashes: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { workers: 4, retry_base_secs: 60, retry_max_secs: 3600, max_age_secs: 2 * 86_400, max_crashes: 3 }
+    }
+}
+
+/// Outbound delivery to peer HISPs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The SMTP port of peers' MX hosts.
+    pub port: u16,
+    pub timeout_secs: u64,
+    /// Check the peer's TLS certificate (chain and host name). STARTTLS itself is always required.
+    pub verify_tls: bool,
+    /// Settings for particular destination domains.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { port: 25, timeout_secs: 60, verify_tls: false, destinations: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub domain: String,
+    /// Overrides delivery.port for this domain.
+    pub port: Option<u16>,
+    /// Overrides delivery.verify_tls for this domain.
+    pub verify_tls: Option<bool>,
+    /// Trust anchors (PEM) for this domain's TLS certificates, instead of the system's.
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+impl DeliveryConfig {
+    /// The settings for `domain`: its destination entry, if any, over the defaults.
+    pub fn for_domain(&self, domain: &str) -> (u16, bool, Option<&Path>) {
+        let entry = self.destinations.iter().find(|d| d.domain.eq_ignore_ascii_case(domain));
+        (
+            entry.and_then(|d| d.port).unwrap_or(self.port),
+            entry.and_then(|d| d.verify_tls).unwrap_or(self.verify_tls),
+            entry.and_then(|d| d.tls_ca_file.as_deref()),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -127,6 +236,22 @@ impl Config {
         }
         if self.dns.timeout_ms == 0 || self.dns.timeout_ms > 60_000 {
             return Err("dns.timeout_ms must be 1 to 60000".into());
+        }
+        for (name, listen) in
+            [("server.submission", &self.server.submission), ("server.backbone", &self.server.backbone)]
+        {
+            if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+                return Err(format!("{name} must be IP:PORT (or \"\" to disable), not '{listen}'"));
+            }
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return Err("give server.tls_cert_file and server.tls_key_file together".into());
+        }
+        if self.queue.workers == 0 || self.queue.workers > 256 {
+            return Err("queue.workers must be 1 to 256".into());
+        }
+        if self.queue.retry_base_secs == 0 || self.queue.retry_max_secs < self.queue.retry_base_secs {
+            return Err("queue.retry_base_secs must be at least 1 and no more than queue.retry_max_secs".into());
         }
         if self.keys.kek.is_some() && self.keys.kek_file.is_some() {
             return Err("give keys.kek or keys.kek_file, not both".into());

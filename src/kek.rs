@@ -11,6 +11,8 @@ const CHECK_KEY: &str = "kek.check";
 const CHECK_PLAINTEXT: &[u8] = b"hisp key-encryption key check v1";
 const FORMAT_V1: u8 = 1;
 const AAD: &[u8] = b"hisp sealed private key";
+/// Binds a sealed queued message to its purpose: a key blob can never be opened as a message.
+const MESSAGE_AAD: &[u8] = b"hisp queued message";
 pub const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -115,11 +117,28 @@ impl Kek {
         PKey::private_key_from_pkcs8(&der.0).map_err(|_| KekError::Damaged)
     }
 
+    /// Encrypts a queued message at rest (AES-256-GCM under the KEK).
+    pub fn seal_message(&self, message: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.seal_with(MESSAGE_AAD, message)
+    }
+
+    pub fn open_message(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.open_with(MESSAGE_AAD, sealed)
+    }
+
     fn seal_bytes(&self, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.seal_with(AAD, plaintext)
+    }
+
+    fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.open_with(AAD, sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
         let mut nonce = [0u8; 12];
         openssl::rand::rand_bytes(&mut nonce)?;
         let mut tag = [0u8; 16];
-        let ciphertext = encrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(&nonce), AAD, plaintext, &mut tag)?;
+        let ciphertext = encrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(&nonce), aad, plaintext, &mut tag)?;
         let mut out = Vec::with_capacity(1 + 12 + ciphertext.len() + 16);
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);
@@ -128,13 +147,13 @@ impl Kek {
         Ok(out)
     }
 
-    fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         if sealed.len() < 1 + 12 + 16 || sealed[0] != FORMAT_V1 {
             return Err(KekError::Damaged);
         }
         let (nonce, rest) = sealed[1..].split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-        decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), AAD, ciphertext, tag).map_err(|_| KekError::Damaged)
+        decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), aad, ciphertext, tag).map_err(|_| KekError::Damaged)
     }
 }
 

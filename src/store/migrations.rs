@@ -112,4 +112,41 @@ pub const MIGRATIONS: &[&str] = &[
         reason     TEXT NOT NULL
     );
     "#,
+    // 4: the durable mail queue: each accepted message (encrypted under the KEK) and the state of
+    // each of its recipients; and the deliveries into mailboxes, so a message resent after a crash
+    // is not delivered twice
+    r#"
+    CREATE TABLE queue_messages (
+        id               INTEGER PRIMARY KEY,
+        direction        TEXT NOT NULL CHECK (direction IN ('outbound', 'inbound')),
+        mail_from        TEXT NOT NULL,
+        authenticated_as TEXT,
+        message_id       TEXT NOT NULL,
+        received_at      INTEGER NOT NULL,
+        size             INTEGER NOT NULL,
+        sealed_data      BLOB NOT NULL,
+        quarantined      TEXT
+    );
+    CREATE TABLE queue_recipients (
+        id              INTEGER PRIMARY KEY,
+        message_id      INTEGER NOT NULL REFERENCES queue_messages(id) ON DELETE CASCADE,
+        recipient       TEXT NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('queued', 'deferred', 'sent', 'delivered', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        in_flight       INTEGER NOT NULL DEFAULT 0,
+        crashes         INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE INDEX queue_due ON queue_recipients(status, next_attempt_at);
+    CREATE INDEX queue_recipients_message ON queue_recipients(message_id);
+    CREATE TABLE mailbox_deliveries (
+        message_id   TEXT NOT NULL,
+        recipient    TEXT NOT NULL,
+        delivered_at INTEGER NOT NULL,
+        file         TEXT NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+    );
+    "#,
 ];

@@ -1,0 +1,430 @@
+//! The durable queue (DESIGN.md rule 4): a message is acknowledged only once it is committed here
+//! (SQLite WAL, synchronous=FULL: fsync at commit), each recipient has its own state, retries back
+//! off exponentially, and a message whose processing keeps crashing the daemon is quarantined.
+//!
+//! Recipient states: queued -> (in flight) -> sent | delivered | failed, or deferred -> retried.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flow {
+    /// From a local EHR, to be sealed and delivered to a peer.
+    Outbound,
+    /// From a peer, to be opened and delivered into a mailbox.
+    Inbound,
+}
+
+impl Flow {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flow::Outbound => "outbound",
+            Flow::Inbound => "inbound",
+        }
+    }
+    fn parse(text: &str) -> Flow {
+        if text == "inbound" {
+            Flow::Inbound
+        } else {
+            Flow::Outbound
+        }
+    }
+}
+
+/// A message to commit. `sealed_data` is already encrypted under the KEK.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub flow: Flow,
+    pub mail_from: String,
+    pub authenticated_as: Option<String>,
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    pub size: usize,
+    pub sealed_data: Vec<u8>,
+}
+
+/// One recipient of one message, claimed for processing.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub recipient_id: i64,
+    pub recipient: String,
+    pub attempts: u32,
+    pub message: QueuedMessage,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: i64,
+    pub flow: Flow,
+    pub mail_from: String,
+    pub authenticated_as: Option<String>,
+    pub message_id: String,
+    pub received_at: i64,
+    pub sealed_data: Vec<u8>,
+}
+
+/// How processing one recipient ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Handed to the peer HISP.
+    Sent(String),
+    /// Put into the local mailbox.
+    Delivered(String),
+    /// A temporary failure: try again at `retry_at`.
+    Deferred { error: String, retry_at: i64 },
+    /// A permanent failure.
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientState {
+    pub recipient: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub flow: Flow,
+    pub mail_from: String,
+    pub message_id: String,
+    pub received_at: i64,
+    pub size: i64,
+    pub quarantined: Option<String>,
+    pub recipients: Vec<RecipientState>,
+}
+
+pub struct Queue {
+    conn: Connection,
+}
+
+impl Queue {
+    /// A connection to the queue of the (already migrated) database at `path`.
+    pub fn open(path: &Path) -> Result<Queue> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(Queue { conn })
+    }
+
+    /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
+    pub fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut ids = Vec::with_capacity(messages.len());
+        for m in messages {
+            tx.execute(
+                "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![m.flow.as_str(), m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
+            )?;
+            let id = tx.last_insert_rowid();
+            for r in &m.recipients {
+                tx.execute(
+                    "INSERT INTO queue_recipients (message_id, recipient, status, next_attempt_at, updated_at)
+                     VALUES (?1, ?2, 'queued', ?3, ?3)",
+                    params![id, r, now],
+                )?;
+            }
+            ids.push(id);
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// At start: recipients left in flight by a daemon that died were being processed when it
+    /// died. Each counts a crash; at `max_crashes` the message is quarantined, else it is retried.
+    /// Returns (retried, quarantined).
+    pub fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
+        let tx = self.conn.unchecked_transaction()?;
+        let retried = tx.execute(
+            "UPDATE queue_recipients SET in_flight = 0, crashes = crashes + 1, updated_at = ?1 WHERE in_flight = 1",
+            [now],
+        )?;
+        let quarantined = tx.execute(
+            "UPDATE queue_messages SET quarantined = 'processing it stopped the daemon ' || ?1 || ' times'
+             WHERE quarantined IS NULL AND id IN (SELECT message_id FROM queue_recipients WHERE crashes >= ?1
+                                                  AND status IN ('queued', 'deferred'))",
+            [max_crashes],
+        )?;
+        tx.commit()?;
+        Ok((retried, quarantined))
+    }
+
+    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
+    pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
+        let tx = self.conn.unchecked_transaction()?;
+        let jobs = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
+                        m.message_id, m.received_at, m.sealed_data
+                 FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
+                 WHERE r.status IN ('queued', 'deferred') AND r.next_attempt_at <= ?1 AND r.in_flight = 0
+                       AND m.quarantined IS NULL
+                 ORDER BY r.next_attempt_at, r.id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit as i64], |r| {
+                Ok(Job {
+                    recipient_id: r.get(0)?,
+                    recipient: r.get(1)?,
+                    attempts: r.get::<_, u32>(2)? + 1,
+                    message: QueuedMessage {
+                        id: r.get(3)?,
+                        flow: Flow::parse(&r.get::<_, String>(4)?),
+                        mail_from: r.get(5)?,
+                        authenticated_as: r.get(6)?,
+                        message_id: r.get(7)?,
+                        received_at: r.get(8)?,
+                        sealed_data: r.get(9)?,
+                    },
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for job in &jobs {
+            tx.execute(
+                "UPDATE queue_recipients SET in_flight = 1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+                params![job.recipient_id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(jobs)
+    }
+
+    /// Records how processing a claimed recipient ended.
+    pub fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
+        let (status, error, next): (&str, Option<&str>, i64) = match outcome {
+            Outcome::Sent(note) => ("sent", Some(note.as_str()), now),
+            Outcome::Delivered(note) => ("delivered", Some(note.as_str()), now),
+            Outcome::Deferred { error, retry_at } => ("deferred", Some(error.as_str()), *retry_at),
+            Outcome::Failed(error) => ("failed", Some(error.as_str()), now),
+        };
+        self.conn.execute(
+            "UPDATE queue_recipients SET status = ?2, last_error = ?3, next_attempt_at = ?4, in_flight = 0,
+                    updated_at = ?5 WHERE id = ?1",
+            params![recipient_id, status, error, next, now],
+        )?;
+        Ok(())
+    }
+
+    /// Stops processing a message (its recipients stay as they are) and says why.
+    pub fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("UPDATE queue_messages SET quarantined = ?2 WHERE id = ?1", params![message_id, reason])?;
+        tx.execute(
+            "UPDATE queue_recipients SET in_flight = 0, updated_at = ?2 WHERE message_id = ?1",
+            params![message_id, now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The earliest time a waiting recipient becomes due, if any.
+    pub fn next_due(&self) -> Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT min(r.next_attempt_at) FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
+             WHERE r.status IN ('queued', 'deferred') AND r.in_flight = 0 AND m.quarantined IS NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Messages, newest first; `all` includes those whose every recipient is finished.
+    pub fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT id FROM queue_messages m WHERE ?1 OR quarantined IS NOT NULL OR EXISTS
+                   (SELECT 1 FROM queue_recipients r WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred'))
+                 ORDER BY id DESC",
+            )?;
+            let rows = stmt.query_map([all], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        ids.into_iter().map(|id| self.show(id)).collect()
+    }
+
+    pub fn show(&self, id: i64) -> Result<QueueEntry> {
+        let mut entry = self
+            .conn
+            .query_row(
+                "SELECT id, direction, mail_from, message_id, received_at, size, quarantined FROM queue_messages WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(QueueEntry {
+                        id: r.get(0)?,
+                        flow: Flow::parse(&r.get::<_, String>(1)?),
+                        mail_from: r.get(2)?,
+                        message_id: r.get(3)?,
+                        received_at: r.get(4)?,
+                        size: r.get(5)?,
+                        quarantined: r.get(6)?,
+                        recipients: Vec::new(),
+                    })
+                },
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT recipient, status, attempts, next_attempt_at, last_error, updated_at
+             FROM queue_recipients WHERE message_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(RecipientState {
+                recipient: r.get(0)?,
+                status: r.get(1)?,
+                attempts: r.get(2)?,
+                next_attempt_at: r.get(3)?,
+                last_error: r.get(4)?,
+                updated_at: r.get(5)?,
+            })
+        })?;
+        entry.recipients = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(entry)
+    }
+
+    /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
+    pub fn retry(&self, id: i64, now: i64) -> Result<usize> {
+        self.show(id)?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute("UPDATE queue_messages SET quarantined = NULL WHERE id = ?1", [id])?;
+        let n = tx.execute(
+            "UPDATE queue_recipients SET status = 'queued', next_attempt_at = ?2, crashes = 0, updated_at = ?2
+             WHERE message_id = ?1 AND status IN ('queued', 'deferred', 'failed') AND in_flight = 0",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    pub fn remove(&self, id: i64) -> Result<()> {
+        self.show(id)?;
+        self.conn.execute("DELETE FROM queue_messages WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Has this message (by Message-ID) already been delivered into this recipient's mailbox.
+    pub fn delivered_before(&self, message_id: &str, recipient: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT file FROM mailbox_deliveries WHERE message_id = ?1 AND recipient = ?2",
+                params![message_id, recipient],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records a mailbox delivery and finishes the recipient in one transaction.
+    pub fn record_delivery(
+        &self,
+        recipient_id: i64,
+        message_id: &str,
+        recipient: &str,
+        file: &str,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file) VALUES (?1, ?2, ?3, ?4)",
+            params![message_id, recipient, now, file],
+        )?;
+        tx.execute(
+            "UPDATE queue_recipients SET status = 'delivered', last_error = ?2, in_flight = 0, updated_at = ?3 WHERE id = ?1",
+            params![recipient_id, format!("delivered to {file}"), now],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The wait before attempt `attempts + 1`: base * 2^(attempts - 1), capped.
+pub fn backoff(attempts: u32, base: u64, max: u64) -> u64 {
+    let factor = 1u64.checked_shl(attempts.saturating_sub(1).min(32)).unwrap_or(u64::MAX);
+    base.saturating_mul(factor).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn queue() -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        SqliteStore::create(&path, "test").unwrap();
+        let q = Queue::open(&path).unwrap();
+        (dir, q)
+    }
+
+    fn message(recipients: &[&str]) -> NewMessage {
+        NewMessage {
+            flow: Flow::Outbound,
+            mail_from: "a@a.test".into(),
+            authenticated_as: Some("a@a.test".into()),
+            message_id: "<m1@a.test>".into(),
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+            size: 3,
+            sealed_data: b"xyz".to_vec(),
+        }
+    }
+
+    #[test]
+    fn recipients_are_claimed_once_and_finished_individually() {
+        let (_d, q) = queue();
+        let ids = q.enqueue(&[message(&["b@b.test", "c@c.test"])], 100).unwrap();
+        let jobs = q.claim(100, 10).unwrap();
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(jobs[0].message.id, ids[0]);
+        assert!(q.claim(100, 10).unwrap().is_empty(), "in flight: not claimed twice");
+        q.finish(jobs[0].recipient_id, &Outcome::Sent("250 ok".into()), 101).unwrap();
+        q.finish(jobs[1].recipient_id, &Outcome::Deferred { error: "421".into(), retry_at: 160 }, 101).unwrap();
+        assert!(q.claim(159, 10).unwrap().is_empty(), "not due yet");
+        let again = q.claim(160, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 2);
+        let entry = q.show(ids[0]).unwrap();
+        assert_eq!(entry.recipients[0].status, "sent");
+        assert_eq!(entry.recipients[1].last_error.as_deref(), Some("421"));
+    }
+
+    #[test]
+    fn a_message_that_keeps_crashing_the_daemon_is_quarantined() {
+        let (_d, q) = queue();
+        let ids = q.enqueue(&[message(&["b@b.test"])], 100).unwrap();
+        for round in 1..=3 {
+            assert_eq!(q.claim(100, 10).unwrap().len(), 1, "round {round}");
+            // The daemon dies here; the next start recovers.
+            let (retried, quarantined) = q.recover(3, 100).unwrap();
+            assert_eq!(retried, 1);
+            assert_eq!(quarantined, usize::from(round == 3));
+        }
+        assert!(q.claim(100, 10).unwrap().is_empty());
+        assert!(q.show(ids[0]).unwrap().quarantined.unwrap().contains("3 times"));
+        assert_eq!(q.list(false).unwrap().len(), 1, "quarantined messages are listed");
+        q.retry(ids[0], 200).unwrap();
+        assert_eq!(q.claim(200, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        assert_eq!(backoff(1, 60, 3600), 60);
+        assert_eq!(backoff(2, 60, 3600), 120);
+        assert_eq!(backoff(4, 60, 3600), 480);
+        assert_eq!(backoff(40, 60, 3600), 3600);
+    }
+}
