@@ -8,6 +8,7 @@ pub mod der;
 pub mod discovery;
 pub mod dns;
 pub mod fetch;
+pub mod identities;
 pub mod kek;
 pub mod password;
 pub mod pki;

@@ -54,6 +54,20 @@ failure_from! {
     openssl::error::ErrorStack => "crypto",
 }
 
+impl From<crate::identities::IdentityError> for Failure {
+    fn from(e: crate::identities::IdentityError) -> Failure {
+        use crate::identities::IdentityError as E;
+        let code = match &e {
+            E::NoCertificate(_) => "no-certificate",
+            E::Kek(_) | E::Locked(_) => "kek",
+            E::Store(_) => "store",
+            E::Crypto(_) => "crypto",
+            E::Address(_) => "bad-address",
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
 impl From<SmimeError> for Failure {
     fn from(e: SmimeError) -> Failure {
         Failure::new(e.code(), e.to_string())

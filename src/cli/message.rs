@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use openssl::x509::X509;
 use serde_json::json;
 
 use super::output;
 use super::{Context, Failure};
-use crate::address::{Binding, DirectAddress, Owner};
+use crate::address::{Binding, DirectAddress};
 use crate::dns::DnsClient;
 use crate::fetch::HttpFetcher;
+use crate::identities::{self, IdentityError};
 use crate::pki;
 use crate::smime::inspect::inspect;
 use crate::smime::mime::{self, Entity};
@@ -153,11 +153,16 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
             return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
         }
         let kek = ctx.kek()?;
-        let (cert, key_id) = signing_cert(store, &from, now)?;
+        let (cert, key_id) = identities::signing_cert(store, &from, now)?;
         let key = kek.open_key(&store.key(key_id)?.sealed)?;
         if recipient_certs.is_empty() {
             for r in &recipients {
-                recipient_certs.push(hosted_cert(store, r, now)?);
+                recipient_certs.push(identities::hosted_cert(store, r, now)?.ok_or_else(|| {
+                    Failure::new(
+                        "no-certificate",
+                        format!("no certificate known for {r} (not hosted here): give it with --recipient-cert FILE"),
+                    )
+                })?);
             }
         }
         seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options, now)?
@@ -179,34 +184,6 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
-}
-
-/// The sender's newest valid, unrevoked certificate with a key: address-bound first, else domain-bound.
-fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), Failure> {
-    for owner in [Owner::Address(from.clone()), Owner::Domain(from.domain().clone())] {
-        for record in store.certificates(Some(&owner))? {
-            if let (Some(key_id), true) = (record.key_id, record.usable_at(now)) {
-                return Ok((X509::from_der(&record.der)?, key_id));
-            }
-        }
-    }
-    Err(Failure::new(
-        "no-certificate",
-        format!("{from} has no valid certificate with a key: `hisp cert issue {from}` or `hisp cert import`"),
-    ))
-}
-
-/// A hosted recipient's certificate: address-bound first, else domain-bound.
-fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<X509, Failure> {
-    for owner in [Owner::Address(recipient.clone()), Owner::Domain(recipient.domain().clone())] {
-        if let Some(record) = store.certificates(Some(&owner))?.into_iter().find(|c| c.usable_at(now)) {
-            return Ok(X509::from_der(&record.der)?);
-        }
-    }
-    Err(Failure::new(
-        "no-certificate",
-        format!("no certificate known for {recipient} (not hosted here): give it with --recipient-cert FILE"),
-    ))
 }
 
 fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
@@ -271,38 +248,10 @@ fn open_command(ctx: &Context, args: OpenArgs) -> Result<(), Failure> {
 /// domain-bound keys; the KEK is unlocked only when there is a key to open.
 fn hosted_keys(ctx: &Context, store: &dyn Store, message: &[u8]) -> Result<Vec<RecipientKey>, Failure> {
     let headers = Entity::parse(message).headers;
-    let mut owners: Vec<Owner> = Vec::new();
-    for field in ["to", "cc"] {
-        for value in headers.all(field) {
-            for a in mime::addresses(value).iter().filter_map(|a| DirectAddress::parse(a).ok()) {
-                if store.has_domain(a.domain())? {
-                    for owner in [Owner::Address(a.clone()), Owner::Domain(a.domain().clone())] {
-                        if !owners.contains(&owner) {
-                            owners.push(owner);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let records: Vec<_> = owners
+    let addressed: Vec<DirectAddress> = ["to", "cc"]
         .iter()
-        .map(|o| store.certificates(Some(o)))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-        .filter(|r| r.key_id.is_some())
+        .flat_map(|field| headers.all(field).flat_map(mime::addresses).collect::<Vec<_>>())
+        .filter_map(|a| DirectAddress::parse(&a).ok())
         .collect();
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let kek = ctx.kek()?;
-    let mut keys = Vec::new();
-    for record in records {
-        let cert = X509::from_der(&record.der)?;
-        let key = kek.open_key(&store.key(record.key_id.expect("filtered"))?.sealed)?;
-        let domain = Owner::parse(&record.owner)?.domain().clone();
-        keys.push(RecipientKey { cert, key, domain: Some(domain) });
-    }
-    Ok(keys)
+    Ok(identities::recipient_keys(store, || ctx.kek().map_err(|f| IdentityError::Locked(f.message)), &addressed)?)
 }

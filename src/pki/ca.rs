@@ -64,6 +64,26 @@ pub fn create_root(key: &PKeyRef<Private>, common_name: &str, not_before: i64, d
     Ok(b.build())
 }
 
+/// A self-signed TLS server certificate for `hostname` (SAN dNSName, EKU serverAuth).
+pub fn self_signed_server(key: &PKeyRef<Private>, hostname: &str, not_before: i64, days: u32) -> Result<X509, PkiError> {
+    let mut b = X509::builder()?;
+    b.set_version(2)?;
+    b.set_serial_number(&*random_serial()?)?;
+    let subject = name(hostname, None)?;
+    b.set_subject_name(&subject)?;
+    b.set_issuer_name(&subject)?;
+    b.set_pubkey(key)?;
+    b.set_not_before(&*Asn1Time::from_unix(not_before as libc::time_t)?)?;
+    b.set_not_after(&*Asn1Time::from_unix((not_before + i64::from(days) * 86_400) as libc::time_t)?)?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
+    b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+    let san = SubjectAlternativeName::new().dns(hostname).build(&b.x509v3_context(None, None))?;
+    b.append_extension(san)?;
+    b.sign(key, MessageDigest::sha256())?;
+    Ok(b.build())
+}
+
 /// What goes into an end-entity certificate besides the key.
 pub struct EndEntity<'a> {
     pub owner: &'a Owner,

@@ -2,3 +2,4 @@
 
 pub mod queue;
 pub mod session;
+pub mod tls;

@@ -1,0 +1,92 @@
+//! The node's own identities as the store holds them: whose key signs a sender's mail, which
+//! certificate a hosted recipient is reached by, and which keys may open mail for an address.
+
+use openssl::x509::X509;
+
+use crate::address::{DirectAddress, Owner};
+use crate::kek::{Kek, KekError};
+use crate::smime::open::RecipientKey;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{0}")]
+    NoCertificate(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    /// The key-encryption key could not be had.
+    #[error("{0}")]
+    Locked(String),
+    #[error("crypto error: {0}")]
+    Crypto(#[from] openssl::error::ErrorStack),
+    #[error(transparent)]
+    Address(#[from] crate::address::AddressError),
+}
+
+/// The address's own owner first (address-bound), then its domain (domain-bound).
+fn owners(address: &DirectAddress) -> [Owner; 2] {
+    [Owner::Address(address.clone()), Owner::Domain(address.domain().clone())]
+}
+
+/// The sender's newest valid, unrevoked certificate with a key (address-bound first, else
+/// domain-bound), and the key's id in the store.
+pub fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), IdentityError> {
+    for owner in owners(from) {
+        for record in store.certificates(Some(&owner))? {
+            if let (Some(key_id), true) = (record.key_id, record.usable_at(now)) {
+                return Ok((X509::from_der(&record.der)?, key_id));
+            }
+        }
+    }
+    Err(IdentityError::NoCertificate(format!(
+        "{from} has no valid certificate with a key: `hisp cert issue {from}` or `hisp cert import`"
+    )))
+}
+
+/// A hosted recipient's certificate: address-bound first, else domain-bound.
+pub fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<Option<X509>, IdentityError> {
+    for owner in owners(recipient) {
+        if let Some(record) = store.certificates(Some(&owner))?.into_iter().find(|c| c.usable_at(now)) {
+            return Ok(Some(X509::from_der(&record.der)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Every key that may open mail for these hosted addresses (theirs and their domains'), each with
+/// the local domain whose anchors decide trust. Unlocks keys only when there are some.
+pub fn recipient_keys(
+    store: &dyn Store,
+    kek: impl FnOnce() -> Result<Kek, IdentityError>,
+    addresses: &[DirectAddress],
+) -> Result<Vec<RecipientKey>, IdentityError> {
+    let mut wanted: Vec<Owner> = Vec::new();
+    for address in addresses {
+        if store.has_domain(address.domain())? {
+            for owner in owners(address) {
+                if !wanted.contains(&owner) {
+                    wanted.push(owner);
+                }
+            }
+        }
+    }
+    let mut records = Vec::new();
+    for owner in &wanted {
+        records.extend(store.certificates(Some(owner))?.into_iter().filter(|r| r.key_id.is_some()));
+    }
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kek = kek()?;
+    let mut keys = Vec::new();
+    for record in records {
+        let Some(key_id) = record.key_id else { continue };
+        let cert = X509::from_der(&record.der)?;
+        let key = kek.open_key(&store.key(key_id)?.sealed)?;
+        let domain = Owner::parse(&record.owner)?.domain().clone();
+        keys.push(RecipientKey { cert, key, domain: Some(domain) });
+    }
+    Ok(keys)
+}

@@ -1,0 +1,53 @@
+//! TLS for STARTTLS, both ways: TLS 1.2 or newer only (DESIGN.md §2).
+
+use std::path::Path;
+
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslVerifyMode, SslVersion};
+use openssl::x509::X509;
+
+use crate::pki::{self, ca, PkiError};
+
+/// The server side, with a certificate and key from PEM files.
+pub fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
+    let chain = pki::load_certs(&std::fs::read(cert).map_err(|_| PkiError::NoCertificate(cert.display().to_string()))?, &cert.display().to_string())?;
+    let key = pki::load_key_file(key)?;
+    acceptor(&chain, &key)
+}
+
+/// The server side with a fresh self-signed certificate for `hostname` (when none is configured:
+/// STARTTLS still encrypts; peers that check certificates will refuse it).
+pub fn acceptor_self_signed(hostname: &str) -> Result<SslAcceptor, PkiError> {
+    let key = ca::generate_rsa(2048)?;
+    let now = crate::clock::Clock::unix_now(&crate::clock::SystemClock);
+    let cert = ca::self_signed_server(&key, hostname, now - 300, 365)?;
+    acceptor(&[cert], &key)
+}
+
+fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError> {
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    let (leaf, rest) = chain.split_first().ok_or_else(|| PkiError::NoCertificate("TLS certificate".into()))?;
+    b.set_certificate(leaf)?;
+    for c in rest {
+        b.add_extra_chain_cert(c.clone())?;
+    }
+    b.set_private_key(key)?;
+    b.check_private_key()?;
+    Ok(b.build())
+}
+
+/// The client side: `verify` checks the peer's chain (against `anchors`, or the system's) and name.
+pub fn connector(verify: bool, anchors: Option<&Path>) -> Result<SslConnector, PkiError> {
+    let mut b = SslConnector::builder(SslMethod::tls_client())?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
+    if verify {
+        if let Some(path) = anchors {
+            b.set_ca_file(path)?;
+        }
+        b.set_verify(SslVerifyMode::PEER);
+    } else {
+        b.set_verify(SslVerifyMode::NONE);
+    }
+    Ok(b.build())
+}
