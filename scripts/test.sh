@@ -17,6 +17,8 @@ command -v python3 >/dev/null || missing+=(python3 python3-pip)
 command -v knotd >/dev/null || missing+=(knot)
 command -v slapd >/dev/null || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
+# SMTP: swaks plays the EHR against `hisp serve` (tests/daemon.rs).
+command -v swaks >/dev/null || missing+=(swaks)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -q

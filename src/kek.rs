@@ -61,6 +61,8 @@ pub fn secret_from(
     Ok(secret)
 }
 
+/// Clone gives each worker its own copy; every copy is wiped when dropped.
+#[derive(Clone)]
 pub struct Kek {
     key: [u8; 32],
 }

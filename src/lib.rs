@@ -12,6 +12,7 @@ pub mod identities;
 pub mod kek;
 pub mod password;
 pub mod pki;
+pub mod serve;
 pub mod smime;
 pub mod smtp;
 pub mod store;

@@ -8,6 +8,7 @@ mod failure;
 mod message;
 mod output;
 mod provision;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -71,6 +72,12 @@ pub enum Command {
         dns-address (CERT at user.domain), dns-domain (CERT at domain), ldap-address and ldap-domain \
         (servers from _ldap._tcp SRV). Exit status: 0 a usable certificate was selected, 3 none, 2 usage error.")]
     Discover(discover::LookupArgs),
+    /// Run the node: SMTP submission (EHRs) and backbone (peer HISPs), the durable queue and its
+    /// workers (discover, seal, deliver; open, deliver into Maildir). Runs until stopped.
+    Serve(serve::ServeArgs),
+    /// The mail queue: list, show, retry, remove.
+    #[command(subcommand)]
+    Queue(serve::QueueCommand),
     /// Show the audit log: who changed what, when.
     Audit {
         /// How many entries, newest first.
@@ -115,6 +122,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Cert(c) => done(certs::cert(&ctx, c)),
         Command::Message(c) => done(message::run(&ctx, c)),
         Command::Discover(args) => discover::discover(&ctx, &args),
+        Command::Serve(args) => done(serve::serve(&ctx, args)),
+        Command::Queue(c) => done(serve::queue(&ctx, c)),
         Command::Audit { limit } => done(provision::audit(&ctx, limit)),
     }
 }

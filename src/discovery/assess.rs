@@ -56,16 +56,7 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         details: Vec::new(),
         warnings: Vec::new(),
     };
-    // DER (CERT PKIX records, LDAP) goes straight to the parsed-certificate cache; PEM or PKCS#7
-    // (what an IPKIX URL may serve) is decoded first.
-    let parsed = cert_cache::parse(&found.data).ok().or_else(|| {
-        pki::load_certs(&found.data, &found.origin)
-            .ok()
-            .and_then(|certs| certs.into_iter().next())
-            .and_then(|c| c.to_der().ok())
-            .and_then(|der| cert_cache::parse(&der).ok())
-    });
-    let Some(parsed) = parsed else {
+    let Some(parsed) = certificate(found) else {
         out.sha256 = pki::sha256_hex(&found.data);
         out.problems.push("unparseable".into());
         out.details.push("not an X.509 certificate".into());
@@ -113,6 +104,18 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
     }
     out.usable = out.problems.is_empty();
     out
+}
+
+/// The certificate a discovery step found. DER (CERT PKIX records, LDAP) goes straight to the
+/// parsed-certificate cache; PEM or PKCS#7 (what an IPKIX URL may serve) is decoded first.
+pub fn certificate(found: &Found) -> Option<std::sync::Arc<cert_cache::Parsed>> {
+    cert_cache::parse(&found.data).ok().or_else(|| {
+        pki::load_certs(&found.data, &found.origin)
+            .ok()
+            .and_then(|certs| certs.into_iter().next())
+            .and_then(|c| c.to_der().ok())
+            .and_then(|der| cert_cache::parse(&der).ok())
+    })
 }
 
 fn target(step: Step, address: &DirectAddress) -> String {

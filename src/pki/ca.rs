@@ -65,7 +65,12 @@ pub fn create_root(key: &PKeyRef<Private>, common_name: &str, not_before: i64, d
 }
 
 /// A self-signed TLS server certificate for `hostname` (SAN dNSName, EKU serverAuth).
-pub fn self_signed_server(key: &PKeyRef<Private>, hostname: &str, not_before: i64, days: u32) -> Result<X509, PkiError> {
+pub fn self_signed_server(
+    key: &PKeyRef<Private>,
+    hostname: &str,
+    not_before: i64,
+    days: u32,
+) -> Result<X509, PkiError> {
     let mut b = X509::builder()?;
     b.set_version(2)?;
     b.set_serial_number(&*random_serial()?)?;

@@ -261,6 +261,39 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The addr-specs in an address-list header (`"Dr. Smith" <smith@a.org>, b@c.org, group: x@y.org;`).
+/// Copies the header block `raw` to `out` without the fields named (case-insensitive; with their
+/// continuation lines) and without the blank line that ends the block.
+pub fn copy_fields_except(raw: &[u8], names: &[&str], out: &mut Vec<u8>) {
+    let mut skipping = false;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            skipping = names.iter().any(|n| {
+                line.len() > n.len() && line[n.len()] == b':' && line[..n.len()].eq_ignore_ascii_case(n.as_bytes())
+            });
+        }
+        if !skipping {
+            out.extend_from_slice(line);
+        }
+    }
+}
+
+/// Where the body of `message` starts (after the blank line ending the header), if it has one.
+pub fn body_offset(message: &[u8]) -> Option<usize> {
+    if message.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    let crlf = message.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = message.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 pub fn addresses(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();

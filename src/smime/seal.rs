@@ -176,16 +176,7 @@ pub fn seal(
 /// The original header fields minus Bcc (never disclosed to recipients), plus Date and
 /// Message-ID when the EHR left them out.
 fn write_inner_headers(out: &mut Vec<u8>, raw: &[u8], headers: &mime::Headers, message_id: &str, now: i64) {
-    let mut skipping = false;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !continuation {
-            skipping = line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"bcc:");
-        }
-        if !skipping && line != b"\r\n" {
-            out.extend_from_slice(line);
-        }
-    }
+    mime::copy_fields_except(raw, &["bcc"], out);
     if headers.get("date").is_none() {
         out.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
     }

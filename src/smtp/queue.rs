@@ -83,6 +83,13 @@ pub enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    /// A temporary failure; the scheduler decides when to retry (backoff, maximum age).
+    pub fn deferred(error: impl Into<String>) -> Outcome {
+        Outcome::Deferred { error: error.into(), retry_at: 0 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RecipientState {
     pub recipient: String,

@@ -37,8 +37,9 @@ pub struct SessionConfig {
 pub trait Gate {
     /// The address `user` authenticates as with `password`, if the credentials are right.
     fn authenticate(&self, user: &str, password: &str) -> Option<DirectAddress>;
-    fn hosts_domain(&self, domain: &Domain) -> bool;
-    fn hosts_address(&self, address: &DirectAddress) -> bool;
+    /// Errors are temporary (the store could not be asked) and answered with 451.
+    fn hosts_domain(&self, domain: &Domain) -> Result<bool, String>;
+    fn hosts_address(&self, address: &DirectAddress) -> Result<bool, String>;
 }
 
 /// A message the session accepted, to be committed before the 250 goes out.
@@ -411,11 +412,13 @@ impl Session {
             return Step::reply("501 5.1.3 The recipient is not a valid Direct address\r\n");
         };
         if self.config.role == Role::Backbone {
-            if !gate.hosts_domain(recipient.domain()) {
-                return Step::reply("550 5.7.1 Relaying denied: not a domain hosted here\r\n");
-            }
-            if !gate.hosts_address(&recipient) {
-                return Step::reply("550 5.1.1 No such user here\r\n");
+            match (gate.hosts_domain(recipient.domain()), gate.hosts_address(&recipient)) {
+                (Ok(false), _) => return Step::reply("550 5.7.1 Relaying denied: not a domain hosted here\r\n"),
+                (Ok(true), Ok(false)) => return Step::reply("550 5.1.1 No such user here\r\n"),
+                (Ok(true), Ok(true)) => {}
+                (Err(_), _) | (_, Err(_)) => {
+                    return Step::reply("451 4.3.0 Temporary failure looking up the recipient\r\n")
+                }
             }
         }
         let transaction = self.transaction.as_mut().expect("MAIL opened the transaction");

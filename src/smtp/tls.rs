@@ -10,7 +10,10 @@ use crate::pki::{self, ca, PkiError};
 
 /// The server side, with a certificate and key from PEM files.
 pub fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
-    let chain = pki::load_certs(&std::fs::read(cert).map_err(|_| PkiError::NoCertificate(cert.display().to_string()))?, &cert.display().to_string())?;
+    let chain = pki::load_certs(
+        &std::fs::read(cert).map_err(|_| PkiError::NoCertificate(cert.display().to_string()))?,
+        &cert.display().to_string(),
+    )?;
     let key = pki::load_key_file(key)?;
     acceptor(&chain, &key)
 }

@@ -27,10 +27,15 @@ impl Node {
     /// A node whose development CA names an HTTP server on loopback in the certificates it
     /// issues (ca.base_url), so peers can check their revocation; `publish_ca` puts the files there.
     pub fn with_published_ca() -> Node {
+        Self::with_published_ca_and("")
+    }
+
+    /// As `with_published_ca`, with more configuration (TOML sections other than [ca]).
+    pub fn with_published_ca_and(extra: &str) -> Node {
         let files = Files::new();
         let web = servers::http();
-        let config =
-            files.write("hisp.toml", format!("[ca]\nbase_url = \"http://127.0.0.1:{}\"\n", web.port).as_bytes());
+        let text = format!("[ca]\nbase_url = \"http://127.0.0.1:{}\"\n{extra}", web.port);
+        let config = files.write("hisp.toml", text.as_bytes());
         let node = Node { db: files.p("data/hisp.db"), files, web: Some(web), config: Some(config) };
         node.ok(&["init"]);
         node
@@ -41,6 +46,31 @@ impl Node {
         let web = self.web.as_ref().expect("a node made with_published_ca");
         self.ok(&["ca", "crl", "--out", &web.path("ca.crl").display().to_string()]);
         self.ok(&["ca", "export", "--der", "--out", &web.path("ca.cer").display().to_string()]);
+    }
+
+    /// Starts `hisp serve` and waits until it listens on `port`; stopped when the Daemon drops.
+    pub fn serve(&self, port: u16) -> Daemon {
+        let log = std::fs::File::create(self.files.path("serve.log")).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hisp"));
+        cmd.arg("serve").env("HISP_DB", &self.db).env("HISP_KEK", KEK).env_remove("HISP_CONFIG");
+        if let Some(config) = &self.config {
+            cmd.env("HISP_CONFIG", config);
+        }
+        cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("hisp serve exited ({status}): {}", self.serve_log());
+            }
+            assert!(std::time::Instant::now() < deadline, "hisp serve did not listen on {port}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Daemon { child }
+    }
+
+    pub fn serve_log(&self) -> String {
+        std::fs::read_to_string(self.files.path("serve.log")).unwrap_or_default()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -79,5 +109,25 @@ impl Node {
         .unwrap()
         .map(|r| r.unwrap())
         .collect()
+    }
+}
+
+/// A running `hisp serve`.
+pub struct Daemon {
+    child: std::process::Child,
+}
+
+impl Daemon {
+    /// Kills it at once (SIGKILL), as a crash would.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -66,10 +66,14 @@ impl Server {
 
 /// knotd serving `zones` (origin, zone-file body without $ORIGIN/SOA; those are added).
 pub fn knot(zones: &[(&str, String)]) -> Server {
+    knot_on(free_port(), zones)
+}
+
+/// As `knot`, on a port chosen beforehand (when configuration written earlier names it).
+pub fn knot_on(port: u16, zones: &[(&str, String)]) -> Server {
     need("knotd");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let port = free_port();
     let mut conf = format!(
         "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n  user: root:root\n\
          control:\n  listen: {d}/knot.sock\ndatabase:\n  storage: {d}\n\

@@ -1,0 +1,151 @@
+//! `hisp serve` (the daemon) and `hisp queue` (what it has yet to deliver).
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::output::{self, table};
+use super::{Context, Failure};
+use crate::clock::{iso8601, SystemClock};
+use crate::serve::{self, Setup};
+use crate::smtp::queue::Queue;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// DNS server for every lookup of the node, IP or IP:PORT (repeatable); overrides dns.servers.
+    #[arg(long = "dns", value_name = "HOST:PORT")]
+    dns: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// Messages not yet finished (or quarantined); --all for every message kept.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One message and the state of each recipient.
+    Show { id: i64 },
+    /// Make a message's waiting or failed recipients due now (and lift a quarantine).
+    Retry { id: i64 },
+    /// Remove a message from the queue.
+    Remove { id: i64 },
+}
+
+pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
+    // Check the database and the KEK before anything listens.
+    ctx.store()?;
+    let kek = ctx.kek()?;
+    let setup = Setup {
+        config: ctx.config.clone(),
+        db: ctx.db_path.clone(),
+        kek,
+        dns: ctx.dns_config(&args.dns)?,
+        clock: Arc::new(SystemClock),
+    };
+    let running = serve::start(setup).map_err(|e| Failure::new("serve", e))?;
+    let report = json!({
+        "submission": running.submission.map(|a| a.to_string()),
+        "backbone": running.backbone.map(|a| a.to_string()),
+        "recovered_in_flight": running.recovered.0,
+        "quarantined_at_start": running.recovered.1,
+    });
+    if ctx.json {
+        output::json(&report);
+    } else {
+        for (name, addr) in [("submission", running.submission), ("backbone", running.backbone)] {
+            if let Some(addr) = addr {
+                println!("hisp: {name} listening on {addr}");
+            }
+        }
+        if running.recovered.0 > 0 {
+            println!(
+                "hisp: resumed {} recipient(s) left in flight by the last run ({} message(s) quarantined)",
+                running.recovered.0, running.recovered.1
+            );
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::park();
+    }
+}
+
+pub fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {
+    ctx.store()?;
+    let queue = Queue::open(&ctx.db_path)?;
+    match command {
+        QueueCommand::List { all } => {
+            let entries = queue.list(all)?;
+            if ctx.json {
+                output::json(&entries);
+            } else {
+                let rows: Vec<Vec<String>> = entries
+                    .iter()
+                    .flat_map(|e| {
+                        e.recipients.iter().map(move |r| {
+                            vec![
+                                e.id.to_string(),
+                                format!("{:?}", e.flow).to_lowercase(),
+                                iso8601(e.received_at),
+                                if e.mail_from.is_empty() { "<>".into() } else { e.mail_from.clone() },
+                                r.recipient.clone(),
+                                if e.quarantined.is_some() { "quarantined".into() } else { r.status.clone() },
+                                r.attempts.to_string(),
+                                r.last_error.clone().unwrap_or_default(),
+                            ]
+                        })
+                    })
+                    .collect();
+                table(
+                    &["ID", "FLOW", "RECEIVED", "FROM", "TO", "STATUS", "TRIES", "LAST"],
+                    &rows,
+                    "the queue is empty",
+                );
+            }
+        }
+        QueueCommand::Show { id } => {
+            let entry = queue.show(id)?;
+            if ctx.json {
+                output::json(&entry);
+            } else {
+                println!(
+                    "message {} ({:?}), {} bytes, received {}",
+                    entry.id,
+                    entry.flow,
+                    entry.size,
+                    iso8601(entry.received_at)
+                );
+                println!("from: {}\nmessage-id: {}", entry.mail_from, entry.message_id);
+                if let Some(why) = &entry.quarantined {
+                    println!("quarantined: {why}");
+                }
+                for r in &entry.recipients {
+                    println!(
+                        "  {} {} (tries {}, next {}): {}",
+                        r.recipient,
+                        r.status,
+                        r.attempts,
+                        iso8601(r.next_attempt_at),
+                        r.last_error.clone().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        QueueCommand::Retry { id } => {
+            let n = queue.retry(id, ctx.now())?;
+            super::provision::done(
+                ctx,
+                &format!("message {id}: {n} recipient(s) due now"),
+                json!({ "id": id, "due": n }),
+            );
+        }
+        QueueCommand::Remove { id } => {
+            queue.remove(id)?;
+            super::provision::done(ctx, &format!("removed message {id}"), json!({ "id": id }));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! From an accepted SMTP transaction to a committed queue entry. Sessions hand their messages to
+//! one committer thread, which writes whatever has arrived in one transaction (one fsync for the
+//! batch: group commit) and only then lets each session answer 250.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Wakeup;
+use crate::clock::{rfc5322, Clock};
+use crate::kek::Kek;
+use crate::smime::mime;
+use crate::smtp::queue::{Flow, NewMessage, Queue};
+use crate::smtp::server::Committer;
+use crate::smtp::session::Envelope;
+
+/// The most messages written in one transaction.
+const MAX_BATCH: usize = 256;
+
+struct Pending {
+    message: NewMessage,
+    reply: SyncSender<Result<i64, String>>,
+}
+
+pub struct Intake {
+    sender: Sender<Pending>,
+    hostname: String,
+    kek: Arc<Kek>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Intake {
+    /// Starts the committer thread on `queue`; it wakes the workers after each batch.
+    pub fn start(
+        queue: Queue,
+        hostname: String,
+        kek: Arc<Kek>,
+        clock: Arc<dyn Clock>,
+        wakeup: Arc<Wakeup>,
+    ) -> std::io::Result<Intake> {
+        let (sender, receiver) = mpsc::channel();
+        let committer_clock = clock.clone();
+        std::thread::Builder::new()
+            .name("queue-commit".into())
+            .spawn(move || commit_loop(queue, receiver, committer_clock, wakeup))?;
+        Ok(Intake { sender, hostname, kek, clock })
+    }
+}
+
+fn commit_loop(queue: Queue, receiver: Receiver<Pending>, clock: Arc<dyn Clock>, wakeup: Arc<Wakeup>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        match queue.enqueue(&messages, clock.unix_now()) {
+            Ok(ids) => {
+                for (p, id) in batch.into_iter().zip(ids) {
+                    let _ = p.reply.send(Ok(id));
+                }
+                wakeup.wake();
+            }
+            Err(e) => {
+                eprintln!("queue: cannot commit {} message(s): {e}", batch.len());
+                for p in batch {
+                    let _ = p.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+impl Committer for Intake {
+    fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String> {
+        let now = self.clock.unix_now();
+        let flow = if envelope.authenticated.is_some() { Flow::Outbound } else { Flow::Inbound };
+        let data = traced(&envelope, peer, &self.hostname, now);
+        let message_id = mime::Entity::parse(&data).headers.get("message-id").unwrap_or("").trim().to_string();
+        let sealed_data = self.kek.seal_message(&data).map_err(|e| e.to_string())?;
+        let message = NewMessage {
+            flow,
+            mail_from: envelope.mail_from.map(|a| a.to_string()).unwrap_or_default(),
+            authenticated_as: envelope.authenticated.map(|a| a.to_string()),
+            message_id,
+            recipients: envelope.recipients.iter().map(|r| r.to_string()).collect(),
+            size: data.len(),
+            sealed_data,
+        };
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.sender.send(Pending { message, reply }).map_err(|_| "the queue committer stopped".to_string())?;
+        let id = answer
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "no answer from the queue committer".to_string())??;
+        Ok(id.to_string())
+    }
+}
+
+/// The message with our Received field on top (RFC 5321 §4.4), and for a submission a Message-ID
+/// and Date when the EHR left them out (RFC 6409 §8).
+fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Vec<u8> {
+    let protocol = match (envelope.tls, envelope.authenticated.is_some()) {
+        (true, true) => "ESMTPSA",
+        (true, false) => "ESMTPS",
+        (false, _) => "ESMTP",
+    };
+    let mut out = format!(
+        "Received: from {} ([{}])\r\n\tby {hostname} (hisp) with {protocol};\r\n\t{}\r\n",
+        envelope.helo.replace(['\r', '\n'], ""),
+        peer.ip(),
+        rfc5322(now)
+    )
+    .into_bytes();
+    if envelope.authenticated.is_some() {
+        let headers = mime::Entity::parse(&envelope.data).headers;
+        if headers.get("message-id").is_none() {
+            let mut id = [0u8; 16];
+            let _ = openssl::rand::rand_bytes(&mut id);
+            out.extend_from_slice(format!("Message-ID: <{}@{hostname}>\r\n", crate::pki::hex(&id)).as_bytes());
+        }
+        if headers.get("date").is_none() {
+            out.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
+        }
+    }
+    out.extend_from_slice(&envelope.data);
+    out
+}

@@ -1,0 +1,73 @@
+//! Delivery into Maildir (the layout Dovecot and other IMAP servers read): write the message into
+//! `tmp/`, fsync it, then rename it into `new/`. The file name is derived from the message and the
+//! recipient, so a message delivered again after a crash finds its first copy and is not doubled.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::address::DirectAddress;
+
+/// `<root>/<domain>/<user>/`.
+pub fn mailbox(root: &Path, address: &DirectAddress) -> PathBuf {
+    root.join(address.domain().as_str()).join(address.local())
+}
+
+/// Delivers `message` as `name` unless a copy of that name is already in `new/` or `cur/`.
+/// Returns the path of the delivered (or earlier) copy.
+pub fn deliver(root: &Path, address: &DirectAddress, name: &str, message: &[u8]) -> std::io::Result<PathBuf> {
+    let dir = mailbox(root, address);
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+    }
+    let target = dir.join("new").join(name);
+    if let Some(existing) = existing_copy(&dir, name)? {
+        return Ok(existing);
+    }
+    let tmp = dir.join("tmp").join(name);
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(message)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, &target)?;
+    // The rename is durable once the directory is synced.
+    std::fs::File::open(dir.join("new"))?.sync_all()?;
+    Ok(target)
+}
+
+/// A copy already delivered: in `new/` as is, or in `cur/` with the ":2,FLAGS" an IMAP server adds.
+fn existing_copy(dir: &Path, name: &str) -> std::io::Result<Option<PathBuf>> {
+    let new = dir.join("new").join(name);
+    if new.exists() {
+        return Ok(Some(new));
+    }
+    for entry in std::fs::read_dir(dir.join("cur"))? {
+        let entry = entry?;
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file == name || file.starts_with(&format!("{name}:")) {
+            return Ok(Some(entry.path()));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_lands_in_new_once() {
+        let root = tempfile::tempdir().unwrap();
+        let bob = DirectAddress::parse("bob@b.test").unwrap();
+        let path = deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n").unwrap();
+        assert_eq!(path, root.path().join("b.test/bob/new/1.abc.hisp"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello\r\n");
+        // Read by an IMAP server: moved to cur/ with flags. Delivering again finds it.
+        let seen = root.path().join("b.test/bob/cur/1.abc.hisp:2,S");
+        std::fs::rename(&path, &seen).unwrap();
+        assert_eq!(deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n").unwrap(), seen);
+        assert!(!path.exists());
+        assert!(std::fs::read_dir(root.path().join("b.test/bob/tmp")).unwrap().next().is_none());
+    }
+}

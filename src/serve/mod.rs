@@ -1,0 +1,240 @@
+//! `hisp serve`: the running node. The SMTP listeners commit what they accept to the queue; worker
+//! threads take due recipients from it and process them (outbound: discover, seal, deliver to the
+//! peer's MX; inbound: open, deliver into the mailbox), retrying with backoff, failing messages
+//! past their maximum age, and quarantining a message whose processing panics.
+
+pub mod gate;
+pub mod inbound;
+pub mod intake;
+pub mod maildir;
+pub mod outbound;
+
+use std::net::TcpListener;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::discovery::cache::CachingResolver;
+use crate::dns::{DnsClient, DnsConfig};
+use crate::kek::Kek;
+use crate::smtp::queue::{self, Flow, Job, Outcome, Queue};
+use crate::smtp::server::{self, Listener};
+use crate::smtp::session::{Role, SessionConfig};
+use crate::store::{SqliteStore, Store};
+
+/// Wakes idle workers when new mail is committed.
+#[derive(Default)]
+pub struct Wakeup {
+    generation: Mutex<u64>,
+    signal: Condvar,
+}
+
+impl Wakeup {
+    pub fn wake(&self) {
+        if let Ok(mut g) = self.generation.lock() {
+            *g += 1;
+        }
+        self.signal.notify_all();
+    }
+
+    /// Waits until woken or `timeout` passes.
+    fn wait(&self, timeout: Duration) {
+        let Ok(g) = self.generation.lock() else { return };
+        let seen = *g;
+        let _ = self.signal.wait_timeout_while(g, timeout, |g| *g == seen);
+    }
+}
+
+/// What every worker shares.
+pub struct Shared {
+    pub config: Config,
+    pub db: PathBuf,
+    pub kek: Arc<Kek>,
+    pub resolver: CachingResolver<DnsClient>,
+    pub clock: Arc<dyn Clock>,
+    pub wakeup: Arc<Wakeup>,
+    pub lookup_timeout: Duration,
+}
+
+/// One job being processed: the shared state, this worker's own connections, and the time.
+pub struct Work<'a> {
+    pub shared: &'a Shared,
+    pub store: &'a dyn Store,
+    pub queue: &'a Queue,
+    pub now: i64,
+}
+
+/// Everything `hisp serve` needs that the CLI resolves (paths, secrets, resolver settings).
+pub struct Setup {
+    pub config: Config,
+    pub db: PathBuf,
+    pub kek: Kek,
+    pub dns: DnsConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What was started, for the caller to report.
+pub struct Running {
+    pub submission: Option<std::net::SocketAddr>,
+    pub backbone: Option<std::net::SocketAddr>,
+    pub recovered: (usize, usize),
+}
+
+/// Starts the node: recovers the queue, binds the listeners, starts the committer and workers.
+/// The threads run until the process ends.
+pub fn start(setup: Setup) -> Result<Running, String> {
+    let Setup { config, db, kek, dns, clock } = setup;
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| format!("{what}: {e}")
+    };
+    // Migrations run here, once, before any other connection.
+    SqliteStore::open(&db, "serve").map_err(|e| e.to_string())?;
+    let queue = Queue::open(&db).map_err(|e| e.to_string())?;
+    let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
+
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(cert), Some(key)) => crate::smtp::tls::acceptor_from_files(cert, key),
+        _ => crate::smtp::tls::acceptor_self_signed(&config.server.hostname),
+    }
+    .map_err(|e| format!("TLS certificate: {e}"))?;
+    let tls = Arc::new(tls);
+    let kek = Arc::new(kek);
+    let wakeup = Arc::new(Wakeup::default());
+    let intake = intake::Intake::start(
+        Queue::open(&db).map_err(|e| e.to_string())?,
+        config.server.hostname.clone(),
+        kek.clone(),
+        clock.clone(),
+        wakeup.clone(),
+    )
+    .map_err(io("queue committer"))?;
+    let committer: Arc<dyn server::Committer> = Arc::new(intake);
+    let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates { db: db.clone() });
+
+    let mut running = Running { submission: None, backbone: None, recovered };
+    for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
+        if listen.is_empty() {
+            continue;
+        }
+        let socket = TcpListener::bind(listen).map_err(io(&format!("listen on {listen}")))?;
+        let bound = socket.local_addr().map_err(io("listen"))?;
+        match role {
+            Role::Submission => running.submission = Some(bound),
+            Role::Backbone => running.backbone = Some(bound),
+        }
+        let listener = Arc::new(Listener {
+            session: SessionConfig {
+                role,
+                hostname: config.server.hostname.clone(),
+                max_message_bytes: config.server.max_message_bytes,
+                max_recipients: config.server.max_recipients,
+                max_auth_failures: 3,
+                tls_available: true,
+            },
+            tls: Some(tls.clone()),
+            idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
+            data_timeout: Duration::from_secs(config.server.data_timeout_secs),
+            max_connections: config.server.max_connections,
+            gates: gates.clone(),
+            committer: committer.clone(),
+        });
+        std::thread::Builder::new()
+            .name(format!("smtp-{role:?}").to_lowercase())
+            .spawn(move || server::run(socket, listener))
+            .map_err(io("listener thread"))?;
+    }
+
+    let lookup_timeout = Duration::from_millis(config.dns.timeout_ms.max(1000));
+    let workers = config.queue.workers;
+    let shared = Arc::new(Shared {
+        config,
+        db,
+        kek,
+        resolver: CachingResolver::new(DnsClient::new(dns)),
+        clock,
+        wakeup,
+        lookup_timeout,
+    });
+    for n in 0..workers {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("worker-{n}"))
+            .spawn(move || worker(&shared))
+            .map_err(io("worker thread"))?;
+    }
+    Ok(running)
+}
+
+/// A worker: its own store and queue connections; claims one due recipient at a time.
+fn worker(shared: &Shared) {
+    let (store, queue) = loop {
+        match (SqliteStore::open(&shared.db, "worker"), Queue::open(&shared.db)) {
+            (Ok(s), Ok(q)) => break (s, q),
+            (Err(e), _) => eprintln!("worker: cannot open the store: {e}"),
+            (_, Err(e)) => eprintln!("worker: cannot open the queue: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    loop {
+        let now = shared.clock.unix_now();
+        let jobs = match queue.claim(now, 1) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                eprintln!("worker: cannot claim from the queue: {e}");
+                shared.wakeup.wait(Duration::from_secs(1));
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            let next = queue.next_due().ok().flatten().map_or(1, |due| (due - now).clamp(0, 1));
+            shared.wakeup.wait(Duration::from_secs(next as u64).max(Duration::from_millis(200)));
+            continue;
+        }
+        for job in jobs {
+            let work = Work { shared, store: &store, queue: &queue, now };
+            let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, &job))) {
+                Ok(outcome) => schedule(shared, &job, outcome, now),
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let _ = queue.quarantine(job.message.id, &format!("processing panicked: {why}"), now);
+                    continue;
+                }
+            };
+            if let Err(e) = queue.finish(job.recipient_id, &outcome, now) {
+                eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
+            }
+        }
+    }
+}
+
+/// Decrypts the queued copy and hands it to the outbound or inbound path.
+fn process(work: &Work, job: &Job) -> Outcome {
+    let data = match work.shared.kek.open_message(&job.message.sealed_data) {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(format!("the queued copy cannot be decrypted: {e}")),
+    };
+    match job.message.flow {
+        Flow::Outbound => outbound::process(work, job, data),
+        Flow::Inbound => inbound::process(work, job, &data),
+    }
+}
+
+/// A temporary failure is retried with exponential backoff until the message's maximum age,
+/// then fails.
+fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
+    let Outcome::Deferred { error, .. } = outcome else { return outcome };
+    let q = &shared.config.queue;
+    if now - job.message.received_at >= q.max_age_secs as i64 {
+        return Outcome::Failed(format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs));
+    }
+    let delay = queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs);
+    Outcome::Deferred { error, retry_at: now + delay as i64 }
+}

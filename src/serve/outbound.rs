@@ -1,0 +1,164 @@
+//! Mail from a local EHR to one recipient: find and trust the recipient's certificate (discovery),
+//! seal to it and to the sender, and deliver to the recipient's MX over SMTP with STARTTLS. A
+//! recipient hosted on this node is sealed to its stored certificate and delivered locally.
+
+use std::net::SocketAddr;
+
+use super::{inbound, Work};
+use crate::address::DirectAddress;
+use crate::discovery::assess::{self, TrustContext};
+use crate::discovery::ldap::Ldap3Directory;
+use crate::discovery::{self, Sources};
+use crate::fetch::HttpFetcher;
+use crate::identities;
+use crate::smime::seal::{seal, SealOptions, SignerIdentity};
+use crate::smtp::client::{self, ClientConfig, DeliveryError};
+use crate::smtp::queue::{Job, Outcome};
+use crate::store::Direction;
+use crate::trust::{AnchorSource, StoreAnchors};
+
+pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
+    let temporary = |error: String| Outcome::deferred(error);
+    let (sender, recipient) = match (DirectAddress::parse(&job.message.mail_from), DirectAddress::parse(&job.recipient))
+    {
+        (Ok(s), Ok(r)) => (s, r),
+        _ => return Outcome::Failed("bad sender or recipient address".into()),
+    };
+    let hosted = match work.store.has_domain(recipient.domain()) {
+        Ok(h) => h,
+        Err(e) => return temporary(e.to_string()),
+    };
+    let certs = if hosted {
+        match identities::hosted_cert(work.store, &recipient, work.now) {
+            Ok(Some(cert)) => vec![cert],
+            Ok(None) => return Outcome::Failed(format!("{recipient} is hosted here but has no valid certificate")),
+            Err(e) => return temporary(e.to_string()),
+        }
+    } else {
+        match recipient_certs(work, &sender, &recipient) {
+            Ok(certs) => certs,
+            Err(outcome) => return outcome,
+        }
+    };
+    let signer = match signer(work, &sender) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let options = SealOptions {
+        cipher: work.shared.config.smime.content_cipher,
+        key_transport: work.shared.config.smime.key_transport,
+    };
+    let sealed = match seal(message, &signer, &certs, options, work.now) {
+        Ok(s) => s.message,
+        Err(e) => return Outcome::Failed(format!("cannot seal: {e}")),
+    };
+    if hosted {
+        return inbound::process(work, job, &sealed);
+    }
+    send(work, &sender, &recipient, &sealed)
+}
+
+/// The recipient's usable certificates, or the outcome when there are none: a lookup that failed
+/// (or a CRL that could not be had) is temporary; nothing published, or nothing trusted, is final.
+fn recipient_certs(
+    work: &Work,
+    sender: &DirectAddress,
+    recipient: &DirectAddress,
+) -> Result<Vec<openssl::x509::X509>, Outcome> {
+    let resolver = &work.shared.resolver;
+    let fetch = HttpFetcher::new(resolver);
+    let ldap = Ldap3Directory { resolver, timeout: work.shared.lookup_timeout };
+    let sources = Sources { dns: resolver, ldap: &ldap, fetch: &fetch };
+    let temporary = |error: String| Outcome::deferred(error);
+    let found =
+        discovery::discover(recipient, &sources).map_err(|e| temporary(format!("certificate discovery: {e}")))?;
+    let Some(step) = found.step else {
+        return Err(Outcome::Failed(format!("no certificate is published for {recipient} (DNS CERT or LDAP)")));
+    };
+    let anchors = StoreAnchors(work.store)
+        .anchors(Some(sender.domain()), Direction::Outgoing)
+        .map_err(|e| temporary(format!("trust anchors: {e}")))?;
+    let trust = TrustContext {
+        anchors: &anchors,
+        fetch: &fetch,
+        now: work.now,
+        revocation: work.shared.config.trust.revocation,
+    };
+    let mut usable = Vec::new();
+    let mut problems = Vec::new();
+    for f in &found.found {
+        let assessed = assess::assess(f, step, recipient, &trust);
+        if assessed.usable {
+            if let Some(parsed) = assess::certificate(f) {
+                usable.push(parsed.cert.clone());
+            }
+        } else {
+            problems.push(format!("{} ({})", assessed.subject, assessed.details.join("; ")));
+        }
+    }
+    if !usable.is_empty() {
+        return Ok(usable);
+    }
+    let why = format!("no usable certificate for {recipient}: {}", problems.join(", "));
+    if problems.iter().any(|p| p.contains("revocation could not be checked")) {
+        Err(temporary(why))
+    } else {
+        Err(Outcome::Failed(why))
+    }
+}
+
+fn signer(work: &Work, sender: &DirectAddress) -> Result<SignerIdentity, String> {
+    let (cert, key_id) = identities::signing_cert(work.store, sender, work.now).map_err(|e| e.to_string())?;
+    let sealed_key = work.store.key(key_id).map_err(|e| e.to_string())?;
+    let key = work.shared.kek.open_key(&sealed_key.sealed).map_err(|e| e.to_string())?;
+    SignerIdentity::new(cert, key, Vec::new()).map_err(|e| e.to_string())
+}
+
+/// Delivers to the MX hosts of the recipient's domain by preference (the domain itself when it has
+/// no MX), each of their addresses in turn, until one takes the message or refuses it for good.
+fn send(work: &Work, sender: &DirectAddress, recipient: &DirectAddress, sealed: &[u8]) -> Outcome {
+    let domain = recipient.domain().as_str();
+    let resolver = &work.shared.resolver;
+    let hosts: Vec<String> = match crate::dns::Resolver::mx(resolver, domain) {
+        Ok(mx) if !mx.records.is_empty() => mx.records.into_iter().map(|(_, host)| host).collect(),
+        Ok(_) => vec![domain.to_string()],
+        Err(e) => return Outcome::deferred(format!("MX lookup: {e}")),
+    };
+    let (port, verify_tls, tls_ca) = work.shared.config.delivery.for_domain(domain);
+    let connector = match crate::smtp::tls::connector(verify_tls, tls_ca) {
+        Ok(c) => c,
+        Err(e) => return Outcome::deferred(format!("TLS set-up: {e}")),
+    };
+    let config = ClientConfig {
+        hostname: &work.shared.config.server.hostname,
+        timeout: std::time::Duration::from_secs(work.shared.config.delivery.timeout_secs),
+        tls: &connector,
+        verify_tls,
+    };
+    let mut last = format!("no address for the MX hosts of {domain}");
+    for host in hosts {
+        let ips = match crate::dns::Resolver::addresses(resolver, &host) {
+            Ok(found) => found.records,
+            Err(e) => {
+                last = format!("{host}: {e}");
+                continue;
+            }
+        };
+        for ip in ips {
+            let from = sender.to_string();
+            match client::deliver(
+                SocketAddr::new(ip, port),
+                &host,
+                &config,
+                Some(&from),
+                &recipient.to_string(),
+                sealed,
+            ) {
+                Ok(reply) => return Outcome::Sent(format!("{host} [{ip}]:{port} said {reply}")),
+                Err(DeliveryError::Permanent(e)) => return Outcome::Failed(format!("{host} [{ip}]: {e}")),
+                Err(DeliveryError::Temporary(e)) => last = format!("{host} [{ip}]:{port}: {e}"),
+            }
+        }
+    }
+    Outcome::deferred(last)
+}

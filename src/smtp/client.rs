@@ -1,0 +1,183 @@
+//! Delivery to a peer's MX over SMTP (RFC 5321) with STARTTLS required (RFC 3207): one message,
+//! one recipient per transaction. A 4xx reply or a broken connection is temporary (retry later); a
+//! 5xx reply is permanent.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use openssl::ssl::SslConnector;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Temporary(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub struct ClientConfig<'a> {
+    /// Our name in EHLO.
+    pub hostname: &'a str,
+    pub timeout: Duration,
+    pub tls: &'a SslConnector,
+    /// Check the certificate's chain and that it names the MX host.
+    pub verify_tls: bool,
+}
+
+/// A reply: its code and its text lines joined.
+struct Reply {
+    code: u16,
+    text: String,
+}
+
+impl Reply {
+    fn expect(self, wanted: u16, during: &str) -> Result<Reply, DeliveryError> {
+        if self.code == wanted {
+            return Ok(self);
+        }
+        let what = format!("{during}: {} {}", self.code, self.text);
+        Err(if (400..500).contains(&self.code) {
+            DeliveryError::Temporary(what)
+        } else {
+            DeliveryError::Permanent(what)
+        })
+    }
+}
+
+trait Conn: BufRead + Write {}
+impl<T: BufRead + Write> Conn for T {}
+
+/// A buffered reader over a stream that is also written to.
+struct Duplex<S: std::io::Read + Write> {
+    reader: BufReader<S>,
+}
+
+impl<S: std::io::Read + Write> std::io::Read for Duplex<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+impl<S: std::io::Read + Write> BufRead for Duplex<S> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.reader.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.reader.consume(n)
+    }
+}
+impl<S: std::io::Read + Write> Write for Duplex<S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.reader.get_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.reader.get_mut().flush()
+    }
+}
+
+fn temporary(during: &str) -> impl Fn(std::io::Error) -> DeliveryError + '_ {
+    move |e| DeliveryError::Temporary(format!("{during}: {e}"))
+}
+
+fn read_reply(conn: &mut dyn Conn, during: &str) -> Result<Reply, DeliveryError> {
+    let mut text = Vec::new();
+    loop {
+        let mut line = String::new();
+        if conn.read_line(&mut line).map_err(temporary(during))? == 0 {
+            return Err(DeliveryError::Temporary(format!("{during}: the connection closed")));
+        }
+        let line = line.trim_end();
+        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
+        let Some(code) = code else {
+            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {line}")));
+        };
+        text.push(line.get(4..).unwrap_or("").to_string());
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(Reply { code, text: text.join(" / ") });
+        }
+    }
+}
+
+fn command(conn: &mut dyn Conn, line: &str, during: &str) -> Result<Reply, DeliveryError> {
+    conn.write_all(format!("{line}\r\n").as_bytes()).map_err(temporary(during))?;
+    conn.flush().map_err(temporary(during))?;
+    read_reply(conn, during)
+}
+
+/// Delivers `data` from `mail_from` (None: the null reverse-path) to `recipient` via the MX
+/// `host` at `addr`. Returns the peer's final reply.
+pub fn deliver(
+    addr: SocketAddr,
+    host: &str,
+    config: &ClientConfig,
+    mail_from: Option<&str>,
+    recipient: &str,
+    data: &[u8],
+) -> Result<String, DeliveryError> {
+    let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
+    tcp.set_read_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
+    tcp.set_write_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
+    let mut plain = Duplex { reader: BufReader::new(tcp) };
+    read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
+    let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;
+    if !ehlo.text.to_ascii_uppercase().split(" / ").any(|l| l.trim() == "STARTTLS") {
+        return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
+    }
+    command(&mut plain, "STARTTLS", "STARTTLS")?.expect(220, "STARTTLS")?;
+    let tcp = plain.reader.into_inner();
+    let mut tls_config = config.tls.configure().map_err(|e| DeliveryError::Temporary(format!("TLS: {e}")))?;
+    tls_config.set_verify_hostname(config.verify_tls);
+    if !config.verify_tls {
+        tls_config.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    }
+    let tls = tls_config
+        .connect(host, tcp)
+        .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
+    let mut conn = Duplex { reader: BufReader::new(tls) };
+    let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO after STARTTLS")?;
+    let size =
+        if ehlo.text.to_ascii_uppercase().contains("SIZE") { format!(" SIZE={}", data.len()) } else { String::new() };
+    command(&mut conn, &format!("MAIL FROM:<{}>{size}", mail_from.unwrap_or("")), "MAIL")?.expect(250, "MAIL")?;
+    command(&mut conn, &format!("RCPT TO:<{recipient}>"), "RCPT")?.expect(250, "RCPT")?;
+    command(&mut conn, "DATA", "DATA")?.expect(354, "DATA")?;
+    conn.write_all(&dot_stuffed(data)).map_err(temporary("DATA"))?;
+    conn.flush().map_err(temporary("DATA"))?;
+    let done = read_reply(&mut conn, "end of DATA")?.expect(250, "end of DATA")?;
+    let _ = command(&mut conn, "QUIT", "QUIT");
+    Ok(format!("{} {}", done.code, done.text))
+}
+
+/// The message as DATA carries it: CRLF line endings, a leading dot doubled, ending in CRLF.CRLF.
+pub fn dot_stuffed(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 5);
+    let mut at_line_start = true;
+    let mut previous = 0u8;
+    for &b in data {
+        if b == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        if at_line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        at_line_start = b == b'\n';
+        previous = b;
+    }
+    if !at_line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn data_is_dot_stuffed_and_terminated() {
+        assert_eq!(dot_stuffed(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
+        assert_eq!(dot_stuffed(b".x\ny"), b"..x\r\ny\r\n.\r\n");
+        assert_eq!(dot_stuffed(b""), b".\r\n");
+    }
+}

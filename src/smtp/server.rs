@@ -1,0 +1,160 @@
+//! The SMTP listeners: accept connections (up to a limit), one thread each, and drive a `Session`
+//! over the socket: read lines with a length limit and timeouts, write replies, upgrade to TLS on
+//! STARTTLS, and commit accepted messages before answering 250.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openssl::ssl::{SslAcceptor, SslStream};
+
+use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND_LINE};
+
+/// Where accepted messages go: returns the queue id once the message is durably committed.
+pub trait Committer: Send + Sync {
+    fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String>;
+}
+
+/// Makes the `Gate` a connection asks (each connection gets its own, e.g. its own database handle).
+pub trait GateFactory: Send + Sync {
+    fn gate(&self) -> Result<Box<dyn Gate>, String>;
+}
+
+pub struct Listener {
+    pub session: SessionConfig,
+    pub tls: Option<Arc<SslAcceptor>>,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub max_connections: usize,
+    pub gates: Arc<dyn GateFactory>,
+    pub committer: Arc<dyn Committer>,
+}
+
+/// The longest piece of a DATA line read at once; longer lines arrive in pieces.
+const DATA_CHUNK: usize = 64 * 1024;
+
+/// Accepts connections on `socket` until it fails; each is served on its own thread.
+pub fn run(socket: TcpListener, listener: Arc<Listener>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    for stream in socket.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        if open.fetch_add(1, Ordering::SeqCst) >= listener.max_connections {
+            open.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n");
+            continue;
+        }
+        let listener = listener.clone();
+        let open = open.clone();
+        let spawned = std::thread::Builder::new().name("smtp-session".into()).spawn(move || {
+            let peer = stream.peer_addr().ok();
+            if let Err(e) = serve_connection(stream, &listener) {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    eprintln!("smtp {}: {e}", peer.map(|p| p.to_string()).unwrap_or_default());
+                }
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            eprintln!("smtp: cannot start a session thread");
+        }
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<SslStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    stream.set_write_timeout(Some(listener.data_timeout))?;
+    let mut reader = BufReader::new(Stream::Plain(stream));
+    let gate = match listener.gates.gate() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("smtp {peer}: {e}");
+            reader.get_mut().write_all(b"421 4.3.0 Service temporarily unavailable\r\n")?;
+            return Ok(());
+        }
+    };
+    let mut session = Session::new(listener.session.clone());
+    reader.get_mut().write_all(session.greeting().as_bytes())?;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        let (timeout, limit) = if session.in_data() {
+            (listener.data_timeout, DATA_CHUNK)
+        } else {
+            (listener.idle_timeout, MAX_COMMAND_LINE + 1)
+        };
+        reader.get_ref().tcp().set_read_timeout(Some(timeout))?;
+        line.clear();
+        match (&mut reader).take(limit as u64).read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                let _ = reader.get_mut().write_all(session.timed_out().as_bytes());
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        let step = session.line(&line, gate.as_ref());
+        if let Some(reply) = &step.reply {
+            reader.get_mut().write_all(reply.as_bytes())?;
+        }
+        match step.action {
+            Action::Continue => {}
+            Action::Close => return Ok(()),
+            Action::Commit(envelope) => {
+                let outcome = listener.committer.commit(*envelope, peer);
+                reader.get_mut().write_all(session.committed(outcome).as_bytes())?;
+            }
+            Action::StartTls => {
+                // Anything the client sent after STARTTLS and before the handshake would be read
+                // as if protected by TLS: refuse the connection (the STARTTLS injection attack).
+                if !reader.buffer().is_empty() {
+                    return Ok(());
+                }
+                let Some(acceptor) = &listener.tls else { return Ok(()) };
+                let Stream::Plain(tcp) = reader.into_inner() else { return Ok(()) };
+                let tls = acceptor.accept(tcp).map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
+                reader = BufReader::new(Stream::Tls(Box::new(tls)));
+                session.tls_started();
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! `hisp serve` end to end on loopback: swaks as the EHR (STARTTLS + AUTH) submitting to node A,
+//! which discovers node B's certificate in DNS (knot), seals, and delivers to B's backbone; B opens
+//! the message and delivers it into the addressee's Maildir.
+
+mod common;
+
+use base64::Engine;
+use common::node::*;
+use common::servers::{self, free_port, Server};
+use common::*;
+
+const PASSWORD: &str = "a long EHR password";
+
+/// Two practices on two nodes, a DNS server publishing B's certificate and MX, both nodes running.
+struct Network {
+    a: Node,
+    b: Node,
+    a_submission: u16,
+    b_backbone: u16,
+    _dns: Server,
+    daemons: Vec<Daemon>,
+    _mail: [tempfile::TempDir; 2],
+}
+
+fn practice(node: &Node, domain: &str, user: &str) {
+    node.ok(&["domain", "add", domain]);
+    node.run_in(
+        &["address", "add", &format!("{user}@{domain}"), "--password-stdin"],
+        Some(format!("{PASSWORD}\n").as_bytes()),
+    )
+    .ok();
+    node.ok(&["ca", "init"]);
+    node.ok(&["ca", "export", "--out", &node.files.p("dev-ca.pem")]);
+    node.ok(&["anchor", "add", &node.files.p("dev-ca.pem"), "--domain", domain, "--incoming", "--outgoing"]);
+    node.ok(&["cert", "issue", &format!("{user}@{domain}")]);
+    node.publish_ca();
+}
+
+fn node_config(dns: u16, submission: u16, backbone: u16, peer_port: u16, dir: &str) -> String {
+    format!(
+        "[dns]\nservers = [\"127.0.0.1:{dns}\"]\ntimeout_ms = 1000\n\
+         [server]\nhostname = \"localhost\"\nsubmission = \"127.0.0.1:{submission}\"\nbackbone = \"127.0.0.1:{backbone}\"\n\
+         mail_dir = \"{dir}/mail\"\nidle_timeout_secs = 3\ndata_timeout_secs = 3\nmax_message_bytes = 1000000\n\
+         [queue]\nworkers = 2\nretry_base_secs = 1\nretry_max_secs = 2\n\
+         [delivery]\nport = {peer_port}\ntimeout_secs = 10\n"
+    )
+}
+
+fn network() -> Network {
+    let dns_port = free_port();
+    let (a_sub, a_bb, b_sub, b_bb) = (free_port(), free_port(), free_port(), free_port());
+    let mail = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a =
+        Node::with_published_ca_and(&node_config(dns_port, a_sub, a_bb, b_bb, &mail[0].path().display().to_string()));
+    let b =
+        Node::with_published_ca_and(&node_config(dns_port, b_sub, b_bb, a_bb, &mail[1].path().display().to_string()));
+    practice(&a, "a.test", "dr.smith");
+    practice(&b, "b.test", "dr.jones");
+    // Each trusts the other's CA: A to send to B, B to accept mail from A.
+    a.ok(&["anchor", "add", &b.files.p("dev-ca.pem"), "--domain", "a.test", "--incoming", "--outgoing"]);
+    b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "b.test", "--incoming", "--outgoing"]);
+    // B publishes dr.jones's certificate and its MX; A's likewise.
+    let cert_of = |node: &Node, owner: &str| {
+        let path = node.files.p("published.der");
+        node.ok(&["cert", "export", owner, "--der", "--out", &path]);
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&path).unwrap())
+    };
+    let zone = |user: &str, cert: String| format!("{user} IN CERT PKIX 0 0 {cert}\n@ IN MX 10 mx\nmx IN A 127.0.0.1\n");
+    let dns = servers::knot_on(
+        dns_port,
+        &[
+            ("b.test", zone("dr.jones", cert_of(&b, "dr.jones@b.test"))),
+            ("a.test", zone("dr.smith", cert_of(&a, "dr.smith@a.test"))),
+        ],
+    );
+    let daemons = vec![a.serve(a_sub), b.serve(b_bb)];
+    Network { a, b, a_submission: a_sub, b_backbone: b_bb, _dns: dns, daemons, _mail: mail }
+}
+
+fn swaks(port: u16, args: &[&str]) -> Run {
+    let port = port.to_string();
+    let mut all = vec!["--server", "127.0.0.1", "--port", &port, "--hide-all", "--timeout", "20"];
+    all.extend_from_slice(args);
+    run("swaks", &all, None, &[])
+}
+
+fn submit(n: &Network, data: &str) -> Run {
+    swaks(
+        n.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "dr.smith@a.test",
+            "--to",
+            "dr.jones@b.test",
+            "--data",
+            data,
+        ],
+    )
+}
+
+/// Waits for `count` messages in the Maildir new/ of `user@domain` on `node`.
+fn mailbox(node: &Node, domain: &str, user: &str, count: usize) -> Vec<String> {
+    let config = std::fs::read_to_string(node.files.path("hisp.toml")).unwrap();
+    let dir = config.lines().find_map(|l| l.strip_prefix("mail_dir = \"")).unwrap().trim_end_matches('"').to_string();
+    let new = std::path::Path::new(&dir).join(domain).join(user).join("new");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let files: Vec<_> =
+            std::fs::read_dir(&new).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        if files.len() >= count {
+            return files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{count} message(s) expected in {}; queue A: {} queue B: {}\nlog A: {}\nlog B: {}",
+            new.display(),
+            node_queue(node),
+            "",
+            "",
+            node.serve_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn node_queue(node: &Node) -> String {
+    node.run(&["--json", "queue", "list", "--all"]).text()
+}
+
+#[test]
+fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
+    let n = network();
+    let referral = "From: Dr. Smith <dr.smith@a.test>\r\nTo: Dr. Jones <dr.jones@b.test>\r\nSubject: Referral\r\n\
+         X-Direct-Verified-Sender: forged@evil.test\r\nMessage-ID: <e2e-1@a.test>\r\n\r\nPlease see Ms. Doe.\r\n";
+    let sent = submit(&n, referral);
+    assert_eq!(sent.status, 0, "swaks: {} {}", sent.text(), sent.stderr);
+    let delivered = mailbox(&n.b, "b.test", "dr.jones", 1);
+    let mail = &delivered[0];
+    assert!(mail.contains("Please see Ms. Doe."), "{mail}");
+    assert!(mail.starts_with("X-Direct-Verified-Sender: dr.smith@a.test;"), "{mail}");
+    assert!(mail.contains("revocation=good"), "{mail}");
+    assert!(!mail.contains("forged@evil.test"), "an incoming copy of the header is removed: {mail}");
+
+    let a_queue: serde_json::Value = serde_json::from_str(&node_queue(&n.a)).unwrap();
+    let status = &a_queue[0]["recipients"][0];
+    assert_eq!(status["status"], "sent", "{a_queue}");
+    let b_queue: serde_json::Value = serde_json::from_str(&node_queue(&n.b)).unwrap();
+    assert_eq!(b_queue[0]["flow"], "inbound");
+    assert_eq!(b_queue[0]["recipients"][0]["status"], "delivered", "{b_queue}");
+    // What crossed the network was S/MIME: B's queue holds no plaintext either (KEK-encrypted).
+    let raw = n.b.sql("SELECT sealed_data FROM queue_messages");
+    assert!(!raw[0].windows(8).any(|w| w == b"Ms. Doe."), "queued copies are encrypted at rest");
+}
+
+/// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the
+/// greeting first). An empty chunk only reads.
+fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut read_reply = || {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return if reply.is_empty() { "(closed)".to_string() } else { reply };
+            }
+            reply.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return reply;
+            }
+        }
+    };
+    let mut replies = vec![read_reply()];
+    for chunk in chunks {
+        writer.write_all(chunk).unwrap();
+        replies.push(read_reply());
+    }
+    replies
+}
+
+fn codes(replies: &[String]) -> Vec<&str> {
+    replies.iter().map(|r| r.get(..3).unwrap_or(r)).collect()
+}
+
+/// The SMTP edge cases of the ONC Edge Testing Tool, against the running daemons.
+#[test]
+fn smtp_edges_are_refused_as_the_edge_tests_expect() {
+    let n = network();
+    let queued_at_b = || n.b.sql("SELECT count(*) FROM queue_messages")[0].clone();
+    let none = queued_at_b();
+
+    // Wrong credentials, after TLS.
+    let wrong = swaks(
+        n.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            "wrong",
+            "--to",
+            "dr.jones@b.test",
+        ],
+    );
+    assert_ne!(wrong.status, 0);
+    // AUTH is not even offered before STARTTLS; mail without it is refused.
+    let plain = talk(
+        n.a_submission,
+        &[b"EHLO ehr\r\n", b"AUTH PLAIN AGRyLnNtaXRoQGEudGVzdAB4\r\n", b"MAIL FROM:<dr.smith@a.test>\r\n"],
+    );
+    assert!(!plain[1].contains("AUTH"), "{}", plain[1]);
+    assert_eq!(codes(&plain)[2..], ["530", "530"]);
+
+    // Sender spoofing: authenticated as dr.smith, sending as someone else.
+    let spoof = swaks(
+        n.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "dr.jones@b.test",
+            "--to",
+            "dr.jones@b.test",
+        ],
+    );
+    assert_ne!(spoof.status, 0, "a spoofed envelope sender is refused");
+    let spoof_header = swaks(
+        n.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "dr.smith@a.test",
+            "--to",
+            "dr.jones@b.test",
+            "--h-From",
+            "dr.jones@b.test",
+        ],
+    );
+    assert_ne!(spoof_header.status, 0, "a spoofed From header is refused");
+
+    // Open relay attempts on the backbone; commands out of order.
+    let relay = talk(
+        n.b_backbone,
+        &[
+            b"RCPT TO:<dr.jones@b.test>\r\n",
+            b"EHLO peer\r\n",
+            b"DATA\r\n",
+            b"MAIL FROM:<someone@a.test>\r\n",
+            b"RCPT TO:<victim@elsewhere.test>\r\n",
+            b"RCPT TO:<nobody@b.test>\r\n",
+            b"MAIL FROM:<again@a.test>\r\n",
+        ],
+    );
+    assert_eq!(codes(&relay), ["220", "503", "250", "503", "250", "550", "550", "503"]);
+
+    // Bare LF in DATA: refused, and a LF.LF does not end the data.
+    let smuggle = talk(
+        n.b_backbone,
+        &[
+            b"EHLO peer\r\n",
+            b"MAIL FROM:<someone@a.test>\r\n",
+            b"RCPT TO:<dr.jones@b.test>\r\n",
+            b"DATA\r\n",
+            b"Subject: x\r\n\r\nline\n.\nMAIL FROM:<smuggled@a.test>\r\n.\r\n",
+        ],
+    );
+    assert_eq!(codes(&smuggle)[4..], ["354", "550"], "{smuggle:?}");
+    assert_eq!(queued_at_b(), none, "nothing refused is queued");
+
+    // Size: announced, and a larger declared size refused.
+    let size = talk(n.b_backbone, &[b"EHLO peer\r\n", b"MAIL FROM:<someone@a.test> SIZE=2000000\r\n"]);
+    assert!(size[1].contains("SIZE 1000000"), "{}", size[1]);
+    assert_eq!(codes(&size)[2], "552");
+
+    // Idle timeout: the server says so and closes.
+    let idle = talk(n.b_backbone, &[b""]);
+    assert!(idle[1].starts_with("421"), "{idle:?}");
+}
+
+/// Node A is killed (SIGKILL) while an EHR is submitting, then restarted: every message A accepted
+/// arrives in B's mailbox exactly once.
+#[test]
+fn accepted_mail_survives_kill_9_and_is_delivered_exactly_once() {
+    let mut n = network();
+    let total = 12;
+    let mut accepted = Vec::new();
+    for i in 0..total {
+        if i == total / 2 {
+            n.daemons.remove(0).kill9();
+            // Down: submissions are refused, never half-accepted.
+            assert_ne!(submit(&n, &message_number(i)).status, 0);
+            n.daemons.insert(0, n.a.serve(n.a_submission));
+        }
+        if submit(&n, &message_number(i)).status == 0 {
+            accepted.push(format!("<load-{i}@a.test>"));
+        }
+        if i == total / 2 + 1 {
+            // Kill again with mail certainly in the queue or in flight.
+            n.daemons.remove(0).kill9();
+            n.daemons.insert(0, n.a.serve(n.a_submission));
+        }
+    }
+    assert!(accepted.len() >= total - 1, "{accepted:?}");
+    let mail = mailbox(&n.b, "b.test", "dr.jones", accepted.len());
+    // Give a duplicate the time to show up, were one coming.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mail = if mail.len() == accepted.len() { mailbox(&n.b, "b.test", "dr.jones", accepted.len()) } else { mail };
+    assert_eq!(mail.len(), accepted.len(), "no message delivered twice");
+    for id in &accepted {
+        assert_eq!(mail.iter().filter(|m| m.contains(id.as_str())).count(), 1, "{id} exactly once");
+    }
+}
+
+fn message_number(i: usize) -> String {
+    format!(
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: load {i}\r\nMessage-ID: <load-{i}@a.test>\r\n\r\nbody {i}\r\n"
+    )
+}
