@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
-# slapd and ldap-utils, the Python S/MIME peer under .peers/), then checks formatting and lints and runs every test.
+# slapd, ldap-utils and swaks, the Python S/MIME peer under .peers/), then checks formatting and lints and runs every test.
 #
 #   bash scripts/test.sh
 set -euo pipefail
@@ -19,6 +19,8 @@ command -v slapd >/dev/null || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
 # SMTP: swaks plays the EHR against `hisp serve` (tests/daemon.rs).
 command -v swaks >/dev/null || missing+=(swaks)
+# kdig asks `hisp serve`'s DNS publisher.
+command -v kdig >/dev/null || missing+=(knot-dnsutils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -q

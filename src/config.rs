@@ -28,6 +28,27 @@ pub struct Config {
     pub server: ServerConfig,
     pub queue: QueueConfig,
     pub delivery: DeliveryConfig,
+    pub dns_server: DnsServerConfig,
+}
+
+/// `hisp serve` publishing the hosted domains in DNS: CERT for every hosted address and domain,
+/// MX for each domain, A for the MX host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsServerConfig {
+    /// UDP and TCP `IP:PORT`; "" (the default) publishes nothing.
+    pub listen: String,
+    /// The MX host of the hosted domains (default: server.hostname).
+    pub mx_host: Option<String>,
+    /// The IPv4 address published for the MX host.
+    pub mx_address: std::net::Ipv4Addr,
+    pub ttl: u32,
+}
+
+impl Default for DnsServerConfig {
+    fn default() -> Self {
+        DnsServerConfig { listen: String::new(), mx_host: None, mx_address: std::net::Ipv4Addr::LOCALHOST, ttl: 300 }
+    }
 }
 
 /// `hisp serve`: the listeners and the mail store.
@@ -40,6 +61,9 @@ pub struct ServerConfig {
     pub submission: String,
     /// Backbone listener for peer HISPs (mail for hosted domains only); "" disables it.
     pub backbone: String,
+    /// HTTP listener publishing the development CA's certificate (/ca.cer) and current CRL
+    /// (/ca.crl), where ca.base_url should point; "" (the default) disables it.
+    pub http: String,
     /// TLS certificate and key (PEM) for STARTTLS; without them a self-signed certificate for
     /// `hostname` is made at start (peers that check TLS certificates will refuse it).
     pub tls_cert_file: Option<PathBuf>,
@@ -60,6 +84,7 @@ impl Default for ServerConfig {
             hostname: "localhost".into(),
             submission: "127.0.0.1:587".into(),
             backbone: "0.0.0.0:25".into(),
+            http: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
             max_message_bytes: 50 * 1024 * 1024,
@@ -243,6 +268,12 @@ impl Config {
             if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
                 return Err(format!("{name} must be IP:PORT (or \"\" to disable), not '{listen}'"));
             }
+        }
+        if !self.dns_server.listen.is_empty() && self.dns_server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("dns_server.listen must be IP:PORT, not '{}'", self.dns_server.listen));
+        }
+        if !self.server.http.is_empty() && self.server.http.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("server.http must be IP:PORT (or \"\" to disable), not '{}'", self.server.http));
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err("give server.tls_cert_file and server.tls_key_file together".into());

@@ -7,6 +7,7 @@ pub mod config;
 pub mod der;
 pub mod discovery;
 pub mod dns;
+pub mod dns_server;
 pub mod fetch;
 pub mod identities;
 pub mod kek;

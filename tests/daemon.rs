@@ -339,3 +339,71 @@ fn message_number(i: usize) -> String {
         "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: load {i}\r\nMessage-ID: <load-{i}@a.test>\r\n\r\nbody {i}\r\n"
     )
 }
+
+/// A node publishes itself: CERT, MX and A records in DNS (asked with kdig), and its development
+/// CA's certificate and CRL over HTTP; `hisp discover` against the node alone finds and trusts its
+/// certificate, and sees the revocation once the CA revokes it.
+#[test]
+fn a_node_publishes_its_certificates_in_dns_and_its_ca_over_http() {
+    let (dns, http, backbone) = (free_port(), free_port(), free_port());
+    let node = Node::with_config(&format!(
+        "[ca]\nbase_url = \"http://127.0.0.1:{http}\"\n\
+         [server]\nhostname = \"mx.a.test\"\nsubmission = \"\"\nbackbone = \"127.0.0.1:{backbone}\"\nhttp = \"127.0.0.1:{http}\"\n\
+         [dns_server]\nlisten = \"127.0.0.1:{dns}\"\n"
+    ));
+    node.ok(&["domain", "add", "a.test"]);
+    node.ok(&["address", "add", "dr.smith@a.test"]);
+    node.ok(&["ca", "init"]);
+    node.ok(&["ca", "export", "--out", &node.files.p("ca.pem")]);
+    node.ok(&["anchor", "add", &node.files.p("ca.pem"), "--domain", "a.test", "--incoming", "--outgoing"]);
+    node.ok(&["cert", "issue", "dr.smith@a.test"]);
+    node.ok(&["cert", "issue", "a.test", "--bits", "4096"]);
+    node.ok(&["cert", "issue", "a.test", "--bits", "4096", "--days", "30"]);
+    let _daemon = node.serve(backbone);
+    let kdig = |args: &[&str]| {
+        let port = format!("-p{dns}");
+        let mut all = vec!["@127.0.0.1", port.as_str(), "+norecurse"];
+        all.extend_from_slice(args);
+        run("kdig", &all, None, &[]).ok().text()
+    };
+    let mx = kdig(&["a.test", "MX"]);
+    assert!(mx.contains("NOERROR") && mx.contains("10 mx.a.test."), "{mx}");
+    assert!(kdig(&["mx.a.test", "A"]).contains("127.0.0.1"));
+    let cert = kdig(&["+tcp", "dr.smith.a.test", "CERT"]);
+    assert!(cert.contains("CERT\t1 0 0 MII"), "a PKIX (type 1) record of DER: {cert}");
+    // Two 4096-bit certificates do not fit 512 bytes: truncated over UDP, whole over TCP.
+    let udp = kdig(&["+notcp", "+noedns", "+ignore", "a.test", "CERT"]);
+    assert!(udp.contains(" tc"), "{udp}");
+    let whole = kdig(&["+tcp", "a.test", "CERT"]);
+    assert_eq!(whole.matches("CERT\t1 0 0 MII").count(), 2, "the domain-bound certificates: {whole}");
+    assert!(kdig(&["nobody.a.test", "CERT"]).contains("NXDOMAIN"));
+    assert!(kdig(&["example.org", "A"]).contains("REFUSED"), "not authoritative for other names");
+
+    // Discovery against the node alone: its own DNS and its own CA publishing (CRL included).
+    let dns_server = format!("127.0.0.1:{dns}");
+    let discover = || {
+        hisp(
+            &["--json", "discover", "dr.smith@a.test", "--anchor", &node.files.p("ca.pem"), "--dns", &dns_server],
+            None,
+            &[],
+        )
+    };
+    let found = discover();
+    assert_eq!(found.status, 0, "{}", found.text());
+    assert_eq!(found.json()["step"], "dns-address");
+    let sha = found.json()["selected"][0].as_str().unwrap().to_string();
+    // A message signed with that certificate opens (the CRL comes from the node's HTTP publisher)...
+    let msg =
+        node.files.write("m.eml", b"From: dr.smith@a.test\r\nTo: postmaster@a.test\r\nSubject: x\r\n\r\nhello\r\n");
+    let sealed = node.files.p("sealed.eml");
+    node.ok(&["message", "seal", "--in", &msg, "--out", &sealed]);
+    node.ok(&["message", "open", "--in", &sealed]);
+    // ...until the CA revokes it: the new CRL is published at once, the certificate leaves DNS.
+    node.ok(&["cert", "revoke", &sha]);
+    let refused = node.run(&["--json", "message", "open", "--in", &sealed]);
+    assert_eq!(refused.status, 1, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "revoked");
+    let after = discover();
+    assert_eq!(after.json()["step"], "dns-domain", "{}", after.text());
+    assert!(!after.text().contains(&sha));
+}

@@ -48,13 +48,20 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let report = json!({
         "submission": running.submission.map(|a| a.to_string()),
         "backbone": running.backbone.map(|a| a.to_string()),
+        "http": running.http.map(|a| a.to_string()),
+        "dns": running.dns.map(|a| a.to_string()),
         "recovered_in_flight": running.recovered.0,
         "quarantined_at_start": running.recovered.1,
     });
     if ctx.json {
         output::json(&report);
     } else {
-        for (name, addr) in [("submission", running.submission), ("backbone", running.backbone)] {
+        for (name, addr) in [
+            ("submission", running.submission),
+            ("backbone", running.backbone),
+            ("CA publishing (HTTP)", running.http),
+            ("DNS publishing", running.dns),
+        ] {
             if let Some(addr) = addr {
                 println!("hisp: {name} listening on {addr}");
             }

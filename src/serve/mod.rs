@@ -3,6 +3,7 @@
 //! peer's MX; inbound: open, deliver into the mailbox), retrying with backoff, failing messages
 //! past their maximum age, and quarantining a message whose processing panics.
 
+pub mod ca_http;
 pub mod gate;
 pub mod inbound;
 pub mod intake;
@@ -80,6 +81,8 @@ pub struct Setup {
 pub struct Running {
     pub submission: Option<std::net::SocketAddr>,
     pub backbone: Option<std::net::SocketAddr>,
+    pub http: Option<std::net::SocketAddr>,
+    pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
 }
 
@@ -115,7 +118,23 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     let committer: Arc<dyn server::Committer> = Arc::new(intake);
     let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates { db: db.clone() });
 
-    let mut running = Running { submission: None, backbone: None, recovered };
+    let mut running = Running { submission: None, backbone: None, http: None, dns: None, recovered };
+    if !config.server.http.is_empty() {
+        let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
+            .map_err(io(&format!("listen on {}", config.server.http)))?;
+        running.http = Some(bound);
+    }
+    if !config.dns_server.listen.is_empty() {
+        let listen = config.dns_server.listen.parse().map_err(|_| "dns_server.listen: not IP:PORT".to_string())?;
+        let publishing = crate::dns_server::Publishing {
+            mx_host: config.dns_server.mx_host.clone().unwrap_or_else(|| config.server.hostname.clone()),
+            mx_address: config.dns_server.mx_address,
+            ttl: config.dns_server.ttl,
+        };
+        let bound = crate::dns_server::start(listen, db.clone(), publishing, clock.clone())
+            .map_err(io(&format!("DNS on {listen}")))?;
+        running.dns = Some(bound);
+    }
     for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
         if listen.is_empty() {
             continue;

@@ -41,6 +41,15 @@ impl Node {
         node
     }
 
+    /// A node with this configuration file (no web server of its own).
+    pub fn with_config(text: &str) -> Node {
+        let files = Files::new();
+        let config = files.write("hisp.toml", text.as_bytes());
+        let node = Node { db: files.p("data/hisp.db"), files, web: None, config: Some(config) };
+        node.ok(&["init"]);
+        node
+    }
+
     /// Writes the development CA's certificate and current CRL where its certificates point.
     pub fn publish_ca(&self) {
         let web = self.web.as_ref().expect("a node made with_published_ca");
