@@ -90,3 +90,22 @@ pub fn recipient_keys(
     }
     Ok(keys)
 }
+
+/// Keeps `cert` for `owner` with its private key (sealed under the KEK; a key already stored, as
+/// after `hisp cert csr`, is reused). Returns the certificate's SHA-256.
+pub fn store_with_key(
+    store: &dyn Store,
+    kek: &Kek,
+    owner: &Owner,
+    cert: &openssl::x509::X509Ref,
+    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+) -> Result<String, IdentityError> {
+    let public = crate::pki::public_key_sha256(key).map_err(|e| IdentityError::NoCertificate(e.to_string()))?;
+    let key_id = match store.key_for_public(&public)? {
+        Some(existing) => existing.id,
+        None => store.add_key(owner, &public, &kek.seal_key(key)?)?,
+    };
+    let record = crate::store::NewCert::of(cert)?;
+    store.add_certificate(owner, &record, Some(key_id))?;
+    Ok(record.sha256)
+}

@@ -109,7 +109,7 @@ impl Kek {
         Ok(Kek { key })
     }
 
-    pub fn seal_key(&self, key: &PKey<Private>) -> Result<Vec<u8>, KekError> {
+    pub fn seal_key(&self, key: &openssl::pkey::PKeyRef<Private>) -> Result<Vec<u8>, KekError> {
         let der = zeroizing(key.private_key_to_pkcs8()?);
         self.seal_bytes(&der.0)
     }

@@ -407,3 +407,14 @@ fn a_node_publishes_its_certificates_in_dns_and_its_ca_over_http() {
     assert_eq!(after.json()["step"], "dns-domain", "{}", after.text());
     assert!(!after.text().contains(&sha));
 }
+
+/// The README's main job, as a new user runs it.
+#[test]
+fn the_demo_delivers_the_referral_note_intact() {
+    let demo = hisp(&["demo"], None, &[]);
+    let text = demo.text();
+    assert_eq!(demo.status, 0, "{text}{}", demo.stderr);
+    assert!(text.contains("X-Direct-Verified-Sender: dr.smith@smithpeds.direct.example.org"), "{text}");
+    assert!(text.contains("matches the original byte for byte"), "{text}");
+    assert!(text.contains("done: the referral reached Jones Orthopedics intact"), "{text}");
+}

@@ -12,10 +12,11 @@ use super::provision::done;
 use super::{Context, Failure};
 use crate::address::Owner;
 use crate::clock::iso8601;
+use crate::identities;
 use crate::pki::dev_ca::DevCa;
 use crate::pki::{self, ca};
 use crate::smime::policy;
-use crate::store::{CertRecord, NewCert, Store, DEV_CA_OWNER};
+use crate::store::{CertRecord, NewCert, Store};
 use crate::trust::binding;
 
 #[derive(Subcommand, Debug)]
@@ -130,12 +131,7 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
                 openssl::rand::rand_bytes(&mut tag).expect("the OpenSSL RNG is available");
                 format!("hisp development CA {}", pki::hex(&tag))
             });
-            let kek = ctx.kek()?;
-            let key = ca::generate_rsa(ctx.config.ca.key_bits.max(2048))?;
-            let cert = ca::create_root(&key, &name, ctx.now() - 300, days)?;
-            let owner = Owner::parse(DEV_CA_OWNER)?;
-            let key_id = store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
-            store.set_ca(&cert.to_der()?, key_id, force)?;
+            let cert = DevCa::create(store, &ctx.kek()?, &name, ctx.config.ca.key_bits, ctx.now(), days, force)?.cert;
             let fp = pki::fingerprint(&cert);
             done(
                 ctx,
@@ -194,19 +190,6 @@ fn write_cert(cert: &X509, der: bool, out: Option<&std::path::Path>) -> Result<(
     Ok(())
 }
 
-/// The store's record of a certificate.
-pub fn record_of(cert: &X509) -> Result<NewCert, Failure> {
-    let der = cert.to_der()?;
-    Ok(NewCert {
-        subject: pki::name_line(cert.subject_name()),
-        issuer: pki::name_line(cert.issuer_name()),
-        sha256: pki::sha256_hex(&der),
-        not_before: pki::unix_time(cert.not_before()),
-        not_after: pki::unix_time(cert.not_after()),
-        der,
-    })
-}
-
 /// A certificate we hold for `owner` must be bound to it, valid now, and carry an allowed key.
 fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
     let bound = match owner {
@@ -239,15 +222,16 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
     match command {
         CertCommand::Issue { owner, days, bits } => {
             let owner = Owner::parse(&owner)?;
-            let dev_ca = DevCa::load(store, &ctx.kek()?)?;
-            let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
             let days = days.unwrap_or(ctx.config.ca.validity_days);
             if days == 0 || days > 3 * 366 {
                 return Err(Failure::usage("--days must be 1 to 1098"));
             }
-            let cert = dev_ca.issue(&owner, &key, ctx.now(), days, &ctx.config.ca.base_url)?;
+            let kek = ctx.kek()?;
+            let dev_ca = DevCa::load(store, &kek)?;
+            let bits = bits.unwrap_or(ctx.config.ca.key_bits);
+            let (sha, cert) =
+                dev_ca.issue_stored(store, &kek, &owner, bits, ctx.now(), days, &ctx.config.ca.base_url)?;
             let not_after = pki::unix_time(cert.not_after());
-            let sha = store_with_key(ctx, store, &owner, &cert, &key)?;
             done(
                 ctx,
                 &format!(
@@ -276,14 +260,14 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
             let sha = match key {
                 Some(key) => {
                     pki::check_key_matches(&cert, &key)?;
-                    store_with_key(ctx, store, &owner, &cert, &key)?
+                    identities::store_with_key(store, &ctx.kek()?, &owner, &cert, &key)?
                 }
                 None => {
                     let public = pki::public_key_sha256(&*cert.public_key()?)?;
                     let stored = store.key_for_public(&public)?.ok_or_else(|| {
                         Failure::new("no-key", "no private key for this certificate: give --key FILE, or make the key with `hisp cert csr` first")
                     })?;
-                    let record = record_of(&cert)?;
+                    let record = NewCert::of(&cert)?;
                     store.add_certificate(&owner, &record, Some(stored.id))?;
                     record.sha256
                 }
@@ -375,23 +359,6 @@ pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-fn store_with_key(
-    ctx: &Context,
-    store: &dyn Store,
-    owner: &Owner,
-    cert: &X509,
-    key: &PKey<Private>,
-) -> Result<String, Failure> {
-    let public = pki::public_key_sha256(key)?;
-    let key_id = match store.key_for_public(&public)? {
-        Some(existing) => existing.id,
-        None => store.add_key(owner, &public, &ctx.kek()?.seal_key(key)?)?,
-    };
-    let record = record_of(cert)?;
-    store.add_certificate(owner, &record, Some(key_id))?;
-    Ok(record.sha256)
 }
 
 fn cert_json(c: &CertRecord, now: i64) -> serde_json::Value {

@@ -78,6 +78,10 @@ pub enum Command {
     /// The mail queue: list, show, retry, remove.
     #[command(subcommand)]
     Queue(serve::QueueCommand),
+    /// The demo: two practices on two nodes in this process exchange the HL7 C-CDA referral note
+    /// (SMTP submission with AUTH, discovery in DNS, seal, delivery, open, Maildir); prints the
+    /// timeline. Needs nothing but this binary; exits 0 when the document arrives intact.
+    Demo,
     /// Show the audit log: who changed what, when.
     Audit {
         /// How many entries, newest first.
@@ -110,6 +114,9 @@ pub fn run() -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<i32, Failure> {
+    if let Command::Demo = cli.command {
+        return crate::demo::run().map(|()| 0).map_err(|e| Failure::new("demo", e));
+    }
     let ctx = Context::new(cli.config.as_deref(), cli.db.clone(), cli.json)?;
     let done = |r: Result<(), Failure>| r.map(|()| 0);
     match cli.command {
@@ -122,6 +129,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Cert(c) => done(certs::cert(&ctx, c)),
         Command::Message(c) => done(message::run(&ctx, c)),
         Command::Discover(args) => discover::discover(&ctx, &args),
+        Command::Demo => Ok(0),
         Command::Serve(args) => done(serve::serve(&ctx, args)),
         Command::Queue(c) => done(serve::queue(&ctx, c)),
         Command::Audit { limit } => done(provision::audit(&ctx, limit)),

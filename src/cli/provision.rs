@@ -10,7 +10,6 @@ use super::{Context, Failure};
 use crate::address::{DirectAddress, Domain};
 use crate::clock::iso8601;
 use crate::password;
-use crate::pki;
 use crate::store::AnchorRecord;
 
 #[derive(Subcommand, Debug)]
@@ -231,16 +230,7 @@ pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
             let certs = output::read_certs(&file)?;
             let mut added = Vec::new();
             for cert in &certs {
-                let der = cert.to_der()?;
-                let record = AnchorRecord {
-                    domain: domain.clone(),
-                    subject: pki::name_line(cert.subject_name()),
-                    sha256: pki::sha256_hex(&der),
-                    not_after: pki::unix_time(cert.not_after()),
-                    incoming,
-                    outgoing,
-                    der,
-                };
+                let record = AnchorRecord::of(cert, &domain, incoming, outgoing)?;
                 if record.not_after < ctx.now() {
                     eprintln!("warning: anchor '{}' expired on {}", record.subject, iso8601(record.not_after));
                 }

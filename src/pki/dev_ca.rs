@@ -42,6 +42,45 @@ pub struct DevCa {
 }
 
 impl DevCa {
+    /// Creates the development CA (an RSA root named `name`, valid `days`) and keeps it in the
+    /// store with its key sealed under the KEK. `replace` allows replacing an existing one.
+    pub fn create(
+        store: &dyn Store,
+        kek: &Kek,
+        name: &str,
+        key_bits: u32,
+        now: i64,
+        days: u32,
+        replace: bool,
+    ) -> Result<DevCa, DevCaError> {
+        let key = ca::generate_rsa(key_bits.max(2048))?;
+        let cert = ca::create_root(&key, name, now - 300, days)?;
+        let owner = Owner::parse(crate::store::DEV_CA_OWNER).map_err(|e| PkiError::Policy(e.to_string()))?;
+        let key_id = store.add_key(&owner, &super::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+        store.set_ca(&cert.to_der()?, key_id, replace)?;
+        Ok(DevCa { cert, key })
+    }
+
+    /// Issues `owner` a certificate with a new RSA key of `bits` and keeps both in the store (the
+    /// key sealed under the KEK). Returns the certificate's SHA-256 and the certificate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_stored(
+        &self,
+        store: &dyn Store,
+        kek: &Kek,
+        owner: &Owner,
+        bits: u32,
+        now: i64,
+        days: u32,
+        base_url: &str,
+    ) -> Result<(String, X509), DevCaError> {
+        let key = ca::generate_rsa(bits)?;
+        let cert = self.issue(owner, &key, now, days, base_url)?;
+        let sha = crate::identities::store_with_key(store, kek, owner, &cert, &key)
+            .map_err(|e| PkiError::Policy(format!("cannot keep the certificate: {e}")))?;
+        Ok((sha, cert))
+    }
+
     /// The store's development CA with its key unsealed.
     pub fn load(store: &dyn Store, kek: &Kek) -> Result<DevCa, DevCaError> {
         let (der, key_id) = store.ca()?.ok_or(DevCaError::Missing)?;

@@ -134,6 +134,7 @@ fn send(work: &Work, sender: &DirectAddress, recipient: &DirectAddress, sealed: 
         timeout: std::time::Duration::from_secs(work.shared.config.delivery.timeout_secs),
         tls: &connector,
         verify_tls,
+        auth: None,
     };
     let mut last = format!("no address for the MX hosts of {domain}");
     for host in hosts {

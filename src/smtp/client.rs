@@ -23,6 +23,9 @@ pub struct ClientConfig<'a> {
     pub tls: &'a SslConnector,
     /// Check the certificate's chain and that it names the MX host.
     pub verify_tls: bool,
+    /// User and password for AUTH PLAIN after STARTTLS (submitting as an EHR does); None for
+    /// server-to-server delivery.
+    pub auth: Option<(&'a str, &'a str)>,
 }
 
 /// A reply: its code and its text lines joined.
@@ -135,6 +138,11 @@ pub fn deliver(
         .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
     let mut conn = Duplex { reader: BufReader::new(tls) };
     let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO after STARTTLS")?;
+    if let Some((user, password)) = config.auth {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH")?.expect(235, "AUTH")?;
+    }
     let size =
         if ehlo.text.to_ascii_uppercase().contains("SIZE") { format!(" SIZE={}", data.len()) } else { String::new() };
     command(&mut conn, &format!("MAIL FROM:<{}>{size}", mail_from.unwrap_or("")), "MAIL")?.expect(250, "MAIL")?;

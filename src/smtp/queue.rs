@@ -130,9 +130,15 @@ impl Queue {
         Ok(Queue { conn })
     }
 
+    /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE): a reader
+    /// upgrading to a writer midway could fail with "database is locked" without waiting.
+    fn write(&self) -> Result<rusqlite::Transaction<'_>> {
+        Ok(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?)
+    }
+
     /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
     pub fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
             tx.execute(
@@ -158,7 +164,7 @@ impl Queue {
     /// died. Each counts a crash; at `max_crashes` the message is quarantined, else it is retried.
     /// Returns (retried, quarantined).
     pub fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         let retried = tx.execute(
             "UPDATE queue_recipients SET in_flight = 0, crashes = crashes + 1, updated_at = ?1 WHERE in_flight = 1",
             [now],
@@ -175,7 +181,7 @@ impl Queue {
 
     /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
     pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         let jobs = {
             let mut stmt = tx.prepare_cached(
                 "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
@@ -231,7 +237,7 @@ impl Queue {
 
     /// Stops processing a message (its recipients stay as they are) and says why.
     pub fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         tx.execute("UPDATE queue_messages SET quarantined = ?2 WHERE id = ?1", params![message_id, reason])?;
         tx.execute(
             "UPDATE queue_recipients SET in_flight = 0, updated_at = ?2 WHERE message_id = ?1",
@@ -307,7 +313,7 @@ impl Queue {
     /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
     pub fn retry(&self, id: i64, now: i64) -> Result<usize> {
         self.show(id)?;
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         tx.execute("UPDATE queue_messages SET quarantined = NULL WHERE id = ?1", [id])?;
         let n = tx.execute(
             "UPDATE queue_recipients SET status = 'queued', next_attempt_at = ?2, crashes = 0, updated_at = ?2
@@ -345,7 +351,7 @@ impl Queue {
         file: &str,
         now: i64,
     ) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.write()?;
         tx.execute(
             "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file) VALUES (?1, ?2, ?3, ?4)",
             params![message_id, recipient, now, file],

@@ -206,6 +206,42 @@ pub trait Store {
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
+impl NewCert {
+    /// The record of `cert`.
+    pub fn of(cert: &openssl::x509::X509Ref) -> std::result::Result<NewCert, openssl::error::ErrorStack> {
+        let der = cert.to_der()?;
+        Ok(NewCert {
+            subject: crate::pki::name_line(cert.subject_name()),
+            issuer: crate::pki::name_line(cert.issuer_name()),
+            sha256: crate::pki::sha256_hex(&der),
+            not_before: crate::pki::unix_time(cert.not_before()),
+            not_after: crate::pki::unix_time(cert.not_after()),
+            der,
+        })
+    }
+}
+
+impl AnchorRecord {
+    /// `cert` as an anchor of `domain` for the given directions.
+    pub fn of(
+        cert: &openssl::x509::X509Ref,
+        domain: &Domain,
+        incoming: bool,
+        outgoing: bool,
+    ) -> std::result::Result<AnchorRecord, openssl::error::ErrorStack> {
+        let der = cert.to_der()?;
+        Ok(AnchorRecord {
+            domain: domain.clone(),
+            subject: crate::pki::name_line(cert.subject_name()),
+            sha256: crate::pki::sha256_hex(&der),
+            not_after: crate::pki::unix_time(cert.not_after()),
+            incoming,
+            outgoing,
+            der,
+        })
+    }
+}
+
 impl CertRecord {
     /// Inside its validity period at `now` and not revoked by us: fit to sign with or publish.
     pub fn usable_at(&self, now: i64) -> bool {

@@ -1,0 +1,295 @@
+//! `hisp demo`: two practices on two nodes in this one process, each with its own database,
+//! development CA, certificates and published DNS, exchange the real HL7 C-CDA referral note:
+//! an EHR user of practice A submits it over SMTP (STARTTLS, AUTH); node A discovers dr.jones's
+//! certificate in node B's DNS, seals and delivers it to B's MX; node B opens it (signature,
+//! binding, trust, revocation against A's published CRL) and delivers it into dr.jones's Maildir.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::address::{DirectAddress, Domain, Owner};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::dns::DnsConfig;
+use crate::kek::Kek;
+use crate::pki::dev_ca::DevCa;
+use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
+use crate::smime::mime::{self, Entity};
+use crate::smtp::client::{self, ClientConfig};
+use crate::smtp::queue::Queue;
+use crate::store::{AnchorRecord, SqliteStore, Store};
+
+/// The HL7 C-CDA referral note the EHR attaches.
+const REFERRAL_NOTE: &[u8] = include_bytes!("../fixtures/ccda/referral-note.xml");
+const PASSWORD: &str = "demo password of dr.smith";
+
+/// The timeline as it happens: each line with the seconds since the start.
+pub struct Timeline {
+    start: Instant,
+}
+
+impl Timeline {
+    fn step(&self, text: &str) {
+        println!("[{:6.2}s] {text}", self.start.elapsed().as_secs_f64());
+    }
+    fn detail(&self, text: &str) {
+        for line in text.lines() {
+            println!("           {line}");
+        }
+    }
+}
+
+struct Practice {
+    domain: Domain,
+    user: DirectAddress,
+    name: &'static str,
+    db: PathBuf,
+    config: Config,
+    secret: String,
+    ports: Ports,
+}
+
+#[derive(Clone, Copy)]
+struct Ports {
+    submission: u16,
+    backbone: u16,
+    http: u16,
+    dns: u16,
+}
+
+/// Removes the demo's directory at the end, whatever happens.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let socket = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    let _ = openssl::rand::rand_bytes(&mut bytes);
+    crate::pki::hex(&bytes)
+}
+
+pub fn run() -> Result<(), String> {
+    let timeline = Timeline { start: Instant::now() };
+    let dir = std::env::temp_dir().join(format!("hisp-demo-{}", random_hex(6)));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let _cleanup = TempDir(dir.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.unix_now();
+
+    let mut a = practice(&dir, "a", "smithpeds.direct.example.org", "dr.smith", "Smith Pediatrics")?;
+    let mut b = practice(&dir, "b", "jonesortho.direct.example.org", "dr.jones", "Jones Orthopedics")?;
+    // Each node asks the other's DNS publisher and delivers to the other's backbone port.
+    a.config.dns.servers = vec![format!("127.0.0.1:{}", b.ports.dns)];
+    a.config.delivery.port = b.ports.backbone;
+    b.config.dns.servers = vec![format!("127.0.0.1:{}", a.ports.dns)];
+    b.config.delivery.port = a.ports.backbone;
+    let mut cas = Vec::new();
+    for p in [&a, &b] {
+        cas.push(provision(p, now)?);
+        timeline.step(&format!(
+            "node {}: practice {} ({}), address {}, its own development CA and an address-bound certificate",
+            if p.name.starts_with("Smith") { "A" } else { "B" },
+            p.name,
+            p.domain,
+            p.user
+        ));
+    }
+    for p in [&a, &b] {
+        let store = SqliteStore::open(&p.db, "demo").map_err(|e| e.to_string())?;
+        for ca in &cas {
+            let anchor = AnchorRecord::of(ca, &p.domain, true, true).map_err(|e| e.to_string())?;
+            store.add_anchor(&anchor).map_err(|e| e.to_string())?;
+        }
+    }
+    timeline.step("each node trusts the other's CA (in a real network: the DirectTrust bundle)");
+
+    for p in [&a, &b] {
+        let store = SqliteStore::open(&p.db, "demo").map_err(|e| e.to_string())?;
+        let kek = Kek::unlock(&store, &p.secret).map_err(|e| e.to_string())?;
+        let dns = DnsConfig {
+            servers: p.config.dns.servers.iter().filter_map(|s| crate::dns::parse_server(s).ok()).collect(),
+            timeout: Duration::from_millis(p.config.dns.timeout_ms),
+            attempts: p.config.dns.attempts,
+        };
+        serve::start(Setup { config: p.config.clone(), db: p.db.clone(), kek, dns, clock: clock.clone() })?;
+    }
+    timeline.step(&format!(
+        "both nodes running on loopback: A submission :{} backbone :{}, B backbone :{}; each publishes \
+         CERT/MX/A records (DNS :{} and :{}) and its CA's certificate and CRL (HTTP :{} and :{})",
+        a.ports.submission, a.ports.backbone, b.ports.backbone, a.ports.dns, b.ports.dns, a.ports.http, b.ports.http
+    ));
+
+    let referral = referral(&a.user, &b.user);
+    let submitted = submit(&a, &b.user, &referral)?;
+    timeline.step(&format!(
+        "EHR of {} submitted the referral with the C-CDA referral note ({} bytes) over SMTP submission \
+         (STARTTLS, AUTH PLAIN as {})",
+        a.name,
+        REFERRAL_NOTE.len(),
+        a.user
+    ));
+    timeline.detail(&format!("node A: {submitted}"));
+
+    let sent = wait_for_sent(&a.db, &timeline)?;
+    timeline.step(&format!(
+        "node A found {}'s certificate by DNS CERT at {}.{}, checked it chains to B's CA and is not \
+         revoked, sealed the message (signed SHA-256, AES-256-CBC) and delivered it to B's MX over STARTTLS",
+        b.user,
+        b.user.local(),
+        b.domain
+    ));
+    timeline.detail(&sent);
+
+    let mailbox = serve::maildir::mailbox(&b.config.server.mail_dir, &b.user).join("new");
+    let delivered = wait_for_file(&mailbox, &timeline)?;
+    let mail = std::fs::read(&delivered).map_err(|e| e.to_string())?;
+    timeline.step(&format!(
+        "node B opened it (decrypted, signature verified, signer bound to {}, chains to A's CA, not on \
+         A's CRL) and delivered it into {}",
+        a.user,
+        delivered.display()
+    ));
+    let headers = Entity::parse(&mail).headers;
+    timeline
+        .detail(&format!("{VERIFIED_SENDER}: {}", headers.get(&VERIFIED_SENDER.to_ascii_lowercase()).unwrap_or("")));
+    check_attachment(&mail)?;
+    timeline.step("the attachment referral-note.xml in dr.jones's mailbox matches the original byte for byte");
+    timeline.step(&format!("done: the referral reached {} intact", b.name));
+    Ok(())
+}
+
+fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str) -> Result<Practice, String> {
+    let domain = Domain::parse(domain).map_err(|e| e.to_string())?;
+    let user = DirectAddress::parse(&format!("{user}@{domain}")).map_err(|e| e.to_string())?;
+    let ports = Ports { submission: free_port()?, backbone: free_port()?, http: free_port()?, dns: free_port()? };
+    let home = dir.join(tag);
+    let mut config = Config::default();
+    config.server.hostname = format!("mx.{domain}");
+    config.server.submission = format!("127.0.0.1:{}", ports.submission);
+    config.server.backbone = format!("127.0.0.1:{}", ports.backbone);
+    config.server.http = format!("127.0.0.1:{}", ports.http);
+    config.server.mail_dir = home.join("mail");
+    config.ca.base_url = format!("http://127.0.0.1:{}", ports.http);
+    config.dns_server.listen = format!("127.0.0.1:{}", ports.dns);
+    config.queue.retry_base_secs = 1;
+    config.queue.retry_max_secs = 2;
+    config.delivery.timeout_secs = 10;
+    Ok(Practice { domain, user, name, db: home.join("hisp.db"), config, secret: random_hex(24), ports })
+}
+
+/// The database, the practice, the user with a password, the CA and the user's certificate.
+fn provision(p: &Practice, now: i64) -> Result<openssl::x509::X509, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let store = SqliteStore::create(&p.db, "demo").map_err(|e| err(&e))?;
+    let kek = Kek::unlock(&store, &p.secret).map_err(|e| err(&e))?;
+    store.add_domain(&p.domain, p.name).map_err(|e| err(&e))?;
+    let hash = crate::password::hash(PASSWORD).map_err(|e| err(&e))?;
+    store.add_address(&p.user, Some(&hash)).map_err(|e| err(&e))?;
+    let ca = DevCa::create(&store, &kek, &format!("{} development CA", p.name), 2048, now, 3650, false)
+        .map_err(|e| err(&e))?;
+    ca.issue_stored(&store, &kek, &Owner::Address(p.user.clone()), 2048, now, 365, &p.config.ca.base_url)
+        .map_err(|e| err(&e))?;
+    Ok(ca.cert)
+}
+
+fn referral(from: &DirectAddress, to: &DirectAddress) -> Vec<u8> {
+    let mut doc = String::new();
+    for line in base64::engine::general_purpose::STANDARD.encode(REFERRAL_NOTE).as_bytes().chunks(76) {
+        doc.push_str(&String::from_utf8_lossy(line));
+        doc.push_str("\r\n");
+    }
+    format!(
+        "From: Dr. Smith <{from}>\r\nTo: Dr. Jones <{to}>\r\nSubject: Referral: knee pain\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"r1\"\r\n\r\n--r1\r\nContent-Type: text/plain\r\n\r\n\
+         Please see the attached referral note.\r\n--r1\r\n\
+         Content-Type: application/xml; name=referral-note.xml\r\nContent-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=referral-note.xml\r\n\r\n{doc}--r1--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Submits as the EHR does: STARTTLS, then AUTH PLAIN with the user's password.
+fn submit(a: &Practice, to: &DirectAddress, message: &[u8]) -> Result<String, String> {
+    let tls = crate::smtp::tls::connector(false, None).map_err(|e| e.to_string())?;
+    let config = ClientConfig {
+        hostname: "ehr.smithpeds.example",
+        timeout: Duration::from_secs(30),
+        tls: &tls,
+        verify_tls: false,
+        auth: Some((&a.user.to_string(), PASSWORD)),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], a.ports.submission));
+    client::deliver(addr, "localhost", &config, Some(&a.user.to_string()), &to.to_string(), message)
+        .map_err(|e| format!("submission to node A failed: {e}"))
+}
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits until node A's queue says the message went out; the peer's reply.
+fn wait_for_sent(db: &Path, timeline: &Timeline) -> Result<String, String> {
+    let queue = Queue::open(db).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + PATIENCE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Some(entry) = queue.list(true).map_err(|e| e.to_string())?.into_iter().next() {
+            if let Some(r) = entry.recipients.first() {
+                let note = r.last_error.clone().unwrap_or_default();
+                match r.status.as_str() {
+                    "sent" => return Ok(note),
+                    "failed" => return Err(format!("node A could not deliver: {note}")),
+                    _ if note != last && !note.is_empty() => {
+                        timeline.detail(&format!("node A will retry: {note}"));
+                        last = note;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err(format!("node A did not deliver within {} s (last: {last})", PATIENCE.as_secs()))
+}
+
+fn wait_for_file(dir: &Path, _timeline: &Timeline) -> Result<PathBuf, String> {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(file) = std::fs::read_dir(dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) {
+            return Ok(file.path());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err(format!("nothing arrived in {} within {} s", dir.display(), PATIENCE.as_secs()))
+}
+
+/// The delivered message's referral-note.xml attachment is the original document.
+fn check_attachment(mail: &[u8]) -> Result<(), String> {
+    let message = Entity::parse(mail);
+    let boundary =
+        message.content_type().param("boundary").map(str::to_string).ok_or("the message is not multipart")?;
+    for part in mime::multipart_parts(message.body, &boundary)? {
+        let part = Entity::parse(part);
+        let named = part.headers.get("content-disposition").is_some_and(|d| d.contains("referral-note.xml"));
+        if named {
+            let body = part.decoded_body()?;
+            return if body.as_ref() == REFERRAL_NOTE {
+                Ok(())
+            } else {
+                Err("the C-CDA document changed on the way".into())
+            };
+        }
+    }
+    Err("the attachment referral-note.xml is missing".into())
+}
