@@ -161,12 +161,20 @@ impl DeliveryConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustSettings {
     /// When a certificate's revocation cannot be checked (its CRL unreachable, stale or badly
     /// signed): "hard" (the default) refuses the certificate, "soft" uses it and reports why.
     pub revocation: crate::trust::revocation::FailMode,
+    /// How often `hisp serve` refreshes the trust bundles, in seconds.
+    pub bundle_refresh_secs: u64,
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        TrustSettings { revocation: Default::default(), bundle_refresh_secs: 6 * 3600 }
+    }
 }
 
 /// The one resolver of the node (DESIGN.md §2): every CERT, SRV, MX and A/AAAA lookup, including
@@ -277,6 +285,9 @@ impl Config {
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err("give server.tls_cert_file and server.tls_key_file together".into());
+        }
+        if self.trust.bundle_refresh_secs == 0 {
+            return Err("trust.bundle_refresh_secs must be at least 1".into());
         }
         if self.queue.workers == 0 || self.queue.workers > 256 {
             return Err("queue.workers must be 1 to 256".into());

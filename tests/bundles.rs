@@ -129,3 +129,48 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     );
     assert_eq!(bundle(&node, "signed")["anchors"], 1, "the last good copy is kept");
 }
+
+/// `hisp serve` refreshes the bundles on its interval: a new copy replaces the anchors, a broken
+/// one is recorded and the last good anchors kept.
+#[test]
+fn the_daemon_refreshes_bundles_on_its_interval() {
+    let backbone = servers::free_port();
+    let node = Node::with_config(&format!(
+        "[server]\nsubmission = \"\"\nbackbone = \"127.0.0.1:{backbone}\"\n[trust]\nbundle_refresh_secs = 1\n"
+    ));
+    node.ok(&["domain", "add", "a.test"]);
+    let web = servers::http();
+    let f = &node.files;
+    f.ca("ca1", &ca("Interval CA 1"));
+    f.ca("ca2", &ca("Interval CA 2"));
+    let p7b = web.path("bundle.p7b").display().to_string();
+    let make = |files: &[&str]| {
+        let mut args = vec!["crl2pkcs7", "-nocrl", "-outform", "DER", "-out", p7b.as_str()];
+        let paths: Vec<String> = files.iter().map(|n| f.p(n)).collect();
+        for p in &paths {
+            args.extend_from_slice(&["-certfile", p.as_str()]);
+        }
+        openssl(&args);
+    };
+    make(&["ca1.pem"]);
+    let url = format!("http://127.0.0.1:{}/bundle.p7b", web.port);
+    node.ok(&["bundle", "add", "dt", "--url", &url, "--domain", "a.test", "--incoming"]);
+    assert_eq!(bundle(&node, "dt")["anchors"], 1);
+    make(&["ca1.pem", "ca2.pem"]);
+    let _daemon = node.serve(backbone);
+    let wait_for = |what: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let b = bundle(&node, "dt");
+            if what(&b) {
+                return b;
+            }
+            assert!(std::time::Instant::now() < deadline, "{b}\n{}", node.serve_log());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for(&|b| b["anchors"] == 2);
+    std::fs::write(web.path("bundle.p7b"), b"not a bundle").unwrap();
+    let broken = wait_for(&|b| b["last_error"].is_string());
+    assert_eq!(broken["anchors"], 2, "the last good anchors are kept: {broken}");
+}

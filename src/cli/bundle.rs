@@ -108,18 +108,18 @@ pub fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
             }
             let mut results = Vec::new();
             let mut failed = 0;
+            let client = DnsClient::new(ctx.dns_config(&dns)?);
+            let fetcher = HttpFetcher::new(&client);
             for b in &bundles {
-                match fetch(ctx, b, &dns) {
-                    Ok(anchors) => {
-                        store.bundle_refreshed(&b.name, Ok(&anchors))?;
-                        results.push(json!({ "name": b.name, "ok": true, "anchors": anchors.len() }));
+                match bundle::refresh(store, b, &fetcher)? {
+                    Ok(count) => {
+                        results.push(json!({ "name": b.name, "ok": true, "anchors": count }));
                         if !ctx.json {
-                            println!("{}: {} anchors", b.name, anchors.len());
+                            println!("{}: {count} anchors", b.name);
                         }
                     }
                     Err(e) => {
                         failed += 1;
-                        store.bundle_refreshed(&b.name, Err(&e.to_string()))?;
                         results.push(
                             json!({ "name": b.name, "ok": false, "error": e.to_string(), "anchors_kept": b.anchors }),
                         );

@@ -178,6 +178,13 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         wakeup,
         lookup_timeout,
     });
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("bundles".into())
+            .spawn(move || refresh_bundles(&shared))
+            .map_err(io("bundle refresh thread"))?;
+    }
     for n in 0..workers {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -231,6 +238,27 @@ fn worker(shared: &Shared) {
                 eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
             }
         }
+    }
+}
+
+/// Refreshes every trust bundle at start and then every `trust.bundle_refresh_secs`.
+fn refresh_bundles(shared: &Shared) {
+    let interval = Duration::from_secs(shared.config.trust.bundle_refresh_secs);
+    loop {
+        match SqliteStore::open(&shared.db, "bundles") {
+            Ok(store) => {
+                let fetch = crate::fetch::HttpFetcher::new(&shared.resolver);
+                for b in store.bundles().unwrap_or_default() {
+                    match crate::trust::bundle::refresh(&store, &b, &fetch) {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => eprintln!("bundle {}: refresh failed, last good anchors kept: {e}", b.name),
+                        Err(e) => eprintln!("bundle {}: cannot record the refresh: {e}", b.name),
+                    }
+                }
+            }
+            Err(e) => eprintln!("bundles: cannot open the store: {e}"),
+        }
+        std::thread::sleep(interval);
     }
 }
 

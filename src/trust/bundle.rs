@@ -93,3 +93,25 @@ fn pem_to_der(bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
     let end = text[body_start..].find("-----END ").map(|i| body_start + i).unwrap_or(text.len());
     crate::smime::mime::decode_base64(text[body_start..end].as_bytes()).map_err(BundleError::BadFormat)
 }
+
+/// Fetches bundle `b` afresh, checks it, and records the outcome in the store: the new anchors
+/// replace the old, or a failure keeps the last good anchors and records why. The inner result is
+/// the refresh's (how many anchors, or why not); the outer one the store's.
+pub fn refresh(
+    store: &dyn crate::store::Store,
+    b: &crate::store::BundleRecord,
+    fetch: &dyn Fetcher,
+) -> Result<Result<usize, BundleError>, crate::store::StoreError> {
+    let signer = b.signer_der.as_deref().and_then(|d| X509::from_der(d).ok());
+    let fetched = load(&b.source, fetch).and_then(|bytes| anchors(&bytes, signer.as_ref()));
+    match fetched {
+        Ok(anchors) => {
+            store.bundle_refreshed(&b.name, Ok(&anchors))?;
+            Ok(Ok(anchors.len()))
+        }
+        Err(e) => {
+            store.bundle_refreshed(&b.name, Err(&e.to_string()))?;
+            Ok(Err(e))
+        }
+    }
+}
