@@ -12,6 +12,7 @@ pub mod dns_server;
 pub mod fetch;
 pub mod identities;
 pub mod kek;
+pub mod notify;
 pub mod password;
 pub mod pki;
 pub mod serve;

@@ -157,6 +157,26 @@ fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
     // What crossed the network was S/MIME: B's queue holds no plaintext either (KEK-encrypted).
     let raw = n.b.sql("SELECT sealed_data FROM queue_messages");
     assert!(!raw[0].windows(8).any(|w| w == b"Ms. Doe."), "queued copies are encrypted at rest");
+
+    // A recipient with no certificate anywhere fails at once, and the sender gets one DSN.
+    let unknown = swaks(
+        n.a_submission,
+        &[
+            "--tls", "--auth", "PLAIN", "--auth-user", "dr.smith@a.test", "--auth-password", PASSWORD,
+            "--from", "dr.smith@a.test", "--to", "nobody@b.test",
+            "--data", "From: dr.smith@a.test\r\nTo: nobody@b.test\r\nSubject: Lost\r\nMessage-ID: <lost-1@a.test>\r\n\r\nPHI here\r\n",
+        ],
+    );
+    assert_eq!(unknown.status, 0, "accepted: the failure comes later, as a DSN");
+    let dsn = mailbox(&n.a, "a.test", "dr.smith", 1);
+    assert_eq!(dsn.len(), 1);
+    let dsn = &dsn[0];
+    assert!(
+        dsn.contains("report-type=delivery-status") && dsn.contains("From: Mail Delivery System <postmaster@a.test>"),
+        "{dsn}"
+    );
+    assert!(dsn.contains("Action: failed") && dsn.contains("Status: 5.1.1"), "{dsn}");
+    assert!(dsn.contains("X-Original-Message-ID: <lost-1@a.test>") && !dsn.contains("PHI here"), "{dsn}");
 }
 
 /// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the

@@ -19,7 +19,7 @@ pub const VERIFIED_SENDER: &str = "X-Direct-Verified-Sender";
 pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     let recipient = match DirectAddress::parse(&job.recipient) {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(format!("bad recipient: {e}")),
+        Err(e) => return Outcome::failed("5.1.3", format!("bad recipient: {e}")),
     };
     let keys = match identities::recipient_keys(
         work.store,
@@ -39,7 +39,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Ok(o) => o,
         // A CRL that cannot be had now may be had later; everything else about a message is final.
         Err(e @ SmimeError::RevocationUnknown { .. }) => return Outcome::deferred(e.to_string()),
-        Err(e) => return Outcome::Failed(format!("refused ({}): {e}", e.code())),
+        Err(e) => return Outcome::failed("5.7.1", format!("refused ({}): {e}", e.code())),
     };
     deliver(work, job, &recipient, &opened, sealed)
 }

@@ -223,7 +223,13 @@ fn worker(shared: &Shared) {
         for job in jobs {
             let work = Work { shared, store: &store, queue: &queue, now };
             let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, &job))) {
-                Ok(outcome) => schedule(shared, &job, outcome, now),
+                Ok(outcome) => {
+                    let outcome = schedule(shared, &job, outcome, now);
+                    if let Outcome::Failed(reason) = &outcome {
+                        notify_sender(&work, &job, reason);
+                    }
+                    outcome
+                }
                 Err(panic) => {
                     let why = panic
                         .downcast_ref::<&str>()
@@ -238,6 +244,36 @@ fn worker(shared: &Shared) {
                 eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
             }
         }
+    }
+}
+
+/// Tells the local sender of an outbound message that a recipient failed for good: a DSN into
+/// the sender's mailbox (named after the failure, so a retried notice never doubles).
+fn notify_sender(work: &Work, job: &Job, reason: &str) {
+    if job.message.flow != Flow::Outbound {
+        return;
+    }
+    let Ok(sender) = crate::address::DirectAddress::parse(&job.message.mail_from) else { return };
+    let original = work.shared.kek.open_message(&job.message.sealed_data).unwrap_or_default();
+    let failure = crate::notify::dsn::Failure {
+        sender: &sender,
+        recipient: &job.recipient,
+        status: queue::failure_status(reason),
+        reason,
+        original: &original,
+        original_message_id: &job.message.message_id,
+        arrived_at: job.message.received_at,
+        reporting_mta: &work.shared.config.server.hostname,
+    };
+    let dsn = crate::notify::dsn::build(&failure, work.now);
+    let name = format!(
+        "{}.dsn-{}.{}",
+        job.message.received_at,
+        &crate::pki::sha256_hex(format!("{}\0{}", job.message.id, job.recipient).as_bytes())[..24],
+        work.shared.config.server.hostname
+    );
+    if let Err(e) = maildir::deliver(&work.shared.config.server.mail_dir, &sender, &name, &dsn) {
+        eprintln!("worker: cannot deliver the DSN for {} to {sender}: {e}", job.recipient);
     }
 }
 
@@ -266,7 +302,7 @@ fn refresh_bundles(shared: &Shared) {
 fn process(work: &Work, job: &Job) -> Outcome {
     let data = match work.shared.kek.open_message(&job.message.sealed_data) {
         Ok(d) => d,
-        Err(e) => return Outcome::Failed(format!("the queued copy cannot be decrypted: {e}")),
+        Err(e) => return Outcome::failed("5.3.0", format!("the queued copy cannot be decrypted: {e}")),
     };
     match job.message.flow {
         Flow::Outbound => outbound::process(work, job, data),
@@ -280,7 +316,10 @@ fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
     let Outcome::Deferred { error, .. } = outcome else { return outcome };
     let q = &shared.config.queue;
     if now - job.message.received_at >= q.max_age_secs as i64 {
-        return Outcome::Failed(format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs));
+        return Outcome::failed(
+            "5.4.7",
+            format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs),
+        );
     }
     let delay = queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs);
     Outcome::Deferred { error, retry_at: now + delay as i64 }

@@ -22,7 +22,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     let (sender, recipient) = match (DirectAddress::parse(&job.message.mail_from), DirectAddress::parse(&job.recipient))
     {
         (Ok(s), Ok(r)) => (s, r),
-        _ => return Outcome::Failed("bad sender or recipient address".into()),
+        _ => return Outcome::failed("5.1.3", "bad sender or recipient address"),
     };
     let hosted = match work.store.has_domain(recipient.domain()) {
         Ok(h) => h,
@@ -31,7 +31,9 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     let certs = if hosted {
         match identities::hosted_cert(work.store, &recipient, work.now) {
             Ok(Some(cert)) => vec![cert],
-            Ok(None) => return Outcome::Failed(format!("{recipient} is hosted here but has no valid certificate")),
+            Ok(None) => {
+                return Outcome::failed("5.7.1", format!("{recipient} is hosted here but has no valid certificate"))
+            }
             Err(e) => return temporary(e.to_string()),
         }
     } else {
@@ -42,7 +44,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     };
     let signer = match signer(work, &sender) {
         Ok(s) => s,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return Outcome::failed("5.7.1", e),
     };
     let options = SealOptions {
         cipher: work.shared.config.smime.content_cipher,
@@ -50,7 +52,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     };
     let sealed = match seal(message, &signer, &certs, options, work.now) {
         Ok(s) => s.message,
-        Err(e) => return Outcome::Failed(format!("cannot seal: {e}")),
+        Err(e) => return Outcome::failed("5.6.0", format!("cannot seal: {e}")),
     };
     if hosted {
         return inbound::process(work, job, &sealed);
@@ -73,7 +75,10 @@ fn recipient_certs(
     let found =
         discovery::discover(recipient, &sources).map_err(|e| temporary(format!("certificate discovery: {e}")))?;
     let Some(step) = found.step else {
-        return Err(Outcome::Failed(format!("no certificate is published for {recipient} (DNS CERT or LDAP)")));
+        return Err(Outcome::failed(
+            "5.1.1",
+            format!("no certificate is published for {recipient} (DNS CERT or LDAP)"),
+        ));
     };
     let anchors = StoreAnchors(work.store)
         .anchors(Some(sender.domain()), Direction::Outgoing)
@@ -103,7 +108,7 @@ fn recipient_certs(
     if problems.iter().any(|p| p.contains("revocation could not be checked")) {
         Err(temporary(why))
     } else {
-        Err(Outcome::Failed(why))
+        Err(Outcome::failed("5.7.1", why))
     }
 }
 
@@ -156,10 +161,22 @@ fn send(work: &Work, sender: &DirectAddress, recipient: &DirectAddress, sealed: 
                 sealed,
             ) {
                 Ok(reply) => return Outcome::Sent(format!("{host} [{ip}]:{port} said {reply}")),
-                Err(DeliveryError::Permanent(e)) => return Outcome::Failed(format!("{host} [{ip}]: {e}")),
+                Err(DeliveryError::Permanent(e)) => {
+                    let status = peer_status(&e);
+                    return Outcome::failed(&status, format!("{host} [{ip}]: {e}"));
+                }
                 Err(DeliveryError::Temporary(e)) => last = format!("{host} [{ip}]:{port}: {e}"),
             }
         }
     }
     Outcome::deferred(last)
+}
+
+/// The enhanced status code in a peer's permanent refusal ("RCPT: 550 5.1.1 ..."), else 5.0.0.
+fn peer_status(reply: &str) -> String {
+    reply
+        .split_whitespace()
+        .find(|w| w.starts_with("5.") && w.split('.').count() == 3 && w.split('.').all(|p| p.parse::<u16>().is_ok()))
+        .unwrap_or("5.0.0")
+        .to_string()
 }

@@ -79,11 +79,16 @@ pub enum Outcome {
     Delivered(String),
     /// A temporary failure: try again at `retry_at`.
     Deferred { error: String, retry_at: i64 },
-    /// A permanent failure.
+    /// A permanent failure; the text starts with its enhanced status code (RFC 3463), e.g. "5.1.1".
     Failed(String),
 }
 
 impl Outcome {
+    /// A permanent failure with its enhanced status code (RFC 3463).
+    pub fn failed(status: &str, reason: impl std::fmt::Display) -> Outcome {
+        Outcome::Failed(format!("{status} {reason}"))
+    }
+
     /// A temporary failure; the scheduler decides when to retry (backoff, maximum age).
     pub fn deferred(error: impl Into<String>) -> Outcome {
         Outcome::Deferred { error: error.into(), retry_at: 0 }
@@ -362,6 +367,18 @@ impl Queue {
         )?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// The enhanced status code a failure's text starts with ("5.0.0" when it has none).
+pub fn failure_status(reason: &str) -> &str {
+    let first = reason.split_whitespace().next().unwrap_or("");
+    let parts: Vec<&str> = first.split('.').collect();
+    let valid = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if valid && (parts[0] == "5" || parts[0] == "4") {
+        first
+    } else {
+        "5.0.0"
     }
 }
 

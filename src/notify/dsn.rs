@@ -1,0 +1,102 @@
+//! Delivery status notifications (RFC 3464, RFC 6522) telling a local sender that a recipient
+//! failed for good: `multipart/report; report-type=delivery-status`, from postmaster of the
+//! sender's domain, `Action: failed` with a 5.x.x `Status`, the original's Message-ID in
+//! `X-Original-Message-ID`, and the original's header block returned (never its content).
+
+use crate::address::DirectAddress;
+use crate::clock::rfc5322;
+use crate::smime::mime;
+
+pub struct Failure<'a> {
+    /// The local sender the DSN goes to.
+    pub sender: &'a DirectAddress,
+    pub recipient: &'a str,
+    /// Enhanced status code, 5.x.x.
+    pub status: &'a str,
+    pub reason: &'a str,
+    /// The original message (only its header block is returned).
+    pub original: &'a [u8],
+    pub original_message_id: &'a str,
+    pub arrived_at: i64,
+    /// Our host name (Reporting-MTA).
+    pub reporting_mta: &'a str,
+}
+
+/// The DSN message, with a Message-ID derived from the original and the recipient (so the same
+/// failure always makes the same DSN, and a repeated attempt can be recognised).
+pub fn build(f: &Failure, now: i64) -> Vec<u8> {
+    let boundary = format!("dsn-{}", &crate::pki::sha256_hex(f.original_message_id.as_bytes())[..16]);
+    let id = crate::pki::sha256_hex(format!("{}\0{}", f.original_message_id, f.recipient).as_bytes());
+    let headers_end = mime::body_offset(f.original).unwrap_or(f.original.len());
+    let original_headers = String::from_utf8_lossy(&f.original[..headers_end]);
+    let subject = mime::Entity::parse(f.original).headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
+    let reason = f.reason.replace(['\r', '\n'], " ");
+    let domain = f.sender.domain();
+    let mut text = String::new();
+    text.push_str(&format!("From: Mail Delivery System <postmaster@{domain}>\r\n"));
+    text.push_str(&format!("To: <{}>\r\n", f.sender));
+    text.push_str(&format!("Subject: Undeliverable: {subject}\r\n"));
+    text.push_str(&format!("Date: {}\r\n", rfc5322(now)));
+    text.push_str(&format!("Message-ID: <dsn-{}@{}>\r\n", &id[..32], f.reporting_mta));
+    if !f.original_message_id.is_empty() {
+        text.push_str(&format!("X-Original-Message-ID: {}\r\n", f.original_message_id));
+        text.push_str(&format!("In-Reply-To: {}\r\n", f.original_message_id));
+    }
+    text.push_str("Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
+    text.push_str(&format!(
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n"
+    ));
+    text.push_str(&format!(
+        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Your message to {} could not be delivered.\r\n\r\nReason: {reason}\r\n\r\n",
+        f.recipient
+    ));
+    text.push_str(&format!(
+        "--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\n\
+         Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: X-hisp; {reason}\r\n\r\n",
+        f.reporting_mta,
+        rfc5322(f.arrived_at),
+        f.recipient,
+        f.status
+    ));
+    text.push_str(&format!("--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{}", original_headers.trim_end()));
+    text.push_str(&format!("\r\n\r\n--{boundary}--\r\n"));
+    text.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dsn_reports_the_failure_and_returns_only_the_headers() {
+        let sender = DirectAddress::parse("dr.smith@a.test").unwrap();
+        let original = b"From: dr.smith@a.test\r\nTo: x@b.test\r\nSubject: Referral\r\nMessage-ID: <m1@a.test>\r\n\r\nsecret PHI\r\n";
+        let dsn = build(
+            &Failure {
+                sender: &sender,
+                recipient: "x@b.test",
+                status: "5.7.1",
+                reason: "no usable certificate",
+                original,
+                original_message_id: "<m1@a.test>",
+                arrived_at: 1_700_000_000,
+                reporting_mta: "mx.a.test",
+            },
+            1_700_000_100,
+        );
+        let text = String::from_utf8(dsn).unwrap();
+        let entity = mime::Entity::parse(text.as_bytes());
+        let ct = entity.content_type();
+        assert!(ct.is("multipart/report") && ct.param("report-type") == Some("delivery-status"), "{text}");
+        assert_eq!(entity.headers.get("from"), Some("Mail Delivery System <postmaster@a.test>"));
+        assert_eq!(entity.headers.get("x-original-message-id"), Some("<m1@a.test>"));
+        let parts = mime::multipart_parts(entity.body, ct.param("boundary").unwrap()).unwrap();
+        assert_eq!(parts.len(), 3);
+        let status = String::from_utf8_lossy(parts[1]);
+        assert!(status.contains("Action: failed") && status.contains("Status: 5.7.1"), "{status}");
+        assert!(status.contains("Final-Recipient: rfc822; x@b.test"), "{status}");
+        assert!(!text.contains("secret PHI"), "the content is never returned");
+    }
+}

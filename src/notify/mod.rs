@@ -1,0 +1,3 @@
+//! Delivery notifications: DSNs (RFC 3464) to local senders; MDN handling follows.
+
+pub mod dsn;
