@@ -41,10 +41,15 @@ impl Wakeup {
         self.signal.notify_all();
     }
 
-    /// Waits until woken or `timeout` passes.
-    fn wait(&self, timeout: Duration) {
+    /// The current generation: read it before looking for work, then `wait_since` it, so a wake
+    /// that comes in between is not lost.
+    fn generation(&self) -> u64 {
+        self.generation.lock().map(|g| *g).unwrap_or(0)
+    }
+
+    /// Waits until woken after generation `seen`, or until `timeout` passes.
+    fn wait_since(&self, seen: u64, timeout: Duration) {
         let Ok(g) = self.generation.lock() else { return };
-        let seen = *g;
         let _ = self.signal.wait_timeout_while(g, timeout, |g| *g == seen);
     }
 }
@@ -58,6 +63,26 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub wakeup: Arc<Wakeup>,
     pub lookup_timeout: Duration,
+    /// TLS client contexts by (verify, anchors file): building one loads the system's CA store.
+    pub connectors: Mutex<std::collections::HashMap<(bool, Option<PathBuf>), openssl::ssl::SslConnector>>,
+}
+
+impl Shared {
+    /// The TLS client context for these settings, made once.
+    pub fn connector(
+        &self,
+        verify: bool,
+        anchors: Option<&std::path::Path>,
+    ) -> Result<openssl::ssl::SslConnector, String> {
+        let key = (verify, anchors.map(PathBuf::from));
+        let mut cache = self.connectors.lock().map_err(|_| "TLS context cache poisoned".to_string())?;
+        if let Some(c) = cache.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = crate::smtp::tls::connector(verify, anchors).map_err(|e| e.to_string())?;
+        cache.insert(key, c.clone());
+        Ok(c)
+    }
 }
 
 /// One job being processed: the shared state, this worker's own connections, and the time.
@@ -177,6 +202,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         clock,
         wakeup,
         lookup_timeout,
+        connectors: Mutex::new(std::collections::HashMap::new()),
     });
     {
         let shared = shared.clone();
@@ -206,18 +232,19 @@ fn worker(shared: &Shared) {
         std::thread::sleep(Duration::from_secs(5));
     };
     loop {
+        let seen = shared.wakeup.generation();
         let now = shared.clock.unix_now();
         let jobs = match queue.claim(now, 1) {
             Ok(jobs) => jobs,
             Err(e) => {
                 eprintln!("worker: cannot claim from the queue: {e}");
-                shared.wakeup.wait(Duration::from_secs(1));
+                shared.wakeup.wait_since(seen, Duration::from_secs(1));
                 continue;
             }
         };
         if jobs.is_empty() {
-            let next = queue.next_due().ok().flatten().map_or(1, |due| (due - now).clamp(0, 1));
-            shared.wakeup.wait(Duration::from_secs(next as u64).max(Duration::from_millis(200)));
+            // Nothing due: sleep until new mail is committed, or at most a second (retries).
+            shared.wakeup.wait_since(seen, Duration::from_secs(1));
             continue;
         }
         for job in jobs {

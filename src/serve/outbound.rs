@@ -130,7 +130,7 @@ fn send(work: &Work, sender: &DirectAddress, recipient: &DirectAddress, sealed: 
         Err(e) => return Outcome::deferred(format!("MX lookup: {e}")),
     };
     let (port, verify_tls, tls_ca) = work.shared.config.delivery.for_domain(domain);
-    let connector = match crate::smtp::tls::connector(verify_tls, tls_ca) {
+    let connector = match work.shared.connector(verify_tls, tls_ca) {
         Ok(c) => c,
         Err(e) => return Outcome::deferred(format!("TLS set-up: {e}")),
     };

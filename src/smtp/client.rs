@@ -120,6 +120,7 @@ pub fn deliver(
     let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
     tcp.set_read_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
     tcp.set_write_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
+    tcp.set_nodelay(true).map_err(temporary("connect"))?;
     let mut plain = Duplex { reader: BufReader::new(tcp) };
     read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
     let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;

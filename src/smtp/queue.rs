@@ -121,6 +121,31 @@ pub struct Queue {
     conn: Connection,
 }
 
+fn writer_mutex() -> &'static std::sync::Mutex<()> {
+    static WRITER: std::sync::OnceLock<std::sync::Mutex<()>> = std::sync::OnceLock::new();
+    WRITER.get_or_init(|| std::sync::Mutex::new(()))
+}
+
+/// A write transaction holding the process's queue-writer mutex until it ends (the transaction is
+/// dropped first: fields drop in order).
+struct WriteTx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+impl<'a> std::ops::Deref for WriteTx<'a> {
+    type Target = rusqlite::Transaction<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl WriteTx<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        self.tx.commit()
+    }
+}
+
 impl Queue {
     /// A connection to the queue of the (already migrated) database at `path`.
     pub fn open(path: &Path) -> Result<Queue> {
@@ -135,10 +160,14 @@ impl Queue {
         Ok(Queue { conn })
     }
 
-    /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE): a reader
-    /// upgrading to a writer midway could fail with "database is locked" without waiting.
-    fn write(&self) -> Result<rusqlite::Transaction<'_>> {
-        Ok(rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?)
+    /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE: a reader
+    /// upgrading to a writer midway could fail with "database is locked" without waiting), after
+    /// the process's queue-writer mutex: SQLite lets one writer in at a time anyway, and its busy
+    /// handler waits by sleeping, which with a dozen threads writing costs more than the writes.
+    fn write(&self) -> Result<WriteTx<'_>> {
+        let guard = writer_mutex().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        Ok(WriteTx { tx, _guard: guard })
     }
 
     /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
@@ -232,11 +261,13 @@ impl Queue {
             Outcome::Deferred { error, retry_at } => ("deferred", Some(error.as_str()), *retry_at),
             Outcome::Failed(error) => ("failed", Some(error.as_str()), now),
         };
-        self.conn.execute(
+        let tx = self.write()?;
+        tx.execute(
             "UPDATE queue_recipients SET status = ?2, last_error = ?3, next_attempt_at = ?4, in_flight = 0,
                     updated_at = ?5 WHERE id = ?1",
             params![recipient_id, status, error, next, now],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -331,7 +362,9 @@ impl Queue {
 
     pub fn remove(&self, id: i64) -> Result<()> {
         self.show(id)?;
-        self.conn.execute("DELETE FROM queue_messages WHERE id = ?1", [id])?;
+        let tx = self.write()?;
+        tx.execute("DELETE FROM queue_messages WHERE id = ?1", [id])?;
+        tx.commit()?;
         Ok(())
     }
 

@@ -103,6 +103,9 @@ impl Write for Stream {
 fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     stream.set_write_timeout(Some(listener.data_timeout))?;
+    // Replies are small and each answers a request: send them at once (no Nagle delay waiting
+    // for the client's delayed ACK).
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(Stream::Plain(stream));
     let gate = match listener.gates.gate() {
         Ok(g) => g,

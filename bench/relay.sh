@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Relay benchmark (issue 4): N messages submitted by an EHR-like load (bench/load.py, 8 parallel
+# SMTP sessions) through hisp node A to node B, end to end: from the first submission until the
+# last message is in dr.jones's Maildir at B (discovery, seal, STARTTLS delivery, open, trust and
+# revocation checks, Maildir). The reference, measured in the same run with the same load
+# generator: a stock Postfix instance relaying the same messages (plain SMTP, no S/MIME) to Postfix's
+# smtp-sink, until smtp-sink has them all. Prints messages per second and the ratio.
+#
+#   bash bench/relay.sh [N]        (default N=400; sizes 1 KB and 50 KB; WORKERS=4 queue workers)
+#
+# Needs postfix (for postfix and smtp-sink) and root (a private Postfix instance is started and
+# stopped under a temporary directory). Every server listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+N=${1:-400}
+SESSIONS=${SESSIONS:-8}
+cargo build --release --quiet --bin hisp
+hisp="$CARGO_TARGET_DIR/release/hisp"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  # RELAY_LOGS=DIR keeps the two nodes' logs.
+  [ -n "${RELAY_LOGS:-}" ] && mkdir -p "$RELAY_LOGS" && cp "$work"/*.log "$RELAY_LOGS"/ 2>/dev/null
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/postfix/etc/main.cf" ] && postfix -c "$work/postfix/etc" stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+count() { { find "$1" -type f 2>/dev/null || true; } | wc -l; }
+wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
+# Waits until directory $1 holds $2 files; prints the time it happened.
+wait_files() {
+  local deadline=$(( $(date +%s) + 600 ))
+  while [ "$(count "$1")" -lt "$2" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "timed out: $(count "$1") of $2 in $1" >&2; exit 1; }
+    sleep 0.02
+  done
+  now
+}
+
+# ---- hisp: node A (a.test) -> node B (b.test) ----
+declare -A P
+for n in a b; do for k in sub bb http dns; do P[$n$k]=$(port); done; done
+for n in a b; do
+  other=$([ $n = a ] && echo b || echo a)
+  mkdir -p "$work/$n"
+  cat >"$work/$n.toml" <<TOML
+[ca]
+base_url = "http://127.0.0.1:${P[${n}http]}"
+[server]
+hostname = "mx.$n.test"
+submission = "127.0.0.1:${P[${n}sub]}"
+backbone = "127.0.0.1:${P[${n}bb]}"
+http = "127.0.0.1:${P[${n}http]}"
+mail_dir = "$work/$n/mail"
+[dns]
+servers = ["127.0.0.1:${P[${other}dns]}"]
+[dns_server]
+listen = "127.0.0.1:${P[${n}dns]}"
+mx_host = "mx.$n.test"
+[delivery]
+port = ${P[${other}bb]}
+[queue]
+workers = ${WORKERS:-4}
+TOML
+done
+node() { local n=$1; shift; HISP_CONFIG="$work/$n.toml" HISP_DB="$work/$n/hisp.db" HISP_KEK="bench-kek-of-node-$n-0123456789" "$hisp" "$@"; }
+password="bench password of dr.smith"
+for n in a b; do
+  u=$([ $n = a ] && echo dr.smith || echo dr.jones)
+  node $n init >/dev/null
+  node $n domain add $n.test >/dev/null
+  echo "$password" | node $n address add $u@$n.test --password-stdin >/dev/null
+  node $n ca init >/dev/null
+  node $n ca export --out "$work/ca-$n.pem"
+  node $n cert issue $u@$n.test >/dev/null
+done
+for n in a b; do for c in a b; do node $n anchor add "$work/ca-$c.pem" --domain $n.test --incoming --outgoing >/dev/null; done; done
+for n in a b; do node $n serve >"$work/$n.log" 2>&1 & pids+=($!); done
+wait_port "${P[asub]}"; wait_port "${P[bbb]}"
+
+# ---- Postfix: a private relay instance -> smtp-sink ----
+pf="$work/postfix"; mkdir -p "$pf/etc" "$pf/queue" "$pf/data" "$pf/sink"
+chmod 755 "$work"   # the postfix user must reach its data directory
+pf_port=$(port); sink_port=$(port)
+cat >"$pf/etc/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+mail_owner = postfix
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = relay.bench.test
+mydestination =
+relay_domains = b.test
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+transport_maps = inline:{ b.test=smtp:[127.0.0.1]:$sink_port }
+maillog_file = $pf/maillog
+maillog_file_prefixes = $pf
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+default_destination_concurrency_limit = 20
+CF
+# master.cf: smtpd on our port, nothing chrooted.
+awk -v port="$pf_port" '
+  /^smtp +inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
+  /^[a-z]/ && NF >= 8 { $5 = "n" }
+  { print }' /etc/postfix/master.cf >"$pf/etc/master.cf"
+chown -R postfix "$pf/data"
+postfix -c "$pf/etc" check >/dev/null 2>&1 || true
+postfix -c "$pf/etc" start >/dev/null 2>&1 || { echo "postfix did not start:" >&2; cat "$pf/maillog" >&2; exit 1; }
+chown postfix "$pf/sink"
+smtp-sink -u postfix -d "$pf/sink/%M." 127.0.0.1:"$sink_port" 256 & pids+=($!)
+wait_port "$pf_port"; wait_port "$sink_port"
+
+printf '%-8s %-8s %10s %10s %10s %12s\n' size system messages submit-s total-s msg/s
+run=0
+for size in 1024 51200; do
+  run=$((run + 1))
+  # hisp, end to end into B's Maildir
+  box="$work/b/mail/b.test/dr.jones/new"
+  before=$(count "$box")
+  t0=$(now)
+  submit=$(python3 bench/load.py --port "${P[asub]}" --count "$N" --sessions "$SESSIONS" --size "$size" \
+    --sender dr.smith@a.test --recipient dr.jones@b.test --tls-auth "$password" --tag "hisp-$size")
+  t1=$(wait_files "$box" $((before + N)))
+  hisp_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+  printf '%-8s %-8s %10s %10s %10.2f %12s\n' "$size" hisp "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$hisp_rate"
+  # Postfix, end to end into smtp-sink
+  before=$(count "$pf/sink")
+  t0=$(now)
+  submit=$(python3 bench/load.py --port "$pf_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
+    --sender dr.smith@a.test --recipient dr.jones@b.test --tag "postfix-$size")
+  t1=$(wait_files "$pf/sink" $((before + N)))
+  pf_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+  printf '%-8s %-8s %10s %10s %10.2f %12s\n' "$size" postfix "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pf_rate"
+  awk -v h="$hisp_rate" -v p="$pf_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix = %.2f\n", s, h / p }'
+done
+# Nothing lost: every message accepted by A is delivered, none twice.
+total=$(count "$work/b/mail/b.test/dr.jones/new")
+echo "hisp delivered $total of $((2 * N)) messages (none lost: $([ "$total" -eq $((2 * N)) ] && echo yes || echo NO))"
