@@ -167,6 +167,18 @@ pub fn run() -> Result<(), String> {
         .detail(&format!("{VERIFIED_SENDER}: {}", headers.get(&VERIFIED_SENDER.to_ascii_lowercase()).unwrap_or("")));
     check_attachment(&mail)?;
     timeline.step("the attachment referral-note.xml in dr.jones's mailbox matches the original byte for byte");
+    let listed = Queue::open(&b.db)
+        .and_then(|q| q.received_attachments(Some(&b.user.to_string())))
+        .map_err(|e| e.to_string())?;
+    for a in &listed {
+        timeline.detail(&format!(
+            "listed in node B's store for {}: {} ({}, {} bytes, sha256 {})",
+            b.name, a.filename, a.content_type, a.size, a.sha256
+        ));
+    }
+    if !listed.iter().any(|a| a.filename == "referral-note.xml" && a.size as usize == REFERRAL_NOTE.len()) {
+        return Err("node B did not list the attachment in its store".into());
+    }
     timeline.step(&format!("done: the referral reached {} intact", b.name));
     Ok(())
 }

@@ -436,5 +436,6 @@ fn the_demo_delivers_the_referral_note_intact() {
     assert_eq!(demo.status, 0, "{text}{}", demo.stderr);
     assert!(text.contains("X-Direct-Verified-Sender: dr.smith@smithpeds.direct.example.org"), "{text}");
     assert!(text.contains("matches the original byte for byte"), "{text}");
+    assert!(text.contains("listed in node B's store for Jones Orthopedics: referral-note.xml"), "{text}");
     assert!(text.contains("done: the referral reached Jones Orthopedics intact"), "{text}");
 }

@@ -64,7 +64,8 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, s
     match maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail) {
         Ok(path) => {
             let file = path.display().to_string();
-            match work.queue.record_delivery(job.recipient_id, &key, &job.recipient, &file, work.now) {
+            let attachments = mime::attachments(&opened.original);
+            match work.queue.record_delivery(job.recipient_id, &key, &job.recipient, &file, &attachments, work.now) {
                 Ok(()) => Outcome::Delivered(format!("delivered to {file}")),
                 Err(e) => Outcome::deferred(e.to_string()),
             }

@@ -261,6 +261,48 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The addr-specs in an address-list header (`"Dr. Smith" <smith@a.org>, b@c.org, group: x@y.org;`).
+/// A file carried by a message: a part with a file name (Content-Disposition filename, or the
+/// Content-Type name parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// Every attachment of `message`, walking nested multiparts (to a bounded depth).
+pub fn attachments(message: &[u8]) -> Vec<Attachment> {
+    let mut out = Vec::new();
+    collect_attachments(message, 0, &mut out);
+    out
+}
+
+fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) {
+    const MAX_DEPTH: usize = 8;
+    let entity = Entity::parse(raw);
+    let ct = entity.content_type();
+    if ct.mime_type.starts_with("multipart/") {
+        if depth < MAX_DEPTH {
+            if let Some(parts) = ct.param("boundary").and_then(|b| multipart_parts(entity.body, b).ok()) {
+                for part in parts {
+                    collect_attachments(part, depth + 1, out);
+                }
+            }
+        }
+        return;
+    }
+    let disposition = entity.headers.get("content-disposition").map(ContentType::parse);
+    let filename = disposition
+        .as_ref()
+        .and_then(|d| d.param("filename").map(str::to_string))
+        .or_else(|| ct.param("name").map(str::to_string));
+    if let Some(filename) = filename.filter(|f| !f.is_empty()) {
+        if let Ok(content) = entity.decoded_body() {
+            out.push(Attachment { filename, content_type: ct.mime_type.clone(), content: content.into_owned() });
+        }
+    }
+}
+
 /// Copies the header block `raw` to `out` without the fields named (case-insensitive; with their
 /// continuation lines) and without the blank line that ends the block.
 pub fn copy_fields_except(raw: &[u8], names: &[&str], out: &mut Vec<u8>) {
@@ -395,5 +437,18 @@ mod tests {
             vec!["Smith@a.org", "b@c.org", "x@y.org", "z@y.org"]
         );
         assert!(addresses("undisclosed-recipients:;").is_empty());
+    }
+
+    #[test]
+    fn attachments_are_found_in_nested_multiparts() {
+        let msg = b"Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\n\
+Content-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nhi\r\n--i--\r\n\
+--o\r\nContent-Type: application/xml; name=ccd.xml\r\nContent-Transfer-Encoding: base64\r\n\r\nPGE+PC9hPg==\r\n\
+--o\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n%PDF\r\n--o--\r\n";
+        let found = attachments(msg);
+        let names: Vec<&str> = found.iter().map(|a| a.filename.as_str()).collect();
+        assert_eq!(names, ["ccd.xml", "scan.pdf"]);
+        assert_eq!(found[0].content, b"<a></a>");
+        assert_eq!(found[0].content_type, "application/xml");
     }
 }

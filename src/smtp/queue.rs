@@ -117,6 +117,17 @@ pub struct QueueEntry {
     pub recipients: Vec<RecipientState>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedAttachment {
+    pub recipient: String,
+    pub message_id: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub received_at: i64,
+}
+
 pub struct Queue {
     conn: Connection,
 }
@@ -368,6 +379,27 @@ impl Queue {
         Ok(())
     }
 
+    /// The attachments delivered into hosted mailboxes (those of `recipient` only, if given),
+    /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
+    pub fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT recipient, message_id, filename, content_type, size, sha256, received_at
+             FROM received_attachments WHERE ?1 IS NULL OR recipient = ?1 ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([recipient], |r| {
+            Ok(ReceivedAttachment {
+                recipient: r.get(0)?,
+                message_id: r.get(1)?,
+                filename: r.get(2)?,
+                content_type: r.get(3)?,
+                size: r.get(4)?,
+                sha256: r.get(5)?,
+                received_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Has this message (by Message-ID) already been delivered into this recipient's mailbox.
     pub fn delivered_before(&self, message_id: &str, recipient: &str) -> Result<Option<String>> {
         Ok(self
@@ -380,16 +412,34 @@ impl Queue {
             .optional()?)
     }
 
-    /// Records a mailbox delivery and finishes the recipient in one transaction.
+    /// Records a mailbox delivery, the attachments it carried, and finishes the recipient, in one
+    /// transaction.
     pub fn record_delivery(
         &self,
         recipient_id: i64,
         message_id: &str,
         recipient: &str,
         file: &str,
+        attachments: &[crate::smime::mime::Attachment],
         now: i64,
     ) -> Result<()> {
         let tx = self.write()?;
+        for a in attachments {
+            tx.execute(
+                "INSERT OR IGNORE INTO received_attachments
+                   (message_id, recipient, filename, content_type, size, sha256, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    message_id,
+                    recipient,
+                    a.filename,
+                    a.content_type,
+                    a.content.len() as i64,
+                    crate::pki::sha256_hex(&a.content),
+                    now
+                ],
+            )?;
+        }
         tx.execute(
             "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file) VALUES (?1, ?2, ?3, ?4)",
             params![message_id, recipient, now, file],

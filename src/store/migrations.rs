@@ -149,4 +149,18 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, recipient)
     );
     "#,
+    // 5: the attachments of each message delivered into a hosted mailbox, for the practice
+    r#"
+    CREATE TABLE received_attachments (
+        id           INTEGER PRIMARY KEY,
+        message_id   TEXT NOT NULL,
+        recipient    TEXT NOT NULL,
+        filename     TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        received_at  INTEGER NOT NULL,
+        UNIQUE (message_id, recipient, filename, sha256)
+    );
+    "#,
 ];
