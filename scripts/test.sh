@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
-# slapd, ldap-utils and swaks, the Python S/MIME peer under .peers/), then checks formatting and lints and runs every test.
+# knot-dnsutils, slapd, ldap-utils, swaks and postfix for smtp-sink; the Python S/MIME peer under
+# .peers/), then checks formatting and lints and runs every test.
 #
 #   bash scripts/test.sh
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v slapd >/dev/null || missing+=(slapd)
 command -v ldapadd >/dev/null || missing+=(ldap-utils)
 # SMTP: swaks plays the EHR against `hisp serve` (tests/daemon.rs).
 command -v swaks >/dev/null || missing+=(swaks)
+# Postfix's smtp-sink plays a peer MX without STARTTLS (installed unconfigured, never started).
+[ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null || missing+=(postfix)
 # kdig asks `hisp serve`'s DNS publisher.
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -26,6 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -q
   # slapd: install the binaries only; the tests write their own configuration.
   echo "slapd slapd/no_configuration boolean true" | as_root debconf-set-selections
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
 fi
 

@@ -439,3 +439,67 @@ fn the_demo_delivers_the_referral_note_intact() {
     assert!(text.contains("listed in node B's store for Jones Orthopedics: referral-note.xml"), "{text}");
     assert!(text.contains("done: the referral reached Jones Orthopedics intact"), "{text}");
 }
+
+/// A peer MX that does not offer STARTTLS (Postfix's smtp-sink) is never sent a message in clear:
+/// the recipient is deferred with the reason, and the sink receives nothing.
+#[test]
+fn a_peer_without_starttls_is_never_sent_mail_in_clear() {
+    let pki = common::pki::Pki::new("Peer CA");
+    let peer = pki.issue("dr.x@c.test");
+    let (dns_port, submission, backbone, sink_port) = (free_port(), free_port(), free_port(), free_port());
+    let sink_dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["-d".to_string(), format!("{}/%M.", sink_dir.path().display())];
+    // SAFETY: getuid cannot fail.
+    if unsafe { libc::getuid() } == 0 {
+        std::fs::set_permissions(sink_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        args.extend(["-u".to_string(), "postfix".to_string()]);
+    }
+    args.extend([format!("127.0.0.1:{sink_port}"), "10".to_string()]);
+    let _sink = servers::start_program("smtp-sink", &args, sink_port);
+    let mail = tempfile::tempdir().unwrap();
+    let a = Node::with_published_ca_and(&format!(
+        "{}[[delivery.destinations]]\ndomain = \"c.test\"\nport = {sink_port}\n",
+        node_config(dns_port, submission, backbone, 25, &mail.path().display().to_string())
+    ));
+    practice(&a, "a.test", "dr.smith");
+    a.files.ca("peer-ca", &pki.ca);
+    a.ok(&["anchor", "add", &a.files.p("peer-ca.pem"), "--domain", "a.test", "--outgoing"]);
+    let der = base64::engine::general_purpose::STANDARD.encode(peer.cert.to_der().unwrap());
+    let _dns = servers::knot_on(
+        dns_port,
+        &[("c.test", format!("dr.x IN CERT PKIX 0 0 {der}\n@ IN MX 10 mx\nmx IN A 127.0.0.1\n"))],
+    );
+    let _daemon = a.serve(submission);
+    let sent = swaks(
+        submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "dr.smith@a.test",
+            "--to",
+            "dr.x@c.test",
+            "--data",
+            "From: dr.smith@a.test\r\nTo: dr.x@c.test\r\nSubject: x\r\n\r\nPHI\r\n",
+        ],
+    );
+    assert_eq!(sent.status, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let queue: serde_json::Value = serde_json::from_str(&node_queue(&a)).unwrap();
+        let r = &queue[0]["recipients"][0];
+        if r["status"] == "deferred" {
+            assert!(r["last_error"].as_str().unwrap().contains("does not offer STARTTLS"), "{r}");
+            break;
+        }
+        assert_ne!(r["status"], "sent", "{r}");
+        assert!(std::time::Instant::now() < deadline, "{queue}\n{}", a.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_dir(sink_dir.path()).unwrap().count(), 0, "nothing reached the sink");
+}

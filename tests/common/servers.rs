@@ -64,6 +64,14 @@ impl Server {
     }
 }
 
+/// Any server program on `port` (started with `args`), stopped when dropped.
+pub fn start_program(program: &str, args: &[String], port: u16) -> Server {
+    need(program);
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start(program, &args, port, dir)
+}
+
 /// knotd serving `zones` (origin, zone-file body without $ORIGIN/SOA; those are added).
 pub fn knot(zones: &[(&str, String)]) -> Server {
     knot_on(free_port(), zones)
