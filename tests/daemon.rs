@@ -177,6 +177,16 @@ fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
     );
     assert!(dsn.contains("Action: failed") && dsn.contains("Status: 5.1.1"), "{dsn}");
     assert!(dsn.contains("X-Original-Message-ID: <lost-1@a.test>") && !dsn.contains("PHI here"), "{dsn}");
+
+    // A keeps its SMTP session to B open between deliveries; when B restarts, that session is dead
+    // and the next delivery opens a new one.
+    let mut n = n;
+    n.daemons.remove(1).kill9();
+    n.daemons.push(n.b.serve(n.b_backbone));
+    let again = submit(&n, "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: Again\r\nMessage-ID: <e2e-2@a.test>\r\n\r\nSecond.\r\n");
+    assert_eq!(again.status, 0);
+    let delivered = mailbox(&n.b, "b.test", "dr.jones", 2);
+    assert!(delivered.iter().any(|m| m.contains("Second.")), "{delivered:?}");
 }
 
 /// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the

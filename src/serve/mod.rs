@@ -65,6 +65,8 @@ pub struct Shared {
     pub lookup_timeout: Duration,
     /// TLS client contexts by (verify, anchors file): building one loads the system's CA store.
     pub connectors: Mutex<std::collections::HashMap<(bool, Option<PathBuf>), openssl::ssl::SslConnector>>,
+    /// Open SMTP sessions to peers, reused between deliveries.
+    pub sessions: crate::smtp::client::SessionPool,
 }
 
 impl Shared {
@@ -203,6 +205,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         wakeup,
         lookup_timeout,
         connectors: Mutex::new(std::collections::HashMap::new()),
+        sessions: Default::default(),
     });
     {
         let shared = shared.clone();

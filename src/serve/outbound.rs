@@ -12,7 +12,7 @@ use crate::discovery::{self, Sources};
 use crate::fetch::HttpFetcher;
 use crate::identities;
 use crate::smime::seal::{seal, SealOptions, SignerIdentity};
-use crate::smtp::client::{self, ClientConfig, DeliveryError};
+use crate::smtp::client::{ClientConfig, DeliveryError};
 use crate::smtp::queue::{Job, Outcome};
 use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
@@ -152,14 +152,8 @@ fn send(work: &Work, sender: &DirectAddress, recipient: &DirectAddress, sealed: 
         };
         for ip in ips {
             let from = sender.to_string();
-            match client::deliver(
-                SocketAddr::new(ip, port),
-                &host,
-                &config,
-                Some(&from),
-                &recipient.to_string(),
-                sealed,
-            ) {
+            let addr = SocketAddr::new(ip, port);
+            match work.shared.sessions.deliver(addr, &host, &config, Some(&from), &recipient.to_string(), sealed) {
                 Ok(reply) => return Outcome::Sent(format!("{host} [{ip}]:{port} said {reply}")),
                 Err(DeliveryError::Permanent(e)) => {
                     let status = peer_status(&e);

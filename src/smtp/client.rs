@@ -2,9 +2,11 @@
 //! one recipient per transaction. A 4xx reply or a broken connection is temporary (retry later); a
 //! 5xx reply is permanent.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use openssl::ssl::SslConnector;
 
@@ -108,7 +110,7 @@ fn command(conn: &mut dyn Conn, line: &str, during: &str) -> Result<Reply, Deliv
 }
 
 /// Delivers `data` from `mail_from` (None: the null reverse-path) to `recipient` via the MX
-/// `host` at `addr`. Returns the peer's final reply.
+/// `host` at `addr` on a new session, closed afterwards. Returns the peer's final reply.
 pub fn deliver(
     addr: SocketAddr,
     host: &str,
@@ -117,43 +119,149 @@ pub fn deliver(
     recipient: &str,
     data: &[u8],
 ) -> Result<String, DeliveryError> {
-    let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
-    tcp.set_read_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
-    tcp.set_write_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
-    tcp.set_nodelay(true).map_err(temporary("connect"))?;
-    let mut plain = Duplex { reader: BufReader::new(tcp) };
-    read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
-    let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;
-    if !ehlo.text.to_ascii_uppercase().split(" / ").any(|l| l.trim() == "STARTTLS") {
-        return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
+    let mut session = Session::connect(addr, host, config)?;
+    let reply = session.send(mail_from, recipient, data)?;
+    session.quit();
+    Ok(reply)
+}
+
+/// An SMTP session to a peer, past STARTTLS (and AUTH when configured), ready for transactions.
+pub struct Session {
+    conn: Duplex<openssl::ssl::SslStream<TcpStream>>,
+    announces_size: bool,
+    last_used: Instant,
+}
+
+impl Session {
+    pub fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, DeliveryError> {
+        let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
+        tcp.set_read_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
+        tcp.set_write_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
+        tcp.set_nodelay(true).map_err(temporary("connect"))?;
+        let mut plain = Duplex { reader: BufReader::new(tcp) };
+        read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
+        let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;
+        if !ehlo.text.to_ascii_uppercase().split(" / ").any(|l| l.trim() == "STARTTLS") {
+            return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
+        }
+        command(&mut plain, "STARTTLS", "STARTTLS")?.expect(220, "STARTTLS")?;
+        let tcp = plain.reader.into_inner();
+        let mut tls_config = config.tls.configure().map_err(|e| DeliveryError::Temporary(format!("TLS: {e}")))?;
+        tls_config.set_verify_hostname(config.verify_tls);
+        if !config.verify_tls {
+            tls_config.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        }
+        let tls = tls_config
+            .connect(host, tcp)
+            .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
+        let mut conn = Duplex { reader: BufReader::new(tls) };
+        let ehlo =
+            command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO after STARTTLS")?;
+        if let Some((user, password)) = config.auth {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+            command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH")?.expect(235, "AUTH")?;
+        }
+        let announces_size = ehlo.text.to_ascii_uppercase().contains("SIZE");
+        Ok(Session { conn, announces_size, last_used: Instant::now() })
     }
-    command(&mut plain, "STARTTLS", "STARTTLS")?.expect(220, "STARTTLS")?;
-    let tcp = plain.reader.into_inner();
-    let mut tls_config = config.tls.configure().map_err(|e| DeliveryError::Temporary(format!("TLS: {e}")))?;
-    tls_config.set_verify_hostname(config.verify_tls);
-    if !config.verify_tls {
-        tls_config.set_verify(openssl::ssl::SslVerifyMode::NONE);
+
+    /// One transaction. After a refusal the session is reset and stays usable; after any other
+    /// error it must be dropped.
+    pub fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, DeliveryError> {
+        self.last_used = Instant::now();
+        let size = if self.announces_size { format!(" SIZE={}", data.len()) } else { String::new() };
+        let conn = &mut self.conn;
+        let envelope = (|| {
+            command(conn, &format!("MAIL FROM:<{}>{size}", mail_from.unwrap_or("")), "MAIL")?.expect(250, "MAIL")?;
+            command(conn, &format!("RCPT TO:<{recipient}>"), "RCPT")?.expect(250, "RCPT")?;
+            command(conn, "DATA", "DATA")?.expect(354, "DATA")
+        })();
+        if let Err(e) = envelope {
+            // A refused MAIL or RCPT leaves a transaction open: reset it for the next message.
+            let _ = command(conn, "RSET", "RSET");
+            return Err(e);
+        }
+        conn.write_all(&dot_stuffed(data)).map_err(temporary("DATA"))?;
+        conn.flush().map_err(temporary("DATA"))?;
+        let done = read_reply(conn, "end of DATA")?.expect(250, "end of DATA")?;
+        Ok(format!("{} {}", done.code, done.text))
     }
-    let tls = tls_config
-        .connect(host, tcp)
-        .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
-    let mut conn = Duplex { reader: BufReader::new(tls) };
-    let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO after STARTTLS")?;
-    if let Some((user, password)) = config.auth {
-        use base64::Engine;
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-        command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH")?.expect(235, "AUTH")?;
+
+    pub fn quit(mut self) {
+        let _ = command(&mut self.conn, "QUIT", "QUIT");
     }
-    let size =
-        if ehlo.text.to_ascii_uppercase().contains("SIZE") { format!(" SIZE={}", data.len()) } else { String::new() };
-    command(&mut conn, &format!("MAIL FROM:<{}>{size}", mail_from.unwrap_or("")), "MAIL")?.expect(250, "MAIL")?;
-    command(&mut conn, &format!("RCPT TO:<{recipient}>"), "RCPT")?.expect(250, "RCPT")?;
-    command(&mut conn, "DATA", "DATA")?.expect(354, "DATA")?;
-    conn.write_all(&dot_stuffed(data)).map_err(temporary("DATA"))?;
-    conn.flush().map_err(temporary("DATA"))?;
-    let done = read_reply(&mut conn, "end of DATA")?.expect(250, "end of DATA")?;
-    let _ = command(&mut conn, "QUIT", "QUIT");
-    Ok(format!("{} {}", done.code, done.text))
+}
+
+/// Open sessions to peers, kept between deliveries so that a busy destination costs one TCP
+/// connection and TLS handshake, not one per message. Sessions idle longer than `max_idle` are
+/// closed rather than reused (the peer may have timed them out).
+pub struct SessionPool {
+    idle: Mutex<HashMap<(SocketAddr, String), Vec<Session>>>,
+    max_idle: Duration,
+    per_destination: usize,
+}
+
+impl Default for SessionPool {
+    fn default() -> Self {
+        SessionPool { idle: Mutex::new(HashMap::new()), max_idle: Duration::from_secs(30), per_destination: 8 }
+    }
+}
+
+impl SessionPool {
+    /// Delivers on an idle session to `addr` if there is one (falling back to a new session when
+    /// it turns out to be dead), else on a new session; keeps the session for the next message.
+    pub fn deliver(
+        &self,
+        addr: SocketAddr,
+        host: &str,
+        config: &ClientConfig,
+        mail_from: Option<&str>,
+        recipient: &str,
+        data: &[u8],
+    ) -> Result<String, DeliveryError> {
+        let key = (addr, host.to_string());
+        if let Some(mut session) = self.take(&key) {
+            match session.send(mail_from, recipient, data) {
+                Ok(reply) => {
+                    self.put(key, session);
+                    return Ok(reply);
+                }
+                Err(DeliveryError::Permanent(e)) => {
+                    self.put(key, session);
+                    return Err(DeliveryError::Permanent(e));
+                }
+                // A session the peer closed, or a 4xx: nothing was accepted, try a new session.
+                Err(DeliveryError::Temporary(_)) => {}
+            }
+        }
+        let mut session = Session::connect(addr, host, config)?;
+        let outcome = session.send(mail_from, recipient, data);
+        if !matches!(outcome, Err(DeliveryError::Temporary(_))) {
+            self.put(key, session);
+        }
+        outcome
+    }
+
+    fn take(&self, key: &(SocketAddr, String)) -> Option<Session> {
+        let mut idle = self.idle.lock().ok()?;
+        let sessions = idle.get_mut(key)?;
+        while let Some(session) = sessions.pop() {
+            if session.last_used.elapsed() < self.max_idle {
+                return Some(session);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: (SocketAddr, String), session: Session) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let sessions = idle.entry(key).or_default();
+            if sessions.len() < self.per_destination {
+                sessions.push(session);
+            }
+        }
+    }
 }
 
 /// The message as DATA carries it: CRLF line endings, a leading dot doubled, ending in CRLF.CRLF.
