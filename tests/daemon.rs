@@ -513,3 +513,52 @@ fn a_peer_without_starttls_is_never_sent_mail_in_clear() {
     }
     assert_eq!(std::fs::read_dir(sink_dir.path()).unwrap().count(), 0, "nothing reached the sink");
 }
+
+/// A recipient whose MX never answers is retried with backoff until the message's maximum age,
+/// then fails with one DSN (5.4.7) to the sender.
+#[test]
+fn a_message_past_its_maximum_age_fails_with_one_dsn() {
+    let pki = common::pki::Pki::new("Far CA");
+    let far = pki.issue("dr.far@far.test");
+    let (dns_port, submission, backbone, dead) = (free_port(), free_port(), free_port(), free_port());
+    let mail = tempfile::tempdir().unwrap();
+    let config = node_config(dns_port, submission, backbone, dead, &mail.path().display().to_string())
+        .replace("retry_max_secs = 2\n", "retry_max_secs = 2\nmax_age_secs = 4\n");
+    let a = Node::with_published_ca_and(&config);
+    practice(&a, "a.test", "dr.smith");
+    a.files.ca("far-ca", &pki.ca);
+    a.ok(&["anchor", "add", &a.files.p("far-ca.pem"), "--domain", "a.test", "--outgoing"]);
+    let der = base64::engine::general_purpose::STANDARD.encode(far.cert.to_der().unwrap());
+    let _dns = servers::knot_on(
+        dns_port,
+        &[("far.test", format!("dr.far IN CERT PKIX 0 0 {der}\n@ IN MX 10 mx\nmx IN A 127.0.0.1\n"))],
+    );
+    let _daemon = a.serve(submission);
+    let sent = swaks(
+        submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            "dr.smith@a.test",
+            "--to",
+            "dr.far@far.test",
+            "--data",
+            "From: dr.smith@a.test\r\nTo: dr.far@far.test\r\nSubject: Far\r\nMessage-ID: <far-1@a.test>\r\n\r\nx\r\n",
+        ],
+    );
+    assert_eq!(sent.status, 0);
+    let dsn = mailbox(&a, "a.test", "dr.smith", 1);
+    assert!(dsn[0].contains("Status: 5.4.7") && dsn[0].contains("X-Original-Message-ID: <far-1@a.test>"), "{}", dsn[0]);
+    let queue: serde_json::Value = serde_json::from_str(&node_queue(&a)).unwrap();
+    let r = &queue[0]["recipients"][0];
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["attempts"].as_u64().unwrap() >= 2, "retried before giving up: {r}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(mailbox(&a, "a.test", "dr.smith", 1).len(), 1, "exactly one DSN");
+}
