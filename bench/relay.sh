@@ -6,7 +6,7 @@
 # generator: a stock Postfix instance relaying the same messages (plain SMTP, no S/MIME) to Postfix's
 # smtp-sink, until smtp-sink has them all. Prints messages per second and the ratio.
 #
-#   bash bench/relay.sh [N]        (default N=400; sizes 1 KB and 50 KB; WORKERS=4 queue workers)
+#   bash bench/relay.sh [N]        (default N=400; SIZES="1024 51200" bytes; WORKERS=4 queue workers)
 #
 # Needs postfix (for postfix and smtp-sink) and root (a private Postfix instance is started and
 # stopped under a temporary directory). Every server listens on 127.0.0.1 only.
@@ -119,7 +119,7 @@ wait_port "$pf_port"; wait_port "$sink_port"
 
 printf '%-8s %-8s %10s %10s %10s %12s\n' size system messages submit-s total-s msg/s
 run=0
-for size in 1024 51200; do
+for size in ${SIZES:-1024 51200}; do
   run=$((run + 1))
   # hisp, end to end into B's Maildir
   box="$work/b/mail/b.test/dr.jones/new"
@@ -142,4 +142,4 @@ for size in 1024 51200; do
 done
 # Nothing lost: every message accepted by A is delivered, none twice.
 total=$(count "$work/b/mail/b.test/dr.jones/new")
-echo "hisp delivered $total of $((2 * N)) messages (none lost: $([ "$total" -eq $((2 * N)) ] && echo yes || echo NO))"
+echo "hisp delivered $total of $((run * N)) messages (none lost: $([ "$total" -eq $((run * N)) ] && echo yes || echo NO))"

@@ -57,18 +57,18 @@ fn commit_loop(queue: Queue, receiver: Receiver<Pending>, clock: Arc<dyn Clock>,
                 Err(_) => break,
             }
         }
-        let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().map(|p| (p.message, p.reply)).unzip();
         match queue.enqueue(&messages, clock.unix_now()) {
             Ok(ids) => {
-                for (p, id) in batch.into_iter().zip(ids) {
-                    let _ = p.reply.send(Ok(id));
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
                 }
                 wakeup.wake();
             }
             Err(e) => {
-                eprintln!("queue: cannot commit {} message(s): {e}", batch.len());
-                for p in batch {
-                    let _ = p.reply.send(Err(e.to_string()));
+                eprintln!("queue: cannot commit {} message(s): {e}", messages.len());
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
                 }
             }
         }

@@ -118,13 +118,18 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
     let mut session = Session::new(listener.session.clone());
     reader.get_mut().write_all(session.greeting().as_bytes())?;
     let mut line = Vec::with_capacity(1024);
+    // The read timeout in force: set again only when it changes (DATA lines come by the thousand).
+    let mut timeout_set = None;
     loop {
         let (timeout, limit) = if session.in_data() {
             (listener.data_timeout, DATA_CHUNK)
         } else {
             (listener.idle_timeout, MAX_COMMAND_LINE + 1)
         };
-        reader.get_ref().tcp().set_read_timeout(Some(timeout))?;
+        if timeout_set != Some(timeout) {
+            reader.get_ref().tcp().set_read_timeout(Some(timeout))?;
+            timeout_set = Some(timeout);
+        }
         line.clear();
         match (&mut reader).take(limit as u64).read_until(b'\n', &mut line) {
             Ok(0) => return Ok(()),
@@ -156,6 +161,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
                 let Stream::Plain(tcp) = reader.into_inner() else { return Ok(()) };
                 let tls = acceptor.accept(tcp).map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
                 reader = BufReader::new(Stream::Tls(Box::new(tls)));
+                timeout_set = None;
                 session.tls_started();
             }
         }
