@@ -167,9 +167,21 @@ pub fn run() -> Result<(), String> {
         .detail(&format!("{VERIFIED_SENDER}: {}", headers.get(&VERIFIED_SENDER.to_ascii_lowercase()).unwrap_or("")));
     check_attachment(&mail)?;
     timeline.step("the attachment referral-note.xml in dr.jones's mailbox matches the original byte for byte");
-    let listed = Queue::open(&b.db)
-        .and_then(|q| q.received_attachments(Some(&b.user.to_string())))
-        .map_err(|e| e.to_string())?;
+    // B records the delivery (and lists the attachments) in one transaction just after the file
+    // lands in the Maildir: wait for that record.
+    let queue = Queue::open(&b.db).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + PATIENCE;
+    let delivered = || -> Result<bool, String> {
+        let entries = queue.list(true).map_err(|e| e.to_string())?;
+        Ok(entries.iter().any(|e| e.recipients.iter().any(|r| r.status == "delivered")))
+    };
+    while !delivered()? {
+        if Instant::now() > deadline {
+            return Err("node B did not record the delivery".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let listed = queue.received_attachments(Some(&b.user.to_string())).map_err(|e| e.to_string())?;
     for a in &listed {
         timeline.detail(&format!(
             "listed in node B's store for {}: {} ({}, {} bytes, sha256 {})",

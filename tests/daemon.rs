@@ -130,6 +130,19 @@ fn mailbox(node: &Node, domain: &str, user: &str, count: usize) -> Vec<String> {
     }
 }
 
+/// Waits until the newest queued message's first recipient has `status`; the queue as JSON.
+fn wait_status(node: &Node, status: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let queue: serde_json::Value = serde_json::from_str(&node_queue(node)).unwrap();
+        if queue[0]["recipients"][0]["status"] == status {
+            return queue;
+        }
+        assert!(std::time::Instant::now() < deadline, "waiting for {status}: {queue}\n{}", node.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn node_queue(node: &Node) -> String {
     node.run(&["--json", "queue", "list", "--all"]).text()
 }
@@ -148,12 +161,10 @@ fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
     assert!(mail.contains("revocation=good"), "{mail}");
     assert!(!mail.contains("forged@evil.test"), "an incoming copy of the header is removed: {mail}");
 
-    let a_queue: serde_json::Value = serde_json::from_str(&node_queue(&n.a)).unwrap();
-    let status = &a_queue[0]["recipients"][0];
-    assert_eq!(status["status"], "sent", "{a_queue}");
-    let b_queue: serde_json::Value = serde_json::from_str(&node_queue(&n.b)).unwrap();
+    // Each node records the outcome just after the fact: wait for the record.
+    wait_status(&n.a, "sent");
+    let b_queue = wait_status(&n.b, "delivered");
     assert_eq!(b_queue[0]["flow"], "inbound");
-    assert_eq!(b_queue[0]["recipients"][0]["status"], "delivered", "{b_queue}");
     // What crossed the network was S/MIME: B's queue holds no plaintext either (KEK-encrypted).
     let raw = n.b.sql("SELECT sealed_data FROM queue_messages");
     assert!(!raw[0].windows(8).any(|w| w == b"Ms. Doe."), "queued copies are encrypted at rest");
@@ -555,9 +566,8 @@ fn a_message_past_its_maximum_age_fails_with_one_dsn() {
     assert_eq!(sent.status, 0);
     let dsn = mailbox(&a, "a.test", "dr.smith", 1);
     assert!(dsn[0].contains("Status: 5.4.7") && dsn[0].contains("X-Original-Message-ID: <far-1@a.test>"), "{}", dsn[0]);
-    let queue: serde_json::Value = serde_json::from_str(&node_queue(&a)).unwrap();
+    let queue = wait_status(&a, "failed");
     let r = &queue[0]["recipients"][0];
-    assert_eq!(r["status"], "failed", "{r}");
     assert!(r["attempts"].as_u64().unwrap() >= 2, "retried before giving up: {r}");
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(mailbox(&a, "a.test", "dr.smith", 1).len(), 1, "exactly one DSN");
