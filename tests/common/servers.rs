@@ -7,8 +7,21 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port free for TCP and UDP on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so an
+/// outgoing connection can never take it between now and the server binding it, and never the same
+/// twice in one test binary (tests run in parallel threads).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7919);
+    loop {
+        let port = (LOW + (start.wrapping_add(NEXT.fetch_add(1, Ordering::SeqCst))) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16, what: &str, child: &mut Child) {
