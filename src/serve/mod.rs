@@ -227,7 +227,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
 /// A worker: its own store and queue connections; claims one due recipient at a time.
 fn worker(shared: &Shared) {
     let (store, queue) = loop {
-        match (SqliteStore::open(&shared.db, "worker"), Queue::open(&shared.db)) {
+        match (SqliteStore::open(&shared.db, "worker"), Queue::open_for_workers(&shared.db)) {
             (Ok(s), Ok(q)) => break (s, q),
             (Err(e), _) => eprintln!("worker: cannot open the store: {e}"),
             (_, Err(e)) => eprintln!("worker: cannot open the queue: {e}"),

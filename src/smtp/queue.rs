@@ -158,15 +158,29 @@ impl WriteTx<'_> {
 }
 
 impl Queue {
-    /// A connection to the queue of the (already migrated) database at `path`.
+    /// A connection to the queue of the (already migrated) database at `path`; every commit is
+    /// fsync'ed (what intake needs before answering 250).
     pub fn open(path: &Path) -> Result<Queue> {
+        Self::open_with(path, "FULL")
+    }
+
+    /// A connection for the workers' state changes (claims, outcomes). In WAL mode with
+    /// synchronous=NORMAL a commit survives the process dying (kill -9) and only a power loss can
+    /// undo the last ones; what that undoes is safe to redo: a claim, or an outcome whose redo
+    /// finds the Maildir copy (or the DSN) already there, or a resend the peer recognises by its
+    /// Message-ID.
+    pub fn open_for_workers(path: &Path) -> Result<Queue> {
+        Self::open_with(path, "NORMAL")
+    }
+
+    fn open_with(path: &Path, synchronous: &str) -> Result<Queue> {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Queue { conn })
     }
