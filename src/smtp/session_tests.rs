@@ -40,14 +40,20 @@ fn plain(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
 }
 
-/// A submission session through EHLO, STARTTLS and AUTH.
-fn authenticated() -> Session {
+/// A submission session through EHLO, STARTTLS and EHLO again.
+fn after_tls() -> Session {
     let mut s = session(Role::Submission);
     assert_eq!(send(&mut s, "EHLO ehr.a.test"), 250);
     let step = s.line(b"STARTTLS\r\n", &TestGate);
     assert!(matches!(step.action, Action::StartTls));
     s.tls_started();
     assert_eq!(send(&mut s, "EHLO ehr.a.test"), 250);
+    s
+}
+
+/// A submission session through EHLO, STARTTLS and AUTH.
+fn authenticated() -> Session {
+    let mut s = after_tls();
     assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("dr.smith@a.test", "right password"))), 235);
     s
 }
@@ -95,11 +101,7 @@ fn auth_is_offered_and_taken_only_after_tls() {
 
 #[test]
 fn wrong_credentials_are_refused_and_repeated_failures_close() {
-    let mut s = session(Role::Submission);
-    s.line(b"EHLO ehr\r\n", &TestGate);
-    s.line(b"STARTTLS\r\n", &TestGate);
-    s.tls_started();
-    s.line(b"EHLO ehr\r\n", &TestGate);
+    let mut s = after_tls();
     assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("dr.smith@a.test", "wrong"))), 535);
     // AUTH LOGIN, step by step; the second failure closes the connection.
     assert_eq!(send(&mut s, "AUTH LOGIN"), 334);
@@ -112,11 +114,7 @@ fn wrong_credentials_are_refused_and_repeated_failures_close() {
 
 #[test]
 fn auth_login_succeeds_and_the_sender_must_be_the_user() {
-    let mut s = session(Role::Submission);
-    s.line(b"EHLO ehr\r\n", &TestGate);
-    s.line(b"STARTTLS\r\n", &TestGate);
-    s.tls_started();
-    s.line(b"EHLO ehr\r\n", &TestGate);
+    let mut s = after_tls();
     assert_eq!(send(&mut s, "AUTH LOGIN"), 334);
     assert_eq!(send(&mut s, &base64::engine::general_purpose::STANDARD.encode("dr.smith@a.test")), 334);
     assert_eq!(send(&mut s, &base64::engine::general_purpose::STANDARD.encode("right password")), 235);
