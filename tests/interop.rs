@@ -115,26 +115,31 @@ impl World {
 
     /// `hisp message open` standalone as bob, trusting `anchor`; JSON report.
     fn hisp_open(&self, message: &str, anchor: &str) -> Run {
+        self.hisp_open_with(message, anchor, &[])
+    }
+
+    /// As `hisp_open`, with more options.
+    fn hisp_open_with(&self, message: &str, anchor: &str, extra: &[&str]) -> Run {
         let f = &self.files;
-        hisp(
-            &[
-                "--json",
-                "message",
-                "open",
-                "--in",
-                message,
-                "--out",
-                &f.p("opened.eml"),
-                "--recipient-cert",
-                &f.p("bob.pem"),
-                "--recipient-key",
-                &f.p("bob.key"),
-                "--anchor",
-                &f.p(&format!("{anchor}.pem")),
-            ],
-            None,
-            &[],
-        )
+        let (out, cert, key, anchor) =
+            (f.p("opened.eml"), f.p("bob.pem"), f.p("bob.key"), f.p(&format!("{anchor}.pem")));
+        let mut args = vec![
+            "--json",
+            "message",
+            "open",
+            "--in",
+            message,
+            "--out",
+            &out,
+            "--recipient-cert",
+            &cert,
+            "--recipient-key",
+            &key,
+            "--anchor",
+            &anchor,
+        ];
+        args.extend_from_slice(extra);
+        hisp(&args, None, &[])
     }
 
     fn assert_opens(&self, message: &str) -> serde_json::Value {
@@ -371,28 +376,7 @@ fn an_unreachable_crl_refuses_by_default_and_warns_when_soft() {
     let msg = w.assert_refused(&encrypted, "ca", "revocation-unknown");
     assert!(msg.contains("404"), "the reason is reported: {msg}");
 
-    let f = &w.files;
-    let soft = hisp(
-        &[
-            "--json",
-            "message",
-            "open",
-            "--in",
-            &encrypted,
-            "--recipient-cert",
-            &f.p("bob.pem"),
-            "--recipient-key",
-            &f.p("bob.key"),
-            "--anchor",
-            &f.p("ca.pem"),
-            "--revocation",
-            "soft",
-        ],
-        None,
-        &[],
-    )
-    .ok()
-    .json();
+    let soft = w.hisp_open_with(&encrypted, "ca", &["--revocation", "soft"]).ok().json();
     assert_eq!(soft["ok"], true);
     let note = soft["revocation"].as_str().unwrap();
     assert!(note.starts_with("not checked (soft fail)") && note.contains("404"), "{note}");
