@@ -15,6 +15,15 @@ fn bundle(node: &Node, name: &str) -> serde_json::Value {
     list.as_array().unwrap().iter().find(|b| b["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
 }
 
+/// A PKCS#7 certs-only bundle (DER) of the PEM files `pems`, written to `out`, by the openssl CLI.
+fn certs_only_bundle(pems: &[String], out: &str) {
+    let mut args = vec!["crl2pkcs7", "-nocrl", "-outform", "DER", "-out", out];
+    for pem in pems {
+        args.extend_from_slice(&["-certfile", pem.as_str()]);
+    }
+    openssl(&args);
+}
+
 #[test]
 fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     let node = Node::new();
@@ -26,18 +35,7 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     f.ca("ca2", &ca2);
     let p7b = web.path("bundle.p7b");
     let p7b = p7b.to_str().unwrap();
-    openssl(&[
-        "crl2pkcs7",
-        "-nocrl",
-        "-certfile",
-        &f.p("ca1.pem"),
-        "-certfile",
-        &f.p("ca2.pem"),
-        "-outform",
-        "DER",
-        "-out",
-        p7b,
-    ]);
+    certs_only_bundle(&[f.p("ca1.pem"), f.p("ca2.pem")], p7b);
     let url = |file: &str| format!("http://127.0.0.1:{}/{file}", web.port);
 
     // Added and fetched at once.
@@ -75,7 +73,7 @@ fn bundles_are_imported_refreshed_kept_on_failure_and_verified_when_signed() {
     assert!(run.json()["certificates"][0]["problems"].to_string().contains("untrusted"));
 
     // Signed bundles: verified against --signer; refused without it, with another signer, or altered.
-    openssl(&["crl2pkcs7", "-nocrl", "-certfile", &f.p("ca1.pem"), "-outform", "DER", "-out", &f.p("one.p7b")]);
+    certs_only_bundle(&[f.p("ca1.pem")], &f.p("one.p7b"));
     let publisher = issue(&ca1, "bundles.a.test");
     f.identity("publisher", &publisher);
     let p7m = web.path("bundle.p7m");
@@ -144,14 +142,7 @@ fn the_daemon_refreshes_bundles_on_its_interval() {
     f.ca("ca1", &ca("Interval CA 1"));
     f.ca("ca2", &ca("Interval CA 2"));
     let p7b = web.path("bundle.p7b").display().to_string();
-    let make = |files: &[&str]| {
-        let mut args = vec!["crl2pkcs7", "-nocrl", "-outform", "DER", "-out", p7b.as_str()];
-        let paths: Vec<String> = files.iter().map(|n| f.p(n)).collect();
-        for p in &paths {
-            args.extend_from_slice(&["-certfile", p.as_str()]);
-        }
-        openssl(&args);
-    };
+    let make = |names: &[&str]| certs_only_bundle(&names.iter().map(|n| f.p(n)).collect::<Vec<_>>(), &p7b);
     make(&["ca1.pem"]);
     let url = format!("http://127.0.0.1:{}/bundle.p7b", web.port);
     node.ok(&["bundle", "add", "dt", "--url", &url, "--domain", "a.test", "--incoming"]);
