@@ -65,7 +65,7 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, s
         Ok(path) => {
             let file = path.display().to_string();
             let attachments = mime::attachments(&opened.original);
-            match work.queue.record_delivery(job.recipient_id, &key, &job.recipient, &file, &attachments, work.now) {
+            match work.queue.record_delivery(&key, &job.recipient, &file, &attachments, work.now) {
                 Ok(()) => Outcome::Delivered(format!("delivered to {file}")),
                 Err(e) => Outcome::deferred(e.to_string()),
             }

@@ -426,11 +426,11 @@ impl Queue {
             .optional()?)
     }
 
-    /// Records a mailbox delivery, the attachments it carried, and finishes the recipient, in one
-    /// transaction.
+    /// Records a mailbox delivery and the attachments it carried, in one transaction. The
+    /// recipient's own state is the worker's `finish` (a crash in between is redone: the redo finds
+    /// this record and does not deliver again).
     pub fn record_delivery(
         &self,
-        recipient_id: i64,
         message_id: &str,
         recipient: &str,
         file: &str,
@@ -457,10 +457,6 @@ impl Queue {
         tx.execute(
             "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file) VALUES (?1, ?2, ?3, ?4)",
             params![message_id, recipient, now, file],
-        )?;
-        tx.execute(
-            "UPDATE queue_recipients SET status = 'delivered', last_error = ?2, in_flight = 0, updated_at = ?3 WHERE id = ?1",
-            params![recipient_id, format!("delivered to {file}"), now],
         )?;
         tx.commit()?;
         Ok(())
