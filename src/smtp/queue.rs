@@ -178,10 +178,7 @@ impl Queue {
             return Err(StoreError::Missing(path.display().to_string()));
         }
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", synchronous)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        crate::store::tune_connection(&conn, synchronous, std::time::Duration::from_secs(30))?;
         Ok(Queue { conn })
     }
 

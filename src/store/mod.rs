@@ -3,7 +3,7 @@
 mod migrations;
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{tune_connection, SqliteStore};
 
 /// The schema version a database has once every migration has run.
 pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();

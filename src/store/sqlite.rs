@@ -54,10 +54,7 @@ impl SqliteStore {
     }
 
     fn with_connection(mut conn: Connection, actor: &str) -> Result<SqliteStore> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        tune_connection(&conn, "FULL", std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
     }
@@ -94,6 +91,17 @@ impl SqliteStore {
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("domain {domain} (add it with `hisp domain add {domain}`)")))
     }
+}
+
+/// How every connection of the node uses SQLite: WAL, foreign keys enforced, `synchronous` (FULL:
+/// fsync at every commit; NORMAL: durable across a crash of the process), waiting up to `busy` for
+/// a lock.
+pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Duration) -> Result<()> {
+    conn.busy_timeout(busy)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
