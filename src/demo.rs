@@ -154,7 +154,7 @@ pub fn run() -> Result<(), String> {
     timeline.detail(&sent);
 
     let mailbox = serve::maildir::mailbox(&b.config.server.mail_dir, &b.user).join("new");
-    let delivered = wait_for_file(&mailbox, &timeline)?;
+    let delivered = wait_for_file(&mailbox)?;
     let mail = std::fs::read(&delivered).map_err(|e| e.to_string())?;
     timeline.step(&format!(
         "node B opened it (decrypted, signature verified, signer bound to {}, chains to A's CA, not on \
@@ -287,7 +287,7 @@ fn wait_for_sent(db: &Path, timeline: &Timeline) -> Result<String, String> {
     Err(format!("node A did not deliver within {} s (last: {last})", PATIENCE.as_secs()))
 }
 
-fn wait_for_file(dir: &Path, _timeline: &Timeline) -> Result<PathBuf, String> {
+fn wait_for_file(dir: &Path) -> Result<PathBuf, String> {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         if let Some(file) = std::fs::read_dir(dir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) {

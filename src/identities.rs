@@ -23,6 +23,8 @@ pub enum IdentityError {
     Crypto(#[from] openssl::error::ErrorStack),
     #[error(transparent)]
     Address(#[from] crate::address::AddressError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 /// The address's own owner first (address-bound), then its domain (domain-bound).
@@ -100,7 +102,7 @@ pub fn store_with_key(
     cert: &openssl::x509::X509Ref,
     key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
 ) -> Result<String, IdentityError> {
-    let public = crate::pki::public_key_sha256(key).map_err(|e| IdentityError::NoCertificate(e.to_string()))?;
+    let public = crate::pki::public_key_sha256(key)?;
     let key_id = match store.key_for_public(&public)? {
         Some(existing) => existing.id,
         None => store.add_key(owner, &public, &kek.seal_key(key)?)?,

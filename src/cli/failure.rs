@@ -63,6 +63,7 @@ impl From<crate::identities::IdentityError> for Failure {
             E::Store(_) => "store",
             E::Crypto(_) => "crypto",
             E::Address(_) => "bad-address",
+            E::Pki(_) => "certificate",
         };
         Failure::new(code, e.to_string())
     }

@@ -22,6 +22,8 @@ pub enum DevCaError {
     Kek(#[from] KekError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Identity(#[from] crate::identities::IdentityError),
 }
 
 impl From<openssl::error::ErrorStack> for DevCaError {
@@ -76,8 +78,7 @@ impl DevCa {
     ) -> Result<(String, X509), DevCaError> {
         let key = ca::generate_rsa(bits)?;
         let cert = self.issue(owner, &key, now, days, base_url)?;
-        let sha = crate::identities::store_with_key(store, kek, owner, &cert, &key)
-            .map_err(|e| PkiError::Policy(format!("cannot keep the certificate: {e}")))?;
+        let sha = crate::identities::store_with_key(store, kek, owner, &cert, &key)?;
         Ok((sha, cert))
     }
 
