@@ -79,8 +79,7 @@ impl Committer for Intake {
     fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String> {
         let now = self.clock.unix_now();
         let flow = if envelope.authenticated.is_some() { Flow::Outbound } else { Flow::Inbound };
-        let data = traced(&envelope, peer, &self.hostname, now);
-        let message_id = mime::Entity::parse(&data).headers.get("message-id").unwrap_or("").trim().to_string();
+        let (data, message_id) = traced(&envelope, peer, &self.hostname, now);
         let sealed_data = self.kek.seal_message(&data).map_err(|e| e.to_string())?;
         let message = NewMessage {
             flow,
@@ -101,8 +100,8 @@ impl Committer for Intake {
 }
 
 /// The message with our Received field on top (RFC 5321 §4.4), and for a submission a Message-ID
-/// and Date when the EHR left them out (RFC 6409 §8).
-fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Vec<u8> {
+/// and Date when the EHR left them out (RFC 6409 §8); and its Message-ID ("" if it has none).
+fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> (Vec<u8>, String) {
     let protocol = match (envelope.tls, envelope.authenticated.is_some()) {
         (true, true) => "ESMTPSA",
         (true, false) => "ESMTPS",
@@ -115,17 +114,20 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Ve
         rfc5322(now)
     )
     .into_bytes();
+    let headers = mime::Entity::parse(&envelope.data).headers;
+    let existing = headers.get("message-id");
+    let mut message_id = existing.unwrap_or("").trim().to_string();
     if envelope.authenticated.is_some() {
-        let headers = mime::Entity::parse(&envelope.data).headers;
-        if headers.get("message-id").is_none() {
+        if existing.is_none() {
             let mut id = [0u8; 16];
             let _ = openssl::rand::rand_bytes(&mut id);
-            out.extend_from_slice(format!("Message-ID: <{}@{hostname}>\r\n", crate::pki::hex(&id)).as_bytes());
+            message_id = format!("<{}@{hostname}>", crate::pki::hex(&id));
+            out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
         }
         if headers.get("date").is_none() {
             out.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
         }
     }
     out.extend_from_slice(&envelope.data);
-    out
+    (out, message_id)
 }
