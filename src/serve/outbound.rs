@@ -18,7 +18,6 @@ use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
 
 pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
-    let temporary = |error: String| Outcome::deferred(error);
     let (sender, recipient) = match (DirectAddress::parse(&job.message.mail_from), DirectAddress::parse(&job.recipient))
     {
         (Ok(s), Ok(r)) => (s, r),
@@ -26,7 +25,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     };
     let hosted = match work.store.has_domain(recipient.domain()) {
         Ok(h) => h,
-        Err(e) => return temporary(e.to_string()),
+        Err(e) => return Outcome::deferred(e.to_string()),
     };
     let certs = if hosted {
         match identities::hosted_cert(work.store, &recipient, work.now) {
@@ -34,7 +33,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
             Ok(None) => {
                 return Outcome::failed("5.7.1", format!("{recipient} is hosted here but has no valid certificate"))
             }
-            Err(e) => return temporary(e.to_string()),
+            Err(e) => return Outcome::deferred(e.to_string()),
         }
     } else {
         match recipient_certs(work, &sender, &recipient) {
@@ -71,9 +70,8 @@ fn recipient_certs(
     let fetch = HttpFetcher::new(resolver);
     let ldap = Ldap3Directory { resolver, timeout: work.shared.lookup_timeout };
     let sources = Sources { dns: resolver, ldap: &ldap, fetch: &fetch };
-    let temporary = |error: String| Outcome::deferred(error);
-    let found =
-        discovery::discover(recipient, &sources).map_err(|e| temporary(format!("certificate discovery: {e}")))?;
+    let found = discovery::discover(recipient, &sources)
+        .map_err(|e| Outcome::deferred(format!("certificate discovery: {e}")))?;
     let Some(step) = found.step else {
         return Err(Outcome::failed(
             "5.1.1",
@@ -82,7 +80,7 @@ fn recipient_certs(
     };
     let anchors = StoreAnchors(work.store)
         .anchors(Some(sender.domain()), Direction::Outgoing)
-        .map_err(|e| temporary(format!("trust anchors: {e}")))?;
+        .map_err(|e| Outcome::deferred(format!("trust anchors: {e}")))?;
     let trust = TrustContext {
         anchors: &anchors,
         fetch: &fetch,
@@ -106,7 +104,7 @@ fn recipient_certs(
     }
     let why = format!("no usable certificate for {recipient}: {}", problems.join(", "));
     if problems.iter().any(|p| p.contains("revocation could not be checked")) {
-        Err(temporary(why))
+        Err(Outcome::deferred(why))
     } else {
         Err(Outcome::failed("5.7.1", why))
     }
