@@ -67,7 +67,8 @@ port = ${P[${other}bb]}
 workers = ${WORKERS:-4}
 TOML
 done
-node() { local n=$1; shift; HISP_CONFIG="$work/$n.toml" HISP_DB="$work/$n/hisp.db" HISP_KEK="bench-kek-of-node-$n-0123456789" "$hisp" "$@"; }
+node_env() { echo HISP_CONFIG="$work/$1.toml" HISP_DB="$work/$1/hisp.db" HISP_KEK="bench-kek-of-node-$1-0123456789"; }
+node() { local n=$1; shift; env $(node_env "$n") "$hisp" "$@"; }
 password="bench password of dr.smith"
 for n in a b; do
   u=$([ $n = a ] && echo dr.smith || echo dr.jones)
@@ -79,7 +80,9 @@ for n in a b; do
   node $n cert issue $u@$n.test >/dev/null
 done
 for n in a b; do for c in a b; do node $n anchor add "$work/ca-$c.pem" --domain $n.test --incoming --outgoing >/dev/null; done; done
-for n in a b; do node $n serve >"$work/$n.log" 2>&1 & pids+=($!); done
+# Started directly (not through the shell function, whose subshell would be what $! names), so
+# the clean-up stops the daemons themselves.
+for n in a b; do env $(node_env "$n") "$hisp" serve >"$work/$n.log" 2>&1 & pids+=($!); done
 wait_port "${P[asub]}"; wait_port "${P[bbb]}"
 
 # ---- Postfix: a private relay instance -> smtp-sink ----

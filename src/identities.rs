@@ -1,6 +1,7 @@
 //! The node's own identities as the store holds them: whose key signs a sender's mail, which
 //! certificate a hosted recipient is reached by, and which keys may open mail for an address.
 
+use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
 use crate::address::{DirectAddress, Owner};
@@ -38,7 +39,7 @@ pub fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result
     for owner in owners(from) {
         for record in store.certificates(Some(&owner))? {
             if let (Some(key_id), true) = (record.key_id, record.usable_at(now)) {
-                return Ok((X509::from_der(&record.der)?, key_id));
+                return Ok((crate::pki::cert_cache::parse(&record.der)?.cert.clone(), key_id));
             }
         }
     }
@@ -51,17 +52,21 @@ pub fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result
 pub fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<Option<X509>, IdentityError> {
     for owner in owners(recipient) {
         if let Some(record) = store.certificates(Some(&owner))?.into_iter().find(|c| c.usable_at(now)) {
-            return Ok(Some(X509::from_der(&record.der)?));
+            return Ok(Some(crate::pki::cert_cache::parse(&record.der)?.cert.clone()));
         }
     }
     Ok(None)
 }
 
+/// Unseals a private key as the store holds it.
+pub type KeyOpener<'a> = dyn FnMut(&[u8]) -> Result<PKey<Private>, IdentityError> + 'a;
+
 /// Every key that may open mail for these hosted addresses (theirs and their domains'), each with
-/// the local domain whose anchors decide trust. Unlocks keys only when there are some.
+/// the local domain whose anchors decide trust. `open_key` unseals a stored key; it is called only
+/// for keys that are there (so a caller can unlock the KEK lazily).
 pub fn recipient_keys(
     store: &dyn Store,
-    kek: impl FnOnce() -> Result<Kek, IdentityError>,
+    open_key: &mut KeyOpener,
     addresses: &[DirectAddress],
 ) -> Result<Vec<RecipientKey>, IdentityError> {
     let mut wanted: Vec<Owner> = Vec::new();
@@ -78,15 +83,11 @@ pub fn recipient_keys(
     for owner in &wanted {
         records.extend(store.certificates(Some(owner))?.into_iter().filter(|r| r.key_id.is_some()));
     }
-    if records.is_empty() {
-        return Ok(Vec::new());
-    }
-    let kek = kek()?;
     let mut keys = Vec::new();
     for record in records {
         let Some(key_id) = record.key_id else { continue };
-        let cert = X509::from_der(&record.der)?;
-        let key = kek.open_key(&store.key(key_id)?.sealed)?;
+        let cert = crate::pki::cert_cache::parse(&record.der)?.cert.clone();
+        let key = open_key(&store.key(key_id)?.sealed)?;
         let domain = Owner::parse(&record.owner)?.domain().clone();
         keys.push(RecipientKey { cert, key, domain: Some(domain) });
     }

@@ -253,5 +253,13 @@ fn hosted_keys(ctx: &Context, store: &dyn Store, message: &[u8]) -> Result<Vec<R
         .flat_map(|field| headers.all(field).flat_map(mime::addresses).collect::<Vec<_>>())
         .filter_map(|a| DirectAddress::parse(&a).ok())
         .collect();
-    Ok(identities::recipient_keys(store, || ctx.kek().map_err(|f| IdentityError::Locked(f.message)), &addressed)?)
+    let mut kek = None;
+    let mut open_key = |sealed: &[u8]| {
+        let kek = match kek {
+            Some(ref k) => k,
+            None => kek.insert(ctx.kek().map_err(|f| IdentityError::Locked(f.message))?),
+        };
+        Ok(kek.open_key(sealed)?)
+    };
+    Ok(identities::recipient_keys(store, &mut open_key, &addressed)?)
 }

@@ -21,9 +21,10 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::failed("5.1.3", format!("bad recipient: {e}")),
     };
+    let shared = work.shared;
     let keys = match identities::recipient_keys(
         work.store,
-        || Ok(work.shared.kek.as_ref().clone()),
+        &mut |sealed| Ok(shared.unsealed.key(&shared.kek, sealed)?),
         std::slice::from_ref(&recipient),
     ) {
         Ok(keys) => keys,
@@ -61,7 +62,7 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, s
         work.shared.config.server.hostname
     );
     let mail = with_verified_sender(&opened.original, opened);
-    match maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail) {
+    match maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail, job.attempts > 1) {
         Ok(path) => {
             let file = path.display().to_string();
             let attachments = mime::attachments(&opened.original);

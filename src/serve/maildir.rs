@@ -13,16 +13,31 @@ pub fn mailbox(root: &Path, address: &DirectAddress) -> PathBuf {
     root.join(address.domain().as_str()).join(address.local())
 }
 
-/// Delivers `message` as `name` unless a copy of that name is already in `new/` or `cur/`.
-/// Returns the path of the delivered (or earlier) copy.
-pub fn deliver(root: &Path, address: &DirectAddress, name: &str, message: &[u8]) -> std::io::Result<PathBuf> {
+/// Delivers `message` as `name` unless a copy of that name is already in `new/` (or, when
+/// `retry` says an earlier attempt may have written it, in `cur/`: an IMAP server may have moved
+/// it there since; `cur/` is read only then, because a mailbox's `cur/` can hold thousands of
+/// messages). Returns the path of the delivered (or earlier) copy.
+pub fn deliver(
+    root: &Path,
+    address: &DirectAddress,
+    name: &str,
+    message: &[u8],
+    retry: bool,
+) -> std::io::Result<PathBuf> {
     let dir = mailbox(root, address);
-    for sub in ["tmp", "new", "cur"] {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+    if !dir.join("new").is_dir() {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
+        }
     }
     let target = dir.join("new").join(name);
-    if let Some(existing) = existing_copy(&dir, name)? {
-        return Ok(existing);
+    if target.exists() {
+        return Ok(target);
+    }
+    if retry {
+        if let Some(existing) = in_cur(&dir, name)? {
+            return Ok(existing);
+        }
     }
     let tmp = dir.join("tmp").join(name);
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
@@ -35,12 +50,8 @@ pub fn deliver(root: &Path, address: &DirectAddress, name: &str, message: &[u8])
     Ok(target)
 }
 
-/// A copy already delivered: in `new/` as is, or in `cur/` with the ":2,FLAGS" an IMAP server adds.
-fn existing_copy(dir: &Path, name: &str) -> std::io::Result<Option<PathBuf>> {
-    let new = dir.join("new").join(name);
-    if new.exists() {
-        return Ok(Some(new));
-    }
+/// A copy in `cur/`, with or without the ":2,FLAGS" an IMAP server adds.
+fn in_cur(dir: &Path, name: &str) -> std::io::Result<Option<PathBuf>> {
     for entry in std::fs::read_dir(dir.join("cur"))? {
         let entry = entry?;
         let file = entry.file_name();
@@ -60,13 +71,14 @@ mod tests {
     fn a_message_lands_in_new_once() {
         let root = tempfile::tempdir().unwrap();
         let bob = DirectAddress::parse("bob@b.test").unwrap();
-        let path = deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n").unwrap();
+        let path = deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n", false).unwrap();
+        assert_eq!(deliver(root.path(), &bob, "1.abc.hisp", b"other\r\n", false).unwrap(), path, "found in new/");
         assert_eq!(path, root.path().join("b.test/bob/new/1.abc.hisp"));
         assert_eq!(std::fs::read(&path).unwrap(), b"hello\r\n");
-        // Read by an IMAP server: moved to cur/ with flags. Delivering again finds it.
+        // Read by an IMAP server: moved to cur/ with flags. A retry finds it there.
         let seen = root.path().join("b.test/bob/cur/1.abc.hisp:2,S");
         std::fs::rename(&path, &seen).unwrap();
-        assert_eq!(deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n").unwrap(), seen);
+        assert_eq!(deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n", true).unwrap(), seen);
         assert!(!path.exists());
         assert!(std::fs::read_dir(root.path().join("b.test/bob/tmp")).unwrap().next().is_none());
     }

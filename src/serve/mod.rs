@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod intake;
 pub mod maildir;
 pub mod outbound;
+pub mod unsealed;
 
 use std::net::TcpListener;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -67,6 +68,8 @@ pub struct Shared {
     pub connectors: Mutex<std::collections::HashMap<(bool, Option<PathBuf>), openssl::ssl::SslConnector>>,
     /// Open SMTP sessions to peers, reused between deliveries.
     pub sessions: crate::smtp::client::SessionPool,
+    /// Private keys and signing identities unsealed so far.
+    pub unsealed: unsealed::Unsealed,
 }
 
 impl Shared {
@@ -206,6 +209,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         lookup_timeout,
         connectors: Mutex::new(std::collections::HashMap::new()),
         sessions: Default::default(),
+        unsealed: Default::default(),
     });
     {
         let shared = shared.clone();
@@ -302,7 +306,7 @@ fn notify_sender(work: &Work, job: &Job, reason: &str) {
         &crate::pki::sha256_hex(format!("{}\0{}", job.message.id, job.recipient).as_bytes())[..24],
         work.shared.config.server.hostname
     );
-    if let Err(e) = maildir::deliver(&work.shared.config.server.mail_dir, &sender, &name, &dsn) {
+    if let Err(e) = maildir::deliver(&work.shared.config.server.mail_dir, &sender, &name, &dsn, job.attempts > 1) {
         eprintln!("worker: cannot deliver the DSN for {} to {sender}: {e}", job.recipient);
     }
 }

@@ -110,11 +110,10 @@ fn recipient_certs(
     }
 }
 
-fn signer(work: &Work, sender: &DirectAddress) -> Result<SignerIdentity, String> {
+fn signer(work: &Work, sender: &DirectAddress) -> Result<std::sync::Arc<SignerIdentity>, String> {
     let (cert, key_id) = identities::signing_cert(work.store, sender, work.now).map_err(|e| e.to_string())?;
     let sealed_key = work.store.key(key_id).map_err(|e| e.to_string())?;
-    let key = work.shared.kek.open_key(&sealed_key.sealed).map_err(|e| e.to_string())?;
-    SignerIdentity::new(cert, key, Vec::new()).map_err(|e| e.to_string())
+    work.shared.unsealed.signer(&work.shared.kek, &cert, &sealed_key.sealed)
 }
 
 /// Delivers to the MX hosts of the recipient's domain by preference (the domain itself when it has

@@ -11,6 +11,11 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
+/// The recipients waiting for an attempt (the terms of the `queue_waiting` partial index, which
+/// SQLite uses only when a query repeats them), of messages not quarantined.
+const WAITING: &str = "r.status IN ('queued', 'deferred') AND r.in_flight = 0
+    AND r.message_id NOT IN (SELECT id FROM queue_messages WHERE quarantined IS NOT NULL)";
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -235,19 +240,27 @@ impl Queue {
         Ok((retried, quarantined))
     }
 
-    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
+    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt. The due
+    /// recipients are chosen first from the `queue_waiting` index alone; only the chosen ones'
+    /// messages (with their sealed data) are read.
     pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
         let tx = self.write()?;
-        let jobs = {
+        let due: Vec<i64> = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT r.id FROM queue_recipients r WHERE {WAITING} AND r.next_attempt_at <= ?1
+                 ORDER BY r.next_attempt_at, r.id LIMIT ?2"
+            ))?;
+            let ids = stmt.query_map(params![now, limit as i64], |r| r.get(0))?;
+            ids.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut jobs = Vec::with_capacity(due.len());
+        for id in due {
             let mut stmt = tx.prepare_cached(
                 "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
                         m.message_id, m.received_at, m.sealed_data
-                 FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
-                 WHERE r.status IN ('queued', 'deferred') AND r.next_attempt_at <= ?1 AND r.in_flight = 0
-                       AND m.quarantined IS NULL
-                 ORDER BY r.next_attempt_at, r.id LIMIT ?2",
+                 FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id WHERE r.id = ?1",
             )?;
-            let rows = stmt.query_map(params![now, limit as i64], |r| {
+            jobs.push(stmt.query_row([id], |r| {
                 Ok(Job {
                     recipient_id: r.get(0)?,
                     recipient: r.get(1)?,
@@ -262,13 +275,10 @@ impl Queue {
                         sealed_data: r.get(9)?,
                     },
                 })
-            })?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for job in &jobs {
+            })?);
             tx.execute(
                 "UPDATE queue_recipients SET in_flight = 1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-                params![job.recipient_id, now],
+                params![id, now],
             )?;
         }
         tx.commit()?;
@@ -308,8 +318,7 @@ impl Queue {
     /// The earliest time a waiting recipient becomes due, if any.
     pub fn next_due(&self) -> Result<Option<i64>> {
         Ok(self.conn.query_row(
-            "SELECT min(r.next_attempt_at) FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
-             WHERE r.status IN ('queued', 'deferred') AND r.in_flight = 0 AND m.quarantined IS NULL",
+            &format!("SELECT min(r.next_attempt_at) FROM queue_recipients r WHERE {WAITING}"),
             [],
             |r| r.get(0),
         )?)

@@ -163,4 +163,14 @@ pub const MIGRATIONS: &[&str] = &[
         UNIQUE (message_id, recipient, filename, sha256)
     );
     "#,
+    // 6: the recipients waiting for an attempt, in the order the workers take them: a claim walks
+    // this index from its start and stops at its limit instead of sorting the whole backlog; and
+    // the quarantined messages, so the claim need not read past each message's sealed data (it
+    // comes before `quarantined` in the row) to find them
+    r#"
+    CREATE INDEX queue_waiting ON queue_recipients(next_attempt_at, id)
+        WHERE status IN ('queued', 'deferred') AND in_flight = 0;
+    CREATE INDEX queue_quarantined ON queue_messages(id) WHERE quarantined IS NOT NULL;
+    DROP INDEX queue_due;
+    "#,
 ];
