@@ -52,6 +52,29 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` as the unix time of its midnight, UTC.
+pub fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.split('-');
+    let (y, m, d) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    // Reject dates that do not exist (2026-02-30) instead of rolling them over.
+    (civil_from_days(days) == (y, m, d)).then_some(days * 86_400)
+}
+
 fn split(unix: i64) -> (i64, u32, u32, i64, i64, i64, usize) {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
@@ -77,6 +100,16 @@ pub fn rfc5322(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_dates_and_refuses_impossible_ones() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2026-11-23").map(iso8601).as_deref(), Some("2026-11-23T00:00:00Z"));
+        assert_eq!(parse_date("2024-02-29").map(iso8601).as_deref(), Some("2024-02-29T00:00:00Z"));
+        for bad in ["2026-02-30", "2026-13-01", "2026-11", "yesterday", "2026-11-23-1"] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

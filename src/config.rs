@@ -29,6 +29,37 @@ pub struct Config {
     pub queue: QueueConfig,
     pub delivery: DeliveryConfig,
     pub dns_server: DnsServerConfig,
+    pub notify: NotifyConfig,
+}
+
+/// Delivery notification (MDNs and DSNs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A recipient with no processed MDN this long after the message left gets one failure DSN.
+    pub processed_timeout_secs: u64,
+    /// For timely-and-reliable messages: no dispatched MDN this long after the message left.
+    pub dispatched_timeout_secs: u64,
+    /// Which MDNs and DSNs from peers reach the sender's mailbox: "all", or "timely-reliable"
+    /// (those about plain messages are recorded and consumed here).
+    pub pass_to_sender: PassNotifications,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            processed_timeout_secs: 3600,
+            dispatched_timeout_secs: 3600,
+            pass_to_sender: PassNotifications::All,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassNotifications {
+    All,
+    TimelyReliable,
 }
 
 /// `hisp serve` publishing the hosted domains in DNS: CERT for every hosted address and domain,
@@ -288,6 +319,9 @@ impl Config {
         }
         if self.trust.bundle_refresh_secs == 0 {
             return Err("trust.bundle_refresh_secs must be at least 1".into());
+        }
+        if self.notify.processed_timeout_secs == 0 || self.notify.dispatched_timeout_secs == 0 {
+            return Err("notify timeouts must be at least 1 second".into());
         }
         if self.queue.workers == 0 || self.queue.workers > 256 {
             return Err("queue.workers must be 1 to 256".into());

@@ -2,7 +2,9 @@
 //! development CA, certificates and published DNS, exchange the real HL7 C-CDA referral note:
 //! an EHR user of practice A submits it over SMTP (STARTTLS, AUTH); node A discovers dr.jones's
 //! certificate in node B's DNS, seals and delivers it to B's MX; node B opens it (signature,
-//! binding, trust, revocation against A's published CRL) and delivers it into dr.jones's Maildir.
+//! binding, trust, revocation against A's published CRL) and delivers it into dr.jones's Maildir;
+//! the referral asks for timely and reliable delivery, so B answers with a processed and then a
+//! dispatched MDN, which node A opens, matches to the referral and passes to dr.smith's mailbox.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -132,7 +134,8 @@ pub fn run() -> Result<(), String> {
         a.ports.submission, a.ports.backbone, b.ports.backbone, a.ports.dns, b.ports.dns, a.ports.http, b.ports.http
     ));
 
-    let referral = referral(&a.user, &b.user);
+    let message_id = format!("<referral-{}@{}>", random_hex(8), a.domain);
+    let referral = referral(&a.user, &b.user, &message_id);
     let submitted = submit(&a, &b.user, &referral)?;
     timeline.step(&format!(
         "EHR of {} submitted the referral with the C-CDA referral note ({} bytes) over SMTP submission \
@@ -143,7 +146,7 @@ pub fn run() -> Result<(), String> {
     ));
     timeline.detail(&format!("node A: {submitted}"));
 
-    let sent = wait_for_sent(&a.db, &timeline)?;
+    let sent = wait_for_sent(&a.db, &message_id, &timeline)?;
     timeline.step(&format!(
         "node A found {}'s certificate by DNS CERT at {}.{}, checked it chains to B's CA and is not \
          revoked, sealed the message (signed SHA-256, AES-256-CBC) and delivered it to B's MX over STARTTLS",
@@ -191,8 +194,73 @@ pub fn run() -> Result<(), String> {
     if !listed.iter().any(|a| a.filename == "referral-note.xml" && a.size as usize == REFERRAL_NOTE.len()) {
         return Err("node B did not list the attachment in its store".into());
     }
-    timeline.step(&format!("done: the referral reached {} intact", b.name));
+    timeline.step(&format!("the referral reached {} intact", b.name));
+    wait_for_mdns(&a, &b, &message_id, &timeline)?;
+    timeline.step(&format!(
+        "done: the referral reached {} intact, and {} knows it was processed and dispatched",
+        b.name, a.name
+    ));
     Ok(())
+}
+
+/// Waits until node A has matched the processed and the dispatched MDN from B to the referral,
+/// telling each as it comes, and checks both reached dr.smith's mailbox.
+fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeline) -> Result<(), String> {
+    let queue = Queue::open(&a.db).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + PATIENCE;
+    let mut told = 0;
+    loop {
+        let tracked = crate::notify::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
+        let recipient =
+            tracked.and_then(|m| m.recipients.into_iter().next()).ok_or("node A does not track the referral")?;
+        let notices: Vec<_> =
+            recipient.timeline.iter().filter(|e| matches!(e.event.as_str(), "processed" | "dispatched")).collect();
+        // B sends processed first; A may open the two in either order. Told in B's order.
+        let mut new: Vec<_> = notices.iter().skip(told).collect();
+        new.sort_by_key(|e| e.event != "processed");
+        for e in new {
+            let what = if e.event == "processed" {
+                "a processed MDN (received, signature and trust verified)"
+            } else {
+                "a dispatched MDN with X-DIRECT-FINAL-DESTINATION-DELIVERY (in the addressee's mailbox)"
+            };
+            timeline.step(&format!(
+                "node B sent {what}, signed by {} and encrypted to {}; node A opened it and matched it to the referral",
+                b.user, a.user
+            ));
+        }
+        told = notices.len();
+        if recipient.status == "dispatched" && recipient.processed_at.is_some() {
+            break;
+        }
+        if matches!(recipient.status.as_str(), "failed" | "timed-out") {
+            return Err(format!("the referral {}: {}", recipient.status, recipient.detail.unwrap_or_default()));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("no dispatched MDN within {} s (status {})", PATIENCE.as_secs(), recipient.status));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let inbox = serve::maildir::mailbox(&a.config.server.mail_dir, &a.user).join("new");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mdns = std::fs::read_dir(&inbox)
+            .map(|d| d.flatten().filter(|f| std::fs::read(f.path()).is_ok_and(|m| is_mdn(&m))).count())
+            .unwrap_or(0);
+        if mdns >= 2 {
+            timeline.detail(&format!("both MDNs are in {}'s mailbox {}", a.user, inbox.display()));
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{mdns} of 2 MDNs reached {}'s mailbox", a.user));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_mdn(message: &[u8]) -> bool {
+    let headers = Entity::parse(message).headers;
+    crate::notify::request::report(&headers) == Some(crate::notify::request::Report::Disposition)
 }
 
 fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str) -> Result<Practice, String> {
@@ -229,18 +297,20 @@ fn provision(p: &Practice, now: i64) -> Result<openssl::x509::X509, String> {
     Ok(ca.cert)
 }
 
-fn referral(from: &DirectAddress, to: &DirectAddress) -> Vec<u8> {
+fn referral(from: &DirectAddress, to: &DirectAddress, message_id: &str) -> Vec<u8> {
     let mut doc = String::new();
     for line in base64::engine::general_purpose::STANDARD.encode(REFERRAL_NOTE).as_bytes().chunks(76) {
         doc.push_str(&String::from_utf8_lossy(line));
         doc.push_str("\r\n");
     }
     format!(
-        "From: Dr. Smith <{from}>\r\nTo: Dr. Jones <{to}>\r\nSubject: Referral: knee pain\r\nMIME-Version: 1.0\r\n\
+        "From: Dr. Smith <{from}>\r\nTo: Dr. Jones <{to}>\r\nSubject: Referral: knee pain\r\nMessage-ID: {message_id}\r\n\
+         Disposition-Notification-Options: {}\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"r1\"\r\n\r\n--r1\r\nContent-Type: text/plain\r\n\r\n\
          Please see the attached referral note.\r\n--r1\r\n\
          Content-Type: application/xml; name=referral-note.xml\r\nContent-Transfer-Encoding: base64\r\n\
-         Content-Disposition: attachment; filename=referral-note.xml\r\n\r\n{doc}--r1--\r\n"
+         Content-Disposition: attachment; filename=referral-note.xml\r\n\r\n{doc}--r1--\r\n",
+        crate::notify::request::FINAL_DELIVERY_REQUEST
     )
     .into_bytes()
 }
@@ -263,12 +333,13 @@ fn submit(a: &Practice, to: &DirectAddress, message: &[u8]) -> Result<String, St
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Waits until node A's queue says the message went out; the peer's reply.
-fn wait_for_sent(db: &Path, timeline: &Timeline) -> Result<String, String> {
+fn wait_for_sent(db: &Path, message_id: &str, timeline: &Timeline) -> Result<String, String> {
     let queue = Queue::open(db).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + PATIENCE;
     let mut last = String::new();
     while Instant::now() < deadline {
-        if let Some(entry) = queue.list(true).map_err(|e| e.to_string())?.into_iter().next() {
+        let entries = queue.list(true).map_err(|e| e.to_string())?;
+        if let Some(entry) = entries.into_iter().find(|e| e.message_id == message_id) {
             if let Some(r) = entry.recipients.first() {
                 let note = r.last_error.clone().unwrap_or_default();
                 match r.status.as_str() {

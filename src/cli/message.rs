@@ -1,4 +1,4 @@
-//! `hisp message seal|open|inspect`: the security agent from the command line, either with the
+//! `hisp message seal|open|inspect` (and `track|list`, in `tracking`): the security agent from the command line, either with the
 //! node's database (keys, certificates, anchors) or standalone with files, like `openssl cms`.
 
 use std::path::PathBuf;
@@ -41,6 +41,26 @@ pub enum MessageCommand {
         /// The message (default: standard input).
         #[arg(long = "in", value_name = "FILE")]
         input: Option<PathBuf>,
+    },
+    /// What became of each recipient of a message sent through this node: sent, processed,
+    /// dispatched (timely and reliable), failed or timed out, with the timeline of its
+    /// notifications (MDNs, DSNs, duplicates, late arrivals).
+    Track {
+        /// The message's Message-ID (angle brackets optional).
+        message_id: String,
+    },
+    /// Messages sent through this node (default) or delivered into its mailboxes.
+    List {
+        /// Messages the practices' EHRs sent, one line per recipient with its status.
+        #[arg(long, conflicts_with = "received")]
+        sent: bool,
+        /// Messages (and notifications) delivered into hosted mailboxes, with verified senders.
+        #[arg(long)]
+        received: bool,
+        /// Only since: a duration back from now (90s, 30m, 12h, 7d) or a date (2026-11-23, UTC).
+        /// Default: 7d.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
     },
 }
 
@@ -99,6 +119,8 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
     match command {
         MessageCommand::Seal(args) => seal_command(ctx, args),
         MessageCommand::Open(args) => open_command(ctx, args),
+        MessageCommand::Track { message_id } => super::tracking::track(ctx, &message_id),
+        MessageCommand::List { sent: _, received, since } => super::tracking::list(ctx, received, since.as_deref()),
         MessageCommand::Inspect { input } => {
             let report = inspect(&output::read_input(input.as_deref())?)?;
             if ctx.json {

@@ -9,6 +9,7 @@ mod message;
 mod output;
 mod provision;
 mod serve;
+mod tracking;
 
 use std::path::PathBuf;
 

@@ -2,14 +2,17 @@
 //! and deliver the original into the addressee's Maildir, with the verified sender recorded in a
 //! header we add (any copy of it that arrived with the message is removed first).
 
-use super::maildir;
-use super::Work;
+use super::notices::{self, Pass};
+use super::{answer, maildir, Work};
 use crate::address::DirectAddress;
 use crate::identities;
+use crate::notify::mdn::{self, Disposition};
+use crate::notify::receipts::Receipt;
+use crate::notify::request::{self, FinalDelivery, Report};
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
 use crate::smime::SmimeError;
-use crate::smtp::queue::{Job, Outcome};
+use crate::smtp::queue::{Job, MailboxDelivery, Outcome};
 use crate::trust::revocation::Policy;
 use crate::trust::StoreAnchors;
 
@@ -42,15 +45,67 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Err(e @ SmimeError::RevocationUnknown { .. }) => return Outcome::deferred(e.to_string()),
         Err(e) => return Outcome::failed("5.7.1", format!("refused ({}): {e}", e.code())),
     };
-    deliver(work, job, &recipient, &opened, sealed)
+    let headers = mime::Entity::parse(&opened.original).headers;
+    let original_id = headers.get("message-id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let subject = headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
+    let arrived = Arrived {
+        key: original_id.clone().unwrap_or_else(|| crate::pki::sha256_hex(sealed)),
+        sender: opened.from.to_string(),
+        subject: subject.clone(),
+        kind: "message",
+    };
+    if let Some(notice) = mdn::parse(&opened.original) {
+        // A notification: recorded against what the sender sent, never answered with an MDN.
+        let kind = if notice.report == Report::Disposition { "mdn" } else { "dsn" };
+        let arrived = Arrived { kind, ..arrived };
+        return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.key) {
+            Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived),
+            Ok(Pass::Consumed(why)) => Outcome::Delivered(format!("{kind} recorded, not passed to the mailbox: {why}")),
+            Err(e) => Outcome::deferred(e),
+        };
+    }
+    // Opened and trusted: processed MDN, then the mailbox, then (if asked for) dispatched MDN.
+    // A message without a Message-ID gets none: its sender could not match them.
+    let receipt = original_id.map(|message_id| Receipt {
+        message_id,
+        recipient: job.recipient.to_ascii_lowercase(),
+        sender: opened.from.to_string(),
+        subject,
+        final_delivery: request::final_delivery(&headers) == FinalDelivery::Requested,
+    });
+    if let Some(receipt) = &receipt {
+        if let Err(e) = answer::send(work, receipt, Disposition::Processed, None) {
+            return Outcome::deferred(e);
+        }
+    }
+    let outcome = deliver(work, job, &recipient, &opened, &arrived);
+    match (&outcome, &receipt) {
+        (Outcome::Delivered(_), Some(receipt)) if receipt.final_delivery => {
+            match answer::send(work, receipt, Disposition::Dispatched, None) {
+                Ok(()) => outcome,
+                // Delivered already; the retry finds the copy and sends the MDN then.
+                Err(e) => Outcome::deferred(e),
+            }
+        }
+        _ => outcome,
+    }
+}
+
+/// What arrived, as the mailbox records it.
+struct Arrived {
+    /// The message's Message-ID, or the SHA-256 of what arrived when it has none.
+    key: String,
+    /// The verified sender.
+    sender: String,
+    subject: String,
+    /// "message", "mdn" or "dsn".
+    kind: &'static str,
 }
 
 /// Puts the opened original into the recipient's mailbox, once per Message-ID and recipient.
-fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, sealed: &[u8]) -> Outcome {
-    let original_id = mime::Entity::parse(&opened.original).headers.get("message-id").map(|v| v.trim().to_string());
-    let message_id = original_id.unwrap_or_else(|| job.message.message_id.clone());
-    let key = if message_id.is_empty() { crate::pki::sha256_hex(sealed) } else { message_id.clone() };
-    match work.queue.delivered_before(&key, &job.recipient) {
+fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, arrived: &Arrived) -> Outcome {
+    let key = &arrived.key;
+    match work.queue.delivered_before(key, &job.recipient) {
         Ok(Some(file)) => return Outcome::Delivered(format!("already delivered as {file}; not delivered again")),
         Ok(None) => {}
         Err(e) => return Outcome::deferred(e.to_string()),
@@ -66,7 +121,15 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, s
         Ok(path) => {
             let file = path.display().to_string();
             let attachments = mime::attachments(&opened.original);
-            match work.queue.record_delivery(&key, &job.recipient, &file, &attachments, work.now) {
+            let delivery = MailboxDelivery {
+                message_id: key,
+                recipient: &job.recipient,
+                file: &file,
+                sender: &arrived.sender,
+                subject: &arrived.subject,
+                kind: arrived.kind,
+            };
+            match work.queue.record_delivery(&delivery, &attachments, work.now) {
                 Ok(()) => Outcome::Delivered(format!("delivered to {file}")),
                 Err(e) => Outcome::deferred(e.to_string()),
             }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use super::Wakeup;
 use crate::clock::{rfc5322, Clock};
 use crate::kek::Kek;
+use crate::notify::request::{self, FinalDelivery};
+use crate::notify::tracking::Tracked;
 use crate::smime::mime;
 use crate::smtp::queue::{Flow, NewMessage, Queue};
 use crate::smtp::server::Committer;
@@ -79,7 +81,7 @@ impl Committer for Intake {
     fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String> {
         let now = self.clock.unix_now();
         let flow = if envelope.authenticated.is_some() { Flow::Outbound } else { Flow::Inbound };
-        let (data, message_id) = traced(&envelope, peer, &self.hostname, now);
+        let Traced { data, message_id, tracked } = traced(&envelope, peer, &self.hostname, now);
         let sealed_data = self.kek.seal_message(&data).map_err(|e| e.to_string())?;
         let message = NewMessage {
             flow,
@@ -89,6 +91,7 @@ impl Committer for Intake {
             recipients: envelope.recipients.iter().map(|r| r.to_string()).collect(),
             size: data.len(),
             sealed_data,
+            tracked,
         };
         let (reply, answer) = mpsc::sync_channel(1);
         self.sender.send(Pending { message, reply }).map_err(|_| "the queue committer stopped".to_string())?;
@@ -99,9 +102,18 @@ impl Committer for Intake {
     }
 }
 
-/// The message with our Received field on top (RFC 5321 §4.4), and for a submission a Message-ID
-/// and Date when the EHR left them out (RFC 6409 §8); and its Message-ID ("" if it has none).
-fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> (Vec<u8>, String) {
+struct Traced {
+    data: Vec<u8>,
+    /// "" when it has none.
+    message_id: String,
+    /// For an EHR's message (not itself a notification): what its notifications are tracked by.
+    tracked: Option<Tracked>,
+}
+
+/// The message with our Received field on top (RFC 5321 §4.4); for a submission a Message-ID and
+/// Date when the EHR left them out (RFC 6409 §8), and a request for MDNs to the sender
+/// (Disposition-Notification-To) unless it is a notification itself or already asks.
+fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Traced {
     let protocol = match (envelope.tls, envelope.authenticated.is_some()) {
         (true, true) => "ESMTPSA",
         (true, false) => "ESMTPS",
@@ -117,6 +129,16 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> (V
     let headers = mime::Entity::parse(&envelope.data).headers;
     let existing = headers.get("message-id");
     let mut message_id = existing.unwrap_or("").trim().to_string();
+    let mut tracked = None;
+    if let (Some(sender), None) = (&envelope.authenticated, request::report(&headers)) {
+        if headers.get("disposition-notification-to").is_none() {
+            out.extend_from_slice(format!("Disposition-Notification-To: <{sender}>\r\n").as_bytes());
+        }
+        tracked = Some(Tracked {
+            subject: headers.get("subject").unwrap_or("").replace(['\r', '\n'], " "),
+            final_delivery: request::final_delivery(&headers) == FinalDelivery::Requested,
+        });
+    }
     if envelope.authenticated.is_some() {
         if existing.is_none() {
             let mut id = [0u8; 16];
@@ -129,5 +151,5 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> (V
         }
     }
     out.extend_from_slice(&envelope.data);
-    (out, message_id)
+    Traced { data: out, message_id, tracked }
 }

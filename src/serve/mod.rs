@@ -3,11 +3,13 @@
 //! peer's MX; inbound: open, deliver into the mailbox), retrying with backoff, failing messages
 //! past their maximum age, and quarantining a message whose processing panics.
 
+pub mod answer;
 pub mod ca_http;
 pub mod gate;
 pub mod inbound;
 pub mod intake;
 pub mod maildir;
+pub mod notices;
 pub mod outbound;
 pub mod unsealed;
 
@@ -218,6 +220,13 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             .spawn(move || refresh_bundles(&shared))
             .map_err(io("bundle refresh thread"))?;
     }
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("notify-timeouts".into())
+            .spawn(move || notices::watch_timeouts(&shared))
+            .map_err(io("notification timeout thread"))?;
+    }
     for n in 0..workers {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -259,9 +268,7 @@ fn worker(shared: &Shared) {
             let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, &job))) {
                 Ok(outcome) => {
                     let outcome = schedule(shared, &job, outcome, now);
-                    if let Outcome::Failed(reason) = &outcome {
-                        notify_sender(&work, &job, reason);
-                    }
+                    after(&work, &job, &outcome);
                     outcome
                 }
                 Err(panic) => {
@@ -281,34 +288,43 @@ fn worker(shared: &Shared) {
     }
 }
 
-/// Tells the local sender of an outbound message that a recipient failed for good: a DSN into
-/// the sender's mailbox (named after the failure, so a retried notice never doubles).
-fn notify_sender(work: &Work, job: &Job, reason: &str) {
-    if job.message.flow != Flow::Outbound {
-        return;
+/// What an outcome means for notifications: an EHR's message that left is tracked as sent, one
+/// that failed for good is reported to its sender (a DSN, once); a message opened here that will
+/// not be delivered after all gets a failed MDN.
+fn after(work: &Work, job: &Job, outcome: &Outcome) {
+    let message_id = &job.message.message_id;
+    match (job.message.flow, outcome) {
+        (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => {
+            if let Err(e) = crate::notify::tracking::sent(work.queue, message_id, &job.recipient, note, work.now) {
+                eprintln!("worker: cannot record that {message_id} left for {}: {e}", job.recipient);
+            }
+        }
+        (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
+        (Flow::Inbound, Outcome::Failed(reason)) => answer::failed(work, message_id, &job.recipient, reason),
+        _ => {}
     }
+}
+
+/// Tells the local sender of an outbound message that a recipient failed for good, unless the
+/// message was itself a notification (never answered with one).
+fn notify_sender(work: &Work, job: &Job, reason: &str) {
     let Ok(sender) = crate::address::DirectAddress::parse(&job.message.mail_from) else { return };
     let original = work.shared.kek.open_message(&job.message.sealed_data).unwrap_or_default();
-    let failure = crate::notify::dsn::Failure {
+    let headers = crate::smime::mime::Entity::parse(&original).headers;
+    if crate::notify::request::report(&headers).is_some() {
+        return;
+    }
+    let failure = notices::Failure {
         sender: &sender,
         recipient: &job.recipient,
+        message_id: &job.message.message_id,
+        submitted_at: job.message.received_at,
+        original: &original,
         status: queue::failure_status(reason),
         reason,
-        original: &original,
-        original_message_id: &job.message.message_id,
-        arrived_at: job.message.received_at,
-        reporting_mta: &work.shared.config.server.hostname,
+        tracked_as: "failed",
     };
-    let dsn = crate::notify::dsn::build(&failure, work.now);
-    let name = format!(
-        "{}.dsn-{}.{}",
-        job.message.received_at,
-        &crate::pki::sha256_hex(format!("{}\0{}", job.message.id, job.recipient).as_bytes())[..24],
-        work.shared.config.server.hostname
-    );
-    if let Err(e) = maildir::deliver(&work.shared.config.server.mail_dir, &sender, &name, &dsn, job.attempts > 1) {
-        eprintln!("worker: cannot deliver the DSN for {} to {sender}: {e}", job.recipient);
-    }
+    notices::tell_sender(work.shared, work.queue, &failure, work.now);
 }
 
 /// Refreshes every trust bundle at start and then every `trust.bundle_refresh_secs`.

@@ -53,6 +53,8 @@ pub struct NewMessage {
     pub recipients: Vec<String>,
     pub size: usize,
     pub sealed_data: Vec<u8>,
+    /// An EHR's message whose recipients' notifications are tracked (not a notification itself).
+    pub tracked: Option<crate::notify::tracking::Tracked>,
 }
 
 /// One recipient of one message, claimed for processing.
@@ -144,7 +146,7 @@ fn writer_mutex() -> &'static std::sync::Mutex<()> {
 
 /// A write transaction holding the process's queue-writer mutex until it ends (the transaction is
 /// dropped first: fields drop in order).
-struct WriteTx<'a> {
+pub(crate) struct WriteTx<'a> {
     tx: rusqlite::Transaction<'a>,
     _guard: std::sync::MutexGuard<'static, ()>,
 }
@@ -157,7 +159,7 @@ impl<'a> std::ops::Deref for WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
-    fn commit(self) -> rusqlite::Result<()> {
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
         self.tx.commit()
     }
 }
@@ -191,10 +193,15 @@ impl Queue {
     /// upgrading to a writer midway could fail with "database is locked" without waiting), after
     /// the process's queue-writer mutex: SQLite lets one writer in at a time anyway, and its busy
     /// handler waits by sleeping, which with a dozen threads writing costs more than the writes.
-    fn write(&self) -> Result<WriteTx<'_>> {
+    pub(crate) fn write(&self) -> Result<WriteTx<'_>> {
         let guard = writer_mutex().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         Ok(WriteTx { tx, _guard: guard })
+    }
+
+    /// The connection, for reads.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
@@ -202,20 +209,7 @@ impl Queue {
         let tx = self.write()?;
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
-            tx.execute(
-                "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![m.flow.as_str(), m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
-            )?;
-            let id = tx.last_insert_rowid();
-            for r in &m.recipients {
-                tx.execute(
-                    "INSERT INTO queue_recipients (message_id, recipient, status, next_attempt_at, updated_at)
-                     VALUES (?1, ?2, 'queued', ?3, ?3)",
-                    params![id, r, now],
-                )?;
-            }
-            ids.push(id);
+            ids.push(insert_message(&tx, m, now)?);
         }
         tx.commit()?;
         Ok(ids)
@@ -420,6 +414,26 @@ impl Queue {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// What was delivered into hosted mailboxes since `since`, newest first.
+    pub fn received_since(&self, since: i64) -> Result<Vec<Received>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT message_id, recipient, sender, subject, kind, delivered_at, file FROM mailbox_deliveries
+             WHERE delivered_at >= ?1 ORDER BY delivered_at DESC, rowid DESC",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok(Received {
+                message_id: r.get(0)?,
+                recipient: r.get(1)?,
+                sender: r.get(2)?,
+                subject: r.get(3)?,
+                kind: r.get(4)?,
+                delivered_at: r.get(5)?,
+                file: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Has this message (by Message-ID) already been delivered into this recipient's mailbox.
     pub fn delivered_before(&self, message_id: &str, recipient: &str) -> Result<Option<String>> {
         Ok(self
@@ -437,12 +451,11 @@ impl Queue {
     /// this record and does not deliver again).
     pub fn record_delivery(
         &self,
-        message_id: &str,
-        recipient: &str,
-        file: &str,
+        delivery: &MailboxDelivery,
         attachments: &[crate::smime::mime::Attachment],
         now: i64,
     ) -> Result<()> {
+        let MailboxDelivery { message_id, recipient, .. } = delivery;
         let tx = self.write()?;
         for a in attachments {
             tx.execute(
@@ -461,8 +474,9 @@ impl Queue {
             )?;
         }
         tx.execute(
-            "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file) VALUES (?1, ?2, ?3, ?4)",
-            params![message_id, recipient, now, file],
+            "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file, sender, subject, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![message_id, recipient, now, delivery.file, delivery.sender, delivery.subject, delivery.kind],
         )?;
         tx.commit()?;
         Ok(())
@@ -509,6 +523,7 @@ mod tests {
             recipients: recipients.iter().map(|r| r.to_string()).collect(),
             size: 3,
             sealed_data: b"xyz".to_vec(),
+            tracked: None,
         }
     }
 
@@ -556,4 +571,53 @@ mod tests {
         assert_eq!(backoff(4, 60, 3600), 480);
         assert_eq!(backoff(40, 60, 3600), 3600);
     }
+}
+
+/// A message that was delivered into a hosted mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    pub message_id: String,
+    pub recipient: String,
+    /// The verified sender.
+    pub sender: String,
+    pub subject: String,
+    /// "message", "mdn" or "dsn".
+    pub kind: String,
+    pub delivered_at: i64,
+    pub file: String,
+}
+
+/// A message put into a hosted mailbox.
+pub struct MailboxDelivery<'a> {
+    /// The message's Message-ID (or the SHA-256 of what arrived, when it had none).
+    pub message_id: &'a str,
+    pub recipient: &'a str,
+    pub file: &'a str,
+    /// The verified sender.
+    pub sender: &'a str,
+    pub subject: &'a str,
+    /// "message", "mdn" or "dsn".
+    pub kind: &'a str,
+}
+
+/// Inserts one message and its recipients (and, for an EHR's message, the tracking of each) in
+/// the caller's transaction; returns its id.
+pub(crate) fn insert_message(tx: &rusqlite::Transaction, m: &NewMessage, now: i64) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![m.flow.as_str(), m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
+    )?;
+    let id = tx.last_insert_rowid();
+    for r in &m.recipients {
+        tx.execute(
+            "INSERT INTO queue_recipients (message_id, recipient, status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?3)",
+            params![id, r, now],
+        )?;
+    }
+    if let Some(tracked) = &m.tracked {
+        crate::notify::tracking::submitted(tx, &m.message_id, &m.mail_from, &m.recipients, tracked, now)?;
+    }
+    Ok(id)
 }

@@ -173,4 +173,54 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX queue_quarantined ON queue_messages(id) WHERE quarantined IS NOT NULL;
     DROP INDEX queue_due;
     "#,
+    // 7: delivery notifications. Sending side: each recipient of each message an EHR sent, what
+    // its notifications said and when (`tracked`, one row; `tracking_events`, the timeline).
+    // Receiving side: the MDNs sent for each message delivered here (`receipts`), so each is sent
+    // once. Mailbox deliveries remember who sent what, for `hisp message list --received`.
+    r#"
+    CREATE TABLE tracked (
+        message_id     TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        final_delivery INTEGER NOT NULL,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('queued', 'sent', 'processed', 'dispatched', 'failed', 'timed-out')),
+        submitted_at   INTEGER NOT NULL,
+        sent_at        INTEGER,
+        processed_at   INTEGER,
+        dispatched_at  INTEGER,
+        failed_at      INTEGER,
+        detail         TEXT,
+        notified_at    INTEGER,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (message_id, recipient)
+    );
+    CREATE INDEX tracked_waiting ON tracked(sent_at) WHERE status IN ('sent', 'processed');
+    CREATE INDEX tracked_submitted ON tracked(submitted_at);
+    CREATE TABLE tracking_events (
+        id         INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        recipient  TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        event      TEXT NOT NULL,
+        detail     TEXT NOT NULL DEFAULT '',
+        notice_id  TEXT
+    );
+    CREATE INDEX tracking_events_of ON tracking_events(message_id, recipient);
+    CREATE TABLE receipts (
+        message_id     TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        final_delivery INTEGER NOT NULL,
+        processed_at   INTEGER,
+        dispatched_at  INTEGER,
+        failed_at      INTEGER,
+        PRIMARY KEY (message_id, recipient)
+    );
+    ALTER TABLE mailbox_deliveries ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+    ALTER TABLE mailbox_deliveries ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+    ALTER TABLE mailbox_deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+    "#,
 ];

@@ -1,6 +1,7 @@
 //! Shared test fixtures: a throwaway CA and Direct identities issued by it.
 #![allow(dead_code)]
 
+pub mod network;
 pub mod node;
 pub mod pki;
 pub mod servers;

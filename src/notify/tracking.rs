@@ -1,0 +1,492 @@
+//! The sending side of delivery notification: each recipient of each message a local EHR sent is
+//! tracked from submission through `sent` to `processed` and (when final delivery was asked for)
+//! `dispatched`, or to `failed` / `timed-out`. Notifications are matched by Original-Message-ID,
+//! recipient and sender; a repeated one is recorded as a duplicate and not passed on; one that
+//! arrives after the sender was told the recipient failed is recorded as late. The sender is told
+//! of a failure once (`notified_at`), whoever notices it first.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::mdn::{Event, Notice};
+use crate::address::DirectAddress;
+use crate::smtp::queue::{Queue, Result};
+
+/// What is tracked of an EHR's message besides its envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub subject: String,
+    /// The sender asked for `X-DIRECT-FINAL-DESTINATION-DELIVERY` (timely and reliable).
+    pub final_delivery: bool,
+}
+
+fn event(tx: &Transaction, message_id: &str, recipient: &str, now: i64, what: &str, detail: &str) -> Result<()> {
+    noticed(tx, message_id, recipient, now, what, detail, None)
+}
+
+/// An event, with the Message-ID of the notification that told it.
+fn noticed(
+    tx: &Transaction,
+    message_id: &str,
+    recipient: &str,
+    now: i64,
+    what: &str,
+    detail: &str,
+    notice_id: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tracking_events (message_id, recipient, at, event, detail, notice_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![message_id, recipient, now, what, detail, notice_id],
+    )?;
+    Ok(())
+}
+
+/// Starts tracking each recipient of a message being committed (the caller's transaction).
+pub(crate) fn submitted(
+    tx: &Transaction,
+    message_id: &str,
+    sender: &str,
+    recipients: &[String],
+    tracked: &Tracked,
+    now: i64,
+) -> Result<()> {
+    for recipient in recipients {
+        let recipient = recipient.to_ascii_lowercase();
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO tracked (message_id, recipient, sender, subject, final_delivery, status, submitted_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+            params![message_id, recipient, sender.to_ascii_lowercase(), tracked.subject, tracked.final_delivery, now],
+        )?;
+        if inserted == 1 {
+            let asked = if tracked.final_delivery { "final delivery notification requested" } else { "" };
+            event(tx, message_id, &recipient, now, "submitted", asked)?;
+        }
+    }
+    Ok(())
+}
+
+/// The message left for the recipient's HISP (or this node's own mailbox).
+pub fn sent(queue: &Queue, message_id: &str, recipient: &str, note: &str, now: i64) -> Result<()> {
+    let tx = queue.write()?;
+    let recipient = recipient.to_ascii_lowercase();
+    let changed = tx.execute(
+        "UPDATE tracked SET status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
+                sent_at = ?3, updated_at = ?3
+         WHERE message_id = ?1 AND recipient = ?2 AND sent_at IS NULL",
+        params![message_id, recipient, now],
+    )?;
+    if changed == 1 {
+        event(&tx, message_id, &recipient, now, "sent", note)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Whether the sender still has to be told that this recipient failed (untracked messages, sent
+/// before tracking existed, are told too).
+pub fn needs_failure_notice(queue: &Queue, message_id: &str, recipient: &str) -> Result<bool> {
+    let notified: Option<Option<i64>> = queue
+        .conn()
+        .query_row(
+            "SELECT notified_at FROM tracked WHERE message_id = ?1 AND recipient = ?2",
+            params![message_id, recipient.to_ascii_lowercase()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(!matches!(notified, Some(Some(_))))
+}
+
+/// The recipient failed for good here (`status` "failed") or got no notification in time
+/// ("timed-out"), and the sender has been sent the DSN that says so.
+pub fn failed(queue: &Queue, message_id: &str, recipient: &str, status: &str, why: &str, now: i64) -> Result<()> {
+    let tx = queue.write()?;
+    let recipient = recipient.to_ascii_lowercase();
+    let changed = tx.execute(
+        "UPDATE tracked SET status = ?3, failed_at = coalesce(failed_at, ?5), detail = ?4, notified_at = ?5, updated_at = ?5
+         WHERE message_id = ?1 AND recipient = ?2 AND notified_at IS NULL",
+        params![message_id, recipient, status, why, now],
+    )?;
+    if changed == 1 {
+        event(&tx, message_id, &recipient, now, status, why)?;
+        event(&tx, message_id, &recipient, now, "dsn", "the sender was sent a failure notice")?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// What became of one recipient's entry in an arriving notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// New news about a tracked recipient; `final_delivery`: the message asked for it.
+    Recorded { final_delivery: bool },
+    /// The same news again: recorded, not passed on.
+    Duplicate,
+    /// News after the sender was told the recipient failed: recorded, not passed on.
+    Late,
+    /// Not about a message this sender sent through us (or sent before tracking).
+    Unmatched,
+    /// About a recipient outside the reporter's domain: a HISP speaks only for its own.
+    Ignored,
+}
+
+/// Who a notification came from and to, and its own Message-ID.
+pub struct Arrival<'a> {
+    /// The local sender it is addressed to.
+    pub sender: &'a str,
+    /// Its verified signer.
+    pub reporter: &'a DirectAddress,
+    /// Its own Message-ID: the same notification processed again (a retry) keeps the effect it
+    /// had the first time instead of counting as a duplicate of itself.
+    pub notice_id: &'a str,
+}
+
+/// Records a notification that arrived.
+pub fn record_notice(queue: &Queue, notice: &Notice, arrival: &Arrival, now: i64) -> Result<Vec<(String, Effect)>> {
+    let Some(message_id) = notice.original_message_id.as_deref() else {
+        return Ok(notice.recipients.iter().map(|(r, _)| (r.clone(), Effect::Unmatched)).collect());
+    };
+    let tx = queue.write()?;
+    let mut effects = Vec::new();
+    for (recipient, happened) in &notice.recipients {
+        let effect = record_one(&tx, message_id, recipient, happened, arrival, now)?;
+        effects.push((recipient.clone(), effect));
+    }
+    tx.commit()?;
+    Ok(effects)
+}
+
+struct Row {
+    status: String,
+    final_delivery: bool,
+    processed_at: Option<i64>,
+    dispatched_at: Option<i64>,
+    failed_at: Option<i64>,
+    notified_at: Option<i64>,
+}
+
+fn record_one(
+    tx: &Transaction,
+    message_id: &str,
+    recipient: &str,
+    happened: &Event,
+    arrival: &Arrival,
+    now: i64,
+) -> Result<Effect> {
+    let Arrival { sender, reporter, notice_id } = *arrival;
+    let in_reporters_domain =
+        recipient.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(reporter.domain().as_str()));
+    let row = tx
+        .query_row(
+            "SELECT status, final_delivery, processed_at, dispatched_at, failed_at, notified_at FROM tracked
+             WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
+            params![message_id, recipient, sender.to_ascii_lowercase()],
+            |r| {
+                Ok(Row {
+                    status: r.get(0)?,
+                    final_delivery: r.get(1)?,
+                    processed_at: r.get(2)?,
+                    dispatched_at: r.get(3)?,
+                    failed_at: r.get(4)?,
+                    notified_at: r.get(5)?,
+                })
+            },
+        )
+        .optional()?;
+    let Some(row) = row else { return Ok(Effect::Unmatched) };
+    let detail = match happened {
+        Event::Failed(why) => why.clone(),
+        _ => String::new(),
+    };
+    if !in_reporters_domain {
+        let note = format!("{} reported by {reporter}, outside {recipient}'s domain: ignored", happened.name());
+        event(tx, message_id, recipient, now, "ignored", &note)?;
+        return Ok(Effect::Ignored);
+    }
+    let (column, already) = match happened {
+        Event::Processed => ("processed_at", row.processed_at),
+        Event::Dispatched => ("dispatched_at", row.dispatched_at),
+        Event::Failed(_) => ("failed_at", row.failed_at),
+        Event::Other(_) => {
+            event(tx, message_id, recipient, now, happened.name(), &format!("reported by {reporter}"))?;
+            return Ok(Effect::Recorded { final_delivery: row.final_delivery });
+        }
+    };
+    if already.is_some() {
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT event FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 AND notice_id = ?3
+                 AND event IN (?4, 'late') ORDER BY id LIMIT 1",
+                params![message_id, recipient, notice_id, happened.name()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        return Ok(match before.as_deref() {
+            Some("late") => Effect::Late,
+            Some(_) => Effect::Recorded { final_delivery: row.final_delivery },
+            None => {
+                let note = format!("another {} notification ({notice_id})", happened.name());
+                noticed(tx, message_id, recipient, now, "duplicate", &note, Some(notice_id))?;
+                Effect::Duplicate
+            }
+        });
+    }
+    // The status moves forward only: a processed MDN overtaken by its dispatched one (they may
+    // arrive in either order) does not move it back, and a failure stays a failure.
+    let status = match (happened, row.status.as_str()) {
+        (_, "failed" | "timed-out") => row.status.clone(),
+        (Event::Failed(_), _) => "failed".to_string(),
+        (Event::Processed, "dispatched") => row.status.clone(),
+        (e, _) => e.name().to_string(),
+    };
+    tx.execute(
+        &format!(
+            "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
+                    updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2"
+        ),
+        params![message_id, recipient, now, status, detail],
+    )?;
+    if row.notified_at.is_some() {
+        let note = format!("{} after the sender was told it failed; not passed on", happened.name());
+        noticed(tx, message_id, recipient, now, "late", &note, Some(notice_id))?;
+        return Ok(Effect::Late);
+    }
+    noticed(tx, message_id, recipient, now, happened.name(), &detail, Some(notice_id))?;
+    Ok(Effect::Recorded { final_delivery: row.final_delivery })
+}
+
+/// A recipient whose notification is overdue.
+#[derive(Debug, Clone)]
+pub struct Overdue {
+    pub message_id: String,
+    pub recipient: String,
+    pub sender: String,
+    pub subject: String,
+    pub submitted_at: i64,
+    /// What did not arrive in time: "processed" or "dispatched".
+    pub missing: &'static str,
+}
+
+/// Recipients sent at least `processed_after` seconds ago with no processed MDN, or (when final
+/// delivery was asked for) `dispatched_after` seconds ago with no dispatched MDN, and no failure
+/// told yet.
+pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
+    let mut stmt = queue.conn().prepare_cached(
+        "SELECT message_id, recipient, sender, subject, submitted_at, status FROM tracked
+         WHERE status IN ('sent', 'processed') AND notified_at IS NULL
+           AND ((status = 'sent' AND sent_at <= ?1) OR (status = 'processed' AND final_delivery = 1 AND sent_at <= ?2))
+         ORDER BY sent_at LIMIT 1000",
+    )?;
+    let rows = stmt.query_map(params![now - processed_after, now - dispatched_after], |r| {
+        Ok(Overdue {
+            message_id: r.get(0)?,
+            recipient: r.get(1)?,
+            sender: r.get(2)?,
+            subject: r.get(3)?,
+            submitted_at: r.get(4)?,
+            missing: if r.get::<_, String>(5)? == "sent" { "processed" } else { "dispatched" },
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One event of a recipient's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEvent {
+    pub at: i64,
+    pub event: String,
+    pub detail: String,
+}
+
+/// Everything known about one recipient of a sent message.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecipientTrack {
+    pub recipient: String,
+    pub status: String,
+    pub final_delivery: bool,
+    pub sent_at: Option<i64>,
+    pub processed_at: Option<i64>,
+    pub dispatched_at: Option<i64>,
+    pub failed_at: Option<i64>,
+    pub detail: Option<String>,
+    pub sender_notified_at: Option<i64>,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// A sent message and its recipients.
+#[derive(Debug, Clone, Serialize)]
+pub struct SentMessage {
+    pub message_id: String,
+    pub sender: String,
+    pub subject: String,
+    pub submitted_at: i64,
+    pub recipients: Vec<RecipientTrack>,
+}
+
+/// The message with this Message-ID (angle brackets optional), if it was sent through us.
+pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
+    let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
+    let head: Option<(String, String, i64)> = queue
+        .conn()
+        .query_row("SELECT sender, subject, submitted_at FROM tracked WHERE message_id = ?1 LIMIT 1", [&id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((sender, subject, submitted_at)) = head else { return Ok(None) };
+    let mut stmt = queue.conn().prepare_cached(
+        "SELECT recipient, status, final_delivery, sent_at, processed_at, dispatched_at, failed_at, detail, notified_at
+         FROM tracked WHERE message_id = ?1 ORDER BY recipient",
+    )?;
+    let rows = stmt.query_map([&id], |r| {
+        Ok(RecipientTrack {
+            recipient: r.get(0)?,
+            status: r.get(1)?,
+            final_delivery: r.get(2)?,
+            sent_at: r.get(3)?,
+            processed_at: r.get(4)?,
+            dispatched_at: r.get(5)?,
+            failed_at: r.get(6)?,
+            detail: r.get(7)?,
+            sender_notified_at: r.get(8)?,
+            timeline: Vec::new(),
+        })
+    })?;
+    let mut recipients = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut events = queue.conn().prepare_cached(
+        "SELECT at, event, detail FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 ORDER BY id",
+    )?;
+    for r in &mut recipients {
+        let rows = events.query_map(params![id, r.recipient], |e| {
+            Ok(TimelineEvent { at: e.get(0)?, event: e.get(1)?, detail: e.get(2)? })
+        })?;
+        r.timeline = rows.collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(Some(SentMessage { message_id: id, sender, subject, submitted_at, recipients }))
+}
+
+/// Messages sent since `since` (unix time), newest first.
+pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
+    let ids: Vec<String> = {
+        let mut stmt = queue.conn().prepare(
+            "SELECT message_id FROM tracked WHERE submitted_at >= ?1
+             GROUP BY message_id ORDER BY max(submitted_at) DESC, message_id",
+        )?;
+        let rows = stmt.query_map([since], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(m) = track(queue, &id)? {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::request::Report;
+    use crate::smtp::queue::{Flow, NewMessage};
+    use crate::store::SqliteStore;
+
+    const ID: &str = "<m1@a.test>";
+
+    fn queue_with_one_sent_message(final_delivery: bool) -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        SqliteStore::create(&path, "test").unwrap();
+        let queue = Queue::open(&path).unwrap();
+        let message = NewMessage {
+            flow: Flow::Outbound,
+            mail_from: "dr.smith@a.test".into(),
+            authenticated_as: Some("dr.smith@a.test".into()),
+            message_id: ID.into(),
+            recipients: vec!["Dr.Jones@b.test".into(), "nurse@b.test".into()],
+            size: 1,
+            sealed_data: vec![0],
+            tracked: Some(Tracked { subject: "Referral".into(), final_delivery }),
+        };
+        queue.enqueue(&[message], 100).unwrap();
+        sent(&queue, ID, "dr.jones@b.test", "250 ok", 110).unwrap();
+        (dir, queue)
+    }
+
+    fn mdn(recipient: &str, event: Event) -> Notice {
+        Notice {
+            report: Report::Disposition,
+            original_message_id: Some(ID.into()),
+            recipients: vec![(recipient.into(), event)],
+            final_delivery: false,
+        }
+    }
+
+    fn arrive(queue: &Queue, notice: &Notice, notice_id: &str, now: i64) -> Effect {
+        let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
+        let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id };
+        record_notice(queue, notice, &arrival, now).unwrap().remove(0).1
+    }
+
+    #[test]
+    fn notifications_move_a_recipient_forward_once_and_repeats_are_duplicates() {
+        let (_dir, queue) = queue_with_one_sent_message(true);
+        let processed = mdn("dr.jones@b.test", Event::Processed);
+        assert_eq!(arrive(&queue, &processed, "<n1@b.test>", 120), Effect::Recorded { final_delivery: true });
+        // The same notification processed again (a retry) is not a duplicate of itself...
+        assert_eq!(arrive(&queue, &processed, "<n1@b.test>", 121), Effect::Recorded { final_delivery: true });
+        // ...another one saying the same is.
+        assert_eq!(arrive(&queue, &processed, "<n2@b.test>", 122), Effect::Duplicate);
+        let dispatched = mdn("dr.jones@b.test", Event::Dispatched);
+        assert_eq!(arrive(&queue, &dispatched, "<n3@b.test>", 130), Effect::Recorded { final_delivery: true });
+        let track = track(&queue, ID).unwrap().unwrap();
+        let jones = track.recipients.iter().find(|r| r.recipient == "dr.jones@b.test").unwrap();
+        assert_eq!(jones.status, "dispatched");
+        assert_eq!((jones.sent_at, jones.processed_at, jones.dispatched_at), (Some(110), Some(120), Some(130)));
+        let events: Vec<&str> = jones.timeline.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(events, ["submitted", "sent", "processed", "duplicate", "dispatched"]);
+        let nurse = track.recipients.iter().find(|r| r.recipient == "nurse@b.test").unwrap();
+        assert_eq!(nurse.status, "queued");
+    }
+
+    #[test]
+    fn an_overdue_recipient_is_reported_once_and_a_late_mdn_is_only_recorded() {
+        let (_dir, queue) = queue_with_one_sent_message(false);
+        assert!(overdue(&queue, 110 + 59, 60, 600).unwrap().is_empty());
+        let due = overdue(&queue, 110 + 60, 60, 600).unwrap();
+        assert_eq!(due.len(), 1, "only the recipient that was sent");
+        assert_eq!((due[0].recipient.as_str(), due[0].missing), ("dr.jones@b.test", "processed"));
+        assert!(needs_failure_notice(&queue, ID, "dr.jones@b.test").unwrap());
+        failed(&queue, ID, "dr.jones@b.test", "timed-out", "no processed MDN", 170).unwrap();
+        assert!(!needs_failure_notice(&queue, ID, "dr.jones@b.test").unwrap());
+        assert!(overdue(&queue, 10_000, 60, 600).unwrap().is_empty(), "told once");
+        let late = arrive(&queue, &mdn("dr.jones@b.test", Event::Processed), "<n1@b.test>", 200);
+        assert_eq!(late, Effect::Late);
+        let jones = track(&queue, ID).unwrap().unwrap().recipients.remove(0);
+        assert_eq!(jones.status, "timed-out");
+        assert_eq!(jones.processed_at, Some(200));
+    }
+
+    #[test]
+    fn a_processed_timely_message_waits_for_its_dispatched_mdn() {
+        let (_dir, queue) = queue_with_one_sent_message(true);
+        arrive(&queue, &mdn("dr.jones@b.test", Event::Processed), "<n1@b.test>", 120);
+        assert!(overdue(&queue, 110 + 100, 60, 600).unwrap().is_empty(), "processed in time");
+        let due = overdue(&queue, 110 + 600, 60, 600).unwrap();
+        assert_eq!(due[0].missing, "dispatched");
+    }
+
+    #[test]
+    fn strangers_and_unknown_messages_are_not_matched() {
+        let (_dir, queue) = queue_with_one_sent_message(false);
+        let reporter = DirectAddress::parse("mallory@evil.test").unwrap();
+        let notice = mdn("dr.jones@b.test", Event::Failed("5.1.1 no".into()));
+        let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id: "<x@evil.test>" };
+        assert_eq!(record_notice(&queue, &notice, &arrival, 120).unwrap()[0].1, Effect::Ignored);
+        assert_eq!(track(&queue, ID).unwrap().unwrap().recipients[0].status, "sent");
+        let other = Notice { original_message_id: Some("<other@a.test>".into()), ..notice.clone() };
+        assert_eq!(arrive(&queue, &other, "<n9@b.test>", 121), Effect::Unmatched);
+        // Another local user cannot learn about dr.smith's message.
+        let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
+        let arrival = Arrival { sender: "dr.other@a.test", reporter: &reporter, notice_id: "<n8@b.test>" };
+        assert_eq!(record_notice(&queue, &notice, &arrival, 122).unwrap()[0].1, Effect::Unmatched);
+    }
+}

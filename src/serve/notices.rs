@@ -1,0 +1,154 @@
+//! The sending side's notifications: MDNs and DSNs arriving for a hosted sender are recorded
+//! against what it sent and passed into its mailbox (unless duplicate, late, or about a plain
+//! message when only timely-and-reliable ones are passed); and a recipient that failed here, or
+//! got no notification in time, is reported to its sender with one DSN.
+
+use std::time::Duration;
+
+use super::{maildir, Shared, Work};
+use crate::address::DirectAddress;
+use crate::config::PassNotifications;
+use crate::notify::dsn;
+use crate::notify::mdn::Notice;
+use crate::notify::tracking::{self, Arrival, Effect};
+use crate::smime::open::Opened;
+use crate::smtp::queue::Queue;
+
+/// Records a notification that arrived for the hosted `sender`; returns whether it goes on into
+/// the sender's mailbox, and why not when it does not.
+pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, notice_id: &str) -> Result<Pass, String> {
+    let arrival = Arrival { sender, reporter: &opened.from, notice_id };
+    let effects = tracking::record_notice(work.queue, notice, &arrival, work.now).map_err(|e| e.to_string())?;
+    let pass_all = work.shared.config.notify.pass_to_sender == PassNotifications::All;
+    let passes = effects.iter().any(|(_, effect)| match effect {
+        Effect::Recorded { final_delivery } => pass_all || *final_delivery,
+        Effect::Unmatched => true,
+        Effect::Duplicate | Effect::Late | Effect::Ignored => false,
+    });
+    if passes || effects.is_empty() {
+        return Ok(Pass::Deliver);
+    }
+    let said: Vec<String> = effects.iter().map(|(r, e)| format!("{r}: {}", describe(e))).collect();
+    Ok(Pass::Consumed(said.join(", ")))
+}
+
+pub enum Pass {
+    Deliver,
+    /// Recorded only (what each recipient's entry was).
+    Consumed(String),
+}
+
+fn describe(effect: &Effect) -> &'static str {
+    match effect {
+        Effect::Recorded { .. } => "recorded (plain message: consumed here)",
+        Effect::Duplicate => "duplicate",
+        Effect::Late => "late (the sender was already told it failed)",
+        Effect::Unmatched => "not a message sent here",
+        Effect::Ignored => "reported from outside the recipient's domain",
+    }
+}
+
+/// A recipient that failed, to be reported to its local sender.
+pub struct Failure<'a> {
+    pub sender: &'a DirectAddress,
+    pub recipient: &'a str,
+    pub message_id: &'a str,
+    /// When the message was submitted (names the DSN file: the same failure, noticed twice, is
+    /// one file).
+    pub submitted_at: i64,
+    /// The original, or at least its header block (only the headers are returned).
+    pub original: &'a [u8],
+    /// 5.x.x
+    pub status: &'a str,
+    pub reason: &'a str,
+    /// What the tracking records: "failed", or "timed-out".
+    pub tracked_as: &'a str,
+}
+
+/// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
+pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
+    match tracking::needs_failure_notice(queue, f.message_id, f.recipient) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            eprintln!("notify: cannot read the tracking of {} for {}: {e}", f.message_id, f.recipient);
+            return;
+        }
+    }
+    let hostname = &shared.config.server.hostname;
+    let report = dsn::build(
+        &dsn::Failure {
+            sender: f.sender,
+            recipient: f.recipient,
+            status: f.status,
+            reason: f.reason,
+            original: f.original,
+            original_message_id: f.message_id,
+            arrived_at: f.submitted_at,
+            reporting_mta: hostname,
+        },
+        now,
+    );
+    let seed = format!("{}\0{}", f.message_id, f.recipient.to_ascii_lowercase());
+    let name = format!("{}.dsn-{}.{hostname}", f.submitted_at, &crate::pki::sha256_hex(seed.as_bytes())[..24]);
+    // Written first, then recorded: a crash in between writes the same file again, never two.
+    if let Err(e) = maildir::deliver(&shared.config.server.mail_dir, f.sender, &name, &report, true) {
+        eprintln!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
+        return;
+    }
+    if let Err(e) = tracking::failed(queue, f.message_id, f.recipient, f.tracked_as, f.reason, now) {
+        eprintln!("notify: cannot record the DSN for {}: {e}", f.recipient);
+    }
+}
+
+/// Looks for overdue notifications every few seconds (a tenth of the shorter timeout, between 1
+/// and 60 seconds) and reports each overdue recipient to its sender once.
+pub fn watch_timeouts(shared: &Shared) {
+    let config = &shared.config.notify;
+    let shortest = config.processed_timeout_secs.min(config.dispatched_timeout_secs);
+    let interval = Duration::from_secs((shortest / 10).clamp(1, 60));
+    let queue = loop {
+        match Queue::open_for_workers(&shared.db) {
+            Ok(q) => break q,
+            Err(e) => eprintln!("notify: cannot open the queue: {e}"),
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    };
+    loop {
+        std::thread::sleep(interval);
+        let now = shared.clock.unix_now();
+        let overdue = match tracking::overdue(
+            &queue,
+            now,
+            config.processed_timeout_secs as i64,
+            config.dispatched_timeout_secs as i64,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("notify: cannot look for overdue notifications: {e}");
+                continue;
+            }
+        };
+        for o in overdue {
+            let Ok(sender) = DirectAddress::parse(&o.sender) else { continue };
+            let timeout =
+                if o.missing == "processed" { config.processed_timeout_secs } else { config.dispatched_timeout_secs };
+            let reason = format!("no {} notification from the recipient's HISP within {timeout} s", o.missing);
+            let headers = format!(
+                "From: <{}>\r\nTo: <{}>\r\nSubject: {}\r\nMessage-ID: {}\r\n\r\n",
+                o.sender, o.recipient, o.subject, o.message_id
+            );
+            let failure = Failure {
+                sender: &sender,
+                recipient: &o.recipient,
+                message_id: &o.message_id,
+                submitted_at: o.submitted_at,
+                original: headers.as_bytes(),
+                status: "5.4.7",
+                reason: &reason,
+                tracked_as: "timed-out",
+            };
+            tell_sender(shared, &queue, &failure, now);
+        }
+    }
+}
