@@ -297,3 +297,25 @@ fn a_delivery_that_fails_after_trust_gets_processed_then_failed_mdns() {
     let t = wait_track(&n.a, "<fail-1@a.test>", "failed");
     assert!(t["recipients"][0]["processed_at"].is_i64() && t["recipients"][0]["failed_at"].is_i64(), "{t}");
 }
+
+#[test]
+fn a_node_set_to_pass_only_timely_notifications_consumes_those_of_plain_messages() {
+    let n = network_with(|node, config| match node {
+        "a" => config.replace("[delivery]", "[notify]\npass_to_sender = \"timely-reliable\"\n[delivery]"),
+        _ => config,
+    });
+    assert_eq!(submit(&n, &referral("<plain-1@a.test>", "")).status, 0);
+    assert_eq!(submit(&n, &referral("<timely-1@a.test>", FINAL_DELIVERY)).status, 0);
+    wait_track(&n.a, "<plain-1@a.test>", "processed");
+    wait_track(&n.a, "<timely-1@a.test>", "dispatched");
+    // The timely message's two MDNs reach dr.smith; the plain message's one is recorded only.
+    wait_for(&n.a, "a.test", "dr.smith", 2, is_mdn);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mdns: Vec<String> = mailbox(&n.a, "a.test", "dr.smith", 0).into_iter().filter(|m| is_mdn(m)).collect();
+    assert_eq!(mdns.len(), 2, "{mdns:?}");
+    for m in &mdns {
+        check_mdn(m, "<timely-1@a.test>"); // both are about the timely message
+    }
+    let plain = track(&n.a, "<plain-1@a.test>");
+    assert!(events(&plain).iter().any(|e| e == "processed"), "recorded: {plain}");
+}
