@@ -1,5 +1,6 @@
-//! `hisp message seal|open|inspect` (and `track|list`, in `tracking`): the security agent from the command line, either with the
+//! `hisp message seal|open|inspect`: the security agent from the command line, either with the
 //! node's database (keys, certificates, anchors) or standalone with files, like `openssl cms`.
+//! (`hisp message track|list` are in `tracking`.)
 
 use std::path::PathBuf;
 

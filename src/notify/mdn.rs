@@ -130,9 +130,9 @@ pub struct Notice {
     pub final_delivery: bool,
 }
 
-/// Reads `message` as an MDN or a DSN; `None` when it is neither.
-pub fn parse(message: &[u8]) -> Option<Notice> {
-    let entity = Entity::parse(message);
+/// Reads a message (already split into headers and body) as an MDN or a DSN; `None` when it is
+/// neither, or is a report whose fields cannot be read.
+pub fn parse(entity: &Entity) -> Option<Notice> {
     let report = request::report(&entity.headers)?;
     let boundary = entity.content_type().param("boundary")?.to_string();
     let parts = mime::multipart_parts(entity.body, &boundary).ok()?;
@@ -248,7 +248,7 @@ mod tests {
         assert!(text.contains("Reporting-UA: mx.b.test; hisp "));
         assert!(!text.to_ascii_lowercase().contains("disposition-notification-to"));
         assert!(!text.contains(FINAL_DELIVERY), "only a dispatched MDN carries the extension");
-        let notice = parse(&message).unwrap();
+        let notice = parse(&Entity::parse(&message)).unwrap();
         assert_eq!(notice.report, Report::Disposition);
         assert_eq!(notice.original_message_id.as_deref(), Some("<m1@a.test>"));
         assert_eq!(notice.recipients, vec![("dr.jones@b.test".to_string(), Event::Processed)]);
@@ -257,11 +257,12 @@ mod tests {
 
     #[test]
     fn a_dispatched_mdn_carries_the_extension_only_when_asked_and_failed_says_why() {
-        let dispatched = parse(&mdn(Disposition::Dispatched, true, None)).unwrap();
+        let read = |m: Vec<u8>| parse(&Entity::parse(&m));
+        let dispatched = read(mdn(Disposition::Dispatched, true, None)).unwrap();
         assert_eq!(dispatched.recipients[0].1, Event::Dispatched);
         assert!(dispatched.final_delivery);
-        assert!(!parse(&mdn(Disposition::Dispatched, false, None)).unwrap().final_delivery);
-        let failed = parse(&mdn(Disposition::Failed, false, Some("mailbox unavailable"))).unwrap();
+        assert!(!read(mdn(Disposition::Dispatched, false, None)).unwrap().final_delivery);
+        let failed = read(mdn(Disposition::Failed, false, Some("mailbox unavailable"))).unwrap();
         assert_eq!(failed.recipients[0].1, Event::Failed("mailbox unavailable".into()));
         // The same notice is always the same message.
         assert_eq!(mdn(Disposition::Processed, false, None), mdn(Disposition::Processed, false, None));
@@ -283,12 +284,12 @@ mod tests {
             },
             1_800_000_000,
         );
-        let notice = parse(&dsn).unwrap();
+        let notice = parse(&Entity::parse(&dsn)).unwrap();
         assert_eq!(notice.report, Report::DeliveryStatus);
         assert_eq!(notice.original_message_id.as_deref(), Some("<m2@a.test>"));
         assert_eq!(notice.recipients.len(), 1);
         assert_eq!(notice.recipients[0].0, "nobody@b.test");
         assert!(matches!(&notice.recipients[0].1, Event::Failed(s) if s.starts_with("5.1.1")));
-        assert!(parse(b"Subject: hello\r\n\r\nnot a report\r\n").is_none());
+        assert!(parse(&Entity::parse(b"Subject: hello\r\n\r\nnot a report\r\n")).is_none());
     }
 }

@@ -45,7 +45,8 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Err(e @ SmimeError::RevocationUnknown { .. }) => return Outcome::deferred(e.to_string()),
         Err(e) => return Outcome::failed("5.7.1", format!("refused ({}): {e}", e.code())),
     };
-    let headers = mime::Entity::parse(&opened.original).headers;
+    let entity = mime::Entity::parse(&opened.original);
+    let headers = &entity.headers;
     let original_id = headers.get("message-id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let subject = headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
     let arrived = Arrived {
@@ -54,7 +55,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         subject: subject.clone(),
         kind: "message",
     };
-    if let Some(notice) = mdn::parse(&opened.original) {
+    if let Some(notice) = mdn::parse(&entity) {
         // A notification: recorded against what the sender sent, never answered with an MDN.
         let kind = if notice.report == Report::Disposition { "mdn" } else { "dsn" };
         let arrived = Arrived { kind, ..arrived };
@@ -71,7 +72,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         recipient: job.recipient.to_ascii_lowercase(),
         sender: opened.from.to_string(),
         subject,
-        final_delivery: request::final_delivery(&headers) == FinalDelivery::Requested,
+        final_delivery: request::final_delivery(headers) == FinalDelivery::Requested,
     });
     if let Some(receipt) = &receipt {
         if let Err(e) = answer::send(work, receipt, Disposition::Processed, None) {
