@@ -107,6 +107,46 @@ fn events(track: &serde_json::Value) -> Vec<String> {
     track["recipients"][0]["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().into()).collect()
 }
 
+/// `message` (plain, from dr.jones) sealed by B's CLI and sent straight to A's backbone with
+/// swaks, as a peer HISP would.
+fn inject(n: &Network, name: &str, message: &str) {
+    let (plain, sealed) = (format!("{name}.eml"), format!("{name}.p7m.eml"));
+    std::fs::write(n.b.files.path(&plain), message).unwrap();
+    n.a.ok(&["cert", "export", "dr.smith@a.test", "--out", &n.b.files.p("smith.pem")]);
+    n.b.ok(&[
+        "message",
+        "seal",
+        "--in",
+        &n.b.files.p(&plain),
+        "--recipient-cert",
+        &n.b.files.p("smith.pem"),
+        "--out",
+        &n.b.files.p(&sealed),
+    ]);
+    let port = n.a_backbone.to_string();
+    let data = format!("@{}", n.b.files.p(&sealed));
+    let injected = common::run(
+        "swaks",
+        &[
+            "--server",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tls",
+            "--from",
+            "dr.jones@b.test",
+            "--to",
+            "dr.smith@a.test",
+            "--data",
+            &data,
+            "--hide-all",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(injected.status, 0, "{}", injected.stderr);
+}
+
 #[test]
 fn a_timely_and_reliable_referral_gets_processed_and_dispatched_mdns_and_a_duplicate_is_suppressed() {
     let n = network();
@@ -150,46 +190,21 @@ fn a_timely_and_reliable_referral_gets_processed_and_dispatched_mdns_and_a_dupli
          --d\r\nContent-Type: text/plain\r\n\r\nprocessed\r\n--d\r\nContent-Type: message/disposition-notification\r\n\r\n\
          Reporting-UA: mx.b.test; other\r\nFinal-Recipient: rfc822;dr.jones@b.test\r\nOriginal-Message-ID: <tr-1@a.test>\r\n\
          Disposition: automatic-action/MDN-sent-automatically;processed\r\n\r\n--d--\r\n";
-    std::fs::write(n.b.files.path("dup.eml"), duplicate).unwrap();
-    n.a.ok(&["cert", "export", "dr.smith@a.test", "--out", &n.b.files.p("smith.pem")]);
-    n.b.ok(&[
-        "message",
-        "seal",
-        "--in",
-        &n.b.files.p("dup.eml"),
-        "--recipient-cert",
-        &n.b.files.p("smith.pem"),
-        "--out",
-        &n.b.files.p("dup.p7m.eml"),
-    ]);
-    let port = n.a_backbone.to_string();
-    let data = format!("@{}", n.b.files.p("dup.p7m.eml"));
-    let injected = common::run(
-        "swaks",
-        &[
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--tls",
-            "--from",
-            "dr.jones@b.test",
-            "--to",
-            "dr.smith@a.test",
-            "--data",
-            &data,
-            "--hide-all",
-        ],
-        None,
-        &[],
-    );
-    assert_eq!(injected.status, 0, "{}", injected.stderr);
+    inject(&n, "dup", duplicate);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !events(&track(&n.a, "<tr-1@a.test>")).iter().any(|e| e == "duplicate") {
         assert!(std::time::Instant::now() < deadline, "no duplicate recorded: {}", n.a.serve_log());
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(mailbox(&n.a, "a.test", "dr.smith", 0).into_iter().filter(|m| is_mdn(m)).count(), 2, "not passed on");
+
+    // A report whose fields cannot be read (no disposition part) goes to the mailbox as it is.
+    let unreadable = "From: dr.jones@b.test\r\nTo: dr.smith@a.test\r\nSubject: Unreadable report\r\n\
+         Message-ID: <broken-1@b.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=disposition-notification; boundary=\"d\"\r\n\r\n\
+         --d\r\nContent-Type: text/plain\r\n\r\nno fields here\r\n--d--\r\n";
+    inject(&n, "broken", unreadable);
+    wait_for(&n.a, "a.test", "dr.smith", 1, |m| m.contains("Unreadable report"));
 
     // No notification is answered with one: B got the referral only, and A queued nothing of its own.
     assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 0).len(), 1);

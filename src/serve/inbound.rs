@@ -55,10 +55,12 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         subject: subject.clone(),
         kind: "message",
     };
-    if let Some(notice) = mdn::parse(&entity) {
-        // A notification: recorded against what the sender sent, never answered with an MDN.
-        let kind = if notice.report == Report::Disposition { "mdn" } else { "dsn" };
+    if let Some(report) = request::report(headers) {
+        // A notification: recorded against what the sender sent, never answered with an MDN
+        // (not even one whose fields cannot be read: that one goes to the mailbox as it is).
+        let kind = if report == Report::Disposition { "mdn" } else { "dsn" };
         let arrived = Arrived { kind, ..arrived };
+        let Some(notice) = mdn::parse(&entity) else { return deliver(work, job, &recipient, &opened, &arrived) };
         return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.key) {
             Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived),
             Ok(Pass::Consumed(why)) => Outcome::Delivered(format!("{kind} recorded, not passed to the mailbox: {why}")),
