@@ -72,9 +72,19 @@ impl Drop for TempDir {
     }
 }
 
+/// A port free for TCP and UDP (the DNS publisher uses both), chosen at random below Linux's
+/// ephemeral range (32768 up): a port the kernel hands out for an outgoing connection could be
+/// taken by another program between this check and the node binding it.
 fn free_port() -> Result<u16, String> {
-    let socket = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
+    for _ in 0..1000 {
+        let mut r = [0u8; 2];
+        openssl::rand::rand_bytes(&mut r).map_err(|e| e.to_string())?;
+        let port = 20_000 + u16::from_be_bytes(r) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port on 127.0.0.1 between 20000 and 32000".into())
 }
 
 fn random_hex(n: usize) -> String {
