@@ -63,6 +63,11 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The civil date (year, month, day), UTC, of a unix time.
+pub fn civil_date(unix: i64) -> (i64, u32, u32) {
+    civil_from_days(unix.div_euclid(86_400))
+}
+
 /// `YYYY-MM-DD` as the unix time of its midnight, UTC.
 pub fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.split('-');

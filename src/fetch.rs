@@ -76,71 +76,125 @@ impl HttpFetcher<'_> {
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hisp\r\nConnection: close\r\n\r\n")
             .map_err(io)?;
-        let mut reader = BufReader::new(stream);
-        let mut status = String::new();
-        reader.read_line(&mut status).map_err(io)?;
-        let code = status.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).map_err(io)? == 0 {
-                return Err("the connection closed inside the headers".into());
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse::<usize>().ok(),
-                    "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-                    _ => {}
-                }
-            }
-        }
+        let (code, body) =
+            read_response(&mut BufReader::new(stream), self.max_bytes).map_err(|e| format!("{addr}: {e}"))?;
         match code {
-            Some(200) => {}
-            Some(404) => return Err("not found (HTTP 404)".into()),
-            Some(c) => return Err(format!("HTTP {c}")),
-            None => return Err(format!("not an HTTP answer: {}", status.trim())),
+            200 => Ok(body),
+            404 => Err("not found (HTTP 404)".into()),
+            c => Err(format!("HTTP {c}")),
         }
-        let limit = self.max_bytes;
-        let too_big = || format!("larger than {limit} bytes");
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).map_err(io)?;
-                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| "bad chunk size".to_string())?;
-                if size == 0 {
-                    break;
-                }
-                if body.len() + size > limit {
-                    return Err(too_big());
-                }
-                let start = body.len();
-                body.resize(start + size, 0);
-                reader.read_exact(&mut body[start..]).map_err(io)?;
-                let mut crlf = [0u8; 2];
-                reader.read_exact(&mut crlf).map_err(io)?;
-            }
-        } else if let Some(n) = length {
-            if n > limit {
-                return Err(too_big());
-            }
-            body.resize(n, 0);
-            reader.read_exact(&mut body).map_err(io)?;
-        } else {
-            reader.take(limit as u64 + 1).read_to_end(&mut body).map_err(io)?;
-            if body.len() > limit {
-                return Err(too_big());
-            }
-        }
-        Ok(body)
     }
 }
+
+/// Reads an HTTP/1.1 response: its status code and its body (Content-Length, chunked, or up to
+/// the close), refusing a body over `limit` bytes.
+fn read_response(reader: &mut impl BufRead, limit: usize) -> Result<(u16, Vec<u8>), String> {
+    let io = |e: std::io::Error| e.to_string();
+    let mut status = String::new();
+    reader.read_line(&mut status).map_err(io)?;
+    let code = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|_| status.starts_with("HTTP/"))
+        .ok_or_else(|| format!("not an HTTP answer: {}", status.trim()))?;
+    let mut length = None;
+    let mut chunked = false;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).map_err(io)? == 0 {
+            return Err("the connection closed inside the headers".into());
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+                _ => {}
+            }
+        }
+    }
+    let too_big = || format!("larger than {limit} bytes");
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).map_err(io)?;
+            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| "bad chunk size".to_string())?;
+            if size == 0 {
+                break;
+            }
+            if body.len() + size > limit {
+                return Err(too_big());
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..]).map_err(io)?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf).map_err(io)?;
+        }
+    } else if let Some(n) = length {
+        if n > limit {
+            return Err(too_big());
+        }
+        body.resize(n, 0);
+        reader.read_exact(&mut body).map_err(io)?;
+    } else {
+        reader.take(limit as u64 + 1).read_to_end(&mut body).map_err(io)?;
+        if body.len() > limit {
+            return Err(too_big());
+        }
+    }
+    Ok((code, body))
+}
+
+/// POSTs a JSON body to an `http://` or `https://` URL (TLS 1.2+, the certificate checked by
+/// `tls`) and returns the status code and body of the answer. The host name goes through the
+/// node's resolver.
+pub fn post_json(
+    resolver: &dyn Resolver,
+    tls: &openssl::ssl::SslConnector,
+    url: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, Vec<u8>), String> {
+    let (secure, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").ok_or_else(|| format!("{url}: not an http:// or https:// URL"))?),
+    };
+    let (host, port, path) = split_url(&format!("http://{rest}"))?;
+    let port = if secure && !rest.split('/').next().unwrap_or("").contains(':') { 443 } else { port };
+    let ips = resolver.addresses(&host).map_err(|e| format!("{url}: {e}"))?.records;
+    let addr = SocketAddr::new(*ips.first().ok_or_else(|| format!("{url}: {host} has no address"))?, port);
+    let io = |e: std::io::Error| format!("{url}: {e}");
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hisp\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let exchange = |mut s: Box<dyn ReadWrite>| -> Result<(u16, Vec<u8>), String> {
+        s.write_all(head.as_bytes()).map_err(io)?;
+        s.write_all(body).map_err(io)?;
+        s.flush().map_err(io)?;
+        read_response(&mut BufReader::new(s), 1024 * 1024).map_err(|e| format!("{url}: {e}"))
+    };
+    if secure {
+        let tls = tls.connect(&host, stream).map_err(|e| format!("{url}: TLS: {e}"))?;
+        exchange(Box::new(tls))
+    } else {
+        exchange(Box::new(stream))
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 #[cfg(test)]
 mod tests {
