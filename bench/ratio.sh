@@ -50,6 +50,9 @@ export HISP_DB="$work/hisp.db" HISP_KEK="bench-kek-0123456789abcdef"
 "$bin" init >/dev/null
 "$bin" domain add a.example.org >/dev/null
 "$bin" domain add b.example.org >/dev/null
+for d in a.example.org b.example.org; do
+  "$bin" proofing approve $d --out-of-band --reason "benchmark node" >/dev/null
+done
 "$bin" address add dr.smith@a.example.org >/dev/null
 "$bin" address add dr.jones@b.example.org >/dev/null
 "$bin" ca init >/dev/null

@@ -74,6 +74,7 @@ for n in a b; do
   u=$([ $n = a ] && echo dr.smith || echo dr.jones)
   node $n init >/dev/null
   node $n domain add $n.test >/dev/null
+  node $n proofing approve $n.test --out-of-band --reason "benchmark node" >/dev/null
   echo "$password" | node $n address add $u@$n.test --password-stdin >/dev/null
   node $n ca init >/dev/null
   node $n ca export --out "$work/ca-$n.pem"

@@ -33,9 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}"
 fi
 
-# The Python peer: cryptography (signing, decryption) and endesive (encryption, RSA-OAEP).
+# The Python peers: cryptography (signing, decryption) and endesive (encryption, RSA-OAEP);
+# aiosmtpd (an SMTP relay with STARTTLS).
 peers=.peers/python
-if ! PYTHONPATH=$peers python3 -c "import endesive, asn1crypto, requests
+if ! PYTHONPATH=$peers python3 -c "import endesive, asn1crypto, requests, aiosmtpd
 from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smime, PKCS7SignatureBuilder" 2>/dev/null; then
   echo "installing the Python S/MIME peer into $peers"
   mkdir -p "$peers"
@@ -43,6 +44,8 @@ from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smi
   # endesive's own dependency list pulls in PDF and HSM tooling the peer does not use.
   pip_install --no-deps endesive==3.0.1 asn1crypto==1.5.1
   python3 -c "import requests" 2>/dev/null || pip_install requests
+  # aiosmtpd: a real SMTP server with STARTTLS for the e-mail confirmation-code channel.
+  pip_install aiosmtpd==1.4.6
   python3 -c "from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smime" 2>/dev/null \
     || pip_install "cryptography>=45"
 fi

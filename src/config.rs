@@ -30,6 +30,65 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub dns_server: DnsServerConfig,
     pub notify: NotifyConfig,
+    pub onboarding: OnboardingConfig,
+}
+
+/// Practice onboarding and identity proofing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingConfig {
+    /// Practices' Direct domains are one label under this (e.g. direct.example.org); without it a
+    /// practice is added with an explicit --domain.
+    pub parent_domain: Option<String>,
+    /// Who decides a submitted enrollment after the rules pass: "rules", "manual" or "http".
+    pub verifier: VerifierKind,
+    /// For "http": the identity-verification service's URL (http:// or https://).
+    pub verifier_url: Option<String>,
+    pub verifier_timeout_secs: u64,
+    /// For an https:// verifier: trust anchors (PEM) instead of the system's.
+    pub verifier_tls_ca_file: Option<PathBuf>,
+    /// How the confirmation code reaches the representative: "log" (development) or "email".
+    pub code_channel: CodeChannelKind,
+    /// For "email": the relay `HOST:PORT` (STARTTLS required), the From address, and the To
+    /// address, where {email} is the representative's personal e-mail and {phone} the phone
+    /// number's digits (for an e-mail-to-SMS gateway: "{phone}@sms.example.net").
+    pub code_smtp: String,
+    pub code_from: String,
+    pub code_to: String,
+    /// Check the relay's TLS certificate.
+    pub code_smtp_verify_tls: bool,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        OnboardingConfig {
+            parent_domain: None,
+            verifier: VerifierKind::Rules,
+            verifier_url: None,
+            verifier_timeout_secs: 30,
+            verifier_tls_ca_file: None,
+            code_channel: CodeChannelKind::Log,
+            code_smtp: String::new(),
+            code_from: String::new(),
+            code_to: "{email}".into(),
+            code_smtp_verify_tls: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerifierKind {
+    Rules,
+    Manual,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodeChannelKind {
+    Log,
+    Email,
 }
 
 /// Delivery notification (MDNs and DSNs).
@@ -284,6 +343,24 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let o = &self.onboarding;
+        if let Some(parent) = &o.parent_domain {
+            crate::address::Domain::parse(parent).map_err(|e| format!("onboarding.parent_domain: {e}"))?;
+        }
+        if o.verifier == VerifierKind::Http {
+            let url = o.verifier_url.as_deref().unwrap_or("");
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err("onboarding.verifier = \"http\" needs onboarding.verifier_url (http:// or https://)".into());
+            }
+        }
+        if o.code_channel == CodeChannelKind::Email {
+            if o.code_smtp.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err("onboarding.code_channel = \"email\" needs onboarding.code_smtp as HOST:PORT".into());
+            }
+            if crate::address::DirectAddress::parse(&o.code_from).is_err() {
+                return Err("onboarding.code_channel = \"email\" needs onboarding.code_from, an e-mail address".into());
+            }
+        }
         if !(2048..=8192).contains(&self.ca.key_bits) {
             return Err(format!("ca.key_bits must be 2048 to 8192, not {}", self.ca.key_bits));
         }

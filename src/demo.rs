@@ -18,6 +18,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dns::DnsConfig;
 use crate::kek::Kek;
+use crate::onboarding::code::{CodeChannel, Recipient};
+use crate::onboarding::proofing::State;
+use crate::onboarding::verifier::RulesVerifier;
+use crate::onboarding::{Onboarding, OnboardingError};
 use crate::pki::dev_ca::DevCa;
 use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
 use crate::smime::mime::{self, Entity};
@@ -110,7 +114,8 @@ pub fn run() -> Result<(), String> {
     b.config.delivery.port = a.ports.backbone;
     let mut cas = Vec::new();
     for p in [&a, &b] {
-        cas.push(provision(p, now)?);
+        let (ca, proofed) = provision(p, now)?;
+        cas.push(ca);
         timeline.step(&format!(
             "node {}: practice {} ({}), address {}, its own development CA and an address-bound certificate",
             if p.name.starts_with("Smith") { "A" } else { "B" },
@@ -118,6 +123,7 @@ pub fn run() -> Result<(), String> {
             p.domain,
             p.user
         ));
+        timeline.detail(&proofed);
     }
     for p in [&a, &b] {
         let store = SqliteStore::open(&p.db, "demo").map_err(|e| e.to_string())?;
@@ -292,19 +298,67 @@ fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str)
     Ok(Practice { domain, user, name, db: home.join("hisp.db"), config, secret: random_hex(24), ports })
 }
 
-/// The database, the practice, the user with a password, the CA and the user's certificate.
-fn provision(p: &Practice, now: i64) -> Result<openssl::x509::X509, String> {
+/// The database, the practice (its identity proofed), the user with a password, the CA and the
+/// user's certificate; and how the proofing went.
+fn provision(p: &Practice, now: i64) -> Result<(openssl::x509::X509, String), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let store = SqliteStore::create(&p.db, "demo").map_err(|e| err(&e))?;
     let kek = Kek::unlock(&store, &p.secret).map_err(|e| err(&e))?;
     store.add_domain(&p.domain, p.name).map_err(|e| err(&e))?;
+    let proofed = prove_identity(&store, &kek, p, now)?;
     let hash = crate::password::hash(PASSWORD).map_err(|e| err(&e))?;
     store.add_address(&p.user, Some(&hash)).map_err(|e| err(&e))?;
     let ca = DevCa::create(&store, &kek, &format!("{} development CA", p.name), 2048, now, 3650, false)
         .map_err(|e| err(&e))?;
     ca.issue_stored(&store, &kek, &Owner::Address(p.user.clone()), 2048, now, 365, &p.config.ca.base_url)
         .map_err(|e| err(&e))?;
-    Ok(ca.cert)
+    Ok((ca.cert, proofed))
+}
+
+/// The representative's phone in the demo: it shows the code it was sent.
+struct DemoPhone(std::sync::Mutex<Option<String>>);
+
+impl CodeChannel for DemoPhone {
+    fn send(&self, _: &Recipient, code: &str) -> Result<String, String> {
+        *self.0.lock().map_err(|_| "poisoned")? = Some(code.to_string());
+        Ok("the demo phone".into())
+    }
+}
+
+/// The practice's legal representative completes identity proofing as an EHR would walk them
+/// through it: terms, the four sections, the code sent to the phone, Verify Identity (the rules).
+fn prove_identity(store: &SqliteStore, kek: &Kek, p: &Practice, now: i64) -> Result<String, String> {
+    let phone = DemoPhone(std::sync::Mutex::new(None));
+    let onboarding = Onboarding { store, kek, verifier: &RulesVerifier, channel: &phone, now };
+    let practice = p.domain.as_str();
+    let err = |e: OnboardingError| format!("identity proofing of {}: {e}", p.name);
+    onboarding.accept_terms(practice, true, true).map_err(err)?;
+    let sections = [
+        ("business", serde_json::json!({"name": p.name})),
+        (
+            "representative",
+            serde_json::json!({"first_name": "Pat", "last_name": "Doe", "date_of_birth": "1971-05-14",
+                "personal_email": "pat.doe@example.org",
+                "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}}),
+        ),
+        ("government_id", serde_json::json!({"npi": "1234567893"})),
+        ("financial_id", serde_json::json!({"phone": "+15555550123"})),
+    ];
+    for (name, data) in &sections {
+        onboarding.save_section(practice, name, data).map_err(err)?;
+    }
+    onboarding.send_code(practice, "+15555550123").map_err(err)?;
+    let code = phone.0.lock().ok().and_then(|c| c.clone()).ok_or("no code reached the demo phone")?;
+    let status = onboarding.confirm(practice, &code).and_then(|_| onboarding.submit(practice)).map_err(err)?;
+    if status.state != State::Verified {
+        let reasons: Vec<String> = status.reasons.iter().map(ToString::to_string).collect();
+        return Err(format!("identity proofing of {} did not verify: {}", p.name, reasons.join("; ")));
+    }
+    Ok(format!(
+        "identity proofing: terms accepted, 4 sections ready, code {code} confirmed, {} by the rules \
+         (until then: no certificate, no sending)",
+        status.state.as_str()
+    ))
 }
 
 fn referral(from: &DirectAddress, to: &DirectAddress, message_id: &str) -> Vec<u8> {

@@ -13,6 +13,8 @@ const FORMAT_V1: u8 = 1;
 const AAD: &[u8] = b"hisp sealed private key";
 /// Binds a sealed queued message to its purpose: a key blob can never be opened as a message.
 const MESSAGE_AAD: &[u8] = b"hisp queued message";
+/// Binds a sealed identity-proofing record to its purpose.
+const PROOFING_AAD: &[u8] = b"hisp identity proofing";
 pub const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +128,15 @@ impl Kek {
 
     pub fn open_message(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         self.open_with(MESSAGE_AAD, sealed)
+    }
+
+    /// Encrypts a practice's identity-proofing record (SSN, card number, knowledge answers).
+    pub fn seal_proofing(&self, record: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.seal_with(PROOFING_AAD, record)
+    }
+
+    pub fn open_proofing(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.open_with(PROOFING_AAD, sealed)
     }
 
     fn seal_bytes(&self, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {

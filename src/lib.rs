@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod identities;
 pub mod kek;
 pub mod notify;
+pub mod onboarding;
 pub mod password;
 pub mod pki;
 pub mod serve;

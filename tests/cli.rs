@@ -11,6 +11,7 @@ impl Node {
     /// A hosted domain with the dev CA as its anchor, an address, and an issued certificate.
     fn practice(&self, domain: &str, user: &str) {
         self.ok(&["domain", "add", domain]);
+        self.ok(&["proofing", "approve", domain, "--out-of-band", "--reason", "test practice"]);
         self.ok(&["address", "add", &format!("{user}@{domain}")]);
         if self.run(&["ca", "show"]).status != 0 {
             self.ok(&["ca", "init"]);

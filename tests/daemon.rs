@@ -224,6 +224,7 @@ fn a_node_publishes_its_certificates_in_dns_and_its_ca_over_http() {
          [dns_server]\nlisten = \"127.0.0.1:{dns}\"\n"
     ));
     node.ok(&["domain", "add", "a.test"]);
+    node.ok(&["proofing", "approve", "a.test", "--out-of-band", "--reason", "test practice"]);
     node.ok(&["address", "add", "dr.smith@a.test"]);
     node.ok(&["ca", "init"]);
     node.ok(&["ca", "export", "--out", &node.files.p("ca.pem")]);

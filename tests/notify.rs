@@ -123,26 +123,10 @@ fn inject(n: &Network, name: &str, message: &str) {
         "--out",
         &n.b.files.p(&sealed),
     ]);
-    let port = n.a_backbone.to_string();
     let data = format!("@{}", n.b.files.p(&sealed));
-    let injected = common::run(
-        "swaks",
-        &[
-            "--server",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--tls",
-            "--from",
-            "dr.jones@b.test",
-            "--to",
-            "dr.smith@a.test",
-            "--data",
-            &data,
-            "--hide-all",
-        ],
-        None,
-        &[],
+    let injected = common::network::swaks(
+        n.a_backbone,
+        &["--tls", "--from", "dr.jones@b.test", "--to", "dr.smith@a.test", "--data", &data],
     );
     assert_eq!(injected.status, 0, "{}", injected.stderr);
 }

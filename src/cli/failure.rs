@@ -45,7 +45,6 @@ macro_rules! failure_from {
 failure_from! {
     AddressError => "bad-address",
     ConfigError => "config",
-    crate::pki::dev_ca::DevCaError => "ca",
     KekError => "kek",
     PasswordError => "password",
     PkiError => "certificate",
@@ -64,6 +63,16 @@ impl From<crate::identities::IdentityError> for Failure {
             E::Crypto(_) => "crypto",
             E::Address(_) => "bad-address",
             E::Pki(_) => "certificate",
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+impl From<crate::pki::dev_ca::DevCaError> for Failure {
+    fn from(e: crate::pki::dev_ca::DevCaError) -> Failure {
+        let code = match &e {
+            crate::pki::dev_ca::DevCaError::NotVerified(_) => "not-verified",
+            _ => "ca",
         };
         Failure::new(code, e.to_string())
     }

@@ -6,6 +6,7 @@ mod context;
 mod discover;
 mod failure;
 mod message;
+mod onboarding;
 mod output;
 mod provision;
 mod serve;
@@ -59,6 +60,13 @@ pub enum Command {
     /// Certificates and private keys of hosted addresses and domains.
     #[command(subcommand)]
     Cert(certs::CertCommand),
+    /// Practices: their Direct domain (derived from the name) and users, and proofing state.
+    #[command(subcommand)]
+    Practice(onboarding::PracticeCommand),
+    /// A practice's identity proofing: terms, the enrollment form, the confirmation code, the
+    /// decision. Until verified a practice gets no certificates and its users cannot send.
+    #[command(subcommand)]
+    Proofing(onboarding::ProofingCommand),
     /// Trust anchors per hosted domain (incoming: whom we accept mail from; outgoing: whom we send to).
     #[command(subcommand)]
     Anchor(provision::AnchorCommand),
@@ -124,6 +132,8 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Init => done(provision::init(&ctx)),
         Command::Domain(c) => done(provision::domain(&ctx, c)),
         Command::Address(c) => provision::address(&ctx, c),
+        Command::Practice(c) => done(onboarding::practice(&ctx, c)),
+        Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

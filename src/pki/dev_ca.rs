@@ -16,6 +16,9 @@ pub enum DevCaError {
     Missing,
     #[error("certificate {0} was not issued by the development CA, so it cannot revoke it")]
     NotOurs(String),
+    /// The owner's practice has not completed identity proofing.
+    #[error("{0}")]
+    NotVerified(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -76,6 +79,11 @@ impl DevCa {
         days: u32,
         base_url: &str,
     ) -> Result<(String, X509), DevCaError> {
+        // The one place certificates are issued: only to a practice whose identity is proofed.
+        crate::onboarding::require_verified(store, owner.domain()).map_err(|e| match e {
+            Ok(why) => DevCaError::NotVerified(why),
+            Err(store_error) => store_error.into(),
+        })?;
         let key = ca::generate_rsa(bits)?;
         let cert = self.issue(owner, &key, now, days, base_url)?;
         let sha = crate::identities::store_with_key(store, kek, owner, &cert, &key)?;

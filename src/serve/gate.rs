@@ -24,6 +24,14 @@ impl Gate for StoreGate {
     fn hosts_address(&self, address: &DirectAddress) -> Result<bool, String> {
         self.0.has_address(address).map_err(|e| e.to_string())
     }
+
+    fn may_send(&self, sender: &DirectAddress) -> Result<Option<String>, String> {
+        match crate::onboarding::require_verified(&self.0, sender.domain()) {
+            Ok(()) => Ok(None),
+            Err(Ok(why)) => Ok(Some(why)),
+            Err(Err(e)) => Err(e.to_string()),
+        }
+    }
 }
 
 /// Opens a store connection per SMTP connection (SQLite connections are not shared between threads).

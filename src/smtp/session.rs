@@ -40,6 +40,14 @@ pub trait Gate {
     /// Errors are temporary (the store could not be asked) and answered with 451.
     fn hosts_domain(&self, domain: &Domain) -> Result<bool, String>;
     fn hosts_address(&self, address: &DirectAddress) -> Result<bool, String>;
+    /// Whether an authenticated user may send: None yes, Some(why) no (answered 550 5.7.1 with
+    /// the reason: the user's practice has not completed identity proofing).
+    fn may_send(&self, sender: &DirectAddress) -> Result<Option<String>, String>;
+}
+
+/// Text fit for one reply line: no CR/LF, bounded length.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(400).collect()
 }
 
 /// A message the session accepted, to be committed before the 250 goes out.
@@ -205,7 +213,7 @@ impl Session {
             Request::Lhlo { .. } => Step::reply("500 5.5.1 LHLO is for LMTP\r\n"),
             Request::StartTls => self.starttls(),
             Request::Auth { mechanism, initial_response } => self.auth(mechanism, &initial_response, gate),
-            Request::Mail { from } => self.mail(&from.address, from.size),
+            Request::Mail { from } => self.mail(&from.address, from.size, gate),
             Request::Rcpt { to } => self.rcpt(&to.address, gate),
             Request::Data => self.data(),
             Request::Bdat { .. } => Step::reply("502 5.5.1 BDAT is not offered\r\n"),
@@ -369,7 +377,7 @@ impl Session {
         Step::reply("535 5.7.8 Authentication credentials invalid\r\n")
     }
 
-    fn mail(&mut self, address: &str, size: usize) -> Step {
+    fn mail(&mut self, address: &str, size: usize, gate: &dyn Gate) -> Step {
         match self.state {
             State::Fresh => return Step::reply("503 5.5.1 Send EHLO first\r\n"),
             State::Ready => {}
@@ -398,6 +406,13 @@ impl Session {
         };
         if self.config.role == Role::Submission && mail_from != self.authenticated {
             return Step::reply("553 5.7.1 Sender address is not owned by the authenticated user\r\n");
+        }
+        if let (Role::Submission, Some(sender)) = (self.config.role, &mail_from) {
+            match gate.may_send(sender) {
+                Ok(None) => {}
+                Ok(Some(why)) => return Step::reply(format!("550 5.7.1 {}\r\n", one_line(&why))),
+                Err(_) => return Step::reply("451 4.3.0 Temporary failure checking the sender, try again later\r\n"),
+            }
         }
         self.transaction = Some(Transaction { mail_from, recipients: Vec::new() });
         self.state = State::Mail;

@@ -6,13 +6,18 @@ struct TestGate;
 
 impl Gate for TestGate {
     fn authenticate(&self, user: &str, password: &str) -> Option<DirectAddress> {
-        (user == "dr.smith@a.test" && password == "right password").then(|| DirectAddress::parse(user).unwrap())
+        (matches!(user, "dr.smith@a.test" | "new.doc@unproofed.test") && password == "right password")
+            .then(|| DirectAddress::parse(user).unwrap())
     }
     fn hosts_domain(&self, domain: &Domain) -> Result<bool, String> {
         Ok(domain.as_str() == "a.test")
     }
     fn hosts_address(&self, address: &DirectAddress) -> Result<bool, String> {
         Ok(address.to_string() == "dr.smith@a.test")
+    }
+    fn may_send(&self, sender: &DirectAddress) -> Result<Option<String>, String> {
+        Ok((sender.domain().as_str() == "unproofed.test")
+            .then(|| "practice Unproofed has not completed identity proofing".into()))
     }
 }
 
@@ -82,6 +87,16 @@ fn a_submission_is_committed_only_after_tls_auth_and_ownership() {
     assert_eq!(envelope.authenticated.as_ref().map(|a| a.to_string()).as_deref(), Some("dr.smith@a.test"));
     assert!(s.committed(Ok("42".into())).starts_with("250 "));
     assert!(s.committed(Err("disk full".into())).starts_with("451 "));
+}
+
+#[test]
+fn a_user_of_a_practice_not_yet_proofed_cannot_send() {
+    let mut s = after_tls();
+    assert_eq!(send(&mut s, &format!("AUTH PLAIN {}", plain("new.doc@unproofed.test", "right password"))), 235);
+    let step = s.line(b"MAIL FROM:<new.doc@unproofed.test>\r\n", &TestGate);
+    let reply = step.reply.unwrap();
+    assert!(reply.starts_with("550 5.7.1 practice Unproofed has not completed identity proofing"), "{reply}");
+    assert_eq!(send(&mut s, "RCPT TO:<dr.jones@b.test>"), 503, "no transaction was opened");
 }
 
 #[test]

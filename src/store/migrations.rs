@@ -223,4 +223,27 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE mailbox_deliveries ADD COLUMN subject TEXT NOT NULL DEFAULT '';
     ALTER TABLE mailbox_deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
     "#,
+    // 8: identity proofing, one row per practice: its state (readable for the gates that refuse
+    // certificates and sending until it is verified) and its enrollment, sealed under the KEK (it
+    // holds SSNs, card numbers and knowledge answers). A practice without a row has not started.
+    // Practices that existed before proofing did were provisioned by an operator: they stay able
+    // to send, and the row says why.
+    r#"
+    CREATE TABLE proofing (
+        practice_id  INTEGER PRIMARY KEY REFERENCES practices(id) ON DELETE CASCADE,
+        state        TEXT NOT NULL CHECK (state IN
+                     ('not-started', 'terms-accepted', 'in-progress', 'submitted', 'verified', 'failed')),
+        version      INTEGER NOT NULL,
+        sealed       BLOB,
+        reasons      TEXT NOT NULL DEFAULT '[]',
+        decided_by   TEXT,
+        decided_at   INTEGER,
+        updated_at   INTEGER NOT NULL
+    );
+    INSERT INTO proofing (practice_id, state, version, reasons, decided_by, decided_at, updated_at)
+        SELECT id, 'verified', 1,
+               '[{"field":"","message":"provisioned by an operator before identity proofing existed"}]',
+               'migration', CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER)
+        FROM practices;
+    "#,
 ];

@@ -148,6 +148,33 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A practice, its domains and where its identity proofing stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PracticeRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub name: String,
+    pub domains: Vec<String>,
+    pub addresses: u64,
+    /// The proofing state (`not-started` .. `verified`).
+    pub proofing: String,
+    pub created_at: i64,
+}
+
+/// A proofing record as stored: the state and the decision in the clear (the gates read them),
+/// the rest sealed under the KEK by the onboarding module.
+#[derive(Debug, Clone, Default)]
+pub struct StoredProofing {
+    pub state: String,
+    /// Bumped on every save; a save based on an older version is refused.
+    pub version: i64,
+    pub sealed: Option<Vec<u8>>,
+    /// JSON list of {field, message}.
+    pub reasons: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+}
+
 /// Which anchors a trust decision uses: incoming when receiving, outgoing when sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -198,6 +225,18 @@ pub trait Store {
     fn revoke(&self, revocation: &RevocationRecord) -> Result<()>;
     /// The development CA's revocations, oldest first.
     fn revocations(&self) -> Result<Vec<RevocationRecord>>;
+
+    /// A new practice with its Direct domain; refused if either exists.
+    fn add_practice(&self, name: &str, domain: &Domain) -> Result<()>;
+    fn practices(&self) -> Result<Vec<PracticeRecord>>;
+    /// A practice by its name (any case) or one of its domains.
+    fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord>;
+    /// The practice of a hosted domain and its proofing state (None: the domain is not hosted).
+    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>>;
+    /// The practice's proofing record (a practice without one has not started).
+    fn proofing(&self, practice_id: i64) -> Result<StoredProofing>;
+    /// Saves a proofing record if nobody saved another since it was read (its version).
+    fn save_proofing(&self, practice_id: i64, record: &StoredProofing, action: &str, detail: &str) -> Result<()>;
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Sets a meta value only if it is absent; returns the value now stored.

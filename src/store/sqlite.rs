@@ -618,6 +618,132 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn add_practice(&self, name: &str, domain: &Domain) -> Result<()> {
+        let now = self.clock.unix_now();
+        self.change("practice.add", name, &format!("domain={domain}"), |tx| {
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0))
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Duplicate(format!("practice {name:?}")));
+            }
+            tx.execute("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+            tx.execute(
+                "INSERT INTO domains (practice_id, name, created_at) VALUES (last_insert_rowid(), ?1, ?2)",
+                params![domain.as_str(), now],
+            )
+            .map_err(duplicate_as(format!("domain {domain}")))?;
+            Ok(())
+        })
+    }
+
+    fn practices(&self) -> Result<Vec<PracticeRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'),
+                    (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
+                    (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
+             FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let domains: Option<String> = r.get(4)?;
+            Ok(PracticeRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                proofing: r.get(3)?,
+                domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
+                addresses: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord> {
+        let wanted = name_or_domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        self.practices()?
+            .into_iter()
+            .find(|p| p.name.to_ascii_lowercase() == wanted || p.domains.contains(&wanted))
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
+            })
+    }
+
+    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT p.name, coalesce(f.state, 'not-started') FROM domains d JOIN practices p ON p.id = d.practice_id
+                 LEFT JOIN proofing f ON f.practice_id = p.id WHERE d.name = ?1",
+            )?
+            .query_row([domain.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn proofing(&self, practice_id: i64) -> Result<StoredProofing> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT state, version, sealed, reasons, decided_by, decided_at FROM proofing WHERE practice_id = ?1",
+                [practice_id],
+                |r| {
+                    Ok(StoredProofing {
+                        state: r.get(0)?,
+                        version: r.get(1)?,
+                        sealed: r.get(2)?,
+                        reasons: r.get(3)?,
+                        decided_by: r.get(4)?,
+                        decided_at: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row.unwrap_or_else(|| StoredProofing {
+            state: "not-started".into(),
+            reasons: "[]".into(),
+            ..Default::default()
+        }))
+    }
+
+    fn save_proofing(&self, practice_id: i64, record: &StoredProofing, action: &str, detail: &str) -> Result<()> {
+        let now = self.clock.unix_now();
+        let name: String = self
+            .conn
+            .query_row("SELECT name FROM practices WHERE id = ?1", [practice_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("practice #{practice_id}")))?;
+        self.change(action, &name, detail, |tx| {
+            let saved = if record.version == 0 {
+                tx.execute(
+                    "INSERT OR IGNORE INTO proofing (practice_id, state, version, sealed, reasons, decided_by, decided_at, updated_at)
+                     VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)",
+                    params![practice_id, record.state, record.sealed, record.reasons, record.decided_by, record.decided_at, now],
+                )?
+            } else {
+                tx.execute(
+                    "UPDATE proofing SET state = ?2, version = version + 1, sealed = ?3, reasons = ?4, decided_by = ?5,
+                            decided_at = ?6, updated_at = ?7
+                     WHERE practice_id = ?1 AND version = ?8",
+                    params![
+                        practice_id,
+                        record.state,
+                        record.sealed,
+                        record.reasons,
+                        record.decided_by,
+                        record.decided_at,
+                        now,
+                        record.version
+                    ],
+                )?
+            };
+            if saved == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the proofing of {name} changed while this step ran; look again and retry"
+                )));
+            }
+            Ok(())
+        })
+    }
+
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }

@@ -24,6 +24,7 @@ pub struct Network {
 
 pub fn practice(node: &Node, domain: &str, user: &str) {
     node.ok(&["domain", "add", domain]);
+    node.ok(&["proofing", "approve", domain, "--out-of-band", "--reason", "test practice"]);
     node.run_in(
         &["address", "add", &format!("{user}@{domain}"), "--password-stdin"],
         Some(format!("{PASSWORD}\n").as_bytes()),
@@ -82,8 +83,15 @@ pub fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
 }
 
 pub fn swaks(port: u16, args: &[&str]) -> Run {
+    let mut all = vec!["--hide-all"];
+    all.extend_from_slice(args);
+    swaks_shown(port, &all)
+}
+
+/// swaks against 127.0.0.1:`port`, its dialogue on standard output.
+pub fn swaks_shown(port: u16, args: &[&str]) -> Run {
     let port = port.to_string();
-    let mut all = vec!["--server", "127.0.0.1", "--port", &port, "--hide-all", "--timeout", "20"];
+    let mut all = vec!["--server", "127.0.0.1", "--port", &port, "--timeout", "20"];
     all.extend_from_slice(args);
     run("swaks", &all, None, &[])
 }

@@ -1,0 +1,257 @@
+//! `hisp practice` and `hisp proofing`: practices, their Direct domains and identity proofing.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use super::output::{self, table};
+use super::{Context, Failure};
+use crate::address::Domain;
+use crate::clock::iso8601;
+use crate::onboarding::proofing::State;
+use crate::onboarding::{self, domain_name, setup, Onboarding, OnboardingError, Status};
+
+#[derive(Subcommand, Debug)]
+pub enum PracticeCommand {
+    /// Add a practice with its Direct domain: by default its name without spaces under
+    /// onboarding.parent_domain ("Smith Pediatrics" -> smithpediatrics.<parent>). Its identity
+    /// proofing starts as not-started: until verified it gets no certificates and cannot send.
+    Add {
+        /// The practice's name, e.g. "Smith Pediatrics".
+        name: String,
+        /// The domain label under onboarding.parent_domain (default: from the name).
+        #[arg(long, conflicts_with = "domain")]
+        label: Option<String>,
+        /// A whole Direct domain instead (when no parent domain is configured).
+        #[arg(long)]
+        domain: Option<Domain>,
+    },
+    /// List practices, their domains, users and proofing state.
+    List,
+    /// A practice and where its identity proofing stands.
+    Show { practice: String },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(after_help = "PRACTICE is a practice's name or one of its domains. Steps: start (accept the \
+    terms) -> section (each part of the form) -> send-code + confirm (the phone) -> submit (\"Verify \
+    Identity\") -> verified, or failed with reasons -> retry. SSN, card and knowledge answers are \
+    encrypted at rest and erased (last 4 digits kept) once decided.")]
+pub enum ProofingCommand {
+    /// Where a practice's proofing stands: state, each section (ready / incomplete), reasons.
+    Status { practice: String },
+    /// Start proofing: the legal representative accepts the DirectTrust activation terms and the
+    /// identity-verification agreement (both flags are required).
+    Start {
+        practice: String,
+        #[arg(long)]
+        accept_terms: bool,
+        #[arg(long)]
+        accept_verification_agreement: bool,
+    },
+    /// Fill in one section of the form from JSON (a file, or - for standard input): business,
+    /// representative, government_id, financial_id.
+    Section {
+        practice: String,
+        /// business | representative | government_id | financial_id
+        section: String,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Send a 6-digit confirmation code to the representative's phone (E.164, e.g. +15555550123)
+    /// through onboarding.code_channel; it lasts 10 minutes and allows 5 tries.
+    SendCode {
+        practice: String,
+        #[arg(long)]
+        phone: String,
+    },
+    /// Enter the confirmation code.
+    Confirm { practice: String, code: String },
+    /// "Verify Identity": submit the form (optionally filling sections first from a JSON file
+    /// {"business": {..}, "representative": {..}, ..}); the rules decide, then onboarding.verifier.
+    Submit {
+        practice: String,
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Approve a submitted enrollment (the manual verifier). With --out-of-band, verify a practice
+    /// whose identity was proofed outside hisp (in person, by a registration authority), from any state.
+    Approve {
+        practice: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        out_of_band: bool,
+    },
+    /// Reject a submitted enrollment; the reason is shown to the practice.
+    Reject {
+        practice: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// "Try Again" after a failure: the form becomes editable (erased identifiers must be re-entered).
+    Retry { practice: String },
+}
+
+impl From<OnboardingError> for Failure {
+    fn from(e: OnboardingError) -> Failure {
+        let code = match &e {
+            OnboardingError::Store(crate::store::StoreError::NotFound(_)) => "not-found",
+            OnboardingError::Store(_) => "store",
+            OnboardingError::Kek(_) => "kek",
+            OnboardingError::Proofing(onboarding::proofing::ProofingError::State(_)) => "proofing-state",
+            OnboardingError::Proofing(_) | OnboardingError::Section(_) => "bad-input",
+            OnboardingError::Unavailable(_) => "unavailable",
+            OnboardingError::Damaged(..) => "damaged",
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+pub fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    match command {
+        PracticeCommand::Add { name, label, domain } => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(Failure::usage("the practice needs a name"));
+            }
+            let domain = match (domain, &ctx.config.onboarding.parent_domain) {
+                (Some(domain), _) => domain,
+                (None, Some(parent)) => {
+                    let label = label.unwrap_or_else(|| domain_name::suggested_label(name));
+                    domain_name::direct_domain(&label, parent).map_err(Failure::usage)?
+                }
+                (None, None) => {
+                    return Err(Failure::usage(
+                        "give --domain, or set onboarding.parent_domain to derive it from the practice name",
+                    ))
+                }
+            };
+            store.add_practice(name, &domain)?;
+            if ctx.json {
+                output::json(&store.practice(name)?);
+            } else {
+                println!("added practice {name} with Direct domain {domain}; identity proofing: not-started");
+            }
+        }
+        PracticeCommand::List => {
+            let practices = store.practices()?;
+            if ctx.json {
+                output::json(&practices);
+                return Ok(());
+            }
+            let rows = practices
+                .iter()
+                .map(|p| vec![p.name.clone(), p.domains.join(" "), p.addresses.to_string(), p.proofing.clone()])
+                .collect::<Vec<_>>();
+            table(&["PRACTICE", "DOMAINS", "USERS", "PROOFING"], &rows, "no practices");
+        }
+        PracticeCommand::Show { practice } => {
+            let status = with_onboarding(ctx, |o| o.status(&practice))?;
+            let record = store.practice(&practice)?;
+            if ctx.json {
+                output::json(&serde_json::json!({ "practice": record, "proofing": status }));
+                return Ok(());
+            }
+            println!(
+                "practice   {}\ndomains    {}\nusers      {}",
+                record.name,
+                record.domains.join(" "),
+                record.addresses
+            );
+            print_status(&status);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` with the configured verifier and code channel.
+fn with_onboarding<T>(ctx: &Context, f: impl FnOnce(&Onboarding) -> Result<T, OnboardingError>) -> Result<T, Failure> {
+    let dns = ctx.dns_config(&[])?;
+    let config = &ctx.config.onboarding;
+    let verifier = setup::verifier(config, &dns).map_err(|e| Failure::new("config", e))?;
+    let channel = setup::channel(config, &dns, &ctx.config.server.hostname).map_err(|e| Failure::new("config", e))?;
+    let kek = ctx.kek()?;
+    let onboarding =
+        Onboarding { store: ctx.store()?, kek: &kek, verifier: &*verifier, channel: &*channel, now: ctx.now() };
+    Ok(f(&onboarding)?)
+}
+
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
+    let bytes = output::read_input(Some(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure::new("bad-input", format!("{}: not JSON: {e}", path.display())))
+}
+
+pub fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> {
+    let admin = Context::actor();
+    let status = match command {
+        ProofingCommand::Status { practice } => with_onboarding(ctx, |o| o.status(&practice))?,
+        ProofingCommand::Start { practice, accept_terms, accept_verification_agreement } => {
+            with_onboarding(ctx, |o| o.accept_terms(&practice, accept_terms, accept_verification_agreement))?
+        }
+        ProofingCommand::Section { practice, section, file } => {
+            let json = read_json(&file)?;
+            with_onboarding(ctx, |o| o.save_section(&practice, &section, &json))?
+        }
+        ProofingCommand::SendCode { practice, phone } => with_onboarding(ctx, |o| o.send_code(&practice, &phone))?,
+        ProofingCommand::Confirm { practice, code } => with_onboarding(ctx, |o| o.confirm(&practice, &code))?,
+        ProofingCommand::Submit { practice, file } => {
+            let form = file.as_deref().map(read_json).transpose()?;
+            with_onboarding(ctx, |o| {
+                if let Some(form) = &form {
+                    let sections = form.as_object().ok_or_else(|| {
+                        OnboardingError::Section(onboarding::enrollment::SectionError::Field {
+                            field: "".into(),
+                            message: "the form is a JSON object of sections".into(),
+                        })
+                    })?;
+                    for (name, value) in sections {
+                        o.save_section(&practice, name, value)?;
+                    }
+                }
+                o.submit(&practice)
+            })?
+        }
+        ProofingCommand::Approve { practice, reason, out_of_band } => with_onboarding(ctx, |o| {
+            if out_of_band {
+                o.attest(&practice, &reason, &admin)
+            } else {
+                o.decide(&practice, true, &reason, &admin)
+            }
+        })?,
+        ProofingCommand::Reject { practice, reason } => {
+            with_onboarding(ctx, |o| o.decide(&practice, false, &reason, &admin))?
+        }
+        ProofingCommand::Retry { practice } => with_onboarding(ctx, |o| o.retry(&practice))?,
+    };
+    if ctx.json {
+        output::json(&status);
+    } else {
+        print_status(&status);
+    }
+    Ok(())
+}
+
+fn print_status(s: &Status) {
+    println!("proofing   {}", s.state.as_str());
+    // The form matters while it is being filled in; once decided, the decision does.
+    let filling = matches!(s.state, State::TermsAccepted | State::InProgress | State::Failed);
+    for section in s.sections.iter().filter(|_| filling) {
+        let shown = if section.status == "ready" {
+            "Ready to be Submitted".to_string()
+        } else {
+            format!("incomplete: {}", section.missing.join(", "))
+        };
+        println!("  {:<15} {shown}", section.section);
+    }
+    if let Some(code) = &s.code {
+        println!("code       sent; expires {}, {} tries left", iso8601(code.expires_at), code.tries_left);
+    }
+    for reason in &s.reasons {
+        println!("reason     {reason}");
+    }
+    if let (Some(by), Some(at)) = (&s.decided_by, s.decided_at) {
+        println!("decided    by {by} at {}", iso8601(at));
+    }
+}

@@ -1,0 +1,306 @@
+//! Practice onboarding: a practice's Direct domain and users, and its identity proofing, which
+//! must be verified before the practice gets certificates or its users may send.
+//!
+//! [`Onboarding`] runs each proofing step against the store: it reads the record (opening its
+//! sealed part with the KEK), lets [`proofing::Proofing`] decide, and saves the result with an
+//! audit entry, refusing to overwrite a record someone else changed meanwhile.
+
+pub mod checks;
+pub mod code;
+pub mod domain_name;
+pub mod enrollment;
+pub mod proofing;
+pub mod setup;
+pub mod verifier;
+
+use serde::Serialize;
+
+use crate::address::Domain;
+use crate::kek::{Kek, KekError};
+use crate::store::{PracticeRecord, Store, StoreError, StoredProofing};
+use code::{CodeChannel, PendingCode, Recipient};
+use enrollment::{Section, SectionError};
+use proofing::{Decision, Private, Proofing, ProofingError, Reason, SectionStatus, State};
+use verifier::{Submission, Verifier};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnboardingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kek(#[from] KekError),
+    #[error(transparent)]
+    Proofing(#[from] ProofingError),
+    #[error(transparent)]
+    Section(#[from] SectionError),
+    /// The verifier or the code channel could not be reached: nothing changed, try again later.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the proofing record of {0} is damaged: {1}")]
+    Damaged(String, String),
+}
+
+pub type Result<T> = std::result::Result<T, OnboardingError>;
+
+/// Where a practice's proofing stands, as the CLI and the API show it (no SSN, card number or
+/// knowledge answer in it).
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub practice: String,
+    pub domains: Vec<String>,
+    pub state: State,
+    pub sections: Vec<SectionStatus>,
+    /// Why it failed, or how it was verified.
+    pub reasons: Vec<Reason>,
+    pub terms_accepted_at: Option<i64>,
+    pub submitted_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    /// The confirmation code waiting to be entered, if any.
+    pub code: Option<CodeStatus>,
+    pub confirmed_phone: Option<String>,
+    /// The form, masked.
+    pub enrollment: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CodeStatus {
+    pub expires_at: i64,
+    pub tries_left: u32,
+}
+
+/// Everything a proofing step needs.
+pub struct Onboarding<'a> {
+    pub store: &'a dyn Store,
+    pub kek: &'a Kek,
+    pub verifier: &'a dyn Verifier,
+    pub channel: &'a dyn CodeChannel,
+    pub now: i64,
+}
+
+/// A loaded record: the practice, what was stored, what it says.
+struct Loaded {
+    practice: PracticeRecord,
+    stored: StoredProofing,
+    proofing: Proofing,
+}
+
+impl Onboarding<'_> {
+    fn load(&self, practice: &str) -> Result<Loaded> {
+        let practice = self.store.practice(practice)?;
+        let stored = self.store.proofing(practice.id)?;
+        let damaged = |e: String| OnboardingError::Damaged(practice.name.clone(), e);
+        let private = match &stored.sealed {
+            Some(sealed) => {
+                let plain = self.kek.open_proofing(sealed)?;
+                serde_json::from_slice::<Private>(&plain).map_err(|e| damaged(e.to_string()))?
+            }
+            None => Private::default(),
+        };
+        let proofing = Proofing {
+            state: State::parse(&stored.state).ok_or_else(|| damaged(format!("unknown state {:?}", stored.state)))?,
+            private,
+            reasons: serde_json::from_str(&stored.reasons).map_err(|e| damaged(e.to_string()))?,
+            decided_by: stored.decided_by.clone(),
+            decided_at: stored.decided_at,
+        };
+        Ok(Loaded { practice, stored, proofing })
+    }
+
+    fn save(&self, loaded: &Loaded, proofing: &Proofing, action: &str, detail: &str) -> Result<()> {
+        let plain = serde_json::to_vec(&proofing.private).map_err(|e| OnboardingError::Unavailable(e.to_string()))?;
+        let record = StoredProofing {
+            state: proofing.state.as_str().into(),
+            version: loaded.stored.version,
+            sealed: Some(self.kek.seal_proofing(&plain)?),
+            reasons: serde_json::to_string(&proofing.reasons).unwrap_or_else(|_| "[]".into()),
+            decided_by: proofing.decided_by.clone(),
+            decided_at: proofing.decided_at,
+        };
+        self.store.save_proofing(loaded.practice.id, &record, action, detail)?;
+        Ok(())
+    }
+
+    /// Runs `step` on the record and saves what it changed, also when the step refused (a
+    /// wrong confirmation code still counts as a try).
+    fn step(
+        &self,
+        practice: &str,
+        action: &str,
+        step: impl FnOnce(&mut Proofing) -> std::result::Result<String, ProofingError>,
+    ) -> Result<Status> {
+        let loaded = self.load(practice)?;
+        let mut proofing = loaded.proofing.clone();
+        let outcome = step(&mut proofing);
+        if proofing != loaded.proofing {
+            let detail = match &outcome {
+                Ok(detail) => detail.clone(),
+                Err(e) => format!("refused: {e}"),
+            };
+            self.save(&loaded, &proofing, action, &detail)?;
+        }
+        outcome?;
+        self.status(practice)
+    }
+
+    pub fn status(&self, practice: &str) -> Result<Status> {
+        let Loaded { practice, proofing, .. } = self.load(practice)?;
+        Ok(Status {
+            practice: practice.name,
+            domains: practice.domains,
+            state: proofing.state,
+            sections: proofing.sections(),
+            reasons: proofing.reasons.clone(),
+            terms_accepted_at: proofing.private.terms_accepted_at,
+            submitted_at: proofing.private.submitted_at,
+            decided_by: proofing.decided_by.clone(),
+            decided_at: proofing.decided_at,
+            code: proofing
+                .private
+                .code
+                .as_ref()
+                .map(|c| CodeStatus { expires_at: c.expires_at, tries_left: code::MAX_TRIES.saturating_sub(c.tries) }),
+            confirmed_phone: proofing.private.confirmed_at.and(proofing.private.confirmation_phone.clone()),
+            enrollment: proofing.private.enrollment.masked(),
+        })
+    }
+
+    pub fn accept_terms(&self, practice: &str, activation_terms: bool, verification_agreement: bool) -> Result<Status> {
+        self.step(practice, "proofing.terms", |p| {
+            p.accept_terms(activation_terms, verification_agreement, self.now)?;
+            Ok("accepted the activation terms and the identity-verification agreement".into())
+        })
+    }
+
+    /// Saves one section of the form (its JSON).
+    pub fn save_section(&self, practice: &str, name: &str, json: &serde_json::Value) -> Result<Status> {
+        let section = Section::parse(name, json)?;
+        self.step(practice, "proofing.section", |p| {
+            p.save_section(section)?;
+            Ok(format!("saved section {name}"))
+        })
+    }
+
+    /// Sends a new confirmation code to `phone` through the channel; it replaces any earlier one.
+    /// Nothing is saved unless the channel took the code.
+    pub fn send_code(&self, practice: &str, phone: &str) -> Result<Status> {
+        let loaded = self.load(practice)?;
+        let mut proofing = loaded.proofing.clone();
+        let (code, pending) = PendingCode::new(self.now).map_err(|e| OnboardingError::Unavailable(e.to_string()))?;
+        proofing.start_confirmation(phone, pending)?;
+        let email = proofing.private.enrollment.representative.as_ref().map(|r| r.personal_email.clone());
+        let to =
+            Recipient { practice: &loaded.practice.name, phone, email: email.as_deref().filter(|e| !e.is_empty()) };
+        let went = self.channel.send(&to, &code).map_err(|e| {
+            OnboardingError::Unavailable(format!("the confirmation code could not be sent: {e}; ask for a new one"))
+        })?;
+        self.save(&loaded, &proofing, "proofing.code", &format!("code for {} sent by {went}", masked_phone(phone)))?;
+        self.status(practice)
+    }
+
+    pub fn confirm(&self, practice: &str, code: &str) -> Result<Status> {
+        self.step(practice, "proofing.confirm", |p| {
+            p.confirm(code, self.now)?;
+            Ok("confirmation code entered correctly".into())
+        })
+    }
+
+    /// "Verify Identity": submits the form; the rules decide first, then the verifier.
+    pub fn submit(&self, practice: &str) -> Result<Status> {
+        let loaded = self.load(practice)?;
+        let mut proofing = loaded.proofing.clone();
+        proofing.submit(self.now)?;
+        let broken = verifier::rules(&proofing.private.enrollment, self.now);
+        let (decision, by) = if !broken.is_empty() {
+            (Decision::Failed(broken), "rules")
+        } else {
+            let submission = Submission {
+                practice: &loaded.practice.name,
+                domain: loaded.practice.domains.first().map_or("", String::as_str),
+                enrollment: &proofing.private.enrollment,
+                confirmed_phone: proofing.private.confirmation_phone.as_deref(),
+            };
+            let decision = self.verifier.verify(&submission).map_err(|e| {
+                OnboardingError::Unavailable(format!("identity verification is unavailable: {e}; submit again later"))
+            })?;
+            (decision, self.verifier.name())
+        };
+        let detail = describe(&decision, by);
+        proofing.decide(decision, by, self.now)?;
+        self.save(&loaded, &proofing, "proofing.submit", &detail)?;
+        self.status(practice)
+    }
+
+    /// An admin's decision on a submitted form.
+    pub fn decide(&self, practice: &str, approve: bool, reason: &str, admin: &str) -> Result<Status> {
+        if reason.trim().is_empty() {
+            return Err(ProofingError::Field {
+                field: "reason".into(),
+                message: "give the reason for the decision".into(),
+            }
+            .into());
+        }
+        let decision = if approve { Decision::Verified } else { Decision::Failed(vec![Reason::new("", reason)]) };
+        let detail = format!("{}: {reason}", describe(&decision, admin));
+        self.step(practice, "proofing.decision", |p| {
+            p.decide(decision, admin, self.now)?;
+            if approve {
+                p.reasons = vec![Reason::new("", reason)];
+            }
+            Ok(detail)
+        })
+    }
+
+    /// An operator vouches for a proofing done outside hisp.
+    pub fn attest(&self, practice: &str, reason: &str, admin: &str) -> Result<Status> {
+        self.step(practice, "proofing.attest", |p| {
+            p.attest(reason, admin, self.now)?;
+            Ok(format!("verified out of band: {reason}"))
+        })
+    }
+
+    pub fn retry(&self, practice: &str) -> Result<Status> {
+        self.step(practice, "proofing.retry", |p| {
+            p.retry()?;
+            Ok("try again".into())
+        })
+    }
+}
+
+fn describe(decision: &Decision, by: &str) -> String {
+    match decision {
+        Decision::Verified => format!("verified by {by}"),
+        Decision::Pending => format!("submitted; awaiting {by}"),
+        Decision::Failed(reasons) => {
+            format!("failed ({by}): {}", reasons.iter().map(Reason::to_string).collect::<Vec<_>>().join("; "))
+        }
+    }
+}
+
+/// `+1555***0123`: enough to recognise in the audit log, not enough to call.
+fn masked_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() <= 8 {
+        return "***".into();
+    }
+    let head: String = chars[..5].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+/// Refuses what only a verified practice may do, naming the practice and its state. Err(Ok):
+/// refused; Err(Err): the store could not be asked.
+pub fn require_verified(
+    store: &dyn Store,
+    domain: &Domain,
+) -> std::result::Result<(), std::result::Result<String, StoreError>> {
+    let Some((practice, state)) = store.practice_state(domain).map_err(Err)? else {
+        return Err(Ok(format!("{domain} is not a hosted domain")));
+    };
+    if state == State::Verified.as_str() {
+        return Ok(());
+    }
+    Err(Ok(format!(
+        "practice {practice} has not completed identity proofing (it is {state}); `hisp proofing status {domain}` shows what is left"
+    )))
+}
