@@ -762,3 +762,44 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn practices_from_before_proofing_stay_able_to_send_and_new_ones_start_unproofed() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(7) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index as i64 + 1).unwrap();
+        }
+        conn.execute("INSERT INTO practices (name, created_at) VALUES ('Old Practice', 1)", []).unwrap();
+        conn.execute("INSERT INTO domains (practice_id, name, created_at) VALUES (1, 'old.test', 1)", []).unwrap();
+        migrate(&mut conn).unwrap();
+        let store = SqliteStore { conn, actor: "test".into(), clock: Box::new(SystemClock) };
+        let old = Domain::parse("old.test").unwrap();
+        assert_eq!(store.practice_state(&old).unwrap(), Some(("Old Practice".into(), "verified".into())));
+        assert!(store.proofing(1).unwrap().reasons.contains("before identity proofing"));
+        let new = Domain::parse("new.test").unwrap();
+        store.add_practice("New Practice", &new).unwrap();
+        assert_eq!(store.practice_state(&new).unwrap(), Some(("New Practice".into(), "not-started".into())));
+        assert!(matches!(
+            store.add_practice("new practice", &Domain::parse("x.test").unwrap()),
+            Err(StoreError::Duplicate(_))
+        ));
+        assert!(matches!(store.add_practice("Third", &new), Err(StoreError::Duplicate(_))));
+        assert_eq!(store.practices().unwrap().len(), 2, "a refused practice leaves nothing behind");
+
+        // Two steps read the same record: the second save is refused, not lost over the first.
+        let id = store.practice("New Practice").unwrap().id;
+        let read = store.proofing(id).unwrap();
+        let step = StoredProofing { state: "terms-accepted".into(), ..read.clone() };
+        store.save_proofing(id, &step, "proofing.terms", "").unwrap();
+        assert!(matches!(store.save_proofing(id, &step, "proofing.terms", ""), Err(StoreError::Conflict(_))));
+        let again = store.proofing(id).unwrap();
+        assert_eq!((again.state.as_str(), again.version), ("terms-accepted", 1));
+        store.save_proofing(id, &StoredProofing { state: "in-progress".into(), ..again.clone() }, "x", "").unwrap();
+        assert!(store.save_proofing(id, &again, "x", "").is_err());
+    }
+}
