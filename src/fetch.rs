@@ -39,10 +39,15 @@ impl<'a> HttpFetcher<'a> {
 /// The parts of an `http://host[:port]/path` URL.
 fn split_url(url: &str) -> Result<(String, u16, String), String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs are fetched"))?;
+    split_rest(url, rest, 80)
+}
+
+/// Host, port (`default_port` when none is given) and path of what follows a URL's `scheme://`.
+fn split_rest(url: &str, rest: &str, default_port: u16) -> Result<(String, u16, String), String> {
     let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() => (h, p.parse::<u16>().map_err(|_| format!("{url}: bad port"))?),
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     if host.is_empty() || host.contains('@') {
         return Err(format!("{url}: bad host"));
@@ -162,12 +167,11 @@ pub fn post_json(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    let (secure, rest) = match url.strip_prefix("https://") {
-        Some(rest) => (true, rest),
-        None => (false, url.strip_prefix("http://").ok_or_else(|| format!("{url}: not an http:// or https:// URL"))?),
+    let (secure, (host, port, path)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, split_rest(url, rest, 443)?),
+        (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
+        _ => return Err(format!("{url}: not an http:// or https:// URL")),
     };
-    let (host, port, path) = split_url(&format!("http://{rest}"))?;
-    let port = if secure && !rest.split('/').next().unwrap_or("").contains(':') { 443 } else { port };
     let ips = resolver.addresses(&host).map_err(|e| format!("{url}: {e}"))?.records;
     let addr = SocketAddr::new(*ips.first().ok_or_else(|| format!("{url}: {host} has no address"))?, port);
     let io = |e: std::io::Error| format!("{url}: {e}");
@@ -198,7 +202,7 @@ impl<T: Read + Write> ReadWrite for T {}
 
 #[cfg(test)]
 mod tests {
-    use super::split_url;
+    use super::{split_rest, split_url};
 
     #[test]
     fn urls_are_split_and_only_http_is_taken() {
@@ -207,5 +211,7 @@ mod tests {
         assert!(split_url("https://ca.example.org/ca.crl").is_err());
         assert!(split_url("http://user@ca.example.org/").is_err());
         assert!(split_url("http://ca.example.org:x/").is_err());
+        assert_eq!(split_rest("", "idv.example.net/v1", 443).unwrap(), ("idv.example.net".into(), 443, "/v1".into()));
+        assert_eq!(split_rest("", "idv.example.net:8443/v1", 443).unwrap().1, 8443);
     }
 }
