@@ -140,29 +140,12 @@ impl Onboarding<'_> {
             self.save(&loaded, &proofing, action, &detail)?;
         }
         outcome?;
-        self.status(practice)
+        Ok(status_of(loaded.practice, &proofing))
     }
 
     pub fn status(&self, practice: &str) -> Result<Status> {
         let Loaded { practice, proofing, .. } = self.load(practice)?;
-        Ok(Status {
-            practice: practice.name,
-            domains: practice.domains,
-            state: proofing.state,
-            sections: proofing.sections(),
-            reasons: proofing.reasons.clone(),
-            terms_accepted_at: proofing.private.terms_accepted_at,
-            submitted_at: proofing.private.submitted_at,
-            decided_by: proofing.decided_by.clone(),
-            decided_at: proofing.decided_at,
-            code: proofing
-                .private
-                .code
-                .as_ref()
-                .map(|c| CodeStatus { expires_at: c.expires_at, tries_left: code::MAX_TRIES.saturating_sub(c.tries) }),
-            confirmed_phone: proofing.private.confirmed_at.and(proofing.private.confirmation_phone.clone()),
-            enrollment: proofing.private.enrollment.masked(),
-        })
+        Ok(status_of(practice, &proofing))
     }
 
     pub fn accept_terms(&self, practice: &str, activation_terms: bool, verification_agreement: bool) -> Result<Status> {
@@ -195,7 +178,7 @@ impl Onboarding<'_> {
             OnboardingError::Unavailable(format!("the confirmation code could not be sent: {e}; ask for a new one"))
         })?;
         self.save(&loaded, &proofing, "proofing.code", &format!("code for {} sent by {went}", masked_phone(phone)))?;
-        self.status(practice)
+        Ok(status_of(loaded.practice, &proofing))
     }
 
     pub fn confirm(&self, practice: &str, code: &str) -> Result<Status> {
@@ -228,7 +211,7 @@ impl Onboarding<'_> {
         let detail = describe(&decision, by);
         proofing.decide(decision, by, self.now)?;
         self.save(&loaded, &proofing, "proofing.submit", &detail)?;
-        self.status(practice)
+        Ok(status_of(loaded.practice, &proofing))
     }
 
     /// An admin's decision on a submitted form.
@@ -303,4 +286,26 @@ pub fn require_verified(
     Err(Ok(format!(
         "practice {practice} has not completed identity proofing (it is {state}); `hisp proofing status {domain}` shows what is left"
     )))
+}
+
+/// What a step leaves, as it is shown: from the record in hand, not read back from the store.
+fn status_of(practice: PracticeRecord, proofing: &Proofing) -> Status {
+    Status {
+        practice: practice.name,
+        domains: practice.domains,
+        state: proofing.state,
+        sections: proofing.sections(),
+        reasons: proofing.reasons.clone(),
+        terms_accepted_at: proofing.private.terms_accepted_at,
+        submitted_at: proofing.private.submitted_at,
+        decided_by: proofing.decided_by.clone(),
+        decided_at: proofing.decided_at,
+        code: proofing
+            .private
+            .code
+            .as_ref()
+            .map(|c| CodeStatus { expires_at: c.expires_at, tries_left: code::MAX_TRIES.saturating_sub(c.tries) }),
+        confirmed_phone: proofing.private.confirmed_at.and(proofing.private.confirmation_phone.clone()),
+        enrollment: proofing.private.enrollment.masked(),
+    }
 }
