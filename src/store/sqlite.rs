@@ -86,6 +86,30 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// Every practice, or those named `wanted` (any case) or hosting the domain `wanted`; by name.
+    fn practice_rows(&self, wanted: Option<&str>) -> Result<Vec<PracticeRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'),
+                    (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
+                    (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
+             FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id
+             WHERE ?1 IS NULL OR p.name = ?1 COLLATE NOCASE OR p.id IN (SELECT practice_id FROM domains WHERE name = ?1)
+             ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([wanted], |r| {
+            let domains: Option<String> = r.get(4)?;
+            Ok(PracticeRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                proofing: r.get(3)?,
+                domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
+                addresses: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn domain_id(tx: &Connection, domain: &Domain) -> Result<i64> {
         tx.query_row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
             .optional()?
@@ -638,34 +662,14 @@ impl Store for SqliteStore {
     }
 
     fn practices(&self) -> Result<Vec<PracticeRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'),
-                    (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
-                    (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
-             FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id ORDER BY p.name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let domains: Option<String> = r.get(4)?;
-            Ok(PracticeRecord {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-                proofing: r.get(3)?,
-                domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
-                addresses: r.get::<_, i64>(5)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.practice_rows(None)
     }
 
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord> {
         let wanted = name_or_domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        self.practices()?
-            .into_iter()
-            .find(|p| p.name.to_ascii_lowercase() == wanted || p.domains.contains(&wanted))
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
-            })
+        self.practice_rows(Some(&wanted))?.pop().ok_or_else(|| {
+            StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
+        })
     }
 
     fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>> {
