@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::code::PendingCode;
 use super::enrollment::{Enrollment, Section, SECTIONS};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
+    #[default]
     NotStarted,
     TermsAccepted,
     InProgress,
@@ -85,7 +86,7 @@ pub struct Private {
     pub submitted_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Proofing {
     pub state: State,
     pub private: Private,
@@ -122,18 +123,6 @@ pub struct SectionStatus {
     /// "ready" ("Ready to be Submitted") or "incomplete".
     pub status: &'static str,
     pub missing: Vec<String>,
-}
-
-impl Default for Proofing {
-    fn default() -> Self {
-        Proofing {
-            state: State::NotStarted,
-            private: Private::default(),
-            reasons: Vec::new(),
-            decided_by: None,
-            decided_at: None,
-        }
-    }
 }
 
 impl Proofing {
