@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
-# knot-dnsutils, slapd, ldap-utils, swaks and postfix for smtp-sink; the Python S/MIME peer under
+# knot-dnsutils, slapd, ldap-utils, swaks, curl and postfix for smtp-sink; the Python S/MIME peer under
 # .peers/), then checks formatting and lints and runs every test.
 #
 #   bash scripts/test.sh
@@ -22,6 +22,8 @@ command -v ldapadd >/dev/null || missing+=(ldap-utils)
 command -v swaks >/dev/null || missing+=(swaks)
 # Postfix's smtp-sink plays a peer MX without STARTTLS (installed unconfigured, never started).
 [ -x /usr/sbin/smtp-sink ] || command -v smtp-sink >/dev/null || missing+=(postfix)
+# curl plays the EHR against the REST API (tests/api.rs).
+command -v curl >/dev/null || missing+=(curl)
 # kdig asks `hisp serve`'s DNS publisher.
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -31,6 +31,27 @@ pub struct Config {
     pub dns_server: DnsServerConfig,
     pub notify: NotifyConfig,
     pub onboarding: OnboardingConfig,
+    pub http: HttpConfig,
+}
+
+/// The REST API EHRs integrate with (`hisp serve`): HTTPS only, bearer tokens from `hisp token create`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// `IP:PORT` to listen on; "" (the default) runs no API.
+    pub listen: String,
+    /// The API's TLS certificate and key (PEM); by default the node's (server.tls_cert_file), else
+    /// the self-signed one made at start.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The largest request body (a message's attachments travel base64-encoded in it).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: String::new(), tls_cert_file: None, tls_key_file: None, max_body_bytes: 70 * 1024 * 1024 }
+    }
 }
 
 /// Practice onboarding and identity proofing.
@@ -390,6 +411,12 @@ impl Config {
         }
         if !self.server.http.is_empty() && self.server.http.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("server.http must be IP:PORT (or \"\" to disable), not '{}'", self.server.http));
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("http.listen must be IP:PORT (or \"\" to disable), not '{}'", self.http.listen));
+        }
+        if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
+            return Err("give http.tls_cert_file and http.tls_key_file together".into());
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err("give server.tls_cert_file and server.tls_key_file together".into());

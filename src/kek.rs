@@ -15,6 +15,8 @@ const AAD: &[u8] = b"hisp sealed private key";
 const MESSAGE_AAD: &[u8] = b"hisp queued message";
 /// Binds a sealed identity-proofing record to its purpose.
 const PROOFING_AAD: &[u8] = b"hisp identity proofing";
+/// Binds a sealed copy of a practice's document to its purpose.
+const DOCUMENT_AAD: &[u8] = b"hisp practice document";
 pub const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +139,15 @@ impl Kek {
 
     pub fn open_proofing(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         self.open_with(PROOFING_AAD, sealed)
+    }
+
+    /// Encrypts a copy of a document kept for a practice and its patient.
+    pub fn seal_document(&self, content: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.seal_with(DOCUMENT_AAD, content)
+    }
+
+    pub fn open_document(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+        self.open_with(DOCUMENT_AAD, sealed)
     }
 
     fn seal_bytes(&self, plaintext: &[u8]) -> Result<Vec<u8>, KekError> {

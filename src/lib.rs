@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod dns;
 pub mod dns_server;
 pub mod fetch;
+pub mod http;
 pub mod identities;
 pub mod kek;
 pub mod notify;

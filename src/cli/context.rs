@@ -48,6 +48,11 @@ impl Context {
 
     /// The existing database.
     pub fn store(&self) -> Result<&dyn Store, Failure> {
+        Ok(self.sqlite()?)
+    }
+
+    /// The store with everything SQLite keeps (the API's tokens, referrals and documents too).
+    pub fn sqlite(&self) -> Result<&SqliteStore, Failure> {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }

@@ -4,20 +4,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
-use openssl::x509::X509;
-use serde::Serialize;
-
 use super::{output, Context, Failure};
 use crate::address::{DirectAddress, Domain};
-use crate::discovery::assess::{self, Assessed, TrustContext};
 use crate::discovery::cache::CachingResolver;
-use crate::discovery::ldap::Ldap3Directory;
-use crate::discovery::{self, Sources, Step};
+use crate::discovery::verdict::{self, Lookup, Report};
 use crate::dns::{DnsClient, Resolver};
-use crate::fetch::HttpFetcher;
 use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
+use clap::Args;
+use openssl::x509::X509;
 
 /// Exit status when no usable certificate was selected.
 pub const EXIT_NONE_USABLE: i32 = 3;
@@ -38,16 +33,6 @@ pub struct LookupArgs {
     /// Ask the servers afresh instead of using cached answers (for diagnosis).
     #[arg(long)]
     pub no_cache: bool,
-}
-
-#[derive(Serialize)]
-struct Report {
-    address: String,
-    step: Option<Step>,
-    certificates: Vec<Assessed>,
-    selected: Vec<String>,
-    notes: Vec<String>,
-    error: Option<String>,
 }
 
 fn anchors(ctx: &Context, args: &LookupArgs) -> Result<Vec<X509>, Failure> {
@@ -94,40 +79,14 @@ fn lookup(ctx: &Context, args: &LookupArgs) -> Result<Report, Failure> {
         cached = CachingResolver::new(client);
         &cached
     };
-    let fetch = HttpFetcher::new(resolver);
-    let ldap = Ldap3Directory { resolver, timeout: Duration::from_millis(ctx.config.dns.timeout_ms.max(1000)) };
-    let sources = Sources { dns: resolver, ldap: &ldap, fetch: &fetch };
-    let mut report = Report {
-        address: args.address.to_string(),
-        step: None,
-        certificates: Vec::new(),
-        selected: Vec::new(),
-        notes: Vec::new(),
-        error: None,
+    let how = Lookup {
+        anchors: &anchors,
+        resolver,
+        ldap_timeout: Duration::from_millis(ctx.config.dns.timeout_ms.max(1000)),
+        revocation: ctx.config.trust.revocation,
+        now: ctx.now(),
     };
-    match discovery::discover(&args.address, &sources) {
-        Ok(found) => {
-            report.step = found.step;
-            report.notes = found.notes;
-            let trust = TrustContext {
-                anchors: &anchors,
-                fetch: &fetch,
-                now: ctx.now(),
-                revocation: ctx.config.trust.revocation,
-            };
-            if let Some(step) = found.step {
-                report.certificates =
-                    found.found.iter().map(|f| assess::assess(f, step, &args.address, &trust)).collect();
-            }
-            for c in &report.certificates {
-                report.notes.extend(c.warnings.iter().map(|w| format!("{}: {w}", c.sha256)));
-            }
-            report.selected = report.certificates.iter().filter(|c| c.usable).map(|c| c.sha256.clone()).collect();
-            report.selected.dedup();
-        }
-        Err(e) => report.error = Some(e.to_string()),
-    }
-    Ok(report)
+    Ok(verdict::lookup(&args.address, &how))
 }
 
 pub fn discover(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
@@ -176,47 +135,9 @@ fn print_report(r: &Report) {
     }
 }
 
-#[derive(Serialize)]
-struct Verdict {
-    address: String,
-    valid: bool,
-    reason: Option<String>,
-    step: Option<Step>,
-    selected: Vec<String>,
-}
-
 /// The "Verifying Address" check: valid, or invalid with the one reason an EHR can show.
 pub fn verify(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
-    let report = lookup(ctx, args)?;
-    let reason = if !report.selected.is_empty() {
-        None
-    } else if let Some(e) = &report.error {
-        Some(format!("DNS/LDAP unreachable: {e}"))
-    } else if report.certificates.is_empty() {
-        Some("no certificate published".to_string())
-    } else {
-        let mut problems: Vec<&str> =
-            report.certificates.iter().flat_map(|c| c.problems.iter().map(String::as_str)).collect();
-        problems.sort_unstable();
-        problems.dedup();
-        let why = if problems.contains(&"revoked") {
-            "revoked"
-        } else if problems.contains(&"untrusted") {
-            "none trusted"
-        } else if problems.contains(&"expired") {
-            "expired"
-        } else {
-            "no usable certificate"
-        };
-        Some(format!("{why} ({})", problems.join(", ")))
-    };
-    let verdict = Verdict {
-        address: report.address,
-        valid: reason.is_none(),
-        reason,
-        step: report.step,
-        selected: report.selected,
-    };
+    let verdict = verdict::verdict(lookup(ctx, args)?);
     if ctx.json {
         output::json(&verdict);
     } else {

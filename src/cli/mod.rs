@@ -10,6 +10,7 @@ mod onboarding;
 mod output;
 mod provision;
 mod serve;
+mod tokens;
 mod tracking;
 
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ pub enum Command {
     /// decision. Until verified a practice gets no certificates and its users cannot send.
     #[command(subcommand)]
     Proofing(onboarding::ProofingCommand),
+    /// Bearer tokens for the REST API ([http]), one per EHR integration.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
     /// Trust anchors per hosted domain (incoming: whom we accept mail from; outgoing: whom we send to).
     #[command(subcommand)]
     Anchor(provision::AnchorCommand),
@@ -134,6 +138,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Address(c) => provision::address(&ctx, c),
         Command::Practice(c) => done(onboarding::practice(&ctx, c)),
         Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
+        Command::Token(c) => done(tokens::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

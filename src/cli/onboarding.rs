@@ -116,16 +116,11 @@ pub fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Failure> 
             if name.is_empty() {
                 return Err(Failure::usage("the practice needs a name"));
             }
-            let domain = match (domain, &ctx.config.onboarding.parent_domain) {
-                (Some(domain), _) => domain,
-                (None, Some(parent)) => {
-                    let label = label.unwrap_or_else(|| domain_name::suggested_label(name));
-                    domain_name::direct_domain(&label, parent).map_err(Failure::usage)?
-                }
-                (None, None) => {
-                    return Err(Failure::usage(
-                        "give --domain, or set onboarding.parent_domain to derive it from the practice name",
-                    ))
+            let domain = match domain {
+                Some(domain) => domain,
+                None => {
+                    domain_name::for_practice(name, label.as_deref(), ctx.config.onboarding.parent_domain.as_deref())
+                        .map_err(|e| Failure::usage(format!("{e} (--domain)")))?
                 }
             };
             store.add_practice(name, &domain)?;

@@ -49,6 +49,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         "submission": running.submission.map(|a| a.to_string()),
         "backbone": running.backbone.map(|a| a.to_string()),
         "http": running.http.map(|a| a.to_string()),
+        "api": running.api.map(|a| a.to_string()),
         "dns": running.dns.map(|a| a.to_string()),
         "recovered_in_flight": running.recovered.0,
         "quarantined_at_start": running.recovered.1,
@@ -60,6 +61,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             ("submission", running.submission),
             ("backbone", running.backbone),
             ("CA publishing (HTTP)", running.http),
+            ("EHR API (HTTPS)", running.api),
             ("DNS publishing", running.dns),
         ] {
             if let Some(addr) = addr {

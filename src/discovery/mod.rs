@@ -8,6 +8,7 @@ pub mod assess;
 pub mod cache;
 pub mod ldap;
 pub mod srv;
+pub mod verdict;
 
 use serde::Serialize;
 

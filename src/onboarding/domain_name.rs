@@ -22,6 +22,15 @@ pub fn direct_domain(label: &str, parent: &str) -> Result<Domain, String> {
     Domain::parse(&format!("{label}.{}", parent.trim_matches('.'))).map_err(|e| e.to_string())
 }
 
+/// A new practice's Direct domain: `label` (default: from the name) under `parent`.
+pub fn for_practice(name: &str, label: Option<&str>, parent: Option<&str>) -> Result<Domain, String> {
+    let Some(parent) = parent else {
+        return Err("no parent domain is configured (onboarding.parent_domain): give the whole domain".into());
+    };
+    let label = label.map(String::from).unwrap_or_else(|| suggested_label(name));
+    direct_domain(&label, parent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

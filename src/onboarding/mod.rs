@@ -5,11 +5,13 @@
 //! sealed part with the KEK), lets [`proofing::Proofing`] decide, and saves the result with an
 //! audit entry, refusing to overwrite a record someone else changed meanwhile.
 
+pub mod certificates;
 pub mod checks;
 pub mod code;
 pub mod domain_name;
 pub mod enrollment;
 pub mod proofing;
+pub mod referral;
 pub mod setup;
 pub mod verifier;
 

@@ -9,6 +9,7 @@ use crate::identities;
 use crate::notify::mdn::{self, Disposition};
 use crate::notify::receipts::Receipt;
 use crate::notify::request::{self, FinalDelivery, Report};
+use crate::onboarding::referral;
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
 use crate::smime::SmimeError;
@@ -132,6 +133,16 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
                 subject: &arrived.subject,
                 kind: arrived.kind,
             };
+            // The practice's copy of what arrived (and its referral): before the delivery is
+            // recorded, so a crash in between redoes it (it is kept once).
+            if arrived.kind == "message" {
+                let kek = &work.shared.kek;
+                if let Err(e) =
+                    referral::record_received(work.store, kek, recipient, key, &opened.original, &arrived.sender)
+                {
+                    return Outcome::deferred(format!("practice documents: {e}"));
+                }
+            }
             match work.queue.record_delivery(&delivery, &attachments, work.now) {
                 Ok(()) => Outcome::Delivered(format!("delivered to {file}")),
                 Err(e) => Outcome::deferred(e.to_string()),

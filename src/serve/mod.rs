@@ -95,7 +95,7 @@ impl Shared {
 /// One job being processed: the shared state, this worker's own connections, and the time.
 pub struct Work<'a> {
     pub shared: &'a Shared,
-    pub store: &'a dyn Store,
+    pub store: &'a SqliteStore,
     pub queue: &'a Queue,
     pub now: i64,
 }
@@ -114,6 +114,7 @@ pub struct Running {
     pub submission: Option<std::net::SocketAddr>,
     pub backbone: Option<std::net::SocketAddr>,
     pub http: Option<std::net::SocketAddr>,
+    pub api: Option<std::net::SocketAddr>,
     pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
 }
@@ -150,7 +151,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     let committer: Arc<dyn server::Committer> = Arc::new(intake);
     let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates { db: db.clone() });
 
-    let mut running = Running { submission: None, backbone: None, http: None, dns: None, recovered };
+    let mut running = Running { submission: None, backbone: None, http: None, api: None, dns: None, recovered };
     if !config.server.http.is_empty() {
         let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
             .map_err(io(&format!("listen on {}", config.server.http)))?;
@@ -201,11 +202,17 @@ pub fn start(setup: Setup) -> Result<Running, String> {
 
     let lookup_timeout = Duration::from_millis(config.dns.timeout_ms.max(1000));
     let workers = config.queue.workers;
+    let api_tls = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            Arc::new(crate::smtp::tls::acceptor_from_files(cert, key).map_err(|e| format!("API TLS certificate: {e}"))?)
+        }
+        _ => tls.clone(),
+    };
     let shared = Arc::new(Shared {
         config,
         db,
         kek,
-        resolver: CachingResolver::new(DnsClient::new(dns)),
+        resolver: CachingResolver::new(DnsClient::new(dns.clone())),
         clock,
         wakeup,
         lookup_timeout,
@@ -213,6 +220,14 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         sessions: Default::default(),
         unsealed: Default::default(),
     });
+    if !shared.config.http.listen.is_empty() {
+        let listen = shared.config.http.listen.clone();
+        let max_connections = shared.config.server.max_connections;
+        let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), dns };
+        let bound =
+            crate::http::start(&listen, api_tls, api, max_connections).map_err(io(&format!("API on {listen}")))?;
+        running.api = Some(bound);
+    }
     {
         let shared = shared.clone();
         std::thread::Builder::new()

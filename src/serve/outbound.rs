@@ -15,6 +15,7 @@ use crate::smime::seal::{seal, SealOptions, SignerIdentity};
 use crate::smtp::client::{ClientConfig, DeliveryError};
 use crate::smtp::queue::{Job, Outcome};
 use crate::store::Direction;
+use crate::store::Store;
 use crate::trust::{AnchorSource, StoreAnchors};
 
 pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {

@@ -246,4 +246,53 @@ pub const MIGRATIONS: &[&str] = &[
                'migration', CAST(strftime('%s', 'now') AS INTEGER), CAST(strftime('%s', 'now') AS INTEGER)
         FROM practices;
     "#,
+    // 9: the REST API. Bearer tokens, one per EHR integration (only the SHA-256 of each is kept;
+    // a token not yet bound to a practice may create one). The referrals each practice sent and
+    // received, and its documents: copies of what was sent and received, sealed under the KEK
+    // (they are patients' records). A message counts once per practice and way.
+    r#"
+    CREATE TABLE api_tokens (
+        id           INTEGER PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        practice_id  INTEGER REFERENCES practices(id) ON DELETE CASCADE,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at   INTEGER NOT NULL,
+        revoked_at   INTEGER
+    );
+    CREATE TABLE referrals (
+        id             INTEGER PRIMARY KEY,
+        practice_id    INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        message_id     TEXT NOT NULL,
+        way            TEXT NOT NULL CHECK (way IN ('sent', 'received')),
+        direction      TEXT NOT NULL CHECK (direction IN ('transferring', 'receiving')),
+        patient_id     TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        recipients     TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        sections       TEXT NOT NULL,
+        encounter_note INTEGER NOT NULL,
+        in_reply_to    TEXT,
+        created_at     INTEGER NOT NULL,
+        received_at    INTEGER,
+        received_by    TEXT,
+        UNIQUE (practice_id, message_id, way)
+    );
+    CREATE INDEX referrals_patient ON referrals(practice_id, patient_id);
+    CREATE TABLE documents (
+        id           INTEGER PRIMARY KEY,
+        practice_id  INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        patient_id   TEXT,
+        referral_id  INTEGER REFERENCES referrals(id) ON DELETE SET NULL,
+        message_id   TEXT NOT NULL,
+        way          TEXT NOT NULL CHECK (way IN ('sent', 'received')),
+        filename     TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        sealed       BLOB NOT NULL,
+        created_at   INTEGER NOT NULL,
+        UNIQUE (practice_id, message_id, way, filename, sha256)
+    );
+    CREATE INDEX documents_patient ON documents(practice_id, patient_id);
+    "#,
 ];

@@ -1,8 +1,10 @@
 //! Persistent state behind one trait, so the rest of the node never touches SQL.
 
+pub mod api;
 mod migrations;
 mod sqlite;
 
+pub use api::ApiStore;
 pub use sqlite::{tune_connection, SqliteStore};
 
 /// The schema version a database has once every migration has run.

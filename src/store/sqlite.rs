@@ -10,9 +10,9 @@ use super::*;
 use crate::clock::{Clock, SystemClock};
 
 pub struct SqliteStore {
-    conn: Connection,
+    pub(super) conn: Connection,
     actor: String,
-    clock: Box<dyn Clock>,
+    pub(super) clock: Box<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -59,6 +59,12 @@ impl SqliteStore {
         Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
     }
 
+    /// The same connection, with its changes attributed to `actor` in the audit log.
+    pub fn with_actor(mut self, actor: &str) -> SqliteStore {
+        self.actor = actor.to_string();
+        self
+    }
+
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
         self.clock = clock;
         self
@@ -69,7 +75,7 @@ impl SqliteStore {
     }
 
     /// Runs `change` in a transaction and records it in the audit log in that same transaction.
-    fn change<T>(
+    pub(super) fn change<T>(
         &self,
         action: &str,
         subject: &str,
@@ -143,7 +149,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-fn duplicate_as(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(super) fn duplicate_as(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Duplicate(what)

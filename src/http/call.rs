@@ -1,0 +1,117 @@
+//! One authenticated request: the bearer token checked against the store, then the handler's
+//! work on a blocking thread with its own store connection, attributed to the token in the audit
+//! log.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::{Api, Peer};
+use crate::store::api::TokenRecord;
+use crate::store::{ApiStore, PracticeRecord, SqliteStore, Store};
+
+/// What a handler has to work with.
+pub struct Call<'a> {
+    pub api: &'a Api,
+    pub store: SqliteStore,
+    pub token: TokenRecord,
+    pub peer: Peer,
+    pub now: i64,
+}
+
+impl Call<'_> {
+    /// The practice the token acts for.
+    pub fn practice(&self) -> Result<PracticeRecord, ApiError> {
+        let Some(name) = &self.token.practice else {
+            return Err(ApiError::forbidden(
+                "no-practice",
+                "this token does not act for a practice yet: set the practice up with POST /v1/practice",
+            ));
+        };
+        Ok(self.store.practice(name)?)
+    }
+
+    /// Who the audit log says did it.
+    pub fn actor(&self) -> String {
+        format!("api:{}", self.token.name)
+    }
+}
+
+/// The request's credentials and the state, taken before the body.
+pub struct Caller {
+    api: Arc<Api>,
+    bearer: Option<String>,
+    peer: Peer,
+}
+
+impl FromRequestParts<Arc<Api>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Caller, ApiError> {
+        let bearer = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                let text =
+                    value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+                match text.split_once(' ') {
+                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim().to_string()),
+                    _ => return Err(ApiError::unauthorized("use Authorization: Bearer <token>")),
+                }
+            }
+        };
+        let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
+        Ok(Caller { api: api.clone(), bearer, peer })
+    }
+}
+
+impl Caller {
+    /// Authenticates, then runs `work` on a blocking thread; its value is the JSON answer.
+    pub async fn run<T, F>(self, work: F) -> Response
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Call) -> Result<(StatusCode, T), ApiError> + Send + 'static,
+    {
+        let outcome = tokio::task::spawn_blocking(move || {
+            let call = self.authenticate()?;
+            work(&call)
+        })
+        .await;
+        match outcome {
+            Ok(Ok((status, value))) => (status, Json(value)).into_response(),
+            Ok(Err(e)) => e.into_response(),
+            Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
+        }
+    }
+
+    /// As `run`, for an answer that is not JSON (a document's content).
+    pub async fn run_raw<F>(self, work: F) -> Response
+    where
+        F: FnOnce(&Call) -> Result<Response, ApiError> + Send + 'static,
+    {
+        let outcome = tokio::task::spawn_blocking(move || work(&self.authenticate()?)).await;
+        match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => e.into_response(),
+            Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
+        }
+    }
+
+    fn authenticate(&self) -> Result<Call<'_>, ApiError> {
+        let Some(bearer) = &self.bearer else {
+            return Err(ApiError::unauthorized("this needs an API token: Authorization: Bearer <token>"));
+        };
+        let shared = &self.api.shared;
+        let store = SqliteStore::open(&shared.db, "api").map_err(ApiError::internal)?;
+        let token = store
+            .token(&super::tokens::digest(bearer))?
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))?;
+        let store = store.with_actor(&format!("api:{}", token.name));
+        Ok(Call { api: &self.api, store, token, peer: self.peer, now: shared.clock.unix_now() })
+    }
+}

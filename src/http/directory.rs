@@ -1,0 +1,68 @@
+//! "Verifying Address" (discovery and trust, as the node would do it before sending) and the
+//! provider directory (hosted addresses, and those this practice has exchanged mail with).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::call::Caller;
+use super::error::ApiError;
+use crate::address::{DirectAddress, Domain};
+use crate::discovery::verdict::{self, Lookup};
+use crate::store::{ApiStore, Direction};
+use crate::trust::{AnchorSource, StoreAnchors};
+
+/// GET /v1/addresses/{address}/verify: valid (a usable, trusted certificate was found) or
+/// invalid with the reason. Trust is the practice's own (its domain's outgoing anchors).
+pub async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
+    caller
+        .run(move |call| {
+            let address = DirectAddress::parse(&address)
+                .map_err(|e| ApiError::field("address", format!("{address:?} is not a Direct address: {e}")))?;
+            let practice = call.practice()?;
+            let shared = &call.api.shared;
+            let mut anchors = Vec::new();
+            for domain in &practice.domains {
+                let domain = Domain::parse(domain).map_err(ApiError::internal)?;
+                anchors.extend(
+                    StoreAnchors(&call.store)
+                        .anchors(Some(&domain), Direction::Outgoing)
+                        .map_err(ApiError::internal)?,
+                );
+            }
+            let how = Lookup {
+                anchors: &anchors,
+                resolver: &shared.resolver,
+                ldap_timeout: Duration::from_millis(shared.config.dns.timeout_ms.max(1000)),
+                revocation: shared.config.trust.revocation,
+                now: call.now,
+            };
+            Ok((StatusCode::OK, verdict::verdict(verdict::lookup(&address, &how))))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+pub struct Search {
+    q: Option<String>,
+}
+
+/// GET /v1/directory?q=: addresses containing `q` (2+ characters).
+pub async fn search(caller: Caller, Query(search): Query<Search>) -> Response {
+    caller
+        .run(move |call| {
+            let q = search.q.unwrap_or_default();
+            let q = q.trim();
+            if q.chars().count() < 2 || q.len() > 200 {
+                return Err(ApiError::field("q", "search for 2 to 200 characters of a name or address"));
+            }
+            let practice = call.practice()?;
+            let entries = call.store.directory(practice.id, q, 50)?;
+            Ok((StatusCode::OK, json!({ "query": q, "entries": entries })))
+        })
+        .await
+}

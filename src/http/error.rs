@@ -1,0 +1,140 @@
+//! The API's errors: a status and a JSON body that names the field at fault, e.g.
+//! `{"error": {"code": "invalid", "field": "to[1]", "message": "..."}}`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::onboarding::enrollment::SectionError;
+use crate::onboarding::proofing::ProofingError;
+use crate::onboarding::OnboardingError;
+use crate::store::StoreError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, field: None, message: message.into() }
+    }
+
+    /// 400: this field of the request is wrong.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", message) }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "field": self.field, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::Duplicate(_) | StoreError::Conflict(_) => ApiError::conflict(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<OnboardingError> for ApiError {
+    fn from(e: OnboardingError) -> ApiError {
+        match e {
+            OnboardingError::Store(e) => e.into(),
+            OnboardingError::Proofing(ProofingError::State(why)) => {
+                ApiError::new(StatusCode::CONFLICT, "proofing-state", why)
+            }
+            OnboardingError::Proofing(ProofingError::Field { field, message })
+            | OnboardingError::Section(SectionError::Field { field, message }) => ApiError::field(field, message),
+            OnboardingError::Section(e @ SectionError::Unknown(_)) => ApiError::field("section", e.to_string()),
+            OnboardingError::Unavailable(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// A JSON request body as `T`; a body that does not fit names the field at fault (its path).
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::field("", "the request needs a JSON body"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // "missing field `x`" sits at the parent's path: name the field itself.
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            Some(missing) if path == "." => missing.to_string(),
+            Some(missing) => format!("{path}.{missing}"),
+            None if path == "." => String::new(),
+            None => path,
+        };
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        ApiError::field(field, message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        to: Vec<String>,
+        inner: Option<Inner>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Inner {
+        patient_id: String,
+    }
+
+    #[test]
+    fn a_bad_body_names_the_field() {
+        let e = parse_body::<Outer>(br#"{"inner": {"patient_id": "x"}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("to"));
+        let e = parse_body::<Outer>(br#"{"to": ["a", 3]}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("to[1]"));
+        let e = parse_body::<Outer>(br#"{"to": [], "inner": {}}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inner.patient_id"));
+        let e = parse_body::<Outer>(br#"{"to": [], "bcc": 1}"#).unwrap_err();
+        assert!(e.message.contains("unknown field `bcc`"), "{}", e.message);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,80 @@
+//! The practice's mailbox: what its users sent (with each recipient's delivery status, from the
+//! notifications tracked) and what they received.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::call::Caller;
+use super::error::ApiError;
+use crate::smtp::queue::Queue;
+use crate::store::ApiStore;
+
+/// The Message-ID as the API names it: without its angle brackets (they do not sit well in URLs).
+pub fn bare(message_id: &str) -> &str {
+    message_id.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+/// GET /v1/messages?way=sent|received&limit=N
+pub async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
+    caller
+        .run(move |call| {
+            let way = match query.get("way").map(String::as_str) {
+                None | Some("") => None,
+                Some(w @ ("sent" | "received")) => Some(w.to_string()),
+                Some(_) => return Err(ApiError::field("way", "sent or received")),
+            };
+            let limit = limit(&query)?;
+            let practice = call.practice()?;
+            let mut messages = call.store.mailbox(practice.id, way.as_deref(), None, limit)?;
+            for m in &mut messages {
+                m.message_id = bare(&m.message_id).to_string();
+            }
+            Ok((StatusCode::OK, json!({ "messages": messages })))
+        })
+        .await
+}
+
+/// The `limit` query parameter: 1 to 1000, 100 by default.
+pub fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+    match query.get("limit") {
+        None => Ok(100),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::field("limit", "a number from 1 to 1000")),
+    }
+}
+
+/// GET /v1/messages/{id}: one message of the practice, with each recipient's status and
+/// timeline (sent) and its documents.
+pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
+    caller
+        .run(move |call| {
+            let practice = call.practice()?;
+            let message_id = format!("<{}>", bare(&id));
+            let received_key = bare(&id).to_string();
+            // A received message without a Message-ID is known by the SHA-256 of what arrived.
+            let mut found = call.store.mailbox(practice.id, None, Some(&message_id), 2)?;
+            if found.is_empty() {
+                found = call.store.mailbox(practice.id, Some("received"), Some(&received_key), 1)?;
+            }
+            let Some(mut entry) = found.into_iter().next() else {
+                return Err(ApiError::not_found(format!("message {id} (not one of this practice's)")));
+            };
+            let documents = call.store.documents(practice.id, None, Some(&entry.message_id))?;
+            let recipients = if entry.way == "sent" {
+                let queue = Queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
+                crate::notify::tracking::track(&queue, &entry.message_id)?.map(|t| t.recipients).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            entry.message_id = bare(&entry.message_id).to_string();
+            Ok((StatusCode::OK, json!({ "message": entry, "recipients": recipients, "documents": documents })))
+        })
+        .await
+}

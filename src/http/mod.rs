@@ -1,0 +1,126 @@
+//! The REST API EHRs integrate with (`[http]`): Direct setup, identity proofing, address
+//! verification, sending referrals and following them, documents and the directory. HTTPS only
+//! (TLS 1.2+, the node's certificate unless the API has its own), bearer tokens per integration.
+//!
+//! It runs on a small tokio runtime of its own; each request's work (SQLite, discovery, the queue
+//! committer) runs on the runtime's blocking threads with its own store connection.
+
+pub mod call;
+pub mod directory;
+pub mod documents;
+pub mod error;
+pub mod messages;
+pub mod practice;
+pub mod proofing;
+pub mod referrals;
+pub mod routes;
+pub mod send;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use openssl::ssl::{Ssl, SslAcceptor};
+
+use crate::serve::Shared;
+use crate::smtp::server::Committer;
+
+/// What every request shares: the node's state and the queue's committer (a message sent
+/// through the API is committed exactly like one submitted over SMTP).
+pub struct Api {
+    pub shared: Arc<Shared>,
+    pub committer: Arc<dyn Committer>,
+    /// For the identity-verification service and the code channel's relay.
+    pub dns: crate::dns::DnsConfig,
+}
+
+/// The client's address, for the Received field of what it sends.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// A TLS handshake must finish within this, and a request's header within `HEADER_TIMEOUT`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Binds `listen` and serves the API there on a thread of its own; returns the bound address.
+pub fn start(listen: &str, tls: Arc<SslAcceptor>, api: Api, max_connections: usize) -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("http-api").enable_all().build()?;
+    let max_body = api.shared.config.http.max_body_bytes;
+    let app = routes::router(Arc::new(api), max_body);
+    std::thread::Builder::new()
+        .name("http-api".into())
+        .spawn(move || runtime.block_on(accept_loop(listener, tls, app, max_connections)))?;
+    Ok(bound)
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Arc<SslAcceptor>,
+    app: axum::Router,
+    max_connections: usize,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return eprintln!("http: cannot listen: {e}"),
+    };
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                eprintln!("http: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= max_connections {
+            drop(tcp);
+            continue;
+        }
+        let guard = Connection::open(&open);
+        let (tls, app) = (tls.clone(), app.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            let Ok(ssl) = Ssl::new(tls.context()) else { return };
+            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else { return };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept()).await {
+                Ok(Ok(())) => {}
+                // A failed or slow handshake (plain HTTP, an old TLS version): nothing to answer.
+                _ => return,
+            }
+            let service = TowerToHyperService::new(app.layer(Extension(Peer(peer))));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Counts an open connection until dropped.
+struct Connection(Arc<AtomicUsize>);
+
+impl Connection {
+    fn open(count: &Arc<AtomicUsize>) -> Connection {
+        count.fetch_add(1, Ordering::Relaxed);
+        Connection(count.clone())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

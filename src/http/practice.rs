@@ -1,0 +1,102 @@
+//! Direct setup: the practice-wide Direct domain (from the practice name) and its usernames.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::call::{Call, Caller};
+use super::error::{parse_body, ApiError};
+use crate::address::DirectAddress;
+use crate::onboarding::{certificates, domain_name};
+use crate::password::PasswordError;
+use crate::store::{ApiStore, Store};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewPractice {
+    name: String,
+    /// The domain's label under the parent domain (default: the name without spaces).
+    label: Option<String>,
+}
+
+/// POST /v1/practice: a token not yet acting for a practice sets one up and acts for it from then on.
+pub async fn create(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let request: NewPractice = parse_body(&body)?;
+            if let Some(practice) = &call.token.practice {
+                return Err(ApiError::conflict(format!("this token already acts for practice {practice:?}")));
+            }
+            let name = request.name.trim();
+            if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+                return Err(ApiError::field("name", "the practice's name: 1 to 200 characters, no control characters"));
+            }
+            let parent = call.api.shared.config.onboarding.parent_domain.as_deref();
+            let domain = domain_name::for_practice(name, request.label.as_deref(), parent)
+                .map_err(|e| ApiError::field("label", e))?;
+            call.store.add_practice(name, &domain)?;
+            let practice = call.store.practice(name)?;
+            call.store.bind_token(call.token.id, practice.id)?;
+            Ok((StatusCode::CREATED, json!({ "practice": practice })))
+        })
+        .await
+}
+
+/// GET /v1/practice: the practice, its addresses and where its proofing stands.
+pub async fn show(caller: Caller) -> Response {
+    caller.run(|call| Ok((StatusCode::OK, describe(call)?))).await
+}
+
+fn describe(call: &Call) -> Result<Value, ApiError> {
+    let practice = call.practice()?;
+    let mut addresses = Vec::new();
+    for domain in &practice.domains {
+        let domain = crate::address::Domain::parse(domain).map_err(ApiError::internal)?;
+        addresses.extend(call.store.addresses(Some(&domain))?.into_iter().map(|a| a.address.to_string()));
+    }
+    Ok(json!({ "practice": practice, "addresses": addresses }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    username: String,
+    /// For SMTP submission (the EHR's mail client); the API itself needs none.
+    password: Option<String>,
+}
+
+/// POST /v1/practice/users: a username in the practice's domain becomes a Direct address.
+pub async fn add_user(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let request: NewUser = parse_body(&body)?;
+            let practice = call.practice()?;
+            let domain = practice.domains.first().ok_or_else(|| ApiError::conflict("the practice has no domain"))?;
+            let username = request.username.trim().to_ascii_lowercase();
+            let address = DirectAddress::parse(&format!("{username}@{domain}"))
+                .ok()
+                .filter(|_| !username.is_empty() && !username.contains('@'))
+                .ok_or_else(|| {
+                    ApiError::field("username", format!("{username:?} cannot be the user part of an address"))
+                })?;
+            let hash = match request.password.as_deref() {
+                Some(p) => Some(crate::password::hash(p).map_err(|e| match e {
+                    PasswordError::Hash(_) => ApiError::internal(e),
+                    _ => ApiError::field("password", e.to_string()),
+                })?),
+                None => None,
+            };
+            call.store.add_address(&address, hash.as_deref())?;
+            // A verified practice's new user gets a certificate at once (when this node runs a CA).
+            let shared = &call.api.shared;
+            let issued = certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &practice, call.now)
+                .map_err(ApiError::internal)?;
+            Ok((
+                StatusCode::CREATED,
+                json!({ "address": address.to_string(), "certificate_issued": issued.contains(&address) }),
+            ))
+        })
+        .await
+}

@@ -1,0 +1,118 @@
+//! Identity proofing through the API: the terms, the form's sections, the confirmation code and
+//! "Verify Identity", each answering the proofing status (masked: no SSN, card or answers).
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::call::{Call, Caller};
+use super::error::{parse_body, ApiError};
+use crate::onboarding::proofing::State;
+use crate::onboarding::{certificates, setup, Onboarding, Status};
+use crate::store::Store;
+
+/// Runs a proofing step for the token's practice with the configured verifier and code channel.
+fn step(
+    call: &Call,
+    f: impl FnOnce(&Onboarding, &str) -> crate::onboarding::Result<Status>,
+) -> Result<Value, ApiError> {
+    let practice = call.practice()?;
+    let shared = &call.api.shared;
+    let config = &shared.config.onboarding;
+    let verifier = setup::verifier(config, &call.api.dns).map_err(ApiError::internal)?;
+    let channel = setup::channel(config, &call.api.dns, &shared.config.server.hostname).map_err(ApiError::internal)?;
+    let onboarding =
+        Onboarding { store: &call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
+    let status = f(&onboarding, &practice.name)?;
+    // Verified: the practice's users get their certificates now.
+    let issued = if status.state == State::Verified {
+        let practice = call.store.practice(&practice.name)?;
+        certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &practice, call.now)
+            .map_err(ApiError::internal)?
+    } else {
+        Vec::new()
+    };
+    let mut value = serde_json::to_value(&status).map_err(ApiError::internal)?;
+    value["certificates_issued"] = json!(issued.iter().map(ToString::to_string).collect::<Vec<_>>());
+    Ok(value)
+}
+
+/// GET /v1/proofing
+pub async fn status(caller: Caller) -> Response {
+    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.status(p))?))).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Terms {
+    activation_terms: bool,
+    identity_verification_agreement: bool,
+}
+
+/// POST /v1/proofing/terms
+pub async fn terms(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let t: Terms = parse_body(&body)?;
+            Ok((
+                StatusCode::OK,
+                step(call, |o, p| o.accept_terms(p, t.activation_terms, t.identity_verification_agreement))?,
+            ))
+        })
+        .await
+}
+
+/// PUT /v1/proofing/sections/{section}
+pub async fn section(caller: Caller, Path(section): Path<String>, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let json: Value = parse_body(&body)?;
+            Ok((StatusCode::OK, step(call, |o, p| o.save_section(p, &section, &json))?))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    phone: String,
+}
+
+/// POST /v1/proofing/code: sends a confirmation code to the phone.
+pub async fn send_code(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let r: CodeRequest = parse_body(&body)?;
+            Ok((StatusCode::OK, step(call, |o, p| o.send_code(p, &r.phone))?))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirmation {
+    code: String,
+}
+
+/// POST /v1/proofing/confirm
+pub async fn confirm(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let c: Confirmation = parse_body(&body)?;
+            Ok((StatusCode::OK, step(call, |o, p| o.confirm(p, &c.code))?))
+        })
+        .await
+}
+
+/// POST /v1/proofing/submit: "Verify Identity".
+pub async fn submit(caller: Caller) -> Response {
+    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.submit(p))?))).await
+}
+
+/// POST /v1/proofing/retry: "Try Again" after a failure.
+pub async fn retry(caller: Caller) -> Response {
+    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.retry(p))?))).await
+}

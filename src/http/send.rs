@@ -1,0 +1,344 @@
+//! POST /v1/messages: an EHR sends a message (a referral, with its C-CDA and encounter note)
+//! through the API. It is composed as MIME, committed to the queue exactly as an SMTP submission
+//! would be (then sealed and delivered by the workers), and a copy of each attachment is kept
+//! for the practice and the patient.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::call::{Call, Caller};
+use super::error::{parse_body, ApiError};
+use crate::address::DirectAddress;
+use crate::onboarding::referral::{self, check_token, Metadata};
+use crate::smime::mime::{encode_base64_lines, Attachment};
+use crate::smtp::session::Envelope;
+use crate::store::api::{Exchange, NewReferral};
+use crate::store::{ApiStore, Store};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Outgoing {
+    from: String,
+    to: Vec<String>,
+    subject: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    attachments: Vec<FileIn>,
+    referral: Option<ReferralIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIn {
+    filename: String,
+    content_type: String,
+    content_base64: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferralIn {
+    patient_id: String,
+    /// "transferring" or "receiving".
+    direction: String,
+    #[serde(default)]
+    ccda_sections: Vec<String>,
+    encounter_note: Option<FileIn>,
+    /// The Message-ID of the referral this one answers.
+    in_reply_to: Option<String>,
+}
+
+/// A request that passed every check.
+struct Checked {
+    from: DirectAddress,
+    to: Vec<DirectAddress>,
+    subject: String,
+    body: String,
+    files: Vec<Attachment>,
+    referral: Option<(Metadata, Option<String>)>,
+}
+
+pub async fn send(caller: Caller, body: Bytes) -> Response {
+    caller
+        .run(move |call| {
+            let request: Outgoing = parse_body(&body)?;
+            let checked = check(call, request)?;
+            let (message_id, queue_id) = commit(call, &checked)?;
+            let referral_id = record_sent(call, &checked, &message_id)?;
+            let practice = call.practice()?;
+            let documents: Vec<i64> =
+                call.store.documents(practice.id, None, Some(&message_id))?.iter().map(|d| d.id).collect();
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({
+                    "message_id": message_id,
+                    "queue_id": queue_id,
+                    "status": "queued",
+                    "recipients": checked.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "referral_id": referral_id,
+                    "documents": documents,
+                }),
+            ))
+        })
+        .await
+}
+
+fn check(call: &Call, r: Outgoing) -> Result<Checked, ApiError> {
+    let practice = call.practice()?;
+    let from = DirectAddress::parse(&r.from).map_err(|e| ApiError::field("from", e.to_string()))?;
+    let ours = practice.domains.iter().any(|d| d == from.domain().as_str()) && call.store.has_address(&from)?;
+    if !ours {
+        let mut e = ApiError::forbidden("not-your-address", format!("{from} is not an address of {}", practice.name));
+        e.field = Some("from".into());
+        return Err(e);
+    }
+    // Until its identity is proofed, a practice cannot send: the same rule as SMTP submission.
+    if let Err(refused) = crate::onboarding::require_verified(&call.store, from.domain()) {
+        return Err(match refused {
+            Ok(why) => ApiError::forbidden("not-verified", why),
+            Err(e) => e.into(),
+        });
+    }
+    let max = call.api.shared.config.server.max_recipients;
+    if r.to.is_empty() || r.to.len() > max {
+        return Err(ApiError::field("to", format!("1 to {max} recipients")));
+    }
+    let to =
+        r.to.iter()
+            .enumerate()
+            .map(|(i, a)| DirectAddress::parse(a).map_err(|e| ApiError::field(format!("to[{i}]"), e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+    let subject = r.subject.trim().to_string();
+    if subject.is_empty() || subject.chars().count() > 200 || subject.chars().any(char::is_control) {
+        return Err(ApiError::field("subject", "1 to 200 characters, no control characters"));
+    }
+    let mut files = Vec::new();
+    for (i, f) in r.attachments.iter().enumerate() {
+        files.push(file(f, &format!("attachments[{i}]"))?);
+    }
+    let referral = match r.referral {
+        None => None,
+        Some(referral) => {
+            if !referral::DIRECTIONS.contains(&referral.direction.as_str()) {
+                return Err(ApiError::field(
+                    "referral.direction",
+                    "transferring (referring out) or receiving (reporting back)",
+                ));
+            }
+            check_token(&referral.patient_id, 64).map_err(|e| ApiError::field("referral.patient_id", e))?;
+            for (i, s) in referral.ccda_sections.iter().enumerate() {
+                check_token(s, 100).map_err(|e| ApiError::field(format!("referral.ccda_sections[{i}]"), e))?;
+            }
+            if files.is_empty() {
+                return Err(ApiError::field(
+                    "attachments",
+                    "a referral carries its C-CDA summary of care as an attachment",
+                ));
+            }
+            if let Some(note) = &referral.encounter_note {
+                files.push(file(note, "referral.encounter_note")?);
+            }
+            let in_reply_to = referral.in_reply_to.as_deref().map(message_id_field).transpose()?;
+            let metadata = Metadata {
+                direction: referral.direction,
+                patient_id: referral.patient_id,
+                sections: referral.ccda_sections,
+                encounter_note: referral.encounter_note.is_some(),
+            };
+            Some((metadata, in_reply_to))
+        }
+    };
+    Ok(Checked { from, to, subject, body: r.body, files, referral })
+}
+
+/// An attachment decoded and checked: a plain file name and a `type/subtype`.
+fn file(f: &FileIn, field: &str) -> Result<Attachment, ApiError> {
+    let name_ok = !f.filename.is_empty()
+        && f.filename.len() <= 200
+        && f.filename.bytes().all(|b| (0x20..0x7f).contains(&b) && !b"\"\\/".contains(&b));
+    if !name_ok {
+        return Err(ApiError::field(
+            format!("{field}.filename"),
+            "1 to 200 printable ASCII characters, no quotes or slashes",
+        ));
+    }
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    let type_ok = f.content_type.split_once('/').is_some_and(|(a, b)| token(a) && token(b));
+    if !type_ok {
+        return Err(ApiError::field(format!("{field}.content_type"), "a MIME type such as application/xml"));
+    }
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(f.content_base64.trim())
+        .map_err(|e| ApiError::field(format!("{field}.content_base64"), format!("not base64: {e}")))?;
+    Ok(Attachment { filename: f.filename.clone(), content_type: f.content_type.to_ascii_lowercase(), content })
+}
+
+/// A Message-ID in angle brackets (added when missing).
+fn message_id_field(text: &str) -> Result<String, ApiError> {
+    let inner = text.trim().trim_start_matches('<').trim_end_matches('>');
+    let ok =
+        inner.contains('@') && inner.len() <= 250 && inner.bytes().all(|b| b.is_ascii_graphic() && !b"<>".contains(&b));
+    if !ok {
+        return Err(ApiError::field("referral.in_reply_to", "the Message-ID of the referral this one answers"));
+    }
+    Ok(format!("<{inner}>"))
+}
+
+/// Composes the message and commits it to the queue; returns its Message-ID and queue id.
+fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
+    let hostname = &call.api.shared.config.server.hostname;
+    let mut id = [0u8; 16];
+    openssl::rand::rand_bytes(&mut id).map_err(ApiError::internal)?;
+    let message_id = format!("<{}@{hostname}>", crate::pki::hex(&id));
+    let data = compose(c, &message_id, call.now);
+    let envelope = Envelope {
+        mail_from: Some(c.from.clone()),
+        recipients: c.to.clone(),
+        data,
+        authenticated: Some(c.from.clone()),
+        helo: "rest-api".into(),
+        tls: true,
+    };
+    let queue_id = call
+        .api
+        .committer
+        .commit(envelope, call.peer.0)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue", format!("not queued: {e}")))?;
+    Ok((message_id, queue_id))
+}
+
+fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
+    let mut boundary = [0u8; 12];
+    let _ = openssl::rand::rand_bytes(&mut boundary);
+    let boundary = format!("hisp-{}", crate::pki::hex(&boundary));
+    let to = c.to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ");
+    let mut out = format!(
+        "From: <{}>\r\nTo: {to}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n",
+        c.from,
+        encoded_subject(&c.subject),
+        crate::clock::rfc5322(now)
+    )
+    .into_bytes();
+    if let Some((metadata, in_reply_to)) = &c.referral {
+        out.extend_from_slice(metadata.header_fields().as_bytes());
+        if let Some(id) = in_reply_to {
+            out.extend_from_slice(format!("In-Reply-To: {id}\r\nReferences: {id}\r\n").as_bytes());
+        }
+    }
+    out.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n").as_bytes());
+    out.extend_from_slice(format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n").as_bytes());
+    out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
+    encode_base64_lines(c.body.as_bytes(), &mut out);
+    for f in &c.files {
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Type: {}; name=\"{}\"\r\nContent-Disposition: attachment; filename=\"{}\"\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n",
+                f.content_type, f.filename, f.filename
+            )
+            .as_bytes(),
+        );
+        encode_base64_lines(&f.content, &mut out);
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// The subject as is when it is ASCII, else as RFC 2047 encoded words (UTF-8, base64) of at most
+/// 45 bytes each, split between characters.
+fn encoded_subject(subject: &str) -> String {
+    if subject.is_ascii() {
+        return subject.to_string();
+    }
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for ch in subject.chars() {
+        if chunk.len() + ch.len_utf8() > 45 {
+            words.push(format!("=?UTF-8?B?{}?=", engine.encode(&chunk)));
+            chunk.clear();
+        }
+        chunk.push(ch);
+    }
+    words.push(format!("=?UTF-8?B?{}?=", engine.encode(&chunk)));
+    words.join("\r\n ")
+}
+
+/// Keeps the referral and a copy of each attachment for the practice (and the patient).
+fn record_sent(call: &Call, c: &Checked, message_id: &str) -> Result<Option<i64>, ApiError> {
+    let practice = call.practice()?;
+    let documents = referral::documents(&call.api.shared.kek, &c.files).map_err(ApiError::internal)?;
+    let referral = c.referral.as_ref().map(|(m, in_reply_to)| NewReferral {
+        direction: m.direction.clone(),
+        patient_id: m.patient_id.clone(),
+        sender: c.from.to_string(),
+        recipients: c.to.iter().map(ToString::to_string).collect(),
+        subject: c.subject.clone(),
+        sections: m.sections.clone(),
+        encounter_note: m.encounter_note,
+        in_reply_to: in_reply_to.clone(),
+    });
+    let exchange = Exchange {
+        practice_id: practice.id,
+        message_id,
+        way: "sent",
+        patient_id: c.referral.as_ref().map(|(m, _)| m.patient_id.as_str()),
+        referral: referral.as_ref(),
+        documents: &documents,
+    };
+    Ok(call.store.save_exchange(&exchange)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_composed_referral_carries_its_metadata_and_files() {
+        let c = Checked {
+            from: DirectAddress::parse("dr.smith@a.test").unwrap(),
+            to: vec![DirectAddress::parse("dr.jones@b.test").unwrap()],
+            subject: "Referral für Müller".into(),
+            body: "Please see the attached summary.".into(),
+            files: vec![Attachment {
+                filename: "ccda.xml".into(),
+                content_type: "application/xml".into(),
+                content: b"<x/>".to_vec(),
+            }],
+            referral: Some((
+                Metadata {
+                    direction: "transferring".into(),
+                    patient_id: "MRN-1".into(),
+                    sections: vec!["problems".into()],
+                    encounter_note: false,
+                },
+                Some("<m0@b.test>".into()),
+            )),
+        };
+        let raw = compose(&c, "<m1@a.test>", 1_700_000_000);
+        let entity = crate::smime::mime::Entity::parse(&raw);
+        assert_eq!(Metadata::from_headers(&entity.headers), c.referral.as_ref().map(|(m, _)| m.clone()));
+        assert_eq!(entity.headers.get("in-reply-to").map(str::trim), Some("<m0@b.test>"));
+        assert!(entity.headers.get("subject").unwrap().contains("=?UTF-8?B?"));
+        let files = crate::smime::mime::attachments(&raw);
+        assert_eq!(files, c.files);
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.subject(), Some("Referral für Müller"));
+        assert_eq!(parsed.body_text(0).as_deref(), Some("Please see the attached summary."));
+    }
+
+    #[test]
+    fn bad_files_name_their_field() {
+        let f = FileIn { filename: "a\"b".into(), content_type: "text/plain".into(), content_base64: "".into() };
+        assert_eq!(file(&f, "attachments[0]").unwrap_err().field.as_deref(), Some("attachments[0].filename"));
+        let f = FileIn { filename: "a.xml".into(), content_type: "xml".into(), content_base64: "".into() };
+        assert_eq!(file(&f, "attachments[0]").unwrap_err().field.as_deref(), Some("attachments[0].content_type"));
+        let f = FileIn { filename: "a.xml".into(), content_type: "text/xml".into(), content_base64: "***".into() };
+        assert_eq!(file(&f, "x").unwrap_err().field.as_deref(), Some("x.content_base64"));
+    }
+}

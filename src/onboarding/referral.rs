@@ -1,0 +1,151 @@
+//! A referral's metadata as it travels inside the (signed, encrypted) message, in header fields
+//! the receiving node reads: Transferring (referring out) or Receiving (reporting back), the
+//! patient's identifier, the C-CDA sections included and whether the encounter note is attached.
+//! And the record each side keeps: the referral and a copy of every document, for the practice
+//! and the patient.
+
+use crate::address::DirectAddress;
+use crate::kek::{Kek, KekError};
+use crate::smime::mime::{self, Attachment, Headers};
+use crate::store::api::{Exchange, NewDocument, NewReferral};
+use crate::store::{ApiStore, Store, StoreError};
+
+pub const DIRECTION: &str = "X-Referral-Direction";
+pub const PATIENT: &str = "X-Referral-Patient";
+pub const SECTIONS: &str = "X-Referral-Sections";
+pub const ENCOUNTER_NOTE: &str = "X-Referral-Encounter-Note";
+
+pub const DIRECTIONS: [&str; 2] = ["transferring", "receiving"];
+
+/// What a referral says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub direction: String,
+    pub patient_id: String,
+    pub sections: Vec<String>,
+    pub encounter_note: bool,
+}
+
+/// Text that can travel in a header field and be filtered on: printable ASCII, no commas
+/// (sections are a comma list), 1 to `max` characters.
+pub fn check_token(value: &str, max: usize) -> Result<(), String> {
+    if value.is_empty() || value.len() > max {
+        return Err(format!("1 to {max} characters"));
+    }
+    if !value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b',') {
+        return Err("printable ASCII only, no commas".into());
+    }
+    Ok(())
+}
+
+impl Metadata {
+    /// The header fields, CRLF-ended.
+    pub fn header_fields(&self) -> String {
+        let mut out = format!("{DIRECTION}: {}\r\n{PATIENT}: {}\r\n", self.direction, self.patient_id);
+        if !self.sections.is_empty() {
+            out.push_str(&format!("{SECTIONS}: {}\r\n", self.sections.join(", ")));
+        }
+        if self.encounter_note {
+            out.push_str(&format!("{ENCOUNTER_NOTE}: attached\r\n"));
+        }
+        out
+    }
+
+    /// The metadata of a message that carries it (both the direction and the patient).
+    pub fn from_headers(headers: &Headers) -> Option<Metadata> {
+        let direction = headers.get(DIRECTION)?.trim().to_ascii_lowercase();
+        let patient_id = headers.get(PATIENT)?.trim().to_string();
+        if !DIRECTIONS.contains(&direction.as_str()) || check_token(&patient_id, 64).is_err() {
+            return None;
+        }
+        let sections = headers
+            .get(SECTIONS)
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        let encounter_note = headers.get(ENCOUNTER_NOTE).is_some();
+        Some(Metadata { direction, patient_id, sections, encounter_note })
+    }
+}
+
+/// Sealed copies of the attachments, to keep as documents.
+pub fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<NewDocument>, KekError> {
+    attachments
+        .iter()
+        .map(|a| {
+            Ok(NewDocument {
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: a.content.len(),
+                sha256: crate::pki::sha256_hex(&a.content),
+                sealed: kek.seal_document(&a.content)?,
+            })
+        })
+        .collect()
+}
+
+/// Records what a hosted address received: the referral (if the message is one) and a copy of
+/// each attachment for the recipient's practice. Once per practice: a retried delivery, or a
+/// second recipient at the same practice, changes nothing.
+pub fn record_received<S: Store + ApiStore>(
+    store: &S,
+    kek: &Kek,
+    recipient: &DirectAddress,
+    message_id: &str,
+    original: &[u8],
+    sender: &str,
+) -> Result<(), String> {
+    let practice = match store.practice(recipient.domain().as_str()) {
+        Ok(p) => p,
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let entity = mime::Entity::parse(original);
+    let headers = &entity.headers;
+    let metadata = Metadata::from_headers(headers);
+    let attachments = mime::attachments(original);
+    if metadata.is_none() && attachments.is_empty() {
+        return Ok(());
+    }
+    let documents = documents(kek, &attachments).map_err(|e| e.to_string())?;
+    let referral = metadata.as_ref().map(|m| NewReferral {
+        direction: m.direction.clone(),
+        patient_id: m.patient_id.clone(),
+        sender: sender.to_string(),
+        recipients: headers.get("to").map(mime::addresses).unwrap_or_default(),
+        subject: headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ").trim().to_string(),
+        sections: m.sections.clone(),
+        encounter_note: m.encounter_note,
+        in_reply_to: headers.get("in-reply-to").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+    });
+    let exchange = Exchange {
+        practice_id: practice.id,
+        message_id,
+        way: "received",
+        patient_id: metadata.as_ref().map(|m| m.patient_id.as_str()),
+        referral: referral.as_ref(),
+        documents: &documents,
+    };
+    store.save_exchange(&exchange).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_travels_in_header_fields_and_comes_back_the_same() {
+        let m = Metadata {
+            direction: "transferring".into(),
+            patient_id: "MRN-1001".into(),
+            sections: vec!["problems".into(), "medications".into()],
+            encounter_note: true,
+        };
+        let headers = Headers::parse(m.header_fields().as_bytes());
+        assert_eq!(Metadata::from_headers(&headers), Some(m));
+        let bad = Headers::parse(b"X-Referral-Direction: sideways\r\nX-Referral-Patient: 1\r\n");
+        assert_eq!(Metadata::from_headers(&bad), None);
+        assert!(check_token("MRN,1", 64).is_err());
+        assert!(check_token("MRN\r\nBcc: x", 64).is_err());
+    }
+}

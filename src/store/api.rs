@@ -1,0 +1,621 @@
+//! What the REST API and the inbound path keep for practices: the API's bearer tokens, the
+//! referrals each practice sent and received, and the copies of its documents.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::sqlite::{duplicate_as, SqliteStore};
+use super::{Result, StoreError};
+
+/// An API token as stored (its secret is never kept, only its SHA-256).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub practice_id: Option<i64>,
+    /// The practice it acts for (None: not bound yet; it may set one practice up).
+    pub practice: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A referral as it is recorded when it is sent or arrives.
+#[derive(Debug, Clone)]
+pub struct NewReferral {
+    /// "transferring" (referring out) or "receiving" (reporting back).
+    pub direction: String,
+    pub patient_id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    /// The C-CDA sections included.
+    pub sections: Vec<String>,
+    pub encounter_note: bool,
+    /// The Message-ID this one answers.
+    pub in_reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferralRecord {
+    pub id: i64,
+    pub message_id: String,
+    /// "sent" or "received" (from this practice's side).
+    pub way: String,
+    pub direction: String,
+    pub patient_id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub sections: Vec<String>,
+    pub encounter_note: bool,
+    pub in_reply_to: Option<String>,
+    /// The referral this practice sent that this one answers.
+    pub answers: Option<i64>,
+    /// The referrals received that answer this one.
+    pub answered_by: Vec<i64>,
+    pub created_at: i64,
+    /// When the practice marked it received (a returned referral closing the loop).
+    pub received_at: Option<i64>,
+    pub received_by: Option<String>,
+    /// The state of each recipient's delivery notifications (sent referrals; from tracking).
+    #[serde(skip)]
+    pub tracking: Vec<String>,
+}
+
+/// A document to keep: its content already sealed under the KEK.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub filename: String,
+    pub content_type: String,
+    pub size: usize,
+    pub sha256: String,
+    pub sealed: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentRecord {
+    pub id: i64,
+    pub patient_id: Option<String>,
+    pub referral_id: Option<i64>,
+    pub message_id: String,
+    pub way: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub created_at: i64,
+}
+
+/// A message a practice sent or received: its referral, if it is one, and its documents.
+pub struct Exchange<'a> {
+    pub practice_id: i64,
+    pub message_id: &'a str,
+    /// "sent" or "received".
+    pub way: &'a str,
+    pub patient_id: Option<&'a str>,
+    pub referral: Option<&'a NewReferral>,
+    pub documents: &'a [NewDocument],
+}
+
+/// Which referrals to list.
+#[derive(Debug, Default)]
+pub struct ReferralFilter<'a> {
+    pub patient_id: Option<&'a str>,
+    pub direction: Option<&'a str>,
+    pub way: Option<&'a str>,
+}
+
+pub trait ApiStore {
+    fn add_token(&self, name: &str, practice_id: Option<i64>, sha256: &str) -> Result<i64>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// The live (not revoked) token with this SHA-256.
+    fn token(&self, sha256: &str) -> Result<Option<TokenRecord>>;
+    /// Binds a token to the practice it just set up; refused if it is bound already.
+    fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()>;
+    fn revoke_token(&self, name: &str) -> Result<()>;
+
+    /// Records a sent or received message's referral and documents, once: doing it again (a
+    /// retried delivery) changes nothing. Returns the referral's id.
+    fn save_exchange(&self, exchange: &Exchange) -> Result<Option<i64>>;
+    fn referrals(&self, practice_id: i64, filter: &ReferralFilter) -> Result<Vec<ReferralRecord>>;
+    fn referral(&self, practice_id: i64, id: i64) -> Result<ReferralRecord>;
+    /// Marks a received referral as received (the loop closed); refused for one this practice sent.
+    fn mark_received(&self, practice_id: i64, id: i64, by: &str) -> Result<ReferralRecord>;
+    /// The practice's documents (of one patient, of one message, if given), newest first.
+    fn documents(
+        &self,
+        practice_id: i64,
+        patient_id: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Result<Vec<DocumentRecord>>;
+    /// One document and its sealed content.
+    fn document(&self, practice_id: i64, id: i64) -> Result<(DocumentRecord, Vec<u8>)>;
+
+    /// The messages the practice's users sent and received ("sent" or "received" only, if
+    /// given), newest first; or the one with this Message-ID.
+    fn mailbox(
+        &self,
+        practice_id: i64,
+        way: Option<&str>,
+        message_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MailboxEntry>>;
+    /// Addresses containing `query`: hosted ones (with their practice) and those the practice
+    /// exchanged mail with.
+    fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>>;
+}
+
+/// A message in a practice's mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxEntry {
+    pub message_id: String,
+    pub way: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub at: i64,
+    /// Sent: queued, sent, delivered (every recipient's HISP confirmed) or failed; received: delivered.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectoryEntry {
+    pub address: String,
+    /// The hosting practice, for a hosted address.
+    pub practice: Option<String>,
+    /// "hosted" (on this node) or "known" (exchanged mail with this practice).
+    pub source: String,
+}
+
+/// One status for a message from its recipients' tracking states: failed if any recipient
+/// failed, queued while any has yet to leave, delivered once every recipient's HISP confirmed it
+/// (processed MDN), else sent.
+pub fn summarize<S: AsRef<str>>(states: &[S]) -> &'static str {
+    let any = |wanted: &[&str]| states.iter().any(|s| wanted.contains(&s.as_ref()));
+    if any(&["failed", "timed-out"]) {
+        "failed"
+    } else if states.is_empty() || any(&["queued"]) {
+        "queued"
+    } else if states.iter().all(|s| matches!(s.as_ref(), "processed" | "dispatched")) {
+        "delivered"
+    } else {
+        "sent"
+    }
+}
+
+/// The practice's domains, for matching an address's domain part in SQL.
+const PRACTICE_DOMAINS: &str = "(SELECT name FROM domains WHERE practice_id = ?1)";
+
+const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, r.patient_id, r.sender, r.recipients,
+    r.subject, r.sections, r.encounter_note, r.in_reply_to, r.created_at, r.received_at, r.received_by,
+    (SELECT s.id FROM referrals s WHERE s.practice_id = r.practice_id AND s.way = 'sent'
+        AND s.message_id = r.in_reply_to AND r.way = 'received'),
+    (SELECT group_concat(a.id) FROM referrals a WHERE a.practice_id = r.practice_id AND a.way = 'received'
+        AND a.in_reply_to = r.message_id AND r.way = 'sent'),
+    (SELECT group_concat(t.status) FROM tracked t WHERE t.message_id = r.message_id AND r.way = 'sent')";
+
+fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
+    let list = |text: Option<String>| -> Vec<String> {
+        text.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(String::from).collect()
+    };
+    let json_list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
+    Ok(ReferralRecord {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        way: r.get(2)?,
+        direction: r.get(3)?,
+        patient_id: r.get(4)?,
+        sender: r.get(5)?,
+        recipients: json_list(r.get(6)?),
+        subject: r.get(7)?,
+        sections: json_list(r.get(8)?),
+        encounter_note: r.get(9)?,
+        in_reply_to: r.get(10)?,
+        created_at: r.get(11)?,
+        received_at: r.get(12)?,
+        received_by: r.get(13)?,
+        answers: r.get(14)?,
+        answered_by: list(r.get(15)?).iter().filter_map(|id| id.parse().ok()).collect(),
+        tracking: list(r.get(16)?),
+    })
+}
+
+const DOCUMENT_COLUMNS: &str =
+    "id, patient_id, referral_id, message_id, way, filename, content_type, size, sha256, created_at";
+
+fn document_row(r: &Row) -> rusqlite::Result<DocumentRecord> {
+    Ok(DocumentRecord {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        referral_id: r.get(2)?,
+        message_id: r.get(3)?,
+        way: r.get(4)?,
+        filename: r.get(5)?,
+        content_type: r.get(6)?,
+        size: r.get(7)?,
+        sha256: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        practice_id: r.get(2)?,
+        practice: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+const TOKEN_SELECT: &str = "SELECT t.id, t.name, t.practice_id, p.name, t.created_at, t.revoked_at
+    FROM api_tokens t LEFT JOIN practices p ON p.id = t.practice_id";
+
+impl ApiStore for SqliteStore {
+    fn add_token(&self, name: &str, practice_id: Option<i64>, sha256: &str) -> Result<i64> {
+        let now = self.clock.unix_now();
+        self.change("token.create", name, "", |tx| {
+            tx.execute(
+                "INSERT INTO api_tokens (name, practice_id, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, practice_id, sha256, now],
+            )
+            .map_err(duplicate_as(format!("token {name:?}")))?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let mut stmt = self.conn.prepare(&format!("{TOKEN_SELECT} ORDER BY t.name"))?;
+        let rows = stmt.query_map([], token_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn token(&self, sha256: &str) -> Result<Option<TokenRecord>> {
+        let mut stmt =
+            self.conn.prepare_cached(&format!("{TOKEN_SELECT} WHERE t.token_sha256 = ?1 AND t.revoked_at IS NULL"))?;
+        Ok(stmt.query_row([sha256], token_row).optional()?)
+    }
+
+    fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()> {
+        self.change("token.bind", &token_id.to_string(), &format!("practice id {practice_id}"), |tx| {
+            let changed = tx.execute(
+                "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
+                params![token_id, practice_id],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Conflict("this token already acts for a practice".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke_token(&self, name: &str) -> Result<()> {
+        let now = self.clock.unix_now();
+        self.change("token.revoke", name, "", |tx| {
+            let changed = tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, now],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("live token {name:?} (`hisp token list` shows them)")));
+            }
+            Ok(())
+        })
+    }
+
+    fn save_exchange(&self, e: &Exchange) -> Result<Option<i64>> {
+        let now = self.clock.unix_now();
+        let detail = format!("{} {}: {} document(s)", e.way, e.message_id, e.documents.len());
+        let action = if e.referral.is_some() { "referral.record" } else { "documents.record" };
+        self.change(action, &format!("practice id {}", e.practice_id), &detail, |tx| {
+            let referral_id = match e.referral {
+                Some(r) => {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO referrals (practice_id, message_id, way, direction, patient_id,
+                            sender, recipients, subject, sections, encounter_note, in_reply_to, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        params![
+                            e.practice_id,
+                            e.message_id,
+                            e.way,
+                            r.direction,
+                            r.patient_id,
+                            r.sender,
+                            serde_json::to_string(&r.recipients).unwrap_or_default(),
+                            r.subject,
+                            serde_json::to_string(&r.sections).unwrap_or_default(),
+                            r.encounter_note,
+                            r.in_reply_to,
+                            now
+                        ],
+                    )?;
+                    Some(tx.query_row(
+                        "SELECT id FROM referrals WHERE practice_id = ?1 AND message_id = ?2 AND way = ?3",
+                        params![e.practice_id, e.message_id, e.way],
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                }
+                None => None,
+            };
+            for d in e.documents {
+                tx.execute(
+                    "INSERT OR IGNORE INTO documents (practice_id, patient_id, referral_id, message_id, way,
+                        filename, content_type, size, sha256, sealed, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        e.practice_id,
+                        e.patient_id,
+                        referral_id,
+                        e.message_id,
+                        e.way,
+                        d.filename,
+                        d.content_type,
+                        d.size as i64,
+                        d.sha256,
+                        d.sealed,
+                        now
+                    ],
+                )?;
+            }
+            Ok(referral_id)
+        })
+    }
+
+    fn referrals(&self, practice_id: i64, f: &ReferralFilter) -> Result<Vec<ReferralRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REFERRAL_COLUMNS} FROM referrals r
+             WHERE r.practice_id = ?1 AND (?2 IS NULL OR r.patient_id = ?2)
+               AND (?3 IS NULL OR r.direction = ?3) AND (?4 IS NULL OR r.way = ?4)
+             ORDER BY r.created_at DESC, r.id DESC"
+        ))?;
+        let rows = stmt.query_map(params![practice_id, f.patient_id, f.direction, f.way], referral_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn referral(&self, practice_id: i64, id: i64) -> Result<ReferralRecord> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.practice_id = ?1 AND r.id = ?2"
+        ))?;
+        stmt.query_row(params![practice_id, id], referral_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("referral {id}")))
+    }
+
+    fn mark_received(&self, practice_id: i64, id: i64, by: &str) -> Result<ReferralRecord> {
+        let now = self.clock.unix_now();
+        let referral = self.referral(practice_id, id)?;
+        if referral.way != "received" {
+            return Err(StoreError::Conflict(format!(
+                "referral {id} was sent by this practice; only a referral that came back can be marked received"
+            )));
+        }
+        if referral.received_at.is_none() {
+            self.change("referral.received", &format!("referral {id}"), by, |tx| {
+                tx.execute(
+                    "UPDATE referrals SET received_at = ?3, received_by = ?4
+                     WHERE practice_id = ?1 AND id = ?2 AND received_at IS NULL",
+                    params![practice_id, id, now, by],
+                )?;
+                Ok(())
+            })?;
+        }
+        self.referral(practice_id, id)
+    }
+
+    fn documents(
+        &self,
+        practice_id: i64,
+        patient_id: Option<&str>,
+        message_id: Option<&str>,
+    ) -> Result<Vec<DocumentRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE practice_id = ?1 AND (?2 IS NULL OR patient_id = ?2)
+               AND (?3 IS NULL OR message_id = ?3)
+             ORDER BY created_at DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map(params![practice_id, patient_id, message_id], document_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn document(&self, practice_id: i64, id: i64) -> Result<(DocumentRecord, Vec<u8>)> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {DOCUMENT_COLUMNS}, sealed FROM documents WHERE practice_id = ?1 AND id = ?2"
+        ))?;
+        stmt.query_row(params![practice_id, id], |r| Ok((document_row(r)?, r.get(10)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("document {id}")))
+    }
+
+    fn mailbox(
+        &self,
+        practice_id: i64,
+        way: Option<&str>,
+        message_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<MailboxEntry>> {
+        let sql = format!(
+            "SELECT * FROM (
+               SELECT message_id, 'sent' AS way, sender, group_concat(recipient, ' '), subject,
+                      min(submitted_at) AS at, group_concat(status, ' ')
+               FROM tracked WHERE {sender} IN {PRACTICE_DOMAINS} AND (?3 IS NULL OR message_id = ?3)
+               GROUP BY message_id
+               UNION ALL
+               SELECT message_id, 'received', sender, group_concat(recipient, ' '), subject, min(delivered_at), 'delivered'
+               FROM mailbox_deliveries WHERE kind = 'message' AND {recipient} IN {PRACTICE_DOMAINS}
+                 AND (?3 IS NULL OR message_id = ?3)
+               GROUP BY message_id)
+             WHERE ?2 IS NULL OR way = ?2 ORDER BY at DESC, message_id LIMIT ?4",
+            sender = domain_of("sender"),
+            recipient = domain_of("recipient"),
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![practice_id, way, message_id, limit as i64], |r| {
+            let words = |text: String| text.split_whitespace().map(String::from).collect::<Vec<_>>();
+            let states = words(r.get(6)?);
+            Ok(MailboxEntry {
+                message_id: r.get(0)?,
+                way: r.get(1)?,
+                sender: r.get(2)?,
+                recipients: words(r.get(3)?),
+                subject: r.get(4)?,
+                at: r.get(5)?,
+                status: summarize(&states).to_string(),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>> {
+        let sql = format!(
+            "SELECT a.address, p.name, 'hosted' FROM addresses a JOIN domains d ON d.id = a.domain_id
+               JOIN practices p ON p.id = d.practice_id
+               WHERE a.address LIKE ?2 ESCAPE '\\' OR p.name LIKE ?2 ESCAPE '\\'
+             UNION
+             SELECT lower(recipient), NULL, 'known' FROM tracked
+               WHERE recipient LIKE ?2 ESCAPE '\\' AND {sender} IN {PRACTICE_DOMAINS}
+             UNION
+             SELECT lower(sender), NULL, 'known' FROM mailbox_deliveries
+               WHERE kind = 'message' AND sender LIKE ?2 ESCAPE '\\' AND {recipient} IN {PRACTICE_DOMAINS}
+             ORDER BY 3 DESC, 1 LIMIT ?3",
+            sender = domain_of("sender"),
+            recipient = domain_of("recipient"),
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![practice_id, contains_pattern(query), limit as i64], |r| {
+            Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? })
+        })?;
+        let mut out: Vec<DirectoryEntry> = Vec::new();
+        for entry in rows {
+            let entry = entry?;
+            // A hosted address the practice also wrote to is listed once, as hosted (it sorts first).
+            if !out.iter().any(|e| e.address == entry.address) {
+                out.push(entry);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `text` as a LIKE pattern matching it anywhere (its own % and _ taken literally).
+fn contains_pattern(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn domain_of(column: &str) -> String {
+    format!("lower(substr({column}, instr({column}, '@') + 1))")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Domain;
+    use crate::store::Store;
+
+    fn store() -> (SqliteStore, i64, i64) {
+        let s = SqliteStore::in_memory("test").unwrap();
+        s.add_practice("Smith", &Domain::parse("smith.test").unwrap()).unwrap();
+        s.add_practice("Jones", &Domain::parse("jones.test").unwrap()).unwrap();
+        let (a, b) = (s.practice("Smith").unwrap().id, s.practice("Jones").unwrap().id);
+        (s, a, b)
+    }
+
+    fn referral(direction: &str, in_reply_to: Option<&str>) -> NewReferral {
+        NewReferral {
+            direction: direction.into(),
+            patient_id: "MRN-1".into(),
+            sender: "dr@smith.test".into(),
+            recipients: vec!["dr@other.test".into()],
+            subject: "Referral".into(),
+            sections: vec!["problems".into()],
+            encounter_note: false,
+            in_reply_to: in_reply_to.map(String::from),
+        }
+    }
+
+    fn doc(name: &str) -> NewDocument {
+        NewDocument {
+            filename: name.into(),
+            content_type: "text/xml".into(),
+            size: 3,
+            sha256: name.into(),
+            sealed: vec![1],
+        }
+    }
+
+    #[test]
+    fn an_exchange_is_recorded_once_and_answers_are_linked() {
+        let (s, a, _) = store();
+        let sent = referral("transferring", None);
+        let docs = [doc("ccda.xml")];
+        fn exchange<'a>(
+            a: i64,
+            id: &'a str,
+            way: &'a str,
+            r: &'a NewReferral,
+            docs: &'a [NewDocument],
+        ) -> Exchange<'a> {
+            Exchange {
+                practice_id: a,
+                message_id: id,
+                way,
+                patient_id: Some("MRN-1"),
+                referral: Some(r),
+                documents: docs,
+            }
+        }
+        let first = s.save_exchange(&exchange(a, "<m1@x>", "sent", &sent, &docs)).unwrap();
+        assert_eq!(
+            s.save_exchange(&exchange(a, "<m1@x>", "sent", &sent, &docs)).unwrap(),
+            first,
+            "a retry is the same"
+        );
+        assert_eq!(s.documents(a, Some("MRN-1"), None).unwrap().len(), 1);
+        let back = referral("receiving", Some("<m1@x>"));
+        let answer = s.save_exchange(&exchange(a, "<m2@y>", "received", &back, &docs)).unwrap().unwrap();
+        let original = s.referral(a, first.unwrap()).unwrap();
+        assert_eq!(original.answered_by, vec![answer]);
+        assert_eq!(s.referral(a, answer).unwrap().answers, first);
+        assert!(matches!(s.mark_received(a, first.unwrap(), "api"), Err(StoreError::Conflict(_))));
+        let marked = s.mark_received(a, answer, "api:kareo").unwrap();
+        assert_eq!(marked.received_by.as_deref(), Some("api:kareo"));
+        let filter = ReferralFilter { direction: Some("receiving"), ..Default::default() };
+        assert_eq!(s.referrals(a, &filter).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn one_practice_never_sees_another_practices_records() {
+        let (s, a, b) = store();
+        let r = referral("transferring", None);
+        let docs = [doc("ccda.xml")];
+        let exchange = Exchange {
+            practice_id: a,
+            message_id: "<m@x>",
+            way: "sent",
+            patient_id: Some("MRN-1"),
+            referral: Some(&r),
+            documents: &docs,
+        };
+        let id = s.save_exchange(&exchange).unwrap().unwrap();
+        let document = s.documents(a, None, None).unwrap()[0].id;
+        assert!(matches!(s.referral(b, id), Err(StoreError::NotFound(_))));
+        assert!(matches!(s.document(b, document), Err(StoreError::NotFound(_))));
+        assert!(s.referrals(b, &ReferralFilter::default()).unwrap().is_empty());
+        assert!(s.documents(b, Some("MRN-1"), None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn tokens_bind_once_and_revoked_ones_stop_working() {
+        let (s, a, b) = store();
+        let id = s.add_token("kareo", None, "h1").unwrap();
+        assert!(s.token("h1").unwrap().unwrap().practice.is_none());
+        s.bind_token(id, a).unwrap();
+        assert!(matches!(s.bind_token(id, b), Err(StoreError::Conflict(_))));
+        assert_eq!(s.token("h1").unwrap().unwrap().practice.as_deref(), Some("Smith"));
+        assert!(matches!(s.add_token("kareo", None, "h2"), Err(StoreError::Duplicate(_))));
+        s.revoke_token("kareo").unwrap();
+        assert!(s.token("h1").unwrap().is_none());
+    }
+}

@@ -1,0 +1,472 @@
+//! The REST API against running nodes, driven with curl over HTTPS as an EHR would: the whole
+//! Kareo-style journey (Direct setup, proofing failed then passed, address verification, a
+//! Transferring referral with the real C-CDA, its history and the patient's documents, a
+//! Receiving referral back from a second node marked received), the isolation of one practice's
+//! data from another's, bad input answered with the field at fault, and the OpenAPI document
+//! matching what is served.
+
+mod common;
+
+use base64::Engine;
+use common::network::{practice, PASSWORD};
+use common::node::*;
+use common::servers::free_port;
+use common::*;
+use serde_json::{json, Value};
+
+const DOMAIN: &str = "smithpediatrics.direct.test";
+
+/// A node's API as curl sees it.
+struct Api {
+    port: u16,
+    ca_file: String,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    raw: Vec<u8>,
+}
+
+impl Api {
+    fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        let url = format!("https://localhost:{}{path}", self.port);
+        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+        let mut args = vec!["-sS", "--cacert", &self.ca_file, "-X", method, "-o", "-", "-w", "\n%{http_code}"];
+        if let Some(a) = &auth {
+            args.extend_from_slice(&["-H", a]);
+        }
+        let data = body.map(|b| b.to_string());
+        if data.is_some() {
+            args.extend_from_slice(&["-H", "Content-Type: application/json", "--data-binary", "@-"]);
+        }
+        args.push(&url);
+        let run = run("curl", &args, data.as_ref().map(|d| d.as_bytes()), &[]);
+        assert_eq!(run.status, 0, "curl {method} {path}: {}", run.stderr);
+        let split = run.stdout.iter().rposition(|&b| b == b'\n').unwrap();
+        let status = String::from_utf8_lossy(&run.stdout[split + 1..]).trim().parse().unwrap();
+        let raw = run.stdout[..split].to_vec();
+        Answer { status, body: serde_json::from_slice(&raw).unwrap_or(Value::Null), raw }
+    }
+
+    /// A call that must answer `status`; its JSON.
+    fn expect(&self, token: &str, status: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let a = self.call(Some(token), method, path, body);
+        assert_eq!(a.status, status, "{method} {path}: {}", String::from_utf8_lossy(&a.raw));
+        a.body
+    }
+}
+
+/// A self-signed TLS certificate for localhost, for the API (curl trusts exactly it).
+fn tls_identity(files: &Files) -> (String, String) {
+    let (cert, key) = (files.p("api-cert.pem"), files.p("api-key.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+    ]);
+    (cert, key)
+}
+
+/// A node's configuration: its listeners, its DNS publisher, the peer's DNS and backbone.
+/// `hosted`: the domain the node's MX host is published under.
+fn config(ports: &Ports, peer: &Ports, hosted: &str, mail: &std::path::Path, tls: &(String, String)) -> String {
+    format!(
+        "[dns]\nservers = [\"127.0.0.1:{}\"]\ntimeout_ms = 1000\n\
+         [server]\nhostname = \"localhost\"\nsubmission = \"127.0.0.1:{}\"\nbackbone = \"127.0.0.1:{}\"\n\
+         mail_dir = \"{}\"\n\
+         [queue]\nworkers = 2\nretry_base_secs = 1\nretry_max_secs = 2\n\
+         [delivery]\nport = {}\ntimeout_secs = 10\n\
+         [dns_server]\nlisten = \"127.0.0.1:{}\"\nmx_host = \"mx.{}\"\n\
+         [onboarding]\nparent_domain = \"direct.test\"\n\
+         [http]\nlisten = \"127.0.0.1:{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        peer.dns,
+        ports.submission,
+        ports.backbone,
+        mail.display(),
+        peer.backbone,
+        ports.dns,
+        hosted,
+        ports.api,
+        tls.0,
+        tls.1
+    )
+}
+
+struct Ports {
+    submission: u16,
+    backbone: u16,
+    dns: u16,
+    api: u16,
+}
+
+fn ports() -> Ports {
+    Ports { submission: free_port(), backbone: free_port(), dns: free_port(), api: free_port() }
+}
+
+/// Two nodes: A (no practice yet: the EHR sets it up through the API) and B with dr.jones at
+/// b.test, each publishing its own domains in DNS and asking the other's publisher.
+struct Journey {
+    a: Node,
+    b: Node,
+    api_a: Api,
+    api_b: Api,
+    _daemons: Vec<Daemon>,
+    _mail: [tempfile::TempDir; 2],
+}
+
+fn journey() -> Journey {
+    let (pa, pb) = (ports(), ports());
+    let mail = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let scratch = Files::new();
+    let tls = tls_identity(&scratch);
+    let a = Node::with_published_ca_and(&config(&pa, &pb, DOMAIN, mail[0].path(), &tls));
+    let b = Node::with_published_ca_and(&config(&pb, &pa, "b.test", mail[1].path(), &tls));
+    a.ok(&["ca", "init"]);
+    a.ok(&["ca", "export", "--out", &a.files.p("dev-ca.pem")]);
+    a.publish_ca();
+    practice(&b, "b.test", "dr.jones");
+    b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "b.test", "--incoming", "--outgoing"]);
+    let daemons = vec![a.serve(pa.api), b.serve(pb.api)];
+    let api = |port| Api { port, ca_file: tls.0.clone() };
+    let journey = Journey { api_a: api(pa.api), api_b: api(pb.api), a, b, _daemons: daemons, _mail: mail };
+    std::mem::forget(scratch); // the TLS files outlive the daemons
+    journey
+}
+
+fn token(node: &Node, name: &str, practice: Option<&str>) -> String {
+    let mut args = vec!["--json", "token", "create", name];
+    if let Some(p) = practice {
+        args.extend_from_slice(&["--practice", p]);
+    }
+    node.ok(&args).json()["token"].as_str().unwrap().to_string()
+}
+
+/// The form of an adult representative with an individual NPI and a phone.
+fn good_form() -> Value {
+    json!({
+        "business": {"name": "Smith Pediatrics"},
+        "representative": {"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01",
+            "personal_email": "jane.smith@example.org",
+            "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}},
+        "government_id": {"npi": "1234567893"},
+        "financial_id": {"phone": "+15555550123"}
+    })
+}
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// The confirmation code the log channel wrote to the node's log (the newest one).
+fn code_from_log(node: &Node) -> String {
+    let log = node.serve_log();
+    let line = log.lines().rev().find(|l| l.contains("confirmation code")).expect("the code in the log").to_string();
+    line.split("): ").nth(1).unwrap()[..6].to_string()
+}
+
+/// Polls `path` until `done` says yes (30 s at most); the last answer. `j`'s logs tell why not.
+fn wait_for(j: &Journey, api: &Api, token: &str, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = api.expect(token, 200, "GET", path, None);
+        if done(&answer) {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never got there: {answer}\nA: {}\nA's queue: {}\nB: {}",
+            j.a.serve_log(),
+            common::network::node_queue(&j.a),
+            j.b.serve_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() {
+    let j = journey();
+    let (api, kareo) = (&j.api_a, token(&j.a, "kareo", None));
+
+    // The API speaks only to token holders; a fresh token may only set a practice up.
+    assert_eq!(api.call(None, "GET", "/v1/practice", None).status, 401);
+    assert_eq!(api.call(Some("hisp_not-a-token"), "GET", "/v1/practice", None).status, 401);
+    assert_eq!(api.expect(&kareo, 403, "GET", "/v1/practice", None)["error"]["code"], "no-practice");
+
+    // Direct setup: the domain is the practice name without spaces; then a username.
+    let bad =
+        api.expect(&kareo, 400, "POST", "/v1/practice", Some(&json!({"name": "Smith Pediatrics", "label": "a.b"})));
+    assert_eq!(bad["error"]["field"], "label");
+    let setup = api.expect(&kareo, 201, "POST", "/v1/practice", Some(&json!({"name": "Smith Pediatrics"})));
+    assert_eq!(setup["practice"]["domains"], json!([DOMAIN]));
+    assert_eq!(setup["practice"]["proofing"], "not-started");
+    api.expect(&kareo, 409, "POST", "/v1/practice", Some(&json!({"name": "Another"})));
+    let user = api.expect(
+        &kareo,
+        201,
+        "POST",
+        "/v1/practice/users",
+        Some(&json!({"username": "dr.smith", "password": PASSWORD})),
+    );
+    let me = format!("dr.smith@{DOMAIN}");
+    assert_eq!(user["address"], me.as_str());
+    assert_eq!(user["certificate_issued"], false, "not before the practice is verified");
+
+    // Not verified: sending is refused with the reason.
+    let ccda = fixture("ccda/referral-note.xml");
+    let referral = json!({
+        "from": me, "to": ["dr.jones@b.test"], "subject": "Referral: asthma follow-up",
+        "body": "Please see the attached summary of care.",
+        "attachments": [{"filename": "referral-note.xml", "content_type": "application/xml", "content_base64": b64(&ccda)}],
+        "referral": {"patient_id": "MRN-1001", "direction": "transferring",
+            "ccda_sections": ["problems", "medications", "allergies"],
+            "encounter_note": {"filename": "encounter-note.txt", "content_type": "text/plain",
+                "content_base64": b64(b"Seen today for wheezing.")}}
+    });
+    let refused = api.expect(&kareo, 403, "POST", "/v1/messages", Some(&referral));
+    assert_eq!(refused["error"]["code"], "not-verified");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("has not completed identity proofing"));
+
+    // Proofing with bad data fails with every reason; Try Again with the right data passes.
+    api.expect(
+        &kareo,
+        200,
+        "POST",
+        "/v1/proofing/terms",
+        Some(&json!({"activation_terms": true, "identity_verification_agreement": true})),
+    );
+    let malformed = api.expect(
+        &kareo,
+        400,
+        "PUT",
+        "/v1/proofing/sections/representative",
+        Some(&json!({"date_of_birth": "01/01/1975"})),
+    );
+    assert_eq!(malformed["error"]["field"], "representative.date_of_birth");
+    let mut bad = good_form();
+    bad["representative"]["date_of_birth"] = json!("2012-01-01");
+    bad["representative"]["personal_email"] = json!("jane.smith");
+    bad["government_id"] = json!({"npi": "1234567890"});
+    bad["financial_id"] = json!({"phone": "555-0123"});
+    let mut status = Value::Null;
+    for name in ["business", "representative", "government_id", "financial_id"] {
+        status = api.expect(&kareo, 200, "PUT", &format!("/v1/proofing/sections/{name}"), Some(&bad[name]));
+    }
+    assert!(status["sections"].as_array().unwrap()[..4].iter().all(|s| s["status"] == "ready"), "{status}");
+    api.expect(&kareo, 200, "POST", "/v1/proofing/code", Some(&json!({"phone": "+15555550123"})));
+    api.expect(&kareo, 400, "POST", "/v1/proofing/confirm", Some(&json!({"code": "12345x"})));
+    api.expect(&kareo, 200, "POST", "/v1/proofing/confirm", Some(&json!({"code": code_from_log(&j.a)})));
+    let failed = api.expect(&kareo, 200, "POST", "/v1/proofing/submit", None);
+    assert_eq!(failed["state"], "failed");
+    let fields: Vec<&str> =
+        failed["reasons"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap()).collect();
+    assert_eq!(
+        fields,
+        ["representative.date_of_birth", "representative.personal_email", "government_id.npi", "financial_id.phone"]
+    );
+    api.expect(&kareo, 200, "POST", "/v1/proofing/retry", None);
+    for name in ["business", "representative", "government_id", "financial_id"] {
+        api.expect(&kareo, 200, "PUT", &format!("/v1/proofing/sections/{name}"), Some(&good_form()[name]));
+    }
+    let verified = api.expect(&kareo, 200, "POST", "/v1/proofing/submit", None);
+    assert_eq!(verified["state"], "verified", "{verified}");
+    assert_eq!(verified["certificates_issued"], json!([me]), "the user's certificate comes with verification");
+
+    // B trusts A's CA already; A trusts B's for its new domain (an operator's step).
+    j.a.ok(&["anchor", "add", &j.b.files.p("dev-ca.pem"), "--domain", DOMAIN, "--incoming", "--outgoing"]);
+    j.a.ok(&["anchor", "add", &j.a.files.p("dev-ca.pem"), "--domain", DOMAIN, "--incoming", "--outgoing"]);
+
+    // Verifying Address: a good recipient and a bad one.
+    let good = api.expect(&kareo, 200, "GET", "/v1/addresses/dr.jones@b.test/verify", None);
+    assert_eq!(good["valid"], true, "{good}");
+    let unknown = api.expect(&kareo, 200, "GET", "/v1/addresses/nobody@b.test/verify", None);
+    assert_eq!(
+        (unknown["valid"].clone(), unknown["reason"].clone()),
+        (json!(false), json!("no certificate published"))
+    );
+    assert_eq!(
+        api.expect(&kareo, 400, "GET", "/v1/addresses/not-an-address/verify", None)["error"]["field"],
+        "address"
+    );
+
+    // The referral: bad input names the field; the good one is queued and delivered to B.
+    let mut wrong = referral.clone();
+    wrong["to"] = json!(["dr.jones@b.test", "no at sign"]);
+    assert_eq!(api.expect(&kareo, 400, "POST", "/v1/messages", Some(&wrong))["error"]["field"], "to[1]");
+    let mut wrong = referral.clone();
+    wrong["referral"]["direction"] = json!("sideways");
+    assert_eq!(api.expect(&kareo, 400, "POST", "/v1/messages", Some(&wrong))["error"]["field"], "referral.direction");
+    let mut wrong = referral.clone();
+    wrong["attachments"][0]["content_base64"] = json!("%%%");
+    let e = api.expect(&kareo, 400, "POST", "/v1/messages", Some(&wrong));
+    assert_eq!(e["error"]["field"], "attachments[0].content_base64");
+    let mut wrong = referral.clone();
+    wrong["from"] = json!("dr.jones@b.test");
+    assert_eq!(api.expect(&kareo, 403, "POST", "/v1/messages", Some(&wrong))["error"]["field"], "from");
+
+    let sent = api.expect(&kareo, 202, "POST", "/v1/messages", Some(&referral));
+    let message_id = sent["message_id"].as_str().unwrap().trim_matches(['<', '>']).to_string();
+    let referral_id = sent["referral_id"].as_i64().unwrap();
+    assert_eq!(sent["documents"].as_array().unwrap().len(), 2, "the C-CDA and the encounter note");
+
+    // In the history, and in the patient's documents (the very bytes sent).
+    let history = api.expect(&kareo, 200, "GET", "/v1/referrals?patient=MRN-1001&direction=transferring", None);
+    assert_eq!(history["referrals"][0]["id"], referral_id);
+    assert_eq!(history["referrals"][0]["sections"], json!(["problems", "medications", "allergies"]));
+    let docs = api.expect(&kareo, 200, "GET", "/v1/patients/MRN-1001/documents", None);
+    let ccda_doc = docs["documents"].as_array().unwrap().iter().find(|d| d["filename"] == "referral-note.xml").unwrap();
+    let content = api.call(Some(&kareo), "GET", &format!("/v1/documents/{}", ccda_doc["id"]), None);
+    assert_eq!((content.status, content.raw == ccda), (200, true));
+
+    // B's practice receives it: the referral and its documents are on B's side too.
+    let kareo_b = token(&j.b, "kareo-b", Some("b.test"));
+    let arrived = wait_for(&j, &j.api_b, &kareo_b, "/v1/referrals?way=received", |v| {
+        !v["referrals"].as_array().unwrap().is_empty()
+    });
+    let theirs = &arrived["referrals"][0];
+    assert_eq!((theirs["direction"].clone(), theirs["patient_id"].clone()), (json!("transferring"), json!("MRN-1001")));
+    assert_eq!(theirs["message_id"], message_id.as_str());
+    assert_eq!(theirs["encounter_note"], true);
+    let b_docs = j.api_b.expect(&kareo_b, 200, "GET", "/v1/patients/MRN-1001/documents", None);
+    assert_eq!(b_docs["documents"].as_array().unwrap().len(), 2, "{b_docs}");
+
+    // The sender sees it delivered (B's HISP confirmed it with a processed MDN).
+    let shown =
+        wait_for(&j, api, &kareo, &format!("/v1/messages/{message_id}"), |v| v["message"]["status"] == "delivered");
+    assert_eq!(shown["recipients"][0]["recipient"], "dr.jones@b.test");
+    assert_eq!(shown["documents"].as_array().unwrap().len(), 2);
+
+    // B reports back: a Receiving referral answering A's, which A marks received.
+    let report = json!({
+        "from": "dr.jones@b.test", "to": [me], "subject": "Consult report",
+        "body": "Seen; plan attached.",
+        "attachments": [{"filename": "consult-note.xml", "content_type": "application/xml", "content_base64": b64(&ccda)}],
+        "referral": {"patient_id": "MRN-1001", "direction": "receiving", "ccda_sections": ["plan of care"], "in_reply_to": message_id}
+    });
+    j.api_b.expect(&kareo_b, 202, "POST", "/v1/messages", Some(&report));
+    let back = wait_for(&j, api, &kareo, "/v1/referrals?direction=receiving", |v| {
+        !v["referrals"].as_array().unwrap().is_empty()
+    });
+    let returned = &back["referrals"][0];
+    assert_eq!(returned["status"], "awaiting-receipt");
+    assert_eq!(returned["answers"], referral_id, "linked to the referral it answers");
+    let returned_id = returned["id"].as_i64().unwrap();
+    assert_eq!(
+        api.expect(&kareo, 409, "POST", &format!("/v1/referrals/{referral_id}/received"), None)["error"]["code"],
+        "conflict"
+    );
+    let marked = api.expect(&kareo, 200, "POST", &format!("/v1/referrals/{returned_id}/received"), None);
+    assert_eq!(marked["status"], "received");
+    assert_eq!(marked["received_by"], "api:kareo");
+    let original = api.expect(&kareo, 200, "GET", &format!("/v1/referrals/{referral_id}"), None);
+    assert_eq!(original["answered_by"], json!([returned_id]));
+    let all_docs = api.expect(&kareo, 200, "GET", "/v1/patients/MRN-1001/documents", None);
+    assert_eq!(all_docs["documents"].as_array().unwrap().len(), 3, "2 sent, 1 received: {all_docs}");
+    let mailbox = api.expect(&kareo, 200, "GET", "/v1/messages", None);
+    let ways: Vec<&str> = mailbox["messages"].as_array().unwrap().iter().map(|m| m["way"].as_str().unwrap()).collect();
+    assert!(ways.contains(&"sent") && ways.contains(&"received"), "{mailbox}");
+
+    // The directory finds hosted addresses and the ones this practice has written to.
+    let found = api.expect(&kareo, 200, "GET", "/v1/directory?q=jones", None);
+    assert!(found["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["address"] == "dr.jones@b.test" && e["source"] == "known"));
+    let hosted = api.expect(&kareo, 200, "GET", "/v1/directory?q=smith", None);
+    assert_eq!(hosted["entries"][0]["practice"], "Smith Pediatrics");
+    assert_eq!(api.expect(&kareo, 400, "GET", "/v1/directory?q=a", None)["error"]["field"], "q");
+
+    // Another practice on the same node sees none of it, and cannot send while unverified.
+    let other = token(&j.a, "other-ehr", None);
+    api.expect(&other, 201, "POST", "/v1/practice", Some(&json!({"name": "Other Clinic"})));
+    api.expect(&other, 201, "POST", "/v1/practice/users", Some(&json!({"username": "dr.other"})));
+    api.expect(&other, 404, "GET", &format!("/v1/messages/{message_id}"), None);
+    api.expect(&other, 404, "GET", &format!("/v1/referrals/{referral_id}"), None);
+    api.expect(&other, 404, "POST", &format!("/v1/referrals/{returned_id}/received"), None);
+    api.expect(&other, 404, "GET", &format!("/v1/documents/{}", ccda_doc["id"]), None);
+    assert_eq!(api.expect(&other, 200, "GET", "/v1/patients/MRN-1001/documents", None)["documents"], json!([]));
+    assert_eq!(api.expect(&other, 200, "GET", "/v1/referrals", None)["referrals"], json!([]));
+    assert_eq!(api.expect(&other, 200, "GET", "/v1/messages", None)["messages"], json!([]));
+    let mut theirs = referral.clone();
+    theirs["from"] = json!("dr.other@otherclinic.direct.test");
+    assert_eq!(api.expect(&other, 403, "POST", "/v1/messages", Some(&theirs))["error"]["code"], "not-verified");
+    let mut spoof = referral.clone();
+    spoof["from"] = json!(me);
+    assert_eq!(api.expect(&other, 403, "POST", "/v1/messages", Some(&spoof))["error"]["code"], "not-your-address");
+
+    // A revoked token stops working; everything above is in the audit log.
+    j.a.ok(&["token", "revoke", "other-ehr"]);
+    assert_eq!(api.call(Some(&other), "GET", "/v1/practice", None).status, 401);
+    let audit = j.a.json(&["audit", "--limit", "200"]).to_string();
+    for action in [
+        "token.create",
+        "token.bind",
+        "practice.add",
+        "proofing.submit",
+        "referral.record",
+        "referral.received",
+        "token.revoke",
+    ] {
+        assert!(audit.contains(action), "{action} audited");
+    }
+    // Documents are sealed at rest: the C-CDA is nowhere in the clear in the database.
+    let sealed = j.a.sql("SELECT sealed FROM documents");
+    assert_eq!(sealed.len(), 3);
+    assert!(sealed.iter().all(|d| !d.windows(64).any(|w| w == &ccda[..64])));
+}
+
+#[test]
+fn the_served_openapi_document_describes_every_route_it_serves() {
+    let (p, peer) = (ports(), ports());
+    let mail = tempfile::tempdir().unwrap();
+    let scratch = Files::new();
+    let tls = tls_identity(&scratch);
+    let node = Node::with_config(&config(&p, &peer, "a.test", mail.path(), &tls));
+    let _daemon = node.serve(p.api);
+    let api = Api { port: p.api, ca_file: tls.0.clone() };
+    let doc = api.call(None, "GET", "/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    let token = token(&node, "probe", None);
+    let mut operations = 0;
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            // Every documented operation exists: never the router's 404 or 405.
+            let concrete = path.replace('{', "x").replace('}', "");
+            let answer = api.call(Some(&token), &method.to_uppercase(), &concrete, None);
+            let message = answer.body["error"]["message"].as_str().unwrap_or("");
+            assert!(answer.status != 405 && !message.starts_with("no such endpoint"), "{method} {path}: {message}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 20);
+    // What is not documented is not served, with a JSON error.
+    let unknown = api.call(Some(&token), "GET", "/v1/nothing-here", None);
+    assert_eq!((unknown.status, unknown.body["error"]["code"].clone()), (404, json!("not-found")));
+    let wrong_method = api.call(Some(&token), "DELETE", "/v1/practice", None);
+    assert_eq!(wrong_method.status, 405);
+    // Plain HTTP gets no answer: the API is HTTPS only.
+    let plain = run("curl", &["-sS", "-m", "5", &format!("http://127.0.0.1:{}/v1/openapi.json", p.api)], None, &[]);
+    assert_ne!(plain.status, 0);
+    // TLS 1.1 is refused.
+    let old = run(
+        "curl",
+        &["-sS", "--cacert", &tls.0, "--tls-max", "1.1", &format!("https://localhost:{}/v1/openapi.json", p.api)],
+        None,
+        &[],
+    );
+    assert_ne!(old.status, 0);
+}
