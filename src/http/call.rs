@@ -43,10 +43,11 @@ impl Call<'_> {
     }
 }
 
-/// The request's credentials and the state, taken before the body.
+/// The authenticated caller, taken before the body is read: a request without a valid token is
+/// refused without reading what it sends.
 pub struct Caller {
     api: Arc<Api>,
-    bearer: Option<String>,
+    token: TokenRecord,
     peer: Peer,
 }
 
@@ -54,39 +55,37 @@ impl FromRequestParts<Arc<Api>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Caller, ApiError> {
-        let bearer = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => {
-                let text =
-                    value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
-                match text.split_once(' ') {
-                    Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Some(token.trim().to_string()),
-                    _ => return Err(ApiError::unauthorized("use Authorization: Bearer <token>")),
-                }
-            }
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized("this needs an API token: Authorization: Bearer <token>"));
         };
+        let text = value.to_str().map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        let bearer = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_string(),
+            _ => return Err(ApiError::unauthorized("use Authorization: Bearer <token>")),
+        };
+        let db = api.shared.db.clone();
+        let token = tokio::task::spawn_blocking(move || {
+            let store = SqliteStore::open(&db, "api").map_err(ApiError::internal)?;
+            store
+                .token(&super::tokens::digest(&bearer))?
+                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))
+        })
+        .await
+        .map_err(ApiError::internal)??;
         let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
-        Ok(Caller { api: api.clone(), bearer, peer })
+        Ok(Caller { api: api.clone(), token, peer })
     }
 }
 
 impl Caller {
-    /// Authenticates, then runs `work` on a blocking thread; its value is the JSON answer.
+    /// Runs `work` on a blocking thread with a store connection acting for the token; its value
+    /// is the JSON answer.
     pub async fn run<T, F>(self, work: F) -> Response
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Call) -> Result<(StatusCode, T), ApiError> + Send + 'static,
     {
-        let outcome = tokio::task::spawn_blocking(move || {
-            let call = self.authenticate()?;
-            work(&call)
-        })
-        .await;
-        match outcome {
-            Ok(Ok((status, value))) => (status, Json(value)).into_response(),
-            Ok(Err(e)) => e.into_response(),
-            Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
-        }
+        self.run_raw(|call| work(call).map(|(status, value)| (status, Json(value)).into_response())).await
     }
 
     /// As `run`, for an answer that is not JSON (a document's content).
@@ -94,24 +93,24 @@ impl Caller {
     where
         F: FnOnce(&Call) -> Result<Response, ApiError> + Send + 'static,
     {
-        let outcome = tokio::task::spawn_blocking(move || work(&self.authenticate()?)).await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let shared = &self.api.shared;
+            let store =
+                SqliteStore::open(&shared.db, &format!("api:{}", self.token.name)).map_err(ApiError::internal)?;
+            let call = Call {
+                api: &self.api,
+                store,
+                token: self.token.clone(),
+                peer: self.peer,
+                now: shared.clock.unix_now(),
+            };
+            work(&call)
+        })
+        .await;
         match outcome {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => e.into_response(),
             Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
         }
-    }
-
-    fn authenticate(&self) -> Result<Call<'_>, ApiError> {
-        let Some(bearer) = &self.bearer else {
-            return Err(ApiError::unauthorized("this needs an API token: Authorization: Bearer <token>"));
-        };
-        let shared = &self.api.shared;
-        let store = SqliteStore::open(&shared.db, "api").map_err(ApiError::internal)?;
-        let token = store
-            .token(&super::tokens::digest(bearer))?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))?;
-        let store = store.with_actor(&format!("api:{}", token.name));
-        Ok(Call { api: &self.api, store, token, peer: self.peer, now: shared.clock.unix_now() })
     }
 }

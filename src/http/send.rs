@@ -17,7 +17,7 @@ use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smime::mime::{encode_base64_lines, Attachment};
 use crate::smtp::session::Envelope;
 use crate::store::api::{Exchange, NewReferral};
-use crate::store::{ApiStore, Store};
+use crate::store::{ApiStore, PracticeRecord, Store};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,10 +67,10 @@ pub async fn send(caller: Caller, body: Bytes) -> Response {
     caller
         .run(move |call| {
             let request: Outgoing = parse_body(&body)?;
-            let checked = check(call, request)?;
-            let (message_id, queue_id) = commit(call, &checked)?;
-            let referral_id = record_sent(call, &checked, &message_id)?;
             let practice = call.practice()?;
+            let checked = check(call, &practice, request)?;
+            let (message_id, queue_id) = commit(call, &checked)?;
+            let referral_id = record_sent(call, &practice, &checked, &message_id)?;
             let documents: Vec<i64> =
                 call.store.documents(practice.id, None, Some(&message_id))?.iter().map(|d| d.id).collect();
             Ok((
@@ -88,8 +88,7 @@ pub async fn send(caller: Caller, body: Bytes) -> Response {
         .await
 }
 
-fn check(call: &Call, r: Outgoing) -> Result<Checked, ApiError> {
-    let practice = call.practice()?;
+fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked, ApiError> {
     let from = DirectAddress::parse(&r.from).map_err(|e| ApiError::field("from", e.to_string()))?;
     let ours = practice.domains.iter().any(|d| d == from.domain().as_str()) && call.store.has_address(&from)?;
     if !ours {
@@ -270,8 +269,7 @@ fn encoded_subject(subject: &str) -> String {
 }
 
 /// Keeps the referral and a copy of each attachment for the practice (and the patient).
-fn record_sent(call: &Call, c: &Checked, message_id: &str) -> Result<Option<i64>, ApiError> {
-    let practice = call.practice()?;
+fn record_sent(call: &Call, practice: &PracticeRecord, c: &Checked, message_id: &str) -> Result<Option<i64>, ApiError> {
     let documents = referral::documents(&call.api.shared.kek, &c.files).map_err(ApiError::internal)?;
     let referral = c.referral.as_ref().map(|(m, in_reply_to)| NewReferral {
         direction: m.direction.clone(),

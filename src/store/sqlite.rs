@@ -59,12 +59,6 @@ impl SqliteStore {
         Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
     }
 
-    /// The same connection, with its changes attributed to `actor` in the audit log.
-    pub fn with_actor(mut self, actor: &str) -> SqliteStore {
-        self.actor = actor.to_string();
-        self
-    }
-
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
         self.clock = clock;
         self
