@@ -57,29 +57,6 @@ impl Api {
     }
 }
 
-/// A self-signed TLS certificate for localhost, for the API (curl trusts exactly it).
-fn tls_identity(files: &Files) -> (String, String) {
-    let (cert, key) = (files.p("api-cert.pem"), files.p("api-key.pem"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
-    ]);
-    (cert, key)
-}
-
 /// A node's configuration: its listeners, its DNS publisher, the peer's DNS and backbone.
 /// `hosted`: the domain the node's MX host is published under.
 fn config(ports: &Ports, peer: &Ports, hosted: &str, mail: &std::path::Path, tls: &(String, String)) -> String {
@@ -131,7 +108,7 @@ fn journey() -> Journey {
     let (pa, pb) = (ports(), ports());
     let mail = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let scratch = Files::new();
-    let tls = tls_identity(&scratch);
+    let tls = localhost_tls(&scratch, "api");
     let a = Node::with_published_ca_and(&config(&pa, &pb, DOMAIN, mail[0].path(), &tls));
     let b = Node::with_published_ca_and(&config(&pb, &pa, "b.test", mail[1].path(), &tls));
     a.ok(&["ca", "init"]);
@@ -152,18 +129,6 @@ fn token(node: &Node, name: &str, practice: Option<&str>) -> String {
         args.extend_from_slice(&["--practice", p]);
     }
     node.ok(&args).json()["token"].as_str().unwrap().to_string()
-}
-
-/// The form of an adult representative with an individual NPI and a phone.
-fn good_form() -> Value {
-    json!({
-        "business": {"name": "Smith Pediatrics"},
-        "representative": {"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01",
-            "personal_email": "jane.smith@example.org",
-            "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}},
-        "government_id": {"npi": "1234567893"},
-        "financial_id": {"phone": "+15555550123"}
-    })
 }
 
 fn b64(data: &[u8]) -> String {
@@ -256,7 +221,7 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
         Some(&json!({"date_of_birth": "01/01/1975"})),
     );
     assert_eq!(malformed["error"]["field"], "representative.date_of_birth");
-    let mut bad = good_form();
+    let mut bad = proofing_form();
     bad["representative"]["date_of_birth"] = json!("2012-01-01");
     bad["representative"]["personal_email"] = json!("jane.smith");
     bad["government_id"] = json!({"npi": "1234567890"});
@@ -279,7 +244,7 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     );
     api.expect(&kareo, 200, "POST", "/v1/proofing/retry", None);
     for name in ["business", "representative", "government_id", "financial_id"] {
-        api.expect(&kareo, 200, "PUT", &format!("/v1/proofing/sections/{name}"), Some(&good_form()[name]));
+        api.expect(&kareo, 200, "PUT", &format!("/v1/proofing/sections/{name}"), Some(&proofing_form()[name]));
     }
     let verified = api.expect(&kareo, 200, "POST", "/v1/proofing/submit", None);
     assert_eq!(verified["state"], "verified", "{verified}");
@@ -434,7 +399,7 @@ fn the_served_openapi_document_describes_every_route_it_serves() {
     let (p, peer) = (ports(), ports());
     let mail = tempfile::tempdir().unwrap();
     let scratch = Files::new();
-    let tls = tls_identity(&scratch);
+    let tls = localhost_tls(&scratch, "api");
     let node = Node::with_config(&config(&p, &peer, "a.test", mail.path(), &tls));
     let _daemon = node.serve(p.api);
     let api = Api { port: p.api, ca_file: tls.0.clone() };

@@ -19,18 +19,6 @@ use serde_json::json;
 const PARENT: &str = "[onboarding]\nparent_domain = \"direct.example.org\"\n";
 const DOMAIN: &str = "smithpediatrics.direct.example.org";
 
-/// The form of an adult representative with an individual NPI and a phone.
-fn good_form() -> serde_json::Value {
-    json!({
-        "business": {"name": "Smith Pediatrics"},
-        "representative": {"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01",
-            "personal_email": "jane.smith@example.org",
-            "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}},
-        "government_id": {"npi": "1234567893"},
-        "financial_id": {"phone": "+15555550123"}
-    })
-}
-
 fn section(node: &Node, name: &str, data: &serde_json::Value) -> Run {
     let file = node.files.write(&format!("{name}.json"), data.to_string().as_bytes());
     node.run(&["--json", "proofing", "section", "Smith Pediatrics", name, "--file", &file])
@@ -74,7 +62,7 @@ fn a_practice_proves_its_identity_before_it_gets_certificates() {
     node.ok(&["proofing", "start", DOMAIN, "--accept-terms", "--accept-verification-agreement"]);
 
     // Bad data: a minor, a mistyped NPI, a local phone number, a broken e-mail.
-    let mut bad = good_form();
+    let mut bad = proofing_form();
     bad["representative"]["date_of_birth"] = json!("2012-01-01");
     bad["representative"]["personal_email"] = json!("jane.smith");
     bad["government_id"] = json!({"npi": "1234567890"});
@@ -112,7 +100,7 @@ fn a_practice_proves_its_identity_before_it_gets_certificates() {
 
     // Try Again with the right data.
     node.ok(&["proofing", "retry", DOMAIN]);
-    let form = node.files.write("form.json", good_form().to_string().as_bytes());
+    let form = node.files.write("form.json", proofing_form().to_string().as_bytes());
     let verified = node.json(&["proofing", "submit", DOMAIN, "--file", &form]);
     assert_eq!(verified["state"], "verified", "{verified}");
     assert_eq!(verified["decided_by"], "rules");
@@ -141,7 +129,7 @@ fn a_practice_proves_its_identity_before_it_gets_certificates() {
 #[test]
 fn ssn_and_card_are_erased_once_decided() {
     let node = started("");
-    let mut form = good_form();
+    let mut form = proofing_form();
     form["government_id"] = json!({"ssn": "123-45-6789"});
     form["financial_id"] = json!({"card_number": "4111 1111 1111 1111"});
     for name in ["business", "representative", "government_id", "financial_id"] {
@@ -160,7 +148,7 @@ fn ssn_and_card_are_erased_once_decided() {
 #[test]
 fn a_manual_verifier_waits_for_the_admin() {
     let node = started("verifier = \"manual\"\n");
-    let form = node.files.write("form.json", good_form().to_string().as_bytes());
+    let form = node.files.write("form.json", proofing_form().to_string().as_bytes());
     let code = code_from_log(&node);
     node.ok(&["proofing", "confirm", DOMAIN, &code]);
     assert_eq!(node.json(&["proofing", "submit", DOMAIN, "--file", &form])["state"], "submitted");
@@ -223,7 +211,7 @@ fn stub_service() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
 fn an_http_verifier_decides_after_the_rules() {
     let (port, seen) = stub_service();
     let node = started(&format!("verifier = \"http\"\nverifier_url = \"http://127.0.0.1:{port}/verify\"\n"));
-    let mut form = good_form();
+    let mut form = proofing_form();
     form["representative"]["last_name"] = json!("Nomatch");
     let file = node.files.write("form.json", form.to_string().as_bytes());
     let code = code_from_log(&node);
@@ -239,7 +227,7 @@ fn an_http_verifier_decides_after_the_rules() {
     assert_eq!(sent["confirmed_phone"], "+15555550123");
 
     node.ok(&["proofing", "retry", DOMAIN]);
-    let good = node.files.write("good.json", good_form().to_string().as_bytes());
+    let good = node.files.write("good.json", proofing_form().to_string().as_bytes());
     assert_eq!(node.json(&["proofing", "submit", DOMAIN, "--file", &good])["state"], "verified");
     assert_eq!(seen.lock().unwrap().len(), 2);
 
@@ -256,29 +244,7 @@ fn an_http_verifier_decides_after_the_rules() {
 #[test]
 fn the_code_can_go_by_email_over_starttls() {
     let files = Files::new();
-    let key = files.p("smtp.key");
-    let cert = files.p("smtp.pem");
-    let made = run(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &cert,
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-        ],
-        None,
-        &[],
-    );
-    assert_eq!(made.status, 0, "{}", made.stderr);
+    let (cert, key) = localhost_tls(&files, "smtp");
     let maildir = files.p("maildir");
     let port = free_port();
     let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/python").display().to_string();

@@ -21,7 +21,7 @@ pub struct TokenRecord {
 }
 
 /// A referral as it is recorded when it is sent or arrives.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewReferral {
     /// "transferring" (referring out) or "receiving" (reporting back).
     pub direction: String,
@@ -42,14 +42,8 @@ pub struct ReferralRecord {
     pub message_id: String,
     /// "sent" or "received" (from this practice's side).
     pub way: String,
-    pub direction: String,
-    pub patient_id: String,
-    pub sender: String,
-    pub recipients: Vec<String>,
-    pub subject: String,
-    pub sections: Vec<String>,
-    pub encounter_note: bool,
-    pub in_reply_to: Option<String>,
+    #[serde(flatten)]
+    pub referral: NewReferral,
     /// The referral this practice sent that this one answers.
     pub answers: Option<i64>,
     /// The referrals received that answer this one.
@@ -204,14 +198,16 @@ fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
         id: r.get(0)?,
         message_id: r.get(1)?,
         way: r.get(2)?,
-        direction: r.get(3)?,
-        patient_id: r.get(4)?,
-        sender: r.get(5)?,
-        recipients: json_list(r.get(6)?),
-        subject: r.get(7)?,
-        sections: json_list(r.get(8)?),
-        encounter_note: r.get(9)?,
-        in_reply_to: r.get(10)?,
+        referral: NewReferral {
+            direction: r.get(3)?,
+            patient_id: r.get(4)?,
+            sender: r.get(5)?,
+            recipients: json_list(r.get(6)?),
+            subject: r.get(7)?,
+            sections: json_list(r.get(8)?),
+            encounter_note: r.get(9)?,
+            in_reply_to: r.get(10)?,
+        },
         created_at: r.get(11)?,
         received_at: r.get(12)?,
         received_by: r.get(13)?,

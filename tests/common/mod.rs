@@ -115,6 +115,30 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
 }
 
+/// A self-signed TLS certificate and key for localhost (PEM files in `files`, named by `name`),
+/// made by the openssl CLI: for servers under test that clients must reach over TLS.
+pub fn localhost_tls(files: &Files, name: &str) -> (String, String) {
+    let (cert, key) = (files.p(&format!("{name}.pem")), files.p(&format!("{name}.key")));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+    ]);
+    (cert, key)
+}
+
 /// A scratch directory with PEM files for a CA and identities, and runners for the real tools.
 pub struct Files {
     pub dir: tempfile::TempDir,
@@ -220,4 +244,17 @@ pub fn py_peer(args: &[&str]) -> Run {
     let mut all = vec![script.to_str().unwrap()];
     all.extend_from_slice(args);
     run("python3", &all, None, &[("PYTHONPATH", site.to_str().unwrap())])
+}
+
+/// An identity-proofing form that passes the rules: an adult representative with an individual
+/// NPI (the NPI standard's own example) and a phone in E.164.
+pub fn proofing_form() -> serde_json::Value {
+    serde_json::json!({
+        "business": {"name": "Smith Pediatrics"},
+        "representative": {"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01",
+            "personal_email": "jane.smith@example.org",
+            "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"}},
+        "government_id": {"npi": "1234567893"},
+        "financial_id": {"phone": "+15555550123"}
+    })
 }
