@@ -400,7 +400,8 @@ fn the_served_openapi_document_describes_every_route_it_serves() {
     let mail = tempfile::tempdir().unwrap();
     let scratch = Files::new();
     let tls = localhost_tls(&scratch, "api");
-    let node = Node::with_config(&config(&p, &peer, "a.test", mail.path(), &tls));
+    // The [http] section comes last: a small body limit for this node.
+    let node = Node::with_config(&format!("{}max_body_bytes = 4096\n", config(&p, &peer, "a.test", mail.path(), &tls)));
     let _daemon = node.serve(p.api);
     let api = Api { port: p.api, ca_file: tls.0.clone() };
     let doc = api.call(None, "GET", "/v1/openapi.json", None);
@@ -423,6 +424,12 @@ fn the_served_openapi_document_describes_every_route_it_serves() {
     assert_eq!((unknown.status, unknown.body["error"]["code"].clone()), (404, json!("not-found")));
     let wrong_method = api.call(Some(&token), "DELETE", "/v1/practice", None);
     assert_eq!(wrong_method.status, 405);
+    // A body past the limit is refused with a JSON error, bad JSON names what is wrong.
+    let big = json!({"from": "x@a.test", "to": ["y@b.test"], "subject": "s", "body": "x".repeat(5000)});
+    let refused = api.call(Some(&token), "POST", "/v1/messages", Some(&big));
+    assert_eq!((refused.status, refused.body["error"]["code"].clone()), (413, json!("too-large")));
+    let bad = api.call(Some(&token), "POST", "/v1/practice", Some(&json!({"name": 7})));
+    assert_eq!((bad.status, bad.body["error"]["field"].clone()), (400, json!("name")));
     // Plain HTTP gets no answer: the API is HTTPS only.
     let plain = run("curl", &["-sS", "-m", "5", &format!("http://127.0.0.1:{}/v1/openapi.json", p.api)], None, &[]);
     assert_ne!(plain.status, 0);

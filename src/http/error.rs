@@ -86,6 +86,24 @@ impl From<OnboardingError> for ApiError {
     }
 }
 
+/// A request body, read up to `[http] max_body_bytes`; one too large is answered with a JSON 413
+/// like every other error.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(e.status(), "too-large", "the request body is larger than this API accepts"))
+            }
+            Err(e) => Err(ApiError::new(e.status(), "body", e.body_text())),
+        }
+    }
+}
+
 /// A JSON request body as `T`; a body that does not fit names the field at fault (its path).
 pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {

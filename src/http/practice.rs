@@ -1,13 +1,12 @@
 //! Direct setup: the practice-wide Direct domain (from the practice name) and its usernames.
 
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::call::{Call, Caller};
-use super::error::{parse_body, ApiError};
+use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
 use crate::onboarding::{certificates, domain_name};
 use crate::password::PasswordError;
@@ -22,7 +21,7 @@ struct NewPractice {
 }
 
 /// POST /v1/practice: a token not yet acting for a practice sets one up and acts for it from then on.
-pub async fn create(caller: Caller, body: Bytes) -> Response {
+pub async fn create(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: NewPractice = parse_body(&body)?;
@@ -68,7 +67,7 @@ struct NewUser {
 }
 
 /// POST /v1/practice/users: a username in the practice's domain becomes a Direct address.
-pub async fn add_user(caller: Caller, body: Bytes) -> Response {
+pub async fn add_user(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: NewUser = parse_body(&body)?;

@@ -1,7 +1,6 @@
 //! Identity proofing through the API: the terms, the form's sections, the confirmation code and
 //! "Verify Identity", each answering the proofing status (masked: no SSN, card or answers).
 
-use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::call::{Call, Caller};
-use super::error::{parse_body, ApiError};
+use super::error::{parse_body, ApiError, Body};
 use crate::onboarding::proofing::State;
 use crate::onboarding::{certificates, setup, Onboarding, Status};
 use crate::store::Store;
@@ -53,7 +52,7 @@ struct Terms {
 }
 
 /// POST /v1/proofing/terms
-pub async fn terms(caller: Caller, body: Bytes) -> Response {
+pub async fn terms(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let t: Terms = parse_body(&body)?;
@@ -66,7 +65,7 @@ pub async fn terms(caller: Caller, body: Bytes) -> Response {
 }
 
 /// PUT /v1/proofing/sections/{section}
-pub async fn section(caller: Caller, Path(section): Path<String>, body: Bytes) -> Response {
+pub async fn section(caller: Caller, Path(section): Path<String>, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let json: Value = parse_body(&body)?;
@@ -82,7 +81,7 @@ struct CodeRequest {
 }
 
 /// POST /v1/proofing/code: sends a confirmation code to the phone.
-pub async fn send_code(caller: Caller, body: Bytes) -> Response {
+pub async fn send_code(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let r: CodeRequest = parse_body(&body)?;
@@ -98,7 +97,7 @@ struct Confirmation {
 }
 
 /// POST /v1/proofing/confirm
-pub async fn confirm(caller: Caller, body: Bytes) -> Response {
+pub async fn confirm(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let c: Confirmation = parse_body(&body)?;

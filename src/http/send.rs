@@ -3,7 +3,6 @@
 //! would be (then sealed and delivered by the workers), and a copy of each attachment is kept
 //! for the practice and the patient.
 
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::call::{Call, Caller};
-use super::error::{parse_body, ApiError};
+use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
 use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smime::mime::{encode_base64_lines, Attachment};
@@ -63,7 +62,7 @@ struct Checked {
     referral: Option<(Metadata, Option<String>)>,
 }
 
-pub async fn send(caller: Caller, body: Bytes) -> Response {
+pub async fn send(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: Outgoing = parse_body(&body)?;
