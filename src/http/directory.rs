@@ -1,8 +1,6 @@
 //! "Verifying Address" (discovery and trust, as the node would do it before sending) and the
 //! provider directory (hosted addresses, and those this practice has exchanged mail with).
 
-use std::time::Duration;
-
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,7 +9,7 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::ApiError;
-use crate::address::{DirectAddress, Domain};
+use crate::address::DirectAddress;
 use crate::discovery::verdict::{self, Lookup};
 use crate::store::{ApiStore, Direction};
 use crate::trust::{AnchorSource, StoreAnchors};
@@ -26,8 +24,7 @@ pub async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
             let practice = call.practice()?;
             let shared = &call.api.shared;
             let mut anchors = Vec::new();
-            for domain in &practice.domains {
-                let domain = Domain::parse(domain).map_err(ApiError::internal)?;
+            for domain in practice.hosted_domains() {
                 anchors.extend(
                     StoreAnchors(&call.store)
                         .anchors(Some(&domain), Direction::Outgoing)
@@ -37,7 +34,7 @@ pub async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
             let how = Lookup {
                 anchors: &anchors,
                 resolver: &shared.resolver,
-                ldap_timeout: Duration::from_millis(shared.config.dns.timeout_ms.max(1000)),
+                ldap_timeout: shared.lookup_timeout,
                 revocation: shared.config.trust.revocation,
                 now: call.now,
             };

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
+use crate::onboarding::proofing::State;
 use crate::onboarding::{certificates, domain_name};
 use crate::password::PasswordError;
 use crate::store::{ApiStore, Store};
@@ -50,11 +51,7 @@ pub async fn show(caller: Caller) -> Response {
 
 fn describe(call: &Call) -> Result<Value, ApiError> {
     let practice = call.practice()?;
-    let mut addresses = Vec::new();
-    for domain in &practice.domains {
-        let domain = crate::address::Domain::parse(domain).map_err(ApiError::internal)?;
-        addresses.extend(call.store.addresses(Some(&domain))?.into_iter().map(|a| a.address.to_string()));
-    }
+    let addresses: Vec<String> = practice.addresses(&call.store)?.iter().map(ToString::to_string).collect();
     Ok(json!({ "practice": practice, "addresses": addresses }))
 }
 
@@ -89,9 +86,14 @@ pub async fn add_user(caller: Caller, Body(body): Body) -> Response {
             };
             call.store.add_address(&address, hash.as_deref())?;
             // A verified practice's new user gets a certificate at once (when this node runs a CA).
-            let shared = &call.api.shared;
-            let issued = certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &practice, call.now)
-                .map_err(ApiError::internal)?;
+            let issued = if practice.proofing == State::Verified.as_str() {
+                let shared = &call.api.shared;
+                let new = std::slice::from_ref(&address);
+                certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, new, call.now)
+                    .map_err(ApiError::internal)?
+            } else {
+                Vec::new()
+            };
             Ok((
                 StatusCode::CREATED,
                 json!({ "address": address.to_string(), "certificate_issued": issued.contains(&address) }),

@@ -11,13 +11,12 @@ use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::onboarding::proofing::State;
 use crate::onboarding::{certificates, setup, Onboarding, Status};
-use crate::store::Store;
 
 /// Runs a proofing step for the token's practice with the configured verifier and code channel.
 fn step(
     call: &Call,
     f: impl FnOnce(&Onboarding, &str) -> crate::onboarding::Result<Status>,
-) -> Result<Value, ApiError> {
+) -> Result<Status, ApiError> {
     let practice = call.practice()?;
     let shared = &call.api.shared;
     let config = &shared.config.onboarding;
@@ -25,18 +24,7 @@ fn step(
     let channel = setup::channel(config, &call.api.dns, &shared.config.server.hostname).map_err(ApiError::internal)?;
     let onboarding =
         Onboarding { store: &call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
-    let status = f(&onboarding, &practice.name)?;
-    // Verified: the practice's users get their certificates now.
-    let issued = if status.state == State::Verified {
-        let practice = call.store.practice(&practice.name)?;
-        certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &practice, call.now)
-            .map_err(ApiError::internal)?
-    } else {
-        Vec::new()
-    };
-    let mut value = serde_json::to_value(&status).map_err(ApiError::internal)?;
-    value["certificates_issued"] = json!(issued.iter().map(ToString::to_string).collect::<Vec<_>>());
-    Ok(value)
+    Ok(f(&onboarding, &practice.name)?)
 }
 
 /// GET /v1/proofing
@@ -106,9 +94,25 @@ pub async fn confirm(caller: Caller, Body(body): Body) -> Response {
         .await
 }
 
-/// POST /v1/proofing/submit: "Verify Identity".
+/// POST /v1/proofing/submit: "Verify Identity". Once verified, the practice's users get their
+/// certificates (when this node runs a development CA).
 pub async fn submit(caller: Caller) -> Response {
-    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.submit(p))?))).await
+    caller
+        .run(|call| {
+            let status = step(call, |o, p| o.submit(p))?;
+            let issued = if status.state == State::Verified {
+                let shared = &call.api.shared;
+                let addresses = call.practice()?.addresses(&call.store)?;
+                certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &addresses, call.now)
+                    .map_err(ApiError::internal)?
+            } else {
+                Vec::new()
+            };
+            let mut value = serde_json::to_value(&status).map_err(ApiError::internal)?;
+            value["certificates_issued"] = json!(issued.iter().map(ToString::to_string).collect::<Vec<_>>());
+            Ok((StatusCode::OK, value))
+        })
+        .await
 }
 
 /// POST /v1/proofing/retry: "Try Again" after a failure.

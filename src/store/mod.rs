@@ -283,6 +283,22 @@ impl AnchorRecord {
     }
 }
 
+impl PracticeRecord {
+    /// Its domains, parsed (each was checked when it was added).
+    pub fn hosted_domains(&self) -> Vec<Domain> {
+        self.domains.iter().filter_map(|d| Domain::parse(d).ok()).collect()
+    }
+
+    /// Every address of every one of its domains.
+    pub fn addresses(&self, store: &dyn Store) -> Result<Vec<DirectAddress>> {
+        let mut out = Vec::new();
+        for domain in self.hosted_domains() {
+            out.extend(store.addresses(Some(&domain))?.into_iter().map(|a| a.address));
+        }
+        Ok(out)
+    }
+}
+
 impl CertRecord {
     /// Inside its validity period at `now` and not revoked by us: fit to sign with or publish.
     pub fn usable_at(&self, now: i64) -> bool {
