@@ -39,8 +39,13 @@ impl Call<'_> {
 
     /// Who the audit log says did it.
     pub fn actor(&self) -> String {
-        format!("api:{}", self.token.name)
+        actor(&self.token)
     }
+}
+
+/// An API token as an actor of the audit log.
+fn actor(token: &TokenRecord) -> String {
+    format!("api:{}", token.name)
 }
 
 /// The authenticated caller, taken before the body is read: a request without a valid token is
@@ -95,8 +100,7 @@ impl Caller {
     {
         let outcome = tokio::task::spawn_blocking(move || {
             let shared = &self.api.shared;
-            let store =
-                SqliteStore::open(&shared.db, &format!("api:{}", self.token.name)).map_err(ApiError::internal)?;
+            let store = SqliteStore::open(&shared.db, &actor(&self.token)).map_err(ApiError::internal)?;
             let call = Call {
                 api: &self.api,
                 store,

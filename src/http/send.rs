@@ -189,10 +189,7 @@ fn message_id_field(text: &str) -> Result<String, ApiError> {
 
 /// Composes the message and commits it to the queue; returns its Message-ID and queue id.
 fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
-    let hostname = &call.api.shared.config.server.hostname;
-    let mut id = [0u8; 16];
-    openssl::rand::rand_bytes(&mut id).map_err(ApiError::internal)?;
-    let message_id = format!("<{}@{hostname}>", crate::pki::hex(&id));
+    let message_id = crate::serve::intake::new_message_id(&call.api.shared.config.server.hostname);
     let data = compose(c, &message_id, call.now);
     let envelope = Envelope {
         mail_from: Some(c.from.clone()),

@@ -84,7 +84,7 @@ pub fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<NewDocumen
 }
 
 /// Records what a hosted address received: the referral (if the message is one) and a copy of
-/// each attachment for the recipient's practice. Once per practice: a retried delivery, or a
+/// each of its `attachments` (as the delivery found them) for the recipient's practice. Once per practice: a retried delivery, or a
 /// second recipient at the same practice, changes nothing.
 pub fn record_received<S: Store + ApiStore>(
     store: &S,
@@ -92,6 +92,7 @@ pub fn record_received<S: Store + ApiStore>(
     recipient: &DirectAddress,
     message_id: &str,
     original: &[u8],
+    attachments: &[Attachment],
     sender: &str,
 ) -> Result<(), String> {
     let practice = match store.practice(recipient.domain().as_str()) {
@@ -102,11 +103,10 @@ pub fn record_received<S: Store + ApiStore>(
     let entity = mime::Entity::parse(original);
     let headers = &entity.headers;
     let metadata = Metadata::from_headers(headers);
-    let attachments = mime::attachments(original);
     if metadata.is_none() && attachments.is_empty() {
         return Ok(());
     }
-    let documents = documents(kek, &attachments).map_err(|e| e.to_string())?;
+    let documents = documents(kek, attachments).map_err(|e| e.to_string())?;
     let referral = metadata.as_ref().map(|m| NewReferral {
         direction: m.direction.clone(),
         patient_id: m.patient_id.clone(),

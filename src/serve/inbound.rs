@@ -137,9 +137,15 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
             // recorded, so a crash in between redoes it (it is kept once).
             if arrived.kind == "message" {
                 let kek = &work.shared.kek;
-                if let Err(e) =
-                    referral::record_received(work.store, kek, recipient, key, &opened.original, &arrived.sender)
-                {
+                if let Err(e) = referral::record_received(
+                    work.store,
+                    kek,
+                    recipient,
+                    key,
+                    &opened.original,
+                    &attachments,
+                    &arrived.sender,
+                ) {
                     return Outcome::deferred(format!("practice documents: {e}"));
                 }
             }

@@ -102,6 +102,13 @@ impl Committer for Intake {
     }
 }
 
+/// A fresh Message-ID of ours: 128 random bits at our host name.
+pub fn new_message_id(hostname: &str) -> String {
+    let mut id = [0u8; 16];
+    let _ = openssl::rand::rand_bytes(&mut id);
+    format!("<{}@{hostname}>", crate::pki::hex(&id))
+}
+
 struct Traced {
     data: Vec<u8>,
     /// "" when it has none.
@@ -141,9 +148,7 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
     }
     if envelope.authenticated.is_some() {
         if existing.is_none() {
-            let mut id = [0u8; 16];
-            let _ = openssl::rand::rand_bytes(&mut id);
-            message_id = format!("<{}@{hostname}>", crate::pki::hex(&id));
+            message_id = new_message_id(hostname);
             out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
         }
         if headers.get("date").is_none() {
