@@ -48,28 +48,33 @@ impl<'a> Tlv<'a> {
         if self.tag != OID || self.content.is_empty() {
             return Err(DerError("expected an object identifier"));
         }
-        let mut arcs: Vec<u64> = Vec::new();
+        if self.content.last().is_some_and(|b| b & 0x80 != 0) {
+            return Err(DerError("object identifier ends mid-arc"));
+        }
+        // Written straight into one string: several OIDs are read per message opened.
+        let mut dotted = String::with_capacity(self.content.len() * 3);
         let mut value: u64 = 0;
+        let mut first = true;
         for &b in self.content {
             if value > (u64::MAX >> 7) {
                 return Err(DerError("object identifier arc too large"));
             }
             value = (value << 7) | u64::from(b & 0x7F);
             if b & 0x80 == 0 {
-                if arcs.is_empty() {
-                    let first = (value / 40).min(2);
-                    arcs.push(first);
-                    arcs.push(value - first * 40);
+                if first {
+                    let top = (value / 40).min(2);
+                    push_arc(&mut dotted, top);
+                    dotted.push('.');
+                    push_arc(&mut dotted, value - top * 40);
+                    first = false;
                 } else {
-                    arcs.push(value);
+                    dotted.push('.');
+                    push_arc(&mut dotted, value);
                 }
                 value = 0;
             }
         }
-        if self.content.last().is_some_and(|b| b & 0x80 != 0) {
-            return Err(DerError("object identifier ends mid-arc"));
-        }
-        Ok(arcs.iter().map(u64::to_string).collect::<Vec<_>>().join("."))
+        Ok(dotted)
     }
 
     /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one.
@@ -93,6 +98,21 @@ impl<'a> Tlv<'a> {
         let start = self.content.iter().position(|&b| b != 0).unwrap_or(self.content.len() - 1);
         Ok(&self.content[start..])
     }
+}
+
+/// Appends `value` in decimal.
+fn push_arc(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 pub struct Reader<'a> {
@@ -222,6 +242,22 @@ mod tests {
         assert_eq!(ctx.context(), Some(0));
         assert_eq!(ctx.children().required("int").unwrap().unsigned().unwrap(), &[0]);
         assert!(r.read().unwrap().is_none());
+    }
+
+    #[test]
+    fn object_identifiers_in_every_form() {
+        let oid = |content: &[u8]| Tlv { tag: OID, content, raw: content }.oid();
+        assert_eq!(oid(&[0x00]).unwrap(), "0.0");
+        assert_eq!(oid(&[0x27, 0x00]).unwrap(), "0.39.0");
+        assert_eq!(oid(&[0x88, 0x37, 0x03]).unwrap(), "2.999.3", "a first arc of 2 takes the rest");
+        assert_eq!(oid(&[0x2b, 0x81, 0x80, 0x80, 0x80, 0x00]).unwrap(), "1.3.268435456");
+        assert_eq!(
+            oid(&[0x2b, 0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]).unwrap(),
+            format!("1.3.{}", u64::MAX),
+        );
+        assert!(oid(&[0x2b, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).is_err(), "past 64 bits");
+        assert!(oid(&[0x2b, 0x86]).is_err(), "ends mid-arc");
+        assert!(oid(&[]).is_err());
     }
 
     #[test]

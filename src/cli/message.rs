@@ -151,6 +151,10 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
 }
 
 fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
+    // Database mode derives the KEK (argon2id, 19 MiB) before the message is read, so a large
+    // message and the derivation's memory are never held at the same time.
+    let standalone = args.signer_cert.is_some() && args.signer_key.is_some();
+    let kek = if standalone { None } else { Some(ctx.kek()?) };
     let message = output::read_input(args.input.as_deref())?;
     let options = SealOptions {
         cipher: args.cipher.unwrap_or(ctx.config.smime.content_cipher),
@@ -171,11 +175,15 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
         seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
     } else {
         let store = ctx.store()?;
-        let (from, recipients) = envelope_of(&Entity::parse(&mime::to_crlf(&message)).headers)?;
+        // The header block alone decides the envelope (either line ending parses).
+        let (from, recipients) = envelope_of(&Entity::parse(&message).headers)?;
         if !store.has_address(&from)? {
             return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
         }
-        let kek = ctx.kek()?;
+        let kek = match kek {
+            Some(kek) => kek,
+            None => ctx.kek()?,
+        };
         let (cert, key_id) = identities::signing_cert(store, &from, now)?;
         let key = kek.open_key(&store.key(key_id)?.sealed)?;
         if recipient_certs.is_empty() {

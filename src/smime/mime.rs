@@ -33,18 +33,14 @@ impl<'a> Entity<'a> {
 
 /// Splits at the first empty line (CRLF CRLF, or LF LF for files with bare LF endings).
 fn split_header(raw: &[u8]) -> (&[u8], &[u8]) {
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'\n' {
-            let rest = &raw[i + 1..];
-            if rest.starts_with(b"\r\n") {
-                return (&raw[..i + 1], &raw[i + 3..]);
-            }
-            if rest.starts_with(b"\n") {
-                return (&raw[..i + 1], &raw[i + 2..]);
-            }
+    for i in memchr::memchr_iter(b'\n', raw) {
+        let rest = &raw[i + 1..];
+        if rest.starts_with(b"\r\n") {
+            return (&raw[..i + 1], &raw[i + 3..]);
         }
-        i += 1;
+        if rest.starts_with(b"\n") {
+            return (&raw[..i + 1], &raw[i + 2..]);
+        }
     }
     // No blank line: a bare header block (RFC 5322 allows an absent body).
     (raw, &raw[raw.len()..])
@@ -125,28 +121,25 @@ impl ContentType {
     }
 }
 
-/// Splits on ';' outside double quotes.
-fn split_params(value: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
+/// Splits on ';' outside double quotes (a backslash inside quotes escapes the next character).
+fn split_params(value: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
     let mut quoted = false;
     let mut escaped = false;
-    for c in value.chars() {
-        let current = out.last_mut().expect("never empty");
+    for (i, b) in value.bytes().enumerate() {
         if escaped {
-            current.push(c);
             escaped = false;
-        } else if c == '\\' && quoted {
-            current.push(c);
+        } else if b == b'\\' && quoted {
             escaped = true;
-        } else if c == '"' {
+        } else if b == b'"' {
             quoted = !quoted;
-            current.push(c);
-        } else if c == ';' && !quoted {
-            out.push(String::new());
-        } else {
-            current.push(c);
+        } else if b == b';' && !quoted {
+            out.push(&value[start..i]); // ';' is ASCII, so i is a character boundary
+            start = i + 1;
         }
     }
+    out.push(&value[start..]);
     out
 }
 
@@ -158,7 +151,7 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
     let mut starts = Vec::new(); // (start of the delimiter line, end of that line, is_close)
     let mut line_start = 0;
     while line_start <= body.len() {
-        let line_end = body[line_start..].iter().position(|&b| b == b'\n').map_or(body.len(), |p| line_start + p);
+        let line_end = memchr::memchr(b'\n', &body[line_start..]).map_or(body.len(), |p| line_start + p);
         let line = &body[line_start..line_end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.starts_with(delimiter) {
@@ -195,10 +188,11 @@ pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8
 
 /// Converts bare LF (and bare CR) line endings to CRLF, the canonical form S/MIME signs.
 pub fn to_crlf(data: &[u8]) -> Cow<'_, [u8]> {
-    let canonical = data.iter().enumerate().all(|(i, &b)| match b {
+    // Only the line-ending bytes are looked at (memchr skips the rest a vector at a time): a
+    // message is usually canonical already, and this check runs on every seal and open.
+    let canonical = memchr::memchr2_iter(b'\r', b'\n', data).all(|i| match data[i] {
         b'\n' => i > 0 && data[i - 1] == b'\r',
-        b'\r' => data.get(i + 1) == Some(&b'\n'),
-        _ => true,
+        _ => data.get(i + 1) == Some(&b'\n'),
     });
     if canonical {
         return Cow::Borrowed(data);
@@ -258,6 +252,38 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&buf[..n]);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// `prefix`, then `data` in base64 lines exactly as `encode_base64_lines` writes them, built in
+/// `data`'s own buffer so a large message's DER and its base64 are never held at once (peak
+/// memory sealing a 10 MB message).
+pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
+    const LINE_BYTES: usize = 57;
+    let len = data.len();
+    let lines = len.div_ceil(LINE_BYTES);
+    let last_line = match len % LINE_BYTES {
+        0 if len > 0 => 78,
+        0 => 0,
+        rest => rest.div_ceil(3) * 4 + 2,
+    };
+    let total = prefix.len() + lines.saturating_sub(1) * 78 + last_line;
+    data.resize(total, 0);
+    let engine = &base64::engine::general_purpose::STANDARD;
+    // Last line first: line j's characters go to prefix + 78j, at or after where its bytes were
+    // (57j), and the lines before it lie wholly below 57j, so nothing unread is overwritten.
+    for j in (0..lines).rev() {
+        let start = j * LINE_BYTES;
+        let end = (start + LINE_BYTES).min(len);
+        let mut chunk = [0u8; LINE_BYTES];
+        chunk[..end - start].copy_from_slice(&data[start..end]);
+        let mut encoded = [0u8; 76];
+        let n = engine.encode_slice(&chunk[..end - start], &mut encoded).expect("76 bytes hold 57 encoded");
+        let at = prefix.len() + j * 78;
+        data[at..at + n].copy_from_slice(&encoded[..n]);
+        data[at + n..at + n + 2].copy_from_slice(b"\r\n");
+    }
+    data[..prefix.len()].copy_from_slice(prefix);
+    data
 }
 
 /// The addr-specs in an address-list header (`"Dr. Smith" <smith@a.org>, b@c.org, group: x@y.org;`).
@@ -376,6 +402,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn base64_in_place_matches_the_plain_encoder_for_every_length() {
+        for len in (0..400).chain([57 * 40, 57 * 40 + 1, 10_000]) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 3) as u8).collect();
+            for prefix in [&b""[..], b"Content-Type: application/pkcs7-mime\r\n\r\n"] {
+                let mut expected = prefix.to_vec();
+                encode_base64_lines(&data, &mut expected);
+                assert_eq!(prefix_base64_lines_in_place(data.clone(), prefix), expected, "{len} bytes");
+            }
+        }
+    }
+
+    #[test]
     fn base64_decodes_lines_of_any_shape_and_refuses_garbage() {
         let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         let mut lines = Vec::new();
@@ -418,6 +456,8 @@ mod tests {
     #[test]
     fn canonicalizes_line_endings() {
         assert!(matches!(to_crlf(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert!(matches!(to_crlf(b""), Cow::Borrowed(_)));
+        assert_eq!(&*to_crlf(b"\n\r"), b"\r\n\r\n");
         assert_eq!(&*to_crlf(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\r\nd");
     }
 

@@ -156,7 +156,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
             sha256: parsed_signer.sha256.clone(),
             binding,
             key: key_description,
-            not_after: iso8601(pki::unix_time(signer.not_after())),
+            not_after: iso8601(parsed_signer.not_after),
         },
         content_encryption,
         key_transport,

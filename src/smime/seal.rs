@@ -163,14 +163,13 @@ pub fn seal(
         KeyTransport::RsaOaep => cms_ffi::encrypt(entity, &encrypt_to, options.cipher.openssl(), true)?,
     };
 
-    let mut out = Vec::with_capacity(enveloped.len() / 57 * 78 + outer_headers.len() + 512);
-    out.extend_from_slice(&outer_headers);
-    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
-    out.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
-    out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
-    out.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
-    mime::encode_base64_lines(&enveloped, &mut out);
-    Ok(Sealed { message: out, message_id, from, recipients })
+    let mut head = outer_headers;
+    head.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    head.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
+    head.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+    head.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
+    let message = mime::prefix_base64_lines_in_place(enveloped, &head);
+    Ok(Sealed { message, message_id, from, recipients })
 }
 
 /// The original header fields minus Bcc (never disclosed to recipients), plus Date and

@@ -8,7 +8,6 @@ use std::borrow::Cow;
 
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::{hash, MessageDigest};
-use openssl::nid::Nid;
 use openssl::pkey::Id;
 use openssl::rsa::Padding;
 use openssl::sign::Verifier;
@@ -119,23 +118,8 @@ fn rsa_pkcs1_matches(
     data: &[u8],
     signature: &[u8],
 ) -> Result<bool, SmimeError> {
-    const SHA256: &[u8] = &[
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
-        0x20,
-    ];
-    const SHA384: &[u8] = &[
-        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
-        0x30,
-    ];
-    const SHA512: &[u8] = &[
-        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04,
-        0x40,
-    ];
-    let prefix = match md.type_() {
-        Nid::SHA256 => SHA256,
-        Nid::SHA384 => SHA384,
-        Nid::SHA512 => SHA512,
-        _ => return Ok(false),
+    let Some(expected) = super::digest_info::of(md, data) else {
+        return Ok(false);
     };
     let rsa = key.rsa()?;
     if signature.len() != rsa.size() as usize {
@@ -145,7 +129,6 @@ fn rsa_pkcs1_matches(
     let Ok(n) = rsa.public_decrypt(signature, &mut opened, Padding::PKCS1) else {
         return Ok(false);
     };
-    let expected = [prefix, &hash(md, data)?].concat();
     Ok(opened[..n] == expected[..])
 }
 

@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use openssl::hash::{Hasher, MessageDigest};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::X509VerifyParam;
 use openssl::x509::{X509Ref, X509StoreContext, X509VerifyResult, X509};
 
 use crate::clock::iso8601;
-use crate::pki;
+use crate::pki::{self, cert_cache};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainError {
@@ -35,18 +34,15 @@ fn validated() -> &'static ValidatedPaths {
 const CACHE_CAPACITY: usize = 4096;
 
 fn path_key(cert: &X509Ref, intermediates: &[X509], anchors: &[X509]) -> Option<Vec<u8>> {
-    let mut hasher = Hasher::new(MessageDigest::sha256()).ok()?;
-    hasher.update(&cert.to_der().ok()?).ok()?;
-    for (tag, group) in [(b"i", intermediates), (b"a", anchors)] {
-        let mut digests: Vec<Vec<u8>> =
-            group.iter().filter_map(|c| c.digest(MessageDigest::sha256()).ok().map(|d| d.to_vec())).collect();
+    let mut key = Vec::with_capacity(32 * (1 + intermediates.len() + anchors.len()) + 2);
+    key.extend_from_slice(&cert_cache::sha256_of(cert)?);
+    for (tag, group) in [(b'i', intermediates), (b'a', anchors)] {
+        let mut digests = group.iter().map(|c| cert_cache::sha256_of(c)).collect::<Option<Vec<_>>>()?;
         digests.sort();
-        hasher.update(tag).ok()?;
-        for d in digests {
-            hasher.update(&d).ok()?;
-        }
+        key.push(tag);
+        key.extend(digests.iter().flatten());
     }
-    hasher.finish().ok().map(|d| d.to_vec())
+    Some(key)
 }
 
 /// Checks `cert`'s own validity period, then builds a path through `intermediates` to one of

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use openssl::hash::MessageDigest;
 use openssl::x509::{CrlStatus, X509Crl, X509Ref, X509};
 use serde::Deserialize;
 
@@ -142,8 +141,7 @@ fn issued(cert: &X509Ref, issuer: &X509Ref) -> bool {
 /// Is `cert` revoked, by the CRLs of its distribution points, signed by whichever of `issuers`
 /// signed `cert`.
 pub fn check(cert: &X509Ref, issuers: &[&X509Ref], fetch: &dyn Fetcher, now: i64) -> Status {
-    let digest: Option<[u8; 32]> =
-        cert.digest(MessageDigest::sha256()).ok().and_then(|d| <[u8; 32]>::try_from(&d[..]).ok());
+    let digest = crate::pki::cert_cache::sha256_of(cert);
     if let Some(digest) = &digest {
         let cached = caches().lock().ok().and_then(|c| c.statuses.get(digest).cloned());
         if let Some((until, status)) = cached {
