@@ -3,6 +3,7 @@
 //! transaction, so a message processed again (a retry, a restart) never sends the same MDN twice
 //! and a crash never loses one.
 
+use crate::store::cached::CachedSql;
 use rusqlite::{params, OptionalExtension};
 
 use super::mdn::Disposition;
@@ -24,7 +25,7 @@ pub struct Receipt {
 /// whether the MDN was queued now.
 pub fn processed(queue: &Queue, receipt: &Receipt, mdn: &NewMessage, now: i64) -> Result<bool> {
     let tx = queue.write()?;
-    let inserted = tx.execute(
+    let inserted = tx.run(
         "INSERT OR IGNORE INTO receipts (message_id, recipient, sender, subject, final_delivery, processed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![receipt.message_id, receipt.recipient, receipt.sender, receipt.subject, receipt.final_delivery, now],
@@ -40,7 +41,7 @@ pub fn processed(queue: &Queue, receipt: &Receipt, mdn: &NewMessage, now: i64) -
 pub fn get(queue: &Queue, message_id: &str, recipient: &str) -> Result<Option<Receipt>> {
     Ok(queue
         .conn()
-        .query_row(
+        .row(
             "SELECT message_id, recipient, sender, subject, final_delivery FROM receipts
              WHERE message_id = ?1 AND recipient = ?2 AND processed_at IS NOT NULL",
             params![message_id, recipient],
@@ -66,7 +67,7 @@ pub fn concluded(queue: &Queue, receipt: &Receipt, outcome: Disposition, mdn: &N
         Disposition::Processed => return Ok(false),
     };
     let tx = queue.write()?;
-    let changed = tx.execute(
+    let changed = tx.run(
         &format!(
             "UPDATE receipts SET {column} = ?3
              WHERE message_id = ?1 AND recipient = ?2 AND dispatched_at IS NULL AND failed_at IS NULL"

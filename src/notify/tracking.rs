@@ -5,7 +5,8 @@
 //! arrives after the sender was told the recipient failed is recorded as late. The sender is told
 //! of a failure once (`notified_at`), whoever notices it first.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use crate::store::cached::CachedSql;
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::mdn::{Event, Notice};
@@ -20,13 +21,13 @@ pub struct Tracked {
     pub final_delivery: bool,
 }
 
-fn event(tx: &Transaction, message_id: &str, recipient: &str, now: i64, what: &str, detail: &str) -> Result<()> {
+fn event(tx: &Connection, message_id: &str, recipient: &str, now: i64, what: &str, detail: &str) -> Result<()> {
     noticed(tx, message_id, recipient, now, what, detail, None)
 }
 
 /// An event, with the Message-ID of the notification that told it.
 fn noticed(
-    tx: &Transaction,
+    tx: &Connection,
     message_id: &str,
     recipient: &str,
     now: i64,
@@ -34,7 +35,7 @@ fn noticed(
     detail: &str,
     notice_id: Option<&str>,
 ) -> Result<()> {
-    tx.execute(
+    tx.run(
         "INSERT INTO tracking_events (message_id, recipient, at, event, detail, notice_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![message_id, recipient, now, what, detail, notice_id],
     )?;
@@ -43,7 +44,7 @@ fn noticed(
 
 /// Starts tracking each recipient of a message being committed (the caller's transaction).
 pub(crate) fn submitted(
-    tx: &Transaction,
+    tx: &Connection,
     message_id: &str,
     sender: &str,
     recipients: &[String],
@@ -52,7 +53,7 @@ pub(crate) fn submitted(
 ) -> Result<()> {
     for recipient in recipients {
         let recipient = recipient.to_ascii_lowercase();
-        let inserted = tx.execute(
+        let inserted = tx.run(
             "INSERT OR IGNORE INTO tracked (message_id, recipient, sender, subject, final_delivery, status, submitted_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
             params![message_id, recipient, sender.to_ascii_lowercase(), tracked.subject, tracked.final_delivery, now],
@@ -69,7 +70,7 @@ pub(crate) fn submitted(
 pub fn sent(queue: &Queue, message_id: &str, recipient: &str, note: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
     let recipient = recipient.to_ascii_lowercase();
-    let changed = tx.execute(
+    let changed = tx.run(
         "UPDATE tracked SET status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
                 sent_at = ?3, updated_at = ?3
          WHERE message_id = ?1 AND recipient = ?2 AND sent_at IS NULL",
@@ -87,7 +88,7 @@ pub fn sent(queue: &Queue, message_id: &str, recipient: &str, note: &str, now: i
 pub fn needs_failure_notice(queue: &Queue, message_id: &str, recipient: &str) -> Result<bool> {
     let notified: Option<Option<i64>> = queue
         .conn()
-        .query_row(
+        .row(
             "SELECT notified_at FROM tracked WHERE message_id = ?1 AND recipient = ?2",
             params![message_id, recipient.to_ascii_lowercase()],
             |r| r.get(0),
@@ -101,7 +102,7 @@ pub fn needs_failure_notice(queue: &Queue, message_id: &str, recipient: &str) ->
 pub fn failed(queue: &Queue, message_id: &str, recipient: &str, status: &str, why: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
     let recipient = recipient.to_ascii_lowercase();
-    let changed = tx.execute(
+    let changed = tx.run(
         "UPDATE tracked SET status = ?3, failed_at = coalesce(failed_at, ?5), detail = ?4, notified_at = ?5, updated_at = ?5
          WHERE message_id = ?1 AND recipient = ?2 AND notified_at IS NULL",
         params![message_id, recipient, status, why, now],
@@ -165,7 +166,7 @@ struct Row {
 }
 
 fn record_one(
-    tx: &Transaction,
+    tx: &Connection,
     message_id: &str,
     recipient: &str,
     happened: &Event,
@@ -176,7 +177,7 @@ fn record_one(
     let in_reporters_domain =
         recipient.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(reporter.domain().as_str()));
     let row = tx
-        .query_row(
+        .row(
             "SELECT status, final_delivery, processed_at, dispatched_at, failed_at, notified_at FROM tracked
              WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
             params![message_id, recipient, sender.to_ascii_lowercase()],
@@ -213,7 +214,7 @@ fn record_one(
     };
     if already.is_some() {
         let before: Option<String> = tx
-            .query_row(
+            .row(
                 "SELECT event FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 AND notice_id = ?3
                  AND event IN (?4, 'late') ORDER BY id LIMIT 1",
                 params![message_id, recipient, notice_id, happened.name()],
@@ -238,7 +239,7 @@ fn record_one(
         (Event::Processed, "dispatched") => row.status.clone(),
         (e, _) => e.name().to_string(),
     };
-    tx.execute(
+    tx.run(
         &format!(
             "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
                     updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2"
@@ -327,7 +328,7 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
     let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
     let head: Option<(String, String, i64)> = queue
         .conn()
-        .query_row("SELECT sender, subject, submitted_at FROM tracked WHERE message_id = ?1 LIMIT 1", [&id], |r| {
+        .row("SELECT sender, subject, submitted_at FROM tracked WHERE message_id = ?1 LIMIT 1", [&id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
@@ -366,7 +367,7 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
 /// Messages sent since `since` (unix time), newest first.
 pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
     let ids: Vec<String> = {
-        let mut stmt = queue.conn().prepare(
+        let mut stmt = queue.conn().prepare_cached(
             "SELECT message_id FROM tracked WHERE submitted_at >= ?1
              GROUP BY message_id ORDER BY max(submitted_at) DESC, message_id",
         )?;

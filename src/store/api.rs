@@ -1,6 +1,7 @@
 //! What the REST API and the inbound path keep for practices: the API's bearer tokens, the
 //! referrals each practice sent and received, and the copies of its documents.
 
+use super::cached::CachedSql;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -253,7 +254,7 @@ impl ApiStore for SqliteStore {
     fn add_token(&self, name: &str, practice_id: Option<i64>, sha256: &str) -> Result<i64> {
         let now = self.clock.unix_now();
         self.change("token.create", name, "", |tx| {
-            tx.execute(
+            tx.run(
                 "INSERT INTO api_tokens (name, practice_id, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![name, practice_id, sha256, now],
             )
@@ -263,7 +264,7 @@ impl ApiStore for SqliteStore {
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        let mut stmt = self.conn.prepare(&format!("{TOKEN_SELECT} ORDER BY t.name"))?;
+        let mut stmt = self.conn.prepare_cached(&format!("{TOKEN_SELECT} ORDER BY t.name"))?;
         let rows = stmt.query_map([], token_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -276,7 +277,7 @@ impl ApiStore for SqliteStore {
 
     fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()> {
         self.change("token.bind", &token_id.to_string(), &format!("practice id {practice_id}"), |tx| {
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
                 params![token_id, practice_id],
             )?;
@@ -290,7 +291,7 @@ impl ApiStore for SqliteStore {
     fn revoke_token(&self, name: &str) -> Result<()> {
         let now = self.clock.unix_now();
         self.change("token.revoke", name, "", |tx| {
-            let changed = tx.execute(
+            let changed = tx.run(
                 "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
                 params![name, now],
             )?;
@@ -308,7 +309,7 @@ impl ApiStore for SqliteStore {
         self.change(action, &format!("practice id {}", e.practice_id), &detail, |tx| {
             let referral_id = match e.referral {
                 Some(r) => {
-                    tx.execute(
+                    tx.run(
                         "INSERT OR IGNORE INTO referrals (practice_id, message_id, way, direction, patient_id,
                             sender, recipients, subject, sections, encounter_note, in_reply_to, created_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -327,7 +328,7 @@ impl ApiStore for SqliteStore {
                             now
                         ],
                     )?;
-                    Some(tx.query_row(
+                    Some(tx.row(
                         "SELECT id FROM referrals WHERE practice_id = ?1 AND message_id = ?2 AND way = ?3",
                         params![e.practice_id, e.message_id, e.way],
                         |r| r.get::<_, i64>(0),
@@ -336,7 +337,7 @@ impl ApiStore for SqliteStore {
                 None => None,
             };
             for d in e.documents {
-                tx.execute(
+                tx.run(
                     "INSERT OR IGNORE INTO documents (practice_id, patient_id, referral_id, message_id, way,
                         filename, content_type, size, sha256, sealed, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -389,7 +390,7 @@ impl ApiStore for SqliteStore {
         }
         if referral.received_at.is_none() {
             self.change("referral.received", &format!("referral {id}"), by, |tx| {
-                tx.execute(
+                tx.run(
                     "UPDATE referrals SET received_at = ?3, received_by = ?4
                      WHERE practice_id = ?1 AND id = ?2 AND received_at IS NULL",
                     params![practice_id, id, now, by],

@@ -1,6 +1,7 @@
 //! Persistent state behind one trait, so the rest of the node never touches SQL.
 
 pub mod api;
+pub(crate) mod cached;
 mod migrations;
 mod sqlite;
 

@@ -3,6 +3,7 @@
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
+use super::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::migrations::MIGRATIONS;
@@ -65,7 +66,7 @@ impl SqliteStore {
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        Ok(self.conn.row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Runs `change` in a transaction and records it in the audit log in that same transaction.
@@ -78,7 +79,7 @@ impl SqliteStore {
     ) -> Result<T> {
         let tx = self.conn.unchecked_transaction()?;
         let out = change(&tx)?;
-        tx.execute(
+        tx.run(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.clock.unix_now(), self.actor, action, subject, detail],
         )?;
@@ -111,7 +112,7 @@ impl SqliteStore {
     }
 
     fn domain_id(tx: &Connection, domain: &Domain) -> Result<i64> {
-        tx.query_row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
+        tx.row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("domain {domain} (add it with `hisp domain add {domain}`)")))
     }
@@ -122,6 +123,9 @@ impl SqliteStore {
 /// a lock.
 pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Duration) -> Result<()> {
     conn.busy_timeout(busy)?;
+    // Room for every statement a connection runs per message (`cached::CachedSql`); the default
+    // of 16 would evict and re-prepare them in turn.
+    conn.set_prepared_statement_cache_capacity(96);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -130,7 +134,7 @@ pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Du
 
 fn migrate(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let found: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > known {
         return Err(StoreError::TooNew { found, known });
     }
@@ -200,10 +204,9 @@ impl Store for SqliteStore {
     fn add_domain(&self, domain: &Domain, practice: &str) -> Result<()> {
         let now = self.clock.unix_now();
         self.change("domain.add", domain.as_str(), &format!("practice={practice}"), |tx| {
-            tx.execute("INSERT OR IGNORE INTO practices (name, created_at) VALUES (?1, ?2)", params![practice, now])?;
-            let practice_id: i64 =
-                tx.query_row("SELECT id FROM practices WHERE name = ?1", [practice], |r| r.get(0))?;
-            tx.execute(
+            tx.run("INSERT OR IGNORE INTO practices (name, created_at) VALUES (?1, ?2)", params![practice, now])?;
+            let practice_id: i64 = tx.row("SELECT id FROM practices WHERE name = ?1", [practice], |r| r.get(0))?;
+            tx.run(
                 "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
                 params![practice_id, domain.as_str(), now],
             )
@@ -213,7 +216,7 @@ impl Store for SqliteStore {
     }
 
     fn domains(&self) -> Result<Vec<DomainRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT d.name, p.name, d.created_at, (SELECT count(*) FROM addresses a WHERE a.domain_id = d.id)
              FROM domains d JOIN practices p ON p.id = d.practice_id ORDER BY d.name",
         )?;
@@ -231,17 +234,13 @@ impl Store for SqliteStore {
     }
 
     fn has_domain(&self, domain: &Domain) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        Ok(self.conn.row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(())).optional()?.is_some())
     }
 
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()> {
         self.change("domain.remove", domain.as_str(), if cascade { "cascade" } else { "" }, |tx| {
             let id = Self::domain_id(tx, domain)?;
-            let dependents: i64 = tx.query_row(
+            let dependents: i64 = tx.row(
                 "SELECT (SELECT count(*) FROM addresses WHERE domain_id = ?1)
                       + (SELECT count(*) FROM certificates WHERE domain_id = ?1)
                       + (SELECT count(*) FROM anchors WHERE domain_id = ?1)
@@ -255,15 +254,15 @@ impl Store for SqliteStore {
                      remove them first or pass --cascade"
                 )));
             }
-            tx.execute(
+            tx.run(
                 "DELETE FROM bundle_anchors WHERE bundle_id IN (SELECT id FROM bundles WHERE domain_id = ?1)",
                 [id],
             )?;
             for table in ["certificates", "private_keys", "anchors", "bundles", "addresses"] {
-                tx.execute(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
+                tx.run(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
             }
-            tx.execute("DELETE FROM domains WHERE id = ?1", [id])?;
-            tx.execute("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
+            tx.run("DELETE FROM domains WHERE id = ?1", [id])?;
+            tx.run("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
             Ok(())
         })
     }
@@ -273,7 +272,7 @@ impl Store for SqliteStore {
         let detail = if password_hash.is_some() { "with password" } else { "no password" };
         self.change("address.add", &address.to_string(), detail, |tx| {
             let domain_id = Self::domain_id(tx, address.domain())?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO addresses (domain_id, local, address, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![domain_id, address.local(), address.to_string(), password_hash, now],
             )
@@ -283,7 +282,7 @@ impl Store for SqliteStore {
     }
 
     fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT a.address, a.password_hash IS NOT NULL, a.created_at FROM addresses a
              JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY a.address",
         )?;
@@ -303,7 +302,7 @@ impl Store for SqliteStore {
     fn has_address(&self, address: &DirectAddress) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |_| Ok(()))
+            .row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -311,12 +310,12 @@ impl Store for SqliteStore {
     fn remove_address(&self, address: &DirectAddress) -> Result<()> {
         let text = address.to_string();
         self.change("address.remove", &text, "", |tx| {
-            let n = tx.execute("DELETE FROM addresses WHERE address = ?1", [&text])?;
+            let n = tx.run("DELETE FROM addresses WHERE address = ?1", [&text])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("address {text}")));
             }
-            tx.execute("DELETE FROM certificates WHERE owner = ?1", [&text])?;
-            tx.execute("DELETE FROM private_keys WHERE owner = ?1", [&text])?;
+            tx.run("DELETE FROM certificates WHERE owner = ?1", [&text])?;
+            tx.run("DELETE FROM private_keys WHERE owner = ?1", [&text])?;
             Ok(())
         })
     }
@@ -325,7 +324,7 @@ impl Store for SqliteStore {
         let text = address.to_string();
         self.change("address.passwd", &text, "", |tx| {
             let n =
-                tx.execute("UPDATE addresses SET password_hash = ?1 WHERE address = ?2", params![password_hash, text])?;
+                tx.run("UPDATE addresses SET password_hash = ?1 WHERE address = ?2", params![password_hash, text])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("address {text}")));
             }
@@ -335,7 +334,7 @@ impl Store for SqliteStore {
 
     fn password_hash(&self, address: &DirectAddress) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT password_hash FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
+            .row("SELECT password_hash FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("address {address}")))
     }
@@ -348,7 +347,7 @@ impl Store for SqliteStore {
                 Owner::Domain(d) if d.as_str() == DEV_CA_OWNER => None,
                 other => Some(Self::domain_id(tx, other.domain())?),
             };
-            tx.execute(
+            tx.run(
                 "INSERT INTO private_keys (domain_id, owner, public_key_sha256, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![domain_id, owner_text, public_key_sha256, sealed, now],
             )
@@ -359,7 +358,7 @@ impl Store for SqliteStore {
 
     fn key(&self, id: i64) -> Result<SealedKey> {
         self.conn
-            .query_row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
+            .row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
                 Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
             })
             .optional()?
@@ -369,7 +368,7 @@ impl Store for SqliteStore {
     fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>> {
         Ok(self
             .conn
-            .query_row(
+            .row(
                 "SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE public_key_sha256 = ?1",
                 [public_key_sha256],
                 |r| Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? }),
@@ -384,7 +383,7 @@ impl Store for SqliteStore {
             let domain_id = Self::domain_id(tx, owner.domain())?;
             if let Owner::Address(address) = owner {
                 let known: Option<i64> = tx
-                    .query_row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
+                    .row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
                     .optional()?;
                 if known.is_none() {
                     return Err(StoreError::NotFound(format!(
@@ -392,7 +391,7 @@ impl Store for SqliteStore {
                     )));
                 }
             }
-            tx.execute(
+            tx.run(
                 "INSERT INTO certificates (domain_id, owner, binding, subject, issuer, sha256, not_before, not_after,
                                            key_id, der, created_at)
                  VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -416,7 +415,7 @@ impl Store for SqliteStore {
     }
 
     fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, not_after DESC"
         ))?;
         let rows = stmt.query_map([owner.map(Owner::to_string)], cert_row)?;
@@ -425,7 +424,7 @@ impl Store for SqliteStore {
 
     fn certificate(&self, sha256: &str) -> Result<CertRecord> {
         self.conn
-            .query_row(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"), [sha256], cert_row)
+            .row(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"), [sha256], cert_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("certificate {sha256}")))
     }
@@ -433,15 +432,15 @@ impl Store for SqliteStore {
     fn remove_certificate(&self, sha256: &str) -> Result<()> {
         self.change("cert.remove", sha256, "", |tx| {
             let key_id: Option<Option<i64>> = tx
-                .query_row("SELECT key_id FROM certificates WHERE sha256 = ?1", [sha256], |r| r.get(0))
+                .row("SELECT key_id FROM certificates WHERE sha256 = ?1", [sha256], |r| r.get(0))
                 .optional()?;
             let Some(key_id) = key_id else {
                 return Err(StoreError::NotFound(format!("certificate {sha256}")));
             };
-            tx.execute("DELETE FROM certificates WHERE sha256 = ?1", [sha256])?;
+            tx.run("DELETE FROM certificates WHERE sha256 = ?1", [sha256])?;
             if let Some(key_id) = key_id {
                 // A key no other certificate uses goes with its certificate.
-                tx.execute(
+                tx.run(
                     "DELETE FROM private_keys WHERE id = ?1 AND id NOT IN (SELECT key_id FROM certificates WHERE key_id IS NOT NULL)
                      AND id NOT IN (SELECT key_id FROM dev_ca)",
                     [key_id],
@@ -455,7 +454,7 @@ impl Store for SqliteStore {
         let detail = format!("incoming={} outgoing={}", anchor.incoming, anchor.outgoing);
         self.change("anchor.add", anchor.domain.as_str(), &format!("{} {detail}", anchor.sha256), |tx| {
             let domain_id = Self::domain_id(tx, &anchor.domain)?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO anchors (domain_id, subject, sha256, not_after, incoming, outgoing, der)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -474,7 +473,7 @@ impl Store for SqliteStore {
     }
 
     fn anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT d.name, a.subject, a.sha256, a.not_after, a.incoming, a.outgoing, a.der FROM anchors a
              JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
         )?;
@@ -486,8 +485,7 @@ impl Store for SqliteStore {
     fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()> {
         self.change("anchor.remove", domain.as_str(), sha256, |tx| {
             let domain_id = Self::domain_id(tx, domain)?;
-            let n =
-                tx.execute("DELETE FROM anchors WHERE domain_id = ?1 AND sha256 = ?2", params![domain_id, sha256])?;
+            let n = tx.run("DELETE FROM anchors WHERE domain_id = ?1 AND sha256 = ?2", params![domain_id, sha256])?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("anchor {sha256} for {domain}")));
             }
@@ -496,7 +494,7 @@ impl Store for SqliteStore {
     }
 
     fn bundle_anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT d.name, a.subject, a.sha256, a.not_after, b.incoming, b.outgoing, a.der FROM bundle_anchors a
              JOIN bundles b ON b.id = a.bundle_id JOIN domains d ON d.id = b.domain_id
              WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
@@ -510,7 +508,7 @@ impl Store for SqliteStore {
         let detail = format!("{} incoming={} outgoing={}", b.source, b.incoming, b.outgoing);
         self.change("bundle.add", &b.name, &detail, |tx| {
             let domain_id = Self::domain_id(tx, &b.domain)?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO bundles (name, domain_id, source, signer_der, incoming, outgoing, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![b.name, domain_id, b.source, b.signer_der, b.incoming, b.outgoing, self.clock.unix_now()],
@@ -521,7 +519,7 @@ impl Store for SqliteStore {
     }
 
     fn bundles(&self) -> Result<Vec<BundleRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT b.name, d.name, b.source, b.signer_der, b.incoming, b.outgoing,
                     (SELECT COUNT(*) FROM bundle_anchors a WHERE a.bundle_id = b.id),
                     b.last_good_at, b.last_attempt_at, b.last_error
@@ -553,27 +551,27 @@ impl Store for SqliteStore {
         };
         self.change("bundle.refresh", name, &detail, |tx| {
             let id: i64 = tx
-                .query_row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0))
+                .row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0))
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("bundle {name}")))?;
             let now = self.clock.unix_now();
             match outcome {
                 Ok(anchors) => {
-                    tx.execute("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
+                    tx.run("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
                     for a in anchors {
-                        tx.execute(
+                        tx.run(
                             "INSERT OR IGNORE INTO bundle_anchors (bundle_id, subject, sha256, not_after, der)
                              VALUES (?1, ?2, ?3, ?4, ?5)",
                             params![id, a.subject, a.sha256, a.not_after, a.der],
                         )?;
                     }
-                    tx.execute(
+                    tx.run(
                         "UPDATE bundles SET last_good_at = ?2, last_attempt_at = ?2, last_error = NULL WHERE id = ?1",
                         params![id, now],
                     )?;
                 }
                 Err(why) => {
-                    tx.execute(
+                    tx.run(
                         "UPDATE bundles SET last_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
                         params![id, now, why],
                     )?;
@@ -585,22 +583,21 @@ impl Store for SqliteStore {
 
     fn remove_bundle(&self, name: &str) -> Result<()> {
         self.change("bundle.remove", name, "", |tx| {
-            let id: Option<i64> =
-                tx.query_row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+            let id: Option<i64> = tx.row("SELECT id FROM bundles WHERE name = ?1", [name], |r| r.get(0)).optional()?;
             let id = id.ok_or_else(|| StoreError::NotFound(format!("bundle {name}")))?;
-            tx.execute("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
-            tx.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
+            tx.run("DELETE FROM bundle_anchors WHERE bundle_id = ?1", [id])?;
+            tx.run("DELETE FROM bundles WHERE id = ?1", [id])?;
             Ok(())
         })
     }
 
     fn set_ca(&self, der: &[u8], key_id: i64, replace: bool) -> Result<()> {
         self.change("ca.init", "dev-ca", if replace { "replace" } else { "" }, |tx| {
-            let exists: Option<i64> = tx.query_row("SELECT key_id FROM dev_ca", [], |r| r.get(0)).optional()?;
+            let exists: Option<i64> = tx.row("SELECT key_id FROM dev_ca", [], |r| r.get(0)).optional()?;
             if exists.is_some() && !replace {
                 return Err(StoreError::Duplicate("the development CA (pass --force to replace it)".into()));
             }
-            tx.execute(
+            tx.run(
                 "INSERT INTO dev_ca (id, der, key_id) VALUES (1, ?1, ?2)
                  ON CONFLICT (id) DO UPDATE SET der = excluded.der, key_id = excluded.key_id",
                 params![der, key_id],
@@ -610,12 +607,12 @@ impl Store for SqliteStore {
     }
 
     fn ca(&self) -> Result<Option<(Vec<u8>, i64)>> {
-        Ok(self.conn.query_row("SELECT der, key_id FROM dev_ca", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+        Ok(self.conn.row("SELECT der, key_id FROM dev_ca", [], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
     }
 
     fn revoke(&self, r: &RevocationRecord) -> Result<()> {
         self.change("cert.revoke", &r.sha256, &r.reason, |tx| {
-            tx.execute(
+            tx.run(
                 "INSERT INTO revocations (serial, sha256, subject, not_after, revoked_at, reason)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![r.serial, r.sha256, r.subject, r.not_after, r.revoked_at, r.reason],
@@ -626,9 +623,9 @@ impl Store for SqliteStore {
     }
 
     fn revocations(&self) -> Result<Vec<RevocationRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT serial, sha256, subject, not_after, revoked_at, reason FROM revocations ORDER BY id")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT serial, sha256, subject, not_after, revoked_at, reason FROM revocations ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok(RevocationRecord {
                 serial: r.get(0)?,
@@ -645,14 +642,13 @@ impl Store for SqliteStore {
     fn add_practice(&self, name: &str, domain: &Domain) -> Result<()> {
         let now = self.clock.unix_now();
         self.change("practice.add", name, &format!("domain={domain}"), |tx| {
-            let taken: Option<i64> = tx
-                .query_row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0))
-                .optional()?;
+            let taken: Option<i64> =
+                tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
             if taken.is_some() {
                 return Err(StoreError::Duplicate(format!("practice {name:?}")));
             }
-            tx.execute("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
-            tx.execute(
+            tx.run("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+            tx.run(
                 "INSERT INTO domains (practice_id, name, created_at) VALUES (last_insert_rowid(), ?1, ?2)",
                 params![domain.as_str(), now],
             )
@@ -686,7 +682,7 @@ impl Store for SqliteStore {
     fn proofing(&self, practice_id: i64) -> Result<StoredProofing> {
         let row = self
             .conn
-            .query_row(
+            .row(
                 "SELECT state, version, sealed, reasons, decided_by, decided_at FROM proofing WHERE practice_id = ?1",
                 [practice_id],
                 |r| {
@@ -712,18 +708,18 @@ impl Store for SqliteStore {
         let now = self.clock.unix_now();
         let name: String = self
             .conn
-            .query_row("SELECT name FROM practices WHERE id = ?1", [practice_id], |r| r.get(0))
+            .row("SELECT name FROM practices WHERE id = ?1", [practice_id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("practice #{practice_id}")))?;
         self.change(action, &name, detail, |tx| {
             let saved = if record.version == 0 {
-                tx.execute(
+                tx.run(
                     "INSERT OR IGNORE INTO proofing (practice_id, state, version, sealed, reasons, decided_by, decided_at, updated_at)
                      VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7)",
                     params![practice_id, record.state, record.sealed, record.reasons, record.decided_by, record.decided_at, now],
                 )?
             } else {
-                tx.execute(
+                tx.run(
                     "UPDATE proofing SET state = ?2, version = version + 1, sealed = ?3, reasons = ?4, decided_by = ?5,
                             decided_at = ?6, updated_at = ?7
                      WHERE practice_id = ?1 AND version = ?8",
@@ -749,17 +745,18 @@ impl Store for SqliteStore {
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.conn.row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
     fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
-        self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        self.conn.run("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(self.meta(key)?.unwrap_or_default())
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut stmt =
-            self.conn.prepare("SELECT at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| {
             Ok(AuditEntry { at: r.get(0)?, actor: r.get(1)?, action: r.get(2)?, subject: r.get(3)?, detail: r.get(4)? })
         })?;
@@ -778,8 +775,8 @@ mod tests {
             conn.execute_batch(sql).unwrap();
             conn.pragma_update(None, "user_version", index as i64 + 1).unwrap();
         }
-        conn.execute("INSERT INTO practices (name, created_at) VALUES ('Old Practice', 1)", []).unwrap();
-        conn.execute("INSERT INTO domains (practice_id, name, created_at) VALUES (1, 'old.test', 1)", []).unwrap();
+        conn.run("INSERT INTO practices (name, created_at) VALUES ('Old Practice', 1)", []).unwrap();
+        conn.run("INSERT INTO domains (practice_id, name, created_at) VALUES (1, 'old.test', 1)", []).unwrap();
         migrate(&mut conn).unwrap();
         let store = SqliteStore { conn, actor: "test".into(), clock: Box::new(SystemClock) };
         let old = Domain::parse("old.test").unwrap();
