@@ -138,6 +138,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
     let mut session = Session::new(listener.session.clone());
     reader.get_mut().write_all(session.greeting().as_bytes())?;
     let mut line = Vec::with_capacity(1024);
+    let mut replies = Vec::new();
     // The read timeout in force: set again only when it changes (DATA lines come by the thousand).
     let mut timeout_set = None;
     loop {
@@ -162,7 +163,14 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         }
         let step = session.line(&line, gate.as_ref());
         if let Some(reply) = &step.reply {
-            reader.get_mut().write_all(reply.as_bytes())?;
+            replies.extend_from_slice(reply.as_bytes());
+        }
+        // Replies to pipelined commands (RFC 2920) go out together, in one TLS record, once no
+        // further complete command is waiting; always before anything that blocks.
+        let more_waiting = reader.buffer().contains(&b'\n');
+        if !replies.is_empty() && (!more_waiting || !matches!(step.action, Action::Continue)) {
+            reader.get_mut().write_all(&replies)?;
+            replies.clear();
         }
         match step.action {
             Action::Continue => {}
