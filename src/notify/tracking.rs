@@ -66,9 +66,9 @@ pub(crate) fn submitted(
     Ok(())
 }
 
-/// The message left for the recipient's HISP (or this node's own mailbox).
-pub fn sent(queue: &Queue, message_id: &str, recipient: &str, note: &str, now: i64) -> Result<()> {
-    let tx = queue.write()?;
+/// The message left for the recipient's HISP (or this node's own mailbox), recorded inside the
+/// caller's write transaction (the worker's, with the recipient's outcome).
+pub fn record_sent(tx: &Connection, message_id: &str, recipient: &str, note: &str, now: i64) -> Result<()> {
     let recipient = recipient.to_ascii_lowercase();
     let changed = tx.run(
         "UPDATE tracked SET status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
@@ -77,9 +77,8 @@ pub fn sent(queue: &Queue, message_id: &str, recipient: &str, note: &str, now: i
         params![message_id, recipient, now],
     )?;
     if changed == 1 {
-        event(&tx, message_id, &recipient, now, "sent", note)?;
+        event(tx, message_id, &recipient, now, "sent", note)?;
     }
-    tx.commit()?;
     Ok(())
 }
 
@@ -408,7 +407,9 @@ mod tests {
             tracked: Some(Tracked { subject: "Referral".into(), final_delivery }),
         };
         queue.enqueue(&[message], 100).unwrap();
-        sent(&queue, ID, "dr.jones@b.test", "250 ok", 110).unwrap();
+        let tx = queue.write().unwrap();
+        record_sent(&tx, ID, "dr.jones@b.test", "250 ok", 110).unwrap();
+        tx.commit().unwrap();
         (dir, queue)
     }
 

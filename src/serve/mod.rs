@@ -255,7 +255,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
 /// A worker: its own store and queue connections; claims one due recipient at a time.
 fn worker(shared: &Shared) {
     let (store, queue) = loop {
-        match (SqliteStore::open(&shared.db, "worker"), Queue::open_for_workers(&shared.db)) {
+        match (SqliteStore::open_for_workers(&shared.db, "worker"), Queue::open_for_workers(&shared.db)) {
             (Ok(s), Ok(q)) => break (s, q),
             (Err(e), _) => eprintln!("worker: cannot open the store: {e}"),
             (_, Err(e)) => eprintln!("worker: cannot open the queue: {e}"),
@@ -296,24 +296,30 @@ fn worker(shared: &Shared) {
                     continue;
                 }
             };
-            if let Err(e) = queue.finish(job.recipient_id, &outcome, now) {
+            // A message of ours that left is tracked as sent in the outcome's own transaction.
+            let left = match (job.message.flow, &outcome) {
+                (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => Some(note.as_str()),
+                _ => None,
+            };
+            let recorded = queue.finish_and(job.recipient_id, &outcome, now, |tx| match left {
+                Some(note) => {
+                    crate::notify::tracking::record_sent(tx, &job.message.message_id, &job.recipient, note, now)
+                }
+                None => Ok(()),
+            });
+            if let Err(e) = recorded {
                 eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
             }
         }
     }
 }
 
-/// What an outcome means for notifications: an EHR's message that left is tracked as sent, one
-/// that failed for good is reported to its sender (a DSN, once); a message opened here that will
-/// not be delivered after all gets a failed MDN.
+/// What a failure means for notifications: an EHR's message that failed for good is reported to
+/// its sender (a DSN, once); a message opened here that will not be delivered after all gets a
+/// failed MDN. (One that left is tracked as sent with its outcome, in `worker`.)
 fn after(work: &Work, job: &Job, outcome: &Outcome) {
     let message_id = &job.message.message_id;
     match (job.message.flow, outcome) {
-        (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => {
-            if let Err(e) = crate::notify::tracking::sent(work.queue, message_id, &job.recipient, note, work.now) {
-                eprintln!("worker: cannot record that {message_id} left for {}: {e}", job.recipient);
-            }
-        }
         (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
         (Flow::Inbound, Outcome::Failed(reason)) => answer::failed(work, message_id, &job.recipient, reason),
         _ => {}

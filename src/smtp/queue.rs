@@ -301,6 +301,18 @@ impl Queue {
 
     /// Records how processing a claimed recipient ended.
     pub fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
+        self.finish_and(recipient_id, outcome, now, |_| Ok(()))
+    }
+
+    /// `finish`, and `also` in the same transaction: what the outcome means elsewhere (the
+    /// delivery tracking) is committed with it, atomically and with one commit instead of two.
+    pub fn finish_and(
+        &self,
+        recipient_id: i64,
+        outcome: &Outcome,
+        now: i64,
+        also: impl FnOnce(&Connection) -> Result<()>,
+    ) -> Result<()> {
         let (status, error, next): (&str, Option<&str>, i64) = match outcome {
             Outcome::Sent(note) => ("sent", Some(note.as_str()), now),
             Outcome::Delivered(note) => ("delivered", Some(note.as_str()), now),
@@ -313,6 +325,7 @@ impl Queue {
                     updated_at = ?5 WHERE id = ?1",
             params![recipient_id, status, error, next, now],
         )?;
+        also(&tx)?;
         tx.commit()?;
         Ok(())
     }

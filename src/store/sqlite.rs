@@ -49,6 +49,21 @@ impl SqliteStore {
         Self::with_connection(conn, actor)
     }
 
+    /// The store for the queue workers: commits are not fsync'ed one by one (synchronous=NORMAL,
+    /// as for the workers' queue connection, see `Queue::open_for_workers`). What a worker writes
+    /// here (a received message's referral and document copies) is written before the delivery is
+    /// recorded in the same WAL, so a power loss that undoes it undoes the delivery record too,
+    /// and the redo writes it again (once). Intake keeps FULL: that is the promise behind a 250.
+    pub fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let mut conn = Connection::open(path)?;
+        tune_connection(&conn, "NORMAL", std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
+    }
+
     /// An in-memory database, for tests.
     pub fn in_memory(actor: &str) -> Result<SqliteStore> {
         Self::with_connection(Connection::open_in_memory()?, actor)
