@@ -42,11 +42,7 @@ impl SqliteStore {
 
     /// Opens an existing database and applies any pending migrations.
     pub fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.display().to_string()));
-        }
-        let conn = Connection::open(path)?;
-        Self::with_connection(conn, actor)
+        Self::open_with(path, actor, "FULL")
     }
 
     /// The store for the queue workers: commits are not fsync'ed one by one (synchronous=NORMAL,
@@ -55,22 +51,23 @@ impl SqliteStore {
     /// recorded in the same WAL, so a power loss that undoes it undoes the delivery record too,
     /// and the redo writes it again (once). Intake keeps FULL: that is the promise behind a 250.
     pub fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
+        Self::open_with(path, actor, "NORMAL")
+    }
+
+    fn open_with(path: &Path, actor: &str, synchronous: &str) -> Result<SqliteStore> {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
-        let mut conn = Connection::open(path)?;
-        tune_connection(&conn, "NORMAL", std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
-        Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
+        Self::with_connection(Connection::open(path)?, actor, synchronous)
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory(actor: &str) -> Result<SqliteStore> {
-        Self::with_connection(Connection::open_in_memory()?, actor)
+        Self::with_connection(Connection::open_in_memory()?, actor, "FULL")
     }
 
-    fn with_connection(mut conn: Connection, actor: &str) -> Result<SqliteStore> {
-        tune_connection(&conn, "FULL", std::time::Duration::from_secs(5))?;
+    fn with_connection(mut conn: Connection, actor: &str, synchronous: &str) -> Result<SqliteStore> {
+        tune_connection(&conn, synchronous, std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
     }
@@ -782,6 +779,22 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_workers_store_skips_per_commit_fsyncs_and_every_other_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::create(&path, "test").unwrap();
+        let synchronous = |s: &SqliteStore| s.conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(synchronous(&SqliteStore::open(&path, "cli").unwrap()), 2, "FULL");
+        assert_eq!(synchronous(&SqliteStore::open_for_workers(&path, "worker").unwrap()), 1, "NORMAL");
+        let mode = SqliteStore::open_for_workers(&path, "worker")
+            .unwrap()
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .unwrap();
+        assert_eq!(mode, "wal", "NORMAL is only safe in WAL mode");
+    }
 
     #[test]
     fn practices_from_before_proofing_stay_able_to_send_and_new_ones_start_unproofed() {
