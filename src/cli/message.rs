@@ -150,11 +150,19 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
     }
 }
 
+/// Who signs a sealed message: the key in files given (standalone), or the sender's stored key.
+enum SealSigner<'a> {
+    Files(&'a PathBuf, &'a PathBuf),
+    Stored(crate::kek::Kek),
+}
+
 fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     // Database mode derives the KEK (argon2id, 19 MiB) before the message is read, so a large
     // message and the derivation's memory are never held at the same time.
-    let standalone = args.signer_cert.is_some() && args.signer_key.is_some();
-    let kek = if standalone { None } else { Some(ctx.kek()?) };
+    let signer = match (&args.signer_cert, &args.signer_key) {
+        (Some(cert_path), Some(key_path)) => SealSigner::Files(cert_path, key_path),
+        _ => SealSigner::Stored(ctx.kek()?),
+    };
     let message = output::read_input(args.input.as_deref())?;
     let options = SealOptions {
         cipher: args.cipher.unwrap_or(ctx.config.smime.content_cipher),
@@ -165,39 +173,39 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
         recipient_certs.extend(output::read_certs(path)?);
     }
     let now = ctx.now();
-    let sealed = if let (Some(cert_path), Some(key_path)) = (&args.signer_cert, &args.signer_key) {
-        if recipient_certs.is_empty() {
-            return Err(Failure::usage("standalone sealing needs at least one --recipient-cert"));
-        }
-        let mut chain = output::read_certs(cert_path)?;
-        let cert = chain.remove(0);
-        let key = pki::load_key_file(key_path)?;
-        seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
-    } else {
-        let store = ctx.store()?;
-        // The header block alone decides the envelope (either line ending parses).
-        let (from, recipients) = envelope_of(&Entity::parse(&message).headers)?;
-        if !store.has_address(&from)? {
-            return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
-        }
-        let kek = match kek {
-            Some(kek) => kek,
-            None => ctx.kek()?,
-        };
-        let (cert, key_id) = identities::signing_cert(store, &from, now)?;
-        let key = kek.open_key(&store.key(key_id)?.sealed)?;
-        if recipient_certs.is_empty() {
-            for r in &recipients {
-                recipient_certs.push(identities::hosted_cert(store, r, now)?.ok_or_else(|| {
-                    Failure::new(
+    let sealed =
+        match signer {
+            SealSigner::Files(cert_path, key_path) => {
+                if recipient_certs.is_empty() {
+                    return Err(Failure::usage("standalone sealing needs at least one --recipient-cert"));
+                }
+                let mut chain = output::read_certs(cert_path)?;
+                let cert = chain.remove(0);
+                let key = pki::load_key_file(key_path)?;
+                seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
+            }
+            SealSigner::Stored(kek) => {
+                let store = ctx.store()?;
+                // The header block alone decides the envelope (either line ending parses).
+                let (from, recipients) = envelope_of(&Entity::parse(&message).headers)?;
+                if !store.has_address(&from)? {
+                    return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
+                }
+                let (cert, key_id) = identities::signing_cert(store, &from, now)?;
+                let key = kek.open_key(&store.key(key_id)?.sealed)?;
+                if recipient_certs.is_empty() {
+                    for r in &recipients {
+                        recipient_certs.push(identities::hosted_cert(store, r, now)?.ok_or_else(|| {
+                            Failure::new(
                         "no-certificate",
                         format!("no certificate known for {r} (not hosted here): give it with --recipient-cert FILE"),
                     )
-                })?);
+                        })?);
+                    }
+                }
+                seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options, now)?
             }
-        }
-        seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options, now)?
-    };
+        };
     output::write_output(args.out.as_deref(), &sealed.message)?;
     let report = json!({
         "ok": true, "from": sealed.from, "recipients": sealed.recipients, "message_id": sealed.message_id,

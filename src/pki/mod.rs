@@ -34,8 +34,9 @@ pub fn sha256_hex(der: &[u8]) -> String {
     hex(&hash(MessageDigest::sha256(), der).expect("SHA-256 is always available"))
 }
 
+/// A certificate's fingerprint, as `cert_cache::sha256_of` keeps it per certificate object.
 pub fn fingerprint(cert: &X509Ref) -> String {
-    sha256_hex(&cert.to_der().unwrap_or_default())
+    cert_cache::sha256_of(cert).map_or_else(|| sha256_hex(&[]), |digest| hex(&digest))
 }
 
 /// SHA-256 of the SubjectPublicKeyInfo: ties a stored key to its certificates.

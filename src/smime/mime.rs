@@ -241,10 +241,13 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
     })
 }
 
+/// The bytes one base64 line of 76 characters carries (RFC 2045 §6.8), and that line with its CRLF.
+const LINE_BYTES: usize = 57;
+const LINE_LEN: usize = 78;
+
 /// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
 pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
-    const LINE_BYTES: usize = 57; // 57 bytes -> 76 characters
-    out.reserve(data.len().div_ceil(LINE_BYTES) * 78);
+    out.reserve(data.len().div_ceil(LINE_BYTES) * LINE_LEN);
     let engine = &base64::engine::general_purpose::STANDARD;
     let mut buf = [0u8; 76];
     for chunk in data.chunks(LINE_BYTES) {
@@ -258,15 +261,14 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
 /// `data`'s own buffer so a large message's DER and its base64 are never held at once (peak
 /// memory sealing a 10 MB message).
 pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
-    const LINE_BYTES: usize = 57;
     let len = data.len();
     let lines = len.div_ceil(LINE_BYTES);
     let last_line = match len % LINE_BYTES {
-        0 if len > 0 => 78,
+        0 if len > 0 => LINE_LEN,
         0 => 0,
         rest => rest.div_ceil(3) * 4 + 2,
     };
-    let total = prefix.len() + lines.saturating_sub(1) * 78 + last_line;
+    let total = prefix.len() + lines.saturating_sub(1) * LINE_LEN + last_line;
     data.resize(total, 0);
     let engine = &base64::engine::general_purpose::STANDARD;
     // Last line first: line j's characters go to prefix + 78j, at or after where its bytes were
@@ -278,7 +280,7 @@ pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8>
         chunk[..end - start].copy_from_slice(&data[start..end]);
         let mut encoded = [0u8; 76];
         let n = engine.encode_slice(&chunk[..end - start], &mut encoded).expect("76 bytes hold 57 encoded");
-        let at = prefix.len() + j * 78;
+        let at = prefix.len() + j * LINE_LEN;
         data[at..at + n].copy_from_slice(&encoded[..n]);
         data[at + n..at + n + 2].copy_from_slice(b"\r\n");
     }

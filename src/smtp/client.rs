@@ -38,6 +38,15 @@ struct Reply {
 }
 
 impl Reply {
+    /// Does this EHLO reply announce `keyword` (a line that is the keyword, or it and parameters).
+    fn offers(&self, keyword: &str) -> bool {
+        self.text.split(" / ").any(|line| {
+            let line = line.trim();
+            line.eq_ignore_ascii_case(keyword)
+                || line.get(..keyword.len() + 1).is_some_and(|head| head.eq_ignore_ascii_case(&format!("{keyword} ")))
+        })
+    }
+
     fn expect(self, wanted: u16, during: &str) -> Result<Reply, DeliveryError> {
         if self.code == wanted {
             return Ok(self);
@@ -170,7 +179,7 @@ impl Session {
         let mut plain = Duplex { reader: BufReader::new(tcp) };
         read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
         let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;
-        if !ehlo.text.to_ascii_uppercase().split(" / ").any(|l| l.trim() == "STARTTLS") {
+        if !ehlo.offers("STARTTLS") {
             return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
         }
         command(&mut plain, "STARTTLS", "STARTTLS")?.expect(220, "STARTTLS")?;
@@ -191,10 +200,7 @@ impl Session {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
             command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH")?.expect(235, "AUTH")?;
         }
-        let extensions: Vec<String> =
-            ehlo.text.to_ascii_uppercase().split(" / ").map(|l| l.trim().to_string()).collect();
-        let announces_size = extensions.iter().any(|e| e == "SIZE" || e.starts_with("SIZE "));
-        let pipelining = extensions.iter().any(|e| e == "PIPELINING");
+        let (announces_size, pipelining) = (ehlo.offers("SIZE"), ehlo.offers("PIPELINING"));
         Ok(Session { conn, announces_size, pipelining, last_used: Instant::now() })
     }
 
@@ -377,6 +383,15 @@ mod tests {
             other => panic!("expected a temporary RCPT failure, got {other:?}"),
         }
         assert!(lax.sent.ends_with(b"DATA\r\n.\r\n"), "{:?}", String::from_utf8_lossy(&lax.sent));
+    }
+
+    #[test]
+    fn ehlo_keywords_are_matched_whole_and_with_parameters() {
+        let ehlo = Reply { code: 250, text: "mx.b.test / pipelining / SIZE 10485760 / STARTTLSX / 8BITMIME".into() };
+        assert!(ehlo.offers("PIPELINING"), "any case");
+        assert!(ehlo.offers("SIZE"), "with a parameter");
+        assert!(!ehlo.offers("STARTTLS"), "not a prefix of another keyword");
+        assert!(!ehlo.offers("SIZ"));
     }
 
     #[test]

@@ -167,8 +167,8 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         }
         // Replies to pipelined commands (RFC 2920) go out together, in one TLS record, once no
         // further complete command is waiting; always before anything that blocks.
-        let more_waiting = reader.buffer().contains(&b'\n');
-        if !replies.is_empty() && (!more_waiting || !matches!(step.action, Action::Continue)) {
+        let more_waiting = || memchr::memchr(b'\n', reader.buffer()).is_some();
+        if !replies.is_empty() && (!matches!(step.action, Action::Continue) || !more_waiting()) {
             reader.get_mut().write_all(&replies)?;
             replies.clear();
         }
