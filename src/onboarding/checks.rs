@@ -22,7 +22,7 @@ pub fn luhn_valid(digits: &str) -> bool {
         }
         sum += d;
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// An NPI: 10 digits whose last is the Luhn check digit of the first nine prefixed with 80840

@@ -3,6 +3,7 @@
 pub mod ca;
 pub mod cert_cache;
 pub mod dev_ca;
+pub mod rsa_public;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::{hash, MessageDigest};
@@ -26,7 +27,13 @@ pub enum PkiError {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Lowercase hex SHA-256 of a DER encoding (a certificate's fingerprint).
@@ -152,4 +159,15 @@ pub fn subject_emails(cert: &X509Ref) -> Vec<String> {
         .entries_by_nid(openssl::nid::Nid::PKCS9_EMAILADDRESS)
         .filter_map(|e| e.data().to_string().ok().map(|s| s.to_ascii_lowercase()))
         .collect()
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(super::hex(&[]), "");
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
+        // The SHA-256 of nothing, as every tool prints it.
+        assert_eq!(super::sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
 }

@@ -3,7 +3,7 @@
 
 mod cms_ffi;
 mod decrypt;
-mod digest_info;
+pub(crate) mod digest_info;
 mod envelope;
 mod error;
 pub mod inspect;

@@ -9,7 +9,6 @@ use std::borrow::Cow;
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::Id;
-use openssl::rsa::Padding;
 use openssl::sign::Verifier;
 use openssl::x509::X509Ref;
 
@@ -107,9 +106,9 @@ fn signature_ok(
     Ok(verifier.verify(signature).unwrap_or(false))
 }
 
-/// RSASSA-PKCS1-v1_5 checked by encoding and comparing (RFC 8017 §8.2.2): the signature, opened
-/// with the public key, must be exactly the DigestInfo of `data`. This skips OpenSSL 3.0's
-/// per-call provider set-up, a quarter of the cost of the public-key operation itself. A mismatch
+/// RSASSA-PKCS1-v1_5 checked by encoding and comparing (RFC 8017 §8.2.2, `pki::rsa_public`): the
+/// signature, opened with the public key, must be exactly the padded DigestInfo of `data`. This
+/// skips OpenSSL 3.0's per-call provider set-up and its generic public-key arithmetic. A mismatch
 /// is not final: encodings this does not produce (DigestInfo without NULL parameters) are left to
 /// OpenSSL's verifier.
 fn rsa_pkcs1_matches(
@@ -121,15 +120,7 @@ fn rsa_pkcs1_matches(
     let Some(expected) = super::digest_info::of(md, data) else {
         return Ok(false);
     };
-    let rsa = key.rsa()?;
-    if signature.len() != rsa.size() as usize {
-        return Ok(false);
-    }
-    let mut opened = vec![0u8; signature.len()];
-    let Ok(n) = rsa.public_decrypt(signature, &mut opened, Padding::PKCS1) else {
-        return Ok(false);
-    };
-    Ok(opened[..n] == expected[..])
+    Ok(crate::pki::rsa_public::verify_pkcs1(&*key.rsa()?, signature, &expected))
 }
 
 /// The signed attributes must name the content type and carry the content's digest (§5.3, §11).
