@@ -242,19 +242,28 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// The bytes one base64 line of 76 characters carries (RFC 2045 §6.8), and that line with its CRLF.
-const LINE_BYTES: usize = 57;
+use super::base64_line::{self, LINE_BYTES};
 const LINE_LEN: usize = 78;
 
 /// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
 pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
     out.reserve(data.len().div_ceil(LINE_BYTES) * LINE_LEN);
-    let engine = &base64::engine::general_purpose::STANDARD;
     let mut buf = [0u8; 76];
     for chunk in data.chunks(LINE_BYTES) {
-        let n = engine.encode_slice(chunk, &mut buf).expect("76 bytes hold 57 encoded");
+        let n = base64_line::encode(chunk, &mut buf);
         out.extend_from_slice(&buf[..n]);
         out.extend_from_slice(b"\r\n");
     }
+}
+
+/// The length of `len` bytes in base64 lines of 76 characters and CRLF.
+pub fn base64_lines_len(len: usize) -> usize {
+    let last_line = match len % LINE_BYTES {
+        0 if len > 0 => LINE_LEN,
+        0 => 0,
+        rest => rest.div_ceil(3) * 4 + 2,
+    };
+    len.div_ceil(LINE_BYTES).saturating_sub(1) * LINE_LEN + last_line
 }
 
 /// `prefix`, then `data` in base64 lines exactly as `encode_base64_lines` writes them, built in
@@ -263,14 +272,8 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
 pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
     let len = data.len();
     let lines = len.div_ceil(LINE_BYTES);
-    let last_line = match len % LINE_BYTES {
-        0 if len > 0 => LINE_LEN,
-        0 => 0,
-        rest => rest.div_ceil(3) * 4 + 2,
-    };
-    let total = prefix.len() + lines.saturating_sub(1) * LINE_LEN + last_line;
+    let total = prefix.len() + base64_lines_len(len);
     data.resize(total, 0);
-    let engine = &base64::engine::general_purpose::STANDARD;
     // Last line first: line j's characters go to prefix + 78j, at or after where its bytes were
     // (57j), and the lines before it lie wholly below 57j, so nothing unread is overwritten.
     for j in (0..lines).rev() {
@@ -279,7 +282,7 @@ pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8>
         let mut chunk = [0u8; LINE_BYTES];
         chunk[..end - start].copy_from_slice(&data[start..end]);
         let mut encoded = [0u8; 76];
-        let n = engine.encode_slice(&chunk[..end - start], &mut encoded).expect("76 bytes hold 57 encoded");
+        let n = base64_line::encode(&chunk[..end - start], &mut encoded);
         let at = prefix.len() + j * LINE_LEN;
         data[at..at + n].copy_from_slice(&encoded[..n]);
         data[at + n..at + n + 2].copy_from_slice(b"\r\n");

@@ -1,6 +1,7 @@
 //! The security agent: seal (wrap, sign, encrypt) and open (decrypt, verify, unwrap) Direct
 //! messages, with the algorithm policy of DESIGN.md §2.
 
+mod base64_line;
 mod cms_ffi;
 mod decrypt;
 pub(crate) mod digest_info;
