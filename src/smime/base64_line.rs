@@ -82,7 +82,7 @@ mod vbmi {
     /// The CPU must have AVX-512F, BW and VBMI ([`available`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
     pub unsafe fn encode_groups(groups: &[u8], out: &mut [u8]) {
-        assert!(groups.len() % 3 == 0 && groups.len() <= 57 && out.len() >= groups.len() / 3 * 4);
+        assert!(groups.len().is_multiple_of(3) && groups.len() <= 57 && out.len() >= groups.len() / 3 * 4);
         let mask = |bytes: usize| if bytes >= 64 { u64::MAX } else { (1u64 << bytes) - 1 };
         // SAFETY: each masked load reads at most the 48 bytes of `groups` from `at`, each masked
         // store writes 4/3 of that into `out` (its length was checked), the tables are 64 bytes.
