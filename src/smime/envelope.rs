@@ -15,9 +15,6 @@ const OID_RSA_ENCRYPTION: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0
 const OID_AES128_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
 const OID_AES256_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
 
-/// Space for the outer message's header fields (a few hundred bytes in practice).
-const OUTER_HEADER_ROOM: usize = 4096;
-
 /// The content-encryption key, wiped when dropped.
 struct ContentKey(Vec<u8>);
 
@@ -62,8 +59,7 @@ pub fn encrypt_pkcs1(content: Vec<u8>, recipients: &[&X509], aes256: bool) -> Re
     let oid = der::encode(OID, &OID_ENVELOPED_DATA);
     let total = oid.len() + explicit_header.len() + enveloped_header.len() + enveloped_len;
 
-    // Room for the base64 form and the outer header the caller builds in this buffer.
-    let mut out = Vec::with_capacity(super::mime::base64_lines_len(total + 8) + OUTER_HEADER_ROOM);
+    let mut out = Vec::with_capacity(total + 8);
     out.extend_from_slice(&der::header(SEQUENCE, total));
     for part in [&oid, &explicit_header, &enveloped_header, &version, &recipient_infos, &eci_header, &eci_prefix] {
         out.extend_from_slice(part);
