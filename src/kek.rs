@@ -5,6 +5,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::symm::{decrypt_aead, Cipher, Crypter, Mode};
 
 use crate::store::{Store, StoreError};
+use crate::wiped::Wiped;
 
 const SALT_KEY: &str = "kek.salt";
 const CHECK_KEY: &str = "kek.check";
@@ -73,10 +74,7 @@ pub struct Kek {
 
 impl Drop for Kek {
     fn drop(&mut self) {
-        // Best effort: do not leave the key in freed memory.
-        for b in self.key.iter_mut() {
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        crate::wiped::wipe(&mut self.key);
     }
 }
 
@@ -114,12 +112,12 @@ impl Kek {
     }
 
     pub fn seal_key(&self, key: &openssl::pkey::PKeyRef<Private>) -> Result<Vec<u8>, KekError> {
-        let der = zeroizing(key.private_key_to_pkcs8()?);
+        let der = Wiped(key.private_key_to_pkcs8()?);
         self.seal_bytes(&der.0)
     }
 
     pub fn open_key(&self, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
-        let der = zeroizing(self.open_bytes(sealed)?);
+        let der = Wiped(self.open_bytes(sealed)?);
         PKey::private_key_from_pkcs8(&der.0).map_err(|_| KekError::Damaged)
     }
 
@@ -187,21 +185,6 @@ impl Kek {
         let (nonce, rest) = sealed[1..].split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
         decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), aad, ciphertext, tag).map_err(|_| KekError::Damaged)
-    }
-}
-
-/// A byte buffer wiped when dropped.
-struct Zeroizing(Vec<u8>);
-
-fn zeroizing(bytes: Vec<u8>) -> Zeroizing {
-    Zeroizing(bytes)
-}
-
-impl Drop for Zeroizing {
-    fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
     }
 }
 

@@ -22,3 +22,4 @@ pub mod smime;
 pub mod smtp;
 pub mod store;
 pub mod trust;
+pub mod wiped;

@@ -8,6 +8,7 @@ use openssl::symm::{Cipher, Crypter, Mode};
 use openssl::x509::X509;
 
 use crate::der::{self, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
+use crate::wiped::Wiped;
 
 const OID_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
 const OID_ENVELOPED_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
@@ -15,25 +16,13 @@ const OID_RSA_ENCRYPTION: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0
 const OID_AES128_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
 const OID_AES256_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
 
-/// The content-encryption key, wiped when dropped.
-struct ContentKey(Vec<u8>);
-
-impl Drop for ContentKey {
-    fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: a plain write to an owned, initialized byte.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
-    }
-}
-
 /// Encrypts `content` to each certificate (RSA keys; the caller checked the policy). Takes the
 /// content so it is freed before the caller encodes the result (peak memory for large messages).
 pub fn encrypt_pkcs1(content: Vec<u8>, recipients: &[&X509], aes256: bool) -> Result<Vec<u8>, ErrorStack> {
     let (cipher, cipher_oid) =
         if aes256 { (Cipher::aes_256_cbc(), OID_AES256_CBC) } else { (Cipher::aes_128_cbc(), OID_AES128_CBC) };
     // Key and IV from one call to the RNG (each call costs about a microsecond on OpenSSL 3.0).
-    let mut key = ContentKey(vec![0u8; cipher.key_len() + 16]);
+    let mut key = Wiped(vec![0u8; cipher.key_len() + 16]);
     openssl::rand::rand_bytes(&mut key.0)?;
     let iv: [u8; 16] = key.0[cipher.key_len()..].try_into().expect("16 bytes were drawn for the IV");
     key.0.truncate(cipher.key_len());

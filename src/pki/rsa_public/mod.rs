@@ -18,6 +18,8 @@ use openssl::error::ErrorStack;
 use openssl::pkey::HasPublic;
 use openssl::rsa::{Padding, RsaRef};
 
+use crate::wiped::Wiped;
+
 /// Moduli up to 4,160 bits (10 vectors of 8 digits of 52 bits) take the IFMA path.
 #[cfg(target_arch = "x86_64")]
 const MAX_VECTORS: usize = 10;
@@ -56,14 +58,14 @@ pub fn encrypt_pkcs1<T: HasPublic>(rsa: &RsaRef<T>, message: &[u8]) -> Result<Ve
         return Ok(out);
     }
     // EM = 0x00 || 0x02 || PS (random, no zero byte, at least 8) || 0x00 || M
-    let mut em = vec![0u8; k];
-    em[1] = 0x02;
+    let mut em = Wiped(vec![0u8; k]); // it holds the secret
+    em.0[1] = 0x02;
     let pad_end = k - message.len() - 1;
     // One draw for the padding and for spares to replace its zero bytes (most blocks have one).
-    let mut random = vec![0u8; pad_end - 2 + SPARE];
-    openssl::rand::rand_bytes(&mut random)?;
-    let (drawn, mut spares) = random.split_at(pad_end - 2);
-    for (byte, &r) in em[2..pad_end].iter_mut().zip(drawn) {
+    let mut random = Wiped(vec![0u8; pad_end - 2 + SPARE]);
+    openssl::rand::rand_bytes(&mut random.0)?;
+    let (drawn, mut spares) = random.0.split_at(pad_end - 2);
+    for (byte, &r) in em.0[2..pad_end].iter_mut().zip(drawn) {
         *byte = r;
         while *byte == 0 {
             match spares.split_first() {
@@ -76,11 +78,8 @@ pub fn encrypt_pkcs1<T: HasPublic>(rsa: &RsaRef<T>, message: &[u8]) -> Result<Ve
             }
         }
     }
-    random.iter_mut().for_each(|b| *b = 0);
-    em[k - message.len()..].copy_from_slice(message);
-    let c = raw(rsa, &em);
-    em.iter_mut().for_each(|b| *b = 0); // the block holds the secret
-    c
+    em.0[k - message.len()..].copy_from_slice(message);
+    raw(rsa, &em.0)
 }
 
 /// RSASSA-PKCS1-v1_5 verification by encode-and-compare (RFC 8017 §8.2.2): `signature` opened with
@@ -176,7 +175,7 @@ impl Prepared {
     /// `input^e mod n` by left-to-right square-and-multiply in Montgomery form.
     fn power(&self, input: &[u8]) -> Vec<u8> {
         let digits = self.n.len();
-        let x = to_digits(input, digits);
+        let mut x = to_digits(input, digits);
         let mut base = vec![0u64; digits];
         self.multiply(&x, &self.rr, &mut base); // x * R mod n
         let mut acc = base.clone();
@@ -204,6 +203,10 @@ impl Prepared {
         let mut out = from_digits(&scratch, self.n_bytes.len());
         if out[..] >= self.n_bytes[..] {
             subtract_in_place(&mut out, &self.n_bytes);
+        }
+        // The input may be a padded content key: leave none of its forms in freed memory.
+        for digits in [&mut x, &mut base, &mut acc, &mut scratch] {
+            crate::wiped::wipe(digits);
         }
         out
     }
