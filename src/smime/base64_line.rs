@@ -9,7 +9,6 @@ use base64::Engine;
 
 /// The bytes one full line carries.
 pub const LINE_BYTES: usize = 57;
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Encodes `chunk` (at most 57 bytes) into `out` (at least 76 bytes); returns the characters written.
 pub fn encode(chunk: &[u8], out: &mut [u8]) -> usize {
@@ -19,33 +18,22 @@ pub fn encode(chunk: &[u8], out: &mut [u8]) -> usize {
         let whole = chunk.len() / 3;
         // SAFETY: the CPU has the features (checked just above); `out` holds 76 >= 4 * whole.
         unsafe { vbmi::encode_groups(&chunk[..3 * whole], out) };
-        return 4 * whole + encode_tail(&chunk[3 * whole..], &mut out[4 * whole..]);
+        // The last one or two bytes, with padding, as the crate writes them.
+        return 4 * whole + encode_with_crate(&chunk[3 * whole..], &mut out[4 * whole..]);
     }
-    base64::engine::general_purpose::STANDARD.encode_slice(chunk, out).expect("76 bytes hold 57 encoded")
+    encode_with_crate(chunk, out)
 }
 
-/// The last one or two bytes of the data, with padding.
-#[cfg(target_arch = "x86_64")]
-fn encode_tail(rest: &[u8], out: &mut [u8]) -> usize {
-    let (a, b) = match *rest {
-        [] => return 0,
-        [a] => (a, None),
-        [a, b] => (a, Some(b)),
-        _ => unreachable!("at most two bytes follow the whole groups"),
-    };
-    let bits = u32::from(a) << 16 | u32::from(b.unwrap_or(0)) << 8;
-    let char_at = |shift: u32| ALPHABET[(bits >> shift & 63) as usize];
-    out[0] = char_at(18);
-    out[1] = char_at(12);
-    out[2] = if b.is_some() { char_at(6) } else { b'=' };
-    out[3] = b'=';
-    4
+fn encode_with_crate(bytes: &[u8], out: &mut [u8]) -> usize {
+    base64::engine::general_purpose::STANDARD.encode_slice(bytes, out).expect("76 bytes hold 57 encoded")
 }
 
 #[cfg(target_arch = "x86_64")]
 mod vbmi {
     use std::arch::x86_64::*;
     use std::sync::OnceLock;
+
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
     pub fn available() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
@@ -89,7 +77,7 @@ mod vbmi {
         unsafe {
             let shuffle = _mm512_loadu_si512(SHUFFLE.as_ptr().cast());
             let offsets = _mm512_set1_epi64(i64::from_le_bytes(OFFSETS));
-            let alphabet = _mm512_loadu_si512(super::ALPHABET.as_ptr().cast());
+            let alphabet = _mm512_loadu_si512(ALPHABET.as_ptr().cast());
             for at in (0..groups.len()).step_by(48) {
                 let n = (groups.len() - at).min(48);
                 let bytes = _mm512_maskz_loadu_epi8(mask(n), groups.as_ptr().add(at).cast());

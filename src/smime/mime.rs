@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use base64::Engine;
 
+use super::base64_line::{self, LINE_BYTES};
+
 /// A message or body part split into its header section and body.
 pub struct Entity<'a> {
     pub headers: Headers,
@@ -241,8 +243,7 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, String> {
     })
 }
 
-/// The bytes one base64 line of 76 characters carries (RFC 2045 §6.8), and that line with its CRLF.
-use super::base64_line::{self, LINE_BYTES};
+/// One base64 line of 76 characters (57 bytes, RFC 2045 §6.8) with its CRLF.
 const LINE_LEN: usize = 78;
 
 /// Base64 in lines of 76 characters, each ended by CRLF (RFC 2045 §6.8).
@@ -257,7 +258,7 @@ pub fn encode_base64_lines(data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The length of `len` bytes in base64 lines of 76 characters and CRLF.
-pub fn base64_lines_len(len: usize) -> usize {
+fn base64_lines_len(len: usize) -> usize {
     let last_line = match len % LINE_BYTES {
         0 if len > 0 => LINE_LEN,
         0 => 0,
