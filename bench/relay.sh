@@ -15,8 +15,11 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 N=${1:-400}
 SESSIONS=${SESSIONS:-8}
-cargo build --release --quiet --bin hisp
-hisp="$CARGO_TARGET_DIR/release/hisp"
+# HISP_BIN=PATH measures another build (to compare two builds in interleaved runs).
+if [ -n "${HISP_BIN:-}" ]; then hisp=$HISP_BIN; else
+  cargo build --release --quiet --bin hisp
+  hisp="$CARGO_TARGET_DIR/release/hisp"
+fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -43,6 +46,9 @@ else
 fi
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
+# The machine's CPU time so far (user+system+iowait+...; idle apart): "busy idle" in clock ticks.
+cpu_ticks() { awk '/^cpu / { idle = $5 + $6; busy = 0; for (i = 2; i <= NF; i++) busy += $i; print busy - idle, idle }' /proc/stat; }
+busy_share() { awk -v a="$1" -v b="$2" -v c="$3" -v d="$4" 'BEGIN { printf "%.0f%%", 100 * (c - a) / ((c - a) + (d - b)) }'; }
 count() { { find "$1" -type f 2>/dev/null || true; } | wc -l; }
 wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
 # Waits until directory $1 holds $2 files; prints the time it happened. One process polling
@@ -145,27 +151,38 @@ chown postfix "$pf/sink"
 smtp-sink -u postfix -d "$pf/sink/%M." 127.0.0.1:"$sink_port" 256 & pids+=($!)
 wait_port "$pf_port"; wait_port "$sink_port"
 
-printf '%-8s %-8s %10s %10s %10s %12s\n' size system messages submit-s total-s msg/s
+printf '%-8s %-8s %10s %10s %10s %12s %9s\n' size system messages submit-s total-s msg/s cpu-busy
 run=0
 for size in ${SIZES:-1024 51200}; do
   run=$((run + 1))
   # hisp, end to end into B's Maildir
   box="$work/b/mail/b.test/dr.jones/new"
   before=$(count "$box")
+  # PERF="stat -e task-clock" (or "record -g -o FILE", ...) runs perf on both daemons for the hisp
+  # phase; PERF="stat -a ..." on the whole machine instead.
+  if [ -n "${PERF:-}" ]; then
+    target=(-p "$(IFS=,; echo "${pids[*]:0:2}")"); [[ " $PERF " == *" -a "* ]] && target=()
+    perf ${PERF} "${target[@]}" >"$work/perf-$size.txt" 2>&1 & perf_pid=$!; sleep 0.3
+  fi
+  read -r busy0 idle0 < <(cpu_ticks)
   t0=$(now)
   submit=$(python3 bench/load.py --port "${P[asub]}" --count "$N" --sessions "$SESSIONS" --size "$size" \
     --sender dr.smith@a.test --recipient dr.jones@b.test --tls-auth "$password" --tag "hisp-$size")
   t1=$(wait_files "$box" $((before + N)))
+  read -r busy1 idle1 < <(cpu_ticks)
   hisp_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
-  printf '%-8s %-8s %10s %10s %10.2f %12s\n' "$size" hisp "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$hisp_rate"
+  [ -n "${PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; cat "$work/perf-$size.txt" >&2; }
+  printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" hisp "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$hisp_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
   # Postfix, end to end into smtp-sink
   before=$(count "$pf/sink")
+  read -r busy0 idle0 < <(cpu_ticks)
   t0=$(now)
   submit=$(python3 bench/load.py --port "$pf_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
     --sender dr.smith@a.test --recipient dr.jones@b.test --tag "postfix-$size")
   t1=$(wait_files "$pf/sink" $((before + N)))
+  read -r busy1 idle1 < <(cpu_ticks)
   pf_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
-  printf '%-8s %-8s %10s %10s %10.2f %12s\n' "$size" postfix "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pf_rate"
+  printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" postfix "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pf_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
   awk -v h="$hisp_rate" -v p="$pf_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix = %.2f\n", s, h / p }'
 done
 # Nothing lost: every message accepted by A is delivered, none twice.
