@@ -1,6 +1,13 @@
 //! Delivery into Maildir (the layout Dovecot and other IMAP servers read): write the message into
-//! `tmp/`, fsync it, then rename it into `new/`. The file name is derived from the message and the
-//! recipient, so a message delivered again after a crash finds its first copy and is not doubled.
+//! `tmp/`, rename it into `new/`, then fsync the file and the directory. The file name is derived
+//! from the message and the recipient, so a message delivered again after a crash finds its first
+//! copy and is not doubled.
+//!
+//! The rename comes before the file's fsync so that one journal commit makes both the content and
+//! the name durable (on ext4 an fsync commits every metadata change before it; syncing the file
+//! first and the directory after costs two). A crash in between can leave a name in `new/` whose
+//! content did not reach the disk: the retry after it compares the copy with the message and
+//! writes it again when they differ.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -31,21 +38,28 @@ pub fn deliver(
         }
     }
     let target = dir.join("new").join(name);
-    if target.exists() {
-        return Ok(target);
-    }
     if retry {
-        if let Some(existing) = in_cur(&dir, name)? {
-            return Ok(existing);
+        // An earlier attempt may have been cut off before its fsync: its copy counts only if
+        // it is whole.
+        match std::fs::read(&target) {
+            Ok(copy) if copy == message => return Ok(target),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(existing) = in_cur(&dir, name)? {
+                    return Ok(existing);
+                }
+            }
+            Err(e) => return Err(e),
         }
+    } else if target.exists() {
+        return Ok(target);
     }
     let tmp = dir.join("tmp").join(name);
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     file.write_all(message)?;
-    file.sync_all()?;
-    drop(file);
     std::fs::rename(&tmp, &target)?;
-    // The rename is durable once the directory is synced.
+    file.sync_all()?;
+    // The name is durable once the directory is synced (on ext4 the file's sync did it already).
     std::fs::File::open(dir.join("new"))?.sync_all()?;
     Ok(target)
 }
@@ -81,5 +95,20 @@ mod tests {
         assert_eq!(deliver(root.path(), &bob, "1.abc.hisp", b"hello\r\n", true).unwrap(), seen);
         assert!(!path.exists());
         assert!(std::fs::read_dir(root.path().join("b.test/bob/tmp")).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_retry_rewrites_a_copy_cut_off_before_its_sync() {
+        let root = tempfile::tempdir().unwrap();
+        let bob = DirectAddress::parse("bob@b.test").unwrap();
+        let path = deliver(root.path(), &bob, "2.abc.hisp", b"whole message\r\n", false).unwrap();
+        // What a crash between the rename and the fsync can leave behind.
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(deliver(root.path(), &bob, "2.abc.hisp", b"whole message\r\n", true).unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole message\r\n");
+        // A first attempt never reads what is there (the name is the message's own).
+        std::fs::write(&path, b"").unwrap();
+        deliver(root.path(), &bob, "2.abc.hisp", b"whole message\r\n", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
     }
 }
