@@ -4,10 +4,10 @@
 //! and a crash never loses one.
 
 use crate::store::cached::CachedSql;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::mdn::Disposition;
-use crate::smtp::queue::{insert_message, NewMessage, Queue, Result};
+use crate::smtp::queue::{insert_message, NewMessage, Result};
 
 /// What the MDNs for one (message, recipient) are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,26 +21,23 @@ pub struct Receipt {
     pub final_delivery: bool,
 }
 
-/// Records the message as processed and queues `mdn`, unless that was done before. Returns
-/// whether the MDN was queued now.
-pub fn processed(queue: &Queue, receipt: &Receipt, mdn: &NewMessage, now: i64) -> Result<bool> {
-    let tx = queue.write()?;
+/// Records the message as processed and queues `mdn` (in the write transaction `tx`), unless that
+/// was done before. Returns whether the MDN was queued now.
+pub fn processed(tx: &Connection, receipt: &Receipt, mdn: &NewMessage, now: i64) -> Result<bool> {
     let inserted = tx.run(
         "INSERT OR IGNORE INTO receipts (message_id, recipient, sender, subject, final_delivery, processed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![receipt.message_id, receipt.recipient, receipt.sender, receipt.subject, receipt.final_delivery, now],
     )?;
     if inserted == 1 {
-        insert_message(&tx, mdn, now)?;
+        insert_message(tx, mdn, now)?;
     }
-    tx.commit()?;
     Ok(inserted == 1)
 }
 
 /// The receipt of a processed message, if there is one.
-pub fn get(queue: &Queue, message_id: &str, recipient: &str) -> Result<Option<Receipt>> {
-    Ok(queue
-        .conn()
+pub fn get(conn: &Connection, message_id: &str, recipient: &str) -> Result<Option<Receipt>> {
+    Ok(conn
         .row(
             "SELECT message_id, recipient, sender, subject, final_delivery FROM receipts
              WHERE message_id = ?1 AND recipient = ?2 AND processed_at IS NOT NULL",
@@ -60,13 +57,12 @@ pub fn get(queue: &Queue, message_id: &str, recipient: &str) -> Result<Option<Re
 
 /// Records the final outcome (`dispatched` or `failed`) and queues its MDN, unless an outcome was
 /// recorded before. Returns whether the MDN was queued now.
-pub fn concluded(queue: &Queue, receipt: &Receipt, outcome: Disposition, mdn: &NewMessage, now: i64) -> Result<bool> {
+pub fn concluded(tx: &Connection, receipt: &Receipt, outcome: Disposition, mdn: &NewMessage, now: i64) -> Result<bool> {
     let column = match outcome {
         Disposition::Dispatched => "dispatched_at",
         Disposition::Failed => "failed_at",
         Disposition::Processed => return Ok(false),
     };
-    let tx = queue.write()?;
     let changed = tx.run(
         &format!(
             "UPDATE receipts SET {column} = ?3
@@ -75,8 +71,7 @@ pub fn concluded(queue: &Queue, receipt: &Receipt, outcome: Disposition, mdn: &N
         params![receipt.message_id, receipt.recipient, now],
     )?;
     if changed == 1 {
-        insert_message(&tx, mdn, now)?;
+        insert_message(tx, mdn, now)?;
     }
-    tx.commit()?;
     Ok(changed == 1)
 }

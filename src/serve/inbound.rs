@@ -13,7 +13,7 @@ use crate::onboarding::referral;
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
 use crate::smime::SmimeError;
-use crate::smtp::queue::{Job, MailboxDelivery, Outcome};
+use crate::smtp::queue::{self, AttachmentRecord, Job, MailboxDelivery, Outcome};
 use crate::trust::revocation::Policy;
 use crate::trust::StoreAnchors;
 
@@ -125,14 +125,6 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
         Ok(path) => {
             let file = path.display().to_string();
             let attachments = mime::attachments(&opened.original);
-            let delivery = MailboxDelivery {
-                message_id: key,
-                recipient: &job.recipient,
-                file: &file,
-                sender: &arrived.sender,
-                subject: &arrived.subject,
-                kind: arrived.kind,
-            };
             // The practice's copy of what arrived (and its referral): before the delivery is
             // recorded, so a crash in between redoes it (it is kept once).
             if arrived.kind == "message" {
@@ -149,10 +141,18 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
                     return Outcome::deferred(format!("practice documents: {e}"));
                 }
             }
-            match work.queue.record_delivery(&delivery, &attachments, work.now) {
-                Ok(()) => Outcome::Delivered(format!("delivered to {file}")),
-                Err(e) => Outcome::deferred(e.to_string()),
-            }
+            let delivery = MailboxDelivery {
+                message_id: key.clone(),
+                recipient: job.recipient.clone(),
+                file: file.clone(),
+                sender: arrived.sender.clone(),
+                subject: arrived.subject.clone(),
+                kind: arrived.kind,
+                attachments: attachments.iter().map(AttachmentRecord::of).collect(),
+            };
+            let now = work.now;
+            work.at_finish.add(move |tx| queue::record_delivery(tx, &delivery, now).map(|()| 0));
+            Outcome::Delivered(format!("delivered to {file}"))
         }
         Err(e) => Outcome::deferred(format!("mailbox: {e}")),
     }

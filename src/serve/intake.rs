@@ -65,7 +65,7 @@ fn commit_loop(queue: Queue, receiver: Receiver<Pending>, clock: Arc<dyn Clock>,
                 for (reply, id) in replies.into_iter().zip(ids) {
                     let _ = reply.send(Ok(id));
                 }
-                wakeup.wake();
+                wakeup.wake(messages.iter().map(|m| m.recipients.len()).sum());
             }
             Err(e) => {
                 eprintln!("queue: cannot commit {} message(s): {e}", messages.len());

@@ -24,10 +24,13 @@ use crate::config::Config;
 use crate::discovery::cache::CachingResolver;
 use crate::dns::{DnsClient, DnsConfig};
 use crate::kek::Kek;
-use crate::smtp::queue::{self, Flow, Job, Outcome, Queue};
+use crate::smtp::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
 use crate::smtp::server::{self, Listener};
 use crate::smtp::session::{Role, SessionConfig};
 use crate::store::{SqliteStore, Store};
+
+/// From this many new jobs on, every idle worker is woken.
+const WAKE_ALL_FROM: usize = 16;
 
 /// Wakes idle workers when new mail is committed.
 #[derive(Default)]
@@ -37,11 +40,18 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
-    pub fn wake(&self) {
+    /// Wakes as many idle workers as there are new `jobs` (not all of them: every worker woken
+    /// claims in a write transaction, and those that find nothing left would have woken for
+    /// nothing).
+    pub fn wake(&self, jobs: usize) {
         if let Ok(mut g) = self.generation.lock() {
             *g += 1;
         }
-        self.signal.notify_all();
+        if jobs >= WAKE_ALL_FROM {
+            self.signal.notify_all();
+        } else {
+            (0..jobs).for_each(|_| self.signal.notify_one());
+        }
     }
 
     /// The current generation: read it before looking for work, then `wait_since` it, so a wake
@@ -92,12 +102,14 @@ impl Shared {
     }
 }
 
-/// One job being processed: the shared state, this worker's own connections, and the time.
+/// One job being processed: the shared state, this worker's own connections, the time, and the
+/// queue writes to commit with the job's outcome.
 pub struct Work<'a> {
     pub shared: &'a Shared,
     pub store: &'a SqliteStore,
     pub queue: &'a Queue,
     pub now: i64,
+    pub at_finish: AtFinish<'a>,
 }
 
 /// Everything `hisp serve` needs that the CLI resolves (paths, secrets, resolver settings).
@@ -252,7 +264,8 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     Ok(running)
 }
 
-/// A worker: its own store and queue connections; claims one due recipient at a time.
+/// A worker: its own store and queue connections; claims one due recipient at a time, the next
+/// one in the transaction that records how the last one ended.
 fn worker(shared: &Shared) {
     let (store, queue) = loop {
         match (SqliteStore::open_for_workers(&shared.db, "worker"), Queue::open_for_workers(&shared.db)) {
@@ -262,54 +275,86 @@ fn worker(shared: &Shared) {
         }
         std::thread::sleep(Duration::from_secs(5));
     };
+    let mut next: Option<Job> = None;
     loop {
-        let seen = shared.wakeup.generation();
-        let now = shared.clock.unix_now();
-        let jobs = match queue.claim(now, 1) {
-            Ok(jobs) => jobs,
-            Err(e) => {
-                eprintln!("worker: cannot claim from the queue: {e}");
-                shared.wakeup.wait_since(seen, Duration::from_secs(1));
-                continue;
+        let job = match next.take() {
+            Some(job) => job,
+            None => {
+                let seen = shared.wakeup.generation();
+                match queue.claim(shared.clock.unix_now(), 1) {
+                    Ok(jobs) if !jobs.is_empty() => jobs.into_iter().next().expect("one job"),
+                    Ok(_) => {
+                        // Nothing due: sleep until new mail is committed, or at most a second (retries).
+                        shared.wakeup.wait_since(seen, Duration::from_secs(1));
+                        continue;
+                    }
+                    Err(e) => {
+                        eprintln!("worker: cannot claim from the queue: {e}");
+                        shared.wakeup.wait_since(seen, Duration::from_secs(1));
+                        continue;
+                    }
+                }
             }
         };
-        if jobs.is_empty() {
-            // Nothing due: sleep until new mail is committed, or at most a second (retries).
-            shared.wakeup.wait_since(seen, Duration::from_secs(1));
-            continue;
+        next = run_job(shared, &store, &queue, &job);
+    }
+}
+
+/// Processes one claimed recipient and records its outcome; returns the next due recipient,
+/// claimed in the same transaction.
+fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Option<Job> {
+    let now = shared.clock.unix_now();
+    let mut work = Work { shared, store, queue, now, at_finish: AtFinish::default() };
+    let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, job))) {
+        Ok(outcome) => {
+            let outcome = schedule(shared, job, outcome, now);
+            after(&work, job, &outcome);
+            outcome
         }
-        for job in jobs {
-            let work = Work { shared, store: &store, queue: &queue, now };
-            let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, &job))) {
-                Ok(outcome) => {
-                    let outcome = schedule(shared, &job, outcome, now);
-                    after(&work, &job, &outcome);
-                    outcome
-                }
-                Err(panic) => {
-                    let why = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    let _ = queue.quarantine(job.message.id, &format!("processing panicked: {why}"), now);
-                    continue;
-                }
-            };
-            // A message of ours that left is tracked as sent in the outcome's own transaction.
-            let left = match (job.message.flow, &outcome) {
-                (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => Some(note.as_str()),
-                _ => None,
-            };
-            let recorded = queue.finish_and(job.recipient_id, &outcome, now, |tx| match left {
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let _ = queue.quarantine(job.message.id, &format!("processing panicked: {why}"), now);
+            return None;
+        }
+    };
+    // A message of ours that left is tracked as sent in the outcome's own transaction.
+    let left = match (job.message.flow, &outcome) {
+        (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => Some(note.as_str()),
+        _ => None,
+    };
+    let at_finish = std::mem::take(&mut work.at_finish);
+    let mut queued = 0;
+    let recorded = queue.finish_and_claim(
+        job.recipient_id,
+        &outcome,
+        shared.clock.unix_now(),
+        |tx| {
+            queued = at_finish.apply(tx)?;
+            match left {
                 Some(note) => {
                     crate::notify::tracking::record_sent(tx, &job.message.message_id, &job.recipient, note, now)
                 }
                 None => Ok(()),
-            });
-            if let Err(e) = recorded {
-                eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
             }
+        },
+        1,
+    );
+    match recorded {
+        Ok(jobs) => {
+            // This worker takes the next job itself; idle ones are woken for the rest.
+            let next = jobs.into_iter().next();
+            if queued > usize::from(next.is_some()) {
+                shared.wakeup.wake(queued - usize::from(next.is_some()));
+            }
+            next
+        }
+        Err(e) => {
+            eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
+            None
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! Recipient states: queued -> (in flight) -> sent | delivered | failed, or deferred -> retried.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -27,6 +27,46 @@ fn claim_sql(limit: usize) -> String {
         "SELECT r.id FROM queue_recipients r WHERE {WAITING} AND r.next_attempt_at <= ?1
          ORDER BY r.next_attempt_at, r.id LIMIT {limit}"
     )
+}
+
+/// Claims up to `limit` due recipients in the write transaction `tx`. The due recipients are
+/// chosen first from the `queue_waiting` index alone; only the chosen ones' messages (with their
+/// sealed data) are read.
+fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
+    let due: Vec<i64> = {
+        let mut stmt = tx.prepare_cached(&claim_sql(limit))?;
+        let ids = stmt.query_map([now], |r| r.get(0))?;
+        ids.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let mut jobs = Vec::with_capacity(due.len());
+    for id in due {
+        let mut stmt = tx.prepare_cached(
+            "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
+                    m.message_id, m.received_at, m.sealed_data
+             FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id WHERE r.id = ?1",
+        )?;
+        jobs.push(stmt.query_row([id], |r| {
+            Ok(Job {
+                recipient_id: r.get(0)?,
+                recipient: r.get(1)?,
+                attempts: r.get::<_, u32>(2)? + 1,
+                message: QueuedMessage {
+                    id: r.get(3)?,
+                    flow: Flow::parse(&r.get::<_, String>(4)?),
+                    mail_from: r.get(5)?,
+                    authenticated_as: r.get(6)?,
+                    message_id: r.get(7)?,
+                    received_at: r.get(8)?,
+                    sealed_data: r.get(9)?,
+                },
+            })
+        })?);
+        tx.run(
+            "UPDATE queue_recipients SET in_flight = 1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+    }
+    Ok(jobs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,6 +106,32 @@ pub struct NewMessage {
     pub sealed_data: Vec<u8>,
     /// An EHR's message whose recipients' notifications are tracked (not a notification itself).
     pub tracked: Option<crate::notify::tracking::Tracked>,
+}
+
+/// Writes that processing a recipient leaves for the transaction recording its outcome
+/// (`Queue::finish_and_claim`): one commit per recipient instead of one per write, and the writes
+/// stand or fall with the outcome (a crash before it redoes the processing and them). Each write
+/// returns how many recipients it queued, for waking the workers after the commit.
+#[derive(Default)]
+pub struct AtFinish<'a> {
+    writes: std::cell::RefCell<Vec<FinishWrite<'a>>>,
+}
+
+type FinishWrite<'a> = Box<dyn FnOnce(&Connection) -> Result<usize> + 'a>;
+
+impl<'a> AtFinish<'a> {
+    pub fn add(&self, write: impl FnOnce(&Connection) -> Result<usize> + 'a) {
+        self.writes.borrow_mut().push(Box::new(write));
+    }
+
+    /// Runs the writes in the order they were added; returns the recipients they queued.
+    pub fn apply(self, tx: &Connection) -> Result<usize> {
+        let mut queued = 0;
+        for write in self.writes.into_inner() {
+            queued += write(tx)?;
+        }
+        Ok(queued)
+    }
 }
 
 /// One recipient of one message, claimed for processing.
@@ -148,6 +214,9 @@ pub struct ReceivedAttachment {
 
 pub struct Queue {
     conn: Connection,
+    /// The WAL file, for a connection whose commits must be on disk when they return (see
+    /// `open`); None for the workers' connections.
+    durable: Option<PathBuf>,
 }
 
 fn writer_mutex() -> &'static std::sync::Mutex<()> {
@@ -160,8 +229,9 @@ fn writer_mutex() -> &'static std::sync::Mutex<()> {
 /// transactions prepare them afresh each time); one never committed is rolled back when dropped.
 pub(crate) struct WriteTx<'a> {
     conn: &'a Connection,
+    durable: Option<&'a Path>,
     committed: bool,
-    _guard: std::sync::MutexGuard<'static, ()>,
+    guard: Option<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl std::ops::Deref for WriteTx<'_> {
@@ -172,11 +242,30 @@ impl std::ops::Deref for WriteTx<'_> {
 }
 
 impl WriteTx<'_> {
-    pub(crate) fn commit(mut self) -> rusqlite::Result<()> {
+    /// Commits; on a durable connection, returns once the commit is on disk. The fsync comes after
+    /// the write lock is let go, so the other writers need not wait for the disk.
+    pub(crate) fn commit(mut self) -> Result<()> {
         self.conn.run("COMMIT", [])?;
         self.committed = true;
-        Ok(())
+        drop(self.guard.take());
+        match self.durable {
+            Some(wal) => sync_wal(wal),
+            None => Ok(()),
+        }
     }
+}
+
+/// Makes every commit written to the WAL `wal` durable (what synchronous=FULL does inside the
+/// commit, under the lock). The WAL is current: a checkpoint copies frames out of it and syncs the
+/// database before the WAL is written over or removed, so a commit no longer in it is on disk
+/// already.
+fn sync_wal(wal: &Path) -> Result<()> {
+    let synced = match std::fs::File::open(wal) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    synced.map_err(|e| StoreError::Sync(wal.display().to_string(), e))
 }
 
 impl Drop for WriteTx<'_> {
@@ -188,10 +277,19 @@ impl Drop for WriteTx<'_> {
 }
 
 impl Queue {
-    /// A connection to the queue of the (already migrated) database at `path`; every commit is
-    /// fsync'ed (what intake needs before answering 250).
+    /// A connection to the queue of the (already migrated) database at `path` whose every commit
+    /// is on disk when `commit` returns (what intake needs before answering 250). SQLite's
+    /// synchronous=FULL would fsync inside the commit, holding the write lock through the disk's
+    /// latency; the connection commits with NORMAL and syncs the WAL itself after the lock is
+    /// released. A commit is visible to the workers a moment before it is durable: a power loss in
+    /// that moment can make a message be sent that its client, never answered 250, sends again
+    /// (the peer recognises it by its Message-ID); nothing answered 250 is lost.
     pub fn open(path: &Path) -> Result<Queue> {
-        Self::open_with(path, "FULL")
+        let mut queue = Self::open_with(path, "NORMAL")?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        queue.durable = Some(PathBuf::from(wal));
+        Ok(queue)
     }
 
     /// A connection for the workers' state changes (claims, outcomes). In WAL mode with
@@ -209,7 +307,7 @@ impl Queue {
         }
         let conn = Connection::open(path)?;
         crate::store::tune_connection(&conn, synchronous, std::time::Duration::from_secs(30))?;
-        Ok(Queue { conn })
+        Ok(Queue { conn, durable: None })
     }
 
     /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE: a reader
@@ -219,7 +317,7 @@ impl Queue {
     pub(crate) fn write(&self) -> Result<WriteTx<'_>> {
         let guard = writer_mutex().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.conn.run("BEGIN IMMEDIATE", [])?;
-        Ok(WriteTx { conn: &self.conn, committed: false, _guard: guard })
+        Ok(WriteTx { conn: &self.conn, durable: self.durable.as_deref(), committed: false, guard: Some(guard) })
     }
 
     /// The connection, for reads.
@@ -257,62 +355,30 @@ impl Queue {
         Ok((retried, quarantined))
     }
 
-    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt. The due
-    /// recipients are chosen first from the `queue_waiting` index alone; only the chosen ones'
-    /// messages (with their sealed data) are read.
+    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
     pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
         let tx = self.write()?;
-        let due: Vec<i64> = {
-            let mut stmt = tx.prepare_cached(&claim_sql(limit))?;
-            let ids = stmt.query_map([now], |r| r.get(0))?;
-            ids.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        let mut jobs = Vec::with_capacity(due.len());
-        for id in due {
-            let mut stmt = tx.prepare_cached(
-                "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
-                        m.message_id, m.received_at, m.sealed_data
-                 FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id WHERE r.id = ?1",
-            )?;
-            jobs.push(stmt.query_row([id], |r| {
-                Ok(Job {
-                    recipient_id: r.get(0)?,
-                    recipient: r.get(1)?,
-                    attempts: r.get::<_, u32>(2)? + 1,
-                    message: QueuedMessage {
-                        id: r.get(3)?,
-                        flow: Flow::parse(&r.get::<_, String>(4)?),
-                        mail_from: r.get(5)?,
-                        authenticated_as: r.get(6)?,
-                        message_id: r.get(7)?,
-                        received_at: r.get(8)?,
-                        sealed_data: r.get(9)?,
-                    },
-                })
-            })?);
-            tx.run(
-                "UPDATE queue_recipients SET in_flight = 1, attempts = attempts + 1, updated_at = ?2 WHERE id = ?1",
-                params![id, now],
-            )?;
-        }
+        let jobs = claim_in(&tx, now, limit)?;
         tx.commit()?;
         Ok(jobs)
     }
 
     /// Records how processing a claimed recipient ended.
     pub fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
-        self.finish_and(recipient_id, outcome, now, |_| Ok(()))
+        self.finish_and_claim(recipient_id, outcome, now, |_| Ok(()), 0).map(|_| ())
     }
 
-    /// `finish`, and `also` in the same transaction: what the outcome means elsewhere (the
-    /// delivery tracking) is committed with it, atomically and with one commit instead of two.
-    pub fn finish_and(
+    /// `finish`, with `also` in the same transaction (what the outcome means elsewhere, such as
+    /// the delivery tracking: committed with it, atomically), then claims up to `limit` due
+    /// recipients, still in that transaction: a busy worker commits once per recipient, not twice.
+    pub fn finish_and_claim(
         &self,
         recipient_id: i64,
         outcome: &Outcome,
         now: i64,
         also: impl FnOnce(&Connection) -> Result<()>,
-    ) -> Result<()> {
+        limit: usize,
+    ) -> Result<Vec<Job>> {
         let (status, error, next): (&str, Option<&str>, i64) = match outcome {
             Outcome::Sent(note) => ("sent", Some(note.as_str()), now),
             Outcome::Delivered(note) => ("delivered", Some(note.as_str()), now),
@@ -326,8 +392,9 @@ impl Queue {
             params![recipient_id, status, error, next, now],
         )?;
         also(&tx)?;
+        let jobs = if limit > 0 { claim_in(&tx, now, limit)? } else { Vec::new() };
         tx.commit()?;
-        Ok(())
+        Ok(jobs)
     }
 
     /// Stops processing a message (its recipients stay as they are) and says why.
@@ -478,42 +545,27 @@ impl Queue {
             )
             .optional()?)
     }
+}
 
-    /// Records a mailbox delivery and the attachments it carried, in one transaction. The
-    /// recipient's own state is the worker's `finish` (a crash in between is redone: the redo finds
-    /// this record and does not deliver again).
-    pub fn record_delivery(
-        &self,
-        delivery: &MailboxDelivery,
-        attachments: &[crate::smime::mime::Attachment],
-        now: i64,
-    ) -> Result<()> {
-        let MailboxDelivery { message_id, recipient, .. } = delivery;
-        let tx = self.write()?;
-        for a in attachments {
-            tx.run(
-                "INSERT OR IGNORE INTO received_attachments
-                   (message_id, recipient, filename, content_type, size, sha256, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    message_id,
-                    recipient,
-                    a.filename,
-                    a.content_type,
-                    a.content.len() as i64,
-                    crate::pki::sha256_hex(&a.content),
-                    now
-                ],
-            )?;
-        }
+/// Records a mailbox delivery and the attachments it carried, in the caller's write transaction
+/// (the worker's, with the recipient's outcome: a crash before it is redone, and the redo finds
+/// the Maildir copy and does not deliver again).
+pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) -> Result<()> {
+    let MailboxDelivery { message_id, recipient, .. } = delivery;
+    for a in &delivery.attachments {
         tx.run(
-            "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file, sender, subject, kind)
+            "INSERT OR IGNORE INTO received_attachments
+               (message_id, recipient, filename, content_type, size, sha256, received_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![message_id, recipient, now, delivery.file, delivery.sender, delivery.subject, delivery.kind],
+            params![message_id, recipient, a.filename, a.content_type, a.size, a.sha256, now],
         )?;
-        tx.commit()?;
-        Ok(())
     }
+    tx.run(
+        "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file, sender, subject, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![message_id, recipient, now, delivery.file, delivery.sender, delivery.subject, delivery.kind],
+    )?;
+    Ok(())
 }
 
 /// The enhanced status code a failure's text starts with ("5.0.0" when it has none).
@@ -623,6 +675,67 @@ mod tests {
     }
 
     #[test]
+    fn finishing_a_recipient_claims_the_next_and_commits_its_writes_with_the_outcome() {
+        let (_d, q) = queue();
+        q.enqueue(&[message(&["b@b.test", "c@c.test"])], 100).unwrap();
+        let first = q.claim(100, 1).unwrap().remove(0);
+        // The outcome's writes run in order, in the outcome's transaction; one queues a message.
+        let order = std::cell::RefCell::new(Vec::new());
+        let at_finish = AtFinish::default();
+        at_finish.add(|_| {
+            order.borrow_mut().push(1);
+            Ok(0)
+        });
+        at_finish.add(|tx| {
+            order.borrow_mut().push(2);
+            insert_message(tx, &message(&["d@d.test"]), 100).map(|_| 1)
+        });
+        let mut queued = 0;
+        let next = q
+            .finish_and_claim(
+                first.recipient_id,
+                &Outcome::Sent("250 ok".into()),
+                101,
+                |tx| {
+                    queued = at_finish.apply(tx)?;
+                    Ok(())
+                },
+                1,
+            )
+            .unwrap();
+        assert_eq!((order.into_inner(), queued), (vec![1, 2], 1));
+        assert_eq!(next.len(), 1, "the next due recipient, claimed in the same transaction");
+        assert_eq!(next[0].recipient, "c@c.test");
+        assert_eq!(q.claim(101, 10).unwrap().len(), 1, "only the message queued at finish is left");
+
+        // A write that fails takes the outcome with it: the recipient stays in flight, unfinished.
+        let failing = AtFinish::default();
+        failing.add(|_| Err(StoreError::Conflict("no".into())));
+        let err = q.finish_and_claim(
+            next[0].recipient_id,
+            &Outcome::Sent("250".into()),
+            102,
+            |tx| failing.apply(tx).map(|_| ()),
+            1,
+        );
+        assert!(err.is_err());
+        let entry = q.show(next[0].message.id).unwrap();
+        assert_eq!(entry.recipients[1].status, "queued", "{entry:?}");
+    }
+
+    #[test]
+    fn a_durable_connection_syncs_the_wal_the_database_writes() {
+        let (_d, q) = queue();
+        let wal = q.durable.clone().expect("Queue::open makes commits durable");
+        q.enqueue(&[message(&["b@b.test"])], 100).unwrap();
+        // The file synced after each commit is the one SQLite wrote the commit to.
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0, "{}", wal.display());
+        let journal: String = q.conn.row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(journal, "wal");
+        assert!(Queue::open_for_workers(&_d.path().join("q.db")).unwrap().durable.is_none());
+    }
+
+    #[test]
     fn backoff_doubles_up_to_the_cap() {
         assert_eq!(backoff(1, 60, 3600), 60);
         assert_eq!(backoff(2, 60, 3600), 120);
@@ -646,16 +759,36 @@ pub struct Received {
 }
 
 /// A message put into a hosted mailbox.
-pub struct MailboxDelivery<'a> {
+pub struct MailboxDelivery {
     /// The message's Message-ID (or the SHA-256 of what arrived, when it had none).
-    pub message_id: &'a str,
-    pub recipient: &'a str,
-    pub file: &'a str,
+    pub message_id: String,
+    pub recipient: String,
+    pub file: String,
     /// The verified sender.
-    pub sender: &'a str,
-    pub subject: &'a str,
+    pub sender: String,
+    pub subject: String,
     /// "message", "mdn" or "dsn".
-    pub kind: &'a str,
+    pub kind: &'static str,
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// What is kept of an attachment of a delivered message: its name, type, size and digest.
+pub struct AttachmentRecord {
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+impl AttachmentRecord {
+    pub fn of(a: &crate::smime::mime::Attachment) -> AttachmentRecord {
+        AttachmentRecord {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            size: a.content.len() as i64,
+            sha256: crate::pki::sha256_hex(&a.content),
+        }
+    }
 }
 
 /// Inserts one message and its recipients (and, for an EHR's message, the tracking of each) in

@@ -31,6 +31,8 @@ pub enum StoreError {
     Duplicate(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("cannot make the commit durable (fsync of {0}): {1}")]
+    Sync(String, std::io::Error),
 }
 
 /// The owner name under which the development CA's key is kept (not a hosted domain).
