@@ -185,6 +185,9 @@ pub struct ServerConfig {
     /// Seconds a connection may wait between commands, and inside DATA between reads.
     pub idle_timeout_secs: u64,
     pub data_timeout_secs: u64,
+    /// Seconds a verified AUTH is remembered (as an HMAC under a key that lives only in memory), so
+    /// an EHR connecting per message does not pay argon2id each time; 0 verifies every login.
+    pub login_cache_secs: u64,
     /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
     pub mail_dir: PathBuf,
 }
@@ -203,6 +206,7 @@ impl Default for ServerConfig {
             max_connections: 200,
             idle_timeout_secs: 300,
             data_timeout_secs: 180,
+            login_cache_secs: 300,
             mail_dir: PathBuf::from("./data/mail"),
         }
     }

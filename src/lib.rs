@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod http;
 pub mod identities;
 pub mod kek;
+pub mod login_cache;
 pub mod notify;
 pub mod onboarding;
 pub mod password;

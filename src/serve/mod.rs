@@ -161,7 +161,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     )
     .map_err(io("queue committer"))?;
     let committer: Arc<dyn server::Committer> = Arc::new(intake);
-    let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates { db: db.clone() });
+    let logins = crate::login_cache::LoginCache::new(Duration::from_secs(config.server.login_cache_secs))
+        .map_err(|e| format!("login cache: {e}"))?;
+    let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates::new(db.clone(), logins));
 
     let mut running = Running { submission: None, backbone: None, http: None, api: None, dns: None, recovered };
     if !config.server.http.is_empty() {
