@@ -6,7 +6,9 @@
 # generator: a stock Postfix instance relaying the same messages (plain SMTP, no S/MIME) to Postfix's
 # smtp-sink, until smtp-sink has them all. Prints messages per second and the ratio.
 #
-#   bash bench/relay.sh [N]        (default N=400; SIZES="1024 51200" bytes; WORKERS=4 queue workers)
+#   bash bench/relay.sh [N]        (default N=400; SIZES="1024 51200" bytes; WORKERS=4 queue workers;
+#                                   SESSIONS=8 parallel clients; PER_MESSAGE=1: a new connection,
+#                                   STARTTLS and AUTH for every message, as some EHRs do)
 #
 # Needs postfix (for postfix and smtp-sink) and root (a private Postfix instance is started and
 # stopped under a temporary directory). Every server listens on 127.0.0.1 only.
@@ -167,7 +169,7 @@ for size in ${SIZES:-1024 51200}; do
   read -r busy0 idle0 < <(cpu_ticks)
   t0=$(now)
   submit=$(python3 bench/load.py --port "${P[asub]}" --count "$N" --sessions "$SESSIONS" --size "$size" \
-    --sender dr.smith@a.test --recipient dr.jones@b.test --tls-auth "$password" --tag "hisp-$size")
+    --sender dr.smith@a.test --recipient dr.jones@b.test --tls-auth "$password" --tag "hisp-$size" ${PER_MESSAGE:+--connection-per-message})
   t1=$(wait_files "$box" $((before + N)))
   read -r busy1 idle1 < <(cpu_ticks)
   hisp_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
@@ -178,7 +180,7 @@ for size in ${SIZES:-1024 51200}; do
   read -r busy0 idle0 < <(cpu_ticks)
   t0=$(now)
   submit=$(python3 bench/load.py --port "$pf_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
-    --sender dr.smith@a.test --recipient dr.jones@b.test --tag "postfix-$size")
+    --sender dr.smith@a.test --recipient dr.jones@b.test --tag "postfix-$size" ${PER_MESSAGE:+--connection-per-message})
   t1=$(wait_files "$pf/sink" $((before + N)))
   read -r busy1 idle1 < <(cpu_ticks)
   pf_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
