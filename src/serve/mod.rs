@@ -324,33 +324,19 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
         }
     };
     // A message of ours that left is tracked as sent in the outcome's own transaction.
-    let left = match (job.message.flow, &outcome) {
-        (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) => Some(note.as_str()),
-        _ => None,
-    };
     let at_finish = std::mem::take(&mut work.at_finish);
-    let mut queued = 0;
-    let recorded = queue.finish_and_claim(
-        job.recipient_id,
-        &outcome,
-        shared.clock.unix_now(),
-        |tx| {
-            queued = at_finish.apply(tx)?;
-            match left {
-                Some(note) => {
-                    crate::notify::tracking::record_sent(tx, &job.message.message_id, &job.recipient, note, now)
-                }
-                None => Ok(()),
-            }
-        },
-        1,
-    );
-    match recorded {
-        Ok(jobs) => {
+    if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) = (job.message.flow, &outcome) {
+        let (message_id, recipient, note) = (&job.message.message_id, &job.recipient, note.clone());
+        at_finish
+            .add(move |tx| crate::notify::tracking::record_sent(tx, message_id, recipient, &note, now).map(|()| 0));
+    }
+    match queue.finish_and_claim(job.recipient_id, &outcome, shared.clock.unix_now(), at_finish, 1) {
+        Ok((jobs, queued)) => {
             // This worker takes the next job itself; idle ones are woken for the rest.
             let next = jobs.into_iter().next();
-            if queued > usize::from(next.is_some()) {
-                shared.wakeup.wake(queued - usize::from(next.is_some()));
+            let others = queued.saturating_sub(usize::from(next.is_some()));
+            if others > 0 {
+                shared.wakeup.wake(others);
             }
             next
         }

@@ -365,20 +365,21 @@ impl Queue {
 
     /// Records how processing a claimed recipient ended.
     pub fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
-        self.finish_and_claim(recipient_id, outcome, now, |_| Ok(()), 0).map(|_| ())
+        self.finish_and_claim(recipient_id, outcome, now, AtFinish::default(), 0).map(|_| ())
     }
 
-    /// `finish`, with `also` in the same transaction (what the outcome means elsewhere, such as
-    /// the delivery tracking: committed with it, atomically), then claims up to `limit` due
-    /// recipients, still in that transaction: a busy worker commits once per recipient, not twice.
+    /// `finish`, with the writes `at_finish` in the same transaction (what the outcome means
+    /// elsewhere: committed with it, atomically), then claims up to `limit` due recipients, still
+    /// in that transaction: a busy worker commits once per recipient, not twice. Returns the
+    /// claimed recipients and how many recipients the writes queued.
     pub fn finish_and_claim(
         &self,
         recipient_id: i64,
         outcome: &Outcome,
         now: i64,
-        also: impl FnOnce(&Connection) -> Result<()>,
+        at_finish: AtFinish,
         limit: usize,
-    ) -> Result<Vec<Job>> {
+    ) -> Result<(Vec<Job>, usize)> {
         let (status, error, next): (&str, Option<&str>, i64) = match outcome {
             Outcome::Sent(note) => ("sent", Some(note.as_str()), now),
             Outcome::Delivered(note) => ("delivered", Some(note.as_str()), now),
@@ -391,10 +392,10 @@ impl Queue {
                     updated_at = ?5 WHERE id = ?1",
             params![recipient_id, status, error, next, now],
         )?;
-        also(&tx)?;
+        let queued = at_finish.apply(&tx)?;
         let jobs = if limit > 0 { claim_in(&tx, now, limit)? } else { Vec::new() };
         tx.commit()?;
-        Ok(jobs)
+        Ok((jobs, queued))
     }
 
     /// Stops processing a message (its recipients stay as they are) and says why.
@@ -690,19 +691,8 @@ mod tests {
             order.borrow_mut().push(2);
             insert_message(tx, &message(&["d@d.test"]), 100).map(|_| 1)
         });
-        let mut queued = 0;
-        let next = q
-            .finish_and_claim(
-                first.recipient_id,
-                &Outcome::Sent("250 ok".into()),
-                101,
-                |tx| {
-                    queued = at_finish.apply(tx)?;
-                    Ok(())
-                },
-                1,
-            )
-            .unwrap();
+        let (next, queued) =
+            q.finish_and_claim(first.recipient_id, &Outcome::Sent("250 ok".into()), 101, at_finish, 1).unwrap();
         assert_eq!((order.into_inner(), queued), (vec![1, 2], 1));
         assert_eq!(next.len(), 1, "the next due recipient, claimed in the same transaction");
         assert_eq!(next[0].recipient, "c@c.test");
@@ -711,13 +701,7 @@ mod tests {
         // A write that fails takes the outcome with it: the recipient stays in flight, unfinished.
         let failing = AtFinish::default();
         failing.add(|_| Err(StoreError::Conflict("no".into())));
-        let err = q.finish_and_claim(
-            next[0].recipient_id,
-            &Outcome::Sent("250".into()),
-            102,
-            |tx| failing.apply(tx).map(|_| ()),
-            1,
-        );
+        let err = q.finish_and_claim(next[0].recipient_id, &Outcome::Sent("250".into()), 102, failing, 1);
         assert!(err.is_err());
         let entry = q.show(next[0].message.id).unwrap();
         assert_eq!(entry.recipients[1].status, "queued", "{entry:?}");
