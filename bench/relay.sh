@@ -73,6 +73,15 @@ print(f"{time.time():.6f}")
 PY
 }
 
+# Waits until neither node has anything queued (polls the queues, outside the measured time).
+wait_settled() {
+  for _ in $(seq 3000); do
+    [ "$(node a queue list --json)" = "[]" ] && [ "$(node b queue list --json)" = "[]" ] && return 0
+    sleep 0.05
+  done
+  echo "the nodes' queues did not empty" >&2; exit 1
+}
+
 # ---- hisp: node A (a.test) -> node B (b.test) ----
 declare -A P
 for n in a b; do for k in sub bb http dns; do P[$n$k]=$(port); done; done
@@ -174,6 +183,11 @@ for size in ${SIZES:-1024 51200}; do
   read -r busy1 idle1 < <(cpu_ticks)
   hisp_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
   [ -n "${PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; cat "$work/perf-$size.txt" >&2; }
+  # The processed MDNs (B to A) are still under way when the last referral lands: wait until both
+  # queues are empty, so that work neither lands in the Postfix phase nor goes unreported.
+  wait_settled
+  t2=$(now)
+  echo "hisp $size: both queues empty $(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }') s after the start (MDNs included)" >&2
   printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" hisp "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$hisp_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
   # Postfix, end to end into smtp-sink
   before=$(count "$pf/sink")

@@ -270,7 +270,8 @@ pub struct Overdue {
 /// delivery was asked for) `dispatched_after` seconds ago with no dispatched MDN, and no failure
 /// told yet.
 pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
-    let mut stmt = queue.conn().prepare_cached(
+    let conn = queue.conn();
+    let mut stmt = conn.prepare_cached(
         "SELECT message_id, recipient, sender, subject, submitted_at, status FROM tracked
          WHERE status IN ('sent', 'processed') AND notified_at IS NULL
            AND ((status = 'sent' AND sent_at <= ?1) OR (status = 'processed' AND final_delivery = 1 AND sent_at <= ?2))
@@ -325,14 +326,14 @@ pub struct SentMessage {
 /// The message with this Message-ID (angle brackets optional), if it was sent through us.
 pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
     let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
-    let head: Option<(String, String, i64)> = queue
-        .conn()
+    let conn = queue.conn();
+    let head: Option<(String, String, i64)> = conn
         .row("SELECT sender, subject, submitted_at FROM tracked WHERE message_id = ?1 LIMIT 1", [&id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()?;
     let Some((sender, subject, submitted_at)) = head else { return Ok(None) };
-    let mut stmt = queue.conn().prepare_cached(
+    let mut stmt = conn.prepare_cached(
         "SELECT recipient, status, final_delivery, sent_at, processed_at, dispatched_at, failed_at, detail, notified_at
          FROM tracked WHERE message_id = ?1 ORDER BY recipient",
     )?;
@@ -351,7 +352,7 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
         })
     })?;
     let mut recipients = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut events = queue.conn().prepare_cached(
+    let mut events = conn.prepare_cached(
         "SELECT at, event, detail FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 ORDER BY id",
     )?;
     for r in &mut recipients {
@@ -366,7 +367,8 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
 /// Messages sent since `since` (unix time), newest first.
 pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
     let ids: Vec<String> = {
-        let mut stmt = queue.conn().prepare_cached(
+        let conn = queue.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT message_id FROM tracked WHERE submitted_at >= ?1
              GROUP BY message_id ORDER BY max(submitted_at) DESC, message_id",
         )?;

@@ -82,6 +82,8 @@ pub struct Shared {
     pub sessions: crate::smtp::client::SessionPool,
     /// Private keys and signing identities unsealed so far.
     pub unsealed: unsealed::Unsealed,
+    /// The queue, as the workers write it (intake's connection, see `Queue`).
+    pub queue: Queue,
 }
 
 impl Shared {
@@ -152,14 +154,11 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     let tls = Arc::new(tls);
     let kek = Arc::new(kek);
     let wakeup = Arc::new(Wakeup::default());
-    let intake = intake::Intake::start(
-        Queue::open(&db).map_err(|e| e.to_string())?,
-        config.server.hostname.clone(),
-        kek.clone(),
-        clock.clone(),
-        wakeup.clone(),
-    )
-    .map_err(io("queue committer"))?;
+    // One queue connection for intake and every worker (see `Queue`).
+    let workers_queue = queue.for_workers();
+    let intake =
+        intake::Intake::start(queue, config.server.hostname.clone(), kek.clone(), clock.clone(), wakeup.clone())
+            .map_err(io("queue committer"))?;
     let committer: Arc<dyn server::Committer> = Arc::new(intake);
     let logins = crate::login_cache::LoginCache::new(Duration::from_secs(config.server.login_cache_secs))
         .map_err(|e| format!("login cache: {e}"))?;
@@ -233,6 +232,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         connectors: Mutex::new(std::collections::HashMap::new()),
         sessions: Default::default(),
         unsealed: Default::default(),
+        queue: workers_queue,
     });
     if !shared.config.http.listen.is_empty() {
         let listen = shared.config.http.listen.clone();
@@ -266,14 +266,14 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     Ok(running)
 }
 
-/// A worker: its own store and queue connections; claims one due recipient at a time, the next
-/// one in the transaction that records how the last one ended.
+/// A worker: its own store connection, the shared queue; claims one due recipient at a time,
+/// the next one in the transaction that records how the last one ended.
 fn worker(shared: &Shared) {
-    let (store, queue) = loop {
-        match (SqliteStore::open_for_workers(&shared.db, "worker"), Queue::open_for_workers(&shared.db)) {
-            (Ok(s), Ok(q)) => break (s, q),
-            (Err(e), _) => eprintln!("worker: cannot open the store: {e}"),
-            (_, Err(e)) => eprintln!("worker: cannot open the queue: {e}"),
+    let queue = &shared.queue;
+    let store = loop {
+        match SqliteStore::open_for_workers(&shared.db, "worker") {
+            Ok(s) => break s,
+            Err(e) => eprintln!("worker: cannot open the store: {e}"),
         }
         std::thread::sleep(Duration::from_secs(5));
     };
@@ -298,7 +298,7 @@ fn worker(shared: &Shared) {
                 }
             }
         };
-        next = run_job(shared, &store, &queue, &job);
+        next = run_job(shared, &store, queue, &job);
     }
 }
 
@@ -306,6 +306,11 @@ fn worker(shared: &Shared) {
 /// claimed in the same transaction.
 fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Option<Job> {
     let now = shared.clock.unix_now();
+    // The configuration kept from earlier messages, unless it changed since (a failure to tell
+    // drops it: each read then goes to the database, and reports its own error).
+    if let Err(e) = store.follow_config() {
+        eprintln!("worker: cannot tell whether the configuration changed: {e}");
+    }
     let mut work = Work { shared, store, queue, now, at_finish: AtFinish::default() };
     let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, job))) {
         Ok(outcome) => {

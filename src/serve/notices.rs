@@ -107,18 +107,12 @@ pub fn watch_timeouts(shared: &Shared) {
     let config = &shared.config.notify;
     let shortest = config.processed_timeout_secs.min(config.dispatched_timeout_secs);
     let interval = Duration::from_secs((shortest / 10).clamp(1, 60));
-    let queue = loop {
-        match Queue::open_for_workers(&shared.db) {
-            Ok(q) => break q,
-            Err(e) => eprintln!("notify: cannot open the queue: {e}"),
-        }
-        std::thread::sleep(Duration::from_secs(5));
-    };
+    let queue = &shared.queue;
     loop {
         std::thread::sleep(interval);
         let now = shared.clock.unix_now();
         let overdue = match tracking::overdue(
-            &queue,
+            queue,
             now,
             config.processed_timeout_secs as i64,
             config.dispatched_timeout_secs as i64,
@@ -148,7 +142,7 @@ pub fn watch_timeouts(shared: &Shared) {
                 reason: &reason,
                 tracked_as: "timed-out",
             };
-            tell_sender(shared, &queue, &failure, now);
+            tell_sender(shared, queue, &failure, now);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! Recipient states: queued -> (in flight) -> sent | delivered | failed, or deferred -> retried.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -212,10 +213,15 @@ pub struct ReceivedAttachment {
     pub received_at: i64,
 }
 
+/// A handle on a queue connection. The daemon opens one and shares it between intake and its
+/// workers (`for_workers`): their writes take turns anyway (SQLite lets one writer in at a time),
+/// and a connection's page cache stays valid only as long as no other connection writes, so
+/// one connection for all of them reads its pages from memory instead of from the file again at
+/// every transaction.
 pub struct Queue {
-    conn: Connection,
-    /// The WAL file, for a connection whose commits must be on disk when they return (see
-    /// `open`); None for the workers' connections.
+    conn: Arc<Mutex<Connection>>,
+    /// The WAL file, for a handle whose commits must be on disk when they return (see `open`);
+    /// None for the workers' handles.
     durable: Option<PathBuf>,
 }
 
@@ -224,30 +230,34 @@ fn writer_mutex() -> &'static std::sync::Mutex<()> {
     WRITER.get_or_init(|| std::sync::Mutex::new(()))
 }
 
-/// A write transaction holding the process's queue-writer mutex until it ends. BEGIN and COMMIT
-/// go through the connection's statement cache like every other statement (rusqlite's own
-/// transactions prepare them afresh each time); one never committed is rolled back when dropped.
+/// A write transaction holding the process's queue-writer mutex and its connection until it
+/// ends. BEGIN and COMMIT go through the connection's statement cache like every other statement
+/// (rusqlite's own transactions prepare them afresh each time); one never committed is rolled
+/// back when dropped.
 pub(crate) struct WriteTx<'a> {
-    conn: &'a Connection,
+    /// None once committed.
+    conn: Option<MutexGuard<'a, Connection>>,
     durable: Option<&'a Path>,
-    committed: bool,
-    guard: Option<std::sync::MutexGuard<'static, ()>>,
+    writer: Option<MutexGuard<'static, ()>>,
 }
 
 impl std::ops::Deref for WriteTx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn
+        self.conn.as_deref().expect("a write transaction has its connection until it commits")
     }
 }
 
 impl WriteTx<'_> {
-    /// Commits; on a durable connection, returns once the commit is on disk. The fsync comes after
-    /// the write lock is let go, so the other writers need not wait for the disk.
+    /// Commits; on a durable handle, returns once the commit is on disk. The fsync comes after the
+    /// write lock and the connection are let go, so the other writers need not wait for the disk.
     pub(crate) fn commit(mut self) -> Result<()> {
-        self.conn.run("COMMIT", [])?;
-        self.committed = true;
-        drop(self.guard.take());
+        if let Some(conn) = self.conn.take() {
+            conn.run("COMMIT", []).inspect_err(|_| {
+                let _ = conn.run("ROLLBACK", []);
+            })?;
+        }
+        drop(self.writer.take());
         match self.durable {
             Some(wal) => sync_wal(wal),
             None => Ok(()),
@@ -270,8 +280,10 @@ fn sync_wal(wal: &Path) -> Result<()> {
 
 impl Drop for WriteTx<'_> {
     fn drop(&mut self) {
-        if !self.committed && !self.conn.is_autocommit() {
-            let _ = self.conn.run("ROLLBACK", []);
+        if let Some(conn) = self.conn.take() {
+            if !conn.is_autocommit() {
+                let _ = conn.run("ROLLBACK", []);
+            }
         }
     }
 }
@@ -292,13 +304,19 @@ impl Queue {
         Ok(queue)
     }
 
-    /// A connection for the workers' state changes (claims, outcomes). In WAL mode with
-    /// synchronous=NORMAL a commit survives the process dying (kill -9) and only a power loss can
-    /// undo the last ones; what that undoes is safe to redo: a claim, or an outcome whose redo
-    /// finds the Maildir copy (or the DSN) already there, or a resend the peer recognises by its
-    /// Message-ID.
+    /// A connection for the workers' state changes (claims, outcomes) of its own; the daemon
+    /// shares intake's instead (`for_workers`).
     pub fn open_for_workers(path: &Path) -> Result<Queue> {
         Self::open_with(path, "NORMAL")
+    }
+
+    /// A handle on this connection for the workers' state changes (claims, outcomes): its commits
+    /// return without waiting for the disk. In WAL mode with synchronous=NORMAL a commit survives
+    /// the process dying (kill -9) and only a power loss can undo the last ones; what that undoes
+    /// is safe to redo: a claim, or an outcome whose redo finds the Maildir copy (or the DSN)
+    /// already there, or a resend the peer recognises by its Message-ID.
+    pub fn for_workers(&self) -> Queue {
+        Queue { conn: self.conn.clone(), durable: None }
     }
 
     fn open_with(path: &Path, synchronous: &str) -> Result<Queue> {
@@ -307,22 +325,26 @@ impl Queue {
         }
         let conn = Connection::open(path)?;
         crate::store::tune_connection(&conn, synchronous, std::time::Duration::from_secs(30))?;
-        Ok(Queue { conn, durable: None })
+        Ok(Queue { conn: Arc::new(Mutex::new(conn)), durable: None })
     }
 
     /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE: a reader
     /// upgrading to a writer midway could fail with "database is locked" without waiting), after
     /// the process's queue-writer mutex: SQLite lets one writer in at a time anyway, and its busy
-    /// handler waits by sleeping, which with a dozen threads writing costs more than the writes.
+    /// handler waits by sleeping, which with threads writing through connections of their own
+    /// costs more than the writes.
     pub(crate) fn write(&self) -> Result<WriteTx<'_>> {
-        let guard = writer_mutex().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        self.conn.run("BEGIN IMMEDIATE", [])?;
-        Ok(WriteTx { conn: &self.conn, durable: self.durable.as_deref(), committed: false, guard: Some(guard) })
+        let writer = writer_mutex().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = self.conn();
+        conn.run("BEGIN IMMEDIATE", [])?;
+        Ok(WriteTx { conn: Some(conn), durable: self.durable.as_deref(), writer: Some(writer) })
     }
 
-    /// The connection, for reads.
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    /// The connection, for reads (held until the guard is dropped: never ask for `write` or
+    /// another read while holding it).
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A thread that panicked holding it left no transaction open (WriteTx rolls back on drop).
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
@@ -412,7 +434,7 @@ impl Queue {
 
     /// The earliest time a waiting recipient becomes due, if any.
     pub fn next_due(&self) -> Result<Option<i64>> {
-        Ok(self.conn.row(
+        Ok(self.conn().row(
             &format!("SELECT min(r.next_attempt_at) FROM queue_recipients r WHERE {WAITING}"),
             [],
             |r| r.get(0),
@@ -422,7 +444,8 @@ impl Queue {
     /// Messages, newest first; `all` includes those whose every recipient is finished.
     pub fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
         let ids: Vec<i64> = {
-            let mut stmt = self.conn.prepare_cached(
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(
                 "SELECT id FROM queue_messages m WHERE ?1 OR quarantined IS NOT NULL OR EXISTS
                    (SELECT 1 FROM queue_recipients r WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred'))
                  ORDER BY id DESC",
@@ -435,7 +458,7 @@ impl Queue {
 
     pub fn show(&self, id: i64) -> Result<QueueEntry> {
         let mut entry = self
-            .conn
+            .conn()
             .row(
                 "SELECT id, direction, mail_from, message_id, received_at, size, quarantined FROM queue_messages WHERE id = ?1",
                 [id],
@@ -454,7 +477,8 @@ impl Queue {
             )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))?;
-        let mut stmt = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT recipient, status, attempts, next_attempt_at, last_error, updated_at
              FROM queue_recipients WHERE message_id = ?1 ORDER BY id",
         )?;
@@ -497,7 +521,8 @@ impl Queue {
     /// The attachments delivered into hosted mailboxes (those of `recipient` only, if given),
     /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
     pub fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
-        let mut stmt = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT recipient, message_id, filename, content_type, size, sha256, received_at
              FROM received_attachments WHERE ?1 IS NULL OR recipient = ?1 ORDER BY id DESC",
         )?;
@@ -517,7 +542,8 @@ impl Queue {
 
     /// What was delivered into hosted mailboxes since `since`, newest first.
     pub fn received_since(&self, since: i64) -> Result<Vec<Received>> {
-        let mut stmt = self.conn.prepare_cached(
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
             "SELECT message_id, recipient, sender, subject, kind, delivered_at, file FROM mailbox_deliveries
              WHERE delivered_at >= ?1 ORDER BY delivered_at DESC, rowid DESC",
         )?;
@@ -538,7 +564,7 @@ impl Queue {
     /// Has this message (by Message-ID) already been delivered into this recipient's mailbox.
     pub fn delivered_before(&self, message_id: &str, recipient: &str) -> Result<Option<String>> {
         Ok(self
-            .conn
+            .conn()
             .row(
                 "SELECT file FROM mailbox_deliveries WHERE message_id = ?1 AND recipient = ?2",
                 params![message_id, recipient],
@@ -660,11 +686,11 @@ mod tests {
             q.finish(jobs[0].recipient_id, &Outcome::Deferred { error: "421".into(), retry_at: now + 1000 }, now)
                 .unwrap();
         }
-        let stmt = q.conn.prepare_cached(&claim_sql(1)).unwrap();
+        let conn = q.conn();
+        let stmt = conn.prepare_cached(&claim_sql(1)).unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0, "planned once for ten claims");
         drop(stmt);
-        let plan: Vec<String> = q
-            .conn
+        let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", claim_sql(1)))
             .unwrap()
             .query_map([100], |r| r.get(3))
@@ -714,9 +740,12 @@ mod tests {
         q.enqueue(&[message(&["b@b.test"])], 100).unwrap();
         // The file synced after each commit is the one SQLite wrote the commit to.
         assert!(std::fs::metadata(&wal).unwrap().len() > 0, "{}", wal.display());
-        let journal: String = q.conn.row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let journal: String = q.conn().row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(journal, "wal");
         assert!(Queue::open_for_workers(&_d.path().join("q.db")).unwrap().durable.is_none());
+        let workers = q.for_workers();
+        assert!(workers.durable.is_none(), "the workers' handle does not wait for the disk");
+        assert!(Arc::ptr_eq(&workers.conn, &q.conn), "one connection for intake and workers");
     }
 
     #[test]

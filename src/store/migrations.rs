@@ -1,6 +1,20 @@
 //! Numbered schema migrations. Each runs once, in order, inside a transaction; the schema version
 //! is SQLite's `user_version`. Never edit a released migration: add the next one.
 
+/// Triggers that count every insert, update and delete of each table in `config_generation`.
+macro_rules! counts_changes_of {
+    ($($table:literal),*) => {
+        concat!($(
+            "CREATE TRIGGER ", $table, "_inserted AFTER INSERT ON ", $table,
+            " BEGIN UPDATE config_generation SET n = n + 1; END;",
+            "CREATE TRIGGER ", $table, "_updated AFTER UPDATE ON ", $table,
+            " BEGIN UPDATE config_generation SET n = n + 1; END;",
+            "CREATE TRIGGER ", $table, "_deleted AFTER DELETE ON ", $table,
+            " BEGIN UPDATE config_generation SET n = n + 1; END;",
+        )*)
+    };
+}
+
 pub const MIGRATIONS: &[&str] = &[
     // 1: the foundation
     r#"
@@ -295,4 +309,22 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX documents_patient ON documents(practice_id, patient_id);
     "#,
+    // 10: a count of the changes to the configuration the queue workers keep in memory between
+    // messages (`config_cache`): every insert, update and delete of these tables, by any writer,
+    // moves it, and a worker that sees it moved reads the configuration afresh
+    concat!(
+        "CREATE TABLE config_generation (n INTEGER NOT NULL);
+         INSERT INTO config_generation (n) VALUES (0);",
+        counts_changes_of!(
+            "domains",
+            "addresses",
+            "private_keys",
+            "certificates",
+            "anchors",
+            "bundles",
+            "bundle_anchors",
+            "practices",
+            "proofing"
+        )
+    ),
 ];

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub(crate) mod cached;
+mod config_cache;
 mod migrations;
 mod sqlite;
 

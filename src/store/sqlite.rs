@@ -4,6 +4,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::cached::CachedSql;
+use super::config_cache::ConfigCache;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::migrations::MIGRATIONS;
@@ -14,6 +15,8 @@ pub struct SqliteStore {
     pub(super) conn: Connection,
     actor: String,
     pub(super) clock: Box<dyn Clock>,
+    /// The configuration read so far, for a worker's store (off for every other).
+    cache: ConfigCache,
 }
 
 impl SqliteStore {
@@ -42,7 +45,7 @@ impl SqliteStore {
 
     /// Opens an existing database and applies any pending migrations.
     pub fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
-        Self::open_with(path, actor, "FULL")
+        Self::open_with(path, actor, "FULL", false)
     }
 
     /// The store for the queue workers: commits are not fsync'ed one by one (synchronous=NORMAL,
@@ -50,26 +53,56 @@ impl SqliteStore {
     /// here (a received message's referral and document copies) is written before the delivery is
     /// recorded in the same WAL, so a power loss that undoes it undoes the delivery record too,
     /// and the redo writes it again (once). Intake keeps FULL: that is the promise behind a 250.
+    /// It keeps the configuration it reads in memory (`config_cache`): call `follow_config`
+    /// before each message.
     pub fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
-        Self::open_with(path, actor, "NORMAL")
+        Self::open_with(path, actor, "NORMAL", true)
     }
 
-    fn open_with(path: &Path, actor: &str, synchronous: &str) -> Result<SqliteStore> {
+    fn open_with(path: &Path, actor: &str, synchronous: &str, cache_config: bool) -> Result<SqliteStore> {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
-        Self::with_connection(Connection::open(path)?, actor, synchronous)
+        Self::with_connection(Connection::open(path)?, actor, synchronous, cache_config)
     }
 
     /// An in-memory database, for tests.
     pub fn in_memory(actor: &str) -> Result<SqliteStore> {
-        Self::with_connection(Connection::open_in_memory()?, actor, "FULL")
+        Self::with_connection(Connection::open_in_memory()?, actor, "FULL", false)
     }
 
-    fn with_connection(mut conn: Connection, actor: &str, synchronous: &str) -> Result<SqliteStore> {
+    fn with_connection(
+        mut conn: Connection,
+        actor: &str,
+        synchronous: &str,
+        cache_config: bool,
+    ) -> Result<SqliteStore> {
         tune_connection(&conn, synchronous, std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn, actor: actor.to_string(), clock: Box::new(SystemClock) })
+        Ok(SqliteStore {
+            conn,
+            actor: actor.to_string(),
+            clock: Box::new(SystemClock),
+            cache: ConfigCache::new(cache_config),
+        })
+    }
+
+    /// For a store that keeps the configuration in memory: keeps it while the database's
+    /// configuration is unchanged since it was read, else drops it (it is read again as asked).
+    pub fn follow_config(&self) -> Result<()> {
+        if !self.cache.enabled() {
+            return Ok(());
+        }
+        match config_generation(&self.conn) {
+            Ok(n) => {
+                self.cache.follow(n);
+                Ok(())
+            }
+            Err(e) => {
+                self.cache.clear();
+                Err(e)
+            }
+        }
     }
 
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
@@ -90,12 +123,21 @@ impl SqliteStore {
         change: impl FnOnce(&Transaction) -> Result<T>,
     ) -> Result<T> {
         let tx = self.conn.unchecked_transaction()?;
+        let before = if self.cache.enabled() { Some(config_generation(&tx)?) } else { None };
         let out = change(&tx)?;
         tx.run(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.clock.unix_now(), self.actor, action, subject, detail],
         )?;
+        let config_changed = match before {
+            Some(before) => config_generation(&tx)? != before,
+            None => false,
+        };
         tx.commit()?;
+        // A change of configuration made here is read afresh at once, not from the next message on.
+        if config_changed {
+            self.cache.clear();
+        }
         Ok(out)
     }
 
@@ -123,6 +165,14 @@ impl SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Anchors from `sql` (its ?1: a domain, or NULL for all); rows that do not parse are left out.
+    fn anchor_rows(&self, sql: &str, domain: Option<String>) -> Result<Vec<AnchorRecord>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([domain], anchor_row)?;
+        let rows: Vec<Option<AnchorRecord>> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
     fn domain_id(tx: &Connection, domain: &Domain) -> Result<i64> {
         tx.row("SELECT id FROM domains WHERE name = ?1", [domain.as_str()], |r| r.get(0))
             .optional()?
@@ -142,6 +192,11 @@ pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Du
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
+}
+
+/// How many changes the configuration has seen (see migration 10).
+fn config_generation(conn: &Connection) -> Result<i64> {
+    Ok(conn.row("SELECT n FROM config_generation", [], |r| r.get(0))?)
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
@@ -246,7 +301,13 @@ impl Store for SqliteStore {
     }
 
     fn has_domain(&self, domain: &Domain) -> Result<bool> {
-        Ok(self.conn.row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(())).optional()?.is_some())
+        self.cache.read(&self.cache.has_domain, domain.to_string(), || {
+            Ok(self
+                .conn
+                .row("SELECT 1 FROM domains WHERE name = ?1", [domain.as_str()], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
     }
 
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()> {
@@ -312,11 +373,10 @@ impl Store for SqliteStore {
     }
 
     fn has_address(&self, address: &DirectAddress) -> Result<bool> {
-        Ok(self
-            .conn
-            .row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |_| Ok(()))
-            .optional()?
-            .is_some())
+        let text = address.to_string();
+        self.cache.read(&self.cache.has_address, text.clone(), || {
+            Ok(self.conn.row("SELECT 1 FROM addresses WHERE address = ?1", [text], |_| Ok(())).optional()?.is_some())
+        })
     }
 
     fn remove_address(&self, address: &DirectAddress) -> Result<()> {
@@ -369,12 +429,14 @@ impl Store for SqliteStore {
     }
 
     fn key(&self, id: i64) -> Result<SealedKey> {
-        self.conn
-            .row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
-                Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("private key #{id}")))
+        self.cache.read(&self.cache.key, id, || {
+            self.conn
+                .row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
+                    Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
+                })
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("private key #{id}")))
+        })
     }
 
     fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>> {
@@ -427,11 +489,14 @@ impl Store for SqliteStore {
     }
 
     fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, not_after DESC"
-        ))?;
-        let rows = stmt.query_map([owner.map(Owner::to_string)], cert_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let owner = owner.map(Owner::to_string);
+        self.cache.read(&self.cache.certificates, owner.clone(), || {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, not_after DESC"
+            ))?;
+            let rows = stmt.query_map([owner], cert_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     fn certificate(&self, sha256: &str) -> Result<CertRecord> {
@@ -485,13 +550,14 @@ impl Store for SqliteStore {
     }
 
     fn anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT d.name, a.subject, a.sha256, a.not_after, a.incoming, a.outgoing, a.der FROM anchors a
-             JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
-        )?;
-        let rows = stmt.query_map([domain.map(Domain::as_str)], anchor_row)?;
-        let rows: Vec<Option<AnchorRecord>> = rows.collect::<rusqlite::Result<_>>()?;
-        Ok(rows.into_iter().flatten().collect())
+        let domain = domain.map(Domain::to_string);
+        self.cache.read(&self.cache.anchors, domain.clone(), || {
+            self.anchor_rows(
+                "SELECT d.name, a.subject, a.sha256, a.not_after, a.incoming, a.outgoing, a.der FROM anchors a
+                 JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
+                domain,
+            )
+        })
     }
 
     fn remove_anchor(&self, domain: &Domain, sha256: &str) -> Result<()> {
@@ -506,14 +572,15 @@ impl Store for SqliteStore {
     }
 
     fn bundle_anchors(&self, domain: Option<&Domain>) -> Result<Vec<AnchorRecord>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT d.name, a.subject, a.sha256, a.not_after, b.incoming, b.outgoing, a.der FROM bundle_anchors a
-             JOIN bundles b ON b.id = a.bundle_id JOIN domains d ON d.id = b.domain_id
-             WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
-        )?;
-        let rows = stmt.query_map([domain.map(Domain::as_str)], anchor_row)?;
-        let rows: Vec<Option<AnchorRecord>> = rows.collect::<rusqlite::Result<_>>()?;
-        Ok(rows.into_iter().flatten().collect())
+        let domain = domain.map(Domain::to_string);
+        self.cache.read(&self.cache.bundle_anchors, domain.clone(), || {
+            self.anchor_rows(
+                "SELECT d.name, a.subject, a.sha256, a.not_after, b.incoming, b.outgoing, a.der FROM bundle_anchors a
+                 JOIN bundles b ON b.id = a.bundle_id JOIN domains d ON d.id = b.domain_id
+                 WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.subject",
+                domain,
+            )
+        })
     }
 
     fn add_bundle(&self, b: &BundleRecord) -> Result<()> {
@@ -675,20 +742,24 @@ impl Store for SqliteStore {
 
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord> {
         let wanted = name_or_domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        self.practice_rows(Some(&wanted))?.pop().ok_or_else(|| {
-            StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
+        self.cache.read(&self.cache.practice, wanted.clone(), || {
+            self.practice_rows(Some(&wanted))?.pop().ok_or_else(|| {
+                StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
+            })
         })
     }
 
     fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT p.name, coalesce(f.state, 'not-started') FROM domains d JOIN practices p ON p.id = d.practice_id
-                 LEFT JOIN proofing f ON f.practice_id = p.id WHERE d.name = ?1",
-            )?
-            .query_row([domain.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        self.cache.read(&self.cache.practice_state, domain.to_string(), || {
+            Ok(self
+                .conn
+                .prepare_cached(
+                    "SELECT p.name, coalesce(f.state, 'not-started') FROM domains d JOIN practices p ON p.id = d.practice_id
+                     LEFT JOIN proofing f ON f.practice_id = p.id WHERE d.name = ?1",
+                )?
+                .query_row([domain.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
     }
 
     fn proofing(&self, practice_id: i64) -> Result<StoredProofing> {
@@ -797,6 +868,86 @@ mod tests {
     }
 
     #[test]
+    fn a_workers_store_keeps_the_configuration_until_the_database_says_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let cli = SqliteStore::create(&path, "cli").unwrap();
+        let (a, b) = (Domain::parse("a.test").unwrap(), Domain::parse("b.test").unwrap());
+        cli.add_domain(&a, "A").unwrap();
+        let worker = SqliteStore::open_for_workers(&path, "worker").unwrap();
+        worker.follow_config().unwrap();
+        assert!(worker.has_domain(&a).unwrap());
+        assert!(!worker.has_domain(&b).unwrap());
+        assert_eq!(worker.cache.len(), 2);
+
+        // Another connection (the CLI) changes the configuration: the worker answers from memory
+        // until its next message begins, then from the database.
+        cli.add_domain(&b, "B").unwrap();
+        cli.remove_domain(&a, false).unwrap();
+        assert!(!worker.has_domain(&b).unwrap(), "kept for the message under way");
+        worker.follow_config().unwrap();
+        assert!(worker.has_domain(&b).unwrap());
+        assert!(!worker.has_domain(&a).unwrap());
+
+        // A write elsewhere (a meta value) keeps what was read; a new key drops it.
+        cli.meta_init("x", b"y").unwrap();
+        worker.follow_config().unwrap();
+        assert_eq!(worker.cache.len(), 2, "kept across a write outside the configuration");
+        cli.add_key(&Owner::Domain(b.clone()), "k", b"sealed").unwrap();
+        worker.follow_config().unwrap();
+        assert_eq!(worker.cache.len(), 0, "a new key is a change of configuration");
+        assert!(worker.has_domain(&b).unwrap());
+
+        // What the worker changes itself it reads back at once.
+        worker.remove_domain(&b, true).unwrap();
+        assert!(!worker.has_domain(&b).unwrap());
+
+        // Every other store reads the database each time.
+        let reader = SqliteStore::open(&path, "cli").unwrap();
+        assert!(!reader.has_domain(&a).unwrap());
+        cli.add_domain(&a, "A").unwrap();
+        assert!(reader.has_domain(&a).unwrap());
+        assert_eq!(reader.cache.len(), 0);
+    }
+
+    #[test]
+    fn every_change_of_each_cached_table_moves_the_configuration_generation() {
+        let store = SqliteStore::in_memory("test").unwrap();
+        let tables = [
+            "domains",
+            "addresses",
+            "private_keys",
+            "certificates",
+            "anchors",
+            "bundles",
+            "bundle_anchors",
+            "practices",
+            "proofing",
+        ];
+        for table in tables {
+            for event in ["inserted", "updated", "deleted"] {
+                let name = format!("{table}_{event}");
+                let found: i64 = store
+                    .conn
+                    .row(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = ?2",
+                        [&name, table],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(found, 1, "trigger {name}");
+            }
+        }
+        let before = config_generation(&store.conn).unwrap();
+        let domain = Domain::parse("a.test").unwrap();
+        store.add_domain(&domain, "A").unwrap();
+        store.add_address(&DirectAddress::parse("dr@a.test").unwrap(), None).unwrap();
+        store.remove_address(&DirectAddress::parse("dr@a.test").unwrap()).unwrap();
+        // practice + domain inserted, address inserted and deleted (certificates and keys of it too)
+        assert!(config_generation(&store.conn).unwrap() >= before + 4);
+    }
+
+    #[test]
     fn practices_from_before_proofing_stay_able_to_send_and_new_ones_start_unproofed() {
         let mut conn = Connection::open_in_memory().unwrap();
         for (index, sql) in MIGRATIONS.iter().enumerate().take(7) {
@@ -806,7 +957,8 @@ mod tests {
         conn.run("INSERT INTO practices (name, created_at) VALUES ('Old Practice', 1)", []).unwrap();
         conn.run("INSERT INTO domains (practice_id, name, created_at) VALUES (1, 'old.test', 1)", []).unwrap();
         migrate(&mut conn).unwrap();
-        let store = SqliteStore { conn, actor: "test".into(), clock: Box::new(SystemClock) };
+        let store =
+            SqliteStore { conn, actor: "test".into(), clock: Box::new(SystemClock), cache: ConfigCache::new(false) };
         let old = Domain::parse("old.test").unwrap();
         assert_eq!(store.practice_state(&old).unwrap(), Some(("Old Practice".into(), "verified".into())));
         assert!(store.proofing(1).unwrap().reasons.contains("before identity proofing"));
