@@ -60,6 +60,35 @@ fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
     assert!(delivered.iter().any(|m| m.contains("Second.")), "{delivered:?}");
 }
 
+#[test]
+fn a_trust_change_made_with_the_cli_applies_to_the_next_message_of_a_running_node() {
+    // One worker at B: the one that opens every message (and remembers the anchors it read).
+    let n =
+        network_with(|node, config| if node == "b" { config.replace("workers = 2", "workers = 1") } else { config });
+    let referral = |id: &str| {
+        format!("From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: <{id}@a.test>\r\n\r\nBody {id}.\r\n")
+    };
+    assert_eq!(submit(&n, &referral("trusted-1")).status, 0);
+    wait_status_of(&n.b, "<trusted-1@a.test>", "delivered");
+
+    // B's operator stops trusting A's CA while B runs (B's workers keep its anchors in memory).
+    let pem = std::fs::read(n.a.files.path("dev-ca.pem")).unwrap();
+    let digest = openssl::x509::X509::from_pem(&pem).unwrap().digest(openssl::hash::MessageDigest::sha256()).unwrap();
+    let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    n.b.ok(&["anchor", "remove", "--domain", "b.test", &sha256]);
+    assert_eq!(submit(&n, &referral("untrusted-2")).status, 0);
+    let refused = wait_status_of(&n.b, "<untrusted-2@a.test>", "failed");
+    let error = refused["recipients"][0]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("refused"), "{refused}");
+
+    // And trusting it again applies as promptly.
+    n.b.ok(&["anchor", "add", &n.a.files.p("dev-ca.pem"), "--domain", "b.test", "--incoming", "--outgoing"]);
+    assert_eq!(submit(&n, &referral("trusted-3")).status, 0);
+    wait_status_of(&n.b, "<trusted-3@a.test>", "delivered");
+    let delivered = mailbox(&n.b, "b.test", "dr.jones", 2);
+    assert!(delivered.iter().all(|m| !m.contains("Body untrusted-2.")), "{delivered:?}");
+}
+
 /// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the
 /// greeting first). An empty chunk only reads.
 fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {
