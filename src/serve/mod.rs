@@ -243,6 +243,18 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         running.api = Some(bound);
     }
     {
+        // The TLS client context for peers without settings of their own, made now rather than
+        // by the first delivery (building one loads the system's CA store: tens of milliseconds).
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("tls-warm-up".into())
+            .spawn(move || {
+                let delivery = &shared.config.delivery;
+                let _ = shared.connector(delivery.verify_tls, None);
+            })
+            .map_err(io("TLS warm-up thread"))?;
+    }
+    {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("bundles".into())
@@ -306,11 +318,8 @@ fn worker(shared: &Shared) {
 /// claimed in the same transaction.
 fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Option<Job> {
     let now = shared.clock.unix_now();
-    // The configuration kept from earlier messages, unless it changed since (a failure to tell
-    // drops it: each read then goes to the database, and reports its own error).
-    if let Err(e) = store.follow_config() {
-        eprintln!("worker: cannot tell whether the configuration changed: {e}");
-    }
+    // The configuration kept from earlier messages, unless it changed since the job was claimed.
+    store.follow_config_at(job.config_generation);
     let mut work = Work { shared, store, queue, now, at_finish: AtFinish::default() };
     let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, job))) {
         Ok(outcome) => {

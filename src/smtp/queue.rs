@@ -40,6 +40,10 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
         ids.collect::<rusqlite::Result<Vec<_>>>()?
     };
     let mut jobs = Vec::with_capacity(due.len());
+    if due.is_empty() {
+        return Ok(jobs);
+    }
+    let config_generation: i64 = tx.row("SELECT n FROM config_generation", [], |r| r.get(0))?;
     for id in due {
         let mut stmt = tx.prepare_cached(
             "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
@@ -60,6 +64,7 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
                     received_at: r.get(8)?,
                     sealed_data: r.get(9)?,
                 },
+                config_generation,
             })
         })?);
         tx.run(
@@ -142,6 +147,9 @@ pub struct Job {
     pub recipient: String,
     pub attempts: u32,
     pub message: QueuedMessage,
+    /// The configuration's change count when the job was claimed (`SqliteStore::follow_config_at`),
+    /// read in the claim's transaction, which is at hand, rather than in one of its own.
+    pub config_generation: i64,
 }
 
 #[derive(Debug, Clone)]

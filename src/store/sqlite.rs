@@ -87,6 +87,13 @@ impl SqliteStore {
         })
     }
 
+    /// `follow_config` with the change count read elsewhere (in a queue claim's transaction).
+    pub fn follow_config_at(&self, generation: i64) {
+        if self.cache.enabled() {
+            self.cache.follow(generation);
+        }
+    }
+
     /// For a store that keeps the configuration in memory: keeps it while the database's
     /// configuration is unchanged since it was read, else drops it (it is read again as asked).
     pub fn follow_config(&self) -> Result<()> {
