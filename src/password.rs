@@ -2,6 +2,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use std::sync::{Condvar, Mutex};
 
 pub const MIN_LEN: usize = 12;
 
@@ -15,6 +16,48 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// argon2id runs at once in this process, at most. Each holds 19 MiB while it runs: without a
+/// bound, a flood of logins (wrong passwords always run it) would take connections x 19 MiB of
+/// memory, and the CPU is saturated by a few runs anyway. Those past the bound wait their turn.
+fn slots() -> &'static Slots {
+    static SLOTS: std::sync::OnceLock<Slots> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| Slots::new(std::thread::available_parallelism().map_or(2, |n| n.get()).max(2)))
+}
+
+struct Slots {
+    max: usize,
+    /// (runs now, the most there ever were at once)
+    used: Mutex<(usize, usize)>,
+    freed: Condvar,
+}
+
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(max: usize) -> Slots {
+        Slots { max, used: Mutex::new((0, 0)), freed: Condvar::new() }
+    }
+
+    fn take(&self) -> Slot<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while used.0 >= self.max {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        used.0 += 1;
+        used.1 = used.1.max(used.0);
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.0 -= 1;
+        drop(used);
+        self.0.freed.notify_one();
+    }
+}
+
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_LEN {
         return Err(PasswordError::TooShort);
@@ -25,6 +68,7 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
     let mut salt = [0u8; 16];
     openssl::rand::rand_bytes(&mut salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let _slot = slots().take();
     Argon2::default() // argon2id, v19, m=19 MiB, t=2, p=1 (the OWASP baseline)
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -33,7 +77,9 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
 
 /// False for a wrong password and for a stored hash that cannot be parsed.
 pub fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let _slot = slots().take();
+    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
 }
 
 #[cfg(test)]
@@ -48,5 +94,40 @@ mod tests {
         assert!(!verify("a long enough passworD", &h));
         assert!(!verify("anything", "not a hash"));
         assert_eq!(hash("short"), Err(PasswordError::TooShort));
+    }
+
+    #[test]
+    fn no_more_than_the_bound_of_argon2id_runs_at_once() {
+        let stored = hash("a long enough password").unwrap();
+        let bound = slots().max;
+        std::thread::scope(|s| {
+            for n in 0..bound * 4 {
+                let stored = &stored;
+                s.spawn(move || assert_eq!(verify(&format!("wrong password {n}"), stored), false));
+            }
+        });
+        // (Other tests hash at the same time: the count now is theirs too, the peak holds for all.)
+        let peak = slots().used.lock().unwrap().1;
+        assert!(peak <= bound, "{peak} runs at once, bound {bound}");
+        assert!(peak >= 2, "they did run side by side ({peak})");
+    }
+
+    #[test]
+    fn a_waiting_run_starts_when_a_slot_is_given_back() {
+        let slots = Slots::new(1);
+        let first = slots.take();
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| {
+                let second = slots.take();
+                let runs = slots.used.lock().unwrap().0;
+                drop(second);
+                runs
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiting.is_finished(), "the second waits while the only slot is taken");
+            drop(first);
+            assert_eq!(waiting.join().unwrap(), 1);
+        });
+        assert_eq!(*slots.used.lock().unwrap(), (0, 1));
     }
 }
