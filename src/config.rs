@@ -225,11 +225,22 @@ pub struct QueueConfig {
     pub max_age_secs: u64,
     /// A message whose processing crashed the daemon this many times is quarantined.
     pub max_crashes: u32,
+    /// A message whose every recipient is finished (delivered, sent or failed) is kept this long
+    /// after its last change (for `hisp queue show` and `retry`), then removed with its
+    /// encrypted copy.
+    pub keep_finished_secs: u64,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { workers: 4, retry_base_secs: 60, retry_max_secs: 3600, max_age_secs: 2 * 86_400, max_crashes: 3 }
+        QueueConfig {
+            workers: 4,
+            retry_base_secs: 60,
+            retry_max_secs: 3600,
+            max_age_secs: 2 * 86_400,
+            max_crashes: 3,
+            keep_finished_secs: 7 * 86_400,
+        }
     }
 }
 

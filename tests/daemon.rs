@@ -89,6 +89,33 @@ fn a_trust_change_made_with_the_cli_applies_to_the_next_message_of_a_running_nod
     assert!(delivered.iter().all(|m| !m.contains("Body untrusted-2.")), "{delivered:?}");
 }
 
+#[test]
+fn a_finished_message_leaves_the_queue_after_its_keeping_time() {
+    let keep_one_second = |node: &str, config: String| {
+        if node == "b" {
+            config.replace("retry_max_secs = 2\n", "retry_max_secs = 2\nkeep_finished_secs = 1\n")
+        } else {
+            config
+        }
+    };
+    let n = network_with(keep_one_second);
+    let referral =
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: <kept-1@a.test>\r\n\r\nBody.\r\n";
+    assert_eq!(submit(&n, referral).status, 0);
+    wait_status_of(&n.b, "<kept-1@a.test>", "delivered");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // B's queue held the referral and the MDN it sent back: both go, encrypted copies and all.
+    while !n.b.sql("SELECT sealed_data FROM queue_messages").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still queued at B: {}", node_queue(&n.b));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!node_queue(&n.b).contains("kept-1@a.test"));
+    // Delivered once, and still recorded as delivered (the mailbox record is not the queue's).
+    assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 1).len(), 1);
+    // A, which keeps finished messages for the default week, still shows it.
+    assert!(node_queue(&n.a).contains("kept-1@a.test"));
+}
+
 /// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the
 /// greeting first). An empty chunk only reads.
 fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {

@@ -264,6 +264,13 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     {
         let shared = shared.clone();
         std::thread::Builder::new()
+            .name("queue-purge".into())
+            .spawn(move || purge_finished(&shared))
+            .map_err(io("queue purge thread"))?;
+    }
+    {
+        let shared = shared.clone();
+        std::thread::Builder::new()
             .name("notify-timeouts".into())
             .spawn(move || notices::watch_timeouts(&shared))
             .map_err(io("notification timeout thread"))?;
@@ -393,6 +400,29 @@ fn notify_sender(work: &Work, job: &Job, reason: &str) {
         tracked_as: "failed",
     };
     notices::tell_sender(work.shared, work.queue, &failure, work.now);
+}
+
+/// Removes finished messages `[queue] keep_finished_secs` after their last change, looking every
+/// tenth of that time (between 1 s and 5 min), a thousand per transaction so that the workers
+/// are not held up.
+fn purge_finished(shared: &Shared) {
+    const BATCH: usize = 1000;
+    let keep = shared.config.queue.keep_finished_secs;
+    let interval = Duration::from_secs((keep / 10).clamp(1, 300));
+    loop {
+        let before = shared.clock.unix_now().saturating_sub(keep as i64);
+        loop {
+            match shared.queue.purge_finished(before, BATCH) {
+                Ok(removed) if removed == BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    eprintln!("queue: cannot remove finished messages: {e}");
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(interval);
+    }
 }
 
 /// Refreshes every trust bundle at start and then every `trust.bundle_refresh_secs`.

@@ -428,6 +428,25 @@ impl Queue {
         Ok((jobs, queued))
     }
 
+    /// Removes up to `limit` messages whose every recipient finished (delivered, sent or failed)
+    /// and none changed since `before`; quarantined messages stay. Returns how many went.
+    pub fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
+        let tx = self.write()?;
+        let removed = tx.run(
+            &format!(
+                "DELETE FROM queue_messages WHERE id IN (
+                   SELECT message_id FROM queue_recipients
+                   WHERE message_id NOT IN (SELECT id FROM queue_messages WHERE quarantined IS NOT NULL)
+                   GROUP BY message_id
+                   HAVING max(updated_at) < ?1 AND sum(status IN ('queued', 'deferred') OR in_flight = 1) = 0
+                   LIMIT {limit})"
+            ),
+            [before],
+        )?;
+        tx.commit()?;
+        Ok(removed)
+    }
+
     /// Stops processing a message (its recipients stay as they are) and says why.
     pub fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
         let tx = self.write()?;
@@ -632,6 +651,51 @@ mod tests {
         SqliteStore::create(&path, "test").unwrap();
         let q = Queue::open(&path).unwrap();
         (dir, q)
+    }
+
+    #[test]
+    fn finished_messages_go_after_their_keeping_time_and_nothing_else_does() {
+        let (_d, q) = queue();
+        let ids = q
+            .enqueue(
+                &[
+                    message(&["delivered@b.test"]),
+                    message(&["failed@b.test"]),
+                    message(&["done@b.test", "waiting@b.test"]),
+                    message(&["quarantined@b.test"]),
+                    message(&["in-flight@b.test"]),
+                    message(&["recent@b.test"]),
+                ],
+                100,
+            )
+            .unwrap();
+        let jobs = q.claim(100, 10).unwrap();
+        let job = |r: &str| jobs.iter().find(|j| j.recipient == r).unwrap().recipient_id;
+        q.finish(job("delivered@b.test"), &Outcome::Delivered("ok".into()), 200).unwrap();
+        q.finish(job("failed@b.test"), &Outcome::failed("5.7.1", "refused"), 200).unwrap();
+        q.finish(job("done@b.test"), &Outcome::Sent("250".into()), 200).unwrap();
+        q.finish(job("waiting@b.test"), &Outcome::Deferred { error: "421".into(), retry_at: 10_000 }, 200).unwrap();
+        q.finish(job("quarantined@b.test"), &Outcome::failed("5.3.0", "x"), 200).unwrap();
+        q.quarantine(ids[3], "processing panicked", 200).unwrap();
+        q.finish(job("recent@b.test"), &Outcome::Delivered("ok".into()), 900).unwrap();
+
+        assert_eq!(q.purge_finished(200, 100).unwrap(), 0, "nothing changed before 200");
+        assert_eq!(q.purge_finished(500, 100).unwrap(), 2);
+        let left: Vec<i64> = q.list(true).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(left, vec![ids[5], ids[4], ids[3], ids[2]], "recent, in flight, quarantined, one waiting");
+        let rows: i64 = q
+            .conn()
+            .row("SELECT count(*) FROM queue_recipients WHERE message_id IN (?1, ?2)", [ids[0], ids[1]], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 0, "their recipients went with them");
+
+        // In batches: the limit holds, and the next call takes the rest.
+        q.finish(job("waiting@b.test"), &Outcome::Sent("250".into()), 300).unwrap();
+        q.finish(job("in-flight@b.test"), &Outcome::Sent("250".into()), 300).unwrap();
+        assert_eq!(q.purge_finished(1000, 1).unwrap(), 1);
+        assert_eq!(q.purge_finished(1000, 10).unwrap(), 2);
+        let left: Vec<i64> = q.list(true).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(left, vec![ids[3]], "only the quarantined message stays");
     }
 
     fn message(recipients: &[&str]) -> NewMessage {
