@@ -429,17 +429,24 @@ impl Queue {
     }
 
     /// Removes up to `limit` messages whose every recipient finished (delivered, sent or failed)
-    /// and none changed since `before`; quarantined messages stay. Returns how many went.
+    /// and none changed since `before`; quarantined messages stay. Returns how many went. Only the
+    /// oldest messages are looked at (five times `limit`): the queue's writers wait while this
+    /// runs, so it must not read a week of messages each time, and a message finishes for good
+    /// within its maximum age, long before it is old enough to go.
     pub fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
         let tx = self.write()?;
         let removed = tx.run(
             &format!(
                 "DELETE FROM queue_messages WHERE id IN (
                    SELECT message_id FROM queue_recipients
-                   WHERE message_id NOT IN (SELECT id FROM queue_messages WHERE quarantined IS NOT NULL)
+                   WHERE message_id IN (
+                     SELECT id FROM queue_messages
+                     WHERE id NOT IN (SELECT id FROM queue_messages WHERE quarantined IS NOT NULL)
+                     ORDER BY id LIMIT {window})
                    GROUP BY message_id
                    HAVING max(updated_at) < ?1 AND sum(status IN ('queued', 'deferred') OR in_flight = 1) = 0
-                   LIMIT {limit})"
+                   LIMIT {limit})",
+                window = limit * 5
             ),
             [before],
         )?;
@@ -472,10 +479,13 @@ impl Queue {
     pub fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
         let ids: Vec<i64> = {
             let conn = self.conn();
+            // Quarantined messages from their index: testing `quarantined` row by row would read
+            // every message's sealed copy, which comes before it in the row.
             let mut stmt = conn.prepare_cached(
-                "SELECT id FROM queue_messages m WHERE ?1 OR quarantined IS NOT NULL OR EXISTS
-                   (SELECT 1 FROM queue_recipients r WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred'))
-                 ORDER BY id DESC",
+                "SELECT id FROM queue_messages WHERE ?1
+                 UNION SELECT id FROM queue_messages WHERE quarantined IS NOT NULL
+                 UNION SELECT message_id FROM queue_recipients WHERE status IN ('queued', 'deferred')
+                 ORDER BY 1 DESC",
             )?;
             let rows = stmt.query_map([all], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -683,6 +693,8 @@ mod tests {
         assert_eq!(q.purge_finished(500, 100).unwrap(), 2);
         let left: Vec<i64> = q.list(true).unwrap().iter().map(|e| e.id).collect();
         assert_eq!(left, vec![ids[5], ids[4], ids[3], ids[2]], "recent, in flight, quarantined, one waiting");
+        let unfinished: Vec<i64> = q.list(false).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(unfinished, vec![ids[4], ids[3], ids[2]], "without --all: waiting, in flight or quarantined");
         let rows: i64 = q
             .conn()
             .row("SELECT count(*) FROM queue_recipients WHERE message_id IN (?1, ?2)", [ids[0], ids[1]], |r| r.get(0))
