@@ -427,13 +427,19 @@ impl Session {
             return Step::reply("501 5.1.3 The recipient is not a valid Direct address\r\n");
         };
         if self.config.role == Role::Backbone {
-            match (gate.hosts_domain(recipient.domain()), gate.hosts_address(&recipient)) {
-                (Ok(false), _) => return Step::reply("550 5.7.1 Relaying denied: not a domain hosted here\r\n"),
-                (Ok(true), Ok(false)) => return Step::reply("550 5.1.1 No such user here\r\n"),
-                (Ok(true), Ok(true)) => {}
-                (Err(_), _) | (_, Err(_)) => {
-                    return Step::reply("451 4.3.0 Temporary failure looking up the recipient\r\n")
-                }
+            // A hosted address is on a hosted domain (the store keeps no address without its
+            // domain): the domain is asked only to tell the two refusals apart.
+            let hosted = match gate.hosts_address(&recipient) {
+                Ok(true) => Ok(()),
+                Ok(false) => match gate.hosts_domain(recipient.domain()) {
+                    Ok(false) => Err("550 5.7.1 Relaying denied: not a domain hosted here\r\n"),
+                    Ok(true) => Err("550 5.1.1 No such user here\r\n"),
+                    Err(_) => Err("451 4.3.0 Temporary failure looking up the recipient\r\n"),
+                },
+                Err(_) => Err("451 4.3.0 Temporary failure looking up the recipient\r\n"),
+            };
+            if let Err(refusal) = hosted {
+                return Step::reply(refusal);
             }
         }
         let transaction = self.transaction.as_mut().expect("MAIL opened the transaction");

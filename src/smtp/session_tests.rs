@@ -162,11 +162,35 @@ fn the_backbone_is_not_an_open_relay() {
     let mut s = session(Role::Backbone);
     send(&mut s, "EHLO peer");
     assert_eq!(send(&mut s, "MAIL FROM:<someone@b.test>"), 250);
-    assert_eq!(send(&mut s, "RCPT TO:<victim@elsewhere.test>"), 550);
-    assert_eq!(send(&mut s, "RCPT TO:<nobody@a.test>"), 550);
+    let reply = |s: &mut Session, line: &str, gate: &dyn Gate| s.line(format!("{line}\r\n").as_bytes(), gate).reply;
+    let relay = reply(&mut s, "RCPT TO:<victim@elsewhere.test>", &TestGate).unwrap();
+    assert!(relay.starts_with("550 5.7.1 Relaying denied"), "{relay}");
+    let unknown = reply(&mut s, "RCPT TO:<nobody@a.test>", &TestGate).unwrap();
+    assert!(unknown.starts_with("550 5.1.1 No such user"), "{unknown}");
+    // A store that cannot be asked is a temporary failure, never an acceptance.
+    let failing = reply(&mut s, "RCPT TO:<dr.smith@a.test>", &FailingGate).unwrap();
+    assert!(failing.starts_with("451 4.3.0"), "{failing}");
     assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 250);
     let step = data(&mut s, &[b"From: someone@b.test\r\n", b"\r\n", b"sealed\r\n"]);
     assert!(matches!(step.action, Action::Commit(_)));
+}
+
+/// A gate whose store cannot be asked.
+struct FailingGate;
+
+impl Gate for FailingGate {
+    fn authenticate(&self, _: &str, _: &str) -> Option<DirectAddress> {
+        None
+    }
+    fn hosts_domain(&self, _: &Domain) -> Result<bool, String> {
+        Err("database is locked".into())
+    }
+    fn hosts_address(&self, _: &DirectAddress) -> Result<bool, String> {
+        Err("database is locked".into())
+    }
+    fn may_send(&self, _: &DirectAddress) -> Result<Option<String>, String> {
+        Err("database is locked".into())
+    }
 }
 
 #[test]
