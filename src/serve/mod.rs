@@ -410,7 +410,7 @@ fn purge_finished(shared: &Shared) {
     let keep = shared.config.queue.keep_finished_secs;
     let interval = Duration::from_secs((keep / 10).clamp(1, 300));
     loop {
-        let before = shared.clock.unix_now().saturating_sub(keep as i64);
+        let before = shared.clock.unix_now().saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX));
         loop {
             match shared.queue.purge_finished(before, BATCH) {
                 Ok(removed) if removed == BATCH => continue,
