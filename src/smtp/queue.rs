@@ -305,17 +305,14 @@ impl Queue {
     /// that moment can make a message be sent that its client, never answered 250, sends again
     /// (the peer recognises it by its Message-ID); nothing answered 250 is lost.
     pub fn open(path: &Path) -> Result<Queue> {
-        let mut queue = Self::open_with(path, "NORMAL")?;
+        if !path.exists() {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        let conn = Connection::open(path)?;
+        crate::store::tune_connection(&conn, "NORMAL", std::time::Duration::from_secs(30))?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        queue.durable = Some(PathBuf::from(wal));
-        Ok(queue)
-    }
-
-    /// A connection for the workers' state changes (claims, outcomes) of its own; the daemon
-    /// shares intake's instead (`for_workers`).
-    pub fn open_for_workers(path: &Path) -> Result<Queue> {
-        Self::open_with(path, "NORMAL")
+        Ok(Queue { conn: Arc::new(Mutex::new(conn)), durable: Some(PathBuf::from(wal)) })
     }
 
     /// A handle on this connection for the workers' state changes (claims, outcomes): its commits
@@ -325,15 +322,6 @@ impl Queue {
     /// already there, or a resend the peer recognises by its Message-ID.
     pub fn for_workers(&self) -> Queue {
         Queue { conn: self.conn.clone(), durable: None }
-    }
-
-    fn open_with(path: &Path, synchronous: &str) -> Result<Queue> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.display().to_string()));
-        }
-        let conn = Connection::open(path)?;
-        crate::store::tune_connection(&conn, synchronous, std::time::Duration::from_secs(30))?;
-        Ok(Queue { conn: Arc::new(Mutex::new(conn)), durable: None })
     }
 
     /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE: a reader
@@ -826,7 +814,6 @@ mod tests {
         assert!(std::fs::metadata(&wal).unwrap().len() > 0, "{}", wal.display());
         let journal: String = q.conn().row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(journal, "wal");
-        assert!(Queue::open_for_workers(&_d.path().join("q.db")).unwrap().durable.is_none());
         let workers = q.for_workers();
         assert!(workers.durable.is_none(), "the workers' handle does not wait for the disk");
         assert!(Arc::ptr_eq(&workers.conn, &q.conn), "one connection for intake and workers");

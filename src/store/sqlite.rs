@@ -49,12 +49,12 @@ impl SqliteStore {
     }
 
     /// The store for the queue workers: commits are not fsync'ed one by one (synchronous=NORMAL,
-    /// as for the workers' queue connection, see `Queue::open_for_workers`). What a worker writes
+    /// as for the workers' queue handle, see `Queue::for_workers`). What a worker writes
     /// here (a received message's referral and document copies) is written before the delivery is
     /// recorded in the same WAL, so a power loss that undoes it undoes the delivery record too,
     /// and the redo writes it again (once). Intake keeps FULL: that is the promise behind a 250.
-    /// It keeps the configuration it reads in memory (`config_cache`): call `follow_config`
-    /// before each message.
+    /// It keeps the configuration it reads in memory (`config_cache`): give it the change count
+    /// before each message (`follow_config_at`).
     pub fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
         Self::open_with(path, actor, "NORMAL", true)
     }
@@ -87,29 +87,11 @@ impl SqliteStore {
         })
     }
 
-    /// `follow_config` with the change count read elsewhere (in a queue claim's transaction).
-    pub fn follow_config_at(&self, generation: i64) {
-        if self.cache.enabled() {
-            self.cache.follow(generation);
-        }
-    }
-
     /// For a store that keeps the configuration in memory: keeps it while the database's
-    /// configuration is unchanged since it was read, else drops it (it is read again as asked).
-    pub fn follow_config(&self) -> Result<()> {
-        if !self.cache.enabled() {
-            return Ok(());
-        }
-        match config_generation(&self.conn) {
-            Ok(n) => {
-                self.cache.follow(n);
-                Ok(())
-            }
-            Err(e) => {
-                self.cache.clear();
-                Err(e)
-            }
-        }
+    /// configuration change count is still `generation` (the workers read it in the transaction
+    /// that claims their next message), else drops it (it is read again as asked).
+    pub fn follow_config_at(&self, generation: i64) {
+        self.cache.follow(generation);
     }
 
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
@@ -882,7 +864,7 @@ mod tests {
         let (a, b) = (Domain::parse("a.test").unwrap(), Domain::parse("b.test").unwrap());
         cli.add_domain(&a, "A").unwrap();
         let worker = SqliteStore::open_for_workers(&path, "worker").unwrap();
-        worker.follow_config().unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
         assert!(worker.has_domain(&a).unwrap());
         assert!(!worker.has_domain(&b).unwrap());
         assert_eq!(worker.cache.len(), 2);
@@ -892,16 +874,16 @@ mod tests {
         cli.add_domain(&b, "B").unwrap();
         cli.remove_domain(&a, false).unwrap();
         assert!(!worker.has_domain(&b).unwrap(), "kept for the message under way");
-        worker.follow_config().unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
         assert!(worker.has_domain(&b).unwrap());
         assert!(!worker.has_domain(&a).unwrap());
 
         // A write elsewhere (a meta value) keeps what was read; a new key drops it.
         cli.meta_init("x", b"y").unwrap();
-        worker.follow_config().unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
         assert_eq!(worker.cache.len(), 2, "kept across a write outside the configuration");
         cli.add_key(&Owner::Domain(b.clone()), "k", b"sealed").unwrap();
-        worker.follow_config().unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
         assert_eq!(worker.cache.len(), 0, "a new key is a change of configuration");
         assert!(worker.has_domain(&b).unwrap());
 
