@@ -5,13 +5,17 @@
 # revocation checks, Maildir). The reference, measured in the same run with the same load
 # generator: a stock Postfix instance relaying the same messages (plain SMTP, no S/MIME) to Postfix's
 # smtp-sink, until smtp-sink has them all. Prints messages per second and the ratio.
+# A second reference (PAIR=1, the default) does the hops hisp does without S/MIME: two Postfix
+# instances, STARTTLS from the load and between them, the second delivering into a Maildir.
 #
 #   bash bench/relay.sh [N]        (default N=400; SIZES="1024 51200" bytes; WORKERS=4 queue workers;
 #                                   SESSIONS=8 parallel clients; PER_MESSAGE=1: a new connection,
-#                                   STARTTLS and AUTH for every message, as some EHRs do)
+#                                   STARTTLS and AUTH for every message, as some EHRs do; PAIR=0:
+#                                   no Postfix pair; PF_TLS_LOG=1: Postfix logs its TLS sessions)
 #
-# Needs postfix (for postfix and smtp-sink) and root (a private Postfix instance is started and
-# stopped under a temporary directory). Every server listens on 127.0.0.1 only.
+# Needs postfix (for postfix and smtp-sink) and root (private Postfix instances are started and
+# stopped under a temporary directory). Every server listens on 127.0.0.1 only. Postfix's
+# delivery to smtp-sink is plain SMTP, as the issue defines the reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -24,16 +28,22 @@ if [ -n "${HISP_BIN:-}" ]; then hisp=$HISP_BIN; else
 fi
 work=$(mktemp -d)
 pids=()
+postfix_dirs=()
 cleanup() {
-  # RELAY_LOGS=DIR keeps the two nodes' logs.
-  [ -n "${RELAY_LOGS:-}" ] && mkdir -p "$RELAY_LOGS" && cp "$work"/*.log "$RELAY_LOGS"/ 2>/dev/null
+  # RELAY_LOGS=DIR keeps the two nodes' logs and Postfix's.
+  if [ -n "${RELAY_LOGS:-}" ]; then
+    mkdir -p "$RELAY_LOGS" && cp "$work"/*.log "$RELAY_LOGS"/ 2>/dev/null
+    for d in "${postfix_dirs[@]}"; do cp "$d/maillog" "$RELAY_LOGS/$(basename "$d").maillog" 2>/dev/null; done
+  fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/postfix/etc/main.cf" ] && postfix -c "$work/postfix/etc" stop >/dev/null 2>&1 || true
+  for d in "${postfix_dirs[@]}"; do postfix -c "$d/etc" stop >/dev/null 2>&1 || true; done
   sleep 0.5
   mountpoint -q "$work" && umount "$work" 2>/dev/null
   rm -rf "$work" "$work.img"
 }
 trap cleanup EXIT
+# Stopped by a signal: still stop the servers and remove the file system (the EXIT trap does).
+trap 'exit 130' INT TERM
 # Both systems keep their state (hisp's databases and Maildirs, Postfix's queue, smtp-sink's
 # files) on a new journaled ext4 file system, as a server would. On the bare root file system of
 # these machines (ext4 without a journal) every file created within minutes of a mass deletion
@@ -127,40 +137,91 @@ for n in a b; do for c in a b; do node $n anchor add "$work/ca-$c.pem" --domain 
 for n in a b; do env $(node_env "$n") "$hisp" serve >"$work/$n.log" 2>&1 & pids+=($!); done
 wait_port "${P[asub]}"; wait_port "${P[bbb]}"
 
-# ---- Postfix: a private relay instance -> smtp-sink ----
-pf="$work/postfix"; mkdir -p "$pf/etc" "$pf/queue" "$pf/data" "$pf/sink"
-chmod 755 "$work"   # the postfix user must reach its data directory
-pf_port=$(port); sink_port=$(port)
-cat >"$pf/etc/main.cf" <<CF
+# ---- Postfix instances, each private under a temporary directory ----
+chmod 755 "$work"   # the postfix user must reach its data directories
+# start_postfix NAME PORT: a Postfix instance in $work/NAME with smtpd on 127.0.0.1:PORT, relaying
+# for 127.0.0.0/8 only; the main.cf lines on standard input are added.
+start_postfix() {
+  local dir="$work/$1" port=$2
+  mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+  { cat <<CF
 compatibility_level = 3.6
-queue_directory = $pf/queue
-data_directory = $pf/data
+queue_directory = $dir/queue
+data_directory = $dir/data
 mail_owner = postfix
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-myhostname = relay.bench.test
+myhostname = $1.bench.test
 mydestination =
-relay_domains = b.test
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+maillog_file = $dir/maillog
+maillog_file_prefixes = $dir
+default_destination_concurrency_limit = 20
+alias_maps =
+alias_database =
+smtpd_tls_loglevel = ${PF_TLS_LOG:-0}
+smtp_tls_loglevel = ${PF_TLS_LOG:-0}
+CF
+    cat; } >"$dir/etc/main.cf"
+  # master.cf: smtpd on our port, nothing chrooted.
+  awk -v port="$port" '
+    /^smtp +inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
+    /^[a-z]/ && NF >= 8 { $5 = "n" }
+    { print }' /etc/postfix/master.cf >"$dir/etc/master.cf"
+  # The TLS proxy that lets the SMTP client keep TLS connections open (commented out by default).
+  grep -q '^tlsproxy' "$dir/etc/master.cf" || echo "tlsproxy unix - - n - 0 tlsproxy" >>"$dir/etc/master.cf"
+  chown -R postfix "$dir/data"
+  postfix -c "$dir/etc" check >/dev/null 2>&1 || true
+  postfix -c "$dir/etc" start >/dev/null 2>&1 || { echo "postfix $1 did not start:" >&2; cat "$dir/maillog" >&2; exit 1; }
+  postfix_dirs+=("$dir")
+}
+
+# The issue's reference: a plain relay (no TLS) -> smtp-sink.
+pf="$work/postfix"; mkdir -p "$pf/sink"; chown postfix "$pf/sink"
+pf_port=$(port); sink_port=$(port)
+start_postfix postfix "$pf_port" <<CF
+relay_domains = b.test
 transport_maps = inline:{ b.test=smtp:[127.0.0.1]:$sink_port }
-maillog_file = $pf/maillog
-maillog_file_prefixes = $pf
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
-default_destination_concurrency_limit = 20
 CF
-# master.cf: smtpd on our port, nothing chrooted.
-awk -v port="$pf_port" '
-  /^smtp +inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-  /^[a-z]/ && NF >= 8 { $5 = "n" }
-  { print }' /etc/postfix/master.cf >"$pf/etc/master.cf"
-chown -R postfix "$pf/data"
-postfix -c "$pf/etc" check >/dev/null 2>&1 || true
-postfix -c "$pf/etc" start >/dev/null 2>&1 || { echo "postfix did not start:" >&2; cat "$pf/maillog" >&2; exit 1; }
-chown postfix "$pf/sink"
 smtp-sink -u postfix -d "$pf/sink/%M." 127.0.0.1:"$sink_port" 256 & pids+=($!)
 wait_port "$pf_port"; wait_port "$sink_port"
+
+# A second reference doing the hops hisp does, without S/MIME: Postfix "pa" takes the load over
+# STARTTLS and relays it over STARTTLS (required) to Postfix "pb", which delivers it into a Maildir
+# (fsynced, as hisp's). pa keeps its connections to pb open between messages and resumes TLS
+# sessions, as hisp does (TLS connection reuse goes through tlsproxy). PAIR=0 leaves it out.
+if [ "${PAIR:-1}" = 1 ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=pair.bench.test \
+    -keyout "$work/pair-key.pem" -out "$work/pair-cert.pem" 2>/dev/null
+  chmod 644 "$work/pair-key.pem"
+  pa_port=$(port); pb_port=$(port)
+  tls="smtpd_tls_security_level = may
+smtpd_tls_cert_file = $work/pair-cert.pem
+smtpd_tls_key_file = $work/pair-key.pem"
+  mkdir -p "$work/pb/vmail"; chown postfix:postfix "$work/pb/vmail"
+  start_postfix pb "$pb_port" <<CF
+$tls
+virtual_mailbox_domains = b.test
+virtual_mailbox_base = $work/pb/vmail
+virtual_mailbox_maps = inline:{ dr.jones@b.test=dr.jones/ }
+virtual_minimum_uid = 1
+virtual_uid_maps = static:$(id -u postfix)
+virtual_gid_maps = static:$(id -g postfix)
+CF
+  start_postfix pa "$pa_port" <<CF
+$tls
+relay_domains = b.test
+transport_maps = inline:{ b.test=smtp:[127.0.0.1]:$pb_port }
+smtp_tls_security_level = encrypt
+smtp_connection_cache_destinations = [127.0.0.1]:$pb_port
+smtp_tls_session_cache_database = btree:\${data_directory}/smtp_scache
+smtp_tls_connection_reuse = yes
+CF
+  wait_port "$pa_port"; wait_port "$pb_port"
+fi
 
 printf '%-8s %-8s %10s %10s %10s %12s %9s\n' size system messages submit-s total-s msg/s cpu-busy
 run=0
@@ -200,6 +261,20 @@ for size in ${SIZES:-1024 51200}; do
   pf_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
   printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" postfix "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pf_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
   awk -v h="$hisp_rate" -v p="$pf_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix = %.2f\n", s, h / p }'
+  if [ "${PAIR:-1}" = 1 ]; then
+    # The Postfix pair, end to end into pb's Maildir
+    box="$work/pb/vmail/dr.jones/new"
+    before=$(count "$box")
+    read -r busy0 idle0 < <(cpu_ticks)
+    t0=$(now)
+    submit=$(python3 bench/load.py --port "$pa_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
+      --sender dr.smith@a.test --recipient dr.jones@b.test --tls --tag "pair-$size" ${PER_MESSAGE:+--connection-per-message})
+    t1=$(wait_files "$box" $((before + N)))
+    read -r busy1 idle1 < <(cpu_ticks)
+    pair_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+    printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" pf-pair "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pair_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
+    awk -v h="$hisp_rate" -v p="$pair_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix pair (TLS both hops, Maildir) = %.2f\n", s, h / p }'
+  fi
 done
 # Nothing lost: every message accepted by A is delivered, none twice.
 total=$(count "$work/b/mail/b.test/dr.jones/new")
