@@ -407,3 +407,29 @@ fn a_message_past_its_maximum_age_fails_with_one_dsn() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(mailbox(a, "a.test", "dr.smith", 1).len(), 1, "exactly one DSN");
 }
+
+#[test]
+fn a_recipient_whose_outcome_cannot_be_recorded_is_processed_again_not_left_in_flight() {
+    let n = network();
+    // For a while B cannot record deliveries into its mailboxes: the outcome of every inbound
+    // message, committed with that record, fails to commit.
+    let b = rusqlite::Connection::open(&n.b.db).unwrap();
+    b.execute_batch(
+        "CREATE TRIGGER no_deliveries BEFORE INSERT ON mailbox_deliveries BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;",
+    )
+    .unwrap();
+    let referral =
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: <unrecorded-1@a.test>\r\n\r\nBody.\r\n";
+    assert_eq!(submit(&n, referral).status, 0);
+    // Released to be tried again, with the reason, rather than left in flight until a restart.
+    let deferred = wait_status_of(&n.b, "<unrecorded-1@a.test>", "deferred");
+    let error = deferred["recipients"][0]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("could not be recorded") && error.contains("disk trouble"), "{deferred}");
+
+    b.execute_batch("DROP TRIGGER no_deliveries").unwrap();
+    wait_status_of(&n.b, "<unrecorded-1@a.test>", "delivered");
+    // Delivered once although it was opened and put in the mailbox more than once.
+    let delivered = mailbox(&n.b, "b.test", "dr.jones", 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 1).len(), 1, "{delivered:?}");
+}

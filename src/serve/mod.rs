@@ -362,9 +362,30 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
             next
         }
         Err(e) => {
-            eprintln!("worker: cannot record the outcome of {}: {e}", job.recipient);
+            eprintln!("worker: cannot record the outcome of {} ({e}); it will be processed again", job.recipient);
+            release(shared, queue, job, &e.to_string());
             None
         }
+    }
+}
+
+/// A recipient whose outcome (with what its processing left to write) could not be committed is
+/// still marked in flight, which no worker claims: it is released as deferred, to be processed
+/// again after the usual backoff (which is safe: see `Queue::for_workers`). Until the queue takes
+/// even that, this worker keeps trying, at most a minute apart.
+fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
+    let q = &shared.config.queue;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let now = shared.clock.unix_now();
+        let retry_at = now + queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs) as i64;
+        let outcome = Outcome::Deferred { error: format!("its outcome could not be recorded: {error}"), retry_at };
+        match queue.finish(job.recipient_id, &outcome, now) {
+            Ok(()) => return,
+            Err(e) => eprintln!("worker: cannot release {} either ({e}); trying again in {pause:?}", job.recipient),
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(60));
     }
 }
 
