@@ -340,7 +340,10 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            let _ = queue.quarantine(job.message.id, &format!("processing panicked: {why}"), now);
+            let reason = format!("processing panicked: {why}");
+            until_recorded(&format!("quarantine message {}", job.message.id), || {
+                queue.quarantine(job.message.id, &reason, now)
+            });
             return None;
         }
     };
@@ -371,19 +374,23 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
 
 /// A recipient whose outcome (with what its processing left to write) could not be committed is
 /// still marked in flight, which no worker claims: it is released as deferred, to be processed
-/// again after the usual backoff (which is safe: see `Queue::for_workers`). Until the queue takes
-/// even that, this worker keeps trying, at most a minute apart.
+/// again after the usual backoff (which is safe: see `Queue::for_workers`).
 fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
     let q = &shared.config.queue;
-    let mut pause = Duration::from_secs(1);
-    loop {
+    until_recorded(&format!("release {}", job.recipient), || {
         let now = shared.clock.unix_now();
         let retry_at = now + queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs) as i64;
         let outcome = Outcome::Deferred { error: format!("its outcome could not be recorded: {error}"), retry_at };
-        match queue.finish(job.recipient_id, &outcome, now) {
-            Ok(()) => return,
-            Err(e) => eprintln!("worker: cannot release {} either ({e}); trying again in {pause:?}", job.recipient),
-        }
+        queue.finish(job.recipient_id, &outcome, now)
+    });
+}
+
+/// Runs `write` until the queue takes it, at most a minute apart: until then its recipient stays
+/// in flight, and no worker claims it before a restart.
+fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
+    let mut pause = Duration::from_secs(1);
+    while let Err(e) = write() {
+        eprintln!("worker: cannot {what} ({e}); trying again in {pause:?}");
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(60));
     }
