@@ -37,6 +37,8 @@ cleanup() {
   fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for d in "${postfix_dirs[@]}"; do postfix -c "$d/etc" stop >/dev/null 2>&1 || true; done
+  # hisp stops in order on SIGTERM (at once when idle): wait for it before unmounting.
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   sleep 0.5
   mountpoint -q "$work" && umount "$work" 2>/dev/null
   rm -rf "$work" "$work.img"

@@ -188,6 +188,9 @@ pub struct ServerConfig {
     /// Seconds a verified AUTH is remembered (as an HMAC under a key that lives only in memory), so
     /// an EHR connecting per message does not pay argon2id each time; 0 verifies every login.
     pub login_cache_secs: u64,
+    /// Seconds an orderly stop (SIGTERM, SIGINT) waits for the messages being processed; what is
+    /// still being processed then goes back to the queue (it is not counted as a crash).
+    pub stop_grace_secs: u64,
     /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
     pub mail_dir: PathBuf,
 }
@@ -207,6 +210,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: 300,
             data_timeout_secs: 180,
             login_cache_secs: 300,
+            stop_grace_secs: 30,
             mail_dir: PathBuf::from("./data/mail"),
         }
     }

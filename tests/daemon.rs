@@ -433,3 +433,48 @@ fn a_recipient_whose_outcome_cannot_be_recorded_is_processed_again_not_left_in_f
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 1).len(), 1, "{delivered:?}");
 }
+
+#[test]
+fn sigterm_stops_a_node_in_order_and_what_it_was_processing_is_not_counted_as_a_crash() {
+    // A quarantines a message at its first crash and gives its workers 1 s to finish.
+    let n = network_with(|node, config| {
+        if node == "a" {
+            config
+                .replace("retry_max_secs = 2\n", "retry_max_secs = 2\nmax_crashes = 1\n")
+                .replace("idle_timeout_secs = 3\n", "idle_timeout_secs = 3\nstop_grace_secs = 1\n")
+        } else {
+            config
+        }
+    });
+    // B is gone and something that never answers holds its port: A's delivery hangs (10 s timeout).
+    let mut n = n;
+    n.daemons.remove(1).kill9();
+    let _silent = std::net::TcpListener::bind(("127.0.0.1", n.b_backbone)).unwrap();
+    let referral =
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: <stopped-1@a.test>\r\n\r\nBody.\r\n";
+    assert_eq!(submit(&n, referral).status, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while n.a.sql("SELECT in_flight FROM queue_recipients") != [b"Integer(1)".to_vec()] {
+        assert!(std::time::Instant::now() < deadline, "never in flight: {}", node_queue(&n.a));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let a = n.daemons.remove(0);
+    let asked = std::time::Instant::now();
+    a.terminate();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // While it winds down, new connections are turned away.
+    let greeting = talk(n.a_submission, &[]);
+    assert!(greeting[0].starts_with("421"), "{greeting:?}");
+    let status = a.wait_exit(std::time::Duration::from_secs(8));
+    assert!(status.success(), "{status}: {}", n.a.serve_log());
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "the grace time bounds the stop, not the delivery");
+    let log = n.a.serve_log();
+    assert!(log.contains("SIGTERM: stopping") && log.contains("stopped; 1 recipient(s)"), "{log}");
+    // Handed back, not counted as a crash: the next start resumes it instead of quarantining it.
+    assert_eq!(n.a.sql("SELECT in_flight || '/' || crashes FROM queue_recipients"), [b"0/0".to_vec()]);
+    n.daemons.push(n.a.serve(n.a_submission));
+    let queue: serde_json::Value = serde_json::from_str(&node_queue(&n.a)).unwrap();
+    assert_eq!(queue[0]["message_id"], "<stopped-1@a.test>", "{queue}");
+    assert!(queue[0]["quarantined"].is_null(), "{queue}");
+}

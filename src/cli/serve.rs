@@ -1,6 +1,7 @@
 //! `hisp serve` (the daemon) and `hisp queue` (what it has yet to deliver).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -44,6 +45,10 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         dns: ctx.dns_config(&args.dns)?,
         clock: Arc::new(SystemClock),
     };
+    // Before any thread starts, so that every one inherits the mask and only the wait below
+    // takes SIGTERM and SIGINT.
+    serve::stop_signal::block().map_err(|e| Failure::new("serve", format!("cannot block the stop signals: {e}")))?;
+    let grace = Duration::from_secs(ctx.config.server.stop_grace_secs);
     let running = serve::start(setup).map_err(|e| Failure::new("serve", e))?;
     let report = json!({
         "submission": running.submission.map(|a| a.to_string()),
@@ -77,9 +82,12 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    loop {
-        std::thread::park();
-    }
+    let signal =
+        serve::stop_signal::wait().map_err(|e| Failure::new("serve", format!("waiting for a stop signal: {e}")))?;
+    eprintln!("hisp: {signal}: stopping (up to {} s for the messages being processed)", grace.as_secs());
+    let released = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
+    eprintln!("hisp: stopped; {released} recipient(s) still being processed went back to the queue");
+    Ok(())
 }
 
 pub fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {

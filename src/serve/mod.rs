@@ -11,11 +11,13 @@ pub mod intake;
 pub mod maildir;
 pub mod notices;
 pub mod outbound;
+pub mod stop_signal;
 pub mod unsealed;
 
 use std::net::TcpListener;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -84,6 +86,10 @@ pub struct Shared {
     pub unsealed: unsealed::Unsealed,
     /// The queue, as the workers write it (intake's connection, see `Queue`).
     pub queue: Queue,
+    /// Set when the node stops (`Running::stop`): workers claim nothing more.
+    pub stopping: Arc<AtomicBool>,
+    /// Workers not yet ended (they end once the node stops and their job in hand is done).
+    pub workers_running: AtomicUsize,
 }
 
 impl Shared {
@@ -131,10 +137,29 @@ pub struct Running {
     pub api: Option<std::net::SocketAddr>,
     pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
+    /// What the workers share (for `stop`); set once they run.
+    shared: Option<Arc<Shared>>,
+}
+
+impl Running {
+    /// Stops the node in order: new connections are turned away, the workers finish the job in
+    /// hand and claim no other, for up to `grace`; recipients still being processed then go back
+    /// to the queue without counting a crash (the process is about to end, and with it their
+    /// processing). Returns how many went back.
+    pub fn stop(&self, grace: Duration) -> Result<usize, String> {
+        let Some(shared) = &self.shared else { return Ok(0) };
+        shared.stopping.store(true, Ordering::SeqCst);
+        shared.wakeup.wake(WAKE_ALL_FROM);
+        let deadline = std::time::Instant::now() + grace;
+        while shared.workers_running.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())
+    }
 }
 
 /// Starts the node: recovers the queue, binds the listeners, starts the committer and workers.
-/// The threads run until the process ends.
+/// The threads run until the process ends; `Running::stop` winds the workers down first.
 pub fn start(setup: Setup) -> Result<Running, String> {
     let Setup { config, db, kek, dns, clock } = setup;
     let io = |what: &str| {
@@ -164,7 +189,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         .map_err(|e| format!("login cache: {e}"))?;
     let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates::new(db.clone(), logins));
 
-    let mut running = Running { submission: None, backbone: None, http: None, api: None, dns: None, recovered };
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut running =
+        Running { submission: None, backbone: None, http: None, api: None, dns: None, recovered, shared: None };
     if !config.server.http.is_empty() {
         let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
             .map_err(io(&format!("listen on {}", config.server.http)))?;
@@ -206,6 +233,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             max_connections: config.server.max_connections,
             gates: gates.clone(),
             committer: committer.clone(),
+            stopping: stopping.clone(),
         });
         std::thread::Builder::new()
             .name(format!("smtp-{role:?}").to_lowercase())
@@ -233,6 +261,8 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         sessions: Default::default(),
         unsealed: Default::default(),
         queue: workers_queue,
+        stopping,
+        workers_running: AtomicUsize::new(workers),
     });
     if !shared.config.http.listen.is_empty() {
         let listen = shared.config.http.listen.clone();
@@ -279,9 +309,13 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name(format!("worker-{n}"))
-            .spawn(move || worker(&shared))
+            .spawn(move || {
+                worker(&shared);
+                shared.workers_running.fetch_sub(1, Ordering::SeqCst);
+            })
             .map_err(io("worker thread"))?;
     }
+    running.shared = Some(shared);
     Ok(running)
 }
 
@@ -300,6 +334,7 @@ fn worker(shared: &Shared) {
     loop {
         let job = match next.take() {
             Some(job) => job,
+            None if shared.stopping.load(Ordering::SeqCst) => return,
             None => {
                 let seen = shared.wakeup.generation();
                 match queue.claim(shared.clock.unix_now(), 1) {
@@ -354,7 +389,9 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
         at_finish
             .add(move |tx| crate::notify::tracking::record_sent(tx, message_id, recipient, &note, now).map(|()| 0));
     }
-    match queue.finish_and_claim(job.recipient_id, &outcome, shared.clock.unix_now(), at_finish, 1) {
+    // A stopping node finishes the job in hand and takes no other.
+    let claim = usize::from(!shared.stopping.load(Ordering::SeqCst));
+    match queue.finish_and_claim(job.recipient_id, &outcome, shared.clock.unix_now(), at_finish, claim) {
         Ok((jobs, queued)) => {
             // This worker takes the next job itself; idle ones are woken for the rest.
             let next = jobs.into_iter().next();

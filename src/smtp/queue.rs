@@ -373,6 +373,16 @@ impl Queue {
         Ok((retried, quarantined))
     }
 
+    /// At an orderly stop: recipients still being processed go back to waiting, without counting
+    /// a crash (processing them again is safe: see `for_workers`). Returns how many.
+    pub fn release_in_flight(&self, now: i64) -> Result<usize> {
+        let tx = self.write()?;
+        let released =
+            tx.run("UPDATE queue_recipients SET in_flight = 0, updated_at = ?1 WHERE in_flight = 1", [now])?;
+        tx.commit()?;
+        Ok(released)
+    }
+
     /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
     pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
         let tx = self.write()?;

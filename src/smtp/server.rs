@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Listener {
     pub max_connections: usize,
     pub gates: Arc<dyn GateFactory>,
     pub committer: Arc<dyn Committer>,
+    /// Set when the node stops: new connections are turned away.
+    pub stopping: Arc<AtomicBool>,
 }
 
 /// The longest piece of a DATA line read at once; longer lines arrive in pieces.
@@ -40,6 +42,10 @@ pub fn run(socket: TcpListener, listener: Arc<Listener>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in socket.incoming() {
         let Ok(mut stream) = stream else { continue };
+        if listener.stopping.load(Ordering::SeqCst) {
+            let _ = stream.write_all(b"421 4.3.2 Shutting down, try again later\r\n");
+            continue;
+        }
         if open.fetch_add(1, Ordering::SeqCst) >= listener.max_connections {
             open.fetch_sub(1, Ordering::SeqCst);
             let _ = stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n");

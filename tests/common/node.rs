@@ -127,6 +127,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Sends it SIGTERM (an orderly stop, as systemd asks).
+    pub fn terminate(&self) {
+        // SAFETY: sends a signal to a child process of ours.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+    }
+
+    /// Waits up to `limit` for it to end; its exit status.
+    pub fn wait_exit(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "still running after {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Kills it at once (SIGKILL), as a crash would.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
