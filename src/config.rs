@@ -191,6 +191,8 @@ pub struct ServerConfig {
     /// Seconds an orderly stop (SIGTERM, SIGINT) waits for the messages being processed; what is
     /// still being processed then goes back to the queue (it is not counted as a crash).
     pub stop_grace_secs: u64,
+    /// Log one line per processed recipient (queue id, Message-ID, addresses, outcome) to stderr.
+    pub log_outcomes: bool,
     /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
     pub mail_dir: PathBuf,
 }
@@ -211,6 +213,7 @@ impl Default for ServerConfig {
             data_timeout_secs: 180,
             login_cache_secs: 300,
             stop_grace_secs: 30,
+            log_outcomes: true,
             mail_dir: PathBuf::from("./data/mail"),
         }
     }

@@ -290,6 +290,8 @@ fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str)
     config.server.backbone = format!("127.0.0.1:{}", ports.backbone);
     config.server.http = format!("127.0.0.1:{}", ports.http);
     config.server.mail_dir = home.join("mail");
+    // The demo prints its own timeline.
+    config.server.log_outcomes = false;
     config.ca.base_url = format!("http://127.0.0.1:{}", ports.http);
     config.dns_server.listen = format!("127.0.0.1:{}", ports.dns);
     config.queue.retry_base_secs = 1;

@@ -27,6 +27,17 @@ fn an_ehr_submission_travels_from_a_to_the_maildir_at_b() {
     wait_status_of(&n.a, "<e2e-1@a.test>", "sent");
     let b_entry = wait_status_of(&n.b, "<e2e-1@a.test>", "delivered");
     assert_eq!(b_entry["flow"], "inbound");
+    // And each logs one line for it, as an operator reads a mail server's log (never the subject).
+    let logged = |node: &Node, status: &str| {
+        node.serve_log()
+            .lines()
+            .filter(|l| l.contains("<e2e-1@a.test>") && l.contains("<dr.smith@a.test> -> <dr.jones@b.test>: "))
+            .filter(|l| l.contains(&format!(": {status}, attempt 1,")))
+            .count()
+    };
+    assert_eq!(logged(&n.a, "sent"), 1, "{}", n.a.serve_log());
+    assert_eq!(logged(&n.b, "delivered"), 1, "{}", n.b.serve_log());
+    assert!(!n.b.serve_log().contains("Subject") && !n.b.serve_log().contains("Referral"), "{}", n.b.serve_log());
     // What crossed the network was S/MIME: B's queue holds no plaintext either (KEK-encrypted).
     let raw = n.b.sql("SELECT sealed_data FROM queue_messages");
     assert!(!raw[0].windows(8).any(|w| w == b"Ms. Doe."), "queued copies are encrypted at rest");

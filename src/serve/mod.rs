@@ -393,6 +393,9 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
     let claim = usize::from(!shared.stopping.load(Ordering::SeqCst));
     match queue.finish_and_claim(job.recipient_id, &outcome, shared.clock.unix_now(), at_finish, claim) {
         Ok((jobs, queued)) => {
+            if shared.config.server.log_outcomes {
+                log_outcome(job, &outcome, now);
+            }
             // This worker takes the next job itself; idle ones are woken for the rest.
             let next = jobs.into_iter().next();
             let others = queued.saturating_sub(usize::from(next.is_some()));
@@ -407,6 +410,34 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
             None
         }
     }
+}
+
+/// One line per processed recipient, as operators expect of a mail server: the queue id,
+/// Message-ID, addresses and what happened (never a subject or content: they may be PHI).
+fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
+    use std::io::Write;
+    let (status, note) = match outcome {
+        Outcome::Sent(note) => ("sent".to_string(), note),
+        Outcome::Delivered(note) => ("delivered".to_string(), note),
+        Outcome::Deferred { error, retry_at } => {
+            (format!("deferred until {}", crate::clock::iso8601(*retry_at)), error)
+        }
+        Outcome::Failed(reason) => ("failed".to_string(), reason),
+    };
+    let m = &job.message;
+    let line = format!(
+        "queue {} {} {}: <{}> -> <{}>: {status}, attempt {}, {} s after arrival: {}\n",
+        m.id,
+        m.flow.as_str(),
+        if m.message_id.is_empty() { "(no Message-ID)" } else { &m.message_id },
+        m.mail_from,
+        job.recipient,
+        job.attempts,
+        now - m.received_at,
+        note.replace(['\r', '\n'], " ")
+    );
+    // One write per line (stderr is unbuffered: formatting into it writes piece by piece).
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// A recipient whose outcome (with what its processing left to write) could not be committed is

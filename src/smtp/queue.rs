@@ -85,7 +85,7 @@ pub enum Flow {
 }
 
 impl Flow {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Flow::Outbound => "outbound",
             Flow::Inbound => "inbound",
