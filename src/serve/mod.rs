@@ -359,6 +359,18 @@ fn worker(shared: &Shared) {
 /// Processes one claimed recipient and records its outcome; returns the next due recipient,
 /// claimed in the same transaction.
 fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Option<Job> {
+    run_job_with(shared, store, queue, job, process)
+}
+
+/// `run_job` with the processing given (tests give one that fails in ways real mail cannot be
+/// made to).
+fn run_job_with(
+    shared: &Shared,
+    store: &SqliteStore,
+    queue: &Queue,
+    job: &Job,
+    process: impl Fn(&Work, &Job) -> Outcome,
+) -> Option<Job> {
     let now = shared.clock.unix_now();
     // The configuration kept from earlier messages, unless it changed since the job was claimed.
     store.follow_config_at(job.config_generation);
@@ -567,4 +579,64 @@ fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
     }
     let delay = queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs);
     Outcome::Deferred { error, retry_at: now + delay as i64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::queue::NewMessage;
+    use crate::store::cached::CachedSql;
+
+    fn shared(dir: &std::path::Path) -> Shared {
+        let db = dir.join("hisp.db");
+        SqliteStore::create(&db, "test").unwrap();
+        let queue = Queue::open(&db).unwrap();
+        let mut config = Config::default();
+        config.server.mail_dir = dir.join("mail");
+        Shared {
+            config,
+            db,
+            kek: Arc::new(Kek::derive("test secret", b"0123456789abcdef").unwrap()),
+            resolver: CachingResolver::new(DnsClient::new(DnsConfig::default())),
+            clock: Arc::new(crate::clock::SystemClock),
+            wakeup: Arc::default(),
+            lookup_timeout: Duration::from_secs(1),
+            connectors: Mutex::default(),
+            sessions: Default::default(),
+            unsealed: Default::default(),
+            queue: queue.for_workers(),
+            stopping: Arc::default(),
+            workers_running: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn a_message_whose_processing_panics_is_quarantined_with_its_reason_and_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared(dir.path());
+        let now = shared.clock.unix_now();
+        let message = NewMessage {
+            flow: Flow::Outbound,
+            mail_from: "a@a.test".into(),
+            authenticated_as: Some("a@a.test".into()),
+            message_id: "<panics@a.test>".into(),
+            recipients: vec!["b@b.test".into(), "c@c.test".into()],
+            size: 3,
+            sealed_data: shared.kek.seal_message(b"xyz").unwrap(),
+            tracked: None,
+        };
+        let id = shared.queue.enqueue(&[message], now).unwrap()[0];
+        let job = shared.queue.claim(now, 1).unwrap().remove(0);
+        let store = SqliteStore::open_for_workers(&shared.db, "worker").unwrap();
+
+        let next = run_job_with(&shared, &store, &shared.queue, &job, |_, _| panic!("boom"));
+        assert!(next.is_none());
+        let entry = shared.queue.show(id).unwrap();
+        assert_eq!(entry.quarantined.as_deref(), Some("processing panicked: boom"));
+        // Neither recipient is in flight, and neither is tried again, however long one waits.
+        let in_flight: i64 =
+            shared.queue.conn().row("SELECT sum(in_flight) FROM queue_recipients", [], |r| r.get(0)).unwrap();
+        assert_eq!(in_flight, 0);
+        assert!(shared.queue.claim(now + 365 * 86_400, 10).unwrap().is_empty());
+    }
 }
