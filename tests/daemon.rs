@@ -445,31 +445,38 @@ fn a_recipient_whose_outcome_cannot_be_recorded_is_processed_again_not_left_in_f
     assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 1).len(), 1, "{delivered:?}");
 }
 
-#[test]
-fn sigterm_stops_a_node_in_order_and_what_it_was_processing_is_not_counted_as_a_crash() {
-    // A quarantines a message at its first crash and gives its workers 1 s to finish.
-    let n = network_with(|node, config| {
+/// A network whose node A is processing a referral it cannot finish: B is gone and something
+/// that never answers holds its port, so A's delivery hangs (10 s timeout). `a_server` is added
+/// to A's [server] section; the silent listener comes back with the network (keep it alive).
+fn a_with_a_hung_delivery(a_queue: &str, a_server: &str, message_id: &str) -> (Network, std::net::TcpListener) {
+    let (a_queue, a_server) = (a_queue.to_string(), a_server.to_string());
+    let mut n = network_with(move |node, config| {
         if node == "a" {
             config
-                .replace("retry_max_secs = 2\n", "retry_max_secs = 2\nmax_crashes = 1\n")
-                .replace("idle_timeout_secs = 3\n", "idle_timeout_secs = 3\nstop_grace_secs = 1\n")
+                .replace("retry_max_secs = 2\n", &format!("retry_max_secs = 2\n{a_queue}"))
+                .replace("idle_timeout_secs = 3\n", &format!("idle_timeout_secs = 3\n{a_server}"))
         } else {
             config
         }
     });
-    // B is gone and something that never answers holds its port: A's delivery hangs (10 s timeout).
-    let mut n = n;
     n.daemons.remove(1).kill9();
-    let _silent = std::net::TcpListener::bind(("127.0.0.1", n.b_backbone)).unwrap();
-    let referral =
-        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: <stopped-1@a.test>\r\n\r\nBody.\r\n";
-    assert_eq!(submit(&n, referral).status, 0);
+    let silent = std::net::TcpListener::bind(("127.0.0.1", n.b_backbone)).unwrap();
+    let referral = format!(
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: R\r\nMessage-ID: {message_id}\r\n\r\nBody.\r\n"
+    );
+    assert_eq!(submit(&n, &referral).status, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while n.a.sql("SELECT in_flight FROM queue_recipients") != [b"Integer(1)".to_vec()] {
         assert!(std::time::Instant::now() < deadline, "never in flight: {}", node_queue(&n.a));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    (n, silent)
+}
 
+#[test]
+fn sigterm_stops_a_node_in_order_and_what_it_was_processing_is_not_counted_as_a_crash() {
+    // A quarantines a message at its first crash and gives its workers 1 s to finish.
+    let (mut n, _silent) = a_with_a_hung_delivery("max_crashes = 1\n", "stop_grace_secs = 1\n", "<stopped-1@a.test>");
     let a = n.daemons.remove(0);
     let asked = std::time::Instant::now();
     a.terminate();
@@ -488,4 +495,18 @@ fn sigterm_stops_a_node_in_order_and_what_it_was_processing_is_not_counted_as_a_
     let queue: serde_json::Value = serde_json::from_str(&node_queue(&n.a)).unwrap();
     assert_eq!(queue[0]["message_id"], "<stopped-1@a.test>", "{queue}");
     assert!(queue[0]["quarantined"].is_null(), "{queue}");
+}
+
+#[test]
+fn a_second_sigterm_during_the_grace_time_ends_the_node_at_once() {
+    let (mut n, _silent) = a_with_a_hung_delivery("", "stop_grace_secs = 30\n", "<stopped-2@a.test>");
+    let a = n.daemons.remove(0);
+    let asked = std::time::Instant::now();
+    a.terminate();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    a.terminate();
+    let status = a.wait_exit(std::time::Duration::from_secs(8));
+    assert_eq!(status.code(), Some(1), "{}", n.a.serve_log());
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "not the 10 s delivery nor the 30 s grace");
+    assert!(n.a.serve_log().contains("SIGTERM again: exiting now"), "{}", n.a.serve_log());
 }

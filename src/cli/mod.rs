@@ -90,7 +90,7 @@ pub enum Command {
     #[command(after_help = "SIGTERM or SIGINT stops the node in order: new connections get 421, the \
         messages being processed get up to [server] stop_grace_secs (30) to finish, and what is still \
         being processed then goes back to the queue (not counted as a crash). Exit status 0 after an \
-        orderly stop.")]
+        orderly stop. A second signal during the grace time exits at once (status 1), as kill -9 would.")]
     Serve(serve::ServeArgs),
     /// The mail queue: list, show, retry, remove.
     #[command(subcommand)]

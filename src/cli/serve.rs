@@ -85,6 +85,13 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let signal =
         serve::stop_signal::wait().map_err(|e| Failure::new("serve", format!("waiting for a stop signal: {e}")))?;
     eprintln!("hisp: {signal}: stopping (up to {} s for the messages being processed)", grace.as_secs());
+    // A second stop signal during the grace time ends the process at once, as `kill -9` would.
+    let _ = std::thread::Builder::new().name("stop-now".into()).spawn(|| {
+        if let Ok(signal) = serve::stop_signal::wait() {
+            eprintln!("hisp: {signal} again: exiting now (what was being processed is resumed at the next start)");
+            std::process::exit(1);
+        }
+    });
     let released = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
     eprintln!("hisp: stopped; {released} recipient(s) still being processed went back to the queue");
     Ok(())
