@@ -225,57 +225,53 @@ CF
   wait_port "$pa_port"; wait_port "$pb_port"
 fi
 
+# measure SYSTEM BOX PORT [load.py options]: submits N messages of $size bytes to PORT (8 sessions)
+# and waits until directory BOX holds them, end to end. Sets `rate` (msg/s) and `row` (the line
+# to print: time to submit, total time, rate, how busy the machine was).
+measure() {
+  local system=$1 box=$2 port=$3 before busy0 idle0 busy1 idle1 t0 t1 submit
+  shift 3
+  before=$(count "$box")
+  read -r busy0 idle0 < <(cpu_ticks)
+  t0=$(now)
+  submit=$(python3 bench/load.py --port "$port" --count "$N" --sessions "$SESSIONS" --size "$size" \
+    --sender dr.smith@a.test --recipient dr.jones@b.test --tag "$system-$size" ${PER_MESSAGE:+--connection-per-message} "$@")
+  t1=$(wait_files "$box" $((before + N)))
+  read -r busy1 idle1 < <(cpu_ticks)
+  rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+  row=$(printf '%-8s %-8s %10s %10s %10.2f %12s %9s' "$size" "$system" "$N" "$submit" \
+    "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")")
+  measured_from=$t0
+}
+
 printf '%-8s %-8s %10s %10s %10s %12s %9s\n' size system messages submit-s total-s msg/s cpu-busy
 run=0
 for size in ${SIZES:-1024 51200}; do
   run=$((run + 1))
-  # hisp, end to end into B's Maildir
-  box="$work/b/mail/b.test/dr.jones/new"
-  before=$(count "$box")
   # PERF="stat -e task-clock" (or "record -g -o FILE", ...) runs perf on both daemons for the hisp
   # phase; PERF="stat -a ..." on the whole machine instead.
   if [ -n "${PERF:-}" ]; then
     target=(-p "$(IFS=,; echo "${pids[*]:0:2}")"); [[ " $PERF " == *" -a "* ]] && target=()
     perf ${PERF} "${target[@]}" >"$work/perf-$size.txt" 2>&1 & perf_pid=$!; sleep 0.3
   fi
-  read -r busy0 idle0 < <(cpu_ticks)
-  t0=$(now)
-  submit=$(python3 bench/load.py --port "${P[asub]}" --count "$N" --sessions "$SESSIONS" --size "$size" \
-    --sender dr.smith@a.test --recipient dr.jones@b.test --tls-auth "$password" --tag "hisp-$size" ${PER_MESSAGE:+--connection-per-message})
-  t1=$(wait_files "$box" $((before + N)))
-  read -r busy1 idle1 < <(cpu_ticks)
-  hisp_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+  # hisp, end to end into B's Maildir
+  measure hisp "$work/b/mail/b.test/dr.jones/new" "${P[asub]}" --tls-auth "$password"
+  hisp_rate=$rate
   [ -n "${PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; cat "$work/perf-$size.txt" >&2; }
   # The processed MDNs (B to A) are still under way when the last referral lands: wait until both
   # queues are empty, so that work neither lands in the Postfix phase nor goes unreported.
   wait_settled
-  t2=$(now)
-  echo "hisp $size: both queues empty $(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }') s after the start (MDNs included)" >&2
-  printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" hisp "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$hisp_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
+  echo "hisp $size: both queues empty $(awk -v a="$measured_from" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }') s after the start (MDNs included)" >&2
+  echo "$row"
   # Postfix, end to end into smtp-sink
-  before=$(count "$pf/sink")
-  read -r busy0 idle0 < <(cpu_ticks)
-  t0=$(now)
-  submit=$(python3 bench/load.py --port "$pf_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
-    --sender dr.smith@a.test --recipient dr.jones@b.test --tag "postfix-$size" ${PER_MESSAGE:+--connection-per-message})
-  t1=$(wait_files "$pf/sink" $((before + N)))
-  read -r busy1 idle1 < <(cpu_ticks)
-  pf_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
-  printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" postfix "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pf_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
-  awk -v h="$hisp_rate" -v p="$pf_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix = %.2f\n", s, h / p }'
+  measure postfix "$pf/sink" "$pf_port"
+  echo "$row"
+  awk -v h="$hisp_rate" -v p="$rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix = %.2f\n", s, h / p }'
   if [ "${PAIR:-1}" = 1 ]; then
     # The Postfix pair, end to end into pb's Maildir
-    box="$work/pb/vmail/dr.jones/new"
-    before=$(count "$box")
-    read -r busy0 idle0 < <(cpu_ticks)
-    t0=$(now)
-    submit=$(python3 bench/load.py --port "$pa_port" --count "$N" --sessions "$SESSIONS" --size "$size" \
-      --sender dr.smith@a.test --recipient dr.jones@b.test --tls --tag "pair-$size" ${PER_MESSAGE:+--connection-per-message})
-    t1=$(wait_files "$box" $((before + N)))
-    read -r busy1 idle1 < <(cpu_ticks)
-    pair_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
-    printf '%-8s %-8s %10s %10s %10.2f %12s %9s\n' "$size" pf-pair "$N" "$submit" "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$pair_rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")"
-    awk -v h="$hisp_rate" -v p="$pair_rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix pair (TLS both hops, Maildir) = %.2f\n", s, h / p }'
+    measure pf-pair "$work/pb/vmail/dr.jones/new" "$pa_port" --tls
+    echo "$row"
+    awk -v h="$hisp_rate" -v p="$rate" -v s="$size" 'BEGIN { printf "ratio %s bytes: hisp / postfix pair (TLS both hops, Maildir) = %.2f\n", s, h / p }'
   fi
 done
 # Nothing lost: every message accepted by A is delivered, none twice.
