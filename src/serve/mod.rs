@@ -456,12 +456,10 @@ fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
 /// still marked in flight, which no worker claims: it is released as deferred, to be processed
 /// again after the usual backoff (which is safe: see `Queue::for_workers`).
 fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
-    let q = &shared.config.queue;
     until_recorded(&format!("release {}", job.recipient), || {
         let now = shared.clock.unix_now();
-        let retry_at = now + queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs) as i64;
-        let outcome = Outcome::Deferred { error: format!("its outcome could not be recorded: {error}"), retry_at };
-        queue.finish(job.recipient_id, &outcome, now)
+        let error = format!("its outcome could not be recorded: {error}");
+        queue.finish(job.recipient_id, &Outcome::Deferred { error, retry_at: retry_at(shared, job, now) }, now)
     });
 }
 
@@ -577,8 +575,13 @@ fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
             format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs),
         );
     }
-    let delay = queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs);
-    Outcome::Deferred { error, retry_at: now + delay as i64 }
+    Outcome::Deferred { error, retry_at: retry_at(shared, job, now) }
+}
+
+/// When a recipient deferred now is due again: exponential backoff by its attempts.
+fn retry_at(shared: &Shared, job: &Job, now: i64) -> i64 {
+    let q = &shared.config.queue;
+    now + queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs) as i64
 }
 
 #[cfg(test)]
