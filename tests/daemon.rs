@@ -127,19 +127,42 @@ fn a_finished_message_leaves_the_queue_after_its_keeping_time() {
     assert!(node_queue(&n.a).contains("kept-1@a.test"));
 }
 
-/// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the
-/// greeting first). An empty chunk only reads.
-fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {
-    use std::io::{BufRead, BufReader, Write};
-    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut read_reply = || {
+/// A plain-text SMTP client on loopback, one reply at a time.
+struct Conversation {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl Conversation {
+    /// Connects; the greeting.
+    fn open(port: u16) -> (Conversation, String) {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut c = Conversation { reader: std::io::BufReader::new(stream.try_clone().unwrap()), writer: stream };
+        let greeting = c.reply();
+        (c, greeting)
+    }
+
+    /// Sends `chunk` as given (nothing if empty) without reading. A connection the server has
+    /// closed shows in the reply that follows, as "(closed)".
+    fn send(&mut self, chunk: &[u8]) {
+        use std::io::Write;
+        let _ = self.writer.write_all(chunk);
+    }
+
+    /// Sends `chunk` and reads the reply.
+    fn say(&mut self, chunk: &[u8]) -> String {
+        self.send(chunk);
+        self.reply()
+    }
+
+    /// The next reply (all its lines), or "(closed)".
+    fn reply(&mut self) -> String {
+        use std::io::BufRead;
         let mut reply = String::new();
         loop {
             let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return if reply.is_empty() { "(closed)".to_string() } else { reply };
             }
             reply.push_str(&line);
@@ -147,13 +170,14 @@ fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {
                 return reply;
             }
         }
-    };
-    let mut replies = vec![read_reply()];
-    for chunk in chunks {
-        writer.write_all(chunk).unwrap();
-        replies.push(read_reply());
     }
-    replies
+}
+
+/// A plain-text SMTP conversation: sends each chunk as given and returns the reply to each (the
+/// greeting first). An empty chunk only reads.
+fn talk(port: u16, chunks: &[&[u8]]) -> Vec<String> {
+    let (mut c, greeting) = Conversation::open(port);
+    std::iter::once(greeting).chain(chunks.iter().map(|chunk| c.say(chunk))).collect()
 }
 
 fn codes(replies: &[String]) -> Vec<&str> {
@@ -509,4 +533,52 @@ fn a_second_sigterm_during_the_grace_time_ends_the_node_at_once() {
     assert_eq!(status.code(), Some(1), "{}", n.a.serve_log());
     assert!(asked.elapsed() < std::time::Duration::from_secs(5), "not the 10 s delivery nor the 30 s grace");
     assert!(n.a.serve_log().contains("SIGTERM again: exiting now"), "{}", n.a.serve_log());
+}
+
+#[test]
+fn sigterm_answers_the_message_being_received_and_closes_waiting_sessions_with_421() {
+    // B's idle timeout is longer than the test: only the stop can close the waiting session.
+    let mut n = network_with(|node, config| {
+        if node == "b" {
+            config.replace("idle_timeout_secs = 3\n", "idle_timeout_secs = 60\nstop_grace_secs = 20\n")
+        } else {
+            config
+        }
+    });
+    let b = n.daemons.remove(1);
+    let (mut waiting, _) = Conversation::open(n.b_backbone);
+    assert!(waiting.say(b"EHLO waiting.test\r\n").starts_with("250"));
+    let (mut busy, _) = Conversation::open(n.b_backbone);
+    let replies: Vec<String> =
+        [&b"EHLO a.test\r\n"[..], b"MAIL FROM:<dr.smith@a.test>\r\n", b"RCPT TO:<dr.jones@b.test>\r\n", b"DATA\r\n"]
+            .iter()
+            .map(|c| busy.say(c))
+            .collect();
+    assert_eq!(codes(&replies), ["250", "250", "250", "354"], "{replies:?}");
+    busy.send(b"From: dr.smith@a.test\r\nMessage-ID: <during-stop@a.test>\r\nSubject: S\r\n\r\nfirst half\r\n");
+
+    let asked = std::time::Instant::now();
+    b.terminate();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The session waiting for a command is told at once, not left to its idle timeout.
+    let told = waiting.reply();
+    assert!(told.starts_with("421 4.3.2"), "{told}");
+    assert_eq!(waiting.reply(), "(closed)");
+    // The message being received is committed and answered, then its session is closed.
+    let answered = busy.say(b"second half\r\n.\r\n");
+    assert!(answered.starts_with("250"), "{answered}: {}", n.b.serve_log());
+    assert!(busy.reply().starts_with("421 4.3.2"));
+
+    let status = b.wait_exit(std::time::Duration::from_secs(8));
+    assert!(status.success(), "{status}: {}", n.b.serve_log());
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "neither the grace time nor the idle timeout");
+    assert!(
+        n.b.serve_log().contains("0 SMTP session(s) still receiving a message were cut off"),
+        "{}",
+        n.b.serve_log()
+    );
+    assert_eq!(
+        n.b.sql("SELECT count(*) FROM queue_messages WHERE message_id = '<during-stop@a.test>'"),
+        [b"Integer(1)".to_vec()]
+    );
 }

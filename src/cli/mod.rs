@@ -87,8 +87,9 @@ pub enum Command {
     Discover(discover::LookupArgs),
     /// Run the node: SMTP submission (EHRs) and backbone (peer HISPs), the durable queue and its
     /// workers (discover, seal, deliver; open, deliver into Maildir). Runs until stopped.
-    #[command(after_help = "SIGTERM or SIGINT stops the node in order: new connections get 421, the \
-        messages being processed get up to [server] stop_grace_secs (30) to finish, and what is still \
+    #[command(after_help = "SIGTERM or SIGINT stops the node in order: new connections get 421, SMTP \
+        sessions waiting for a command get 421 and close, sessions receiving a message answer it first, \
+        the messages being processed get up to [server] stop_grace_secs (30) to finish, and what is still \
         being processed then goes back to the queue (not counted as a crash). Exit status 0 after an \
         orderly stop. A second signal during the grace time exits at once (status 1), as kill -9 would.")]
     Serve(serve::ServeArgs),

@@ -92,8 +92,12 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             std::process::exit(1);
         }
     });
-    let released = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
-    eprintln!("hisp: stopped; {released} recipient(s) still being processed went back to the queue");
+    let stopped = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
+    eprintln!(
+        "hisp: stopped; {} recipient(s) still being processed went back to the queue; \
+         {} SMTP session(s) still receiving a message were cut off",
+        stopped.released, stopped.sessions_cut
+    );
     Ok(())
 }
 

@@ -29,6 +29,7 @@ use crate::kek::Kek;
 use crate::smtp::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
 use crate::smtp::server::{self, Listener};
 use crate::smtp::session::{Role, SessionConfig};
+use crate::smtp::sessions::Sessions;
 use crate::store::{SqliteStore, Store};
 
 /// From this many new jobs on, every idle worker is woken.
@@ -139,22 +140,37 @@ pub struct Running {
     pub recovered: (usize, usize),
     /// What the workers share (for `stop`); set once they run.
     shared: Option<Arc<Shared>>,
+    /// The open SMTP sessions of both listeners (for `stop`).
+    sessions: Arc<Sessions>,
+}
+
+/// What an orderly stop did.
+pub struct Stopped {
+    /// Recipients still being processed at the end of the grace time, put back in the queue.
+    pub released: usize,
+    /// SMTP sessions still receiving a message at the end of the grace time (cut off).
+    pub sessions_cut: usize,
 }
 
 impl Running {
-    /// Stops the node in order: new connections are turned away, the workers finish the job in
-    /// hand and claim no other, for up to `grace`; recipients still being processed then go back
-    /// to the queue without counting a crash (the process is about to end, and with it their
-    /// processing). Returns how many went back.
-    pub fn stop(&self, grace: Duration) -> Result<usize, String> {
-        let Some(shared) = &self.shared else { return Ok(0) };
+    /// Stops the node in order: new connections are turned away, SMTP sessions waiting for a
+    /// command are closed with 421 and those receiving a message close once it is answered, the
+    /// workers finish the job in hand and claim no other, all for up to `grace`; recipients still
+    /// being processed then go back to the queue without counting a crash (the process is about
+    /// to end, and with it their processing).
+    pub fn stop(&self, grace: Duration) -> Result<Stopped, String> {
+        let Some(shared) = &self.shared else { return Ok(Stopped { released: 0, sessions_cut: 0 }) };
+        // The flag first: a session that joins after the wind-down sees it (see `Sessions::join`).
         shared.stopping.store(true, Ordering::SeqCst);
+        self.sessions.wind_down();
         shared.wakeup.wake(WAKE_ALL_FROM);
         let deadline = std::time::Instant::now() + grace;
-        while shared.workers_running.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        let busy = || shared.workers_running.load(Ordering::SeqCst) > 0 || self.sessions.open() > 0;
+        while busy() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())
+        let released = shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())?;
+        Ok(Stopped { released, sessions_cut: self.sessions.open() })
     }
 }
 
@@ -190,8 +206,17 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates::new(db.clone(), logins));
 
     let stopping = Arc::new(AtomicBool::new(false));
-    let mut running =
-        Running { submission: None, backbone: None, http: None, api: None, dns: None, recovered, shared: None };
+    let sessions = Arc::new(Sessions::default());
+    let mut running = Running {
+        submission: None,
+        backbone: None,
+        http: None,
+        api: None,
+        dns: None,
+        recovered,
+        shared: None,
+        sessions: sessions.clone(),
+    };
     if !config.server.http.is_empty() {
         let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
             .map_err(io(&format!("listen on {}", config.server.http)))?;
@@ -234,6 +259,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             gates: gates.clone(),
             committer: committer.clone(),
             stopping: stopping.clone(),
+            sessions: sessions.clone(),
         });
         std::thread::Builder::new()
             .name(format!("smtp-{role:?}").to_lowercase())
@@ -328,7 +354,12 @@ fn worker(shared: &Shared) {
             Ok(s) => break s,
             Err(e) => eprintln!("worker: cannot open the store: {e}"),
         }
-        std::thread::sleep(Duration::from_secs(5));
+        // A stop does not wait for a worker that never had a job.
+        let seen = shared.wakeup.generation();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        shared.wakeup.wait_since(seen, Duration::from_secs(5));
     };
     let mut next: Option<Job> = None;
     loop {

@@ -4,4 +4,5 @@ pub mod client;
 pub mod queue;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod tls;

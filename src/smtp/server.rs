@@ -11,6 +11,7 @@ use std::time::Duration;
 use openssl::ssl::{SslAcceptor, SslStream};
 
 use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND_LINE};
+use super::sessions::Sessions;
 
 /// Where accepted messages go: returns the queue id once the message is durably committed.
 pub trait Committer: Send + Sync {
@@ -30,8 +31,11 @@ pub struct Listener {
     pub max_connections: usize,
     pub gates: Arc<dyn GateFactory>,
     pub committer: Arc<dyn Committer>,
-    /// Set when the node stops: new connections are turned away.
+    /// Set when the node stops: new connections are turned away, and open sessions close once
+    /// the message they are receiving, if any, is answered.
     pub stopping: Arc<AtomicBool>,
+    /// The open sessions, for the stop to wind down.
+    pub sessions: Arc<Sessions>,
 }
 
 /// The longest piece of a DATA line read at once; longer lines arrive in pieces.
@@ -128,6 +132,9 @@ impl Write for Stream {
 
 fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
     let peer = stream.peer_addr()?;
+    // On the list before the stop flag is read: a stop either sees this session or is seen here.
+    let membership = listener.sessions.join(&stream)?;
+    let stopping = || listener.stopping.load(Ordering::SeqCst);
     stream.set_write_timeout(Some(listener.data_timeout))?;
     // Replies are small and each answers a request: send them at once (no Nagle delay waiting
     // for the client's delayed ACK).
@@ -142,12 +149,26 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         }
     };
     let mut session = Session::new(listener.session.clone());
+    if stopping() {
+        reader.get_mut().write_all(session.shutting_down().as_bytes())?;
+        return Ok(());
+    }
     reader.get_mut().write_all(session.greeting().as_bytes())?;
     let mut line = Vec::with_capacity(1024);
     let mut replies = Vec::new();
     // The read timeout in force: set again only when it changes (DATA lines come by the thousand).
     let mut timeout_set = None;
+    // Whether the session is receiving (or committing) a message, as the stop last learnt it.
+    let mut in_message = false;
     loop {
+        // The message was answered: the session closes now if the node is stopping.
+        if in_message && !session.in_data() {
+            in_message = false;
+            if !membership.end_message(stopping()) {
+                let _ = reader.get_mut().write_all(session.shutting_down().as_bytes());
+                return Ok(());
+            }
+        }
         let (timeout, limit) = if session.in_data() {
             (listener.data_timeout, DATA_CHUNK)
         } else {
@@ -158,7 +179,13 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
             timeout_set = Some(timeout);
         }
         line.clear();
-        match (&mut reader).take(limit as u64).read_until(b'\n', &mut line) {
+        let read = (&mut reader).take(limit as u64).read_until(b'\n', &mut line);
+        // The stop closed this session's reading side while it waited for a command.
+        if matches!(read, Ok(0) | Err(_)) && !in_message && stopping() {
+            let _ = reader.get_mut().write_all(session.shutting_down().as_bytes());
+            return Ok(());
+        }
+        match read {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
@@ -168,6 +195,16 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
             Err(e) => return Err(e),
         }
         let step = session.line(&line, gate.as_ref());
+        // A session starts a message before its 354 goes out (the client may answer before this
+        // thread runs again): a stop that came first closes it instead, with 421 for the 354.
+        if session.in_data() && !in_message {
+            in_message = true;
+            if !membership.begin_message() {
+                replies.extend_from_slice(session.shutting_down().as_bytes());
+                let _ = reader.get_mut().write_all(&replies);
+                return Ok(());
+            }
+        }
         if let Some(reply) = &step.reply {
             replies.extend_from_slice(reply.as_bytes());
         }

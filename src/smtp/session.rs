@@ -170,6 +170,11 @@ impl Session {
         format!("421 4.4.2 {} {what} timeout, closing\r\n", self.config.hostname)
     }
 
+    /// The reply to a client whose session the node closes because it stops.
+    pub fn shutting_down(&self) -> String {
+        format!("421 4.3.2 {} Shutting down, try again later\r\n", self.config.hostname)
+    }
+
     /// The reply once the listener tried to commit the accepted message.
     pub fn committed(&mut self, outcome: Result<String, String>) -> String {
         self.transaction = None;
