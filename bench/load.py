@@ -2,8 +2,9 @@
 """SMTP load for bench/relay.sh: N messages over C parallel sessions, each session sending its share
 one after another (as smtp-source does) on one connection or on a connection per message,
 optionally with STARTTLS (and AUTH PLAIN) (hisp's submission port requires both; smtp-source can do
-neither). Prints the seconds the submissions took."""
-import argparse, smtplib, socket, ssl, sys, threading, time
+neither). Prints the seconds the submissions took and the CPU seconds the generator itself used
+(user + system), so that its share of the machine can be told apart from the system's under test."""
+import argparse, resource, smtplib, socket, ssl, sys, threading, time
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -69,7 +70,8 @@ for n in per:
     threads.append(t)
 for t in threads:
     t.join()
-print(f"{time.monotonic() - start:.3f}")
+used = resource.getrusage(resource.RUSAGE_SELF)
+print(f"{time.monotonic() - start:.3f} {used.ru_utime + used.ru_stime:.3f}")
 if failed:
     print("failures: " + "; ".join(failed[:3]), file=sys.stderr)
     sys.exit(1)
