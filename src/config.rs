@@ -188,8 +188,8 @@ pub struct ServerConfig {
     /// Seconds a verified AUTH is remembered (as an HMAC under a key that lives only in memory), so
     /// an EHR connecting per message does not pay argon2id each time; 0 verifies every login.
     pub login_cache_secs: u64,
-    /// Seconds an orderly stop (SIGTERM, SIGINT) waits for the messages being processed and the
-    /// SMTP sessions receiving one; what is still being processed then goes back to the queue (it
+    /// Seconds an orderly stop (SIGTERM, SIGINT) waits for the messages being processed, the SMTP
+    /// sessions receiving one and the API requests under way; what is still being processed then goes back to the queue (it
     /// is not counted as a crash).
     pub stop_grace_secs: u64,
     /// Log one line per processed recipient (queue id, Message-ID, addresses, outcome) to stderr.

@@ -442,3 +442,103 @@ fn the_served_openapi_document_describes_every_route_it_serves() {
     );
     assert_ne!(old.status, 0);
 }
+
+/// An HTTPS connection to a node's API, spoken by hand so that a request can be sent in pieces.
+struct RawHttps(openssl::ssl::SslStream<std::net::TcpStream>);
+
+impl RawHttps {
+    fn connect(port: u16, ca_file: &str) -> RawHttps {
+        let mut builder = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+        builder.set_ca_file(ca_file).unwrap();
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        RawHttps(builder.build().connect("localhost", tcp).unwrap())
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.0.write_all(bytes).unwrap();
+        self.0.flush().unwrap();
+    }
+
+    /// The next response's status and body (Content-Length framed, as the API answers).
+    fn response(&mut self) -> (u16, String) {
+        use std::io::Read;
+        let mut raw = Vec::new();
+        let mut byte = [0u8; 1];
+        while !raw.ends_with(b"\r\n\r\n") {
+            assert_eq!(self.0.read(&mut byte).unwrap(), 1, "closed inside a response head: {raw:?}");
+            raw.push(byte[0]);
+        }
+        let head = String::from_utf8(raw).unwrap();
+        let status = head[9..12].parse().unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        self.0.read_exact(&mut body).unwrap();
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    /// Whether the server has closed the connection (rather than the read timing out).
+    fn closed_by_server(&mut self) -> bool {
+        use std::io::Read;
+        match self.0.read(&mut [0u8; 16]) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    }
+}
+
+#[test]
+fn sigterm_lets_an_api_request_under_way_answer_and_closes_idle_connections() {
+    let (p, peer) = (ports(), ports());
+    let mail = tempfile::tempdir().unwrap();
+    let scratch = Files::new();
+    let tls = localhost_tls(&scratch, "api");
+    let text = config(&p, &peer, DOMAIN, mail.path(), &tls).replace("[server]\n", "[server]\nstop_grace_secs = 20\n");
+    let node = Node::with_config(&text);
+    let daemon = node.serve(p.api);
+    let kareo = token(&node, "kareo", None);
+
+    // A kept-alive connection, idle after one request.
+    let mut idle = RawHttps::connect(p.api, &tls.0);
+    idle.send(
+        format!("GET /v1/practice HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {kareo}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(idle.response().0, 403, "no practice yet");
+    // A request under way: its head and half its body sent.
+    let body = json!({"name": "Smith Pediatrics"}).to_string();
+    let (first, rest) = body.as_bytes().split_at(body.len() / 2);
+    let mut busy = RawHttps::connect(p.api, &tls.0);
+    busy.send(
+        format!(
+            "POST /v1/practice HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {kareo}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    busy.send(first);
+    // Time for the server to read the head: a request whose head has not arrived is not under way.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    let asked = std::time::Instant::now();
+    daemon.terminate();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(idle.closed_by_server(), "the idle connection is closed at once");
+    // The request under way is answered (and done), then its connection is closed.
+    busy.send(rest);
+    let (status, answer) = busy.response();
+    assert_eq!(status, 201, "{answer}: {}", node.serve_log());
+    assert!(busy.closed_by_server());
+
+    let status = daemon.wait_exit(std::time::Duration::from_secs(8));
+    assert!(status.success(), "{status}: {}", node.serve_log());
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "not the 20 s grace time: {}", node.serve_log());
+    assert!(node.serve_log().contains("0 API request(s) under way"), "{}", node.serve_log());
+    assert_eq!(node.sql("SELECT name FROM practices"), [b"Smith Pediatrics".to_vec()]);
+    drop(scratch);
+}

@@ -94,9 +94,9 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     });
     let stopped = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
     eprintln!(
-        "hisp: stopped; {} recipient(s) still being processed went back to the queue; \
-         {} SMTP session(s) still receiving a message were cut off",
-        stopped.released, stopped.sessions_cut
+        "hisp: stopped; {} recipient(s) still being processed went back to the queue; cut off: \
+         {} SMTP session(s) receiving a message, {} API request(s) under way",
+        stopped.released, stopped.sessions_cut, stopped.api_cut
     );
     Ok(())
 }

@@ -27,6 +27,7 @@ use axum::Extension;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use openssl::ssl::{Ssl, SslAcceptor};
+use tokio::sync::watch;
 
 use crate::serve::Shared;
 use crate::smtp::server::Committer;
@@ -48,8 +49,34 @@ pub struct Peer(pub SocketAddr);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Binds `listen` and serves the API there on a thread of its own; returns the bound address.
-pub fn start(listen: &str, tls: Arc<SslAcceptor>, api: Api, max_connections: usize) -> std::io::Result<SocketAddr> {
+/// What the node's stop needs of the API: a signal that makes every connection finish the
+/// request in hand and close (idle ones at once) and stops accepting new ones, and a count of the
+/// connections still open.
+#[derive(Clone)]
+pub struct Stopper {
+    signal: Arc<watch::Sender<bool>>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.signal.send_replace(true);
+    }
+
+    /// Connections still open (each with a request under way, once stopped).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+}
+
+/// Binds `listen` and serves the API there on a thread of its own; returns the bound address and
+/// the handle that stops it.
+pub fn start(
+    listen: &str,
+    tls: Arc<SslAcceptor>,
+    api: Api,
+    max_connections: usize,
+) -> std::io::Result<(SocketAddr, Stopper)> {
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
@@ -57,10 +84,13 @@ pub fn start(listen: &str, tls: Arc<SslAcceptor>, api: Api, max_connections: usi
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("http-api").enable_all().build()?;
     let max_body = api.shared.config.http.max_body_bytes;
     let app = routes::router(Arc::new(api), max_body);
+    let (signal, stopping) = watch::channel(false);
+    let stopper = Stopper { signal: Arc::new(signal), open: Arc::new(AtomicUsize::new(0)) };
+    let open = stopper.open.clone();
     std::thread::Builder::new()
         .name("http-api".into())
-        .spawn(move || runtime.block_on(accept_loop(listener, tls, app, max_connections)))?;
-    Ok(bound)
+        .spawn(move || runtime.block_on(accept_loop(listener, tls, app, max_connections, open, stopping)))?;
+    Ok((bound, stopper))
 }
 
 async fn accept_loop(
@@ -68,14 +98,20 @@ async fn accept_loop(
     tls: Arc<SslAcceptor>,
     app: axum::Router,
     max_connections: usize,
+    open: Arc<AtomicUsize>,
+    stopping: watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => return eprintln!("http: cannot listen: {e}"),
     };
-    let open = Arc::new(AtomicUsize::new(0));
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let mut stop = stopping.clone();
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -84,7 +120,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= max_connections {
+        if open.load(Ordering::SeqCst) >= max_connections {
             drop(tcp);
             continue;
         }
@@ -94,18 +130,44 @@ async fn accept_loop(
             let _guard = guard;
             let Ok(ssl) = Ssl::new(tls.context()) else { return };
             let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else { return };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept()).await {
-                Ok(Ok(())) => {}
-                // A failed or slow handshake (plain HTTP, an old TLS version): nothing to answer.
-                _ => return,
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept());
+            tokio::select! {
+                handshake = handshake => {
+                    // A failed or slow handshake (plain HTTP, an old TLS version): nothing to answer.
+                    if !matches!(handshake, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                // No request yet: a stop closes it.
+                _ = stopped(&mut stop) => return,
             }
             let service = TowerToHyperService::new(app.layer(Extension(Peer(peer))));
-            let _ = hyper::server::conn::http1::Builder::new()
+            let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stopped(&mut stop) => {
+                    // The request under way, if any, is answered; then the connection closes.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
+    }
+    // Stopping: the listener closes (new connections are refused), but the runtime must live on
+    // (returning would drop it, and with it the connections still answering their requests)
+    // until the process ends.
+    drop(listener);
+    std::future::pending::<()>().await
+}
+
+/// Resolves once the node stops (never, if the handle is gone without a stop).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await
     }
 }
 
@@ -114,13 +176,13 @@ struct Connection(Arc<AtomicUsize>);
 
 impl Connection {
     fn open(count: &Arc<AtomicUsize>) -> Connection {
-        count.fetch_add(1, Ordering::Relaxed);
+        count.fetch_add(1, Ordering::SeqCst);
         Connection(count.clone())
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -142,6 +142,8 @@ pub struct Running {
     shared: Option<Arc<Shared>>,
     /// The open SMTP sessions of both listeners (for `stop`).
     sessions: Arc<Sessions>,
+    /// The REST API's connections (for `stop`), when it runs.
+    api_stopper: Option<crate::http::Stopper>,
 }
 
 /// What an orderly stop did.
@@ -150,27 +152,34 @@ pub struct Stopped {
     pub released: usize,
     /// SMTP sessions still receiving a message at the end of the grace time (cut off).
     pub sessions_cut: usize,
+    /// REST API connections with a request still under way then (cut off).
+    pub api_cut: usize,
 }
 
 impl Running {
     /// Stops the node in order: new connections are turned away, SMTP sessions waiting for a
-    /// command are closed with 421 and those receiving a message close once it is answered, the
-    /// workers finish the job in hand and claim no other, all for up to `grace`; recipients still
-    /// being processed then go back to the queue without counting a crash (the process is about
-    /// to end, and with it their processing).
+    /// command are closed with 421 and those receiving a message close once it is answered, API
+    /// connections answer the request under way and close (idle ones at once), the workers finish
+    /// the job in hand and claim no other, all for up to `grace`; recipients still being
+    /// processed then go back to the queue without counting a crash (the process is about to end,
+    /// and with it their processing).
     pub fn stop(&self, grace: Duration) -> Result<Stopped, String> {
-        let Some(shared) = &self.shared else { return Ok(Stopped { released: 0, sessions_cut: 0 }) };
+        let Some(shared) = &self.shared else { return Ok(Stopped { released: 0, sessions_cut: 0, api_cut: 0 }) };
         // The flag first: a session that joins after the wind-down sees it (see `Sessions::join`).
         shared.stopping.store(true, Ordering::SeqCst);
         self.sessions.wind_down();
+        if let Some(api) = &self.api_stopper {
+            api.stop();
+        }
         shared.wakeup.wake(WAKE_ALL_FROM);
+        let api_open = || self.api_stopper.as_ref().map_or(0, |api| api.open());
         let deadline = std::time::Instant::now() + grace;
-        let busy = || shared.workers_running.load(Ordering::SeqCst) > 0 || self.sessions.open() > 0;
+        let busy = || shared.workers_running.load(Ordering::SeqCst) > 0 || self.sessions.open() > 0 || api_open() > 0;
         while busy() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let released = shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())?;
-        Ok(Stopped { released, sessions_cut: self.sessions.open() })
+        Ok(Stopped { released, sessions_cut: self.sessions.open(), api_cut: api_open() })
     }
 }
 
@@ -216,6 +225,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         recovered,
         shared: None,
         sessions: sessions.clone(),
+        api_stopper: None,
     };
     if !config.server.http.is_empty() {
         let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
@@ -294,9 +304,10 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         let listen = shared.config.http.listen.clone();
         let max_connections = shared.config.server.max_connections;
         let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), dns };
-        let bound =
+        let (bound, stopper) =
             crate::http::start(&listen, api_tls, api, max_connections).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);
+        running.api_stopper = Some(stopper);
     }
     {
         // The TLS client context for peers without settings of their own, made now rather than
