@@ -123,6 +123,26 @@ fn journey() -> Journey {
     journey
 }
 
+/// One node serving the API (its peer's ports are not served), its configuration as `tweak`
+/// leaves it; the mail directory and TLS files live as long as the struct.
+struct Single {
+    node: Node,
+    daemon: Daemon,
+    api: Api,
+    _mail: tempfile::TempDir,
+    _scratch: Files,
+}
+
+fn single_node(hosted: &str, tweak: impl Fn(String) -> String) -> Single {
+    let (p, peer) = (ports(), ports());
+    let mail = tempfile::tempdir().unwrap();
+    let scratch = Files::new();
+    let tls = localhost_tls(&scratch, "api");
+    let node = Node::with_config(&tweak(config(&p, &peer, hosted, mail.path(), &tls)));
+    let daemon = node.serve(p.api);
+    Single { node, daemon, api: Api { port: p.api, ca_file: tls.0 }, _mail: mail, _scratch: scratch }
+}
+
 fn token(node: &Node, name: &str, practice: Option<&str>) -> String {
     let mut args = vec!["--json", "token", "create", name];
     if let Some(p) = practice {
@@ -396,14 +416,9 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
 
 #[test]
 fn the_served_openapi_document_describes_every_route_it_serves() {
-    let (p, peer) = (ports(), ports());
-    let mail = tempfile::tempdir().unwrap();
-    let scratch = Files::new();
-    let tls = localhost_tls(&scratch, "api");
     // The [http] section comes last: a small body limit for this node.
-    let node = Node::with_config(&format!("{}max_body_bytes = 4096\n", config(&p, &peer, "a.test", mail.path(), &tls)));
-    let _daemon = node.serve(p.api);
-    let api = Api { port: p.api, ca_file: tls.0.clone() };
+    let Single { node, daemon: _daemon, api, _mail, _scratch } =
+        single_node("a.test", |config| format!("{config}max_body_bytes = 4096\n"));
     let doc = api.call(None, "GET", "/v1/openapi.json", None);
     assert_eq!(doc.status, 200);
     let token = token(&node, "probe", None);
@@ -431,12 +446,19 @@ fn the_served_openapi_document_describes_every_route_it_serves() {
     let bad = api.call(Some(&token), "POST", "/v1/practice", Some(&json!({"name": 7})));
     assert_eq!((bad.status, bad.body["error"]["field"].clone()), (400, json!("name")));
     // Plain HTTP gets no answer: the API is HTTPS only.
-    let plain = run("curl", &["-sS", "-m", "5", &format!("http://127.0.0.1:{}/v1/openapi.json", p.api)], None, &[]);
+    let plain = run("curl", &["-sS", "-m", "5", &format!("http://127.0.0.1:{}/v1/openapi.json", api.port)], None, &[]);
     assert_ne!(plain.status, 0);
     // TLS 1.1 is refused.
     let old = run(
         "curl",
-        &["-sS", "--cacert", &tls.0, "--tls-max", "1.1", &format!("https://localhost:{}/v1/openapi.json", p.api)],
+        &[
+            "-sS",
+            "--cacert",
+            &api.ca_file,
+            "--tls-max",
+            "1.1",
+            &format!("https://localhost:{}/v1/openapi.json", api.port),
+        ],
         None,
         &[],
     );
@@ -494,17 +516,12 @@ impl RawHttps {
 
 #[test]
 fn sigterm_lets_an_api_request_under_way_answer_and_closes_idle_connections() {
-    let (p, peer) = (ports(), ports());
-    let mail = tempfile::tempdir().unwrap();
-    let scratch = Files::new();
-    let tls = localhost_tls(&scratch, "api");
-    let text = config(&p, &peer, DOMAIN, mail.path(), &tls).replace("[server]\n", "[server]\nstop_grace_secs = 20\n");
-    let node = Node::with_config(&text);
-    let daemon = node.serve(p.api);
+    let Single { node, daemon, api, _mail, _scratch } =
+        single_node(DOMAIN, |config| config.replace("[server]\n", "[server]\nstop_grace_secs = 20\n"));
     let kareo = token(&node, "kareo", None);
 
     // A kept-alive connection, idle after one request.
-    let mut idle = RawHttps::connect(p.api, &tls.0);
+    let mut idle = RawHttps::connect(api.port, &api.ca_file);
     idle.send(
         format!("GET /v1/practice HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {kareo}\r\n\r\n").as_bytes(),
     );
@@ -512,7 +529,7 @@ fn sigterm_lets_an_api_request_under_way_answer_and_closes_idle_connections() {
     // A request under way: its head and half its body sent.
     let body = json!({"name": "Smith Pediatrics"}).to_string();
     let (first, rest) = body.as_bytes().split_at(body.len() / 2);
-    let mut busy = RawHttps::connect(p.api, &tls.0);
+    let mut busy = RawHttps::connect(api.port, &api.ca_file);
     busy.send(
         format!(
             "POST /v1/practice HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {kareo}\r\n\
@@ -540,5 +557,4 @@ fn sigterm_lets_an_api_request_under_way_answer_and_closes_idle_connections() {
     assert!(asked.elapsed() < std::time::Duration::from_secs(5), "not the 20 s grace time: {}", node.serve_log());
     assert!(node.serve_log().contains("0 API request(s) under way"), "{}", node.serve_log());
     assert_eq!(node.sql("SELECT name FROM practices"), [b"Smith Pediatrics".to_vec()]);
-    drop(scratch);
 }
