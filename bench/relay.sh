@@ -230,9 +230,9 @@ fi
 
 # measure SYSTEM BOX PORT [load.py options]: submits N messages of $size bytes to PORT (8 sessions)
 # and waits until directory BOX holds them, end to end. Sets `rate` (msg/s), `machine_ms` (the
-# machine's busy CPU time per message, everything on it counted) and `row` (the line to print: time
-# to submit, total time, rate, how busy the machine was, its CPU ms per message, and the load
-# generator's own share of that).
+# machine's busy CPU time per message, everything on it counted), `load_ms` (the load generator's
+# own share of that) and `row` (the line to print: time to submit, total time, rate, how busy the
+# machine was, machine_ms and load_ms).
 measure() {
   local system=$1 box=$2 port=$3 before busy0 idle0 busy1 idle1 t0 t1 submit load_cpu
   shift 3
@@ -245,9 +245,10 @@ measure() {
   read -r busy1 idle1 < <(cpu_ticks)
   rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
   machine_ms=$(awk -v n="$N" -v b="$((busy1 - busy0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", 1000 * b / hz / n }')
+  load_ms=$(awk -v n="$N" -v c="$load_cpu" 'BEGIN { printf "%.2f", 1000 * c / n }')
   row=$(printf '%-8s %-8s %10s %10s %10.2f %12s %9s %11s %8s' "$size" "$system" "$N" "$submit" \
     "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" "$rate" "$(busy_share "$busy0" "$idle0" "$busy1" "$idle1")" \
-    "$machine_ms" "$(awk -v n="$N" -v c="$load_cpu" 'BEGIN { printf "%.2f", 1000 * c / n }')")
+    "$machine_ms" "$load_ms")
   measured_from=$t0
 }
 
@@ -270,7 +271,7 @@ for size in ${SIZES:-1024 51200}; do
   # hisp, end to end into B's Maildir
   measure hisp "$work/b/mail/b.test/dr.jones/new" "${P[asub]}" --tls-auth "$password"
   hisp_rate=$rate
-  hisp_load_ms=$(awk -v r="$row" 'BEGIN { n = split(r, f, " "); print f[n] }')
+  hisp_load_ms=$load_ms
   [ -n "${PERF:-}" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; cat "$work/perf-$size.txt" >&2; }
   # The processed MDNs (B to A) are still under way when the last referral lands: wait until both
   # queues are empty, so that work neither lands in the Postfix phase nor goes unreported.

@@ -189,8 +189,8 @@ pub struct ServerConfig {
     /// an EHR connecting per message does not pay argon2id each time; 0 verifies every login.
     pub login_cache_secs: u64,
     /// Seconds an orderly stop (SIGTERM, SIGINT) waits for the messages being processed, the SMTP
-    /// sessions receiving one and the API requests under way; what is still being processed then goes back to the queue (it
-    /// is not counted as a crash).
+    /// sessions receiving one and the API requests under way; what is still being processed then
+    /// goes back to the queue (it is not counted as a crash).
     pub stop_grace_secs: u64,
     /// Log one line per processed recipient (queue id, Message-ID, addresses, outcome) to stderr.
     pub log_outcomes: bool,

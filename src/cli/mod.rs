@@ -89,8 +89,9 @@ pub enum Command {
     /// workers (discover, seal, deliver; open, deliver into Maildir). Runs until stopped.
     #[command(after_help = "SIGTERM or SIGINT stops the node in order: new connections get 421, SMTP \
         sessions waiting for a command get 421 and close, sessions receiving a message answer it first, \
-        REST API requests under way are answered and idle API connections closed, the messages being processed get up to [server] stop_grace_secs (30) to finish, and what is still \
-        being processed then goes back to the queue (not counted as a crash). Exit status 0 after an \
+        REST API requests under way are answered and idle API connections closed, the messages being \
+        processed get up to [server] stop_grace_secs (30) to finish, and what is still being \
+        processed then goes back to the queue (not counted as a crash). Exit status 0 after an \
         orderly stop. A second signal during the grace time exits at once (status 1), as kill -9 would.")]
     Serve(serve::ServeArgs),
     /// The mail queue: list, show, retry, remove.

@@ -52,9 +52,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the node's stop needs of the API: a signal that makes every connection finish the
 /// request in hand and close (idle ones at once) and stops accepting new ones, and a count of the
 /// connections still open.
-#[derive(Clone)]
 pub struct Stopper {
-    signal: Arc<watch::Sender<bool>>,
+    signal: watch::Sender<bool>,
     open: Arc<AtomicUsize>,
 }
 
@@ -85,7 +84,7 @@ pub fn start(
     let max_body = api.shared.config.http.max_body_bytes;
     let app = routes::router(Arc::new(api), max_body);
     let (signal, stopping) = watch::channel(false);
-    let stopper = Stopper { signal: Arc::new(signal), open: Arc::new(AtomicUsize::new(0)) };
+    let stopper = Stopper { signal, open: Arc::new(AtomicUsize::new(0)) };
     let open = stopper.open.clone();
     std::thread::Builder::new()
         .name("http-api".into())
