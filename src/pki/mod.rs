@@ -3,7 +3,6 @@
 pub mod ca;
 pub mod cert_cache;
 pub mod dev_ca;
-pub mod rsa_public;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::{hash, MessageDigest};

@@ -4,6 +4,7 @@
 //! CMS, which encodes its parameters.)
 
 use openssl::error::ErrorStack;
+use openssl::rsa::Padding;
 use openssl::symm::{Cipher, Crypter, Mode};
 use openssl::x509::X509;
 
@@ -67,7 +68,11 @@ pub fn encrypt_pkcs1(content: Vec<u8>, recipients: &[&X509], aes256: bool) -> Re
 
 /// KeyTransRecipientInfo: version 0, issuerAndSerialNumber, rsaEncryption, the wrapped key.
 fn key_trans_recipient_info(cert: &X509, key: &[u8]) -> Result<Vec<u8>, ErrorStack> {
-    let wrapped = crate::pki::rsa_public::encrypt_pkcs1(&*cert.public_key()?.rsa()?, key)?;
+    // RSAES-PKCS1-v1_5 (RFC 8017 §7.2.1), padding and all, by OpenSSL.
+    let rsa = cert.public_key()?.rsa()?;
+    let mut wrapped = vec![0u8; rsa.size() as usize];
+    let n = rsa.public_encrypt(key, &mut wrapped, Padding::PKCS1)?;
+    wrapped.truncate(n);
     let serial = super::signed_data::positive(&cert.serial_number().to_bn()?.to_vec());
     let issuer_and_serial =
         der::encode(SEQUENCE, &[cert.issuer_name().to_der()?, der::encode(INTEGER, &serial)].concat());

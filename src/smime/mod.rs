@@ -4,7 +4,6 @@
 mod base64_line;
 mod cms_ffi;
 mod decrypt;
-pub(crate) mod digest_info;
 mod envelope;
 mod error;
 pub mod inspect;

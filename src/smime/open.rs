@@ -93,7 +93,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
     let decrypted = decrypt::decrypt(&ber, &enveloped, recipient, &ours.key, &ours.cert)?;
     drop(ber);
 
-    let SignatureLayer { signed, detached_content, der: signed_der } = signed_layer(&decrypted)?;
+    let SignatureLayer { signed, detached_content } = signed_layer(&decrypted)?;
     let signer_info = signed.signers.first().ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;
     if signed.signers.len() > 1 {
         return Err(SmimeError::Unsupported("more than one signer".into()));
@@ -113,7 +113,7 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
     let signer = &parsed_signer.cert;
     let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
 
-    let signed_content = verify::verify(&signed, signer_info, signer, detached_content, &signed_der)?;
+    let signed_content = verify::verify(&signed, signer_info, signer, detached_content)?;
 
     let signer_subject = parsed_signer.subject.clone();
     let binding = parsed_signer.names.binding_for(&from).ok_or_else(|| SmimeError::NotBound {
@@ -213,8 +213,6 @@ struct SignatureLayer {
     signed: Signed,
     /// The signed content of a detached signature (None for an opaque one, which carries it).
     detached_content: Option<Vec<u8>>,
-    /// The SignedData encoding.
-    der: Vec<u8>,
 }
 
 /// Finds the signature layer in decrypted content: multipart/signed (detached) or
@@ -242,14 +240,14 @@ fn signed_layer(decrypted: &[u8]) -> Result<SignatureLayer, SmimeError> {
         let ContentInfo::Signed(signed) = structure::parse(&der)? else {
             return Err(SmimeError::NotSigned("the signature part is not CMS SignedData".into()));
         };
-        return Ok(SignatureLayer { signed, detached_content: Some(parts[0].to_vec()), der });
+        return Ok(SignatureLayer { signed, detached_content: Some(parts[0].to_vec()) });
     }
     let opaque = (ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime"))
         && ct.param("smime-type").is_none_or(|t| t.eq_ignore_ascii_case("signed-data"));
     if opaque {
         let der = entity.decoded_body().map_err(SmimeError::Malformed)?.into_owned();
         if let ContentInfo::Signed(signed) = structure::parse(&der)? {
-            return Ok(SignatureLayer { signed, detached_content: None, der });
+            return Ok(SignatureLayer { signed, detached_content: None });
         }
     }
     Err(SmimeError::NotSigned(format!("the decrypted content is {}, not a signature", ct.mime_type)))

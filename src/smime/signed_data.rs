@@ -5,11 +5,10 @@
 use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{Id, PKey, Private};
-use openssl::rsa::{Padding, Rsa};
+use openssl::rsa::Padding;
 use openssl::sign::Signer;
 use openssl::x509::X509;
 
-use super::digest_info;
 use crate::der::{self, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
 
 const OID_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
@@ -29,8 +28,6 @@ pub struct SignerTemplate {
     issuer_and_serial: Vec<u8>,
     digest_algorithm: Vec<u8>,
     signature_algorithm: Vec<u8>,
-    /// The RSA key itself, for the raw PKCS#1 v1.5 operation (None for EC keys).
-    rsa: Option<Rsa<Private>>,
 }
 
 impl SignerTemplate {
@@ -54,7 +51,6 @@ impl SignerTemplate {
             ),
             digest_algorithm,
             signature_algorithm,
-            rsa: if key.id() == Id::RSA { Some(key.rsa()?) } else { None },
         })
     }
 
@@ -73,20 +69,13 @@ impl SignerTemplate {
         let attributes = attributes.concat();
         // The signature covers the attributes encoded as a SET; they travel as [0] IMPLICIT.
         let signed_attributes = der::encode(SET, &attributes);
-        let signature = match &self.rsa {
-            Some(rsa) => {
-                let info = digest_info::of(MessageDigest::sha256(), &signed_attributes).ok_or_else(ErrorStack::get)?;
-                let mut signature = vec![0u8; rsa.size() as usize];
-                let n = rsa.private_encrypt(&info, &mut signature, Padding::PKCS1)?;
-                signature.truncate(n);
-                signature
-            }
-            None => {
-                let mut signer = Signer::new(MessageDigest::sha256(), key)?;
-                signer.update(&signed_attributes)?;
-                signer.sign_to_vec()?
-            }
-        };
+        // Hashing, encoding and padding are OpenSSL's (EVP_DigestSign).
+        let mut signer = Signer::new(MessageDigest::sha256(), key)?;
+        if key.id() == Id::RSA {
+            signer.set_rsa_padding(Padding::PKCS1)?;
+        }
+        signer.update(&signed_attributes)?;
+        let signature = signer.sign_to_vec()?;
 
         let signer_info = der::encode(
             SEQUENCE,

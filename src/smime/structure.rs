@@ -5,6 +5,8 @@
 use super::oids;
 use crate::der::{self, DerError, Reader, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
 
+const NULL: u8 = 0x05;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecipientId {
     IssuerSerial { issuer_der: Vec<u8>, serial: Vec<u8> },
@@ -36,6 +38,8 @@ pub struct Signer {
     /// The signedAttrs element as received ([0] IMPLICIT SET OF Attribute), if present.
     pub signed_attrs: Option<Vec<u8>>,
     pub signature_algorithm: String,
+    /// The signatureAlgorithm's parameters as received (RSASSA-PSS carries its hash and salt here).
+    pub signature_parameters: Option<Vec<u8>>,
     pub signature: Vec<u8>,
 }
 
@@ -226,9 +230,11 @@ fn signer(info: Tlv) -> Result<Signer, DerError> {
         signed_attrs = Some(next.raw.to_vec());
         next = f.required("SignerInfo has no signatureAlgorithm")?;
     }
-    let signature_algorithm = algorithm(next)?;
+    let mut algorithm_fields = next.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?.children();
+    let signature_algorithm = algorithm_fields.required("empty AlgorithmIdentifier")?.oid()?;
+    let signature_parameters = algorithm_fields.read()?.filter(|p| p.tag != NULL).map(|p| p.raw.to_vec());
     let signature = f.required("SignerInfo has no signature")?.expect_octets()?;
-    Ok(Signer { id, digest, signed_attrs, signature_algorithm, signature })
+    Ok(Signer { id, digest, signed_attrs, signature_algorithm, signature_parameters, signature })
 }
 
 impl Tlv<'_> {

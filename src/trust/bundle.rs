@@ -66,7 +66,7 @@ pub fn anchors(bytes: &[u8], signer: Option<&X509>) -> Result<Vec<BundleAnchor>,
         if !info.id.as_ref().is_some_and(|id| identifies(id, signer)) {
             return Err(BundleError::BadSignature("signed by another certificate than the configured signer".into()));
         }
-        let content = crate::smime::verify::verify(&signed, info, signer, None, &der)
+        let content = crate::smime::verify::verify(&signed, info, signer, None)
             .map_err(|e| BundleError::BadSignature(e.to_string()))?;
         return anchors(&content, None);
     };

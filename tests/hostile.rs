@@ -1,0 +1,211 @@
+//! A hostile peer's attacks on the trust core, one test each (issue 20): each builds the attack
+//! with real tools (the openssl CLI, raw SMTP) and checks that hisp refuses it and stays up.
+
+mod common;
+
+use base64::Engine;
+use common::network::*;
+use common::pki::Pki;
+use common::*;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::{X509Name, X509};
+
+/// A certificate for the attacker's own key that names `victim`'s issuer in upper case and
+/// `victim`'s serial: OpenSSL's CMS_verify compares names case-folded, so it took this certificate
+/// for the signer that the SignerInfo names by the victim's exact issuer bytes.
+fn look_alike(victim: &X509) -> (X509, PKey<Private>) {
+    let key = rsa(2048);
+    let mut upper = X509Name::builder().unwrap();
+    for entry in victim.issuer_name().entries() {
+        let text = entry.data().to_string().to_uppercase();
+        upper.append_entry_by_nid(entry.object().nid(), &text).unwrap();
+    }
+    let upper = upper.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(victim.serial_number()).unwrap();
+    b.set_subject_name(&upper).unwrap();
+    b.set_issuer_name(&upper).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(victim.not_before()).unwrap();
+    b.set_not_after(victim.not_after()).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+    (b.build(), key)
+}
+
+/// Replaces the last occurrence of `from` in `data` by `to` (of the same length).
+fn replace_last(data: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = data.windows(from.len()).rposition(|w| w == from).expect("the bytes to replace");
+    data[at..at + to.len()].copy_from_slice(to);
+}
+
+/// `content` and a detached SignedData over it as multipart/signed (RFC 8551 §3.5.3).
+fn multipart_signed(content: &[u8], signature: &[u8]) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
+    let lines: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    [
+        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=\"sig\"\r\n\r\n--sig\r\n".as_slice(),
+        content,
+        b"\r\n--sig\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        lines.join("\r\n").as_bytes(),
+        b"\r\n--sig--\r\n",
+    ]
+    .concat()
+}
+
+/// The message/rfc822 wrapper of an original from `from` to `to`.
+fn wrapped(from: &str, to: &str, message_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "Content-Type: message/rfc822\r\n\r\nFrom: {from}\r\nTo: {to}\r\nSubject: Lab result\r\n\
+         Date: Mon, 23 Nov 2026 14:00:00 +0000\r\nMessage-ID: {message_id}\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A detached RSASSA-PSS signature by `signer` (PEM cert and key files) over `content`, made by
+/// `openssl cms`, carrying the certificates in `certfile` after the signer's.
+fn openssl_pss_sign(files: &Files, content: &[u8], signer: &str, key: &str, certfile: Option<&str>) -> Vec<u8> {
+    let (input, out) = (files.write("to-sign.eml", content), files.p("signature.der"));
+    let mut args = vec![
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        &input,
+        "-outform",
+        "DER",
+        "-out",
+        &out,
+        "-signer",
+        signer,
+        "-inkey",
+        key,
+        "-md",
+        "sha256",
+        "-keyopt",
+        "rsa_padding_mode:pss",
+    ];
+    if let Some(certfile) = certfile {
+        args.extend_from_slice(&["-certfile", certfile]);
+    }
+    openssl(&args);
+    std::fs::read(&out).unwrap()
+}
+
+/// `openssl cms -encrypt` of `input` to the certificate `recipient`, with the outer headers.
+fn openssl_encrypt(files: &Files, input: &[u8], recipient: &str, from: &str, to: &str) -> Vec<u8> {
+    let (input, out) = (files.write("to-encrypt.eml", input), files.p("encrypted.eml"));
+    openssl(&[
+        "cms",
+        "-encrypt",
+        "-binary",
+        "-in",
+        &input,
+        "-out",
+        &out,
+        "-aes256",
+        "-from",
+        from,
+        "-to",
+        to,
+        "-subject",
+        "Lab result",
+        "-recip",
+        recipient,
+    ]);
+    std::fs::read(&out).unwrap()
+}
+
+/// The forgery of finding 1: the attacker signs with PSS under a look-alike of `victim_pem`'s
+/// certificate, carries [look-alike, victim], and points the SignerInfo at the victim's exact
+/// issuer (the sid is not signed).
+fn forged_signature(files: &Files, victim_pem: &str, content: &[u8]) -> Vec<u8> {
+    let victim = X509::from_pem(&std::fs::read(victim_pem).unwrap()).unwrap();
+    let (fake, fake_key) = look_alike(&victim);
+    let fake_pem = files.write("look-alike.pem", &fake.to_pem().unwrap());
+    let fake_key = files.write("look-alike.key", &fake_key.private_key_to_pem_pkcs8().unwrap());
+    let mut signature = openssl_pss_sign(files, content, &fake_pem, &fake_key, Some(victim_pem));
+    let (theirs, ours) = (fake.issuer_name().to_der().unwrap(), victim.issuer_name().to_der().unwrap());
+    assert_ne!(theirs, ours);
+    replace_last(&mut signature, &theirs, &ours);
+    signature
+}
+
+fn open_as_bob(files: &Files, message: &[u8]) -> Run {
+    let input = files.write("received.eml", message);
+    hisp(
+        &[
+            "--json",
+            "message",
+            "open",
+            "--in",
+            &input,
+            "--out",
+            &files.p("opened.eml"),
+            "--recipient-cert",
+            &files.p("bob.pem"),
+            "--recipient-key",
+            &files.p("bob.key"),
+            "--anchor",
+            &files.p("ca.pem"),
+        ],
+        None,
+        &[],
+    )
+}
+
+#[test]
+fn a_signer_certificate_look_alike_cannot_forge_a_signature_and_genuine_pss_opens() {
+    let files = Files::new();
+    let pki = Pki::new("Hostile Test CA");
+    files.ca("ca", &pki.ca);
+    files.identity("alice", &pki.issue("alice@a.example.org"));
+    files.identity("bob", &pki.issue("bob@b.example.org"));
+    let (alice, bob) = ("alice@a.example.org", "bob@b.example.org");
+
+    // Genuine: alice signs with RSASSA-PSS (openssl cms); hisp opens it.
+    let content = wrapped(alice, bob, "<pss-1@a.example.org>", "Potassium 4.1 mmol/L.");
+    let signature = openssl_pss_sign(&files, &content, &files.p("alice.pem"), &files.p("alice.key"), None);
+    let sealed = openssl_encrypt(&files, &multipart_signed(&content, &signature), &files.p("bob.pem"), alice, bob);
+    let genuine = open_as_bob(&files, &sealed);
+    assert_eq!(genuine.status, 0, "{}\n{}", genuine.text(), genuine.stderr);
+    assert_eq!(genuine.json()["signature_algorithm"], "RSASSA-PSS");
+    assert!(String::from_utf8_lossy(&files.read("opened.eml")).contains("Potassium 4.1"));
+
+    // Forged: only public certificates and the attacker's own key.
+    let content = wrapped(alice, bob, "<forged-1@a.example.org>", "Potassium 7.9 mmol/L: stop the medication.");
+    let signature = forged_signature(&files, &files.p("alice.pem"), &content);
+    let sealed = openssl_encrypt(&files, &multipart_signed(&content, &signature), &files.p("bob.pem"), alice, bob);
+    let forged = open_as_bob(&files, &sealed);
+    assert_ne!(forged.status, 0, "a forgery opened: {}", forged.text());
+    assert_eq!(forged.json()["error"]["code"], "tampered", "{}", forged.text());
+}
+
+#[test]
+fn a_forged_signer_over_the_backbone_reaches_no_mailbox_and_gets_no_mdn() {
+    let n = network();
+    let files = Files::new();
+    // What the attacker has: the victim's and the recipient's public certificates.
+    let smith = files.p("smith.pem");
+    n.a.ok(&["cert", "export", "dr.smith@a.test", "--out", &smith]);
+    let jones = files.p("jones.pem");
+    n.b.ok(&["cert", "export", "dr.jones@b.test", "--out", &jones]);
+
+    let content = wrapped("dr.smith@a.test", "dr.jones@b.test", "<forged-2@a.test>", "Critical: potassium 7.9.");
+    let signature = forged_signature(&files, &smith, &content);
+    let sealed =
+        openssl_encrypt(&files, &multipart_signed(&content, &signature), &jones, "dr.smith@a.test", "dr.jones@b.test");
+    let file = files.write("forged.eml", &[b"Message-ID: <forged-2@a.test>\r\n".as_slice(), &sealed].concat());
+    let sent = swaks(
+        n.b_backbone,
+        &["--tls", "--from", "dr.smith@a.test", "--to", "dr.jones@b.test", "--data", &format!("@{file}")],
+    );
+    assert_eq!(sent.status, 0, "the backbone takes it and decides later: {}", sent.stderr);
+
+    let refused = wait_status_of(&n.b, "<forged-2@a.test>", "failed");
+    assert!(refused.to_string().contains("tampered"), "{refused}");
+    assert!(mailbox(&n.b, "b.test", "dr.jones", 0).is_empty(), "nothing in dr.jones's mailbox");
+    let outbound = n.b.sql("SELECT CAST(count(*) AS TEXT) FROM queue_messages WHERE direction = 'outbound'");
+    assert_eq!(outbound[0], b"0", "B queued no MDN for a message it refused");
+}
