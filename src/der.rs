@@ -77,17 +77,31 @@ impl<'a> Tlv<'a> {
         Ok(dotted)
     }
 
-    /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one.
+    /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one. Segments
+    /// are OCTET STRINGs themselves (X.690 §8.7.3.2), nested at most `MAX_DEPTH` deep: a peer's
+    /// nesting must not decide how deep this recurses.
     pub fn octets(&self) -> Result<Vec<u8>, DerError> {
-        if !self.is_constructed() {
-            return Ok(self.content.to_vec());
-        }
         let mut out = Vec::new();
+        self.append_octets(&mut out, 0)?;
+        Ok(out)
+    }
+
+    fn append_octets(&self, out: &mut Vec<u8>, depth: usize) -> Result<(), DerError> {
+        if !self.is_constructed() {
+            out.extend_from_slice(self.content);
+            return Ok(());
+        }
+        if depth >= MAX_DEPTH {
+            return Err(DerError("nested too deeply"));
+        }
         let mut inner = self.children();
         while let Some(part) = inner.read()? {
-            out.extend(part.octets()?);
+            if part.tag & !0x20 != OCTET_STRING {
+                return Err(DerError("a segment of a constructed OCTET STRING is not an OCTET STRING"));
+            }
+            part.append_octets(out, depth + 1)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// An INTEGER's magnitude with leading zero octets removed (serial numbers are positive).
@@ -147,6 +161,8 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How deep constructed elements may nest where this reader recurses (indefinite lengths, the
+/// segments of an OCTET STRING); CMS needs a handful of levels.
 const MAX_DEPTH: usize = 64;
 
 /// Parses one element at the start of `data`; returns it and how many bytes it used.
@@ -283,5 +299,25 @@ mod tests {
         assert!(parse(&[0x30, 0x80, 0x02, 0x01, 0x00]).is_err());
         assert!(parse(&[0x02, 0x01, 0x00, 0xff]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_followed() {
+        // 100,000 constructed OCTET STRINGs, each holding the next (definite lengths).
+        let mut headers = Vec::new();
+        let mut len = 3;
+        for _ in 0..100_000 {
+            let h = header(0x24, len);
+            len += h.len();
+            headers.push(h);
+        }
+        let nested = [headers.into_iter().rev().flatten().collect(), encode(OCTET_STRING, b"x")].concat();
+        assert_eq!(parse(&nested).unwrap().octets(), Err(DerError("nested too deeply")));
+        let shallow = encode(0x24, &encode(0x24, &encode(OCTET_STRING, b"ok")));
+        assert_eq!(parse(&shallow).unwrap().octets().unwrap(), b"ok");
+        // Indefinite lengths recurse while parsing: bounded there too.
+        let indefinite = [[0x30u8, 0x80].repeat(100_000), vec![0; 200_000]].concat();
+        assert_eq!(parse(&indefinite).err(), Some(DerError("nested too deeply")));
+        assert!(parse(&encode(0x24, &encode(INTEGER, &[1]))).unwrap().octets().is_err(), "segments are OCTET STRINGs");
     }
 }

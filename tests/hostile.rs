@@ -17,7 +17,7 @@ fn look_alike(victim: &X509) -> (X509, PKey<Private>) {
     let key = rsa(2048);
     let mut upper = X509Name::builder().unwrap();
     for entry in victim.issuer_name().entries() {
-        let text = entry.data().to_string().to_uppercase();
+        let text = entry.data().to_string().unwrap().to_uppercase();
         upper.append_entry_by_nid(entry.object().nid(), &text).unwrap();
     }
     let upper = upper.build();
@@ -208,4 +208,98 @@ fn a_forged_signer_over_the_backbone_reaches_no_mailbox_and_gets_no_mdn() {
     assert!(mailbox(&n.b, "b.test", "dr.jones", 0).is_empty(), "nothing in dr.jones's mailbox");
     let outbound = n.b.sql("SELECT CAST(count(*) AS TEXT) FROM queue_messages WHERE direction = 'outbound'");
     assert_eq!(outbound[0], b"0", "B queued no MDN for a message it refused");
+}
+
+/// The identifier and definite-length octets of a DER element of `len` content bytes.
+fn der_header(tag: u8, len: usize) -> Vec<u8> {
+    if len < 0x80 {
+        return vec![tag, len as u8];
+    }
+    let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+    [vec![tag, 0x80 | bytes.len() as u8], bytes].concat()
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    [der_header(tag, content.len()), content.to_vec()].concat()
+}
+
+/// An OCTET STRING made of `levels` constructed OCTET STRINGs, each holding the next.
+fn nested_octets(levels: usize) -> Vec<u8> {
+    let innermost = tlv(0x04, &[0u8; 32]);
+    let mut len = innermost.len();
+    let mut headers = Vec::with_capacity(levels);
+    for _ in 0..levels {
+        let header = der_header(0x24, len);
+        len += header.len();
+        headers.push(header);
+    }
+    headers.into_iter().rev().flatten().chain(innermost).collect()
+}
+
+/// An S/MIME message whose EnvelopedData has an encryptedKey nested `levels` deep: the remote
+/// crash of finding 2, needing no key and no certificate.
+fn deeply_nested_message(message_id: &str, levels: usize) -> Vec<u8> {
+    const ENVELOPED_DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
+    const DATA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+    const RSA: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+    const AES256_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+    let issuer_and_serial = tlv(0x30, &[tlv(0x30, &[]), tlv(0x02, &[1])].concat());
+    let ktri =
+        tlv(0x30, &[tlv(0x02, &[0]), issuer_and_serial, tlv(0x30, &tlv(0x06, &RSA)), nested_octets(levels)].concat());
+    let content_algorithm = tlv(0x30, &[tlv(0x06, &AES256_CBC), tlv(0x04, &[0; 16])].concat());
+    let eci = tlv(0x30, &[tlv(0x06, &DATA), content_algorithm, tlv(0x80, &[0; 32])].concat());
+    let enveloped = tlv(0x30, &[tlv(0x02, &[0]), tlv(0x31, &ktri), eci].concat());
+    let der = tlv(0x30, &[tlv(0x06, &ENVELOPED_DATA), tlv(0xA0, &enveloped)].concat());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!(
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_hundred_thousand_nested_levels_are_malformed_for_open_and_inspect() {
+    let files = Files::new();
+    let pki = Pki::new("Hostile Test CA");
+    files.ca("ca", &pki.ca);
+    files.identity("bob", &pki.issue("bob@b.example.org"));
+    let message = deeply_nested_message("<deep-1@a.test>", 100_000);
+    assert!(message.len() > 400_000, "{} bytes", message.len());
+    let opened = open_as_bob(&files, &message);
+    assert_eq!(opened.json()["error"]["code"], "malformed", "{}\n{}", opened.text(), opened.stderr);
+    let input = files.write("deep.eml", &message);
+    let inspected = hisp(&["--json", "message", "inspect", "--in", &input], None, &[]);
+    assert_eq!(inspected.json()["error"]["code"], "malformed", "{}\n{}", inspected.text(), inspected.stderr);
+
+    // MIME nesting: a message wrapped in itself 100,000 times.
+    let wrapped =
+        [b"Content-Type: message/rfc822\r\n\r\n".repeat(100_000), b"Subject: x\r\n\r\nx\r\n".to_vec()].concat();
+    let input = files.write("wrapped.eml", &wrapped);
+    let inspected = hisp(&["--json", "message", "inspect", "--in", &input], None, &[]);
+    assert_eq!(inspected.json()["error"]["code"], "malformed", "{}\n{}", inspected.text(), inspected.stderr);
+}
+
+#[test]
+fn a_hundred_thousand_nested_levels_over_the_backbone_leave_the_node_up() {
+    let n = network();
+    let files = Files::new();
+    let file = files.write("deep.eml", &deeply_nested_message("<deep-2@a.test>", 100_000));
+    let sent = swaks(
+        n.b_backbone,
+        &["--tls", "--from", "dr.smith@a.test", "--to", "dr.jones@b.test", "--data", &format!("@{file}")],
+    );
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    let refused = wait_status_of(&n.b, "<deep-2@a.test>", "failed");
+    assert!(refused.to_string().contains("malformed"), "{refused}");
+    // B is still up: its next message from A arrives.
+    let later = submit(
+        &n,
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: Next\r\nMessage-ID: <after-deep@a.test>\r\n\r\nStill here.\r\n",
+    );
+    assert_eq!(later.status, 0, "{}", later.stderr);
+    assert!(mailbox(&n.b, "b.test", "dr.jones", 1)[0].contains("Still here."));
 }

@@ -319,7 +319,7 @@ mod tests {
         assert_eq!(Metadata::from_headers(&entity.headers), c.referral.as_ref().map(|(m, _)| m.clone()));
         assert_eq!(entity.headers.get("in-reply-to").map(str::trim), Some("<m0@b.test>"));
         assert!(entity.headers.get("subject").unwrap().contains("=?UTF-8?B?"));
-        let files = crate::smime::mime::attachments(&raw);
+        let files = crate::smime::mime::attachments(&raw).unwrap();
         assert_eq!(files, c.files);
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.subject(), Some("Referral für Müller"));

@@ -46,6 +46,11 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Err(e @ SmimeError::RevocationUnknown { .. }) => return Outcome::deferred(e.to_string()),
         Err(e) => return Outcome::failed("5.7.1", format!("refused ({}): {e}", e.code())),
     };
+    // Read before any MDN goes out: a message that cannot be read is refused, not half-processed.
+    let attachments = match mime::attachments(&opened.original) {
+        Ok(found) => found,
+        Err(e) => return Outcome::failed("5.6.0", format!("refused (malformed): {e}")),
+    };
     let entity = mime::Entity::parse(&opened.original);
     let headers = &entity.headers;
     let original_id = headers.get("message-id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -61,9 +66,11 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         // (not even one whose fields cannot be read: that one goes to the mailbox as it is).
         let kind = if report == Report::Disposition { "mdn" } else { "dsn" };
         let arrived = Arrived { kind, ..arrived };
-        let Some(notice) = mdn::parse(&entity) else { return deliver(work, job, &recipient, &opened, &arrived) };
+        let Some(notice) = mdn::parse(&entity) else {
+            return deliver(work, job, &recipient, &opened, &arrived, &attachments);
+        };
         return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.key) {
-            Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived),
+            Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived, &attachments),
             Ok(Pass::Consumed(why)) => Outcome::Delivered(format!("{kind} recorded, not passed to the mailbox: {why}")),
             Err(e) => Outcome::deferred(e),
         };
@@ -82,7 +89,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
             return Outcome::deferred(e);
         }
     }
-    let outcome = deliver(work, job, &recipient, &opened, &arrived);
+    let outcome = deliver(work, job, &recipient, &opened, &arrived, &attachments);
     match (&outcome, &receipt) {
         (Outcome::Delivered(_), Some(receipt)) if receipt.final_delivery => {
             match answer::send(work, receipt, Disposition::Dispatched, None) {
@@ -107,7 +114,14 @@ struct Arrived {
 }
 
 /// Puts the opened original into the recipient's mailbox, once per Message-ID and recipient.
-fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, arrived: &Arrived) -> Outcome {
+fn deliver(
+    work: &Work,
+    job: &Job,
+    recipient: &DirectAddress,
+    opened: &Opened,
+    arrived: &Arrived,
+    attachments: &[mime::Attachment],
+) -> Outcome {
     let key = &arrived.key;
     match work.queue.delivered_before(key, &job.recipient) {
         Ok(Some(file)) => return Outcome::Delivered(format!("already delivered as {file}; not delivered again")),
@@ -124,7 +138,6 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
     match maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail, job.attempts > 1) {
         Ok(path) => {
             let file = path.display().to_string();
-            let attachments = mime::attachments(&opened.original);
             // The practice's copy of what arrived (and its referral): before the delivery is
             // recorded, so a crash in between redoes it (it is kept once).
             if arrived.kind == "message" {
@@ -135,7 +148,7 @@ fn deliver(work: &Work, job: &Job, recipient: &DirectAddress, opened: &Opened, a
                     recipient,
                     key,
                     &opened.original,
-                    &attachments,
+                    attachments,
                     &arrived.sender,
                 ) {
                     return Outcome::deferred(format!("practice documents: {e}"));

@@ -39,8 +39,8 @@ pub fn inspect(message: &[u8]) -> Result<Inspection, SmimeError> {
 }
 
 fn describe(entity: &Entity, layers: &mut Vec<Layer>, depth: usize) -> Result<(), SmimeError> {
-    if depth > 8 {
-        return Ok(());
+    if depth > mime::MAX_NESTING {
+        return Err(SmimeError::Malformed(format!("layers nested more than {} deep", mime::MAX_NESTING)));
     }
     let ct = entity.content_type();
     let content_type = entity.headers.get("content-type").unwrap_or("text/plain (default)").to_string();

@@ -302,26 +302,32 @@ pub struct Attachment {
     pub content: Vec<u8>,
 }
 
-/// Every attachment of `message`, walking nested multiparts (to a bounded depth).
-pub fn attachments(message: &[u8]) -> Vec<Attachment> {
+/// How deep multiparts and wrapped messages may nest before a message is refused as malformed:
+/// a Direct message has three or four levels; a peer's nesting must not decide how deep a
+/// recursive walk goes.
+pub const MAX_NESTING: usize = 16;
+
+/// Every attachment of `message`, walking nested multiparts; an error when they nest deeper than
+/// `MAX_NESTING`.
+pub fn attachments(message: &[u8]) -> Result<Vec<Attachment>, String> {
     let mut out = Vec::new();
-    collect_attachments(message, 0, &mut out);
-    out
+    collect_attachments(message, 0, &mut out)?;
+    Ok(out)
 }
 
-fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) {
-    const MAX_DEPTH: usize = 8;
+fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) -> Result<(), String> {
     let entity = Entity::parse(raw);
     let ct = entity.content_type();
     if ct.mime_type.starts_with("multipart/") {
-        if depth < MAX_DEPTH {
-            if let Some(parts) = ct.param("boundary").and_then(|b| multipart_parts(entity.body, b).ok()) {
-                for part in parts {
-                    collect_attachments(part, depth + 1, out);
-                }
+        if depth >= MAX_NESTING {
+            return Err(format!("multiparts nested more than {MAX_NESTING} levels deep"));
+        }
+        if let Some(parts) = ct.param("boundary").and_then(|b| multipart_parts(entity.body, b).ok()) {
+            for part in parts {
+                collect_attachments(part, depth + 1, out)?;
             }
         }
-        return;
+        return Ok(());
     }
     let disposition = entity.headers.get("content-disposition").map(ContentType::parse);
     let filename = disposition
@@ -333,6 +339,7 @@ fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) {
             out.push(Attachment { filename, content_type: ct.mime_type.clone(), content: content.into_owned() });
         }
     }
+    Ok(())
 }
 
 /// Copies the header block `raw` to `out` without the fields named (case-insensitive; with their
@@ -491,10 +498,28 @@ mod tests {
 Content-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nhi\r\n--i--\r\n\
 --o\r\nContent-Type: application/xml; name=ccd.xml\r\nContent-Transfer-Encoding: base64\r\n\r\nPGE+PC9hPg==\r\n\
 --o\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n%PDF\r\n--o--\r\n";
-        let found = attachments(msg);
+        let found = attachments(msg).unwrap();
         let names: Vec<&str> = found.iter().map(|a| a.filename.as_str()).collect();
         assert_eq!(names, ["ccd.xml", "scan.pdf"]);
         assert_eq!(found[0].content, b"<a></a>");
         assert_eq!(found[0].content_type, "application/xml");
+    }
+
+    #[test]
+    fn multiparts_nested_too_deeply_are_refused() {
+        let mut message = b"Content-Type: text/plain; name=a.txt\r\n\r\nx\r\n".to_vec();
+        for level in 0..=MAX_NESTING {
+            let b = format!("b{level}");
+            message = [
+                format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n").as_bytes(),
+                &message,
+                format!("\r\n--{b}--\r\n").as_bytes(),
+            ]
+            .concat();
+            if level + 1 == MAX_NESTING {
+                assert_eq!(attachments(&message).unwrap().len(), 1, "{MAX_NESTING} levels are read");
+            }
+        }
+        assert!(attachments(&message).unwrap_err().contains("nested"));
     }
 }
