@@ -82,9 +82,20 @@ impl DirectAddress {
         if local.len() > 64 {
             return Err(bad("the part before '@' is longer than 64 characters"));
         }
-        // The dot-atom form of RFC 5322; quoted local parts are not used for Direct addresses.
-        let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
-        if !local.split('.').all(|p| !p.is_empty() && p.bytes().all(atext)) {
+        // The dot-atom form of RFC 5322 (quoted local parts are not used for Direct addresses),
+        // without '/': a local part names a mailbox directory, so it may hold no path separator
+        // ('\\', NUL and control characters are outside atext already).
+        let atext = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-=?^_`{|}~".contains(&b);
+        if local.contains('/') {
+            return Err(bad("the part before '@' may not contain '/'"));
+        }
+        if local.contains('\\') {
+            return Err(bad("the part before '@' may not contain '\\'"));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(bad("the part before '@' may not start or end with '.' or hold '..'"));
+        }
+        if !local.bytes().all(|b| b == b'.' || atext(b)) {
             return Err(bad("the part before '@' has characters an address may not use"));
         }
         let domain = Domain::parse(domain).map_err(|_| bad("the part after '@' is not a domain name"))?;
@@ -193,6 +204,26 @@ mod tests {
         for bad in ["nobody", "@example.org", "a b@example.org", "a@localhost", "a..b@example.org", "a@-x.org"] {
             assert!(DirectAddress::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn local_parts_that_could_name_a_path_are_refused_with_the_reason() {
+        let reason = |input: &str| match DirectAddress::parse(input) {
+            Err(AddressError::BadAddress(_, why)) => why,
+            other => panic!("{input} accepted: {other:?}"),
+        };
+        assert!(reason("/etc@b.test").contains("'/'"));
+        assert!(reason("..%2f/x@b.test").contains("'/'"));
+        assert!(reason("a\\b@b.test").contains("'\\'"));
+        assert!(reason(".hidden@b.test").contains("start or end with '.'"));
+        assert!(reason("x.@b.test").contains("start or end with '.'"));
+        assert!(reason("..@b.test").contains("'.'"));
+        for bad in ["a\0b@b.test", "a\nb@b.test", "a\tb@b.test", "a\x7fb@b.test", "caf\u{e9}@b.test"] {
+            assert!(DirectAddress::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(reason(&format!("{}@b.test", "a".repeat(65))).contains("64"));
+        assert_eq!(DirectAddress::parse(&format!("{}@b.test", "a".repeat(64))).unwrap().local().len(), 64);
+        assert!(DirectAddress::parse("o'brien+lab=1@b.test").is_ok(), "the rest of atext stays allowed");
     }
 
     #[test]

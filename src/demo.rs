@@ -172,7 +172,7 @@ pub fn run() -> Result<(), String> {
     ));
     timeline.detail(&sent);
 
-    let mailbox = serve::maildir::mailbox(&b.config.server.mail_dir, &b.user).join("new");
+    let mailbox = serve::maildir::mailbox(&b.config.server.mail_dir, &b.user).map_err(|e| e.to_string())?.join("new");
     let delivered = wait_for_file(&mailbox)?;
     let mail = std::fs::read(&delivered).map_err(|e| e.to_string())?;
     timeline.step(&format!(
@@ -257,7 +257,7 @@ fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeli
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let inbox = serve::maildir::mailbox(&a.config.server.mail_dir, &a.user).join("new");
+    let inbox = serve::maildir::mailbox(&a.config.server.mail_dir, &a.user).map_err(|e| e.to_string())?.join("new");
     let deadline = Instant::now() + PATIENCE;
     loop {
         let mdns = std::fs::read_dir(&inbox)

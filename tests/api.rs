@@ -379,6 +379,11 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     let other = token(&j.a, "other-ehr", None);
     api.expect(&other, 201, "POST", "/v1/practice", Some(&json!({"name": "Other Clinic"})));
     api.expect(&other, 201, "POST", "/v1/practice/users", Some(&json!({"username": "dr.other"})));
+    // A username that could name a path outside the mail directory is refused before anything is made.
+    for evil in ["/etc", "../../x", "a/b", ".hidden"] {
+        let refused = api.expect(&other, 400, "POST", "/v1/practice/users", Some(&json!({"username": evil})));
+        assert_eq!(refused["error"]["field"], "username", "{evil}: {refused}");
+    }
     api.expect(&other, 404, "GET", &format!("/v1/messages/{message_id}"), None);
     api.expect(&other, 404, "GET", &format!("/v1/referrals/{referral_id}"), None);
     api.expect(&other, 404, "POST", &format!("/v1/referrals/{returned_id}/received"), None);

@@ -303,3 +303,70 @@ fn a_hundred_thousand_nested_levels_over_the_backbone_leave_the_node_up() {
     assert_eq!(later.status, 0, "{}", later.stderr);
     assert!(mailbox(&n.b, "b.test", "dr.jones", 1)[0].contains("Still here."));
 }
+
+#[test]
+fn a_local_part_that_names_a_path_is_refused_where_it_enters_and_set_aside_on_upgrade() {
+    use common::node::Node;
+    use common::servers::free_port;
+    // Where addresses enter: the CLI (the API and SMTP parse with the same rule, tests/api.rs and below).
+    let (backbone, mail) = (free_port(), tempfile::tempdir().unwrap());
+    let config = node_config(free_port(), free_port(), backbone, free_port(), &mail.path().display().to_string());
+    let node = Node::with_published_ca_and(&config);
+    practice(&node, "b.test", "dr.jones");
+    for evil in ["/etc@b.test", "../../x@b.test", "a/b@b.test", ".x@b.test", "a\\b@b.test"] {
+        let added = node.run_in(&["address", "add", evil, "--password-stdin"], Some(b"a long password here\n"));
+        assert_ne!(added.status, 0, "{evil} was added");
+        assert!(added.stderr.contains(evil), "the refusal names the address: {}", added.stderr);
+    }
+    assert!(node.run_in(&["address", "add", "/etc@b.test"], None).stderr.contains("may not contain '/'"));
+
+    // A row written before the rule: the upgrade sets it aside, the node names it at start and
+    // refuses mail for it.
+    node.sql("DROP TABLE set_aside_addresses");
+    node.sql("PRAGMA user_version = 10");
+    node.sql(
+        "INSERT INTO addresses (domain_id, local, address, created_at) \
+         SELECT id, '/tmp/escape', '/tmp/escape@b.test', 0 FROM domains WHERE name = 'b.test'",
+    );
+    let daemon = node.serve(backbone);
+    let listed = node.json(&["address", "list"]).to_string();
+    assert!(!listed.contains("escape") && listed.contains("dr.jones@b.test"), "{listed}");
+    let aside = node.sql("SELECT address || ' ' || reason FROM set_aside_addresses");
+    assert_eq!(aside.len(), 1);
+    assert!(String::from_utf8_lossy(&aside[0]).starts_with("/tmp/escape@b.test its local part holds a path separator"));
+    assert!(node.serve_log().contains("\"/tmp/escape@b.test\" was set aside"), "{}", node.serve_log());
+    let replies = smtp_dialogue(
+        backbone,
+        &["EHLO peer", "MAIL FROM:<dr.smith@a.test>", "RCPT TO:</tmp/escape@b.test>", "RCPT TO:<dr.jones@b.test>"],
+    );
+    assert!(replies[3].starts_with('5'), "{replies:?}");
+    assert!(replies[4].starts_with("250"), "{replies:?}");
+    drop(daemon);
+    assert!(!std::path::Path::new("/tmp/escape").exists());
+}
+
+/// Sends each line (CRLF added) to 127.0.0.1:`port` and returns the greeting and each reply.
+fn smtp_dialogue(port: u16, lines: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut read_reply = || {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            reply.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return reply;
+            }
+        }
+    };
+    let mut replies = vec![read_reply()];
+    for line in lines {
+        writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        replies.push(read_reply());
+    }
+    replies
+}

@@ -58,7 +58,12 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         "dns": running.dns.map(|a| a.to_string()),
         "recovered_in_flight": running.recovered.0,
         "quarantined_at_start": running.recovered.1,
+        "set_aside_addresses": running.set_aside.iter().map(|(a, why)| json!({"address": a, "reason": why})).collect::<Vec<_>>(),
     });
+    // On stderr whatever the output format: an operator must see these at every start.
+    for (address, reason) in &running.set_aside {
+        eprintln!("hisp: address {address:?} was set aside by an upgrade and receives no mail: {reason}");
+    }
     if ctx.json {
         output::json(&report);
     } else {

@@ -11,13 +11,32 @@
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::address::DirectAddress;
 
-/// `<root>/<domain>/<user>/`.
-pub fn mailbox(root: &Path, address: &DirectAddress) -> PathBuf {
-    root.join(address.domain().as_str()).join(address.local())
+/// `<root>/<domain>/<user>/`. The address types admit no separator and no dot-only name, and
+/// this checks again that each part is one plain path component, so a mailbox cannot lie outside
+/// `root` whatever a future address rule allows.
+pub fn mailbox(root: &Path, address: &DirectAddress) -> std::io::Result<PathBuf> {
+    under(root, &[address.domain().as_str(), address.local()])
+}
+
+fn under(root: &Path, parts: &[&str]) -> std::io::Result<PathBuf> {
+    let mut path = root.to_path_buf();
+    for part in parts {
+        let mut components = Path::new(part).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(name)), None) if name == std::ffi::OsStr::new(part) => path.push(name),
+            _ => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{part:?} cannot name a mailbox directory"),
+                ))
+            }
+        }
+    }
+    Ok(path)
 }
 
 /// Delivers `message` as `name` unless a copy of that name is already in `new/` (or, when
@@ -31,7 +50,7 @@ pub fn deliver(
     message: &[u8],
     retry: bool,
 ) -> std::io::Result<PathBuf> {
-    let dir = mailbox(root, address);
+    let dir = mailbox(root, address)?;
     if !dir.join("new").is_dir() {
         for sub in ["tmp", "new", "cur"] {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
@@ -110,5 +129,16 @@ mod tests {
         std::fs::write(&path, b"").unwrap();
         deliver(root.path(), &bob, "2.abc.hisp", b"whole message\r\n", false).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_mailbox_path_is_only_ever_plain_names_under_the_root() {
+        let root = Path::new("/srv/mail");
+        assert_eq!(under(root, &["b.test", "bob"]).unwrap(), root.join("b.test/bob"));
+        for bad in
+            [&["b.test", "/etc"][..], &["b.test", ".."], &["b.test", "a/b"], &["..", "x"], &["b.test", "."], &["", "x"]]
+        {
+            assert!(under(root, bad).is_err(), "{bad:?}");
+        }
     }
 }

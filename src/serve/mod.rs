@@ -138,6 +138,8 @@ pub struct Running {
     pub api: Option<std::net::SocketAddr>,
     pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
+    /// Addresses an upgrade set aside (address, reason): they receive no mail.
+    pub set_aside: Vec<(String, String)>,
     /// What the workers share (for `stop`); set once they run.
     shared: Option<Arc<Shared>>,
     /// The open SMTP sessions of both listeners (for `stop`).
@@ -192,7 +194,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         move |e: std::io::Error| format!("{what}: {e}")
     };
     // Migrations run here, once, before any other connection.
-    SqliteStore::open(&db, "serve").map_err(|e| e.to_string())?;
+    let set_aside = SqliteStore::open(&db, "serve").and_then(|s| s.set_aside_addresses()).map_err(|e| e.to_string())?;
     let queue = Queue::open(&db).map_err(|e| e.to_string())?;
     let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
 
@@ -223,6 +225,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         api: None,
         dns: None,
         recovered,
+        set_aside,
         shared: None,
         sessions: sessions.clone(),
         api_stopper: None,

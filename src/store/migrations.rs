@@ -327,4 +327,20 @@ pub const MIGRATIONS: &[&str] = &[
             "proofing"
         )
     ),
+    // 11: local parts may no longer hold '/' or '\\' (a local part names a mailbox directory, and
+    // "/etc" escaped the mail directory). Addresses that hold one are set aside here with the
+    // reason, not deleted: they receive no mail (RCPT refuses them), `hisp serve` lists them at
+    // every start, and their keys and certificates stay for the operator to deal with.
+    r#"
+    CREATE TABLE set_aside_addresses (
+        address      TEXT NOT NULL UNIQUE,
+        reason       TEXT NOT NULL,
+        set_aside_at INTEGER NOT NULL
+    );
+    INSERT INTO set_aside_addresses (address, reason, set_aside_at)
+        SELECT address, 'its local part holds a path separator (''/'' or ''\''), which addresses may no longer hold',
+               CAST(strftime('%s', 'now') AS INTEGER)
+        FROM addresses WHERE instr(local, '/') > 0 OR instr(local, '\') > 0;
+    DELETE FROM addresses WHERE instr(local, '/') > 0 OR instr(local, '\') > 0;
+    "#,
 ];

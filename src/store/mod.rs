@@ -201,6 +201,8 @@ pub trait Store {
     fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>>;
     fn has_address(&self, address: &DirectAddress) -> Result<bool>;
     fn remove_address(&self, address: &DirectAddress) -> Result<()>;
+    /// Addresses an upgrade set aside because they break a newer address rule: (address, reason).
+    fn set_aside_addresses(&self) -> Result<Vec<(String, String)>>;
     fn set_password(&self, address: &DirectAddress, password_hash: &str) -> Result<()>;
     fn password_hash(&self, address: &DirectAddress) -> Result<Option<String>>;
 

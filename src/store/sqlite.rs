@@ -381,6 +381,12 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_aside_addresses(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare("SELECT address, reason FROM set_aside_addresses ORDER BY address")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn set_password(&self, address: &DirectAddress, password_hash: &str) -> Result<()> {
         let text = address.to_string();
         self.change("address.passwd", &text, "", |tx| {
