@@ -227,8 +227,11 @@ fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeli
     let mut told = 0;
     loop {
         let tracked = crate::notify::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
-        let recipient =
-            tracked.and_then(|m| m.recipients.into_iter().next()).ok_or("node A does not track the referral")?;
+        let recipient = tracked
+            .into_iter()
+            .next()
+            .and_then(|m| m.recipients.into_iter().next())
+            .ok_or("node A does not track the referral")?;
         let notices: Vec<_> =
             recipient.timeline.iter().filter(|e| matches!(e.event.as_str(), "processed" | "dispatched")).collect();
         // B sends processed first; A may open the two in either order. Told in B's order.

@@ -97,6 +97,7 @@ fn ports() -> Ports {
 /// b.test, each publishing its own domains in DNS and asking the other's publisher.
 struct Journey {
     a: Node,
+    a_submission: u16,
     b: Node,
     api_a: Api,
     api_b: Api,
@@ -118,7 +119,15 @@ fn journey() -> Journey {
     b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "b.test", "--incoming", "--outgoing"]);
     let daemons = vec![a.serve(pa.api), b.serve(pb.api)];
     let api = |port| Api { port, ca_file: tls.0.clone() };
-    let journey = Journey { api_a: api(pa.api), api_b: api(pb.api), a, b, _daemons: daemons, _mail: mail };
+    let journey = Journey {
+        api_a: api(pa.api),
+        api_b: api(pb.api),
+        a,
+        a_submission: pa.submission,
+        b,
+        _daemons: daemons,
+        _mail: mail,
+    };
     std::mem::forget(scratch); // the TLS files outlive the daemons
     journey
 }
@@ -397,6 +406,45 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     let mut spoof = referral.clone();
     spoof["from"] = json!(me);
     assert_eq!(api.expect(&other, 403, "POST", "/v1/messages", Some(&spoof))["error"]["code"], "not-your-address");
+
+    // Other Clinic's EHR reuses the referral's Message-ID over SMTP (an EHR picks its own there):
+    // each practice sees only its own recipients and timeline, and Smith Pediatrics' are unchanged.
+    let before = api.expect(&kareo, 200, "GET", &format!("/v1/messages/{message_id}"), None);
+    j.a.ok(&["proofing", "approve", "Other Clinic", "--out-of-band", "--reason", "test practice"]);
+    let dr_other = "dr.other@otherclinic.direct.test";
+    j.a.ok(&["cert", "issue", dr_other]);
+    j.a.run_in(&["address", "passwd", dr_other, "--password-stdin"], Some(format!("{PASSWORD}\n").as_bytes())).ok();
+    let reuse = common::network::swaks(
+        j.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            dr_other,
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            dr_other,
+            "--to",
+            "secret.consult@b.test",
+            "--header",
+            &format!("Message-Id: <{message_id}>"),
+            "--body",
+            "Other business.",
+        ],
+    );
+    assert_eq!(reuse.status, 0, "{}", reuse.stderr);
+    let theirs = wait_for(&j, api, &other, &format!("/v1/messages/{message_id}"), |v| v["recipients"].is_array());
+    let recipients = |v: &Value| -> Vec<String> {
+        v["recipients"].as_array().unwrap().iter().map(|r| r["recipient"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(recipients(&theirs), ["secret.consult@b.test"], "{theirs}");
+    let after = api.expect(&kareo, 200, "GET", &format!("/v1/messages/{message_id}"), None);
+    assert_eq!(recipients(&after), ["dr.jones@b.test"], "{after}");
+    assert_eq!(after["recipients"], before["recipients"], "Smith Pediatrics' tracking is unchanged");
+    let history = api.expect(&kareo, 200, "GET", &format!("/v1/referrals/{referral_id}"), None);
+    assert!(!history.to_string().contains("secret.consult"), "{history}");
 
     // A revoked token stops working; everything above is in the audit log.
     j.a.ok(&["token", "revoke", "other-ehr"]);

@@ -49,6 +49,9 @@ pub enum MessageCommand {
     Track {
         /// The message's Message-ID (angle brackets optional).
         message_id: String,
+        /// The sender whose message it is, when several senders used the same Message-ID.
+        #[arg(long, value_name = "ADDRESS")]
+        sender: Option<String>,
     },
     /// Messages sent through this node (default) or delivered into its mailboxes.
     List {
@@ -120,7 +123,7 @@ pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
     match command {
         MessageCommand::Seal(args) => seal_command(ctx, args),
         MessageCommand::Open(args) => open_command(ctx, args),
-        MessageCommand::Track { message_id } => super::tracking::track(ctx, &message_id),
+        MessageCommand::Track { message_id, sender } => super::tracking::track(ctx, &message_id, sender.as_deref()),
         MessageCommand::List { sent: _, received, since } => super::tracking::list(ctx, received, since.as_deref()),
         MessageCommand::Inspect { input } => {
             let report = inspect(&output::read_input(input.as_deref())?)?;

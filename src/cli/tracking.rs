@@ -12,9 +12,21 @@ fn queue(ctx: &Context) -> Result<Queue, Failure> {
     Ok(Queue::open(&ctx.db_path)?)
 }
 
-pub fn track(ctx: &Context, message_id: &str) -> Result<(), Failure> {
+pub fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<(), Failure> {
     let queue = queue(ctx)?;
-    let Some(message) = tracking::track(&queue, message_id.trim())? else {
+    let mut found = tracking::track(&queue, message_id.trim())?;
+    if let Some(sender) = sender {
+        found.retain(|m| m.sender.eq_ignore_ascii_case(sender.trim()));
+    }
+    if found.len() > 1 {
+        let senders: Vec<&str> = found.iter().map(|m| m.sender.as_str()).collect();
+        return Err(Failure::usage(format!(
+            "{} senders used the Message-ID {message_id} ({}): name one with --sender",
+            found.len(),
+            senders.join(", ")
+        )));
+    }
+    let Some(message) = found.pop() else {
         return Err(Failure::new(
             "not-found",
             format!("no message {message_id} was sent through this node (see `hisp message list --sent`)"),

@@ -68,8 +68,13 @@ pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
             };
             let documents = call.store.documents(practice.id, None, Some(&entry.message_id))?;
             let recipients = if entry.way == "sent" {
+                // Only this practice's senders: another practice may have used the same Message-ID.
                 let queue = Queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
-                crate::notify::tracking::track(&queue, &entry.message_id)?.map(|t| t.recipients).unwrap_or_default()
+                let ours = |sender: &str| {
+                    sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain))
+                };
+                let sent = crate::notify::tracking::track(&queue, &entry.message_id)?;
+                sent.into_iter().filter(|m| ours(&m.sender)).flat_map(|m| m.recipients).collect()
             } else {
                 Vec::new()
             };

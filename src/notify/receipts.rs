@@ -1,5 +1,7 @@
-//! The receiving side of delivery notification: for each message opened for a hosted recipient,
-//! which MDNs have been queued back to its sender. Recording an MDN and queueing it happen in one
+//! The receiving side of delivery notification: for each message opened and trusted for a hosted
+//! recipient, which MDNs have been queued back to its sender. A message is known by its delivery
+//! key (a digest of the verified sender, the Message-ID and the signed content), not by its
+//! Message-ID alone, which any sender may reuse. Recording an MDN and queueing it happen in one
 //! transaction, so a message processed again (a retry, a restart) never sends the same MDN twice
 //! and a crash never loses one.
 
@@ -12,6 +14,10 @@ use crate::smtp::queue::{insert_message, NewMessage, Result};
 /// What the MDNs for one (message, recipient) are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
+    /// What identifies the message (see the module comment).
+    pub delivery_key: String,
+    /// The queue entry that carried it (for its failure, found by the worker that fails it).
+    pub queue_message: i64,
     pub message_id: String,
     pub recipient: String,
     /// Where the MDNs go: the message's verified sender.
@@ -21,34 +27,57 @@ pub struct Receipt {
     pub final_delivery: bool,
 }
 
+/// Records that the message was opened and trusted (no MDN yet: `processed` goes out only once
+/// it is in the mailbox), unless that was done before.
+pub fn opened(tx: &Connection, receipt: &Receipt) -> Result<()> {
+    tx.run(
+        "INSERT OR IGNORE INTO receipts
+           (delivery_key, recipient, queue_message, message_id, sender, subject, final_delivery)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            receipt.delivery_key,
+            receipt.recipient,
+            receipt.queue_message,
+            receipt.message_id,
+            receipt.sender,
+            receipt.subject,
+            receipt.final_delivery
+        ],
+    )?;
+    Ok(())
+}
+
 /// Records the message as processed and queues `mdn` (in the write transaction `tx`), unless that
 /// was done before. Returns whether the MDN was queued now.
 pub fn processed(tx: &Connection, receipt: &Receipt, mdn: &NewMessage, now: i64) -> Result<bool> {
-    let inserted = tx.run(
-        "INSERT OR IGNORE INTO receipts (message_id, recipient, sender, subject, final_delivery, processed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![receipt.message_id, receipt.recipient, receipt.sender, receipt.subject, receipt.final_delivery, now],
+    opened(tx, receipt)?;
+    let changed = tx.run(
+        "UPDATE receipts SET processed_at = ?3 WHERE delivery_key = ?1 AND recipient = ?2 AND processed_at IS NULL",
+        params![receipt.delivery_key, receipt.recipient, now],
     )?;
-    if inserted == 1 {
+    if changed == 1 {
         insert_message(tx, mdn, now)?;
     }
-    Ok(inserted == 1)
+    Ok(changed == 1)
 }
 
-/// The receipt of a processed message, if there is one.
-pub fn get(conn: &Connection, message_id: &str, recipient: &str) -> Result<Option<Receipt>> {
+/// The receipt of a message opened and trusted for `recipient` from the queue entry
+/// `queue_message`, if there is one.
+pub fn of_queued(conn: &Connection, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
     Ok(conn
         .row(
-            "SELECT message_id, recipient, sender, subject, final_delivery FROM receipts
-             WHERE message_id = ?1 AND recipient = ?2 AND processed_at IS NOT NULL",
-            params![message_id, recipient],
+            "SELECT delivery_key, queue_message, message_id, recipient, sender, subject, final_delivery FROM receipts
+             WHERE queue_message = ?1 AND recipient = ?2",
+            params![queue_message, recipient],
             |r| {
                 Ok(Receipt {
-                    message_id: r.get(0)?,
-                    recipient: r.get(1)?,
-                    sender: r.get(2)?,
-                    subject: r.get(3)?,
-                    final_delivery: r.get(4)?,
+                    delivery_key: r.get(0)?,
+                    queue_message: r.get(1)?,
+                    message_id: r.get(2)?,
+                    recipient: r.get(3)?,
+                    sender: r.get(4)?,
+                    subject: r.get(5)?,
+                    final_delivery: r.get(6)?,
                 })
             },
         )
@@ -63,12 +92,13 @@ pub fn concluded(tx: &Connection, receipt: &Receipt, outcome: Disposition, mdn: 
         Disposition::Failed => "failed_at",
         Disposition::Processed => return Ok(false),
     };
+    opened(tx, receipt)?;
     let changed = tx.run(
         &format!(
             "UPDATE receipts SET {column} = ?3
-             WHERE message_id = ?1 AND recipient = ?2 AND dispatched_at IS NULL AND failed_at IS NULL"
+             WHERE delivery_key = ?1 AND recipient = ?2 AND dispatched_at IS NULL AND failed_at IS NULL"
         ),
-        params![receipt.message_id, receipt.recipient, now],
+        params![receipt.delivery_key, receipt.recipient, now],
     )?;
     if changed == 1 {
         insert_message(tx, mdn, now)?;

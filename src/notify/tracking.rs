@@ -1,6 +1,8 @@
 //! The sending side of delivery notification: each recipient of each message a local EHR sent is
 //! tracked from submission through `sent` to `processed` and (when final delivery was asked for)
-//! `dispatched`, or to `failed` / `timed-out`. Notifications are matched by Original-Message-ID,
+//! `dispatched`, or to `failed` / `timed-out`. Each sender's messages are tracked apart: a
+//! Message-ID names a message only with its sender, and another sender reusing one neither sees
+//! nor changes what is tracked of the first. Notifications are matched by Original-Message-ID,
 //! recipient and sender; a repeated one is recorded as a duplicate and not passed on; one that
 //! arrives after the sender was told the recipient failed is recorded as late. The sender is told
 //! of a failure once (`notified_at`), whoever notices it first.
@@ -21,23 +23,24 @@ pub struct Tracked {
     pub final_delivery: bool,
 }
 
-fn event(tx: &Connection, message_id: &str, recipient: &str, now: i64, what: &str, detail: &str) -> Result<()> {
-    noticed(tx, message_id, recipient, now, what, detail, None)
+/// One tracked recipient: (sender, Message-ID, recipient), the sender and recipient lowercased.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub sender: &'a str,
+    pub message_id: &'a str,
+    pub recipient: &'a str,
+}
+
+fn event(tx: &Connection, key: Key, now: i64, what: &str, detail: &str) -> Result<()> {
+    noticed(tx, key, now, what, detail, None)
 }
 
 /// An event, with the Message-ID of the notification that told it.
-fn noticed(
-    tx: &Connection,
-    message_id: &str,
-    recipient: &str,
-    now: i64,
-    what: &str,
-    detail: &str,
-    notice_id: Option<&str>,
-) -> Result<()> {
+fn noticed(tx: &Connection, key: Key, now: i64, what: &str, detail: &str, notice_id: Option<&str>) -> Result<()> {
     tx.run(
-        "INSERT INTO tracking_events (message_id, recipient, at, event, detail, notice_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![message_id, recipient, now, what, detail, notice_id],
+        "INSERT INTO tracking_events (sender, message_id, recipient, at, event, detail, notice_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![key.sender, key.message_id, key.recipient, now, what, detail, notice_id],
     )?;
     Ok(())
 }
@@ -51,16 +54,18 @@ pub(crate) fn submitted(
     tracked: &Tracked,
     now: i64,
 ) -> Result<()> {
+    let sender = sender.to_ascii_lowercase();
     for recipient in recipients {
         let recipient = recipient.to_ascii_lowercase();
         let inserted = tx.run(
             "INSERT OR IGNORE INTO tracked (message_id, recipient, sender, subject, final_delivery, status, submitted_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
-            params![message_id, recipient, sender.to_ascii_lowercase(), tracked.subject, tracked.final_delivery, now],
+            params![message_id, recipient, sender, tracked.subject, tracked.final_delivery, now],
         )?;
         if inserted == 1 {
             let asked = if tracked.final_delivery { "final delivery notification requested" } else { "" };
-            event(tx, message_id, &recipient, now, "submitted", asked)?;
+            let key = Key { sender: &sender, message_id, recipient: &recipient };
+            event(tx, key, now, "submitted", asked)?;
         }
     }
     Ok(())
@@ -68,28 +73,35 @@ pub(crate) fn submitted(
 
 /// The message left for the recipient's HISP (or this node's own mailbox), recorded inside the
 /// caller's write transaction (the worker's, with the recipient's outcome).
-pub fn record_sent(tx: &Connection, message_id: &str, recipient: &str, note: &str, now: i64) -> Result<()> {
-    let recipient = recipient.to_ascii_lowercase();
+pub fn record_sent(
+    tx: &Connection,
+    sender: &str,
+    message_id: &str,
+    recipient: &str,
+    note: &str,
+    now: i64,
+) -> Result<()> {
+    let (sender, recipient) = (sender.to_ascii_lowercase(), recipient.to_ascii_lowercase());
     let changed = tx.run(
         "UPDATE tracked SET status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,
                 sent_at = ?3, updated_at = ?3
-         WHERE message_id = ?1 AND recipient = ?2 AND sent_at IS NULL",
-        params![message_id, recipient, now],
+         WHERE message_id = ?1 AND recipient = ?2 AND sender = ?4 AND sent_at IS NULL",
+        params![message_id, recipient, now, sender],
     )?;
     if changed == 1 {
-        event(tx, message_id, &recipient, now, "sent", note)?;
+        event(tx, Key { sender: &sender, message_id, recipient: &recipient }, now, "sent", note)?;
     }
     Ok(())
 }
 
 /// Whether the sender still has to be told that this recipient failed (untracked messages, sent
 /// before tracking existed, are told too).
-pub fn needs_failure_notice(queue: &Queue, message_id: &str, recipient: &str) -> Result<bool> {
+pub fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
     let notified: Option<Option<i64>> = queue
         .conn()
         .row(
-            "SELECT notified_at FROM tracked WHERE message_id = ?1 AND recipient = ?2",
-            params![message_id, recipient.to_ascii_lowercase()],
+            "SELECT notified_at FROM tracked WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
+            params![key.message_id, key.recipient.to_ascii_lowercase(), key.sender.to_ascii_lowercase()],
             |r| r.get(0),
         )
         .optional()?;
@@ -98,17 +110,18 @@ pub fn needs_failure_notice(queue: &Queue, message_id: &str, recipient: &str) ->
 
 /// The recipient failed for good here (`status` "failed") or got no notification in time
 /// ("timed-out"), and the sender has been sent the DSN that says so.
-pub fn failed(queue: &Queue, message_id: &str, recipient: &str, status: &str, why: &str, now: i64) -> Result<()> {
+pub fn failed(queue: &Queue, key: Key, status: &str, why: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
-    let recipient = recipient.to_ascii_lowercase();
+    let (sender, recipient) = (key.sender.to_ascii_lowercase(), key.recipient.to_ascii_lowercase());
+    let key = Key { sender: &sender, message_id: key.message_id, recipient: &recipient };
     let changed = tx.run(
         "UPDATE tracked SET status = ?3, failed_at = coalesce(failed_at, ?5), detail = ?4, notified_at = ?5, updated_at = ?5
-         WHERE message_id = ?1 AND recipient = ?2 AND notified_at IS NULL",
-        params![message_id, recipient, status, why, now],
+         WHERE message_id = ?1 AND recipient = ?2 AND sender = ?6 AND notified_at IS NULL",
+        params![key.message_id, recipient, status, why, now, sender],
     )?;
     if changed == 1 {
-        event(&tx, message_id, &recipient, now, status, why)?;
-        event(&tx, message_id, &recipient, now, "dsn", "the sender was sent a failure notice")?;
+        event(&tx, key, now, status, why)?;
+        event(&tx, key, now, "dsn", "the sender was sent a failure notice")?;
     }
     tx.commit()?;
     Ok(())
@@ -173,13 +186,15 @@ fn record_one(
     now: i64,
 ) -> Result<Effect> {
     let Arrival { sender, reporter, notice_id } = *arrival;
+    let sender = sender.to_ascii_lowercase();
+    let key = Key { sender: &sender, message_id, recipient };
     let in_reporters_domain =
         recipient.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(reporter.domain().as_str()));
     let row = tx
         .row(
             "SELECT status, final_delivery, processed_at, dispatched_at, failed_at, notified_at FROM tracked
              WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
-            params![message_id, recipient, sender.to_ascii_lowercase()],
+            params![message_id, recipient, sender],
             |r| {
                 Ok(Row {
                     status: r.get(0)?,
@@ -199,7 +214,7 @@ fn record_one(
     };
     if !in_reporters_domain {
         let note = format!("{} reported by {reporter}, outside {recipient}'s domain: ignored", happened.name());
-        event(tx, message_id, recipient, now, "ignored", &note)?;
+        event(tx, key, now, "ignored", &note)?;
         return Ok(Effect::Ignored);
     }
     let (column, already) = match happened {
@@ -207,7 +222,7 @@ fn record_one(
         Event::Dispatched => ("dispatched_at", row.dispatched_at),
         Event::Failed(_) => ("failed_at", row.failed_at),
         Event::Other(_) => {
-            event(tx, message_id, recipient, now, happened.name(), &format!("reported by {reporter}"))?;
+            event(tx, key, now, happened.name(), &format!("reported by {reporter}"))?;
             return Ok(Effect::Recorded { final_delivery: row.final_delivery });
         }
     };
@@ -215,8 +230,8 @@ fn record_one(
         let before: Option<String> = tx
             .row(
                 "SELECT event FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 AND notice_id = ?3
-                 AND event IN (?4, 'late') ORDER BY id LIMIT 1",
-                params![message_id, recipient, notice_id, happened.name()],
+                 AND event IN (?4, 'late') AND sender = ?5 ORDER BY id LIMIT 1",
+                params![message_id, recipient, notice_id, happened.name(), sender],
                 |r| r.get(0),
             )
             .optional()?;
@@ -225,7 +240,7 @@ fn record_one(
             Some(_) => Effect::Recorded { final_delivery: row.final_delivery },
             None => {
                 let note = format!("another {} notification ({notice_id})", happened.name());
-                noticed(tx, message_id, recipient, now, "duplicate", &note, Some(notice_id))?;
+                noticed(tx, key, now, "duplicate", &note, Some(notice_id))?;
                 Effect::Duplicate
             }
         });
@@ -241,16 +256,16 @@ fn record_one(
     tx.run(
         &format!(
             "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
-                    updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2"
+                    updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2 AND sender = ?6"
         ),
-        params![message_id, recipient, now, status, detail],
+        params![message_id, recipient, now, status, detail, sender],
     )?;
     if row.notified_at.is_some() {
         let note = format!("{} after the sender was told it failed; not passed on", happened.name());
-        noticed(tx, message_id, recipient, now, "late", &note, Some(notice_id))?;
+        noticed(tx, key, now, "late", &note, Some(notice_id))?;
         return Ok(Effect::Late);
     }
-    noticed(tx, message_id, recipient, now, happened.name(), &detail, Some(notice_id))?;
+    noticed(tx, key, now, happened.name(), &detail, Some(notice_id))?;
     Ok(Effect::Recorded { final_delivery: row.final_delivery })
 }
 
@@ -323,21 +338,42 @@ pub struct SentMessage {
     pub recipients: Vec<RecipientTrack>,
 }
 
-/// The message with this Message-ID (angle brackets optional), if it was sent through us.
-pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
+/// The messages with this Message-ID (angle brackets optional) sent through us: one per sender
+/// that used it (a Message-ID names a message only with its sender).
+pub fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>> {
     let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
+    let senders: Vec<String> = {
+        let conn = queue.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT sender FROM tracked WHERE message_id = ?1 GROUP BY sender ORDER BY min(submitted_at)",
+        )?;
+        let rows = stmt.query_map([&id], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut out = Vec::with_capacity(senders.len());
+    for sender in senders {
+        out.extend(track_sent(queue, &sender, &id)?);
+    }
+    Ok(out)
+}
+
+/// What `sender` sent under `message_id`, if anything.
+pub fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Option<SentMessage>> {
     let conn = queue.conn();
-    let head: Option<(String, String, i64)> = conn
-        .row("SELECT sender, subject, submitted_at FROM tracked WHERE message_id = ?1 LIMIT 1", [&id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+    let sender = sender.to_ascii_lowercase();
+    let head: Option<(String, i64)> = conn
+        .row(
+            "SELECT subject, min(submitted_at) FROM tracked WHERE message_id = ?1 AND sender = ?2 GROUP BY sender",
+            params![message_id, sender],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let Some((sender, subject, submitted_at)) = head else { return Ok(None) };
+    let Some((subject, submitted_at)) = head else { return Ok(None) };
     let mut stmt = conn.prepare_cached(
         "SELECT recipient, status, final_delivery, sent_at, processed_at, dispatched_at, failed_at, detail, notified_at
-         FROM tracked WHERE message_id = ?1 ORDER BY recipient",
+         FROM tracked WHERE message_id = ?1 AND sender = ?2 ORDER BY recipient",
     )?;
-    let rows = stmt.query_map([&id], |r| {
+    let rows = stmt.query_map(params![message_id, sender], |r| {
         Ok(RecipientTrack {
             recipient: r.get(0)?,
             status: r.get(1)?,
@@ -353,33 +389,32 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Option<SentMessage>> {
     })?;
     let mut recipients = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     let mut events = conn.prepare_cached(
-        "SELECT at, event, detail FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 ORDER BY id",
+        "SELECT at, event, detail FROM tracking_events WHERE sender = ?1 AND message_id = ?2 AND recipient = ?3
+         ORDER BY id",
     )?;
     for r in &mut recipients {
-        let rows = events.query_map(params![id, r.recipient], |e| {
+        let rows = events.query_map(params![sender, message_id, r.recipient], |e| {
             Ok(TimelineEvent { at: e.get(0)?, event: e.get(1)?, detail: e.get(2)? })
         })?;
         r.timeline = rows.collect::<rusqlite::Result<_>>()?;
     }
-    Ok(Some(SentMessage { message_id: id, sender, subject, submitted_at, recipients }))
+    Ok(Some(SentMessage { message_id: message_id.to_string(), sender, subject, submitted_at, recipients }))
 }
 
 /// Messages sent since `since` (unix time), newest first.
 pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
-    let ids: Vec<String> = {
+    let keys: Vec<(String, String)> = {
         let conn = queue.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT message_id FROM tracked WHERE submitted_at >= ?1
-             GROUP BY message_id ORDER BY max(submitted_at) DESC, message_id",
+            "SELECT sender, message_id FROM tracked WHERE submitted_at >= ?1
+             GROUP BY sender, message_id ORDER BY max(submitted_at) DESC, message_id, sender",
         )?;
-        let rows = stmt.query_map([since], |r| r.get(0))?;
+        let rows = stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(m) = track(queue, &id)? {
-            out.push(m);
-        }
+    let mut out = Vec::with_capacity(keys.len());
+    for (sender, id) in keys {
+        out.extend(track_sent(queue, &sender, &id)?);
     }
     Ok(out)
 }
@@ -410,7 +445,7 @@ mod tests {
         };
         queue.enqueue(&[message], 100).unwrap();
         let tx = queue.write().unwrap();
-        record_sent(&tx, ID, "dr.jones@b.test", "250 ok", 110).unwrap();
+        record_sent(&tx, "dr.smith@a.test", ID, "dr.jones@b.test", "250 ok", 110).unwrap();
         tx.commit().unwrap();
         (dir, queue)
     }
@@ -441,7 +476,7 @@ mod tests {
         assert_eq!(arrive(&queue, &processed, "<n2@b.test>", 122), Effect::Duplicate);
         let dispatched = mdn("dr.jones@b.test", Event::Dispatched);
         assert_eq!(arrive(&queue, &dispatched, "<n3@b.test>", 130), Effect::Recorded { final_delivery: true });
-        let track = track(&queue, ID).unwrap().unwrap();
+        let track = track(&queue, ID).unwrap().remove(0);
         let jones = track.recipients.iter().find(|r| r.recipient == "dr.jones@b.test").unwrap();
         assert_eq!(jones.status, "dispatched");
         assert_eq!((jones.sent_at, jones.processed_at, jones.dispatched_at), (Some(110), Some(120), Some(130)));
@@ -458,13 +493,14 @@ mod tests {
         let due = overdue(&queue, 110 + 60, 60, 600).unwrap();
         assert_eq!(due.len(), 1, "only the recipient that was sent");
         assert_eq!((due[0].recipient.as_str(), due[0].missing), ("dr.jones@b.test", "processed"));
-        assert!(needs_failure_notice(&queue, ID, "dr.jones@b.test").unwrap());
-        failed(&queue, ID, "dr.jones@b.test", "timed-out", "no processed MDN", 170).unwrap();
-        assert!(!needs_failure_notice(&queue, ID, "dr.jones@b.test").unwrap());
+        let key = Key { sender: "dr.smith@a.test", message_id: ID, recipient: "dr.jones@b.test" };
+        assert!(needs_failure_notice(&queue, key).unwrap());
+        failed(&queue, key, "timed-out", "no processed MDN", 170).unwrap();
+        assert!(!needs_failure_notice(&queue, key).unwrap());
         assert!(overdue(&queue, 10_000, 60, 600).unwrap().is_empty(), "told once");
         let late = arrive(&queue, &mdn("dr.jones@b.test", Event::Processed), "<n1@b.test>", 200);
         assert_eq!(late, Effect::Late);
-        let jones = track(&queue, ID).unwrap().unwrap().recipients.remove(0);
+        let jones = track(&queue, ID).unwrap().remove(0).recipients.remove(0);
         assert_eq!(jones.status, "timed-out");
         assert_eq!(jones.processed_at, Some(200));
     }
@@ -485,12 +521,55 @@ mod tests {
         let notice = mdn("dr.jones@b.test", Event::Failed("5.1.1 no".into()));
         let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id: "<x@evil.test>" };
         assert_eq!(record_notice(&queue, &notice, &arrival, 120).unwrap()[0].1, Effect::Ignored);
-        assert_eq!(track(&queue, ID).unwrap().unwrap().recipients[0].status, "sent");
+        assert_eq!(track(&queue, ID).unwrap().remove(0).recipients[0].status, "sent");
         let other = Notice { original_message_id: Some("<other@a.test>".into()), ..notice.clone() };
         assert_eq!(arrive(&queue, &other, "<n9@b.test>", 121), Effect::Unmatched);
         // Another local user cannot learn about dr.smith's message.
         let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
         let arrival = Arrival { sender: "dr.other@a.test", reporter: &reporter, notice_id: "<n8@b.test>" };
         assert_eq!(record_notice(&queue, &notice, &arrival, 122).unwrap()[0].1, Effect::Unmatched);
+    }
+
+    #[test]
+    fn another_sender_reusing_a_message_id_is_tracked_apart_and_changes_nothing_of_the_first() {
+        let (_dir, queue) = queue_with_one_sent_message(false);
+        let reuse = NewMessage {
+            flow: Flow::Outbound,
+            mail_from: "mallory@other.test".into(),
+            authenticated_as: Some("mallory@other.test".into()),
+            message_id: ID.into(),
+            recipients: vec!["dr.jones@b.test".into()],
+            size: 1,
+            sealed_data: vec![0],
+            tracked: Some(Tracked { subject: "Mine".into(), final_delivery: false }),
+        };
+        queue.enqueue(&[reuse], 150).unwrap();
+        let tx = queue.write().unwrap();
+        record_sent(&tx, "mallory@other.test", ID, "dr.jones@b.test", "250 ok", 160).unwrap();
+        tx.commit().unwrap();
+        let key = Key { sender: "mallory@other.test", message_id: ID, recipient: "dr.jones@b.test" };
+        failed(&queue, key, "failed", "refused", 170).unwrap();
+
+        let both = track(&queue, ID).unwrap();
+        assert_eq!(
+            both.iter().map(|m| m.sender.as_str()).collect::<Vec<_>>(),
+            ["dr.smith@a.test", "mallory@other.test"]
+        );
+        let smith = track_sent(&queue, "dr.smith@a.test", ID).unwrap().unwrap();
+        assert_eq!(smith.subject, "Referral");
+        assert_eq!(smith.recipients.len(), 2, "dr.smith's own recipients only");
+        let jones = smith.recipients.iter().find(|r| r.recipient == "dr.jones@b.test").unwrap();
+        assert_eq!((jones.status.as_str(), jones.sent_at, jones.failed_at), ("sent", Some(110), None));
+        assert_eq!(jones.timeline.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["submitted", "sent"]);
+        let mallory = track_sent(&queue, "mallory@other.test", ID).unwrap().unwrap();
+        assert_eq!(mallory.recipients.len(), 1);
+        assert_eq!(mallory.recipients[0].status, "failed");
+        // An MDN for dr.jones matches the sender it is addressed to, and only that one.
+        assert_eq!(
+            arrive(&queue, &mdn("dr.jones@b.test", Event::Processed), "<n1@b.test>", 180),
+            Effect::Recorded { final_delivery: false }
+        );
+        let mallory = track_sent(&queue, "mallory@other.test", ID).unwrap().unwrap();
+        assert_eq!(mallory.recipients[0].processed_at, None);
     }
 }

@@ -1,6 +1,7 @@
-//! MDNs back to the sender of a message opened here: `processed` once it is opened and trusted,
-//! `dispatched` once it is in the mailbox (when the sender asked for final delivery), `failed`
-//! when it cannot be delivered after all. Each is queued as an outbound message from the hosted
+//! MDNs back to the sender of a message opened here: `processed` once it is opened, trusted and
+//! written into the mailbox (never for a message that was not written), `dispatched` with it when
+//! the sender asked for final delivery, `failed` when a message opened and trusted cannot be
+//! delivered after all. Each is queued as an outbound message from the hosted
 //! recipient, so it is signed with the recipient's key, encrypted, and delivered (and retried)
 //! like any Direct message; the receipts table makes each one happen once.
 
@@ -9,6 +10,13 @@ use crate::address::DirectAddress;
 use crate::notify::mdn::{self, Disposition, Mdn};
 use crate::notify::receipts::{self, Receipt};
 use crate::smtp::queue::{Flow, NewMessage};
+
+/// Records that the message of `receipt` was opened and trusted, with the job's outcome: if it is
+/// never delivered, its failure is answered with a failed MDN.
+pub fn opened(work: &Work, receipt: &Receipt) {
+    let receipt = receipt.clone();
+    work.at_finish.add(move |tx| receipts::opened(tx, &receipt).map(|()| 0));
+}
 
 /// Queues the MDN saying `disposition` for `receipt`, unless it was queued before: built and
 /// sealed now, recorded and queued in the transaction that records the job's outcome.
@@ -59,17 +67,17 @@ fn queued_mdn(
     })
 }
 
-/// A message opened here will not be delivered after all (`reason`): if its processed MDN went
-/// out (or goes out with this outcome), a failed MDN follows, in the same transaction.
-pub fn failed(work: &Work, message_id: &str, recipient: &str, reason: &str) {
+/// A message opened here will not be delivered after all (`reason`): if it was opened and
+/// trusted (a receipt was recorded), a failed MDN goes out, in the same transaction.
+pub fn failed(work: &Work, queue_message: i64, recipient: &str, reason: &str) {
     let (shared, now) = (work.shared, work.now);
-    let (message_id, recipient, reason) = (message_id.to_string(), recipient.to_string(), reason.to_string());
+    let (recipient, reason) = (recipient.to_ascii_lowercase(), reason.to_string());
     work.at_finish.add(move |tx| {
-        let Some(receipt) = receipts::get(tx, &message_id, &recipient)? else { return Ok(0) };
+        let Some(receipt) = receipts::of_queued(tx, queue_message, &recipient)? else { return Ok(0) };
         let queued = match queued_mdn(shared, &receipt, Disposition::Failed, Some(&reason), now) {
             Ok(queued) => queued,
             Err(e) => {
-                eprintln!("worker: cannot build the failed MDN for {message_id} to {recipient}: {e}");
+                eprintln!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
                 return Ok(0);
             }
         };

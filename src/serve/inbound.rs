@@ -55,12 +55,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     let headers = &entity.headers;
     let original_id = headers.get("message-id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let subject = headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
-    let arrived = Arrived {
-        key: original_id.clone().unwrap_or_else(|| crate::pki::sha256_hex(sealed)),
-        sender: opened.from.to_string(),
-        subject: subject.clone(),
-        kind: "message",
-    };
+    let arrived = Arrived::new(&opened, original_id.as_deref(), subject.clone());
     if let Some(report) = request::report(headers) {
         // A notification: recorded against what the sender sent, never answered with an MDN
         // (not even one whose fields cannot be read: that one goes to the mailbox as it is).
@@ -69,15 +64,19 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         let Some(notice) = mdn::parse(&entity) else {
             return deliver(work, job, &recipient, &opened, &arrived, &attachments);
         };
-        return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.key) {
+        return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.message_id) {
             Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived, &attachments),
             Ok(Pass::Consumed(why)) => Outcome::Delivered(format!("{kind} recorded, not passed to the mailbox: {why}")),
             Err(e) => Outcome::deferred(e),
         };
     }
-    // Opened and trusted: processed MDN, then the mailbox, then (if asked for) dispatched MDN.
-    // A message without a Message-ID gets none: its sender could not match them.
+    // Opened and trusted: recorded (a failure to deliver it is answered with a failed MDN); the
+    // mailbox; then the processed MDN and, if asked for, the dispatched one, which thus never go
+    // out for a message that was not written. A message without a Message-ID gets none: its
+    // sender could not match them.
     let receipt = original_id.map(|message_id| Receipt {
+        delivery_key: arrived.delivery_key.clone(),
+        queue_message: job.message.id,
         message_id,
         recipient: job.recipient.to_ascii_lowercase(),
         sender: opened.from.to_string(),
@@ -85,32 +84,49 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         final_delivery: request::final_delivery(headers) == FinalDelivery::Requested,
     });
     if let Some(receipt) = &receipt {
-        if let Err(e) = answer::send(work, receipt, Disposition::Processed, None) {
+        answer::opened(work, receipt);
+    }
+    let outcome = deliver(work, job, &recipient, &opened, &arrived, &attachments);
+    let (Outcome::Delivered(_), Some(receipt)) = (&outcome, &receipt) else { return outcome };
+    let mut answers = vec![Disposition::Processed];
+    if receipt.final_delivery {
+        answers.push(Disposition::Dispatched);
+    }
+    for disposition in answers {
+        if let Err(e) = answer::send(work, receipt, disposition, None) {
+            // Delivered already; the retry finds the copy and sends the MDNs then.
             return Outcome::deferred(e);
         }
     }
-    let outcome = deliver(work, job, &recipient, &opened, &arrived, &attachments);
-    match (&outcome, &receipt) {
-        (Outcome::Delivered(_), Some(receipt)) if receipt.final_delivery => {
-            match answer::send(work, receipt, Disposition::Dispatched, None) {
-                Ok(()) => outcome,
-                // Delivered already; the retry finds the copy and sends the MDN then.
-                Err(e) => Outcome::deferred(e),
-            }
-        }
-        _ => outcome,
-    }
+    outcome
 }
 
 /// What arrived, as the mailbox records it.
 struct Arrived {
-    /// The message's Message-ID, or the SHA-256 of what arrived when it has none.
-    key: String,
+    /// What identifies the message: the SHA-256 of its verified sender, its Message-ID and its
+    /// signed content. A Message-ID alone does not: any sender may reuse one.
+    delivery_key: String,
+    /// How deliveries recorded before delivery keys existed name the same message.
+    legacy_key: String,
+    /// The message's Message-ID, or its delivery key when it has none.
+    message_id: String,
     /// The verified sender.
     sender: String,
     subject: String,
     /// "message", "mdn" or "dsn".
     kind: &'static str,
+}
+
+impl Arrived {
+    fn new(opened: &Opened, message_id: Option<&str>, subject: String) -> Arrived {
+        let sender = opened.from.to_string();
+        let content = crate::pki::sha256_hex(&opened.original);
+        let seed = format!("{sender}\0{}\0{content}", message_id.unwrap_or(""));
+        let delivery_key = crate::pki::sha256_hex(seed.as_bytes());
+        let message_id = message_id.map_or_else(|| delivery_key.clone(), str::to_string);
+        let legacy_key = format!("legacy {sender} {message_id}");
+        Arrived { delivery_key, legacy_key, message_id, sender, subject, kind: "message" }
+    }
 }
 
 /// Puts the opened original into the recipient's mailbox, once per Message-ID and recipient.
@@ -122,16 +138,26 @@ fn deliver(
     arrived: &Arrived,
     attachments: &[mime::Attachment],
 ) -> Outcome {
-    let key = &arrived.key;
-    match work.queue.delivered_before(key, &job.recipient) {
+    let keys = [arrived.delivery_key.as_str(), arrived.legacy_key.as_str()];
+    match work.queue.delivered_before(keys, &job.recipient) {
         Ok(Some(file)) => return Outcome::Delivered(format!("already delivered as {file}; not delivered again")),
         Ok(None) => {}
+        Err(e) => return Outcome::deferred(e.to_string()),
+    }
+    match work.queue.message_id_reused(&arrived.message_id, &job.recipient, keys) {
+        // Delivered all the same: a Message-ID is the sender's to choose, not proof of a duplicate.
+        Ok(true) => eprintln!(
+            "inbound: Message-ID {} to <{}> was used before by a different message; this one (from <{}>) is \
+             delivered as a message of its own",
+            arrived.message_id, job.recipient, arrived.sender
+        ),
+        Ok(false) => {}
         Err(e) => return Outcome::deferred(e.to_string()),
     }
     let name = format!(
         "{}.{}.{}",
         job.message.received_at,
-        &crate::pki::sha256_hex(format!("{key}\0{}", job.recipient).as_bytes())[..24],
+        &crate::pki::sha256_hex(format!("{}\0{}", arrived.delivery_key, job.recipient).as_bytes())[..24],
         work.shared.config.server.hostname
     );
     let mail = with_verified_sender(&opened.original, opened);
@@ -146,7 +172,7 @@ fn deliver(
                     work.store,
                     kek,
                     recipient,
-                    key,
+                    &arrived.message_id,
                     &opened.original,
                     attachments,
                     &arrived.sender,
@@ -155,7 +181,8 @@ fn deliver(
                 }
             }
             let delivery = MailboxDelivery {
-                message_id: key.clone(),
+                delivery_key: arrived.delivery_key.clone(),
+                message_id: arrived.message_id.clone(),
                 recipient: job.recipient.clone(),
                 file: file.clone(),
                 sender: arrived.sender.clone(),

@@ -442,9 +442,11 @@ fn run_job_with(
     // A message of ours that left is tracked as sent in the outcome's own transaction.
     let at_finish = std::mem::take(&mut work.at_finish);
     if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) = (job.message.flow, &outcome) {
-        let (message_id, recipient, note) = (&job.message.message_id, &job.recipient, note.clone());
-        at_finish
-            .add(move |tx| crate::notify::tracking::record_sent(tx, message_id, recipient, &note, now).map(|()| 0));
+        let (sender, message_id, recipient, note) =
+            (&job.message.mail_from, &job.message.message_id, &job.recipient, note.clone());
+        at_finish.add(move |tx| {
+            crate::notify::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0)
+        });
     }
     // A stopping node finishes the job in hand and takes no other.
     let claim = usize::from(!shared.stopping.load(Ordering::SeqCst));
@@ -523,10 +525,9 @@ fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
 /// its sender (a DSN, once); a message opened here that will not be delivered after all gets a
 /// failed MDN. (One that left is tracked as sent with its outcome, in `worker`.)
 fn after(work: &Work, job: &Job, outcome: &Outcome) {
-    let message_id = &job.message.message_id;
     match (job.message.flow, outcome) {
         (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
-        (Flow::Inbound, Outcome::Failed(reason)) => answer::failed(work, message_id, &job.recipient, reason),
+        (Flow::Inbound, Outcome::Failed(reason)) => answer::failed(work, job.message.id, &job.recipient, reason),
         _ => {}
     }
 }

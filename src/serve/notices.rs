@@ -67,7 +67,9 @@ pub struct Failure<'a> {
 
 /// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
 pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
-    match tracking::needs_failure_notice(queue, f.message_id, f.recipient) {
+    let sender = f.sender.to_string();
+    let key = tracking::Key { sender: &sender, message_id: f.message_id, recipient: f.recipient };
+    match tracking::needs_failure_notice(queue, key) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -96,7 +98,7 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
         eprintln!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
         return;
     }
-    if let Err(e) = tracking::failed(queue, f.message_id, f.recipient, f.tracked_as, f.reason, now) {
+    if let Err(e) = tracking::failed(queue, key, f.tracked_as, f.reason, now) {
         eprintln!("notify: cannot record the DSN for {}: {e}", f.recipient);
     }
 }

@@ -596,16 +596,31 @@ impl Queue {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Has this message (by Message-ID) already been delivered into this recipient's mailbox.
-    pub fn delivered_before(&self, message_id: &str, recipient: &str) -> Result<Option<String>> {
+    /// Has the message with one of these delivery keys (its own, and the form rows from before
+    /// delivery keys have) already been delivered into this recipient's mailbox: its file.
+    pub fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
             .row(
-                "SELECT file FROM mailbox_deliveries WHERE message_id = ?1 AND recipient = ?2",
-                params![message_id, recipient],
+                "SELECT file FROM mailbox_deliveries WHERE delivery_key IN (?1, ?2) AND recipient = ?3",
+                params![keys[0], keys[1], recipient],
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// Was a message with this Message-ID, but another delivery key, delivered to this recipient.
+    pub fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool> {
+        Ok(self
+            .conn()
+            .row(
+                "SELECT 1 FROM mailbox_deliveries WHERE message_id = ?1 AND recipient = ?2
+                   AND delivery_key NOT IN (?3, ?4) LIMIT 1",
+                params![message_id, recipient, keys[0], keys[1]],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 }
 
@@ -623,9 +638,19 @@ pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) ->
         )?;
     }
     tx.run(
-        "INSERT OR IGNORE INTO mailbox_deliveries (message_id, recipient, delivered_at, file, sender, subject, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![message_id, recipient, now, delivery.file, delivery.sender, delivery.subject, delivery.kind],
+        "INSERT OR IGNORE INTO mailbox_deliveries
+           (delivery_key, message_id, recipient, delivered_at, file, sender, subject, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            delivery.delivery_key,
+            message_id,
+            recipient,
+            now,
+            delivery.file,
+            delivery.sender,
+            delivery.subject,
+            delivery.kind
+        ],
     )?;
     Ok(())
 }
@@ -854,7 +879,9 @@ pub struct Received {
 
 /// A message put into a hosted mailbox.
 pub struct MailboxDelivery {
-    /// The message's Message-ID (or the SHA-256 of what arrived, when it had none).
+    /// What identifies the message: a digest of its verified sender, Message-ID and content.
+    pub delivery_key: String,
+    /// The message's Message-ID (or its delivery key, when it had none).
     pub message_id: String,
     pub recipient: String,
     pub file: String,

@@ -188,7 +188,8 @@ const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, r.patien
         AND s.message_id = r.in_reply_to AND r.way = 'received'),
     (SELECT group_concat(a.id) FROM referrals a WHERE a.practice_id = r.practice_id AND a.way = 'received'
         AND a.in_reply_to = r.message_id AND r.way = 'sent'),
-    (SELECT group_concat(t.status) FROM tracked t WHERE t.message_id = r.message_id AND r.way = 'sent')";
+    (SELECT group_concat(t.status) FROM tracked t WHERE t.message_id = r.message_id AND t.sender = lower(r.sender)
+        AND r.way = 'sent')";
 
 fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
     let list = |text: Option<String>| -> Vec<String> {
@@ -329,8 +330,9 @@ impl ApiStore for SqliteStore {
                         ],
                     )?;
                     Some(tx.row(
-                        "SELECT id FROM referrals WHERE practice_id = ?1 AND message_id = ?2 AND way = ?3",
-                        params![e.practice_id, e.message_id, e.way],
+                        "SELECT id FROM referrals WHERE practice_id = ?1 AND message_id = ?2 AND way = ?3
+                           AND sender = ?4",
+                        params![e.practice_id, e.message_id, e.way, r.sender],
                         |r| r.get::<_, i64>(0),
                     )?)
                 }

@@ -343,4 +343,118 @@ pub const MIGRATIONS: &[&str] = &[
         FROM addresses WHERE instr(local, '/') > 0 OR instr(local, '\') > 0;
     DELETE FROM addresses WHERE instr(local, '/') > 0 OR instr(local, '\') > 0;
     "#,
+    // 12: a Message-ID names a message only together with its sender. Sending side: each sender's
+    // messages are tracked apart (another practice reusing a Message-ID neither sees nor changes
+    // them). Receiving side: a delivery and its MDNs are keyed by a digest of the verified sender,
+    // the Message-ID and the signed content (`delivery_key`), so a different message reusing a
+    // Message-ID is delivered, and a true duplicate is not. Rows from before are keyed
+    // 'legacy <sender> <Message-ID>', which the workers also look for. A practice files a referral
+    // per Message-ID and sender.
+    r#"
+    CREATE TABLE tracked_by_sender (
+        sender         TEXT NOT NULL,
+        message_id     TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        final_delivery INTEGER NOT NULL,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('queued', 'sent', 'processed', 'dispatched', 'failed', 'timed-out')),
+        submitted_at   INTEGER NOT NULL,
+        sent_at        INTEGER,
+        processed_at   INTEGER,
+        dispatched_at  INTEGER,
+        failed_at      INTEGER,
+        detail         TEXT,
+        notified_at    INTEGER,
+        updated_at     INTEGER NOT NULL,
+        PRIMARY KEY (sender, message_id, recipient)
+    );
+    INSERT INTO tracked_by_sender (sender, message_id, recipient, subject, final_delivery, status, submitted_at,
+                                   sent_at, processed_at, dispatched_at, failed_at, detail, notified_at, updated_at)
+        SELECT sender, message_id, recipient, subject, final_delivery, status, submitted_at,
+               sent_at, processed_at, dispatched_at, failed_at, detail, notified_at, updated_at FROM tracked;
+    DROP TABLE tracked;
+    ALTER TABLE tracked_by_sender RENAME TO tracked;
+    CREATE INDEX tracked_waiting ON tracked(sent_at) WHERE status IN ('sent', 'processed');
+    CREATE INDEX tracked_submitted ON tracked(submitted_at);
+    CREATE INDEX tracked_message ON tracked(message_id);
+    ALTER TABLE tracking_events ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+    UPDATE tracking_events SET sender = coalesce((SELECT t.sender FROM tracked t
+        WHERE t.message_id = tracking_events.message_id AND t.recipient = tracking_events.recipient), '');
+    DROP INDEX tracking_events_of;
+    CREATE INDEX tracking_events_of ON tracking_events(sender, message_id, recipient);
+
+    CREATE TABLE receipts_by_key (
+        delivery_key   TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        queue_message  INTEGER,
+        message_id     TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        final_delivery INTEGER NOT NULL,
+        processed_at   INTEGER,
+        dispatched_at  INTEGER,
+        failed_at      INTEGER,
+        PRIMARY KEY (delivery_key, recipient)
+    );
+    INSERT INTO receipts_by_key (delivery_key, recipient, message_id, sender, subject, final_delivery,
+                                 processed_at, dispatched_at, failed_at)
+        SELECT 'legacy ' || lower(sender) || ' ' || message_id, recipient, message_id, sender, subject,
+               final_delivery, processed_at, dispatched_at, failed_at FROM receipts;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_by_key RENAME TO receipts;
+    CREATE INDEX receipts_queued ON receipts(queue_message, recipient) WHERE queue_message IS NOT NULL;
+
+    CREATE TABLE mailbox_deliveries_by_key (
+        delivery_key TEXT NOT NULL,
+        recipient    TEXT NOT NULL,
+        message_id   TEXT NOT NULL,
+        delivered_at INTEGER NOT NULL,
+        file         TEXT NOT NULL,
+        sender       TEXT NOT NULL DEFAULT '',
+        subject      TEXT NOT NULL DEFAULT '',
+        kind         TEXT NOT NULL DEFAULT 'message',
+        PRIMARY KEY (delivery_key, recipient)
+    );
+    INSERT INTO mailbox_deliveries_by_key (delivery_key, recipient, message_id, delivered_at, file, sender, subject, kind)
+        SELECT 'legacy ' || lower(sender) || ' ' || message_id, recipient, message_id, delivered_at, file,
+               sender, subject, kind FROM mailbox_deliveries ORDER BY rowid;
+    DROP TABLE mailbox_deliveries;
+    ALTER TABLE mailbox_deliveries_by_key RENAME TO mailbox_deliveries;
+    CREATE INDEX mailbox_deliveries_message ON mailbox_deliveries(message_id, recipient);
+    CREATE INDEX mailbox_deliveries_at ON mailbox_deliveries(delivered_at);
+
+    -- A practice's referrals, one per Message-ID and sender (the documents keep their referral:
+    -- dropping the old table sets their referral_id to NULL, so it is put back).
+    CREATE TEMP TABLE document_referrals AS SELECT id, referral_id FROM documents WHERE referral_id IS NOT NULL;
+    CREATE TABLE referrals_by_sender (
+        id             INTEGER PRIMARY KEY,
+        practice_id    INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        message_id     TEXT NOT NULL,
+        way            TEXT NOT NULL CHECK (way IN ('sent', 'received')),
+        direction      TEXT NOT NULL CHECK (direction IN ('transferring', 'receiving')),
+        patient_id     TEXT NOT NULL,
+        sender         TEXT NOT NULL,
+        recipients     TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        sections       TEXT NOT NULL,
+        encounter_note INTEGER NOT NULL,
+        in_reply_to    TEXT,
+        created_at     INTEGER NOT NULL,
+        received_at    INTEGER,
+        received_by    TEXT,
+        UNIQUE (practice_id, message_id, way, sender)
+    );
+    INSERT INTO referrals_by_sender (id, practice_id, message_id, way, direction, patient_id, sender, recipients,
+                                     subject, sections, encounter_note, in_reply_to, created_at, received_at,
+                                     received_by)
+        SELECT id, practice_id, message_id, way, direction, patient_id, sender, recipients, subject, sections,
+               encounter_note, in_reply_to, created_at, received_at, received_by FROM referrals;
+    DROP TABLE referrals;
+    ALTER TABLE referrals_by_sender RENAME TO referrals;
+    CREATE INDEX referrals_patient ON referrals(practice_id, patient_id);
+    UPDATE documents SET referral_id = (SELECT d.referral_id FROM document_referrals d WHERE d.id = documents.id)
+        WHERE id IN (SELECT id FROM document_referrals);
+    DROP TABLE document_referrals;
+    "#,
 ];

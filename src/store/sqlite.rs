@@ -189,12 +189,17 @@ fn config_generation(conn: &Connection) -> Result<i64> {
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Runs the migrations after the database's version up to `target` (tests stop short of the last).
+fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
     let known = MIGRATIONS.len() as i64;
     let found: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > known {
         return Err(StoreError::TooNew { found, known });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
@@ -845,6 +850,84 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database at schema version `version` (before the later migrations), to upgrade.
+    fn database_at(version: usize) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_to(&mut conn, version).unwrap();
+        (dir, path, conn)
+    }
+
+    #[test]
+    fn the_upgrade_sets_aside_addresses_that_hold_a_path_separator() {
+        let (_dir, path, conn) = database_at(10);
+        conn.execute_batch(
+            "INSERT INTO practices (id, name, created_at) VALUES (1, 'B', 0);
+             INSERT INTO domains (id, practice_id, name, created_at) VALUES (1, 1, 'b.test', 0);
+             INSERT INTO addresses (domain_id, local, address, created_at) VALUES
+               (1, 'dr.jones', 'dr.jones@b.test', 0), (1, '/tmp/escape', '/tmp/escape@b.test', 0),
+               (1, 'a\\b', 'a\\b@b.test', 0);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, "upgrade").unwrap();
+        let kept: Vec<String> = store.addresses(None).unwrap().iter().map(|a| a.address.to_string()).collect();
+        assert_eq!(kept, ["dr.jones@b.test"]);
+        let aside = store.set_aside_addresses().unwrap();
+        assert_eq!(aside.iter().map(|(a, _)| a.as_str()).collect::<Vec<_>>(), ["/tmp/escape@b.test", "a\\b@b.test"]);
+        assert!(aside[0].1.contains("path separator"), "{}", aside[0].1);
+    }
+
+    #[test]
+    fn the_upgrade_keys_tracking_by_sender_and_deliveries_by_their_legacy_key() {
+        let (_dir, path, conn) = database_at(11);
+        conn.execute_batch(
+            "INSERT INTO tracked (message_id, recipient, sender, subject, final_delivery, status, submitted_at,
+                                  sent_at, updated_at)
+               VALUES ('<m1@a.test>', 'dr.jones@b.test', 'dr.smith@a.test', 'Referral', 1, 'sent', 10, 11, 11);
+             INSERT INTO tracking_events (message_id, recipient, at, event, detail)
+               VALUES ('<m1@a.test>', 'dr.jones@b.test', 11, 'sent', '250 ok');
+             INSERT INTO receipts (message_id, recipient, sender, subject, final_delivery, processed_at)
+               VALUES ('<r1@c.test>', 'dr.smith@a.test', 'Lab@C.test', 'Result', 0, 20);
+             INSERT INTO mailbox_deliveries (message_id, recipient, delivered_at, file, sender, subject, kind)
+               VALUES ('<r1@c.test>', 'dr.smith@a.test', 20, '/m/1', 'lab@c.test', 'Result', 'message');
+             INSERT INTO practices (id, name, created_at) VALUES (1, 'A', 0);
+             INSERT INTO referrals (id, practice_id, message_id, way, direction, patient_id, sender, recipients,
+                                    subject, sections, encounter_note, created_at)
+               VALUES (5, 1, '<r1@c.test>', 'received', 'receiving', 'MRN-1', 'lab@c.test', '[]', 'Result', '[]', 0, 20);
+             INSERT INTO documents (practice_id, patient_id, referral_id, message_id, way, filename, content_type,
+                                    size, sha256, sealed, created_at)
+               VALUES (1, 'MRN-1', 5, '<r1@c.test>', 'received', 'r.pdf', 'application/pdf', 1, 'x', x'00', 20);",
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, "upgrade").unwrap();
+        let row = |sql: &str| store.conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+        assert_eq!(row("SELECT sender || ' ' || status || ' ' || sent_at FROM tracked"), "dr.smith@a.test sent 11");
+        assert_eq!(row("SELECT sender || ' ' || event FROM tracking_events"), "dr.smith@a.test sent");
+        assert_eq!(row("SELECT delivery_key FROM receipts"), "legacy lab@c.test <r1@c.test>");
+        assert_eq!(
+            row("SELECT delivery_key || ' ' || file FROM mailbox_deliveries"),
+            "legacy lab@c.test <r1@c.test> /m/1"
+        );
+        assert_eq!(
+            row("SELECT referral_id || ' ' || filename FROM documents"),
+            "5 r.pdf",
+            "the document keeps its referral"
+        );
+        // A second sender's referral under the same Message-ID is a referral of its own.
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO referrals (practice_id, message_id, way, direction, patient_id, sender, recipients,
+                                        subject, sections, encounter_note, created_at)
+                   VALUES (1, '<r1@c.test>', 'received', 'receiving', 'MRN-2', 'other@d.test', '[]', 'x', '[]', 0, 30);",
+            )
+            .unwrap();
+        assert_eq!(row("SELECT count(*) || '' FROM referrals"), "2");
+    }
 
     #[test]
     fn the_workers_store_skips_per_commit_fsyncs_and_every_other_keeps_them() {
