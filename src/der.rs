@@ -211,6 +211,23 @@ fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
     Ok((Tlv { tag, content, raw: &data[..end] }, end))
 }
 
+/// Checks that `data` is a run of whole elements whose constructed elements nest at most
+/// `max_depth` deep, walking every one (a gate in front of a parser that recurses without limit).
+pub fn check_nesting(data: &[u8], max_depth: usize) -> Result<(), DerError> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (tlv, used) = parse_one(rest, 0)?;
+        if tlv.is_constructed() {
+            if max_depth == 0 {
+                return Err(DerError("nested too deeply"));
+            }
+            check_nesting(tlv.content, max_depth - 1)?;
+        }
+        rest = &rest[used..];
+    }
+    Ok(())
+}
+
 /// Parses exactly one element spanning all of `data` (trailing bytes are an error).
 pub fn parse(data: &[u8]) -> Result<Tlv<'_>, DerError> {
     let (tlv, used) = parse_one(data, 0)?;
@@ -319,5 +336,21 @@ mod tests {
         let indefinite = [[0x30u8, 0x80].repeat(100_000), vec![0; 200_000]].concat();
         assert_eq!(parse(&indefinite).err(), Some(DerError("nested too deeply")));
         assert!(parse(&encode(0x24, &encode(INTEGER, &[1]))).unwrap().octets().is_err(), "segments are OCTET STRINGs");
+    }
+
+    #[test]
+    fn nesting_is_checked_through_every_element() {
+        let shallow =
+            encode(SEQUENCE, &[encode(INTEGER, &[1]), encode(SEQUENCE, &encode(OCTET_STRING, b"x"))].concat());
+        assert!(check_nesting(&shallow, 2).is_ok());
+        assert_eq!(check_nesting(&shallow, 1), Err(DerError("nested too deeply")));
+        // Deep nesting hidden after an end-of-contents-like pair inside a definite SEQUENCE.
+        let mut deep = encode(OCTET_STRING, b"x");
+        for _ in 0..40 {
+            deep = encode(SEQUENCE, &deep);
+        }
+        let hidden = encode(SEQUENCE, &[vec![0, 0], deep].concat());
+        assert!(check_nesting(&hidden, 32).is_err());
+        assert!(check_nesting(&[0x30, 0x05, 0x02], 32).is_err(), "truncated");
     }
 }

@@ -1,12 +1,23 @@
-//! HTTP GET for the objects PKI publishes over plain HTTP: CRLs, AIA caIssuers certificates, IPKIX
-//! certificate URLs and trust bundles (RFC 5280 §4.2.1.13, §4.2.2.1 name http URIs). Host names go
-//! through the node's one resolver; every step has a timeout and the body a size limit.
+//! HTTP for the objects PKI publishes over plain HTTP (CRLs, AIA caIssuers certificates, IPKIX
+//! certificate URLs, trust bundles: RFC 5280 §4.2.1.13, §4.2.2.1 name http URIs) and JSON posted
+//! to configured services, through ureq. What a peer's server may make us read is bounded: each
+//! request ends within its timeout as a whole (connect, headers and body together), headers are
+//! capped, bodies have a size limit, and no redirect is followed (the address was resolved for
+//! the host named, through the node's one resolver). No proxy from the environment is used.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod tls;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver as UreqResolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::Agent;
+
 use crate::dns::Resolver;
+
+/// The most header bytes taken from a server.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Fetches the bytes at a URL.
 pub trait Fetcher: Send + Sync {
@@ -26,8 +37,9 @@ impl Fetcher for StaticFetcher {
 
 pub struct HttpFetcher<'a> {
     pub resolver: &'a dyn Resolver,
+    /// For the whole of one request.
     pub timeout: Duration,
-    pub max_bytes: usize,
+    pub max_bytes: u64,
 }
 
 impl<'a> HttpFetcher<'a> {
@@ -45,121 +57,101 @@ fn split_url(url: &str) -> Result<(String, u16, String), String> {
 /// Host, port (`default_port` when none is given) and path of what follows a URL's `scheme://`.
 fn split_rest(url: &str, rest: &str, default_port: u16) -> Result<(String, u16, String), String> {
     let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => (h, p.parse::<u16>().map_err(|_| format!("{url}: bad port"))?),
-        _ => (authority, default_port),
+    let bad_port = |_| format!("{url}: bad port");
+    let (host, port) = match authority.strip_prefix('[') {
+        // An IPv6 literal: [::1] or [::1]:8080.
+        Some(bracketed) => {
+            let (host, after) = bracketed.split_once(']').ok_or_else(|| format!("{url}: bad host"))?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, port.parse::<u16>().map_err(bad_port)?),
+                None if after.is_empty() => (host, default_port),
+                None => return Err(format!("{url}: bad host")),
+            }
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(bad_port)?),
+            None => (authority, default_port),
+        },
     };
     if host.is_empty() || host.contains('@') {
         return Err(format!("{url}: bad host"));
     }
-    Ok((host.trim_matches(['[', ']']).to_string(), port, path.to_string()))
+    Ok((host.to_string(), port, path.to_string()))
+}
+
+/// The addresses ureq connects to: those our resolver gave for the URL's host.
+#[derive(Debug)]
+struct Resolved(Vec<SocketAddr>);
+
+impl UreqResolver for Resolved {
+    fn resolve(
+        &self,
+        _uri: &ureq::http::Uri,
+        _config: &ureq::config::Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let mut out = self.empty();
+        for addr in self.0.iter().take(16) {
+            out.push(*addr);
+        }
+        Ok(out)
+    }
+}
+
+/// An agent for one request to `addrs`, done within `timeout`; TLS (for https) through `tls`.
+fn agent(addrs: Vec<SocketAddr>, timeout: Duration, tls: Option<&openssl::ssl::SslConnector>) -> Agent {
+    let config = Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .max_response_header_size(MAX_HEADER_BYTES)
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .proxy(None)
+        .user_agent("hisp")
+        .build();
+    match tls {
+        Some(tls) => Agent::with_parts(config, tls::connector(tls.clone()), Resolved(addrs)),
+        None => Agent::with_parts(config, DefaultConnector::new(), Resolved(addrs)),
+    }
+}
+
+/// The socket addresses of `host` (a name, through the resolver, or an IP address) at `port`.
+fn addresses(resolver: &dyn Resolver, url: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let ips = resolver.addresses(host).map_err(|e| format!("{url}: {e}"))?.records;
+    if ips.is_empty() {
+        return Err(format!("{url}: {host} has no address"));
+    }
+    Ok(ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect())
+}
+
+/// What went wrong, as an operator reads it.
+fn describe(url: &str, e: ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => format!("{url}: timed out"),
+        ureq::Error::BodyExceedsLimit(limit) => format!("{url}: larger than {limit} bytes"),
+        ureq::Error::LargeResponseHeader(..) => format!("{url}: its headers are larger than {MAX_HEADER_BYTES} bytes"),
+        other => format!("{url}: {other}"),
+    }
 }
 
 impl Fetcher for HttpFetcher<'_> {
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let (host, port, path) = split_url(url)?;
-        let ips = self.resolver.addresses(&host).map_err(|e| format!("{url}: {e}"))?.records;
-        if ips.is_empty() {
-            return Err(format!("{url}: {host} has no address"));
-        }
-        let mut last = String::new();
-        for ip in ips {
-            match self.get_from(SocketAddr::new(ip, port), &host, &path) {
-                Ok(body) => return Ok(body),
-                Err(e) => last = e,
-            }
-        }
-        Err(format!("{url}: {last}"))
-    }
-}
-
-impl HttpFetcher<'_> {
-    fn get_from(&self, addr: SocketAddr, host: &str, path: &str) -> Result<Vec<u8>, String> {
-        let io = |e: std::io::Error| format!("{addr}: {e}");
-        let mut stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(io)?;
-        stream.set_read_timeout(Some(self.timeout)).map_err(io)?;
-        stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hisp\r\nConnection: close\r\n\r\n")
-            .map_err(io)?;
-        let (code, body) =
-            read_response(&mut BufReader::new(stream), self.max_bytes).map_err(|e| format!("{addr}: {e}"))?;
-        match code {
-            200 => Ok(body),
-            404 => Err("not found (HTTP 404)".into()),
-            c => Err(format!("HTTP {c}")),
+        let (host, port, _) = split_url(url)?;
+        let addrs = addresses(self.resolver, url, &host, port)?;
+        let mut response = agent(addrs, self.timeout, None).get(url).call().map_err(|e| describe(url, e))?;
+        match response.status().as_u16() {
+            200 => response.body_mut().with_config().limit(self.max_bytes).read_to_vec().map_err(|e| describe(url, e)),
+            404 => Err(format!("{url}: not found (HTTP 404)")),
+            code => Err(format!("{url}: HTTP {code}")),
         }
     }
-}
-
-/// Reads an HTTP/1.1 response: its status code and its body (Content-Length, chunked, or up to
-/// the close), refusing a body over `limit` bytes.
-fn read_response(reader: &mut impl BufRead, limit: usize) -> Result<(u16, Vec<u8>), String> {
-    let io = |e: std::io::Error| e.to_string();
-    let mut status = String::new();
-    reader.read_line(&mut status).map_err(io)?;
-    let code = status
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|_| status.starts_with("HTTP/"))
-        .ok_or_else(|| format!("not an HTTP answer: {}", status.trim()))?;
-    let mut length = None;
-    let mut chunked = false;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).map_err(io)? == 0 {
-            return Err("the connection closed inside the headers".into());
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.trim().parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-                _ => {}
-            }
-        }
-    }
-    let too_big = || format!("larger than {limit} bytes");
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).map_err(io)?;
-            let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| "bad chunk size".to_string())?;
-            if size == 0 {
-                break;
-            }
-            if body.len() + size > limit {
-                return Err(too_big());
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..]).map_err(io)?;
-            let mut crlf = [0u8; 2];
-            reader.read_exact(&mut crlf).map_err(io)?;
-        }
-    } else if let Some(n) = length {
-        if n > limit {
-            return Err(too_big());
-        }
-        body.resize(n, 0);
-        reader.read_exact(&mut body).map_err(io)?;
-    } else {
-        reader.take(limit as u64 + 1).read_to_end(&mut body).map_err(io)?;
-        if body.len() > limit {
-            return Err(too_big());
-        }
-    }
-    Ok((code, body))
 }
 
 /// POSTs a JSON body to an `http://` or `https://` URL (TLS 1.2+, the certificate checked by
-/// `tls`) and returns the status code and body of the answer. The host name goes through the
-/// node's resolver.
+/// `tls`) and returns the status code and body (at most 1 MiB) of the answer, all within
+/// `timeout`. The host name goes through the node's resolver.
 pub fn post_json(
     resolver: &dyn Resolver,
     tls: &openssl::ssl::SslConnector,
@@ -167,51 +159,151 @@ pub fn post_json(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    let (secure, (host, port, path)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+    let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, split_rest(url, rest, 443)?),
         (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
         _ => return Err(format!("{url}: not an http:// or https:// URL")),
     };
-    let ips = resolver.addresses(&host).map_err(|e| format!("{url}: {e}"))?.records;
-    let addr = SocketAddr::new(*ips.first().ok_or_else(|| format!("{url}: {host} has no address"))?, port);
-    let io = |e: std::io::Error| format!("{url}: {e}");
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hisp\r\nContent-Type: application/json\r\n\
-         Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let exchange = |mut s: Box<dyn ReadWrite>| -> Result<(u16, Vec<u8>), String> {
-        s.write_all(head.as_bytes()).map_err(io)?;
-        s.write_all(body).map_err(io)?;
-        s.flush().map_err(io)?;
-        read_response(&mut BufReader::new(s), 1024 * 1024).map_err(|e| format!("{url}: {e}"))
-    };
-    if secure {
-        let tls = tls.connect(&host, stream).map_err(|e| format!("{url}: TLS: {e}"))?;
-        exchange(Box::new(tls))
-    } else {
-        exchange(Box::new(stream))
-    }
+    let addrs = addresses(resolver, url, &host, port)?;
+    let mut response = agent(addrs, timeout, secure.then_some(tls))
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .send(body)
+        .map_err(|e| describe(url, e))?;
+    let status = response.status().as_u16();
+    let answer = response.body_mut().with_config().limit(1024 * 1024).read_to_vec().map_err(|e| describe(url, e))?;
+    Ok((status, answer))
 }
-
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
 
 #[cfg(test)]
 mod tests {
-    use super::{split_rest, split_url};
+    use super::*;
+    use crate::dns::Loopback;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
 
     #[test]
     fn urls_are_split_and_only_http_is_taken() {
         assert_eq!(split_url("http://ca.example.org/ca.crl").unwrap(), ("ca.example.org".into(), 80, "/ca.crl".into()));
         assert_eq!(split_url("http://127.0.0.1:8080").unwrap(), ("127.0.0.1".into(), 8080, "/".into()));
+        assert_eq!(split_url("http://[::1]:8080/x").unwrap(), ("::1".into(), 8080, "/x".into()));
+        assert_eq!(split_url("http://[::1]/x").unwrap(), ("::1".into(), 80, "/x".into()));
         assert!(split_url("https://ca.example.org/ca.crl").is_err());
         assert!(split_url("http://user@ca.example.org/").is_err());
         assert!(split_url("http://ca.example.org:x/").is_err());
+        assert!(split_url("http://[::1/").is_err());
         assert_eq!(split_rest("", "idv.example.net/v1", 443).unwrap(), ("idv.example.net".into(), 443, "/v1".into()));
         assert_eq!(split_rest("", "idv.example.net:8443/v1", 443).unwrap().1, 8443);
+    }
+
+    /// A server on loopback that reads one request and then writes `answer` in pieces, `pause`
+    /// apart, until done or the client hangs up; its port.
+    fn server(answer: Vec<Vec<u8>>, pause: Duration) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let Ok((mut peer, _)) = listener.accept() else { return };
+            let mut request = [0u8; 4096];
+            let _ = peer.read(&mut request);
+            for piece in answer {
+                if peer.write_all(&piece).is_err() {
+                    return;
+                }
+                std::thread::sleep(pause);
+            }
+        });
+        port
+    }
+
+    fn fetch(port: u16, timeout: Duration, max_bytes: u64) -> Result<Vec<u8>, String> {
+        let fetcher = HttpFetcher { resolver: &Loopback, timeout, max_bytes };
+        fetcher.get(&format!("http://crl.test:{port}/ca.crl"))
+    }
+
+    #[test]
+    fn a_hostile_http_server_gets_an_error_never_a_panic_or_unbounded_reads() {
+        let ok = server(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nCRL".to_vec()], Duration::ZERO);
+        assert_eq!(fetch(ok, Duration::from_secs(5), 100).unwrap(), b"CRL");
+        // A chunk size that overflows (the hand-written client panicked on it).
+        let chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nxx\r\n".to_vec();
+        assert!(fetch(server(vec![chunk], Duration::ZERO), Duration::from_secs(5), 100).is_err());
+        // A body over the limit, declared or not.
+        let declared = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+        let body = [declared, vec![b'x'; 1000]].concat();
+        let e = fetch(server(vec![body], Duration::ZERO), Duration::from_secs(5), 100).unwrap_err();
+        assert!(e.contains("larger than 100"), "{e}");
+        let endless =
+            vec![b"HTTP/1.1 200 OK\r\n\r\n".to_vec()].into_iter().chain(std::iter::repeat_n(vec![b'x'; 1000], 50));
+        let e = fetch(server(endless.collect(), Duration::ZERO), Duration::from_secs(5), 10_000).unwrap_err();
+        assert!(e.contains("larger than 10000"), "{e}");
+        // Headers without end.
+        let headers = vec![b"HTTP/1.1 200 OK\r\n".to_vec()]
+            .into_iter()
+            .chain(std::iter::repeat_n(b"X-Pad: aaaaaaaaaaaaaaaa\r\n".to_vec(), 5000));
+        let e = fetch(server(headers.collect(), Duration::ZERO), Duration::from_secs(5), 10_000).unwrap_err();
+        assert!(e.contains("header"), "{e}");
+        // A body trickled one byte at a time: the request as a whole times out.
+        let trickle = vec![b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec()]
+            .into_iter()
+            .chain(std::iter::repeat_n(b"x".to_vec(), 100));
+        let port = server(trickle.collect(), Duration::from_millis(50));
+        let started = Instant::now();
+        let e = fetch(port, Duration::from_millis(800), 10_000).unwrap_err();
+        assert!(e.contains("timed out"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // Redirects are not followed (the address was resolved for the host named).
+        let moved = b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n".to_vec();
+        assert!(fetch(server(vec![moved], Duration::ZERO), Duration::from_secs(5), 100).unwrap_err().contains("302"));
+    }
+
+    #[test]
+    fn json_is_posted_over_tls_with_the_connector_given_and_refused_by_an_untrusting_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::pki::ca::generate_rsa(2048).unwrap();
+        let now = crate::clock::Clock::unix_now(&crate::clock::SystemClock);
+        let cert = crate::pki::ca::self_signed_server(&key, "localhost", now - 300, 1).unwrap();
+        let (cert_file, key_file) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert_file, cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&key_file, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let acceptor = crate::smtp::tls::acceptor_from_files(&cert_file, &key_file).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for _ in 0..2 {
+                let Ok((tcp, _)) = listener.accept() else { return };
+                let Ok(mut tls) = acceptor.accept(tcp) else { continue };
+                // The whole request: its headers, then as many bytes as they announce.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let complete = |r: &[u8]| {
+                    let text = String::from_utf8_lossy(r);
+                    let Some(end) = text.find("\r\n\r\n") else { return false };
+                    let length = text.lines().find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                    });
+                    r.len() >= end + 4 + length.unwrap_or(0)
+                };
+                while !complete(&request) {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let asked = String::from_utf8_lossy(&request).contains(r#"{"a":1}"#);
+                let body = if asked { r#"{"decision":"verified"}"# } else { "{}" };
+                let _ = write!(tls, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            }
+        });
+        let url = format!("https://localhost:{port}/verify");
+        let trusting = crate::smtp::tls::connector(true, Some(&cert_file)).unwrap();
+        let (status, body) = post_json(&Loopback, &trusting, &url, br#"{"a":1}"#, Duration::from_secs(5)).unwrap();
+        assert_eq!((status, body.as_slice()), (200, br#"{"decision":"verified"}"#.as_slice()));
+        let other = crate::smtp::tls::connector(true, None).unwrap();
+        let e = post_json(&Loopback, &other, &url, b"{}", Duration::from_secs(5)).unwrap_err();
+        assert!(e.contains("TLS handshake"), "{e}");
     }
 }

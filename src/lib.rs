@@ -4,6 +4,7 @@ pub mod address;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deadline;
 pub mod demo;
 pub mod der;
 pub mod discovery;

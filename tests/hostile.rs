@@ -483,3 +483,82 @@ fn a_reused_message_id_is_delivered_as_a_message_of_its_own_and_a_true_duplicate
     // One processed MDN for each message written; none for the duplicate.
     assert_eq!((labs.mdns_to("results@lab.test"), labs.mdns_to("results@other-lab.test")), (1, 1));
 }
+
+/// What a hostile MX does with each connection, in turn.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// A greeting line that never ends.
+    EndlessLine,
+    /// A greeting of endless continuation lines.
+    EndlessLines,
+    /// A greeting sent one byte at a time, each well within the read timeout.
+    Trickle,
+}
+
+/// Plays each of `acts` on one connection to `port`, for at most `limit` each.
+fn hostile_mx(port: u16, acts: Vec<Hostile>, limit: std::time::Duration) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for act in acts {
+            let Ok((mut peer, _)) = listener.accept() else { return };
+            let started = std::time::Instant::now();
+            let chunk: Vec<u8> = match act {
+                Hostile::EndlessLine => [b"220-".as_slice(), &[b'A'; 65_536]].concat(),
+                Hostile::EndlessLines => b"220-mx.b.test hello\r\n".repeat(4096),
+                Hostile::Trickle => b"2".to_vec(),
+            };
+            let _ = peer.write_all(if matches!(act, Hostile::EndlessLine) { &chunk } else { b"" });
+            while started.elapsed() < limit {
+                let piece: &[u8] = if matches!(act, Hostile::EndlessLine) { &chunk[4..] } else { &chunk };
+                if peer.write_all(piece).is_err() {
+                    break; // the node hung up: what it should do
+                }
+                if matches!(act, Hostile::Trickle) {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+            }
+        }
+    })
+}
+
+/// Waits until A's message `message_id` has been deferred with a reason containing `why`.
+fn wait_deferred(n: &Network, message_id: &str, why: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let queue: serde_json::Value = serde_json::from_str(&node_queue(&n.a)).unwrap();
+        let entry = queue.as_array().unwrap().iter().find(|m| m["message_id"] == message_id).cloned();
+        if let Some(entry) =
+            entry.filter(|m| m["recipients"][0]["last_error"].as_str().is_some_and(|e| e.contains(why)))
+        {
+            return entry;
+        }
+        assert!(std::time::Instant::now() < deadline, "waiting for '{why}': {queue}\n{}", n.a.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_hostile_mx_cannot_fill_the_senders_memory_or_hold_its_worker() {
+    // A waits at most 2 s for each reply; B's backbone is played by a hostile MX.
+    let mut n = network_with(|node, config| match node {
+        "a" => config.replace("timeout_secs = 10", "timeout_secs = 2"),
+        _ => config,
+    });
+    n.daemons.remove(1).kill9();
+    let acts = vec![Hostile::EndlessLine, Hostile::EndlessLines, Hostile::Trickle];
+    let mx = hostile_mx(n.b_backbone, acts, std::time::Duration::from_secs(15));
+    let sent = submit(&n, "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: x\r\nMessage-ID: <to-hostile@a.test>\r\n\r\nHello.\r\n");
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    let started = std::time::Instant::now();
+    wait_deferred(&n, "<to-hostile@a.test>", "longer than 1000 octets");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    wait_deferred(&n, "<to-hostile@a.test>", "over 100 lines");
+    let trickled = std::time::Instant::now();
+    wait_deferred(&n, "<to-hostile@a.test>", "took longer than allowed");
+    assert!(trickled.elapsed() < std::time::Duration::from_secs(8), "{:?}", trickled.elapsed());
+    let rss = n.daemons[0].rss_kib();
+    assert!(rss < 200 * 1024, "node A holds {rss} KiB");
+    drop(n);
+    mx.join().unwrap();
+}

@@ -13,6 +13,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::records::{CertRecord, CertType, Lookup, SrvRecord};
 use super::{DnsError, Resolver};
+use crate::deadline::Deadlined;
 
 /// UDP payload size we advertise (EDNS0): the 2020 DNS flag day value, which avoids IP
 /// fragmentation; larger answers come truncated and are asked again over TCP.
@@ -133,9 +134,9 @@ impl DnsClient {
 
     fn exchange_tcp(&self, server: SocketAddr, query: &Message) -> Result<Message, String> {
         let bytes = query.to_vec().map_err(|e| e.to_string())?;
-        let mut stream = TcpStream::connect_timeout(&server, self.config.timeout).map_err(|e| e.to_string())?;
-        stream.set_read_timeout(Some(self.config.timeout)).map_err(|e| e.to_string())?;
-        stream.set_write_timeout(Some(self.config.timeout)).map_err(|e| e.to_string())?;
+        // One deadline for the whole exchange: a server trickling its answer cannot hold the lookup.
+        let stream = TcpStream::connect_timeout(&server, self.config.timeout).map_err(|e| e.to_string())?;
+        let mut stream = Deadlined::new(stream, self.config.timeout);
         let len = u16::try_from(bytes.len()).map_err(|_| "query too long".to_string())?;
         let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(&bytes);
@@ -278,5 +279,31 @@ mod tests {
         });
         assert!(client.addresses("ca.hisp.INVALID.").unwrap().records.is_empty());
         assert!(client.addresses("ca.hisp.example").is_err());
+    }
+
+    #[test]
+    fn a_server_trickling_its_tcp_answer_is_cut_off_at_the_timeout() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let Ok((mut peer, _)) = listener.accept() else { return };
+            let mut query = [0u8; 512];
+            let _ = peer.read(&mut query);
+            let _ = peer.write_all(&[0x01, 0x00]); // 256 bytes announced, sent one every 100 ms
+            for _ in 0..256 {
+                if peer.write_all(&[0]).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let timeout = std::time::Duration::from_millis(500);
+        let client = super::DnsClient::new(super::DnsConfig { servers: vec![server], timeout, attempts: 1 });
+        let mut query = super::Message::query();
+        query.add_query(super::Query::query(super::Name::from_ascii("a.test.").unwrap(), super::RecordType::A));
+        let started = std::time::Instant::now();
+        assert!(client.exchange_tcp(server, &query).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }

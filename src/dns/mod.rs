@@ -42,3 +42,23 @@ pub fn parse_server(text: &str) -> Result<SocketAddr, String> {
         .map(|ip| SocketAddr::new(ip, 53))
         .map_err(|_| format!("'{text}' is not a DNS server address (IP or IP:PORT)"))
 }
+
+/// A resolver for unit tests of adapters against servers on loopback: every name is 127.0.0.1.
+#[cfg(test)]
+pub(crate) struct Loopback;
+
+#[cfg(test)]
+impl Resolver for Loopback {
+    fn cert(&self, _: &str) -> Result<Lookup<CertRecord>, DnsError> {
+        Ok(Lookup { records: vec![], ttl: 60 })
+    }
+    fn srv(&self, _: &str) -> Result<Lookup<SrvRecord>, DnsError> {
+        Ok(Lookup { records: vec![], ttl: 60 })
+    }
+    fn addresses(&self, _: &str) -> Result<Lookup<IpAddr>, DnsError> {
+        Ok(Lookup { records: vec![IpAddr::from([127, 0, 0, 1])], ttl: 60 })
+    }
+    fn mx(&self, _: &str) -> Result<Lookup<(u16, String)>, DnsError> {
+        Ok(Lookup { records: vec![], ttl: 60 })
+    }
+}

@@ -583,19 +583,30 @@ fn refresh_bundles(shared: &Shared) {
     loop {
         match SqliteStore::open(&shared.db, "bundles") {
             Ok(store) => {
-                let fetch = crate::fetch::HttpFetcher::new(&shared.resolver);
-                for b in store.bundles().unwrap_or_default() {
-                    match crate::trust::bundle::refresh(&store, &b, &fetch) {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => eprintln!("bundle {}: refresh failed, last good anchors kept: {e}", b.name),
-                        Err(e) => eprintln!("bundle {}: cannot record the refresh: {e}", b.name),
-                    }
-                }
+                refresh_each(&store, &crate::fetch::HttpFetcher::new(&shared.resolver));
             }
             Err(e) => eprintln!("bundles: cannot open the store: {e}"),
         }
         std::thread::sleep(interval);
     }
+}
+
+/// One refresh of every bundle; how many failed.
+fn refresh_each(store: &SqliteStore, fetch: &dyn crate::fetch::Fetcher) -> usize {
+    let mut failed = 0;
+    for b in store.bundles().unwrap_or_default() {
+        // Nothing a bundle's server sends may end the refreshing for good.
+        let refreshed = catch_unwind(AssertUnwindSafe(|| crate::trust::bundle::refresh(store, &b, fetch)));
+        let why = match refreshed {
+            Ok(Ok(Ok(_))) => continue,
+            Ok(Ok(Err(e))) => format!("refresh failed, last good anchors kept: {e}"),
+            Ok(Err(e)) => format!("cannot record the refresh: {e}"),
+            Err(_) => "its refresh panicked; last good anchors kept".to_string(),
+        };
+        eprintln!("bundle {}: {why}", b.name);
+        failed += 1;
+    }
+    failed
 }
 
 /// Decrypts the queued copy and hands it to the outbound or inbound path.
@@ -687,5 +698,41 @@ mod tests {
             shared.queue.conn().row("SELECT sum(in_flight) FROM queue_recipients", [], |r| r.get(0)).unwrap();
         assert_eq!(in_flight, 0);
         assert!(shared.queue.claim(now + 365 * 86_400, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bundle_refresh_that_panics_is_reported_and_the_next_bundle_still_refreshes() {
+        struct Panicking;
+        impl crate::fetch::Fetcher for Panicking {
+            fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+                if url.contains("bad") {
+                    panic!("a parser bug");
+                }
+                Err(format!("{url}: not found (HTTP 404)"))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hisp.db");
+        let store = SqliteStore::create(&db, "test").unwrap();
+        let domain = crate::address::Domain::parse("a.test").unwrap();
+        store.add_domain(&domain, "A").unwrap();
+        for (name, source) in [("bad", "http://bad.test/b.p7b"), ("good", "http://good.test/b.p7b")] {
+            let record = crate::store::BundleRecord {
+                name: name.into(),
+                domain: domain.clone(),
+                source: source.into(),
+                signer_der: None,
+                incoming: true,
+                outgoing: true,
+                anchors: 0,
+                last_good_at: None,
+                last_attempt_at: None,
+                last_error: None,
+            };
+            store.add_bundle(&record).unwrap();
+        }
+        assert_eq!(refresh_each(&store, &Panicking), 2, "both failed, neither ended the loop");
+        let good = store.bundles().unwrap().into_iter().find(|b| b.name == "good").unwrap();
+        assert!(good.last_error.is_some_and(|e| e.contains("404")), "the bundle after the panic was refreshed");
     }
 }

@@ -8,7 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use openssl::ssl::SslConnector;
+use openssl::ssl::{SslConnector, SslStream};
+
+use crate::deadline::Deadlined;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
@@ -60,8 +62,18 @@ impl Reply {
     }
 }
 
-trait Conn: BufRead + Write {}
-impl<T: BufRead + Write> Conn for T {}
+/// The longest reply line taken from a peer (RFC 5321 §4.5.3.1.5 allows 512 octets; servers
+/// that write longer ones exist), and the most lines one reply may have.
+const MAX_REPLY_LINE: usize = 1000;
+const MAX_REPLY_LINES: usize = 100;
+/// The slowest a peer may take a message: a transaction may last three command timeouts plus one
+/// second per this many bytes.
+const MIN_BYTES_PER_SECOND: u64 = 16 * 1024;
+
+/// A connection to a peer whose every read and write must be done by a deadline.
+trait Conn: BufRead + Write {
+    fn due_by(&mut self, deadline: Instant);
+}
 
 /// A buffered reader over a stream that is also written to.
 struct Duplex<S: std::io::Read + Write> {
@@ -90,47 +102,126 @@ impl<S: std::io::Read + Write> Write for Duplex<S> {
     }
 }
 
+type Plain = Deadlined<TcpStream>;
+type Secure = SslStream<Deadlined<TcpStream>>;
+
+impl Conn for Duplex<Plain> {
+    fn due_by(&mut self, deadline: Instant) {
+        self.reader.get_mut().set_deadline(deadline);
+    }
+}
+
+impl Conn for Duplex<Secure> {
+    fn due_by(&mut self, deadline: Instant) {
+        self.reader.get_mut().get_mut().set_deadline(deadline);
+    }
+}
+
+/// How long a peer may take: `command` for each reply, and everything by `until`.
+#[derive(Clone, Copy)]
+struct Limits {
+    command: Duration,
+    until: Instant,
+}
+
+impl Limits {
+    fn new(command: Duration, whole: Duration) -> Limits {
+        Limits { command, until: Instant::now() + whole }
+    }
+
+    /// The deadline for the next reply.
+    fn next_reply(&self) -> Instant {
+        (Instant::now() + self.command).min(self.until)
+    }
+}
+
 fn temporary(during: &str) -> impl Fn(std::io::Error) -> DeliveryError + '_ {
     move |e| DeliveryError::Temporary(format!("{during}: {e}"))
 }
 
-fn read_reply(conn: &mut dyn Conn, during: &str) -> Result<Reply, DeliveryError> {
-    let mut text = Vec::new();
+/// One reply line, CRLF included, of at most `MAX_REPLY_LINE` octets.
+fn read_line(conn: &mut dyn Conn, during: &str) -> Result<Vec<u8>, DeliveryError> {
+    let mut line = Vec::new();
     loop {
-        let mut line = String::new();
-        if conn.read_line(&mut line).map_err(temporary(during))? == 0 {
+        let available = conn.fill_buf().map_err(temporary(during))?;
+        if available.is_empty() {
             return Err(DeliveryError::Temporary(format!("{during}: the connection closed")));
         }
+        let (take, ended) = match memchr::memchr(b'\n', available) {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + take > MAX_REPLY_LINE + 2 {
+            return Err(DeliveryError::Temporary(format!(
+                "{during}: the peer sent a reply line longer than {MAX_REPLY_LINE} octets"
+            )));
+        }
+        line.extend_from_slice(&available[..take]);
+        conn.consume(take);
+        if ended {
+            return Ok(line);
+        }
+    }
+}
+
+/// A whole reply, due by `deadline`: at most `MAX_REPLY_LINES` lines.
+fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Reply, DeliveryError> {
+    conn.due_by(deadline);
+    let mut text = Vec::new();
+    loop {
+        if text.len() == MAX_REPLY_LINES {
+            return Err(DeliveryError::Temporary(format!(
+                "{during}: the peer's reply has over {MAX_REPLY_LINES} lines"
+            )));
+        }
+        let line = read_line(conn, during)?;
+        let line = String::from_utf8_lossy(&line);
         let line = line.trim_end();
         let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
         let Some(code) = code else {
-            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {line}")));
+            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {}", printable(line))));
         };
-        text.push(line.get(4..).unwrap_or("").to_string());
+        text.push(printable(line.get(4..).unwrap_or("")));
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok(Reply { code, text: text.join(" / ") });
         }
     }
 }
 
-fn command(conn: &mut dyn Conn, line: &str, during: &str) -> Result<Reply, DeliveryError> {
+/// A peer's text as it may go into a log line: control characters shown as `?`, at most 200.
+fn printable(text: &str) -> String {
+    text.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+fn command(conn: &mut dyn Conn, line: &str, during: &str, limits: Limits) -> Result<Reply, DeliveryError> {
+    conn.due_by(limits.next_reply());
     conn.write_all(format!("{line}\r\n").as_bytes()).map_err(temporary(during))?;
     conn.flush().map_err(temporary(during))?;
-    read_reply(conn, during)
+    read_reply(conn, during, limits.next_reply())
 }
 
 /// MAIL, RCPT and DATA, up to the peer's 354. With PIPELINING the three go in one write and every
 /// reply is read, in order, before deciding (RFC 2920 §3.1): one round trip instead of three.
-fn open_transaction(conn: &mut dyn Conn, mail: &str, rcpt: &str, pipelining: bool) -> Result<Reply, DeliveryError> {
+fn open_transaction(
+    conn: &mut dyn Conn,
+    mail: &str,
+    rcpt: &str,
+    pipelining: bool,
+    limits: Limits,
+) -> Result<Reply, DeliveryError> {
     if !pipelining {
-        command(conn, mail, "MAIL")?.expect(250, "MAIL")?;
-        command(conn, rcpt, "RCPT")?.expect(250, "RCPT")?;
-        return command(conn, "DATA", "DATA")?.expect(354, "DATA");
+        command(conn, mail, "MAIL", limits)?.expect(250, "MAIL")?;
+        command(conn, rcpt, "RCPT", limits)?.expect(250, "RCPT")?;
+        return command(conn, "DATA", "DATA", limits)?.expect(354, "DATA");
     }
+    conn.due_by(limits.next_reply());
     conn.write_all(format!("{mail}\r\n{rcpt}\r\nDATA\r\n").as_bytes()).map_err(temporary("MAIL"))?;
     conn.flush().map_err(temporary("MAIL"))?;
-    let [mail_reply, rcpt_reply, data_reply] =
-        [read_reply(conn, "MAIL")?, read_reply(conn, "RCPT")?, read_reply(conn, "DATA")?];
+    let [mail_reply, rcpt_reply, data_reply] = [
+        read_reply(conn, "MAIL", limits.next_reply())?,
+        read_reply(conn, "RCPT", limits.next_reply())?,
+        read_reply(conn, "DATA", limits.next_reply())?,
+    ];
     let data_accepted = data_reply.code == 354;
     let checked = mail_reply
         .expect(250, "MAIL")
@@ -138,9 +229,10 @@ fn open_transaction(conn: &mut dyn Conn, mail: &str, rcpt: &str, pipelining: boo
         .and_then(|_| data_reply.expect(354, "DATA"));
     if checked.is_err() && data_accepted {
         // DATA went through although MAIL or RCPT did not: end that empty message at once.
+        conn.due_by(limits.next_reply());
         conn.write_all(b".\r\n").map_err(temporary("DATA"))?;
         conn.flush().map_err(temporary("DATA"))?;
-        read_reply(conn, "end of DATA")?;
+        read_reply(conn, "end of DATA", limits.next_reply())?;
     }
     checked
 }
@@ -163,27 +255,35 @@ pub fn deliver(
 
 /// An SMTP session to a peer, past STARTTLS (and AUTH when configured), ready for transactions.
 pub struct Session {
-    conn: Duplex<openssl::ssl::SslStream<TcpStream>>,
+    conn: Duplex<Secure>,
     announces_size: bool,
     /// The peer offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
     pipelining: bool,
+    /// How long the peer may take over each reply.
+    timeout: Duration,
     last_used: Instant,
 }
 
 impl Session {
+    /// Connects, greets, starts TLS (and authenticates): each reply within the timeout, and all
+    /// of it within three.
     pub fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, DeliveryError> {
+        let limits = Limits::new(config.timeout, config.timeout * 3);
         let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
-        tcp.set_read_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
-        tcp.set_write_timeout(Some(config.timeout)).map_err(temporary("connect"))?;
         tcp.set_nodelay(true).map_err(temporary("connect"))?;
-        let mut plain = Duplex { reader: BufReader::new(tcp) };
-        read_reply(&mut plain, "greeting")?.expect(220, "greeting")?;
-        let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO")?;
+        let mut plain = Duplex { reader: BufReader::new(Deadlined::new(tcp, config.timeout)) };
+        read_reply(&mut plain, "greeting", limits.next_reply())?.expect(220, "greeting")?;
+        let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO", limits)?.expect(250, "EHLO")?;
         if !ehlo.offers("STARTTLS") {
             return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
         }
-        command(&mut plain, "STARTTLS", "STARTTLS")?.expect(220, "STARTTLS")?;
-        let tcp = plain.reader.into_inner();
+        command(&mut plain, "STARTTLS", "STARTTLS", limits)?.expect(220, "STARTTLS")?;
+        if !plain.reader.buffer().is_empty() {
+            // Bytes after the 220 would be read as if they came over TLS (CVE-2011-0411's kind).
+            return Err(DeliveryError::Temporary(format!("{host} sent data before the TLS handshake")));
+        }
+        let mut tcp = plain.reader.into_inner();
+        tcp.set_deadline(limits.next_reply());
         let mut tls_config = config.tls.configure().map_err(|e| DeliveryError::Temporary(format!("TLS: {e}")))?;
         tls_config.set_verify_hostname(config.verify_tls);
         if !config.verify_tls {
@@ -193,39 +293,44 @@ impl Session {
             .connect(host, tcp)
             .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
         let mut conn = Duplex { reader: BufReader::new(tls) };
-        let ehlo =
-            command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO")?.expect(250, "EHLO after STARTTLS")?;
+        let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO", limits)?
+            .expect(250, "EHLO after STARTTLS")?;
         if let Some((user, password)) = config.auth {
             use base64::Engine;
             let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-            command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH")?.expect(235, "AUTH")?;
+            command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH", limits)?.expect(235, "AUTH")?;
         }
         let (announces_size, pipelining) = (ehlo.offers("SIZE"), ehlo.offers("PIPELINING"));
-        Ok(Session { conn, announces_size, pipelining, last_used: Instant::now() })
+        Ok(Session { conn, announces_size, pipelining, timeout: config.timeout, last_used: Instant::now() })
     }
 
-    /// One transaction. After a refusal the session is reset and stays usable; after any other
-    /// error it must be dropped.
+    /// One transaction, within three command timeouts plus the time the message takes at a
+    /// slow but steady rate. After a refusal the session is reset and stays usable; after any
+    /// other error it must be dropped.
     pub fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, DeliveryError> {
         self.last_used = Instant::now();
+        let transfer = Duration::from_secs(data.len() as u64 / MIN_BYTES_PER_SECOND);
+        let limits = Limits::new(self.timeout, self.timeout * 3 + transfer);
         let size = if self.announces_size { format!(" SIZE={}", data.len()) } else { String::new() };
         let mail = format!("MAIL FROM:<{}>{size}", mail_from.unwrap_or(""));
         let rcpt = format!("RCPT TO:<{recipient}>");
         let conn = &mut self.conn;
-        let envelope = open_transaction(conn, &mail, &rcpt, self.pipelining);
+        let envelope = open_transaction(conn, &mail, &rcpt, self.pipelining, limits);
         if let Err(e) = envelope {
             // A refused MAIL or RCPT leaves a transaction open: reset it for the next message.
-            let _ = command(conn, "RSET", "RSET");
+            let _ = command(conn, "RSET", "RSET", limits);
             return Err(e);
         }
+        conn.due_by(limits.until);
         conn.write_all(&dot_stuffed(data)).map_err(temporary("DATA"))?;
         conn.flush().map_err(temporary("DATA"))?;
-        let done = read_reply(conn, "end of DATA")?.expect(250, "end of DATA")?;
+        let done = read_reply(conn, "end of DATA", limits.next_reply())?.expect(250, "end of DATA")?;
         Ok(format!("{} {}", done.code, done.text))
     }
 
     pub fn quit(mut self) {
-        let _ = command(&mut self.conn, "QUIT", "QUIT");
+        let limits = Limits::new(self.timeout, self.timeout);
+        let _ = command(&mut self.conn, "QUIT", "QUIT", limits);
     }
 }
 
@@ -348,6 +453,10 @@ mod tests {
         }
     }
 
+    impl Conn for Scripted {
+        fn due_by(&mut self, _: Instant) {}
+    }
+
     impl Write for Scripted {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.sent.extend_from_slice(buf);
@@ -358,6 +467,10 @@ mod tests {
         }
     }
 
+    fn limits() -> Limits {
+        Limits::new(Duration::from_secs(5), Duration::from_secs(5))
+    }
+
     fn peer(replies: &str) -> Scripted {
         Scripted { replies: std::io::Cursor::new(replies.as_bytes().to_vec()), sent: Vec::new() }
     }
@@ -365,20 +478,20 @@ mod tests {
     #[test]
     fn a_pipelined_envelope_is_one_write_and_every_reply_counts() {
         let mut ok = peer("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n");
-        let reply = open_transaction(&mut ok, "MAIL FROM:<a@a.test>", "RCPT TO:<b@b.test>", true).unwrap();
+        let reply = open_transaction(&mut ok, "MAIL FROM:<a@a.test>", "RCPT TO:<b@b.test>", true, limits()).unwrap();
         assert_eq!(reply.code, 354);
         assert_eq!(ok.sent, b"MAIL FROM:<a@a.test>\r\nRCPT TO:<b@b.test>\r\nDATA\r\n");
 
         // A refused recipient is the error even though MAIL succeeded; DATA is then refused too.
         let mut refused = peer("250 ok\r\n550 5.1.1 No such user here\r\n554 5.5.1 No valid recipients\r\n");
-        match open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true) {
+        match open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true, limits()) {
             Err(DeliveryError::Permanent(why)) => assert!(why.starts_with("RCPT: 550 5.1.1"), "{why}"),
             other => panic!("expected a permanent RCPT failure, got {other:?}"),
         }
 
         // A server that takes DATA after refusing the recipient gets an empty message ended at once.
         let mut lax = peer("250 ok\r\n451 4.3.0 try later\r\n354 go ahead\r\n250 ok\r\n");
-        match open_transaction(&mut lax, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true) {
+        match open_transaction(&mut lax, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true, limits()) {
             Err(DeliveryError::Temporary(why)) => assert!(why.starts_with("RCPT: 451"), "{why}"),
             other => panic!("expected a temporary RCPT failure, got {other:?}"),
         }
@@ -398,7 +511,7 @@ mod tests {
     fn without_pipelining_each_command_waits_for_its_reply() {
         let mut refused = peer("550 5.7.1 sender refused\r\n");
         assert!(matches!(
-            open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<b@b.test>", false),
+            open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<b@b.test>", false, limits()),
             Err(DeliveryError::Permanent(_))
         ));
         assert_eq!(refused.sent, b"MAIL FROM:<a@a.test>\r\n", "nothing more after the refusal");
@@ -409,5 +522,26 @@ mod tests {
         assert_eq!(dot_stuffed(b"a\r\n.b\r\n"), b"a\r\n..b\r\n.\r\n");
         assert_eq!(dot_stuffed(b".x\ny"), b"..x\r\ny\r\n.\r\n");
         assert_eq!(dot_stuffed(b""), b".\r\n");
+    }
+
+    #[test]
+    fn a_reply_is_bounded_in_line_length_and_line_count_and_controls_are_masked() {
+        let long = format!("220 {}\r\n", "A".repeat(MAX_REPLY_LINE));
+        match read_reply(&mut peer(&long), "greeting", Instant::now()) {
+            Err(DeliveryError::Temporary(why)) => assert!(why.contains("longer than 1000"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Without any line end at all: refused as soon as the limit is passed, not read to the end.
+        let endless = "220-".to_string() + &"A".repeat(10 * MAX_REPLY_LINE);
+        assert!(read_reply(&mut peer(&endless), "greeting", Instant::now()).is_err());
+        let many = "250-x\r\n".repeat(MAX_REPLY_LINES) + "250 x\r\n";
+        match read_reply(&mut peer(&many), "EHLO", Instant::now()) {
+            Err(DeliveryError::Temporary(why)) => assert!(why.contains("over 100 lines"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let fine = "250-x\r\n".repeat(MAX_REPLY_LINES - 1) + "250 x\r\n";
+        assert_eq!(read_reply(&mut peer(&fine), "EHLO", Instant::now()).unwrap().code, 250);
+        let control = read_reply(&mut peer("550 no\x1b[31m such\x07 user\r\n"), "RCPT", Instant::now()).unwrap();
+        assert_eq!(control.text, "no?[31m such? user");
     }
 }

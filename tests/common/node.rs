@@ -127,6 +127,13 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Its resident memory in KiB, as the kernel counts it.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+        line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+
     /// Sends it SIGTERM (an orderly stop, as systemd asks).
     pub fn terminate(&self) {
         // SAFETY: sends a signal to a child process of ours.
