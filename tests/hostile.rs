@@ -562,3 +562,76 @@ fn a_hostile_mx_cannot_fill_the_senders_memory_or_hold_its_worker() {
     drop(n);
     mx.join().unwrap();
 }
+
+/// A certificate for `address` from `pki`'s CA with the extensions a DirectTrust end entity must
+/// not have: `ca` makes it a CA (basicConstraints CA:TRUE); otherwise it is a TLS server's.
+fn misfit(pki: &Pki, address: &str, ca: bool) -> Identity {
+    use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName};
+    let key = rsa(2048);
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", address).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&hisp::pki::ca::random_serial().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(pki.ca.cert.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::from_unix((*NOW - DAY) as libc::time_t).unwrap()).unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::from_unix((*NOW + DAY) as libc::time_t).unwrap()).unwrap();
+    if ca {
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+        b.append_extension(KeyUsage::new().digital_signature().key_cert_sign().build().unwrap()).unwrap();
+    } else {
+        b.append_extension(KeyUsage::new().digital_signature().key_encipherment().build().unwrap()).unwrap();
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap()).unwrap();
+    }
+    let san = SubjectAlternativeName::new().email(address).build(&b.x509v3_context(Some(&pki.ca.cert), None)).unwrap();
+    b.append_extension(san).unwrap();
+    b.append_extension(hisp::pki::ca::crl_distribution_point(&pki.url("ca.crl")).unwrap()).unwrap();
+    b.sign(&pki.ca.key, openssl::hash::MessageDigest::sha256()).unwrap();
+    Identity { address: hisp::address::DirectAddress::parse(address).unwrap(), cert: b.build(), key }
+}
+
+#[test]
+fn a_signer_certificate_made_for_tls_or_for_a_ca_cannot_sign_direct_mail() {
+    let files = Files::new();
+    let pki = Pki::new("Hostile Test CA");
+    files.ca("ca", &pki.ca);
+    files.identity("bob", &pki.issue("bob@b.example.org"));
+    let alice = "alice@a.example.org";
+    files.identity("alice", &pki.issue(alice));
+    files.identity("server", &misfit(&pki, alice, false));
+    files.identity("ca-signer", &misfit(&pki, alice, true));
+    let content = wrapped(alice, "bob@b.example.org", "<purpose@a.example.org>", "Results attached.");
+    let input = files.write("content.eml", &content);
+    let seal = |signer: &str| {
+        let out = files.p("signature.der");
+        openssl(&[
+            "cms",
+            "-sign",
+            "-binary",
+            "-in",
+            &input,
+            "-outform",
+            "DER",
+            "-out",
+            &out,
+            "-md",
+            "sha256",
+            "-signer",
+            &files.p(&format!("{signer}.pem")),
+            "-inkey",
+            &files.p(&format!("{signer}.key")),
+        ]);
+        let signed = multipart_signed(&content, &std::fs::read(&out).unwrap());
+        openssl_encrypt(&files, &signed, &files.p("bob.pem"), alice, "bob@b.example.org")
+    };
+    assert_eq!(open_as_bob(&files, &seal("alice")).status, 0, "the DirectTrust profile opens");
+    for (signer, why) in [("server", "emailProtection"), ("ca-signer", "CA certificate")] {
+        let refused = open_as_bob(&files, &seal(signer));
+        let report = refused.json();
+        assert_eq!(report["error"]["code"], "wrong-purpose", "{signer}: {report}");
+        assert!(report["error"]["message"].as_str().unwrap().contains(why), "{signer}: {report}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Which discovered certificates are usable for sending to an address, and why the others are not:
 //! bound to the address (or its domain, for a domain step), inside its validity period, an
-//! acceptable key, and a path to one of the sending domain's outgoing anchors, with intermediates
-//! fetched through AIA caIssuers when the path needs them.
+//! acceptable key, fit to receive mail (the DirectTrust end-entity profile, `trust::purpose`), and
+//! a path to one of the sending domain's outgoing anchors, with intermediates fetched through AIA
+//! caIssuers when the path needs them.
 
 use openssl::nid::Nid;
 use openssl::x509::{X509Ref, X509};
@@ -13,6 +14,7 @@ use crate::fetch::Fetcher;
 use crate::pki::{self, cert_cache};
 use crate::smime::policy;
 use crate::trust::chain::{self, ChainError};
+use crate::trust::purpose::{self, Use};
 use crate::trust::revocation::{self, FailMode, Status};
 
 /// How many AIA hops are followed from a certificate towards an anchor.
@@ -84,6 +86,9 @@ pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustC
         .and_then(|k| policy::check_key(&k, "certificate", true).map_err(|e| e.to_string()))
     {
         problem("weak-key", e);
+    }
+    if let Err(why) = purpose::check(cert, Use::Encryption) {
+        problem("wrong-purpose", why);
     }
     match path(cert, trust) {
         Ok(intermediates) => {
@@ -163,4 +168,41 @@ pub fn ca_issuer_urls(cert: &X509Ref) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::ca;
+    use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+
+    #[test]
+    fn a_ca_certificate_bound_to_the_address_is_unusable_for_the_wrong_purpose() {
+        let now = crate::clock::parse_date("2026-11-23").unwrap();
+        let root_key = ca::generate_rsa(2048).unwrap();
+        let root = ca::create_root(&root_key, "assess test CA", now - 86_400, 30).unwrap();
+        let key = ca::generate_rsa(2048).unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&ca::random_serial().unwrap()).unwrap();
+        let mut subject = openssl::x509::X509Name::builder().unwrap();
+        subject.append_entry_by_text("CN", "bob@b.example.org").unwrap();
+        b.set_subject_name(&subject.build()).unwrap();
+        b.set_issuer_name(root.subject_name()).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(root.not_before()).unwrap();
+        b.set_not_after(root.not_after()).unwrap();
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+        let san = SubjectAlternativeName::new().email("bob@b.example.org").build(&b.x509v3_context(Some(&root), None));
+        b.append_extension(san.unwrap()).unwrap();
+        b.sign(&root_key, openssl::hash::MessageDigest::sha256()).unwrap();
+        let found = Found { data: b.build().to_der().unwrap(), origin: "bob.b.example.org".into() };
+        let fetch = crate::fetch::StaticFetcher::default();
+        let trust = TrustContext { anchors: &[root], fetch: &fetch, now, revocation: FailMode::Soft };
+        let address = DirectAddress::parse("bob@b.example.org").unwrap();
+        let assessed = assess(&found, Step::DnsAddress, &address, &trust);
+        assert!(!assessed.usable);
+        assert_eq!(assessed.problems, ["wrong-purpose"], "{:?}", assessed.details);
+        assert!(assessed.details[0].contains("CA certificate"), "{:?}", assessed.details);
+    }
 }

@@ -20,6 +20,8 @@ pub enum SmimeError {
     Expired { subject: String, not_after: String },
     #[error("signer not yet valid: certificate '{subject}' is valid from {not_before}")]
     NotYetValid { subject: String, not_before: String },
+    #[error("signer certificate not for Direct mail: certificate '{subject}' may not sign messages: {reason}")]
+    WrongPurpose { subject: String, reason: String },
     #[error("revoked signer: certificate '{subject}' was revoked on {on}")]
     Revoked { subject: String, on: String },
     #[error("signer revocation unknown: the revocation of certificate '{subject}' could not be checked ({reason}); refused because revocation checking is hard-fail")]
@@ -61,6 +63,7 @@ impl SmimeError {
             SmimeError::Untrusted { .. } => "untrusted",
             SmimeError::Expired { .. } => "expired",
             SmimeError::NotYetValid { .. } => "not-yet-valid",
+            SmimeError::WrongPurpose { .. } => "wrong-purpose",
             SmimeError::Revoked { .. } => "revoked",
             SmimeError::RevocationUnknown { .. } => "revocation-unknown",
             SmimeError::NoKey { .. } => "no-key",

@@ -12,6 +12,7 @@ use crate::clock::iso8601;
 use crate::pki::{self, cert_cache};
 use crate::store::Direction;
 use crate::trust::chain::{self, ChainError};
+use crate::trust::purpose::{self, Use};
 use crate::trust::revocation::{self, FailMode, Status};
 use crate::trust::AnchorSource;
 
@@ -112,6 +113,8 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
     })?;
     let signer = &parsed_signer.cert;
     let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
+    purpose::check(signer, Use::Signing)
+        .map_err(|reason| SmimeError::WrongPurpose { subject: parsed_signer.subject.clone(), reason })?;
 
     let signed_content = verify::verify(&signed, signer_info, signer, detached_content)?;
 

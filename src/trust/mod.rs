@@ -3,6 +3,7 @@
 pub mod binding;
 pub mod bundle;
 pub mod chain;
+pub mod purpose;
 pub mod revocation;
 
 use openssl::x509::X509;
