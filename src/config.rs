@@ -46,11 +46,19 @@ pub struct HttpConfig {
     pub tls_key_file: Option<PathBuf>,
     /// The largest request body (a message's attachments travel base64-encoded in it).
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's whole body (its header: at most 30 of them).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: String::new(), tls_cert_file: None, tls_key_file: None, max_body_bytes: 70 * 1024 * 1024 }
+        HttpConfig {
+            listen: String::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_body_bytes: 70 * 1024 * 1024,
+            request_timeout_secs: 120,
+        }
     }
 }
 
@@ -182,7 +190,11 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     pub max_recipients: usize,
     pub max_connections: usize,
-    /// Seconds a connection may wait between commands, and inside DATA between reads.
+    /// Of those, how many one peer address may hold (on each listener: SMTP, the API, DNS over
+    /// TCP, CA publishing).
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send each whole command line (or finish a TLS handshake); and in
+    /// DATA, the grace after which the message must keep coming at 16 KiB/s on average.
     pub idle_timeout_secs: u64,
     pub data_timeout_secs: u64,
     /// Seconds a verified AUTH is remembered (as an HMAC under a key that lives only in memory), so
@@ -210,6 +222,7 @@ impl Default for ServerConfig {
             max_message_bytes: 50 * 1024 * 1024,
             max_recipients: 100,
             max_connections: 200,
+            max_connections_per_ip: 20,
             idle_timeout_secs: 300,
             data_timeout_secs: 180,
             login_cache_secs: 300,

@@ -6,6 +6,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+
+use crate::admission::Admission;
+use crate::deadline::Deadlined;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +171,7 @@ pub fn start(
     db: PathBuf,
     publishing: Publishing,
     clock: Arc<dyn Clock>,
+    admission: Arc<Admission>,
 ) -> std::io::Result<SocketAddr> {
     let udp = UdpSocket::bind(listen)?;
     let bound = udp.local_addr()?;
@@ -186,8 +190,12 @@ pub fn start(
     })?;
     std::thread::Builder::new().name("dns-tcp".into()).spawn(move || {
         for stream in tcp.incoming().flatten() {
+            let Some(ticket) = stream.peer_addr().ok().and_then(|peer| admission.admit(peer.ip()).ok()) else {
+                continue;
+            };
             let (db, publishing, clock) = (db.clone(), publishing.clone(), clock.clone());
             let _ = std::thread::Builder::new().name("dns-tcp-conn".into()).spawn(move || {
+                let _ticket = ticket;
                 let _ = serve_tcp(stream, &db, &publishing, clock.as_ref());
             });
         }
@@ -195,16 +203,19 @@ pub fn start(
     Ok(bound)
 }
 
-/// RFC 7766: two-byte length-prefixed messages, several per connection, idle connections closed.
+/// RFC 7766: two-byte length-prefixed messages, several per connection; each query must arrive
+/// whole, and its answer be taken, within 10 seconds (however the client trickles).
 fn serve_tcp(
-    mut stream: TcpStream,
+    stream: TcpStream,
     db: &std::path::Path,
     publishing: &Publishing,
     clock: &dyn Clock,
 ) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    const PER_QUERY: Duration = Duration::from_secs(10);
+    let mut stream = Deadlined::new(stream, PER_QUERY);
     let store = SqliteStore::open(db, "dns").map_err(std::io::Error::other)?;
     loop {
+        stream.set_deadline(std::time::Instant::now() + PER_QUERY);
         let mut len = [0u8; 2];
         if stream.read_exact(&mut len).is_err() {
             return Ok(());

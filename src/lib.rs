@@ -1,6 +1,7 @@
 //! hisp: a DirectTrust (Direct Project) HISP node.
 
 pub mod address;
+pub mod admission;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -611,3 +611,46 @@ fn sigterm_lets_an_api_request_under_way_answer_and_closes_idle_connections() {
     assert!(node.serve_log().contains("0 API request(s) under way"), "{}", node.serve_log());
     assert_eq!(node.sql("SELECT name FROM practices"), [b"Smith Pediatrics".to_vec()]);
 }
+
+#[test]
+fn sockets_that_never_start_tls_or_trickle_a_body_cannot_crowd_out_an_ehr() {
+    use common::servers::connect_from;
+    let Single { node, daemon: _daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| {
+        config
+            .replace("[server]\n", "[server]\nmax_connections_per_ip = 5\n")
+            .replace("[http]\n", "[http]\nrequest_timeout_secs = 2\n")
+    });
+    let kareo = token(&node, "kareo", None);
+    // Five sockets from 127.0.0.2 that never start TLS; a sixth from there is closed at once.
+    let _silent: Vec<_> = (0..5).map(|_| connect_from([127, 0, 0, 2], api.port)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut sixth = connect_from([127, 0, 0, 2], api.port);
+    sixth.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(std::io::Read::read(&mut sixth, &mut [0u8; 16]).unwrap(), 0, "turned away");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // An EHR elsewhere is served meanwhile.
+    assert_eq!(api.call(Some(&kareo), "GET", "/v1/practice", None).status, 403, "no practice yet: but answered");
+
+    // A body trickled a byte every 400 ms is answered 408 once the request timeout passes.
+    let mut slow = RawHttps::connect(api.port, &api.ca_file);
+    slow.send(
+        format!(
+            "POST /v1/practice HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {kareo}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..8 {
+        // The server may answer (and close) before the body is all sent.
+        if std::io::Write::write_all(&mut slow.0, b" ").and_then(|()| std::io::Write::flush(&mut slow.0)).is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    let (status, body) = slow.response();
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("\"timeout\""), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -635,3 +635,102 @@ fn a_signer_certificate_made_for_tls_or_for_a_ca_cannot_sign_direct_mail() {
         assert!(report["error"]["message"].as_str().unwrap().contains(why), "{signer}: {report}");
     }
 }
+
+/// Reads what the server says until it closes the connection or `limit` passes; how long it took.
+fn until_closed(stream: &mut std::net::TcpStream, limit: std::time::Duration) -> (String, std::time::Duration) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        said.extend_from_slice(&buf[..n]);
+    }
+    (String::from_utf8_lossy(&said).into_owned(), started.elapsed())
+}
+
+/// Sends `bytes` one at a time, `pause` apart, until the server stops taking them.
+fn trickle(mut stream: std::net::TcpStream, bytes: Vec<u8>, pause: std::time::Duration) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    std::thread::spawn(move || {
+        for b in bytes {
+            if stream.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+#[test]
+fn trickling_smtp_clients_are_cut_off_and_cannot_crowd_out_other_hosts() {
+    use common::servers::connect_from;
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+    // B: idle and DATA timeouts of 3 s, at most 5 connections from one address.
+    let n = network_with(|_, config| {
+        config.replace("max_message_bytes = 1000000\n", "max_message_bytes = 1000000\nmax_connections_per_ip = 5\n")
+    });
+    let greeted = |stream: &std::net::TcpStream| {
+        let mut line = String::new();
+        BufReader::new(stream.try_clone().unwrap()).read_line(&mut line).unwrap();
+        line
+    };
+    // Five connections from 127.0.0.2, each trickling a command a byte every 400 ms.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let stream = connect_from([127, 0, 0, 2], n.b_backbone);
+        assert!(greeted(&stream).starts_with("220"));
+        held.push(stream);
+    }
+    // A sixth from that address is turned away at once; other hosts are served meanwhile.
+    let sixth = connect_from([127, 0, 0, 2], n.b_backbone);
+    assert!(greeted(&sixth).starts_with("421 4.7.0"), "the sixth connection from one address");
+    let sent = submit(
+        &n,
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: x\r\nMessage-ID: <crowd@a.test>\r\n\r\nServed.\r\n",
+    );
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    assert!(mailbox(&n.b, "b.test", "dr.jones", 1)[0].contains("Served."));
+
+    // The tricklers: a command line that never ends is cut off at the idle timeout, although a
+    // byte comes every 400 ms (each read well within any per-read timeout).
+    let mut first = held.remove(0);
+    let writer =
+        trickle(first.try_clone().unwrap(), b"EHLO slowly.example.org\r\n".repeat(4), Duration::from_millis(400));
+    let (said, took) = until_closed(&mut first, Duration::from_secs(15));
+    assert!(said.contains("421"), "{said:?}");
+    assert!(took < Duration::from_secs(6), "cut off after {took:?}");
+    writer.join().unwrap();
+
+    // DATA at a byte every 300 ms: cut off after the 3 s grace.
+    let mut data = connect_from([127, 0, 0, 3], n.b_backbone);
+    greeted(&data);
+    let replies = {
+        use std::io::Write;
+        let mut reader = BufReader::new(data.try_clone().unwrap());
+        let mut replies = Vec::new();
+        for command in ["EHLO peer.example.org", "MAIL FROM:<x@a.test>", "RCPT TO:<dr.jones@b.test>", "DATA"] {
+            data.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let last = line.as_bytes().get(3) != Some(&b'-');
+                replies.push(line);
+                if last {
+                    break;
+                }
+            }
+        }
+        replies
+    };
+    assert!(replies.last().unwrap().starts_with("354"), "{replies:?}");
+    let writer = trickle(data.try_clone().unwrap(), vec![b'x'; 100], Duration::from_millis(300));
+    let (said, took) = until_closed(&mut data, Duration::from_secs(15));
+    assert!(said.contains("421"), "{said:?}");
+    assert!(took < Duration::from_secs(6), "cut off after {took:?}");
+    writer.join().unwrap();
+}

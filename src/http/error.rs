@@ -1,6 +1,8 @@
 //! The API's errors: a status and a JSON body that names the field at fault, e.g.
 //! `{"error": {"code": "invalid", "field": "to[1]", "message": "..."}}`.
 
+use std::time::Duration;
+
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -94,7 +96,17 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body, ApiError> {
-        match axum::body::Bytes::from_request(request, state).await {
+        // The whole body within the connection's time for it, however it trickles in.
+        let limit = request.extensions().get::<super::BodyTimeout>().map_or(Duration::from_secs(120), |t| t.0);
+        let read = tokio::time::timeout(limit, axum::body::Bytes::from_request(request, state)).await;
+        let Ok(read) = read else {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!("the request body did not arrive within {} s", limit.as_secs()),
+            ));
+        };
+        match read {
             Ok(bytes) => Ok(Body(bytes)),
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::new(e.status(), "too-large", "the request body is larger than this API accepts"))

@@ -19,7 +19,6 @@ pub mod tokens;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +28,7 @@ use hyper_util::service::TowerToHyperService;
 use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::sync::watch;
 
+use crate::admission::Admission;
 use crate::serve::Shared;
 use crate::smtp::server::Committer;
 
@@ -45,7 +45,12 @@ pub struct Api {
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-/// A TLS handshake must finish within this, and a request's header within `HEADER_TIMEOUT`.
+/// How long a client has to send a request's body.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub Duration);
+
+/// A TLS handshake must finish within this, and a request's header within `HEADER_TIMEOUT` (or
+/// the request timeout, when shorter).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -54,7 +59,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// connections still open.
 pub struct Stopper {
     signal: watch::Sender<bool>,
-    open: Arc<AtomicUsize>,
+    admission: Arc<Admission>,
 }
 
 impl Stopper {
@@ -64,7 +69,7 @@ impl Stopper {
 
     /// Connections still open (each with a request under way, once stopped).
     pub fn open(&self) -> usize {
-        self.open.load(Ordering::SeqCst)
+        self.admission.open()
     }
 }
 
@@ -74,7 +79,7 @@ pub fn start(
     listen: &str,
     tls: Arc<SslAcceptor>,
     api: Api,
-    max_connections: usize,
+    admission: Arc<Admission>,
 ) -> std::io::Result<(SocketAddr, Stopper)> {
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
@@ -82,22 +87,28 @@ pub fn start(
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("http-api").enable_all().build()?;
     let max_body = api.shared.config.http.max_body_bytes;
+    let request_timeout = Duration::from_secs(api.shared.config.http.request_timeout_secs);
     let app = routes::router(Arc::new(api), max_body);
     let (signal, stopping) = watch::channel(false);
-    let stopper = Stopper { signal, open: Arc::new(AtomicUsize::new(0)) };
-    let open = stopper.open.clone();
+    let stopper = Stopper { signal, admission: admission.clone() };
+    let limits = Limits { admission, request_timeout };
     std::thread::Builder::new()
         .name("http-api".into())
-        .spawn(move || runtime.block_on(accept_loop(listener, tls, app, max_connections, open, stopping)))?;
+        .spawn(move || runtime.block_on(accept_loop(listener, tls, app, limits, stopping)))?;
     Ok((bound, stopper))
+}
+
+/// How many connections, and how long a request may take to arrive.
+struct Limits {
+    admission: Arc<Admission>,
+    request_timeout: Duration,
 }
 
 async fn accept_loop(
     listener: std::net::TcpListener,
     tls: Arc<SslAcceptor>,
     app: axum::Router,
-    max_connections: usize,
-    open: Arc<AtomicUsize>,
+    limits: Limits,
     stopping: watch::Receiver<bool>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
@@ -119,12 +130,10 @@ async fn accept_loop(
                 continue;
             }
         };
-        if open.load(Ordering::SeqCst) >= max_connections {
-            drop(tcp);
-            continue;
-        }
-        let guard = Connection::open(&open);
+        // Turned away without a word: there is no TLS yet to say it in.
+        let Ok(guard) = limits.admission.admit(peer.ip()) else { continue };
         let (tls, app) = (tls.clone(), app.clone());
+        let request_timeout = limits.request_timeout;
         tokio::spawn(async move {
             let _guard = guard;
             let Ok(ssl) = Ssl::new(tls.context()) else { return };
@@ -140,10 +149,11 @@ async fn accept_loop(
                 // No request yet: a stop closes it.
                 _ = stopped(&mut stop) => return,
             }
-            let service = TowerToHyperService::new(app.layer(Extension(Peer(peer))));
+            let app = app.layer(Extension(Peer(peer))).layer(Extension(BodyTimeout(request_timeout)));
+            let service = TowerToHyperService::new(app);
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(HEADER_TIMEOUT.min(request_timeout))
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
@@ -167,21 +177,5 @@ async fn accept_loop(
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await
-    }
-}
-
-/// Counts an open connection until dropped.
-struct Connection(Arc<AtomicUsize>);
-
-impl Connection {
-    fn open(count: &Arc<AtomicUsize>) -> Connection {
-        count.fetch_add(1, Ordering::SeqCst);
-        Connection(count.clone())
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::clock::Clock;
+use crate::deadline::Deadlined;
 use crate::kek::Kek;
 use crate::pki::dev_ca::DevCa;
 use crate::store::{SqliteStore, Store};
@@ -26,14 +28,24 @@ struct Publisher {
     crl: Mutex<Option<(i64, usize, Vec<u8>)>>,
 }
 
-pub fn start(listen: &str, db: PathBuf, kek: Arc<Kek>, clock: Arc<dyn Clock>) -> std::io::Result<SocketAddr> {
+pub fn start(
+    listen: &str,
+    db: PathBuf,
+    kek: Arc<Kek>,
+    clock: Arc<dyn Clock>,
+    admission: Arc<Admission>,
+) -> std::io::Result<SocketAddr> {
     let socket = TcpListener::bind(listen)?;
     let bound = socket.local_addr()?;
     let publisher = Arc::new(Publisher { db, kek, clock, crl: Mutex::new(None) });
     std::thread::Builder::new().name("ca-http".into()).spawn(move || {
         for stream in socket.incoming().flatten() {
+            let Some(ticket) = stream.peer_addr().ok().and_then(|peer| admission.admit(peer.ip()).ok()) else {
+                continue;
+            };
             let publisher = publisher.clone();
             let _ = std::thread::Builder::new().name("ca-http-conn".into()).spawn(move || {
+                let _ticket = ticket;
                 let _ = publisher.serve(stream);
             });
         }
@@ -42,9 +54,10 @@ pub fn start(listen: &str, db: PathBuf, kek: Arc<Kek>, clock: Arc<dyn Clock>) ->
 }
 
 impl Publisher {
+    /// One request, read (at most 16 KiB of it) and answered within 10 seconds in all.
     fn serve(&self, stream: TcpStream) -> std::io::Result<()> {
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut reader = BufReader::new(stream.try_clone()?.take(16 * 1024));
+        let stream = Deadlined::new(stream, Duration::from_secs(10));
+        let mut reader = BufReader::new(stream.take(16 * 1024));
         let mut request = String::new();
         reader.read_line(&mut request)?;
         loop {
@@ -67,7 +80,7 @@ impl Publisher {
             ("GET", _) => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
             _ => ("405 Method Not Allowed", "text/plain", b"GET only\n".to_vec()),
         };
-        let mut out = stream;
+        let mut out = reader.into_inner().into_inner();
         write!(
             out,
             "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::discovery::cache::CachingResolver;
@@ -231,8 +232,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         api_stopper: None,
     };
     if !config.server.http.is_empty() {
-        let bound = ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone())
-            .map_err(io(&format!("listen on {}", config.server.http)))?;
+        let bound =
+            ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone(), listener_admission(&config))
+                .map_err(io(&format!("listen on {}", config.server.http)))?;
         running.http = Some(bound);
     }
     if !config.dns_server.listen.is_empty() {
@@ -242,8 +244,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             mx_address: config.dns_server.mx_address,
             ttl: config.dns_server.ttl,
         };
-        let bound = crate::dns_server::start(listen, db.clone(), publishing, clock.clone())
-            .map_err(io(&format!("DNS on {listen}")))?;
+        let bound =
+            crate::dns_server::start(listen, db.clone(), publishing, clock.clone(), listener_admission(&config))
+                .map_err(io(&format!("DNS on {listen}")))?;
         running.dns = Some(bound);
     }
     for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
@@ -268,7 +271,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             tls: Some(tls.clone()),
             idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
             data_timeout: Duration::from_secs(config.server.data_timeout_secs),
-            max_connections: config.server.max_connections,
+            admission: listener_admission(&config),
             gates: gates.clone(),
             committer: committer.clone(),
             stopping: stopping.clone(),
@@ -305,10 +308,10 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     });
     if !shared.config.http.listen.is_empty() {
         let listen = shared.config.http.listen.clone();
-        let max_connections = shared.config.server.max_connections;
+        let admission = listener_admission(&shared.config);
         let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), dns };
         let (bound, stopper) =
-            crate::http::start(&listen, api_tls, api, max_connections).map_err(io(&format!("API on {listen}")))?;
+            crate::http::start(&listen, api_tls, api, admission).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);
         running.api_stopper = Some(stopper);
     }
@@ -575,6 +578,11 @@ fn purge_finished(shared: &Shared) {
         }
         std::thread::sleep(interval);
     }
+}
+
+/// The connections one listener serves at once: `max_connections`, `max_connections_per_ip` each.
+fn listener_admission(config: &Config) -> Arc<Admission> {
+    Admission::new(config.server.max_connections, config.server.max_connections_per_ip)
 }
 
 /// Refreshes every trust bundle at start and then every `trust.bundle_refresh_secs`.

@@ -1,14 +1,22 @@
-//! The SMTP listeners: accept connections (up to a limit), one thread each, and drive a `Session`
-//! over the socket: read lines with a length limit and timeouts, write replies, upgrade to TLS on
-//! STARTTLS, and commit accepted messages before answering 250.
+//! The SMTP listeners: accept connections (up to a limit in all and per peer address), one thread
+//! each, and drive a `Session` over the socket: read lines with a length limit and deadlines,
+//! write replies, upgrade to TLS on STARTTLS, and commit accepted messages before answering 250.
+//!
+//! Deadlines, not per-read timeouts, so a client cannot hold a slot by trickling: a command line
+//! (and a TLS handshake) must arrive whole within the idle timeout; DATA must keep up a minimum
+//! rate after a grace of the data timeout (RFC 5321 §4.5.3.2 gives minutes per block, never an
+//! unbounded total).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslAcceptor, SslStream};
+
+use crate::admission::{Admission, Refusal};
+use crate::deadline::Deadlined;
 
 use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND_LINE};
 use super::sessions::Sessions;
@@ -28,7 +36,8 @@ pub struct Listener {
     pub tls: Option<Arc<SslAcceptor>>,
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
-    pub max_connections: usize,
+    /// How many connections at once, in all and from one address.
+    pub admission: Arc<Admission>,
     pub gates: Arc<dyn GateFactory>,
     pub committer: Arc<dyn Committer>,
     /// Set when the node stops: new connections are turned away, and open sessions close once
@@ -40,31 +49,37 @@ pub struct Listener {
 
 /// The longest piece of a DATA line read at once; longer lines arrive in pieces.
 const DATA_CHUNK: usize = 64 * 1024;
+/// After the data timeout's grace, DATA must arrive at least this fast on average.
+const DATA_MIN_BYTES_PER_SECOND: u64 = 16 * 1024;
 
 /// Accepts connections on `socket` until it fails; each is served on its own thread.
 pub fn run(socket: TcpListener, listener: Arc<Listener>) {
-    let open = Arc::new(AtomicUsize::new(0));
     for stream in socket.incoming() {
         let Ok(mut stream) = stream else { continue };
         if listener.stopping.load(Ordering::SeqCst) {
             let _ = stream.write_all(b"421 4.3.2 Shutting down, try again later\r\n");
             continue;
         }
-        if open.fetch_add(1, Ordering::SeqCst) >= listener.max_connections {
-            open.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n");
-            continue;
-        }
+        let Ok(peer) = stream.peer_addr() else { continue };
+        let ticket = match listener.admission.admit(peer.ip()) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.write_all(match refusal {
+                    Refusal::Full => b"421 4.3.2 Too many connections, try again later\r\n".as_slice(),
+                    Refusal::PeerFull => b"421 4.7.0 Too many connections from your address, try again later\r\n",
+                });
+                continue;
+            }
+        };
         let listener = listener.clone();
-        let open = open.clone();
         let spawned = std::thread::Builder::new().name("smtp-session".into()).spawn(move || {
-            let peer = stream.peer_addr().ok();
+            let _ticket = ticket;
             if let Err(e) = serve_connection(stream, &listener) {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
-                    eprintln!("smtp {}: {e}", peer.map(|p| p.to_string()).unwrap_or_default());
+                    eprintln!("smtp {peer}: {e}");
                 }
             }
-            open.fetch_sub(1, Ordering::SeqCst);
         });
         if spawned.is_err() {
             eprintln!("smtp: cannot start a session thread");
@@ -73,15 +88,23 @@ pub fn run(socket: TcpListener, listener: Arc<Listener>) {
 }
 
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<SslStream<TcpStream>>),
+    Plain(Deadlined<TcpStream>),
+    Tls(Box<SslStream<Deadlined<TcpStream>>>),
 }
 
 impl Stream {
     fn tcp(&self) -> &TcpStream {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref(),
+            Stream::Plain(s) => s.get_ref(),
+            Stream::Tls(s) => s.get_ref().get_ref(),
+        }
+    }
+
+    /// Every read and write from now on must be done by `deadline`.
+    fn due_by(&mut self, deadline: Instant) {
+        match self {
+            Stream::Plain(s) => s.set_deadline(deadline),
+            Stream::Tls(s) => s.get_mut().set_deadline(deadline),
         }
     }
 }
@@ -130,66 +153,78 @@ impl Write for Stream {
     }
 }
 
+/// Writes `bytes` to the client, which has the data timeout to take them.
+fn send(reader: &mut BufReader<Stream>, bytes: &[u8], listener: &Listener) -> io::Result<()> {
+    let stream = reader.get_mut();
+    stream.due_by(Instant::now() + listener.data_timeout);
+    stream.write_all(bytes)
+}
+
 fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     // On the list before the stop flag is read: a stop either sees this session or is seen here.
     let membership = listener.sessions.join(&stream)?;
     let stopping = || listener.stopping.load(Ordering::SeqCst);
-    stream.set_write_timeout(Some(listener.data_timeout))?;
     // Replies are small and each answers a request: send them at once (no Nagle delay waiting
     // for the client's delayed ACK).
     stream.set_nodelay(true)?;
-    let mut reader = BufReader::new(Stream::Plain(stream));
+    let mut reader = BufReader::new(Stream::Plain(Deadlined::new(stream, listener.data_timeout)));
     let gate = match listener.gates.gate() {
         Ok(g) => g,
         Err(e) => {
             eprintln!("smtp {peer}: {e}");
-            reader.get_mut().write_all(b"421 4.3.0 Service temporarily unavailable\r\n")?;
+            send(&mut reader, b"421 4.3.0 Service temporarily unavailable\r\n", listener)?;
             return Ok(());
         }
     };
     let mut session = Session::new(listener.session.clone());
     if stopping() {
-        reader.get_mut().write_all(session.shutting_down().as_bytes())?;
+        send(&mut reader, session.shutting_down().as_bytes(), listener)?;
         return Ok(());
     }
-    reader.get_mut().write_all(session.greeting().as_bytes())?;
+    send(&mut reader, session.greeting().as_bytes(), listener)?;
     let mut line = Vec::with_capacity(1024);
     let mut replies = Vec::new();
-    // The read timeout in force: set again only when it changes (DATA lines come by the thousand).
-    let mut timeout_set = None;
     // Whether the session is receiving (or committing) a message, as the stop last learnt it.
     let mut in_message = false;
+    // When the command now awaited began to be awaited (None while in DATA).
+    let mut awaiting_since = None;
+    // When DATA began, and how many of its bytes have come.
+    let mut data = (Instant::now(), 0u64);
     loop {
         // The message was answered: the session closes now if the node is stopping.
         if in_message && !session.in_data() {
             in_message = false;
             if !membership.end_message(stopping()) {
-                let _ = reader.get_mut().write_all(session.shutting_down().as_bytes());
+                let _ = send(&mut reader, session.shutting_down().as_bytes(), listener);
                 return Ok(());
             }
         }
-        let (timeout, limit) = if session.in_data() {
-            (listener.data_timeout, DATA_CHUNK)
+        let limit = if session.in_data() {
+            let (started, received) = data;
+            let allowed = listener.data_timeout + Duration::from_secs(received / DATA_MIN_BYTES_PER_SECOND);
+            reader.get_mut().due_by(started + allowed);
+            DATA_CHUNK
         } else {
-            (listener.idle_timeout, MAX_COMMAND_LINE + 1)
+            // A command line, however it trickles in, within the idle timeout.
+            let since = *awaiting_since.get_or_insert_with(Instant::now);
+            reader.get_mut().due_by(since + listener.idle_timeout);
+            MAX_COMMAND_LINE + 1
         };
-        if timeout_set != Some(timeout) {
-            reader.get_ref().tcp().set_read_timeout(Some(timeout))?;
-            timeout_set = Some(timeout);
-        }
         line.clear();
         let read = (&mut reader).take(limit as u64).read_until(b'\n', &mut line);
         // The stop closed this session's reading side while it waited for a command.
         if matches!(read, Ok(0) | Err(_)) && !in_message && stopping() {
-            let _ = reader.get_mut().write_all(session.shutting_down().as_bytes());
+            let _ = send(&mut reader, session.shutting_down().as_bytes(), listener);
             return Ok(());
         }
         match read {
             Ok(0) => return Ok(()),
-            Ok(_) => {}
+            Ok(n) if session.in_data() => data.1 += n as u64,
+            Ok(_) if line.ends_with(b"\n") => awaiting_since = None,
+            Ok(_) => {} // a line longer than the limit: the session refuses it
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                let _ = reader.get_mut().write_all(session.timed_out().as_bytes());
+                let _ = send(&mut reader, session.timed_out().as_bytes(), listener);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -199,9 +234,10 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         // thread runs again): a stop that came first closes it instead, with 421 for the 354.
         if session.in_data() && !in_message {
             in_message = true;
+            data = (Instant::now(), 0);
             if !membership.begin_message() {
                 replies.extend_from_slice(session.shutting_down().as_bytes());
-                let _ = reader.get_mut().write_all(&replies);
+                let _ = send(&mut reader, &replies, listener);
                 return Ok(());
             }
         }
@@ -212,7 +248,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         // further complete command is waiting; always before anything that blocks.
         let more_waiting = || memchr::memchr(b'\n', reader.buffer()).is_some();
         if !replies.is_empty() && (!matches!(step.action, Action::Continue) || !more_waiting()) {
-            reader.get_mut().write_all(&replies)?;
+            send(&mut reader, &replies, listener)?;
             replies.clear();
         }
         match step.action {
@@ -220,7 +256,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
             Action::Close => return Ok(()),
             Action::Commit(envelope) => {
                 let outcome = listener.committer.commit(*envelope, peer);
-                reader.get_mut().write_all(session.committed(outcome).as_bytes())?;
+                send(&mut reader, session.committed(outcome).as_bytes(), listener)?;
             }
             Action::StartTls => {
                 // Anything the client sent after STARTTLS and before the handshake would be read
@@ -229,10 +265,11 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
                     return Ok(());
                 }
                 let Some(acceptor) = &listener.tls else { return Ok(()) };
-                let Stream::Plain(tcp) = reader.into_inner() else { return Ok(()) };
+                let Stream::Plain(mut tcp) = reader.into_inner() else { return Ok(()) };
+                // The handshake, too, within the idle timeout.
+                tcp.set_deadline(Instant::now() + listener.idle_timeout);
                 let tls = acceptor.accept(tcp).map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
                 reader = BufReader::new(Stream::Tls(Box::new(tls)));
-                timeout_set = None;
                 session.tls_started();
             }
         }

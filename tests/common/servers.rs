@@ -173,3 +173,29 @@ pub fn http() -> Server {
     let port_text = port.to_string();
     Server::start("python3", &["-m", "http.server", "--bind", "127.0.0.1", &port_text, "--directory", &root], port, dir)
 }
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `source` (127.0.0.2, say): a
+/// second host on one machine, for limits that count per peer address.
+pub fn connect_from(source: [u8; 4], port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let address = |ip: [u8; 4], port: u16| {
+        // SAFETY: a plain C struct; all zeroes is a valid value of it.
+        let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_port = port.to_be();
+        a.sin_addr.s_addr = u32::from_ne_bytes(ip);
+        a
+    };
+    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a new socket, bound and connected with valid addresses of the right size; on
+    // success it is handed to a TcpStream, which owns it from then on.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let local = address(source, 0);
+        assert_eq!(libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size), 0, "bind {source:?}");
+        let remote = address([127, 0, 0, 1], port);
+        assert_eq!(libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size), 0, "connect {port}");
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
