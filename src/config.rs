@@ -208,6 +208,9 @@ pub struct ServerConfig {
     pub log_outcomes: bool,
     /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
     pub mail_dir: PathBuf,
+    /// Below this many MiB free where the database or the mailboxes live, the backbone answers
+    /// peers 421 (they retry later); submission goes on. 0 turns the check off.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for ServerConfig {
@@ -229,6 +232,7 @@ impl Default for ServerConfig {
             stop_grace_secs: 30,
             log_outcomes: true,
             mail_dir: PathBuf::from("./data/mail"),
+            min_free_disk_mb: 256,
         }
     }
 }

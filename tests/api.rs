@@ -63,7 +63,7 @@ fn config(ports: &Ports, peer: &Ports, hosted: &str, mail: &std::path::Path, tls
     format!(
         "[dns]\nservers = [\"127.0.0.1:{}\"]\ntimeout_ms = 1000\n\
          [server]\nhostname = \"localhost\"\nsubmission = \"127.0.0.1:{}\"\nbackbone = \"127.0.0.1:{}\"\n\
-         mail_dir = \"{}\"\n\
+         mail_dir = \"{}\"\nmin_free_disk_mb = 0\n\
          [queue]\nworkers = 2\nretry_base_secs = 1\nretry_max_secs = 2\n\
          [delivery]\nport = {}\ntimeout_secs = 10\n\
          [dns_server]\nlisten = \"127.0.0.1:{}\"\nmx_host = \"mx.{}\"\n\

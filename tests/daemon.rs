@@ -555,7 +555,9 @@ fn sigterm_answers_the_message_being_received_and_closes_waiting_sessions_with_4
             .map(|c| busy.say(c))
             .collect();
     assert_eq!(codes(&replies), ["250", "250", "250", "354"], "{replies:?}");
-    busy.send(b"From: dr.smith@a.test\r\nMessage-ID: <during-stop@a.test>\r\nSubject: S\r\n\r\nfirst half\r\n");
+    busy.send(
+        b"From: dr.smith@a.test\r\nMessage-ID: <during-stop@a.test>\r\nContent-Type: application/pkcs7-mime\r\n\r\nfirst half\r\n",
+    );
 
     let asked = std::time::Instant::now();
     b.terminate();

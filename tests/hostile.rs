@@ -208,6 +208,14 @@ fn a_forged_signer_over_the_backbone_reaches_no_mailbox_and_gets_no_mdn() {
     assert!(mailbox(&n.b, "b.test", "dr.jones", 0).is_empty(), "nothing in dr.jones's mailbox");
     let outbound = n.b.sql("SELECT CAST(count(*) AS TEXT) FROM queue_messages WHERE direction = 'outbound'");
     assert_eq!(outbound[0], b"0", "B queued no MDN for a message it refused");
+    // Of refused mail B keeps the envelope and the reason, not the content (junk must not fill
+    // the disk), and says so when asked to retry it.
+    let kept = n.b.sql("SELECT CAST(length(sealed_data) AS TEXT) FROM queue_messages WHERE direction = 'inbound'");
+    assert_eq!(kept, [b"0".to_vec()]);
+    let id = refused["id"].to_string();
+    let retried = n.b.run(&["queue", "retry", &id]);
+    assert_ne!(retried.status, 0);
+    assert!(retried.stderr.contains("only its reason was kept"), "{}", retried.stderr);
 }
 
 /// The identifier and definite-length octets of a DER element of `len` content bytes.
@@ -733,4 +741,72 @@ fn trickling_smtp_clients_are_cut_off_and_cannot_crowd_out_other_hosts() {
     assert!(said.contains("421"), "{said:?}");
     assert!(took < Duration::from_secs(6), "cut off after {took:?}");
     writer.join().unwrap();
+}
+
+#[test]
+fn below_the_free_space_watermark_peers_are_asked_to_come_back_and_ehrs_still_submit() {
+    // B thinks its disks too full (a watermark no disk meets); A has room.
+    let n = network_with(|node, config| match node {
+        "b" => config.replace("min_free_disk_mb = 0\n", "min_free_disk_mb = 1000000000\n"),
+        _ => config,
+    });
+    let replies = smtp_dialogue(n.b_backbone, &[]);
+    assert!(replies[0].starts_with("421 4.3.1"), "{replies:?}");
+    // A's EHR submits all the same, and A keeps it until B has room.
+    let sent = submit(
+        &n,
+        "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: x\r\nMessage-ID: <full@a.test>\r\n\r\nLater.\r\n",
+    );
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    let waiting = wait_status_of(&n.a, "<full@a.test>", "deferred");
+    assert!(waiting.to_string().contains("4.3.1"), "{waiting}");
+}
+
+#[test]
+fn one_address_cannot_have_the_backbone_hold_more_than_its_allowance_of_mail() {
+    use common::servers::connect_from;
+    use std::io::{BufRead, BufReader, Write};
+    // B takes messages of up to 1 MB: one address may have four of them in progress at once.
+    let n = network();
+    let open_data = |source: [u8; 4]| {
+        let mut stream = connect_from(source, n.b_backbone);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        for command in ["EHLO peer.example.org", "MAIL FROM:<x@a.test>", "RCPT TO:<dr.jones@b.test>", "DATA"] {
+            stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                if line.as_bytes().get(3) != Some(&b'-') {
+                    break;
+                }
+            }
+        }
+        assert!(line.starts_with("354"), "{line}");
+        stream.write_all(b"Content-Type: application/pkcs7-mime\r\n\r\n").unwrap();
+        (stream, reader)
+    };
+    let chunk = format!("{}\r\n", "A".repeat(998)).repeat(900); // 900 KB
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (mut stream, reader) = open_data([127, 0, 0, 4]);
+        stream.write_all(chunk.as_bytes()).unwrap();
+        held.push((stream, reader));
+    }
+    // The fifth message from that address goes past the allowance and is refused at its end...
+    let (mut fifth, mut reader) = open_data([127, 0, 0, 4]);
+    fifth.write_all(chunk.as_bytes()).unwrap();
+    fifth.write_all(b".\r\n").unwrap();
+    let mut reply = String::new();
+    reader.read_line(&mut reply).unwrap();
+    assert!(reply.starts_with("452 4.3.1"), "{reply}");
+    // ...while another address's message of the same size is taken.
+    let (mut other, mut reader) = open_data([127, 0, 0, 5]);
+    other.write_all(chunk.as_bytes()).unwrap();
+    other.write_all(b".\r\n").unwrap();
+    reply.clear();
+    reader.read_line(&mut reply).unwrap();
+    assert!(reply.starts_with("250"), "{reply}");
+    drop(held);
 }

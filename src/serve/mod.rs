@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::discovery::cache::CachingResolver;
 use crate::dns::{DnsClient, DnsConfig};
+use crate::free_space::FreeSpace;
 use crate::kek::Kek;
 use crate::smtp::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
 use crate::smtp::server::{self, Listener};
@@ -249,6 +250,10 @@ pub fn start(setup: Setup) -> Result<Running, String> {
                 .map_err(io(&format!("DNS on {listen}")))?;
         running.dns = Some(bound);
     }
+    let free_space = Arc::new(FreeSpace::new(
+        vec![db.clone(), config.server.mail_dir.clone()],
+        config.server.min_free_disk_mb.saturating_mul(1024 * 1024),
+    ));
     for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
         if listen.is_empty() {
             continue;
@@ -271,7 +276,16 @@ pub fn start(setup: Setup) -> Result<Running, String> {
             tls: Some(tls.clone()),
             idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
             data_timeout: Duration::from_secs(config.server.data_timeout_secs),
-            admission: listener_admission(&config),
+            // Messages being received: one address may have us hold four of the largest size at
+            // once, all addresses together sixteen.
+            admission: Admission::holding(
+                config.server.max_connections,
+                config.server.max_connections_per_ip,
+                config.server.max_message_bytes.saturating_mul(4),
+                config.server.max_message_bytes.saturating_mul(16),
+            ),
+            // Peers can wait and retry; EHRs' submissions go on as long as they can.
+            free_space: (role == Role::Backbone).then(|| free_space.clone()),
             gates: gates.clone(),
             committer: committer.clone(),
             stopping: stopping.clone(),
@@ -530,7 +544,11 @@ fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
 fn after(work: &Work, job: &Job, outcome: &Outcome) {
     match (job.message.flow, outcome) {
         (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
-        (Flow::Inbound, Outcome::Failed(reason)) => answer::failed(work, job.message.id, &job.recipient, reason),
+        (Flow::Inbound, Outcome::Failed(reason)) => {
+            answer::failed(work, job.message.id, &job.recipient, reason);
+            let id = job.message.id;
+            work.at_finish.add(move |tx| queue::forget_refused_content(tx, id).map(|()| 0));
+        }
         _ => {}
     }
 }

@@ -352,9 +352,10 @@ pub fn copy_fields_except(raw: &[u8], names: &[&str], out: &mut Vec<u8>) {
         }
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
-            skipping = names.iter().any(|n| {
-                line.len() > n.len() && line[n.len()] == b':' && line[..n.len()].eq_ignore_ascii_case(n.as_bytes())
-            });
+            // The name as a reader may take it: blanks before the colon are obsolete syntax
+            // (RFC 5322 §4.5) that some readers still accept.
+            let name = line.iter().position(|&b| b == b':').map(|colon| line[..colon].trim_ascii_end());
+            skipping = name.is_some_and(|name| names.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes())));
         }
         if !skipping {
             out.extend_from_slice(line);
@@ -521,5 +522,13 @@ Content-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: 
             }
         }
         assert!(attachments(&message).unwrap_err().contains("nested"));
+    }
+
+    #[test]
+    fn fields_are_dropped_whatever_blanks_stand_before_their_colon() {
+        let head = b"X-Direct-Verified-Sender: a\r\nX-Direct-Verified-Sender \t: b\r\n\tfolded\r\nx-direct-verified-sender:c\r\nSubject: kept\r\nX-Direct-Verified-Senders: kept too\r\n\r\n";
+        let mut out = Vec::new();
+        copy_fields_except(head, &["X-Direct-Verified-Sender"], &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "Subject: kept\r\nX-Direct-Verified-Senders: kept too\r\n");
     }
 }

@@ -176,6 +176,9 @@ fn domain_name(key: &RecipientKey) -> String {
 fn outer_from(outer: &Entity) -> Result<DirectAddress, SmimeError> {
     let value =
         outer.headers.get("from").ok_or_else(|| SmimeError::Malformed("the message has no From header".into()))?;
+    if outer.headers.all("from").count() > 1 {
+        return Err(SmimeError::Malformed("the message has more than one From header".into()));
+    }
     match mime::addresses(value).as_slice() {
         [one] => DirectAddress::parse(one).map_err(|e| SmimeError::Malformed(format!("From: {e}"))),
         _ => Err(SmimeError::Malformed(format!("From header '{value}' must hold exactly one address"))),
@@ -263,11 +266,40 @@ fn unwrap(signed_content: &[u8], from: &DirectAddress) -> Result<Vec<u8>, SmimeE
     let original =
         if entity.content_type().is("message/rfc822") { entity.body.to_vec() } else { signed_content.to_vec() };
     let inner = Entity::parse(&original);
-    if let Some(value) = inner.headers.get("from") {
-        let inner_from = mime::addresses(value).first().and_then(|a| DirectAddress::parse(a).ok());
+    // Every From field, and exactly one address in all: the signer is bound to one address, and
+    // a second one (or a second field) would let a reader see someone it never vouched for.
+    let fields: Vec<&str> = inner.headers.all("from").collect();
+    if !fields.is_empty() {
+        let named: Vec<String> = fields.iter().flat_map(|v| mime::addresses(v)).collect();
+        let inner_from = match named.as_slice() {
+            [one] => DirectAddress::parse(one).ok(),
+            _ => None,
+        };
         if inner_from.as_ref() != Some(from) {
-            return Err(SmimeError::FromMismatch { outer: from.to_string(), inner: value.to_string() });
+            return Err(SmimeError::FromMismatch { outer: from.to_string(), inner: fields.join(", ") });
         }
     }
     Ok(original)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signed_from_must_name_the_one_bound_address_and_nothing_else() {
+        let alice = DirectAddress::parse("alice@a.example.org").unwrap();
+        let signed = |from: &str| format!("Content-Type: message/rfc822\r\n\r\n{from}Subject: x\r\n\r\nbody\r\n");
+        assert!(unwrap(signed("From: Alice <alice@a.example.org>\r\n").as_bytes(), &alice).is_ok());
+        assert!(unwrap(signed("").as_bytes(), &alice).is_ok(), "no inner From: the envelope's is the sender");
+        for bad in [
+            "From: alice@a.example.org, mallory@evil.test\r\n",
+            "From: mallory@evil.test, alice@a.example.org\r\n",
+            "From: alice@a.example.org\r\nFrom: mallory@evil.test\r\n",
+            "From: team: alice@a.example.org, mallory@evil.test;\r\n",
+            "From: mallory@evil.test\r\n",
+        ] {
+            assert!(matches!(unwrap(signed(bad).as_bytes(), &alice), Err(SmimeError::FromMismatch { .. })), "{bad}");
+        }
+    }
 }

@@ -534,6 +534,13 @@ impl Queue {
     /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
     pub fn retry(&self, id: i64, now: i64) -> Result<usize> {
         self.show(id)?;
+        let kept: i64 =
+            self.conn().row("SELECT length(sealed_data) FROM queue_messages WHERE id = ?1", [id], |r| r.get(0))?;
+        if kept == 0 {
+            return Err(StoreError::Conflict(format!(
+                "message {id} was refused and only its reason was kept, not its content: it cannot be retried"
+            )));
+        }
         let tx = self.write()?;
         tx.run("UPDATE queue_messages SET quarantined = NULL WHERE id = ?1", [id])?;
         let n = tx.run(
@@ -651,6 +658,20 @@ pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) ->
             delivery.subject,
             delivery.kind
         ],
+    )?;
+    Ok(())
+}
+
+/// Once every recipient of an inbound message has its outcome and one of them was refused, only
+/// the message's envelope and the reasons are kept, not its content: refused mail from peers
+/// must not fill the disk (in the caller's transaction, after the outcome is written).
+pub fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
+    tx.run(
+        "UPDATE queue_messages SET sealed_data = x'' WHERE id = ?1 AND direction = 'inbound'
+           AND EXISTS (SELECT 1 FROM queue_recipients WHERE message_id = ?1 AND status = 'failed')
+           AND NOT EXISTS (SELECT 1 FROM queue_recipients WHERE message_id = ?1
+                           AND status NOT IN ('delivered', 'failed'))",
+        [message_id],
     )?;
     Ok(())
 }

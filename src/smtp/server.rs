@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslAcceptor, SslStream};
 
-use crate::admission::{Admission, Refusal};
+use crate::admission::{Admission, Refusal, Ticket};
 use crate::deadline::Deadlined;
+use crate::free_space::FreeSpace;
 
 use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND_LINE};
 use super::sessions::Sessions;
@@ -38,6 +39,8 @@ pub struct Listener {
     pub data_timeout: Duration,
     /// How many connections at once, in all and from one address.
     pub admission: Arc<Admission>,
+    /// When set, connections are turned away (421) while the disks are short of room.
+    pub free_space: Option<Arc<FreeSpace>>,
     pub gates: Arc<dyn GateFactory>,
     pub committer: Arc<dyn Committer>,
     /// Set when the node stops: new connections are turned away, and open sessions close once
@@ -60,6 +63,11 @@ pub fn run(socket: TcpListener, listener: Arc<Listener>) {
             let _ = stream.write_all(b"421 4.3.2 Shutting down, try again later\r\n");
             continue;
         }
+        if listener.free_space.as_ref().is_some_and(|f| !f.enough()) {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.write_all(b"421 4.3.1 Insufficient system storage, try again later\r\n");
+            continue;
+        }
         let Ok(peer) = stream.peer_addr() else { continue };
         let ticket = match listener.admission.admit(peer.ip()) {
             Ok(ticket) => ticket,
@@ -74,8 +82,8 @@ pub fn run(socket: TcpListener, listener: Arc<Listener>) {
         };
         let listener = listener.clone();
         let spawned = std::thread::Builder::new().name("smtp-session".into()).spawn(move || {
-            let _ticket = ticket;
-            if let Err(e) = serve_connection(stream, &listener) {
+            let mut ticket = ticket;
+            if let Err(e) = serve_connection(stream, &listener, &mut ticket) {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
                     eprintln!("smtp {peer}: {e}");
                 }
@@ -160,7 +168,7 @@ fn send(reader: &mut BufReader<Stream>, bytes: &[u8], listener: &Listener) -> io
     stream.write_all(bytes)
 }
 
-fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
+fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     // On the list before the stop flag is read: a stop either sees this session or is seen here.
     let membership = listener.sessions.join(&stream)?;
@@ -195,6 +203,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         // The message was answered: the session closes now if the node is stopping.
         if in_message && !session.in_data() {
             in_message = false;
+            ticket.release();
             if !membership.end_message(stopping()) {
                 let _ = send(&mut reader, session.shutting_down().as_bytes(), listener);
                 return Ok(());
@@ -220,7 +229,13 @@ fn serve_connection(stream: TcpStream, listener: &Listener) -> io::Result<()> {
         }
         match read {
             Ok(0) => return Ok(()),
-            Ok(n) if session.in_data() => data.1 += n as u64,
+            Ok(n) if session.in_data() => {
+                data.1 += n as u64;
+                // What one address has us hold at once is bounded across its connections.
+                if !ticket.hold(n) {
+                    session.refuse_data("4.3.1 Too much mail in progress from your address, try again later");
+                }
+            }
             Ok(_) if line.ends_with(b"\n") => awaiting_since = None,
             Ok(_) => {} // a line longer than the limit: the session refuses it
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {

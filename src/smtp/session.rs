@@ -497,11 +497,34 @@ impl Session {
         Step { reply: None, action: Action::Continue }
     }
 
+    /// Refuses the message being received, for a reason of the server's (its data is dropped and
+    /// the rest of it read and discarded; the client gets the reason at its end).
+    pub fn refuse_data(&mut self, why: &'static str) {
+        if let State::Data(data) = &mut self.state {
+            data.refused.get_or_insert(why);
+            data.buf = Vec::new();
+        }
+    }
+
     fn end_of_data(&mut self, data: DataState) -> Step {
         let transaction = self.transaction.take().expect("DATA follows MAIL");
         if let Some(why) = data.refused {
-            let code = if why.starts_with("5.3.4") { 552 } else { 550 };
+            let code = match why.get(..5) {
+                Some("5.3.4") => 552,
+                Some("4.3.1") => 452,
+                _ => 550,
+            };
             return Step::reply(format!("{code} {why}\r\n"));
+        }
+        if self.config.role == Role::Backbone {
+            // Peers send Direct messages, which are S/MIME-enveloped: anything else is refused
+            // now, before it takes room in the queue.
+            let ct = mime::Entity::parse(&data.buf).content_type();
+            if !(ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime")) {
+                return Step::reply(
+                    "554 5.6.0 Only S/MIME messages (application/pkcs7-mime) are accepted from peer HISPs\r\n",
+                );
+            }
         }
         if self.config.role == Role::Submission {
             // The From header must be the authenticated user's own address, as the envelope is.

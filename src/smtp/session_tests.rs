@@ -171,8 +171,34 @@ fn the_backbone_is_not_an_open_relay() {
     let failing = reply(&mut s, "RCPT TO:<dr.smith@a.test>", &FailingGate).unwrap();
     assert!(failing.starts_with("451 4.3.0"), "{failing}");
     assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 250);
-    let step = data(&mut s, &[b"From: someone@b.test\r\n", b"\r\n", b"sealed\r\n"]);
+    let step = data(&mut s, &[b"From: someone@b.test\r\n", SMIME, b"\r\n", b"sealed\r\n"]);
     assert!(matches!(step.action, Action::Commit(_)));
+}
+
+const SMIME: &[u8] = b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n";
+
+#[test]
+fn the_backbone_refuses_what_is_not_s_mime_before_it_is_queued() {
+    for (content_type, accepted) in [
+        (&b"Content-Type: text/plain\r\n"[..], false),
+        (b"", false),
+        (b"Content-Type: multipart/mixed; boundary=x\r\n", false),
+        (SMIME, true),
+        (b"Content-Type: application/x-pkcs7-mime; name=smime.p7m\r\n", true),
+    ] {
+        let mut s = session(Role::Backbone);
+        send(&mut s, "EHLO peer");
+        send(&mut s, "MAIL FROM:<x@b.test>");
+        send(&mut s, "RCPT TO:<dr.smith@a.test>");
+        let step = data(&mut s, &[b"From: x@b.test\r\n", content_type, b"\r\n", b"junk\r\n"]);
+        let what = String::from_utf8_lossy(content_type).into_owned();
+        if accepted {
+            assert!(matches!(step.action, Action::Commit(_)), "{what}");
+        } else {
+            assert_eq!(code(&step), 554, "{what}");
+            assert!(matches!(step.action, Action::Continue), "{what}: nothing to commit");
+        }
+    }
 }
 
 /// A gate whose store cannot be asked.

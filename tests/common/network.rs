@@ -42,6 +42,7 @@ pub fn node_config(dns: u16, submission: u16, backbone: u16, peer_port: u16, dir
         "[dns]\nservers = [\"127.0.0.1:{dns}\"]\ntimeout_ms = 1000\n\
          [server]\nhostname = \"localhost\"\nsubmission = \"127.0.0.1:{submission}\"\nbackbone = \"127.0.0.1:{backbone}\"\n\
          mail_dir = \"{dir}/mail\"\nidle_timeout_secs = 3\ndata_timeout_secs = 3\nmax_message_bytes = 1000000\n\
+         min_free_disk_mb = 0\n\
          [queue]\nworkers = 2\nretry_base_secs = 1\nretry_max_secs = 2\n\
          [delivery]\nport = {peer_port}\ntimeout_secs = 10\n"
     )
