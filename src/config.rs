@@ -69,15 +69,19 @@ pub struct OnboardingConfig {
     /// Practices' Direct domains are one label under this (e.g. direct.example.org); without it a
     /// practice is added with an explicit --domain.
     pub parent_domain: Option<String>,
-    /// Who decides a submitted enrollment after the rules pass: "rules", "manual" or "http".
-    pub verifier: VerifierKind,
+    /// Who decides a submitted enrollment after the rules pass: "manual" (an admin, with `hisp
+    /// proofing approve`), "http" (an identity-verification service) or "rules" (the rules alone:
+    /// for development and demonstrations, never the decision in production). Unset: "http" when
+    /// verifier_url is set, else "manual".
+    pub verifier: Option<VerifierKind>,
     /// For "http": the identity-verification service's URL (http:// or https://).
     pub verifier_url: Option<String>,
     pub verifier_timeout_secs: u64,
     /// For an https:// verifier: trust anchors (PEM) instead of the system's.
     pub verifier_tls_ca_file: Option<PathBuf>,
-    /// How the confirmation code reaches the representative: "log" (development) or "email".
-    pub code_channel: CodeChannelKind,
+    /// How the confirmation code reaches the representative: "email", or "log" (development only:
+    /// the code is written to the node's log). Unset: no code is sent (an admin is told why).
+    pub code_channel: Option<CodeChannelKind>,
     /// For "email": the relay `HOST:PORT` (STARTTLS required), the From address, and the To
     /// address, where {email} is the representative's personal e-mail and {phone} the phone
     /// number's digits (for an e-mail-to-SMS gateway: "{phone}@sms.example.net").
@@ -88,15 +92,26 @@ pub struct OnboardingConfig {
     pub code_smtp_verify_tls: bool,
 }
 
+impl OnboardingConfig {
+    /// Who decides: the configured verifier, else the service when one is configured, else an admin.
+    pub fn effective_verifier(&self) -> VerifierKind {
+        match (self.verifier, &self.verifier_url) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => VerifierKind::Http,
+            (None, None) => VerifierKind::Manual,
+        }
+    }
+}
+
 impl Default for OnboardingConfig {
     fn default() -> Self {
         OnboardingConfig {
             parent_domain: None,
-            verifier: VerifierKind::Rules,
+            verifier: None,
             verifier_url: None,
             verifier_timeout_secs: 30,
             verifier_tls_ca_file: None,
-            code_channel: CodeChannelKind::Log,
+            code_channel: None,
             code_smtp: String::new(),
             code_from: String::new(),
             code_to: "{email}".into(),
@@ -408,13 +423,13 @@ impl Config {
         if let Some(parent) = &o.parent_domain {
             crate::address::Domain::parse(parent).map_err(|e| format!("onboarding.parent_domain: {e}"))?;
         }
-        if o.verifier == VerifierKind::Http {
+        if o.verifier == Some(VerifierKind::Http) {
             let url = o.verifier_url.as_deref().unwrap_or("");
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err("onboarding.verifier = \"http\" needs onboarding.verifier_url (http:// or https://)".into());
             }
         }
-        if o.code_channel == CodeChannelKind::Email {
+        if o.code_channel == Some(CodeChannelKind::Email) {
             if o.code_smtp.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
                 return Err("onboarding.code_channel = \"email\" needs onboarding.code_smtp as HOST:PORT".into());
             }

@@ -67,7 +67,7 @@ fn config(ports: &Ports, peer: &Ports, hosted: &str, mail: &std::path::Path, tls
          [queue]\nworkers = 2\nretry_base_secs = 1\nretry_max_secs = 2\n\
          [delivery]\nport = {}\ntimeout_secs = 10\n\
          [dns_server]\nlisten = \"127.0.0.1:{}\"\nmx_host = \"mx.{}\"\n\
-         [onboarding]\nparent_domain = \"direct.test\"\n\
+         [onboarding]\nparent_domain = \"direct.test\"\nverifier = \"rules\"\ncode_channel = \"log\"\n\
          [http]\nlisten = \"127.0.0.1:{}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
         peer.dns,
         ports.submission,
@@ -259,7 +259,10 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     for name in ["business", "representative", "government_id", "financial_id"] {
         status = api.expect(&kareo, 200, "PUT", &format!("/v1/proofing/sections/{name}"), Some(&bad[name]));
     }
-    assert!(status["sections"].as_array().unwrap()[..4].iter().all(|s| s["status"] == "ready"), "{status}");
+    // Every field is there; the sections whose fields break a rule say which, and are not ready.
+    let sections = status["sections"].as_array().unwrap();
+    assert_eq!(sections[0]["status"], "ready", "{status}");
+    assert!(sections[1..4].iter().all(|s| s["status"] == "incomplete" && s["invalid"].is_array()), "{status}");
     api.expect(&kareo, 200, "POST", "/v1/proofing/code", Some(&json!({"phone": "+15555550123"})));
     api.expect(&kareo, 400, "POST", "/v1/proofing/confirm", Some(&json!({"code": "12345x"})));
     api.expect(&kareo, 200, "POST", "/v1/proofing/confirm", Some(&json!({"code": code_from_log(&j.a)})));

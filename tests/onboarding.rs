@@ -31,8 +31,21 @@ fn code_from_log(node: &Node) -> String {
     line.split("): ").nth(1).unwrap()[..6].to_string()
 }
 
+/// `PARENT` and `config`, with the development choices these tests make unless `config` makes
+/// its own: the rules decide, and codes go to the log.
+fn development(config: &str) -> String {
+    let mut out = format!("{PARENT}{config}");
+    if !config.contains("verifier =") {
+        out.push_str("verifier = \"rules\"\n");
+    }
+    if !config.contains("code_channel =") {
+        out.push_str("code_channel = \"log\"\n");
+    }
+    out
+}
+
 fn started(config: &str) -> Node {
-    let node = Node::with_config(&format!("{PARENT}{config}"));
+    let node = Node::with_config(&development(config));
     node.ok(&["practice", "add", "Smith Pediatrics"]);
     node.ok(&["proofing", "start", "Smith Pediatrics", "--accept-terms", "--accept-verification-agreement"]);
     node
@@ -40,7 +53,7 @@ fn started(config: &str) -> Node {
 
 #[test]
 fn a_practice_proves_its_identity_before_it_gets_certificates() {
-    let node = Node::with_config(PARENT);
+    let node = Node::with_config(&development(""));
     let added = node.json(&["practice", "add", "Smith Pediatrics"]);
     assert_eq!(added["domains"], json!([DOMAIN]), "the practice name without spaces under the parent");
     assert_eq!(added["proofing"], "not-started");
@@ -73,9 +86,16 @@ fn a_practice_proves_its_identity_before_it_gets_certificates() {
     let malformed = section(&node, "representative", &json!({"date_of_birth": "01/01/1975"}));
     assert_eq!(malformed.status, 1);
     assert!(malformed.stderr.contains("representative.date_of_birth"), "{}", malformed.stderr);
+    // Every field is there, but a section shows ready only when its fields are also valid.
     let status = node.json(&["proofing", "status", DOMAIN]);
-    assert!(status["sections"].as_array().unwrap()[..4].iter().all(|s| s["status"] == "ready"), "{status}");
-    assert_eq!(status["sections"][4]["status"], "incomplete", "the code is not confirmed yet");
+    let sections = status["sections"].as_array().unwrap();
+    assert_eq!(sections[0]["status"], "ready", "business: {status}");
+    for s in &sections[1..4] {
+        assert_eq!(s["status"], "incomplete", "{s}");
+        assert_eq!(s["missing"], json!([]), "{s}");
+        assert!(!s["invalid"].as_array().unwrap().is_empty(), "{s}");
+    }
+    assert_eq!(sections[4]["status"], "incomplete", "the code is not confirmed yet");
     let unconfirmed = node.run(&["--json", "proofing", "submit", DOMAIN]);
     assert!(unconfirmed.stderr.contains("confirmation.code"), "{}", unconfirmed.stderr);
 
@@ -158,8 +178,13 @@ fn a_manual_verifier_waits_for_the_admin() {
     assert_eq!(rejected["reasons"][0]["message"], "the NPI belongs to someone else");
     node.ok(&["proofing", "retry", DOMAIN]);
     node.ok(&["proofing", "submit", DOMAIN]);
+    // Approving gives the practice's users their certificates, as the API's path does.
+    node.ok(&["address", "add", &format!("dr.smith@{DOMAIN}")]);
+    node.ok(&["ca", "init"]);
     let approved = node.json(&["proofing", "approve", DOMAIN, "--reason", "called the practice back"]);
     assert_eq!(approved["state"], "verified");
+    assert_eq!(approved["certificates_issued"], json!([format!("dr.smith@{DOMAIN}")]), "{approved}");
+    assert!(node.json(&["cert", "list"]).to_string().contains(&format!("dr.smith@{DOMAIN}")));
     assert!(approved["decided_by"].as_str().unwrap().starts_with("cli:"));
 }
 
@@ -318,4 +343,39 @@ fn a_user_of_an_unverified_practice_cannot_send() {
     let accepted = attempt();
     assert_eq!(accepted.status, 0, "{}", accepted.text());
     assert_eq!(node.sql("SELECT id FROM queue_messages").len(), 1);
+}
+
+#[test]
+fn by_default_an_admin_decides_and_no_code_is_sent_anywhere_unless_configured() {
+    // No verifier and no code channel configured.
+    let node = Node::with_config(PARENT);
+    node.ok(&["practice", "add", "Smith Pediatrics"]);
+    node.ok(&["proofing", "start", DOMAIN, "--accept-terms", "--accept-verification-agreement"]);
+    let sent = node.run(&["--json", "proofing", "send-code", DOMAIN, "--phone", "+15555550123"]);
+    assert_ne!(sent.status, 0);
+    assert_eq!(sent.json()["error"]["code"], "unavailable");
+    assert!(sent.json()["error"]["message"].as_str().unwrap().contains("no confirmation-code channel"));
+    assert!(!sent.stderr.contains("confirmation code for"), "no code in the log: {}", sent.stderr);
+
+    // With a (development) code channel but still no verifier: the rules pass, an admin decides.
+    let node = Node::with_config(&format!("{PARENT}code_channel = \"log\"\n"));
+    node.ok(&["practice", "add", "Smith Pediatrics"]);
+    node.ok(&["proofing", "start", DOMAIN, "--accept-terms", "--accept-verification-agreement"]);
+    let code = code_from_log(&node);
+    node.ok(&["proofing", "confirm", DOMAIN, &code]);
+    let form = node.files.write("form.json", proofing_form().to_string().as_bytes());
+    let submitted = node.json(&["proofing", "submit", DOMAIN, "--file", &form]);
+    assert_eq!(submitted["state"], "submitted", "{submitted}");
+    assert_eq!(submitted["certificates_issued"], json!([]));
+}
+
+#[test]
+fn confirmation_codes_are_sent_at_most_five_times_an_hour() {
+    let node = started("");
+    for _ in 0..5 {
+        code_from_log(&node);
+    }
+    let sixth = node.run(&["--json", "proofing", "send-code", DOMAIN, "--phone", "+15555550123"]);
+    assert_eq!(sixth.json()["error"]["code"], "too-many", "{}", sixth.text());
+    assert!(!sixth.stderr.contains("confirmation code for"), "no sixth code: {}", sixth.stderr);
 }

@@ -102,6 +102,7 @@ impl From<OnboardingError> for Failure {
             OnboardingError::Proofing(onboarding::proofing::ProofingError::State(_)) => "proofing-state",
             OnboardingError::Proofing(_) | OnboardingError::Section(_) => "bad-input",
             OnboardingError::Unavailable(_) => "unavailable",
+            OnboardingError::TooMany(_) => "too-many",
             OnboardingError::Damaged(..) => "damaged",
         };
         Failure::new(code, e.to_string())
@@ -180,6 +181,8 @@ fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
 
 pub fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> {
     let admin = Context::actor();
+    // A decision that verifies the practice gives its users their certificates, as the API does.
+    let decides = matches!(command, ProofingCommand::Submit { .. } | ProofingCommand::Approve { .. });
     let status = match command {
         ProofingCommand::Status { practice } => with_onboarding(ctx, |o| o.status(&practice))?,
         ProofingCommand::Start { practice, accept_terms, accept_verification_agreement } => {
@@ -220,12 +223,33 @@ pub fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> 
         }
         ProofingCommand::Retry { practice } => with_onboarding(ctx, |o| o.retry(&practice))?,
     };
+    let issued =
+        if decides && status.state == State::Verified { issue_certificates(ctx, &status)? } else { Vec::new() };
     if ctx.json {
-        output::json(&status);
+        let mut value = serde_json::to_value(&status).map_err(|e| Failure::new("internal", e.to_string()))?;
+        if decides {
+            value["certificates_issued"] = serde_json::json!(issued);
+        }
+        output::json(&value);
     } else {
         print_status(&status);
+        for address in &issued {
+            println!("certificate issued for {address}");
+        }
     }
     Ok(())
+}
+
+/// Certificates from the development CA (when the node runs one) for the practice's addresses
+/// that have none.
+fn issue_certificates(ctx: &Context, status: &Status) -> Result<Vec<String>, Failure> {
+    let store = ctx.store()?;
+    let kek = ctx.kek()?;
+    let practice = store.practice(&status.practice)?;
+    let addresses = practice.addresses(store)?;
+    let issued = onboarding::certificates::issue_missing(store, &kek, &ctx.config.ca, &addresses, ctx.now())
+        .map_err(|e| Failure::new("ca", e))?;
+    Ok(issued.iter().map(ToString::to_string).collect())
 }
 
 fn print_status(s: &Status) {
@@ -236,7 +260,8 @@ fn print_status(s: &Status) {
         let shown = if section.status == "ready" {
             "Ready to be Submitted".to_string()
         } else {
-            format!("incomplete: {}", section.missing.join(", "))
+            let invalid = section.invalid.iter().map(ToString::to_string);
+            format!("incomplete: {}", section.missing.iter().cloned().chain(invalid).collect::<Vec<_>>().join(", "))
         };
         println!("  {:<15} {shown}", section.section);
     }

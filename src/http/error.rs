@@ -83,6 +83,7 @@ impl From<OnboardingError> for ApiError {
             | OnboardingError::Section(SectionError::Field { field, message }) => ApiError::field(field, message),
             OnboardingError::Section(e @ SectionError::Unknown(_)) => ApiError::field("section", e.to_string()),
             OnboardingError::Unavailable(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why),
+            OnboardingError::TooMany(why) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many", why),
             other => ApiError::internal(other),
         }
     }

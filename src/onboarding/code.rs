@@ -73,11 +73,25 @@ pub struct Recipient<'a> {
 }
 
 /// How a code reaches the representative. Returns where it went, for the audit log.
+/// How many codes may be sent for one practice in an hour.
+pub const MAX_CODES_PER_HOUR: usize = 5;
+
 pub trait CodeChannel: Send + Sync {
     fn send(&self, to: &Recipient, code: &str) -> Result<String, String>;
 }
 
-/// For development: the code is written to the node's log (standard error).
+/// No channel is configured: a code cannot be sent, and the reason says how to configure one.
+pub struct NoChannel;
+
+impl CodeChannel for NoChannel {
+    fn send(&self, _: &Recipient, _: &str) -> Result<String, String> {
+        Err("no confirmation-code channel is configured ([onboarding] code_channel = \"email\", with code_smtp \
+             and code_from)"
+            .into())
+    }
+}
+
+/// For development only (chosen explicitly): the code is written to the node's log.
 pub struct LogChannel;
 
 impl CodeChannel for LogChannel {

@@ -38,6 +38,9 @@ pub enum OnboardingError {
     /// The verifier or the code channel could not be reached: nothing changed, try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// Asked too often (confirmation codes sent): nothing changed; try again when it says.
+    #[error("{0}")]
+    TooMany(String),
     #[error("the proofing record of {0} is damaged: {1}")]
     Damaged(String, String),
 }
@@ -142,12 +145,12 @@ impl Onboarding<'_> {
             self.save(&loaded, &proofing, action, &detail)?;
         }
         outcome?;
-        Ok(status_of(loaded.practice, &proofing))
+        Ok(status_of(loaded.practice, &proofing, self.now))
     }
 
     pub fn status(&self, practice: &str) -> Result<Status> {
         let Loaded { practice, proofing, .. } = self.load(practice)?;
-        Ok(status_of(practice, &proofing))
+        Ok(status_of(practice, &proofing, self.now))
     }
 
     pub fn accept_terms(&self, practice: &str, activation_terms: bool, verification_agreement: bool) -> Result<Status> {
@@ -171,6 +174,18 @@ impl Onboarding<'_> {
     pub fn send_code(&self, practice: &str, phone: &str) -> Result<Status> {
         let loaded = self.load(practice)?;
         let mut proofing = loaded.proofing.clone();
+        // A code goes to a phone or mailbox the form names: not without limit.
+        let sent = &mut proofing.private.codes_sent;
+        sent.retain(|&at| at > self.now - 3600);
+        if sent.len() >= code::MAX_CODES_PER_HOUR {
+            let next = sent.iter().min().map_or(self.now, |first| first + 3600);
+            return Err(OnboardingError::TooMany(format!(
+                "{} confirmation codes were sent for this practice in the last hour; the next may be sent at {}",
+                sent.len(),
+                crate::clock::iso8601(next)
+            )));
+        }
+        sent.push(self.now);
         let (code, pending) = PendingCode::new(self.now).map_err(|e| OnboardingError::Unavailable(e.to_string()))?;
         proofing.start_confirmation(phone, pending)?;
         let email = proofing.private.enrollment.representative.as_ref().map(|r| r.personal_email.clone());
@@ -180,7 +195,7 @@ impl Onboarding<'_> {
             OnboardingError::Unavailable(format!("the confirmation code could not be sent: {e}; ask for a new one"))
         })?;
         self.save(&loaded, &proofing, "proofing.code", &format!("code for {} sent by {went}", masked_phone(phone)))?;
-        Ok(status_of(loaded.practice, &proofing))
+        Ok(status_of(loaded.practice, &proofing, self.now))
     }
 
     pub fn confirm(&self, practice: &str, code: &str) -> Result<Status> {
@@ -213,7 +228,7 @@ impl Onboarding<'_> {
         let detail = describe(&decision, by);
         proofing.decide(decision, by, self.now)?;
         self.save(&loaded, &proofing, "proofing.submit", &detail)?;
-        Ok(status_of(loaded.practice, &proofing))
+        Ok(status_of(loaded.practice, &proofing, self.now))
     }
 
     /// An admin's decision on a submitted form.
@@ -291,12 +306,12 @@ pub fn require_verified(
 }
 
 /// What a step leaves, as it is shown: from the record in hand, not read back from the store.
-fn status_of(practice: PracticeRecord, proofing: &Proofing) -> Status {
+fn status_of(practice: PracticeRecord, proofing: &Proofing, now: i64) -> Status {
     Status {
         practice: practice.name,
         domains: practice.domains,
         state: proofing.state,
-        sections: proofing.sections(),
+        sections: proofing.sections(now),
         reasons: proofing.reasons.clone(),
         terms_accepted_at: proofing.private.terms_accepted_at,
         submitted_at: proofing.private.submitted_at,

@@ -83,6 +83,9 @@ pub struct Private {
     pub confirmation_phone: Option<String>,
     pub confirmed_at: Option<i64>,
     pub code: Option<PendingCode>,
+    /// When the last codes were sent (the last hour's, for the limit on sending them).
+    #[serde(default)]
+    pub codes_sent: Vec<i64>,
     pub submitted_at: Option<i64>,
 }
 
@@ -120,9 +123,12 @@ fn wrong_state(what: &str, state: State) -> ProofingError {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SectionStatus {
     pub section: &'static str,
-    /// "ready" ("Ready to be Submitted") or "incomplete".
+    /// "ready" ("Ready to be Submitted": every field there and valid) or "incomplete".
     pub status: &'static str,
     pub missing: Vec<String>,
+    /// Fields that are there but break a rule (an NPI whose check digit is wrong, say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<Reason>,
 }
 
 impl Proofing {
@@ -198,7 +204,9 @@ impl Proofing {
         }
     }
 
-    pub fn sections(&self) -> Vec<SectionStatus> {
+    /// Each section's readiness at `now`: every field there, and none breaking a rule.
+    pub fn sections(&self, now: i64) -> Vec<SectionStatus> {
+        let broken = super::verifier::rules(&self.private.enrollment, now);
         SECTIONS
             .iter()
             .map(|&section| {
@@ -211,15 +219,19 @@ impl Proofing {
                 } else {
                     self.private.enrollment.missing(section)
                 };
-                SectionStatus { section, status: if missing.is_empty() { "ready" } else { "incomplete" }, missing }
+                let prefix = format!("{section}.");
+                let invalid: Vec<Reason> = broken.iter().filter(|r| r.field.starts_with(&prefix)).cloned().collect();
+                let ready = missing.is_empty() && invalid.is_empty();
+                SectionStatus { section, status: if ready { "ready" } else { "incomplete" }, missing, invalid }
             })
             .collect()
     }
 
-    /// Submits the form ("Verify Identity"): every section must be ready.
+    /// Submits the form ("Verify Identity"): every field must be there (the rules then decide
+    /// whether they are valid, with reasons the representative can act on).
     pub fn submit(&mut self, now: i64) -> Result<(), ProofingError> {
         self.editable("submit")?;
-        let missing: Vec<String> = self.sections().into_iter().flat_map(|s| s.missing).collect();
+        let missing: Vec<String> = self.sections(now).into_iter().flat_map(|s| s.missing).collect();
         if !missing.is_empty() {
             return Err(ProofingError::Field {
                 field: missing[0].clone(),
@@ -338,7 +350,15 @@ mod tests {
         let (code, pending) = PendingCode::new(10).unwrap();
         p.start_confirmation("+15555550123", pending).unwrap();
         p.confirm(&code, 20).unwrap();
-        assert!(p.sections().iter().all(|s| s.status == "ready"));
+        let now = crate::clock::parse_date("2026-11-23").unwrap();
+        assert!(p.sections(now).iter().all(|s| s.status == "ready"), "{:?}", p.sections(now));
+        // A field that is there but breaks a rule keeps its section from being ready.
+        let mut wrong = p.clone();
+        wrong.save_section(Section::parse("government_id", &json!({"npi": "1234567890"})).unwrap()).unwrap();
+        let government = wrong.sections(now).into_iter().find(|s| s.section == "government_id").unwrap();
+        assert_eq!(government.status, "incomplete");
+        assert!(government.missing.is_empty());
+        assert_eq!(government.invalid[0].field, "government_id.npi");
         p.submit(30).unwrap();
         assert_eq!(p.state, State::Submitted);
         assert!(p.save_section(Section::parse("business", &json!({"name": "y"})).unwrap()).is_err());

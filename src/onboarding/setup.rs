@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::code::{CodeChannel, LogChannel, Recipient};
+use super::code::{CodeChannel, LogChannel, NoChannel, Recipient};
 use super::verifier::{HttpVerifier, ManualVerifier, RulesVerifier, Verifier};
 use crate::clock::Clock;
 use crate::config::{CodeChannelKind, OnboardingConfig, VerifierKind};
 use crate::dns::{DnsClient, DnsConfig, Resolver};
 
 pub fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box<dyn Verifier>, String> {
-    Ok(match config.verifier {
+    Ok(match config.effective_verifier() {
         VerifierKind::Rules => Box::new(RulesVerifier),
         VerifierKind::Manual => Box::new(ManualVerifier),
         VerifierKind::Http => Box::new(HttpVerifier {
@@ -26,8 +26,9 @@ pub fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box<dyn Ve
 
 pub fn channel(config: &OnboardingConfig, dns: &DnsConfig, hostname: &str) -> Result<Box<dyn CodeChannel>, String> {
     Ok(match config.code_channel {
-        CodeChannelKind::Log => Box::new(LogChannel),
-        CodeChannelKind::Email => Box::new(EmailChannel {
+        None => Box::new(NoChannel),
+        Some(CodeChannelKind::Log) => Box::new(LogChannel),
+        Some(CodeChannelKind::Email) => Box::new(EmailChannel {
             relay: config.code_smtp.clone(),
             from: config.code_from.clone(),
             to: config.code_to.clone(),
