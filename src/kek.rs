@@ -44,6 +44,26 @@ pub enum KekError {
 }
 
 /// Where the secret comes from, in order of precedence.
+/// Takes the secret in the environment variable `name` out of the environment: the bytes of the
+/// original block (what /proc/PID/environ shows, and what child processes would inherit) are
+/// overwritten, and the variable removed. Call before any thread starts.
+pub fn take_from_environment(name: &str) -> Option<String> {
+    let value = std::env::var(name).ok()?;
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getenv returns a pointer to the value's bytes in the environment, NUL-terminated,
+    // which stay valid until the environment changes; we overwrite exactly those bytes (not the
+    // terminator) before removing the variable, on the only thread running.
+    unsafe {
+        let original = libc::getenv(c_name.as_ptr());
+        if !original.is_null() {
+            let len = libc::strlen(original);
+            std::ptr::write_bytes(original, b'x', len);
+        }
+    }
+    std::env::remove_var(name);
+    Some(value)
+}
+
 pub fn secret_from(
     env: Option<String>,
     inline: Option<&str>,

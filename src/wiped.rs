@@ -19,6 +19,16 @@ impl Drop for Wiped {
     }
 }
 
+/// A secret string wiped when dropped.
+pub struct WipedString(pub String);
+
+impl Drop for WipedString {
+    fn drop(&mut self) {
+        // SAFETY: zero bytes are valid UTF-8, so the string stays a string.
+        wipe(unsafe { self.0.as_bytes_mut() });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -657,3 +657,17 @@ fn sockets_that_never_start_tls_or_trickle_a_body_cannot_crowd_out_an_ehr() {
     assert!(body.contains("\"timeout\""), "{body}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn guessing_tokens_from_one_address_is_slowed_down() {
+    let Single { node, daemon: _daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| config);
+    let kareo = token(&node, "kareo", None);
+    for n in 0..20 {
+        let guess = format!("hisp_guess{n}");
+        assert_eq!(api.call(Some(&guess), "GET", "/v1/practice", None).status, 401);
+    }
+    // From then on that address waits, whatever token it shows.
+    let throttled = api.call(Some("hisp_guess20"), "GET", "/v1/practice", None);
+    assert_eq!((throttled.status, throttled.body["error"]["code"].clone()), (429, json!("too-many")));
+    assert_eq!(api.call(Some(&kareo), "GET", "/v1/practice", None).status, 429);
+}

@@ -16,6 +16,8 @@ pub struct Context {
     pub json: bool,
     pub clock: SystemClock,
     store: OnceCell<SqliteStore>,
+    /// HISP_KEK, taken out of the environment when the command started.
+    kek_from_environment: Option<crate::wiped::WipedString>,
 }
 
 impl Context {
@@ -25,7 +27,9 @@ impl Context {
             None => Config::default(),
         };
         let db_path = db.unwrap_or_else(|| config.database.path.clone());
-        Ok(Context { config, db_path, json, clock: SystemClock, store: OnceCell::new() })
+        // Out of the environment at once: no child process, log or /proc reader sees it after.
+        let kek_from_environment = kek::take_from_environment("HISP_KEK").map(crate::wiped::WipedString);
+        Ok(Context { config, db_path, json, clock: SystemClock, store: OnceCell::new(), kek_from_environment })
     }
 
     pub fn actor() -> String {
@@ -78,7 +82,7 @@ impl Context {
     /// The key-encryption key, checked against this database.
     pub fn kek(&self) -> Result<Kek, Failure> {
         let secret = kek::secret_from(
-            std::env::var("HISP_KEK").ok(),
+            self.kek_from_environment.as_ref().map(|s| s.0.clone()),
             self.config.keys.kek.as_deref(),
             self.config.keys.kek_file.as_deref(),
         )?;

@@ -68,16 +68,26 @@ impl FromRequestParts<Arc<Api>> for Caller {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_string(),
             _ => return Err(ApiError::unauthorized("use Authorization: Bearer <token>")),
         };
+        let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
+        let client = peer.0.ip().to_string();
+        if api.token_failures.wait(&client).is_some() {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many",
+                "too many requests with unknown tokens from this address; try again later",
+            ));
+        }
         let db = api.shared.db.clone();
         let token = tokio::task::spawn_blocking(move || {
             let store = SqliteStore::open(&db, "api").map_err(ApiError::internal)?;
-            store
-                .token(&super::tokens::digest(&bearer))?
-                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API token"))
+            store.token(&super::tokens::digest(&bearer)).map_err(ApiError::from)
         })
         .await
         .map_err(ApiError::internal)??;
-        let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
+        let Some(token) = token else {
+            api.token_failures.failed(&client);
+            return Err(ApiError::unauthorized("unknown or revoked API token"));
+        };
         Ok(Caller { api: api.clone(), token, peer })
     }
 }

@@ -37,6 +37,8 @@ use crate::smtp::server::Committer;
 pub struct Api {
     pub shared: Arc<Shared>,
     pub committer: Arc<dyn Committer>,
+    /// Requests with unknown tokens, counted per client address (guessing is slowed to a crawl).
+    pub token_failures: crate::throttle::Throttle,
     /// For the identity-verification service and the code channel's relay.
     pub dns: crate::dns::DnsConfig,
 }

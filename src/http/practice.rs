@@ -36,9 +36,9 @@ pub async fn create(caller: Caller, Body(body): Body) -> Response {
             let parent = call.api.shared.config.onboarding.parent_domain.as_deref();
             let domain = domain_name::for_practice(name, request.label.as_deref(), parent)
                 .map_err(|e| ApiError::field("label", e))?;
-            call.store.add_practice(name, &domain)?;
+            // The practice, its domain and the token's binding: all or nothing.
+            call.store.add_practice_for_token(name, &domain, call.token.id)?;
             let practice = call.store.practice(name)?;
-            call.store.bind_token(call.token.id, practice.id)?;
             Ok((StatusCode::CREATED, json!({ "practice": practice })))
         })
         .await

@@ -53,7 +53,9 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     };
     let entity = mime::Entity::parse(&opened.original);
     let headers = &entity.headers;
-    let original_id = headers.get("message-id").map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    // A peer's control characters masked: it is shown in logs, listings and MDNs.
+    let original_id =
+        headers.get("message-id").map(|v| crate::printable::printable(v.trim(), 998)).filter(|v| !v.is_empty());
     let subject = headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
     let arrived = Arrived::new(&opened, original_id.as_deref(), subject.clone());
     if let Some(report) = request::report(headers) {

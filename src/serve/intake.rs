@@ -135,7 +135,8 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
     .into_bytes();
     let headers = mime::Entity::parse(&envelope.data).headers;
     let existing = headers.get("message-id");
-    let mut message_id = existing.unwrap_or("").trim().to_string();
+    // As the queue, the log and the CLI show it: a peer's control characters masked.
+    let mut message_id = crate::printable::printable(existing.unwrap_or("").trim(), 998);
     let mut tracked = None;
     if let (Some(sender), None) = (&envelope.authenticated, request::report(&headers)) {
         if headers.get("disposition-notification-to").is_none() {
@@ -157,4 +158,23 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
     }
     out.extend_from_slice(&envelope.data);
     Traced { data: out, message_id, tracked }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_control_characters_never_reach_the_queued_message_id() {
+        let envelope = Envelope {
+            mail_from: None,
+            recipients: vec![],
+            data: b"Message-ID: <a\x1b[2Jb@evil.test>\r\nSubject: x\r\n\r\nbody\r\n".to_vec(),
+            authenticated: None,
+            helo: "peer".into(),
+            tls: true,
+        };
+        let traced = traced(&envelope, "192.0.2.1:25".parse().unwrap(), "mx.test", 0);
+        assert_eq!(traced.message_id, "<a?[2Jb@evil.test>");
+    }
 }

@@ -323,7 +323,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     if !shared.config.http.listen.is_empty() {
         let listen = shared.config.http.listen.clone();
         let admission = listener_admission(&shared.config);
-        let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), dns };
+        let window = Duration::from_secs(15 * 60);
+        let token_failures = crate::throttle::Throttle::new(20, window, window);
+        let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), token_failures, dns };
         let (bound, stopper) =
             crate::http::start(&listen, api_tls, api, admission).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);
@@ -510,7 +512,7 @@ fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
         job.recipient,
         job.attempts,
         now - m.received_at,
-        note.replace(['\r', '\n'], " ")
+        crate::printable::printable(note, 2000)
     );
     // One write per line (stderr is unbuffered: formatting into it writes piece by piece).
     let _ = std::io::stderr().write_all(line.as_bytes());

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use openssl::ssl::{SslConnector, SslStream};
 
 use crate::deadline::Deadlined;
+use crate::printable::printable;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
@@ -179,18 +180,13 @@ fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Re
         let line = line.trim_end();
         let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
         let Some(code) = code else {
-            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {}", printable(line))));
+            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {}", printable(line, 200))));
         };
-        text.push(printable(line.get(4..).unwrap_or("")));
+        text.push(printable(line.get(4..).unwrap_or(""), 200));
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok(Reply { code, text: text.join(" / ") });
         }
     }
-}
-
-/// A peer's text as it may go into a log line: control characters shown as `?`, at most 200.
-fn printable(text: &str) -> String {
-    text.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn command(conn: &mut dyn Conn, line: &str, during: &str, limits: Limits) -> Result<Reply, DeliveryError> {

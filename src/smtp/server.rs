@@ -27,9 +27,10 @@ pub trait Committer: Send + Sync {
     fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String>;
 }
 
-/// Makes the `Gate` a connection asks (each connection gets its own, e.g. its own database handle).
+/// Makes the `Gate` a connection from `peer` asks (each connection gets its own, e.g. its own
+/// database handle).
 pub trait GateFactory: Send + Sync {
-    fn gate(&self) -> Result<Box<dyn Gate>, String>;
+    fn gate(&self, peer: std::net::IpAddr) -> Result<Box<dyn Gate>, String>;
 }
 
 pub struct Listener {
@@ -177,7 +178,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
     // for the client's delayed ACK).
     stream.set_nodelay(true)?;
     let mut reader = BufReader::new(Stream::Plain(Deadlined::new(stream, listener.data_timeout)));
-    let gate = match listener.gates.gate() {
+    let gate = match listener.gates.gate(peer.ip()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("smtp {peer}: {e}");

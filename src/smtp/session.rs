@@ -33,10 +33,19 @@ pub struct SessionConfig {
     pub tls_available: bool,
 }
 
+/// What came of a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    Granted(DirectAddress),
+    Refused,
+    /// Too many failures for the account or from the client's address: not even checked.
+    Throttled,
+}
+
 /// What the session needs to know about the node: credentials and hosted names.
 pub trait Gate {
-    /// The address `user` authenticates as with `password`, if the credentials are right.
-    fn authenticate(&self, user: &str, password: &str) -> Option<DirectAddress>;
+    /// Whether `user` authenticates with `password`.
+    fn authenticate(&self, user: &str, password: &str) -> Login;
     /// Errors are temporary (the store could not be asked) and answered with 451.
     fn hosts_domain(&self, domain: &Domain) -> Result<bool, String>;
     fn hosts_address(&self, address: &DirectAddress) -> Result<bool, String>;
@@ -364,12 +373,19 @@ impl Session {
 
     fn auth_check(&mut self, user: &str, password: &str, gate: &dyn Gate) -> Step {
         match gate.authenticate(user, password) {
-            Some(address) => {
+            Login::Granted(address) => {
                 self.authenticated = Some(address);
                 self.state = State::Ready;
                 Step::reply("235 2.7.0 Authentication successful\r\n")
             }
-            None => self.auth_failed(),
+            Login::Refused => self.auth_failed(),
+            Login::Throttled => {
+                let step = self.auth_failed();
+                match step.action {
+                    Action::Close => step,
+                    _ => Step::reply("454 4.7.0 Too many failed logins, try again later\r\n"),
+                }
+            }
         }
     }
 

@@ -5,9 +5,14 @@ use super::*;
 struct TestGate;
 
 impl Gate for TestGate {
-    fn authenticate(&self, user: &str, password: &str) -> Option<DirectAddress> {
-        (matches!(user, "dr.smith@a.test" | "new.doc@unproofed.test") && password == "right password")
-            .then(|| DirectAddress::parse(user).unwrap())
+    fn authenticate(&self, user: &str, password: &str) -> Login {
+        if user == "throttled@a.test" {
+            return Login::Throttled;
+        }
+        match (matches!(user, "dr.smith@a.test" | "new.doc@unproofed.test") && password == "right password") {
+            true => Login::Granted(DirectAddress::parse(user).unwrap()),
+            false => Login::Refused,
+        }
     }
     fn hosts_domain(&self, domain: &Domain) -> Result<bool, String> {
         Ok(domain.as_str() == "a.test")
@@ -205,8 +210,8 @@ fn the_backbone_refuses_what_is_not_s_mime_before_it_is_queued() {
 struct FailingGate;
 
 impl Gate for FailingGate {
-    fn authenticate(&self, _: &str, _: &str) -> Option<DirectAddress> {
-        None
+    fn authenticate(&self, _: &str, _: &str) -> Login {
+        Login::Refused
     }
     fn hosts_domain(&self, _: &Domain) -> Result<bool, String> {
         Err("database is locked".into())
@@ -271,4 +276,12 @@ fn an_overlong_command_line_closes() {
     let step = s.line(&[b'A'; 5000], &TestGate);
     assert_eq!(code(&step), 500);
     assert!(matches!(step.action, Action::Close));
+}
+
+#[test]
+fn a_throttled_login_is_told_to_come_back_later() {
+    let mut s = after_tls();
+    let step = s.line(format!("AUTH PLAIN {}\r\n", plain("throttled@a.test", "right password")).as_bytes(), &TestGate);
+    assert!(step.reply.as_deref().unwrap().starts_with("454 4.7.0"), "{step:?}");
+    assert!(s.authenticated.is_none());
 }

@@ -3,6 +3,8 @@
 
 use super::cached::CachedSql;
 use rusqlite::{params, OptionalExtension, Row};
+
+use crate::address::Domain;
 use serde::Serialize;
 
 use super::sqlite::{duplicate_as, SqliteStore};
@@ -108,6 +110,8 @@ pub trait ApiStore {
     fn token(&self, sha256: &str) -> Result<Option<TokenRecord>>;
     /// Binds a token to the practice it just set up; refused if it is bound already.
     fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()>;
+    /// Adds a practice with its domain and binds the token to it, all or nothing.
+    fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()>;
     fn revoke_token(&self, name: &str) -> Result<()>;
 
     /// Records a sent or received message's referral and documents, once: doing it again (a
@@ -285,6 +289,37 @@ impl ApiStore for SqliteStore {
             if changed == 0 {
                 return Err(StoreError::Conflict("this token already acts for a practice".into()));
             }
+            Ok(())
+        })
+    }
+
+    fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()> {
+        let now = self.clock.unix_now();
+        self.change("practice.add", name, &format!("domain={domain}"), |tx| {
+            let taken: Option<i64> =
+                tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Duplicate(format!("practice {name:?}")));
+            }
+            tx.run("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+            let practice_id = tx.last_insert_rowid();
+            tx.run(
+                "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
+                params![practice_id, domain.as_str(), now],
+            )
+            .map_err(duplicate_as(format!("domain {domain}")))?;
+            let bound = tx.run(
+                "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
+                params![token_id, practice_id],
+            )?;
+            if bound == 0 {
+                return Err(StoreError::Conflict("this token already acts for a practice".into()));
+            }
+            // Two changes, two lines in the audit log, one transaction.
+            tx.run(
+                "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, 'token.bind', ?3, ?4)",
+                params![now, self.actor, token_id.to_string(), format!("practice id {practice_id}")],
+            )?;
             Ok(())
         })
     }
@@ -510,7 +545,6 @@ fn domain_of(column: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::address::Domain;
     use crate::store::Store;
 
     fn store() -> (SqliteStore, i64, i64) {
@@ -616,5 +650,21 @@ mod tests {
         assert!(matches!(s.add_token("kareo", None, "h2"), Err(StoreError::Duplicate(_))));
         s.revoke_token("kareo").unwrap();
         assert!(s.token("h1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_practice_set_up_for_a_token_is_made_and_bound_all_or_nothing() {
+        let (s, _, _) = store();
+        let token = s.add_token("ehr", None, "digest-1").unwrap();
+        let domain = Domain::parse("lee.test").unwrap();
+        // The domain is taken by another practice: nothing is made, the token stays free.
+        let taken = Domain::parse("smith.test").unwrap();
+        assert!(s.add_practice_for_token("Lee Family Medicine", &taken, token).is_err());
+        assert!(s.practice("Lee Family Medicine").is_err(), "no practice without its domain");
+        s.add_practice_for_token("Lee Family Medicine", &domain, token).unwrap();
+        assert_eq!(s.token("digest-1").unwrap().unwrap().practice.as_deref(), Some("Lee Family Medicine"));
+        // A token already bound: the second practice is not made either.
+        assert!(s.add_practice_for_token("Other", &Domain::parse("other.test").unwrap(), token).is_err());
+        assert!(s.practice("Other").is_err());
     }
 }

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 
 pub struct SqliteStore {
     pub(super) conn: Connection,
-    actor: String,
+    pub(super) actor: String,
     pub(super) clock: Box<dyn Clock>,
     /// The configuration read so far, for a worker's store (off for every other).
     cache: ConfigCache,

@@ -127,6 +127,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Its environment as /proc shows it (what it started with, as it stands in its memory).
+    pub fn environ(&self) -> Vec<u8> {
+        std::fs::read(format!("/proc/{}/environ", self.child.id())).unwrap_or_default()
+    }
+
     /// Its resident memory in KiB, as the kernel counts it.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
