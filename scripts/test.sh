@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
 # knot-dnsutils, slapd, ldap-utils, swaks, curl and postfix for smtp-sink; the Python S/MIME peer under
-# .peers/), then checks formatting and lints and runs every test.
+# .peers/; cargo-fuzz), then checks formatting and lints, runs every test, and runs every fuzz target
+# briefly on its saved corpus.
 #
 #   bash scripts/test.sh
 set -euo pipefail
@@ -54,7 +55,12 @@ fi
 
 echo "== cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo clippy --all-targets --features fuzzing -- -D warnings"
+cargo clippy --quiet --all-targets --features fuzzing -- -D warnings
 echo "== cargo test"
 cargo test --all-targets
+# Every parser of untrusted bytes has a cargo-fuzz target (fuzz/); each runs its saved corpus and
+# a few seconds more, so a regression on a known input fails the suite (cargo-fuzz is installed
+# from crates.io when missing; the targets build on the stable toolchain, without a sanitizer).
+echo "== fuzz targets (bash fuzz/run.sh 3)"
+bash fuzz/run.sh 3

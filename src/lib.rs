@@ -12,6 +12,8 @@ pub mod discovery;
 pub mod dns;
 pub mod dns_server;
 pub mod fetch;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod free_space;
 pub mod http;
 pub mod identities;

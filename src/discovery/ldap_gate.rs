@@ -77,7 +77,7 @@ fn relay_requests(mut from: UnixStream, mut to: Deadlined<TcpStream>) -> io::Res
 }
 
 /// The server's answers, one whole message at a time, each checked before ldap3 sees it.
-fn relay_answers(mut from: Deadlined<TcpStream>, mut to: &UnixStream, limits: Limits) -> Result<(), String> {
+pub(crate) fn relay_answers(mut from: impl Read, mut to: impl Write, limits: Limits) -> Result<(), String> {
     let io = |e: io::Error| {
         if e.kind() == io::ErrorKind::TimedOut {
             format!("the LDAP server took longer than {:?}", limits.time)

@@ -7,7 +7,7 @@
 pub mod assess;
 pub mod cache;
 pub mod ldap;
-mod ldap_gate;
+pub(crate) mod ldap_gate;
 pub mod srv;
 pub mod verdict;
 

@@ -207,45 +207,74 @@ fn host_name(name: &Name) -> String {
     name.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
+fn cert_record(data: &RData) -> Option<CertRecord> {
+    match data {
+        RData::CERT(cert) => Some(CertRecord {
+            cert_type: match cert.cert_type {
+                HickoryCertType::PKIX => CertType::Pkix,
+                HickoryCertType::IPKIX => CertType::Ipkix,
+                other => CertType::Other(u16::from(other)),
+            },
+            data: cert.cert_data.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn srv_record(data: &RData) -> Option<SrvRecord> {
+    match data {
+        RData::SRV(srv) => Some(SrvRecord {
+            priority: srv.priority,
+            weight: srv.weight,
+            port: srv.port,
+            target: host_name(&srv.target),
+        }),
+        _ => None,
+    }
+}
+
+fn mx_record(data: &RData) -> Option<(u16, String)> {
+    match data {
+        RData::MX(mx) => Some((mx.preference, host_name(&mx.exchange))),
+        _ => None,
+    }
+}
+
+fn address_record(data: &RData) -> Option<IpAddr> {
+    match data {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    }
+}
+
+/// Everything the resolver takes from an answer, read from its wire form (for the fuzz target).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn read_answer(wire: &[u8]) {
+    if let Ok(answer) = Message::from_vec(wire) {
+        for record in &answer.answers {
+            let _ = (cert_record(&record.data), srv_record(&record.data), mx_record(&record.data));
+            let _ = address_record(&record.data);
+        }
+        let _ = negative_ttl(&answer);
+    }
+}
+
 impl Resolver for DnsClient {
     fn cert(&self, name: &str) -> Result<Lookup<CertRecord>, DnsError> {
-        self.lookup(name, RecordType::CERT, |data| match data {
-            RData::CERT(cert) => Some(CertRecord {
-                cert_type: match cert.cert_type {
-                    HickoryCertType::PKIX => CertType::Pkix,
-                    HickoryCertType::IPKIX => CertType::Ipkix,
-                    other => CertType::Other(u16::from(other)),
-                },
-                data: cert.cert_data.clone(),
-            }),
-            _ => None,
-        })
+        self.lookup(name, RecordType::CERT, cert_record)
     }
 
     fn srv(&self, name: &str) -> Result<Lookup<SrvRecord>, DnsError> {
-        self.lookup(name, RecordType::SRV, |data| match data {
-            RData::SRV(srv) => Some(SrvRecord {
-                priority: srv.priority,
-                weight: srv.weight,
-                port: srv.port,
-                target: host_name(&srv.target),
-            }),
-            _ => None,
-        })
+        self.lookup(name, RecordType::SRV, srv_record)
     }
 
     fn addresses(&self, host: &str) -> Result<Lookup<IpAddr>, DnsError> {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(Lookup { records: vec![ip], ttl: u32::MAX });
         }
-        let v4 = self.lookup(host, RecordType::A, |data| match data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            _ => None,
-        })?;
-        let v6 = self.lookup(host, RecordType::AAAA, |data| match data {
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        });
+        let v4 = self.lookup(host, RecordType::A, |d| address_record(d).filter(IpAddr::is_ipv4))?;
+        let v6 = self.lookup(host, RecordType::AAAA, |d| address_record(d).filter(IpAddr::is_ipv6));
         let mut records = v4.records;
         let mut ttl = v4.ttl;
         if let Ok(v6) = v6 {
@@ -256,10 +285,7 @@ impl Resolver for DnsClient {
     }
 
     fn mx(&self, domain: &str) -> Result<Lookup<(u16, String)>, DnsError> {
-        let mut found = self.lookup(domain, RecordType::MX, |data| match data {
-            RData::MX(mx) => Some((mx.preference, host_name(&mx.exchange))),
-            _ => None,
-        })?;
+        let mut found = self.lookup(domain, RecordType::MX, mx_record)?;
         found.records.sort();
         Ok(found)
     }

@@ -6,6 +6,8 @@ mod client;
 mod records;
 
 pub use client::{DnsClient, DnsConfig};
+#[cfg(feature = "fuzzing")]
+pub(crate) use client::read_answer;
 pub use records::{CertRecord, CertType, Lookup, SrvRecord};
 
 use std::net::{IpAddr, SocketAddr};

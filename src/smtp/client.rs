@@ -189,6 +189,41 @@ fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Re
     }
 }
 
+/// A reply read from `bytes` as a peer would send it (for the fuzz target).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn reply_from(bytes: &[u8]) -> Result<(u16, String), DeliveryError> {
+    struct Bytes(std::io::Cursor<Vec<u8>>, Vec<u8>);
+    impl std::io::Read for Bytes {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl BufRead for Bytes {
+        fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+            self.0.fill_buf()
+        }
+        fn consume(&mut self, n: usize) {
+            self.0.consume(n)
+        }
+    }
+    impl Write for Bytes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Conn for Bytes {
+        fn due_by(&mut self, _: Instant) {}
+    }
+    let mut peer = Bytes(std::io::Cursor::new(bytes.to_vec()), Vec::new());
+    let reply = read_reply(&mut peer, "fuzz", Instant::now())?;
+    let offers = reply.offers("STARTTLS");
+    Ok((reply.code + u16::from(offers), reply.text))
+}
+
 fn command(conn: &mut dyn Conn, line: &str, during: &str, limits: Limits) -> Result<Reply, DeliveryError> {
     conn.due_by(limits.next_reply());
     conn.write_all(format!("{line}\r\n").as_bytes()).map_err(temporary(during))?;

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Writes the seed inputs of every fuzz target into fuzz/corpus/<target>/ (kept in git with what
+# fuzzing added to them): real S/MIME, CMS and certificates made with the openssl CLI, SMTP
+# dialogues, DNS packets, LDAP messages, MDNs and API bodies. Run again only to start afresh.
+#
+#   bash fuzz/seed.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+corpus=corpus
+seed() { mkdir -p "$corpus/$1"; cat > "$corpus/$1/$2"; }
+
+# A CA, a sender and a recipient with the DirectTrust end-entity extensions (valid for 100 years:
+# the differential target opens the seeds at any later date).
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 36500 \
+  -subj "/CN=Fuzz Seed CA" -addext "basicConstraints=critical,CA:TRUE" 2>/dev/null
+for who in alice bob; do
+  openssl req -newkey rsa:2048 -nodes -keyout "$work/$who.key" -out "$work/$who.csr" -subj "/CN=$who@a.test" 2>/dev/null
+  openssl x509 -req -in "$work/$who.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 36500 \
+    -out "$work/$who.pem" -extfile <(printf 'subjectAltName=email:%s@a.test\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=emailProtection\nbasicConstraints=critical,CA:FALSE\n' "$who") 2>/dev/null
+done
+printf 'Content-Type: message/rfc822\r\n\r\nFrom: alice@a.test\r\nTo: bob@a.test\r\nSubject: Referral\r\nMessage-ID: <seed@a.test>\r\n\r\nPlease see the patient.\r\n' > "$work/wrapped.eml"
+openssl cms -sign -binary -in "$work/wrapped.eml" -signer "$work/alice.pem" -inkey "$work/alice.key" -md sha256 \
+  -outform DER -out "$work/signed.der"
+openssl cms -sign -binary -in "$work/wrapped.eml" -signer "$work/alice.pem" -inkey "$work/alice.key" -md sha256 \
+  -keyopt rsa_padding_mode:pss -outform DER -out "$work/signed-pss.der"
+openssl cms -sign -in "$work/wrapped.eml" -signer "$work/alice.pem" -inkey "$work/alice.key" -md sha256 \
+  -out "$work/signed.eml"
+openssl cms -encrypt -binary -in "$work/signed.eml" -aes256 -recip "$work/bob.pem" -outform DER -out "$work/sealed.der"
+openssl cms -encrypt -binary -in "$work/signed.eml" -aes256 -recip "$work/bob.pem" -from alice@a.test -to bob@a.test \
+  -subject Referral -out "$work/sealed.eml"
+openssl cms -encrypt -binary -in "$work/signed.eml" -aes-256-gcm -recip "$work/bob.pem" -keyopt rsa_padding_mode:oaep \
+  -outform DER -out "$work/sealed-gcm.der"
+openssl x509 -in "$work/alice.pem" -outform DER -out "$work/alice.der"
+openssl crl2pkcs7 -nocrl -certfile "$work/ca.pem" -outform DER -out "$work/bundle.p7b"
+openssl crl2pkcs7 -nocrl -certfile "$work/ca.pem" -out "$work/bundle.pem"
+
+# The differential target opens with these keys (kept in git; they protect nothing).
+mkdir -p keys
+cp "$work/ca.pem" keys/ca.pem
+cp "$work/bob.pem" keys/bob.pem
+cp "$work/bob.key" keys/bob.key
+for f in sealed.der sealed-gcm.der; do seed open_differential "$f" < "$work/$f"; done
+openssl cms -encrypt -binary -in "$work/signed.eml" -aes128 -recip "$work/bob.pem" -outform DER \
+  -out "$work/sealed-128.der"
+seed open_differential sealed-128.der < "$work/sealed-128.der"
+
+for target in der cms; do
+  for f in signed.der signed-pss.der sealed.der sealed-gcm.der bundle.p7b alice.der; do seed "$target" "$f" < "$work/$f"; done
+done
+for f in sealed.eml signed.eml wrapped.eml; do seed inspect "$f" < "$work/$f"; seed mime "$f" < "$work/$f"; done
+seed bundle bundle.p7b < "$work/bundle.p7b"
+seed bundle bundle.pem < "$work/bundle.pem"
+seed certificate alice.der < "$work/alice.der"
+seed certificate alice.pem < "$work/alice.pem"
+
+seed report mdn.eml <<'EOF'
+From: bob@a.test
+To: alice@a.test
+Content-Type: multipart/report; report-type=disposition-notification; boundary="r"
+
+--r
+Content-Type: text/plain
+
+processed
+--r
+Content-Type: message/disposition-notification
+
+Reporting-UA: mx.a.test; hisp
+Original-Recipient: rfc822; bob@a.test
+Final-Recipient: rfc822; bob@a.test
+Original-Message-ID: <seed@a.test>
+Disposition: automatic-action/MDN-sent-automatically;processed
+X-DIRECT-FINAL-DESTINATION-DELIVERY:
+
+--r--
+EOF
+seed report dsn.eml <<'EOF'
+From: postmaster@a.test
+Content-Type: multipart/report; report-type=delivery-status; boundary="d"
+X-Original-Message-ID: <seed@a.test>
+
+--d
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.a.test
+
+Final-Recipient: rfc822; bob@b.test
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 no such user
+--d--
+EOF
+
+printf '\000EHLO peer.test\r\nMAIL FROM:<alice@a.test> SIZE=100\r\nRCPT TO:<bob@b.test>\r\nDATA\r\nContent-Type: application/pkcs7-mime\r\n\r\nMIAGCSqGSIb3\r\n..dot\r\n.\r\nRSET\r\nQUIT\r\n' | seed smtp_session backbone
+printf '\001EHLO ehr.test\r\nSTARTTLS\r\nEHLO ehr.test\r\nAUTH PLAIN AGFsaWNlQGEudGVzdABwYXNzd29yZA==\r\nAUTH LOGIN\r\nYWxpY2U=\r\ncGFzcw==\r\nMAIL FROM:<alice@a.test>\r\n' | seed smtp_session submission
+printf '250-mx.b.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n250 STARTTLS\r\n' | seed smtp_reply ehlo
+printf '550 5.7.1 refused\r\n' | seed smtp_reply refused
+
+python3 - "$corpus" <<'EOF'
+import os, struct, sys
+corpus = sys.argv[1]
+def name(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+def write(target, file, data):
+    os.makedirs(f"{corpus}/{target}", exist_ok=True)
+    open(f"{corpus}/{target}/{file}", "wb").write(data)
+for qtype, label in [(37, "cert"), (15, "mx"), (1, "a"), (33, "srv")]:
+    query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name("bob.b.test") + struct.pack(">HH", qtype, 1)
+    write("dns_query", f"query-{label}", query)
+# An answer: CERT PKIX, MX, A and SRV records, compressed names.
+head = struct.pack(">HHHHHH", 0x1234, 0x8180, 1, 4, 0, 0) + name("b.test") + struct.pack(">HH", 37, 1)
+cert = struct.pack(">HHB", 1, 0, 0) + b"\x30\x03\x02\x01\x01"
+rr = lambda t, data: b"\xc0\x0c" + struct.pack(">HHIH", t, 1, 300, len(data)) + data
+answer = head + rr(37, cert) + rr(15, struct.pack(">H", 10) + name("mx.b.test")) + rr(1, bytes([127, 0, 0, 1])) \
+    + rr(33, struct.pack(">HHH", 0, 5, 389) + name("ldap.b.test"))
+write("dns_answer", "answer", answer)
+# LDAP: a bind response, then a search result done after a bind response (two messages).
+write("ldap_messages", "bind", bytes.fromhex("300c02010161070a010004000400"))
+write("ldap_messages", "two", bytes.fromhex("300c02010161070a010004000400300c02010265070a010004000400"))
+EOF
+
+seed api_json referral.json <<'EOF'
+{"from": "dr.smith@a.test", "to": ["dr.jones@b.test"], "subject": "Referral", "body": "See attached.",
+ "attachments": [{"filename": "summary.xml", "content_type": "application/xml", "content_base64": "PGEvPg=="}],
+ "referral": {"patient_id": "MRN-1", "direction": "transferring", "ccda_sections": ["problems"], "in_reply_to": "<x@y>"}}
+EOF
+seed api_json representative.json <<'EOF'
+{"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01", "personal_email": "jane@example.org",
+ "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"},
+ "name": "Smith Pediatrics", "npi": "1234567893", "phone": "+15555550123"}
+EOF
+echo "seeds written to fuzz/$corpus"
