@@ -383,11 +383,24 @@ pub struct KeysConfig {
     pub kek_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmimeConfig {
     pub content_cipher: ContentCipher,
     pub key_transport: KeyTransport,
+    /// The Subject of the outer, unencrypted message: a neutral text (the real subject, which may
+    /// name a patient, travels only inside, encrypted). "" leaves the field out.
+    pub outer_subject: String,
+}
+
+impl Default for SmimeConfig {
+    fn default() -> Self {
+        SmimeConfig {
+            content_cipher: ContentCipher::default(),
+            key_transport: KeyTransport::default(),
+            outer_subject: crate::smime::seal::NEUTRAL_SUBJECT.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,9 +12,9 @@ pub mod discovery;
 pub mod dns;
 pub mod dns_server;
 pub mod fetch;
+pub mod free_space;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
-pub mod free_space;
 pub mod http;
 pub mod identities;
 pub mod kek;

@@ -180,6 +180,13 @@ fn openssl_decrypts_and_verifies_what_hisp_seals() {
     let text = String::from_utf8(verified).unwrap();
     assert!(text.starts_with("Content-Type: message/rfc822"), "{text}");
     assert!(text.contains("Please see the patient on Monday."));
+    // The real subject travels inside, encrypted; the outer message, which relays see, has a
+    // neutral one.
+    assert!(text.contains("Subject: Referral for patient"), "{text}");
+    let outer = String::from_utf8(f.read("sealed.eml")).unwrap();
+    let outer_head = &outer[..outer.find("\r\n\r\n").unwrap()];
+    assert!(outer_head.contains("Subject: Secure message"), "{outer_head}");
+    assert!(!outer.contains("Referral for patient"), "{outer_head}");
     // The sender can decrypt its own copy.
     w.openssl_decrypt(&sealed, "alice");
 }

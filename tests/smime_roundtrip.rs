@@ -72,7 +72,8 @@ fn aes128_and_oaep_are_honoured() {
     let ca = ca("Test CA");
     let alice = issue(&ca, "alice@a.example.org");
     let bob = issue(&ca, "bob@b.example.org");
-    let options = SealOptions { cipher: ContentCipher::Aes128Cbc, key_transport: KeyTransport::RsaOaep };
+    let options =
+        SealOptions { cipher: ContentCipher::Aes128Cbc, key_transport: KeyTransport::RsaOaep, ..Default::default() };
     let sealed = seal_simple(&alice, &[&bob], message("alice@a.example.org", "bob@b.example.org", "x"), options);
     let opened = open_trusting(&sealed, &[key_of(&bob)], &ca, *NOW).unwrap();
     assert_eq!(opened.content_encryption, "AES-128-CBC");

@@ -170,6 +170,7 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     let options = SealOptions {
         cipher: args.cipher.unwrap_or(ctx.config.smime.content_cipher),
         key_transport: args.key_transport.unwrap_or(ctx.config.smime.key_transport),
+        outer_subject: ctx.config.smime.outer_subject.clone(),
     };
     let mut recipient_certs = Vec::new();
     for path in &args.recipient_cert {
@@ -185,7 +186,7 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
                 let mut chain = output::read_certs(cert_path)?;
                 let cert = chain.remove(0);
                 let key = pki::load_key_file(key_path)?;
-                seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options, now)?
+                seal(message, &SignerIdentity::new(cert, key, chain)?, &recipient_certs, options.clone(), now)?
             }
             SealSigner::Stored(kek) => {
                 let store = ctx.store()?;
@@ -206,7 +207,7 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
                         })?);
                     }
                 }
-                seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options, now)?
+                seal(message, &SignerIdentity::new(cert, key, Vec::new())?, &recipient_certs, options.clone(), now)?
             }
         };
     output::write_output(args.out.as_deref(), &sealed.message)?;

@@ -5,9 +5,9 @@
 mod client;
 mod records;
 
-pub use client::{DnsClient, DnsConfig};
 #[cfg(feature = "fuzzing")]
 pub(crate) use client::read_answer;
+pub use client::{DnsClient, DnsConfig};
 pub use records::{CertRecord, CertType, Lookup, SrvRecord};
 
 use std::net::{IpAddr, SocketAddr};

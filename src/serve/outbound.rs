@@ -49,6 +49,7 @@ pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     let options = SealOptions {
         cipher: work.shared.config.smime.content_cipher,
         key_transport: work.shared.config.smime.key_transport,
+        outer_subject: work.shared.config.smime.outer_subject.clone(),
     };
     let sealed = match seal(message, &signer, &certs, options, work.now) {
         Ok(s) => s.message,

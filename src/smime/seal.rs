@@ -33,10 +33,25 @@ impl SignerIdentity {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// The outer Subject unless configured otherwise.
+pub const NEUTRAL_SUBJECT: &str = "Secure message";
+
+#[derive(Debug, Clone)]
 pub struct SealOptions {
     pub cipher: ContentCipher,
     pub key_transport: KeyTransport,
+    /// The outer message's Subject ("": none); the real one stays inside.
+    pub outer_subject: String,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            cipher: ContentCipher::default(),
+            key_transport: KeyTransport::default(),
+            outer_subject: NEUTRAL_SUBJECT.into(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -129,7 +144,7 @@ pub fn seal(
         .get("message-id")
         .map(str::to_string)
         .unwrap_or_else(|| format!("<{}@{}>", random_hex(16), from.domain()));
-    let outer_headers = outer_header_block(&original.headers, &message_id, now);
+    let outer_headers = outer_header_block(&original.headers, &message_id, &options.outer_subject, now);
     let boundary = format!("----=_hisp_{}", random_hex(16));
     let sign_range;
     let mut entity = Vec::with_capacity(canonical.len() + 8192);
@@ -184,11 +199,14 @@ fn write_inner_headers(out: &mut Vec<u8>, raw: &[u8], headers: &mime::Headers, m
     }
 }
 
-/// The routing and threading fields of the outer message, as the inner message has them.
-fn outer_header_block(headers: &mime::Headers, message_id: &str, now: i64) -> Vec<u8> {
+/// The routing and threading fields of the outer message, as the inner message has them; the
+/// Subject is `subject` (it is seen by every relay and stored in the clear by many).
+fn outer_header_block(headers: &mime::Headers, message_id: &str, subject: &str, now: i64) -> Vec<u8> {
     let mut out = Vec::new();
     for name in OUTER_HEADERS {
         let value = match headers.get(name) {
+            _ if *name == "Subject" && subject.is_empty() => continue,
+            _ if *name == "Subject" => subject.replace(['\r', '\n'], " "),
             Some(v) => v.to_string(),
             None if *name == "Date" => rfc5322(now),
             None if *name == "Message-ID" => message_id.to_string(),
