@@ -18,6 +18,10 @@ const MESSAGE_AAD: &[u8] = b"hisp queued message";
 const PROOFING_AAD: &[u8] = b"hisp identity proofing";
 /// Binds a sealed copy of a practice's document to its purpose.
 const DOCUMENT_AAD: &[u8] = b"hisp practice document";
+/// A field of a row that may hold PHI (`store::fields`).
+const FIELD_AAD: &[u8] = b"hisp sealed field";
+/// What the blind-index key is derived with (HMAC-SHA256 of this under the KEK).
+const INDEX_LABEL: &[u8] = b"hisp blind index v1";
 pub const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +94,14 @@ pub fn secret_from(
 #[derive(Clone)]
 pub struct Kek {
     key: [u8; 32],
+    /// For blind indexes (`store::fields`): derived from the KEK, never used to encrypt.
+    index_key: [u8; 32],
 }
 
 impl Drop for Kek {
     fn drop(&mut self) {
         crate::wiped::wipe(&mut self.key);
+        crate::wiped::wipe(&mut self.index_key);
     }
 }
 
@@ -128,7 +135,9 @@ impl Kek {
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = [0u8; 32];
         argon.hash_password_into(secret.as_bytes(), salt, &mut key).map_err(|e| KekError::Derive(e.to_string()))?;
-        Ok(Kek { key })
+        let mut index_key = [0u8; 32];
+        index_key.copy_from_slice(&hmac_sha256(&key, INDEX_LABEL)?);
+        Ok(Kek { key, index_key })
     }
 
     pub fn seal_key(&self, key: &openssl::pkey::PKeyRef<Private>) -> Result<Vec<u8>, KekError> {
@@ -198,6 +207,21 @@ impl Kek {
         Ok(out)
     }
 
+    /// Encrypts one field of a row that may hold PHI (a subject, a patient identifier).
+    pub fn seal_field(&self, text: &str) -> Result<Vec<u8>, KekError> {
+        self.seal_with(FIELD_AAD, text.as_bytes())
+    }
+
+    pub fn open_field(&self, sealed: &[u8]) -> Result<String, KekError> {
+        String::from_utf8(self.open_with(FIELD_AAD, sealed)?).map_err(|_| KekError::Damaged)
+    }
+
+    /// A keyed blind index of `text` in `scope` (hex HMAC-SHA256 under the index key).
+    pub fn blind_index(&self, scope: &str, text: &str) -> Result<String, KekError> {
+        let mac = hmac_sha256(&self.index_key, format!("{scope}\0{text}").as_bytes())?;
+        Ok(crate::pki::hex(&mac))
+    }
+
     fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         if sealed.len() < 1 + 12 + 16 || sealed[0] != FORMAT_V1 {
             return Err(KekError::Damaged);
@@ -205,6 +229,27 @@ impl Kek {
         let (nonce, rest) = sealed[1..].split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
         decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), aad, ciphertext, tag).map_err(|_| KekError::Damaged)
+    }
+}
+
+/// HMAC-SHA256 (OpenSSL's).
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, KekError> {
+    let key = PKey::hmac(key)?;
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+    signer.update(data)?;
+    Ok(signer.sign_to_vec()?)
+}
+
+impl crate::store::FieldCipher for Kek {
+    fn seal(&self, text: &str) -> Result<Vec<u8>, String> {
+        self.seal_field(text).map_err(|e| e.to_string())
+    }
+    fn open(&self, sealed: &[u8]) -> Result<String, String> {
+        self.open_field(sealed).map_err(|e| e.to_string())
+    }
+    fn index(&self, scope: &str, text: &str) -> String {
+        // HMAC cannot fail on a valid key; an empty index would match nothing anyway.
+        self.blind_index(scope, text).unwrap_or_default()
     }
 }
 

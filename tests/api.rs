@@ -468,6 +468,15 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     let sealed = j.a.sql("SELECT sealed FROM documents");
     assert_eq!(sealed.len(), 3);
     assert!(sealed.iter().all(|d| !d.windows(64).any(|w| w == &ccda[..64])));
+    // Nor are the patient's identifier, the subjects or the file names, on either node: in the
+    // database file or its write-ahead log.
+    for node in [&j.a, &j.b] {
+        let mut bytes = std::fs::read(&node.db).unwrap();
+        bytes.extend(std::fs::read(format!("{}-wal", node.db)).unwrap_or_default());
+        for clear in ["MRN-1001", "asthma follow-up", "Consult report", "referral-note.xml", "consult-note.xml"] {
+            assert!(!bytes.windows(clear.len()).any(|w| w == clear.as_bytes()), "{clear} in the clear in {}", node.db);
+        }
+    }
 }
 
 #[test]

@@ -79,6 +79,19 @@ impl Context {
         })
     }
 
+    /// The key-encryption key when one is given (HISP_KEK, keys.kek, keys.kek_file), checked
+    /// against this database: a wrong one is an error, none is None.
+    pub fn kek_if_given(&self) -> Result<Option<Kek>, Failure> {
+        let given = self.kek_from_environment.is_some()
+            || self.config.keys.kek.is_some()
+            || self.config.keys.kek_file.is_some();
+        if given {
+            self.kek().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The key-encryption key, checked against this database.
     pub fn kek(&self) -> Result<Kek, Failure> {
         let secret = kek::secret_from(

@@ -7,9 +7,14 @@ use crate::clock::iso8601;
 use crate::notify::tracking::{self, SentMessage};
 use crate::smtp::queue::Queue;
 
+/// The queue, able to open sealed subjects when the KEK is at hand (else they show "(sealed)").
 fn queue(ctx: &Context) -> Result<Queue, Failure> {
     ctx.store()?; // opens (and migrates) the database, or says clearly that there is none
-    Ok(Queue::open(&ctx.db_path)?)
+    let queue = Queue::open(&ctx.db_path)?;
+    if let Some(kek) = ctx.kek_if_given()? {
+        queue.attach_fields(std::sync::Arc::new(kek))?;
+    }
+    Ok(queue)
 }
 
 pub fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<(), Failure> {

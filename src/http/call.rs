@@ -111,6 +111,7 @@ impl Caller {
         let outcome = tokio::task::spawn_blocking(move || {
             let shared = &self.api.shared;
             let store = SqliteStore::open(&shared.db, &actor(&self.token)).map_err(ApiError::internal)?;
+            store.attach_fields(shared.kek.clone()).map_err(ApiError::internal)?;
             let call = Call {
                 api: &self.api,
                 store,

@@ -70,6 +70,7 @@ pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
             let recipients = if entry.way == "sent" {
                 // Only this practice's senders: another practice may have used the same Message-ID.
                 let queue = Queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
+                queue.attach_fields(call.api.shared.kek.clone()).map_err(ApiError::internal)?;
                 let ours = |sender: &str| {
                     sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain))
                 };

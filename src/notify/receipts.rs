@@ -33,7 +33,7 @@ pub fn opened(tx: &Connection, receipt: &Receipt) -> Result<()> {
     tx.run(
         "INSERT OR IGNORE INTO receipts
            (delivery_key, recipient, queue_message, message_id, sender, subject, final_delivery)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, field_seal(?6), ?7)",
         params![
             receipt.delivery_key,
             receipt.recipient,
@@ -66,7 +66,8 @@ pub fn processed(tx: &Connection, receipt: &Receipt, mdn: &NewMessage, now: i64)
 pub fn of_queued(conn: &Connection, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
     Ok(conn
         .row(
-            "SELECT delivery_key, queue_message, message_id, recipient, sender, subject, final_delivery FROM receipts
+            "SELECT delivery_key, queue_message, message_id, recipient, sender, field_open(subject), final_delivery
+             FROM receipts
              WHERE queue_message = ?1 AND recipient = ?2",
             params![queue_message, recipient],
             |r| {

@@ -59,7 +59,7 @@ pub(crate) fn submitted(
         let recipient = recipient.to_ascii_lowercase();
         let inserted = tx.run(
             "INSERT OR IGNORE INTO tracked (message_id, recipient, sender, subject, final_delivery, status, submitted_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+             VALUES (?1, ?2, ?3, field_seal(?4), ?5, 'queued', ?6, ?6)",
             params![message_id, recipient, sender, tracked.subject, tracked.final_delivery, now],
         )?;
         if inserted == 1 {
@@ -287,7 +287,7 @@ pub struct Overdue {
 pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
     let conn = queue.conn();
     let mut stmt = conn.prepare_cached(
-        "SELECT message_id, recipient, sender, subject, submitted_at, status FROM tracked
+        "SELECT message_id, recipient, sender, field_open(subject), submitted_at, status FROM tracked
          WHERE status IN ('sent', 'processed') AND notified_at IS NULL
            AND ((status = 'sent' AND sent_at <= ?1) OR (status = 'processed' AND final_delivery = 1 AND sent_at <= ?2))
          ORDER BY sent_at LIMIT 1000",
@@ -363,7 +363,8 @@ pub fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Optio
     let sender = sender.to_ascii_lowercase();
     let head: Option<(String, i64)> = conn
         .row(
-            "SELECT subject, min(submitted_at) FROM tracked WHERE message_id = ?1 AND sender = ?2 GROUP BY sender",
+            "SELECT field_open(subject), min(submitted_at) FROM tracked WHERE message_id = ?1 AND sender = ?2
+             GROUP BY sender",
             params![message_id, sender],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -433,6 +434,7 @@ mod tests {
         let path = dir.path().join("t.db");
         SqliteStore::create(&path, "test").unwrap();
         let queue = Queue::open(&path).unwrap();
+        queue.attach_fields(std::sync::Arc::new(crate::store::fields::tests::Reversing)).unwrap();
         let message = NewMessage {
             flow: Flow::Outbound,
             mail_from: "dr.smith@a.test".into(),

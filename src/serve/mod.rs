@@ -195,9 +195,19 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         let what = what.to_string();
         move |e: std::io::Error| format!("{what}: {e}")
     };
-    // Migrations run here, once, before any other connection.
-    let set_aside = SqliteStore::open(&db, "serve").and_then(|s| s.set_aside_addresses()).map_err(|e| e.to_string())?;
+    let kek = Arc::new(kek);
+    // Migrations run here, once, before any other connection; then what was written in the clear
+    // before PHI fields were sealed is sealed.
+    let store = SqliteStore::open(&db, "serve").map_err(|e| e.to_string())?;
+    store.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
+    let sealed = store.seal_plaintext().map_err(|e| format!("sealing the fields written in the clear: {e}"))?;
+    if sealed > 0 {
+        eprintln!("hisp: sealed {sealed} field(s) written in the clear by an earlier version");
+    }
+    let set_aside = store.set_aside_addresses().map_err(|e| e.to_string())?;
+    drop(store);
     let queue = Queue::open(&db).map_err(|e| e.to_string())?;
+    queue.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
     let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
 
     let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
@@ -206,7 +216,6 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     }
     .map_err(|e| format!("TLS certificate: {e}"))?;
     let tls = Arc::new(tls);
-    let kek = Arc::new(kek);
     let wakeup = Arc::new(Wakeup::default());
     // One queue connection for intake and every worker (see `Queue`).
     let workers_queue = queue.for_workers();
@@ -383,7 +392,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
 fn worker(shared: &Shared) {
     let queue = &shared.queue;
     let store = loop {
-        match SqliteStore::open_for_workers(&shared.db, "worker") {
+        match SqliteStore::open_for_workers(&shared.db, "worker")
+            .and_then(|s| s.attach_fields(shared.kek.clone()).map(|()| s))
+        {
             Ok(s) => break s,
             Err(e) => eprintln!("worker: cannot open the store: {e}"),
         }

@@ -320,6 +320,11 @@ impl Queue {
     /// the process dying (kill -9) and only a power loss can undo the last ones; what that undoes
     /// is safe to redo: a claim, or an outcome whose redo finds the Maildir copy (or the DSN)
     /// already there, or a resend the peer recognises by its Message-ID.
+    /// Seals and opens PHI fields (`store::fields`) with `cipher` (the KEK) from now on.
+    pub fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()> {
+        Ok(crate::store::fields::register(&self.conn(), Some(cipher))?)
+    }
+
     pub fn for_workers(&self) -> Queue {
         Queue { conn: self.conn.clone(), durable: None }
     }
@@ -565,7 +570,7 @@ impl Queue {
     pub fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT recipient, message_id, filename, content_type, size, sha256, received_at
+            "SELECT recipient, message_id, field_open(filename), content_type, size, field_open(sha256), received_at
              FROM received_attachments WHERE ?1 IS NULL OR recipient = ?1 ORDER BY id DESC",
         )?;
         let rows = stmt.query_map([recipient], |r| {
@@ -586,7 +591,7 @@ impl Queue {
     pub fn received_since(&self, since: i64) -> Result<Vec<Received>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT message_id, recipient, sender, subject, kind, delivered_at, file FROM mailbox_deliveries
+            "SELECT message_id, recipient, sender, field_open(subject), kind, delivered_at, file FROM mailbox_deliveries
              WHERE delivered_at >= ?1 ORDER BY delivered_at DESC, rowid DESC",
         )?;
         let rows = stmt.query_map([since], |r| {
@@ -639,15 +644,15 @@ pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) ->
     for a in &delivery.attachments {
         tx.run(
             "INSERT OR IGNORE INTO received_attachments
-               (message_id, recipient, filename, content_type, size, sha256, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+               (message_id, recipient, filename, content_type, size, sha256, received_at, att_key)
+             VALUES (?1, ?2, field_seal(?3), ?4, ?5, field_seal(?6), ?7, field_index('attachment', ?3 || char(0) || ?6))",
             params![message_id, recipient, a.filename, a.content_type, a.size, a.sha256, now],
         )?;
     }
     tx.run(
         "INSERT OR IGNORE INTO mailbox_deliveries
            (delivery_key, message_id, recipient, delivered_at, file, sender, subject, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, field_seal(?7), ?8)",
         params![
             delivery.delivery_key,
             message_id,

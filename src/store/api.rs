@@ -186,8 +186,9 @@ pub fn summarize<S: AsRef<str>>(states: &[S]) -> &'static str {
 /// The practice's domains, for matching an address's domain part in SQL.
 const PRACTICE_DOMAINS: &str = "(SELECT name FROM domains WHERE practice_id = ?1)";
 
-const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, r.patient_id, r.sender, r.recipients,
-    r.subject, r.sections, r.encounter_note, r.in_reply_to, r.created_at, r.received_at, r.received_by,
+/// Sealed fields (`store::fields`) are read through `field_open`.
+const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, field_open(r.patient_id), r.sender,
+    field_open(r.recipients), field_open(r.subject), r.sections, r.encounter_note, r.in_reply_to, r.created_at, r.received_at, r.received_by,
     (SELECT s.id FROM referrals s WHERE s.practice_id = r.practice_id AND s.way = 'sent'
         AND s.message_id = r.in_reply_to AND r.way = 'received'),
     (SELECT group_concat(a.id) FROM referrals a WHERE a.practice_id = r.practice_id AND a.way = 'received'
@@ -223,8 +224,8 @@ fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
     })
 }
 
-const DOCUMENT_COLUMNS: &str =
-    "id, patient_id, referral_id, message_id, way, filename, content_type, size, sha256, created_at";
+const DOCUMENT_COLUMNS: &str = "id, field_open(patient_id), referral_id, message_id, way, field_open(filename),
+    content_type, size, field_open(sha256), created_at";
 
 fn document_row(r: &Row) -> rusqlite::Result<DocumentRecord> {
     Ok(DocumentRecord {
@@ -347,8 +348,10 @@ impl ApiStore for SqliteStore {
                 Some(r) => {
                     tx.run(
                         "INSERT OR IGNORE INTO referrals (practice_id, message_id, way, direction, patient_id,
-                            sender, recipients, subject, sections, encounter_note, in_reply_to, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            sender, recipients, subject, sections, encounter_note, in_reply_to, created_at,
+                            patient_index)
+                         VALUES (?1, ?2, ?3, ?4, field_seal(?5), ?6, field_seal(?7), field_seal(?8), ?9, ?10, ?11,
+                            ?12, field_index('patient', ?1 || ':' || ?5))",
                         params![
                             e.practice_id,
                             e.message_id,
@@ -376,8 +379,9 @@ impl ApiStore for SqliteStore {
             for d in e.documents {
                 tx.run(
                     "INSERT OR IGNORE INTO documents (practice_id, patient_id, referral_id, message_id, way,
-                        filename, content_type, size, sha256, sealed, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        filename, content_type, size, sha256, sealed, created_at, patient_index, doc_key)
+                     VALUES (?1, field_seal(?2), ?3, ?4, ?5, field_seal(?6), ?7, ?8, field_seal(?9), ?10, ?11,
+                        field_index('patient', ?1 || ':' || ?2), field_index('document', ?6 || char(0) || ?9))",
                     params![
                         e.practice_id,
                         e.patient_id,
@@ -400,7 +404,7 @@ impl ApiStore for SqliteStore {
     fn referrals(&self, practice_id: i64, f: &ReferralFilter) -> Result<Vec<ReferralRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REFERRAL_COLUMNS} FROM referrals r
-             WHERE r.practice_id = ?1 AND (?2 IS NULL OR r.patient_id = ?2)
+             WHERE r.practice_id = ?1 AND (?2 IS NULL OR r.patient_index = field_index('patient', ?1 || ':' || ?2))
                AND (?3 IS NULL OR r.direction = ?3) AND (?4 IS NULL OR r.way = ?4)
              ORDER BY r.created_at DESC, r.id DESC"
         ))?;
@@ -445,7 +449,8 @@ impl ApiStore for SqliteStore {
         message_id: Option<&str>,
     ) -> Result<Vec<DocumentRecord>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE practice_id = ?1 AND (?2 IS NULL OR patient_id = ?2)
+            "SELECT {DOCUMENT_COLUMNS} FROM documents
+             WHERE practice_id = ?1 AND (?2 IS NULL OR patient_index = field_index('patient', ?1 || ':' || ?2))
                AND (?3 IS NULL OR message_id = ?3)
              ORDER BY created_at DESC, id DESC"
         ))?;
@@ -471,12 +476,13 @@ impl ApiStore for SqliteStore {
     ) -> Result<Vec<MailboxEntry>> {
         let sql = format!(
             "SELECT * FROM (
-               SELECT message_id, 'sent' AS way, sender, group_concat(recipient, ' '), subject,
+               SELECT message_id, 'sent' AS way, sender, group_concat(recipient, ' '), field_open(subject),
                       min(submitted_at) AS at, group_concat(status, ' ')
                FROM tracked WHERE {sender} IN {PRACTICE_DOMAINS} AND (?3 IS NULL OR message_id = ?3)
                GROUP BY message_id
                UNION ALL
-               SELECT message_id, 'received', sender, group_concat(recipient, ' '), subject, min(delivered_at), 'delivered'
+               SELECT message_id, 'received', sender, group_concat(recipient, ' '), field_open(subject), min(delivered_at),
+                      'delivered'
                FROM mailbox_deliveries WHERE kind = 'message' AND {recipient} IN {PRACTICE_DOMAINS}
                  AND (?3 IS NULL OR message_id = ?3)
                GROUP BY message_id)
@@ -549,6 +555,7 @@ mod tests {
 
     fn store() -> (SqliteStore, i64, i64) {
         let s = SqliteStore::in_memory("test").unwrap();
+        s.attach_fields(std::sync::Arc::new(crate::store::fields::tests::Reversing)).unwrap();
         s.add_practice("Smith", &Domain::parse("smith.test").unwrap()).unwrap();
         s.add_practice("Jones", &Domain::parse("jones.test").unwrap()).unwrap();
         let (a, b) = (s.practice("Smith").unwrap().id, s.practice("Jones").unwrap().id);
@@ -616,6 +623,77 @@ mod tests {
         assert_eq!(marked.received_by.as_deref(), Some("api:kareo"));
         let filter = ReferralFilter { direction: Some("receiving"), ..Default::default() };
         assert_eq!(s.referrals(a, &filter).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn phi_fields_are_sealed_at_rest_and_still_found_by_patient() {
+        let (s, a, b) = store();
+        let r = referral("transferring", None);
+        let docs = [doc("ccda.xml")];
+        let exchange = Exchange {
+            practice_id: a,
+            message_id: "<m1@x>",
+            way: "sent",
+            patient_id: Some("MRN-1"),
+            referral: Some(&r),
+            documents: &docs,
+        };
+        s.save_exchange(&exchange).unwrap();
+        // Nothing of the patient id, subject, recipients, filename or hash is in the clear.
+        let raw: Vec<Vec<u8>> = [
+            "SELECT patient_id FROM referrals",
+            "SELECT subject FROM referrals",
+            "SELECT recipients FROM referrals",
+            "SELECT patient_id FROM documents",
+            "SELECT filename FROM documents",
+            "SELECT sha256 FROM documents",
+        ]
+        .iter()
+        .map(|sql| s.conn.query_row(sql, [], |r| r.get::<_, Vec<u8>>(0)).unwrap())
+        .collect();
+        for (value, clear) in raw.iter().zip(["MRN-1", "Referral", "dr@other.test", "MRN-1", "ccda.xml", "ccda.xml"]) {
+            assert!(!value.windows(clear.len()).any(|w| w == clear.as_bytes()), "{clear} in the clear");
+        }
+        // Found by patient through the blind index, shown opened; another practice's index differs.
+        let found = s.referrals(a, &ReferralFilter { patient_id: Some("MRN-1"), ..Default::default() }).unwrap();
+        assert_eq!((found.len(), found[0].referral.patient_id.as_str()), (1, "MRN-1"));
+        assert_eq!(s.documents(a, Some("MRN-1"), None).unwrap()[0].filename, "ccda.xml");
+        assert!(s.documents(b, Some("MRN-1"), None).unwrap().is_empty());
+        assert!(s.documents(a, Some("MRN-2"), None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rows_written_in_the_clear_before_are_sealed_by_the_upgrade_and_still_found() {
+        let (s, a, _) = store();
+        s.conn
+            .execute_batch(&format!(
+                "INSERT INTO referrals (practice_id, message_id, way, direction, patient_id, sender, recipients,
+                                        subject, sections, encounter_note, created_at)
+                   VALUES ({a}, '<old@x>', 'received', 'receiving', 'MRN-9', 'x@y.test', '[]', 'Old referral', '[]', 0, 1);
+                 INSERT INTO documents (practice_id, patient_id, message_id, way, filename, content_type, size, sha256,
+                                        sealed, created_at)
+                   VALUES ({a}, 'MRN-9', '<old@x>', 'received', 'old.pdf', 'application/pdf', 1, 'abc', x'00', 1);
+                 INSERT INTO tracked (sender, message_id, recipient, subject, final_delivery, status, submitted_at, updated_at)
+                   VALUES ('dr@smith.test', '<old@x>', 'x@y.test', 'Old subject', 0, 'sent', 1, 1);"
+            ))
+            .unwrap();
+        assert!(s.documents(a, Some("MRN-9"), None).unwrap().is_empty(), "no index yet");
+        let changed = s.seal_plaintext().unwrap();
+        assert!(changed >= 8, "{changed}");
+        assert_eq!(s.seal_plaintext().unwrap(), 0, "a second run changes nothing");
+        let clear: i64 = s
+            .conn
+            .query_row(
+                "SELECT count(*) FROM referrals, documents, tracked WHERE typeof(referrals.subject) = 'text'
+                   OR typeof(documents.filename) = 'text' OR typeof(tracked.subject) = 'text'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(clear, 0);
+        let found = s.referrals(a, &ReferralFilter { patient_id: Some("MRN-9"), ..Default::default() }).unwrap();
+        assert_eq!(found[0].referral.subject, "Old referral");
+        assert_eq!(s.documents(a, Some("MRN-9"), None).unwrap()[0].filename, "old.pdf");
     }
 
     #[test]

@@ -457,4 +457,20 @@ pub const MIGRATIONS: &[&str] = &[
         WHERE id IN (SELECT id FROM document_referrals);
     DROP TABLE document_referrals;
     "#,
+    // 13: PHI sealed under the KEK (store::fields): subjects, patient identifiers, recipients,
+    // filenames and document hashes hold sealed BLOBs from now on. Patients are found, and
+    // documents and attachments kept once, by keyed blind indexes. Rows from before are sealed by
+    // the first `hisp serve` (it holds the KEK; SQL alone cannot).
+    r#"
+    ALTER TABLE referrals ADD COLUMN patient_index TEXT;
+    ALTER TABLE documents ADD COLUMN patient_index TEXT;
+    ALTER TABLE documents ADD COLUMN doc_key TEXT;
+    ALTER TABLE received_attachments ADD COLUMN att_key TEXT;
+    DROP INDEX referrals_patient;
+    CREATE INDEX referrals_patient ON referrals(practice_id, patient_index);
+    DROP INDEX documents_patient;
+    CREATE INDEX documents_patient ON documents(practice_id, patient_index);
+    CREATE UNIQUE INDEX documents_once ON documents(practice_id, message_id, way, doc_key);
+    CREATE UNIQUE INDEX received_attachments_once ON received_attachments(message_id, recipient, att_key);
+    "#,
 ];

@@ -3,10 +3,12 @@
 pub mod api;
 pub(crate) mod cached;
 mod config_cache;
+pub(crate) mod fields;
 mod migrations;
 mod sqlite;
 
 pub use api::ApiStore;
+pub use fields::FieldCipher;
 pub use sqlite::{tune_connection, SqliteStore};
 
 /// The schema version a database has once every migration has run.
