@@ -63,34 +63,26 @@ fn wrapped(from: &str, to: &str, message_id: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A detached RSASSA-PSS signature by `signer` (PEM cert and key files) over `content`, made by
-/// `openssl cms`, carrying the certificates in `certfile` after the signer's.
-fn openssl_pss_sign(files: &Files, content: &[u8], signer: &str, key: &str, certfile: Option<&str>) -> Vec<u8> {
+/// A detached SignedData (DER) by `signer` (PEM cert and key files) over `content`, made by
+/// `openssl cms` with SHA-256 and the `extra` options.
+fn openssl_sign(files: &Files, content: &[u8], signer: &str, key: &str, extra: &[&str]) -> Vec<u8> {
     let (input, out) = (files.write("to-sign.eml", content), files.p("signature.der"));
     let mut args = vec![
-        "cms",
-        "-sign",
-        "-binary",
-        "-in",
-        &input,
-        "-outform",
-        "DER",
-        "-out",
-        &out,
-        "-signer",
-        signer,
-        "-inkey",
-        key,
-        "-md",
-        "sha256",
-        "-keyopt",
-        "rsa_padding_mode:pss",
+        "cms", "-sign", "-binary", "-in", &input, "-outform", "DER", "-out", &out, "-signer", signer, "-inkey", key,
     ];
-    if let Some(certfile) = certfile {
-        args.extend_from_slice(&["-certfile", certfile]);
-    }
+    args.extend_from_slice(&["-md", "sha256"]);
+    args.extend_from_slice(extra);
     openssl(&args);
     std::fs::read(&out).unwrap()
+}
+
+/// As `openssl_sign`, RSASSA-PSS, carrying the certificates in `certfile` after the signer's.
+fn openssl_pss_sign(files: &Files, content: &[u8], signer: &str, key: &str, certfile: Option<&str>) -> Vec<u8> {
+    let mut extra = vec!["-keyopt", "rsa_padding_mode:pss"];
+    if let Some(certfile) = certfile {
+        extra.extend_from_slice(&["-certfile", certfile]);
+    }
+    openssl_sign(files, content, signer, key, &extra)
 }
 
 /// `openssl cms -encrypt` of `input` to the certificate `recipient`, with the outer headers.
@@ -624,27 +616,10 @@ fn a_signer_certificate_made_for_tls_or_for_a_ca_cannot_sign_direct_mail() {
     files.identity("server", &misfit(&pki, alice, false));
     files.identity("ca-signer", &misfit(&pki, alice, true));
     let content = wrapped(alice, "bob@b.example.org", "<purpose@a.example.org>", "Results attached.");
-    let input = files.write("content.eml", &content);
     let seal = |signer: &str| {
-        let out = files.p("signature.der");
-        openssl(&[
-            "cms",
-            "-sign",
-            "-binary",
-            "-in",
-            &input,
-            "-outform",
-            "DER",
-            "-out",
-            &out,
-            "-md",
-            "sha256",
-            "-signer",
-            &files.p(&format!("{signer}.pem")),
-            "-inkey",
-            &files.p(&format!("{signer}.key")),
-        ]);
-        let signed = multipart_signed(&content, &std::fs::read(&out).unwrap());
+        let (pem, key) = (files.p(&format!("{signer}.pem")), files.p(&format!("{signer}.key")));
+        let signature = openssl_sign(&files, &content, &pem, &key, &[]);
+        let signed = multipart_signed(&content, &signature);
         openssl_encrypt(&files, &signed, &files.p("bob.pem"), alice, "bob@b.example.org")
     };
     assert_eq!(open_as_bob(&files, &seal("alice")).status, 0, "the DirectTrust profile opens");

@@ -297,18 +297,7 @@ impl ApiStore for SqliteStore {
     fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()> {
         let now = self.clock.unix_now();
         self.change("practice.add", name, &format!("domain={domain}"), |tx| {
-            let taken: Option<i64> =
-                tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
-            if taken.is_some() {
-                return Err(StoreError::Duplicate(format!("practice {name:?}")));
-            }
-            tx.run("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
-            let practice_id = tx.last_insert_rowid();
-            tx.run(
-                "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
-                params![practice_id, domain.as_str(), now],
-            )
-            .map_err(duplicate_as(format!("domain {domain}")))?;
+            let practice_id = super::sqlite::insert_practice(tx, name, domain, now)?;
             let bound = tx.run(
                 "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
                 params![token_id, practice_id],

@@ -220,6 +220,23 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
     Ok(())
 }
 
+/// A practice and its domain, in the caller's transaction; the practice's id.
+pub(super) fn insert_practice(tx: &Connection, name: &str, domain: &Domain, now: i64) -> Result<i64> {
+    let taken: Option<i64> =
+        tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
+    if taken.is_some() {
+        return Err(StoreError::Duplicate(format!("practice {name:?}")));
+    }
+    tx.run("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
+    let practice_id = tx.last_insert_rowid();
+    tx.run(
+        "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![practice_id, domain.as_str(), now],
+    )
+    .map_err(duplicate_as(format!("domain {domain}")))?;
+    Ok(practice_id)
+}
+
 pub(super) fn duplicate_as(what: String) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -733,18 +750,7 @@ impl Store for SqliteStore {
     fn add_practice(&self, name: &str, domain: &Domain) -> Result<()> {
         let now = self.clock.unix_now();
         self.change("practice.add", name, &format!("domain={domain}"), |tx| {
-            let taken: Option<i64> =
-                tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
-            if taken.is_some() {
-                return Err(StoreError::Duplicate(format!("practice {name:?}")));
-            }
-            tx.run("INSERT INTO practices (name, created_at) VALUES (?1, ?2)", params![name, now])?;
-            tx.run(
-                "INSERT INTO domains (practice_id, name, created_at) VALUES (last_insert_rowid(), ?1, ?2)",
-                params![domain.as_str(), now],
-            )
-            .map_err(duplicate_as(format!("domain {domain}")))?;
-            Ok(())
+            insert_practice(tx, name, domain, now).map(|_| ())
         })
     }
 
