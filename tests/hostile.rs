@@ -807,3 +807,53 @@ fn the_key_encryption_key_does_not_stay_in_the_environment_of_a_running_node() {
     assert!(!environ.windows(kek.len()).any(|w| w == kek), "the KEK is still in /proc/PID/environ");
     assert!(String::from_utf8_lossy(&environ).contains("HISP_DB="), "the rest stays");
 }
+
+#[test]
+fn trickling_clients_of_the_ca_publisher_and_the_dns_publisher_are_cut_off_while_others_are_served() {
+    use common::node::Node;
+    use common::servers::{connect_from, free_port};
+    use std::time::Duration;
+    let (dns, http, backbone) = (free_port(), free_port(), free_port());
+    let node = Node::with_config(&format!(
+        "[ca]\nbase_url = \"http://127.0.0.1:{http}\"\n\
+         [server]\nhostname = \"mx.a.test\"\nsubmission = \"\"\nbackbone = \"127.0.0.1:{backbone}\"\nhttp = \"127.0.0.1:{http}\"\n\
+         max_connections_per_ip = 3\nmin_free_disk_mb = 0\n\
+         [dns_server]\nlisten = \"127.0.0.1:{dns}\"\n"
+    ));
+    node.ok(&["domain", "add", "a.test"]);
+    node.ok(&["ca", "init"]);
+    let _daemon = node.serve(backbone);
+    // Three clients from 127.0.0.2 on each publisher, trickling a byte every 500 ms.
+    let mut tricklers = Vec::new();
+    for port in [http, dns] {
+        for _ in 0..3 {
+            let stream = connect_from([127, 0, 0, 2], port);
+            let bytes = if port == http { b"GET /ca.cer HTTP/1.1\r\nHost: x\r\n\r\n".to_vec() } else { vec![0, 40] };
+            tricklers.push((
+                port,
+                stream.try_clone().unwrap(),
+                trickle(stream, bytes.repeat(10), Duration::from_millis(500)),
+            ));
+        }
+        // A fourth from that address is not served at all.
+        let mut fourth = connect_from([127, 0, 0, 2], port);
+        let (said, took) = until_closed(&mut fourth, Duration::from_secs(5));
+        assert!(said.is_empty() && took < Duration::from_secs(2), "{port}: {said:?} after {took:?}");
+    }
+    // Others are served meanwhile: the CA's certificate over HTTP, a CERT query over TCP.
+    let cer = run(
+        "curl",
+        &["-sS", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{http}/ca.cer")],
+        None,
+        &[],
+    );
+    assert_eq!(cer.text(), "200", "{}", cer.stderr);
+    let mx = run("kdig", &["@127.0.0.1", &format!("-p{dns}"), "+tcp", "+norecurse", "a.test", "MX"], None, &[]);
+    assert!(mx.text().contains("NOERROR"), "{}", mx.text());
+    // Each trickler is cut off by its 10 s deadline, not kept for as long as it keeps trickling.
+    for (port, mut stream, writer) in tricklers {
+        let (_, took) = until_closed(&mut stream, Duration::from_secs(20));
+        assert!(took < Duration::from_secs(13), "{port}: held for {took:?}");
+        writer.join().unwrap();
+    }
+}
