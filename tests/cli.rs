@@ -437,3 +437,14 @@ fn a_revoked_certificate_is_refused_by_the_peer_and_no_longer_signs() {
     assert_eq!(refused.status, 1);
     assert!(refused.stderr.contains("not issued by the development CA"), "{}", refused.stderr);
 }
+
+#[test]
+fn what_is_missing_or_already_there_is_said_with_its_own_code() {
+    let node = Node::new();
+    let missing = node.run(&["--json", "queue", "show", "99"]);
+    assert_eq!(missing.status, 1);
+    assert_eq!(missing.json()["error"]["code"], "not-found", "{}", missing.text());
+    node.ok(&["domain", "add", "a.test"]);
+    let again = node.run(&["--json", "domain", "add", "a.test"]);
+    assert_eq!(again.json()["error"]["code"], "duplicate", "{}", again.text());
+}

@@ -48,9 +48,20 @@ failure_from! {
     KekError => "kek",
     PasswordError => "password",
     PkiError => "certificate",
-    StoreError => "store",
     std::io::Error => "io",
     openssl::error::ErrorStack => "crypto",
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        let code = match &e {
+            StoreError::NotFound(_) => "not-found",
+            StoreError::Duplicate(_) => "duplicate",
+            StoreError::Conflict(_) => "conflict",
+            _ => "store",
+        };
+        Failure::new(code, e.to_string())
+    }
 }
 
 impl From<crate::identities::IdentityError> for Failure {
