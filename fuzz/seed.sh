@@ -121,6 +121,15 @@ write("ldap_messages", "bind", bytes.fromhex("300c02010161070a010004000400"))
 write("ldap_messages", "two", bytes.fromhex("300c02010161070a010004000400300c02010265070a010004000400"))
 EOF
 
+# HTTP answers to a fetch: a certificate with a length, a certificate in chunks, a redirect, a 404.
+{ printf 'HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: %s\r\n\r\n' \
+  "$(wc -c < "$work/alice.der")"; cat "$work/alice.der"; } | seed http_answer with-length
+{ printf 'HTTP/1.1 200 OK\r\nContent-Type: application/pkix-cert\r\n\r\n'; cat "$work/alice.der"; } | seed http_answer until-close
+{ printf 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n' "$(wc -c < "$work/alice.der")"
+  cat "$work/alice.der"; printf '\r\n0\r\n\r\n'; } | seed http_answer chunked
+printf 'HTTP/1.1 301 Moved\r\nLocation: http://elsewhere.test/\r\nContent-Length: 0\r\n\r\n' | seed http_answer redirect
+printf 'HTTP/1.0 404 Not Found\r\n\r\n' | seed http_answer not-found
+
 seed api_json referral.json <<'EOF'
 {"from": "dr.smith@a.test", "to": ["dr.jones@b.test"], "subject": "Referral", "body": "See attached.",
  "attachments": [{"filename": "summary.xml", "content_type": "application/xml", "content_base64": "PGEvPg=="}],

@@ -5,6 +5,8 @@
 //! capped, bodies have a size limit, and no redirect is followed (the address was resolved for
 //! the host named, through the node's one resolver). No proxy from the environment is used.
 
+#[cfg(any(test, feature = "fuzzing"))]
+mod canned;
 mod tls;
 
 use std::net::SocketAddr;
@@ -100,18 +102,23 @@ impl UreqResolver for Resolved {
 
 /// An agent for one request to `addrs`, done within `timeout`; TLS (for https) through `tls`.
 fn agent(addrs: Vec<SocketAddr>, timeout: Duration, tls: Option<&openssl::ssl::SslConnector>) -> Agent {
-    let config = Agent::config_builder()
+    let config = config(timeout);
+    match tls {
+        Some(tls) => Agent::with_parts(config, tls::connector(tls.clone()), Resolved(addrs)),
+        None => Agent::with_parts(config, DefaultConnector::new(), Resolved(addrs)),
+    }
+}
+
+/// Every request ends within `timeout`; headers capped, no redirect, no proxy.
+fn config(timeout: Duration) -> ureq::config::Config {
+    Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_response_header_size(MAX_HEADER_BYTES)
         .max_redirects(0)
         .http_status_as_error(false)
         .proxy(None)
         .user_agent("hisp")
-        .build();
-    match tls {
-        Some(tls) => Agent::with_parts(config, tls::connector(tls.clone()), Resolved(addrs)),
-        None => Agent::with_parts(config, DefaultConnector::new(), Resolved(addrs)),
-    }
+        .build()
 }
 
 /// The socket addresses of `host` (a name, through the resolver, or an IP address) at `port`.
@@ -140,13 +147,33 @@ impl Fetcher for HttpFetcher<'_> {
     fn get(&self, url: &str) -> Result<Vec<u8>, String> {
         let (host, port, _) = split_url(url)?;
         let addrs = addresses(self.resolver, url, &host, port)?;
-        let mut response = agent(addrs, self.timeout, None).get(url).call().map_err(|e| describe(url, e))?;
-        match response.status().as_u16() {
-            200 => response.body_mut().with_config().limit(self.max_bytes).read_to_vec().map_err(|e| describe(url, e)),
-            404 => Err(format!("{url}: not found (HTTP 404)")),
-            code => Err(format!("{url}: HTTP {code}")),
-        }
+        let response = agent(addrs, self.timeout, None).get(url).call();
+        object(url, response, self.max_bytes)
     }
+}
+
+/// The body of a 200 answer, at most `max_bytes`; anything else is an error that says why.
+fn object(
+    url: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
+    let mut response = response.map_err(|e| describe(url, e))?;
+    match response.status().as_u16() {
+        200 => response.body_mut().with_config().limit(max_bytes).read_to_vec().map_err(|e| describe(url, e)),
+        404 => Err(format!("{url}: not found (HTTP 404)")),
+        code => Err(format!("{url}: HTTP {code}")),
+    }
+}
+
+/// Fetches through the same configuration and answer handling as [`HttpFetcher`], from a server
+/// whose whole answer is `answer` (fuzzing ureq's reading of a response and our use of it).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, String> {
+    let url = "http://ca.fuzz.test/ca.crl";
+    let config = config(Duration::from_secs(5));
+    let agent = Agent::with_parts(config, canned::Canned(answer.to_vec()), Resolved(vec![([127, 0, 0, 1], 80).into()]));
+    object(url, agent.get(url).call(), 1024 * 1024)
 }
 
 /// POSTs a JSON body to an `http://` or `https://` URL (TLS 1.2+, the certificate checked by
@@ -220,6 +247,22 @@ mod tests {
     fn fetch(port: u16, timeout: Duration, max_bytes: u64) -> Result<Vec<u8>, String> {
         let fetcher = HttpFetcher { resolver: &Loopback, timeout, max_bytes };
         fetcher.get(&format!("http://crl.test:{port}/ca.crl"))
+    }
+
+    #[test]
+    fn a_canned_answer_is_read_as_a_server_s_would_be() {
+        let cert = b"0123456789";
+        let chunked =
+            [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n".as_slice(), cert, b"\r\n0\r\n\r\n"];
+        assert_eq!(get_canned(&chunked.concat()).unwrap(), cert);
+        assert_eq!(get_canned(&[b"HTTP/1.0 200 OK\r\n\r\n".as_slice(), cert].concat()).unwrap(), cert);
+        assert!(get_canned(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap_err().contains("404"));
+        assert!(get_canned(b"HTTP/1.1 301 Moved\r\nLocation: http://x.test/\r\n\r\n")
+            .unwrap_err()
+            .contains("HTTP 301"));
+        let mut too_big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", (1 << 20) + 1).into_bytes();
+        too_big.resize(too_big.len() + (1 << 20) + 1, b'x');
+        assert!(get_canned(&too_big).unwrap_err().contains("larger than"));
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub fn smtp_session(data: &[u8]) {
         max_recipients: 10,
         max_auth_failures: 3,
         tls_available: true,
+        spool_dir: None,
     });
     for line in lines.split_inclusive(|&b| b == b'\n') {
         let step = session.line(line, &Hosting);
@@ -148,6 +149,11 @@ pub fn dns_answer(data: &[u8]) {
 pub fn ldap_messages(data: &[u8]) {
     let limits = crate::discovery::ldap_gate::Limits::within(std::time::Duration::from_secs(1));
     let _ = crate::discovery::ldap_gate::relay_answers(Cursor::new(data), std::io::sink(), limits);
+}
+
+/// An HTTP answer to a fetch of a CRL, an issuer certificate, an IPKIX URL or a bundle.
+pub fn http_answer(data: &[u8]) {
+    let _ = crate::fetch::get_canned(data);
 }
 
 /// REST API request bodies: a message to send, and each section of the proofing form.
