@@ -186,25 +186,27 @@ impl Kek {
     }
 
     fn seal_with(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, KekError> {
+        let mut sealing = self.sealing(aad, plaintext.len())?;
+        sealing.update(plaintext)?;
+        sealing.finish()
+    }
+
+    /// Seals what comes in pieces (`Sealing::update`) into the same format as `seal_with`.
+    fn sealing(&self, aad: &[u8], size_hint: usize) -> Result<Sealing, KekError> {
         let mut nonce = [0u8; 12];
         openssl::rand::rand_bytes(&mut nonce)?;
-        // Encrypted straight into the output (a queued message is sealed on every intake; a
-        // separate ciphertext buffer cost a zero-fill and a copy of the whole message).
-        let header = 1 + nonce.len();
-        let mut out = Vec::with_capacity(header + plaintext.len() + 32);
+        let mut out = Vec::with_capacity(1 + nonce.len() + size_hint + 32);
         out.push(FORMAT_V1);
         out.extend_from_slice(&nonce);
-        // Room for the ciphertext plus one cipher block, as `Crypter::update` requires.
-        out.resize(header + plaintext.len() + 16, 0);
         let mut crypter = Crypter::new(Cipher::aes_256_gcm(), Mode::Encrypt, &self.key, Some(&nonce))?;
         crypter.aad_update(aad)?;
-        let n = crypter.update(plaintext, &mut out[header..])?;
-        let n = n + crypter.finalize(&mut out[header + n..])?; // GCM holds nothing back: adds 0
-        out.truncate(header + n);
-        let mut tag = [0u8; 16];
-        crypter.get_tag(&mut tag)?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(Sealing { crypter, out })
+    }
+
+    /// Seals a queued message that arrives in pieces (from the spool of an SMTP session), so it is
+    /// never held in clear and sealed at once: the same format as `seal_message`.
+    pub fn message_sealing(&self, size_hint: usize) -> Result<Sealing, KekError> {
+        self.sealing(MESSAGE_AAD, size_hint)
     }
 
     /// Encrypts one field of a row that may hold PHI (a subject, a patient identifier).
@@ -229,6 +231,36 @@ impl Kek {
         let (nonce, rest) = sealed[1..].split_at(12);
         let (ciphertext, tag) = rest.split_at(rest.len() - 16);
         decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), aad, ciphertext, tag).map_err(|_| KekError::Damaged)
+    }
+}
+
+/// A sealing in progress (AES-256-GCM): pieces of plaintext in, the sealed bytes at the end.
+pub struct Sealing {
+    crypter: Crypter,
+    out: Vec<u8>,
+}
+
+impl Sealing {
+    pub fn update(&mut self, plaintext: &[u8]) -> Result<(), KekError> {
+        // Encrypted straight into the output (a queued message is sealed on every intake; a
+        // separate ciphertext buffer cost a zero-fill and a copy of the whole message). Room for
+        // the ciphertext plus one cipher block, as `Crypter::update` requires.
+        let at = self.out.len();
+        self.out.resize(at + plaintext.len() + 16, 0);
+        let n = self.crypter.update(plaintext, &mut self.out[at..])?;
+        self.out.truncate(at + n);
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<Vec<u8>, KekError> {
+        let at = self.out.len();
+        self.out.resize(at + 16, 0);
+        let n = self.crypter.finalize(&mut self.out[at..])?; // GCM holds nothing back: adds 0
+        self.out.truncate(at + n);
+        let mut tag = [0u8; 16];
+        self.crypter.get_tag(&mut tag)?;
+        self.out.extend_from_slice(&tag);
+        Ok(self.out)
     }
 }
 
@@ -303,6 +335,21 @@ mod tests {
         .unwrap();
         let stored = [&[FORMAT_V1][..], &nonce, &ciphertext, &tag].concat();
         assert_eq!(kek.open_message(&stored).unwrap(), b"earlier");
+    }
+
+    #[test]
+    fn a_message_sealed_in_pieces_opens_as_one_sealed_whole() {
+        let kek = Kek::derive("correct horse battery staple", b"0123456789abcdef").unwrap();
+        let message: Vec<u8> = (0..200_003).map(|i| (i % 251) as u8).collect();
+        let mut sealing = kek.message_sealing(10).unwrap();
+        for piece in message.chunks(65_537) {
+            sealing.update(piece).unwrap();
+        }
+        let sealed = sealing.finish().unwrap();
+        assert_eq!(sealed.len(), 1 + 12 + message.len() + 16);
+        assert_eq!(kek.open_message(&sealed).unwrap(), message);
+        // Sealed for messages: not a proofing record, whatever the bytes.
+        assert!(kek.open_proofing(&sealed).is_err());
     }
 
     #[test]

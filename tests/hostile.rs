@@ -749,31 +749,34 @@ fn below_the_free_space_watermark_peers_are_asked_to_come_back_and_ehrs_still_su
     assert!(waiting.to_string().contains("4.3.1"), "{waiting}");
 }
 
-#[test]
-fn one_address_cannot_have_the_backbone_hold_more_than_its_allowance_of_mail() {
-    use common::servers::connect_from;
-    use std::io::{BufRead, BufReader, Write};
-    // B takes messages of up to 1 MB: one address may have four of them in progress at once.
-    let n = network();
-    let open_data = |source: [u8; 4]| {
-        let mut stream = connect_from(source, n.b_backbone);
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        for command in ["EHLO peer.example.org", "MAIL FROM:<x@a.test>", "RCPT TO:<dr.jones@b.test>", "DATA"] {
-            stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
-            loop {
-                line.clear();
-                reader.read_line(&mut line).unwrap();
-                if line.as_bytes().get(3) != Some(&b'-') {
-                    break;
-                }
+/// A backbone connection from `source` to `port`, through DATA and the message's header section.
+fn open_data(source: [u8; 4], port: u16) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::{BufRead, Write};
+    let mut stream = common::servers::connect_from(source, port);
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    for command in ["EHLO peer.example.org", "MAIL FROM:<x@a.test>", "RCPT TO:<dr.jones@b.test>", "DATA"] {
+        stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line.as_bytes().get(3) != Some(&b'-') {
+                break;
             }
         }
-        assert!(line.starts_with("354"), "{line}");
-        stream.write_all(b"Content-Type: application/pkcs7-mime\r\n\r\n").unwrap();
-        (stream, reader)
-    };
+    }
+    assert!(line.starts_with("354"), "{line}");
+    stream.write_all(b"Content-Type: application/pkcs7-mime\r\n\r\n").unwrap();
+    (stream, reader)
+}
+
+#[test]
+fn one_address_cannot_have_the_backbone_hold_more_than_its_allowance_of_mail() {
+    use std::io::{BufRead, Write};
+    // B takes messages of up to 1 MB: one address may have four of them in progress at once.
+    let n = network();
+    let open_data = |source: [u8; 4]| open_data(source, n.b_backbone);
     let chunk = format!("{}\r\n", "A".repeat(998)).repeat(900); // 900 KB
     let mut held = Vec::new();
     for _ in 0..4 {
@@ -796,6 +799,44 @@ fn one_address_cannot_have_the_backbone_hold_more_than_its_allowance_of_mail() {
     reader.read_line(&mut reply).unwrap();
     assert!(reply.starts_with("250"), "{reply}");
     drop(held);
+}
+
+#[test]
+fn large_messages_being_received_are_held_on_disk_not_in_memory() {
+    use std::io::{BufRead, Write};
+    // B takes messages of up to 10 MB; eight peers (one address each) are each 9 MB into one.
+    let n = network_with(|node, config| match node {
+        "b" => config.replace("max_message_bytes = 1000000\n", "max_message_bytes = 10000000\n"),
+        _ => config,
+    });
+    let chunk = format!("{}\r\n", "A".repeat(998)).repeat(9000); // 9 MB
+    let before = n.daemons[1].rss_kib();
+    let mut held: Vec<_> = (0..8u8)
+        .map(|i| {
+            let (mut stream, reader) = open_data([127, 0, 0, 20 + i], n.b_backbone);
+            stream.write_all(chunk.as_bytes()).unwrap();
+            (stream, reader)
+        })
+        .collect();
+    // What was written has been read (the next command waits on B's reply to each).
+    let (mut probe, mut probe_reader) = open_data([127, 0, 0, 30], n.b_backbone);
+    probe.write_all(b"QUJD\r\n.\r\n").unwrap();
+    let mut reply = String::new();
+    probe_reader.read_line(&mut reply).unwrap();
+    assert!(reply.starts_with("250"), "{reply}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let grown_mib = n.daemons[1].rss_kib().saturating_sub(before) / 1024;
+    // Held in memory, 72 MB would be resident; spooled, about 1 MiB a message.
+    assert!(grown_mib < 24, "B grew by {grown_mib} MiB with 72 MB of mail in progress");
+    // Each message is taken whole at its end.
+    let (stream, reader) = &mut held[0];
+    stream.write_all(b".\r\n").unwrap();
+    reply.clear();
+    reader.read_line(&mut reply).unwrap();
+    assert!(reply.starts_with("250"), "{reply}");
+    let queue = n.b.json(&["queue", "list", "--all"]);
+    let inbound = queue.as_array().unwrap().iter().filter(|m| m["flow"] == "inbound").count();
+    assert_eq!(inbound, 2, "the probe and the large message: {queue}");
 }
 
 #[test]

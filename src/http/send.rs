@@ -15,6 +15,7 @@ use crate::address::DirectAddress;
 use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smime::mime::{encode_base64_lines, Attachment};
 use crate::smtp::session::Envelope;
+use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
 use crate::store::{ApiStore, PracticeRecord, Store};
 
@@ -200,7 +201,7 @@ fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
     let envelope = Envelope {
         mail_from: Some(c.from.clone()),
         recipients: c.to.clone(),
-        data,
+        data: Spool::in_memory(data),
         authenticated: Some(c.from.clone()),
         helo: "rest-api".into(),
         tls: true,

@@ -81,15 +81,23 @@ impl Committer for Intake {
     fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String> {
         let now = self.clock.unix_now();
         let flow = if envelope.authenticated.is_some() { Flow::Outbound } else { Flow::Inbound };
-        let Traced { data, message_id, tracked } = traced(&envelope, peer, &self.hostname, now);
-        let sealed_data = self.kek.seal_message(&data).map_err(|e| e.to_string())?;
+        let Traced { fields, message_id, tracked } = traced(&envelope, peer, &self.hostname, now);
+        // Sealed as it is read from the session's spool: the message is never whole in clear here.
+        let size = fields.len() + envelope.data.len();
+        let mut sealing = self.kek.message_sealing(size).map_err(|e| e.to_string())?;
+        sealing.update(&fields).map_err(|e| e.to_string())?;
+        envelope
+            .data
+            .drain(|piece| sealing.update(piece).map_err(std::io::Error::other))
+            .map_err(|e| format!("reading the spooled message: {e}"))?;
+        let sealed_data = sealing.finish().map_err(|e| e.to_string())?;
         let message = NewMessage {
             flow,
             mail_from: envelope.mail_from.map(|a| a.to_string()).unwrap_or_default(),
             authenticated_as: envelope.authenticated.map(|a| a.to_string()),
             message_id,
             recipients: envelope.recipients.iter().map(|r| r.to_string()).collect(),
-            size: data.len(),
+            size,
             sealed_data,
             tracked,
         };
@@ -110,14 +118,15 @@ pub fn new_message_id(hostname: &str) -> String {
 }
 
 struct Traced {
-    data: Vec<u8>,
+    /// The header fields we add above the message's own.
+    fields: Vec<u8>,
     /// "" when it has none.
     message_id: String,
     /// For an EHR's message (not itself a notification): what its notifications are tracked by.
     tracked: Option<Tracked>,
 }
 
-/// The message with our Received field on top (RFC 5321 §4.4); for a submission a Message-ID and
+/// The fields to put on top of the message: our Received field (RFC 5321 §4.4); for a submission a Message-ID and
 /// Date when the EHR left them out (RFC 6409 §8), and a request for MDNs to the sender
 /// (Disposition-Notification-To) unless it is a notification itself or already asks.
 fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Traced {
@@ -133,7 +142,7 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
         rfc5322(now)
     )
     .into_bytes();
-    let headers = mime::Entity::parse(&envelope.data).headers;
+    let headers = mime::Entity::parse(envelope.data.head()).headers;
     let existing = headers.get("message-id");
     // As the queue, the log and the CLI show it: a peer's control characters masked.
     let mut message_id = crate::printable::printable(existing.unwrap_or("").trim(), 998);
@@ -156,20 +165,20 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
             out.extend_from_slice(format!("Date: {}\r\n", rfc5322(now)).as_bytes());
         }
     }
-    out.extend_from_slice(&envelope.data);
-    Traced { data: out, message_id, tracked }
+    Traced { fields: out, message_id, tracked }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::smtp::spool::Spool;
 
     #[test]
     fn a_peers_control_characters_never_reach_the_queued_message_id() {
         let envelope = Envelope {
             mail_from: None,
             recipients: vec![],
-            data: b"Message-ID: <a\x1b[2Jb@evil.test>\r\nSubject: x\r\n\r\nbody\r\n".to_vec(),
+            data: Spool::in_memory(b"Message-ID: <a\x1b[2Jb@evil.test>\r\nSubject: x\r\n\r\nbody\r\n".to_vec()),
             authenticated: None,
             helo: "peer".into(),
             tls: true,

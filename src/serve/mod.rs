@@ -263,6 +263,9 @@ pub fn start(setup: Setup) -> Result<Running, String> {
         vec![db.clone(), config.server.mail_dir.clone()],
         config.server.min_free_disk_mb.saturating_mul(1024 * 1024),
     ));
+    // Large messages being received go to unnamed files next to the database (`smtp::spool`).
+    let spool_dir: Arc<std::path::Path> =
+        Arc::from(db.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")));
     for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
         if listen.is_empty() {
             continue;
@@ -281,6 +284,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
                 max_recipients: config.server.max_recipients,
                 max_auth_failures: 3,
                 tls_available: true,
+                spool_dir: Some(spool_dir.clone()),
             },
             tls: Some(tls.clone()),
             idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),

@@ -5,4 +5,5 @@ pub mod queue;
 pub mod server;
 pub mod session;
 pub mod sessions;
+pub mod spool;
 pub mod tls;

@@ -7,8 +7,12 @@
 use base64::Engine;
 use smtp_proto::{Error as ParseError, Request, AUTH_LOGIN, AUTH_PLAIN};
 
+use std::path::Path;
+use std::sync::Arc;
+
 use crate::address::{DirectAddress, Domain};
 use crate::smime::mime;
+use crate::smtp::spool::Spool;
 
 /// Which door of the node this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub struct SessionConfig {
     pub max_auth_failures: u32,
     /// Whether STARTTLS can be offered (the listener has a certificate).
     pub tls_available: bool,
+    /// Where message data beyond what stays in memory goes (`spool`); None keeps it in memory.
+    pub spool_dir: Option<Arc<Path>>,
 }
 
 /// What came of a login.
@@ -60,13 +66,13 @@ fn one_line(text: &str) -> String {
 }
 
 /// A message the session accepted, to be committed before the 250 goes out.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Envelope {
     /// None for the null reverse-path (delivery reports).
     pub mail_from: Option<DirectAddress>,
     pub recipients: Vec<DirectAddress>,
     /// The message as received, dot-unstuffed, CRLF line endings.
-    pub data: Vec<u8>,
+    pub data: Spool,
     pub authenticated: Option<DirectAddress>,
     pub helo: String,
     pub tls: bool,
@@ -113,7 +119,7 @@ enum State {
 }
 
 struct DataState {
-    buf: Vec<u8>,
+    buf: Spool,
     /// The previous line ended with CRLF (so this one starts a line).
     at_line_start: bool,
     /// Why the message will be refused at its end (bare CR/LF, too large); the data is still
@@ -480,7 +486,8 @@ impl Session {
             State::Mail => return Step::reply("554 5.5.1 No valid recipients\r\n"),
             _ => return Step::reply("503 5.5.1 Need RCPT before DATA\r\n"),
         }
-        self.state = State::Data(DataState { buf: Vec::new(), at_line_start: true, refused: None });
+        let buf = Spool::new(self.config.spool_dir.clone());
+        self.state = State::Data(DataState { buf, at_line_start: true, refused: None });
         Step::reply("354 End data with <CR><LF>.<CR><LF>\r\n")
     }
 
@@ -504,9 +511,11 @@ impl Session {
             let unstuffed = if data.at_line_start && line.first() == Some(&b'.') { &line[1..] } else { line };
             if data.buf.len() + unstuffed.len() > max {
                 data.refused = Some("5.3.4 Message size exceeds the limit");
-                data.buf = Vec::new();
-            } else {
-                data.buf.extend_from_slice(unstuffed);
+                data.buf = Spool::new(None);
+            } else if let Err(e) = data.buf.push(unstuffed) {
+                eprintln!("smtp: cannot spool a message being received: {e}");
+                data.refused = Some("4.3.0 The message could not be kept, try again later");
+                data.buf = Spool::new(None);
             }
         }
         data.at_line_start = complete && !bare_lf;
@@ -518,7 +527,7 @@ impl Session {
     pub fn refuse_data(&mut self, why: &'static str) {
         if let State::Data(data) = &mut self.state {
             data.refused.get_or_insert(why);
-            data.buf = Vec::new();
+            data.buf = Spool::new(None);
         }
     }
 
@@ -528,14 +537,19 @@ impl Session {
             let code = match why.get(..5) {
                 Some("5.3.4") => 552,
                 Some("4.3.1") => 452,
+                Some(c) if c.starts_with('4') => 451,
                 _ => 550,
             };
             return Step::reply(format!("{code} {why}\r\n"));
         }
+        // The checks below, and the intake, read the header section from what stayed in memory.
+        if data.buf.spilled() && memchr::memmem::find(data.buf.head(), b"\r\n\r\n").is_none() {
+            return Step::reply("552 5.3.4 The header section is too large\r\n");
+        }
         if self.config.role == Role::Backbone {
             // Peers send Direct messages, which are S/MIME-enveloped: anything else is refused
             // now, before it takes room in the queue.
-            let ct = mime::Entity::parse(&data.buf).content_type();
+            let ct = mime::Entity::parse(data.buf.head()).content_type();
             if !(ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime")) {
                 return Step::reply(
                     "554 5.6.0 Only S/MIME messages (application/pkcs7-mime) are accepted from peer HISPs\r\n",
@@ -544,7 +558,7 @@ impl Session {
         }
         if self.config.role == Role::Submission {
             // The From header must be the authenticated user's own address, as the envelope is.
-            let headers = mime::Entity::parse(&data.buf).headers;
+            let headers = mime::Entity::parse(data.buf.head()).headers;
             let from: Vec<String> = headers.all("from").flat_map(mime::addresses).collect();
             let owned = matches!(from.as_slice(), [one] if DirectAddress::parse(one).ok() == self.authenticated);
             if !owned {

@@ -34,6 +34,7 @@ fn session(role: Role) -> Session {
         max_recipients: 3,
         max_auth_failures: 2,
         tls_available: true,
+        spool_dir: None,
     })
 }
 
@@ -87,7 +88,10 @@ fn a_submission_is_committed_only_after_tls_auth_and_ownership() {
         data(&mut s, &[b"From: Dr Smith <dr.smith@a.test>\r\n", b"To: dr.jones@b.test\r\n", b"\r\n", b"..hi\r\n"]);
     let Action::Commit(envelope) = step.action else { panic!("expected a commit, got {step:?}") };
     assert!(step.reply.is_none(), "no 250 before the commit");
-    assert_eq!(envelope.data, b"From: Dr Smith <dr.smith@a.test>\r\nTo: dr.jones@b.test\r\n\r\n.hi\r\n");
+    assert_eq!(
+        envelope.data.into_bytes().unwrap(),
+        b"From: Dr Smith <dr.smith@a.test>\r\nTo: dr.jones@b.test\r\n\r\n.hi\r\n"
+    );
     assert_eq!(envelope.recipients[0].to_string(), "dr.jones@b.test");
     assert_eq!(envelope.authenticated.as_ref().map(|a| a.to_string()).as_deref(), Some("dr.smith@a.test"));
     assert!(s.committed(Ok("42".into())).starts_with("250 "));
@@ -284,4 +288,59 @@ fn a_throttled_login_is_told_to_come_back_later() {
     let step = s.line(format!("AUTH PLAIN {}\r\n", plain("throttled@a.test", "right password")).as_bytes(), &TestGate);
     assert!(step.reply.as_deref().unwrap().starts_with("454 4.7.0"), "{step:?}");
     assert!(s.authenticated.is_none());
+}
+
+/// A backbone session that spools into `dir`, taking messages of up to 8 MiB.
+fn spooling(dir: &std::path::Path) -> Session {
+    let mut s = Session::new(SessionConfig {
+        role: Role::Backbone,
+        hostname: "mx.a.test".into(),
+        max_message_bytes: 8 << 20,
+        max_recipients: 3,
+        max_auth_failures: 2,
+        tls_available: true,
+        spool_dir: Some(std::sync::Arc::from(dir)),
+    });
+    assert_eq!(send(&mut s, "EHLO mx.b.test"), 250);
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.jones@b.test>"), 250);
+    assert_eq!(send(&mut s, "RCPT TO:<dr.smith@a.test>"), 250);
+    s
+}
+
+#[test]
+fn a_large_message_is_received_into_the_spool_and_committed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spooling(dir.path());
+    let line = [b"QUJD".repeat(19).as_slice(), b"\r\n"].concat();
+    let mut lines: Vec<&[u8]> = vec![b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n", b"\r\n"];
+    lines.extend(std::iter::repeat_n(line.as_slice(), 60_000));
+    let step = data(&mut s, &lines);
+    let Action::Commit(envelope) = step.action else { panic!("expected a commit, got {step:?}") };
+    assert!(envelope.data.spilled(), "4.6 MB stays on disk, not in memory");
+    assert_eq!(envelope.data.head().len(), crate::smtp::spool::IN_MEMORY);
+    assert_eq!(envelope.data.into_bytes().unwrap(), lines.concat());
+}
+
+#[test]
+fn a_header_section_beyond_what_stays_in_memory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spooling(dir.path());
+    let field = [b"X-Padding: ".as_slice(), &[b'a'; 900], b"\r\n"].concat();
+    let mut lines: Vec<&[u8]> = vec![b"Content-Type: application/pkcs7-mime\r\n"];
+    lines.extend(std::iter::repeat_n(field.as_slice(), 1_300));
+    lines.push(b"\r\n");
+    lines.push(b"QUJD\r\n");
+    let step = data(&mut s, &lines);
+    assert_eq!(code(&step), 552, "{step:?}");
+}
+
+#[test]
+fn a_spool_that_cannot_be_written_answers_451_and_keeps_the_session() {
+    let mut s = spooling(std::path::Path::new("/nonexistent/spool"));
+    let line = [b"QUJD".repeat(19).as_slice(), b"\r\n"].concat();
+    let mut lines: Vec<&[u8]> = vec![b"Content-Type: application/pkcs7-mime\r\n", b"\r\n"];
+    lines.extend(std::iter::repeat_n(line.as_slice(), 20_000));
+    let step = data(&mut s, &lines);
+    assert_eq!(code(&step), 451, "{step:?}");
+    assert_eq!(send(&mut s, "MAIL FROM:<dr.jones@b.test>"), 250);
 }
