@@ -159,6 +159,15 @@ impl<'a> Reader<'a> {
     pub fn required(&mut self, what: &'static str) -> Result<Tlv<'a>, DerError> {
         self.read()?.ok_or(DerError(what))
     }
+
+    /// Checks that nothing is left: a structure with elements after its last field is refused
+    /// (what `what` says), as OpenSSL's templates refuse it.
+    pub fn end(&self, what: &'static str) -> Result<(), DerError> {
+        match self.data.is_empty() {
+            true => Ok(()),
+            false => Err(DerError(what)),
+        }
+    }
 }
 
 /// How deep constructed elements may nest where this reader recurses (indefinite lengths, the

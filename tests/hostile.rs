@@ -174,6 +174,56 @@ fn a_signer_certificate_look_alike_cannot_forge_a_signature_and_genuine_pss_open
     assert_eq!(forged.json()["error"]["code"], "tampered", "{}", forged.text());
 }
 
+/// `openssl cms -encrypt` of `input` to bob as DER, and that DER as a message.
+fn openssl_envelope(files: &Files, input: &[u8]) -> Vec<u8> {
+    let (input, out) = (files.write("to-encrypt.eml", input), files.p("encrypted.der"));
+    let bob = files.p("bob.pem");
+    openssl(&["cms", "-encrypt", "-binary", "-in", &input, "-outform", "DER", "-out", &out, "-aes256", "-recip", &bob]);
+    std::fs::read(&out).unwrap()
+}
+
+fn as_message(der: &[u8]) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let head = "From: alice@a.example.org\r\nTo: bob@b.example.org\r\nContent-Type: application/pkcs7-mime; \
+                smime-type=enveloped-data\r\nContent-Transfer-Encoding: base64\r\n\r\n";
+    [head.as_bytes(), lines.join("\r\n").as_bytes(), b"\r\n"].concat()
+}
+
+/// Whether OpenSSL's CMS reads `der` and decrypts it for bob.
+fn openssl_decrypts(files: &Files, der: &[u8]) -> bool {
+    let input = files.write("for-openssl.der", der);
+    let (cert, key) = (files.p("bob.pem"), files.p("bob.key"));
+    let args = ["cms", "-decrypt", "-inform", "DER", "-in", &input, "-recip", &cert, "-inkey", &key];
+    run("openssl", &args, None, &[]).status == 0
+}
+
+#[test]
+fn algorithm_parameters_that_are_not_one_whole_element_are_malformed_as_openssl_finds_them() {
+    // Found by the open_differential fuzz target: hisp read only the OID of an AlgorithmIdentifier,
+    // so a key-transport algorithm whose NULL had a broken length opened, where OpenSSL refuses.
+    let files = Files::new();
+    let pki = Pki::new("Hostile Test CA");
+    files.ca("ca", &pki.ca);
+    files.identity("alice", &pki.issue("alice@a.example.org"));
+    files.identity("bob", &pki.issue("bob@b.example.org"));
+    let content = wrapped("alice@a.example.org", "bob@b.example.org", "<alg-1@a.example.org>", "Sodium 140.");
+    let signature = openssl_sign(&files, &content, &files.p("alice.pem"), &files.p("alice.key"), &[]);
+    let sealed = openssl_envelope(&files, &multipart_signed(&content, &signature));
+    assert_eq!(open_as_bob(&files, &as_message(&sealed)).status, 0, "the unaltered message opens");
+
+    let rsa_null: &[u8] = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x05\x00";
+    let rsa_broken: &[u8] = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x05\xfd";
+    let mut key_transport = sealed.clone();
+    replace_last(&mut key_transport, rsa_null, rsa_broken);
+    // OpenSSL decrypts the unaltered message and refuses the altered key transport.
+    assert!(openssl_decrypts(&files, &sealed));
+    assert!(!openssl_decrypts(&files, &key_transport));
+    let opened = open_as_bob(&files, &as_message(&key_transport));
+    assert_ne!(opened.status, 0, "opened: {}", opened.text());
+    assert_eq!(opened.json()["error"]["code"], "malformed", "{}", opened.text());
+}
+
 #[test]
 fn a_forged_signer_over_the_backbone_reaches_no_mailbox_and_gets_no_mdn() {
     let n = network();

@@ -84,10 +84,20 @@ fn content_info(ber: &[u8]) -> Result<(String, Tlv<'_>), DerError> {
 }
 
 fn algorithm(tlv: Tlv) -> Result<String, DerError> {
-    tlv.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?
-        .children()
-        .required("empty AlgorithmIdentifier")?
-        .oid()
+    algorithm_with_parameters(tlv).map(|(oid, _)| oid)
+}
+
+/// An AlgorithmIdentifier (RFC 5280 §4.1.1.2): its OID and its parameters, one whole element or
+/// none (a NULL with nothing in it), and nothing after them.
+fn algorithm_with_parameters(tlv: Tlv) -> Result<(String, Option<Tlv>), DerError> {
+    let mut f = tlv.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?.children();
+    let oid = f.required("empty AlgorithmIdentifier")?.oid()?;
+    let parameters = f.read()?;
+    f.end("AlgorithmIdentifier has more than its parameters")?;
+    if parameters.is_some_and(|p| p.tag == NULL && !p.content.is_empty()) {
+        return Err(DerError("a NULL with contents"));
+    }
+    Ok((oid, parameters))
 }
 
 fn identifier(tlv: Tlv) -> Result<RecipientId, DerError> {
@@ -141,9 +151,7 @@ pub struct Ciphertext<'a> {
 pub fn ciphertext(ber: &[u8]) -> Result<Ciphertext<'_>, DerError> {
     let (_, content) = content_info(ber)?;
     let (_, mut e) = enveloped_fields(content)?;
-    let mut alg = e.required("encryptedContentInfo has no algorithm")?.children();
-    alg.required("empty AlgorithmIdentifier")?;
-    let parameters = alg.read()?;
+    let (_, parameters) = algorithm_with_parameters(e.required("encryptedContentInfo has no algorithm")?)?;
     let encrypted = e.required("encryptedContentInfo has no encryptedContent")?;
     if encrypted.context() != Some(0) {
         return Err(DerError("encryptedContent is not [0]"));
@@ -173,6 +181,7 @@ fn recipient(info: Tlv) -> Result<Recipient, DerError> {
     let id = identifier(f.required("KeyTransRecipientInfo has no rid")?)?;
     let key_algorithm = algorithm(f.required("KeyTransRecipientInfo has no algorithm")?)?;
     let encrypted_key = f.required("KeyTransRecipientInfo has no encryptedKey")?.expect_octets()?;
+    f.end("KeyTransRecipientInfo has more than its fields")?;
     Ok(Recipient { kind, id: Some(id), key_algorithm: Some(key_algorithm), encrypted_key })
 }
 
@@ -230,10 +239,13 @@ fn signer(info: Tlv) -> Result<Signer, DerError> {
         signed_attrs = Some(next.raw.to_vec());
         next = f.required("SignerInfo has no signatureAlgorithm")?;
     }
-    let mut algorithm_fields = next.expect(SEQUENCE, "AlgorithmIdentifier is not a SEQUENCE")?.children();
-    let signature_algorithm = algorithm_fields.required("empty AlgorithmIdentifier")?.oid()?;
-    let signature_parameters = algorithm_fields.read()?.filter(|p| p.tag != NULL).map(|p| p.raw.to_vec());
+    let (signature_algorithm, parameters) = algorithm_with_parameters(next)?;
+    let signature_parameters = parameters.filter(|p| p.tag != NULL).map(|p| p.raw.to_vec());
     let signature = f.required("SignerInfo has no signature")?.expect_octets()?;
+    if f.read()?.is_some_and(|unsigned| unsigned.context() != Some(1)) {
+        return Err(DerError("SignerInfo has more than its fields"));
+    }
+    f.end("SignerInfo has more than its fields")?;
     Ok(Signer { id, digest, signed_attrs, signature_algorithm, signature_parameters, signature })
 }
 
