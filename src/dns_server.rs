@@ -99,14 +99,22 @@ impl Answerer<'_> {
         }
     }
 
-    /// The hosted domain `name` is in (the longest one), if any.
+    /// The hosted domain `name` is in (the longest one), if any: the name and each of its
+    /// parents in turn, looked up one by one (a name has at most 127 labels; the node may host
+    /// thousands of domains).
     fn zone_of(&self, name: &str) -> Result<Option<Domain>, String> {
-        let domains = self.store.domains().map_err(|e| e.to_string())?;
-        Ok(domains
-            .into_iter()
-            .map(|d| d.domain)
-            .filter(|d| name == d.as_str() || name.ends_with(&format!(".{}", d.as_str())))
-            .max_by_key(|d| d.as_str().len()))
+        let mut candidate = name;
+        loop {
+            if let Ok(domain) = Domain::parse(candidate) {
+                if self.store.has_domain(&domain).map_err(|e| e.to_string())? {
+                    return Ok(Some(domain));
+                }
+            }
+            match candidate.split_once('.') {
+                Some((_, parent)) if !parent.is_empty() => candidate = parent,
+                _ => return Ok(None),
+            }
+        }
     }
 
     /// (does the name exist, its records of `rtype`).
@@ -165,6 +173,10 @@ impl Answerer<'_> {
     }
 }
 
+/// UDP questions are answered by this many threads, each reading from the one socket with a
+/// store of its own: a slow question holds one of them, not the rest.
+const UDP_WORKERS: usize = 4;
+
 /// Serves `listen` over UDP and TCP from the store at `db`, each on its own threads.
 pub fn start(
     listen: SocketAddr,
@@ -178,15 +190,12 @@ pub fn start(
     let tcp = TcpListener::bind(bound)?;
     let publishing = Arc::new(publishing);
     let (db_udp, publishing_udp, clock_udp) = (db.clone(), publishing.clone(), clock.clone());
-    std::thread::Builder::new().name("dns-udp".into()).spawn(move || {
-        let Ok(store) = SqliteStore::open(&db_udp, "dns") else { return };
-        let mut buf = [0u8; 4096];
-        while let Ok((n, peer)) = udp.recv_from(&mut buf) {
-            let answerer = Answerer { store: &store, publishing: &publishing_udp, now: clock_udp.unix_now() };
-            if let Some(reply) = answerer.answer(&buf[..n], true) {
-                let _ = udp.send_to(&reply, peer);
-            }
-        }
+    spawn_udp_workers(&udp, UDP_WORKERS, move || {
+        let store = SqliteStore::open(&db_udp, "dns").ok()?;
+        let (publishing, clock) = (publishing_udp.clone(), clock_udp.clone());
+        Some(Box::new(move |query: &[u8]| {
+            Answerer { store: &store, publishing: &publishing, now: clock.unix_now() }.answer(query, true)
+        }))
     })?;
     std::thread::Builder::new().name("dns-tcp".into()).spawn(move || {
         for stream in tcp.incoming().flatten() {
@@ -201,6 +210,32 @@ pub fn start(
         }
     })?;
     Ok(bound)
+}
+
+/// What a UDP worker answers with: made in its own thread (a store is not shared between threads).
+type UdpAnswer = Box<dyn FnMut(&[u8]) -> Option<Vec<u8>>>;
+
+/// Starts `workers` threads answering the questions that arrive at `udp`, each with the answer
+/// `make` gives it (a worker whose `make` fails does not start).
+fn spawn_udp_workers(
+    udp: &UdpSocket,
+    workers: usize,
+    make: impl Fn() -> Option<UdpAnswer> + Send + Sync + 'static,
+) -> std::io::Result<()> {
+    let make = Arc::new(make);
+    for worker in 0..workers {
+        let (udp, make) = (udp.try_clone()?, make.clone());
+        std::thread::Builder::new().name(format!("dns-udp-{worker}")).spawn(move || {
+            let Some(mut answer) = make() else { return };
+            let mut buf = [0u8; 4096];
+            while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+                if let Some(reply) = answer(&buf[..n]) {
+                    let _ = udp.send_to(&reply, peer);
+                }
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// RFC 7766: two-byte length-prefixed messages, several per connection; each query must arrive
@@ -227,5 +262,65 @@ fn serve_tcp(
         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&reply);
         stream.write_all(&framed)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_slow_question_over_udp_does_not_hold_up_the_others() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let at = server.local_addr().unwrap();
+        // "slow" is answered only once the test says so; anything else at once.
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(Mutex::new(released));
+        spawn_udp_workers(&server, UDP_WORKERS, move || {
+            let released = released.clone();
+            Some(Box::new(move |query: &[u8]| {
+                if query == b"slow" {
+                    let _ = released.lock().unwrap().recv();
+                }
+                Some(query.to_vec())
+            }))
+        })
+        .unwrap();
+        let ask = |query: &[u8]| {
+            let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            client.send_to(query, at).unwrap();
+            client
+        };
+        let read = |client: &UdpSocket| {
+            let mut buf = [0u8; 16];
+            client.recv(&mut buf).map(|n| buf[..n].to_vec())
+        };
+        let slow = ask(b"slow");
+        std::thread::sleep(Duration::from_millis(100));
+        let fast = ask(b"fast");
+        assert_eq!(read(&fast).expect("answered while the slow question waits"), b"fast");
+        release.send(()).unwrap();
+        assert_eq!(read(&slow).unwrap(), b"slow");
+    }
+
+    #[test]
+    fn the_zone_of_a_name_is_the_longest_hosted_domain_above_it() {
+        let store = SqliteStore::in_memory("test").unwrap();
+        for (domain, practice) in [("a.test", "A"), ("direct.a.test", "A2")] {
+            store.add_domain(&Domain::parse(domain).unwrap(), practice).unwrap();
+        }
+        let publishing = Publishing { mx_host: "mx.a.test".into(), mx_address: Ipv4Addr::LOCALHOST, ttl: 60 };
+        let answerer = Answerer { store: &store, publishing: &publishing, now: 0 };
+        let zone = |name: &str| answerer.zone_of(name).unwrap().map(|d| d.to_string());
+        assert_eq!(zone("dr.smith.direct.a.test").as_deref(), Some("direct.a.test"));
+        assert_eq!(zone("direct.a.test").as_deref(), Some("direct.a.test"));
+        assert_eq!(zone("dr.smith.a.test").as_deref(), Some("a.test"));
+        assert_eq!(zone("a.test").as_deref(), Some("a.test"));
+        assert_eq!(zone("b.test"), None);
+        assert_eq!(zone("xa.test"), None);
+        assert_eq!(zone("test"), None);
     }
 }

@@ -10,13 +10,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashlink::LruCache;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use openssl::sha::Sha256;
 
-/// The most users remembered at once; past it the expired entries go, then all of them.
-const MAX_ENTRIES: usize = 10_000;
+/// The most users remembered at once (about 100 bytes each); past it, the user who logged in
+/// least recently is forgotten.
+const MAX_ENTRIES: usize = 100_000;
 
 pub struct LoginCache {
     /// The HMAC key (RFC 2104), as its two padded blocks.
@@ -30,17 +33,17 @@ pub struct LoginCache {
     hashed: AtomicUsize,
 }
 
-#[derive(Default)]
 struct State {
-    entries: HashMap<String, Entry>,
+    entries: LruCache<String, Entry>,
     /// Users whose login is being verified now, with the tag of the password tried: a session
     /// trying the same password waits for that result instead of hashing too (an EHR opening
     /// many connections at once).
     verifying: HashMap<String, [u8; 32]>,
 }
 
+/// A verified login: the tag covers the stored hash as well as the password, so a changed hash
+/// no longer matches it.
 struct Entry {
-    stored_hash: String,
     tag: [u8; 32],
     verified_at: Instant,
 }
@@ -48,6 +51,10 @@ struct Entry {
 impl LoginCache {
     /// Remembers a verified login for `ttl` (zero: never, every login runs argon2id).
     pub fn new(ttl: Duration) -> Result<LoginCache, openssl::error::ErrorStack> {
+        Self::with_capacity(ttl, MAX_ENTRIES)
+    }
+
+    fn with_capacity(ttl: Duration, capacity: usize) -> Result<LoginCache, openssl::error::ErrorStack> {
         let mut secret = [0u8; 32];
         openssl::rand::rand_bytes(&mut secret)?;
         let (mut inner_pad, mut outer_pad) = ([0x36u8; 64], [0x5cu8; 64]);
@@ -60,7 +67,7 @@ impl LoginCache {
             inner_pad,
             outer_pad,
             ttl,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State { entries: LruCache::new(capacity), verifying: HashMap::new() }),
             verified: Condvar::new(),
             hashed: AtomicUsize::new(0),
         })
@@ -76,7 +83,7 @@ impl LoginCache {
         let user = user.to_ascii_lowercase();
         let Ok(mut state) = self.state.lock() else { return crate::password::verify(password, stored) };
         loop {
-            if self.remembers(&state, &user, stored, &tag) {
+            if self.remembers(&mut state, &user, &tag) {
                 return true;
             }
             match state.verifying.get(&user) {
@@ -100,29 +107,21 @@ impl LoginCache {
                 state.verifying.remove(&user);
             }
             if verified {
-                self.remember(&mut state, user, stored, tag);
+                self.remember(&mut state, user, tag);
             }
         }
         self.verified.notify_all();
         verified
     }
 
-    fn remembers(&self, state: &State, user: &str, stored: &str, tag: &[u8; 32]) -> bool {
-        state
-            .entries
-            .get(user)
-            .is_some_and(|e| e.stored_hash == stored && e.verified_at.elapsed() < self.ttl && same(&e.tag, tag))
+    /// Whether `user` logged in with the password and stored hash of `tag` within the lifetime
+    /// (and, if so, makes it the most recently used).
+    fn remembers(&self, state: &mut State, user: &str, tag: &[u8; 32]) -> bool {
+        state.entries.get(user).is_some_and(|e| e.verified_at.elapsed() < self.ttl && same(&e.tag, tag))
     }
 
-    fn remember(&self, state: &mut State, user: String, stored: &str, tag: [u8; 32]) {
-        let entries = &mut state.entries;
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&user) {
-            entries.retain(|_, e| e.verified_at.elapsed() < self.ttl);
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-        }
-        entries.insert(user, Entry { stored_hash: stored.to_string(), tag, verified_at: Instant::now() });
+    fn remember(&self, state: &mut State, user: String, tag: [u8; 32]) {
+        state.entries.insert(user, Entry { tag, verified_at: Instant::now() });
     }
 
     /// HMAC-SHA256 over the stored hash and the password (the hash first: it has no NUL).
@@ -155,23 +154,18 @@ mod tests {
         let hash = crate::password::hash(PASSWORD).unwrap();
         let cache = LoginCache::new(Duration::from_secs(300)).unwrap();
         assert!(!cache.verify("dr.smith@a.test", "a wrong password!", &hash), "a failure is not remembered");
-        assert!(!cache.remembers(&cache.state.lock().unwrap(), "dr.smith@a.test", &hash, &cache.tag(&hash, PASSWORD)));
+        assert!(!cache.remembers(&mut cache.state.lock().unwrap(), "dr.smith@a.test", &cache.tag(&hash, PASSWORD)));
         assert!(cache.verify("Dr.Smith@a.test", PASSWORD, &hash));
-        assert!(cache.remembers(&cache.state.lock().unwrap(), "dr.smith@a.test", &hash, &cache.tag(&hash, PASSWORD)));
+        assert!(cache.remembers(&mut cache.state.lock().unwrap(), "dr.smith@a.test", &cache.tag(&hash, PASSWORD)));
         assert!(cache.verify("dr.smith@a.test", PASSWORD, &hash), "from the cache");
         assert!(!cache.verify("dr.smith@a.test", "a long enough passworD", &hash), "another password");
         // The password changed: the entry no longer counts, the old password fails.
         let changed = crate::password::hash("the new long password").unwrap();
-        assert!(!cache.remembers(
-            &cache.state.lock().unwrap(),
-            "dr.smith@a.test",
-            &changed,
-            &cache.tag(&changed, PASSWORD)
-        ));
+        assert!(!cache.remembers(&mut cache.state.lock().unwrap(), "dr.smith@a.test", &cache.tag(&changed, PASSWORD)));
         assert!(!cache.verify("dr.smith@a.test", PASSWORD, &changed));
         assert!(cache.verify("dr.smith@a.test", "the new long password", &changed));
         // Another user with the same password is verified on its own.
-        assert!(!cache.remembers(&cache.state.lock().unwrap(), "dr.jones@a.test", &hash, &cache.tag(&hash, PASSWORD)));
+        assert!(!cache.remembers(&mut cache.state.lock().unwrap(), "dr.jones@a.test", &cache.tag(&hash, PASSWORD)));
     }
 
     #[test]
@@ -191,27 +185,30 @@ mod tests {
         let brief = LoginCache::new(Duration::from_millis(50)).unwrap();
         assert!(brief.verify("u@a.test", PASSWORD, &hash));
         let tag = brief.tag(&hash, PASSWORD);
-        assert!(brief.remembers(&brief.state.lock().unwrap(), "u@a.test", &hash, &tag));
+        assert!(brief.remembers(&mut brief.state.lock().unwrap(), "u@a.test", &tag));
         std::thread::sleep(Duration::from_millis(80));
-        assert!(!brief.remembers(&brief.state.lock().unwrap(), "u@a.test", &hash, &tag), "expired");
+        assert!(!brief.remembers(&mut brief.state.lock().unwrap(), "u@a.test", &tag), "expired");
         let never = LoginCache::new(Duration::ZERO).unwrap();
         assert!(never.verify("u@a.test", PASSWORD, &hash));
         assert!(never.state.lock().unwrap().entries.is_empty());
     }
 
     #[test]
-    fn a_full_cache_drops_expired_entries_first() {
-        let cache = LoginCache::new(Duration::from_secs(300)).unwrap();
-        let stale = Instant::now().checked_sub(Duration::from_secs(600)).unwrap();
-        let mut state = cache.state.lock().unwrap();
-        for i in 0..MAX_ENTRIES {
-            let at = if i % 2 == 0 { stale } else { Instant::now() };
-            let entry = Entry { stored_hash: "h".into(), tag: [0; 32], verified_at: at };
-            state.entries.insert(format!("u{i}@a.test"), entry);
+    fn a_full_cache_forgets_the_user_who_logged_in_least_recently_only() {
+        let hash = crate::password::hash(PASSWORD).unwrap();
+        let cache = LoginCache::with_capacity(Duration::from_secs(300), 3).unwrap();
+        for user in ["u0@a.test", "u1@a.test", "u2@a.test"] {
+            assert!(cache.verify(user, PASSWORD, &hash));
         }
-        cache.remember(&mut state, "new@a.test".into(), "h", [1; 32]);
-        assert_eq!(state.entries.len(), MAX_ENTRIES / 2 + 1, "the fresh half and the new entry");
-        assert!(state.entries.contains_key("u1@a.test") && !state.entries.contains_key("u0@a.test"));
+        assert!(cache.verify("u0@a.test", PASSWORD, &hash), "u0 again: now the most recent");
+        assert_eq!(cache.hashed.load(Ordering::Relaxed), 3);
+        assert!(cache.verify("u3@a.test", PASSWORD, &hash));
+        let tag = cache.tag(&hash, PASSWORD);
+        let mut state = cache.state.lock().unwrap();
+        assert!(!cache.remembers(&mut state, "u1@a.test", &tag), "the least recent went");
+        for kept in ["u0@a.test", "u2@a.test", "u3@a.test"] {
+            assert!(cache.remembers(&mut state, kept, &tag), "{kept} kept");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub enum PasswordError {
     TooLong,
     #[error("hashing failed: {0}")]
     Hash(String),
+    #[error("{0}")]
+    BadHash(String),
 }
 
 /// argon2id runs at once in this process, at most. Each holds 19 MiB while it runs: without a
@@ -75,6 +77,38 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
         .map_err(|e| PasswordError::Hash(e.to_string()))
 }
 
+/// The costs an imported hash may have: at least OWASP's argon2id baseline (m=19 MiB and t=2,
+/// or an equal product of memory and passes, down to m=7 MiB and t=5), and no more memory than
+/// a login may take (each of the few logins hashing at once holds it).
+const MIN_COST_KIB_PASSES: u64 = 7 * 1024 * 5;
+const MAX_MEMORY_KIB: u64 = 64 * 1024;
+
+/// Whether `stored` is an argon2id hash in PHC string form this node can verify logins against
+/// at a bounded cost (`hisp address import` takes hashes made elsewhere).
+pub fn check_stored(stored: &str) -> Result<(), PasswordError> {
+    let bad = |why: &str| Err(PasswordError::BadHash(why.to_string()));
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return bad("not a password hash in PHC string form ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return bad("not an argon2id hash (the only kind this node verifies)");
+    }
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return bad("its argon2id parameters are not valid");
+    };
+    if parsed.hash.is_none() || parsed.salt.is_none() {
+        return bad("it has no salt or no hash");
+    }
+    let (memory, passes) = (u64::from(params.m_cost()), u64::from(params.t_cost()));
+    if memory * passes < MIN_COST_KIB_PASSES {
+        return bad("its cost is below the argon2id baseline (m=19456,t=2 or an equal memory x passes)");
+    }
+    if memory > MAX_MEMORY_KIB {
+        return bad("it needs more than 64 MiB per login");
+    }
+    Ok(())
+}
+
 /// False for a wrong password and for a stored hash that cannot be parsed.
 pub fn verify(password: &str, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else { return false };
@@ -94,6 +128,28 @@ mod tests {
         assert!(!verify("a long enough passworD", &h));
         assert!(!verify("anything", "not a hash"));
         assert_eq!(hash("short"), Err(PasswordError::TooShort));
+    }
+
+    #[test]
+    fn stored_hashes_are_checked_for_kind_and_cost() {
+        assert_eq!(check_stored(&hash("a long enough password").unwrap()), Ok(()));
+        let salt = "c29tZXNhbHRzb21lc2FsdA";
+        let digest = "RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+        let with = |params: &str| format!("$argon2id$v=19${params}${salt}${digest}");
+        assert_eq!(check_stored(&with("m=7168,t=5,p=1")), Ok(()), "an OWASP equivalent");
+        for (stored, why) in [
+            (with("m=4096,t=3,p=1"), "below the argon2id baseline"),
+            (with("m=262144,t=2,p=1"), "more than 64 MiB"),
+            (format!("$argon2i$v=19$m=19456,t=2,p=1${salt}${digest}"), "not an argon2id hash"),
+            ("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW".to_string(), "PHC string form"),
+            ("plain text".to_string(), "PHC string form"),
+            (format!("$argon2id$v=19$m=19456,t=2,p=1${salt}"), "no salt or no hash"),
+        ] {
+            match check_stored(&stored) {
+                Err(PasswordError::BadHash(e)) => assert!(e.contains(why), "{stored}: {e}"),
+                other => panic!("{stored}: {other:?}"),
+            }
+        }
     }
 
     #[test]

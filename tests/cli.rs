@@ -448,3 +448,98 @@ fn what_is_missing_or_already_there_is_said_with_its_own_code() {
     let again = node.run(&["--json", "domain", "add", "a.test"]);
     assert_eq!(again.json()["error"]["code"], "duplicate", "{}", again.text());
 }
+
+#[test]
+fn addresses_are_imported_from_a_csv_file_in_batches_with_bad_rows_refused_by_line() {
+    let node = Node::new();
+    node.ok(&["domain", "add", "a.test", "--practice", "A"]);
+    node.ok(&["proofing", "approve", "a.test", "--out-of-band", "--reason", "test practice"]);
+    node.ok(&["ca", "init"]);
+    let hash = hisp::password::hash("a long enough password").unwrap();
+    let mut csv = String::from("address,practice,password_hash,certificate\n");
+    for i in 0..6_000 {
+        csv.push_str(&format!("user{i}@a.test,,,\n"));
+    }
+    for i in 0..4_000 {
+        csv.push_str(&format!("\"clinic{i}@b.test\",B Clinic,,\n"));
+    }
+    // Lines 10,002 on: one good row of each other kind, then the bad ones.
+    // A PHC string holds commas: quoted, as any CSV writer does.
+    csv.push_str(&format!("dr.hash@a.test,,\"{hash}\",\n"));
+    csv.push_str("dr.cert@a.test,A,,issue\n");
+    let bad = [
+        ("not an address,,,", "'@'"),
+        ("x@c.test,,,", "not hosted here"),
+        ("y@a.test,Other Practice,,", "belongs to practice \"A\""),
+        (
+            "z@a.test,,\"$argon2id$v=19$m=1024,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG\",",
+            "below the argon2id baseline",
+        ),
+        (
+            "v@a.test,,$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG,",
+            "found record with 6 fields",
+        ),
+        ("user5@a.test,,,", "already exists"),
+        ("w@a.test,,,maybe", "is not `issue`"),
+        ("../escape@a.test,,,", "may not contain '/'"),
+    ];
+    for (row, _) in &bad {
+        csv.push_str(row);
+        csv.push('\n');
+    }
+    let file = node.files.write("addresses.csv", csv.as_bytes());
+    let run = node.run(&["--json", "address", "import", &file, "--batch", "1000"]);
+    assert_eq!(run.status, 1, "some rows refused: {}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["rows"], 10_010);
+    assert_eq!(report["imported"], 10_002);
+    assert_eq!(report["domains_added"], 1);
+    assert_eq!(report["certificates_issued"], 1);
+    let refused = report["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), bad.len(), "{refused:?}");
+    for (n, (entry, (_, why))) in refused.iter().zip(&bad).enumerate() {
+        assert_eq!(entry["line"], 10_004 + n as u64, "{entry}");
+        assert!(entry["error"].as_str().unwrap().contains(why), "{entry} should say {why}");
+    }
+    // What went in is what the file said.
+    assert_eq!(node.sql("SELECT count(*) FROM addresses"), vec![b"Integer(10002)".to_vec()]);
+    assert_eq!(
+        node.sql("SELECT password_hash FROM addresses WHERE address = 'dr.hash@a.test'"),
+        vec![hash.into_bytes()]
+    );
+    let practice = &node.json(&["practice", "show", "b.test"])["practice"];
+    assert_eq!((practice["name"].as_str(), practice["addresses"].as_u64()), (Some("B Clinic"), Some(4_000)));
+    assert_eq!(practice["proofing"], "not-started", "a practice made by an import starts unproofed");
+    assert_eq!(node.json(&["cert", "list", "--owner", "dr.cert@a.test"]).as_array().unwrap().len(), 1);
+
+    // The same file again adds nothing and refuses every row as already there.
+    let again = node.run(&["--json", "address", "import", &file]).json();
+    assert_eq!((again["imported"].as_u64(), again["refused"].as_array().unwrap().len()), (Some(0), 10_010));
+
+    // Two imports at once both finish: the second writer waits for the first, it does not fail.
+    let files: Vec<String> = (0..2)
+        .map(|n| {
+            let rows: String = (0..3_000).map(|i| format!("p{n}-{i}@a.test\n")).collect();
+            node.files.write(&format!("part{n}.csv"), format!("address\n{rows}").as_bytes())
+        })
+        .collect();
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let running: Vec<_> =
+            files.iter().map(|f| s.spawn(|| node.run(&["address", "import", f, "--batch", "100"]))).collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for run in runs {
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert_eq!(run.status, 0, "{stdout} {}", run.stderr);
+        assert!(stdout.contains("imported 3000 of 3000"), "{stdout}");
+    }
+
+    // A header without an address column, or with a column it does not know, is a usage error.
+    let no_address = node.files.write("bad.csv", b"practice\nA\n");
+    let unknown = node.files.write("bad2.csv", b"address,pasword_hash\nq@a.test,x\n");
+    for (file, says) in [(&no_address, "no `address` column"), (&unknown, "\"pasword_hash\"")] {
+        let run = node.run(&["address", "import", file]);
+        assert_eq!(run.status, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(says), "{}", run.stderr);
+    }
+}

@@ -5,6 +5,7 @@ mod certs;
 mod context;
 mod discover;
 mod failure;
+mod import;
 mod message;
 mod onboarding;
 mod output;

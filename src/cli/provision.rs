@@ -44,6 +44,10 @@ pub enum AddressCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Add many addresses from a CSV file (100,000 in a run are usual), committed in batches.
+    /// Bad rows are refused with their line numbers and the rest go on; exit status 1 when any
+    /// row was refused. Running the same file again adds only what is missing.
+    Import(super::import::ImportArgs),
     /// List addresses.
     List {
         /// Only addresses of this domain.
@@ -176,6 +180,7 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
     let store = ctx.store()?;
     match command {
         AddressCommand::Verify(_) => {} // answered above
+        AddressCommand::Import(args) => return super::import::run(ctx, &args),
         AddressCommand::Add { address, password_stdin } => {
             let hash = if password_stdin { Some(new_password(true)?) } else { None };
             store.add_address(&address, hash.as_deref())?;

@@ -4,11 +4,12 @@
 //!
 //! Entries are found by the SHA-256 of the sealed key as the store holds it (and, for a signer, of
 //! the certificate), so the store still decides which key and certificate are in use: a revoked,
-//! removed or replaced certificate is simply no longer asked for. The caches are bounded and start
-//! over when full.
+//! removed or replaced certificate is simply no longer asked for. The caches are bounded: when
+//! full, the key used least recently goes.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use hashlink::LruCache;
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -16,34 +17,46 @@ use openssl::x509::X509;
 use crate::kek::{Kek, KekError};
 use crate::smime::seal::SignerIdentity;
 
-const CAPACITY: usize = 1024;
+/// Keys kept unsealed (one per certificate in use; a node of millions of addresses uses more
+/// than this, and each one left out costs an unsealing when it is next used).
+const CAPACITY: usize = 16_384;
 
 type Digest = [u8; 32];
 
-#[derive(Default)]
 pub struct Unsealed {
-    keys: Mutex<HashMap<Digest, PKey<Private>>>,
-    signers: Mutex<HashMap<(Digest, Digest), Arc<SignerIdentity>>>,
+    keys: Mutex<LruCache<Digest, PKey<Private>>>,
+    signers: Mutex<LruCache<(Digest, Digest), Arc<SignerIdentity>>>,
+}
+
+impl Default for Unsealed {
+    fn default() -> Self {
+        Unsealed::with_capacity(CAPACITY)
+    }
 }
 
 fn digest(bytes: &[u8]) -> Digest {
     openssl::sha::sha256(bytes)
 }
 
-fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<LruCache<K, V>>, key: K, value: V) {
     if let Ok(mut m) = map.lock() {
-        if m.len() >= CAPACITY {
-            m.clear();
-        }
         m.insert(key, value);
     }
 }
 
+fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<LruCache<K, V>>, key: &K) -> Option<V> {
+    map.lock().ok().and_then(|mut m| m.get(key).cloned())
+}
+
 impl Unsealed {
+    fn with_capacity(capacity: usize) -> Unsealed {
+        Unsealed { keys: Mutex::new(LruCache::new(capacity)), signers: Mutex::new(LruCache::new(capacity)) }
+    }
+
     /// The private key sealed as `sealed` under `kek`.
     pub fn key(&self, kek: &Kek, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
         let id = digest(sealed);
-        if let Some(key) = self.keys.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        if let Some(key) = recall(&self.keys, &id) {
             return Ok(key);
         }
         let key = kek.open_key(sealed)?;
@@ -54,7 +67,7 @@ impl Unsealed {
     /// The signing identity of `cert` with the key sealed as `sealed_key`, checked once.
     pub fn signer(&self, kek: &Kek, cert: &X509, sealed_key: &[u8]) -> Result<Arc<SignerIdentity>, String> {
         let id = (digest(&cert.to_der().map_err(|e| e.to_string())?), digest(sealed_key));
-        if let Some(signer) = self.signers.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        if let Some(signer) = recall(&self.signers, &id) {
             return Ok(signer);
         }
         let key = self.key(kek, sealed_key).map_err(|e| e.to_string())?;
@@ -87,6 +100,23 @@ mod tests {
         assert!(matches!(other.open_key(&sealed_one), Err(KekError::Damaged)));
         assert!(cache.key(&other, &sealed_one).unwrap().public_eq(&one));
         assert!(cache.key(&kek, &sealed_two).unwrap().public_eq(&two));
+    }
+
+    #[test]
+    fn a_full_cache_lets_go_of_the_key_used_least_recently_only() {
+        let kek = kek();
+        let other = Kek::derive("another-secret-of-16+chars", b"0123456789abcdef").unwrap();
+        let keys: Vec<_> = (0..3).map(|_| crate::pki::ca::generate_rsa(2048).unwrap()).collect();
+        let sealed: Vec<_> = keys.iter().map(|k| kek.seal_key(k).unwrap()).collect();
+        let cache = Unsealed::with_capacity(2);
+        cache.key(&kek, &sealed[0]).unwrap();
+        cache.key(&kek, &sealed[1]).unwrap();
+        cache.key(&kek, &sealed[0]).unwrap();
+        cache.key(&kek, &sealed[2]).unwrap();
+        // Kept keys come back even under a key-encryption key that cannot open them.
+        assert!(cache.key(&other, &sealed[0]).unwrap().public_eq(&keys[0]), "used recently: kept");
+        assert!(cache.key(&other, &sealed[2]).unwrap().public_eq(&keys[2]), "the newest: kept");
+        assert!(cache.key(&other, &sealed[1]).is_err(), "the least recently used went");
     }
 
     #[test]

@@ -364,15 +364,17 @@ impl Queue {
     /// Returns (retried, quarantined).
     pub fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
         let tx = self.write()?;
+        // Only a recipient in flight counts a crash now, so only its message can reach the limit:
+        // both statements find the recipients by the `queue_in_flight` index.
+        let quarantined = tx.run(
+            "UPDATE queue_messages SET quarantined = 'processing it stopped the daemon ' || ?1 || ' times'
+             WHERE quarantined IS NULL AND id IN (SELECT message_id FROM queue_recipients WHERE in_flight = 1
+                                                  AND crashes + 1 >= ?1 AND status IN ('queued', 'deferred'))",
+            [max_crashes],
+        )?;
         let retried = tx.run(
             "UPDATE queue_recipients SET in_flight = 0, crashes = crashes + 1, updated_at = ?1 WHERE in_flight = 1",
             [now],
-        )?;
-        let quarantined = tx.run(
-            "UPDATE queue_messages SET quarantined = 'processing it stopped the daemon ' || ?1 || ' times'
-             WHERE quarantined IS NULL AND id IN (SELECT message_id FROM queue_recipients WHERE crashes >= ?1
-                                                  AND status IN ('queued', 'deferred'))",
-            [max_crashes],
         )?;
         tx.commit()?;
         Ok((retried, quarantined))
@@ -569,11 +571,17 @@ impl Queue {
     /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
     pub fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT recipient, message_id, field_open(filename), content_type, size, field_open(sha256), received_at
-             FROM received_attachments WHERE ?1 IS NULL OR recipient = ?1 ORDER BY id DESC",
-        )?;
-        let rows = stmt.query_map([recipient], |r| {
+        let mut stmt = match recipient {
+            Some(_) => conn.prepare_cached(
+                "SELECT recipient, message_id, field_open(filename), content_type, size, field_open(sha256), received_at
+                 FROM received_attachments WHERE recipient = ?1 ORDER BY id DESC",
+            )?,
+            None => conn.prepare_cached(
+                "SELECT recipient, message_id, field_open(filename), content_type, size, field_open(sha256), received_at
+                 FROM received_attachments ORDER BY id DESC",
+            )?,
+        };
+        let rows = stmt.query_map(rusqlite::params_from_iter(recipient), |r| {
             Ok(ReceivedAttachment {
                 recipient: r.get(0)?,
                 message_id: r.get(1)?,

@@ -463,23 +463,21 @@ impl ApiStore for SqliteStore {
         message_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<MailboxEntry>> {
-        let sql = format!(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT * FROM (
                SELECT message_id, 'sent' AS way, sender, group_concat(recipient, ' '), field_open(subject),
                       min(submitted_at) AS at, group_concat(status, ' ')
-               FROM tracked WHERE {sender} IN {PRACTICE_DOMAINS} AND (?3 IS NULL OR message_id = ?3)
+               FROM tracked
+               WHERE sender_domain IN {PRACTICE_DOMAINS} AND (?3 IS NULL OR message_id = ?3)
                GROUP BY message_id
                UNION ALL
                SELECT message_id, 'received', sender, group_concat(recipient, ' '), field_open(subject), min(delivered_at),
                       'delivered'
-               FROM mailbox_deliveries WHERE kind = 'message' AND {recipient} IN {PRACTICE_DOMAINS}
-                 AND (?3 IS NULL OR message_id = ?3)
+               FROM mailbox_deliveries
+               WHERE kind = 'message' AND recipient_domain IN {PRACTICE_DOMAINS} AND (?3 IS NULL OR message_id = ?3)
                GROUP BY message_id)
-             WHERE ?2 IS NULL OR way = ?2 ORDER BY at DESC, message_id LIMIT ?4",
-            sender = domain_of("sender"),
-            recipient = domain_of("recipient"),
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
+             WHERE ?2 IS NULL OR way = ?2 ORDER BY at DESC, message_id LIMIT ?4"
+        ))?;
         let rows = stmt.query_map(params![practice_id, way, message_id, limit as i64], |r| {
             let words = |text: String| text.split_whitespace().map(String::from).collect::<Vec<_>>();
             let states = words(r.get(6)?);
@@ -497,32 +495,56 @@ impl ApiStore for SqliteStore {
     }
 
     fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>> {
-        let sql = format!(
-            "SELECT a.address, p.name, 'hosted' FROM addresses a JOIN domains d ON d.id = a.domain_id
-               JOIN practices p ON p.id = d.practice_id
-               WHERE a.address LIKE ?2 ESCAPE '\\' OR p.name LIKE ?2 ESCAPE '\\'
-             UNION
-             SELECT lower(recipient), NULL, 'known' FROM tracked
-               WHERE recipient LIKE ?2 ESCAPE '\\' AND {sender} IN {PRACTICE_DOMAINS}
+        let mut found: Vec<DirectoryEntry> = Vec::new();
+        let entry =
+            |r: &rusqlite::Row| Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? });
+        // Hosted addresses whose words begin with the query's words, from the word index: each
+        // word quoted, so nothing in a query is FTS5 syntax.
+        let words: Vec<String> = query
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| format!("\"{w}\"*"))
+            .collect();
+        if !words.is_empty() {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT a.address, p.name, 'hosted' FROM addresses_search s JOIN addresses a ON a.id = s.rowid
+                   JOIN domains d ON d.id = a.domain_id JOIN practices p ON p.id = d.practice_id
+                 WHERE addresses_search MATCH ?1 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![words.join(" "), limit as i64], entry)?;
+            found.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        // The addresses of practices whose name holds the query: the practices first (they are
+        // few), then each one's addresses from its domains' index, as many as are shown.
+        let pattern = contains_pattern(query);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.address, p.name, 'hosted' FROM practices p CROSS JOIN domains d CROSS JOIN addresses a
+             WHERE p.name LIKE ?1 ESCAPE '\\' AND d.practice_id = p.id AND a.domain_id = d.id LIMIT ?2",
+        )?;
+        found.extend(stmt.query_map(params![pattern, limit as i64], entry)?.collect::<rusqlite::Result<Vec<_>>>()?);
+        // Those this practice exchanged mail with, from its own messages.
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT lower(recipient), NULL, 'known' FROM tracked
+               WHERE sender_domain IN {PRACTICE_DOMAINS} AND recipient LIKE ?2 ESCAPE '\\'
              UNION
              SELECT lower(sender), NULL, 'known' FROM mailbox_deliveries
-               WHERE kind = 'message' AND sender LIKE ?2 ESCAPE '\\' AND {recipient} IN {PRACTICE_DOMAINS}
-             ORDER BY 3 DESC, 1 LIMIT ?3",
-            sender = domain_of("sender"),
-            recipient = domain_of("recipient"),
+               WHERE kind = 'message' AND recipient_domain IN {PRACTICE_DOMAINS} AND sender LIKE ?2 ESCAPE '\\'
+             LIMIT ?3"
+        ))?;
+        found.extend(
+            stmt.query_map(params![practice_id, pattern, limit as i64], entry)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![practice_id, contains_pattern(query), limit as i64], |r| {
-            Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? })
-        })?;
+        // Known correspondents first, then hosted addresses, each by address; an address found
+        // both ways is listed once, as known.
+        found.sort_by(|a, b| b.source.cmp(&a.source).then_with(|| a.address.cmp(&b.address)));
         let mut out: Vec<DirectoryEntry> = Vec::new();
-        for entry in rows {
-            let entry = entry?;
-            // A hosted address the practice also wrote to is listed once, as hosted (it sorts first).
+        for entry in found {
             if !out.iter().any(|e| e.address == entry.address) {
                 out.push(entry);
             }
         }
+        out.truncate(limit);
         Ok(out)
     }
 }
@@ -531,10 +553,6 @@ impl ApiStore for SqliteStore {
 fn contains_pattern(text: &str) -> String {
     let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     format!("%{escaped}%")
-}
-
-fn domain_of(column: &str) -> String {
-    format!("lower(substr({column}, instr({column}, '@') + 1))")
 }
 
 #[cfg(test)]

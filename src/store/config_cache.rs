@@ -4,37 +4,45 @@
 //! always written in between, so SQLite drops its page cache and reads every page again: a
 //! tenth of the workers' time went there. The cache follows the database: triggers count every
 //! change to the tables it reads (`config_generation`, whoever writes: this process, the CLI, the
-//! API), and a worker checks that count before each message, dropping everything when it moved.
+//! API) and log which entry each touched (`config_changes`); a worker checks that count before
+//! each message and forgets the entries the changes since touched (`forget`), or everything when
+//! it cannot tell.
 
+use std::borrow::Borrow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use hashlink::LruCache;
 
 use super::{AnchorRecord, CertRecord, PracticeRecord, Result, SealedKey};
 
-/// Past this many answers, the cache starts again (it holds one per recipient address looked up).
-const MAX_ENTRIES: usize = 10_000;
+/// The most answers of one kind kept (one per recipient address looked up, one per owner's
+/// certificates...); past it the answer used least recently goes.
+const MAX_ENTRIES: usize = 100_000;
 
 /// Answers of one kind, by what was asked.
-pub(super) struct Memo<K, V>(RefCell<HashMap<K, V>>);
+pub(super) struct Memo<K, V>(RefCell<LruCache<K, V>>);
 
 impl<K: Eq + Hash, V: Clone> Memo<K, V> {
     fn new() -> Self {
-        Memo(RefCell::new(HashMap::new()))
+        Memo(RefCell::new(LruCache::new(MAX_ENTRIES)))
     }
 
     /// The remembered answer to `key`, or `load`'s (remembered only when it is Ok).
     fn get(&self, key: K, load: impl FnOnce() -> Result<V>) -> Result<V> {
-        if let Some(v) = self.0.borrow().get(&key) {
+        if let Some(v) = self.0.borrow_mut().get(&key) {
             return Ok(v.clone());
         }
         let v = load()?;
-        let mut map = self.0.borrow_mut();
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(key, v.clone());
+        self.0.borrow_mut().insert(key, v.clone());
         Ok(v)
+    }
+
+    fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        self.0.borrow_mut().remove(key);
     }
 
     fn clear(&self) {
@@ -96,11 +104,72 @@ impl ConfigCache {
         }
     }
 
+    /// The change count the answers are from (None: nothing read since the last `clear`).
+    pub fn generation(&self) -> Option<i64> {
+        self.generation.get()
+    }
+
     /// Keeps the answers if the database's change count is still `generation`, else drops them.
     pub fn follow(&self, generation: i64) {
         if self.generation.get() != Some(generation) {
             self.clear();
             self.generation.set(Some(generation));
+        }
+    }
+
+    /// The answers are from `generation` on, once the changes in between were `forget`-ten.
+    pub fn moved_to(&self, generation: i64) {
+        self.generation.set(Some(generation));
+    }
+
+    /// Forgets what a change of `kind` to `key` (None: to no one entry) may have made wrong
+    /// (the kinds and keys of migration 15's log).
+    pub fn forget(&self, kind: &str, key: Option<&str>) {
+        let Some(key) = key else {
+            return self.forget_kind(kind);
+        };
+        let owner = Some(key.to_string());
+        match kind {
+            "address" => {
+                self.has_address.remove(key);
+                self.certificates.remove(&owner);
+                // Each practice's record counts its addresses.
+                self.practice.clear();
+            }
+            "certificates" => {
+                self.certificates.remove(&owner);
+                self.certificates.remove(&None);
+            }
+            "key" => match key.parse::<i64>() {
+                Ok(id) => self.key.remove(&id),
+                Err(_) => self.key.clear(),
+            },
+            "domain" => {
+                self.has_domain.remove(key);
+                self.practice_state.remove(key);
+                self.certificates.remove(&owner);
+                for memo in [&self.anchors, &self.bundle_anchors] {
+                    memo.remove(&owner);
+                    memo.remove(&None);
+                }
+                self.practice.clear();
+            }
+            other => self.forget_kind(other),
+        }
+    }
+
+    fn forget_kind(&self, kind: &str) {
+        match kind {
+            "anchors" => {
+                self.anchors.clear();
+                self.bundle_anchors.clear();
+            }
+            "practice" => {
+                self.practice.clear();
+                self.practice_state.clear();
+            }
+            // A kind this build does not know (written by a newer one): nothing read is sure.
+            _ => self.clear(),
         }
     }
 
@@ -176,12 +245,48 @@ mod tests {
     }
 
     #[test]
-    fn it_starts_again_past_its_size_limit() {
+    fn past_its_size_limit_the_answer_used_least_recently_goes() {
         let cache = ConfigCache::new(true);
-        for n in 0..MAX_ENTRIES + 5 {
+        for n in 0..MAX_ENTRIES {
             cache.read(&cache.has_address, format!("u{n}@a.test"), || Ok(true)).unwrap();
         }
-        assert!(cache.len() <= MAX_ENTRIES);
+        cache.read(&cache.has_address, "u0@a.test".into(), || panic!("kept")).unwrap();
+        for n in 0..5 {
+            cache.read(&cache.has_address, format!("new{n}@a.test"), || Ok(true)).unwrap();
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES, "full, and no more");
+        cache.read(&cache.has_address, "u0@a.test".into(), || panic!("u0 was used lately: kept")).unwrap();
+        cache.read(&cache.has_address, "u6@a.test".into(), || panic!("u6 was never used again: kept")).unwrap();
+        let loads = Cell::new(0);
+        cache
+            .read(&cache.has_address, "u1@a.test".into(), || {
+                loads.set(1);
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(loads.get(), 1, "u1, the least recently used, went");
+    }
+
+    #[test]
+    fn a_change_forgets_the_entries_it_touched_and_keeps_the_rest() {
+        let cache = ConfigCache::new(true);
+        cache.follow(1);
+        for address in ["a@x.test", "b@x.test"] {
+            cache.read(&cache.has_address, address.into(), || Ok(true)).unwrap();
+            cache.read(&cache.certificates, Some(address.into()), || Ok(Vec::new())).unwrap();
+        }
+        cache.read(&cache.has_domain, "x.test".into(), || Ok(true)).unwrap();
+        cache.read(&cache.key, 7, || Err(crate::store::StoreError::NotFound("k".into()))).ok();
         assert_eq!(cache.len(), 5);
+        cache.forget("address", Some("a@x.test"));
+        cache.moved_to(2);
+        assert_eq!(cache.len(), 3, "a@x.test and its certificates went");
+        cache.read(&cache.has_address, "b@x.test".into(), || panic!("b@x.test kept")).unwrap();
+        cache.forget("certificates", Some("b@x.test"));
+        assert_eq!(cache.len(), 2);
+        cache.forget("anchors", None);
+        assert_eq!(cache.len(), 2, "no anchors were read");
+        cache.forget("something newer", Some("x"));
+        assert_eq!((cache.len(), cache.generation()), (0, None), "an unknown change drops everything");
     }
 }

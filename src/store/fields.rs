@@ -76,7 +76,7 @@ pub fn register(conn: &Connection, cipher: Option<Arc<dyn FieldCipher>>) -> rusq
 /// transaction; rows already sealed are left alone, so running it again does nothing. Needs the
 /// KEK attached. Returns how many rows changed.
 pub fn seal_plaintext(conn: &Connection) -> rusqlite::Result<usize> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut changed = 0;
     for sql in [
         // Indexes first, from the clear text.

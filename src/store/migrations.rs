@@ -15,6 +15,39 @@ macro_rules! counts_changes_of {
     };
 }
 
+/// Triggers that count every insert, update and delete of a table in `config_generation`, and
+/// log in `config_changes` which entry of the workers' cache it touched: `kind`, and the key
+/// `column` holds in the old and the new row (a kind without a column: every entry of it). The
+/// log keeps the last 10,000 generations.
+macro_rules! logs_changes_of {
+    ($table:literal, $kind:literal) => {
+        logs_changes_of!(@triggers $table, concat!("SELECT n, '", $kind, "', NULL FROM config_generation"),
+            concat!("SELECT n, '", $kind, "', NULL FROM config_generation"))
+    };
+    ($table:literal, $kind:literal, $column:literal) => {
+        logs_changes_of!(@triggers $table,
+            concat!("SELECT n, '", $kind, "', new.", $column, " FROM config_generation"),
+            concat!("SELECT n, '", $kind, "', old.", $column, " FROM config_generation"))
+    };
+    (@triggers $table:literal, $new:expr, $old:expr) => {
+        concat!(
+            "DROP TRIGGER ", $table, "_inserted; DROP TRIGGER ", $table, "_updated; DROP TRIGGER ", $table, "_deleted;",
+            "CREATE TRIGGER ", $table, "_inserted AFTER INSERT ON ", $table, " BEGIN ",
+            "UPDATE config_generation SET n = n + 1; ",
+            "INSERT INTO config_changes (generation, kind, key) ", $new, "; ",
+            "DELETE FROM config_changes WHERE generation <= (SELECT n - 10000 FROM config_generation); END;",
+            "CREATE TRIGGER ", $table, "_updated AFTER UPDATE ON ", $table, " BEGIN ",
+            "UPDATE config_generation SET n = n + 1; ",
+            "INSERT INTO config_changes (generation, kind, key) ", $old, " UNION ", $new, "; ",
+            "DELETE FROM config_changes WHERE generation <= (SELECT n - 10000 FROM config_generation); END;",
+            "CREATE TRIGGER ", $table, "_deleted AFTER DELETE ON ", $table, " BEGIN ",
+            "UPDATE config_generation SET n = n + 1; ",
+            "INSERT INTO config_changes (generation, kind, key) ", $old, "; ",
+            "DELETE FROM config_changes WHERE generation <= (SELECT n - 10000 FROM config_generation); END;",
+        )
+    };
+}
+
 pub const MIGRATIONS: &[&str] = &[
     // 1: the foundation
     r#"
@@ -473,4 +506,64 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX documents_once ON documents(practice_id, message_id, way, doc_key);
     CREATE UNIQUE INDEX received_attachments_once ON received_attachments(message_id, recipient, att_key);
     "#,
+    // 14: a node of millions of addresses. Every statement finds its rows by an index (the
+    // `store::query_plans` test plans each one): a domain's addresses, keys and certificates; a
+    // certificate's key and revocation; the references foreign keys check; the recipients left in
+    // flight; a practice's messages by the domain of their sender or recipient (columns computed
+    // from the address, so that an index can hold them). The directory finds addresses by the words they are made of
+    // (FTS5, kept by triggers): "smith" finds dr.smith@a.test without reading every address.
+    r#"
+    CREATE INDEX addresses_domain ON addresses(domain_id, address);
+    CREATE INDEX private_keys_domain ON private_keys(domain_id);
+    CREATE INDEX private_keys_owner ON private_keys(owner);
+    CREATE INDEX certificates_domain ON certificates(domain_id);
+    CREATE INDEX certificates_key ON certificates(key_id);
+    CREATE INDEX revocations_sha256 ON revocations(sha256);
+    CREATE INDEX documents_referral ON documents(referral_id);
+    CREATE INDEX received_attachments_recipient ON received_attachments(recipient, id);
+    CREATE INDEX queue_in_flight ON queue_recipients(message_id) WHERE in_flight = 1;
+    CREATE INDEX domains_practice ON domains(practice_id);
+    ALTER TABLE tracked ADD COLUMN sender_domain TEXT
+        GENERATED ALWAYS AS (lower(substr(sender, instr(sender, '@') + 1))) VIRTUAL;
+    CREATE INDEX tracked_sender_domain ON tracked(sender_domain);
+    ALTER TABLE mailbox_deliveries ADD COLUMN recipient_domain TEXT
+        GENERATED ALWAYS AS (lower(substr(recipient, instr(recipient, '@') + 1))) VIRTUAL;
+    CREATE INDEX mailbox_deliveries_recipient_domain ON mailbox_deliveries(recipient_domain) WHERE kind = 'message';
+    CREATE VIRTUAL TABLE addresses_search USING fts5(
+        address, content = 'addresses', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER addresses_search_inserted AFTER INSERT ON addresses BEGIN
+        INSERT INTO addresses_search (rowid, address) VALUES (new.id, new.address);
+    END;
+    CREATE TRIGGER addresses_search_deleted AFTER DELETE ON addresses BEGIN
+        INSERT INTO addresses_search (addresses_search, rowid, address) VALUES ('delete', old.id, old.address);
+    END;
+    CREATE TRIGGER addresses_search_updated AFTER UPDATE OF address ON addresses BEGIN
+        INSERT INTO addresses_search (addresses_search, rowid, address) VALUES ('delete', old.id, old.address);
+        INSERT INTO addresses_search (rowid, address) VALUES (new.id, new.address);
+    END;
+    INSERT INTO addresses_search (addresses_search) VALUES ('rebuild');
+    "#,
+    // 15: which configuration changed, not only that it did: after a change a worker forgets the
+    // entries it touched (one address, one owner's certificates) instead of all it had read, so
+    // certificate renewals across a million addresses do not send every worker back to the
+    // database for everything. The count (migration 10) goes on; each change also logs its key.
+    concat!(
+        "CREATE TABLE config_changes (
+             id         INTEGER PRIMARY KEY,
+             generation INTEGER NOT NULL,
+             kind       TEXT NOT NULL,
+             key        TEXT
+         );
+         CREATE INDEX config_changes_generation ON config_changes(generation);",
+        logs_changes_of!("domains", "domain", "name"),
+        logs_changes_of!("addresses", "address", "address"),
+        logs_changes_of!("private_keys", "key", "id"),
+        logs_changes_of!("certificates", "certificates", "owner"),
+        logs_changes_of!("anchors", "anchors"),
+        logs_changes_of!("bundles", "anchors"),
+        logs_changes_of!("bundle_anchors", "anchors"),
+        logs_changes_of!("practices", "practice"),
+        logs_changes_of!("proofing", "practice"),
+    ),
 ];

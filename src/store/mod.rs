@@ -5,6 +5,8 @@ pub(crate) mod cached;
 mod config_cache;
 pub(crate) mod fields;
 mod migrations;
+#[cfg(test)]
+mod query_plans;
 mod sqlite;
 
 pub use api::ApiStore;
@@ -183,6 +185,27 @@ pub struct StoredProofing {
     pub decided_at: Option<i64>,
 }
 
+/// An address to import (`hisp address import`), with the line of the file it came from.
+#[derive(Debug, Clone)]
+pub struct NewAddress {
+    pub line: u64,
+    pub address: DirectAddress,
+    /// The practice the address's domain belongs to: the domain is added to it when not hosted
+    /// yet; when it is, it must be this practice's.
+    pub practice: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+/// What became of one imported address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Added {
+        /// Its domain was added with it (to the practice named, made if new).
+        domain_added: bool,
+    },
+    Refused(String),
+}
+
 /// Which anchors a trust decision uses: incoming when receiving, outgoing when sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -200,6 +223,10 @@ pub trait Store {
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()>;
 
     fn add_address(&self, address: &DirectAddress, password_hash: Option<&str>) -> Result<()>;
+    /// Adds a batch of addresses in one transaction: each added, or refused with why (already
+    /// hosted, a domain not hosted and no practice named, a domain of another practice); one
+    /// audit entry for the batch.
+    fn import_addresses(&self, batch: &[NewAddress]) -> Result<Vec<Imported>>;
     fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>>;
     fn has_address(&self, address: &DirectAddress) -> Result<bool>;
     fn remove_address(&self, address: &DirectAddress) -> Result<()>;

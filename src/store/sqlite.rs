@@ -11,6 +11,9 @@ use super::migrations::MIGRATIONS;
 use super::*;
 use crate::clock::{Clock, SystemClock};
 
+/// One logged change of configuration: its kind and key (migration 15).
+type ConfigChange = (String, Option<String>);
+
 pub struct SqliteStore {
     pub(super) conn: Connection,
     pub(super) actor: String,
@@ -89,9 +92,43 @@ impl SqliteStore {
 
     /// For a store that keeps the configuration in memory: keeps it while the database's
     /// configuration change count is still `generation` (the workers read it in the transaction
-    /// that claims their next message), else drops it (it is read again as asked).
+    /// that claims their next message); when it moved, forgets what the changes since touched
+    /// (read again as asked), or everything when the change log cannot say.
     pub fn follow_config_at(&self, generation: i64) {
-        self.cache.follow(generation);
+        if !self.cache.enabled() {
+            return;
+        }
+        match self.cache.generation() {
+            Some(seen) if seen == generation => {}
+            Some(seen) if seen < generation => match self.config_changes(seen, generation) {
+                Ok(Some(changes)) => {
+                    for (kind, key) in &changes {
+                        self.cache.forget(kind, key.as_deref());
+                    }
+                    self.cache.moved_to(generation);
+                }
+                _ => self.cache.follow(generation),
+            },
+            _ => self.cache.follow(generation),
+        }
+    }
+
+    /// What changed after generation `seen` up to `generation`, or None when the log no longer
+    /// holds all of it, or it is so much that reading everything afresh is as cheap.
+    fn config_changes(&self, seen: i64, generation: i64) -> Result<Option<Vec<ConfigChange>>> {
+        const AT_MOST: i64 = 5_000;
+        if generation - seen > AT_MOST {
+            return Ok(None);
+        }
+        let oldest: Option<i64> = self.conn.row("SELECT min(generation) FROM config_changes", [], |r| r.get(0))?;
+        if oldest.is_none_or(|oldest| oldest > seen + 1) {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, key FROM config_changes WHERE generation > ?1 AND generation <= ?2")?;
+        let rows = stmt.query_map([seen, generation], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
     }
 
     /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
@@ -121,21 +158,23 @@ impl SqliteStore {
         detail: &str,
         change: impl FnOnce(&Transaction) -> Result<T>,
     ) -> Result<T> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: the write lock first. A transaction that reads and then writes while another
+        // connection committed meanwhile fails at once ("database is locked", no busy wait).
+        let tx = Transaction::new_unchecked(&self.conn, rusqlite::TransactionBehavior::Immediate)?;
         let before = if self.cache.enabled() { Some(config_generation(&tx)?) } else { None };
         let out = change(&tx)?;
         tx.run(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![self.clock.unix_now(), self.actor, action, subject, detail],
         )?;
-        let config_changed = match before {
-            Some(before) => config_generation(&tx)? != before,
-            None => false,
+        let after = match before {
+            Some(before) => Some(config_generation(&tx)?).filter(|after| *after != before),
+            None => None,
         };
         tx.commit()?;
         // A change of configuration made here is read afresh at once, not from the next message on.
-        if config_changed {
-            self.cache.clear();
+        if let Some(after) = after {
+            self.follow_config_at(after);
         }
         Ok(out)
     }
@@ -212,7 +251,11 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
         return Err(StoreError::TooNew { found, known });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().take(target).skip(found as usize) {
-        let tx = conn.transaction()?;
+        // Another process opening the database at the same time may have run it meanwhile.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? > index as i64 {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
@@ -354,9 +397,11 @@ impl Store for SqliteStore {
                 "DELETE FROM bundle_anchors WHERE bundle_id IN (SELECT id FROM bundles WHERE domain_id = ?1)",
                 [id],
             )?;
-            for table in ["certificates", "private_keys", "anchors", "bundles", "addresses"] {
-                tx.run(&format!("DELETE FROM {table} WHERE domain_id = ?1"), [id])?;
-            }
+            tx.run("DELETE FROM certificates WHERE domain_id = ?1", [id])?;
+            tx.run("DELETE FROM private_keys WHERE domain_id = ?1", [id])?;
+            tx.run("DELETE FROM anchors WHERE domain_id = ?1", [id])?;
+            tx.run("DELETE FROM bundles WHERE domain_id = ?1", [id])?;
+            tx.run("DELETE FROM addresses WHERE domain_id = ?1", [id])?;
             tx.run("DELETE FROM domains WHERE id = ?1", [id])?;
             tx.run("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
             Ok(())
@@ -377,12 +422,85 @@ impl Store for SqliteStore {
         })
     }
 
+    fn import_addresses(&self, batch: &[NewAddress]) -> Result<Vec<Imported>> {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else { return Ok(Vec::new()) };
+        let now = self.clock.unix_now();
+        let subject = format!("{} addresses", batch.len());
+        let detail = format!("lines {} to {}", first.line, last.line);
+        self.change("address.import", &subject, &detail, |tx| {
+            let mut out = Vec::with_capacity(batch.len());
+            for row in batch {
+                let domain = row.address.domain();
+                let hosted: Option<(i64, String)> = tx
+                    .row(
+                        "SELECT d.id, p.name FROM domains d JOIN practices p ON p.id = d.practice_id WHERE d.name = ?1",
+                        [domain.as_str()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let (domain_id, domain_added) = match (hosted, &row.practice) {
+                    (Some((_, owner)), Some(practice)) if !owner.eq_ignore_ascii_case(practice) => {
+                        out.push(Imported::Refused(format!("domain {domain} belongs to practice {owner:?}")));
+                        continue;
+                    }
+                    (Some((id, _)), _) => (id, false),
+                    (None, None) => {
+                        out.push(Imported::Refused(format!(
+                            "domain {domain} is not hosted here: add it first, or name its practice"
+                        )));
+                        continue;
+                    }
+                    (None, Some(practice)) => {
+                        // The practice of that name in any case, or a new one (unproofed).
+                        let known: Option<i64> = tx
+                            .row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [practice], |r| r.get(0))
+                            .optional()?;
+                        let practice_id = match known {
+                            Some(id) => id,
+                            None => {
+                                tx.run(
+                                    "INSERT INTO practices (name, created_at) VALUES (?1, ?2)",
+                                    params![practice, now],
+                                )?;
+                                tx.last_insert_rowid()
+                            }
+                        };
+                        tx.run(
+                            "INSERT INTO domains (practice_id, name, created_at) VALUES (?1, ?2, ?3)",
+                            params![practice_id, domain.as_str(), now],
+                        )?;
+                        (tx.last_insert_rowid(), true)
+                    }
+                };
+                let added = tx.run(
+                    "INSERT OR IGNORE INTO addresses (domain_id, local, address, password_hash, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![domain_id, row.address.local(), row.address.to_string(), row.password_hash, now],
+                )?;
+                out.push(if added == 1 {
+                    Imported::Added { domain_added }
+                } else {
+                    Imported::Refused(format!("address {} already exists", row.address))
+                });
+            }
+            Ok(out)
+        })
+    }
+
     fn addresses(&self, domain: Option<&Domain>) -> Result<Vec<AddressRecord>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT a.address, a.password_hash IS NOT NULL, a.created_at FROM addresses a
-             JOIN domains d ON d.id = a.domain_id WHERE ?1 IS NULL OR d.name = ?1 ORDER BY a.address",
-        )?;
-        let rows = stmt.query_map([domain.map(Domain::as_str)], |r| {
+        // Two statements, not one with `?1 IS NULL OR`: that form cannot use the domain's index.
+        let mut stmt = match domain {
+            Some(_) => self.conn.prepare_cached(
+                "SELECT a.address, a.password_hash IS NOT NULL, a.created_at FROM addresses a
+                 WHERE a.domain_id = (SELECT id FROM domains WHERE name = ?1) ORDER BY a.address",
+            )?,
+            None => self.conn.prepare_cached(
+                "SELECT a.address, a.password_hash IS NOT NULL, a.created_at FROM addresses a
+             JOIN domains d ON d.id = a.domain_id ORDER BY a.address",
+            )?,
+        };
+        let domain_param: Vec<&str> = domain.map(Domain::as_str).into_iter().collect();
+        let rows = stmt.query_map(rusqlite::params_from_iter(domain_param), |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?))
         })?;
         let mut out = Vec::new();
@@ -520,10 +638,15 @@ impl Store for SqliteStore {
     fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>> {
         let owner = owner.map(Owner::to_string);
         self.cache.read(&self.cache.certificates, owner.clone(), || {
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {CERT_COLUMNS} FROM certificates WHERE ?1 IS NULL OR owner = ?1 ORDER BY owner, not_after DESC"
-            ))?;
-            let rows = stmt.query_map([owner], cert_row)?;
+            let mut stmt = match owner {
+                Some(_) => self.conn.prepare_cached(&format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates WHERE owner = ?1 ORDER BY not_after DESC"
+                ))?,
+                None => self.conn.prepare_cached(&format!(
+                    "SELECT {CERT_COLUMNS} FROM certificates ORDER BY owner, not_after DESC"
+                ))?,
+            };
+            let rows = stmt.query_map(rusqlite::params_from_iter(owner), cert_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -547,8 +670,8 @@ impl Store for SqliteStore {
             if let Some(key_id) = key_id {
                 // A key no other certificate uses goes with its certificate.
                 tx.run(
-                    "DELETE FROM private_keys WHERE id = ?1 AND id NOT IN (SELECT key_id FROM certificates WHERE key_id IS NOT NULL)
-                     AND id NOT IN (SELECT key_id FROM dev_ca)",
+                    "DELETE FROM private_keys WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM certificates WHERE key_id = ?1)
+                     AND NOT EXISTS (SELECT 1 FROM dev_ca WHERE key_id = ?1)",
                     [key_id],
                 )?;
             }
@@ -985,13 +1108,32 @@ mod tests {
         assert!(worker.has_domain(&b).unwrap());
         assert!(!worker.has_domain(&a).unwrap());
 
-        // A write elsewhere (a meta value) keeps what was read; a new key drops it.
+        // A write elsewhere (a meta value) keeps what was read; a change forgets only what it
+        // touched.
         cli.meta_init("x", b"y").unwrap();
         worker.follow_config_at(config_generation(&worker.conn).unwrap());
         assert_eq!(worker.cache.len(), 2, "kept across a write outside the configuration");
-        cli.add_key(&Owner::Domain(b.clone()), "k", b"sealed").unwrap();
+        let key = cli.add_key(&Owner::Domain(b.clone()), "k", b"sealed").unwrap();
         worker.follow_config_at(config_generation(&worker.conn).unwrap());
-        assert_eq!(worker.cache.len(), 0, "a new key is a change of configuration");
+        assert_eq!(worker.key(key).unwrap().sealed, b"sealed");
+        let (dr, other) = (DirectAddress::parse("dr@b.test").unwrap(), DirectAddress::parse("other@b.test").unwrap());
+        assert!(!worker.has_address(&dr).unwrap() && !worker.has_address(&other).unwrap());
+        assert_eq!(worker.cache.len(), 5);
+        cli.add_address(&dr, None).unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
+        assert_eq!(worker.cache.len(), 4, "the two domains, the other address and the key: kept");
+        assert!(worker.has_address(&dr).unwrap(), "the new address is read afresh");
+        assert!(!worker.has_address(&other).unwrap());
+        cli.conn.execute("UPDATE private_keys SET sealed = x'00' WHERE id = ?1", [key]).unwrap();
+        worker.follow_config_at(config_generation(&worker.conn).unwrap());
+        assert_eq!(worker.key(key).unwrap().sealed, [0], "a changed key is read afresh");
+        assert!(worker.has_domain(&b).unwrap());
+
+        // A worker that fell further behind than the change log reaches reads everything afresh.
+        let generation = config_generation(&worker.conn).unwrap();
+        worker.cache.moved_to(generation - 20_000);
+        worker.follow_config_at(generation);
+        assert_eq!(worker.cache.len(), 0);
         assert!(worker.has_domain(&b).unwrap());
 
         // What the worker changes itself it reads back at once.
@@ -1004,6 +1146,34 @@ mod tests {
         cli.add_domain(&a, "A").unwrap();
         assert!(reader.has_domain(&a).unwrap());
         assert_eq!(reader.cache.len(), 0);
+    }
+
+    #[test]
+    fn writers_on_separate_connections_wait_for_each_other_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::create(&path, "test").unwrap();
+        store.add_domain(&Domain::parse("a.test").unwrap(), "A").unwrap();
+        // Two CLI runs at once, each adding addresses on its own connection.
+        let failures: Vec<String> = std::thread::scope(|s| {
+            let writers: Vec<_> = (0..2)
+                .map(|w| {
+                    let path = path.clone();
+                    s.spawn(move || {
+                        let store = SqliteStore::open(&path, "cli").unwrap();
+                        (0..100)
+                            .filter_map(|i| {
+                                let address = DirectAddress::parse(&format!("u{w}-{i}@a.test")).unwrap();
+                                store.add_address(&address, None).err().map(|e| e.to_string())
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            writers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        assert_eq!(failures, Vec::<String>::new());
+        assert_eq!(store.addresses(None).unwrap().len(), 200);
     }
 
     #[test]
