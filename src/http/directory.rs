@@ -48,7 +48,8 @@ pub struct Search {
     q: Option<String>,
 }
 
-/// GET /v1/directory?q=: addresses containing `q` (2+ characters).
+/// GET /v1/directory?q= (2+ characters): hosted addresses whose words begin with the query's
+/// words, those of practices whose name holds it, and known correspondents containing it.
 pub async fn search(caller: Caller, Query(search): Query<Search>) -> Response {
     caller
         .run(move |call| {

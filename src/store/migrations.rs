@@ -511,7 +511,8 @@ pub const MIGRATIONS: &[&str] = &[
     // certificate's key and revocation; the references foreign keys check; the recipients left in
     // flight; a practice's messages by the domain of their sender or recipient (columns computed
     // from the address, so that an index can hold them). The directory finds addresses by the words they are made of
-    // (FTS5, kept by triggers): "smith" finds dr.smith@a.test without reading every address.
+    // (FTS5, kept by triggers): "smith" finds dr.smith@a.test without reading every address;
+    // the beginnings of 2 and 3 characters are indexed too ("u1" matches a million words).
     r#"
     CREATE INDEX addresses_domain ON addresses(domain_id, address);
     CREATE INDEX private_keys_domain ON private_keys(domain_id);
@@ -530,7 +531,8 @@ pub const MIGRATIONS: &[&str] = &[
         GENERATED ALWAYS AS (lower(substr(recipient, instr(recipient, '@') + 1))) VIRTUAL;
     CREATE INDEX mailbox_deliveries_recipient_domain ON mailbox_deliveries(recipient_domain) WHERE kind = 'message';
     CREATE VIRTUAL TABLE addresses_search USING fts5(
-        address, content = 'addresses', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+        address, content = 'addresses', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2',
+        prefix = '2 3'
     );
     CREATE TRIGGER addresses_search_inserted AFTER INSERT ON addresses BEGIN
         INSERT INTO addresses_search (rowid, address) VALUES (new.id, new.address);
