@@ -51,6 +51,12 @@ impl<'a> Tlv<'a> {
         if self.content.last().is_some_and(|b| b & 0x80 != 0) {
             return Err(DerError("object identifier ends mid-arc"));
         }
+        // X.690 8.19.2: each arc in the fewest bytes, so none begins with 0x80 (OpenSSL refuses it).
+        let starts = std::iter::once(0)
+            .chain(self.content.iter().enumerate().filter(|(_, b)| *b & 0x80 == 0).map(|(i, _)| i + 1));
+        if starts.take_while(|&i| i < self.content.len()).any(|i| self.content[i] == 0x80) {
+            return Err(DerError("object identifier arc not in its fewest bytes"));
+        }
         // Written straight into one string: several OIDs are read per message opened.
         let mut dotted = String::with_capacity(self.content.len() * 3);
         let mut value: u64 = 0;
@@ -299,6 +305,10 @@ mod tests {
         );
         assert!(oid(&[0x2b, 0x82, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).is_err(), "past 64 bits");
         assert!(oid(&[0x2b, 0x86]).is_err(), "ends mid-arc");
+        for padded in [&[0x80, 0x2b][..], &[0x2b, 0x80, 0x01], &[0x2b, 0x06, 0x80, 0x80, 0x01]] {
+            assert_eq!(oid(padded), Err(DerError("object identifier arc not in its fewest bytes")), "{padded:x?}");
+        }
+        assert_eq!(oid(&[0x2b, 0x06, 0x81, 0x00]).unwrap(), "1.3.6.128", "0x80 inside an arc is fine");
         assert!(oid(&[]).is_err());
     }
 

@@ -222,6 +222,16 @@ fn algorithm_parameters_that_are_not_one_whole_element_are_malformed_as_openssl_
     let opened = open_as_bob(&files, &as_message(&key_transport));
     assert_ne!(opened.status, 0, "opened: {}", opened.text());
     assert_eq!(opened.json()["error"]["code"], "malformed", "{}", opened.text());
+
+    // Found by it next: the encrypted content's type was not read at all, so a broken OID there
+    // (the last byte of id-data made to continue the arc) opened too.
+    let id_data: &[u8] = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01";
+    let broken_type: &[u8] = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x81";
+    let mut content_type = sealed.clone();
+    replace_last(&mut content_type, id_data, broken_type);
+    assert!(!openssl_decrypts(&files, &content_type));
+    let opened = open_as_bob(&files, &as_message(&content_type));
+    assert_eq!(opened.json()["error"]["code"], "malformed", "{}", opened.text());
 }
 
 #[test]

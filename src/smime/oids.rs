@@ -1,5 +1,6 @@
 //! Object identifiers used by S/MIME, and their names.
 
+pub const DATA: &str = "1.2.840.113549.1.7.1";
 pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 pub const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
 pub const AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";

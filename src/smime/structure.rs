@@ -137,7 +137,10 @@ fn enveloped_fields(tlv: Tlv) -> Result<(Tlv, Reader), DerError> {
     let infos = infos.expect(SET, "recipientInfos is not a SET")?;
     let eci = f.required("EnvelopedData has no encryptedContentInfo")?.expect(SEQUENCE, "encryptedContentInfo")?;
     let mut e = eci.children();
-    e.required("encryptedContentInfo has no contentType")?.expect(OID, "encrypted contentType")?;
+    // What S/MIME encrypts is a MIME entity: id-data (RFC 8551 §3.3), nothing else.
+    if e.required("encryptedContentInfo has no contentType")?.oid()? != oids::DATA {
+        return Err(DerError("the encrypted content is not id-data"));
+    }
     Ok((infos, e))
 }
 
