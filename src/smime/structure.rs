@@ -3,7 +3,7 @@
 //! a message with a specific reason, and `inspect` can describe one without keys.
 
 use super::oids;
-use crate::der::{self, DerError, Reader, Tlv, INTEGER, OCTET_STRING, OID, SEQUENCE, SET};
+use crate::der::{self, DerError, Reader, Tlv, INTEGER, OCTET_STRING, SEQUENCE, SET};
 
 const NULL: u8 = 0x05;
 
