@@ -534,6 +534,11 @@ fn addresses_are_imported_from_a_csv_file_in_batches_with_bad_rows_refused_by_li
         assert!(stdout.contains("imported 3000 of 3000"), "{stdout}");
     }
 
+    // "-" reads standard input.
+    let piped = node.run_in(&["address", "import", "-"], Some(b"address\nfrom.stdin@a.test\n"));
+    assert_eq!(piped.status, 0, "{}", piped.stderr);
+    assert!(String::from_utf8_lossy(&piped.stdout).contains("imported 1 of 1"));
+
     // A header without an address column, or with a column it does not know, is a usage error.
     let no_address = node.files.write("bad.csv", b"practice\nA\n");
     let unknown = node.files.write("bad2.csv", b"address,pasword_hash\nq@a.test,x\n");

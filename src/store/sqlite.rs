@@ -1149,6 +1149,37 @@ mod tests {
     }
 
     #[test]
+    fn the_change_log_names_what_changed_and_keeps_only_its_last_generations() {
+        let store = SqliteStore::in_memory("test").unwrap();
+        let domain = Domain::parse("a.test").unwrap();
+        store.add_domain(&domain, "A").unwrap();
+        let seen = config_generation(&store.conn).unwrap();
+        let dr = DirectAddress::parse("dr@a.test").unwrap();
+        store.add_address(&dr, None).unwrap();
+        store.set_password(&dr, "$argon2id$x").unwrap();
+        let changes = store.config_changes(seen, config_generation(&store.conn).unwrap()).unwrap().unwrap();
+        let touched = ("address".to_string(), Some("dr@a.test".to_string()));
+        assert_eq!(changes, vec![touched.clone(), touched], "added, then its password changed");
+        // Thousands of changes later the log holds the last 10,000 generations, and a worker that
+        // saw one before them is told it cannot follow.
+        let batch: Vec<NewAddress> = (0..12_000)
+            .map(|i| NewAddress {
+                line: i,
+                address: DirectAddress::parse(&format!("u{i}@a.test")).unwrap(),
+                practice: None,
+                password_hash: None,
+            })
+            .collect();
+        store.import_addresses(&batch).unwrap();
+        let now = config_generation(&store.conn).unwrap();
+        let kept: i64 =
+            store.conn.row("SELECT count(DISTINCT generation) FROM config_changes", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 10_000);
+        assert!(store.config_changes(seen, now).unwrap().is_none());
+        assert_eq!(store.config_changes(now - 3, now).unwrap().unwrap().len(), 3);
+    }
+
+    #[test]
     fn writers_on_separate_connections_wait_for_each_other_instead_of_failing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
