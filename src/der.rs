@@ -189,6 +189,7 @@ fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
     if tag & 0x1F == 0x1F {
         return Err(DerError("multi-byte tags are not used by CMS"));
     }
+    check_form(tag)?;
     let first = *data.get(1).ok_or(DerError("truncated length"))?;
     let mut pos = 2;
     if first == 0x80 {
@@ -224,6 +225,20 @@ fn parse_one(data: &[u8], depth: usize) -> Result<(Tlv<'_>, usize), DerError> {
     let end = pos.checked_add(len).ok_or(DerError("length overflow"))?;
     let content = data.get(pos..end).ok_or(DerError("truncated contents"))?;
     Ok((Tlv { tag, content, raw: &data[..end] }, end))
+}
+
+/// X.690 §8 fixes the form of some universal types: BOOLEAN, INTEGER, NULL, OBJECT IDENTIFIER,
+/// REAL, ENUMERATED and RELATIVE-OID are always primitive, SEQUENCE and SET always constructed.
+/// OpenSSL refuses the other form, so reading it here would accept what OpenSSL then cannot.
+fn check_form(tag: u8) -> Result<(), DerError> {
+    if tag & 0xC0 != 0 {
+        return Ok(());
+    }
+    match (tag & 0x1F, tag & 0x20 != 0) {
+        (1 | 2 | 5 | 6 | 9 | 10 | 13, true) => Err(DerError("a constructed encoding of a primitive-only type")),
+        (16 | 17, false) => Err(DerError("a primitive SEQUENCE or SET")),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that `data` is a run of whole elements whose constructed elements nest at most
@@ -327,6 +342,18 @@ mod tests {
         let long = encode(OCTET_STRING, &[7u8; 300]);
         assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
         assert_eq!(parse(&long).unwrap().content.len(), 300);
+    }
+
+    #[test]
+    fn universal_types_come_only_in_their_form() {
+        // NULL, INTEGER and OID with the constructed bit; SEQUENCE and SET without it.
+        for bad in [&[0x25, 0x00][..], &[0x22, 0x01, 0x00], &[0x26, 0x01, 0x2a], &[0x10, 0x00], &[0x11, 0x00]] {
+            assert!(parse(bad).is_err(), "{bad:02x?}");
+        }
+        // A constructed OCTET STRING is BER's segmented form; a primitive [0] is an implicit tag.
+        assert!(parse(&[0x24, 0x03, 0x04, 0x01, 0x61]).is_ok());
+        assert!(parse(&[0x80, 0x01, 0x61]).is_ok());
+        assert!(parse(&[0x30, 0x02, 0x25, 0x00]).unwrap().children().read().is_err(), "inside a SEQUENCE too");
     }
 
     #[test]

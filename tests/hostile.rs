@@ -232,6 +232,15 @@ fn algorithm_parameters_that_are_not_one_whole_element_are_malformed_as_openssl_
     assert!(!openssl_decrypts(&files, &content_type));
     let opened = open_as_bob(&files, &as_message(&content_type));
     assert_eq!(opened.json()["error"]["code"], "malformed", "{}", opened.text());
+
+    // And third: a NULL parameter with the constructed bit set (0x25), which X.690 forbids and
+    // OpenSSL refuses, was read as some other element and opened.
+    let constructed_null: &[u8] = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x25\x00";
+    let mut null_form = sealed.clone();
+    replace_last(&mut null_form, rsa_null, constructed_null);
+    assert!(!openssl_decrypts(&files, &null_form));
+    let opened = open_as_bob(&files, &as_message(&null_form));
+    assert_eq!(opened.json()["error"]["code"], "malformed", "{}", opened.text());
 }
 
 #[test]
