@@ -221,6 +221,9 @@ pub struct ServerConfig {
     pub stop_grace_secs: u64,
     /// Log one line per processed recipient (queue id, Message-ID, addresses, outcome) to stderr.
     pub log_outcomes: bool,
+    /// How the daemon writes its log on stderr: "text" (a line per event, for a person) or
+    /// "json" (an object per line, for a log shipper). HISP_LOG filters it.
+    pub log_format: String,
     /// Mailboxes: <mail_dir>/<domain>/<user>/ in Maildir layout.
     pub mail_dir: PathBuf,
     /// Below this many MiB free where the database or the mailboxes live, the backbone answers
@@ -246,6 +249,7 @@ impl Default for ServerConfig {
             login_cache_secs: 300,
             stop_grace_secs: 30,
             log_outcomes: true,
+            log_format: "text".into(),
             mail_dir: PathBuf::from("./data/mail"),
             min_free_disk_mb: 256,
         }
@@ -432,6 +436,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        crate::logging::Format::parse(&self.server.log_format).map_err(|e| format!("server.{e}"))?;
         let o = &self.onboarding;
         if let Some(parent) = &o.parent_domain {
             crate::address::Domain::parse(parent).map_err(|e| format!("onboarding.parent_domain: {e}"))?;

@@ -98,6 +98,8 @@ fn random_hex(n: usize) -> String {
 }
 
 pub fn run() -> Result<(), String> {
+    // The nodes' log on stderr, as `hisp serve` writes it; the timeline goes to stdout.
+    crate::logging::init(crate::logging::Format::Text)?;
     let timeline = Timeline { start: Instant::now() };
     let dir = std::env::temp_dir().join(format!("hisp-demo-{}", random_hex(6)));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod identities;
 pub mod kek;
+pub mod logging;
 pub mod login_cache;
 pub mod notify;
 pub mod onboarding;

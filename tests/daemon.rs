@@ -580,3 +580,61 @@ fn sigterm_answers_the_message_being_received_and_closes_waiting_sessions_with_4
         [b"Integer(1)".to_vec()]
     );
 }
+
+#[test]
+fn the_log_can_be_json_lines_with_their_span_and_names_who_failed_to_log_in() {
+    let json_log = |name: &str, config: String| match name {
+        "a" => config.replace("[server]\n", "[server]\nlog_format = \"json\"\n"),
+        _ => config,
+    };
+    let n = network_with(json_log);
+    let wrong = swaks(
+        n.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.smith@a.test",
+            "--auth-password",
+            "not-the-password-42",
+            "--from",
+            "dr.smith@a.test",
+            "--to",
+            "dr.jones@b.test",
+        ],
+    );
+    assert_ne!(wrong.status, 0);
+    let sent = as_dr_smith(n.a_submission, &["--from", "dr.smith@a.test", "--to", "dr.jones@b.test"]);
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    // Every line of the log is one JSON object (the start-up report on stdout apart).
+    let events = || -> Vec<serde_json::Value> {
+        n.a.serve_log()
+            .lines()
+            .filter(|l| !l.starts_with("hisp: "))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let outcome = loop {
+        if let Some(e) = events().into_iter().find(|e| e["target"] == "hisp::outcome") {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no outcome event: {}", n.a.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!((outcome["level"].as_str(), outcome["fields"]["outcome"].as_str()), (Some("INFO"), Some("sent")));
+    assert_eq!(outcome["span"]["name"], "job", "{outcome}");
+    assert_eq!(outcome["span"]["recipient"], "dr.jones@b.test", "{outcome}");
+    let refused = events()
+        .into_iter()
+        .find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.starts_with("SMTP AUTH refused")))
+        .expect("the failed login is logged");
+    assert_eq!(refused["level"], "WARN");
+    assert_eq!(
+        (refused["fields"]["peer"].as_str(), refused["fields"]["account"].as_str()),
+        (Some("127.0.0.1"), Some("dr.smith@a.test"))
+    );
+    assert_eq!(refused["span"]["name"], "smtp", "{refused}");
+    assert!(!n.a.serve_log().contains("not-the-password-42"), "a password never reaches the log");
+}

@@ -138,6 +138,9 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         return crate::demo::run().map(|()| 0).map_err(|e| Failure::new("demo", e));
     }
     let ctx = Context::new(cli.config.as_deref(), cli.db.clone(), cli.json)?;
+    // Every command logs as the daemon does (a code sent to the log channel, a warning).
+    let format = crate::logging::Format::parse(&ctx.config.server.log_format).map_err(Failure::usage)?;
+    crate::logging::init(format).map_err(Failure::usage)?;
     let done = |r: Result<(), Failure>| r.map(|()| 0);
     match cli.command {
         Command::Init => done(provision::init(&ctx)),

@@ -62,7 +62,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     });
     // On stderr whatever the output format: an operator must see these at every start.
     for (address, reason) in &running.set_aside {
-        eprintln!("hisp: address {address:?} was set aside by an upgrade and receives no mail: {reason}");
+        tracing::warn!("address {address:?} was set aside by an upgrade and receives no mail: {reason}");
     }
     if ctx.json {
         output::json(&report);
@@ -89,19 +89,24 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     let _ = std::io::stdout().flush();
     let signal =
         serve::stop_signal::wait().map_err(|e| Failure::new("serve", format!("waiting for a stop signal: {e}")))?;
-    eprintln!("hisp: {signal}: stopping (up to {} s for the messages being processed)", grace.as_secs());
+    tracing::info!("{signal}: stopping (up to {} s for the messages being processed)", grace.as_secs());
     // A second stop signal during the grace time ends the process at once, as `kill -9` would.
     let _ = std::thread::Builder::new().name("stop-now".into()).spawn(|| {
         if let Ok(signal) = serve::stop_signal::wait() {
-            eprintln!("hisp: {signal} again: exiting now (what was being processed is resumed at the next start)");
+            tracing::warn!("{signal} again: exiting now (what was being processed is resumed at the next start)");
             std::process::exit(1);
         }
     });
     let stopped = running.stop(grace).map_err(|e| Failure::new("serve", format!("stopping: {e}")))?;
-    eprintln!(
-        "hisp: stopped; {} recipient(s) still being processed went back to the queue; cut off: \
+    tracing::info!(
+        released = stopped.released,
+        sessions_cut = stopped.sessions_cut,
+        api_cut = stopped.api_cut,
+        "stopped; {} recipient(s) still being processed went back to the queue; cut off: \
          {} SMTP session(s) receiving a message, {} API request(s) under way",
-        stopped.released, stopped.sessions_cut, stopped.api_cut
+        stopped.released,
+        stopped.sessions_cut,
+        stopped.api_cut
     );
     Ok(())
 }

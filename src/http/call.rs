@@ -71,6 +71,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
         let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
         let client = peer.0.ip().to_string();
         if api.token_failures.wait(&client).is_some() {
+            tracing::warn!(peer = %client, "API request refused: too many unknown tokens from this address");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many",
@@ -85,6 +86,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
         .await
         .map_err(ApiError::internal)??;
         let Some(token) = token else {
+            tracing::warn!(peer = %client, "API request refused: unknown or revoked token");
             api.token_failures.failed(&client);
             return Err(ApiError::unauthorized("unknown or revoked API token"));
         };

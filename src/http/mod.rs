@@ -115,7 +115,7 @@ async fn accept_loop(
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
-        Err(e) => return eprintln!("http: cannot listen: {e}"),
+        Err(e) => return tracing::error!("http: cannot listen: {e}"),
     };
     loop {
         let mut stop = stopping.clone();
@@ -127,7 +127,7 @@ async fn accept_loop(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait instead of spinning.
-                eprintln!("http: accept failed: {e}");
+                tracing::error!("http: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -139,37 +139,41 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let (tls, app) = (tls.clone(), app.clone());
         let request_timeout = limits.request_timeout;
-        tokio::spawn(async move {
-            let _guard = guard;
-            let Ok(ssl) = Ssl::new(tls.context()) else { return };
-            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else { return };
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept());
-            tokio::select! {
-                handshake = handshake => {
-                    // A failed or slow handshake (plain HTTP, an old TLS version): nothing to answer.
-                    if !matches!(handshake, Ok(Ok(()))) {
-                        return;
+        let span = tracing::info_span!("api", %peer);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _guard = guard;
+                let Ok(ssl) = Ssl::new(tls.context()) else { return };
+                let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, tcp) else { return };
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept());
+                tokio::select! {
+                    handshake = handshake => {
+                        // A failed or slow handshake (plain HTTP, an old TLS version): nothing to answer.
+                        if !matches!(handshake, Ok(Ok(()))) {
+                            return;
+                        }
+                    }
+                    // No request yet: a stop closes it.
+                    _ = stopped(&mut stop) => return,
+                }
+                let app = app.layer(Extension(Peer(peer))).layer(Extension(BodyTimeout(request_timeout)));
+                let service = TowerToHyperService::new(app);
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT.min(request_timeout))
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = stopped(&mut stop) => {
+                        // The request under way, if any, is answered; then the connection closes.
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
                     }
                 }
-                // No request yet: a stop closes it.
-                _ = stopped(&mut stop) => return,
-            }
-            let app = app.layer(Extension(Peer(peer))).layer(Extension(BodyTimeout(request_timeout)));
-            let service = TowerToHyperService::new(app);
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT.min(request_timeout))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stopped(&mut stop) => {
-                    // The request under way, if any, is answered; then the connection closes.
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
+            },
+            span,
+        ));
     }
     // Stopping: the listener closes (new connections are refused), but the runtime must live on
     // (returning would drop it, and with it the connections still answering their requests)

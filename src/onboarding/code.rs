@@ -96,7 +96,7 @@ pub struct LogChannel;
 
 impl CodeChannel for LogChannel {
     fn send(&self, to: &Recipient, code: &str) -> Result<String, String> {
-        eprintln!("hisp: confirmation code for {} ({}): {code} (log channel: development only)", to.practice, to.phone);
+        tracing::warn!("confirmation code for {} ({}): {code} (log channel: development only)", to.practice, to.phone);
         Ok("log".into())
     }
 }

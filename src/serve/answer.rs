@@ -77,7 +77,7 @@ pub fn failed(work: &Work, queue_message: i64, recipient: &str, reason: &str) {
         let queued = match queued_mdn(shared, &receipt, Disposition::Failed, Some(&reason), now) {
             Ok(queued) => queued,
             Err(e) => {
-                eprintln!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
+                tracing::error!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
                 return Ok(0);
             }
         };

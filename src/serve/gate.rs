@@ -57,6 +57,7 @@ impl Gate for StoreGate {
         let peer = self.peer.to_string();
         let account = DirectAddress::parse(user).map(|a| a.to_string()).unwrap_or_else(|_| user.to_ascii_lowercase());
         if self.guard.peers.wait(&peer).is_some() || self.guard.accounts.wait(&account).is_some() {
+            tracing::warn!(%peer, %account, "SMTP AUTH refused: too many failed logins (throttled)");
             return Login::Throttled;
         }
         let granted = DirectAddress::parse(user).ok().filter(|address| {
@@ -69,6 +70,7 @@ impl Gate for StoreGate {
                 Login::Granted(address)
             }
             None => {
+                tracing::warn!(%peer, %account, "SMTP AUTH refused: unknown account or wrong password");
                 self.guard.accounts.failed(&account);
                 self.guard.peers.failed(&peer);
                 Login::Refused

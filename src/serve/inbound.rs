@@ -148,10 +148,12 @@ fn deliver(
     }
     match work.queue.message_id_reused(&arrived.message_id, &job.recipient, keys) {
         // Delivered all the same: a Message-ID is the sender's to choose, not proof of a duplicate.
-        Ok(true) => eprintln!(
+        Ok(true) => tracing::warn!(
             "inbound: Message-ID {} to <{}> was used before by a different message; this one (from <{}>) is \
              delivered as a message of its own",
-            arrived.message_id, job.recipient, arrived.sender
+            arrived.message_id,
+            job.recipient,
+            arrived.sender
         ),
         Ok(false) => {}
         Err(e) => return Outcome::deferred(e.to_string()),

@@ -68,7 +68,7 @@ fn commit_loop(queue: Queue, receiver: Receiver<Pending>, clock: Arc<dyn Clock>,
                 wakeup.wake(messages.iter().map(|m| m.recipients.len()).sum());
             }
             Err(e) => {
-                eprintln!("queue: cannot commit {} message(s): {e}", messages.len());
+                tracing::error!("queue: cannot commit {} message(s): {e}", messages.len());
                 for reply in replies {
                     let _ = reply.send(Err(e.to_string()));
                 }

@@ -202,7 +202,7 @@ pub fn start(setup: Setup) -> Result<Running, String> {
     store.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
     let sealed = store.seal_plaintext().map_err(|e| format!("sealing the fields written in the clear: {e}"))?;
     if sealed > 0 {
-        eprintln!("hisp: sealed {sealed} field(s) written in the clear by an earlier version");
+        tracing::info!(sealed, "sealed {sealed} field(s) written in the clear by an earlier version");
     }
     let set_aside = store.set_aside_addresses().map_err(|e| e.to_string())?;
     drop(store);
@@ -400,7 +400,7 @@ fn worker(shared: &Shared) {
             .and_then(|s| s.attach_fields(shared.kek.clone()).map(|()| s))
         {
             Ok(s) => break s,
-            Err(e) => eprintln!("worker: cannot open the store: {e}"),
+            Err(e) => tracing::error!("worker: cannot open the store: {e}"),
         }
         // A stop does not wait for a worker that never had a job.
         let seen = shared.wakeup.generation();
@@ -424,7 +424,7 @@ fn worker(shared: &Shared) {
                         continue;
                     }
                     Err(e) => {
-                        eprintln!("worker: cannot claim from the queue: {e}");
+                        tracing::error!("worker: cannot claim from the queue: {e}");
                         shared.wakeup.wait_since(seen, Duration::from_secs(1));
                         continue;
                     }
@@ -451,6 +451,8 @@ fn run_job_with(
     process: impl Fn(&Work, &Job) -> Outcome,
 ) -> Option<Job> {
     let now = shared.clock.unix_now();
+    let _span = tracing::info_span!("job", queue = job.message.id, recipient = %job.recipient, attempt = job.attempts)
+        .entered();
     // The configuration kept from earlier messages, unless it changed since the job was claimed.
     store.follow_config_at(job.config_generation);
     let mut work = Work { shared, store, queue, now, at_finish: AtFinish::default() };
@@ -498,7 +500,7 @@ fn run_job_with(
             next
         }
         Err(e) => {
-            eprintln!("worker: cannot record the outcome of {} ({e}); it will be processed again", job.recipient);
+            tracing::error!("worker: cannot record the outcome of {} ({e}); it will be processed again", job.recipient);
             release(shared, queue, job, &e.to_string());
             None
         }
@@ -506,20 +508,23 @@ fn run_job_with(
 }
 
 /// One line per processed recipient, as operators expect of a mail server: the queue id,
-/// Message-ID, addresses and what happened (never a subject or content: they may be PHI).
+/// Message-ID, addresses and what happened (never a subject or content: they may be PHI). One
+/// event (target `hisp::outcome`), with the outcome and direction as fields for a log shipper.
 fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
-    use std::io::Write;
-    let (status, note) = match outcome {
-        Outcome::Sent(note) => ("sent".to_string(), note),
-        Outcome::Delivered(note) => ("delivered".to_string(), note),
+    let (kind, status, note) = match outcome {
+        Outcome::Sent(note) => ("sent", "sent".to_string(), note),
+        Outcome::Delivered(note) => ("delivered", "delivered".to_string(), note),
         Outcome::Deferred { error, retry_at } => {
-            (format!("deferred until {}", crate::clock::iso8601(*retry_at)), error)
+            ("deferred", format!("deferred until {}", crate::clock::iso8601(*retry_at)), error)
         }
-        Outcome::Failed(reason) => ("failed".to_string(), reason),
+        Outcome::Failed(reason) => ("failed", "failed".to_string(), reason),
     };
     let m = &job.message;
-    let line = format!(
-        "queue {} {} {}: <{}> -> <{}>: {status}, attempt {}, {} s after arrival: {}\n",
+    tracing::info!(
+        target: "hisp::outcome",
+        flow = m.flow.as_str(),
+        outcome = kind,
+        "queue {} {} {}: <{}> -> <{}>: {status}, attempt {}, {} s after arrival: {}",
         m.id,
         m.flow.as_str(),
         if m.message_id.is_empty() { "(no Message-ID)" } else { &m.message_id },
@@ -529,8 +534,6 @@ fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
         now - m.received_at,
         crate::printable::printable(note, 2000)
     );
-    // One write per line (stderr is unbuffered: formatting into it writes piece by piece).
-    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// A recipient whose outcome (with what its processing left to write) could not be committed is
@@ -549,7 +552,7 @@ fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
 fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
     let mut pause = Duration::from_secs(1);
     while let Err(e) = write() {
-        eprintln!("worker: cannot {what} ({e}); trying again in {pause:?}");
+        tracing::error!("worker: cannot {what} ({e}); trying again in {pause:?}");
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(60));
     }
@@ -606,7 +609,7 @@ fn purge_finished(shared: &Shared) {
                 Ok(removed) if removed == BATCH => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    eprintln!("queue: cannot remove finished messages: {e}");
+                    tracing::error!("queue: cannot remove finished messages: {e}");
                     break;
                 }
             }
@@ -628,7 +631,7 @@ fn refresh_bundles(shared: &Shared) {
             Ok(store) => {
                 refresh_each(&store, &crate::fetch::HttpFetcher::new(&shared.resolver));
             }
-            Err(e) => eprintln!("bundles: cannot open the store: {e}"),
+            Err(e) => tracing::error!("bundles: cannot open the store: {e}"),
         }
         std::thread::sleep(interval);
     }
@@ -646,7 +649,7 @@ fn refresh_each(store: &SqliteStore, fetch: &dyn crate::fetch::Fetcher) -> usize
             Ok(Err(e)) => format!("cannot record the refresh: {e}"),
             Err(_) => "its refresh panicked; last good anchors kept".to_string(),
         };
-        eprintln!("bundle {}: {why}", b.name);
+        tracing::warn!(bundle = %b.name, "bundle {}: {why}", b.name);
         failed += 1;
     }
     failed

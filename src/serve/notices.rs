@@ -73,7 +73,7 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            eprintln!("notify: cannot read the tracking of {} for {}: {e}", f.message_id, f.recipient);
+            tracing::error!("notify: cannot read the tracking of {} for {}: {e}", f.message_id, f.recipient);
             return;
         }
     }
@@ -95,11 +95,11 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
     let name = format!("{}.dsn-{}.{hostname}", f.submitted_at, &crate::pki::sha256_hex(seed.as_bytes())[..24]);
     // Written first, then recorded: a crash in between writes the same file again, never two.
     if let Err(e) = maildir::deliver(&shared.config.server.mail_dir, f.sender, &name, &report, true) {
-        eprintln!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
+        tracing::error!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
         return;
     }
     if let Err(e) = tracking::failed(queue, key, f.tracked_as, f.reason, now) {
-        eprintln!("notify: cannot record the DSN for {}: {e}", f.recipient);
+        tracing::error!("notify: cannot record the DSN for {}: {e}", f.recipient);
     }
 }
 
@@ -121,7 +121,7 @@ pub fn watch_timeouts(shared: &Shared) {
         ) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("notify: cannot look for overdue notifications: {e}");
+                tracing::error!("notify: cannot look for overdue notifications: {e}");
                 continue;
             }
         };

@@ -83,15 +83,16 @@ pub fn run(socket: TcpListener, listener: Arc<Listener>) {
         };
         let listener = listener.clone();
         let spawned = std::thread::Builder::new().name("smtp-session".into()).spawn(move || {
+            let _span = tracing::info_span!("smtp", %peer).entered();
             let mut ticket = ticket;
             if let Err(e) = serve_connection(stream, &listener, &mut ticket) {
                 if e.kind() != io::ErrorKind::UnexpectedEof {
-                    eprintln!("smtp {peer}: {e}");
+                    tracing::warn!("smtp {peer}: {e}");
                 }
             }
         });
         if spawned.is_err() {
-            eprintln!("smtp: cannot start a session thread");
+            tracing::error!("smtp: cannot start a session thread");
         }
     }
 }
@@ -181,7 +182,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
     let gate = match listener.gates.gate(peer.ip()) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("smtp {peer}: {e}");
+            tracing::error!("smtp {peer}: {e}");
             send(&mut reader, b"421 4.3.0 Service temporarily unavailable\r\n", listener)?;
             return Ok(());
         }

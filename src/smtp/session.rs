@@ -513,7 +513,7 @@ impl Session {
                 data.refused = Some("5.3.4 Message size exceeds the limit");
                 data.buf = Spool::new(None);
             } else if let Err(e) = data.buf.push(unstuffed) {
-                eprintln!("smtp: cannot spool a message being received: {e}");
+                tracing::error!("smtp: cannot spool a message being received: {e}");
                 data.refused = Some("4.3.0 The message could not be kept, try again later");
                 data.buf = Spool::new(None);
             }
