@@ -16,17 +16,17 @@ use base64::Engine;
 use crate::address::{DirectAddress, Domain, Owner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::dev_ca::DevCa;
 use crate::dns::DnsConfig;
 use crate::kek::Kek;
 use crate::onboarding::code::{CodeChannel, Recipient};
 use crate::onboarding::proofing::State;
 use crate::onboarding::verifier::RulesVerifier;
 use crate::onboarding::{Onboarding, OnboardingError};
-use crate::pki::dev_ca::DevCa;
+use crate::queue::Queue;
 use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
 use crate::smime::mime::{self, Entity};
 use crate::smtp::client::{self, ClientConfig};
-use crate::smtp::queue::Queue;
 use crate::store::{AnchorRecord, SqliteStore, Store};
 
 /// The HL7 C-CDA referral note the EHR attaches.
@@ -94,7 +94,7 @@ fn free_port() -> Result<u16, String> {
 fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     let _ = openssl::rand::rand_bytes(&mut bytes);
-    crate::pki::hex(&bytes)
+    hex::encode(&bytes)
 }
 
 pub fn run() -> Result<(), String> {
@@ -232,7 +232,7 @@ fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeli
     let deadline = Instant::now() + PATIENCE;
     let mut told = 0;
     loop {
-        let tracked = crate::notify::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
+        let tracked = crate::queue::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
         let recipient = tracked
             .into_iter()
             .next()

@@ -59,7 +59,7 @@ pub fn report(data: &[u8]) {
 
 /// Trust bundles (PKCS#7 certs-only, DER or PEM, signed or not).
 pub fn bundle(data: &[u8]) {
-    let _ = crate::trust::bundle::anchors(data, None);
+    let _ = crate::bundle::anchors(data, None);
 }
 
 /// Certificates as DNS CERT records, LDAP attributes and IPKIX URLs deliver them.

@@ -221,7 +221,7 @@ impl Kek {
     /// A keyed blind index of `text` in `scope` (hex HMAC-SHA256 under the index key).
     pub fn blind_index(&self, scope: &str, text: &str) -> Result<String, KekError> {
         let mac = hmac_sha256(&self.index_key, format!("{scope}\0{text}").as_bytes())?;
-        Ok(crate::pki::hex(&mac))
+        Ok(hex::encode(&mac))
     }
 
     fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, KekError> {

@@ -2,12 +2,14 @@
 
 pub mod address;
 pub mod admission;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod deadline;
 pub mod demo;
 pub mod der;
+pub mod dev_ca;
 pub mod discovery;
 pub mod dns;
 pub mod dns_server;
@@ -20,11 +22,13 @@ pub mod identities;
 pub mod kek;
 pub mod logging;
 pub mod login_cache;
+pub mod node;
 pub mod notify;
 pub mod onboarding;
 pub mod password;
 pub mod pki;
 pub mod printable;
+pub mod queue;
 pub mod serve;
 pub mod smime;
 pub mod smtp;

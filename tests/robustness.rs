@@ -100,7 +100,7 @@ fn parsers_of_untrusted_bytes_never_panic() {
     fuzz("der+cms", std::slice::from_ref(&der), 3000, |b| {
         let _ = hisp::der::parse(b);
         let _ = hisp::smime::structure::parse(b);
-        let _ = hisp::trust::bundle::anchors(b, None);
+        let _ = hisp::bundle::anchors(b, None);
         let _ = hisp::pki::load_certs(b, "fuzz");
     });
     fuzz("inspect", std::slice::from_ref(&sealed), 1500, |b| {

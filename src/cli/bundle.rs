@@ -8,12 +8,12 @@ use serde_json::json;
 
 use super::provision::{done, TrustUse};
 use super::{output, Context, Failure};
+use crate::bundle;
 use crate::clock::iso8601;
 use crate::dns::DnsClient;
 use crate::fetch::HttpFetcher;
 use crate::pki;
 use crate::store::BundleRecord;
-use crate::trust::bundle;
 
 #[derive(Subcommand, Debug)]
 pub enum BundleCommand {

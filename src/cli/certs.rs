@@ -12,12 +12,12 @@ use super::provision::done;
 use super::{Context, Failure};
 use crate::address::Owner;
 use crate::clock::iso8601;
+use crate::dev_ca::DevCa;
 use crate::identities;
-use crate::pki::dev_ca::DevCa;
+use crate::pki::binding;
 use crate::pki::{self, ca};
 use crate::smime::policy;
 use crate::store::{CertRecord, NewCert, Store};
-use crate::trust::binding;
 
 #[derive(Subcommand, Debug)]
 pub enum CaCommand {
@@ -129,7 +129,7 @@ pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
             let name = name.unwrap_or_else(|| {
                 let mut tag = [0u8; 4];
                 openssl::rand::rand_bytes(&mut tag).expect("the OpenSSL RNG is available");
-                format!("hisp development CA {}", pki::hex(&tag))
+                format!("hisp development CA {}", hex::encode(tag))
             });
             let cert = DevCa::create(store, &ctx.kek()?, &name, ctx.config.ca.key_bits, ctx.now(), days, force)?.cert;
             let fp = pki::fingerprint(&cert);

@@ -79,10 +79,10 @@ impl From<crate::identities::IdentityError> for Failure {
     }
 }
 
-impl From<crate::pki::dev_ca::DevCaError> for Failure {
-    fn from(e: crate::pki::dev_ca::DevCaError) -> Failure {
+impl From<crate::dev_ca::DevCaError> for Failure {
+    fn from(e: crate::dev_ca::DevCaError) -> Failure {
         let code = match &e {
-            crate::pki::dev_ca::DevCaError::NotVerified(_) => "not-verified",
+            crate::dev_ca::DevCaError::NotVerified(_) => "not-verified",
             _ => "ca",
         };
         Failure::new(code, e.to_string())

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use super::{Context, Failure};
 use crate::address::{DirectAddress, Owner};
+use crate::dev_ca::DevCa;
 use crate::password;
-use crate::pki::dev_ca::DevCa;
 use crate::store::{Imported, NewAddress, Store};
 
 /// The columns a file may have, by the name in its header row.

@@ -9,8 +9,8 @@ use serde_json::json;
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::{iso8601, SystemClock};
+use crate::queue::Queue;
 use crate::serve::{self, Setup};
-use crate::smtp::queue::Queue;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

@@ -4,8 +4,8 @@
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
-use crate::notify::tracking::{self, SentMessage};
-use crate::smtp::queue::Queue;
+use crate::queue::tracking::{self, SentMessage};
+use crate::queue::Queue;
 
 /// The queue, able to open sealed subjects when the KEK is at hand (else they show "(sealed)").
 fn queue(ctx: &Context) -> Result<Queue, Failure> {

@@ -29,7 +29,7 @@ use openssl::ssl::{Ssl, SslAcceptor};
 use tokio::sync::watch;
 
 use crate::admission::Admission;
-use crate::serve::Shared;
+use crate::node::Shared;
 use crate::smtp::server::Committer;
 
 /// What every request shares: the node's state and the queue's committer (a message sent

@@ -103,7 +103,7 @@ fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked,
         return Err(e);
     }
     // Until its identity is proofed, a practice cannot send: the same rule as SMTP submission.
-    if let Err(refused) = crate::onboarding::require_verified(&call.store, from.domain()) {
+    if let Err(refused) = crate::store::require_verified(&call.store, from.domain()) {
         return Err(match refused {
             Ok(why) => ApiError::forbidden("not-verified", why),
             Err(e) => e.into(),
@@ -196,7 +196,7 @@ fn message_id_field(text: &str) -> Result<String, ApiError> {
 
 /// Composes the message and commits it to the queue; returns its Message-ID and queue id.
 fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
-    let message_id = crate::serve::intake::new_message_id(&call.api.shared.config.server.hostname);
+    let message_id = crate::node::new_message_id(&call.api.shared.config.server.hostname);
     let data = compose(c, &message_id, call.now);
     let envelope = Envelope {
         mail_from: Some(c.from.clone()),
@@ -217,7 +217,7 @@ fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
 fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
     let mut boundary = [0u8; 12];
     let _ = openssl::rand::rand_bytes(&mut boundary);
-    let boundary = format!("hisp-{}", crate::pki::hex(&boundary));
+    let boundary = format!("hisp-{}", hex::encode(boundary));
     let to = c.to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ");
     let mut out = format!(
         "From: <{}>\r\nTo: {to}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n",

@@ -4,8 +4,8 @@
 
 use crate::address::{DirectAddress, Owner};
 use crate::config::CaConfig;
+use crate::dev_ca::DevCa;
 use crate::kek::Kek;
-use crate::pki::dev_ca::DevCa;
 use crate::store::Store;
 
 /// Issues a certificate to each of `addresses` that has no usable one (with its key); returns

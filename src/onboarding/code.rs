@@ -34,7 +34,7 @@ impl PendingCode {
         };
         let mut salt = [0u8; 16];
         openssl::rand::rand_bytes(&mut salt)?;
-        let salt = crate::pki::hex(&salt);
+        let salt = hex::encode(salt);
         let pending = PendingCode { hash: digest(&salt, &code), salt, expires_at: now + CODE_LIFETIME_SECS, tries: 0 };
         Ok((code, pending))
     }

@@ -17,7 +17,6 @@ pub mod verifier;
 
 use serde::Serialize;
 
-use crate::address::Domain;
 use crate::kek::{Kek, KekError};
 use crate::store::{PracticeRecord, Store, StoreError, StoredProofing};
 use code::{CodeChannel, PendingCode, Recipient};
@@ -286,23 +285,6 @@ fn masked_phone(phone: &str) -> String {
     let head: String = chars[..5].iter().collect();
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{head}***{tail}")
-}
-
-/// Refuses what only a verified practice may do, naming the practice and its state. Err(Ok):
-/// refused; Err(Err): the store could not be asked.
-pub fn require_verified(
-    store: &dyn Store,
-    domain: &Domain,
-) -> std::result::Result<(), std::result::Result<String, StoreError>> {
-    let Some((practice, state)) = store.practice_state(domain).map_err(Err)? else {
-        return Err(Ok(format!("{domain} is not a hosted domain")));
-    };
-    if state == State::Verified.as_str() {
-        return Ok(());
-    }
-    Err(Ok(format!(
-        "practice {practice} has not completed identity proofing (it is {state}); `hisp proofing status {domain}` shows what is left"
-    )))
 }
 
 /// What a step leaves, as it is shown: from the record in hand, not read back from the store.

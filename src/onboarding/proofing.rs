@@ -12,36 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::code::PendingCode;
 use super::enrollment::{Enrollment, Section, SECTIONS};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    #[default]
-    NotStarted,
-    TermsAccepted,
-    InProgress,
-    Submitted,
-    Verified,
-    Failed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::NotStarted => "not-started",
-            State::TermsAccepted => "terms-accepted",
-            State::InProgress => "in-progress",
-            State::Submitted => "submitted",
-            State::Verified => "verified",
-            State::Failed => "failed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<State> {
-        [State::NotStarted, State::TermsAccepted, State::InProgress, State::Submitted, State::Verified, State::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
+pub use crate::store::ProofingState as State;
 
 /// Why a decision went the way it did; `field` names the form field ("" for the whole).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -81,7 +81,7 @@ impl CodeChannel for EmailChannel {
              It expires in 10 minutes. If you did not ask for it, ignore this message.\r\n",
             from = self.from,
             date = crate::clock::rfc5322(now),
-            id = crate::pki::hex(&id),
+            id = hex::encode(id),
             host = self.hostname,
             practice = to.practice,
         );

@@ -15,9 +15,9 @@ use openssl::x509::{
 };
 
 use super::PkiError;
+use super::MIN_RSA_BITS;
 use crate::address::Owner;
 use crate::der::{self, SEQUENCE};
-use crate::smime::policy::MIN_RSA_BITS;
 
 /// A new RSA key; refuses sizes under the Direct minimum.
 pub fn generate_rsa(bits: u32) -> Result<PKey<Private>, PkiError> {

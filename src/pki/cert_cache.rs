@@ -12,7 +12,7 @@ use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
 use openssl::x509::{X509Ref, X509};
 
-use crate::trust::binding::BoundNames;
+use crate::pki::binding::BoundNames;
 
 const CAPACITY: usize = 4096;
 
@@ -43,7 +43,7 @@ pub fn parse(der: &[u8]) -> Result<Arc<Parsed>, ErrorStack> {
     }
     let cert = X509::from_der(der)?;
     let parsed = Arc::new(Parsed {
-        sha256: super::hex(&key),
+        sha256: hex::encode(&key),
         subject: super::name_line(cert.subject_name()),
         issuer: super::name_line(cert.issuer_name()),
         names: BoundNames::of(&cert),

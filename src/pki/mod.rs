@@ -1,8 +1,8 @@
 //! Certificates and keys as files and facts: loading PEM/DER/PKCS#12, fingerprints, names, times.
 
+pub mod binding;
 pub mod ca;
 pub mod cert_cache;
-pub mod dev_ca;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::hash::{hash, MessageDigest};
@@ -25,24 +25,17 @@ pub enum PkiError {
     Crypto(#[from] openssl::error::ErrorStack),
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * bytes.len());
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    out
-}
+/// The smallest RSA key hisp makes or accepts (DirectTrust: 2048 bits).
+pub const MIN_RSA_BITS: u32 = 2048;
 
 /// Lowercase hex SHA-256 of a DER encoding (a certificate's fingerprint).
 pub fn sha256_hex(der: &[u8]) -> String {
-    hex(&hash(MessageDigest::sha256(), der).expect("SHA-256 is always available"))
+    hex::encode(hash(MessageDigest::sha256(), der).expect("SHA-256 is always available"))
 }
 
 /// A certificate's fingerprint, as `cert_cache::sha256_of` keeps it per certificate object.
 pub fn fingerprint(cert: &X509Ref) -> String {
-    cert_cache::sha256_of(cert).map_or_else(|| sha256_hex(&[]), |digest| hex(&digest))
+    cert_cache::sha256_of(cert).map_or_else(|| sha256_hex(&[]), hex::encode)
 }
 
 /// SHA-256 of the SubjectPublicKeyInfo: ties a stored key to its certificates.
@@ -163,9 +156,7 @@ pub fn subject_emails(cert: &X509Ref) -> Vec<String> {
 #[cfg(test)]
 mod hex_tests {
     #[test]
-    fn hex_is_lowercase_two_digits_per_byte() {
-        assert_eq!(super::hex(&[]), "");
-        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff, 0x5c]), "000fa0ff5c");
+    fn fingerprints_are_lowercase_hex_of_sha256() {
         // The SHA-256 of nothing, as every tool prints it.
         assert_eq!(super::sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }

@@ -8,8 +8,8 @@
 use super::{Shared, Work};
 use crate::address::DirectAddress;
 use crate::notify::mdn::{self, Disposition, Mdn};
-use crate::notify::receipts::{self, Receipt};
-use crate::smtp::queue::{Flow, NewMessage};
+use crate::queue::receipts::{self, Receipt};
+use crate::queue::{Flow, NewMessage};
 
 /// Records that the message of `receipt` was opened and trusted, with the job's outcome: if it is
 /// never delivered, its failure is answered with a failed MDN.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::deadline::Deadlined;
+use crate::dev_ca::DevCa;
 use crate::kek::Kek;
-use crate::pki::dev_ca::DevCa;
 use crate::store::{SqliteStore, Store};
 
 /// How long a published CRL is good for (its nextUpdate).

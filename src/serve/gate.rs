@@ -87,7 +87,7 @@ impl Gate for StoreGate {
     }
 
     fn may_send(&self, sender: &DirectAddress) -> Result<Option<String>, String> {
-        match crate::onboarding::require_verified(self.store(), sender.domain()) {
+        match crate::store::require_verified(self.store(), sender.domain()) {
             Ok(()) => Ok(None),
             Err(Ok(why)) => Ok(Some(why)),
             Err(Err(e)) => Err(e.to_string()),

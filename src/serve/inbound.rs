@@ -7,13 +7,13 @@ use super::{answer, maildir, Work};
 use crate::address::DirectAddress;
 use crate::identities;
 use crate::notify::mdn::{self, Disposition};
-use crate::notify::receipts::Receipt;
 use crate::notify::request::{self, FinalDelivery, Report};
 use crate::onboarding::referral;
+use crate::queue::receipts::Receipt;
+use crate::queue::{self, AttachmentRecord, Job, MailboxDelivery, Outcome};
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
 use crate::smime::SmimeError;
-use crate::smtp::queue::{self, AttachmentRecord, Job, MailboxDelivery, Outcome};
 use crate::trust::revocation::Policy;
 use crate::trust::StoreAnchors;
 

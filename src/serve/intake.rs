@@ -7,13 +7,13 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Wakeup;
 use crate::clock::{rfc5322, Clock};
 use crate::kek::Kek;
+use crate::node::Wakeup;
 use crate::notify::request::{self, FinalDelivery};
-use crate::notify::tracking::Tracked;
+use crate::queue::tracking::Tracked;
+use crate::queue::{Flow, NewMessage, Queue};
 use crate::smime::mime;
-use crate::smtp::queue::{Flow, NewMessage, Queue};
 use crate::smtp::server::Committer;
 use crate::smtp::session::Envelope;
 
@@ -110,13 +110,6 @@ impl Committer for Intake {
     }
 }
 
-/// A fresh Message-ID of ours: 128 random bits at our host name.
-pub fn new_message_id(hostname: &str) -> String {
-    let mut id = [0u8; 16];
-    let _ = openssl::rand::rand_bytes(&mut id);
-    format!("<{}@{hostname}>", crate::pki::hex(&id))
-}
-
 struct Traced {
     /// The header fields we add above the message's own.
     fields: Vec<u8>,
@@ -158,7 +151,7 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
     }
     if envelope.authenticated.is_some() {
         if existing.is_none() {
-            message_id = new_message_id(hostname);
+            message_id = crate::node::new_message_id(hostname);
             out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
         }
         if headers.get("date").is_none() {

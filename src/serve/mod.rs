@@ -12,13 +12,12 @@ pub mod maildir;
 pub mod notices;
 pub mod outbound;
 pub mod stop_signal;
-pub mod unsealed;
 
 use std::net::TcpListener;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::admission::Admission;
@@ -28,90 +27,12 @@ use crate::discovery::cache::CachingResolver;
 use crate::dns::{DnsClient, DnsConfig};
 use crate::free_space::FreeSpace;
 use crate::kek::Kek;
-use crate::smtp::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
+use crate::node::{Shared, Wakeup};
+use crate::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
 use crate::smtp::server::{self, Listener};
 use crate::smtp::session::{Role, SessionConfig};
 use crate::smtp::sessions::Sessions;
 use crate::store::{SqliteStore, Store};
-
-/// From this many new jobs on, every idle worker is woken.
-const WAKE_ALL_FROM: usize = 16;
-
-/// Wakes idle workers when new mail is committed.
-#[derive(Default)]
-pub struct Wakeup {
-    generation: Mutex<u64>,
-    signal: Condvar,
-}
-
-impl Wakeup {
-    /// Wakes as many idle workers as there are new `jobs` (not all of them: every worker woken
-    /// claims in a write transaction, and those that find nothing left would have woken for
-    /// nothing).
-    pub fn wake(&self, jobs: usize) {
-        if let Ok(mut g) = self.generation.lock() {
-            *g += 1;
-        }
-        if jobs >= WAKE_ALL_FROM {
-            self.signal.notify_all();
-        } else {
-            (0..jobs).for_each(|_| self.signal.notify_one());
-        }
-    }
-
-    /// The current generation: read it before looking for work, then `wait_since` it, so a wake
-    /// that comes in between is not lost.
-    fn generation(&self) -> u64 {
-        self.generation.lock().map(|g| *g).unwrap_or(0)
-    }
-
-    /// Waits until woken after generation `seen`, or until `timeout` passes.
-    fn wait_since(&self, seen: u64, timeout: Duration) {
-        let Ok(g) = self.generation.lock() else { return };
-        let _ = self.signal.wait_timeout_while(g, timeout, |g| *g == seen);
-    }
-}
-
-/// What every worker shares.
-pub struct Shared {
-    pub config: Config,
-    pub db: PathBuf,
-    pub kek: Arc<Kek>,
-    pub resolver: CachingResolver<DnsClient>,
-    pub clock: Arc<dyn Clock>,
-    pub wakeup: Arc<Wakeup>,
-    pub lookup_timeout: Duration,
-    /// TLS client contexts by (verify, anchors file): building one loads the system's CA store.
-    pub connectors: Mutex<std::collections::HashMap<(bool, Option<PathBuf>), openssl::ssl::SslConnector>>,
-    /// Open SMTP sessions to peers, reused between deliveries.
-    pub sessions: crate::smtp::client::SessionPool,
-    /// Private keys and signing identities unsealed so far.
-    pub unsealed: unsealed::Unsealed,
-    /// The queue, as the workers write it (intake's connection, see `Queue`).
-    pub queue: Queue,
-    /// Set when the node stops (`Running::stop`): workers claim nothing more.
-    pub stopping: Arc<AtomicBool>,
-    /// Workers not yet ended (they end once the node stops and their job in hand is done).
-    pub workers_running: AtomicUsize,
-}
-
-impl Shared {
-    /// The TLS client context for these settings, made once.
-    pub fn connector(
-        &self,
-        verify: bool,
-        anchors: Option<&std::path::Path>,
-    ) -> Result<openssl::ssl::SslConnector, String> {
-        let key = (verify, anchors.map(PathBuf::from));
-        let mut cache = self.connectors.lock().map_err(|_| "TLS context cache poisoned".to_string())?;
-        if let Some(c) = cache.get(&key) {
-            return Ok(c.clone());
-        }
-        let c = crate::smtp::tls::connector(verify, anchors).map_err(|e| e.to_string())?;
-        cache.insert(key, c.clone());
-        Ok(c)
-    }
-}
 
 /// One job being processed: the shared state, this worker's own connections, the time, and the
 /// queue writes to commit with the job's outcome.
@@ -175,7 +96,7 @@ impl Running {
         if let Some(api) = &self.api_stopper {
             api.stop();
         }
-        shared.wakeup.wake(WAKE_ALL_FROM);
+        shared.wakeup.wake(crate::node::WAKE_ALL_FROM);
         let api_open = || self.api_stopper.as_ref().map_or(0, |api| api.open());
         let deadline = std::time::Instant::now() + grace;
         let busy = || shared.workers_running.load(Ordering::SeqCst) > 0 || self.sessions.open() > 0 || api_open() > 0;
@@ -481,7 +402,7 @@ fn run_job_with(
         let (sender, message_id, recipient, note) =
             (&job.message.mail_from, &job.message.message_id, &job.recipient, note.clone());
         at_finish.add(move |tx| {
-            crate::notify::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0)
+            crate::queue::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0)
         });
     }
     // A stopping node finishes the job in hand and takes no other.
@@ -642,7 +563,7 @@ fn refresh_each(store: &SqliteStore, fetch: &dyn crate::fetch::Fetcher) -> usize
     let mut failed = 0;
     for b in store.bundles().unwrap_or_default() {
         // Nothing a bundle's server sends may end the refreshing for good.
-        let refreshed = catch_unwind(AssertUnwindSafe(|| crate::trust::bundle::refresh(store, &b, fetch)));
+        let refreshed = catch_unwind(AssertUnwindSafe(|| crate::bundle::refresh(store, &b, fetch)));
         let why = match refreshed {
             Ok(Ok(Ok(_))) => continue,
             Ok(Ok(Err(e))) => format!("refresh failed, last good anchors kept: {e}"),
@@ -690,7 +611,7 @@ fn retry_at(shared: &Shared, job: &Job, now: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::queue::NewMessage;
+    use crate::queue::NewMessage;
     use crate::store::cached::CachedSql;
 
     fn shared(dir: &std::path::Path) -> Shared {

@@ -10,9 +10,9 @@ use crate::address::DirectAddress;
 use crate::config::PassNotifications;
 use crate::notify::dsn;
 use crate::notify::mdn::Notice;
-use crate::notify::tracking::{self, Arrival, Effect};
+use crate::queue::tracking::{self, Arrival, Effect};
+use crate::queue::Queue;
 use crate::smime::open::Opened;
-use crate::smtp::queue::Queue;
 
 /// Records a notification that arrived for the hosted `sender`; returns whether it goes on into
 /// the sender's mailbox, and why not when it does not.

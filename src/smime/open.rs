@@ -205,9 +205,9 @@ pub fn describe_recipients(recipients: &[structure::Recipient]) -> String {
                 let issuer = openssl::x509::X509Name::from_der(issuer_der)
                     .map(|n| pki::name_line(&n))
                     .unwrap_or_else(|_| "?".into());
-                format!("[issuer {issuer}, serial {}]", pki::hex(serial))
+                format!("[issuer {issuer}, serial {}]", hex::encode(serial))
             }
-            Some(RecipientId::SubjectKeyId(ski)) => format!("[key id {}]", pki::hex(ski)),
+            Some(RecipientId::SubjectKeyId(ski)) => format!("[key id {}]", hex::encode(ski)),
             None => format!("[{} recipient]", r.kind),
         })
         .collect();

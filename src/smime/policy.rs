@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{oids, SmimeError};
 
-pub const MIN_RSA_BITS: u32 = 2048;
+pub use crate::pki::MIN_RSA_BITS;
 
 /// Content encryption for messages we seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum)]

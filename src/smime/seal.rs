@@ -11,7 +11,7 @@ use super::{cms_ffi, envelope, SmimeError};
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::pki;
-use crate::trust::binding::BoundNames;
+use crate::pki::binding::BoundNames;
 
 /// The sender's signing identity, checked once when it is loaded: the key belongs to the
 /// certificate and policy allows it. A node reuses it for every message the sender sends.
@@ -220,5 +220,5 @@ fn outer_header_block(headers: &mime::Headers, message_id: &str, subject: &str, 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     openssl::rand::rand_bytes(&mut buf).expect("the OpenSSL RNG is available");
-    pki::hex(&buf)
+    hex::encode(&buf)
 }

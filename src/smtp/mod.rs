@@ -1,7 +1,6 @@
-//! SMTP: the server session state machine, the listeners, the outbound client and the queue.
+//! SMTP: the server session state machine, the listeners and the outbound client.
 
 pub mod client;
-pub mod queue;
 pub mod server;
 pub mod session;
 pub mod sessions;

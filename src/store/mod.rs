@@ -8,10 +8,12 @@ mod migrations;
 #[cfg(test)]
 mod query_plans;
 mod sqlite;
+mod states;
 
 pub use api::ApiStore;
 pub use fields::FieldCipher;
 pub use sqlite::{tune_connection, SqliteStore};
+pub use states::{require_verified, ProofingState};
 
 /// The schema version a database has once every migration has run.
 pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();

@@ -1,7 +1,5 @@
 //! Trust decisions: is a certificate bound to an address, and does it chain to an anchor.
 
-pub mod binding;
-pub mod bundle;
 pub mod chain;
 pub mod purpose;
 pub mod revocation;

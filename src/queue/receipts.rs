@@ -8,8 +8,8 @@
 use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::mdn::Disposition;
-use crate::smtp::queue::{insert_message, NewMessage, Result};
+use super::{insert_message, NewMessage, Result};
+use crate::notify::mdn::Disposition;
 
 /// What the MDNs for one (message, recipient) are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]

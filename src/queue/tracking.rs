@@ -11,9 +11,9 @@ use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::mdn::{Event, Notice};
+use super::{Queue, Result};
 use crate::address::DirectAddress;
-use crate::smtp::queue::{Queue, Result};
+use crate::notify::mdn::{Event, Notice};
 
 /// What is tracked of an EHR's message besides its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,7 +426,7 @@ pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
 mod tests {
     use super::*;
     use crate::notify::request::Report;
-    use crate::smtp::queue::{Flow, NewMessage};
+    use crate::queue::{Flow, NewMessage};
     use crate::store::SqliteStore;
 
     const ID: &str = "<m1@a.test>";

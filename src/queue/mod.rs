@@ -3,6 +3,11 @@
 //! off exponentially, and a message whose processing keeps crashing the daemon is quarantined.
 //!
 //! Recipient states: queued -> (in flight) -> sent | delivered | failed, or deferred -> retried.
+//! With the queued messages it keeps what became of those sent (`tracking`: their MDNs and DSNs)
+//! and of those received (`receipts`: the MDNs owed for them), in the same transactions.
+
+pub mod receipts;
+pub mod tracking;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -111,7 +116,7 @@ pub struct NewMessage {
     pub size: usize,
     pub sealed_data: Vec<u8>,
     /// An EHR's message whose recipients' notifications are tracked (not a notification itself).
-    pub tracked: Option<crate::notify::tracking::Tracked>,
+    pub tracked: Option<tracking::Tracked>,
 }
 
 /// Writes that processing a recipient leaves for the transaction recording its outcome
@@ -963,7 +968,7 @@ pub(crate) fn insert_message(tx: &Connection, m: &NewMessage, now: i64) -> Resul
         )?;
     }
     if let Some(tracked) = &m.tracked {
-        crate::notify::tracking::submitted(tx, &m.message_id, &m.mail_from, &m.recipients, tracked, now)?;
+        tracking::submitted(tx, &m.message_id, &m.mail_from, &m.recipients, tracked, now)?;
     }
     Ok(id)
 }

@@ -4,10 +4,10 @@
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509Crl, X509Ref, X509};
 
-use super::ca::{self, EndEntity, RevokedSerial};
-use super::{hex, PkiError};
 use crate::address::Owner;
 use crate::kek::{Kek, KekError};
+use crate::pki::ca::{self, EndEntity, RevokedSerial};
+use crate::pki::PkiError;
 use crate::store::{RevocationRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,7 @@ impl DevCa {
         let key = ca::generate_rsa(key_bits.max(2048))?;
         let cert = ca::create_root(&key, name, now - 300, days)?;
         let owner = Owner::parse(crate::store::DEV_CA_OWNER).map_err(|e| PkiError::Policy(e.to_string()))?;
-        let key_id = store.add_key(&owner, &super::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+        let key_id = store.add_key(&owner, &crate::pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
         store.set_ca(&cert.to_der()?, key_id, replace)?;
         Ok(DevCa { cert, key })
     }
@@ -80,7 +80,7 @@ impl DevCa {
         base_url: &str,
     ) -> Result<(String, X509), DevCaError> {
         // The one place certificates are issued: only to a practice whose identity is proofed.
-        crate::onboarding::require_verified(store, owner.domain()).map_err(|e| match e {
+        crate::store::require_verified(store, owner.domain()).map_err(|e| match e {
             Ok(why) => DevCaError::NotVerified(why),
             Err(store_error) => store_error.into(),
         })?;
@@ -113,7 +113,7 @@ impl DevCa {
         days: u32,
         base_url: &str,
     ) -> Result<X509, PkiError> {
-        let not_after = (now + i64::from(days) * 86_400).min(super::unix_time(self.cert.not_after()));
+        let not_after = (now + i64::from(days) * 86_400).min(crate::pki::unix_time(self.cert.not_after()));
         let (issuer_url, crl_url) = published_urls(base_url);
         let profile = EndEntity { owner, not_before: now - 300, not_after, crl_url: &crl_url, issuer_url: &issuer_url };
         ca::issue(&self.cert, &self.key, key, &profile)
@@ -133,15 +133,15 @@ impl DevCa {
         reason: &str,
         now: i64,
     ) -> Result<RevocationRecord, DevCaError> {
-        let sha256 = super::fingerprint(cert);
+        let sha256 = crate::pki::fingerprint(cert);
         if !self.issued(cert) {
             return Err(DevCaError::NotOurs(sha256));
         }
         let record = RevocationRecord {
-            serial: hex(&cert.serial_number().to_bn()?.to_vec()),
+            serial: hex::encode(cert.serial_number().to_bn()?.to_vec()),
             sha256,
-            subject: super::name_line(cert.subject_name()),
-            not_after: super::unix_time(cert.not_after()),
+            subject: crate::pki::name_line(cert.subject_name()),
+            not_after: crate::pki::unix_time(cert.not_after()),
             revoked_at: now,
             reason: reason.to_string(),
         };
