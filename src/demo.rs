@@ -194,7 +194,7 @@ pub fn run() -> Result<(), String> {
     // File names are sealed at rest: B's KEK opens them.
     let b_store = SqliteStore::open(&b.db, "demo").map_err(|e| e.to_string())?;
     let b_kek = Kek::unlock(&b_store, &b.secret).map_err(|e| e.to_string())?;
-    queue.attach_fields(std::sync::Arc::new(b_kek)).map_err(|e| e.to_string())?;
+    queue.attach_fields(Arc::new(b_kek)).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + PATIENCE;
     let delivered = || -> Result<bool, String> {
         let entries = queue.list(true).map_err(|e| e.to_string())?;

@@ -47,6 +47,7 @@ pub fn available(path: &std::path::Path) -> Option<u64> {
     let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
     // SAFETY: statvfs fills the struct we pass for a NUL-terminated path we own.
     let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: a NUL-terminated path and a struct of ours to fill.
     if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
         return None;
     }

@@ -235,9 +235,7 @@ pub fn open_differential(data: &[u8], keys: &Keys) {
     let flags = CMSOptions::NO_SIGNER_CERT_VERIFY | CMSOptions::BINARY | CMSOptions::NOINTERN;
     let mut out = Vec::new();
     let verified = match &signature.1 {
-        Some(content) => {
-            cms.verify(Some(&certs), None, Some(&crate::smime::mime::to_crlf(content)), Some(&mut out), flags)
-        }
+        Some(content) => cms.verify(Some(&certs), None, Some(&mime::to_crlf(content)), Some(&mut out), flags),
         None => cms.verify(Some(&certs), None, None, Some(&mut out), flags),
     };
     assert!(verified.is_ok(), "open accepted a signature OpenSSL does not verify");

@@ -101,7 +101,7 @@ pub fn store_with_key(
     kek: &Kek,
     owner: &Owner,
     cert: &openssl::x509::X509Ref,
-    key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
+    key: &openssl::pkey::PKeyRef<Private>,
 ) -> Result<String, IdentityError> {
     let public = crate::pki::public_key_sha256(key)?;
     let key_id = match store.key_for_public(&public)? {

@@ -103,6 +103,8 @@ struct Journey {
     api_b: Api,
     _daemons: Vec<Daemon>,
     _mail: [tempfile::TempDir; 2],
+    /// The TLS files: dropped after the daemons (fields drop in order).
+    _scratch: Files,
 }
 
 fn journey() -> Journey {
@@ -119,7 +121,7 @@ fn journey() -> Journey {
     b.ok(&["anchor", "add", &a.files.p("dev-ca.pem"), "--domain", "b.test", "--incoming", "--outgoing"]);
     let daemons = vec![a.serve(pa.api), b.serve(pb.api)];
     let api = |port| Api { port, ca_file: tls.0.clone() };
-    let journey = Journey {
+    Journey {
         api_a: api(pa.api),
         api_b: api(pb.api),
         a,
@@ -127,9 +129,8 @@ fn journey() -> Journey {
         b,
         _daemons: daemons,
         _mail: mail,
-    };
-    std::mem::forget(scratch); // the TLS files outlive the daemons
-    journey
+        _scratch: scratch,
+    }
 }
 
 /// One node serving the API (its peer's ports are not served), its configuration as `tweak`
@@ -183,7 +184,7 @@ fn wait_for(j: &Journey, api: &Api, token: &str, path: &str, done: impl Fn(&Valu
             std::time::Instant::now() < deadline,
             "{path} never got there: {answer}\nA: {}\nA's queue: {}\nB: {}",
             j.a.serve_log(),
-            common::network::node_queue(&j.a),
+            network::node_queue(&j.a),
             j.b.serve_log()
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -417,7 +418,7 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     let dr_other = "dr.other@otherclinic.direct.test";
     j.a.ok(&["cert", "issue", dr_other]);
     j.a.run_in(&["address", "passwd", dr_other, "--password-stdin"], Some(format!("{PASSWORD}\n").as_bytes())).ok();
-    let reuse = common::network::swaks(
+    let reuse = network::swaks(
         j.a_submission,
         &[
             "--tls",

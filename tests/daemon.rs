@@ -388,7 +388,7 @@ fn the_demo_delivers_the_referral_note_intact() {
 /// the recipient is deferred with the reason, and the sink receives nothing.
 #[test]
 fn a_peer_without_starttls_is_never_sent_mail_in_clear() {
-    let pki = common::pki::Pki::new("Peer CA");
+    let pki = pki::Pki::new("Peer CA");
     let peer = pki.issue("dr.x@c.test");
     let (dns_port, submission, backbone, sink_port) = (free_port(), free_port(), free_port(), free_port());
     let sink_dir = tempfile::tempdir().unwrap();
@@ -420,7 +420,7 @@ fn a_peer_without_starttls_is_never_sent_mail_in_clear() {
 /// then fails with one DSN (5.4.7) to the sender.
 #[test]
 fn a_message_past_its_maximum_age_fails_with_one_dsn() {
-    let pki = common::pki::Pki::new("Far CA");
+    let pki = pki::Pki::new("Far CA");
     let far = pki.issue("dr.far@far.test");
     let (dns_port, submission, backbone, dead) = (free_port(), free_port(), free_port(), free_port());
     let mail = tempfile::tempdir().unwrap();

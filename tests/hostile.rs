@@ -821,7 +821,7 @@ fn below_the_free_space_watermark_peers_are_asked_to_come_back_and_ehrs_still_su
 /// A backbone connection from `source` to `port`, through DATA and the message's header section.
 fn open_data(source: [u8; 4], port: u16) -> (std::net::TcpStream, std::io::BufReader<std::net::TcpStream>) {
     use std::io::{BufRead, Write};
-    let mut stream = common::servers::connect_from(source, port);
+    let mut stream = servers::connect_from(source, port);
     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -913,7 +913,7 @@ fn the_key_encryption_key_does_not_stay_in_the_environment_of_a_running_node() {
     let n = network();
     let environ = n.daemons[0].environ();
     assert!(!environ.is_empty(), "/proc shows the environment");
-    let kek = common::node::KEK.as_bytes();
+    let kek = node::KEK.as_bytes();
     assert!(!environ.windows(kek.len()).any(|w| w == kek), "the KEK is still in /proc/PID/environ");
     assert!(String::from_utf8_lossy(&environ).contains("HISP_DB="), "the rest stays");
 }

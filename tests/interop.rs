@@ -21,7 +21,7 @@ fn world() -> World {
     let files = Files::new();
     let pki = Pki::new("Interop CA");
     files.ca("ca", &pki.ca);
-    files.ca("other-ca", &common::ca("Other CA"));
+    files.ca("other-ca", &ca("Other CA"));
     let alice = pki.issue("alice@a.example.org");
     files.identity("alice", &alice);
     files.identity("bob", &pki.issue("bob@b.example.org"));

@@ -124,10 +124,8 @@ fn inject(n: &Network, name: &str, message: &str) {
         &n.b.files.p(&sealed),
     ]);
     let data = format!("@{}", n.b.files.p(&sealed));
-    let injected = common::network::swaks(
-        n.a_backbone,
-        &["--tls", "--from", "dr.jones@b.test", "--to", "dr.smith@a.test", "--data", &data],
-    );
+    let injected =
+        swaks(n.a_backbone, &["--tls", "--from", "dr.jones@b.test", "--to", "dr.smith@a.test", "--data", &data]);
     assert_eq!(injected.status, 0, "{}", injected.stderr);
 }
 

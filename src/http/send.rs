@@ -56,7 +56,7 @@ struct ReferralIn {
 /// A POST /v1/messages body as the API reads it (for the fuzz target).
 #[cfg(feature = "fuzzing")]
 pub(crate) fn parse_outgoing(body: &[u8]) -> bool {
-    super::error::parse_body::<Outgoing>(body).is_ok()
+    parse_body::<Outgoing>(body).is_ok()
 }
 
 /// A request that passed every check.

@@ -238,9 +238,9 @@ pub struct Queue {
     durable: Option<PathBuf>,
 }
 
-fn writer_mutex() -> &'static std::sync::Mutex<()> {
-    static WRITER: std::sync::OnceLock<std::sync::Mutex<()>> = std::sync::OnceLock::new();
-    WRITER.get_or_init(|| std::sync::Mutex::new(()))
+fn writer_mutex() -> &'static Mutex<()> {
+    static WRITER: std::sync::OnceLock<Mutex<()>> = std::sync::OnceLock::new();
+    WRITER.get_or_init(|| Mutex::new(()))
 }
 
 /// A write transaction holding the process's queue-writer mutex and its connection until it

@@ -245,14 +245,7 @@ fn record_one(
             }
         });
     }
-    // The status moves forward only: a processed MDN overtaken by its dispatched one (they may
-    // arrive in either order) does not move it back, and a failure stays a failure.
-    let status = match (happened, row.status.as_str()) {
-        (_, "failed" | "timed-out") => row.status.clone(),
-        (Event::Failed(_), _) => "failed".to_string(),
-        (Event::Processed, "dispatched") => row.status.clone(),
-        (e, _) => e.name().to_string(),
-    };
+    let status = next_status(happened, &row.status);
     tx.run(
         &format!(
             "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
@@ -267,6 +260,18 @@ fn record_one(
     }
     noticed(tx, key, now, happened.name(), &detail, Some(notice_id))?;
     Ok(Effect::Recorded { final_delivery: row.final_delivery })
+}
+
+/// A tracked recipient's status once `happened` is recorded over `current`. The status moves
+/// forward only: a processed MDN overtaken by its dispatched one (they may arrive in either order)
+/// does not move it back, and a failure (or a timeout) stays what it is.
+fn next_status(happened: &Event, current: &str) -> String {
+    match (happened, current) {
+        (_, "failed" | "timed-out") => current.to_string(),
+        (Event::Failed(_), _) => "failed".to_string(),
+        (Event::Processed, "dispatched") => current.to_string(),
+        (e, _) => e.name().to_string(),
+    }
 }
 
 /// A recipient whose notification is overdue.
@@ -426,6 +431,26 @@ pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
 mod tests {
     use super::*;
     use crate::notify::request::Report;
+
+    #[test]
+    fn the_status_moves_forward_only() {
+        let failed = Event::Failed("5.1.1".into());
+        let table: &[(&Event, &str, &str)] = &[
+            (&Event::Processed, "sent", "processed"),
+            (&Event::Dispatched, "sent", "dispatched"),
+            (&Event::Dispatched, "processed", "dispatched"),
+            (&Event::Processed, "dispatched", "dispatched"),
+            (&failed, "sent", "failed"),
+            (&failed, "processed", "failed"),
+            (&failed, "dispatched", "failed"),
+            (&Event::Processed, "failed", "failed"),
+            (&Event::Dispatched, "timed-out", "timed-out"),
+            (&failed, "timed-out", "timed-out"),
+        ];
+        for (happened, current, next) in table {
+            assert_eq!(next_status(happened, current), *next, "{} over {current}", happened.name());
+        }
+    }
     use crate::queue::{Flow, NewMessage};
     use crate::store::SqliteStore;
 

@@ -143,7 +143,7 @@ mod tests {
         let db = dir.path().join("hisp.db");
         let store = SqliteStore::create(&db, "test").unwrap();
         store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
-        let gates = StoreGates::new(db, LoginCache::new(std::time::Duration::ZERO).unwrap());
+        let gates = StoreGates::new(db, LoginCache::new(Duration::ZERO).unwrap());
         let local = IpAddr::from([127, 0, 0, 1]);
         let (first, second) = (gates.gate(local).unwrap(), gates.gate(local).unwrap());
         assert_eq!(gates.idle.lock().unwrap().len(), 0);
@@ -167,7 +167,7 @@ mod tests {
         store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
         let smith = DirectAddress::parse("dr.smith@a.test").unwrap();
         store.add_address(&smith, Some(&crate::password::hash("the right password").unwrap())).unwrap();
-        let gates = StoreGates::new(db, LoginCache::new(std::time::Duration::ZERO).unwrap());
+        let gates = StoreGates::new(db, LoginCache::new(Duration::ZERO).unwrap());
         let guesser = gates.gate(IpAddr::from([192, 0, 2, 1])).unwrap();
         for _ in 0..5 {
             assert_eq!(guesser.authenticate("dr.smith@a.test", "a guess"), Login::Refused);

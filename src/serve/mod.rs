@@ -401,9 +401,8 @@ fn run_job_with(
     if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) = (job.message.flow, &outcome) {
         let (sender, message_id, recipient, note) =
             (&job.message.mail_from, &job.message.message_id, &job.recipient, note.clone());
-        at_finish.add(move |tx| {
-            crate::queue::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0)
-        });
+        at_finish
+            .add(move |tx| queue::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0));
     }
     // A stopping node finishes the job in hand and takes no other.
     let claim = usize::from(!shared.stopping.load(Ordering::SeqCst));

@@ -133,7 +133,7 @@ fn quick_ack(tcp: &TcpStream) {
             libc::IPPROTO_TCP,
             libc::TCP_QUICKACK,
             (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
 }

@@ -291,7 +291,7 @@ fn a_throttled_login_is_told_to_come_back_later() {
 }
 
 /// A backbone session that spools into `dir`, taking messages of up to 8 MiB.
-fn spooling(dir: &std::path::Path) -> Session {
+fn spooling(dir: &Path) -> Session {
     let mut s = Session::new(SessionConfig {
         role: Role::Backbone,
         hostname: "mx.a.test".into(),
@@ -299,7 +299,7 @@ fn spooling(dir: &std::path::Path) -> Session {
         max_recipients: 3,
         max_auth_failures: 2,
         tls_available: true,
-        spool_dir: Some(std::sync::Arc::from(dir)),
+        spool_dir: Some(Arc::from(dir)),
     });
     assert_eq!(send(&mut s, "EHLO mx.b.test"), 250);
     assert_eq!(send(&mut s, "MAIL FROM:<dr.jones@b.test>"), 250);
@@ -336,7 +336,7 @@ fn a_header_section_beyond_what_stays_in_memory_is_refused() {
 
 #[test]
 fn a_spool_that_cannot_be_written_answers_451_and_keeps_the_session() {
-    let mut s = spooling(std::path::Path::new("/nonexistent/spool"));
+    let mut s = spooling(Path::new("/nonexistent/spool"));
     let line = [b"QUJD".repeat(19).as_slice(), b"\r\n"].concat();
     let mut lines: Vec<&[u8]> = vec![b"Content-Type: application/pkcs7-mime\r\n", b"\r\n"];
     lines.extend(std::iter::repeat_n(line.as_slice(), 20_000));

@@ -496,8 +496,7 @@ impl ApiStore for SqliteStore {
 
     fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>> {
         let mut found: Vec<DirectoryEntry> = Vec::new();
-        let entry =
-            |r: &rusqlite::Row| Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? });
+        let entry = |r: &Row| Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? });
         // Hosted addresses whose words begin with the query's words, from the word index: each
         // word quoted, so nothing in a query is FTS5 syntax.
         let words: Vec<String> = query

@@ -276,7 +276,7 @@ mod tests {
             cache.read(&cache.certificates, Some(address.into()), || Ok(Vec::new())).unwrap();
         }
         cache.read(&cache.has_domain, "x.test".into(), || Ok(true)).unwrap();
-        cache.read(&cache.key, 7, || Err(crate::store::StoreError::NotFound("k".into()))).ok();
+        cache.read(&cache.key, 7, || Err(StoreError::NotFound("k".into()))).ok();
         assert_eq!(cache.len(), 5);
         cache.forget("address", Some("a@x.test"));
         cache.moved_to(2);

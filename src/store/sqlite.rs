@@ -132,13 +132,13 @@ impl SqliteStore {
     }
 
     /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
-    pub fn attach_fields(&self, cipher: std::sync::Arc<dyn super::FieldCipher>) -> Result<()> {
-        Ok(super::fields::register(&self.conn, Some(cipher))?)
+    pub fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()> {
+        Ok(fields::register(&self.conn, Some(cipher))?)
     }
 
     /// Seals what was written in the clear before sealing existed (needs `attach_fields`).
     pub fn seal_plaintext(&self) -> Result<usize> {
-        Ok(super::fields::seal_plaintext(&self.conn)?)
+        Ok(fields::seal_plaintext(&self.conn)?)
     }
 
     pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
@@ -230,7 +230,7 @@ pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Du
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Sealed fields open only once a KEK is attached (`attach_fields`).
-    super::fields::register(conn, None)?;
+    fields::register(conn, None)?;
     Ok(())
 }
 

@@ -141,7 +141,7 @@ fn issued(cert: &X509Ref, issuer: &X509Ref) -> bool {
 /// Is `cert` revoked, by the CRLs of its distribution points, signed by whichever of `issuers`
 /// signed `cert`.
 pub fn check(cert: &X509Ref, issuers: &[&X509Ref], fetch: &dyn Fetcher, now: i64) -> Status {
-    let digest = crate::pki::cert_cache::sha256_of(cert);
+    let digest = pki::cert_cache::sha256_of(cert);
     if let Some(digest) = &digest {
         let cached = caches().lock().ok().and_then(|c| c.statuses.get(digest).cloned());
         if let Some((until, status)) = cached {

@@ -194,7 +194,7 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn start(config: &str, pki: &super::pki::Pki, peer: &Identity, dns_port: u16, submission: u16) -> Sender {
+    pub fn start(config: &str, pki: &pki::Pki, peer: &Identity, dns_port: u16, submission: u16) -> Sender {
         let node = Node::with_published_ca_and(config);
         practice(&node, "a.test", "dr.smith");
         node.files.ca("peer-ca", &pki.ca);

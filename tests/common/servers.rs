@@ -176,7 +176,7 @@ pub fn http() -> Server {
 
 /// A TCP connection to 127.0.0.1:`port` from the loopback address `source` (127.0.0.2, say): a
 /// second host on one machine, for limits that count per peer address.
-pub fn connect_from(source: [u8; 4], port: u16) -> std::net::TcpStream {
+pub fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
     use std::os::fd::FromRawFd;
     let address = |ip: [u8; 4], port: u16| {
         // SAFETY: a plain C struct; all zeroes is a valid value of it.
@@ -186,7 +186,7 @@ pub fn connect_from(source: [u8; 4], port: u16) -> std::net::TcpStream {
         a.sin_addr.s_addr = u32::from_ne_bytes(ip);
         a
     };
-    let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let size = size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: a new socket, bound and connected with valid addresses of the right size; on
     // success it is handed to a TcpStream, which owns it from then on.
     unsafe {
@@ -196,6 +196,6 @@ pub fn connect_from(source: [u8; 4], port: u16) -> std::net::TcpStream {
         assert_eq!(libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size), 0, "bind {source:?}");
         let remote = address([127, 0, 0, 1], port);
         assert_eq!(libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size), 0, "connect {port}");
-        std::net::TcpStream::from_raw_fd(fd)
+        TcpStream::from_raw_fd(fd)
     }
 }
