@@ -192,20 +192,7 @@ fn smtp_edges_are_refused_as_the_edge_tests_expect() {
     let none = queued_at_b();
 
     // Wrong credentials, after TLS.
-    let wrong = swaks(
-        n.a_submission,
-        &[
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "dr.smith@a.test",
-            "--auth-password",
-            "wrong",
-            "--to",
-            "dr.jones@b.test",
-        ],
-    );
+    let wrong = with_password(n.a_submission, "wrong", &["--to", "dr.jones@b.test"]);
     assert_ne!(wrong.status, 0);
     // AUTH is not even offered before STARTTLS; mail without it is refused.
     let plain = talk(
@@ -588,22 +575,8 @@ fn the_log_can_be_json_lines_with_their_span_and_names_who_failed_to_log_in() {
         _ => config,
     };
     let n = network_with(json_log);
-    let wrong = swaks(
-        n.a_submission,
-        &[
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "dr.smith@a.test",
-            "--auth-password",
-            "not-the-password-42",
-            "--from",
-            "dr.smith@a.test",
-            "--to",
-            "dr.jones@b.test",
-        ],
-    );
+    let wrong =
+        with_password(n.a_submission, "not-the-password-42", &["--from", "dr.smith@a.test", "--to", "dr.jones@b.test"]);
     assert_ne!(wrong.status, 0);
     let sent = as_dr_smith(n.a_submission, &["--from", "dr.smith@a.test", "--to", "dr.jones@b.test"]);
     assert_eq!(sent.status, 0, "{}", sent.stderr);

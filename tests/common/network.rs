@@ -104,7 +104,12 @@ pub fn published_zone(user: &str, cert_b64: &str) -> String {
 
 /// swaks as dr.smith's EHR: STARTTLS, AUTH PLAIN with his password, then `args`.
 pub fn as_dr_smith(port: u16, args: &[&str]) -> Run {
-    let mut all = vec!["--tls", "--auth", "PLAIN", "--auth-user", "dr.smith@a.test", "--auth-password", PASSWORD];
+    with_password(port, PASSWORD, args)
+}
+
+/// swaks logging in as dr.smith after STARTTLS with `password` (his or not), then `args`.
+pub fn with_password(port: u16, password: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--tls", "--auth", "PLAIN", "--auth-user", "dr.smith@a.test", "--auth-password", password];
     all.extend_from_slice(args);
     swaks(port, &all)
 }
