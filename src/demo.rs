@@ -23,10 +23,10 @@ use crate::onboarding::code::{CodeChannel, Recipient};
 use crate::onboarding::proofing::State;
 use crate::onboarding::verifier::RulesVerifier;
 use crate::onboarding::{Onboarding, OnboardingError};
-use crate::queue::Queue;
 use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
 use crate::smime::mime::{self, Entity};
 use crate::smtp::client::{self, ClientConfig};
+use crate::store::queue::Queue;
 use crate::store::{AnchorRecord, SqliteStore, Store};
 
 /// The HL7 C-CDA referral note the EHR attaches.
@@ -232,7 +232,7 @@ fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeli
     let deadline = Instant::now() + PATIENCE;
     let mut told = 0;
     loop {
-        let tracked = crate::queue::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
+        let tracked = crate::store::queue::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
         let recipient = tracked
             .into_iter()
             .next()

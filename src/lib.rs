@@ -28,7 +28,6 @@ pub mod onboarding;
 pub mod password;
 pub mod pki;
 pub mod printable;
-pub mod queue;
 pub mod serve;
 pub mod smime;
 pub mod smtp;

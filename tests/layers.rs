@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["kek", "trust"],
     &["smime"],
     &["bundle", "discovery", "dns_server", "identities", "notify", "smtp"],
-    &["config", "dev_ca", "queue"],
+    &["config", "dev_ca"],
     &["onboarding"],
     &["node"],
     &["http"],

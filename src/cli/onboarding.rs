@@ -139,7 +139,7 @@ pub fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Failure> 
             }
             let rows = practices
                 .iter()
-                .map(|p| vec![p.name.clone(), p.domains.join(" "), p.addresses.to_string(), p.proofing.clone()])
+                .map(|p| vec![p.name.clone(), p.domains.join(" "), p.addresses.to_string(), p.proofing.to_string()])
                 .collect::<Vec<_>>();
             table(&["PRACTICE", "DOMAINS", "USERS", "PROOFING"], &rows, "no practices");
         }

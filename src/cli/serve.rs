@@ -9,8 +9,8 @@ use serde_json::json;
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::{iso8601, SystemClock};
-use crate::queue::Queue;
 use crate::serve::{self, Setup};
+use crate::store::queue::Queue;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -130,7 +130,7 @@ pub fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {
                                 iso8601(e.received_at),
                                 if e.mail_from.is_empty() { "<>".into() } else { e.mail_from.clone() },
                                 r.recipient.clone(),
-                                if e.quarantined.is_some() { "quarantined".into() } else { r.status.clone() },
+                                if e.quarantined.is_some() { "quarantined".into() } else { r.status.to_string() },
                                 r.attempts.to_string(),
                                 r.last_error.clone().unwrap_or_default(),
                             ]

@@ -4,8 +4,8 @@
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
-use crate::queue::tracking::{self, SentMessage};
-use crate::queue::Queue;
+use crate::store::queue::tracking::{self, SentMessage};
+use crate::store::queue::Queue;
 
 /// The queue, able to open sealed subjects when the KEK is at hand (else they show "(sealed)").
 fn queue(ctx: &Context) -> Result<Queue, Failure> {
@@ -127,7 +127,7 @@ fn sent_rows(m: &SentMessage) -> Vec<Vec<String>> {
                 iso8601(m.submitted_at),
                 m.sender.clone(),
                 r.recipient.clone(),
-                r.status.clone(),
+                r.status.to_string(),
                 m.subject.clone(),
                 m.message_id.clone(),
             ]

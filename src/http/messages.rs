@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::ApiError;
-use crate::queue::Queue;
+use crate::store::queue::Queue;
 use crate::store::ApiStore;
 
 /// The Message-ID as the API names it: without its angle brackets (they do not sit well in URLs).
@@ -74,7 +74,7 @@ pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
                 let ours = |sender: &str| {
                     sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain))
                 };
-                let sent = crate::queue::tracking::track(&queue, &entry.message_id)?;
+                let sent = crate::store::queue::tracking::track(&queue, &entry.message_id)?;
                 sent.into_iter().filter(|m| ours(&m.sender)).flat_map(|m| m.recipients).collect()
             } else {
                 Vec::new()

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::discovery::cache::CachingResolver;
 use crate::dns::DnsClient;
 use crate::kek::Kek;
-use crate::queue::Queue;
+use crate::store::queue::Queue;
 
 /// From this many new jobs on, every idle worker is woken.
 pub const WAKE_ALL_FROM: usize = 16;

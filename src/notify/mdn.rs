@@ -11,23 +11,7 @@ use super::request::{self, Report, FINAL_DELIVERY};
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::smime::mime::{self, Entity, Headers};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    Processed,
-    Dispatched,
-    Failed,
-}
-
-impl Disposition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Disposition::Processed => "processed",
-            Disposition::Dispatched => "dispatched",
-            Disposition::Failed => "failed",
-        }
-    }
-}
+pub use crate::store::{Disposition, Event};
 
 /// One MDN from a hosted recipient back to the original's sender.
 pub struct Mdn<'a> {
@@ -95,28 +79,6 @@ pub fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
     }
     t.push_str(&format!("\r\n--{boundary}--\r\n"));
     (t.into_bytes(), message_id)
-}
-
-/// What a notification says happened to one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Processed,
-    Dispatched,
-    /// A failed MDN, or a DSN with `Action: failed` (its status and diagnostic).
-    Failed(String),
-    /// Anything else (displayed, deleted, a DSN's delayed or relayed): recorded only.
-    Other(String),
-}
-
-impl Event {
-    pub fn name(&self) -> &str {
-        match self {
-            Event::Processed => "processed",
-            Event::Dispatched => "dispatched",
-            Event::Failed(_) => "failed",
-            Event::Other(what) => what,
-        }
-    }
 }
 
 /// A notification that arrived: which message it is about, and what it says per recipient.

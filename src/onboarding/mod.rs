@@ -102,7 +102,7 @@ impl Onboarding<'_> {
             None => Private::default(),
         };
         let proofing = Proofing {
-            state: State::parse(&stored.state).ok_or_else(|| damaged(format!("unknown state {:?}", stored.state)))?,
+            state: stored.state,
             private,
             reasons: serde_json::from_str(&stored.reasons).map_err(|e| damaged(e.to_string()))?,
             decided_by: stored.decided_by.clone(),
@@ -114,7 +114,7 @@ impl Onboarding<'_> {
     fn save(&self, loaded: &Loaded, proofing: &Proofing, action: &str, detail: &str) -> Result<()> {
         let plain = serde_json::to_vec(&proofing.private).map_err(|e| OnboardingError::Unavailable(e.to_string()))?;
         let record = StoredProofing {
-            state: proofing.state.as_str().into(),
+            state: proofing.state,
             version: loaded.stored.version,
             sealed: Some(self.kek.seal_proofing(&plain)?),
             reasons: serde_json::to_string(&proofing.reasons).unwrap_or_else(|_| "[]".into()),

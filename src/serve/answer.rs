@@ -8,28 +8,21 @@
 use super::{Shared, Work};
 use crate::address::DirectAddress;
 use crate::notify::mdn::{self, Disposition, Mdn};
-use crate::queue::receipts::{self, Receipt};
-use crate::queue::{Flow, NewMessage};
+use crate::store::queue::receipts::Receipt;
+use crate::store::queue::{FinishWrite, NewMessage};
+use crate::store::Flow;
 
 /// Records that the message of `receipt` was opened and trusted, with the job's outcome: if it is
 /// never delivered, its failure is answered with a failed MDN.
 pub fn opened(work: &Work, receipt: &Receipt) {
-    let receipt = receipt.clone();
-    work.at_finish.add(move |tx| receipts::opened(tx, &receipt).map(|()| 0));
+    work.at_finish.add(FinishWrite::Opened(receipt.clone()));
 }
 
 /// Queues the MDN saying `disposition` for `receipt`, unless it was queued before: built and
 /// sealed now, recorded and queued in the transaction that records the job's outcome.
 pub fn send(work: &Work, receipt: &Receipt, disposition: Disposition, failure: Option<&str>) -> Result<(), String> {
-    let queued = queued_mdn(work.shared, receipt, disposition, failure, work.now)?;
-    let (receipt, now) = (receipt.clone(), work.now);
-    work.at_finish.add(move |tx| {
-        let queued_now = match disposition {
-            Disposition::Processed => receipts::processed(tx, &receipt, &queued, now)?,
-            outcome => receipts::concluded(tx, &receipt, outcome, &queued, now)?,
-        };
-        Ok(usize::from(queued_now))
-    });
+    let mdn = queued_mdn(work.shared, receipt, disposition, failure, work.now)?;
+    work.at_finish.add(FinishWrite::Answered { receipt: receipt.clone(), disposition, mdn });
     Ok(())
 }
 
@@ -68,19 +61,20 @@ fn queued_mdn(
 }
 
 /// A message opened here will not be delivered after all (`reason`): if it was opened and
-/// trusted (a receipt was recorded), a failed MDN goes out, in the same transaction.
-pub fn failed(work: &Work, queue_message: i64, recipient: &str, reason: &str) {
-    let (shared, now) = (work.shared, work.now);
-    let (recipient, reason) = (recipient.to_ascii_lowercase(), reason.to_string());
-    work.at_finish.add(move |tx| {
-        let Some(receipt) = receipts::of_queued(tx, queue_message, &recipient)? else { return Ok(0) };
-        let queued = match queued_mdn(shared, &receipt, Disposition::Failed, Some(&reason), now) {
-            Ok(queued) => queued,
-            Err(e) => {
-                tracing::error!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
-                return Ok(0);
-            }
-        };
-        Ok(usize::from(receipts::concluded(tx, &receipt, Disposition::Failed, &queued, now)?))
-    });
+/// trusted (a receipt was recorded, before or by this processing), a failed MDN goes out with the
+/// job's outcome. Err: the receipt could not be read (the recipient is to be processed again).
+pub fn failed(work: &Work, queue_message: i64, recipient: &str, reason: &str) -> Result<(), String> {
+    let recipient = recipient.to_ascii_lowercase();
+    let receipt = match work.at_finish.opened(queue_message, &recipient) {
+        Some(receipt) => receipt,
+        None => match work.queue.receipt_of(queue_message, &recipient) {
+            Ok(Some(receipt)) => receipt,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(format!("cannot read its receipt: {e}")),
+        },
+    };
+    if let Err(e) = send(work, &receipt, Disposition::Failed, Some(reason)) {
+        tracing::error!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
+    }
+    Ok(())
 }

@@ -9,11 +9,11 @@ use crate::identities;
 use crate::notify::mdn::{self, Disposition};
 use crate::notify::request::{self, FinalDelivery, Report};
 use crate::onboarding::referral;
-use crate::queue::receipts::Receipt;
-use crate::queue::{self, AttachmentRecord, Job, MailboxDelivery, Outcome};
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
 use crate::smime::SmimeError;
+use crate::store::queue::receipts::Receipt;
+use crate::store::queue::{AttachmentRecord, FinishWrite, Job, MailboxDelivery, Outcome};
 use crate::trust::revocation::Policy;
 use crate::trust::StoreAnchors;
 
@@ -192,13 +192,22 @@ fn deliver(
                 sender: arrived.sender.clone(),
                 subject: arrived.subject.clone(),
                 kind: arrived.kind,
-                attachments: attachments.iter().map(AttachmentRecord::of).collect(),
+                attachments: attachments.iter().map(attachment_record).collect(),
             };
-            let now = work.now;
-            work.at_finish.add(move |tx| queue::record_delivery(tx, &delivery, now).map(|()| 0));
+            work.at_finish.add(FinishWrite::Delivered(delivery));
             Outcome::Delivered(format!("delivered to {file}"))
         }
         Err(e) => Outcome::deferred(format!("mailbox: {e}")),
+    }
+}
+
+/// What is kept of a delivered attachment: its name, type, size and digest.
+fn attachment_record(a: &mime::Attachment) -> AttachmentRecord {
+    AttachmentRecord {
+        filename: a.filename.clone(),
+        content_type: a.content_type.clone(),
+        size: a.content.len() as i64,
+        sha256: crate::pki::sha256_hex(&a.content),
     }
 }
 

@@ -11,11 +11,12 @@ use crate::clock::{rfc5322, Clock};
 use crate::kek::Kek;
 use crate::node::Wakeup;
 use crate::notify::request::{self, FinalDelivery};
-use crate::queue::tracking::Tracked;
-use crate::queue::{Flow, NewMessage, Queue};
 use crate::smime::mime;
 use crate::smtp::server::Committer;
 use crate::smtp::session::Envelope;
+use crate::store::queue::tracking::Tracked;
+use crate::store::queue::{NewMessage, Queue};
+use crate::store::Flow;
 
 /// The most messages written in one transaction.
 const MAX_BATCH: usize = 256;

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod maildir;
 pub mod notices;
 pub mod outbound;
+mod schedule;
 pub mod stop_signal;
 
 use std::net::TcpListener;
@@ -28,10 +29,11 @@ use crate::dns::{DnsClient, DnsConfig};
 use crate::free_space::FreeSpace;
 use crate::kek::Kek;
 use crate::node::{Shared, Wakeup};
-use crate::queue::{self, AtFinish, Flow, Job, Outcome, Queue};
 use crate::smtp::server::{self, Listener};
 use crate::smtp::session::{Role, SessionConfig};
 use crate::smtp::sessions::Sessions;
+use crate::store::queue::{self, AtFinish, FinishWrite, Job, Outcome, Queue};
+use crate::store::Flow;
 use crate::store::{SqliteStore, Store};
 
 /// One job being processed: the shared state, this worker's own connections, the time, and the
@@ -41,7 +43,7 @@ pub struct Work<'a> {
     pub store: &'a SqliteStore,
     pub queue: &'a Queue,
     pub now: i64,
-    pub at_finish: AtFinish<'a>,
+    pub at_finish: AtFinish,
 }
 
 /// Everything `hisp serve` needs that the CLI resolves (paths, secrets, resolver settings).
@@ -379,9 +381,14 @@ fn run_job_with(
     let mut work = Work { shared, store, queue, now, at_finish: AtFinish::default() };
     let outcome = match catch_unwind(AssertUnwindSafe(|| process(&work, job))) {
         Ok(outcome) => {
-            let outcome = schedule(shared, job, outcome, now);
-            after(&work, job, &outcome);
-            outcome
+            let outcome = schedule::schedule(shared, job, outcome, now);
+            match after(&work, job, &outcome) {
+                Ok(()) => outcome,
+                Err(e) => {
+                    work.at_finish = AtFinish::default();
+                    schedule::schedule(shared, job, Outcome::deferred(e), now)
+                }
+            }
         }
         Err(panic) => {
             let why = panic
@@ -399,10 +406,12 @@ fn run_job_with(
     // A message of ours that left is tracked as sent in the outcome's own transaction.
     let at_finish = std::mem::take(&mut work.at_finish);
     if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) = (job.message.flow, &outcome) {
-        let (sender, message_id, recipient, note) =
-            (&job.message.mail_from, &job.message.message_id, &job.recipient, note.clone());
-        at_finish
-            .add(move |tx| queue::tracking::record_sent(tx, sender, message_id, recipient, &note, now).map(|()| 0));
+        at_finish.add(FinishWrite::Sent {
+            sender: job.message.mail_from.clone(),
+            message_id: job.message.message_id.clone(),
+            recipient: job.recipient.clone(),
+            note: note.clone(),
+        });
     }
     // A stopping node finishes the job in hand and takes no other.
     let claim = usize::from(!shared.stopping.load(Ordering::SeqCst));
@@ -463,7 +472,11 @@ fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
     until_recorded(&format!("release {}", job.recipient), || {
         let now = shared.clock.unix_now();
         let error = format!("its outcome could not be recorded: {error}");
-        queue.finish(job.recipient_id, &Outcome::Deferred { error, retry_at: retry_at(shared, job, now) }, now)
+        queue.finish(
+            job.recipient_id,
+            &Outcome::Deferred { error, retry_at: schedule::retry_at(shared, job, now) },
+            now,
+        )
     });
 }
 
@@ -480,17 +493,18 @@ fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
 
 /// What a failure means for notifications: an EHR's message that failed for good is reported to
 /// its sender (a DSN, once); a message opened here that will not be delivered after all gets a
-/// failed MDN. (One that left is tracked as sent with its outcome, in `worker`.)
-fn after(work: &Work, job: &Job, outcome: &Outcome) {
+/// failed MDN. (One that left is tracked as sent with its outcome, in `worker`.) Err: what it
+/// needed could not be read; the recipient is processed again.
+fn after(work: &Work, job: &Job, outcome: &Outcome) -> Result<(), String> {
     match (job.message.flow, outcome) {
         (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
         (Flow::Inbound, Outcome::Failed(reason)) => {
-            answer::failed(work, job.message.id, &job.recipient, reason);
-            let id = job.message.id;
-            work.at_finish.add(move |tx| queue::forget_refused_content(tx, id).map(|()| 0));
+            answer::failed(work, job.message.id, &job.recipient, reason)?;
+            work.at_finish.add(FinishWrite::ForgetRefusedContent { queue_message: job.message.id });
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// Tells the local sender of an outbound message that a recipient failed for good, unless the
@@ -508,9 +522,9 @@ fn notify_sender(work: &Work, job: &Job, reason: &str) {
         message_id: &job.message.message_id,
         submitted_at: job.message.received_at,
         original: &original,
-        status: queue::failure_status(reason),
+        status: schedule::failure_status(reason),
         reason,
-        tracked_as: "failed",
+        tracked_as: crate::store::TrackStatus::Failed,
     };
     notices::tell_sender(work.shared, work.queue, &failure, work.now);
 }
@@ -587,31 +601,10 @@ fn process(work: &Work, job: &Job) -> Outcome {
     }
 }
 
-/// A temporary failure is retried with exponential backoff until the message's maximum age,
-/// then fails.
-fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
-    let Outcome::Deferred { error, .. } = outcome else { return outcome };
-    let q = &shared.config.queue;
-    if now - job.message.received_at >= q.max_age_secs as i64 {
-        return Outcome::failed(
-            "5.4.7",
-            format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs),
-        );
-    }
-    Outcome::Deferred { error, retry_at: retry_at(shared, job, now) }
-}
-
-/// When a recipient deferred now is due again: exponential backoff by its attempts.
-fn retry_at(shared: &Shared, job: &Job, now: i64) -> i64 {
-    let q = &shared.config.queue;
-    now + queue::backoff(job.attempts, q.retry_base_secs, q.retry_max_secs) as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::NewMessage;
-    use crate::store::cached::CachedSql;
+    use crate::store::queue::NewMessage;
 
     fn shared(dir: &std::path::Path) -> Shared {
         let db = dir.join("hisp.db");
@@ -660,9 +653,7 @@ mod tests {
         let entry = shared.queue.show(id).unwrap();
         assert_eq!(entry.quarantined.as_deref(), Some("processing panicked: boom"));
         // Neither recipient is in flight, and neither is tried again, however long one waits.
-        let in_flight: i64 =
-            shared.queue.conn().row("SELECT sum(in_flight) FROM queue_recipients", [], |r| r.get(0)).unwrap();
-        assert_eq!(in_flight, 0);
+        assert!(entry.recipients.iter().all(|r| !r.in_flight), "{entry:?}");
         assert!(shared.queue.claim(now + 365 * 86_400, 10).unwrap().is_empty());
     }
 

@@ -10,15 +10,18 @@ use crate::address::DirectAddress;
 use crate::config::PassNotifications;
 use crate::notify::dsn;
 use crate::notify::mdn::Notice;
-use crate::queue::tracking::{self, Arrival, Effect};
-use crate::queue::Queue;
 use crate::smime::open::Opened;
+use crate::store::queue::tracking::{self, Arrival, Effect};
+use crate::store::queue::Queue;
+use crate::store::TrackStatus;
 
 /// Records a notification that arrived for the hosted `sender`; returns whether it goes on into
 /// the sender's mailbox, and why not when it does not.
 pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, notice_id: &str) -> Result<Pass, String> {
     let arrival = Arrival { sender, reporter: &opened.from, notice_id };
-    let effects = tracking::record_notice(work.queue, notice, &arrival, work.now).map_err(|e| e.to_string())?;
+    let about = notice.original_message_id.as_deref();
+    let effects = tracking::record_notice(work.queue, about, &notice.recipients, &arrival, work.now)
+        .map_err(|e| e.to_string())?;
     let pass_all = work.shared.config.notify.pass_to_sender == PassNotifications::All;
     let passes = effects.iter().any(|(_, effect)| match effect {
         Effect::Recorded { final_delivery } => pass_all || *final_delivery,
@@ -61,8 +64,8 @@ pub struct Failure<'a> {
     /// 5.x.x
     pub status: &'a str,
     pub reason: &'a str,
-    /// What the tracking records: "failed", or "timed-out".
-    pub tracked_as: &'a str,
+    /// What the tracking records: failed, or timed out.
+    pub tracked_as: TrackStatus,
 }
 
 /// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
@@ -142,7 +145,7 @@ pub fn watch_timeouts(shared: &Shared) {
                 original: headers.as_bytes(),
                 status: "5.4.7",
                 reason: &reason,
-                tracked_as: "timed-out",
+                tracked_as: TrackStatus::TimedOut,
             };
             tell_sender(shared, queue, &failure, now);
         }

@@ -67,7 +67,7 @@ pub(super) struct ConfigCache {
     pub(super) anchors: Memo<Option<String>, Vec<AnchorRecord>>,
     pub(super) bundle_anchors: Memo<Option<String>, Vec<AnchorRecord>>,
     pub(super) practice: Memo<String, PracticeRecord>,
-    pub(super) practice_state: Memo<String, Option<(String, String)>>,
+    pub(super) practice_state: Memo<String, Option<(String, super::ProofingState)>>,
 }
 
 impl ConfigCache {

@@ -7,13 +7,14 @@ pub(crate) mod fields;
 mod migrations;
 #[cfg(test)]
 mod query_plans;
+pub mod queue;
 mod sqlite;
 mod states;
 
 pub use api::ApiStore;
 pub use fields::FieldCipher;
 pub use sqlite::{tune_connection, SqliteStore};
-pub use states::{require_verified, ProofingState};
+pub use states::{require_verified, Disposition, Event, Flow, ProofingState, RecipientStatus, TrackStatus};
 
 /// The schema version a database has once every migration has run.
 pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();
@@ -168,8 +169,7 @@ pub struct PracticeRecord {
     pub name: String,
     pub domains: Vec<String>,
     pub addresses: u64,
-    /// The proofing state (`not-started` .. `verified`).
-    pub proofing: String,
+    pub proofing: ProofingState,
     pub created_at: i64,
 }
 
@@ -177,7 +177,7 @@ pub struct PracticeRecord {
 /// the rest sealed under the KEK by the onboarding module.
 #[derive(Debug, Clone, Default)]
 pub struct StoredProofing {
-    pub state: String,
+    pub state: ProofingState,
     /// Bumped on every save; a save based on an older version is refused.
     pub version: i64,
     pub sealed: Option<Vec<u8>>,
@@ -271,7 +271,7 @@ pub trait Store {
     /// A practice by its name (any case) or one of its domains.
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord>;
     /// The practice of a hosted domain and its proofing state (None: the domain is not hosted).
-    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>>;
+    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, ProofingState)>>;
     /// The practice's proofing record (a practice without one has not started).
     fn proofing(&self, practice_id: i64) -> Result<StoredProofing>;
     /// Saves a proofing record if nobody saved another since it was read (its version).

@@ -890,7 +890,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, String)>> {
+    fn practice_state(&self, domain: &Domain) -> Result<Option<(String, ProofingState)>> {
         self.cache.read(&self.cache.practice_state, domain.to_string(), || {
             Ok(self
                 .conn
@@ -922,7 +922,7 @@ impl Store for SqliteStore {
             )
             .optional()?;
         Ok(row.unwrap_or_else(|| StoredProofing {
-            state: "not-started".into(),
+            state: ProofingState::NotStarted,
             reasons: "[]".into(),
             ..Default::default()
         }))
@@ -1250,11 +1250,11 @@ mod tests {
         let store =
             SqliteStore { conn, actor: "test".into(), clock: Box::new(SystemClock), cache: ConfigCache::new(false) };
         let old = Domain::parse("old.test").unwrap();
-        assert_eq!(store.practice_state(&old).unwrap(), Some(("Old Practice".into(), "verified".into())));
+        assert_eq!(store.practice_state(&old).unwrap(), Some(("Old Practice".into(), ProofingState::Verified)));
         assert!(store.proofing(1).unwrap().reasons.contains("before identity proofing"));
         let new = Domain::parse("new.test").unwrap();
         store.add_practice("New Practice", &new).unwrap();
-        assert_eq!(store.practice_state(&new).unwrap(), Some(("New Practice".into(), "not-started".into())));
+        assert_eq!(store.practice_state(&new).unwrap(), Some(("New Practice".into(), ProofingState::NotStarted)));
         assert!(matches!(
             store.add_practice("new practice", &Domain::parse("x.test").unwrap()),
             Err(StoreError::Duplicate(_))
@@ -1265,12 +1265,14 @@ mod tests {
         // Two steps read the same record: the second save is refused, not lost over the first.
         let id = store.practice("New Practice").unwrap().id;
         let read = store.proofing(id).unwrap();
-        let step = StoredProofing { state: "terms-accepted".into(), ..read.clone() };
+        let step = StoredProofing { state: ProofingState::TermsAccepted, ..read.clone() };
         store.save_proofing(id, &step, "proofing.terms", "").unwrap();
         assert!(matches!(store.save_proofing(id, &step, "proofing.terms", ""), Err(StoreError::Conflict(_))));
         let again = store.proofing(id).unwrap();
         assert_eq!((again.state.as_str(), again.version), ("terms-accepted", 1));
-        store.save_proofing(id, &StoredProofing { state: "in-progress".into(), ..again.clone() }, "x", "").unwrap();
+        store
+            .save_proofing(id, &StoredProofing { state: ProofingState::InProgress, ..again.clone() }, "x", "")
+            .unwrap();
         assert!(store.save_proofing(id, &again, "x", "").is_err());
     }
 }

@@ -1,14 +1,80 @@
-//! A practice's identity-proofing state as the store keeps it (the machine that moves it is
-//! `onboarding::proofing`), and the check everything only a verified practice may do goes through.
+//! The states the store keeps, as types: a practice's identity-proofing state (the machine that
+//! moves it is `onboarding::proofing`), a queued message's direction and each recipient's status,
+//! a sent message's tracked status and what notifications report, and the receipts owed for
+//! messages received. Each is kept as its name in a TEXT column; reading a name this hisp does not
+//! know is an error, never a guess. Also the check everything only a verified practice may do
+//! goes through.
 
-use serde::{Deserialize, Serialize};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
 use super::{Result, Store};
 use crate::address::Domain;
 
+/// A state kept as its name: `as_str`, `parse`, `Display`, serde and the SQL conversions, all
+/// from one table of names.
+macro_rules! named_state {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        /// Compares with a name, as tests and reports read it.
+        impl PartialEq<&str> for $name {
+            fn eq(&self, text: &&str) -> bool {
+                self.as_str() == *text
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<$name, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $name::parse(&text).ok_or_else(|| {
+                    serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &concat!("a ", stringify!($name)))
+                })
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<$name> {
+                let text = value.as_str()?;
+                $name::parse(text)
+                    .ok_or_else(|| FromSqlError::Other(format!("unknown {} {text:?}", stringify!($name)).into()))
+            }
+        }
+    };
+}
+
 /// Where a practice stands in identity proofing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ProofingState {
     #[default]
     NotStarted,
@@ -19,29 +85,121 @@ pub enum ProofingState {
     Failed,
 }
 
-impl ProofingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProofingState::NotStarted => "not-started",
-            ProofingState::TermsAccepted => "terms-accepted",
-            ProofingState::InProgress => "in-progress",
-            ProofingState::Submitted => "submitted",
-            ProofingState::Verified => "verified",
-            ProofingState::Failed => "failed",
+named_state!(ProofingState {
+    NotStarted => "not-started",
+    TermsAccepted => "terms-accepted",
+    InProgress => "in-progress",
+    Submitted => "submitted",
+    Verified => "verified",
+    Failed => "failed",
+});
+
+/// Which way a queued message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// From a local EHR, to be sealed and delivered to a peer.
+    Outbound,
+    /// From a peer, to be opened and delivered into a mailbox.
+    Inbound,
+}
+
+named_state!(Flow {
+    Outbound => "outbound",
+    Inbound => "inbound",
+});
+
+/// Where one recipient of a queued message stands: queued -> (in flight) -> sent | delivered |
+/// failed, or deferred -> tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientStatus {
+    Queued,
+    Deferred,
+    /// Handed to the peer HISP.
+    Sent,
+    /// Put into a local mailbox.
+    Delivered,
+    Failed,
+}
+
+named_state!(RecipientStatus {
+    Queued => "queued",
+    Deferred => "deferred",
+    Sent => "sent",
+    Delivered => "delivered",
+    Failed => "failed",
+});
+
+/// What is known of one recipient of a message a local EHR sent, from its notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackStatus {
+    Queued,
+    Sent,
+    Processed,
+    Dispatched,
+    Failed,
+    /// No notification came in time.
+    TimedOut,
+}
+
+named_state!(TrackStatus {
+    Queued => "queued",
+    Sent => "sent",
+    Processed => "processed",
+    Dispatched => "dispatched",
+    Failed => "failed",
+    TimedOut => "timed-out",
+});
+
+impl TrackStatus {
+    /// The status once `happened` is recorded over this one. It moves forward only: a processed
+    /// MDN overtaken by its dispatched one (they may arrive in either order) does not move it
+    /// back, a failure (or a timeout) stays what it is, and news that is no status (displayed,
+    /// a DSN's delayed) changes nothing.
+    pub fn after(self, happened: &Event) -> TrackStatus {
+        match (happened, self) {
+            (_, TrackStatus::Failed | TrackStatus::TimedOut) => self,
+            (Event::Failed(_), _) => TrackStatus::Failed,
+            (Event::Processed, TrackStatus::Dispatched) => self,
+            (Event::Processed, _) => TrackStatus::Processed,
+            (Event::Dispatched, _) => TrackStatus::Dispatched,
+            (Event::Other(_), _) => self,
         }
     }
+}
 
-    pub fn parse(text: &str) -> Option<ProofingState> {
-        [
-            ProofingState::NotStarted,
-            ProofingState::TermsAccepted,
-            ProofingState::InProgress,
-            ProofingState::Submitted,
-            ProofingState::Verified,
-            ProofingState::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+/// The disposition an MDN reports (RFC 8098, as Direct profiles it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Processed,
+    Dispatched,
+    Failed,
+}
+
+named_state!(Disposition {
+    Processed => "processed",
+    Dispatched => "dispatched",
+    Failed => "failed",
+});
+
+/// What a notification (MDN or DSN) says happened to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Processed,
+    Dispatched,
+    /// A failed MDN, or a DSN with `Action: failed` (its status and diagnostic).
+    Failed(String),
+    /// Anything else (displayed, deleted, a DSN's delayed or relayed): recorded only.
+    Other(String),
+}
+
+impl Event {
+    pub fn name(&self) -> &str {
+        match self {
+            Event::Processed => "processed",
+            Event::Dispatched => "dispatched",
+            Event::Failed(_) => "failed",
+            Event::Other(what) => what,
+        }
     }
 }
 
@@ -51,10 +209,57 @@ pub fn require_verified(store: &dyn Store, domain: &Domain) -> std::result::Resu
     let Some((practice, state)) = store.practice_state(domain).map_err(Err)? else {
         return Err(Ok(format!("{domain} is not a hosted domain")));
     };
-    if state == ProofingState::Verified.as_str() {
+    if state == ProofingState::Verified {
         return Ok(());
     }
     Err(Ok(format!(
         "practice {practice} has not completed identity proofing (it is {state}); `hisp proofing status {domain}` shows what is left"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tracked recipient's status after each kind of news, over each status it may have: the
+    /// table the tracking of sent messages follows.
+    #[test]
+    fn the_tracked_status_moves_forward_only() {
+        use TrackStatus::*;
+        let failed = Event::Failed("5.1.1 no such user".into());
+        let displayed = Event::Other("displayed".into());
+        let table: &[(TrackStatus, &Event, TrackStatus)] = &[
+            (Sent, &Event::Processed, Processed),
+            (Sent, &Event::Dispatched, Dispatched),
+            (Sent, &failed, Failed),
+            (Sent, &displayed, Sent),
+            (Processed, &Event::Dispatched, Dispatched),
+            (Processed, &failed, Failed),
+            (Dispatched, &Event::Processed, Dispatched),
+            (Dispatched, &failed, Failed),
+            (Failed, &Event::Processed, Failed),
+            (Failed, &Event::Dispatched, Failed),
+            (TimedOut, &Event::Dispatched, TimedOut),
+            (TimedOut, &failed, TimedOut),
+            (Queued, &Event::Processed, Processed),
+        ];
+        for (current, happened, expected) in table {
+            assert_eq!(current.after(happened), *expected, "{happened:?} over {current}");
+        }
+    }
+
+    #[test]
+    fn every_name_reads_back_as_its_state_and_an_unknown_name_is_refused() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for status in [TrackStatus::Queued, TrackStatus::TimedOut, TrackStatus::Dispatched] {
+            let back: TrackStatus = conn.query_row("SELECT ?1", [status], |r| r.get(0)).unwrap();
+            assert_eq!(back, status);
+            assert_eq!(TrackStatus::parse(status.as_str()), Some(status));
+        }
+        let back: ProofingState = conn.query_row("SELECT 'terms-accepted'", [], |r| r.get(0)).unwrap();
+        assert_eq!(back, ProofingState::TermsAccepted);
+        let unknown = conn.query_row("SELECT 'lost'", [], |r| r.get::<_, RecipientStatus>(0));
+        assert!(unknown.unwrap_err().to_string().contains("unknown RecipientStatus \"lost\""));
+        assert_eq!(serde_json::to_string(&TrackStatus::TimedOut).unwrap(), "\"timed-out\"");
+    }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{Queue, Result};
 use crate::address::DirectAddress;
-use crate::notify::mdn::{Event, Notice};
+use crate::store::{Event, TrackStatus};
 
 /// What is tracked of an EHR's message besides its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,7 @@ fn noticed(tx: &Connection, key: Key, now: i64, what: &str, detail: &str, notice
 }
 
 /// Starts tracking each recipient of a message being committed (the caller's transaction).
-pub(crate) fn submitted(
+pub(super) fn submitted(
     tx: &Connection,
     message_id: &str,
     sender: &str,
@@ -71,9 +71,9 @@ pub(crate) fn submitted(
     Ok(())
 }
 
-/// The message left for the recipient's HISP (or this node's own mailbox), recorded inside the
-/// caller's write transaction (the worker's, with the recipient's outcome).
-pub fn record_sent(
+/// The message left for the recipient's HISP (or this node's own mailbox), recorded with the
+/// recipient's outcome (`FinishWrite::Sent`).
+pub(super) fn record_sent(
     tx: &Connection,
     sender: &str,
     message_id: &str,
@@ -108,9 +108,9 @@ pub fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
     Ok(!matches!(notified, Some(Some(_))))
 }
 
-/// The recipient failed for good here (`status` "failed") or got no notification in time
-/// ("timed-out"), and the sender has been sent the DSN that says so.
-pub fn failed(queue: &Queue, key: Key, status: &str, why: &str, now: i64) -> Result<()> {
+/// The recipient failed for good here (`status` failed) or got no notification in time
+/// (timed-out), and the sender has been sent the DSN that says so.
+pub fn failed(queue: &Queue, key: Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
     let (sender, recipient) = (key.sender.to_ascii_lowercase(), key.recipient.to_ascii_lowercase());
     let key = Key { sender: &sender, message_id: key.message_id, recipient: &recipient };
@@ -120,7 +120,7 @@ pub fn failed(queue: &Queue, key: Key, status: &str, why: &str, now: i64) -> Res
         params![key.message_id, recipient, status, why, now, sender],
     )?;
     if changed == 1 {
-        event(&tx, key, now, status, why)?;
+        event(&tx, key, now, status.as_str(), why)?;
         event(&tx, key, now, "dsn", "the sender was sent a failure notice")?;
     }
     tx.commit()?;
@@ -153,14 +153,21 @@ pub struct Arrival<'a> {
     pub notice_id: &'a str,
 }
 
-/// Records a notification that arrived.
-pub fn record_notice(queue: &Queue, notice: &Notice, arrival: &Arrival, now: i64) -> Result<Vec<(String, Effect)>> {
-    let Some(message_id) = notice.original_message_id.as_deref() else {
-        return Ok(notice.recipients.iter().map(|(r, _)| (r.clone(), Effect::Unmatched)).collect());
+/// Records a notification that arrived about the message `original_message_id`: what it says
+/// happened to each recipient (lowercased).
+pub fn record_notice(
+    queue: &Queue,
+    original_message_id: Option<&str>,
+    recipients: &[(String, Event)],
+    arrival: &Arrival,
+    now: i64,
+) -> Result<Vec<(String, Effect)>> {
+    let Some(message_id) = original_message_id else {
+        return Ok(recipients.iter().map(|(r, _)| (r.clone(), Effect::Unmatched)).collect());
     };
     let tx = queue.write()?;
     let mut effects = Vec::new();
-    for (recipient, happened) in &notice.recipients {
+    for (recipient, happened) in recipients {
         let effect = record_one(&tx, message_id, recipient, happened, arrival, now)?;
         effects.push((recipient.clone(), effect));
     }
@@ -169,7 +176,7 @@ pub fn record_notice(queue: &Queue, notice: &Notice, arrival: &Arrival, now: i64
 }
 
 struct Row {
-    status: String,
+    status: TrackStatus,
     final_delivery: bool,
     processed_at: Option<i64>,
     dispatched_at: Option<i64>,
@@ -245,7 +252,7 @@ fn record_one(
             }
         });
     }
-    let status = next_status(happened, &row.status);
+    let status = row.status.after(happened);
     tx.run(
         &format!(
             "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
@@ -260,18 +267,6 @@ fn record_one(
     }
     noticed(tx, key, now, happened.name(), &detail, Some(notice_id))?;
     Ok(Effect::Recorded { final_delivery: row.final_delivery })
-}
-
-/// A tracked recipient's status once `happened` is recorded over `current`. The status moves
-/// forward only: a processed MDN overtaken by its dispatched one (they may arrive in either order)
-/// does not move it back, and a failure (or a timeout) stays what it is.
-fn next_status(happened: &Event, current: &str) -> String {
-    match (happened, current) {
-        (_, "failed" | "timed-out") => current.to_string(),
-        (Event::Failed(_), _) => "failed".to_string(),
-        (Event::Processed, "dispatched") => current.to_string(),
-        (e, _) => e.name().to_string(),
-    }
 }
 
 /// A recipient whose notification is overdue.
@@ -304,7 +299,7 @@ pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: 
             sender: r.get(2)?,
             subject: r.get(3)?,
             submitted_at: r.get(4)?,
-            missing: if r.get::<_, String>(5)? == "sent" { "processed" } else { "dispatched" },
+            missing: if r.get::<_, TrackStatus>(5)? == TrackStatus::Sent { "processed" } else { "dispatched" },
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -322,7 +317,7 @@ pub struct TimelineEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct RecipientTrack {
     pub recipient: String,
-    pub status: String,
+    pub status: TrackStatus,
     pub final_delivery: bool,
     pub sent_at: Option<i64>,
     pub processed_at: Option<i64>,
@@ -430,28 +425,8 @@ pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::request::Report;
-
-    #[test]
-    fn the_status_moves_forward_only() {
-        let failed = Event::Failed("5.1.1".into());
-        let table: &[(&Event, &str, &str)] = &[
-            (&Event::Processed, "sent", "processed"),
-            (&Event::Dispatched, "sent", "dispatched"),
-            (&Event::Dispatched, "processed", "dispatched"),
-            (&Event::Processed, "dispatched", "dispatched"),
-            (&failed, "sent", "failed"),
-            (&failed, "processed", "failed"),
-            (&failed, "dispatched", "failed"),
-            (&Event::Processed, "failed", "failed"),
-            (&Event::Dispatched, "timed-out", "timed-out"),
-            (&failed, "timed-out", "timed-out"),
-        ];
-        for (happened, current, next) in table {
-            assert_eq!(next_status(happened, current), *next, "{} over {current}", happened.name());
-        }
-    }
-    use crate::queue::{Flow, NewMessage};
+    use crate::store::queue::{FinishWrite, NewMessage};
+    use crate::store::Flow;
     use crate::store::SqliteStore;
 
     const ID: &str = "<m1@a.test>";
@@ -473,25 +448,31 @@ mod tests {
             tracked: Some(Tracked { subject: "Referral".into(), final_delivery }),
         };
         queue.enqueue(&[message], 100).unwrap();
-        let tx = queue.write().unwrap();
-        record_sent(&tx, "dr.smith@a.test", ID, "dr.jones@b.test", "250 ok", 110).unwrap();
-        tx.commit().unwrap();
+        sent(&queue, "dr.smith@a.test", "dr.jones@b.test", 110);
         (dir, queue)
     }
 
-    fn mdn(recipient: &str, event: Event) -> Notice {
-        Notice {
-            report: Report::Disposition,
-            original_message_id: Some(ID.into()),
-            recipients: vec![(recipient.into(), event)],
-            final_delivery: false,
-        }
+    /// Records that `sender`'s message ID left for `recipient`, as a worker does with its outcome.
+    fn sent(queue: &Queue, sender: &str, recipient: &str, now: i64) {
+        let job = queue.claim(now, 10).unwrap().into_iter().find(|j| j.recipient.eq_ignore_ascii_case(recipient));
+        let job = job.expect("a queued recipient to send");
+        let at_finish = crate::store::queue::AtFinish::default();
+        let (sender, message_id, recipient) = (sender.into(), ID.into(), recipient.into());
+        at_finish.add(FinishWrite::Sent { sender, message_id, recipient, note: "250 ok".into() });
+        let outcome = crate::store::queue::Outcome::Sent("250 ok".into());
+        queue.finish_and_claim(job.recipient_id, &outcome, now, at_finish, 0).unwrap();
+        queue.release_in_flight(now).unwrap();
     }
 
-    fn arrive(queue: &Queue, notice: &Notice, notice_id: &str, now: i64) -> Effect {
+    /// One recipient's entry of an MDN about `ID`.
+    fn mdn(recipient: &str, event: Event) -> Vec<(String, Event)> {
+        vec![(recipient.into(), event)]
+    }
+
+    fn arrive(queue: &Queue, notice: &[(String, Event)], notice_id: &str, now: i64) -> Effect {
         let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
         let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id };
-        record_notice(queue, notice, &arrival, now).unwrap().remove(0).1
+        record_notice(queue, Some(ID), notice, &arrival, now).unwrap().remove(0).1
     }
 
     #[test]
@@ -524,7 +505,7 @@ mod tests {
         assert_eq!((due[0].recipient.as_str(), due[0].missing), ("dr.jones@b.test", "processed"));
         let key = Key { sender: "dr.smith@a.test", message_id: ID, recipient: "dr.jones@b.test" };
         assert!(needs_failure_notice(&queue, key).unwrap());
-        failed(&queue, key, "timed-out", "no processed MDN", 170).unwrap();
+        failed(&queue, key, TrackStatus::TimedOut, "no processed MDN", 170).unwrap();
         assert!(!needs_failure_notice(&queue, key).unwrap());
         assert!(overdue(&queue, 10_000, 60, 600).unwrap().is_empty(), "told once");
         let late = arrive(&queue, &mdn("dr.jones@b.test", Event::Processed), "<n1@b.test>", 200);
@@ -549,14 +530,15 @@ mod tests {
         let reporter = DirectAddress::parse("mallory@evil.test").unwrap();
         let notice = mdn("dr.jones@b.test", Event::Failed("5.1.1 no".into()));
         let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id: "<x@evil.test>" };
-        assert_eq!(record_notice(&queue, &notice, &arrival, 120).unwrap()[0].1, Effect::Ignored);
+        assert_eq!(record_notice(&queue, Some(ID), &notice, &arrival, 120).unwrap()[0].1, Effect::Ignored);
         assert_eq!(track(&queue, ID).unwrap().remove(0).recipients[0].status, "sent");
-        let other = Notice { original_message_id: Some("<other@a.test>".into()), ..notice.clone() };
-        assert_eq!(arrive(&queue, &other, "<n9@b.test>", 121), Effect::Unmatched);
-        // Another local user cannot learn about dr.smith's message.
         let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
+        let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id: "<n9@b.test>" };
+        let other = record_notice(&queue, Some("<other@a.test>"), &notice, &arrival, 121).unwrap();
+        assert_eq!(other[0].1, Effect::Unmatched);
+        // Another local user cannot learn about dr.smith's message.
         let arrival = Arrival { sender: "dr.other@a.test", reporter: &reporter, notice_id: "<n8@b.test>" };
-        assert_eq!(record_notice(&queue, &notice, &arrival, 122).unwrap()[0].1, Effect::Unmatched);
+        assert_eq!(record_notice(&queue, Some(ID), &notice, &arrival, 122).unwrap()[0].1, Effect::Unmatched);
     }
 
     #[test]
@@ -573,11 +555,9 @@ mod tests {
             tracked: Some(Tracked { subject: "Mine".into(), final_delivery: false }),
         };
         queue.enqueue(&[reuse], 150).unwrap();
-        let tx = queue.write().unwrap();
-        record_sent(&tx, "mallory@other.test", ID, "dr.jones@b.test", "250 ok", 160).unwrap();
-        tx.commit().unwrap();
+        sent(&queue, "mallory@other.test", "dr.jones@b.test", 160);
         let key = Key { sender: "mallory@other.test", message_id: ID, recipient: "dr.jones@b.test" };
-        failed(&queue, key, "failed", "refused", 170).unwrap();
+        failed(&queue, key, TrackStatus::Failed, "refused", 170).unwrap();
 
         let both = track(&queue, ID).unwrap();
         assert_eq!(

@@ -2,9 +2,10 @@
 //! (SQLite WAL, synchronous=FULL: fsync at commit), each recipient has its own state, retries back
 //! off exponentially, and a message whose processing keeps crashing the daemon is quarantined.
 //!
-//! Recipient states: queued -> (in flight) -> sent | delivered | failed, or deferred -> retried.
-//! With the queued messages it keeps what became of those sent (`tracking`: their MDNs and DSNs)
-//! and of those received (`receipts`: the MDNs owed for them), in the same transactions.
+//! Recipient states: `RecipientStatus`. With the queued messages it keeps what became of those
+//! sent (`tracking`: their MDNs and DSNs) and of those received (`receipts`: the MDNs owed for
+//! them), in the same transactions. Nothing outside the store sees a connection: what processing
+//! a recipient leaves to write with its outcome is a list of `FinishWrite`s.
 
 pub mod receipts;
 pub mod tracking;
@@ -16,7 +17,8 @@ use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::store::{Disposition, Flow, RecipientStatus, StoreError};
+use receipts::Receipt;
 
 /// The recipients waiting for an attempt (the terms of the `queue_waiting` partial index, which
 /// SQLite uses only when a query repeats them), of messages not quarantined.
@@ -62,7 +64,7 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
                 attempts: r.get::<_, u32>(2)? + 1,
                 message: QueuedMessage {
                     id: r.get(3)?,
-                    flow: Flow::parse(&r.get::<_, String>(4)?),
+                    flow: r.get(4)?,
                     mail_from: r.get(5)?,
                     authenticated_as: r.get(6)?,
                     message_id: r.get(7)?,
@@ -80,31 +82,6 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flow {
-    /// From a local EHR, to be sealed and delivered to a peer.
-    Outbound,
-    /// From a peer, to be opened and delivered into a mailbox.
-    Inbound,
-}
-
-impl Flow {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flow::Outbound => "outbound",
-            Flow::Inbound => "inbound",
-        }
-    }
-    fn parse(text: &str) -> Flow {
-        if text == "inbound" {
-            Flow::Inbound
-        } else {
-            Flow::Outbound
-        }
-    }
-}
-
 /// A message to commit. `sealed_data` is already encrypted under the KEK.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -119,27 +96,69 @@ pub struct NewMessage {
     pub tracked: Option<tracking::Tracked>,
 }
 
-/// Writes that processing a recipient leaves for the transaction recording its outcome
-/// (`Queue::finish_and_claim`): one commit per recipient instead of one per write, and the writes
-/// stand or fall with the outcome (a crash before it redoes the processing and them). Each write
-/// returns how many recipients it queued, for waking the workers after the commit.
-#[derive(Default)]
-pub struct AtFinish<'a> {
-    writes: std::cell::RefCell<Vec<FinishWrite<'a>>>,
+/// What processing a recipient leaves to write with its outcome (`Queue::finish_and_claim`): one
+/// commit per recipient instead of one per write, and the writes stand or fall with the outcome (a
+/// crash before it redoes the processing and them).
+#[derive(Debug)]
+pub enum FinishWrite {
+    /// A message of ours left for the recipient's HISP or this node's mailbox (`note`: the reply).
+    Sent { sender: String, message_id: String, recipient: String, note: String },
+    /// A message was put into a hosted mailbox.
+    Delivered(MailboxDelivery),
+    /// An inbound message's content goes once every recipient has its outcome and one of them was
+    /// refused: refused mail from peers must not fill the disk (only the reasons stay).
+    ForgetRefusedContent { queue_message: i64 },
+    /// The message of a receipt was opened and trusted (its MDNs are owed from now on).
+    Opened(Receipt),
+    /// The MDN saying `disposition` for a receipt, queued unless one was before.
+    Answered { receipt: Receipt, disposition: Disposition, mdn: NewMessage },
 }
 
-type FinishWrite<'a> = Box<dyn FnOnce(&Connection) -> Result<usize> + 'a>;
+/// The writes of one recipient's processing, in the order they were added.
+#[derive(Default)]
+pub struct AtFinish {
+    writes: std::cell::RefCell<Vec<FinishWrite>>,
+}
 
-impl<'a> AtFinish<'a> {
-    pub fn add(&self, write: impl FnOnce(&Connection) -> Result<usize> + 'a) {
-        self.writes.borrow_mut().push(Box::new(write));
+impl AtFinish {
+    pub fn add(&self, write: FinishWrite) {
+        self.writes.borrow_mut().push(write);
     }
 
-    /// Runs the writes in the order they were added; returns the recipients they queued.
-    pub fn apply(self, tx: &Connection) -> Result<usize> {
+    /// The receipt recorded as opened by an earlier write of this processing, if any.
+    pub fn opened(&self, queue_message: i64, recipient: &str) -> Option<Receipt> {
+        self.writes.borrow().iter().find_map(|w| match w {
+            FinishWrite::Opened(r) if r.queue_message == queue_message && r.recipient == recipient => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    /// Runs the writes in order in the write transaction `tx`; returns how many recipients they
+    /// queued (for waking the workers after the commit).
+    fn apply(self, tx: &Connection, now: i64) -> Result<usize> {
         let mut queued = 0;
         for write in self.writes.into_inner() {
-            queued += write(tx)?;
+            queued += match write {
+                FinishWrite::Sent { sender, message_id, recipient, note } => {
+                    tracking::record_sent(tx, &sender, &message_id, &recipient, &note, now)?;
+                    0
+                }
+                FinishWrite::Delivered(delivery) => {
+                    record_delivery(tx, &delivery, now)?;
+                    0
+                }
+                FinishWrite::ForgetRefusedContent { queue_message } => {
+                    forget_refused_content(tx, queue_message)?;
+                    0
+                }
+                FinishWrite::Opened(receipt) => {
+                    receipts::opened(tx, &receipt)?;
+                    0
+                }
+                FinishWrite::Answered { receipt, disposition, mdn } => {
+                    usize::from(receipts::answered(tx, &receipt, disposition, &mdn, now)?)
+                }
+            };
         }
         Ok(queued)
     }
@@ -196,7 +215,9 @@ impl Outcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct RecipientState {
     pub recipient: String,
-    pub status: String,
+    pub status: RecipientStatus,
+    /// Being processed now.
+    pub in_flight: bool,
     pub attempts: u32,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -348,7 +369,7 @@ impl Queue {
 
     /// The connection, for reads (held until the guard is dropped: never ask for `write` or
     /// another read while holding it).
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> MutexGuard<'_, Connection> {
         // A thread that panicked holding it left no transaction open (WriteTx rolls back on drop).
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -420,11 +441,11 @@ impl Queue {
         at_finish: AtFinish,
         limit: usize,
     ) -> Result<(Vec<Job>, usize)> {
-        let (status, error, next): (&str, Option<&str>, i64) = match outcome {
-            Outcome::Sent(note) => ("sent", Some(note.as_str()), now),
-            Outcome::Delivered(note) => ("delivered", Some(note.as_str()), now),
-            Outcome::Deferred { error, retry_at } => ("deferred", Some(error.as_str()), *retry_at),
-            Outcome::Failed(error) => ("failed", Some(error.as_str()), now),
+        let (status, error, next) = match outcome {
+            Outcome::Sent(note) => (RecipientStatus::Sent, note, now),
+            Outcome::Delivered(note) => (RecipientStatus::Delivered, note, now),
+            Outcome::Deferred { error, retry_at } => (RecipientStatus::Deferred, error, *retry_at),
+            Outcome::Failed(error) => (RecipientStatus::Failed, error, now),
         };
         let tx = self.write()?;
         tx.run(
@@ -432,7 +453,7 @@ impl Queue {
                     updated_at = ?5 WHERE id = ?1",
             params![recipient_id, status, error, next, now],
         )?;
-        let queued = at_finish.apply(&tx)?;
+        let queued = at_finish.apply(&tx, now)?;
         let jobs = if limit > 0 { claim_in(&tx, now, limit)? } else { Vec::new() };
         tx.commit()?;
         Ok((jobs, queued))
@@ -512,7 +533,7 @@ impl Queue {
                 |r| {
                     Ok(QueueEntry {
                         id: r.get(0)?,
-                        flow: Flow::parse(&r.get::<_, String>(1)?),
+                        flow: r.get(1)?,
                         mail_from: r.get(2)?,
                         message_id: r.get(3)?,
                         received_at: r.get(4)?,
@@ -526,17 +547,18 @@ impl Queue {
             .ok_or_else(|| StoreError::NotFound(format!("queued message {id}")))?;
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT recipient, status, attempts, next_attempt_at, last_error, updated_at
+            "SELECT recipient, status, in_flight, attempts, next_attempt_at, last_error, updated_at
              FROM queue_recipients WHERE message_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
             Ok(RecipientState {
                 recipient: r.get(0)?,
                 status: r.get(1)?,
-                attempts: r.get(2)?,
-                next_attempt_at: r.get(3)?,
-                last_error: r.get(4)?,
-                updated_at: r.get(5)?,
+                in_flight: r.get(2)?,
+                attempts: r.get(3)?,
+                next_attempt_at: r.get(4)?,
+                last_error: r.get(5)?,
+                updated_at: r.get(6)?,
             })
         })?;
         entry.recipients = rows.collect::<rusqlite::Result<_>>()?;
@@ -649,10 +671,9 @@ impl Queue {
     }
 }
 
-/// Records a mailbox delivery and the attachments it carried, in the caller's write transaction
-/// (the worker's, with the recipient's outcome: a crash before it is redone, and the redo finds
-/// the Maildir copy and does not deliver again).
-pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) -> Result<()> {
+/// Records a mailbox delivery and the attachments it carried, with the recipient's outcome (a
+/// crash before it is redone, and the redo finds the Maildir copy and does not deliver again).
+fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) -> Result<()> {
     let MailboxDelivery { message_id, recipient, .. } = delivery;
     for a in &delivery.attachments {
         tx.run(
@@ -680,10 +701,8 @@ pub fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) ->
     Ok(())
 }
 
-/// Once every recipient of an inbound message has its outcome and one of them was refused, only
-/// the message's envelope and the reasons are kept, not its content: refused mail from peers
-/// must not fill the disk (in the caller's transaction, after the outcome is written).
-pub fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
+/// See `FinishWrite::ForgetRefusedContent` (after the outcome is written).
+fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
     tx.run(
         "UPDATE queue_messages SET sealed_data = x'' WHERE id = ?1 AND direction = 'inbound'
            AND EXISTS (SELECT 1 FROM queue_recipients WHERE message_id = ?1 AND status = 'failed')
@@ -692,24 +711,6 @@ pub fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
         [message_id],
     )?;
     Ok(())
-}
-
-/// The enhanced status code a failure's text starts with ("5.0.0" when it has none).
-pub fn failure_status(reason: &str) -> &str {
-    let first = reason.split_whitespace().next().unwrap_or("");
-    let parts: Vec<&str> = first.split('.').collect();
-    let valid = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if valid && (parts[0] == "5" || parts[0] == "4") {
-        first
-    } else {
-        "5.0.0"
-    }
-}
-
-/// The wait before attempt `attempts + 1`: base * 2^(attempts - 1), capped.
-pub fn backoff(attempts: u32, base: u64, max: u64) -> u64 {
-    let factor = 1u64.checked_shl(attempts.saturating_sub(1).min(32)).unwrap_or(u64::MAX);
-    base.saturating_mul(factor).min(max)
 }
 
 #[cfg(test)]
@@ -850,33 +851,65 @@ mod tests {
     #[test]
     fn finishing_a_recipient_claims_the_next_and_commits_its_writes_with_the_outcome() {
         let (_d, q) = queue();
-        q.enqueue(&[message(&["b@b.test", "c@c.test"])], 100).unwrap();
+        q.attach_fields(Arc::new(crate::store::fields::tests::Reversing)).unwrap();
+        let ids = q.enqueue(&[message(&["b@b.test", "c@c.test", "e@e.test"])], 100).unwrap();
         let first = q.claim(100, 1).unwrap().remove(0);
-        // The outcome's writes run in order, in the outcome's transaction; one queues a message.
-        let order = std::cell::RefCell::new(Vec::new());
+        // The outcome's writes run in order, in the outcome's transaction: the receipt recorded
+        // first is there for the MDN after it, which queues a message.
+        let receipt = Receipt {
+            delivery_key: "k1".into(),
+            queue_message: ids[0],
+            message_id: "<m1@a.test>".into(),
+            recipient: "b@b.test".into(),
+            sender: "a@a.test".into(),
+            subject: "Referral".into(),
+            final_delivery: false,
+        };
         let at_finish = AtFinish::default();
-        at_finish.add(|_| {
-            order.borrow_mut().push(1);
-            Ok(0)
-        });
-        at_finish.add(|tx| {
-            order.borrow_mut().push(2);
-            insert_message(tx, &message(&["d@d.test"]), 100).map(|_| 1)
-        });
+        at_finish.add(FinishWrite::Opened(receipt.clone()));
+        assert_eq!(at_finish.opened(ids[0], "b@b.test"), Some(receipt.clone()), "the writes to come are known");
+        let mdn = message(&["d@d.test"]);
+        at_finish.add(FinishWrite::Answered { receipt: receipt.clone(), disposition: Disposition::Processed, mdn });
         let (next, queued) =
             q.finish_and_claim(first.recipient_id, &Outcome::Sent("250 ok".into()), 101, at_finish, 1).unwrap();
-        assert_eq!((order.into_inner(), queued), (vec![1, 2], 1));
+        assert_eq!(queued, 1);
+        assert_eq!(q.receipt_of(ids[0], "b@b.test").unwrap(), Some(receipt.clone()));
         assert_eq!(next.len(), 1, "the next due recipient, claimed in the same transaction");
         assert_eq!(next[0].recipient, "c@c.test");
-        assert_eq!(q.claim(101, 10).unwrap().len(), 1, "only the message queued at finish is left");
+        let left = q.claim(101, 10).unwrap();
+        let names: Vec<&str> = left.iter().map(|j| j.recipient.as_str()).collect();
+        assert_eq!(names, ["e@e.test", "d@d.test"], "the MDN queued at finish, after the one waiting");
+
+        // The same MDN again queues nothing.
+        let again = AtFinish::default();
+        let mdn = message(&["d@d.test"]);
+        again.add(FinishWrite::Answered { receipt, disposition: Disposition::Processed, mdn });
+        let (_, queued) =
+            q.finish_and_claim(next[0].recipient_id, &Outcome::Sent("250".into()), 102, again, 0).unwrap();
+        assert_eq!(queued, 0, "an MDN is queued once");
 
         // A write that fails takes the outcome with it: the recipient stays in flight, unfinished.
+        q.conn()
+            .execute_batch(
+                "CREATE TEMP TRIGGER refuse BEFORE INSERT ON mailbox_deliveries BEGIN SELECT RAISE(ABORT, 'no'); END",
+            )
+            .unwrap();
         let failing = AtFinish::default();
-        failing.add(|_| Err(StoreError::Conflict("no".into())));
-        let err = q.finish_and_claim(next[0].recipient_id, &Outcome::Sent("250".into()), 102, failing, 1);
-        assert!(err.is_err());
-        let entry = q.show(next[0].message.id).unwrap();
-        assert_eq!(entry.recipients[1].status, "queued", "{entry:?}");
+        failing.add(FinishWrite::Delivered(MailboxDelivery {
+            delivery_key: "k2".into(),
+            message_id: "<m1@a.test>".into(),
+            recipient: "e@e.test".into(),
+            file: "new/1".into(),
+            sender: "a@a.test".into(),
+            subject: String::new(),
+            kind: "message",
+            attachments: Vec::new(),
+        }));
+        let err = q.finish_and_claim(left[0].recipient_id, &Outcome::Delivered("new/1".into()), 103, failing, 1);
+        assert!(err.unwrap_err().to_string().contains("no"));
+        let entry = q.show(ids[0]).unwrap();
+        assert_eq!(entry.recipients[2].status, "queued", "{entry:?}");
+        assert!(entry.recipients[2].in_flight, "{entry:?}");
     }
 
     #[test]
@@ -891,14 +924,6 @@ mod tests {
         let workers = q.for_workers();
         assert!(workers.durable.is_none(), "the workers' handle does not wait for the disk");
         assert!(Arc::ptr_eq(&workers.conn, &q.conn), "one connection for intake and workers");
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        assert_eq!(backoff(1, 60, 3600), 60);
-        assert_eq!(backoff(2, 60, 3600), 120);
-        assert_eq!(backoff(4, 60, 3600), 480);
-        assert_eq!(backoff(40, 60, 3600), 3600);
     }
 }
 
@@ -917,6 +942,7 @@ pub struct Received {
 }
 
 /// A message put into a hosted mailbox.
+#[derive(Debug)]
 pub struct MailboxDelivery {
     /// What identifies the message: a digest of its verified sender, Message-ID and content.
     pub delivery_key: String,
@@ -933,22 +959,12 @@ pub struct MailboxDelivery {
 }
 
 /// What is kept of an attachment of a delivered message: its name, type, size and digest.
+#[derive(Debug)]
 pub struct AttachmentRecord {
     pub filename: String,
     pub content_type: String,
     pub size: i64,
     pub sha256: String,
-}
-
-impl AttachmentRecord {
-    pub fn of(a: &crate::smime::mime::Attachment) -> AttachmentRecord {
-        AttachmentRecord {
-            filename: a.filename.clone(),
-            content_type: a.content_type.clone(),
-            size: a.content.len() as i64,
-            sha256: crate::pki::sha256_hex(&a.content),
-        }
-    }
 }
 
 /// Inserts one message and its recipients (and, for an EHR's message, the tracking of each) in
@@ -957,7 +973,7 @@ pub(crate) fn insert_message(tx: &Connection, m: &NewMessage, now: i64) -> Resul
     tx.run(
         "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![m.flow.as_str(), m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
+        params![m.flow, m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
     )?;
     let id = tx.last_insert_rowid();
     for r in &m.recipients {
