@@ -28,6 +28,22 @@ pub enum IdentityError {
     Pki(#[from] crate::pki::PkiError),
 }
 
+impl IdentityError {
+    /// What a hosted identity that cannot be had means for a message: no certificate, or one
+    /// that cannot be read, will not appear by itself (permanent); a store or key-encryption key
+    /// that cannot be had now may be later (temporary, the detail for the log only).
+    pub fn failure(&self) -> crate::failure::Failure {
+        use crate::failure::{Code, Failure};
+        match self {
+            IdentityError::Store(e) => e.failure(),
+            IdentityError::Kek(_) | IdentityError::Locked(_) | IdentityError::Crypto(_) => Failure::local(self),
+            IdentityError::NoCertificate(_) | IdentityError::Address(_) | IdentityError::Pki(_) => {
+                Failure::permanent(Code::REFUSED, self.to_string())
+            }
+        }
+    }
+}
+
 /// The address's own owner first (address-bound), then its domain (domain-bound).
 fn owners(address: &DirectAddress) -> [Owner; 2] {
     [Owner::Address(address.clone()), Owner::Domain(address.domain().clone())]

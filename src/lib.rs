@@ -13,6 +13,7 @@ pub mod dev_ca;
 pub mod discovery;
 pub mod dns;
 pub mod dns_server;
+pub mod failure;
 pub mod fetch;
 pub mod free_space;
 #[cfg(feature = "fuzzing")]

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
         "clock",
         "deadline",
         "der",
+        "failure",
         "free_space",
         "logging",
         "password",

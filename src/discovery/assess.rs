@@ -46,6 +46,20 @@ pub struct TrustContext<'a> {
     pub revocation: FailMode,
 }
 
+/// The failure when none of a recipient's certificates is usable: temporary when one of them
+/// could not have its revocation checked (a CRL that cannot be had now may be had later), else
+/// permanent, naming each certificate and its problems.
+pub fn none_usable(recipient: &DirectAddress, unusable: &[Assessed]) -> crate::failure::Failure {
+    use crate::failure::{Code, Failure};
+    let each: Vec<String> = unusable.iter().map(|a| format!("{} ({})", a.subject, a.details.join("; "))).collect();
+    let text = format!("no usable certificate for {recipient}: {}", each.join(", "));
+    if unusable.iter().any(|a| a.problems.iter().any(|p| p == "revocation-unknown")) {
+        Failure::temporary(Code::SECURITY, text)
+    } else {
+        Failure::permanent(Code::REFUSED, text)
+    }
+}
+
 pub fn assess(found: &Found, step: Step, address: &DirectAddress, trust: &TrustContext) -> Assessed {
     let mut out = Assessed {
         sha256: String::new(),

@@ -80,6 +80,14 @@ pub enum DiscoveryError {
     LdapUnreachable { domain: String, reasons: String },
 }
 
+impl DiscoveryError {
+    /// A lookup that failed may succeed later: temporary, a directory failure.
+    pub fn failure(&self) -> crate::failure::Failure {
+        use crate::failure::{Code, Failure};
+        Failure::temporary(Code::DIRECTORY, format!("certificate discovery: {self}"))
+    }
+}
+
 /// The adapters discovery uses.
 pub struct Sources<'a> {
     pub dns: &'a dyn Resolver,

@@ -7,6 +7,7 @@
 
 use super::{Shared, Work};
 use crate::address::DirectAddress;
+use crate::failure::Failure;
 use crate::notify::mdn::{self, Disposition, Mdn};
 use crate::store::queue::receipts::Receipt;
 use crate::store::queue::{FinishWrite, NewMessage};
@@ -63,17 +64,17 @@ fn queued_mdn(
 /// A message opened here will not be delivered after all (`reason`): if it was opened and
 /// trusted (a receipt was recorded, before or by this processing), a failed MDN goes out with the
 /// job's outcome. Err: the receipt could not be read (the recipient is to be processed again).
-pub fn failed(work: &Work, queue_message: i64, recipient: &str, reason: &str) -> Result<(), String> {
+pub fn failed(work: &Work, queue_message: i64, recipient: &str, failure: &Failure) -> Result<(), Failure> {
     let recipient = recipient.to_ascii_lowercase();
     let receipt = match work.at_finish.opened(queue_message, &recipient) {
         Some(receipt) => receipt,
         None => match work.queue.receipt_of(queue_message, &recipient) {
             Ok(Some(receipt)) => receipt,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(format!("cannot read its receipt: {e}")),
+            Err(e) => return Err(e.failure().with_detail(format!("cannot read its receipt: {e}"))),
         },
     };
-    if let Err(e) = send(work, &receipt, Disposition::Failed, Some(reason)) {
+    if let Err(e) = send(work, &receipt, Disposition::Failed, Some(&failure.public())) {
         tracing::error!("worker: cannot build the failed MDN for {} to {recipient}: {e}", receipt.message_id);
     }
     Ok(())

@@ -5,13 +5,13 @@
 use super::notices::{self, Pass};
 use super::{answer, maildir, Work};
 use crate::address::DirectAddress;
+use crate::failure::{Code, Failure};
 use crate::identities;
 use crate::notify::mdn::{self, Disposition};
 use crate::notify::request::{self, FinalDelivery, Report};
 use crate::onboarding::referral;
 use crate::smime::mime;
 use crate::smime::open::{open, OpenTrust, Opened};
-use crate::smime::SmimeError;
 use crate::store::queue::receipts::Receipt;
 use crate::store::queue::{AttachmentRecord, FinishWrite, Job, MailboxDelivery, Outcome};
 use crate::trust::revocation::Policy;
@@ -23,7 +23,7 @@ pub const VERIFIED_SENDER: &str = "X-Direct-Verified-Sender";
 pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     let recipient = match DirectAddress::parse(&job.recipient) {
         Ok(r) => r,
-        Err(e) => return Outcome::failed("5.1.3", format!("bad recipient: {e}")),
+        Err(e) => return Failure::permanent(Code::BAD_ADDRESS, format!("bad recipient: {e}")).into(),
     };
     let shared = work.shared;
     let keys = match identities::recipient_keys(
@@ -32,7 +32,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         std::slice::from_ref(&recipient),
     ) {
         Ok(keys) => keys,
-        Err(e) => return Outcome::deferred(e.to_string()),
+        Err(e) => return e.failure().into(),
     };
     let fetch = crate::fetch::HttpFetcher::new(&work.shared.resolver);
     let trust = OpenTrust {
@@ -42,14 +42,12 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     };
     let opened = match open(sealed, &keys, &trust) {
         Ok(o) => o,
-        // A CRL that cannot be had now may be had later; everything else about a message is final.
-        Err(e @ SmimeError::RevocationUnknown { .. }) => return Outcome::deferred(e.to_string()),
-        Err(e) => return Outcome::failed("5.7.1", format!("refused ({}): {e}", e.code())),
+        Err(e) => return e.refusal().into(),
     };
     // Read before any MDN goes out: a message that cannot be read is refused, not half-processed.
     let attachments = match mime::attachments(&opened.original) {
         Ok(found) => found,
-        Err(e) => return Outcome::failed("5.6.0", format!("refused (malformed): {e}")),
+        Err(e) => return Failure::permanent(Code::MEDIA, format!("refused (malformed): {e}")).into(),
     };
     let entity = mime::Entity::parse(&opened.original);
     let headers = &entity.headers;
@@ -69,7 +67,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.message_id) {
             Ok(Pass::Deliver) => deliver(work, job, &recipient, &opened, &arrived, &attachments),
             Ok(Pass::Consumed(why)) => Outcome::Delivered(format!("{kind} recorded, not passed to the mailbox: {why}")),
-            Err(e) => Outcome::deferred(e),
+            Err(e) => e.into(),
         };
     }
     // Opened and trusted: recorded (a failure to deliver it is answered with a failed MDN); the
@@ -97,7 +95,7 @@ pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     for disposition in answers {
         if let Err(e) = answer::send(work, receipt, disposition, None) {
             // Delivered already; the retry finds the copy and sends the MDNs then.
-            return Outcome::deferred(e);
+            return Failure::local(format!("the {} MDN: {e}", disposition.as_str())).into();
         }
     }
     outcome
@@ -144,7 +142,7 @@ fn deliver(
     match work.queue.delivered_before(keys, &job.recipient) {
         Ok(Some(file)) => return Outcome::Delivered(format!("already delivered as {file}; not delivered again")),
         Ok(None) => {}
-        Err(e) => return Outcome::deferred(e.to_string()),
+        Err(e) => return e.failure().into(),
     }
     match work.queue.message_id_reused(&arrived.message_id, &job.recipient, keys) {
         // Delivered all the same: a Message-ID is the sender's to choose, not proof of a duplicate.
@@ -156,7 +154,7 @@ fn deliver(
             arrived.sender
         ),
         Ok(false) => {}
-        Err(e) => return Outcome::deferred(e.to_string()),
+        Err(e) => return e.failure().into(),
     }
     let name = format!(
         "{}.{}.{}",
@@ -181,7 +179,7 @@ fn deliver(
                     attachments,
                     &arrived.sender,
                 ) {
-                    return Outcome::deferred(format!("practice documents: {e}"));
+                    return Failure::local(format!("practice documents: {e}")).into();
                 }
             }
             let delivery = MailboxDelivery {
@@ -197,7 +195,7 @@ fn deliver(
             work.at_finish.add(FinishWrite::Delivered(delivery));
             Outcome::Delivered(format!("delivered to {file}"))
         }
-        Err(e) => Outcome::deferred(format!("mailbox: {e}")),
+        Err(e) => Failure::temporary(Code::SYSTEM, format!("mailbox: {e}")).into(),
     }
 }
 

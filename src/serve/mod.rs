@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::discovery::cache::CachingResolver;
 use crate::dns::{DnsClient, DnsConfig};
+use crate::failure::{Code, Failure};
 use crate::free_space::FreeSpace;
 use crate::kek::Kek;
 use crate::node::{Shared, Wakeup};
@@ -34,7 +35,7 @@ use crate::smtp::session::{Role, SessionConfig};
 use crate::smtp::sessions::Sessions;
 use crate::store::queue::{self, AtFinish, FinishWrite, Job, Outcome, Queue};
 use crate::store::Flow;
-use crate::store::{SqliteStore, Store};
+use crate::store::{SqliteStore, Store, StoreError};
 
 /// One job being processed: the shared state, this worker's own connections, the time, and the
 /// queue writes to commit with the job's outcome.
@@ -384,9 +385,9 @@ fn run_job_with(
             let outcome = schedule::schedule(shared, job, outcome, now);
             match after(&work, job, &outcome) {
                 Ok(()) => outcome,
-                Err(e) => {
+                Err(failure) => {
                     work.at_finish = AtFinish::default();
-                    schedule::schedule(shared, job, Outcome::deferred(e), now)
+                    schedule::schedule(shared, job, Outcome::Deferred { failure, retry_at: 0 }, now)
                 }
             }
         }
@@ -430,7 +431,7 @@ fn run_job_with(
         }
         Err(e) => {
             tracing::error!("worker: cannot record the outcome of {} ({e}); it will be processed again", job.recipient);
-            release(shared, queue, job, &e.to_string());
+            release(shared, queue, job, &e);
             None
         }
     }
@@ -441,12 +442,12 @@ fn run_job_with(
 /// event (target `hisp::outcome`), with the outcome and direction as fields for a log shipper.
 fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
     let (kind, status, note) = match outcome {
-        Outcome::Sent(note) => ("sent", "sent".to_string(), note),
-        Outcome::Delivered(note) => ("delivered", "delivered".to_string(), note),
-        Outcome::Deferred { error, retry_at } => {
-            ("deferred", format!("deferred until {}", crate::clock::iso8601(*retry_at)), error)
+        Outcome::Sent(note) => ("sent", "sent".to_string(), note.clone()),
+        Outcome::Delivered(note) => ("delivered", "delivered".to_string(), note.clone()),
+        Outcome::Deferred { failure, retry_at } => {
+            ("deferred", format!("deferred until {}", crate::clock::iso8601(*retry_at)), failure.to_string())
         }
-        Outcome::Failed(reason) => ("failed", "failed".to_string(), reason),
+        Outcome::Failed(failure) => ("failed", "failed".to_string(), failure.to_string()),
     };
     let m = &job.message;
     tracing::info!(
@@ -461,20 +462,20 @@ fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
         job.recipient,
         job.attempts,
         now - m.received_at,
-        crate::printable::printable(note, 2000)
+        crate::printable::printable(&note, 2000)
     );
 }
 
 /// A recipient whose outcome (with what its processing left to write) could not be committed is
 /// still marked in flight, which no worker claims: it is released as deferred, to be processed
 /// again after the usual backoff (which is safe: see `Queue::for_workers`).
-fn release(shared: &Shared, queue: &Queue, job: &Job, error: &str) {
+fn release(shared: &Shared, queue: &Queue, job: &Job, error: &StoreError) {
     until_recorded(&format!("release {}", job.recipient), || {
         let now = shared.clock.unix_now();
-        let error = format!("its outcome could not be recorded: {error}");
+        let failure = error.failure().with_detail(format!("its outcome could not be recorded: {error}"));
         queue.finish(
             job.recipient_id,
-            &Outcome::Deferred { error, retry_at: schedule::retry_at(shared, job, now) },
+            &Outcome::Deferred { failure, retry_at: schedule::retry_at(shared, job, now) },
             now,
         )
     });
@@ -495,11 +496,11 @@ fn until_recorded(what: &str, mut write: impl FnMut() -> queue::Result<()>) {
 /// its sender (a DSN, once); a message opened here that will not be delivered after all gets a
 /// failed MDN. (One that left is tracked as sent with its outcome, in `worker`.) Err: what it
 /// needed could not be read; the recipient is processed again.
-fn after(work: &Work, job: &Job, outcome: &Outcome) -> Result<(), String> {
+fn after(work: &Work, job: &Job, outcome: &Outcome) -> Result<(), Failure> {
     match (job.message.flow, outcome) {
-        (Flow::Outbound, Outcome::Failed(reason)) => notify_sender(work, job, reason),
-        (Flow::Inbound, Outcome::Failed(reason)) => {
-            answer::failed(work, job.message.id, &job.recipient, reason)?;
+        (Flow::Outbound, Outcome::Failed(failure)) => notify_sender(work, job, failure),
+        (Flow::Inbound, Outcome::Failed(failure)) => {
+            answer::failed(work, job.message.id, &job.recipient, failure)?;
             work.at_finish.add(FinishWrite::ForgetRefusedContent { queue_message: job.message.id });
         }
         _ => {}
@@ -509,24 +510,23 @@ fn after(work: &Work, job: &Job, outcome: &Outcome) -> Result<(), String> {
 
 /// Tells the local sender of an outbound message that a recipient failed for good, unless the
 /// message was itself a notification (never answered with one).
-fn notify_sender(work: &Work, job: &Job, reason: &str) {
+fn notify_sender(work: &Work, job: &Job, failure: &Failure) {
     let Ok(sender) = crate::address::DirectAddress::parse(&job.message.mail_from) else { return };
     let original = work.shared.kek.open_message(&job.message.sealed_data).unwrap_or_default();
     let headers = crate::smime::mime::Entity::parse(&original).headers;
     if crate::notify::request::report(&headers).is_some() {
         return;
     }
-    let failure = notices::Failure {
+    let undelivered = notices::Undelivered {
         sender: &sender,
         recipient: &job.recipient,
         message_id: &job.message.message_id,
         submitted_at: job.message.received_at,
         original: &original,
-        status: schedule::failure_status(reason),
-        reason,
+        failure,
         tracked_as: crate::store::TrackStatus::Failed,
     };
-    notices::tell_sender(work.shared, work.queue, &failure, work.now);
+    notices::tell_sender(work.shared, work.queue, &undelivered, work.now);
 }
 
 /// Removes finished messages `[queue] keep_finished_secs` after their last change, looking every
@@ -593,7 +593,7 @@ fn refresh_each(store: &SqliteStore, fetch: &dyn crate::fetch::Fetcher) -> usize
 fn process(work: &Work, job: &Job) -> Outcome {
     let data = match work.shared.kek.open_message(&job.message.sealed_data) {
         Ok(d) => d,
-        Err(e) => return Outcome::failed("5.3.0", format!("the queued copy cannot be decrypted: {e}")),
+        Err(e) => return Failure::permanent(Code::SYSTEM, format!("the queued copy cannot be decrypted: {e}")).into(),
     };
     match job.message.flow {
         Flow::Outbound => outbound::process(work, job, data),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{maildir, Shared, Work};
 use crate::address::DirectAddress;
 use crate::config::PassNotifications;
+use crate::failure::{Code, Failure};
 use crate::notify::dsn;
 use crate::notify::mdn::Notice;
 use crate::smime::open::Opened;
@@ -17,11 +18,11 @@ use crate::store::TrackStatus;
 
 /// Records a notification that arrived for the hosted `sender`; returns whether it goes on into
 /// the sender's mailbox, and why not when it does not.
-pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, notice_id: &str) -> Result<Pass, String> {
+pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, notice_id: &str) -> Result<Pass, Failure> {
     let arrival = Arrival { sender, reporter: &opened.from, notice_id };
     let about = notice.original_message_id.as_deref();
-    let effects = tracking::record_notice(work.queue, about, &notice.recipients, &arrival, work.now)
-        .map_err(|e| e.to_string())?;
+    let effects =
+        tracking::record_notice(work.queue, about, &notice.recipients, &arrival, work.now).map_err(|e| e.failure())?;
     let pass_all = work.shared.config.notify.pass_to_sender == PassNotifications::All;
     let passes = effects.iter().any(|(_, effect)| match effect {
         Effect::Recorded { final_delivery } => pass_all || *final_delivery,
@@ -52,7 +53,7 @@ fn describe(effect: &Effect) -> &'static str {
 }
 
 /// A recipient that failed, to be reported to its local sender.
-pub struct Failure<'a> {
+pub struct Undelivered<'a> {
     pub sender: &'a DirectAddress,
     pub recipient: &'a str,
     pub message_id: &'a str,
@@ -61,15 +62,14 @@ pub struct Failure<'a> {
     pub submitted_at: i64,
     /// The original, or at least its header block (only the headers are returned).
     pub original: &'a [u8],
-    /// 5.x.x
-    pub status: &'a str,
-    pub reason: &'a str,
+    /// Why: its status and text go into the DSN (never its detail).
+    pub failure: &'a Failure,
     /// What the tracking records: failed, or timed out.
     pub tracked_as: TrackStatus,
 }
 
 /// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
-pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
+pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: i64) {
     let sender = f.sender.to_string();
     let key = tracking::Key { sender: &sender, message_id: f.message_id, recipient: f.recipient };
     match tracking::needs_failure_notice(queue, key) {
@@ -85,8 +85,8 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
         &dsn::Failure {
             sender: f.sender,
             recipient: f.recipient,
-            status: f.status,
-            reason: f.reason,
+            status: &f.failure.status.to_string(),
+            reason: &f.failure.public(),
             original: f.original,
             original_message_id: f.message_id,
             arrived_at: f.submitted_at,
@@ -101,7 +101,7 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Failure, now: i64) {
         tracing::error!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
         return;
     }
-    if let Err(e) = tracking::failed(queue, key, f.tracked_as, f.reason, now) {
+    if let Err(e) = tracking::failed(queue, key, f.tracked_as, &f.failure.public(), now) {
         tracing::error!("notify: cannot record the DSN for {}: {e}", f.recipient);
     }
 }
@@ -137,17 +137,17 @@ pub fn watch_timeouts(shared: &Shared) {
                 "From: <{}>\r\nTo: <{}>\r\nSubject: {}\r\nMessage-ID: {}\r\n\r\n",
                 o.sender, o.recipient, o.subject, o.message_id
             );
-            let failure = Failure {
+            let failure = Failure::permanent(Code::EXPIRED, reason);
+            let undelivered = Undelivered {
                 sender: &sender,
                 recipient: &o.recipient,
                 message_id: &o.message_id,
                 submitted_at: o.submitted_at,
                 original: headers.as_bytes(),
-                status: "5.4.7",
-                reason: &reason,
+                failure: &failure,
                 tracked_as: TrackStatus::TimedOut,
             };
-            tell_sender(shared, queue, &failure, now);
+            tell_sender(shared, queue, &undelivered, now);
         }
     }
 }

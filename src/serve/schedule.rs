@@ -1,20 +1,19 @@
 //! When a recipient is tried again, and when it is given up on.
 
 use super::Shared;
+use crate::failure::{Code, Failure};
 use crate::store::queue::{Job, Outcome};
 
 /// A temporary failure is retried with exponential backoff until the message's maximum age,
 /// then fails.
 pub(super) fn schedule(shared: &Shared, job: &Job, outcome: Outcome, now: i64) -> Outcome {
-    let Outcome::Deferred { error, .. } = outcome else { return outcome };
+    let Outcome::Deferred { failure, .. } = outcome else { return outcome };
     let q = &shared.config.queue;
     if now - job.message.received_at >= q.max_age_secs as i64 {
-        return Outcome::failed(
-            "5.4.7",
-            format!("gave up after {} attempts over {} s: {error}", job.attempts, q.max_age_secs),
-        );
+        let text = format!("gave up after {} attempts over {} s: {}", job.attempts, q.max_age_secs, failure.public());
+        return Outcome::Failed(Failure { detail: failure.detail, ..Failure::permanent(Code::EXPIRED, text) });
     }
-    Outcome::Deferred { error, retry_at: retry_at(shared, job, now) }
+    Outcome::Deferred { failure, retry_at: retry_at(shared, job, now) }
 }
 
 /// When a recipient deferred now is due again: exponential backoff by its attempts.
@@ -27,18 +26,6 @@ pub(super) fn retry_at(shared: &Shared, job: &Job, now: i64) -> i64 {
 fn backoff(attempts: u32, base: u64, max: u64) -> u64 {
     let factor = 1u64.checked_shl(attempts.saturating_sub(1).min(32)).unwrap_or(u64::MAX);
     base.saturating_mul(factor).min(max)
-}
-
-/// The enhanced status code a failure's text starts with ("5.0.0" when it has none).
-pub(super) fn failure_status(reason: &str) -> &str {
-    let first = reason.split_whitespace().next().unwrap_or("");
-    let parts: Vec<&str> = first.split('.').collect();
-    let valid = parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if valid && (parts[0] == "5" || parts[0] == "4") {
-        first
-    } else {
-        "5.0.0"
-    }
 }
 
 #[cfg(test)]

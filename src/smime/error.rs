@@ -53,6 +53,16 @@ impl From<DerError> for SmimeError {
 }
 
 impl SmimeError {
+    /// Why a peer's message is refused: permanent, except a revocation that could not be
+    /// checked yet (a CRL that cannot be had now may be had later).
+    pub fn refusal(&self) -> crate::failure::Failure {
+        use crate::failure::{Code, Failure};
+        match self {
+            SmimeError::RevocationUnknown { .. } => Failure::temporary(Code::SECURITY, self.to_string()),
+            _ => Failure::permanent(Code::REFUSED, format!("refused ({}): {self}", self.code())),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             SmimeError::NotEncrypted(_) => "not-encrypted",

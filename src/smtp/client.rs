@@ -1,6 +1,6 @@
 //! Delivery to a peer's MX over SMTP (RFC 5321) with STARTTLS required (RFC 3207): one message,
 //! one recipient per transaction. A 4xx reply or a broken connection is temporary (retry later); a
-//! 5xx reply is permanent.
+//! 5xx reply is permanent (`Failure::from_reply`, `Failure::from_io`).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -11,15 +11,8 @@ use std::time::{Duration, Instant};
 use openssl::ssl::{SslConnector, SslStream};
 
 use crate::deadline::Deadlined;
+use crate::failure::{Code, Failure};
 use crate::printable::printable;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    #[error("{0}")]
-    Temporary(String),
-    #[error("{0}")]
-    Permanent(String),
-}
 
 pub struct ClientConfig<'a> {
     /// Our name in EHLO.
@@ -50,16 +43,11 @@ impl Reply {
         })
     }
 
-    fn expect(self, wanted: u16, during: &str) -> Result<Reply, DeliveryError> {
+    fn expect(self, wanted: u16, during: &str) -> Result<Reply, Failure> {
         if self.code == wanted {
             return Ok(self);
         }
-        let what = format!("{during}: {} {}", self.code, self.text);
-        Err(if (400..500).contains(&self.code) {
-            DeliveryError::Temporary(what)
-        } else {
-            DeliveryError::Permanent(what)
-        })
+        Err(Failure::from_reply(self.code, &self.text, during))
     }
 }
 
@@ -136,26 +124,29 @@ impl Limits {
     }
 }
 
-fn temporary(during: &str) -> impl Fn(std::io::Error) -> DeliveryError + '_ {
-    move |e| DeliveryError::Temporary(format!("{during}: {e}"))
+fn temporary(during: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| Failure::from_io(during, &e)
+}
+
+/// Something about the connection or the peer's replies that may be better at another attempt.
+fn broken(text: String) -> Failure {
+    Failure::temporary(Code::CONNECTION, text)
 }
 
 /// One reply line, CRLF included, of at most `MAX_REPLY_LINE` octets.
-fn read_line(conn: &mut dyn Conn, during: &str) -> Result<Vec<u8>, DeliveryError> {
+fn read_line(conn: &mut dyn Conn, during: &str) -> Result<Vec<u8>, Failure> {
     let mut line = Vec::new();
     loop {
         let available = conn.fill_buf().map_err(temporary(during))?;
         if available.is_empty() {
-            return Err(DeliveryError::Temporary(format!("{during}: the connection closed")));
+            return Err(broken(format!("{during}: the connection closed")));
         }
         let (take, ended) = match memchr::memchr(b'\n', available) {
             Some(at) => (at + 1, true),
             None => (available.len(), false),
         };
         if line.len() + take > MAX_REPLY_LINE + 2 {
-            return Err(DeliveryError::Temporary(format!(
-                "{during}: the peer sent a reply line longer than {MAX_REPLY_LINE} octets"
-            )));
+            return Err(broken(format!("{during}: the peer sent a reply line longer than {MAX_REPLY_LINE} octets")));
         }
         line.extend_from_slice(&available[..take]);
         conn.consume(take);
@@ -166,21 +157,19 @@ fn read_line(conn: &mut dyn Conn, during: &str) -> Result<Vec<u8>, DeliveryError
 }
 
 /// A whole reply, due by `deadline`: at most `MAX_REPLY_LINES` lines.
-fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Reply, DeliveryError> {
+fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Reply, Failure> {
     conn.due_by(deadline);
     let mut text = Vec::new();
     loop {
         if text.len() == MAX_REPLY_LINES {
-            return Err(DeliveryError::Temporary(format!(
-                "{during}: the peer's reply has over {MAX_REPLY_LINES} lines"
-            )));
+            return Err(broken(format!("{during}: the peer's reply has over {MAX_REPLY_LINES} lines")));
         }
         let line = read_line(conn, during)?;
         let line = String::from_utf8_lossy(&line);
         let line = line.trim_end();
         let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
         let Some(code) = code else {
-            return Err(DeliveryError::Temporary(format!("{during}: not an SMTP reply: {}", printable(line, 200))));
+            return Err(broken(format!("{during}: not an SMTP reply: {}", printable(line, 200))));
         };
         text.push(printable(line.get(4..).unwrap_or(""), 200));
         if line.as_bytes().get(3) != Some(&b'-') {
@@ -191,7 +180,7 @@ fn read_reply(conn: &mut dyn Conn, during: &str, deadline: Instant) -> Result<Re
 
 /// A reply read from `bytes` as a peer would send it (for the fuzz target).
 #[cfg(feature = "fuzzing")]
-pub(crate) fn reply_from(bytes: &[u8]) -> Result<(u16, String), DeliveryError> {
+pub(crate) fn reply_from(bytes: &[u8]) -> Result<(u16, String), Failure> {
     struct Bytes(std::io::Cursor<Vec<u8>>, Vec<u8>);
     impl std::io::Read for Bytes {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -224,7 +213,7 @@ pub(crate) fn reply_from(bytes: &[u8]) -> Result<(u16, String), DeliveryError> {
     Ok((reply.code + u16::from(offers), reply.text))
 }
 
-fn command(conn: &mut dyn Conn, line: &str, during: &str, limits: Limits) -> Result<Reply, DeliveryError> {
+fn command(conn: &mut dyn Conn, line: &str, during: &str, limits: Limits) -> Result<Reply, Failure> {
     conn.due_by(limits.next_reply());
     conn.write_all(format!("{line}\r\n").as_bytes()).map_err(temporary(during))?;
     conn.flush().map_err(temporary(during))?;
@@ -239,7 +228,7 @@ fn open_transaction(
     rcpt: &str,
     pipelining: bool,
     limits: Limits,
-) -> Result<Reply, DeliveryError> {
+) -> Result<Reply, Failure> {
     if !pipelining {
         command(conn, mail, "MAIL", limits)?.expect(250, "MAIL")?;
         command(conn, rcpt, "RCPT", limits)?.expect(250, "RCPT")?;
@@ -277,7 +266,7 @@ pub fn deliver(
     mail_from: Option<&str>,
     recipient: &str,
     data: &[u8],
-) -> Result<String, DeliveryError> {
+) -> Result<String, Failure> {
     let mut session = Session::connect(addr, host, config)?;
     let reply = session.send(mail_from, recipient, data)?;
     session.quit();
@@ -298,7 +287,7 @@ pub struct Session {
 impl Session {
     /// Connects, greets, starts TLS (and authenticates): each reply within the timeout, and all
     /// of it within three.
-    pub fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, DeliveryError> {
+    pub fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, Failure> {
         let limits = Limits::new(config.timeout, config.timeout * 3);
         let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
         tcp.set_nodelay(true).map_err(temporary("connect"))?;
@@ -306,23 +295,21 @@ impl Session {
         read_reply(&mut plain, "greeting", limits.next_reply())?.expect(220, "greeting")?;
         let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO", limits)?.expect(250, "EHLO")?;
         if !ehlo.offers("STARTTLS") {
-            return Err(DeliveryError::Temporary(format!("{host} does not offer STARTTLS, which is required")));
+            return Err(broken(format!("{host} does not offer STARTTLS, which is required")));
         }
         command(&mut plain, "STARTTLS", "STARTTLS", limits)?.expect(220, "STARTTLS")?;
         if !plain.reader.buffer().is_empty() {
             // Bytes after the 220 would be read as if they came over TLS (CVE-2011-0411's kind).
-            return Err(DeliveryError::Temporary(format!("{host} sent data before the TLS handshake")));
+            return Err(broken(format!("{host} sent data before the TLS handshake")));
         }
         let mut tcp = plain.reader.into_inner();
         tcp.set_deadline(limits.next_reply());
-        let mut tls_config = config.tls.configure().map_err(|e| DeliveryError::Temporary(format!("TLS: {e}")))?;
+        let mut tls_config = config.tls.configure().map_err(|e| broken(format!("TLS: {e}")))?;
         tls_config.set_verify_hostname(config.verify_tls);
         if !config.verify_tls {
             tls_config.set_verify(openssl::ssl::SslVerifyMode::NONE);
         }
-        let tls = tls_config
-            .connect(host, tcp)
-            .map_err(|e| DeliveryError::Temporary(format!("TLS handshake with {host}: {e}")))?;
+        let tls = tls_config.connect(host, tcp).map_err(|e| broken(format!("TLS handshake with {host}: {e}")))?;
         let mut conn = Duplex { reader: BufReader::new(tls) };
         let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO", limits)?
             .expect(250, "EHLO after STARTTLS")?;
@@ -338,7 +325,7 @@ impl Session {
     /// One transaction, within three command timeouts plus the time the message takes at a
     /// slow but steady rate. After a refusal the session is reset and stays usable; after any
     /// other error it must be dropped.
-    pub fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, DeliveryError> {
+    pub fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, Failure> {
         self.last_used = Instant::now();
         let transfer = Duration::from_secs(data.len() as u64 / MIN_BYTES_PER_SECOND);
         let limits = Limits::new(self.timeout, self.timeout * 3 + transfer);
@@ -391,7 +378,7 @@ impl SessionPool {
         mail_from: Option<&str>,
         recipient: &str,
         data: &[u8],
-    ) -> Result<String, DeliveryError> {
+    ) -> Result<String, Failure> {
         let key = (addr, host.to_string());
         if let Some(mut session) = self.take(&key) {
             match session.send(mail_from, recipient, data) {
@@ -399,17 +386,17 @@ impl SessionPool {
                     self.put(key, session);
                     return Ok(reply);
                 }
-                Err(DeliveryError::Permanent(e)) => {
+                Err(e) if !e.is_temporary() => {
                     self.put(key, session);
-                    return Err(DeliveryError::Permanent(e));
+                    return Err(e);
                 }
                 // A session the peer closed, or a 4xx: nothing was accepted, try a new session.
-                Err(DeliveryError::Temporary(_)) => {}
+                Err(_) => {}
             }
         }
         let mut session = Session::connect(addr, host, config)?;
         let outcome = session.send(mail_from, recipient, data);
-        if !matches!(outcome, Err(DeliveryError::Temporary(_))) {
+        if !matches!(&outcome, Err(e) if e.is_temporary()) {
             self.put(key, session);
         }
         outcome
@@ -516,14 +503,14 @@ mod tests {
         // A refused recipient is the error even though MAIL succeeded; DATA is then refused too.
         let mut refused = peer("250 ok\r\n550 5.1.1 No such user here\r\n554 5.5.1 No valid recipients\r\n");
         match open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true, limits()) {
-            Err(DeliveryError::Permanent(why)) => assert!(why.starts_with("RCPT: 550 5.1.1"), "{why}"),
+            Err(f) if !f.is_temporary() => assert!(f.text.starts_with("RCPT: 550 5.1.1"), "{f}"),
             other => panic!("expected a permanent RCPT failure, got {other:?}"),
         }
 
         // A server that takes DATA after refusing the recipient gets an empty message ended at once.
         let mut lax = peer("250 ok\r\n451 4.3.0 try later\r\n354 go ahead\r\n250 ok\r\n");
         match open_transaction(&mut lax, "MAIL FROM:<a@a.test>", "RCPT TO:<x@b.test>", true, limits()) {
-            Err(DeliveryError::Temporary(why)) => assert!(why.starts_with("RCPT: 451"), "{why}"),
+            Err(f) if f.is_temporary() => assert!(f.text.starts_with("RCPT: 451"), "{f}"),
             other => panic!("expected a temporary RCPT failure, got {other:?}"),
         }
         assert!(lax.sent.ends_with(b"DATA\r\n.\r\n"), "{:?}", String::from_utf8_lossy(&lax.sent));
@@ -543,7 +530,7 @@ mod tests {
         let mut refused = peer("550 5.7.1 sender refused\r\n");
         assert!(matches!(
             open_transaction(&mut refused, "MAIL FROM:<a@a.test>", "RCPT TO:<b@b.test>", false, limits()),
-            Err(DeliveryError::Permanent(_))
+            Err(f) if !f.is_temporary()
         ));
         assert_eq!(refused.sent, b"MAIL FROM:<a@a.test>\r\n", "nothing more after the refusal");
     }
@@ -559,7 +546,7 @@ mod tests {
     fn a_reply_is_bounded_in_line_length_and_line_count_and_controls_are_masked() {
         let long = format!("220 {}\r\n", "A".repeat(MAX_REPLY_LINE));
         match read_reply(&mut peer(&long), "greeting", Instant::now()) {
-            Err(DeliveryError::Temporary(why)) => assert!(why.contains("longer than 1000"), "{why}"),
+            Err(f) if f.is_temporary() => assert!(f.text.contains("longer than 1000"), "{f}"),
             other => panic!("{other:?}"),
         }
         // Without any line end at all: refused as soon as the limit is passed, not read to the end.
@@ -567,7 +554,7 @@ mod tests {
         assert!(read_reply(&mut peer(&endless), "greeting", Instant::now()).is_err());
         let many = "250-x\r\n".repeat(MAX_REPLY_LINES) + "250 x\r\n";
         match read_reply(&mut peer(&many), "EHLO", Instant::now()) {
-            Err(DeliveryError::Temporary(why)) => assert!(why.contains("over 100 lines"), "{why}"),
+            Err(f) if f.is_temporary() => assert!(f.text.contains("over 100 lines"), "{f}"),
             other => panic!("{other:?}"),
         }
         let fine = "250-x\r\n".repeat(MAX_REPLY_LINES - 1) + "250 x\r\n";

@@ -17,6 +17,7 @@ use openssl::ssl::{SslAcceptor, SslStream};
 
 use crate::admission::{Admission, Refusal, Ticket};
 use crate::deadline::Deadlined;
+use crate::failure::{Code, Failure};
 use crate::free_space::FreeSpace;
 
 use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND_LINE};
@@ -235,7 +236,10 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
                 data.1 += n as u64;
                 // What one address has us hold at once is bounded across its connections.
                 if !ticket.hold(n) {
-                    session.refuse_data("4.3.1 Too much mail in progress from your address, try again later");
+                    session.refuse_data(
+                        Failure::temporary(Code::FULL, "Too much mail in progress from your address, try again later")
+                            .with_reply(452),
+                    );
                 }
             }
             Ok(_) if line.ends_with(b"\n") => awaiting_since = None,

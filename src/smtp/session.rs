@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::address::{DirectAddress, Domain};
+use crate::failure::{Code, Failure};
 use crate::smime::mime;
 use crate::smtp::spool::Spool;
 
@@ -124,7 +125,7 @@ struct DataState {
     at_line_start: bool,
     /// Why the message will be refused at its end (bare CR/LF, too large); the data is still
     /// read to its end so the session stays in step with the client.
-    refused: Option<&'static str>,
+    refused: Option<Failure>,
 }
 
 /// Longest command line (RFC 5321 §4.5.3.1.4 says 512; extensions make it longer).
@@ -505,16 +506,19 @@ impl Session {
         let text = if complete && !bare_lf { &body[..body.len() - 1] } else { body };
         let bare_cr = text.contains(&b'\r');
         if bare_lf || bare_cr {
-            data.refused.get_or_insert("5.6.11 Bare CR or LF in the message data is not allowed");
+            data.refused.get_or_insert_with(|| {
+                Failure::permanent(Code::BARE_LINE_END, "Bare CR or LF in the message data is not allowed")
+            });
         }
         if data.refused.is_none() {
             let unstuffed = if data.at_line_start && line.first() == Some(&b'.') { &line[1..] } else { line };
             if data.buf.len() + unstuffed.len() > max {
-                data.refused = Some("5.3.4 Message size exceeds the limit");
+                data.refused =
+                    Some(Failure::permanent(Code::TOO_BIG, "Message size exceeds the limit").with_reply(552));
                 data.buf = Spool::new(None);
             } else if let Err(e) = data.buf.push(unstuffed) {
                 tracing::error!("smtp: cannot spool a message being received: {e}");
-                data.refused = Some("4.3.0 The message could not be kept, try again later");
+                data.refused = Some(Failure::temporary(Code::SYSTEM, "The message could not be kept, try again later"));
                 data.buf = Spool::new(None);
             }
         }
@@ -524,7 +528,7 @@ impl Session {
 
     /// Refuses the message being received, for a reason of the server's (its data is dropped and
     /// the rest of it read and discarded; the client gets the reason at its end).
-    pub fn refuse_data(&mut self, why: &'static str) {
+    pub fn refuse_data(&mut self, why: Failure) {
         if let State::Data(data) = &mut self.state {
             data.refused.get_or_insert(why);
             data.buf = Spool::new(None);
@@ -534,13 +538,7 @@ impl Session {
     fn end_of_data(&mut self, data: DataState) -> Step {
         let transaction = self.transaction.take().expect("DATA follows MAIL");
         if let Some(why) = data.refused {
-            let code = match why.get(..5) {
-                Some("5.3.4") => 552,
-                Some("4.3.1") => 452,
-                Some(c) if c.starts_with('4') => 451,
-                _ => 550,
-            };
-            return Step::reply(format!("{code} {why}\r\n"));
+            return Step::reply(why.reply_line());
         }
         // The checks below, and the intake, read the header section from what stayed in memory.
         if data.buf.spilled() && memchr::memmem::find(data.buf.head(), b"\r\n\r\n").is_none() {

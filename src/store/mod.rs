@@ -43,6 +43,14 @@ pub enum StoreError {
     Sync(String, std::io::Error),
 }
 
+impl StoreError {
+    /// What a store that cannot be read or written means for a message being processed: our
+    /// trouble, and temporary; a peer or sender sees only that (the log keeps the reason).
+    pub fn failure(&self) -> crate::failure::Failure {
+        crate::failure::Failure::local(self)
+    }
+}
+
 /// The owner name under which the development CA's key is kept (not a hosted domain).
 pub const DEV_CA_OWNER: &str = "dev-ca.hisp.invalid";
 

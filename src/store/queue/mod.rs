@@ -17,6 +17,7 @@ use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::failure::Failure;
 use crate::store::{Disposition, Flow, RecipientStatus, StoreError};
 use receipts::Receipt;
 
@@ -195,20 +196,20 @@ pub enum Outcome {
     /// Put into the local mailbox.
     Delivered(String),
     /// A temporary failure: try again at `retry_at`.
-    Deferred { error: String, retry_at: i64 },
-    /// A permanent failure; the text starts with its enhanced status code (RFC 3463), e.g. "5.1.1".
-    Failed(String),
+    Deferred { failure: Failure, retry_at: i64 },
+    /// A permanent failure.
+    Failed(Failure),
 }
 
-impl Outcome {
-    /// A permanent failure with its enhanced status code (RFC 3463).
-    pub fn failed(status: &str, reason: impl std::fmt::Display) -> Outcome {
-        Outcome::Failed(format!("{status} {reason}"))
-    }
-
-    /// A temporary failure; the scheduler decides when to retry (backoff, maximum age).
-    pub fn deferred(error: impl Into<String>) -> Outcome {
-        Outcome::Deferred { error: error.into(), retry_at: 0 }
+/// A failure ends processing as its class says: a temporary one is deferred (the scheduler
+/// decides when to retry: backoff, maximum age), a permanent one fails the recipient.
+impl From<Failure> for Outcome {
+    fn from(failure: Failure) -> Outcome {
+        if failure.is_temporary() {
+            Outcome::Deferred { failure, retry_at: 0 }
+        } else {
+            Outcome::Failed(failure)
+        }
     }
 }
 
@@ -442,10 +443,10 @@ impl Queue {
         limit: usize,
     ) -> Result<(Vec<Job>, usize)> {
         let (status, error, next) = match outcome {
-            Outcome::Sent(note) => (RecipientStatus::Sent, note, now),
-            Outcome::Delivered(note) => (RecipientStatus::Delivered, note, now),
-            Outcome::Deferred { error, retry_at } => (RecipientStatus::Deferred, error, *retry_at),
-            Outcome::Failed(error) => (RecipientStatus::Failed, error, now),
+            Outcome::Sent(note) => (RecipientStatus::Sent, note.clone(), now),
+            Outcome::Delivered(note) => (RecipientStatus::Delivered, note.clone(), now),
+            Outcome::Deferred { failure, retry_at } => (RecipientStatus::Deferred, failure.to_string(), *retry_at),
+            Outcome::Failed(failure) => (RecipientStatus::Failed, failure.to_string(), now),
         };
         let tx = self.write()?;
         tx.run(
@@ -716,7 +717,13 @@ fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Code;
     use crate::store::SqliteStore;
+
+    /// A temporary failure, to be tried again at `retry_at`.
+    fn later(text: &str, retry_at: i64) -> Outcome {
+        Outcome::Deferred { failure: Failure::temporary(Code::CONNECTION, text), retry_at }
+    }
 
     fn queue() -> (tempfile::TempDir, Queue) {
         let dir = tempfile::tempdir().unwrap();
@@ -745,10 +752,10 @@ mod tests {
         let jobs = q.claim(100, 10).unwrap();
         let job = |r: &str| jobs.iter().find(|j| j.recipient == r).unwrap().recipient_id;
         q.finish(job("delivered@b.test"), &Outcome::Delivered("ok".into()), 200).unwrap();
-        q.finish(job("failed@b.test"), &Outcome::failed("5.7.1", "refused"), 200).unwrap();
+        q.finish(job("failed@b.test"), &Outcome::Failed(Failure::permanent(Code::REFUSED, "refused")), 200).unwrap();
         q.finish(job("done@b.test"), &Outcome::Sent("250".into()), 200).unwrap();
-        q.finish(job("waiting@b.test"), &Outcome::Deferred { error: "421".into(), retry_at: 10_000 }, 200).unwrap();
-        q.finish(job("quarantined@b.test"), &Outcome::failed("5.3.0", "x"), 200).unwrap();
+        q.finish(job("waiting@b.test"), &later("421", 10_000), 200).unwrap();
+        q.finish(job("quarantined@b.test"), &Outcome::Failed(Failure::permanent(Code::SYSTEM, "x")), 200).unwrap();
         q.quarantine(ids[3], "processing panicked", 200).unwrap();
         q.finish(job("recent@b.test"), &Outcome::Delivered("ok".into()), 900).unwrap();
 
@@ -787,6 +794,14 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_defers_or_fails_by_its_class_not_its_words() {
+        let later = Failure::temporary(Code::DIRECTORY, "permanent-sounding words: refused, 5.1.1");
+        assert!(matches!(Outcome::from(later), Outcome::Deferred { retry_at: 0, .. }));
+        let never = Failure::permanent(Code::REFUSED, "try again later (4.4.1)");
+        assert!(matches!(Outcome::from(never), Outcome::Failed(f) if f.status.to_string() == "5.7.1"));
+    }
+
+    #[test]
     fn recipients_are_claimed_once_and_finished_individually() {
         let (_d, q) = queue();
         let ids = q.enqueue(&[message(&["b@b.test", "c@c.test"])], 100).unwrap();
@@ -795,14 +810,14 @@ mod tests {
         assert_eq!(jobs[0].message.id, ids[0]);
         assert!(q.claim(100, 10).unwrap().is_empty(), "in flight: not claimed twice");
         q.finish(jobs[0].recipient_id, &Outcome::Sent("250 ok".into()), 101).unwrap();
-        q.finish(jobs[1].recipient_id, &Outcome::Deferred { error: "421".into(), retry_at: 160 }, 101).unwrap();
+        q.finish(jobs[1].recipient_id, &later("421", 160), 101).unwrap();
         assert!(q.claim(159, 10).unwrap().is_empty(), "not due yet");
         let again = q.claim(160, 10).unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 2);
         let entry = q.show(ids[0]).unwrap();
         assert_eq!(entry.recipients[0].status, "sent");
-        assert_eq!(entry.recipients[1].last_error.as_deref(), Some("421"));
+        assert_eq!(entry.recipients[1].last_error.as_deref(), Some("4.4.2 421"));
     }
 
     #[test]
@@ -830,8 +845,7 @@ mod tests {
             q.enqueue(&[message(&["b@b.test"])], now).unwrap();
             let jobs = q.claim(now, 1).unwrap();
             assert_eq!(jobs.len(), 1, "claim {i}");
-            q.finish(jobs[0].recipient_id, &Outcome::Deferred { error: "421".into(), retry_at: now + 1000 }, now)
-                .unwrap();
+            q.finish(jobs[0].recipient_id, &later("421", now + 1000), now).unwrap();
         }
         let conn = q.conn();
         let stmt = conn.prepare_cached(&claim_sql(1)).unwrap();
