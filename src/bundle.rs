@@ -6,7 +6,7 @@
 
 use openssl::x509::X509;
 
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, Missed};
 use crate::pki;
 use crate::smime::open::identifies;
 use crate::smime::structure::{self, ContentInfo};
@@ -30,14 +30,10 @@ pub enum BundleError {
 /// Reads the bundle at `source`: an http:// URL (through `fetch`) or a file.
 pub fn load(source: &str, fetch: &dyn Fetcher) -> Result<Vec<u8>, BundleError> {
     if source.starts_with("http://") || source.starts_with("https://") {
-        return fetch.get(source).map_err(|e| {
-            if e.contains("404") {
-                BundleError::NotFound(e)
-            } else if e.contains("timed out") || e.contains("WouldBlock") {
-                BundleError::Timeout(e)
-            } else {
-                BundleError::Unreachable(e)
-            }
+        return fetch.get(source).map_err(|e| match e.kind {
+            Missed::NotFound => BundleError::NotFound(e.text),
+            Missed::TimedOut => BundleError::Timeout(e.text),
+            Missed::Failed => BundleError::Unreachable(e.text),
         });
     }
     std::fs::read(source).map_err(|e| match e.kind() {

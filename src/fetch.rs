@@ -23,7 +23,45 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Fetches the bytes at a URL.
 pub trait Fetcher: Send + Sync {
-    fn get(&self, url: &str) -> Result<Vec<u8>, String>;
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError>;
+}
+
+/// Why a fetch failed: what kind, for the callers that decide by it, and what an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text}")]
+pub struct FetchError {
+    pub kind: Missed,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// The server says there is nothing there (HTTP 404).
+    NotFound,
+    /// No whole answer within the time allowed.
+    TimedOut,
+    /// Anything else: no address, refused, a bad answer, too large.
+    Failed,
+}
+
+impl FetchError {
+    fn new(kind: Missed, text: String) -> FetchError {
+        FetchError { kind, text }
+    }
+}
+
+/// Errors said before a request is made (a bad URL, no address) are failures of their own kind.
+impl From<String> for FetchError {
+    fn from(text: String) -> FetchError {
+        FetchError::new(Missed::Failed, text)
+    }
+}
+
+/// For callers that only report it.
+impl From<FetchError> for String {
+    fn from(e: FetchError) -> String {
+        e.text
+    }
 }
 
 /// Answers from a table of URL -> bytes: objects the node publishes itself (its development CA's
@@ -32,8 +70,8 @@ pub trait Fetcher: Send + Sync {
 pub struct StaticFetcher(pub std::collections::HashMap<String, Vec<u8>>);
 
 impl Fetcher for StaticFetcher {
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        self.0.get(url).cloned().ok_or_else(|| format!("{url}: not found"))
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        self.0.get(url).cloned().ok_or_else(|| FetchError::new(Missed::NotFound, format!("{url}: not found")))
     }
 }
 
@@ -134,17 +172,23 @@ fn addresses(resolver: &dyn Resolver, url: &str, host: &str, port: u16) -> Resul
 }
 
 /// What went wrong, as an operator reads it.
-fn describe(url: &str, e: ureq::Error) -> String {
+fn describe(url: &str, e: ureq::Error) -> FetchError {
+    let failed = |text| FetchError::new(Missed::Failed, text);
     match e {
-        ureq::Error::Timeout(_) => format!("{url}: timed out"),
-        ureq::Error::BodyExceedsLimit(limit) => format!("{url}: larger than {limit} bytes"),
-        ureq::Error::LargeResponseHeader(..) => format!("{url}: its headers are larger than {MAX_HEADER_BYTES} bytes"),
-        other => format!("{url}: {other}"),
+        ureq::Error::Timeout(_) => FetchError::new(Missed::TimedOut, format!("{url}: timed out")),
+        ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            FetchError::new(Missed::TimedOut, format!("{url}: timed out ({e})"))
+        }
+        ureq::Error::BodyExceedsLimit(limit) => failed(format!("{url}: larger than {limit} bytes")),
+        ureq::Error::LargeResponseHeader(..) => {
+            failed(format!("{url}: its headers are larger than {MAX_HEADER_BYTES} bytes"))
+        }
+        other => failed(format!("{url}: {other}")),
     }
 }
 
 impl Fetcher for HttpFetcher<'_> {
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+    fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let (host, port, _) = split_url(url)?;
         let addrs = addresses(self.resolver, url, &host, port)?;
         let response = agent(addrs, self.timeout, None).get(url).call();
@@ -157,19 +201,19 @@ fn object(
     url: &str,
     response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     max_bytes: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, FetchError> {
     let mut response = response.map_err(|e| describe(url, e))?;
     match response.status().as_u16() {
         200 => response.body_mut().with_config().limit(max_bytes).read_to_vec().map_err(|e| describe(url, e)),
-        404 => Err(format!("{url}: not found (HTTP 404)")),
-        code => Err(format!("{url}: HTTP {code}")),
+        404 => Err(FetchError::new(Missed::NotFound, format!("{url}: not found (HTTP 404)"))),
+        code => Err(FetchError::new(Missed::Failed, format!("{url}: HTTP {code}"))),
     }
 }
 
 /// Fetches through the same configuration and answer handling as [`HttpFetcher`], from a server
 /// whose whole answer is `answer` (fuzzing ureq's reading of a response and our use of it).
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, FetchError> {
     let url = "http://ca.fuzz.test/ca.crl";
     let config = config(Duration::from_secs(5));
     let agent = Agent::with_parts(config, canned::Canned(answer.to_vec()), Resolved(vec![([127, 0, 0, 1], 80).into()]));
@@ -197,9 +241,10 @@ pub fn post_json(
         .header("Content-Type", "application/json")
         .header("Accept", "application/json")
         .send(body)
-        .map_err(|e| describe(url, e))?;
+        .map_err(|e| describe(url, e).text)?;
     let status = response.status().as_u16();
-    let answer = response.body_mut().with_config().limit(1024 * 1024).read_to_vec().map_err(|e| describe(url, e))?;
+    let answer =
+        response.body_mut().with_config().limit(1024 * 1024).read_to_vec().map_err(|e| describe(url, e).text)?;
     Ok((status, answer))
 }
 
@@ -245,6 +290,10 @@ mod tests {
     }
 
     fn fetch(port: u16, timeout: Duration, max_bytes: u64) -> Result<Vec<u8>, String> {
+        fetch_as(port, timeout, max_bytes).map_err(String::from)
+    }
+
+    fn fetch_as(port: u16, timeout: Duration, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
         let fetcher = HttpFetcher { resolver: &Loopback, timeout, max_bytes };
         fetcher.get(&format!("http://crl.test:{port}/ca.crl"))
     }
@@ -256,13 +305,14 @@ mod tests {
             [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n".as_slice(), cert, b"\r\n0\r\n\r\n"];
         assert_eq!(get_canned(&chunked.concat()).unwrap(), cert);
         assert_eq!(get_canned(&[b"HTTP/1.0 200 OK\r\n\r\n".as_slice(), cert].concat()).unwrap(), cert);
-        assert!(get_canned(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap_err().contains("404"));
-        assert!(get_canned(b"HTTP/1.1 301 Moved\r\nLocation: http://x.test/\r\n\r\n")
-            .unwrap_err()
-            .contains("HTTP 301"));
+        let missing = get_canned(b"HTTP/1.1 404 Not Found\r\n\r\n").unwrap_err();
+        assert_eq!(missing.kind, Missed::NotFound, "{missing}");
+        assert!(missing.text.contains("404"));
+        let moved = get_canned(b"HTTP/1.1 301 Moved\r\nLocation: http://x.test/\r\n\r\n").unwrap_err();
+        assert!(moved.kind == Missed::Failed && moved.text.contains("HTTP 301"), "{moved}");
         let mut too_big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", (1 << 20) + 1).into_bytes();
         too_big.resize(too_big.len() + (1 << 20) + 1, b'x');
-        assert!(get_canned(&too_big).unwrap_err().contains("larger than"));
+        assert!(get_canned(&too_big).unwrap_err().text.contains("larger than"));
     }
 
     #[test]
@@ -293,8 +343,8 @@ mod tests {
             .chain(std::iter::repeat_n(b"x".to_vec(), 100));
         let port = server(trickle.collect(), Duration::from_millis(50));
         let started = Instant::now();
-        let e = fetch(port, Duration::from_millis(800), 10_000).unwrap_err();
-        assert!(e.contains("timed out"), "{e}");
+        let e = fetch_as(port, Duration::from_millis(800), 10_000).unwrap_err();
+        assert!(e.kind == Missed::TimedOut && e.text.contains("timed out"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
         // Redirects are not followed (the address was resolved for the host named).
         let moved = b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.test/x\r\nContent-Length: 0\r\n\r\n".to_vec();

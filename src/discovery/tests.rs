@@ -49,8 +49,8 @@ impl LdapDirectory for FakeLdap {
 struct FakeFetch(HashMap<String, Vec<u8>>);
 
 impl Fetcher for FakeFetch {
-    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        self.0.get(url).cloned().ok_or_else(|| "not found (HTTP 404)".into())
+    fn get(&self, url: &str) -> Result<Vec<u8>, crate::fetch::FetchError> {
+        self.0.get(url).cloned().ok_or_else(|| "not found (HTTP 404)".to_string().into())
     }
 }
 

@@ -661,11 +661,11 @@ mod tests {
     fn a_bundle_refresh_that_panics_is_reported_and_the_next_bundle_still_refreshes() {
         struct Panicking;
         impl crate::fetch::Fetcher for Panicking {
-            fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+            fn get(&self, url: &str) -> Result<Vec<u8>, crate::fetch::FetchError> {
                 if url.contains("bad") {
                     panic!("a parser bug");
                 }
-                Err(format!("{url}: not found (HTTP 404)"))
+                Err(format!("{url}: not found (HTTP 404)").into())
             }
         }
         let dir = tempfile::tempdir().unwrap();
