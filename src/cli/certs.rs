@@ -220,144 +220,187 @@ fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
 pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
-        CertCommand::Issue { owner, days, bits } => {
-            let owner = Owner::parse(&owner)?;
-            let days = days.unwrap_or(ctx.config.ca.validity_days);
-            if days == 0 || days > 3 * 366 {
-                return Err(Failure::usage("--days must be 1 to 1098"));
-            }
-            let kek = ctx.kek()?;
-            let dev_ca = DevCa::load(store, &kek)?;
-            let bits = bits.unwrap_or(ctx.config.ca.key_bits);
-            let (sha, cert) =
-                dev_ca.issue_stored(store, &kek, &owner, bits, ctx.now(), days, &ctx.config.ca.base_url)?;
-            let not_after = pki::unix_time(cert.not_after());
-            done(
-                ctx,
-                &format!(
-                    "issued {}-bound certificate for {owner} ({sha}), valid until {}",
-                    owner.binding().as_str(),
-                    iso8601(not_after)
-                ),
-                json!({ "owner": owner.to_string(), "binding": owner.binding(), "sha256": sha, "not_after": iso8601(not_after) }),
-            );
-        }
+        CertCommand::Issue { owner, days, bits } => issue(ctx, store, owner, days, bits),
         CertCommand::Import { owner, pkcs12, password_stdin, cert, key } => {
-            let owner = Owner::parse(&owner)?;
-            let (cert, key): (X509, Option<PKey<Private>>) = if let Some(path) = pkcs12 {
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
-                let password = if password_stdin { output::read_secret_line()? } else { String::new() };
-                let (cert, key, _chain) = pki::load_pkcs12(&bytes, &password, &path.display().to_string())?;
-                (cert, Some(key))
-            } else if let Some(path) = cert {
-                let cert = pki::load_cert_file(&path)?;
-                (cert, key.as_deref().map(pki::load_key_file).transpose()?)
-            } else {
-                return Err(Failure::usage("give --pkcs12 FILE, or --cert FILE [--key FILE]"));
-            };
-            check_own_cert(&cert, &owner, ctx.now())?;
-            let sha = match key {
-                Some(key) => {
-                    pki::check_key_matches(&cert, &key)?;
-                    identities::store_with_key(store, &ctx.kek()?, &owner, &cert, &key)?
-                }
-                None => {
-                    let public = pki::public_key_sha256(&*cert.public_key()?)?;
-                    let stored = store.key_for_public(&public)?.ok_or_else(|| {
-                        Failure::new("no-key", "no private key for this certificate: give --key FILE, or make the key with `hisp cert csr` first")
-                    })?;
-                    let record = NewCert::of(&cert)?;
-                    store.add_certificate(&owner, &record, Some(stored.id))?;
-                    record.sha256
-                }
-            };
-            done(
-                ctx,
-                &format!("imported certificate for {owner} ({sha})"),
-                json!({ "owner": owner.to_string(), "sha256": sha }),
-            );
+            import(ctx, store, owner, pkcs12, password_stdin, cert, key)
         }
-        CertCommand::List { owner } => {
-            let owner = owner.as_deref().map(Owner::parse).transpose()?;
-            let certs = store.certificates(owner.as_ref())?;
-            let now = ctx.now();
-            if ctx.json {
-                let list: Vec<_> = certs.iter().map(|c| cert_json(c, now)).collect();
-                output::json(&list);
-            } else {
-                let rows: Vec<Vec<String>> = certs
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.owner.clone(),
-                            c.binding.as_str().into(),
-                            if c.key_id.is_some() { "yes" } else { "no" }.into(),
-                            format!(
-                                "{}{}",
-                                iso8601(c.not_after),
-                                if c.revoked_at.is_some() {
-                                    " (revoked)"
-                                } else if c.not_after < now {
-                                    " (expired)"
-                                } else {
-                                    ""
-                                }
-                            ),
-                            c.issuer.clone(),
-                            c.sha256.clone(),
-                        ]
-                    })
-                    .collect();
-                table(&["OWNER", "BINDING", "KEY", "EXPIRES", "ISSUER", "SHA256"], &rows, "no certificates");
-            }
-        }
-        CertCommand::Export { selector, der, out } => {
-            let record = select(store, &selector)?;
-            write_cert(&X509::from_der(&record.der)?, der, out.as_deref())?;
-        }
-        CertCommand::Csr { owner, bits, out } => {
-            let owner = Owner::parse(&owner)?;
-            if !store.has_domain(owner.domain())? {
-                return Err(Failure::new("store", format!("domain {} is not hosted here", owner.domain())));
-            }
-            let kek = ctx.kek()?;
-            let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
-            let request = ca::csr(&owner, &key)?;
-            store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
-            output::write_output(out.as_deref(), &request.to_pem()?)?;
-            if let Some(path) = out {
-                done(
-                    ctx,
-                    &format!("wrote CSR for {owner} to {}; its key is stored encrypted", path.display()),
-                    json!({ "owner": owner.to_string(), "csr": path }),
-                );
-            }
-        }
-        CertCommand::Revoke { sha256, reason } => {
-            if Owner::parse(&sha256).is_ok() {
-                return Err(Failure::usage(
-                    "give the certificate's SHA-256 fingerprint (`hisp cert list`), not its owner",
-                ));
-            }
-            let record = select(store, &sha256)?;
-            let dev_ca = DevCa::load(store, &ctx.kek()?)?;
-            let cert = X509::from_der(&record.der)?;
-            let revoked = dev_ca.revoke(store, &cert, &reason, ctx.now())?;
-            done(
-                ctx,
-                &format!(
-                    "revoked {} ({}); publish the new CRL: `hisp ca crl --out ca.crl` (hisp serve publishes it itself)",
-                    revoked.subject, revoked.sha256
-                ),
-                json!({ "sha256": revoked.sha256, "serial": revoked.serial, "reason": revoked.reason }),
-            );
-        }
-        CertCommand::Remove { sha256 } => {
-            store.remove_certificate(&sha256.to_ascii_lowercase())?;
-            done(ctx, &format!("removed certificate {sha256}"), json!({ "sha256": sha256 }));
-        }
+        CertCommand::List { owner } => list(ctx, store, owner),
+        CertCommand::Export { selector, der, out } => export(store, selector, der, out),
+        CertCommand::Csr { owner, bits, out } => csr(ctx, store, owner, bits, out),
+        CertCommand::Revoke { sha256, reason } => revoke(ctx, store, sha256, reason),
+        CertCommand::Remove { sha256 } => remove(ctx, store, sha256),
     }
+}
+
+/// Issues a certificate and key for `owner` from the development CA.
+fn issue(ctx: &Context, store: &dyn Store, owner: String, days: Option<u32>, bits: Option<u32>) -> Result<(), Failure> {
+    let owner = Owner::parse(&owner)?;
+    let days = days.unwrap_or(ctx.config.ca.validity_days);
+    if days == 0 || days > 3 * 366 {
+        return Err(Failure::usage("--days must be 1 to 1098"));
+    }
+    let kek = ctx.kek()?;
+    let dev_ca = DevCa::load(store, &kek)?;
+    let bits = bits.unwrap_or(ctx.config.ca.key_bits);
+    let (sha, cert) = dev_ca.issue_stored(store, &kek, &owner, bits, ctx.now(), days, &ctx.config.ca.base_url)?;
+    let not_after = pki::unix_time(cert.not_after());
+    done(
+        ctx,
+        &format!(
+            "issued {}-bound certificate for {owner} ({sha}), valid until {}",
+            owner.binding().as_str(),
+            iso8601(not_after)
+        ),
+        json!({ "owner": owner.to_string(), "binding": owner.binding(), "sha256": sha, "not_after": iso8601(not_after) }),
+    );
+    Ok(())
+}
+
+/// Imports a certificate for `owner`, with its key (PKCS#12, or PEM files) or for a key made by `cert csr`.
+fn import(
+    ctx: &Context,
+    store: &dyn Store,
+    owner: String,
+    pkcs12: Option<PathBuf>,
+    password_stdin: bool,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let owner = Owner::parse(&owner)?;
+    let (cert, key): (X509, Option<PKey<Private>>) = if let Some(path) = pkcs12 {
+        let bytes =
+            std::fs::read(&path).map_err(|e| Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
+        let password = if password_stdin { output::read_secret_line()? } else { String::new() };
+        let (cert, key, _chain) = pki::load_pkcs12(&bytes, &password, &path.display().to_string())?;
+        (cert, Some(key))
+    } else if let Some(path) = cert {
+        let cert = pki::load_cert_file(&path)?;
+        (cert, key.as_deref().map(pki::load_key_file).transpose()?)
+    } else {
+        return Err(Failure::usage("give --pkcs12 FILE, or --cert FILE [--key FILE]"));
+    };
+    check_own_cert(&cert, &owner, ctx.now())?;
+    let sha = match key {
+        Some(key) => {
+            pki::check_key_matches(&cert, &key)?;
+            identities::store_with_key(store, &ctx.kek()?, &owner, &cert, &key)?
+        }
+        None => {
+            let public = pki::public_key_sha256(&*cert.public_key()?)?;
+            let stored = store.key_for_public(&public)?.ok_or_else(|| {
+                Failure::new(
+                    "no-key",
+                    "no private key for this certificate: give --key FILE, or make the key with `hisp cert csr` first",
+                )
+            })?;
+            let record = NewCert::of(&cert)?;
+            store.add_certificate(&owner, &record, Some(stored.id))?;
+            record.sha256
+        }
+    };
+    done(
+        ctx,
+        &format!("imported certificate for {owner} ({sha})"),
+        json!({ "owner": owner.to_string(), "sha256": sha }),
+    );
+    Ok(())
+}
+
+/// Lists the certificates (of `owner` only, if given).
+fn list(ctx: &Context, store: &dyn Store, owner: Option<String>) -> Result<(), Failure> {
+    let owner = owner.as_deref().map(Owner::parse).transpose()?;
+    let certs = store.certificates(owner.as_ref())?;
+    let now = ctx.now();
+    if ctx.json {
+        let list: Vec<_> = certs.iter().map(|c| cert_json(c, now)).collect();
+        output::json(&list);
+    } else {
+        let rows: Vec<Vec<String>> = certs
+            .iter()
+            .map(|c| {
+                vec![
+                    c.owner.clone(),
+                    c.binding.as_str().into(),
+                    if c.key_id.is_some() { "yes" } else { "no" }.into(),
+                    format!(
+                        "{}{}",
+                        iso8601(c.not_after),
+                        if c.revoked_at.is_some() {
+                            " (revoked)"
+                        } else if c.not_after < now {
+                            " (expired)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    c.issuer.clone(),
+                    c.sha256.clone(),
+                ]
+            })
+            .collect();
+        table(&["OWNER", "BINDING", "KEY", "EXPIRES", "ISSUER", "SHA256"], &rows, "no certificates");
+    }
+    Ok(())
+}
+
+/// Writes one certificate, PEM or DER.
+fn export(store: &dyn Store, selector: String, der: bool, out: Option<PathBuf>) -> Result<(), Failure> {
+    let record = select(store, &selector)?;
+    write_cert(&X509::from_der(&record.der)?, der, out.as_deref())?;
+    Ok(())
+}
+
+/// Makes a key for `owner` (stored encrypted) and writes its certificate signing request.
+fn csr(
+    ctx: &Context,
+    store: &dyn Store,
+    owner: String,
+    bits: Option<u32>,
+    out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let owner = Owner::parse(&owner)?;
+    if !store.has_domain(owner.domain())? {
+        return Err(Failure::new("store", format!("domain {} is not hosted here", owner.domain())));
+    }
+    let kek = ctx.kek()?;
+    let key = ca::generate_rsa(bits.unwrap_or(ctx.config.ca.key_bits))?;
+    let request = ca::csr(&owner, &key)?;
+    store.add_key(&owner, &pki::public_key_sha256(&key)?, &kek.seal_key(&key)?)?;
+    output::write_output(out.as_deref(), &request.to_pem()?)?;
+    if let Some(path) = out {
+        done(
+            ctx,
+            &format!("wrote CSR for {owner} to {}; its key is stored encrypted", path.display()),
+            json!({ "owner": owner.to_string(), "csr": path }),
+        );
+    }
+    Ok(())
+}
+
+/// Revokes a certificate the development CA issued.
+fn revoke(ctx: &Context, store: &dyn Store, sha256: String, reason: String) -> Result<(), Failure> {
+    if Owner::parse(&sha256).is_ok() {
+        return Err(Failure::usage("give the certificate's SHA-256 fingerprint (`hisp cert list`), not its owner"));
+    }
+    let record = select(store, &sha256)?;
+    let dev_ca = DevCa::load(store, &ctx.kek()?)?;
+    let cert = X509::from_der(&record.der)?;
+    let revoked = dev_ca.revoke(store, &cert, &reason, ctx.now())?;
+    done(
+        ctx,
+        &format!(
+            "revoked {} ({}); publish the new CRL: `hisp ca crl --out ca.crl` (hisp serve publishes it itself)",
+            revoked.subject, revoked.sha256
+        ),
+        json!({ "sha256": revoked.sha256, "serial": revoked.serial, "reason": revoked.reason }),
+    );
+    Ok(())
+}
+
+/// Removes a certificate from the store.
+fn remove(ctx: &Context, store: &dyn Store, sha256: String) -> Result<(), Failure> {
+    store.remove_certificate(&sha256.to_ascii_lowercase())?;
+    done(ctx, &format!("removed certificate {sha256}"), json!({ "sha256": sha256 }));
     Ok(())
 }
 

@@ -12,26 +12,24 @@ pub mod maildir;
 pub mod notices;
 pub mod outbound;
 mod schedule;
+mod start;
 pub mod stop_signal;
 
-use std::net::TcpListener;
+pub use start::start;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::discovery::cache::CachingResolver;
-use crate::dns::{DnsClient, DnsConfig};
+use crate::dns::DnsConfig;
 use crate::failure::{Code, Failure};
-use crate::free_space::FreeSpace;
 use crate::kek::Kek;
-use crate::node::{Shared, Wakeup};
-use crate::smtp::server::{self, Listener};
-use crate::smtp::session::{Role, SessionConfig};
+use crate::node::Shared;
 use crate::smtp::sessions::Sessions;
 use crate::store::queue::{self, AtFinish, FinishWrite, Job, Outcome, Queue};
 use crate::store::Flow;
@@ -109,210 +107,6 @@ impl Running {
         let released = shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())?;
         Ok(Stopped { released, sessions_cut: self.sessions.open(), api_cut: api_open() })
     }
-}
-
-/// Starts the node: recovers the queue, binds the listeners, starts the committer and workers.
-/// The threads run until the process ends; `Running::stop` winds the workers down first.
-pub fn start(setup: Setup) -> Result<Running, String> {
-    let Setup { config, db, kek, dns, clock } = setup;
-    let io = |what: &str| {
-        let what = what.to_string();
-        move |e: std::io::Error| format!("{what}: {e}")
-    };
-    let kek = Arc::new(kek);
-    // Migrations run here, once, before any other connection; then what was written in the clear
-    // before PHI fields were sealed is sealed.
-    let store = SqliteStore::open(&db, "serve").map_err(|e| e.to_string())?;
-    store.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
-    let sealed = store.seal_plaintext().map_err(|e| format!("sealing the fields written in the clear: {e}"))?;
-    if sealed > 0 {
-        tracing::info!(sealed, "sealed {sealed} field(s) written in the clear by an earlier version");
-    }
-    let set_aside = store.set_aside_addresses().map_err(|e| e.to_string())?;
-    drop(store);
-    let queue = Queue::open(&db).map_err(|e| e.to_string())?;
-    queue.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
-    let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
-
-    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
-        (Some(cert), Some(key)) => crate::smtp::tls::acceptor_from_files(cert, key),
-        _ => crate::smtp::tls::acceptor_self_signed(&config.server.hostname),
-    }
-    .map_err(|e| format!("TLS certificate: {e}"))?;
-    let tls = Arc::new(tls);
-    let wakeup = Arc::new(Wakeup::default());
-    // One queue connection for intake and every worker (see `Queue`).
-    let workers_queue = queue.for_workers();
-    let intake =
-        intake::Intake::start(queue, config.server.hostname.clone(), kek.clone(), clock.clone(), wakeup.clone())
-            .map_err(io("queue committer"))?;
-    let committer: Arc<dyn server::Committer> = Arc::new(intake);
-    let logins = crate::login_cache::LoginCache::new(Duration::from_secs(config.server.login_cache_secs))
-        .map_err(|e| format!("login cache: {e}"))?;
-    let gates: Arc<dyn server::GateFactory> = Arc::new(gate::StoreGates::new(db.clone(), logins));
-
-    let stopping = Arc::new(AtomicBool::new(false));
-    let sessions = Arc::new(Sessions::default());
-    let mut running = Running {
-        submission: None,
-        backbone: None,
-        http: None,
-        api: None,
-        dns: None,
-        recovered,
-        set_aside,
-        shared: None,
-        sessions: sessions.clone(),
-        api_stopper: None,
-    };
-    if !config.server.http.is_empty() {
-        let bound =
-            ca_http::start(&config.server.http, db.clone(), kek.clone(), clock.clone(), listener_admission(&config))
-                .map_err(io(&format!("listen on {}", config.server.http)))?;
-        running.http = Some(bound);
-    }
-    if !config.dns_server.listen.is_empty() {
-        let listen = config.dns_server.listen.parse().map_err(|_| "dns_server.listen: not IP:PORT".to_string())?;
-        let publishing = crate::dns_server::Publishing {
-            mx_host: config.dns_server.mx_host.clone().unwrap_or_else(|| config.server.hostname.clone()),
-            mx_address: config.dns_server.mx_address,
-            ttl: config.dns_server.ttl,
-        };
-        let bound =
-            crate::dns_server::start(listen, db.clone(), publishing, clock.clone(), listener_admission(&config))
-                .map_err(io(&format!("DNS on {listen}")))?;
-        running.dns = Some(bound);
-    }
-    let free_space = Arc::new(FreeSpace::new(
-        vec![db.clone(), config.server.mail_dir.clone()],
-        config.server.min_free_disk_mb.saturating_mul(1024 * 1024),
-    ));
-    // Large messages being received go to unnamed files next to the database (`smtp::spool`).
-    let spool_dir: Arc<std::path::Path> =
-        Arc::from(db.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")));
-    for (role, listen) in [(Role::Submission, &config.server.submission), (Role::Backbone, &config.server.backbone)] {
-        if listen.is_empty() {
-            continue;
-        }
-        let socket = TcpListener::bind(listen).map_err(io(&format!("listen on {listen}")))?;
-        let bound = socket.local_addr().map_err(io("listen"))?;
-        match role {
-            Role::Submission => running.submission = Some(bound),
-            Role::Backbone => running.backbone = Some(bound),
-        }
-        let listener = Arc::new(Listener {
-            session: SessionConfig {
-                role,
-                hostname: config.server.hostname.clone(),
-                max_message_bytes: config.server.max_message_bytes,
-                max_recipients: config.server.max_recipients,
-                max_auth_failures: 3,
-                tls_available: true,
-                spool_dir: Some(spool_dir.clone()),
-            },
-            tls: Some(tls.clone()),
-            idle_timeout: Duration::from_secs(config.server.idle_timeout_secs),
-            data_timeout: Duration::from_secs(config.server.data_timeout_secs),
-            // Messages being received: one address may have us hold four of the largest size at
-            // once, all addresses together sixteen.
-            admission: Admission::holding(
-                config.server.max_connections,
-                config.server.max_connections_per_ip,
-                config.server.max_message_bytes.saturating_mul(4),
-                config.server.max_message_bytes.saturating_mul(16),
-            ),
-            // Peers can wait and retry; EHRs' submissions go on as long as they can.
-            free_space: (role == Role::Backbone).then(|| free_space.clone()),
-            gates: gates.clone(),
-            committer: committer.clone(),
-            stopping: stopping.clone(),
-            sessions: sessions.clone(),
-        });
-        std::thread::Builder::new()
-            .name(format!("smtp-{role:?}").to_lowercase())
-            .spawn(move || server::run(socket, listener))
-            .map_err(io("listener thread"))?;
-    }
-
-    let lookup_timeout = Duration::from_millis(config.dns.timeout_ms.max(1000));
-    let workers = config.queue.workers;
-    let api_tls = match (&config.http.tls_cert_file, &config.http.tls_key_file) {
-        (Some(cert), Some(key)) => {
-            Arc::new(crate::smtp::tls::acceptor_from_files(cert, key).map_err(|e| format!("API TLS certificate: {e}"))?)
-        }
-        _ => tls.clone(),
-    };
-    let shared = Arc::new(Shared {
-        config,
-        db,
-        kek,
-        resolver: CachingResolver::new(DnsClient::new(dns.clone())),
-        clock,
-        wakeup,
-        lookup_timeout,
-        connectors: Mutex::new(std::collections::HashMap::new()),
-        sessions: Default::default(),
-        unsealed: Default::default(),
-        queue: workers_queue,
-        stopping,
-        workers_running: AtomicUsize::new(workers),
-    });
-    if !shared.config.http.listen.is_empty() {
-        let listen = shared.config.http.listen.clone();
-        let admission = listener_admission(&shared.config);
-        let window = Duration::from_secs(15 * 60);
-        let token_failures = crate::throttle::Throttle::new(20, window, window);
-        let api = crate::http::Api { shared: shared.clone(), committer: committer.clone(), token_failures, dns };
-        let (bound, stopper) =
-            crate::http::start(&listen, api_tls, api, admission).map_err(io(&format!("API on {listen}")))?;
-        running.api = Some(bound);
-        running.api_stopper = Some(stopper);
-    }
-    {
-        // The TLS client context for peers without settings of their own, made now rather than
-        // by the first delivery (building one loads the system's CA store: tens of milliseconds).
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("tls-warm-up".into())
-            .spawn(move || {
-                let delivery = &shared.config.delivery;
-                let _ = shared.connector(delivery.verify_tls, None);
-            })
-            .map_err(io("TLS warm-up thread"))?;
-    }
-    {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("bundles".into())
-            .spawn(move || refresh_bundles(&shared))
-            .map_err(io("bundle refresh thread"))?;
-    }
-    {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("queue-purge".into())
-            .spawn(move || purge_finished(&shared))
-            .map_err(io("queue purge thread"))?;
-    }
-    {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("notify-timeouts".into())
-            .spawn(move || notices::watch_timeouts(&shared))
-            .map_err(io("notification timeout thread"))?;
-    }
-    for n in 0..workers {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .spawn(move || {
-                worker(&shared);
-                shared.workers_running.fetch_sub(1, Ordering::SeqCst);
-            })
-            .map_err(io("worker thread"))?;
-    }
-    running.shared = Some(shared);
-    Ok(running)
 }
 
 /// A worker: its own store connection, the shared queue; claims one due recipient at a time,
@@ -604,7 +398,11 @@ fn process(work: &Work, job: &Job) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::cache::CachingResolver;
+    use crate::dns::DnsClient;
     use crate::store::queue::NewMessage;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
 
     fn shared(dir: &std::path::Path) -> Shared {
         let db = dir.join("hisp.db");
