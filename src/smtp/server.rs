@@ -180,20 +180,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
     // for the client's delayed ACK).
     stream.set_nodelay(true)?;
     let mut reader = BufReader::new(Stream::Plain(Deadlined::new(stream, listener.data_timeout)));
-    let gate = match listener.gates.gate(peer.ip()) {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!("smtp {peer}: {e}");
-            send(&mut reader, b"421 4.3.0 Service temporarily unavailable\r\n", listener)?;
-            return Ok(());
-        }
-    };
-    let mut session = Session::new(listener.session.clone());
-    if stopping() {
-        send(&mut reader, session.shutting_down().as_bytes(), listener)?;
-        return Ok(());
-    }
-    send(&mut reader, session.greeting().as_bytes(), listener)?;
+    let Some((gate, mut session)) = greet(&mut reader, listener, peer, stopping())? else { return Ok(()) };
     let mut line = Vec::with_capacity(1024);
     let mut replies = Vec::new();
     // Whether the session is receiving (or committing) a message, as the stop last learnt it.
@@ -212,17 +199,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
                 return Ok(());
             }
         }
-        let limit = if session.in_data() {
-            let (started, received) = data;
-            let allowed = listener.data_timeout + Duration::from_secs(received / DATA_MIN_BYTES_PER_SECOND);
-            reader.get_mut().due_by(started + allowed);
-            DATA_CHUNK
-        } else {
-            // A command line, however it trickles in, within the idle timeout.
-            let since = *awaiting_since.get_or_insert_with(Instant::now);
-            reader.get_mut().due_by(since + listener.idle_timeout);
-            MAX_COMMAND_LINE + 1
-        };
+        let limit = next_read(&mut reader, listener, session.in_data(), data, &mut awaiting_since);
         line.clear();
         let read = (&mut reader).take(limit as u64).read_until(b'\n', &mut line);
         // The stop closed this session's reading side while it waited for a command.
@@ -280,19 +257,72 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
                 send(&mut reader, session.committed(outcome).as_bytes(), listener)?;
             }
             Action::StartTls => {
-                // Anything the client sent after STARTTLS and before the handshake would be read
-                // as if protected by TLS: refuse the connection (the STARTTLS injection attack).
-                if !reader.buffer().is_empty() {
-                    return Ok(());
-                }
-                let Some(acceptor) = &listener.tls else { return Ok(()) };
-                let Stream::Plain(mut tcp) = reader.into_inner() else { return Ok(()) };
-                // The handshake, too, within the idle timeout.
-                tcp.set_deadline(Instant::now() + listener.idle_timeout);
-                let tls = acceptor.accept(tcp).map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
-                reader = BufReader::new(Stream::Tls(Box::new(tls)));
+                let Some(secure) = start_tls(reader, listener)? else { return Ok(()) };
+                reader = secure;
                 session.tls_started();
             }
         }
     }
+}
+
+/// The session's gate and its greeting, or None once the client was told the service is not
+/// available (the store cannot be had, or the node is stopping).
+fn greet(
+    reader: &mut BufReader<Stream>,
+    listener: &Listener,
+    peer: SocketAddr,
+    stopping: bool,
+) -> io::Result<Option<(Box<dyn Gate>, Session)>> {
+    let gate = match listener.gates.gate(peer.ip()) {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!("smtp {peer}: {e}");
+            send(reader, b"421 4.3.0 Service temporarily unavailable\r\n", listener)?;
+            return Ok(None);
+        }
+    };
+    let session = Session::new(listener.session.clone());
+    if stopping {
+        send(reader, session.shutting_down().as_bytes(), listener)?;
+        return Ok(None);
+    }
+    send(reader, session.greeting().as_bytes(), listener)?;
+    Ok(Some((gate, session)))
+}
+
+/// Sets the deadline of the next read and returns how much it may take: a chunk of message data
+/// by a deadline that grows with the data received (`data`: when DATA began and its bytes so
+/// far), or a command line, however it trickles in, within the idle timeout of when it began to
+/// be awaited.
+fn next_read(
+    reader: &mut BufReader<Stream>,
+    listener: &Listener,
+    in_data: bool,
+    data: (Instant, u64),
+    awaiting_since: &mut Option<Instant>,
+) -> usize {
+    if in_data {
+        let (started, received) = data;
+        let allowed = listener.data_timeout + Duration::from_secs(received / DATA_MIN_BYTES_PER_SECOND);
+        reader.get_mut().due_by(started + allowed);
+        DATA_CHUNK
+    } else {
+        let since = *awaiting_since.get_or_insert_with(Instant::now);
+        reader.get_mut().due_by(since + listener.idle_timeout);
+        MAX_COMMAND_LINE + 1
+    }
+}
+
+/// The TLS handshake after STARTTLS, within the idle timeout; None when the connection is to be
+/// closed instead: anything the client sent after STARTTLS and before the handshake would be read
+/// as if protected by TLS (the STARTTLS injection attack), or there is no TLS here.
+fn start_tls(reader: BufReader<Stream>, listener: &Listener) -> io::Result<Option<BufReader<Stream>>> {
+    if !reader.buffer().is_empty() {
+        return Ok(None);
+    }
+    let Some(acceptor) = &listener.tls else { return Ok(None) };
+    let Stream::Plain(mut tcp) = reader.into_inner() else { return Ok(None) };
+    tcp.set_deadline(Instant::now() + listener.idle_timeout);
+    let tls = acceptor.accept(tcp).map_err(|e| io::Error::other(format!("TLS handshake: {e}")))?;
+    Ok(Some(BufReader::new(Stream::Tls(Box::new(tls)))))
 }
