@@ -68,11 +68,13 @@ pub fn civil_date(unix: i64) -> (i64, u32, u32) {
     civil_from_days(unix.div_euclid(86_400))
 }
 
-/// `YYYY-MM-DD` as the unix time of its midnight, UTC.
+/// `YYYY-MM-DD` as the unix time of its midnight, UTC; years 1 to 9999 only (the arithmetic
+/// would overflow for years near i64's limits, and no date we are given lies outside them).
 pub fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.split('-');
     let (y, m, d) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
-    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let known = (1..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d);
+    if parts.next().is_some() || !known {
         return None;
     }
     let days = days_from_civil(y, m, d);
@@ -111,7 +113,11 @@ mod tests {
         assert_eq!(parse_date("1970-01-01"), Some(0));
         assert_eq!(parse_date("2026-11-23").map(iso8601).as_deref(), Some("2026-11-23T00:00:00Z"));
         assert_eq!(parse_date("2024-02-29").map(iso8601).as_deref(), Some("2024-02-29T00:00:00Z"));
-        for bad in ["2026-02-30", "2026-13-01", "2026-11", "yesterday", "2026-11-23-1"] {
+        assert_eq!(parse_date("9999-12-31").map(iso8601).as_deref(), Some("9999-12-31T00:00:00Z"));
+        // Found by the api_json fuzz target: a year near i64's limit overflowed (a panic).
+        let huge = "8198552921648689646-06-01";
+        for bad in ["2026-02-30", "2026-13-01", "2026-11", "yesterday", "2026-11-23-1", huge, "0-01-01", "10000-01-01"]
+        {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
     }
