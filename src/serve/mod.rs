@@ -179,9 +179,11 @@ fn run_job_with(
             let outcome = schedule::schedule(shared, job, outcome, now);
             match after(&work, job, &outcome) {
                 Ok(()) => outcome,
+                // Processed again later, as a recipient whose outcome could not be recorded is
+                // (`release`): never failed here, which would skip the notices `after` sends.
                 Err(failure) => {
                     work.at_finish = AtFinish::default();
-                    schedule::schedule(shared, job, Outcome::Deferred { failure, retry_at: 0 }, now)
+                    Outcome::Deferred { failure, retry_at: schedule::retry_at(shared, job, now) }
                 }
             }
         }
