@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 
 /// Why a connection is turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The listener serves as many connections as it may.
     Full,
     /// This peer address has as many open as one address may.
     PeerFull,
 }
 
-pub struct Admission {
+pub(crate) struct Admission {
     total: usize,
     per_peer: usize,
     /// Connections open per peer address (addresses with none are removed), and in all.
@@ -28,20 +28,20 @@ pub struct Admission {
 }
 
 /// An admitted connection; its slot, and the bytes it holds, are freed when this drops.
-pub struct Ticket {
+pub(crate) struct Ticket {
     admission: Arc<Admission>,
     peer: IpAddr,
     held: usize,
 }
 
 impl Admission {
-    pub fn new(total: usize, per_peer: usize) -> Arc<Admission> {
+    pub(crate) fn new(total: usize, per_peer: usize) -> Arc<Admission> {
         Self::holding(total, per_peer, usize::MAX, usize::MAX)
     }
 
     /// As `new`, with at most `bytes_per_peer` held for one peer address at once, and
     /// `bytes_in_all` for all of them.
-    pub fn holding(total: usize, per_peer: usize, bytes_per_peer: usize, bytes_in_all: usize) -> Arc<Admission> {
+    pub(crate) fn holding(total: usize, per_peer: usize, bytes_per_peer: usize, bytes_in_all: usize) -> Arc<Admission> {
         Arc::new(Admission {
             total,
             per_peer: per_peer.max(1),
@@ -52,7 +52,7 @@ impl Admission {
         })
     }
 
-    pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Ticket, Refusal> {
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (by_peer, all) = &mut *open;
         if *all >= self.total {
@@ -68,14 +68,14 @@ impl Admission {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.lock().map(|o| o.1).unwrap_or(0)
     }
 }
 
 impl Ticket {
     /// Takes `bytes` more of the peer's allowance; false (and nothing taken) when it is spent.
-    pub fn hold(&mut self, bytes: usize) -> bool {
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
         let mut held = self.admission.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (by_peer, all) = &mut *held;
         if all.saturating_add(bytes) > self.admission.bytes_in_all {
@@ -92,7 +92,7 @@ impl Ticket {
     }
 
     /// Gives back everything this connection holds.
-    pub fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         if self.held == 0 {
             return;
         }

@@ -28,7 +28,7 @@ pub enum BundleError {
 }
 
 /// Reads the bundle at `source`: an http:// URL (through `fetch`) or a file.
-pub fn load(source: &str, fetch: &dyn Fetcher) -> Result<Vec<u8>, BundleError> {
+pub(crate) fn load(source: &str, fetch: &dyn Fetcher) -> Result<Vec<u8>, BundleError> {
     if source.starts_with("http://") || source.starts_with("https://") {
         return fetch.get(source).map_err(|e| match e.kind {
             Missed::NotFound => BundleError::NotFound(e.text),
@@ -93,7 +93,7 @@ fn pem_to_der(bytes: &[u8]) -> Result<Vec<u8>, BundleError> {
 /// Fetches bundle `b` afresh, checks it, and records the outcome in the store: the new anchors
 /// replace the old, or a failure keeps the last good anchors and records why. The inner result is
 /// the refresh's (how many anchors, or why not); the outer one the store's.
-pub fn refresh(
+pub(crate) fn refresh(
     store: &dyn crate::store::Store,
     b: &crate::store::BundleRecord,
     fetch: &dyn Fetcher,

@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub trait Clock: Send + Sync {
+pub(crate) trait Clock: Send + Sync {
     fn now(&self) -> SystemTime;
 
     fn unix_now(&self) -> i64 {
@@ -15,25 +15,11 @@ pub trait Clock: Send + Sync {
 
 /// The real wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
-    }
-}
-
-/// A clock stopped at one instant (tests, and "what would this look like at time T").
-#[derive(Debug, Clone, Copy)]
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> SystemTime {
-        if self.0 >= 0 {
-            UNIX_EPOCH + std::time::Duration::from_secs(self.0 as u64)
-        } else {
-            UNIX_EPOCH - std::time::Duration::from_secs(self.0.unsigned_abs())
-        }
     }
 }
 
@@ -64,13 +50,13 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The civil date (year, month, day), UTC, of a unix time.
-pub fn civil_date(unix: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_date(unix: i64) -> (i64, u32, u32) {
     civil_from_days(unix.div_euclid(86_400))
 }
 
 /// `YYYY-MM-DD` as the unix time of its midnight, UTC; years 1 to 9999 only (the arithmetic
 /// would overflow for years near i64's limits, and no date we are given lies outside them).
-pub fn parse_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_date(text: &str) -> Option<i64> {
     let mut parts = text.split('-');
     let (y, m, d) = (parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?);
     let known = (1..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d);
@@ -91,13 +77,13 @@ fn split(unix: i64) -> (i64, u32, u32, i64, i64, i64, usize) {
 }
 
 /// `2026-11-23T14:03:46Z`
-pub fn iso8601(unix: i64) -> String {
+pub(crate) fn iso8601(unix: i64) -> String {
     let (y, mo, d, h, mi, s, _) = split(unix);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// RFC 5322 date-time in UTC: `Mon, 23 Nov 2026 14:03:46 +0000`
-pub fn rfc5322(unix: i64) -> String {
+pub(crate) fn rfc5322(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (y, mo, d, h, mi, s, wd) = split(unix);

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::smime::{ContentCipher, KeyTransport};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read config file {0}: {1}")]
     Read(PathBuf, std::io::Error),
     #[error("config file {0} is not valid: {1}")]
@@ -18,7 +18,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     pub database: DatabaseConfig,
     pub keys: KeysConfig,
     pub smime: SmimeConfig,
@@ -37,7 +37,7 @@ pub struct Config {
 /// The REST API EHRs integrate with (`hisp serve`): HTTPS only, bearer tokens from `hisp token create`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     /// `IP:PORT` to listen on; "" (the default) runs no API.
     pub listen: String,
     /// The API's TLS certificate and key (PEM); by default the node's (server.tls_cert_file), else
@@ -65,7 +65,7 @@ impl Default for HttpConfig {
 /// Practice onboarding and identity proofing.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct OnboardingConfig {
+pub(crate) struct OnboardingConfig {
     /// Practices' Direct domains are one label under this (e.g. direct.example.org); without it a
     /// practice is added with an explicit --domain.
     pub parent_domain: Option<String>,
@@ -94,7 +94,7 @@ pub struct OnboardingConfig {
 
 impl OnboardingConfig {
     /// Who decides: the configured verifier, else the service when one is configured, else an admin.
-    pub fn effective_verifier(&self) -> VerifierKind {
+    pub(crate) fn effective_verifier(&self) -> VerifierKind {
         match (self.verifier, &self.verifier_url) {
             (Some(kind), _) => kind,
             (None, Some(_)) => VerifierKind::Http,
@@ -122,7 +122,7 @@ impl Default for OnboardingConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum VerifierKind {
+pub(crate) enum VerifierKind {
     Rules,
     Manual,
     Http,
@@ -130,7 +130,7 @@ pub enum VerifierKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CodeChannelKind {
+pub(crate) enum CodeChannelKind {
     Log,
     Email,
 }
@@ -138,7 +138,7 @@ pub enum CodeChannelKind {
 /// Delivery notification (MDNs and DSNs).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
+pub(crate) struct NotifyConfig {
     /// A recipient with no processed MDN this long after the message left gets one failure DSN.
     pub processed_timeout_secs: u64,
     /// For timely-and-reliable messages: no dispatched MDN this long after the message left.
@@ -160,7 +160,7 @@ impl Default for NotifyConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum PassNotifications {
+pub(crate) enum PassNotifications {
     All,
     TimelyReliable,
 }
@@ -169,7 +169,7 @@ pub enum PassNotifications {
 /// MX for each domain, A for the MX host.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DnsServerConfig {
+pub(crate) struct DnsServerConfig {
     /// UDP and TCP `IP:PORT`; "" (the default) publishes nothing.
     pub listen: String,
     /// The MX host of the hosted domains (default: server.hostname).
@@ -188,7 +188,7 @@ impl Default for DnsServerConfig {
 /// `hisp serve`: the listeners and the mail store.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Our host name: in the SMTP greeting, EHLO, Received headers and the TLS certificate.
     pub hostname: String,
     /// Submission listener for EHRs (STARTTLS + AUTH); "" disables it.
@@ -259,7 +259,7 @@ impl Default for ServerConfig {
 /// The durable queue and its scheduler.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct QueueConfig {
+pub(crate) struct QueueConfig {
     /// Messages processed at once (discovery, sealing, delivery).
     pub workers: usize,
     /// First retry after this many seconds, doubling each time up to `retry_max_secs`.
@@ -291,7 +291,7 @@ impl Default for QueueConfig {
 /// Outbound delivery to peer HISPs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
+pub(crate) struct DeliveryConfig {
     /// The SMTP port of peers' MX hosts.
     pub port: u16,
     pub timeout_secs: u64,
@@ -309,7 +309,7 @@ impl Default for DeliveryConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DestinationConfig {
+pub(crate) struct DestinationConfig {
     pub domain: String,
     /// Overrides delivery.port for this domain.
     pub port: Option<u16>,
@@ -321,7 +321,7 @@ pub struct DestinationConfig {
 
 impl DeliveryConfig {
     /// The settings for `domain`: its destination entry, if any, over the defaults.
-    pub fn for_domain(&self, domain: &str) -> (u16, bool, Option<&Path>) {
+    pub(crate) fn for_domain(&self, domain: &str) -> (u16, bool, Option<&Path>) {
         let entry = self.destinations.iter().find(|d| d.domain.eq_ignore_ascii_case(domain));
         (
             entry.and_then(|d| d.port).unwrap_or(self.port),
@@ -333,7 +333,7 @@ impl DeliveryConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TrustSettings {
+pub(crate) struct TrustSettings {
     /// When a certificate's revocation cannot be checked (its CRL unreachable, stale or badly
     /// signed): "hard" (the default) refuses the certificate, "soft" uses it and reports why.
     pub revocation: crate::trust::revocation::FailMode,
@@ -351,7 +351,7 @@ impl Default for TrustSettings {
 /// those for LDAP and HTTP hosts, is asked of these servers.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DnsSettings {
+pub(crate) struct DnsSettings {
     /// `IP` or `IP:PORT`; empty means the nameservers of /etc/resolv.conf.
     pub servers: Vec<String>,
     /// Per server and attempt, in milliseconds.
@@ -367,7 +367,7 @@ impl Default for DnsSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DatabaseConfig {
+pub(crate) struct DatabaseConfig {
     pub path: PathBuf,
 }
 
@@ -380,7 +380,7 @@ impl Default for DatabaseConfig {
 /// Where the key-encryption key (KEK) comes from. `HISP_KEK` in the environment wins over both.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
-pub struct KeysConfig {
+pub(crate) struct KeysConfig {
     /// The KEK itself. Only for throwaway nodes: it puts the secret in the config file.
     pub kek: Option<String>,
     /// A file holding the KEK (its first line); keep it 0600 and apart from the database.
@@ -389,7 +389,7 @@ pub struct KeysConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SmimeConfig {
+pub(crate) struct SmimeConfig {
     pub content_cipher: ContentCipher,
     pub key_transport: KeyTransport,
     /// The Subject of the outer, unencrypted message: a neutral text (the real subject, which may
@@ -409,7 +409,7 @@ impl Default for SmimeConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CaConfig {
+pub(crate) struct CaConfig {
     /// Base URL where the development CA's certificate (`ca.cer`) and CRL (`ca.crl`) are published;
     /// issued certificates point there (AIA caIssuers and CRL distribution point).
     pub base_url: String,
@@ -424,12 +424,12 @@ impl Default for CaConfig {
 }
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
         Config::parse(&text, path)
     }
 
-    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(origin.into(), e.to_string()))?;
         config.validate().map_err(|why| ConfigError::Invalid(origin.into(), why))?;
         Ok(config)

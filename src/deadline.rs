@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// Streams whose TCP socket can be reached, to set its timeouts.
-pub trait Socket {
+pub(crate) trait Socket {
     fn socket(&self) -> &TcpStream;
 }
 
@@ -32,32 +32,24 @@ impl<S: Socket + Read + Write> Socket for Deadlined<S> {
 
 /// A stream whose reads and writes fail with `TimedOut` once its deadline has passed.
 #[derive(Debug)]
-pub struct Deadlined<S> {
+pub(crate) struct Deadlined<S> {
     inner: S,
     deadline: Instant,
 }
 
 impl<S: Socket> Deadlined<S> {
     /// `inner`, due within `limit` from now.
-    pub fn new(inner: S, limit: Duration) -> Deadlined<S> {
+    pub(crate) fn new(inner: S, limit: Duration) -> Deadlined<S> {
         Deadlined { inner, deadline: Instant::now() + limit }
     }
 
     /// From now on, everything must be done by `deadline`.
-    pub fn set_deadline(&mut self, deadline: Instant) {
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = deadline;
     }
 
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.inner
-    }
-
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 
     /// Gives the socket the time left, or fails when there is none.

@@ -34,7 +34,7 @@ const REFERRAL_NOTE: &[u8] = include_bytes!("../fixtures/ccda/referral-note.xml"
 const PASSWORD: &str = "demo password of dr.smith";
 
 /// The timeline as it happens: each line with the seconds since the start.
-pub struct Timeline {
+pub(crate) struct Timeline {
     start: Instant,
 }
 
@@ -97,7 +97,7 @@ fn random_hex(n: usize) -> String {
     hex::encode(&bytes)
 }
 
-pub fn run() -> Result<(), String> {
+pub(crate) fn run() -> Result<(), String> {
     // The nodes' log on stderr, as `hisp serve` writes it; the timeline goes to stdout.
     crate::logging::init(crate::logging::Format::Text)?;
     let timeline = Timeline { start: Instant::now() };

@@ -6,11 +6,11 @@
 #[error("malformed ASN.1: {0}")]
 pub struct DerError(pub &'static str);
 
-pub const SEQUENCE: u8 = 0x30;
-pub const SET: u8 = 0x31;
-pub const OID: u8 = 0x06;
-pub const INTEGER: u8 = 0x02;
-pub const OCTET_STRING: u8 = 0x04;
+pub(crate) const SEQUENCE: u8 = 0x30;
+pub(crate) const SET: u8 = 0x31;
+pub(crate) const OID: u8 = 0x06;
+pub(crate) const INTEGER: u8 = 0x02;
+pub(crate) const OCTET_STRING: u8 = 0x04;
 
 /// One element: its identifier octet, its contents (without the end-of-contents marker for
 /// indefinite lengths) and its whole encoding.
@@ -22,20 +22,20 @@ pub struct Tlv<'a> {
 }
 
 impl<'a> Tlv<'a> {
-    pub fn is_constructed(&self) -> bool {
+    pub(crate) fn is_constructed(&self) -> bool {
         self.tag & 0x20 != 0
     }
 
     /// Context-specific tag number, if this is `[n]`.
-    pub fn context(&self) -> Option<u8> {
+    pub(crate) fn context(&self) -> Option<u8> {
         (self.tag & 0xC0 == 0x80).then_some(self.tag & 0x1F)
     }
 
-    pub fn children(&self) -> Reader<'a> {
+    pub(crate) fn children(&self) -> Reader<'a> {
         Reader::new(self.content)
     }
 
-    pub fn expect(self, tag: u8, what: &'static str) -> Result<Tlv<'a>, DerError> {
+    pub(crate) fn expect(self, tag: u8, what: &'static str) -> Result<Tlv<'a>, DerError> {
         if self.tag == tag {
             Ok(self)
         } else {
@@ -44,7 +44,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// An OBJECT IDENTIFIER in dotted form.
-    pub fn oid(&self) -> Result<String, DerError> {
+    pub(crate) fn oid(&self) -> Result<String, DerError> {
         if self.tag != OID || self.content.is_empty() {
             return Err(DerError("expected an object identifier"));
         }
@@ -86,7 +86,7 @@ impl<'a> Tlv<'a> {
     /// The bytes of an OCTET STRING, joining the segments of a constructed (BER) one. Segments
     /// are OCTET STRINGs themselves (X.690 §8.7.3.2), nested at most `MAX_DEPTH` deep: a peer's
     /// nesting must not decide how deep this recurses.
-    pub fn octets(&self) -> Result<Vec<u8>, DerError> {
+    pub(crate) fn octets(&self) -> Result<Vec<u8>, DerError> {
         let mut out = Vec::new();
         self.append_octets(&mut out, 0)?;
         Ok(out)
@@ -111,7 +111,7 @@ impl<'a> Tlv<'a> {
     }
 
     /// An INTEGER's magnitude with leading zero octets removed (serial numbers are positive).
-    pub fn unsigned(&self) -> Result<&'a [u8], DerError> {
+    pub(crate) fn unsigned(&self) -> Result<&'a [u8], DerError> {
         if self.tag != INTEGER || self.content.is_empty() {
             return Err(DerError("expected an integer"));
         }
@@ -135,25 +135,17 @@ fn push_arc(out: &mut String, mut value: u64) {
     out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(data: &'a [u8]) -> Reader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Reader<'a> {
         Reader { data }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    pub fn peek_tag(&self) -> Option<u8> {
-        self.data.first().copied()
-    }
-
     /// The next element, or None at the end (or at an end-of-contents marker).
-    pub fn read(&mut self) -> Result<Option<Tlv<'a>>, DerError> {
+    pub(crate) fn read(&mut self) -> Result<Option<Tlv<'a>>, DerError> {
         if self.data.is_empty() || self.data.starts_with(&[0, 0]) {
             return Ok(None);
         }
@@ -162,13 +154,13 @@ impl<'a> Reader<'a> {
         Ok(Some(tlv))
     }
 
-    pub fn required(&mut self, what: &'static str) -> Result<Tlv<'a>, DerError> {
+    pub(crate) fn required(&mut self, what: &'static str) -> Result<Tlv<'a>, DerError> {
         self.read()?.ok_or(DerError(what))
     }
 
     /// Checks that nothing is left: a structure with elements after its last field is refused
     /// (what `what` says), as OpenSSL's templates refuse it.
-    pub fn end(&self, what: &'static str) -> Result<(), DerError> {
+    pub(crate) fn end(&self, what: &'static str) -> Result<(), DerError> {
         match self.data.is_empty() {
             true => Ok(()),
             false => Err(DerError(what)),
@@ -243,7 +235,7 @@ fn check_form(tag: u8) -> Result<(), DerError> {
 
 /// Checks that `data` is a run of whole elements whose constructed elements nest at most
 /// `max_depth` deep, walking every one (a gate in front of a parser that recurses without limit).
-pub fn check_nesting(data: &[u8], max_depth: usize) -> Result<(), DerError> {
+pub(crate) fn check_nesting(data: &[u8], max_depth: usize) -> Result<(), DerError> {
     let mut rest = data;
     while !rest.is_empty() {
         let (tlv, used) = parse_one(rest, 0)?;
@@ -268,7 +260,7 @@ pub fn parse(data: &[u8]) -> Result<Tlv<'_>, DerError> {
 }
 
 /// The identifier and definite length octets of an element whose contents are `len` bytes.
-pub fn header(tag: u8, len: usize) -> Vec<u8> {
+pub(crate) fn header(tag: u8, len: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(6);
     out.push(tag);
     if len < 0x80 {
@@ -282,7 +274,7 @@ pub fn header(tag: u8, len: usize) -> Vec<u8> {
 }
 
 /// Encodes one definite-length element.
-pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = header(tag, content.len());
     out.extend_from_slice(content);
     out

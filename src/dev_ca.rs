@@ -11,7 +11,7 @@ use crate::pki::PkiError;
 use crate::store::{RevocationRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum DevCaError {
+pub(crate) enum DevCaError {
     #[error("there is no development CA: run `hisp ca init`")]
     Missing,
     #[error("certificate {0} was not issued by the development CA, so it cannot revoke it")]
@@ -36,12 +36,12 @@ impl From<openssl::error::ErrorStack> for DevCaError {
 }
 
 /// Where the CA publishes: `<base>/ca.cer` (AIA caIssuers) and `<base>/ca.crl` (CRL distribution point).
-pub fn published_urls(base_url: &str) -> (String, String) {
+pub(crate) fn published_urls(base_url: &str) -> (String, String) {
     let base = base_url.trim_end_matches('/');
     (format!("{base}/ca.cer"), format!("{base}/ca.crl"))
 }
 
-pub struct DevCa {
+pub(crate) struct DevCa {
     pub cert: X509,
     key: PKey<Private>,
 }
@@ -49,7 +49,7 @@ pub struct DevCa {
 impl DevCa {
     /// Creates the development CA (an RSA root named `name`, valid `days`) and keeps it in the
     /// store with its key sealed under the KEK. `replace` allows replacing an existing one.
-    pub fn create(
+    pub(crate) fn create(
         store: &dyn Store,
         kek: &Kek,
         name: &str,
@@ -69,7 +69,7 @@ impl DevCa {
     /// Issues `owner` a certificate with a new RSA key of `bits` and keeps both in the store (the
     /// key sealed under the KEK). Returns the certificate's SHA-256 and the certificate.
     #[allow(clippy::too_many_arguments)]
-    pub fn issue_stored(
+    pub(crate) fn issue_stored(
         &self,
         store: &dyn Store,
         kek: &Kek,
@@ -91,21 +91,21 @@ impl DevCa {
     }
 
     /// The store's development CA with its key unsealed.
-    pub fn load(store: &dyn Store, kek: &Kek) -> Result<DevCa, DevCaError> {
+    pub(crate) fn load(store: &dyn Store, kek: &Kek) -> Result<DevCa, DevCaError> {
         let (der, key_id) = store.ca()?.ok_or(DevCaError::Missing)?;
         let key = kek.open_key(&store.key(key_id)?.sealed)?;
         Ok(DevCa { cert: X509::from_der(&der)?, key })
     }
 
     /// The certificate (DER) only, for publishing; no key needed.
-    pub fn certificate(store: &dyn Store) -> Result<X509, DevCaError> {
+    pub(crate) fn certificate(store: &dyn Store) -> Result<X509, DevCaError> {
         let (der, _) = store.ca()?.ok_or(DevCaError::Missing)?;
         Ok(X509::from_der(&der)?)
     }
 
     /// Issues `owner` a DirectTrust end-entity certificate for `key`, valid from `now` for `days`
     /// (never past the CA's own expiry), pointing at the CA's published certificate and CRL.
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         owner: &Owner,
         key: &PKey<Private>,
@@ -120,13 +120,13 @@ impl DevCa {
     }
 
     /// Did this CA issue `cert` (its signature verifies under the CA's key).
-    pub fn issued(&self, cert: &X509Ref) -> bool {
+    pub(crate) fn issued(&self, cert: &X509Ref) -> bool {
         cert.issuer_name().try_cmp(self.cert.subject_name()).is_ok_and(|o| o.is_eq())
             && self.cert.public_key().is_ok_and(|k| cert.verify(&k).unwrap_or(false))
     }
 
     /// Records the revocation of `cert` (which this CA must have issued) as of `now`.
-    pub fn revoke(
+    pub(crate) fn revoke(
         &self,
         store: &dyn Store,
         cert: &X509Ref,
@@ -151,7 +151,7 @@ impl DevCa {
 
     /// The CRL as of `now`, good for `days`: every revoked certificate not yet expired (RFC 5280
     /// §3.3 lets a CRL drop entries once the certificate has expired).
-    pub fn crl(&self, store: &dyn Store, now: i64, days: u32) -> Result<X509Crl, DevCaError> {
+    pub(crate) fn crl(&self, store: &dyn Store, now: i64, days: u32) -> Result<X509Crl, DevCaError> {
         let mut revoked = Vec::new();
         for r in store.revocations()?.into_iter().filter(|r| r.not_after >= now) {
             let serial = (0..r.serial.len())

@@ -24,7 +24,7 @@ use crate::store::{SqliteStore, Store};
 
 /// What the publisher answers with besides the store's contents.
 #[derive(Debug, Clone)]
-pub struct Publishing {
+pub(crate) struct Publishing {
     /// The MX host of every hosted domain.
     pub mx_host: String,
     /// The IPv4 address published for the MX host.
@@ -33,7 +33,7 @@ pub struct Publishing {
 }
 
 /// Answers one query from the store's current contents.
-pub struct Answerer<'a> {
+pub(crate) struct Answerer<'a> {
     pub store: &'a dyn Store,
     pub publishing: &'a Publishing,
     pub now: i64,
@@ -44,7 +44,7 @@ const UDP_DEFAULT: usize = 512;
 
 impl Answerer<'_> {
     /// The reply to `query` (wire format), truncated over UDP to what the client can take.
-    pub fn answer(&self, query: &[u8], over_udp: bool) -> Option<Vec<u8>> {
+    pub(crate) fn answer(&self, query: &[u8], over_udp: bool) -> Option<Vec<u8>> {
         let request = Message::from_vec(query).ok()?;
         if request.metadata.message_type != MessageType::Query {
             return None;
@@ -178,7 +178,7 @@ impl Answerer<'_> {
 const UDP_WORKERS: usize = 4;
 
 /// Serves `listen` over UDP and TCP from the store at `db`, each on its own threads.
-pub fn start(
+pub(crate) fn start(
     listen: SocketAddr,
     db: PathBuf,
     publishing: Publishing,

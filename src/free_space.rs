@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// How long one look at the file systems is trusted.
 const RECHECK: Duration = Duration::from_secs(1);
 
-pub struct FreeSpace {
+pub(crate) struct FreeSpace {
     paths: Vec<PathBuf>,
     min_bytes: u64,
     /// When last looked at, and what was seen.
@@ -18,12 +18,12 @@ pub struct FreeSpace {
 
 impl FreeSpace {
     /// Watches the file systems holding `paths` (those that exist), with `min_bytes` to spare.
-    pub fn new(paths: Vec<PathBuf>, min_bytes: u64) -> FreeSpace {
+    pub(crate) fn new(paths: Vec<PathBuf>, min_bytes: u64) -> FreeSpace {
         FreeSpace { paths, min_bytes, last: Mutex::new(None) }
     }
 
     /// Is there room on every file system watched (looked at again at most once a second).
-    pub fn enough(&self) -> bool {
+    pub(crate) fn enough(&self) -> bool {
         if self.min_bytes == 0 {
             return true;
         }
@@ -41,7 +41,7 @@ impl FreeSpace {
 
 /// Bytes an unprivileged process may still write on the file system holding `path` (its nearest
 /// existing ancestor).
-pub fn available(path: &std::path::Path) -> Option<u64> {
+pub(crate) fn available(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let existing = path.ancestors().find(|p| p.exists())?;
     let c_path = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;

@@ -10,7 +10,7 @@ use crate::smime::open::RecipientKey;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum IdentityError {
+pub(crate) enum IdentityError {
     #[error("{0}")]
     NoCertificate(String),
     #[error(transparent)]
@@ -32,7 +32,7 @@ impl IdentityError {
     /// What a hosted identity that cannot be had means for a message: no certificate, or one
     /// that cannot be read, will not appear by itself (permanent); a store or key-encryption key
     /// that cannot be had now may be later (temporary, the detail for the log only).
-    pub fn failure(&self) -> crate::failure::Failure {
+    pub(crate) fn failure(&self) -> crate::failure::Failure {
         use crate::failure::{Code, Failure};
         match self {
             IdentityError::Store(e) => e.failure(),
@@ -51,7 +51,7 @@ fn owners(address: &DirectAddress) -> [Owner; 2] {
 
 /// The sender's newest valid, unrevoked certificate with a key (address-bound first, else
 /// domain-bound), and the key's id in the store.
-pub fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), IdentityError> {
+pub(crate) fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result<(X509, i64), IdentityError> {
     for owner in owners(from) {
         for record in store.certificates(Some(&owner))? {
             if let (Some(key_id), true) = (record.key_id, record.usable_at(now)) {
@@ -65,7 +65,11 @@ pub fn signing_cert(store: &dyn Store, from: &DirectAddress, now: i64) -> Result
 }
 
 /// A hosted recipient's certificate: address-bound first, else domain-bound.
-pub fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Result<Option<X509>, IdentityError> {
+pub(crate) fn hosted_cert(
+    store: &dyn Store,
+    recipient: &DirectAddress,
+    now: i64,
+) -> Result<Option<X509>, IdentityError> {
     for owner in owners(recipient) {
         if let Some(record) = store.certificates(Some(&owner))?.into_iter().find(|c| c.usable_at(now)) {
             return Ok(Some(crate::pki::cert_cache::parse(&record.der)?.cert.clone()));
@@ -75,12 +79,12 @@ pub fn hosted_cert(store: &dyn Store, recipient: &DirectAddress, now: i64) -> Re
 }
 
 /// Unseals a private key as the store holds it.
-pub type KeyOpener<'a> = dyn FnMut(&[u8]) -> Result<PKey<Private>, IdentityError> + 'a;
+pub(crate) type KeyOpener<'a> = dyn FnMut(&[u8]) -> Result<PKey<Private>, IdentityError> + 'a;
 
 /// Every key that may open mail for these hosted addresses (theirs and their domains'), each with
 /// the local domain whose anchors decide trust. `open_key` unseals a stored key; it is called only
 /// for keys that are there (so a caller can unlock the KEK lazily).
-pub fn recipient_keys(
+pub(crate) fn recipient_keys(
     store: &dyn Store,
     open_key: &mut KeyOpener,
     addresses: &[DirectAddress],
@@ -112,7 +116,7 @@ pub fn recipient_keys(
 
 /// Keeps `cert` for `owner` with its private key (sealed under the KEK; a key already stored, as
 /// after `hisp cert csr`, is reused). Returns the certificate's SHA-256.
-pub fn store_with_key(
+pub(crate) fn store_with_key(
     store: &dyn Store,
     kek: &Kek,
     owner: &Owner,

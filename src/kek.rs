@@ -22,10 +22,10 @@ const DOCUMENT_AAD: &[u8] = b"hisp practice document";
 const FIELD_AAD: &[u8] = b"hisp sealed field";
 /// What the blind-index key is derived with (HMAC-SHA256 of this under the KEK).
 const INDEX_LABEL: &[u8] = b"hisp blind index v1";
-pub const MIN_SECRET_LEN: usize = 16;
+pub(crate) const MIN_SECRET_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
-pub enum KekError {
+pub(crate) enum KekError {
     #[error(
         "no key-encryption key: set HISP_KEK, or keys.kek_file in the config (a random secret of {MIN_SECRET_LEN}+ characters, \
          e.g. `openssl rand -base64 32`)"
@@ -51,7 +51,7 @@ pub enum KekError {
 /// Takes the secret in the environment variable `name` out of the environment: the bytes of the
 /// original block (what /proc/PID/environ shows, and what child processes would inherit) are
 /// overwritten, and the variable removed. Call before any thread starts.
-pub fn take_from_environment(name: &str) -> Option<String> {
+pub(crate) fn take_from_environment(name: &str) -> Option<String> {
     let value = std::env::var(name).ok()?;
     let c_name = std::ffi::CString::new(name).ok()?;
     // SAFETY: getenv returns a pointer to the value's bytes in the environment, NUL-terminated,
@@ -68,7 +68,7 @@ pub fn take_from_environment(name: &str) -> Option<String> {
     Some(value)
 }
 
-pub fn secret_from(
+pub(crate) fn secret_from(
     env: Option<String>,
     inline: Option<&str>,
     file: Option<&std::path::Path>,
@@ -92,7 +92,7 @@ pub fn secret_from(
 
 /// Clone gives each worker its own copy; every copy is wiped when dropped.
 #[derive(Clone)]
-pub struct Kek {
+pub(crate) struct Kek {
     key: [u8; 32],
     /// For blind indexes (`store::fields`): derived from the KEK, never used to encrypt.
     index_key: [u8; 32],
@@ -108,7 +108,7 @@ impl Drop for Kek {
 impl Kek {
     /// Derives the KEK for this database and checks it against the stored check value
     /// (recording one on first use).
-    pub fn unlock(store: &dyn Store, secret: &str) -> Result<Kek, KekError> {
+    pub(crate) fn unlock(store: &dyn Store, secret: &str) -> Result<Kek, KekError> {
         let mut salt = [0u8; 16];
         openssl::rand::rand_bytes(&mut salt)?;
         let salt = store.meta_init(SALT_KEY, &salt)?;
@@ -130,7 +130,7 @@ impl Kek {
         Ok(kek)
     }
 
-    pub fn derive(secret: &str, salt: &[u8]) -> Result<Kek, KekError> {
+    pub(crate) fn derive(secret: &str, salt: &[u8]) -> Result<Kek, KekError> {
         let params = argon2::Params::new(19 * 1024, 2, 1, Some(32)).map_err(|e| KekError::Derive(e.to_string()))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut key = [0u8; 32];
@@ -140,40 +140,40 @@ impl Kek {
         Ok(Kek { key, index_key })
     }
 
-    pub fn seal_key(&self, key: &openssl::pkey::PKeyRef<Private>) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn seal_key(&self, key: &openssl::pkey::PKeyRef<Private>) -> Result<Vec<u8>, KekError> {
         let der = Wiped(key.private_key_to_pkcs8()?);
         self.seal_bytes(&der.0)
     }
 
-    pub fn open_key(&self, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
+    pub(crate) fn open_key(&self, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
         let der = Wiped(self.open_bytes(sealed)?);
         PKey::private_key_from_pkcs8(&der.0).map_err(|_| KekError::Damaged)
     }
 
     /// Encrypts a queued message at rest (AES-256-GCM under the KEK).
-    pub fn seal_message(&self, message: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn seal_message(&self, message: &[u8]) -> Result<Vec<u8>, KekError> {
         self.seal_with(MESSAGE_AAD, message)
     }
 
-    pub fn open_message(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn open_message(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         self.open_with(MESSAGE_AAD, sealed)
     }
 
     /// Encrypts a practice's identity-proofing record (SSN, card number, knowledge answers).
-    pub fn seal_proofing(&self, record: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn seal_proofing(&self, record: &[u8]) -> Result<Vec<u8>, KekError> {
         self.seal_with(PROOFING_AAD, record)
     }
 
-    pub fn open_proofing(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn open_proofing(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         self.open_with(PROOFING_AAD, sealed)
     }
 
     /// Encrypts a copy of a document kept for a practice and its patient.
-    pub fn seal_document(&self, content: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn seal_document(&self, content: &[u8]) -> Result<Vec<u8>, KekError> {
         self.seal_with(DOCUMENT_AAD, content)
     }
 
-    pub fn open_document(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn open_document(&self, sealed: &[u8]) -> Result<Vec<u8>, KekError> {
         self.open_with(DOCUMENT_AAD, sealed)
     }
 
@@ -205,21 +205,21 @@ impl Kek {
 
     /// Seals a queued message that arrives in pieces (from the spool of an SMTP session), so it is
     /// never held in clear and sealed at once: the same format as `seal_message`.
-    pub fn message_sealing(&self, size_hint: usize) -> Result<Sealing, KekError> {
+    pub(crate) fn message_sealing(&self, size_hint: usize) -> Result<Sealing, KekError> {
         self.sealing(MESSAGE_AAD, size_hint)
     }
 
     /// Encrypts one field of a row that may hold PHI (a subject, a patient identifier).
-    pub fn seal_field(&self, text: &str) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn seal_field(&self, text: &str) -> Result<Vec<u8>, KekError> {
         self.seal_with(FIELD_AAD, text.as_bytes())
     }
 
-    pub fn open_field(&self, sealed: &[u8]) -> Result<String, KekError> {
+    pub(crate) fn open_field(&self, sealed: &[u8]) -> Result<String, KekError> {
         String::from_utf8(self.open_with(FIELD_AAD, sealed)?).map_err(|_| KekError::Damaged)
     }
 
     /// A keyed blind index of `text` in `scope` (hex HMAC-SHA256 under the index key).
-    pub fn blind_index(&self, scope: &str, text: &str) -> Result<String, KekError> {
+    pub(crate) fn blind_index(&self, scope: &str, text: &str) -> Result<String, KekError> {
         let mac = hmac_sha256(&self.index_key, format!("{scope}\0{text}").as_bytes())?;
         Ok(hex::encode(&mac))
     }
@@ -235,13 +235,13 @@ impl Kek {
 }
 
 /// A sealing in progress (AES-256-GCM): pieces of plaintext in, the sealed bytes at the end.
-pub struct Sealing {
+pub(crate) struct Sealing {
     crypter: Crypter,
     out: Vec<u8>,
 }
 
 impl Sealing {
-    pub fn update(&mut self, plaintext: &[u8]) -> Result<(), KekError> {
+    pub(crate) fn update(&mut self, plaintext: &[u8]) -> Result<(), KekError> {
         // Encrypted straight into the output (a queued message is sealed on every intake; a
         // separate ciphertext buffer cost a zero-fill and a copy of the whole message). Room for
         // the ciphertext plus one cipher block, as `Crypter::update` requires.
@@ -252,7 +252,7 @@ impl Sealing {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<Vec<u8>, KekError> {
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>, KekError> {
         let at = self.out.len();
         self.out.resize(at + 16, 0);
         let n = self.crypter.finalize(&mut self.out[at..])?; // GCM holds nothing back: adds 0

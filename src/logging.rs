@@ -11,13 +11,13 @@ use tracing_subscriber::Layer;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
 
 impl Format {
-    pub fn parse(text: &str) -> Result<Format, String> {
+    pub(crate) fn parse(text: &str) -> Result<Format, String> {
         match text {
             "text" => Ok(Format::Text),
             "json" => Ok(Format::Json),
@@ -27,12 +27,12 @@ impl Format {
 }
 
 /// The filter of `HISP_LOG` (a level, and levels per module: `info,hisp::smtp=debug`).
-pub fn filter(spec: Option<&str>) -> Result<Targets, String> {
+pub(crate) fn filter(spec: Option<&str>) -> Result<Targets, String> {
     spec.unwrap_or("info").parse::<Targets>().map_err(|e| format!("HISP_LOG: {e}"))
 }
 
 /// Sends this process's events to stderr from now on (once: a second call changes nothing).
-pub fn init(format: Format) -> Result<(), String> {
+pub(crate) fn init(format: Format) -> Result<(), String> {
     let filter = filter(std::env::var("HISP_LOG").ok().as_deref())?;
     let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let installed = match format {

@@ -21,7 +21,7 @@ use openssl::sha::Sha256;
 /// least recently is forgotten.
 const MAX_ENTRIES: usize = 100_000;
 
-pub struct LoginCache {
+pub(crate) struct LoginCache {
     /// The HMAC key (RFC 2104), as its two padded blocks.
     inner_pad: [u8; 64],
     outer_pad: [u8; 64],
@@ -50,7 +50,7 @@ struct Entry {
 
 impl LoginCache {
     /// Remembers a verified login for `ttl` (zero: never, every login runs argon2id).
-    pub fn new(ttl: Duration) -> Result<LoginCache, openssl::error::ErrorStack> {
+    pub(crate) fn new(ttl: Duration) -> Result<LoginCache, openssl::error::ErrorStack> {
         Self::with_capacity(ttl, MAX_ENTRIES)
     }
 
@@ -75,7 +75,7 @@ impl LoginCache {
 
     /// Whether `password` is `user`'s, whose stored argon2id hash is `stored`: from a recent
     /// verification of the same password against the same hash, else by argon2id.
-    pub fn verify(&self, user: &str, password: &str, stored: &str) -> bool {
+    pub(crate) fn verify(&self, user: &str, password: &str, stored: &str) -> bool {
         if self.ttl.is_zero() {
             return crate::password::verify(password, stored);
         }

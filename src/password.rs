@@ -4,7 +4,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use std::sync::{Condvar, Mutex};
 
-pub const MIN_LEN: usize = 12;
+pub(crate) const MIN_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
@@ -85,7 +85,7 @@ const MAX_MEMORY_KIB: u64 = 64 * 1024;
 
 /// Whether `stored` is an argon2id hash in PHC string form this node can verify logins against
 /// at a bounded cost (`hisp address import` takes hashes made elsewhere).
-pub fn check_stored(stored: &str) -> Result<(), PasswordError> {
+pub(crate) fn check_stored(stored: &str) -> Result<(), PasswordError> {
     let bad = |why: &str| Err(PasswordError::BadHash(why.to_string()));
     let Ok(parsed) = PasswordHash::new(stored) else {
         return bad("not a password hash in PHC string form ($argon2id$v=19$m=...,t=...,p=...$salt$hash)");
@@ -110,7 +110,7 @@ pub fn check_stored(stored: &str) -> Result<(), PasswordError> {
 }
 
 /// False for a wrong password and for a stored hash that cannot be parsed.
-pub fn verify(password: &str, stored: &str) -> bool {
+pub(crate) fn verify(password: &str, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else { return false };
     let _slot = slots().take();
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()

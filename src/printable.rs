@@ -3,7 +3,7 @@
 //! shown as `?`, and the length bounded.
 
 /// At most `max` characters of `text`, each control character replaced by `?`.
-pub fn printable(text: &str, max: usize) -> String {
+pub(crate) fn printable(text: &str, max: usize) -> String {
     text.chars().take(max).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 

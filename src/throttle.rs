@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// the oldest.
 const MAX_KEYS: usize = 100_000;
 
-pub struct Throttle {
+pub(crate) struct Throttle {
     /// Failures allowed before the waiting starts.
     free: u32,
     /// How long after the last failure a key is forgotten.
@@ -21,12 +21,12 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    pub fn new(free: u32, window: Duration, max_wait: Duration) -> Throttle {
+    pub(crate) fn new(free: u32, window: Duration, max_wait: Duration) -> Throttle {
         Throttle { free, window, max_wait, failures: Mutex::new(HashMap::new()) }
     }
 
     /// How long `key` must still wait before its next attempt counts (None: it may try now).
-    pub fn wait(&self, key: &str) -> Option<Duration> {
+    pub(crate) fn wait(&self, key: &str) -> Option<Duration> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let &(count, last) = failures.get(key)?;
         if count < self.free || last.elapsed() >= self.window {
@@ -36,7 +36,7 @@ impl Throttle {
         wait.checked_sub(last.elapsed())
     }
 
-    pub fn failed(&self, key: &str) {
+    pub(crate) fn failed(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= MAX_KEYS && !failures.contains_key(key) {
             let window = self.window;
@@ -55,7 +55,7 @@ impl Throttle {
         entry.1 = Instant::now();
     }
 
-    pub fn succeeded(&self, key: &str) {
+    pub(crate) fn succeeded(&self, key: &str) {
         self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }

@@ -2,7 +2,7 @@
 //! best effort, so a freed buffer does not keep a key for whoever allocates it next.
 
 /// Overwrites `items` with zeros in a way the compiler may not drop as a dead store.
-pub fn wipe<T: Copy + Default>(items: &mut [T]) {
+pub(crate) fn wipe<T: Copy + Default>(items: &mut [T]) {
     for item in items.iter_mut() {
         // SAFETY: a plain write to a valid, initialized element of the slice.
         unsafe { std::ptr::write_volatile(item, T::default()) };
@@ -11,7 +11,7 @@ pub fn wipe<T: Copy + Default>(items: &mut [T]) {
 }
 
 /// A byte buffer wiped when dropped.
-pub struct Wiped(pub Vec<u8>);
+pub(crate) struct Wiped(pub Vec<u8>);
 
 impl Drop for Wiped {
     fn drop(&mut self) {
@@ -20,7 +20,7 @@ impl Drop for Wiped {
 }
 
 /// A secret string wiped when dropped.
-pub struct WipedString(pub String);
+pub(crate) struct WipedString(pub String);
 
 impl Drop for WipedString {
     fn drop(&mut self) {

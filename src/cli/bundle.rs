@@ -16,7 +16,7 @@ use crate::pki;
 use crate::store::BundleRecord;
 
 #[derive(Subcommand, Debug)]
-pub enum BundleCommand {
+pub(crate) enum BundleCommand {
     /// Add a trust bundle for a hosted domain and fetch it now (PKCS#7 certs-only, DER or PEM,
     /// optionally CMS-signed).
     Add {
@@ -50,7 +50,7 @@ pub enum BundleCommand {
     Remove { name: String },
 }
 
-pub fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
+pub(super) fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         BundleCommand::Add { name, url, file, signer, trust, dns } => {

@@ -20,7 +20,7 @@ use crate::smime::policy;
 use crate::store::{CertRecord, NewCert, Store};
 
 #[derive(Subcommand, Debug)]
-pub enum CaCommand {
+pub(crate) enum CaCommand {
     /// Create the development CA (a self-signed RSA root kept in the database, key encrypted).
     Init {
         /// Common name of the CA (default: "hisp development CA" and a random tag, so two nodes'
@@ -58,7 +58,7 @@ pub enum CaCommand {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum CertCommand {
+pub(crate) enum CertCommand {
     /// Issue a certificate from the development CA: OWNER is an address (address-bound) or a
     /// domain (domain-bound). DirectTrust end-entity profile, new RSA key stored encrypted.
     Issue {
@@ -119,7 +119,7 @@ pub enum CertCommand {
     },
 }
 
-pub fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
+pub(super) fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         CaCommand::Init { name, days, force } => {
@@ -217,7 +217,7 @@ fn check_own_cert(cert: &X509, owner: &Owner, now: i64) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
+pub(super) fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         CertCommand::Issue { owner, days, bits } => issue(ctx, store, owner, days, bits),

@@ -10,7 +10,7 @@ use crate::dns::{self, DnsClient, DnsConfig};
 use crate::kek::{self, Kek};
 use crate::store::{SqliteStore, Store};
 
-pub struct Context {
+pub(crate) struct Context {
     pub config: Config,
     pub db_path: PathBuf,
     pub json: bool,
@@ -21,7 +21,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config_path: Option<&Path>, db: Option<PathBuf>, json: bool) -> Result<Context, Failure> {
+    pub(crate) fn new(config_path: Option<&Path>, db: Option<PathBuf>, json: bool) -> Result<Context, Failure> {
         let config = match config_path {
             Some(path) => Config::load(path)?,
             None => Config::default(),
@@ -32,7 +32,7 @@ impl Context {
         Ok(Context { config, db_path, json, clock: SystemClock, store: OnceCell::new(), kek_from_environment })
     }
 
-    pub fn actor() -> String {
+    pub(crate) fn actor() -> String {
         let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
             // SAFETY: getuid cannot fail.
             format!("uid{}", unsafe { libc::getuid() })
@@ -40,23 +40,23 @@ impl Context {
         format!("cli:{user}")
     }
 
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.unix_now()
     }
 
     /// Creates the database (for `hisp init`).
-    pub fn create_store(&self) -> Result<&SqliteStore, Failure> {
+    pub(crate) fn create_store(&self) -> Result<&SqliteStore, Failure> {
         let store = SqliteStore::create(&self.db_path, &Self::actor())?;
         Ok(self.store.get_or_init(|| store))
     }
 
     /// The existing database.
-    pub fn store(&self) -> Result<&dyn Store, Failure> {
+    pub(crate) fn store(&self) -> Result<&dyn Store, Failure> {
         Ok(self.sqlite()?)
     }
 
     /// The store with everything SQLite keeps (the API's tokens, referrals and documents too).
-    pub fn sqlite(&self) -> Result<&SqliteStore, Failure> {
+    pub(crate) fn sqlite(&self) -> Result<&SqliteStore, Failure> {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
@@ -65,7 +65,7 @@ impl Context {
     }
 
     /// The resolver settings: `overrides` (from `--dns`) or dns.servers, else /etc/resolv.conf.
-    pub fn dns_config(&self, overrides: &[String]) -> Result<DnsConfig, Failure> {
+    pub(crate) fn dns_config(&self, overrides: &[String]) -> Result<DnsConfig, Failure> {
         let texts = if overrides.is_empty() { &self.config.dns.servers } else { overrides };
         let mut servers =
             texts.iter().map(|s| dns::parse_server(s).map_err(Failure::usage)).collect::<Result<Vec<_>, _>>()?;
@@ -81,7 +81,7 @@ impl Context {
 
     /// The key-encryption key when one is given (HISP_KEK, keys.kek, keys.kek_file), checked
     /// against this database: a wrong one is an error, none is None.
-    pub fn kek_if_given(&self) -> Result<Option<Kek>, Failure> {
+    pub(crate) fn kek_if_given(&self) -> Result<Option<Kek>, Failure> {
         let given = self.kek_from_environment.is_some()
             || self.config.keys.kek.is_some()
             || self.config.keys.kek_file.is_some();
@@ -93,7 +93,7 @@ impl Context {
     }
 
     /// The key-encryption key, checked against this database.
-    pub fn kek(&self) -> Result<Kek, Failure> {
+    pub(crate) fn kek(&self) -> Result<Kek, Failure> {
         let secret = kek::secret_from(
             self.kek_from_environment.as_ref().map(|s| s.0.clone()),
             self.config.keys.kek.as_deref(),

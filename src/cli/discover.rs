@@ -15,10 +15,10 @@ use clap::Args;
 use openssl::x509::X509;
 
 /// Exit status when no usable certificate was selected.
-pub const EXIT_NONE_USABLE: i32 = 3;
+pub(super) const EXIT_NONE_USABLE: i32 = 3;
 
 #[derive(Args, Debug)]
-pub struct LookupArgs {
+pub(crate) struct LookupArgs {
     /// The Direct address to look up (user@domain).
     pub address: DirectAddress,
     /// Trust these anchors (PEM or DER; repeatable) instead of the store's; no database needed.
@@ -89,7 +89,7 @@ fn lookup(ctx: &Context, args: &LookupArgs) -> Result<Report, Failure> {
     Ok(verdict::lookup(&args.address, &how))
 }
 
-pub fn discover(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
+pub(super) fn discover(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
     let report = lookup(ctx, args)?;
     if ctx.json {
         output::json(&report);
@@ -136,7 +136,7 @@ fn print_report(r: &Report) {
 }
 
 /// The "Verifying Address" check: valid, or invalid with the one reason an EHR can show.
-pub fn verify(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
+pub(super) fn verify(ctx: &Context, args: &LookupArgs) -> Result<i32, Failure> {
     let verdict = verdict::verdict(lookup(ctx, args)?);
     if ctx.json {
         output::json(&verdict);

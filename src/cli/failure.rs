@@ -9,21 +9,21 @@ use crate::smime::SmimeError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub code: &'static str,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Failure {
         Failure { code, message: message.into() }
     }
 
-    pub fn usage(message: impl Into<String>) -> Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure::new("usage", message)
     }
 
-    pub fn report(&self, json: bool) {
+    pub(crate) fn report(&self, json: bool) {
         if json {
             let value = serde_json::json!({ "ok": false, "error": { "code": self.code, "message": self.message } });
             println!("{value}");

@@ -21,7 +21,7 @@ const COLUMNS: &[&str] = &["address", "practice", "password_hash", "certificate"
 const SHOWN_REFUSALS: usize = 20;
 
 #[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// A CSV file ("-": standard input) with a header row naming its columns: `address`
     /// (required), `practice` (the practice of the address's domain: a domain not hosted yet is
     /// added to it, a new practice starting unproofed), `password_hash` (an argon2id hash in PHC
@@ -49,7 +49,7 @@ struct Tally {
 }
 
 /// Imports the file; the exit status is 0 when every row went in, 1 when some were refused.
-pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &Context, args: &ImportArgs) -> Result<i32, Failure> {
     let store = ctx.store()?;
     let started = Instant::now();
     let input: Box<dyn Read> = if args.file == Path::new("-") {

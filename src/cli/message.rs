@@ -24,7 +24,7 @@ use crate::trust::revocation::{FailMode, Policy};
 use crate::trust::{AnchorSource, FixedAnchors, StoreAnchors};
 
 #[derive(Subcommand, Debug)]
-pub enum MessageCommand {
+pub(crate) enum MessageCommand {
     /// Wrap, sign and encrypt an RFC 5322 message for its To/Cc/Bcc recipients (and the sender).
     ///
     /// With the database: the sender (From) must be a hosted address with a certificate and key;
@@ -69,7 +69,7 @@ pub enum MessageCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct SealArgs {
+pub(crate) struct SealArgs {
     /// The message to seal (default: standard input).
     #[arg(long = "in", value_name = "FILE")]
     input: Option<PathBuf>,
@@ -94,7 +94,7 @@ pub struct SealArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct OpenArgs {
+pub(crate) struct OpenArgs {
     /// The message to open (default: standard input).
     #[arg(long = "in", value_name = "FILE")]
     input: Option<PathBuf>,
@@ -119,7 +119,7 @@ pub struct OpenArgs {
     dns: Vec<String>,
 }
 
-pub fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
+pub(super) fn run(ctx: &Context, command: MessageCommand) -> Result<(), Failure> {
     match command {
         MessageCommand::Seal(args) => seal_command(ctx, args),
         MessageCommand::Open(args) => open_command(ctx, args),

@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub use context::Context;
-pub use failure::Failure;
+pub(crate) use context::Context;
+pub(crate) use failure::Failure;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +32,7 @@ pub use failure::Failure;
         Private keys are encrypted at rest under a key-encryption key (HISP_KEK, or keys.kek_file in the config).",
     after_help = "Exit status: 0 success, 1 failure (the reason is printed), 2 usage error."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Configuration file (TOML); unknown keys are an error.
     #[arg(long, global = true, env = "HISP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -47,7 +47,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create the database (0600, in a 0700 directory) and apply the schema.
     Init,
     /// Practice Direct domains hosted by this node.

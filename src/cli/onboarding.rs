@@ -12,7 +12,7 @@ use crate::onboarding::proofing::State;
 use crate::onboarding::{self, domain_name, setup, Onboarding, OnboardingError, Status};
 
 #[derive(Subcommand, Debug)]
-pub enum PracticeCommand {
+pub(crate) enum PracticeCommand {
     /// Add a practice with its Direct domain: by default its name without spaces under
     /// onboarding.parent_domain ("Smith Pediatrics" -> smithpediatrics.<parent>). Its identity
     /// proofing starts as not-started: until verified it gets no certificates and cannot send.
@@ -37,7 +37,7 @@ pub enum PracticeCommand {
     terms) -> section (each part of the form) -> send-code + confirm (the phone) -> submit (\"Verify \
     Identity\") -> verified, or failed with reasons -> retry. SSN, card and knowledge answers are \
     encrypted at rest and erased (last 4 digits kept) once decided.")]
-pub enum ProofingCommand {
+pub(crate) enum ProofingCommand {
     /// Where a practice's proofing stands: state, each section (ready / incomplete), reasons.
     Status { practice: String },
     /// Start proofing: the legal representative accepts the DirectTrust activation terms and the
@@ -109,7 +109,7 @@ impl From<OnboardingError> for Failure {
     }
 }
 
-pub fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Failure> {
+pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         PracticeCommand::Add { name, label, domain } => {
@@ -179,7 +179,7 @@ fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
     serde_json::from_slice(&bytes).map_err(|e| Failure::new("bad-input", format!("{}: not JSON: {e}", path.display())))
 }
 
-pub fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> {
+pub(super) fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> {
     let admin = Context::actor();
     // A decision that verifies the practice gives its users their certificates, as the API does.
     let decides = matches!(command, ProofingCommand::Submit { .. } | ProofingCommand::Approve { .. });

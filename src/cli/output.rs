@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-pub fn json<T: Serialize + ?Sized>(value: &T) {
+pub(super) fn json<T: Serialize + ?Sized>(value: &T) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }
 
 /// A text table with a header row; prints `empty` instead when there are no rows.
-pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
     if rows.is_empty() {
         println!("{empty}");
         return;
@@ -29,7 +29,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], empty: &str) {
 }
 
 /// Reads all of standard input, or a file.
-pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     match path {
         Some(p) if p.as_os_str() != "-" => {
@@ -44,14 +44,14 @@ pub fn read_input(path: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
 }
 
 /// Every certificate in a file (PEM, possibly several; DER; PKCS#7).
-pub fn read_certs(path: &std::path::Path) -> Result<Vec<openssl::x509::X509>, super::Failure> {
+pub(super) fn read_certs(path: &std::path::Path) -> Result<Vec<openssl::x509::X509>, super::Failure> {
     let bytes =
         std::fs::read(path).map_err(|e| super::Failure::new("io", format!("cannot read {}: {e}", path.display())))?;
     Ok(crate::pki::load_certs(&bytes, &path.display().to_string())?)
 }
 
 /// Writes to a file, or standard output.
-pub fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     match path {
         Some(p) if p.as_os_str() != "-" => std::fs::write(p, data)
@@ -65,7 +65,7 @@ pub fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Res
 }
 
 /// The first line of standard input (a password or passphrase), without its line ending.
-pub fn read_secret_line() -> std::io::Result<String> {
+pub(super) fn read_secret_line() -> std::io::Result<String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())

@@ -13,7 +13,7 @@ use crate::password;
 use crate::store::AnchorRecord;
 
 #[derive(Subcommand, Debug)]
-pub enum DomainCommand {
+pub(crate) enum DomainCommand {
     /// Host a practice's Direct domain, e.g. smithpeds.direct.example.org.
     Add {
         domain: Domain,
@@ -33,7 +33,7 @@ pub enum DomainCommand {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum AddressCommand {
+pub(crate) enum AddressCommand {
     /// The "Verifying Address" check an EHR shows while a user types a recipient: prints `valid`
     /// or `invalid: <reason>`. Exit status 0 valid, 3 invalid, 2 usage error.
     Verify(super::discover::LookupArgs),
@@ -67,7 +67,7 @@ pub enum AddressCommand {
 
 /// Which hosted domain trusts an anchor (or a bundle's anchors), and for what.
 #[derive(clap::Args, Debug)]
-pub struct TrustUse {
+pub(crate) struct TrustUse {
     /// The hosted domain.
     #[arg(long)]
     pub domain: Domain,
@@ -81,7 +81,7 @@ pub struct TrustUse {
 
 impl TrustUse {
     /// At least one direction; `what` names the thing trusted ("the anchor is").
-    pub fn check(&self, what: &str) -> Result<(), Failure> {
+    pub(crate) fn check(&self, what: &str) -> Result<(), Failure> {
         if self.incoming || self.outgoing {
             Ok(())
         } else {
@@ -93,7 +93,7 @@ impl TrustUse {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum AnchorCommand {
+pub(crate) enum AnchorCommand {
     /// Trust the CA certificate(s) in FILE (PEM, possibly several, or DER) for a hosted domain.
     Add {
         file: PathBuf,
@@ -113,7 +113,7 @@ pub enum AnchorCommand {
     },
 }
 
-pub fn init(ctx: &Context) -> Result<(), Failure> {
+pub(super) fn init(ctx: &Context) -> Result<(), Failure> {
     let store = ctx.create_store()?;
     let version = store.schema_version()?;
     if ctx.json {
@@ -124,7 +124,7 @@ pub fn init(ctx: &Context) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
+pub(super) fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         DomainCommand::Add { domain, practice } => {
@@ -173,7 +173,7 @@ fn new_password(password_stdin: bool) -> Result<String, Failure> {
 }
 
 /// Returns the exit status (`verify` has its own).
-pub fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
+pub(super) fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
     if let AddressCommand::Verify(args) = &command {
         return super::discover::verify(ctx, args);
     }
@@ -226,7 +226,7 @@ pub fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Failure> {
     Ok(0)
 }
 
-pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
+pub(super) fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
     let store = ctx.store()?;
     match command {
         AnchorCommand::Add { file, trust } => {
@@ -288,7 +288,7 @@ pub fn anchor(ctx: &Context, command: AnchorCommand) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
+pub(super) fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
     let entries = ctx.store()?.audit_log(limit)?;
     if ctx.json {
         output::json(&entries);
@@ -303,7 +303,7 @@ pub fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
 }
 
 /// Reports a completed change.
-pub fn done(ctx: &Context, text: &str, mut value: serde_json::Value) {
+pub(super) fn done(ctx: &Context, text: &str, mut value: serde_json::Value) {
     if ctx.json {
         value["ok"] = json!(true);
         output::json(&value);

@@ -13,14 +13,14 @@ use crate::serve::{self, Setup};
 use crate::store::queue::Queue;
 
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// DNS server for every lookup of the node, IP or IP:PORT (repeatable); overrides dns.servers.
     #[arg(long = "dns", value_name = "HOST:PORT")]
     dns: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum QueueCommand {
+pub(crate) enum QueueCommand {
     /// Messages not yet finished (or quarantined); --all for every message kept.
     List {
         #[arg(long)]
@@ -34,7 +34,7 @@ pub enum QueueCommand {
     Remove { id: i64 },
 }
 
-pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
+pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     // Check the database and the KEK before anything listens.
     ctx.store()?;
     let kek = ctx.kek()?;
@@ -111,7 +111,7 @@ pub fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {
+pub(super) fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {
     ctx.store()?;
     let queue = Queue::open(&ctx.db_path)?;
     match command {

@@ -10,7 +10,7 @@ use crate::http::tokens;
 use crate::store::{ApiStore, Store};
 
 #[derive(Subcommand, Debug)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Create a token for an EHR integration and print it (once: only its hash is kept).
     ///
     /// With --practice the token acts for that practice. Without, it may set up one new practice
@@ -28,7 +28,7 @@ pub enum TokenCommand {
     Revoke { name: String },
 }
 
-pub fn run(ctx: &Context, command: TokenCommand) -> Result<(), Failure> {
+pub(super) fn run(ctx: &Context, command: TokenCommand) -> Result<(), Failure> {
     let store = ctx.sqlite()?;
     match command {
         TokenCommand::Create { name, practice } => {

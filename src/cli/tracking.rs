@@ -17,7 +17,7 @@ fn queue(ctx: &Context) -> Result<Queue, Failure> {
     Ok(queue)
 }
 
-pub fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<(), Failure> {
+pub(super) fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<(), Failure> {
     let queue = queue(ctx)?;
     let mut found = tracking::track(&queue, message_id.trim())?;
     if let Some(sender) = sender {
@@ -58,7 +58,7 @@ pub fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<()
 }
 
 /// `--since`: a duration back from now (`90s`, `30m`, `12h`, `7d`) or a date (`2026-11-23`, UTC).
-pub fn parse_since(text: &str, now: i64) -> Result<i64, Failure> {
+pub(super) fn parse_since(text: &str, now: i64) -> Result<i64, Failure> {
     let text = text.trim();
     if let Some(start) = crate::clock::parse_date(text) {
         return Ok(start);
@@ -80,7 +80,7 @@ pub fn parse_since(text: &str, now: i64) -> Result<i64, Failure> {
     }
 }
 
-pub fn list(ctx: &Context, received: bool, since: Option<&str>) -> Result<(), Failure> {
+pub(super) fn list(ctx: &Context, received: bool, since: Option<&str>) -> Result<(), Failure> {
     let now = ctx.now();
     let since = match since {
         Some(text) => parse_since(text, now)?,

@@ -16,7 +16,7 @@ use crate::deadline::Deadlined;
 
 /// What a server may send in one conversation.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// One LDAP message (a search result entry carrying certificates).
     pub message_bytes: usize,
     /// Everything the server sends.
@@ -28,14 +28,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn within(time: Duration) -> Limits {
+    pub(crate) fn within(time: Duration) -> Limits {
         Limits { message_bytes: 1024 * 1024, total_bytes: 8 * 1024 * 1024, depth: 32, time }
     }
 }
 
 /// Connects to `server` and runs `talk` with the stream ldap3 is to use; relays through the gate
 /// meanwhile. An error of `talk` is given the gate's reason when the gate cut the server off.
-pub fn converse<T>(
+pub(crate) fn converse<T>(
     server: SocketAddr,
     limits: Limits,
     talk: impl FnOnce(UnixStream) -> Result<T, String>,

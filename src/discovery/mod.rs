@@ -8,8 +8,8 @@ pub mod assess;
 pub mod cache;
 pub mod ldap;
 pub(crate) mod ldap_gate;
-pub mod srv;
-pub mod verdict;
+pub(crate) mod srv;
+pub(crate) mod verdict;
 
 use serde::Serialize;
 
@@ -28,7 +28,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Step::DnsAddress => "dns-address",
             Step::DnsDomain => "dns-domain",
@@ -37,7 +37,7 @@ impl Step {
         }
     }
 
-    pub fn source(self) -> &'static str {
+    pub(crate) fn source(self) -> &'static str {
         match self {
             Step::DnsAddress | Step::DnsDomain => "dns",
             Step::LdapAddress | Step::LdapDomain => "ldap",
@@ -45,7 +45,7 @@ impl Step {
     }
 
     /// "address" or "domain": what the certificates found at this step must be bound to.
-    pub fn binding(self) -> &'static str {
+    pub(crate) fn binding(self) -> &'static str {
         match self {
             Step::DnsAddress | Step::LdapAddress => "address",
             Step::DnsDomain | Step::LdapDomain => "domain",
@@ -82,7 +82,7 @@ pub enum DiscoveryError {
 
 impl DiscoveryError {
     /// A lookup that failed may succeed later: temporary, a directory failure.
-    pub fn failure(&self) -> crate::failure::Failure {
+    pub(crate) fn failure(&self) -> crate::failure::Failure {
         use crate::failure::{Code, Failure};
         Failure::temporary(Code::DIRECTORY, format!("certificate discovery: {self}"))
     }

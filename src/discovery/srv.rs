@@ -4,7 +4,7 @@
 
 use crate::dns::SrvRecord;
 
-pub fn order(records: &[SrvRecord]) -> Vec<SrvRecord> {
+pub(crate) fn order(records: &[SrvRecord]) -> Vec<SrvRecord> {
     let mut servers: Vec<SrvRecord> =
         records.iter().filter(|r| !r.target.is_empty() && r.target != ".").cloned().collect();
     servers.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.weight.cmp(&a.weight)).then(a.target.cmp(&b.target)));

@@ -17,7 +17,7 @@ use crate::trust::revocation::FailMode;
 
 /// What a lookup found. Its JSON is the contract of `hisp discover --json`; keep its fields.
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub address: String,
     pub step: Option<Step>,
     pub certificates: Vec<Assessed>,
@@ -27,7 +27,7 @@ pub struct Report {
 }
 
 /// The settings a lookup runs with.
-pub struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     pub anchors: &'a [X509],
     pub resolver: &'a dyn Resolver,
     pub ldap_timeout: Duration,
@@ -35,7 +35,7 @@ pub struct Lookup<'a> {
     pub now: i64,
 }
 
-pub fn lookup(address: &DirectAddress, how: &Lookup) -> Report {
+pub(crate) fn lookup(address: &DirectAddress, how: &Lookup) -> Report {
     let fetch = HttpFetcher::new(how.resolver);
     let ldap = Ldap3Directory { resolver: how.resolver, timeout: how.ldap_timeout };
     let sources = Sources { dns: how.resolver, ldap: &ldap, fetch: &fetch };
@@ -68,7 +68,7 @@ pub fn lookup(address: &DirectAddress, how: &Lookup) -> Report {
 
 /// Valid, or invalid with the one reason an EHR can show.
 #[derive(Debug, Serialize)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub address: String,
     pub valid: bool,
     pub reason: Option<String>,
@@ -76,7 +76,7 @@ pub struct Verdict {
     pub selected: Vec<String>,
 }
 
-pub fn verdict(report: Report) -> Verdict {
+pub(crate) fn verdict(report: Report) -> Verdict {
     let reason = if !report.selected.is_empty() {
         None
     } else if let Some(e) = &report.error {

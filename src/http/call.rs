@@ -17,7 +17,7 @@ use crate::store::api::TokenRecord;
 use crate::store::{ApiStore, PracticeRecord, SqliteStore, Store};
 
 /// What a handler has to work with.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     pub api: &'a Api,
     pub store: SqliteStore,
     pub token: TokenRecord,
@@ -27,7 +27,7 @@ pub struct Call<'a> {
 
 impl Call<'_> {
     /// The practice the token acts for.
-    pub fn practice(&self) -> Result<PracticeRecord, ApiError> {
+    pub(crate) fn practice(&self) -> Result<PracticeRecord, ApiError> {
         let Some(name) = &self.token.practice else {
             return Err(ApiError::forbidden(
                 "no-practice",
@@ -38,7 +38,7 @@ impl Call<'_> {
     }
 
     /// Who the audit log says did it.
-    pub fn actor(&self) -> String {
+    pub(crate) fn actor(&self) -> String {
         actor(&self.token)
     }
 }
@@ -50,7 +50,7 @@ fn actor(token: &TokenRecord) -> String {
 
 /// The authenticated caller, taken before the body is read: a request without a valid token is
 /// refused without reading what it sends.
-pub struct Caller {
+pub(crate) struct Caller {
     api: Arc<Api>,
     token: TokenRecord,
     peer: Peer,
@@ -97,7 +97,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
 impl Caller {
     /// Runs `work` on a blocking thread with a store connection acting for the token; its value
     /// is the JSON answer.
-    pub async fn run<T, F>(self, work: F) -> Response
+    pub(crate) async fn run<T, F>(self, work: F) -> Response
     where
         T: Serialize + Send + 'static,
         F: FnOnce(&Call) -> Result<(StatusCode, T), ApiError> + Send + 'static,
@@ -106,7 +106,7 @@ impl Caller {
     }
 
     /// As `run`, for an answer that is not JSON (a document's content).
-    pub async fn run_raw<F>(self, work: F) -> Response
+    pub(crate) async fn run_raw<F>(self, work: F) -> Response
     where
         F: FnOnce(&Call) -> Result<Response, ApiError> + Send + 'static,
     {

@@ -16,7 +16,7 @@ use crate::trust::{AnchorSource, StoreAnchors};
 
 /// GET /v1/addresses/{address}/verify: valid (a usable, trusted certificate was found) or
 /// invalid with the reason. Trust is the practice's own (its domain's outgoing anchors).
-pub async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
+pub(crate) async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
     caller
         .run(move |call| {
             let address = DirectAddress::parse(&address)
@@ -44,13 +44,13 @@ pub async fn verify(caller: Caller, Path(address): Path<String>) -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct Search {
+pub(crate) struct Search {
     q: Option<String>,
 }
 
 /// GET /v1/directory?q= (2+ characters): hosted addresses whose words begin with the query's
 /// words, those of practices whose name holds it, and known correspondents containing it.
-pub async fn search(caller: Caller, Query(search): Query<Search>) -> Response {
+pub(crate) async fn search(caller: Caller, Query(search): Query<Search>) -> Response {
     caller
         .run(move |call| {
             let q = search.q.unwrap_or_default();

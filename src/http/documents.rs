@@ -11,7 +11,7 @@ use crate::onboarding::referral::check_token;
 use crate::store::ApiStore;
 
 /// GET /v1/documents
-pub async fn list(caller: Caller) -> Response {
+pub(crate) async fn list(caller: Caller) -> Response {
     caller
         .run(|call| {
             let practice = call.practice()?;
@@ -21,7 +21,7 @@ pub async fn list(caller: Caller) -> Response {
 }
 
 /// GET /v1/patients/{patient}/documents
-pub async fn of_patient(caller: Caller, Path(patient): Path<String>) -> Response {
+pub(crate) async fn of_patient(caller: Caller, Path(patient): Path<String>) -> Response {
     caller
         .run(move |call| {
             check_token(&patient, 64).map_err(|e| ApiError::field("patient", e))?;
@@ -33,7 +33,7 @@ pub async fn of_patient(caller: Caller, Path(patient): Path<String>) -> Response
 }
 
 /// GET /v1/documents/{id}: the document itself, with its content type.
-pub async fn content(caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn content(caller: Caller, Path(id): Path<String>) -> Response {
     caller
         .run_raw(move |call| {
             let id: i64 = id.parse().map_err(|_| ApiError::field("id", "a document's number"))?;

@@ -13,7 +13,7 @@ use crate::onboarding::OnboardingError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub field: Option<String>,
@@ -21,32 +21,32 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError { status, code, field: None, message: message.into() }
     }
 
     /// 400: this field of the request is wrong.
-    pub fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", message) }
     }
 
-    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, code, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not-found", message)
     }
 
-    pub fn conflict(message: impl Into<String>) -> ApiError {
+    pub(crate) fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
-    pub fn internal(message: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
     }
 }
@@ -91,7 +91,7 @@ impl From<OnboardingError> for ApiError {
 
 /// A request body, read up to `[http] max_body_bytes`; one too large is answered with a JSON 413
 /// like every other error.
-pub struct Body(pub axum::body::Bytes);
+pub(crate) struct Body(pub axum::body::Bytes);
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
     type Rejection = ApiError;
@@ -118,7 +118,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Body {
 }
 
 /// A JSON request body as `T`; a body that does not fit names the field at fault (its path).
-pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::field("", "the request needs a JSON body"));
     }

@@ -14,12 +14,12 @@ use crate::store::queue::Queue;
 use crate::store::ApiStore;
 
 /// The Message-ID as the API names it: without its angle brackets (they do not sit well in URLs).
-pub fn bare(message_id: &str) -> &str {
+pub(crate) fn bare(message_id: &str) -> &str {
     message_id.trim().trim_start_matches('<').trim_end_matches('>')
 }
 
 /// GET /v1/messages?way=sent|received&limit=N
-pub async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
             let way = match query.get("way").map(String::as_str) {
@@ -39,7 +39,7 @@ pub async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) 
 }
 
 /// The `limit` query parameter: 1 to 1000, 100 by default.
-pub fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
+pub(crate) fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
     match query.get("limit") {
         None => Ok(100),
         Some(text) => text
@@ -52,7 +52,7 @@ pub fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
 
 /// GET /v1/messages/{id}: one message of the practice, with each recipient's status and
 /// timeline (sent) and its documents.
-pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
     caller
         .run(move |call| {
             let practice = call.practice()?;

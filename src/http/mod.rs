@@ -5,17 +5,17 @@
 //! It runs on a small tokio runtime of its own; each request's work (SQLite, discovery, the queue
 //! committer) runs on the runtime's blocking threads with its own store connection.
 
-pub mod call;
-pub mod directory;
-pub mod documents;
-pub mod error;
-pub mod messages;
-pub mod practice;
-pub mod proofing;
-pub mod referrals;
-pub mod routes;
-pub mod send;
-pub mod tokens;
+pub(crate) mod call;
+pub(crate) mod directory;
+pub(crate) mod documents;
+pub(crate) mod error;
+pub(crate) mod messages;
+pub(crate) mod practice;
+pub(crate) mod proofing;
+pub(crate) mod referrals;
+pub(crate) mod routes;
+pub(crate) mod send;
+pub(crate) mod tokens;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -34,7 +34,7 @@ use crate::smtp::server::Committer;
 
 /// What every request shares: the node's state and the queue's committer (a message sent
 /// through the API is committed exactly like one submitted over SMTP).
-pub struct Api {
+pub(crate) struct Api {
     pub shared: Arc<Shared>,
     pub committer: Arc<dyn Committer>,
     /// Requests with unknown tokens, counted per client address (guessing is slowed to a crawl).
@@ -45,11 +45,11 @@ pub struct Api {
 
 /// The client's address, for the Received field of what it sends.
 #[derive(Clone, Copy, Debug)]
-pub struct Peer(pub SocketAddr);
+pub(crate) struct Peer(pub SocketAddr);
 
 /// How long a client has to send a request's body.
 #[derive(Clone, Copy, Debug)]
-pub struct BodyTimeout(pub Duration);
+pub(crate) struct BodyTimeout(pub Duration);
 
 /// A TLS handshake must finish within this, and a request's header within `HEADER_TIMEOUT` (or
 /// the request timeout, when shorter).
@@ -59,25 +59,25 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// What the node's stop needs of the API: a signal that makes every connection finish the
 /// request in hand and close (idle ones at once) and stops accepting new ones, and a count of the
 /// connections still open.
-pub struct Stopper {
+pub(crate) struct Stopper {
     signal: watch::Sender<bool>,
     admission: Arc<Admission>,
 }
 
 impl Stopper {
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.signal.send_replace(true);
     }
 
     /// Connections still open (each with a request under way, once stopped).
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.admission.open()
     }
 }
 
 /// Binds `listen` and serves the API there on a thread of its own; returns the bound address and
 /// the handle that stops it.
-pub fn start(
+pub(crate) fn start(
     listen: &str,
     tls: Arc<SslAcceptor>,
     api: Api,

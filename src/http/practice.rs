@@ -22,7 +22,7 @@ struct NewPractice {
 }
 
 /// POST /v1/practice: a token not yet acting for a practice sets one up and acts for it from then on.
-pub async fn create(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: NewPractice = parse_body(&body)?;
@@ -45,7 +45,7 @@ pub async fn create(caller: Caller, Body(body): Body) -> Response {
 }
 
 /// GET /v1/practice: the practice, its addresses and where its proofing stands.
-pub async fn show(caller: Caller) -> Response {
+pub(crate) async fn show(caller: Caller) -> Response {
     caller.run(|call| Ok((StatusCode::OK, describe(call)?))).await
 }
 
@@ -64,7 +64,7 @@ struct NewUser {
 }
 
 /// POST /v1/practice/users: a username in the practice's domain becomes a Direct address.
-pub async fn add_user(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn add_user(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: NewUser = parse_body(&body)?;

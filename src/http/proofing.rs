@@ -28,7 +28,7 @@ fn step(
 }
 
 /// GET /v1/proofing
-pub async fn status(caller: Caller) -> Response {
+pub(crate) async fn status(caller: Caller) -> Response {
     caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.status(p))?))).await
 }
 
@@ -40,7 +40,7 @@ struct Terms {
 }
 
 /// POST /v1/proofing/terms
-pub async fn terms(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn terms(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let t: Terms = parse_body(&body)?;
@@ -53,7 +53,7 @@ pub async fn terms(caller: Caller, Body(body): Body) -> Response {
 }
 
 /// PUT /v1/proofing/sections/{section}
-pub async fn section(caller: Caller, Path(section): Path<String>, Body(body): Body) -> Response {
+pub(crate) async fn section(caller: Caller, Path(section): Path<String>, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let json: Value = parse_body(&body)?;
@@ -69,7 +69,7 @@ struct CodeRequest {
 }
 
 /// POST /v1/proofing/code: sends a confirmation code to the phone.
-pub async fn send_code(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn send_code(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let r: CodeRequest = parse_body(&body)?;
@@ -85,7 +85,7 @@ struct Confirmation {
 }
 
 /// POST /v1/proofing/confirm
-pub async fn confirm(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn confirm(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let c: Confirmation = parse_body(&body)?;
@@ -96,7 +96,7 @@ pub async fn confirm(caller: Caller, Body(body): Body) -> Response {
 
 /// POST /v1/proofing/submit: "Verify Identity". Once verified, the practice's users get their
 /// certificates (when this node runs a development CA).
-pub async fn submit(caller: Caller) -> Response {
+pub(crate) async fn submit(caller: Caller) -> Response {
     caller
         .run(|call| {
             let status = step(call, |o, p| o.submit(p))?;
@@ -116,6 +116,6 @@ pub async fn submit(caller: Caller) -> Response {
 }
 
 /// POST /v1/proofing/retry: "Try Again" after a failure.
-pub async fn retry(caller: Caller) -> Response {
+pub(crate) async fn retry(caller: Caller) -> Response {
     caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.retry(p))?))).await
 }

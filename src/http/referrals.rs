@@ -30,7 +30,7 @@ fn shown(r: &ReferralRecord) -> Value {
 }
 
 /// GET /v1/referrals?patient=&direction=&way=&status=
-pub async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
             let get = |k: &str| query.get(k).map(String::as_str).filter(|v| !v.is_empty());
@@ -65,7 +65,7 @@ fn referral_id(text: &str) -> Result<i64, ApiError> {
 }
 
 /// GET /v1/referrals/{id}
-pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
     caller
         .run(move |call| {
             let id = referral_id(&id)?;
@@ -76,7 +76,7 @@ pub async fn show(caller: Caller, Path(id): Path<String>) -> Response {
 }
 
 /// POST /v1/referrals/{id}/received
-pub async fn received(caller: Caller, Path(id): Path<String>) -> Response {
+pub(crate) async fn received(caller: Caller, Path(id): Path<String>) -> Response {
     caller
         .run(move |call| {
             let id = referral_id(&id)?;

@@ -69,7 +69,7 @@ struct Checked {
     referral: Option<(Metadata, Option<String>)>,
 }
 
-pub async fn send(caller: Caller, Body(body): Body) -> Response {
+pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
     caller
         .run(move |call| {
             let request: Outgoing = parse_body(&body)?;

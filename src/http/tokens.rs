@@ -4,10 +4,10 @@
 use base64::Engine;
 
 /// Every token starts with this, so a leaked one is easy to recognise (and to scan for).
-pub const PREFIX: &str = "hisp_";
+pub(crate) const PREFIX: &str = "hisp_";
 
 /// A new token and the digest to store.
-pub fn generate() -> Result<(String, String), openssl::error::ErrorStack> {
+pub(crate) fn generate() -> Result<(String, String), openssl::error::ErrorStack> {
     let mut secret = [0u8; 32];
     openssl::rand::rand_bytes(&mut secret)?;
     let token = format!("{PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
@@ -15,7 +15,7 @@ pub fn generate() -> Result<(String, String), openssl::error::ErrorStack> {
     Ok((token, digest))
 }
 
-pub fn digest(token: &str) -> String {
+pub(crate) fn digest(token: &str) -> String {
     crate::pki::sha256_hex(token.as_bytes())
 }
 

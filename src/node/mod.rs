@@ -3,7 +3,7 @@
 //! client contexts, the queue). The adapters above it (`http`, `serve`) take it by reference; it
 //! knows none of them.
 
-pub mod unsealed;
+pub(crate) mod unsealed;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -18,11 +18,11 @@ use crate::kek::Kek;
 use crate::store::queue::Queue;
 
 /// From this many new jobs on, every idle worker is woken.
-pub const WAKE_ALL_FROM: usize = 16;
+pub(crate) const WAKE_ALL_FROM: usize = 16;
 
 /// Wakes idle workers when new mail is committed.
 #[derive(Default)]
-pub struct Wakeup {
+pub(crate) struct Wakeup {
     generation: Mutex<u64>,
     signal: Condvar,
 }
@@ -31,7 +31,7 @@ impl Wakeup {
     /// Wakes as many idle workers as there are new `jobs` (not all of them: every worker woken
     /// claims in a write transaction, and those that find nothing left would have woken for
     /// nothing).
-    pub fn wake(&self, jobs: usize) {
+    pub(crate) fn wake(&self, jobs: usize) {
         if let Ok(mut g) = self.generation.lock() {
             *g += 1;
         }
@@ -44,19 +44,19 @@ impl Wakeup {
 
     /// The current generation: read it before looking for work, then `wait_since` it, so a wake
     /// that comes in between is not lost.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation.lock().map(|g| *g).unwrap_or(0)
     }
 
     /// Waits until woken after generation `seen`, or until `timeout` passes.
-    pub fn wait_since(&self, seen: u64, timeout: Duration) {
+    pub(crate) fn wait_since(&self, seen: u64, timeout: Duration) {
         let Ok(g) = self.generation.lock() else { return };
         let _ = self.signal.wait_timeout_while(g, timeout, |g| *g == seen);
     }
 }
 
 /// What every worker shares.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: Config,
     pub db: PathBuf,
     pub kek: Arc<Kek>,
@@ -80,7 +80,7 @@ pub struct Shared {
 
 impl Shared {
     /// The TLS client context for these settings, made once.
-    pub fn connector(
+    pub(crate) fn connector(
         &self,
         verify: bool,
         anchors: Option<&std::path::Path>,
@@ -97,7 +97,7 @@ impl Shared {
 }
 
 /// A fresh Message-ID of ours: 128 random bits at our host name.
-pub fn new_message_id(hostname: &str) -> String {
+pub(crate) fn new_message_id(hostname: &str) -> String {
     let mut id = [0u8; 16];
     openssl::rand::rand_bytes(&mut id).expect("the system's random source");
     format!("<{}@{hostname}>", hex::encode(id))

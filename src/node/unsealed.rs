@@ -23,7 +23,7 @@ const CAPACITY: usize = 16_384;
 
 type Digest = [u8; 32];
 
-pub struct Unsealed {
+pub(crate) struct Unsealed {
     keys: Mutex<LruCache<Digest, PKey<Private>>>,
     signers: Mutex<LruCache<(Digest, Digest), Arc<SignerIdentity>>>,
 }
@@ -54,7 +54,7 @@ impl Unsealed {
     }
 
     /// The private key sealed as `sealed` under `kek`.
-    pub fn key(&self, kek: &Kek, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
+    pub(crate) fn key(&self, kek: &Kek, sealed: &[u8]) -> Result<PKey<Private>, KekError> {
         let id = digest(sealed);
         if let Some(key) = recall(&self.keys, &id) {
             return Ok(key);
@@ -65,7 +65,7 @@ impl Unsealed {
     }
 
     /// The signing identity of `cert` with the key sealed as `sealed_key`, checked once.
-    pub fn signer(&self, kek: &Kek, cert: &X509, sealed_key: &[u8]) -> Result<Arc<SignerIdentity>, String> {
+    pub(crate) fn signer(&self, kek: &Kek, cert: &X509, sealed_key: &[u8]) -> Result<Arc<SignerIdentity>, String> {
         let id = (digest(&cert.to_der().map_err(|e| e.to_string())?), digest(sealed_key));
         if let Some(signer) = recall(&self.signers, &id) {
             return Ok(signer);

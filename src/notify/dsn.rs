@@ -7,7 +7,7 @@ use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::smime::mime;
 
-pub struct Failure<'a> {
+pub(crate) struct Failure<'a> {
     /// The local sender the DSN goes to.
     pub sender: &'a DirectAddress,
     pub recipient: &'a str,
@@ -24,7 +24,7 @@ pub struct Failure<'a> {
 
 /// The DSN message, with a Message-ID derived from the original and the recipient (so the same
 /// failure always makes the same DSN, and a repeated attempt can be recognised).
-pub fn build(f: &Failure, now: i64) -> Vec<u8> {
+pub(crate) fn build(f: &Failure, now: i64) -> Vec<u8> {
     let boundary = format!("dsn-{}", &crate::pki::sha256_hex(f.original_message_id.as_bytes())[..16]);
     let id = crate::pki::sha256_hex(format!("{}\0{}", f.original_message_id, f.recipient).as_bytes());
     let headers_end = mime::body_offset(f.original).unwrap_or(f.original.len());

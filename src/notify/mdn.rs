@@ -11,10 +11,10 @@ use super::request::{self, Report, FINAL_DELIVERY};
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::smime::mime::{self, Entity, Headers};
-pub use crate::store::{Disposition, Event};
+pub(crate) use crate::store::{Disposition, Event};
 
 /// One MDN from a hosted recipient back to the original's sender.
-pub struct Mdn<'a> {
+pub(crate) struct Mdn<'a> {
     /// The hosted recipient who reports (the MDN's From; its key signs it).
     pub from: &'a DirectAddress,
     /// The original's sender.
@@ -32,7 +32,7 @@ pub struct Mdn<'a> {
 
 /// The MDN message and its Message-ID, derived from the original, the recipient and the
 /// disposition: the same notice always has the same Message-ID.
-pub fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
+pub(crate) fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
     let disposition = m.disposition.as_str();
     let seed = format!("{}\0{}\0{disposition}", m.original_message_id, m.from);
     let hash = crate::pki::sha256_hex(seed.as_bytes());
@@ -83,7 +83,7 @@ pub fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
 
 /// A notification that arrived: which message it is about, and what it says per recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
+pub(crate) struct Notice {
     pub report: Report,
     pub original_message_id: Option<String>,
     /// (recipient, lowercased; what happened to it)
@@ -94,7 +94,7 @@ pub struct Notice {
 
 /// Reads a message (already split into headers and body) as an MDN or a DSN; `None` when it is
 /// neither, or is a report whose fields cannot be read.
-pub fn parse(entity: &Entity) -> Option<Notice> {
+pub(crate) fn parse(entity: &Entity) -> Option<Notice> {
     let report = request::report(&entity.headers)?;
     let boundary = entity.content_type().param("boundary")?.to_string();
     let parts = mime::multipart_parts(entity.body, &boundary).ok()?;

@@ -2,6 +2,6 @@
 //! and reads (`mdn`), and the DSNs that tell a local sender a recipient failed (`dsn`). What was
 //! sent and answered is kept by `store::queue::tracking` and `store::queue::receipts`.
 
-pub mod dsn;
-pub mod mdn;
-pub mod request;
+pub(crate) mod dsn;
+pub(crate) mod mdn;
+pub(crate) mod request;

@@ -5,12 +5,12 @@
 
 use crate::smime::mime::{ContentType, Headers};
 
-pub const FINAL_DELIVERY: &str = "X-DIRECT-FINAL-DESTINATION-DELIVERY";
+pub(crate) const FINAL_DELIVERY: &str = "X-DIRECT-FINAL-DESTINATION-DELIVERY";
 /// The option as a sender requests it (Implementation Guide for Delivery Notification §3.1).
-pub const FINAL_DELIVERY_REQUEST: &str = "X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true";
+pub(crate) const FINAL_DELIVERY_REQUEST: &str = "X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Report {
+pub(crate) enum Report {
     /// `multipart/report; report-type=disposition-notification` (an MDN).
     Disposition,
     /// `multipart/report; report-type=delivery-status` (a DSN).
@@ -18,7 +18,7 @@ pub enum Report {
 }
 
 /// The kind of report a message with these headers is, if it is one.
-pub fn report(headers: &Headers) -> Option<Report> {
+pub(crate) fn report(headers: &Headers) -> Option<Report> {
     let ct = ContentType::parse(headers.get("content-type").unwrap_or(""));
     if !ct.is("multipart/report") {
         return None;
@@ -31,7 +31,7 @@ pub fn report(headers: &Headers) -> Option<Report> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FinalDelivery {
+pub(crate) enum FinalDelivery {
     NotRequested,
     Requested,
     /// The options header names the option but does not say it the way RFC 8098 does; the
@@ -40,7 +40,7 @@ pub enum FinalDelivery {
 }
 
 /// Whether the sender asked for a `dispatched` MDN once the message is in the mailbox.
-pub fn final_delivery(headers: &Headers) -> FinalDelivery {
+pub(crate) fn final_delivery(headers: &Headers) -> FinalDelivery {
     let mut result = FinalDelivery::NotRequested;
     for value in headers.all("disposition-notification-options") {
         for parameter in value.split(';') {

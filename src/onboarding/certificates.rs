@@ -11,7 +11,7 @@ use crate::store::Store;
 /// Issues a certificate to each of `addresses` that has no usable one (with its key); returns
 /// those that got one. Nothing when the node runs no development CA; the CA itself refuses an
 /// address whose practice is not verified.
-pub fn issue_missing(
+pub(crate) fn issue_missing(
     store: &dyn Store,
     kek: &Kek,
     ca: &CaConfig,

@@ -4,13 +4,13 @@
 use crate::clock;
 
 /// The digits of `text` once spaces and dashes are taken out; None if anything else is in it.
-pub fn digits(text: &str) -> Option<String> {
+pub(crate) fn digits(text: &str) -> Option<String> {
     let kept: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     (!kept.is_empty() && kept.bytes().all(|b| b.is_ascii_digit())).then_some(kept)
 }
 
 /// The Luhn (mod 10) check over a digit string, its last digit being the check digit.
-pub fn luhn_valid(digits: &str) -> bool {
+pub(crate) fn luhn_valid(digits: &str) -> bool {
     let mut sum = 0u32;
     for (i, b) in digits.bytes().rev().enumerate() {
         let mut d = u32::from(b - b'0');
@@ -27,7 +27,7 @@ pub fn luhn_valid(digits: &str) -> bool {
 
 /// An NPI: 10 digits whose last is the Luhn check digit of the first nine prefixed with 80840
 /// (the NPI standard's card-issuer prefix for US health).
-pub fn npi(text: &str) -> Result<(), &'static str> {
+pub(crate) fn npi(text: &str) -> Result<(), &'static str> {
     let d = digits(text).ok_or("an NPI is 10 digits")?;
     if d.len() != 10 {
         return Err("an NPI is 10 digits");
@@ -43,7 +43,7 @@ pub fn npi(text: &str) -> Result<(), &'static str> {
 
 /// A Social Security number as AAA-GG-SSSS (or 9 digits), outside the ranges never issued: area
 /// 000, 666 or 900-999, group 00, serial 0000, and the numbers published in advertisements.
-pub fn ssn(text: &str) -> Result<(), &'static str> {
+pub(crate) fn ssn(text: &str) -> Result<(), &'static str> {
     let d = digits(text).filter(|d| d.len() == 9).ok_or("an SSN is 9 digits (AAA-GG-SSSS)")?;
     let (area, group, serial) = (&d[..3], &d[3..5], &d[5..]);
     if area == "000" || area == "666" || area.starts_with('9') {
@@ -62,7 +62,7 @@ pub fn ssn(text: &str) -> Result<(), &'static str> {
 }
 
 /// A date of birth (YYYY-MM-DD) of someone at least 18 years old at `now`.
-pub fn adult_born_on(text: &str, now: i64) -> Result<(), &'static str> {
+pub(crate) fn adult_born_on(text: &str, now: i64) -> Result<(), &'static str> {
     let born = clock::parse_date(text).ok_or("a date of birth is YYYY-MM-DD")?;
     let (by, bm, bd) = clock::civil_date(born);
     let (ny, nm, nd) = clock::civil_date(now);
@@ -80,20 +80,20 @@ pub fn adult_born_on(text: &str, now: i64) -> Result<(), &'static str> {
 }
 
 /// A phone number in E.164 form: `+`, a country code not starting with 0, at most 15 digits.
-pub fn e164(text: &str) -> Result<(), &'static str> {
+pub(crate) fn e164(text: &str) -> Result<(), &'static str> {
     let rest = text.strip_prefix('+').ok_or("a phone number is in E.164 form, e.g. +15555550123")?;
     let ok = (8..=15).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_digit()) && !rest.starts_with('0');
     ok.then_some(()).ok_or("a phone number is in E.164 form, e.g. +15555550123")
 }
 
 /// A payment card number: 13 to 19 digits with a valid Luhn check digit.
-pub fn card_number(text: &str) -> Result<(), &'static str> {
+pub(crate) fn card_number(text: &str) -> Result<(), &'static str> {
     let d = digits(text).filter(|d| (13..=19).contains(&d.len())).ok_or("a card number is 13 to 19 digits")?;
     luhn_valid(&d).then_some(()).ok_or("the card number's check digit does not match")
 }
 
 /// An e-mail address: one `@`, a local part, a domain with a dot, no spaces.
-pub fn email(text: &str) -> Result<(), &'static str> {
+pub(crate) fn email(text: &str) -> Result<(), &'static str> {
     let ok = match text.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -109,7 +109,7 @@ pub fn email(text: &str) -> Result<(), &'static str> {
 }
 
 /// The last four digits of a number, for what is kept once the rest is erased.
-pub fn last4(text: &str) -> String {
+pub(crate) fn last4(text: &str) -> String {
     let d: String = text.chars().filter(char::is_ascii_digit).collect();
     d[d.len().saturating_sub(4)..].to_string()
 }

@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const CODE_LIFETIME_SECS: i64 = 600;
-pub const MAX_TRIES: u32 = 5;
+pub(crate) const CODE_LIFETIME_SECS: i64 = 600;
+pub(crate) const MAX_TRIES: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingCode {
+pub(crate) struct PendingCode {
     salt: String,
     hash: String,
     pub expires_at: i64,
@@ -22,7 +22,7 @@ fn digest(salt: &str, code: &str) -> String {
 
 impl PendingCode {
     /// A fresh code (to send) and what is kept of it.
-    pub fn new(now: i64) -> Result<(String, PendingCode), openssl::error::ErrorStack> {
+    pub(crate) fn new(now: i64) -> Result<(String, PendingCode), openssl::error::ErrorStack> {
         // Rejection sampling keeps the six digits uniform.
         let code = loop {
             let mut bytes = [0u8; 4];
@@ -40,7 +40,7 @@ impl PendingCode {
     }
 
     /// Checks a guess, counting a wrong one.
-    pub fn check(&mut self, code: &str, now: i64) -> Result<(), String> {
+    pub(crate) fn check(&mut self, code: &str, now: i64) -> Result<(), String> {
         if now > self.expires_at {
             return Err("the code expired (codes last 10 minutes): ask for a new one".into());
         }
@@ -59,13 +59,13 @@ impl PendingCode {
     }
 
     /// Expired or out of tries: it can never succeed.
-    pub fn spent(&self, now: i64) -> bool {
+    pub(crate) fn spent(&self, now: i64) -> bool {
         now > self.expires_at || self.tries >= MAX_TRIES
     }
 }
 
 /// Where a confirmation code goes.
-pub struct Recipient<'a> {
+pub(crate) struct Recipient<'a> {
     pub practice: &'a str,
     pub phone: &'a str,
     /// The representative's personal e-mail, when the form has it.
@@ -74,14 +74,14 @@ pub struct Recipient<'a> {
 
 /// How a code reaches the representative. Returns where it went, for the audit log.
 /// How many codes may be sent for one practice in an hour.
-pub const MAX_CODES_PER_HOUR: usize = 5;
+pub(crate) const MAX_CODES_PER_HOUR: usize = 5;
 
-pub trait CodeChannel: Send + Sync {
+pub(crate) trait CodeChannel: Send + Sync {
     fn send(&self, to: &Recipient, code: &str) -> Result<String, String>;
 }
 
 /// No channel is configured: a code cannot be sent, and the reason says how to configure one.
-pub struct NoChannel;
+pub(crate) struct NoChannel;
 
 impl CodeChannel for NoChannel {
     fn send(&self, _: &Recipient, _: &str) -> Result<String, String> {
@@ -92,7 +92,7 @@ impl CodeChannel for NoChannel {
 }
 
 /// For development only (chosen explicitly): the code is written to the node's log.
-pub struct LogChannel;
+pub(crate) struct LogChannel;
 
 impl CodeChannel for LogChannel {
     fn send(&self, to: &Recipient, code: &str) -> Result<String, String> {

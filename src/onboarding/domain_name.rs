@@ -4,13 +4,13 @@
 use crate::address::Domain;
 
 /// The label suggested for a practice name: its letters and digits, lowercased.
-pub fn suggested_label(practice: &str) -> String {
+pub(crate) fn suggested_label(practice: &str) -> String {
     practice.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 /// `label` under `parent`, checked as one DNS label (RFC 1035: letters, digits, inner hyphens,
 /// at most 63 characters).
-pub fn direct_domain(label: &str, parent: &str) -> Result<Domain, String> {
+pub(crate) fn direct_domain(label: &str, parent: &str) -> Result<Domain, String> {
     let label = label.trim().to_ascii_lowercase();
     if label.is_empty() || label.len() > 63 {
         return Err(format!("{label:?} is not a DNS label: 1 to 63 characters"));
@@ -23,7 +23,7 @@ pub fn direct_domain(label: &str, parent: &str) -> Result<Domain, String> {
 }
 
 /// A new practice's Direct domain: `label` (default: from the name) under `parent`.
-pub fn for_practice(name: &str, label: Option<&str>, parent: Option<&str>) -> Result<Domain, String> {
+pub(crate) fn for_practice(name: &str, label: Option<&str>, parent: Option<&str>) -> Result<Domain, String> {
     let Some(parent) = parent else {
         return Err("no parent domain is configured (onboarding.parent_domain): give the whole domain".into());
     };

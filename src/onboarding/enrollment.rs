@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::checks;
 
 /// The sections of the form, in the order an EHR shows them.
-pub const SECTIONS: [&str; 5] = ["business", "representative", "government_id", "financial_id", "confirmation"];
+pub(crate) const SECTIONS: [&str; 5] = ["business", "representative", "government_id", "financial_id", "confirmation"];
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Enrollment {
+pub(crate) struct Enrollment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub business: Option<Business>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -24,14 +24,14 @@ pub struct Enrollment {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Business {
+pub(crate) struct Business {
     #[serde(default)]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct Representative {
+pub(crate) struct Representative {
     #[serde(default)]
     pub first_name: String,
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct Representative {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct HomeAddress {
+pub(crate) struct HomeAddress {
     #[serde(default)]
     pub street: String,
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct HomeAddress {
 /// A government identifier: the representative's individual NPI, or an SSN.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct GovernmentId {
+pub(crate) struct GovernmentId {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub npi: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,7 +74,7 @@ pub struct GovernmentId {
 /// A financial or utility identifier: a personal phone, a credit card, or knowledge answers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct FinancialId {
+pub(crate) struct FinancialId {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,17 +94,17 @@ fn is_zero(n: &usize) -> bool {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct KnowledgeAnswer {
+pub(crate) struct KnowledgeAnswer {
     pub question: String,
     pub answer: String,
 }
 
 /// Knowledge-based verification needs at least this many answers.
-pub const MIN_KNOWLEDGE_ANSWERS: usize = 3;
+pub(crate) const MIN_KNOWLEDGE_ANSWERS: usize = 3;
 
 /// One section as it is sent in (the `confirmation` section is not data: it is the code step).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Section {
+pub(crate) enum Section {
     Business(Business),
     Representative(Representative),
     GovernmentId(GovernmentId),
@@ -112,7 +112,7 @@ pub enum Section {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SectionError {
+pub(crate) enum SectionError {
     #[error("no section {0:?}: sections are business, representative, government_id, financial_id (confirmation is the code step)")]
     Unknown(String),
     #[error("{field}: {message}")]
@@ -121,7 +121,7 @@ pub enum SectionError {
 
 impl Section {
     /// Parses a section's JSON; the field named in an error is `section.field`.
-    pub fn parse(name: &str, json: &serde_json::Value) -> Result<Section, SectionError> {
+    pub(crate) fn parse(name: &str, json: &serde_json::Value) -> Result<Section, SectionError> {
         fn from<T: serde::de::DeserializeOwned>(name: &str, json: &serde_json::Value) -> Result<T, SectionError> {
             T::deserialize(json).map_err(|e| {
                 let text = e.to_string();
@@ -193,7 +193,7 @@ impl Section {
         Ok(())
     }
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Section::Business(_) => "business",
             Section::Representative(_) => "representative",
@@ -208,7 +208,7 @@ fn blank(s: &str) -> bool {
 }
 
 impl Enrollment {
-    pub fn set(&mut self, section: Section) {
+    pub(crate) fn set(&mut self, section: Section) {
         match section {
             Section::Business(b) => self.business = Some(b),
             Section::Representative(r) => self.representative = Some(r),
@@ -218,7 +218,7 @@ impl Enrollment {
     }
 
     /// The fields still missing from a data section (empty: the section is ready).
-    pub fn missing(&self, section: &str) -> Vec<String> {
+    pub(crate) fn missing(&self, section: &str) -> Vec<String> {
         let mut out = Vec::new();
         // An alternative (npi or ssn; phone, card or answers) is missing as the whole section.
         let mut need = |field: &str, absent: bool| {
@@ -260,7 +260,7 @@ impl Enrollment {
 
     /// Erases what must not outlive the decision: the SSN and card number (their last four digits
     /// are kept) and the knowledge answers.
-    pub fn erase_sensitive(&mut self) {
+    pub(crate) fn erase_sensitive(&mut self) {
         self.keep_last4();
         if let Some(f) = &mut self.financial_id {
             f.knowledge_erased += f.knowledge_answers.len();
@@ -283,7 +283,7 @@ impl Enrollment {
     }
 
     /// The form as it may be shown back: identifiers masked, knowledge answers never shown.
-    pub fn masked(&self) -> serde_json::Value {
+    pub(crate) fn masked(&self) -> serde_json::Value {
         let mut copy = self.clone();
         copy.keep_last4();
         if let Some(f) = &mut copy.financial_id {

@@ -5,15 +5,15 @@
 //! sealed part with the KEK), lets [`proofing::Proofing`] decide, and saves the result with an
 //! audit entry, refusing to overwrite a record someone else changed meanwhile.
 
-pub mod certificates;
-pub mod checks;
-pub mod code;
-pub mod domain_name;
-pub mod enrollment;
-pub mod proofing;
-pub mod referral;
-pub mod setup;
-pub mod verifier;
+pub(crate) mod certificates;
+pub(crate) mod checks;
+pub(crate) mod code;
+pub(crate) mod domain_name;
+pub(crate) mod enrollment;
+pub(crate) mod proofing;
+pub(crate) mod referral;
+pub(crate) mod setup;
+pub(crate) mod verifier;
 
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ use proofing::{Decision, Private, Proofing, ProofingError, Reason, SectionStatus
 use verifier::{Submission, Verifier};
 
 #[derive(Debug, thiserror::Error)]
-pub enum OnboardingError {
+pub(crate) enum OnboardingError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -44,12 +44,12 @@ pub enum OnboardingError {
     Damaged(String, String),
 }
 
-pub type Result<T> = std::result::Result<T, OnboardingError>;
+pub(crate) type Result<T> = std::result::Result<T, OnboardingError>;
 
 /// Where a practice's proofing stands, as the CLI and the API show it (no SSN, card number or
 /// knowledge answer in it).
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     pub practice: String,
     pub domains: Vec<String>,
     pub state: State,
@@ -68,13 +68,13 @@ pub struct Status {
 }
 
 #[derive(Debug, Serialize)]
-pub struct CodeStatus {
+pub(crate) struct CodeStatus {
     pub expires_at: i64,
     pub tries_left: u32,
 }
 
 /// Everything a proofing step needs.
-pub struct Onboarding<'a> {
+pub(crate) struct Onboarding<'a> {
     pub store: &'a dyn Store,
     pub kek: &'a Kek,
     pub verifier: &'a dyn Verifier,
@@ -147,12 +147,17 @@ impl Onboarding<'_> {
         Ok(status_of(loaded.practice, &proofing, self.now))
     }
 
-    pub fn status(&self, practice: &str) -> Result<Status> {
+    pub(crate) fn status(&self, practice: &str) -> Result<Status> {
         let Loaded { practice, proofing, .. } = self.load(practice)?;
         Ok(status_of(practice, &proofing, self.now))
     }
 
-    pub fn accept_terms(&self, practice: &str, activation_terms: bool, verification_agreement: bool) -> Result<Status> {
+    pub(crate) fn accept_terms(
+        &self,
+        practice: &str,
+        activation_terms: bool,
+        verification_agreement: bool,
+    ) -> Result<Status> {
         self.step(practice, "proofing.terms", |p| {
             p.accept_terms(activation_terms, verification_agreement, self.now)?;
             Ok("accepted the activation terms and the identity-verification agreement".into())
@@ -160,7 +165,7 @@ impl Onboarding<'_> {
     }
 
     /// Saves one section of the form (its JSON).
-    pub fn save_section(&self, practice: &str, name: &str, json: &serde_json::Value) -> Result<Status> {
+    pub(crate) fn save_section(&self, practice: &str, name: &str, json: &serde_json::Value) -> Result<Status> {
         let section = Section::parse(name, json)?;
         self.step(practice, "proofing.section", |p| {
             p.save_section(section)?;
@@ -170,7 +175,7 @@ impl Onboarding<'_> {
 
     /// Sends a new confirmation code to `phone` through the channel; it replaces any earlier one.
     /// Nothing is saved unless the channel took the code.
-    pub fn send_code(&self, practice: &str, phone: &str) -> Result<Status> {
+    pub(crate) fn send_code(&self, practice: &str, phone: &str) -> Result<Status> {
         let loaded = self.load(practice)?;
         let mut proofing = loaded.proofing.clone();
         // A code goes to a phone or mailbox the form names: not without limit.
@@ -197,7 +202,7 @@ impl Onboarding<'_> {
         Ok(status_of(loaded.practice, &proofing, self.now))
     }
 
-    pub fn confirm(&self, practice: &str, code: &str) -> Result<Status> {
+    pub(crate) fn confirm(&self, practice: &str, code: &str) -> Result<Status> {
         self.step(practice, "proofing.confirm", |p| {
             p.confirm(code, self.now)?;
             Ok("confirmation code entered correctly".into())
@@ -205,7 +210,7 @@ impl Onboarding<'_> {
     }
 
     /// "Verify Identity": submits the form; the rules decide first, then the verifier.
-    pub fn submit(&self, practice: &str) -> Result<Status> {
+    pub(crate) fn submit(&self, practice: &str) -> Result<Status> {
         let loaded = self.load(practice)?;
         let mut proofing = loaded.proofing.clone();
         proofing.submit(self.now)?;
@@ -231,7 +236,7 @@ impl Onboarding<'_> {
     }
 
     /// An admin's decision on a submitted form.
-    pub fn decide(&self, practice: &str, approve: bool, reason: &str, admin: &str) -> Result<Status> {
+    pub(crate) fn decide(&self, practice: &str, approve: bool, reason: &str, admin: &str) -> Result<Status> {
         if reason.trim().is_empty() {
             return Err(ProofingError::Field {
                 field: "reason".into(),
@@ -251,14 +256,14 @@ impl Onboarding<'_> {
     }
 
     /// An operator vouches for a proofing done outside hisp.
-    pub fn attest(&self, practice: &str, reason: &str, admin: &str) -> Result<Status> {
+    pub(crate) fn attest(&self, practice: &str, reason: &str, admin: &str) -> Result<Status> {
         self.step(practice, "proofing.attest", |p| {
             p.attest(reason, admin, self.now)?;
             Ok(format!("verified out of band: {reason}"))
         })
     }
 
-    pub fn retry(&self, practice: &str) -> Result<Status> {
+    pub(crate) fn retry(&self, practice: &str) -> Result<Status> {
         self.step(practice, "proofing.retry", |p| {
             p.retry()?;
             Ok("try again".into())

@@ -12,17 +12,17 @@ use serde::{Deserialize, Serialize};
 use super::code::PendingCode;
 use super::enrollment::{Enrollment, Section, SECTIONS};
 
-pub use crate::store::ProofingState as State;
+pub(crate) use crate::store::ProofingState as State;
 
 /// Why a decision went the way it did; `field` names the form field ("" for the whole).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reason {
+pub(crate) struct Reason {
     pub field: String,
     pub message: String,
 }
 
 impl Reason {
-    pub fn new(field: &str, message: impl Into<String>) -> Reason {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Reason {
         Reason { field: field.into(), message: message.into() }
     }
 }
@@ -39,7 +39,7 @@ impl std::fmt::Display for Reason {
 
 /// What a verifier decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Verified,
     Failed(Vec<Reason>),
     /// Someone else decides later (an admin, a service that answers asynchronously).
@@ -48,7 +48,7 @@ pub enum Decision {
 
 /// The sealed part of the record: the form and the confirmation step.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Private {
+pub(crate) struct Private {
     pub terms_accepted_at: Option<i64>,
     pub enrollment: Enrollment,
     pub confirmation_phone: Option<String>,
@@ -61,7 +61,7 @@ pub struct Private {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Proofing {
+pub(crate) struct Proofing {
     pub state: State,
     pub private: Private,
     pub reasons: Vec<Reason>,
@@ -70,7 +70,7 @@ pub struct Proofing {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProofingError {
+pub(crate) enum ProofingError {
     /// The step does not fit the current state (an API answers 409).
     #[error("{0}")]
     State(String),
@@ -92,7 +92,7 @@ fn wrong_state(what: &str, state: State) -> ProofingError {
 
 /// A section's readiness, for status displays.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SectionStatus {
+pub(crate) struct SectionStatus {
     pub section: &'static str,
     /// "ready" ("Ready to be Submitted": every field there and valid) or "incomplete".
     pub status: &'static str,
@@ -110,7 +110,7 @@ impl Proofing {
         }
     }
 
-    pub fn accept_terms(
+    pub(crate) fn accept_terms(
         &mut self,
         activation_terms: bool,
         verification_agreement: bool,
@@ -133,7 +133,7 @@ impl Proofing {
         Ok(())
     }
 
-    pub fn save_section(&mut self, section: Section) -> Result<(), ProofingError> {
+    pub(crate) fn save_section(&mut self, section: Section) -> Result<(), ProofingError> {
         self.editable(&format!("change section {}", section.name()))?;
         self.private.enrollment.set(section);
         self.state = State::InProgress;
@@ -141,7 +141,7 @@ impl Proofing {
     }
 
     /// Starts the confirmation step for `phone` (E.164): the returned code is to be sent there.
-    pub fn start_confirmation(&mut self, phone: &str, code: PendingCode) -> Result<(), ProofingError> {
+    pub(crate) fn start_confirmation(&mut self, phone: &str, code: PendingCode) -> Result<(), ProofingError> {
         self.editable("send a confirmation code")?;
         super::checks::e164(phone)
             .map_err(|m| ProofingError::Field { field: "confirmation.phone".into(), message: m.into() })?;
@@ -154,7 +154,7 @@ impl Proofing {
 
     /// Checks a confirmation code. A wrong guess is counted even though it is an error: the
     /// caller saves the record either way.
-    pub fn confirm(&mut self, code: &str, now: i64) -> Result<(), ProofingError> {
+    pub(crate) fn confirm(&mut self, code: &str, now: i64) -> Result<(), ProofingError> {
         self.editable("confirm a code")?;
         let refuse = |m: String| Err(ProofingError::Field { field: "confirmation.code".into(), message: m });
         let Some(pending) = self.private.code.as_mut() else {
@@ -176,7 +176,7 @@ impl Proofing {
     }
 
     /// Each section's readiness at `now`: every field there, and none breaking a rule.
-    pub fn sections(&self, now: i64) -> Vec<SectionStatus> {
+    pub(crate) fn sections(&self, now: i64) -> Vec<SectionStatus> {
         let broken = super::verifier::rules(&self.private.enrollment, now);
         SECTIONS
             .iter()
@@ -200,7 +200,7 @@ impl Proofing {
 
     /// Submits the form ("Verify Identity"): every field must be there (the rules then decide
     /// whether they are valid, with reasons the representative can act on).
-    pub fn submit(&mut self, now: i64) -> Result<(), ProofingError> {
+    pub(crate) fn submit(&mut self, now: i64) -> Result<(), ProofingError> {
         self.editable("submit")?;
         let missing: Vec<String> = self.sections(now).into_iter().flat_map(|s| s.missing).collect();
         if !missing.is_empty() {
@@ -216,7 +216,7 @@ impl Proofing {
     }
 
     /// Records a decision about a submitted form; `by` is the verifier or the admin.
-    pub fn decide(&mut self, decision: Decision, by: &str, now: i64) -> Result<(), ProofingError> {
+    pub(crate) fn decide(&mut self, decision: Decision, by: &str, now: i64) -> Result<(), ProofingError> {
         if self.state != State::Submitted {
             return Err(wrong_state("decide", self.state));
         }
@@ -237,7 +237,7 @@ impl Proofing {
 
     /// An operator vouches that the practice was proofed outside hisp (in person, by a
     /// DirectTrust-accredited registration authority); the reason is kept.
-    pub fn attest(&mut self, reason: &str, by: &str, now: i64) -> Result<(), ProofingError> {
+    pub(crate) fn attest(&mut self, reason: &str, by: &str, now: i64) -> Result<(), ProofingError> {
         if self.state == State::Verified {
             return Err(wrong_state("verify", self.state));
         }
@@ -262,7 +262,7 @@ impl Proofing {
 
     /// "Try Again" after a failure: the form is editable again (erased identifiers must be
     /// given again).
-    pub fn retry(&mut self) -> Result<(), ProofingError> {
+    pub(crate) fn retry(&mut self) -> Result<(), ProofingError> {
         if self.state != State::Failed {
             return Err(ProofingError::State(format!(
                 "cannot try again: proofing is {}, not failed",

@@ -10,16 +10,16 @@ use crate::smime::mime::{self, Attachment, Headers};
 use crate::store::api::{Exchange, NewDocument, NewReferral};
 use crate::store::{ApiStore, Store, StoreError};
 
-pub const DIRECTION: &str = "X-Referral-Direction";
-pub const PATIENT: &str = "X-Referral-Patient";
-pub const SECTIONS: &str = "X-Referral-Sections";
-pub const ENCOUNTER_NOTE: &str = "X-Referral-Encounter-Note";
+pub(crate) const DIRECTION: &str = "X-Referral-Direction";
+pub(crate) const PATIENT: &str = "X-Referral-Patient";
+pub(crate) const SECTIONS: &str = "X-Referral-Sections";
+pub(crate) const ENCOUNTER_NOTE: &str = "X-Referral-Encounter-Note";
 
-pub const DIRECTIONS: [&str; 2] = ["transferring", "receiving"];
+pub(crate) const DIRECTIONS: [&str; 2] = ["transferring", "receiving"];
 
 /// What a referral says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     pub direction: String,
     pub patient_id: String,
     pub sections: Vec<String>,
@@ -28,7 +28,7 @@ pub struct Metadata {
 
 /// Text that can travel in a header field and be filtered on: printable ASCII, no commas
 /// (sections are a comma list), 1 to `max` characters.
-pub fn check_token(value: &str, max: usize) -> Result<(), String> {
+pub(crate) fn check_token(value: &str, max: usize) -> Result<(), String> {
     if value.is_empty() || value.len() > max {
         return Err(format!("1 to {max} characters"));
     }
@@ -40,7 +40,7 @@ pub fn check_token(value: &str, max: usize) -> Result<(), String> {
 
 impl Metadata {
     /// The header fields, CRLF-ended.
-    pub fn header_fields(&self) -> String {
+    pub(crate) fn header_fields(&self) -> String {
         let mut out = format!("{DIRECTION}: {}\r\n{PATIENT}: {}\r\n", self.direction, self.patient_id);
         if !self.sections.is_empty() {
             out.push_str(&format!("{SECTIONS}: {}\r\n", self.sections.join(", ")));
@@ -52,7 +52,7 @@ impl Metadata {
     }
 
     /// The metadata of a message that carries it (both the direction and the patient).
-    pub fn from_headers(headers: &Headers) -> Option<Metadata> {
+    pub(crate) fn from_headers(headers: &Headers) -> Option<Metadata> {
         let direction = headers.get(DIRECTION)?.trim().to_ascii_lowercase();
         let patient_id = headers.get(PATIENT)?.trim().to_string();
         if !DIRECTIONS.contains(&direction.as_str()) || check_token(&patient_id, 64).is_err() {
@@ -68,7 +68,7 @@ impl Metadata {
 }
 
 /// Sealed copies of the attachments, to keep as documents.
-pub fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<NewDocument>, KekError> {
+pub(crate) fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<NewDocument>, KekError> {
     attachments
         .iter()
         .map(|a| {
@@ -86,7 +86,7 @@ pub fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<NewDocumen
 /// Records what a hosted address received: the referral (if the message is one) and a copy of
 /// each of its `attachments` (as the delivery found them) for the recipient's practice. Once per practice: a retried delivery, or a
 /// second recipient at the same practice, changes nothing.
-pub fn record_received<S: Store + ApiStore>(
+pub(crate) fn record_received<S: Store + ApiStore>(
     store: &S,
     kek: &Kek,
     recipient: &DirectAddress,

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::config::{CodeChannelKind, OnboardingConfig, VerifierKind};
 use crate::dns::{DnsClient, DnsConfig, Resolver};
 
-pub fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box<dyn Verifier>, String> {
+pub(crate) fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box<dyn Verifier>, String> {
     Ok(match config.effective_verifier() {
         VerifierKind::Rules => Box::new(RulesVerifier),
         VerifierKind::Manual => Box::new(ManualVerifier),
@@ -24,7 +24,11 @@ pub fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box<dyn Ve
     })
 }
 
-pub fn channel(config: &OnboardingConfig, dns: &DnsConfig, hostname: &str) -> Result<Box<dyn CodeChannel>, String> {
+pub(crate) fn channel(
+    config: &OnboardingConfig,
+    dns: &DnsConfig,
+    hostname: &str,
+) -> Result<Box<dyn CodeChannel>, String> {
     Ok(match config.code_channel {
         None => Box::new(NoChannel),
         Some(CodeChannelKind::Log) => Box::new(LogChannel),
@@ -41,7 +45,7 @@ pub fn channel(config: &OnboardingConfig, dns: &DnsConfig, hostname: &str) -> Re
 }
 
 /// Sends the code as a short e-mail through a relay, over STARTTLS.
-pub struct EmailChannel {
+pub(crate) struct EmailChannel {
     pub relay: String,
     pub from: String,
     /// The To address template: {email}, {phone}.

@@ -14,7 +14,7 @@ use crate::dns::Resolver;
 
 /// What a verifier is shown.
 #[derive(Debug, Serialize)]
-pub struct Submission<'a> {
+pub(crate) struct Submission<'a> {
     pub practice: &'a str,
     pub domain: &'a str,
     pub enrollment: &'a Enrollment,
@@ -22,7 +22,7 @@ pub struct Submission<'a> {
     pub confirmed_phone: Option<&'a str>,
 }
 
-pub trait Verifier: Send + Sync {
+pub(crate) trait Verifier: Send + Sync {
     /// Recorded as the decider.
     fn name(&self) -> &'static str;
     /// Err: the verifier could not be asked (the submission stays editable; try later).
@@ -31,7 +31,7 @@ pub trait Verifier: Send + Sync {
 
 /// The checks of the enrollment's contents: NPI check digit, SSN ranges, adult date of birth,
 /// E.164 phone, card Luhn digit, e-mail syntax. Every failure is listed, not only the first.
-pub fn rules(enrollment: &Enrollment, now: i64) -> Vec<Reason> {
+pub(crate) fn rules(enrollment: &Enrollment, now: i64) -> Vec<Reason> {
     let mut reasons = Vec::new();
     let mut check = |field: &str, result: Result<(), &'static str>| {
         if let Err(message) = result {
@@ -62,7 +62,7 @@ pub fn rules(enrollment: &Enrollment, now: i64) -> Vec<Reason> {
 }
 
 /// The rules are the whole decision.
-pub struct RulesVerifier;
+pub(crate) struct RulesVerifier;
 
 impl Verifier for RulesVerifier {
     fn name(&self) -> &'static str {
@@ -74,7 +74,7 @@ impl Verifier for RulesVerifier {
 }
 
 /// An admin decides (`hisp proofing approve|reject`).
-pub struct ManualVerifier;
+pub(crate) struct ManualVerifier;
 
 impl Verifier for ManualVerifier {
     fn name(&self) -> &'static str {
@@ -87,7 +87,7 @@ impl Verifier for ManualVerifier {
 
 /// Posts the submission as JSON to an identity-verification service, which answers
 /// `{"decision": "verified" | "failed" | "pending", "reasons": [{"field": .., "message": ..}]}`.
-pub struct HttpVerifier {
+pub(crate) struct HttpVerifier {
     pub url: String,
     pub resolver: Box<dyn Resolver>,
     pub tls: openssl::ssl::SslConnector,
@@ -114,7 +114,7 @@ enum AnswerReason {
 }
 
 /// Maps a service's answer to a decision.
-pub fn read_answer(status: u16, body: &[u8]) -> Result<Decision, String> {
+pub(crate) fn read_answer(status: u16, body: &[u8]) -> Result<Decision, String> {
     if !(200..300).contains(&status) {
         return Err(format!("the identity-verification service answered HTTP {status}"));
     }

@@ -42,16 +42,16 @@ impl BoundNames {
 }
 
 /// How `cert` is bound to `address`, if it is.
-pub fn binding_for(cert: &X509Ref, address: &DirectAddress) -> Option<Binding> {
+pub(crate) fn binding_for(cert: &X509Ref, address: &DirectAddress) -> Option<Binding> {
     BoundNames::of(cert).binding_for(address)
 }
 
 /// Is `cert` domain-bound to exactly `domain`.
-pub fn is_domain_bound(cert: &X509Ref, domain: &Domain) -> bool {
+pub(crate) fn is_domain_bound(cert: &X509Ref, domain: &Domain) -> bool {
     BoundNames::of(cert).is_domain_bound(domain)
 }
 
 /// What the certificate is bound to, for messages: its rfc822Names and dNSNames.
-pub fn bound_names(cert: &X509Ref) -> Vec<String> {
+pub(crate) fn bound_names(cert: &X509Ref) -> Vec<String> {
     BoundNames::of(cert).all()
 }

@@ -1,6 +1,6 @@
 //! Certificates and keys as files and facts: loading PEM/DER/PKCS#12, fingerprints, names, times.
 
-pub mod binding;
+pub(crate) mod binding;
 pub mod ca;
 pub mod cert_cache;
 
@@ -26,10 +26,10 @@ pub enum PkiError {
 }
 
 /// The smallest RSA key hisp makes or accepts (DirectTrust: 2048 bits).
-pub const MIN_RSA_BITS: u32 = 2048;
+pub(crate) const MIN_RSA_BITS: u32 = 2048;
 
 /// Lowercase hex SHA-256 of a DER encoding (a certificate's fingerprint).
-pub fn sha256_hex(der: &[u8]) -> String {
+pub(crate) fn sha256_hex(der: &[u8]) -> String {
     hex::encode(hash(MessageDigest::sha256(), der).expect("SHA-256 is always available"))
 }
 
@@ -39,12 +39,12 @@ pub fn fingerprint(cert: &X509Ref) -> String {
 }
 
 /// SHA-256 of the SubjectPublicKeyInfo: ties a stored key to its certificates.
-pub fn public_key_sha256<T: HasPublic>(key: &PKeyRef<T>) -> Result<String, PkiError> {
+pub(crate) fn public_key_sha256<T: HasPublic>(key: &PKeyRef<T>) -> Result<String, PkiError> {
     Ok(sha256_hex(&key.public_key_to_der()?))
 }
 
 /// `CN=Dr Smith, O=Smith Pediatrics` (RFC 4514 order reversed to the familiar reading order).
-pub fn name_line(name: &X509NameRef) -> String {
+pub(crate) fn name_line(name: &X509NameRef) -> String {
     name.entries()
         .map(|e| {
             let key = e.object().nid().short_name().unwrap_or("?").to_string();
@@ -55,7 +55,7 @@ pub fn name_line(name: &X509NameRef) -> String {
         .join(", ")
 }
 
-pub fn unix_time(t: &Asn1TimeRef) -> i64 {
+pub(crate) fn unix_time(t: &Asn1TimeRef) -> i64 {
     let epoch = Asn1Time::from_unix(0).expect("epoch is representable");
     match epoch.diff(t) {
         Ok(d) => i64::from(d.days) * 86_400 + i64::from(d.secs),
@@ -85,28 +85,32 @@ pub fn load_certs(bytes: &[u8], origin: &str) -> Result<Vec<X509>, PkiError> {
     Ok(certs)
 }
 
-pub fn load_cert_file(path: &std::path::Path) -> Result<X509, PkiError> {
+pub(crate) fn load_cert_file(path: &std::path::Path) -> Result<X509, PkiError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
     Ok(load_certs(&bytes, &origin)?.remove(0))
 }
 
 /// A private key from PEM (PKCS#8 or traditional) or DER (PKCS#8).
-pub fn load_private_key(bytes: &[u8], origin: &str) -> Result<PKey<Private>, PkiError> {
+pub(crate) fn load_private_key(bytes: &[u8], origin: &str) -> Result<PKey<Private>, PkiError> {
     PKey::private_key_from_pem(bytes)
         .or_else(|_| PKey::private_key_from_der(bytes))
         .or_else(|_| PKey::private_key_from_pkcs8(bytes))
         .map_err(|_| PkiError::NoKey(origin.to_string()))
 }
 
-pub fn load_key_file(path: &std::path::Path) -> Result<PKey<Private>, PkiError> {
+pub(crate) fn load_key_file(path: &std::path::Path) -> Result<PKey<Private>, PkiError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| PkiError::Policy(format!("cannot read {origin}: {e}")))?;
     load_private_key(&bytes, &origin)
 }
 
 /// Certificate, key and any chain from a PKCS#12 file.
-pub fn load_pkcs12(bytes: &[u8], password: &str, origin: &str) -> Result<(X509, PKey<Private>, Vec<X509>), PkiError> {
+pub(crate) fn load_pkcs12(
+    bytes: &[u8],
+    password: &str,
+    origin: &str,
+) -> Result<(X509, PKey<Private>, Vec<X509>), PkiError> {
     let parsed = openssl::pkcs12::Pkcs12::from_der(bytes)
         .and_then(|p| p.parse2(password))
         .map_err(|_| PkiError::Pkcs12(origin.to_string()))?;
@@ -120,7 +124,7 @@ pub fn load_pkcs12(bytes: &[u8], password: &str, origin: &str) -> Result<(X509, 
 }
 
 /// Fails unless `key` is the private half of `cert`'s public key.
-pub fn check_key_matches(cert: &X509Ref, key: &PKeyRef<Private>) -> Result<(), PkiError> {
+pub(crate) fn check_key_matches(cert: &X509Ref, key: &PKeyRef<Private>) -> Result<(), PkiError> {
     let public = cert.public_key()?;
     if public.public_eq(key) {
         Ok(())
@@ -130,7 +134,7 @@ pub fn check_key_matches(cert: &X509Ref, key: &PKeyRef<Private>) -> Result<(), P
 }
 
 /// The rfc822Name and dNSName entries of subjectAltName, lowercased.
-pub fn alt_names(cert: &X509Ref) -> (Vec<String>, Vec<String>) {
+pub(crate) fn alt_names(cert: &X509Ref) -> (Vec<String>, Vec<String>) {
     let mut emails = Vec::new();
     let mut dns = Vec::new();
     if let Some(names) = cert.subject_alt_names() {
@@ -146,7 +150,7 @@ pub fn alt_names(cert: &X509Ref) -> (Vec<String>, Vec<String>) {
 }
 
 /// Subject emailAddress attributes, lowercased.
-pub fn subject_emails(cert: &X509Ref) -> Vec<String> {
+pub(crate) fn subject_emails(cert: &X509Ref) -> Vec<String> {
     cert.subject_name()
         .entries_by_nid(openssl::nid::Nid::PKCS9_EMAILADDRESS)
         .filter_map(|e| e.data().to_string().ok().map(|s| s.to_ascii_lowercase()))

@@ -15,13 +15,18 @@ use crate::store::Flow;
 
 /// Records that the message of `receipt` was opened and trusted, with the job's outcome: if it is
 /// never delivered, its failure is answered with a failed MDN.
-pub fn opened(work: &Work, receipt: &Receipt) {
+pub(crate) fn opened(work: &Work, receipt: &Receipt) {
     work.at_finish.add(FinishWrite::Opened(receipt.clone()));
 }
 
 /// Queues the MDN saying `disposition` for `receipt`, unless it was queued before: built and
 /// sealed now, recorded and queued in the transaction that records the job's outcome.
-pub fn send(work: &Work, receipt: &Receipt, disposition: Disposition, failure: Option<&str>) -> Result<(), String> {
+pub(crate) fn send(
+    work: &Work,
+    receipt: &Receipt,
+    disposition: Disposition,
+    failure: Option<&str>,
+) -> Result<(), String> {
     let mdn = queued_mdn(work.shared, receipt, disposition, failure, work.now)?;
     work.at_finish.add(FinishWrite::Answered { receipt: receipt.clone(), disposition, mdn });
     Ok(())
@@ -64,7 +69,7 @@ fn queued_mdn(
 /// A message opened here will not be delivered after all (`reason`): if it was opened and
 /// trusted (a receipt was recorded, before or by this processing), a failed MDN goes out with the
 /// job's outcome. Err: the receipt could not be read (the recipient is to be processed again).
-pub fn failed(work: &Work, queue_message: i64, recipient: &str, failure: &Failure) -> Result<(), Failure> {
+pub(crate) fn failed(work: &Work, queue_message: i64, recipient: &str, failure: &Failure) -> Result<(), Failure> {
     let recipient = recipient.to_ascii_lowercase();
     let receipt = match work.at_finish.opened(queue_message, &recipient) {
         Some(receipt) => receipt,

@@ -28,7 +28,7 @@ struct Publisher {
     crl: Mutex<Option<(i64, usize, Vec<u8>)>>,
 }
 
-pub fn start(
+pub(crate) fn start(
     listen: &str,
     db: PathBuf,
     kek: Arc<Kek>,

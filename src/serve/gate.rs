@@ -13,7 +13,7 @@ use crate::store::{SqliteStore, Store};
 use crate::throttle::Throttle;
 
 /// An SMTP session's view of the store; its connection goes back to the pool when it ends.
-pub struct StoreGate {
+pub(crate) struct StoreGate {
     store: Option<SqliteStore>,
     logins: Arc<LoginCache>,
     idle: Arc<Mutex<Vec<SqliteStore>>>,
@@ -23,7 +23,7 @@ pub struct StoreGate {
 
 /// Failed logins, counted per account and per client address (`throttle`): a few are free, then
 /// each attempt waits longer, up to 15 minutes, whatever the password.
-pub struct LoginGuard {
+pub(crate) struct LoginGuard {
     accounts: Throttle,
     peers: Throttle,
 }
@@ -102,7 +102,7 @@ const MAX_IDLE_STORES: usize = 32;
 /// between threads), reusing those of sessions that ended: opening one reads and parses the whole
 /// schema and prepares every statement afresh, which a client connecting per message would pay
 /// every time.
-pub struct StoreGates {
+pub(crate) struct StoreGates {
     db: PathBuf,
     logins: Arc<LoginCache>,
     idle: Arc<Mutex<Vec<SqliteStore>>>,
@@ -110,7 +110,7 @@ pub struct StoreGates {
 }
 
 impl StoreGates {
-    pub fn new(db: PathBuf, logins: LoginCache) -> StoreGates {
+    pub(crate) fn new(db: PathBuf, logins: LoginCache) -> StoreGates {
         StoreGates { db, logins: Arc::new(logins), idle: Arc::default(), guard: Arc::default() }
     }
 }

@@ -18,9 +18,9 @@ use crate::trust::revocation::Policy;
 use crate::trust::StoreAnchors;
 
 /// The header that tells the EHR who signed the message, as the HISP verified it.
-pub const VERIFIED_SENDER: &str = "X-Direct-Verified-Sender";
+pub(crate) const VERIFIED_SENDER: &str = "X-Direct-Verified-Sender";
 
-pub fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
+pub(crate) fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     let recipient = match DirectAddress::parse(&job.recipient) {
         Ok(r) => r,
         Err(e) => return Failure::permanent(Code::BAD_ADDRESS, format!("bad recipient: {e}")).into(),
@@ -210,7 +210,7 @@ fn attachment_record(a: &mime::Attachment) -> AttachmentRecord {
 }
 
 /// The original with our verified-sender field first and any incoming copy of it removed.
-pub fn with_verified_sender(original: &[u8], opened: &Opened) -> Vec<u8> {
+pub(crate) fn with_verified_sender(original: &[u8], opened: &Opened) -> Vec<u8> {
     let body_at = mime::body_offset(original).unwrap_or(original.len());
     let subject = opened.signer.subject.replace(['"', '\r', '\n'], "");
     let mut out = format!(

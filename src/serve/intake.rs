@@ -26,7 +26,7 @@ struct Pending {
     reply: SyncSender<Result<i64, String>>,
 }
 
-pub struct Intake {
+pub(crate) struct Intake {
     sender: Sender<Pending>,
     hostname: String,
     kek: Arc<Kek>,
@@ -35,7 +35,7 @@ pub struct Intake {
 
 impl Intake {
     /// Starts the committer thread on `queue`; it wakes the workers after each batch.
-    pub fn start(
+    pub(crate) fn start(
         queue: Queue,
         hostname: String,
         kek: Arc<Kek>,

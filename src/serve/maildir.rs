@@ -18,7 +18,7 @@ use crate::address::DirectAddress;
 /// `<root>/<domain>/<user>/`. The address types admit no separator and no dot-only name, and
 /// this checks again that each part is one plain path component, so a mailbox cannot lie outside
 /// `root` whatever a future address rule allows.
-pub fn mailbox(root: &Path, address: &DirectAddress) -> std::io::Result<PathBuf> {
+pub(crate) fn mailbox(root: &Path, address: &DirectAddress) -> std::io::Result<PathBuf> {
     under(root, &[address.domain().as_str(), address.local()])
 }
 
@@ -43,7 +43,7 @@ fn under(root: &Path, parts: &[&str]) -> std::io::Result<PathBuf> {
 /// `retry` says an earlier attempt may have written it, in `cur/`: an IMAP server may have moved
 /// it there since; `cur/` is read only then, because a mailbox's `cur/` can hold thousands of
 /// messages). Returns the path of the delivered (or earlier) copy.
-pub fn deliver(
+pub(crate) fn deliver(
     root: &Path,
     address: &DirectAddress,
     name: &str,

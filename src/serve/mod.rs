@@ -3,19 +3,19 @@
 //! peer's MX; inbound: open, deliver into the mailbox), retrying with backoff, failing messages
 //! past their maximum age, and quarantining a message whose processing panics.
 
-pub mod answer;
-pub mod ca_http;
-pub mod gate;
-pub mod inbound;
-pub mod intake;
-pub mod maildir;
-pub mod notices;
-pub mod outbound;
+pub(crate) mod answer;
+pub(crate) mod ca_http;
+pub(crate) mod gate;
+pub(crate) mod inbound;
+pub(crate) mod intake;
+pub(crate) mod maildir;
+pub(crate) mod notices;
+pub(crate) mod outbound;
 mod schedule;
 mod start;
-pub mod stop_signal;
+pub(crate) mod stop_signal;
 
-pub use start::start;
+pub(crate) use start::start;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ use crate::store::{SqliteStore, Store, StoreError};
 
 /// One job being processed: the shared state, this worker's own connections, the time, and the
 /// queue writes to commit with the job's outcome.
-pub struct Work<'a> {
+pub(crate) struct Work<'a> {
     pub shared: &'a Shared,
     pub store: &'a SqliteStore,
     pub queue: &'a Queue,
@@ -46,7 +46,7 @@ pub struct Work<'a> {
 }
 
 /// Everything `hisp serve` needs that the CLI resolves (paths, secrets, resolver settings).
-pub struct Setup {
+pub(crate) struct Setup {
     pub config: Config,
     pub db: PathBuf,
     pub kek: Kek,
@@ -55,7 +55,7 @@ pub struct Setup {
 }
 
 /// What was started, for the caller to report.
-pub struct Running {
+pub(crate) struct Running {
     pub submission: Option<std::net::SocketAddr>,
     pub backbone: Option<std::net::SocketAddr>,
     pub http: Option<std::net::SocketAddr>,
@@ -73,7 +73,7 @@ pub struct Running {
 }
 
 /// What an orderly stop did.
-pub struct Stopped {
+pub(crate) struct Stopped {
     /// Recipients still being processed at the end of the grace time, put back in the queue.
     pub released: usize,
     /// SMTP sessions still receiving a message at the end of the grace time (cut off).
@@ -89,7 +89,7 @@ impl Running {
     /// the job in hand and claim no other, all for up to `grace`; recipients still being
     /// processed then go back to the queue without counting a crash (the process is about to end,
     /// and with it their processing).
-    pub fn stop(&self, grace: Duration) -> Result<Stopped, String> {
+    pub(crate) fn stop(&self, grace: Duration) -> Result<Stopped, String> {
         let Some(shared) = &self.shared else { return Ok(Stopped { released: 0, sessions_cut: 0, api_cut: 0 }) };
         // The flag first: a session that joins after the wind-down sees it (see `Sessions::join`).
         shared.stopping.store(true, Ordering::SeqCst);

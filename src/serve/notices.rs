@@ -18,7 +18,13 @@ use crate::store::TrackStatus;
 
 /// Records a notification that arrived for the hosted `sender`; returns whether it goes on into
 /// the sender's mailbox, and why not when it does not.
-pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, notice_id: &str) -> Result<Pass, Failure> {
+pub(crate) fn arrived(
+    work: &Work,
+    sender: &str,
+    opened: &Opened,
+    notice: &Notice,
+    notice_id: &str,
+) -> Result<Pass, Failure> {
     let arrival = Arrival { sender, reporter: &opened.from, notice_id };
     let about = notice.original_message_id.as_deref();
     let effects =
@@ -36,7 +42,7 @@ pub fn arrived(work: &Work, sender: &str, opened: &Opened, notice: &Notice, noti
     Ok(Pass::Consumed(said.join(", ")))
 }
 
-pub enum Pass {
+pub(crate) enum Pass {
     Deliver,
     /// Recorded only (what each recipient's entry was).
     Consumed(String),
@@ -53,7 +59,7 @@ fn describe(effect: &Effect) -> &'static str {
 }
 
 /// A recipient that failed, to be reported to its local sender.
-pub struct Undelivered<'a> {
+pub(crate) struct Undelivered<'a> {
     pub sender: &'a DirectAddress,
     pub recipient: &'a str,
     pub message_id: &'a str,
@@ -69,7 +75,7 @@ pub struct Undelivered<'a> {
 }
 
 /// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
-pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: i64) {
+pub(crate) fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: i64) {
     let sender = f.sender.to_string();
     let key = tracking::Key { sender: &sender, message_id: f.message_id, recipient: f.recipient };
     match tracking::needs_failure_notice(queue, key) {
@@ -108,7 +114,7 @@ pub fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: i64) {
 
 /// Looks for overdue notifications every few seconds (a tenth of the shorter timeout, between 1
 /// and 60 seconds) and reports each overdue recipient to its sender once.
-pub fn watch_timeouts(shared: &Shared) {
+pub(crate) fn watch_timeouts(shared: &Shared) {
     let config = &shared.config.notify;
     let shortest = config.processed_timeout_secs.min(config.dispatched_timeout_secs);
     let interval = Duration::from_secs((shortest / 10).clamp(1, 60));

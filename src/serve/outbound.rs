@@ -19,7 +19,7 @@ use crate::store::Direction;
 use crate::store::Store;
 use crate::trust::{AnchorSource, StoreAnchors};
 
-pub fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
+pub(crate) fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {
     match seal_and_send(work, job, message) {
         Ok(outcome) => outcome,
         Err(failure) => Outcome::from(failure),

@@ -28,7 +28,7 @@ use crate::store::{SqliteStore, Store};
 
 /// Starts the node: recovers the queue, binds the listeners, starts the committer and workers.
 /// The threads run until the process ends; `Running::stop` winds the workers down first.
-pub fn start(setup: Setup) -> Result<Running, String> {
+pub(crate) fn start(setup: Setup) -> Result<Running, String> {
     let Setup { config, db, kek, dns, clock } = setup;
     let kek = Arc::new(kek);
     let ready = open_database(&db, &kek, &config, clock.as_ref())?;

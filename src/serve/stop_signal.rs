@@ -17,7 +17,7 @@ fn stop_set() -> libc::sigset_t {
 
 /// Blocks the stop signals in the calling thread and in every thread it starts afterwards (they
 /// inherit its mask): call it before starting any, so that only `wait` receives them.
-pub fn block() -> io::Result<()> {
+pub(crate) fn block() -> io::Result<()> {
     let set = stop_set();
     // SAFETY: a valid set and a null old-set pointer.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -29,7 +29,7 @@ pub fn block() -> io::Result<()> {
 }
 
 /// Waits until a stop signal arrives (they must be blocked: see `block`); returns its name.
-pub fn wait() -> io::Result<&'static str> {
+pub(crate) fn wait() -> io::Result<&'static str> {
     let set = stop_set();
     let mut signal: libc::c_int = 0;
     // SAFETY: a valid set and a valid out pointer.

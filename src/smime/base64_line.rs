@@ -8,10 +8,10 @@
 use base64::Engine;
 
 /// The bytes one full line carries.
-pub const LINE_BYTES: usize = 57;
+pub(super) const LINE_BYTES: usize = 57;
 
 /// Encodes `chunk` (at most 57 bytes) into `out` (at least 76 bytes); returns the characters written.
-pub fn encode(chunk: &[u8], out: &mut [u8]) -> usize {
+pub(super) fn encode(chunk: &[u8], out: &mut [u8]) -> usize {
     assert!(chunk.len() <= LINE_BYTES && out.len() >= 76);
     #[cfg(target_arch = "x86_64")]
     if vbmi::available() {
@@ -35,7 +35,7 @@ mod vbmi {
 
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-    pub fn available() -> bool {
+    pub(super) fn available() -> bool {
         static AVAILABLE: OnceLock<bool> = OnceLock::new();
         *AVAILABLE.get_or_init(|| {
             is_x86_feature_detected!("avx512f")
@@ -69,7 +69,7 @@ mod vbmi {
     /// # Safety
     /// The CPU must have AVX-512F, BW and VBMI ([`available`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    pub unsafe fn encode_groups(groups: &[u8], out: &mut [u8]) {
+    pub(super) unsafe fn encode_groups(groups: &[u8], out: &mut [u8]) {
         assert!(groups.len().is_multiple_of(3) && groups.len() <= 57 && out.len() >= groups.len() / 3 * 4);
         let mask = |bytes: usize| if bytes >= 64 { u64::MAX } else { (1u64 << bytes) - 1 };
         // SAFETY: each masked load reads at most the 48 bytes of `groups` from `at`, each masked

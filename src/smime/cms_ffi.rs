@@ -54,7 +54,12 @@ fn owned(cms: *mut ffi::CMS_ContentInfo) -> Result<CmsContentInfo, ErrorStack> {
 
 /// An EnvelopedData of `content` to every certificate in `recipients`. Takes the content so it can
 /// be freed once encrypted, before the result is encoded (peak memory for large messages).
-pub fn encrypt(content: Vec<u8>, recipients: &[&X509], cipher: Cipher, oaep: bool) -> Result<Vec<u8>, ErrorStack> {
+pub(super) fn encrypt(
+    content: Vec<u8>,
+    recipients: &[&X509],
+    cipher: Cipher,
+    oaep: bool,
+) -> Result<Vec<u8>, ErrorStack> {
     let flags = (CMSOptions::PARTIAL | CMSOptions::BINARY).bits();
     let empty = Stack::<X509>::new()?;
     // SAFETY: valid pointers (an empty stack, a cipher) for the call; the result is owned or null.

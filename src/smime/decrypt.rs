@@ -19,7 +19,7 @@ const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
 
 /// The plaintext of `ber` (an EnvelopedData, already parsed as `enveloped`), using `recipient`'s
 /// encrypted key and our `key`/`cert`.
-pub fn decrypt(
+pub(super) fn decrypt(
     ber: &[u8],
     enveloped: &Enveloped,
     recipient: &Recipient,

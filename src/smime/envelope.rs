@@ -19,7 +19,7 @@ const OID_AES256_CBC: [u8; 9] = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01,
 
 /// Encrypts `content` to each certificate (RSA keys; the caller checked the policy). Takes the
 /// content so it is freed before the caller encodes the result (peak memory for large messages).
-pub fn encrypt_pkcs1(content: Vec<u8>, recipients: &[&X509], aes256: bool) -> Result<Vec<u8>, ErrorStack> {
+pub(super) fn encrypt_pkcs1(content: Vec<u8>, recipients: &[&X509], aes256: bool) -> Result<Vec<u8>, ErrorStack> {
     let (cipher, cipher_oid) =
         if aes256 { (Cipher::aes_256_cbc(), OID_AES256_CBC) } else { (Cipher::aes_128_cbc(), OID_AES128_CBC) };
     // Key and IV from one call to the RNG (each call costs about a microsecond on OpenSSL 3.0).

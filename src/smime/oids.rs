@@ -1,15 +1,15 @@
 //! Object identifiers used by S/MIME, and their names.
 
-pub const DATA: &str = "1.2.840.113549.1.7.1";
-pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
-pub const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
-pub const AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";
+pub(crate) const DATA: &str = "1.2.840.113549.1.7.1";
+pub(crate) const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+pub(crate) const ENVELOPED_DATA: &str = "1.2.840.113549.1.7.3";
+pub(crate) const AUTH_ENVELOPED_DATA: &str = "1.2.840.113549.1.9.16.1.23";
 
-pub const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
-pub const RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
+pub(crate) const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
+pub(crate) const RSAES_OAEP: &str = "1.2.840.113549.1.1.7";
 
 /// A readable name for an algorithm OID, or the OID itself.
-pub fn name(oid: &str) -> String {
+pub(crate) fn name(oid: &str) -> String {
     let known = match oid {
         "2.16.840.1.101.3.4.1.2" => "AES-128-CBC",
         "2.16.840.1.101.3.4.1.22" => "AES-192-CBC",

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{oids, SmimeError};
 
-pub use crate::pki::MIN_RSA_BITS;
+pub(crate) use crate::pki::MIN_RSA_BITS;
 
 /// Content encryption for messages we seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize, clap::ValueEnum)]
@@ -44,7 +44,7 @@ pub enum KeyTransport {
 }
 
 /// Content encryption algorithms we accept on receive.
-pub fn check_content_cipher(oid: &str) -> Result<String, SmimeError> {
+pub(crate) fn check_content_cipher(oid: &str) -> Result<String, SmimeError> {
     match oid {
         "2.16.840.1.101.3.4.1.2"
         | "2.16.840.1.101.3.4.1.22"
@@ -57,7 +57,7 @@ pub fn check_content_cipher(oid: &str) -> Result<String, SmimeError> {
     }
 }
 
-pub fn check_key_transport(oid: &str) -> Result<String, SmimeError> {
+pub(crate) fn check_key_transport(oid: &str) -> Result<String, SmimeError> {
     match oid {
         oids::RSA_ENCRYPTION | oids::RSAES_OAEP => Ok(oids::name(oid)),
         other => Err(SmimeError::Unsupported(format!("key transport algorithm {}", oids::name(other)))),
@@ -65,7 +65,7 @@ pub fn check_key_transport(oid: &str) -> Result<String, SmimeError> {
 }
 
 /// Digest algorithms we accept on signatures: SHA-256 or stronger.
-pub fn check_digest(oid: &str) -> Result<String, SmimeError> {
+pub(crate) fn check_digest(oid: &str) -> Result<String, SmimeError> {
     match oid {
         "2.16.840.1.101.3.4.2.1" | "2.16.840.1.101.3.4.2.2" | "2.16.840.1.101.3.4.2.3" => Ok(oids::name(oid)),
         "1.2.840.113549.2.5"
@@ -78,7 +78,7 @@ pub fn check_digest(oid: &str) -> Result<String, SmimeError> {
 }
 
 /// Signature algorithms: RSA (PKCS#1 v1.5 or PSS) or ECDSA with SHA-256+; the digest is checked apart.
-pub fn check_signature_algorithm(oid: &str) -> Result<String, SmimeError> {
+pub(crate) fn check_signature_algorithm(oid: &str) -> Result<String, SmimeError> {
     match oid {
         oids::RSA_ENCRYPTION
         | "1.2.840.113549.1.1.11"
@@ -97,7 +97,7 @@ pub fn check_signature_algorithm(oid: &str) -> Result<String, SmimeError> {
 }
 
 /// What a key is, if policy allows it: RSA >= 2048 bits; for signatures also ECDSA P-256/P-384.
-pub fn check_key(key: &PKeyRef<Public>, whose: &str, for_encryption: bool) -> Result<String, SmimeError> {
+pub(crate) fn check_key(key: &PKeyRef<Public>, whose: &str, for_encryption: bool) -> Result<String, SmimeError> {
     match key.id() {
         Id::RSA => {
             let bits = key.bits();

@@ -22,7 +22,7 @@ const OID_SIGNING_TIME: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0
 
 /// The signer-dependent parts of a SignedData, encoded once.
 #[derive(Clone)]
-pub struct SignerTemplate {
+pub(super) struct SignerTemplate {
     digest_algorithms: Vec<u8>,
     certificates: Vec<u8>,
     issuer_and_serial: Vec<u8>,
@@ -31,7 +31,7 @@ pub struct SignerTemplate {
 }
 
 impl SignerTemplate {
-    pub fn new(cert: &X509, key: &PKey<Private>, chain: &[X509]) -> Result<SignerTemplate, ErrorStack> {
+    pub(super) fn new(cert: &X509, key: &PKey<Private>, chain: &[X509]) -> Result<SignerTemplate, ErrorStack> {
         let digest_algorithm = der::encode(SEQUENCE, &der::encode(OID, &OID_SHA256)); // parameters absent (RFC 5754)
         let signature_algorithm = match key.id() {
             Id::EC => der::encode(SEQUENCE, &der::encode(OID, &OID_ECDSA_SHA256)),
@@ -55,7 +55,7 @@ impl SignerTemplate {
     }
 
     /// A detached SignedData over `content` (taken as it is: the caller canonicalized it).
-    pub fn sign(&self, content: &[u8], key: &PKey<Private>, now: i64) -> Result<Vec<u8>, ErrorStack> {
+    pub(super) fn sign(&self, content: &[u8], key: &PKey<Private>, now: i64) -> Result<Vec<u8>, ErrorStack> {
         let digest = hash(MessageDigest::sha256(), content)?;
         let attribute = |oid: &[u8], value: Vec<u8>| {
             der::encode(SEQUENCE, &[der::encode(OID, oid), der::encode(SET, &value)].concat())
@@ -117,7 +117,7 @@ fn signing_time(now: i64) -> Vec<u8> {
 }
 
 /// An INTEGER's content octets for a non-negative magnitude (a leading 0 keeps it positive).
-pub fn positive(magnitude: &[u8]) -> Vec<u8> {
+pub(super) fn positive(magnitude: &[u8]) -> Vec<u8> {
     match magnitude.first() {
         None => vec![0],
         Some(b) if b & 0x80 != 0 => [&[0u8][..], magnitude].concat(),

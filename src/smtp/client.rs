@@ -14,7 +14,7 @@ use crate::deadline::Deadlined;
 use crate::failure::{Code, Failure};
 use crate::printable::printable;
 
-pub struct ClientConfig<'a> {
+pub(crate) struct ClientConfig<'a> {
     /// Our name in EHLO.
     pub hostname: &'a str,
     pub timeout: Duration,
@@ -259,7 +259,7 @@ fn open_transaction(
 
 /// Delivers `data` from `mail_from` (None: the null reverse-path) to `recipient` via the MX
 /// `host` at `addr` on a new session, closed afterwards. Returns the peer's final reply.
-pub fn deliver(
+pub(crate) fn deliver(
     addr: SocketAddr,
     host: &str,
     config: &ClientConfig,
@@ -274,7 +274,7 @@ pub fn deliver(
 }
 
 /// An SMTP session to a peer, past STARTTLS (and AUTH when configured), ready for transactions.
-pub struct Session {
+pub(crate) struct Session {
     conn: Duplex<Secure>,
     announces_size: bool,
     /// The peer offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go in one write.
@@ -287,7 +287,7 @@ pub struct Session {
 impl Session {
     /// Connects, greets, starts TLS (and authenticates): each reply within the timeout, and all
     /// of it within three.
-    pub fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, Failure> {
+    pub(crate) fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, Failure> {
         let limits = Limits::new(config.timeout, config.timeout * 3);
         let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
         tcp.set_nodelay(true).map_err(temporary("connect"))?;
@@ -325,7 +325,7 @@ impl Session {
     /// One transaction, within three command timeouts plus the time the message takes at a
     /// slow but steady rate. After a refusal the session is reset and stays usable; after any
     /// other error it must be dropped.
-    pub fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, Failure> {
+    pub(crate) fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, Failure> {
         self.last_used = Instant::now();
         let transfer = Duration::from_secs(data.len() as u64 / MIN_BYTES_PER_SECOND);
         let limits = Limits::new(self.timeout, self.timeout * 3 + transfer);
@@ -346,7 +346,7 @@ impl Session {
         Ok(format!("{} {}", done.code, done.text))
     }
 
-    pub fn quit(mut self) {
+    pub(crate) fn quit(mut self) {
         let limits = Limits::new(self.timeout, self.timeout);
         let _ = command(&mut self.conn, "QUIT", "QUIT", limits);
     }
@@ -355,7 +355,7 @@ impl Session {
 /// Open sessions to peers, kept between deliveries so that a busy destination costs one TCP
 /// connection and TLS handshake, not one per message. Sessions idle longer than `max_idle` are
 /// closed rather than reused (the peer may have timed them out).
-pub struct SessionPool {
+pub(crate) struct SessionPool {
     idle: Mutex<HashMap<(SocketAddr, String), Vec<Session>>>,
     max_idle: Duration,
     per_destination: usize,
@@ -370,7 +370,7 @@ impl Default for SessionPool {
 impl SessionPool {
     /// Delivers on an idle session to `addr` if there is one (falling back to a new session when
     /// it turns out to be dead), else on a new session; keeps the session for the next message.
-    pub fn deliver(
+    pub(crate) fn deliver(
         &self,
         addr: SocketAddr,
         host: &str,
@@ -424,7 +424,7 @@ impl SessionPool {
 }
 
 /// The message as DATA carries it: CRLF line endings, a leading dot doubled, ending in CRLF.CRLF.
-pub fn dot_stuffed(data: &[u8]) -> Vec<u8> {
+pub(crate) fn dot_stuffed(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + data.len() / 64 + 5);
     let mut at_line_start = true;
     let mut previous = 0u8;

@@ -1,8 +1,8 @@
 //! SMTP: the server session state machine, the listeners and the outbound client.
 
-pub mod client;
-pub mod server;
-pub mod session;
-pub mod sessions;
-pub mod spool;
-pub mod tls;
+pub(crate) mod client;
+pub(crate) mod server;
+pub(crate) mod session;
+pub(crate) mod sessions;
+pub(crate) mod spool;
+pub(crate) mod tls;

@@ -24,17 +24,17 @@ use super::session::{Action, Envelope, Gate, Session, SessionConfig, MAX_COMMAND
 use super::sessions::Sessions;
 
 /// Where accepted messages go: returns the queue id once the message is durably committed.
-pub trait Committer: Send + Sync {
+pub(crate) trait Committer: Send + Sync {
     fn commit(&self, envelope: Envelope, peer: SocketAddr) -> Result<String, String>;
 }
 
 /// Makes the `Gate` a connection from `peer` asks (each connection gets its own, e.g. its own
 /// database handle).
-pub trait GateFactory: Send + Sync {
+pub(crate) trait GateFactory: Send + Sync {
     fn gate(&self, peer: std::net::IpAddr) -> Result<Box<dyn Gate>, String>;
 }
 
-pub struct Listener {
+pub(crate) struct Listener {
     pub session: SessionConfig,
     pub tls: Option<Arc<SslAcceptor>>,
     pub idle_timeout: Duration,
@@ -58,7 +58,7 @@ const DATA_CHUNK: usize = 64 * 1024;
 const DATA_MIN_BYTES_PER_SECOND: u64 = 16 * 1024;
 
 /// Accepts connections on `socket` until it fails; each is served on its own thread.
-pub fn run(socket: TcpListener, listener: Arc<Listener>) {
+pub(crate) fn run(socket: TcpListener, listener: Arc<Listener>) {
     for stream in socket.incoming() {
         let Ok(mut stream) = stream else { continue };
         if listener.stopping.load(Ordering::SeqCst) {

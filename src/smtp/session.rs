@@ -17,7 +17,7 @@ use crate::smtp::spool::Spool;
 
 /// Which door of the node this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// EHRs submit: TLS, then AUTH, then mail from their own address to any Direct address.
     Submission,
     /// Peer HISPs deliver: mail only for the hosted domains (never a relay).
@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone)]
-pub struct SessionConfig {
+pub(crate) struct SessionConfig {
     pub role: Role,
     /// Our host name, in the greeting and EHLO reply.
     pub hostname: String,
@@ -42,7 +42,7 @@ pub struct SessionConfig {
 
 /// What came of a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Login {
+pub(crate) enum Login {
     Granted(DirectAddress),
     Refused,
     /// Too many failures for the account or from the client's address: not even checked.
@@ -50,7 +50,7 @@ pub enum Login {
 }
 
 /// What the session needs to know about the node: credentials and hosted names.
-pub trait Gate {
+pub(crate) trait Gate {
     /// Whether `user` authenticates with `password`.
     fn authenticate(&self, user: &str, password: &str) -> Login;
     /// Errors are temporary (the store could not be asked) and answered with 451.
@@ -68,7 +68,7 @@ fn one_line(text: &str) -> String {
 
 /// A message the session accepted, to be committed before the 250 goes out.
 #[derive(Debug)]
-pub struct Envelope {
+pub(crate) struct Envelope {
     /// None for the null reverse-path (delivery reports).
     pub mail_from: Option<DirectAddress>,
     pub recipients: Vec<DirectAddress>,
@@ -80,7 +80,7 @@ pub struct Envelope {
 }
 
 #[derive(Debug)]
-pub enum Action {
+pub(crate) enum Action {
     /// Read the next line.
     Continue,
     /// Write the reply, then start the TLS handshake, then call `tls_started`.
@@ -92,7 +92,7 @@ pub enum Action {
 }
 
 #[derive(Debug)]
-pub struct Step {
+pub(crate) struct Step {
     /// The reply to write (CRLF-terminated lines), if any.
     pub reply: Option<String>,
     pub action: Action,
@@ -129,14 +129,14 @@ struct DataState {
 }
 
 /// Longest command line (RFC 5321 §4.5.3.1.4 says 512; extensions make it longer).
-pub const MAX_COMMAND_LINE: usize = 4096;
+pub(crate) const MAX_COMMAND_LINE: usize = 4096;
 
 struct Transaction {
     mail_from: Option<DirectAddress>,
     recipients: Vec<DirectAddress>,
 }
 
-pub struct Session {
+pub(crate) struct Session {
     config: SessionConfig,
     state: State,
     tls: bool,
@@ -147,7 +147,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(config: SessionConfig) -> Session {
+    pub(crate) fn new(config: SessionConfig) -> Session {
         Session {
             config,
             state: State::Fresh,
@@ -159,20 +159,16 @@ impl Session {
         }
     }
 
-    pub fn greeting(&self) -> String {
+    pub(crate) fn greeting(&self) -> String {
         format!("220 {} ESMTP hisp\r\n", self.config.hostname)
     }
 
-    pub fn is_tls(&self) -> bool {
-        self.tls
-    }
-
-    pub fn in_data(&self) -> bool {
+    pub(crate) fn in_data(&self) -> bool {
         matches!(self.state, State::Data(_))
     }
 
     /// The handshake finished: RFC 3207 §4.2, forget everything learnt before it.
-    pub fn tls_started(&mut self) {
+    pub(crate) fn tls_started(&mut self) {
         self.tls = true;
         self.state = State::Fresh;
         self.helo.clear();
@@ -181,18 +177,18 @@ impl Session {
     }
 
     /// The reply to a read that timed out.
-    pub fn timed_out(&self) -> String {
+    pub(crate) fn timed_out(&self) -> String {
         let what = if self.in_data() { "DATA" } else { "idle" };
         format!("421 4.4.2 {} {what} timeout, closing\r\n", self.config.hostname)
     }
 
     /// The reply to a client whose session the node closes because it stops.
-    pub fn shutting_down(&self) -> String {
+    pub(crate) fn shutting_down(&self) -> String {
         format!("421 4.3.2 {} Shutting down, try again later\r\n", self.config.hostname)
     }
 
     /// The reply once the listener tried to commit the accepted message.
-    pub fn committed(&mut self, outcome: Result<String, String>) -> String {
+    pub(crate) fn committed(&mut self, outcome: Result<String, String>) -> String {
         self.transaction = None;
         self.state = State::Ready;
         match outcome {
@@ -203,7 +199,7 @@ impl Session {
 
     /// Feeds one line as read (with its line ending; a chunk without one was cut at the length
     /// limit).
-    pub fn line(&mut self, line: &[u8], gate: &dyn Gate) -> Step {
+    pub(crate) fn line(&mut self, line: &[u8], gate: &dyn Gate) -> Step {
         match &mut self.state {
             State::Data(_) => self.data_line(line),
             State::AuthPlain | State::AuthLoginUser | State::AuthLoginPassword(_) => self.auth_response(line, gate),
@@ -528,7 +524,7 @@ impl Session {
 
     /// Refuses the message being received, for a reason of the server's (its data is dropped and
     /// the rest of it read and discarded; the client gets the reason at its end).
-    pub fn refuse_data(&mut self, why: Failure) {
+    pub(crate) fn refuse_data(&mut self, why: Failure) {
         if let State::Data(data) = &mut self.state {
             data.refused.get_or_insert(why);
             data.buf = Spool::new(None);

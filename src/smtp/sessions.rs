@@ -28,13 +28,13 @@ struct Entry {
 
 /// Every open session of the node's listeners.
 #[derive(Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     entries: Mutex<HashMap<u64, Arc<Entry>>>,
     next_id: AtomicU64,
 }
 
 /// One session's place in `Sessions`; leaving it (dropping it) takes the session off the list.
-pub struct Membership {
+pub(crate) struct Membership {
     sessions: Arc<Sessions>,
     id: u64,
     entry: Arc<Entry>,
@@ -42,7 +42,7 @@ pub struct Membership {
 
 impl Sessions {
     /// Adds the session on `tcp`, waiting for a command.
-    pub fn join(self: &Arc<Self>, tcp: &TcpStream) -> io::Result<Membership> {
+    pub(crate) fn join(self: &Arc<Self>, tcp: &TcpStream) -> io::Result<Membership> {
         let entry = Arc::new(Entry { tcp: tcp.try_clone()?, state: Mutex::new(State::Command) });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.entries).insert(id, entry.clone());
@@ -53,7 +53,7 @@ impl Sessions {
     /// the session then says 421 and closes) and of every one that will come back to waiting for
     /// a command. Sessions in the middle of a message are left to finish it. Returns how many
     /// were closed now.
-    pub fn wind_down(&self) -> usize {
+    pub(crate) fn wind_down(&self) -> usize {
         let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
         let mut closed = 0;
         for entry in entries {
@@ -69,7 +69,7 @@ impl Sessions {
     }
 
     /// How many sessions are open.
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         lock(&self.entries).len()
     }
 }
@@ -77,7 +77,7 @@ impl Sessions {
 impl Membership {
     /// The session starts receiving a message. False when the stop has closed it already (it
     /// must not take the message: its reading side is shut).
-    pub fn begin_message(&self) -> bool {
+    pub(crate) fn begin_message(&self) -> bool {
         let mut state = lock(&self.entry.state);
         match *state {
             State::Closed => false,
@@ -90,7 +90,7 @@ impl Membership {
 
     /// The message is answered: the session waits for a command again. When the stop came
     /// meanwhile, its reading side is shut now and the answer is false: the session says 421.
-    pub fn end_message(&self, stopping: bool) -> bool {
+    pub(crate) fn end_message(&self, stopping: bool) -> bool {
         let mut state = lock(&self.entry.state);
         if stopping || *state == State::Closed {
             let _ = self.entry.tcp.shutdown(Shutdown::Read);

@@ -14,12 +14,12 @@ use openssl::symm::{Cipher, Crypter, Mode};
 use crate::wiped::Wiped;
 
 /// What stays in memory: a header section is far smaller, and most messages fit whole.
-pub const IN_MEMORY: usize = 1024 * 1024;
+pub(crate) const IN_MEMORY: usize = 1024 * 1024;
 
 /// The size of the pieces written to and read from the file.
 const CHUNK: usize = 64 * 1024;
 
-pub struct Spool {
+pub(crate) struct Spool {
     head: Vec<u8>,
     rest: Option<Spilled>,
     len: usize,
@@ -42,34 +42,30 @@ impl std::fmt::Debug for Spool {
 }
 
 impl Spool {
-    pub fn new(dir: Option<Arc<Path>>) -> Spool {
+    pub(crate) fn new(dir: Option<Arc<Path>>) -> Spool {
         Spool { head: Vec::new(), rest: None, len: 0, dir }
     }
 
     /// A message already in memory (one the REST API composed).
-    pub fn in_memory(bytes: Vec<u8>) -> Spool {
+    pub(crate) fn in_memory(bytes: Vec<u8>) -> Spool {
         Spool { len: bytes.len(), head: bytes, rest: None, dir: None }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The first bytes of the message: all of it, or the first `IN_MEMORY` bytes when it spilled.
-    pub fn head(&self) -> &[u8] {
+    pub(crate) fn head(&self) -> &[u8] {
         &self.head
     }
 
     /// Whether part of the message is in the file.
-    pub fn spilled(&self) -> bool {
+    pub(crate) fn spilled(&self) -> bool {
         self.rest.is_some()
     }
 
-    pub fn push(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         self.len += bytes.len();
         if self.rest.is_none() {
             let room = match self.dir {
@@ -99,7 +95,7 @@ impl Spool {
     }
 
     /// Hands the whole message to `take` in pieces, in order: the head, then the file's content.
-    pub fn drain(self, mut take: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    pub(crate) fn drain(self, mut take: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         take(&self.head)?;
         let Some(rest) = self.rest else { return Ok(()) };
         let mut file = rest.file.into_inner().map_err(|e| e.into_error())?;
@@ -124,8 +120,9 @@ impl Spool {
         Ok(())
     }
 
-    /// The whole message in one buffer.
-    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+    /// The whole message in one buffer (tests compare what was spooled).
+    #[cfg(test)]
+    pub(crate) fn into_bytes(self) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len);
         self.drain(|piece| {
             out.extend_from_slice(piece);

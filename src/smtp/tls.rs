@@ -9,7 +9,7 @@ use openssl::x509::X509;
 use crate::pki::{self, ca, PkiError};
 
 /// The server side, with a certificate and key from PEM files.
-pub fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
+pub(crate) fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
     let chain = pki::load_certs(
         &std::fs::read(cert).map_err(|_| PkiError::NoCertificate(cert.display().to_string()))?,
         &cert.display().to_string(),
@@ -20,7 +20,7 @@ pub fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiEr
 
 /// The server side with a fresh self-signed certificate for `hostname` (when none is configured:
 /// STARTTLS still encrypts; peers that check certificates will refuse it).
-pub fn acceptor_self_signed(hostname: &str) -> Result<SslAcceptor, PkiError> {
+pub(crate) fn acceptor_self_signed(hostname: &str) -> Result<SslAcceptor, PkiError> {
     let key = ca::generate_rsa(2048)?;
     let now = crate::clock::Clock::unix_now(&crate::clock::SystemClock);
     let cert = ca::self_signed_server(&key, hostname, now - 300, 365)?;
@@ -41,7 +41,7 @@ fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError
 }
 
 /// The client side: `verify` checks the peer's chain (against `anchors`, or the system's) and name.
-pub fn connector(verify: bool, anchors: Option<&Path>) -> Result<SslConnector, PkiError> {
+pub(crate) fn connector(verify: bool, anchors: Option<&Path>) -> Result<SslConnector, PkiError> {
     let mut b = SslConnector::builder(SslMethod::tls_client())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     if verify {

@@ -12,11 +12,9 @@ use super::{Result, StoreError};
 
 /// An API token as stored (its secret is never kept, only its SHA-256).
 #[derive(Debug, Clone, Serialize)]
-pub struct TokenRecord {
+pub(crate) struct TokenRecord {
     pub id: i64,
     pub name: String,
-    #[serde(skip)]
-    pub practice_id: Option<i64>,
     /// The practice it acts for (None: not bound yet; it may set one practice up).
     pub practice: Option<String>,
     pub created_at: i64,
@@ -25,7 +23,7 @@ pub struct TokenRecord {
 
 /// A referral as it is recorded when it is sent or arrives.
 #[derive(Debug, Clone, Serialize)]
-pub struct NewReferral {
+pub(crate) struct NewReferral {
     /// "transferring" (referring out) or "receiving" (reporting back).
     pub direction: String,
     pub patient_id: String,
@@ -40,7 +38,7 @@ pub struct NewReferral {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReferralRecord {
+pub(crate) struct ReferralRecord {
     pub id: i64,
     pub message_id: String,
     /// "sent" or "received" (from this practice's side).
@@ -62,7 +60,7 @@ pub struct ReferralRecord {
 
 /// A document to keep: its content already sealed under the KEK.
 #[derive(Debug, Clone)]
-pub struct NewDocument {
+pub(crate) struct NewDocument {
     pub filename: String,
     pub content_type: String,
     pub size: usize,
@@ -71,7 +69,7 @@ pub struct NewDocument {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DocumentRecord {
+pub(crate) struct DocumentRecord {
     pub id: i64,
     pub patient_id: Option<String>,
     pub referral_id: Option<i64>,
@@ -85,7 +83,7 @@ pub struct DocumentRecord {
 }
 
 /// A message a practice sent or received: its referral, if it is one, and its documents.
-pub struct Exchange<'a> {
+pub(crate) struct Exchange<'a> {
     pub practice_id: i64,
     pub message_id: &'a str,
     /// "sent" or "received".
@@ -97,19 +95,17 @@ pub struct Exchange<'a> {
 
 /// Which referrals to list.
 #[derive(Debug, Default)]
-pub struct ReferralFilter<'a> {
+pub(crate) struct ReferralFilter<'a> {
     pub patient_id: Option<&'a str>,
     pub direction: Option<&'a str>,
     pub way: Option<&'a str>,
 }
 
-pub trait ApiStore {
+pub(crate) trait ApiStore {
     fn add_token(&self, name: &str, practice_id: Option<i64>, sha256: &str) -> Result<i64>;
     fn tokens(&self) -> Result<Vec<TokenRecord>>;
     /// The live (not revoked) token with this SHA-256.
     fn token(&self, sha256: &str) -> Result<Option<TokenRecord>>;
-    /// Binds a token to the practice it just set up; refused if it is bound already.
-    fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()>;
     /// Adds a practice with its domain and binds the token to it, all or nothing.
     fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()>;
     fn revoke_token(&self, name: &str) -> Result<()>;
@@ -147,7 +143,7 @@ pub trait ApiStore {
 
 /// A message in a practice's mailbox.
 #[derive(Debug, Clone, Serialize)]
-pub struct MailboxEntry {
+pub(crate) struct MailboxEntry {
     pub message_id: String,
     pub way: String,
     pub sender: String,
@@ -159,7 +155,7 @@ pub struct MailboxEntry {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DirectoryEntry {
+pub(crate) struct DirectoryEntry {
     pub address: String,
     /// The hosting practice, for a hosted address.
     pub practice: Option<String>,
@@ -170,7 +166,7 @@ pub struct DirectoryEntry {
 /// One status for a message from its recipients' tracking states: failed if any recipient
 /// failed, queued while any has yet to leave, delivered once every recipient's HISP confirmed it
 /// (processed MDN), else sent.
-pub fn summarize<S: AsRef<str>>(states: &[S]) -> &'static str {
+pub(crate) fn summarize<S: AsRef<str>>(states: &[S]) -> &'static str {
     let any = |wanted: &[&str]| states.iter().any(|s| wanted.contains(&s.as_ref()));
     if any(&["failed", "timed-out"]) {
         "failed"
@@ -246,14 +242,13 @@ fn token_row(r: &Row) -> rusqlite::Result<TokenRecord> {
     Ok(TokenRecord {
         id: r.get(0)?,
         name: r.get(1)?,
-        practice_id: r.get(2)?,
-        practice: r.get(3)?,
-        created_at: r.get(4)?,
-        revoked_at: r.get(5)?,
+        practice: r.get(2)?,
+        created_at: r.get(3)?,
+        revoked_at: r.get(4)?,
     })
 }
 
-const TOKEN_SELECT: &str = "SELECT t.id, t.name, t.practice_id, p.name, t.created_at, t.revoked_at
+const TOKEN_SELECT: &str = "SELECT t.id, t.name, p.name, t.created_at, t.revoked_at
     FROM api_tokens t LEFT JOIN practices p ON p.id = t.practice_id";
 
 impl ApiStore for SqliteStore {
@@ -279,19 +274,6 @@ impl ApiStore for SqliteStore {
         let mut stmt =
             self.conn.prepare_cached(&format!("{TOKEN_SELECT} WHERE t.token_sha256 = ?1 AND t.revoked_at IS NULL"))?;
         Ok(stmt.query_row([sha256], token_row).optional()?)
-    }
-
-    fn bind_token(&self, token_id: i64, practice_id: i64) -> Result<()> {
-        self.change("token.bind", &token_id.to_string(), &format!("practice id {practice_id}"), |tx| {
-            let changed = tx.run(
-                "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
-                params![token_id, practice_id],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::Conflict("this token already acts for a practice".into()));
-            }
-            Ok(())
-        })
     }
 
     fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()> {
@@ -724,13 +706,10 @@ mod tests {
     }
 
     #[test]
-    fn tokens_bind_once_and_revoked_ones_stop_working() {
-        let (s, a, b) = store();
-        let id = s.add_token("kareo", None, "h1").unwrap();
+    fn tokens_start_unbound_and_revoked_ones_stop_working() {
+        let (s, _, _) = store();
+        s.add_token("kareo", None, "h1").unwrap();
         assert!(s.token("h1").unwrap().unwrap().practice.is_none());
-        s.bind_token(id, a).unwrap();
-        assert!(matches!(s.bind_token(id, b), Err(StoreError::Conflict(_))));
-        assert_eq!(s.token("h1").unwrap().unwrap().practice.as_deref(), Some("Smith"));
         assert!(matches!(s.add_token("kareo", None, "h2"), Err(StoreError::Duplicate(_))));
         s.revoke_token("kareo").unwrap();
         assert!(s.token("h1").unwrap().is_none());

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, Params, Row};
 
 /// Statements prepared once per connection and kept (see `tune_connection` for the cache size).
-pub trait CachedSql {
+pub(crate) trait CachedSql {
     /// Runs a statement that returns no rows; the number of rows changed.
     fn run<P: Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
     /// The first row of a query, mapped by `f` (`QueryReturnedNoRows` when there is none).

@@ -71,7 +71,7 @@ pub(super) struct ConfigCache {
 }
 
 impl ConfigCache {
-    pub fn new(enabled: bool) -> ConfigCache {
+    pub(super) fn new(enabled: bool) -> ConfigCache {
         ConfigCache {
             enabled,
             generation: Cell::new(None),
@@ -86,12 +86,12 @@ impl ConfigCache {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(super) fn enabled(&self) -> bool {
         self.enabled
     }
 
     /// Reads through `memo` when enabled, else straight from `load`.
-    pub fn read<K: Eq + Hash, V: Clone>(
+    pub(super) fn read<K: Eq + Hash, V: Clone>(
         &self,
         memo: &Memo<K, V>,
         key: K,
@@ -105,12 +105,12 @@ impl ConfigCache {
     }
 
     /// The change count the answers are from (None: nothing read since the last `clear`).
-    pub fn generation(&self) -> Option<i64> {
+    pub(super) fn generation(&self) -> Option<i64> {
         self.generation.get()
     }
 
     /// Keeps the answers if the database's change count is still `generation`, else drops them.
-    pub fn follow(&self, generation: i64) {
+    pub(super) fn follow(&self, generation: i64) {
         if self.generation.get() != Some(generation) {
             self.clear();
             self.generation.set(Some(generation));
@@ -118,13 +118,13 @@ impl ConfigCache {
     }
 
     /// The answers are from `generation` on, once the changes in between were `forget`-ten.
-    pub fn moved_to(&self, generation: i64) {
+    pub(super) fn moved_to(&self, generation: i64) {
         self.generation.set(Some(generation));
     }
 
     /// Forgets what a change of `kind` to `key` (None: to no one entry) may have made wrong
     /// (the kinds and keys of migration 15's log).
-    pub fn forget(&self, kind: &str, key: Option<&str>) {
+    pub(super) fn forget(&self, kind: &str, key: Option<&str>) {
         let Some(key) = key else {
             return self.forget_kind(kind);
         };
@@ -174,7 +174,7 @@ impl ConfigCache {
     }
 
     /// Drops every answer (and forgets the generation: the next `follow` starts afresh).
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         self.generation.set(None);
         self.has_domain.clear();
         self.has_address.clear();
@@ -188,7 +188,7 @@ impl ConfigCache {
 
     /// How many answers are kept.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.has_domain.len()
             + self.has_address.len()
             + self.key.len()

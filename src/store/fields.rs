@@ -17,7 +17,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 
 /// What seals and opens field values: the KEK (kek.rs), or a fake in tests.
-pub trait FieldCipher: Send + Sync {
+pub(crate) trait FieldCipher: Send + Sync {
     fn seal(&self, text: &str) -> Result<Vec<u8>, String>;
     fn open(&self, sealed: &[u8]) -> Result<String, String>;
     /// The same text in the same scope gives the same index; nothing else is learnt from it.
@@ -25,7 +25,7 @@ pub trait FieldCipher: Send + Sync {
 }
 
 /// What `field_open` shows without the KEK.
-pub const SEALED: &str = "(sealed)";
+pub(crate) const SEALED: &str = "(sealed)";
 
 const NO_KEY: &str = "this needs the key-encryption key (HISP_KEK): the field is sealed under it";
 
@@ -44,7 +44,7 @@ fn text_arg(ctx: &Context, i: usize) -> rusqlite::Result<Option<String>> {
 }
 
 /// Gives `conn` the three functions, with `cipher` (None: nothing can be opened).
-pub fn register(conn: &Connection, cipher: Option<Arc<dyn FieldCipher>>) -> rusqlite::Result<()> {
+pub(crate) fn register(conn: &Connection, cipher: Option<Arc<dyn FieldCipher>>) -> rusqlite::Result<()> {
     let utf8 = FunctionFlags::SQLITE_UTF8;
     let seal_with = cipher.clone();
     conn.create_scalar_function("field_seal", 1, utf8, move |ctx| {
@@ -75,7 +75,7 @@ pub fn register(conn: &Connection, cipher: Option<Arc<dyn FieldCipher>>) -> rusq
 /// The upgrade: what was written in the clear before (migration 13) is sealed and indexed, in one
 /// transaction; rows already sealed are left alone, so running it again does nothing. Needs the
 /// KEK attached. Returns how many rows changed.
-pub fn seal_plaintext(conn: &Connection) -> rusqlite::Result<usize> {
+pub(crate) fn seal_plaintext(conn: &Connection) -> rusqlite::Result<usize> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let mut changed = 0;
     for sql in [
@@ -108,11 +108,11 @@ pub fn seal_plaintext(conn: &Connection) -> rusqlite::Result<usize> {
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A cipher for tests: "sealed" is the text reversed behind a marker; the index a fixed hash.
-    pub struct Reversing;
+    pub(crate) struct Reversing;
 
     impl FieldCipher for Reversing {
         fn seal(&self, text: &str) -> Result<Vec<u8>, String> {

@@ -48,7 +48,7 @@ macro_rules! logs_changes_of {
     };
 }
 
-pub const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: the foundation
     r#"
     CREATE TABLE meta (

@@ -1,20 +1,20 @@
 //! Persistent state behind one trait, so the rest of the node never touches SQL.
 
-pub mod api;
+pub(crate) mod api;
 pub(crate) mod cached;
 mod config_cache;
 pub(crate) mod fields;
 mod migrations;
 #[cfg(test)]
 mod query_plans;
-pub mod queue;
+pub(crate) mod queue;
 mod sqlite;
 mod states;
 
-pub use api::ApiStore;
-pub use fields::FieldCipher;
-pub use sqlite::{tune_connection, SqliteStore};
-pub use states::{require_verified, Disposition, Event, Flow, ProofingState, RecipientStatus, TrackStatus};
+pub(crate) use api::ApiStore;
+pub(crate) use fields::FieldCipher;
+pub(crate) use sqlite::{tune_connection, SqliteStore};
+pub(crate) use states::{require_verified, Disposition, Event, Flow, ProofingState, RecipientStatus, TrackStatus};
 
 /// The schema version a database has once every migration has run.
 pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();
@@ -22,7 +22,7 @@ pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();
 use crate::address::{Binding, DirectAddress, Domain, Owner};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("no database at {0}: run `hisp init` first (or point --db / HISP_DB at one)")]
     Missing(String),
     #[error("database at {0} already exists")]
@@ -46,18 +46,18 @@ pub enum StoreError {
 impl StoreError {
     /// What a store that cannot be read or written means for a message being processed: our
     /// trouble, and temporary; a peer or sender sees only that (the log keeps the reason).
-    pub fn failure(&self) -> crate::failure::Failure {
+    pub(crate) fn failure(&self) -> crate::failure::Failure {
         crate::failure::Failure::local(self)
     }
 }
 
 /// The owner name under which the development CA's key is kept (not a hosted domain).
-pub const DEV_CA_OWNER: &str = "dev-ca.hisp.invalid";
+pub(crate) const DEV_CA_OWNER: &str = "dev-ca.hisp.invalid";
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct DomainRecord {
+pub(crate) struct DomainRecord {
     pub domain: Domain,
     pub practice: String,
     pub addresses: u64,
@@ -65,7 +65,7 @@ pub struct DomainRecord {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct AddressRecord {
+pub(crate) struct AddressRecord {
     pub address: DirectAddress,
     pub has_password: bool,
     pub created_at: i64,
@@ -73,8 +73,7 @@ pub struct AddressRecord {
 
 /// A certificate as it is stored; `der` is the certificate, never a key.
 #[derive(Debug, Clone)]
-pub struct CertRecord {
-    pub id: i64,
+pub(crate) struct CertRecord {
     pub owner: String,
     pub binding: Binding,
     pub subject: String,
@@ -84,14 +83,13 @@ pub struct CertRecord {
     pub not_after: i64,
     pub key_id: Option<i64>,
     pub der: Vec<u8>,
-    pub created_at: i64,
     /// When the development CA revoked it (None: not revoked by us).
     pub revoked_at: Option<i64>,
 }
 
 /// A certificate the development CA revoked: what its CRL lists.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct RevocationRecord {
+pub(crate) struct RevocationRecord {
     /// The serial number, lowercase hex of its big-endian bytes.
     pub serial: String,
     pub sha256: String,
@@ -103,7 +101,7 @@ pub struct RevocationRecord {
 
 /// What the store needs to record a new certificate.
 #[derive(Debug, Clone)]
-pub struct NewCert {
+pub(crate) struct NewCert {
     pub subject: String,
     pub issuer: String,
     pub sha256: String,
@@ -115,15 +113,13 @@ pub struct NewCert {
 /// A private key encrypted under the key-encryption key, with the hash of its public half
 /// (so a certificate can find its key, e.g. after a CSR).
 #[derive(Debug, Clone)]
-pub struct SealedKey {
+pub(crate) struct SealedKey {
     pub id: i64,
-    pub owner: String,
-    pub public_key_sha256: String,
     pub sealed: Vec<u8>,
 }
 
 #[derive(Debug, Clone)]
-pub struct AnchorRecord {
+pub(crate) struct AnchorRecord {
     pub domain: Domain,
     pub subject: String,
     pub sha256: String,
@@ -135,7 +131,7 @@ pub struct AnchorRecord {
 
 /// A trust bundle: where it comes from, whom it applies to, and how its last refresh went.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct BundleRecord {
+pub(crate) struct BundleRecord {
     pub name: String,
     pub domain: Domain,
     /// An http:// URL or a file path.
@@ -161,7 +157,7 @@ pub struct BundleAnchor {
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEntry {
+pub(crate) struct AuditEntry {
     pub at: i64,
     pub actor: String,
     pub action: String,
@@ -171,7 +167,7 @@ pub struct AuditEntry {
 
 /// A practice, its domains and where its identity proofing stands.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct PracticeRecord {
+pub(crate) struct PracticeRecord {
     #[serde(skip)]
     pub id: i64,
     pub name: String,
@@ -184,7 +180,7 @@ pub struct PracticeRecord {
 /// A proofing record as stored: the state and the decision in the clear (the gates read them),
 /// the rest sealed under the KEK by the onboarding module.
 #[derive(Debug, Clone, Default)]
-pub struct StoredProofing {
+pub(crate) struct StoredProofing {
     pub state: ProofingState,
     /// Bumped on every save; a save based on an older version is refused.
     pub version: i64,
@@ -197,7 +193,7 @@ pub struct StoredProofing {
 
 /// An address to import (`hisp address import`), with the line of the file it came from.
 #[derive(Debug, Clone)]
-pub struct NewAddress {
+pub(crate) struct NewAddress {
     pub line: u64,
     pub address: DirectAddress,
     /// The practice the address's domain belongs to: the domain is added to it when not hosted
@@ -208,7 +204,7 @@ pub struct NewAddress {
 
 /// What became of one imported address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Imported {
+pub(crate) enum Imported {
     Added {
         /// Its domain was added with it (to the practice named, made if new).
         domain_added: bool,
@@ -225,7 +221,7 @@ pub enum Direction {
 
 /// Every change through this trait is written to the audit log in the same transaction,
 /// attributed to the actor the store was opened for.
-pub trait Store {
+pub(crate) trait Store {
     fn add_domain(&self, domain: &Domain, practice: &str) -> Result<()>;
     fn domains(&self) -> Result<Vec<DomainRecord>>;
     fn has_domain(&self, domain: &Domain) -> Result<bool>;
@@ -250,7 +246,6 @@ pub trait Store {
     fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>>;
     fn add_certificate(&self, owner: &Owner, cert: &NewCert, key_id: Option<i64>) -> Result<i64>;
     fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>>;
-    fn certificate(&self, sha256: &str) -> Result<CertRecord>;
     fn remove_certificate(&self, sha256: &str) -> Result<()>;
 
     fn add_anchor(&self, anchor: &AnchorRecord) -> Result<()>;
@@ -294,7 +289,7 @@ pub trait Store {
 
 impl NewCert {
     /// The record of `cert`.
-    pub fn of(cert: &openssl::x509::X509Ref) -> std::result::Result<NewCert, openssl::error::ErrorStack> {
+    pub(crate) fn of(cert: &openssl::x509::X509Ref) -> std::result::Result<NewCert, openssl::error::ErrorStack> {
         let der = cert.to_der()?;
         Ok(NewCert {
             subject: crate::pki::name_line(cert.subject_name()),
@@ -309,7 +304,7 @@ impl NewCert {
 
 impl AnchorRecord {
     /// `cert` as an anchor of `domain` for the given directions.
-    pub fn of(
+    pub(crate) fn of(
         cert: &openssl::x509::X509Ref,
         domain: &Domain,
         incoming: bool,
@@ -330,12 +325,12 @@ impl AnchorRecord {
 
 impl PracticeRecord {
     /// Its domains, parsed (each was checked when it was added).
-    pub fn hosted_domains(&self) -> Vec<Domain> {
+    pub(crate) fn hosted_domains(&self) -> Vec<Domain> {
         self.domains.iter().filter_map(|d| Domain::parse(d).ok()).collect()
     }
 
     /// Every address of every one of its domains.
-    pub fn addresses(&self, store: &dyn Store) -> Result<Vec<DirectAddress>> {
+    pub(crate) fn addresses(&self, store: &dyn Store) -> Result<Vec<DirectAddress>> {
         let mut out = Vec::new();
         for domain in self.hosted_domains() {
             out.extend(store.addresses(Some(&domain))?.into_iter().map(|a| a.address));
@@ -346,13 +341,13 @@ impl PracticeRecord {
 
 impl CertRecord {
     /// Inside its validity period at `now` and not revoked by us: fit to sign with or publish.
-    pub fn usable_at(&self, now: i64) -> bool {
+    pub(crate) fn usable_at(&self, now: i64) -> bool {
         self.not_before <= now && now <= self.not_after && self.revoked_at.is_none()
     }
 }
 
 impl Direction {
-    pub fn applies(self, anchor: &AnchorRecord) -> bool {
+    pub(crate) fn applies(self, anchor: &AnchorRecord) -> bool {
         match self {
             Direction::Incoming => anchor.incoming,
             Direction::Outgoing => anchor.outgoing,

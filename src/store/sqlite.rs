@@ -14,7 +14,7 @@ use crate::clock::{Clock, SystemClock};
 /// One logged change of configuration: its kind and key (migration 15).
 type ConfigChange = (String, Option<String>);
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     pub(super) conn: Connection,
     pub(super) actor: String,
     pub(super) clock: Box<dyn Clock>,
@@ -24,7 +24,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Creates a new database (and its directory, 0700) with the file 0600, then migrates it.
-    pub fn create(path: &Path, actor: &str) -> Result<SqliteStore> {
+    pub(crate) fn create(path: &Path, actor: &str) -> Result<SqliteStore> {
         let shown = path.display().to_string();
         if path.exists() {
             return Err(StoreError::Exists(shown));
@@ -47,7 +47,7 @@ impl SqliteStore {
     }
 
     /// Opens an existing database and applies any pending migrations.
-    pub fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
+    pub(crate) fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
         Self::open_with(path, actor, "FULL", false)
     }
 
@@ -58,7 +58,7 @@ impl SqliteStore {
     /// and the redo writes it again (once). Intake keeps FULL: that is the promise behind a 250.
     /// It keeps the configuration it reads in memory (`config_cache`): give it the change count
     /// before each message (`follow_config_at`).
-    pub fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
+    pub(crate) fn open_for_workers(path: &Path, actor: &str) -> Result<SqliteStore> {
         Self::open_with(path, actor, "NORMAL", true)
     }
 
@@ -70,7 +70,7 @@ impl SqliteStore {
     }
 
     /// An in-memory database, for tests.
-    pub fn in_memory(actor: &str) -> Result<SqliteStore> {
+    pub(crate) fn in_memory(actor: &str) -> Result<SqliteStore> {
         Self::with_connection(Connection::open_in_memory()?, actor, "FULL", false)
     }
 
@@ -94,7 +94,7 @@ impl SqliteStore {
     /// configuration change count is still `generation` (the workers read it in the transaction
     /// that claims their next message); when it moved, forgets what the changes since touched
     /// (read again as asked), or everything when the change log cannot say.
-    pub fn follow_config_at(&self, generation: i64) {
+    pub(crate) fn follow_config_at(&self, generation: i64) {
         if !self.cache.enabled() {
             return;
         }
@@ -132,21 +132,16 @@ impl SqliteStore {
     }
 
     /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
-    pub fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()> {
+    pub(crate) fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()> {
         Ok(fields::register(&self.conn, Some(cipher))?)
     }
 
     /// Seals what was written in the clear before sealing existed (needs `attach_fields`).
-    pub fn seal_plaintext(&self) -> Result<usize> {
+    pub(crate) fn seal_plaintext(&self) -> Result<usize> {
         Ok(fields::seal_plaintext(&self.conn)?)
     }
 
-    pub fn with_clock(mut self, clock: Box<dyn Clock>) -> SqliteStore {
-        self.clock = clock;
-        self
-    }
-
-    pub fn schema_version(&self) -> Result<i64> {
+    pub(crate) fn schema_version(&self) -> Result<i64> {
         Ok(self.conn.row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
@@ -221,7 +216,7 @@ impl SqliteStore {
 /// How every connection of the node uses SQLite: WAL, foreign keys enforced, `synchronous` (FULL:
 /// fsync at every commit; NORMAL: durable across a crash of the process), waiting up to `busy` for
 /// a lock.
-pub fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Duration) -> Result<()> {
+pub(crate) fn tune_connection(conn: &Connection, synchronous: &str, busy: std::time::Duration) -> Result<()> {
     conn.busy_timeout(busy)?;
     // Room for every statement a connection runs per message (`cached::CachedSql`); the default
     // of 16 would evict and re-prepare them in turn.
@@ -299,23 +294,20 @@ fn binding_from(text: &str) -> Binding {
 
 fn cert_row(r: &rusqlite::Row) -> rusqlite::Result<CertRecord> {
     Ok(CertRecord {
-        id: r.get(0)?,
-        owner: r.get(1)?,
-        binding: binding_from(&r.get::<_, String>(2)?),
-        subject: r.get(3)?,
-        issuer: r.get(4)?,
-        sha256: r.get(5)?,
-        not_before: r.get(6)?,
-        not_after: r.get(7)?,
-        key_id: r.get(8)?,
-        der: r.get(9)?,
-        created_at: r.get(10)?,
-        revoked_at: r.get(11)?,
+        owner: r.get(0)?,
+        binding: binding_from(&r.get::<_, String>(1)?),
+        subject: r.get(2)?,
+        issuer: r.get(3)?,
+        sha256: r.get(4)?,
+        not_before: r.get(5)?,
+        not_after: r.get(6)?,
+        key_id: r.get(7)?,
+        der: r.get(8)?,
+        revoked_at: r.get(9)?,
     })
 }
 
-const CERT_COLUMNS: &str =
-    "id, owner, binding, subject, issuer, sha256, not_before, not_after, key_id, der, created_at,
+const CERT_COLUMNS: &str = "owner, binding, subject, issuer, sha256, not_before, not_after, key_id, der,
      (SELECT revoked_at FROM revocations WHERE revocations.sha256 = certificates.sha256)";
 
 fn anchor_row(r: &rusqlite::Row) -> rusqlite::Result<Option<AnchorRecord>> {
@@ -578,8 +570,8 @@ impl Store for SqliteStore {
     fn key(&self, id: i64) -> Result<SealedKey> {
         self.cache.read(&self.cache.key, id, || {
             self.conn
-                .row("SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE id = ?1", [id], |r| {
-                    Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? })
+                .row("SELECT id, sealed FROM private_keys WHERE id = ?1", [id], |r| {
+                    Ok(SealedKey { id: r.get(0)?, sealed: r.get(1)? })
                 })
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("private key #{id}")))
@@ -589,11 +581,9 @@ impl Store for SqliteStore {
     fn key_for_public(&self, public_key_sha256: &str) -> Result<Option<SealedKey>> {
         Ok(self
             .conn
-            .row(
-                "SELECT id, owner, public_key_sha256, sealed FROM private_keys WHERE public_key_sha256 = ?1",
-                [public_key_sha256],
-                |r| Ok(SealedKey { id: r.get(0)?, owner: r.get(1)?, public_key_sha256: r.get(2)?, sealed: r.get(3)? }),
-            )
+            .row("SELECT id, sealed FROM private_keys WHERE public_key_sha256 = ?1", [public_key_sha256], |r| {
+                Ok(SealedKey { id: r.get(0)?, sealed: r.get(1)? })
+            })
             .optional()?)
     }
 
@@ -649,13 +639,6 @@ impl Store for SqliteStore {
             let rows = stmt.query_map(rusqlite::params_from_iter(owner), cert_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
-    }
-
-    fn certificate(&self, sha256: &str) -> Result<CertRecord> {
-        self.conn
-            .row(&format!("SELECT {CERT_COLUMNS} FROM certificates WHERE sha256 = ?1"), [sha256], cert_row)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("certificate {sha256}")))
     }
 
     fn remove_certificate(&self, sha256: &str) -> Result<()> {

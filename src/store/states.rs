@@ -15,13 +15,13 @@ use crate::address::Domain;
 macro_rules! named_state {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $name {
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }
             }
 
-            pub fn parse(text: &str) -> Option<$name> {
+            pub(crate) fn parse(text: &str) -> Option<$name> {
                 match text {
                     $($text => Some($name::$variant),)+
                     _ => None,
@@ -75,7 +75,7 @@ macro_rules! named_state {
 
 /// Where a practice stands in identity proofing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ProofingState {
+pub(crate) enum ProofingState {
     #[default]
     NotStarted,
     TermsAccepted,
@@ -96,7 +96,7 @@ named_state!(ProofingState {
 
 /// Which way a queued message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// From a local EHR, to be sealed and delivered to a peer.
     Outbound,
     /// From a peer, to be opened and delivered into a mailbox.
@@ -111,7 +111,7 @@ named_state!(Flow {
 /// Where one recipient of a queued message stands: queued -> (in flight) -> sent | delivered |
 /// failed, or deferred -> tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecipientStatus {
+pub(crate) enum RecipientStatus {
     Queued,
     Deferred,
     /// Handed to the peer HISP.
@@ -131,7 +131,7 @@ named_state!(RecipientStatus {
 
 /// What is known of one recipient of a message a local EHR sent, from its notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrackStatus {
+pub(crate) enum TrackStatus {
     Queued,
     Sent,
     Processed,
@@ -155,7 +155,7 @@ impl TrackStatus {
     /// MDN overtaken by its dispatched one (they may arrive in either order) does not move it
     /// back, a failure (or a timeout) stays what it is, and news that is no status (displayed,
     /// a DSN's delayed) changes nothing.
-    pub fn after(self, happened: &Event) -> TrackStatus {
+    pub(crate) fn after(self, happened: &Event) -> TrackStatus {
         match (happened, self) {
             (_, TrackStatus::Failed | TrackStatus::TimedOut) => self,
             (Event::Failed(_), _) => TrackStatus::Failed,
@@ -169,7 +169,7 @@ impl TrackStatus {
 
 /// The disposition an MDN reports (RFC 8098, as Direct profiles it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     Processed,
     Dispatched,
     Failed,
@@ -183,7 +183,7 @@ named_state!(Disposition {
 
 /// What a notification (MDN or DSN) says happened to one recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Processed,
     Dispatched,
     /// A failed MDN, or a DSN with `Action: failed` (its status and diagnostic).
@@ -193,7 +193,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             Event::Processed => "processed",
             Event::Dispatched => "dispatched",
@@ -205,7 +205,7 @@ impl Event {
 
 /// Refuses what only a verified practice may do, naming the practice and its state. Err(Ok):
 /// refused; Err(Err): the store could not be asked.
-pub fn require_verified(store: &dyn Store, domain: &Domain) -> std::result::Result<(), Result<String>> {
+pub(crate) fn require_verified(store: &dyn Store, domain: &Domain) -> std::result::Result<(), Result<String>> {
     let Some((practice, state)) = store.practice_state(domain).map_err(Err)? else {
         return Err(Ok(format!("{domain} is not a hosted domain")));
     };

@@ -1,7 +1,7 @@
 //! Trust decisions: is a certificate bound to an address, and does it chain to an anchor.
 
 pub mod chain;
-pub mod purpose;
+pub(crate) mod purpose;
 pub mod revocation;
 
 use openssl::x509::X509;
@@ -25,7 +25,7 @@ impl AnchorSource for FixedAnchors {
 
 /// The anchors configured in the store for each local domain and direction, and those of the
 /// domain's trust bundles.
-pub struct StoreAnchors<'a>(pub &'a dyn Store);
+pub(crate) struct StoreAnchors<'a>(pub &'a dyn Store);
 
 impl AnchorSource for StoreAnchors<'_> {
     fn anchors(&self, local_domain: Option<&Domain>, direction: Direction) -> Result<Vec<X509>, String> {

@@ -9,7 +9,7 @@ use openssl::x509::{X509ExtendedKeyUsage, X509KeyUsage, X509Ref};
 
 /// What the certificate is to be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
+pub(crate) enum Use {
     /// Its key signed a message we received.
     Signing,
     /// A message is to be encrypted to it.
@@ -17,7 +17,7 @@ pub enum Use {
 }
 
 /// Why `cert` may not be used for `purpose`, or Ok.
-pub fn check(cert: &X509Ref, purpose: Use) -> Result<(), String> {
+pub(crate) fn check(cert: &X509Ref, purpose: Use) -> Result<(), String> {
     // SAFETY: reads the extension flags of a certificate we hold a reference to (OpenSSL caches
     // them on first use; the call is thread-safe).
     let flags = unsafe { openssl_sys::X509_get_extension_flags(cert.as_ptr() as *mut _) };

@@ -1,10 +1,10 @@
 //! Shared test fixtures: a throwaway CA and Direct identities issued by it.
 #![allow(dead_code)]
 
-pub mod network;
-pub mod node;
-pub mod pki;
-pub mod servers;
+pub(crate) mod network;
+pub(crate) mod node;
+pub(crate) mod pki;
+pub(crate) mod servers;
 
 use hisp::address::{DirectAddress, Owner};
 use hisp::pki::ca::{self, EndEntity};
@@ -14,39 +14,47 @@ use openssl::x509::X509;
 
 /// Now, read once from the clock: the hisp binary under test reads the real clock, so the
 /// certificates and CRLs made here must be current whenever the suite runs.
-pub static NOW: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+pub(crate) static NOW: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 });
-pub const DAY: i64 = 86_400;
+pub(crate) const DAY: i64 = 86_400;
 
-pub struct Ca {
+pub(crate) struct Ca {
     pub cert: X509,
     pub key: PKey<Private>,
 }
 
-pub struct Identity {
+pub(crate) struct Identity {
     pub address: DirectAddress,
     pub cert: X509,
     pub key: PKey<Private>,
 }
 
-pub fn rsa(bits: u32) -> PKey<Private> {
+pub(crate) fn rsa(bits: u32) -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap()
 }
 
-pub fn ca(name: &str) -> Ca {
+pub(crate) fn ca(name: &str) -> Ca {
     let key = rsa(2048);
     let cert = ca::create_root(&key, name, *NOW - 30 * DAY, 3650).unwrap();
     Ca { cert, key }
 }
 
 /// An identity for `owner` (address or domain) issued by `ca`, valid [from, until], with an RSA key of `bits`.
-pub fn issue_with(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
+pub(crate) fn issue_with(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
     issue_at(ca, owner, bits, from, until, "http://ca.test.invalid/ca.crl", "http://ca.test.invalid/ca.cer")
 }
 
 /// As `issue_with`, naming where the CRL and the issuer's certificate are published.
-pub fn issue_at(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64, crl_url: &str, issuer_url: &str) -> Identity {
+pub(crate) fn issue_at(
+    ca: &Ca,
+    owner: &str,
+    bits: u32,
+    from: i64,
+    until: i64,
+    crl_url: &str,
+    issuer_url: &str,
+) -> Identity {
     let key = rsa(bits);
     let owner = Owner::parse(owner).unwrap();
     let profile = EndEntity { owner: &owner, not_before: from, not_after: until, crl_url, issuer_url };
@@ -59,7 +67,7 @@ pub fn issue_at(ca: &Ca, owner: &str, bits: u32, from: i64, until: i64, crl_url:
 }
 
 /// An intermediate CA issued by `parent`, whose revocation `parent` publishes at `crl_url`.
-pub fn intermediate(parent: &Ca, name: &str, crl_url: &str) -> Ca {
+pub(crate) fn intermediate(parent: &Ca, name: &str, crl_url: &str) -> Ca {
     use openssl::asn1::Asn1Time;
     use openssl::hash::MessageDigest;
     use openssl::x509::extension::{AuthorityKeyIdentifier, BasicConstraints, KeyUsage, SubjectKeyIdentifier};
@@ -88,7 +96,7 @@ pub fn intermediate(parent: &Ca, name: &str, crl_url: &str) -> Ca {
 }
 
 /// A CRL of `ca` listing `revoked` (revoked a day before NOW), valid [this_update, next_update], DER.
-pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -> Vec<u8> {
+pub(crate) fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -> Vec<u8> {
     let revoked: Vec<ca::RevokedSerial> = revoked
         .iter()
         .map(|id| ca::RevokedSerial {
@@ -99,11 +107,11 @@ pub fn crl(ca: &Ca, revoked: &[&Identity], this_update: i64, next_update: i64) -
     ca::crl(&ca.cert, &ca.key, &revoked, this_update, next_update).unwrap().to_der().unwrap()
 }
 
-pub fn issue(ca: &Ca, owner: &str) -> Identity {
+pub(crate) fn issue(ca: &Ca, owner: &str) -> Identity {
     issue_with(ca, owner, 2048, *NOW - DAY, *NOW + 365 * DAY)
 }
 
-pub fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
+pub(crate) fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
     format!(
         "From: Dr. Sender <{from}>\r\nTo: {to}\r\nSubject: Referral\r\nDate: Mon, 23 Nov 2026 14:00:00 +0000\r\n\
          Message-ID: <test-1@example.org>\r\nContent-Type: text/plain\r\n\r\n{body}\r\n"
@@ -111,13 +119,13 @@ pub fn message(from: &str, to: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)).unwrap()
 }
 
 /// A self-signed TLS certificate and key for localhost (PEM files in `files`, named by `name`),
 /// made by the openssl CLI: for servers under test that clients must reach over TLS.
-pub fn localhost_tls(files: &Files, name: &str) -> (String, String) {
+pub(crate) fn localhost_tls(files: &Files, name: &str) -> (String, String) {
     let (cert, key) = (files.p(&format!("{name}.pem")), files.p(&format!("{name}.key")));
     openssl(&[
         "req",
@@ -140,67 +148,67 @@ pub fn localhost_tls(files: &Files, name: &str) -> (String, String) {
 }
 
 /// A scratch directory with PEM files for a CA and identities, and runners for the real tools.
-pub struct Files {
+pub(crate) struct Files {
     pub dir: tempfile::TempDir,
 }
 
 impl Files {
-    pub fn new() -> Files {
+    pub(crate) fn new() -> Files {
         Files { dir: tempfile::tempdir().unwrap() }
     }
 
-    pub fn path(&self, name: &str) -> std::path::PathBuf {
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
     }
 
-    pub fn p(&self, name: &str) -> String {
+    pub(crate) fn p(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
 
-    pub fn write(&self, name: &str, data: &[u8]) -> String {
+    pub(crate) fn write(&self, name: &str, data: &[u8]) -> String {
         std::fs::write(self.path(name), data).unwrap();
         self.p(name)
     }
 
-    pub fn read(&self, name: &str) -> Vec<u8> {
+    pub(crate) fn read(&self, name: &str) -> Vec<u8> {
         std::fs::read(self.path(name)).unwrap()
     }
 
     /// Writes `<name>.pem` and `<name>.key`.
-    pub fn identity(&self, name: &str, id: &Identity) {
+    pub(crate) fn identity(&self, name: &str, id: &Identity) {
         self.write(&format!("{name}.pem"), &id.cert.to_pem().unwrap());
         self.write(&format!("{name}.key"), &id.key.private_key_to_pem_pkcs8().unwrap());
     }
 
-    pub fn ca(&self, name: &str, ca: &Ca) {
+    pub(crate) fn ca(&self, name: &str, ca: &Ca) {
         self.write(&format!("{name}.pem"), &ca.cert.to_pem().unwrap());
         self.write(&format!("{name}.key"), &ca.key.private_key_to_pem_pkcs8().unwrap());
     }
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub status: i32,
     pub stdout: Vec<u8>,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.text(), self.stderr))
     }
 
-    pub fn ok(self) -> Run {
+    pub(crate) fn ok(self) -> Run {
         assert_eq!(self.status, 0, "failed: {}\nstdout: {}", self.stderr, self.text());
         self
     }
 }
 
-pub fn run(program: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+pub(crate) fn run(program: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(program);
@@ -224,16 +232,16 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &st
     }
 }
 
-pub fn hisp(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
+pub(crate) fn hisp(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
     run(env!("CARGO_BIN_EXE_hisp"), args, stdin, env)
 }
 
-pub fn openssl(args: &[&str]) -> Run {
+pub(crate) fn openssl(args: &[&str]) -> Run {
     run("openssl", args, None, &[]).ok()
 }
 
 /// The Python peer, with the packages `scripts/test.sh` installs under `.peers/python`.
-pub fn py_peer(args: &[&str]) -> Run {
+pub(crate) fn py_peer(args: &[&str]) -> Run {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let site = root.join(".peers/python");
     assert!(
@@ -248,7 +256,7 @@ pub fn py_peer(args: &[&str]) -> Run {
 
 /// An identity-proofing form that passes the rules: an adult representative with an individual
 /// NPI (the NPI standard's own example) and a phone in E.164.
-pub fn proofing_form() -> serde_json::Value {
+pub(crate) fn proofing_form() -> serde_json::Value {
     serde_json::json!({
         "business": {"name": "Smith Pediatrics"},
         "representative": {"first_name": "Jane", "last_name": "Smith", "date_of_birth": "1975-06-01",

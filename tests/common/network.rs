@@ -8,10 +8,10 @@ use super::node::*;
 use super::servers::{self, free_port, Server};
 use super::*;
 
-pub const PASSWORD: &str = "a long EHR password";
+pub(crate) const PASSWORD: &str = "a long EHR password";
 
 /// Two practices on two nodes, a DNS server publishing B's certificate and MX, both nodes running.
-pub struct Network {
+pub(crate) struct Network {
     pub a: Node,
     pub b: Node,
     pub a_submission: u16,
@@ -22,7 +22,7 @@ pub struct Network {
     pub _mail: [tempfile::TempDir; 2],
 }
 
-pub fn practice(node: &Node, domain: &str, user: &str) {
+pub(crate) fn practice(node: &Node, domain: &str, user: &str) {
     node.ok(&["domain", "add", domain]);
     node.ok(&["proofing", "approve", domain, "--out-of-band", "--reason", "test practice"]);
     node.run_in(
@@ -37,7 +37,7 @@ pub fn practice(node: &Node, domain: &str, user: &str) {
     node.publish_ca();
 }
 
-pub fn node_config(dns: u16, submission: u16, backbone: u16, peer_port: u16, dir: &str) -> String {
+pub(crate) fn node_config(dns: u16, submission: u16, backbone: u16, peer_port: u16, dir: &str) -> String {
     format!(
         "[dns]\nservers = [\"127.0.0.1:{dns}\"]\ntimeout_ms = 1000\n\
          [server]\nhostname = \"localhost\"\nsubmission = \"127.0.0.1:{submission}\"\nbackbone = \"127.0.0.1:{backbone}\"\n\
@@ -48,12 +48,12 @@ pub fn node_config(dns: u16, submission: u16, backbone: u16, peer_port: u16, dir
     )
 }
 
-pub fn network() -> Network {
+pub(crate) fn network() -> Network {
     network_with(|_, config| config)
 }
 
 /// `network()` with each node's config passed through `tweak` ("a" or "b", the config) first.
-pub fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
+pub(crate) fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
     let dns_port = free_port();
     let (a_sub, a_bb, b_sub, b_bb) = (free_port(), free_port(), free_port(), free_port());
     let mail = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
@@ -83,14 +83,14 @@ pub fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
     Network { a, b, a_submission: a_sub, a_backbone: a_bb, b_backbone: b_bb, _dns: dns, daemons, _mail: mail }
 }
 
-pub fn swaks(port: u16, args: &[&str]) -> Run {
+pub(crate) fn swaks(port: u16, args: &[&str]) -> Run {
     let mut all = vec!["--hide-all"];
     all.extend_from_slice(args);
     swaks_shown(port, &all)
 }
 
 /// swaks against 127.0.0.1:`port`, its dialogue on standard output.
-pub fn swaks_shown(port: u16, args: &[&str]) -> Run {
+pub(crate) fn swaks_shown(port: u16, args: &[&str]) -> Run {
     let port = port.to_string();
     let mut all = vec!["--server", "127.0.0.1", "--port", &port, "--timeout", "20"];
     all.extend_from_slice(args);
@@ -98,33 +98,33 @@ pub fn swaks_shown(port: u16, args: &[&str]) -> Run {
 }
 
 /// The zone body publishing `user`'s certificate (base64 DER) and an MX on 127.0.0.1.
-pub fn published_zone(user: &str, cert_b64: &str) -> String {
+pub(crate) fn published_zone(user: &str, cert_b64: &str) -> String {
     format!("{user} IN CERT PKIX 0 0 {cert_b64}\n@ IN MX 10 mx\nmx IN A 127.0.0.1\n")
 }
 
 /// swaks as dr.smith's EHR: STARTTLS, AUTH PLAIN with his password, then `args`.
-pub fn as_dr_smith(port: u16, args: &[&str]) -> Run {
+pub(crate) fn as_dr_smith(port: u16, args: &[&str]) -> Run {
     with_password(port, PASSWORD, args)
 }
 
 /// swaks logging in as dr.smith after STARTTLS with `password` (his or not), then `args`.
-pub fn with_password(port: u16, password: &str, args: &[&str]) -> Run {
+pub(crate) fn with_password(port: u16, password: &str, args: &[&str]) -> Run {
     let mut all = vec!["--tls", "--auth", "PLAIN", "--auth-user", "dr.smith@a.test", "--auth-password", password];
     all.extend_from_slice(args);
     swaks(port, &all)
 }
 
 /// dr.smith submits `data` (from himself to `to`).
-pub fn submit_to(port: u16, to: &str, data: &str) -> Run {
+pub(crate) fn submit_to(port: u16, to: &str, data: &str) -> Run {
     as_dr_smith(port, &["--from", "dr.smith@a.test", "--to", to, "--data", data])
 }
 
-pub fn submit(n: &Network, data: &str) -> Run {
+pub(crate) fn submit(n: &Network, data: &str) -> Run {
     submit_to(n.a_submission, "dr.jones@b.test", data)
 }
 
 /// Waits for `count` messages in the Maildir new/ of `user@domain` on `node`.
-pub fn mailbox(node: &Node, domain: &str, user: &str, count: usize) -> Vec<String> {
+pub(crate) fn mailbox(node: &Node, domain: &str, user: &str, count: usize) -> Vec<String> {
     let config = std::fs::read_to_string(node.files.path("hisp.toml")).unwrap();
     let dir = config.lines().find_map(|l| l.strip_prefix("mail_dir = \"")).unwrap().trim_end_matches('"').to_string();
     let new = std::path::Path::new(&dir).join(domain).join(user).join("new");
@@ -147,7 +147,7 @@ pub fn mailbox(node: &Node, domain: &str, user: &str, count: usize) -> Vec<Strin
 }
 
 /// Waits for mail in `user@domain`'s Maildir on `node` that `wanted` picks; those messages.
-pub fn wait_for_mail(node: &Node, domain: &str, user: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+pub(crate) fn wait_for_mail(node: &Node, domain: &str, user: &str, wanted: impl Fn(&str) -> bool) -> Vec<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let found: Vec<String> = mailbox(node, domain, user, 0).into_iter().filter(|m| wanted(m)).collect();
@@ -160,7 +160,7 @@ pub fn wait_for_mail(node: &Node, domain: &str, user: &str, wanted: impl Fn(&str
 }
 
 /// Waits until the newest queued message's first recipient has `status`; the queue as JSON.
-pub fn wait_status(node: &Node, status: &str) -> serde_json::Value {
+pub(crate) fn wait_status(node: &Node, status: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let queue: serde_json::Value = serde_json::from_str(&node_queue(node)).unwrap();
@@ -173,7 +173,7 @@ pub fn wait_status(node: &Node, status: &str) -> serde_json::Value {
 }
 
 /// Waits until the queued message with `message_id` has its first recipient in `status`; the entry.
-pub fn wait_status_of(node: &Node, message_id: &str, status: &str) -> serde_json::Value {
+pub(crate) fn wait_status_of(node: &Node, message_id: &str, status: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let queue: serde_json::Value = serde_json::from_str(&node_queue(node)).unwrap();
@@ -186,20 +186,20 @@ pub fn wait_status_of(node: &Node, message_id: &str, status: &str) -> serde_json
     }
 }
 
-pub fn node_queue(node: &Node) -> String {
+pub(crate) fn node_queue(node: &Node) -> String {
     node.run(&["--json", "queue", "list", "--all"]).text()
 }
 
 /// Node A alone (practice a.test, dr.smith), trusting `pki` for sending, with a DNS server on
 /// `dns_port` publishing `peer`'s certificate and an MX on 127.0.0.1; `hisp serve` running.
-pub struct Sender {
+pub(crate) struct Sender {
     pub node: Node,
     pub _dns: Server,
     pub _daemon: Daemon,
 }
 
 impl Sender {
-    pub fn start(config: &str, pki: &pki::Pki, peer: &Identity, dns_port: u16, submission: u16) -> Sender {
+    pub(crate) fn start(config: &str, pki: &pki::Pki, peer: &Identity, dns_port: u16, submission: u16) -> Sender {
         let node = Node::with_published_ca_and(config);
         practice(&node, "a.test", "dr.smith");
         node.files.ca("peer-ca", &pki.ca);

@@ -4,10 +4,10 @@
 use super::servers::{self, Server};
 use super::{hisp, Files, Run};
 
-pub const KEK: &str = "test-kek-0123456789abcdef";
+pub(crate) const KEK: &str = "test-kek-0123456789abcdef";
 
 /// A node: a database path and the environment that selects it.
-pub struct Node {
+pub(crate) struct Node {
     pub files: Files,
     pub db: String,
     /// Where the node's development CA publishes its certificate and CRL (see `publish_ca`).
@@ -16,7 +16,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new() -> Node {
+    pub(crate) fn new() -> Node {
         let files = Files::new();
         let db = files.p("data/hisp.db");
         let node = Node { files, db, web: None, config: None };
@@ -26,12 +26,12 @@ impl Node {
 
     /// A node whose development CA names an HTTP server on loopback in the certificates it
     /// issues (ca.base_url), so peers can check their revocation; `publish_ca` puts the files there.
-    pub fn with_published_ca() -> Node {
+    pub(crate) fn with_published_ca() -> Node {
         Self::with_published_ca_and("")
     }
 
     /// As `with_published_ca`, with more configuration (TOML sections other than [ca]).
-    pub fn with_published_ca_and(extra: &str) -> Node {
+    pub(crate) fn with_published_ca_and(extra: &str) -> Node {
         let files = Files::new();
         let web = servers::http();
         let text = format!("[ca]\nbase_url = \"http://127.0.0.1:{}\"\n{extra}", web.port);
@@ -42,7 +42,7 @@ impl Node {
     }
 
     /// A node with this configuration file (no web server of its own).
-    pub fn with_config(text: &str) -> Node {
+    pub(crate) fn with_config(text: &str) -> Node {
         let files = Files::new();
         let config = files.write("hisp.toml", text.as_bytes());
         let node = Node { db: files.p("data/hisp.db"), files, web: None, config: Some(config) };
@@ -51,14 +51,14 @@ impl Node {
     }
 
     /// Writes the development CA's certificate and current CRL where its certificates point.
-    pub fn publish_ca(&self) {
+    pub(crate) fn publish_ca(&self) {
         let web = self.web.as_ref().expect("a node made with_published_ca");
         self.ok(&["ca", "crl", "--out", &web.path("ca.crl").display().to_string()]);
         self.ok(&["ca", "export", "--der", "--out", &web.path("ca.cer").display().to_string()]);
     }
 
     /// Starts `hisp serve` and waits until it listens on `port`; stopped when the Daemon drops.
-    pub fn serve(&self, port: u16) -> Daemon {
+    pub(crate) fn serve(&self, port: u16) -> Daemon {
         let log = std::fs::File::create(self.files.path("serve.log")).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hisp"));
         cmd.arg("serve").env("HISP_DB", &self.db).env("HISP_KEK", KEK).env_remove("HISP_CONFIG");
@@ -78,15 +78,15 @@ impl Node {
         Daemon { child }
     }
 
-    pub fn serve_log(&self) -> String {
+    pub(crate) fn serve_log(&self) -> String {
         std::fs::read_to_string(self.files.path("serve.log")).unwrap_or_default()
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.run_in(args, None)
     }
 
-    pub fn run_in(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    pub(crate) fn run_in(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut env = vec![("HISP_DB", self.db.as_str()), ("HISP_KEK", KEK)];
         if let Some(config) = &self.config {
             env.push(("HISP_CONFIG", config));
@@ -94,17 +94,17 @@ impl Node {
         hisp(args, stdin, &env)
     }
 
-    pub fn ok(&self, args: &[&str]) -> Run {
+    pub(crate) fn ok(&self, args: &[&str]) -> Run {
         self.run(args).ok()
     }
 
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         self.ok(&all).json()
     }
 
-    pub fn sql(&self, query: &str) -> Vec<Vec<u8>> {
+    pub(crate) fn sql(&self, query: &str) -> Vec<Vec<u8>> {
         let conn = rusqlite::Connection::open(&self.db).unwrap();
         let mut stmt = conn.prepare(query).unwrap();
         stmt.query_map([], |r| {
@@ -122,31 +122,31 @@ impl Node {
 }
 
 /// A running `hisp serve`.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: std::process::Child,
 }
 
 impl Daemon {
     /// Its environment as /proc shows it (what it started with, as it stands in its memory).
-    pub fn environ(&self) -> Vec<u8> {
+    pub(crate) fn environ(&self) -> Vec<u8> {
         std::fs::read(format!("/proc/{}/environ", self.child.id())).unwrap_or_default()
     }
 
     /// Its resident memory in KiB, as the kernel counts it.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
         line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
     }
 
     /// Sends it SIGTERM (an orderly stop, as systemd asks).
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         // SAFETY: sends a signal to a child process of ours.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
     }
 
     /// Waits up to `limit` for it to end; its exit status.
-    pub fn wait_exit(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(mut self, limit: std::time::Duration) -> std::process::ExitStatus {
         let deadline = std::time::Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -158,7 +158,7 @@ impl Daemon {
     }
 
     /// Kills it at once (SIGKILL), as a crash would.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -4,7 +4,7 @@
 use super::servers::{self, Server};
 use super::*;
 
-pub struct Pki {
+pub(crate) struct Pki {
     pub ca: Ca,
     pub web: Server,
     /// The host name in the published URLs: 127.0.0.1, or a name the test DNS server answers.
@@ -13,13 +13,13 @@ pub struct Pki {
 
 impl Pki {
     /// Published at http://127.0.0.1:PORT/ (no DNS needed), with an empty CRL.
-    pub fn new(name: &str) -> Pki {
+    pub(crate) fn new(name: &str) -> Pki {
         Self::at_host(name, "127.0.0.1")
     }
 
     /// Published at crl.pki.test, which the discovery tests' DNS server answers: CRL and AIA
     /// fetches then go through the resolver.
-    pub fn named(name: &str) -> Pki {
+    pub(crate) fn named(name: &str) -> Pki {
         Self::at_host(name, "crl.pki.test")
     }
 
@@ -30,19 +30,19 @@ impl Pki {
         pki
     }
 
-    pub fn url(&self, file: &str) -> String {
+    pub(crate) fn url(&self, file: &str) -> String {
         format!("http://{}:{}/{file}", self.host, self.web.port)
     }
 
-    pub fn issue_with(&self, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
+    pub(crate) fn issue_with(&self, owner: &str, bits: u32, from: i64, until: i64) -> Identity {
         issue_at(&self.ca, owner, bits, from, until, &self.url("ca.crl"), &self.url("ca.cer"))
     }
 
-    pub fn issue(&self, owner: &str) -> Identity {
+    pub(crate) fn issue(&self, owner: &str) -> Identity {
         self.issue_with(owner, 2048, *NOW - DAY, *NOW + 365 * DAY)
     }
 
-    pub fn publish_crl(&self, revoked: &[&Identity]) {
+    pub(crate) fn publish_crl(&self, revoked: &[&Identity]) {
         std::fs::write(self.web.path("ca.crl"), crl(&self.ca, revoked, *NOW - DAY, *NOW + 7 * DAY)).unwrap();
     }
 }

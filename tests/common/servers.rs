@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// A port free for TCP and UDP on 127.0.0.1, chosen below Linux's ephemeral range (32768+) so an
 /// outgoing connection can never take it between now and the server binding it, and never the same
 /// twice in one test binary (tests run in parallel threads).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     const LOW: u32 = 20_000;
@@ -46,7 +46,7 @@ fn need(program: &str) {
     assert!(found, "{program} is not installed: run `bash scripts/test.sh` (it installs the test peers)");
 }
 
-pub struct Server {
+pub(crate) struct Server {
     pub port: u16,
     child: Child,
     pub dir: tempfile::TempDir,
@@ -60,7 +60,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -78,7 +78,7 @@ impl Server {
 }
 
 /// Any server program on `port` (started with `args`), stopped when dropped.
-pub fn start_program(program: &str, args: &[String], port: u16) -> Server {
+pub(crate) fn start_program(program: &str, args: &[String], port: u16) -> Server {
     need(program);
     let dir = tempfile::tempdir().unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -86,12 +86,12 @@ pub fn start_program(program: &str, args: &[String], port: u16) -> Server {
 }
 
 /// knotd serving `zones` (origin, zone-file body without $ORIGIN/SOA; those are added).
-pub fn knot(zones: &[(&str, String)]) -> Server {
+pub(crate) fn knot(zones: &[(&str, String)]) -> Server {
     knot_on(free_port(), zones)
 }
 
 /// As `knot`, on a port chosen beforehand (when configuration written earlier names it).
-pub fn knot_on(port: u16, zones: &[(&str, String)]) -> Server {
+pub(crate) fn knot_on(port: u16, zones: &[(&str, String)]) -> Server {
     need("knotd");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
@@ -115,7 +115,7 @@ pub fn knot_on(port: u16, zones: &[(&str, String)]) -> Server {
 
 /// slapd with one database for `suffix` (dc=...), loaded with `ldif` (entries below the suffix;
 /// the suffix entry itself is added here).
-pub fn slapd(suffix_dc: &str, ldif: &str) -> Server {
+pub(crate) fn slapd(suffix_dc: &str, ldif: &str) -> Server {
     need("slapd");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
@@ -156,7 +156,7 @@ pub fn slapd(suffix_dc: &str, ldif: &str) -> Server {
 }
 
 /// An LDIF entry `cn=NAME,dc=SUFFIX` with `mail` and a certificate in `attribute`.
-pub fn ldap_entry(name: &str, suffix_dc: &str, mail: &str, attribute: &str, der: &[u8]) -> String {
+pub(crate) fn ldap_entry(name: &str, suffix_dc: &str, mail: &str, attribute: &str, der: &[u8]) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     format!(
@@ -165,7 +165,7 @@ pub fn ldap_entry(name: &str, suffix_dc: &str, mail: &str, attribute: &str, der:
 }
 
 /// Python's http.server publishing the files put in its directory.
-pub fn http() -> Server {
+pub(crate) fn http() -> Server {
     need("python3");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -176,7 +176,7 @@ pub fn http() -> Server {
 
 /// A TCP connection to 127.0.0.1:`port` from the loopback address `source` (127.0.0.2, say): a
 /// second host on one machine, for limits that count per peer address.
-pub fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
+pub(crate) fn connect_from(source: [u8; 4], port: u16) -> TcpStream {
     use std::os::fd::FromRawFd;
     let address = |ip: [u8; 4], port: u16| {
         // SAFETY: a plain C struct; all zeroes is a valid value of it.

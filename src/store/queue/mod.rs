@@ -7,8 +7,8 @@
 //! them), in the same transactions. Nothing outside the store sees a connection: what processing
 //! a recipient leaves to write with its outcome is a list of `FinishWrite`s.
 
-pub mod receipts;
-pub mod tracking;
+pub(crate) mod receipts;
+pub(crate) mod tracking;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,7 +26,7 @@ use receipts::Receipt;
 const WAITING: &str = "r.status IN ('queued', 'deferred') AND r.in_flight = 0
     AND r.message_id NOT IN (SELECT id FROM queue_messages WHERE quarantined IS NOT NULL)";
 
-pub type Result<T> = std::result::Result<T, StoreError>;
+pub(crate) type Result<T> = std::result::Result<T, StoreError>;
 
 /// Up to `limit` recipients due at `?1`, in the order they fell due. The limit is written into the
 /// statement, not bound: SQLite plans a statement again every time a bound LIMIT is bound (it
@@ -54,7 +54,7 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
     let config_generation: i64 = tx.row("SELECT n FROM config_generation", [], |r| r.get(0))?;
     for id in due {
         let mut stmt = tx.prepare_cached(
-            "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from, m.authenticated_as,
+            "SELECT r.id, r.recipient, r.attempts, m.id, m.direction, m.mail_from,
                     m.message_id, m.received_at, m.sealed_data
              FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id WHERE r.id = ?1",
         )?;
@@ -67,10 +67,9 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
                     id: r.get(3)?,
                     flow: r.get(4)?,
                     mail_from: r.get(5)?,
-                    authenticated_as: r.get(6)?,
-                    message_id: r.get(7)?,
-                    received_at: r.get(8)?,
-                    sealed_data: r.get(9)?,
+                    message_id: r.get(6)?,
+                    received_at: r.get(7)?,
+                    sealed_data: r.get(8)?,
                 },
                 config_generation,
             })
@@ -85,7 +84,7 @@ fn claim_in(tx: &Connection, now: i64, limit: usize) -> Result<Vec<Job>> {
 
 /// A message to commit. `sealed_data` is already encrypted under the KEK.
 #[derive(Debug, Clone)]
-pub struct NewMessage {
+pub(crate) struct NewMessage {
     pub flow: Flow,
     pub mail_from: String,
     pub authenticated_as: Option<String>,
@@ -101,7 +100,7 @@ pub struct NewMessage {
 /// commit per recipient instead of one per write, and the writes stand or fall with the outcome (a
 /// crash before it redoes the processing and them).
 #[derive(Debug)]
-pub enum FinishWrite {
+pub(crate) enum FinishWrite {
     /// A message of ours left for the recipient's HISP or this node's mailbox (`note`: the reply).
     Sent { sender: String, message_id: String, recipient: String, note: String },
     /// A message was put into a hosted mailbox.
@@ -117,17 +116,17 @@ pub enum FinishWrite {
 
 /// The writes of one recipient's processing, in the order they were added.
 #[derive(Default)]
-pub struct AtFinish {
+pub(crate) struct AtFinish {
     writes: std::cell::RefCell<Vec<FinishWrite>>,
 }
 
 impl AtFinish {
-    pub fn add(&self, write: FinishWrite) {
+    pub(crate) fn add(&self, write: FinishWrite) {
         self.writes.borrow_mut().push(write);
     }
 
     /// The receipt recorded as opened by an earlier write of this processing, if any.
-    pub fn opened(&self, queue_message: i64, recipient: &str) -> Option<Receipt> {
+    pub(crate) fn opened(&self, queue_message: i64, recipient: &str) -> Option<Receipt> {
         self.writes.borrow().iter().find_map(|w| match w {
             FinishWrite::Opened(r) if r.queue_message == queue_message && r.recipient == recipient => Some(r.clone()),
             _ => None,
@@ -167,7 +166,7 @@ impl AtFinish {
 
 /// One recipient of one message, claimed for processing.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     pub recipient_id: i64,
     pub recipient: String,
     pub attempts: u32,
@@ -178,11 +177,10 @@ pub struct Job {
 }
 
 #[derive(Debug, Clone)]
-pub struct QueuedMessage {
+pub(crate) struct QueuedMessage {
     pub id: i64,
     pub flow: Flow,
     pub mail_from: String,
-    pub authenticated_as: Option<String>,
     pub message_id: String,
     pub received_at: i64,
     pub sealed_data: Vec<u8>,
@@ -190,7 +188,7 @@ pub struct QueuedMessage {
 
 /// How processing one recipient ended.
 #[derive(Debug, Clone)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Handed to the peer HISP.
     Sent(String),
     /// Put into the local mailbox.
@@ -214,7 +212,7 @@ impl From<Failure> for Outcome {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct RecipientState {
+pub(crate) struct RecipientState {
     pub recipient: String,
     pub status: RecipientStatus,
     /// Being processed now.
@@ -226,7 +224,7 @@ pub struct RecipientState {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct QueueEntry {
+pub(crate) struct QueueEntry {
     pub id: i64,
     pub flow: Flow,
     pub mail_from: String,
@@ -238,7 +236,7 @@ pub struct QueueEntry {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReceivedAttachment {
+pub(crate) struct ReceivedAttachment {
     pub recipient: String,
     pub message_id: String,
     pub filename: String,
@@ -253,7 +251,7 @@ pub struct ReceivedAttachment {
 /// and a connection's page cache stays valid only as long as no other connection writes, so
 /// one connection for all of them reads its pages from memory instead of from the file again at
 /// every transaction.
-pub struct Queue {
+pub(crate) struct Queue {
     conn: Arc<Mutex<Connection>>,
     /// The WAL file, for a handle whose commits must be on disk when they return (see `open`);
     /// None for the workers' handles.
@@ -331,7 +329,7 @@ impl Queue {
     /// released. A commit is visible to the workers a moment before it is durable: a power loss in
     /// that moment can make a message be sent that its client, never answered 250, sends again
     /// (the peer recognises it by its Message-ID); nothing answered 250 is lost.
-    pub fn open(path: &Path) -> Result<Queue> {
+    pub(crate) fn open(path: &Path) -> Result<Queue> {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
@@ -348,11 +346,11 @@ impl Queue {
     /// is safe to redo: a claim, or an outcome whose redo finds the Maildir copy (or the DSN)
     /// already there, or a resend the peer recognises by its Message-ID.
     /// Seals and opens PHI fields (`store::fields`) with `cipher` (the KEK) from now on.
-    pub fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()> {
+    pub(crate) fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()> {
         Ok(crate::store::fields::register(&self.conn(), Some(cipher))?)
     }
 
-    pub fn for_workers(&self) -> Queue {
+    pub(crate) fn for_workers(&self) -> Queue {
         Queue { conn: self.conn.clone(), durable: None }
     }
 
@@ -376,7 +374,7 @@ impl Queue {
     }
 
     /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
-    pub fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
+    pub(crate) fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
         let tx = self.write()?;
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
@@ -389,7 +387,7 @@ impl Queue {
     /// At start: recipients left in flight by a daemon that died were being processed when it
     /// died. Each counts a crash; at `max_crashes` the message is quarantined, else it is retried.
     /// Returns (retried, quarantined).
-    pub fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
+    pub(crate) fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
         let tx = self.write()?;
         // Only a recipient in flight counts a crash now, so only its message can reach the limit:
         // both statements find the recipients by the `queue_in_flight` index.
@@ -409,7 +407,7 @@ impl Queue {
 
     /// At an orderly stop: recipients still being processed go back to waiting, without counting
     /// a crash (processing them again is safe: see `for_workers`). Returns how many.
-    pub fn release_in_flight(&self, now: i64) -> Result<usize> {
+    pub(crate) fn release_in_flight(&self, now: i64) -> Result<usize> {
         let tx = self.write()?;
         let released =
             tx.run("UPDATE queue_recipients SET in_flight = 0, updated_at = ?1 WHERE in_flight = 1", [now])?;
@@ -418,7 +416,7 @@ impl Queue {
     }
 
     /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
-    pub fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
+    pub(crate) fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
         let tx = self.write()?;
         let jobs = claim_in(&tx, now, limit)?;
         tx.commit()?;
@@ -426,7 +424,7 @@ impl Queue {
     }
 
     /// Records how processing a claimed recipient ended.
-    pub fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
+    pub(crate) fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
         self.finish_and_claim(recipient_id, outcome, now, AtFinish::default(), 0).map(|_| ())
     }
 
@@ -434,7 +432,7 @@ impl Queue {
     /// elsewhere: committed with it, atomically), then claims up to `limit` due recipients, still
     /// in that transaction: a busy worker commits once per recipient, not twice. Returns the
     /// claimed recipients and how many recipients the writes queued.
-    pub fn finish_and_claim(
+    pub(crate) fn finish_and_claim(
         &self,
         recipient_id: i64,
         outcome: &Outcome,
@@ -465,7 +463,7 @@ impl Queue {
     /// oldest messages are looked at (five times `limit`): the queue's writers wait while this
     /// runs, so it must not read a week of messages each time, and a message finishes for good
     /// within its maximum age, long before it is old enough to go.
-    pub fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
+    pub(crate) fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
         let tx = self.write()?;
         let removed = tx.run(
             &format!(
@@ -487,7 +485,7 @@ impl Queue {
     }
 
     /// Stops processing a message (its recipients stay as they are) and says why.
-    pub fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
+    pub(crate) fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
         let tx = self.write()?;
         tx.run("UPDATE queue_messages SET quarantined = ?2 WHERE id = ?1", params![message_id, reason])?;
         tx.run(
@@ -498,17 +496,8 @@ impl Queue {
         Ok(())
     }
 
-    /// The earliest time a waiting recipient becomes due, if any.
-    pub fn next_due(&self) -> Result<Option<i64>> {
-        Ok(self.conn().row(
-            &format!("SELECT min(r.next_attempt_at) FROM queue_recipients r WHERE {WAITING}"),
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
     /// Messages, newest first; `all` includes those whose every recipient is finished.
-    pub fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
+    pub(crate) fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
         let ids: Vec<i64> = {
             let conn = self.conn();
             // Quarantined messages from their index: testing `quarantined` row by row would read
@@ -525,7 +514,7 @@ impl Queue {
         ids.into_iter().map(|id| self.show(id)).collect()
     }
 
-    pub fn show(&self, id: i64) -> Result<QueueEntry> {
+    pub(crate) fn show(&self, id: i64) -> Result<QueueEntry> {
         let mut entry = self
             .conn()
             .row(
@@ -567,7 +556,7 @@ impl Queue {
     }
 
     /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
-    pub fn retry(&self, id: i64, now: i64) -> Result<usize> {
+    pub(crate) fn retry(&self, id: i64, now: i64) -> Result<usize> {
         self.show(id)?;
         let kept: i64 =
             self.conn().row("SELECT length(sealed_data) FROM queue_messages WHERE id = ?1", [id], |r| r.get(0))?;
@@ -587,7 +576,7 @@ impl Queue {
         Ok(n)
     }
 
-    pub fn remove(&self, id: i64) -> Result<()> {
+    pub(crate) fn remove(&self, id: i64) -> Result<()> {
         self.show(id)?;
         let tx = self.write()?;
         tx.run("DELETE FROM queue_messages WHERE id = ?1", [id])?;
@@ -597,7 +586,7 @@ impl Queue {
 
     /// The attachments delivered into hosted mailboxes (those of `recipient` only, if given),
     /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
-    pub fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
+    pub(crate) fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
         let conn = self.conn();
         let mut stmt = match recipient {
             Some(_) => conn.prepare_cached(
@@ -624,7 +613,7 @@ impl Queue {
     }
 
     /// What was delivered into hosted mailboxes since `since`, newest first.
-    pub fn received_since(&self, since: i64) -> Result<Vec<Received>> {
+    pub(crate) fn received_since(&self, since: i64) -> Result<Vec<Received>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT message_id, recipient, sender, field_open(subject), kind, delivered_at, file FROM mailbox_deliveries
@@ -646,7 +635,7 @@ impl Queue {
 
     /// Has the message with one of these delivery keys (its own, and the form rows from before
     /// delivery keys have) already been delivered into this recipient's mailbox: its file.
-    pub fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>> {
+    pub(crate) fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
             .row(
@@ -658,7 +647,7 @@ impl Queue {
     }
 
     /// Was a message with this Message-ID, but another delivery key, delivered to this recipient.
-    pub fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool> {
+    pub(crate) fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool> {
         Ok(self
             .conn()
             .row(
@@ -943,7 +932,7 @@ mod tests {
 
 /// A message that was delivered into a hosted mailbox.
 #[derive(Debug, Clone, Serialize)]
-pub struct Received {
+pub(crate) struct Received {
     pub message_id: String,
     pub recipient: String,
     /// The verified sender.
@@ -957,7 +946,7 @@ pub struct Received {
 
 /// A message put into a hosted mailbox.
 #[derive(Debug)]
-pub struct MailboxDelivery {
+pub(crate) struct MailboxDelivery {
     /// What identifies the message: a digest of its verified sender, Message-ID and content.
     pub delivery_key: String,
     /// The message's Message-ID (or its delivery key, when it had none).
@@ -974,7 +963,7 @@ pub struct MailboxDelivery {
 
 /// What is kept of an attachment of a delivered message: its name, type, size and digest.
 #[derive(Debug)]
-pub struct AttachmentRecord {
+pub(crate) struct AttachmentRecord {
     pub filename: String,
     pub content_type: String,
     pub size: i64,

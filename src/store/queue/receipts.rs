@@ -13,7 +13,7 @@ use crate::store::Disposition;
 
 /// What the MDNs for one (message, recipient) are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     /// What identifies the message (see the module comment).
     pub delivery_key: String,
     /// The queue entry that carried it (for its failure, found by the worker that fails it).
@@ -82,7 +82,7 @@ pub(super) fn answered(
 impl Queue {
     /// The receipt of a message opened and trusted for `recipient` from the queue entry
     /// `queue_message`, if there is one.
-    pub fn receipt_of(&self, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
+    pub(crate) fn receipt_of(&self, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
         Ok(self
             .conn()
             .row(

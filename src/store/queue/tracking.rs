@@ -17,7 +17,7 @@ use crate::store::{Event, TrackStatus};
 
 /// What is tracked of an EHR's message besides its envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     pub subject: String,
     /// The sender asked for `X-DIRECT-FINAL-DESTINATION-DELIVERY` (timely and reliable).
     pub final_delivery: bool,
@@ -25,7 +25,7 @@ pub struct Tracked {
 
 /// One tracked recipient: (sender, Message-ID, recipient), the sender and recipient lowercased.
 #[derive(Debug, Clone, Copy)]
-pub struct Key<'a> {
+pub(crate) struct Key<'a> {
     pub sender: &'a str,
     pub message_id: &'a str,
     pub recipient: &'a str,
@@ -96,7 +96,7 @@ pub(super) fn record_sent(
 
 /// Whether the sender still has to be told that this recipient failed (untracked messages, sent
 /// before tracking existed, are told too).
-pub fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
+pub(crate) fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
     let notified: Option<Option<i64>> = queue
         .conn()
         .row(
@@ -110,7 +110,7 @@ pub fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
 
 /// The recipient failed for good here (`status` failed) or got no notification in time
 /// (timed-out), and the sender has been sent the DSN that says so.
-pub fn failed(queue: &Queue, key: Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
+pub(crate) fn failed(queue: &Queue, key: Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
     let (sender, recipient) = (key.sender.to_ascii_lowercase(), key.recipient.to_ascii_lowercase());
     let key = Key { sender: &sender, message_id: key.message_id, recipient: &recipient };
@@ -129,7 +129,7 @@ pub fn failed(queue: &Queue, key: Key, status: TrackStatus, why: &str, now: i64)
 
 /// What became of one recipient's entry in an arriving notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
+pub(crate) enum Effect {
     /// New news about a tracked recipient; `final_delivery`: the message asked for it.
     Recorded { final_delivery: bool },
     /// The same news again: recorded, not passed on.
@@ -143,7 +143,7 @@ pub enum Effect {
 }
 
 /// Who a notification came from and to, and its own Message-ID.
-pub struct Arrival<'a> {
+pub(crate) struct Arrival<'a> {
     /// The local sender it is addressed to.
     pub sender: &'a str,
     /// Its verified signer.
@@ -155,7 +155,7 @@ pub struct Arrival<'a> {
 
 /// Records a notification that arrived about the message `original_message_id`: what it says
 /// happened to each recipient (lowercased).
-pub fn record_notice(
+pub(crate) fn record_notice(
     queue: &Queue,
     original_message_id: Option<&str>,
     recipients: &[(String, Event)],
@@ -271,7 +271,7 @@ fn record_one(
 
 /// A recipient whose notification is overdue.
 #[derive(Debug, Clone)]
-pub struct Overdue {
+pub(crate) struct Overdue {
     pub message_id: String,
     pub recipient: String,
     pub sender: String,
@@ -284,7 +284,7 @@ pub struct Overdue {
 /// Recipients sent at least `processed_after` seconds ago with no processed MDN, or (when final
 /// delivery was asked for) `dispatched_after` seconds ago with no dispatched MDN, and no failure
 /// told yet.
-pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
+pub(crate) fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
     let conn = queue.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT message_id, recipient, sender, field_open(subject), submitted_at, status FROM tracked
@@ -307,7 +307,7 @@ pub fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: 
 
 /// One event of a recipient's timeline.
 #[derive(Debug, Clone, Serialize)]
-pub struct TimelineEvent {
+pub(crate) struct TimelineEvent {
     pub at: i64,
     pub event: String,
     pub detail: String,
@@ -315,7 +315,7 @@ pub struct TimelineEvent {
 
 /// Everything known about one recipient of a sent message.
 #[derive(Debug, Clone, Serialize)]
-pub struct RecipientTrack {
+pub(crate) struct RecipientTrack {
     pub recipient: String,
     pub status: TrackStatus,
     pub final_delivery: bool,
@@ -330,7 +330,7 @@ pub struct RecipientTrack {
 
 /// A sent message and its recipients.
 #[derive(Debug, Clone, Serialize)]
-pub struct SentMessage {
+pub(crate) struct SentMessage {
     pub message_id: String,
     pub sender: String,
     pub subject: String,
@@ -340,7 +340,7 @@ pub struct SentMessage {
 
 /// The messages with this Message-ID (angle brackets optional) sent through us: one per sender
 /// that used it (a Message-ID names a message only with its sender).
-pub fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>> {
+pub(crate) fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>> {
     let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
     let senders: Vec<String> = {
         let conn = queue.conn();
@@ -358,7 +358,7 @@ pub fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>> {
 }
 
 /// What `sender` sent under `message_id`, if anything.
-pub fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Option<SentMessage>> {
+pub(crate) fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Option<SentMessage>> {
     let conn = queue.conn();
     let sender = sender.to_ascii_lowercase();
     let head: Option<(String, i64)> = conn
@@ -403,7 +403,7 @@ pub fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Optio
 }
 
 /// Messages sent since `since` (unix time), newest first.
-pub fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
+pub(crate) fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
     let keys: Vec<(String, String)> = {
         let conn = queue.conn();
         let mut stmt = conn.prepare_cached(
