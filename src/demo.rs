@@ -26,8 +26,8 @@ use crate::onboarding::{Onboarding, OnboardingError};
 use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
 use crate::smime::mime::{self, Entity};
 use crate::smtp::client::{self, ClientConfig};
-use crate::store::queue::Queue;
-use crate::store::{AnchorRecord, SqliteStore, Store};
+
+use crate::store::{AnchorRecord, NodeStore};
 
 /// The HL7 C-CDA referral note the EHR attaches.
 const REFERRAL_NOTE: &[u8] = include_bytes!("../fixtures/ccda/referral-note.xml");
@@ -128,7 +128,7 @@ pub(crate) fn run() -> Result<(), String> {
         timeline.detail(&proofed);
     }
     for p in [&a, &b] {
-        let store = SqliteStore::open(&p.db, "demo").map_err(|e| e.to_string())?;
+        let store = crate::store::open(&p.db, "demo").map_err(|e| e.to_string())?;
         for ca in &cas {
             let anchor = AnchorRecord::of(ca, &p.domain, true, true).map_err(|e| e.to_string())?;
             store.add_anchor(&anchor).map_err(|e| e.to_string())?;
@@ -137,8 +137,8 @@ pub(crate) fn run() -> Result<(), String> {
     timeline.step("each node trusts the other's CA (in a real network: the DirectTrust bundle)");
 
     for p in [&a, &b] {
-        let store = SqliteStore::open(&p.db, "demo").map_err(|e| e.to_string())?;
-        let kek = Kek::unlock(&store, &p.secret).map_err(|e| e.to_string())?;
+        let store = crate::store::open(&p.db, "demo").map_err(|e| e.to_string())?;
+        let kek = Kek::unlock(&*store, &p.secret).map_err(|e| e.to_string())?;
         let dns = DnsConfig {
             servers: p.config.dns.servers.iter().filter_map(|s| crate::dns::parse_server(s).ok()).collect(),
             timeout: Duration::from_millis(p.config.dns.timeout_ms),
@@ -190,10 +190,10 @@ pub(crate) fn run() -> Result<(), String> {
     timeline.step("the attachment referral-note.xml in dr.jones's mailbox matches the original byte for byte");
     // B records the delivery (and lists the attachments) in one transaction just after the file
     // lands in the Maildir: wait for that record.
-    let queue = Queue::open(&b.db).map_err(|e| e.to_string())?;
+    let queue = crate::store::queue::open(&b.db).map_err(|e| e.to_string())?;
     // File names are sealed at rest: B's KEK opens them.
-    let b_store = SqliteStore::open(&b.db, "demo").map_err(|e| e.to_string())?;
-    let b_kek = Kek::unlock(&b_store, &b.secret).map_err(|e| e.to_string())?;
+    let b_store = crate::store::open(&b.db, "demo").map_err(|e| e.to_string())?;
+    let b_kek = Kek::unlock(&*b_store, &b.secret).map_err(|e| e.to_string())?;
     queue.attach_fields(Arc::new(b_kek)).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + PATIENCE;
     let delivered = || -> Result<bool, String> {
@@ -228,11 +228,11 @@ pub(crate) fn run() -> Result<(), String> {
 /// Waits until node A has matched the processed and the dispatched MDN from B to the referral,
 /// telling each as it comes, and checks both reached dr.smith's mailbox.
 fn wait_for_mdns(a: &Practice, b: &Practice, message_id: &str, timeline: &Timeline) -> Result<(), String> {
-    let queue = Queue::open(&a.db).map_err(|e| e.to_string())?;
+    let queue = crate::store::queue::open(&a.db).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + PATIENCE;
     let mut told = 0;
     loop {
-        let tracked = crate::store::queue::tracking::track(&queue, message_id).map_err(|e| e.to_string())?;
+        let tracked = queue.track(message_id).map_err(|e| e.to_string())?;
         let recipient = tracked
             .into_iter()
             .next()
@@ -313,15 +313,15 @@ fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str)
 /// user's certificate; and how the proofing went.
 fn provision(p: &Practice, now: i64) -> Result<(openssl::x509::X509, String), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let store = SqliteStore::create(&p.db, "demo").map_err(|e| err(&e))?;
-    let kek = Kek::unlock(&store, &p.secret).map_err(|e| err(&e))?;
+    let store = crate::store::create(&p.db, "demo").map_err(|e| err(&e))?;
+    let kek = Kek::unlock(&*store, &p.secret).map_err(|e| err(&e))?;
     store.add_domain(&p.domain, p.name).map_err(|e| err(&e))?;
-    let proofed = prove_identity(&store, &kek, p, now)?;
+    let proofed = prove_identity(&*store, &kek, p, now)?;
     let hash = crate::password::hash(PASSWORD).map_err(|e| err(&e))?;
     store.add_address(&p.user, Some(&hash)).map_err(|e| err(&e))?;
-    let ca = DevCa::create(&store, &kek, &format!("{} development CA", p.name), 2048, now, 3650, false)
+    let ca = DevCa::create(&*store, &kek, &format!("{} development CA", p.name), 2048, now, 3650, false)
         .map_err(|e| err(&e))?;
-    ca.issue_stored(&store, &kek, &Owner::Address(p.user.clone()), 2048, now, 365, &p.config.ca.base_url)
+    ca.issue_stored(&*store, &kek, &Owner::Address(p.user.clone()), 2048, now, 365, &p.config.ca.base_url)
         .map_err(|e| err(&e))?;
     Ok((ca.cert, proofed))
 }
@@ -338,7 +338,7 @@ impl CodeChannel for DemoPhone {
 
 /// The practice's legal representative completes identity proofing as an EHR would walk them
 /// through it: terms, the four sections, the code sent to the phone, Verify Identity (the rules).
-fn prove_identity(store: &SqliteStore, kek: &Kek, p: &Practice, now: i64) -> Result<String, String> {
+fn prove_identity(store: &dyn NodeStore, kek: &Kek, p: &Practice, now: i64) -> Result<String, String> {
     let phone = DemoPhone(std::sync::Mutex::new(None));
     let onboarding = Onboarding { store, kek, verifier: &RulesVerifier, channel: &phone, now };
     let practice = p.domain.as_str();
@@ -409,7 +409,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Waits until node A's queue says the message went out; the peer's reply.
 fn wait_for_sent(db: &Path, message_id: &str, timeline: &Timeline) -> Result<String, String> {
-    let queue = Queue::open(db).map_err(|e| e.to_string())?;
+    let queue = crate::store::queue::open(db).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + PATIENCE;
     let mut last = String::new();
     while Instant::now() < deadline {

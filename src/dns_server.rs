@@ -20,7 +20,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::address::{DirectAddress, Domain, Owner};
 use crate::clock::Clock;
-use crate::store::{SqliteStore, Store};
+use crate::store::Store;
 
 /// What the publisher answers with besides the store's contents.
 #[derive(Debug, Clone)]
@@ -191,10 +191,10 @@ pub(crate) fn start(
     let publishing = Arc::new(publishing);
     let (db_udp, publishing_udp, clock_udp) = (db.clone(), publishing.clone(), clock.clone());
     spawn_udp_workers(&udp, UDP_WORKERS, move || {
-        let store = SqliteStore::open(&db_udp, "dns").ok()?;
+        let store = crate::store::open(&db_udp, "dns").ok()?;
         let (publishing, clock) = (publishing_udp.clone(), clock_udp.clone());
         Some(Box::new(move |query: &[u8]| {
-            Answerer { store: &store, publishing: &publishing, now: clock.unix_now() }.answer(query, true)
+            Answerer { store: &*store, publishing: &publishing, now: clock.unix_now() }.answer(query, true)
         }))
     })?;
     std::thread::Builder::new().name("dns-tcp".into()).spawn(move || {
@@ -248,7 +248,7 @@ fn serve_tcp(
 ) -> std::io::Result<()> {
     const PER_QUERY: Duration = Duration::from_secs(10);
     let mut stream = Deadlined::new(stream, PER_QUERY);
-    let store = SqliteStore::open(db, "dns").map_err(std::io::Error::other)?;
+    let store = crate::store::open(db, "dns").map_err(std::io::Error::other)?;
     loop {
         stream.set_deadline(std::time::Instant::now() + PER_QUERY);
         let mut len = [0u8; 2];
@@ -257,7 +257,7 @@ fn serve_tcp(
         }
         let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
         stream.read_exact(&mut query)?;
-        let answerer = Answerer { store: &store, publishing, now: clock.unix_now() };
+        let answerer = Answerer { store: &*store, publishing, now: clock.unix_now() };
         let Some(reply) = answerer.answer(&query, false) else { return Ok(()) };
         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&reply);
@@ -308,12 +308,12 @@ mod tests {
 
     #[test]
     fn the_zone_of_a_name_is_the_longest_hosted_domain_above_it() {
-        let store = SqliteStore::in_memory("test").unwrap();
+        let store = crate::store::in_memory("test").unwrap();
         for (domain, practice) in [("a.test", "A"), ("direct.a.test", "A2")] {
             store.add_domain(&Domain::parse(domain).unwrap(), practice).unwrap();
         }
         let publishing = Publishing { mx_host: "mx.a.test".into(), mx_address: Ipv4Addr::LOCALHOST, ttl: 60 };
-        let answerer = Answerer { store: &store, publishing: &publishing, now: 0 };
+        let answerer = Answerer { store: &*store, publishing: &publishing, now: 0 };
         let zone = |name: &str| answerer.zone_of(name).unwrap().map(|d| d.to_string());
         assert_eq!(zone("dr.smith.direct.a.test").as_deref(), Some("direct.a.test"));
         assert_eq!(zone("direct.a.test").as_deref(), Some("direct.a.test"));

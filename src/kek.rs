@@ -288,13 +288,13 @@ impl crate::store::FieldCipher for Kek {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+
     use openssl::rsa::Rsa;
 
     #[test]
     fn a_sealed_key_opens_only_with_the_same_secret() {
-        let store = SqliteStore::in_memory("test").unwrap();
-        let kek = Kek::unlock(&store, "correct horse battery staple").unwrap();
+        let store = crate::store::in_memory("test").unwrap();
+        let kek = Kek::unlock(&*store, "correct horse battery staple").unwrap();
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let sealed = kek.seal_key(&key).unwrap();
         // The sealed form must not contain the key in the clear.
@@ -302,7 +302,7 @@ mod tests {
         assert!(!sealed.windows(32).any(|w| w == &der[40..72]));
         assert!(kek.open_key(&sealed).unwrap().public_eq(&key));
 
-        assert!(matches!(Kek::unlock(&store, "not the right secret at all"), Err(KekError::Wrong)));
+        assert!(matches!(Kek::unlock(&*store, "not the right secret at all"), Err(KekError::Wrong)));
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
         assert!(matches!(kek.open_key(&tampered), Err(KekError::Damaged)));

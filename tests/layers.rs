@@ -202,6 +202,27 @@ fn every_module_uses_only_the_layers_below_its_own() {
     }
 }
 
+/// Nothing above the store knows which database keeps the node's state: it names the store's
+/// traits (`NodeStore`, `Queue`), never a backend's types or its driver, so a PostgreSQL backend
+/// changes only `src/store/`.
+#[test]
+fn only_the_store_knows_the_database() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut wrong = Vec::new();
+    for file in files.iter().filter(|f| !f.starts_with(root.join("store"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if ["rusqlite", "Sqlite", "sqlite"].iter().any(|name| code.contains(name)) {
+                wrong.push(format!("{}:{}: {}", file.strip_prefix(&root).unwrap().display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "SQLite named above the store:\n{}", wrong.join("\n"));
+}
+
 #[test]
 fn the_reader_finds_arrows_in_every_form_and_leaves_tests_out() {
     let text = "use crate::smime::open;\nuse crate::{store::Store, pki::{self, ca}, address};\n\

@@ -8,14 +8,14 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::dns::{self, DnsClient, DnsConfig};
 use crate::kek::{self, Kek};
-use crate::store::{SqliteStore, Store};
+use crate::store::{NodeStore, Store};
 
 pub(crate) struct Context {
     pub config: Config,
     pub db_path: PathBuf,
     pub json: bool,
     pub clock: SystemClock,
-    store: OnceCell<SqliteStore>,
+    store: OnceCell<Box<dyn NodeStore>>,
     /// HISP_KEK, taken out of the environment when the command started.
     kek_from_environment: Option<crate::wiped::WipedString>,
 }
@@ -45,23 +45,23 @@ impl Context {
     }
 
     /// Creates the database (for `hisp init`).
-    pub(crate) fn create_store(&self) -> Result<&SqliteStore, Failure> {
-        let store = SqliteStore::create(&self.db_path, &Self::actor())?;
-        Ok(self.store.get_or_init(|| store))
+    pub(crate) fn create_store(&self) -> Result<&dyn NodeStore, Failure> {
+        let store = crate::store::create(&self.db_path, &Self::actor())?;
+        Ok(&**self.store.get_or_init(|| store))
     }
 
     /// The existing database.
     pub(crate) fn store(&self) -> Result<&dyn Store, Failure> {
-        Ok(self.sqlite()?)
+        Ok(self.node_store()?)
     }
 
-    /// The store with everything SQLite keeps (the API's tokens, referrals and documents too).
-    pub(crate) fn sqlite(&self) -> Result<&SqliteStore, Failure> {
+    /// The store with all it keeps (the API's tokens, referrals and documents too).
+    pub(crate) fn node_store(&self) -> Result<&dyn NodeStore, Failure> {
         if let Some(s) = self.store.get() {
-            return Ok(s);
+            return Ok(&**s);
         }
-        let store = SqliteStore::open(&self.db_path, &Self::actor())?;
-        Ok(self.store.get_or_init(|| store))
+        let store = crate::store::open(&self.db_path, &Self::actor())?;
+        Ok(&**self.store.get_or_init(|| store))
     }
 
     /// The resolver settings: `overrides` (from `--dns`) or dns.servers, else /etc/resolv.conf.

@@ -10,7 +10,6 @@ use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::{iso8601, SystemClock};
 use crate::serve::{self, Setup};
-use crate::store::queue::Queue;
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -113,7 +112,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
 
 pub(super) fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure> {
     ctx.store()?;
-    let queue = Queue::open(&ctx.db_path)?;
+    let queue = crate::store::queue::open(&ctx.db_path)?;
     match command {
         QueueCommand::List { all } => {
             let entries = queue.list(all)?;

@@ -7,7 +7,6 @@ use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
 use crate::http::tokens;
-use crate::store::{ApiStore, Store};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TokenCommand {
@@ -29,7 +28,7 @@ pub(crate) enum TokenCommand {
 }
 
 pub(super) fn run(ctx: &Context, command: TokenCommand) -> Result<(), Failure> {
-    let store = ctx.sqlite()?;
+    let store = ctx.node_store()?;
     match command {
         TokenCommand::Create { name, practice } => {
             let name = name.trim();

@@ -4,13 +4,13 @@
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
-use crate::store::queue::tracking::{self, SentMessage};
+use crate::store::queue::tracking::SentMessage;
 use crate::store::queue::Queue;
 
 /// The queue, able to open sealed subjects when the KEK is at hand (else they show "(sealed)").
-fn queue(ctx: &Context) -> Result<Queue, Failure> {
+fn queue(ctx: &Context) -> Result<Box<dyn Queue>, Failure> {
     ctx.store()?; // opens (and migrates) the database, or says clearly that there is none
-    let queue = Queue::open(&ctx.db_path)?;
+    let queue = crate::store::queue::open(&ctx.db_path)?;
     if let Some(kek) = ctx.kek_if_given()? {
         queue.attach_fields(std::sync::Arc::new(kek))?;
     }
@@ -19,7 +19,7 @@ fn queue(ctx: &Context) -> Result<Queue, Failure> {
 
 pub(super) fn track(ctx: &Context, message_id: &str, sender: Option<&str>) -> Result<(), Failure> {
     let queue = queue(ctx)?;
-    let mut found = tracking::track(&queue, message_id.trim())?;
+    let mut found = queue.track(message_id.trim())?;
     if let Some(sender) = sender {
         found.retain(|m| m.sender.eq_ignore_ascii_case(sender.trim()));
     }
@@ -109,7 +109,7 @@ pub(super) fn list(ctx: &Context, received: bool, since: Option<&str>) -> Result
         table(&["DELIVERED", "TO", "FROM (VERIFIED)", "KIND", "SUBJECT", "MESSAGE-ID"], &rows, "nothing received");
         return Ok(());
     }
-    let messages = tracking::sent_since(&queue, since)?;
+    let messages = queue.sent_since(since)?;
     if ctx.json {
         output::json(&messages);
         return Ok(());

@@ -14,12 +14,12 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::{Api, Peer};
 use crate::store::api::TokenRecord;
-use crate::store::{ApiStore, PracticeRecord, SqliteStore, Store};
+use crate::store::{NodeStore, PracticeRecord};
 
 /// What a handler has to work with.
 pub(crate) struct Call<'a> {
     pub api: &'a Api,
-    pub store: SqliteStore,
+    pub store: Box<dyn NodeStore>,
     pub token: TokenRecord,
     pub peer: Peer,
     pub now: i64,
@@ -80,7 +80,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
         }
         let db = api.shared.db.clone();
         let token = tokio::task::spawn_blocking(move || {
-            let store = SqliteStore::open(&db, "api").map_err(ApiError::internal)?;
+            let store = crate::store::open(&db, "api").map_err(ApiError::internal)?;
             store.token(&super::tokens::digest(&bearer)).map_err(ApiError::from)
         })
         .await
@@ -112,7 +112,7 @@ impl Caller {
     {
         let outcome = tokio::task::spawn_blocking(move || {
             let shared = &self.api.shared;
-            let store = SqliteStore::open(&shared.db, &actor(&self.token)).map_err(ApiError::internal)?;
+            let store = crate::store::open(&shared.db, &actor(&self.token)).map_err(ApiError::internal)?;
             store.attach_fields(shared.kek.clone()).map_err(ApiError::internal)?;
             let call = Call {
                 api: &self.api,

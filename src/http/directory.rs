@@ -11,7 +11,7 @@ use super::call::Caller;
 use super::error::ApiError;
 use crate::address::DirectAddress;
 use crate::discovery::verdict::{self, Lookup};
-use crate::store::{ApiStore, Direction};
+use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
 
 /// GET /v1/addresses/{address}/verify: valid (a usable, trusted certificate was found) or
@@ -26,7 +26,7 @@ pub(crate) async fn verify(caller: Caller, Path(address): Path<String>) -> Respo
             let mut anchors = Vec::new();
             for domain in practice.hosted_domains() {
                 anchors.extend(
-                    StoreAnchors(&call.store)
+                    StoreAnchors(&*call.store)
                         .anchors(Some(&domain), Direction::Outgoing)
                         .map_err(ApiError::internal)?,
                 );

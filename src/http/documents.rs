@@ -8,7 +8,6 @@ use serde_json::json;
 use super::call::Caller;
 use super::error::ApiError;
 use crate::onboarding::referral::check_token;
-use crate::store::ApiStore;
 
 /// GET /v1/documents
 pub(crate) async fn list(caller: Caller) -> Response {

@@ -10,8 +10,6 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::ApiError;
-use crate::store::queue::Queue;
-use crate::store::ApiStore;
 
 /// The Message-ID as the API names it: without its angle brackets (they do not sit well in URLs).
 pub(crate) fn bare(message_id: &str) -> &str {
@@ -69,12 +67,12 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
             let documents = call.store.documents(practice.id, None, Some(&entry.message_id))?;
             let recipients = if entry.way == "sent" {
                 // Only this practice's senders: another practice may have used the same Message-ID.
-                let queue = Queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
+                let queue = crate::store::queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
                 queue.attach_fields(call.api.shared.kek.clone()).map_err(ApiError::internal)?;
                 let ours = |sender: &str| {
                     sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain))
                 };
-                let sent = crate::store::queue::tracking::track(&queue, &entry.message_id)?;
+                let sent = queue.track(&entry.message_id)?;
                 sent.into_iter().filter(|m| ours(&m.sender)).flat_map(|m| m.recipients).collect()
             } else {
                 Vec::new()

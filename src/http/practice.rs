@@ -11,7 +11,6 @@ use crate::address::DirectAddress;
 use crate::onboarding::proofing::State;
 use crate::onboarding::{certificates, domain_name};
 use crate::password::PasswordError;
-use crate::store::{ApiStore, Store};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +50,7 @@ pub(crate) async fn show(caller: Caller) -> Response {
 
 fn describe(call: &Call) -> Result<Value, ApiError> {
     let practice = call.practice()?;
-    let addresses: Vec<String> = practice.addresses(&call.store)?.iter().map(ToString::to_string).collect();
+    let addresses: Vec<String> = practice.addresses(&*call.store)?.iter().map(ToString::to_string).collect();
     Ok(json!({ "practice": practice, "addresses": addresses }))
 }
 
@@ -89,7 +88,7 @@ pub(crate) async fn add_user(caller: Caller, Body(body): Body) -> Response {
             let issued = if practice.proofing == State::Verified.as_str() {
                 let shared = &call.api.shared;
                 let new = std::slice::from_ref(&address);
-                certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, new, call.now)
+                certificates::issue_missing(&*call.store, &shared.kek, &shared.config.ca, new, call.now)
                     .map_err(ApiError::internal)?
             } else {
                 Vec::new()

@@ -23,7 +23,7 @@ fn step(
     let verifier = setup::verifier(config, &call.api.dns).map_err(ApiError::internal)?;
     let channel = setup::channel(config, &call.api.dns, &shared.config.server.hostname).map_err(ApiError::internal)?;
     let onboarding =
-        Onboarding { store: &call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
+        Onboarding { store: &*call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
     Ok(f(&onboarding, &practice.name)?)
 }
 
@@ -102,8 +102,8 @@ pub(crate) async fn submit(caller: Caller) -> Response {
             let status = step(call, |o, p| o.submit(p))?;
             let issued = if status.state == State::Verified {
                 let shared = &call.api.shared;
-                let addresses = call.practice()?.addresses(&call.store)?;
-                certificates::issue_missing(&call.store, &shared.kek, &shared.config.ca, &addresses, call.now)
+                let addresses = call.practice()?.addresses(&*call.store)?;
+                certificates::issue_missing(&*call.store, &shared.kek, &shared.config.ca, &addresses, call.now)
                     .map_err(ApiError::internal)?
             } else {
                 Vec::new()

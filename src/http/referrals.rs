@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::messages::{bare, limit};
 use crate::onboarding::referral::DIRECTIONS;
 use crate::store::api::{summarize, ReferralFilter, ReferralRecord};
-use crate::store::ApiStore;
 
 /// A referral as the API shows it, with its status: sent ones by their delivery (queued, sent,
 /// delivered, failed), received ones awaiting or received.

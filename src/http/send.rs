@@ -17,7 +17,7 @@ use crate::smime::mime::{encode_base64_lines, Attachment};
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
-use crate::store::{ApiStore, PracticeRecord, Store};
+use crate::store::PracticeRecord;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +103,7 @@ fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked,
         return Err(e);
     }
     // Until its identity is proofed, a practice cannot send: the same rule as SMTP submission.
-    if let Err(refused) = crate::store::require_verified(&call.store, from.domain()) {
+    if let Err(refused) = crate::store::require_verified(&*call.store, from.domain()) {
         return Err(match refused {
             Ok(why) => ApiError::forbidden("not-verified", why),
             Err(e) => e.into(),

@@ -71,7 +71,7 @@ pub(crate) struct Shared {
     /// Private keys and signing identities unsealed so far.
     pub unsealed: unsealed::Unsealed,
     /// The queue, as the workers write it (intake's connection, see `Queue`).
-    pub queue: Queue,
+    pub queue: Box<dyn Queue>,
     /// Set when the node stops (`Running::stop`): workers claim nothing more.
     pub stopping: Arc<AtomicBool>,
     /// Workers not yet ended (they end once the node stops and their job in hand is done).

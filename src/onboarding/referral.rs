@@ -86,7 +86,7 @@ pub(crate) fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<New
 /// Records what a hosted address received: the referral (if the message is one) and a copy of
 /// each of its `attachments` (as the delivery found them) for the recipient's practice. Once per practice: a retried delivery, or a
 /// second recipient at the same practice, changes nothing.
-pub(crate) fn record_received<S: Store + ApiStore>(
+pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
     store: &S,
     kek: &Kek,
     recipient: &DirectAddress,

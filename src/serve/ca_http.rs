@@ -14,7 +14,6 @@ use crate::clock::Clock;
 use crate::deadline::Deadlined;
 use crate::dev_ca::DevCa;
 use crate::kek::Kek;
-use crate::store::{SqliteStore, Store};
 
 /// How long a published CRL is good for (its nextUpdate).
 const CRL_DAYS: u32 = 7;
@@ -90,13 +89,13 @@ impl Publisher {
     }
 
     fn certificate(&self) -> Result<Vec<u8>, String> {
-        let store = SqliteStore::open(&self.db, "ca-http").map_err(|e| e.to_string())?;
-        DevCa::certificate(&store).and_then(|c| Ok(c.to_der()?)).map_err(|e| e.to_string())
+        let store = crate::store::open(&self.db, "ca-http").map_err(|e| e.to_string())?;
+        DevCa::certificate(&*store).and_then(|c| Ok(c.to_der()?)).map_err(|e| e.to_string())
     }
 
     fn current_crl(&self) -> Result<Vec<u8>, String> {
         let now = self.clock.unix_now();
-        let store = SqliteStore::open(&self.db, "ca-http").map_err(|e| e.to_string())?;
+        let store = crate::store::open(&self.db, "ca-http").map_err(|e| e.to_string())?;
         let revoked = store.revocations().map_err(|e| e.to_string())?.len();
         let mut cached = self.crl.lock().map_err(|_| "CRL cache poisoned".to_string())?;
         if let Some((_, _, der)) =
@@ -104,8 +103,8 @@ impl Publisher {
         {
             return Ok(der.clone());
         }
-        let ca = DevCa::load(&store, &self.kek).map_err(|e| e.to_string())?;
-        let der = ca.crl(&store, now, CRL_DAYS).map_err(|e| e.to_string())?.to_der().map_err(|e| e.to_string())?;
+        let ca = DevCa::load(&*store, &self.kek).map_err(|e| e.to_string())?;
+        let der = ca.crl(&*store, now, CRL_DAYS).map_err(|e| e.to_string())?.to_der().map_err(|e| e.to_string())?;
         *cached = Some((now, revoked, der.clone()));
         Ok(der)
     }

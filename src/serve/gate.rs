@@ -9,14 +9,14 @@ use crate::address::{DirectAddress, Domain};
 use crate::login_cache::LoginCache;
 use crate::smtp::server::GateFactory;
 use crate::smtp::session::{Gate, Login};
-use crate::store::{SqliteStore, Store};
+use crate::store::NodeStore;
 use crate::throttle::Throttle;
 
 /// An SMTP session's view of the store; its connection goes back to the pool when it ends.
 pub(crate) struct StoreGate {
-    store: Option<SqliteStore>,
+    store: Option<Box<dyn NodeStore>>,
     logins: Arc<LoginCache>,
-    idle: Arc<Mutex<Vec<SqliteStore>>>,
+    idle: Arc<Mutex<Vec<Box<dyn NodeStore>>>>,
     guard: Arc<LoginGuard>,
     peer: IpAddr,
 }
@@ -36,8 +36,8 @@ impl Default for LoginGuard {
 }
 
 impl StoreGate {
-    fn store(&self) -> &SqliteStore {
-        self.store.as_ref().expect("a gate has its store until it is dropped")
+    fn store(&self) -> &dyn NodeStore {
+        self.store.as_deref().expect("a gate has its store until it is dropped")
     }
 }
 
@@ -105,7 +105,7 @@ const MAX_IDLE_STORES: usize = 32;
 pub(crate) struct StoreGates {
     db: PathBuf,
     logins: Arc<LoginCache>,
-    idle: Arc<Mutex<Vec<SqliteStore>>>,
+    idle: Arc<Mutex<Vec<Box<dyn NodeStore>>>>,
     guard: Arc<LoginGuard>,
 }
 
@@ -120,7 +120,7 @@ impl GateFactory for StoreGates {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let store = match reused {
             Some(store) => store,
-            None => SqliteStore::open(&self.db, "smtp").map_err(|e| e.to_string())?,
+            None => crate::store::open(&self.db, "smtp").map_err(|e| e.to_string())?,
         };
         Ok(Box::new(StoreGate {
             store: Some(store),
@@ -141,7 +141,7 @@ mod tests {
     fn sessions_reuse_the_store_connections_of_sessions_that_ended() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hisp.db");
-        let store = SqliteStore::create(&db, "test").unwrap();
+        let store = crate::store::create(&db, "test").unwrap();
         store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
         let gates = StoreGates::new(db, LoginCache::new(Duration::ZERO).unwrap());
         let local = IpAddr::from([127, 0, 0, 1]);
@@ -163,7 +163,7 @@ mod tests {
     fn failed_logins_throttle_the_account_and_the_address_whatever_the_password() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hisp.db");
-        let store = SqliteStore::create(&db, "test").unwrap();
+        let store = crate::store::create(&db, "test").unwrap();
         store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
         let smith = DirectAddress::parse("dr.smith@a.test").unwrap();
         store.add_address(&smith, Some(&crate::password::hash("the right password").unwrap())).unwrap();

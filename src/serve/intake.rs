@@ -36,7 +36,7 @@ pub(crate) struct Intake {
 impl Intake {
     /// Starts the committer thread on `queue`; it wakes the workers after each batch.
     pub(crate) fn start(
-        queue: Queue,
+        queue: Box<dyn Queue>,
         hostname: String,
         kek: Arc<Kek>,
         clock: Arc<dyn Clock>,
@@ -51,7 +51,7 @@ impl Intake {
     }
 }
 
-fn commit_loop(queue: Queue, receiver: Receiver<Pending>, clock: Arc<dyn Clock>, wakeup: Arc<Wakeup>) {
+fn commit_loop(queue: Box<dyn Queue>, receiver: Receiver<Pending>, clock: Arc<dyn Clock>, wakeup: Arc<Wakeup>) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {

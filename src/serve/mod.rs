@@ -33,14 +33,14 @@ use crate::node::Shared;
 use crate::smtp::sessions::Sessions;
 use crate::store::queue::{self, AtFinish, FinishWrite, Job, Outcome, Queue};
 use crate::store::Flow;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{NodeStore, StoreError};
 
 /// One job being processed: the shared state, this worker's own connections, the time, and the
 /// queue writes to commit with the job's outcome.
 pub(crate) struct Work<'a> {
     pub shared: &'a Shared,
-    pub store: &'a SqliteStore,
-    pub queue: &'a Queue,
+    pub store: &'a dyn NodeStore,
+    pub queue: &'a dyn Queue,
     pub now: i64,
     pub at_finish: AtFinish,
 }
@@ -112,9 +112,9 @@ impl Running {
 /// A worker: its own store connection, the shared queue; claims one due recipient at a time,
 /// the next one in the transaction that records how the last one ended.
 fn worker(shared: &Shared) {
-    let queue = &shared.queue;
+    let queue: &dyn Queue = &*shared.queue;
     let store = loop {
-        match SqliteStore::open_for_workers(&shared.db, "worker")
+        match crate::store::open_for_workers(&shared.db, "worker")
             .and_then(|s| s.attach_fields(shared.kek.clone()).map(|()| s))
         {
             Ok(s) => break s,
@@ -149,13 +149,13 @@ fn worker(shared: &Shared) {
                 }
             }
         };
-        next = run_job(shared, &store, queue, &job);
+        next = run_job(shared, &*store, queue, &job);
     }
 }
 
 /// Processes one claimed recipient and records its outcome; returns the next due recipient,
 /// claimed in the same transaction.
-fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Option<Job> {
+fn run_job(shared: &Shared, store: &dyn NodeStore, queue: &dyn Queue, job: &Job) -> Option<Job> {
     run_job_with(shared, store, queue, job, process)
 }
 
@@ -163,8 +163,8 @@ fn run_job(shared: &Shared, store: &SqliteStore, queue: &Queue, job: &Job) -> Op
 /// made to).
 fn run_job_with(
     shared: &Shared,
-    store: &SqliteStore,
-    queue: &Queue,
+    store: &dyn NodeStore,
+    queue: &dyn Queue,
     job: &Job,
     process: impl Fn(&Work, &Job) -> Outcome,
 ) -> Option<Job> {
@@ -265,7 +265,7 @@ fn log_outcome(job: &Job, outcome: &Outcome, now: i64) {
 /// A recipient whose outcome (with what its processing left to write) could not be committed is
 /// still marked in flight, which no worker claims: it is released as deferred, to be processed
 /// again after the usual backoff (which is safe: see `Queue::for_workers`).
-fn release(shared: &Shared, queue: &Queue, job: &Job, error: &StoreError) {
+fn release(shared: &Shared, queue: &dyn Queue, job: &Job, error: &StoreError) {
     until_recorded(&format!("release {}", job.recipient), || {
         let now = shared.clock.unix_now();
         let failure = error.failure().with_detail(format!("its outcome could not be recorded: {error}"));
@@ -357,9 +357,9 @@ fn listener_admission(config: &Config) -> Arc<Admission> {
 fn refresh_bundles(shared: &Shared) {
     let interval = Duration::from_secs(shared.config.trust.bundle_refresh_secs);
     loop {
-        match SqliteStore::open(&shared.db, "bundles") {
+        match crate::store::open(&shared.db, "bundles") {
             Ok(store) => {
-                refresh_each(&store, &crate::fetch::HttpFetcher::new(&shared.resolver));
+                refresh_each(&*store, &crate::fetch::HttpFetcher::new(&shared.resolver));
             }
             Err(e) => tracing::error!("bundles: cannot open the store: {e}"),
         }
@@ -368,7 +368,7 @@ fn refresh_bundles(shared: &Shared) {
 }
 
 /// One refresh of every bundle; how many failed.
-fn refresh_each(store: &SqliteStore, fetch: &dyn crate::fetch::Fetcher) -> usize {
+fn refresh_each(store: &dyn NodeStore, fetch: &dyn crate::fetch::Fetcher) -> usize {
     let mut failed = 0;
     for b in store.bundles().unwrap_or_default() {
         // Nothing a bundle's server sends may end the refreshing for good.
@@ -408,8 +408,8 @@ mod tests {
 
     fn shared(dir: &std::path::Path) -> Shared {
         let db = dir.join("hisp.db");
-        SqliteStore::create(&db, "test").unwrap();
-        let queue = Queue::open(&db).unwrap();
+        crate::store::create(&db, "test").unwrap();
+        let queue = queue::open(&db).unwrap();
         let mut config = Config::default();
         config.server.mail_dir = dir.join("mail");
         Shared {
@@ -446,9 +446,9 @@ mod tests {
         };
         let id = shared.queue.enqueue(&[message], now).unwrap()[0];
         let job = shared.queue.claim(now, 1).unwrap().remove(0);
-        let store = SqliteStore::open_for_workers(&shared.db, "worker").unwrap();
+        let store = crate::store::open_for_workers(&shared.db, "worker").unwrap();
 
-        let next = run_job_with(&shared, &store, &shared.queue, &job, |_, _| panic!("boom"));
+        let next = run_job_with(&shared, &*store, &*shared.queue, &job, |_, _| panic!("boom"));
         assert!(next.is_none());
         let entry = shared.queue.show(id).unwrap();
         assert_eq!(entry.quarantined.as_deref(), Some("processing panicked: boom"));
@@ -470,7 +470,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hisp.db");
-        let store = SqliteStore::create(&db, "test").unwrap();
+        let store = crate::store::create(&db, "test").unwrap();
         let domain = crate::address::Domain::parse("a.test").unwrap();
         store.add_domain(&domain, "A").unwrap();
         for (name, source) in [("bad", "http://bad.test/b.p7b"), ("good", "http://good.test/b.p7b")] {
@@ -488,7 +488,7 @@ mod tests {
             };
             store.add_bundle(&record).unwrap();
         }
-        assert_eq!(refresh_each(&store, &Panicking), 2, "both failed, neither ended the loop");
+        assert_eq!(refresh_each(&*store, &Panicking), 2, "both failed, neither ended the loop");
         let good = store.bundles().unwrap().into_iter().find(|b| b.name == "good").unwrap();
         assert!(good.last_error.is_some_and(|e| e.contains("404")), "the bundle after the panic was refreshed");
     }

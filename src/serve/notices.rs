@@ -27,8 +27,7 @@ pub(crate) fn arrived(
 ) -> Result<Pass, Failure> {
     let arrival = Arrival { sender, reporter: &opened.from, notice_id };
     let about = notice.original_message_id.as_deref();
-    let effects =
-        tracking::record_notice(work.queue, about, &notice.recipients, &arrival, work.now).map_err(|e| e.failure())?;
+    let effects = work.queue.record_notice(about, &notice.recipients, &arrival, work.now).map_err(|e| e.failure())?;
     let pass_all = work.shared.config.notify.pass_to_sender == PassNotifications::All;
     let passes = effects.iter().any(|(_, effect)| match effect {
         Effect::Recorded { final_delivery } => pass_all || *final_delivery,
@@ -75,10 +74,10 @@ pub(crate) struct Undelivered<'a> {
 }
 
 /// Puts one DSN for `f` into the sender's mailbox, unless the sender was told before.
-pub(crate) fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: i64) {
+pub(crate) fn tell_sender(shared: &Shared, queue: &dyn Queue, f: &Undelivered, now: i64) {
     let sender = f.sender.to_string();
     let key = tracking::Key { sender: &sender, message_id: f.message_id, recipient: f.recipient };
-    match tracking::needs_failure_notice(queue, key) {
+    match queue.needs_failure_notice(key) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
@@ -107,7 +106,7 @@ pub(crate) fn tell_sender(shared: &Shared, queue: &Queue, f: &Undelivered, now: 
         tracing::error!("notify: cannot deliver the DSN for {} to {}: {e}", f.recipient, f.sender);
         return;
     }
-    if let Err(e) = tracking::failed(queue, key, f.tracked_as, &f.failure.public(), now) {
+    if let Err(e) = queue.failed(key, f.tracked_as, &f.failure.public(), now) {
         tracing::error!("notify: cannot record the DSN for {}: {e}", f.recipient);
     }
 }
@@ -122,18 +121,14 @@ pub(crate) fn watch_timeouts(shared: &Shared) {
     loop {
         std::thread::sleep(interval);
         let now = shared.clock.unix_now();
-        let overdue = match tracking::overdue(
-            queue,
-            now,
-            config.processed_timeout_secs as i64,
-            config.dispatched_timeout_secs as i64,
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::error!("notify: cannot look for overdue notifications: {e}");
-                continue;
-            }
-        };
+        let overdue =
+            match queue.overdue(now, config.processed_timeout_secs as i64, config.dispatched_timeout_secs as i64) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!("notify: cannot look for overdue notifications: {e}");
+                    continue;
+                }
+            };
         for o in overdue {
             let Ok(sender) = DirectAddress::parse(&o.sender) else { continue };
             let timeout =
@@ -153,7 +148,7 @@ pub(crate) fn watch_timeouts(shared: &Shared) {
                 failure: &failure,
                 tracked_as: TrackStatus::TimedOut,
             };
-            tell_sender(shared, queue, &undelivered, now);
+            tell_sender(shared, &**queue, &undelivered, now);
         }
     }
 }

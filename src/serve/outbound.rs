@@ -16,7 +16,6 @@ use crate::smime::seal::{seal, SealOptions, SignerIdentity};
 use crate::smtp::client::ClientConfig;
 use crate::store::queue::{Job, Outcome};
 use crate::store::Direction;
-use crate::store::Store;
 use crate::trust::{AnchorSource, StoreAnchors};
 
 pub(crate) fn process(work: &Work, job: &Job, message: Vec<u8>) -> Outcome {

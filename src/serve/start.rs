@@ -24,7 +24,6 @@ use crate::smtp::server::{self, Listener};
 use crate::smtp::session::{Role, SessionConfig};
 use crate::smtp::sessions::Sessions;
 use crate::store::queue::Queue;
-use crate::store::{SqliteStore, Store};
 
 /// Starts the node: recovers the queue, binds the listeners, starts the committer and workers.
 /// The threads run until the process ends; `Running::stop` winds the workers down first.
@@ -101,7 +100,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
 
 /// What the database holds at start, once ready for the node.
 struct Ready {
-    queue: Queue,
+    queue: Box<dyn Queue>,
     recovered: (usize, usize),
     set_aside: Vec<(String, String)>,
 }
@@ -109,7 +108,7 @@ struct Ready {
 /// Migrations run here, once, before any other connection; then what was written in the clear
 /// before PHI fields were sealed is sealed, and the queue recovers from the last run.
 fn open_database(db: &Path, kek: &Arc<Kek>, config: &Config, clock: &dyn Clock) -> Result<Ready, String> {
-    let store = SqliteStore::open(db, "serve").map_err(|e| e.to_string())?;
+    let store = crate::store::open(db, "serve").map_err(|e| e.to_string())?;
     store.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
     let sealed = store.seal_plaintext().map_err(|e| format!("sealing the fields written in the clear: {e}"))?;
     if sealed > 0 {
@@ -117,7 +116,7 @@ fn open_database(db: &Path, kek: &Arc<Kek>, config: &Config, clock: &dyn Clock) 
     }
     let set_aside = store.set_aside_addresses().map_err(|e| e.to_string())?;
     drop(store);
-    let queue = Queue::open(db).map_err(|e| e.to_string())?;
+    let queue = crate::store::queue::open(db).map_err(|e| e.to_string())?;
     queue.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
     let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
     Ok(Ready { queue, recovered, set_aside })

@@ -539,7 +539,7 @@ fn contains_pattern(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::{NodeStore as _, Store};
 
     fn store() -> (SqliteStore, i64, i64) {
         let s = SqliteStore::in_memory("test").unwrap();

@@ -13,8 +13,46 @@ mod states;
 
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
-pub(crate) use sqlite::{tune_connection, SqliteStore};
+pub(crate) use sqlite::tune_connection;
+use sqlite::SqliteStore;
 pub(crate) use states::{require_verified, Disposition, Event, Flow, ProofingState, RecipientStatus, TrackStatus};
+
+/// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
+/// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
+/// implements it next to SQLite's.
+pub(crate) trait NodeStore: Store + ApiStore + Send {
+    /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
+    /// database's configuration change count is still `generation`, else forgets what changed.
+    fn follow_config_at(&self, generation: i64);
+    /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
+    fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()>;
+    /// Seals what was written in the clear before sealing existed (needs `attach_fields`).
+    fn seal_plaintext(&self) -> Result<usize>;
+    fn schema_version(&self) -> Result<i64>;
+}
+
+/// Creates a new database at `path` (file 0600, directory 0700) and migrates it; `actor` signs
+/// its audit log lines.
+pub(crate) fn create(path: &std::path::Path, actor: &str) -> Result<Box<dyn NodeStore>> {
+    Ok(Box::new(SqliteStore::create(path, actor)?))
+}
+
+/// Opens the existing database at `path` and applies any pending migrations.
+pub(crate) fn open(path: &std::path::Path, actor: &str) -> Result<Box<dyn NodeStore>> {
+    Ok(Box::new(SqliteStore::open(path, actor)?))
+}
+
+/// The store for the queue workers: commits not synced one by one, the configuration kept in
+/// memory (see `SqliteStore::open_for_workers`).
+pub(crate) fn open_for_workers(path: &std::path::Path, actor: &str) -> Result<Box<dyn NodeStore>> {
+    Ok(Box::new(SqliteStore::open_for_workers(path, actor)?))
+}
+
+/// A database in memory (tests and fuzzing).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn in_memory(actor: &str) -> Result<Box<dyn NodeStore>> {
+    Ok(Box::new(SqliteStore::in_memory(actor)?))
+}
 
 /// The schema version a database has once every migration has run.
 pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();

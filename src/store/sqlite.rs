@@ -70,6 +70,7 @@ impl SqliteStore {
     }
 
     /// An in-memory database, for tests.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn in_memory(actor: &str) -> Result<SqliteStore> {
         Self::with_connection(Connection::open_in_memory()?, actor, "FULL", false)
     }
@@ -90,29 +91,6 @@ impl SqliteStore {
         })
     }
 
-    /// For a store that keeps the configuration in memory: keeps it while the database's
-    /// configuration change count is still `generation` (the workers read it in the transaction
-    /// that claims their next message); when it moved, forgets what the changes since touched
-    /// (read again as asked), or everything when the change log cannot say.
-    pub(crate) fn follow_config_at(&self, generation: i64) {
-        if !self.cache.enabled() {
-            return;
-        }
-        match self.cache.generation() {
-            Some(seen) if seen == generation => {}
-            Some(seen) if seen < generation => match self.config_changes(seen, generation) {
-                Ok(Some(changes)) => {
-                    for (kind, key) in &changes {
-                        self.cache.forget(kind, key.as_deref());
-                    }
-                    self.cache.moved_to(generation);
-                }
-                _ => self.cache.follow(generation),
-            },
-            _ => self.cache.follow(generation),
-        }
-    }
-
     /// What changed after generation `seen` up to `generation`, or None when the log no longer
     /// holds all of it, or it is so much that reading everything afresh is as cheap.
     fn config_changes(&self, seen: i64, generation: i64) -> Result<Option<Vec<ConfigChange>>> {
@@ -129,20 +107,6 @@ impl SqliteStore {
             .prepare_cached("SELECT kind, key FROM config_changes WHERE generation > ?1 AND generation <= ?2")?;
         let rows = stmt.query_map([seen, generation], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(Some(rows.collect::<rusqlite::Result<_>>()?))
-    }
-
-    /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
-    pub(crate) fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()> {
-        Ok(fields::register(&self.conn, Some(cipher))?)
-    }
-
-    /// Seals what was written in the clear before sealing existed (needs `attach_fields`).
-    pub(crate) fn seal_plaintext(&self) -> Result<usize> {
-        Ok(fields::seal_plaintext(&self.conn)?)
-    }
-
-    pub(crate) fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.row("PRAGMA user_version", [], |r| r.get(0))?)
     }
 
     /// Runs `change` in a transaction and records it in the audit log in that same transaction.
@@ -323,6 +287,45 @@ fn anchor_row(r: &rusqlite::Row) -> rusqlite::Result<Option<AnchorRecord>> {
         outgoing: r.get(5)?,
         der: r.get(6)?,
     }))
+}
+
+impl NodeStore for SqliteStore {
+    /// For a store that keeps the configuration in memory: keeps it while the database's
+    /// configuration change count is still `generation` (the workers read it in the transaction
+    /// that claims their next message); when it moved, forgets what the changes since touched
+    /// (read again as asked), or everything when the change log cannot say.
+    fn follow_config_at(&self, generation: i64) {
+        if !self.cache.enabled() {
+            return;
+        }
+        match self.cache.generation() {
+            Some(seen) if seen == generation => {}
+            Some(seen) if seen < generation => match self.config_changes(seen, generation) {
+                Ok(Some(changes)) => {
+                    for (kind, key) in &changes {
+                        self.cache.forget(kind, key.as_deref());
+                    }
+                    self.cache.moved_to(generation);
+                }
+                _ => self.cache.follow(generation),
+            },
+            _ => self.cache.follow(generation),
+        }
+    }
+
+    /// Seals and opens PHI fields with `cipher` (the KEK) from now on.
+    fn attach_fields(&self, cipher: std::sync::Arc<dyn FieldCipher>) -> Result<()> {
+        Ok(fields::register(&self.conn, Some(cipher))?)
+    }
+
+    /// Seals what was written in the clear before sealing existed (needs `attach_fields`).
+    fn seal_plaintext(&self) -> Result<usize> {
+        Ok(fields::seal_plaintext(&self.conn)?)
+    }
+
+    fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
 }
 
 impl Store for SqliteStore {

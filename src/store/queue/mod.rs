@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::failure::Failure;
-use crate::store::{Disposition, Flow, RecipientStatus, StoreError};
+use crate::store::{Disposition, Event, Flow, RecipientStatus, StoreError, TrackStatus};
 use receipts::Receipt;
 
 /// The recipients waiting for an attempt (the terms of the `queue_waiting` partial index, which
@@ -251,7 +251,7 @@ pub(crate) struct ReceivedAttachment {
 /// and a connection's page cache stays valid only as long as no other connection writes, so
 /// one connection for all of them reads its pages from memory instead of from the file again at
 /// every transaction.
-pub(crate) struct Queue {
+pub(crate) struct SqliteQueue {
     conn: Arc<Mutex<Connection>>,
     /// The WAL file, for a handle whose commits must be on disk when they return (see `open`);
     /// None for the workers' handles.
@@ -321,7 +321,96 @@ impl Drop for WriteTx<'_> {
     }
 }
 
-impl Queue {
+/// The durable queue as the node sees it: what a PostgreSQL backend implements next to SQLite's.
+pub(crate) trait Queue: Send + Sync {
+    /// Seals and opens PHI fields (`store::fields`) with `cipher` (the KEK) from now on.
+    fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()>;
+    /// A handle for the workers' state changes (claims, outcomes): its commits return without
+    /// waiting for the disk. In WAL mode with synchronous=NORMAL a commit survives the process
+    /// dying (kill -9) and only a power loss can undo the last ones; what that undoes is safe to
+    /// redo: a claim, or an outcome whose redo finds the Maildir copy (or the DSN) already there,
+    /// or a resend the peer recognises by its Message-ID.
+    fn for_workers(&self) -> Box<dyn Queue>;
+    /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
+    fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>>;
+    /// At start: recipients left in flight by a daemon that died were being processed when it
+    /// died. Each counts a crash; at `max_crashes` the message is quarantined, else it is retried.
+    /// Returns (retried, quarantined).
+    fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)>;
+    /// At an orderly stop: recipients still being processed go back to waiting, without counting
+    /// a crash (processing them again is safe: see `for_workers`). Returns how many.
+    fn release_in_flight(&self, now: i64) -> Result<usize>;
+    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
+    fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>>;
+    /// Records how processing a claimed recipient ended.
+    fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()>;
+    /// `finish`, with the writes `at_finish` in the same transaction (what the outcome means
+    /// elsewhere: committed with it, atomically), then claims up to `limit` due recipients, still
+    /// in that transaction: a busy worker commits once per recipient, not twice. Returns the
+    /// claimed recipients and how many recipients the writes queued.
+    fn finish_and_claim(
+        &self,
+        recipient_id: i64,
+        outcome: &Outcome,
+        now: i64,
+        at_finish: AtFinish,
+        limit: usize,
+    ) -> Result<(Vec<Job>, usize)>;
+    /// Removes up to `limit` messages whose every recipient finished (delivered, sent or failed)
+    /// and none changed since `before`; quarantined messages stay. Returns how many went. Only the
+    /// oldest messages are looked at (five times `limit`): the queue's writers wait while this
+    /// runs, so it must not read a week of messages each time, and a message finishes for good
+    /// within its maximum age, long before it is old enough to go.
+    fn purge_finished(&self, before: i64, limit: usize) -> Result<usize>;
+    /// Stops processing a message (its recipients stay as they are) and says why.
+    fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()>;
+    /// Messages, newest first; `all` includes those whose every recipient is finished.
+    fn list(&self, all: bool) -> Result<Vec<QueueEntry>>;
+    fn show(&self, id: i64) -> Result<QueueEntry>;
+    /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
+    fn retry(&self, id: i64, now: i64) -> Result<usize>;
+    fn remove(&self, id: i64) -> Result<()>;
+    /// The attachments delivered into hosted mailboxes (those of `recipient` only, if given),
+    /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
+    fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>>;
+    /// What was delivered into hosted mailboxes since `since`, newest first.
+    fn received_since(&self, since: i64) -> Result<Vec<Received>>;
+    /// Has the message with one of these delivery keys (its own, and the form rows from before
+    /// delivery keys have) already been delivered into this recipient's mailbox: its file.
+    fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>>;
+    /// Was a message with this Message-ID, but another delivery key, delivered to this recipient.
+    fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool>;
+    /// The receipt of a message opened and trusted for `recipient` from the queue entry
+    /// `queue_message`, if there is one.
+    fn receipt_of(&self, queue_message: i64, recipient: &str) -> Result<Option<Receipt>>;
+    /// Whether the sender still has to be told that this recipient failed.
+    fn needs_failure_notice(&self, key: tracking::Key) -> Result<bool>;
+    /// Records that a tracked recipient failed (`status`: failed or timed out) and why.
+    fn failed(&self, key: tracking::Key, status: TrackStatus, why: &str, now: i64) -> Result<()>;
+    /// Records a notification that arrived about the message `original_message_id`: what it says
+    /// happened to each recipient (lowercased), and what that did.
+    fn record_notice(
+        &self,
+        original_message_id: Option<&str>,
+        recipients: &[(String, Event)],
+        arrival: &tracking::Arrival,
+        now: i64,
+    ) -> Result<Vec<(String, tracking::Effect)>>;
+    /// Tracked recipients whose notification is overdue.
+    fn overdue(&self, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<tracking::Overdue>>;
+    /// What became of each sender's message with this Message-ID.
+    fn track(&self, message_id: &str) -> Result<Vec<tracking::SentMessage>>;
+    /// The tracked messages submitted since `since`, newest first.
+    fn sent_since(&self, since: i64) -> Result<Vec<tracking::SentMessage>>;
+}
+
+/// Opens the queue of the (already migrated) database at `path`; its every commit is on disk when
+/// the call that made it returns (what intake needs before answering 250).
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Queue>> {
+    Ok(Box::new(SqliteQueue::open(path)?))
+}
+
+impl SqliteQueue {
     /// A connection to the queue of the (already migrated) database at `path` whose every commit
     /// is on disk when `commit` returns (what intake needs before answering 250). SQLite's
     /// synchronous=FULL would fsync inside the commit, holding the write lock through the disk's
@@ -329,7 +418,7 @@ impl Queue {
     /// released. A commit is visible to the workers a moment before it is durable: a power loss in
     /// that moment can make a message be sent that its client, never answered 250, sends again
     /// (the peer recognises it by its Message-ID); nothing answered 250 is lost.
-    pub(crate) fn open(path: &Path) -> Result<Queue> {
+    pub(crate) fn open(path: &Path) -> Result<SqliteQueue> {
         if !path.exists() {
             return Err(StoreError::Missing(path.display().to_string()));
         }
@@ -337,21 +426,12 @@ impl Queue {
         crate::store::tune_connection(&conn, "NORMAL", std::time::Duration::from_secs(30))?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        Ok(Queue { conn: Arc::new(Mutex::new(conn)), durable: Some(PathBuf::from(wal)) })
+        Ok(SqliteQueue { conn: Arc::new(Mutex::new(conn)), durable: Some(PathBuf::from(wal)) })
     }
 
-    /// A handle on this connection for the workers' state changes (claims, outcomes): its commits
-    /// return without waiting for the disk. In WAL mode with synchronous=NORMAL a commit survives
-    /// the process dying (kill -9) and only a power loss can undo the last ones; what that undoes
-    /// is safe to redo: a claim, or an outcome whose redo finds the Maildir copy (or the DSN)
-    /// already there, or a resend the peer recognises by its Message-ID.
-    /// Seals and opens PHI fields (`store::fields`) with `cipher` (the KEK) from now on.
-    pub(crate) fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()> {
-        Ok(crate::store::fields::register(&self.conn(), Some(cipher))?)
-    }
-
-    pub(crate) fn for_workers(&self) -> Queue {
-        Queue { conn: self.conn.clone(), durable: None }
+    /// The workers' handle: this connection, commits not waited for (`Queue::for_workers`).
+    fn workers(&self) -> SqliteQueue {
+        SqliteQueue { conn: self.conn.clone(), durable: None }
     }
 
     /// A write transaction that takes the write lock at its start (BEGIN IMMEDIATE: a reader
@@ -372,9 +452,18 @@ impl Queue {
         // A thread that panicked holding it left no transaction open (WriteTx rolls back on drop).
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
 
-    /// Commits `messages` in one transaction (one fsync for the batch) and returns their ids.
-    pub(crate) fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
+impl Queue for SqliteQueue {
+    fn attach_fields(&self, cipher: Arc<dyn crate::store::FieldCipher>) -> Result<()> {
+        Ok(crate::store::fields::register(&self.conn(), Some(cipher))?)
+    }
+
+    fn for_workers(&self) -> Box<dyn Queue> {
+        Box::new(self.workers())
+    }
+
+    fn enqueue(&self, messages: &[NewMessage], now: i64) -> Result<Vec<i64>> {
         let tx = self.write()?;
         let mut ids = Vec::with_capacity(messages.len());
         for m in messages {
@@ -384,10 +473,7 @@ impl Queue {
         Ok(ids)
     }
 
-    /// At start: recipients left in flight by a daemon that died were being processed when it
-    /// died. Each counts a crash; at `max_crashes` the message is quarantined, else it is retried.
-    /// Returns (retried, quarantined).
-    pub(crate) fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
+    fn recover(&self, max_crashes: u32, now: i64) -> Result<(usize, usize)> {
         let tx = self.write()?;
         // Only a recipient in flight counts a crash now, so only its message can reach the limit:
         // both statements find the recipients by the `queue_in_flight` index.
@@ -405,9 +491,7 @@ impl Queue {
         Ok((retried, quarantined))
     }
 
-    /// At an orderly stop: recipients still being processed go back to waiting, without counting
-    /// a crash (processing them again is safe: see `for_workers`). Returns how many.
-    pub(crate) fn release_in_flight(&self, now: i64) -> Result<usize> {
+    fn release_in_flight(&self, now: i64) -> Result<usize> {
         let tx = self.write()?;
         let released =
             tx.run("UPDATE queue_recipients SET in_flight = 0, updated_at = ?1 WHERE in_flight = 1", [now])?;
@@ -415,24 +499,18 @@ impl Queue {
         Ok(released)
     }
 
-    /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
-    pub(crate) fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
+    fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>> {
         let tx = self.write()?;
         let jobs = claim_in(&tx, now, limit)?;
         tx.commit()?;
         Ok(jobs)
     }
 
-    /// Records how processing a claimed recipient ended.
-    pub(crate) fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
+    fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
         self.finish_and_claim(recipient_id, outcome, now, AtFinish::default(), 0).map(|_| ())
     }
 
-    /// `finish`, with the writes `at_finish` in the same transaction (what the outcome means
-    /// elsewhere: committed with it, atomically), then claims up to `limit` due recipients, still
-    /// in that transaction: a busy worker commits once per recipient, not twice. Returns the
-    /// claimed recipients and how many recipients the writes queued.
-    pub(crate) fn finish_and_claim(
+    fn finish_and_claim(
         &self,
         recipient_id: i64,
         outcome: &Outcome,
@@ -458,12 +536,7 @@ impl Queue {
         Ok((jobs, queued))
     }
 
-    /// Removes up to `limit` messages whose every recipient finished (delivered, sent or failed)
-    /// and none changed since `before`; quarantined messages stay. Returns how many went. Only the
-    /// oldest messages are looked at (five times `limit`): the queue's writers wait while this
-    /// runs, so it must not read a week of messages each time, and a message finishes for good
-    /// within its maximum age, long before it is old enough to go.
-    pub(crate) fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
+    fn purge_finished(&self, before: i64, limit: usize) -> Result<usize> {
         let tx = self.write()?;
         let removed = tx.run(
             &format!(
@@ -484,8 +557,7 @@ impl Queue {
         Ok(removed)
     }
 
-    /// Stops processing a message (its recipients stay as they are) and says why.
-    pub(crate) fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
+    fn quarantine(&self, message_id: i64, reason: &str, now: i64) -> Result<()> {
         let tx = self.write()?;
         tx.run("UPDATE queue_messages SET quarantined = ?2 WHERE id = ?1", params![message_id, reason])?;
         tx.run(
@@ -496,8 +568,7 @@ impl Queue {
         Ok(())
     }
 
-    /// Messages, newest first; `all` includes those whose every recipient is finished.
-    pub(crate) fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
+    fn list(&self, all: bool) -> Result<Vec<QueueEntry>> {
         let ids: Vec<i64> = {
             let conn = self.conn();
             // Quarantined messages from their index: testing `quarantined` row by row would read
@@ -514,7 +585,7 @@ impl Queue {
         ids.into_iter().map(|id| self.show(id)).collect()
     }
 
-    pub(crate) fn show(&self, id: i64) -> Result<QueueEntry> {
+    fn show(&self, id: i64) -> Result<QueueEntry> {
         let mut entry = self
             .conn()
             .row(
@@ -555,8 +626,7 @@ impl Queue {
         Ok(entry)
     }
 
-    /// Makes a message's waiting or failed recipients due now, and lifts a quarantine.
-    pub(crate) fn retry(&self, id: i64, now: i64) -> Result<usize> {
+    fn retry(&self, id: i64, now: i64) -> Result<usize> {
         self.show(id)?;
         let kept: i64 =
             self.conn().row("SELECT length(sealed_data) FROM queue_messages WHERE id = ?1", [id], |r| r.get(0))?;
@@ -576,7 +646,7 @@ impl Queue {
         Ok(n)
     }
 
-    pub(crate) fn remove(&self, id: i64) -> Result<()> {
+    fn remove(&self, id: i64) -> Result<()> {
         self.show(id)?;
         let tx = self.write()?;
         tx.run("DELETE FROM queue_messages WHERE id = ?1", [id])?;
@@ -584,9 +654,7 @@ impl Queue {
         Ok(())
     }
 
-    /// The attachments delivered into hosted mailboxes (those of `recipient` only, if given),
-    /// newest first: (recipient, Message-ID, filename, content type, size, SHA-256, received at).
-    pub(crate) fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
+    fn received_attachments(&self, recipient: Option<&str>) -> Result<Vec<ReceivedAttachment>> {
         let conn = self.conn();
         let mut stmt = match recipient {
             Some(_) => conn.prepare_cached(
@@ -612,8 +680,7 @@ impl Queue {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// What was delivered into hosted mailboxes since `since`, newest first.
-    pub(crate) fn received_since(&self, since: i64) -> Result<Vec<Received>> {
+    fn received_since(&self, since: i64) -> Result<Vec<Received>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT message_id, recipient, sender, field_open(subject), kind, delivered_at, file FROM mailbox_deliveries
@@ -633,9 +700,7 @@ impl Queue {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Has the message with one of these delivery keys (its own, and the form rows from before
-    /// delivery keys have) already been delivered into this recipient's mailbox: its file.
-    pub(crate) fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>> {
+    fn delivered_before(&self, keys: [&str; 2], recipient: &str) -> Result<Option<String>> {
         Ok(self
             .conn()
             .row(
@@ -646,8 +711,7 @@ impl Queue {
             .optional()?)
     }
 
-    /// Was a message with this Message-ID, but another delivery key, delivered to this recipient.
-    pub(crate) fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool> {
+    fn message_id_reused(&self, message_id: &str, recipient: &str, keys: [&str; 2]) -> Result<bool> {
         Ok(self
             .conn()
             .row(
@@ -658,6 +722,40 @@ impl Queue {
             )
             .optional()?
             .is_some())
+    }
+
+    fn receipt_of(&self, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
+        receipts::receipt_of(self, queue_message, recipient)
+    }
+
+    fn needs_failure_notice(&self, key: tracking::Key) -> Result<bool> {
+        tracking::needs_failure_notice(self, key)
+    }
+
+    fn failed(&self, key: tracking::Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
+        tracking::failed(self, key, status, why, now)
+    }
+
+    fn record_notice(
+        &self,
+        original_message_id: Option<&str>,
+        recipients: &[(String, Event)],
+        arrival: &tracking::Arrival,
+        now: i64,
+    ) -> Result<Vec<(String, tracking::Effect)>> {
+        tracking::record_notice(self, original_message_id, recipients, arrival, now)
+    }
+
+    fn overdue(&self, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<tracking::Overdue>> {
+        tracking::overdue(self, now, processed_after, dispatched_after)
+    }
+
+    fn track(&self, message_id: &str) -> Result<Vec<tracking::SentMessage>> {
+        tracking::track(self, message_id)
+    }
+
+    fn sent_since(&self, since: i64) -> Result<Vec<tracking::SentMessage>> {
+        tracking::sent_since(self, since)
     }
 }
 
@@ -714,11 +812,11 @@ mod tests {
         Outcome::Deferred { failure: Failure::temporary(Code::CONNECTION, text), retry_at }
     }
 
-    fn queue() -> (tempfile::TempDir, Queue) {
+    fn queue() -> (tempfile::TempDir, SqliteQueue) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
         SqliteStore::create(&path, "test").unwrap();
-        let q = Queue::open(&path).unwrap();
+        let q = SqliteQueue::open(&path).unwrap();
         (dir, q)
     }
 
@@ -918,13 +1016,13 @@ mod tests {
     #[test]
     fn a_durable_connection_syncs_the_wal_the_database_writes() {
         let (_d, q) = queue();
-        let wal = q.durable.clone().expect("Queue::open makes commits durable");
+        let wal = q.durable.clone().expect("SqliteQueue::open makes commits durable");
         q.enqueue(&[message(&["b@b.test"])], 100).unwrap();
         // The file synced after each commit is the one SQLite wrote the commit to.
         assert!(std::fs::metadata(&wal).unwrap().len() > 0, "{}", wal.display());
         let journal: String = q.conn().row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(journal, "wal");
-        let workers = q.for_workers();
+        let workers = q.workers();
         assert!(workers.durable.is_none(), "the workers' handle does not wait for the disk");
         assert!(Arc::ptr_eq(&workers.conn, &q.conn), "one connection for intake and workers");
     }

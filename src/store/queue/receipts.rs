@@ -8,7 +8,7 @@
 use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{insert_message, NewMessage, Queue, Result};
+use super::{insert_message, NewMessage, Result, SqliteQueue};
 use crate::store::Disposition;
 
 /// What the MDNs for one (message, recipient) are built from.
@@ -79,29 +79,27 @@ pub(super) fn answered(
     Ok(changed == 1)
 }
 
-impl Queue {
-    /// The receipt of a message opened and trusted for `recipient` from the queue entry
-    /// `queue_message`, if there is one.
-    pub(crate) fn receipt_of(&self, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
-        Ok(self
-            .conn()
-            .row(
-                "SELECT delivery_key, queue_message, message_id, recipient, sender, field_open(subject), final_delivery
-                 FROM receipts
-                 WHERE queue_message = ?1 AND recipient = ?2",
-                params![queue_message, recipient],
-                |r| {
-                    Ok(Receipt {
-                        delivery_key: r.get(0)?,
-                        queue_message: r.get(1)?,
-                        message_id: r.get(2)?,
-                        recipient: r.get(3)?,
-                        sender: r.get(4)?,
-                        subject: r.get(5)?,
-                        final_delivery: r.get(6)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
+/// The receipt of a message opened and trusted for `recipient` from the queue entry
+/// `queue_message`, if there is one.
+pub(super) fn receipt_of(queue: &SqliteQueue, queue_message: i64, recipient: &str) -> Result<Option<Receipt>> {
+    Ok(queue
+        .conn()
+        .row(
+            "SELECT delivery_key, queue_message, message_id, recipient, sender, field_open(subject), final_delivery
+             FROM receipts
+             WHERE queue_message = ?1 AND recipient = ?2",
+            params![queue_message, recipient],
+            |r| {
+                Ok(Receipt {
+                    delivery_key: r.get(0)?,
+                    queue_message: r.get(1)?,
+                    message_id: r.get(2)?,
+                    recipient: r.get(3)?,
+                    sender: r.get(4)?,
+                    subject: r.get(5)?,
+                    final_delivery: r.get(6)?,
+                })
+            },
+        )
+        .optional()?)
 }

@@ -11,7 +11,7 @@ use crate::store::cached::CachedSql;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::{Queue, Result};
+use super::{Result, SqliteQueue};
 use crate::address::DirectAddress;
 use crate::store::{Event, TrackStatus};
 
@@ -96,7 +96,7 @@ pub(super) fn record_sent(
 
 /// Whether the sender still has to be told that this recipient failed (untracked messages, sent
 /// before tracking existed, are told too).
-pub(crate) fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
+pub(super) fn needs_failure_notice(queue: &SqliteQueue, key: Key) -> Result<bool> {
     let notified: Option<Option<i64>> = queue
         .conn()
         .row(
@@ -110,7 +110,7 @@ pub(crate) fn needs_failure_notice(queue: &Queue, key: Key) -> Result<bool> {
 
 /// The recipient failed for good here (`status` failed) or got no notification in time
 /// (timed-out), and the sender has been sent the DSN that says so.
-pub(crate) fn failed(queue: &Queue, key: Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
+pub(super) fn failed(queue: &SqliteQueue, key: Key, status: TrackStatus, why: &str, now: i64) -> Result<()> {
     let tx = queue.write()?;
     let (sender, recipient) = (key.sender.to_ascii_lowercase(), key.recipient.to_ascii_lowercase());
     let key = Key { sender: &sender, message_id: key.message_id, recipient: &recipient };
@@ -155,8 +155,8 @@ pub(crate) struct Arrival<'a> {
 
 /// Records a notification that arrived about the message `original_message_id`: what it says
 /// happened to each recipient (lowercased).
-pub(crate) fn record_notice(
-    queue: &Queue,
+pub(super) fn record_notice(
+    queue: &SqliteQueue,
     original_message_id: Option<&str>,
     recipients: &[(String, Event)],
     arrival: &Arrival,
@@ -284,7 +284,12 @@ pub(crate) struct Overdue {
 /// Recipients sent at least `processed_after` seconds ago with no processed MDN, or (when final
 /// delivery was asked for) `dispatched_after` seconds ago with no dispatched MDN, and no failure
 /// told yet.
-pub(crate) fn overdue(queue: &Queue, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<Overdue>> {
+pub(super) fn overdue(
+    queue: &SqliteQueue,
+    now: i64,
+    processed_after: i64,
+    dispatched_after: i64,
+) -> Result<Vec<Overdue>> {
     let conn = queue.conn();
     let mut stmt = conn.prepare_cached(
         "SELECT message_id, recipient, sender, field_open(subject), submitted_at, status FROM tracked
@@ -340,7 +345,7 @@ pub(crate) struct SentMessage {
 
 /// The messages with this Message-ID (angle brackets optional) sent through us: one per sender
 /// that used it (a Message-ID names a message only with its sender).
-pub(crate) fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>> {
+pub(super) fn track(queue: &SqliteQueue, message_id: &str) -> Result<Vec<SentMessage>> {
     let id = if message_id.starts_with('<') { message_id.to_string() } else { format!("<{message_id}>") };
     let senders: Vec<String> = {
         let conn = queue.conn();
@@ -358,7 +363,7 @@ pub(crate) fn track(queue: &Queue, message_id: &str) -> Result<Vec<SentMessage>>
 }
 
 /// What `sender` sent under `message_id`, if anything.
-pub(crate) fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Result<Option<SentMessage>> {
+pub(super) fn track_sent(queue: &SqliteQueue, sender: &str, message_id: &str) -> Result<Option<SentMessage>> {
     let conn = queue.conn();
     let sender = sender.to_ascii_lowercase();
     let head: Option<(String, i64)> = conn
@@ -403,7 +408,7 @@ pub(crate) fn track_sent(queue: &Queue, sender: &str, message_id: &str) -> Resul
 }
 
 /// Messages sent since `since` (unix time), newest first.
-pub(crate) fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> {
+pub(super) fn sent_since(queue: &SqliteQueue, since: i64) -> Result<Vec<SentMessage>> {
     let keys: Vec<(String, String)> = {
         let conn = queue.conn();
         let mut stmt = conn.prepare_cached(
@@ -425,17 +430,18 @@ pub(crate) fn sent_since(queue: &Queue, since: i64) -> Result<Vec<SentMessage>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::queue::Queue as _;
     use crate::store::queue::{FinishWrite, NewMessage};
     use crate::store::Flow;
     use crate::store::SqliteStore;
 
     const ID: &str = "<m1@a.test>";
 
-    fn queue_with_one_sent_message(final_delivery: bool) -> (tempfile::TempDir, Queue) {
+    fn queue_with_one_sent_message(final_delivery: bool) -> (tempfile::TempDir, SqliteQueue) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         SqliteStore::create(&path, "test").unwrap();
-        let queue = Queue::open(&path).unwrap();
+        let queue = SqliteQueue::open(&path).unwrap();
         queue.attach_fields(std::sync::Arc::new(crate::store::fields::tests::Reversing)).unwrap();
         let message = NewMessage {
             flow: Flow::Outbound,
@@ -453,7 +459,7 @@ mod tests {
     }
 
     /// Records that `sender`'s message ID left for `recipient`, as a worker does with its outcome.
-    fn sent(queue: &Queue, sender: &str, recipient: &str, now: i64) {
+    fn sent(queue: &SqliteQueue, sender: &str, recipient: &str, now: i64) {
         let job = queue.claim(now, 10).unwrap().into_iter().find(|j| j.recipient.eq_ignore_ascii_case(recipient));
         let job = job.expect("a queued recipient to send");
         let at_finish = crate::store::queue::AtFinish::default();
@@ -469,7 +475,7 @@ mod tests {
         vec![(recipient.into(), event)]
     }
 
-    fn arrive(queue: &Queue, notice: &[(String, Event)], notice_id: &str, now: i64) -> Effect {
+    fn arrive(queue: &SqliteQueue, notice: &[(String, Event)], notice_id: &str, now: i64) -> Effect {
         let reporter = DirectAddress::parse("dr.jones@b.test").unwrap();
         let arrival = Arrival { sender: "dr.smith@a.test", reporter: &reporter, notice_id };
         record_notice(queue, Some(ID), notice, &arrival, now).unwrap().remove(0).1
