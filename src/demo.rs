@@ -105,10 +105,22 @@ pub(crate) fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let _cleanup = TempDir(dir.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let now = clock.unix_now();
+    let (a, b) = set_up(&dir, clock.unix_now(), &timeline)?;
+    start_nodes(&a, &b, &clock, &timeline)?;
+    let message_id = send_referral(&a, &b, &timeline)?;
+    check_delivery(&a, &b, &timeline)?;
+    wait_for_mdns(&a, &b, &message_id, &timeline)?;
+    timeline.step(&format!(
+        "done: the referral reached {} intact, and {} knows it was processed and dispatched",
+        b.name, a.name
+    ));
+    Ok(())
+}
 
-    let mut a = practice(&dir, "a", "smithpeds.direct.example.org", "dr.smith", "Smith Pediatrics")?;
-    let mut b = practice(&dir, "b", "jonesortho.direct.example.org", "dr.jones", "Jones Orthopedics")?;
+/// Two practices on two nodes, each with its own development CA, trusting each other's.
+fn set_up(dir: &Path, now: i64, timeline: &Timeline) -> Result<(Practice, Practice), String> {
+    let mut a = practice(dir, "a", "smithpeds.direct.example.org", "dr.smith", "Smith Pediatrics")?;
+    let mut b = practice(dir, "b", "jonesortho.direct.example.org", "dr.jones", "Jones Orthopedics")?;
     // Each node asks the other's DNS publisher and delivers to the other's backbone port.
     a.config.dns.servers = vec![format!("127.0.0.1:{}", b.ports.dns)];
     a.config.delivery.port = b.ports.backbone;
@@ -135,8 +147,11 @@ pub(crate) fn run() -> Result<(), String> {
         }
     }
     timeline.step("each node trusts the other's CA (in a real network: the DirectTrust bundle)");
+    Ok((a, b))
+}
 
-    for p in [&a, &b] {
+fn start_nodes(a: &Practice, b: &Practice, clock: &Arc<dyn Clock>, timeline: &Timeline) -> Result<(), String> {
+    for p in [a, b] {
         let store = crate::store::open(&p.db, "demo").map_err(|e| e.to_string())?;
         let kek = Kek::unlock(&*store, &p.secret).map_err(|e| e.to_string())?;
         let dns = DnsConfig {
@@ -151,10 +166,14 @@ pub(crate) fn run() -> Result<(), String> {
          CERT/MX/A records (DNS :{} and :{}) and its CA's certificate and CRL (HTTP :{} and :{})",
         a.ports.submission, a.ports.backbone, b.ports.backbone, a.ports.dns, b.ports.dns, a.ports.http, b.ports.http
     ));
+    Ok(())
+}
 
+/// A's EHR submits the referral; returns its Message-ID once A has sent it to B.
+fn send_referral(a: &Practice, b: &Practice, timeline: &Timeline) -> Result<String, String> {
     let message_id = format!("<referral-{}@{}>", random_hex(8), a.domain);
     let referral = referral(&a.user, &b.user, &message_id);
-    let submitted = submit(&a, &b.user, &referral)?;
+    let submitted = submit(a, &b.user, &referral)?;
     timeline.step(&format!(
         "EHR of {} submitted the referral with the C-CDA referral note ({} bytes) over SMTP submission \
          (STARTTLS, AUTH PLAIN as {})",
@@ -163,8 +182,7 @@ pub(crate) fn run() -> Result<(), String> {
         a.user
     ));
     timeline.detail(&format!("node A: {submitted}"));
-
-    let sent = wait_for_sent(&a.db, &message_id, &timeline)?;
+    let sent = wait_for_sent(&a.db, &message_id, timeline)?;
     timeline.step(&format!(
         "node A found {}'s certificate by DNS CERT at {}.{}, checked it chains to B's CA and is not \
          revoked, sealed the message (signed SHA-256, AES-256-CBC) and delivered it to B's MX over STARTTLS",
@@ -173,7 +191,12 @@ pub(crate) fn run() -> Result<(), String> {
         b.domain
     ));
     timeline.detail(&sent);
+    Ok(message_id)
+}
 
+/// Waits for the referral in dr.jones's mailbox, checks its attachment byte for byte, and that
+/// B's store lists it.
+fn check_delivery(a: &Practice, b: &Practice, timeline: &Timeline) -> Result<(), String> {
     let mailbox = serve::maildir::mailbox(&b.config.server.mail_dir, &b.user).map_err(|e| e.to_string())?.join("new");
     let delivered = wait_for_file(&mailbox)?;
     let mail = std::fs::read(&delivered).map_err(|e| e.to_string())?;
@@ -217,11 +240,6 @@ pub(crate) fn run() -> Result<(), String> {
         return Err("node B did not list the attachment in its store".into());
     }
     timeline.step(&format!("the referral reached {} intact", b.name));
-    wait_for_mdns(&a, &b, &message_id, &timeline)?;
-    timeline.step(&format!(
-        "done: the referral reached {} intact, and {} knows it was processed and dispatched",
-        b.name, a.name
-    ));
     Ok(())
 }
 

@@ -51,101 +51,113 @@ pub(crate) enum BundleCommand {
 }
 
 pub(super) fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {
-    let store = ctx.store()?;
     match command {
         BundleCommand::Add { name, url, file, signer, trust, dns } => {
-            trust.check("the bundle's anchors are")?;
-            let TrustUse { domain, incoming, outgoing } = trust;
-            let signer_der = signer.map(|p| pki::load_cert_file(&p).and_then(|c| Ok(c.to_der()?))).transpose()?;
             let source = match (url, file) {
                 (Some(u), _) => u,
                 (None, Some(f)) => f.display().to_string(),
                 (None, None) => return Err(Failure::usage("give --url or --file")),
             };
-            // Fetch first: a bundle that cannot be read now is not added.
-            let record = BundleRecord {
-                name: name.clone(),
-                domain,
-                source,
-                signer_der,
-                incoming,
-                outgoing,
-                anchors: 0,
-                last_good_at: None,
-                last_attempt_at: None,
-                last_error: None,
-            };
-            let anchors =
-                fetch(ctx, &record, &dns).map_err(|e| Failure::new("bundle", format!("bundle {name}: {e}")))?;
-            store.add_bundle(&record)?;
-            store.bundle_refreshed(&name, Ok(&anchors))?;
-            done(
-                ctx,
-                &format!("added bundle {name} with {} anchors", anchors.len()),
-                json!({ "name": name, "anchors": anchors.len() }),
-            );
+            add(ctx, name, source, signer, trust, &dns)
         }
-        BundleCommand::List => {
-            let bundles = store.bundles()?;
-            if ctx.json {
-                output::json(&bundles);
-            } else {
-                let rows: Vec<Vec<String>> = bundles.iter().map(row).collect();
-                output::table(
-                    &["NAME", "DOMAIN", "USE", "ANCHORS", "LAST GOOD", "LAST ERROR", "SOURCE"],
-                    &rows,
-                    "no trust bundles (add one with `hisp bundle add NAME --url URL --domain D --incoming --outgoing`)",
-                );
-            }
-        }
-        BundleCommand::Refresh { name, dns } => {
-            let bundles: Vec<BundleRecord> =
-                store.bundles()?.into_iter().filter(|b| name.as_ref().is_none_or(|n| *n == b.name)).collect();
-            if let Some(n) = &name {
-                if bundles.is_empty() {
-                    return Err(Failure::new("not-found", format!("no bundle named {n}")));
-                }
-            }
-            let mut results = Vec::new();
-            let mut failed = 0;
-            let client = DnsClient::new(ctx.dns_config(&dns)?);
-            let fetcher = HttpFetcher::new(&client);
-            for b in &bundles {
-                match bundle::refresh(store, b, &fetcher)? {
-                    Ok(count) => {
-                        results.push(json!({ "name": b.name, "ok": true, "anchors": count }));
-                        if !ctx.json {
-                            println!("{}: {count} anchors", b.name);
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        results.push(
-                            json!({ "name": b.name, "ok": false, "error": e.to_string(), "anchors_kept": b.anchors }),
-                        );
-                        if !ctx.json {
-                            println!(
-                                "{}: refresh failed, {} anchors of the last good copy kept: {e}",
-                                b.name, b.anchors
-                            );
-                        }
-                    }
-                }
-            }
-            if ctx.json {
-                output::json(&results);
-            }
-            if failed > 0 {
-                return Err(Failure::new(
-                    "bundle",
-                    format!("{failed} of {} bundles could not be refreshed", bundles.len()),
-                ));
-            }
-        }
+        BundleCommand::List => list(ctx),
+        BundleCommand::Refresh { name, dns } => refresh(ctx, name.as_deref(), &dns),
         BundleCommand::Remove { name } => {
-            store.remove_bundle(&name)?;
+            ctx.store()?.remove_bundle(&name)?;
             done(ctx, &format!("removed bundle {name}"), json!({ "name": name }));
+            Ok(())
         }
+    }
+}
+
+/// Adds a bundle once it has been fetched and read: one that cannot be read now is not added.
+fn add(
+    ctx: &Context,
+    name: String,
+    source: String,
+    signer: Option<PathBuf>,
+    trust: TrustUse,
+    dns: &[String],
+) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    trust.check("the bundle's anchors are")?;
+    let TrustUse { domain, incoming, outgoing } = trust;
+    let signer_der = signer.map(|p| pki::load_cert_file(&p).and_then(|c| Ok(c.to_der()?))).transpose()?;
+    let record = BundleRecord {
+        name: name.clone(),
+        domain,
+        source,
+        signer_der,
+        incoming,
+        outgoing,
+        anchors: 0,
+        last_good_at: None,
+        last_attempt_at: None,
+        last_error: None,
+    };
+    let anchors = fetch(ctx, &record, dns).map_err(|e| Failure::new("bundle", format!("bundle {name}: {e}")))?;
+    store.add_bundle(&record)?;
+    store.bundle_refreshed(&name, Ok(&anchors))?;
+    done(
+        ctx,
+        &format!("added bundle {name} with {} anchors", anchors.len()),
+        json!({ "name": name, "anchors": anchors.len() }),
+    );
+    Ok(())
+}
+
+fn list(ctx: &Context) -> Result<(), Failure> {
+    let bundles = ctx.store()?.bundles()?;
+    if ctx.json {
+        output::json(&bundles);
+    } else {
+        let rows: Vec<Vec<String>> = bundles.iter().map(row).collect();
+        output::table(
+            &["NAME", "DOMAIN", "USE", "ANCHORS", "LAST GOOD", "LAST ERROR", "SOURCE"],
+            &rows,
+            "no trust bundles (add one with `hisp bundle add NAME --url URL --domain D --incoming --outgoing`)",
+        );
+    }
+    Ok(())
+}
+
+/// Fetches every bundle (or the one named) again; one that fails keeps its last good anchors, and
+/// the command fails once all were tried.
+fn refresh(ctx: &Context, name: Option<&str>, dns: &[String]) -> Result<(), Failure> {
+    let store = ctx.store()?;
+    let bundles: Vec<BundleRecord> =
+        store.bundles()?.into_iter().filter(|b| name.is_none_or(|n| n == b.name)).collect();
+    if let Some(n) = name {
+        if bundles.is_empty() {
+            return Err(Failure::new("not-found", format!("no bundle named {n}")));
+        }
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    let client = DnsClient::new(ctx.dns_config(dns)?);
+    let fetcher = HttpFetcher::new(&client);
+    for b in &bundles {
+        match bundle::refresh(store, b, &fetcher)? {
+            Ok(count) => {
+                results.push(json!({ "name": b.name, "ok": true, "anchors": count }));
+                if !ctx.json {
+                    println!("{}: {count} anchors", b.name);
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                results.push(json!({ "name": b.name, "ok": false, "error": e.to_string(), "anchors_kept": b.anchors }));
+                if !ctx.json {
+                    println!("{}: refresh failed, {} anchors of the last good copy kept: {e}", b.name, b.anchors);
+                }
+            }
+        }
+    }
+    if ctx.json {
+        output::json(&results);
+    }
+    if failed > 0 {
+        return Err(Failure::new("bundle", format!("{failed} of {} bundles could not be refreshed", bundles.len())));
     }
     Ok(())
 }

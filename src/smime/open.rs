@@ -60,7 +60,42 @@ pub struct OpenTrust<'a> {
 }
 
 pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<Opened, SmimeError> {
-    let now = trust.now;
+    let (from, ber) = enveloped_layer(message)?;
+    let Decrypted { ours, content, content_encryption, key_transport } = decrypt_for(&ber, keys)?;
+    drop(ber);
+    let checked = check_signature(&content, ours)?;
+    let signer = &*checked.signer;
+    let subject = signer.subject.clone();
+    let binding = signer.names.binding_for(&from).ok_or_else(|| SmimeError::NotBound {
+        subject: subject.clone(),
+        bound: signer.names.all().join(", "),
+        from: from.to_string(),
+    })?;
+    let revocation = trust_signer(&checked, ours, trust)?;
+    let original = unwrap(&checked.content, &from)?;
+    Ok(Opened {
+        original,
+        from,
+        decrypted_for: pki::name_line(ours.cert.subject_name()),
+        signer: SignerReport {
+            subject,
+            issuer: signer.issuer.clone(),
+            sha256: signer.sha256.clone(),
+            binding,
+            key: checked.key_description,
+            not_after: iso8601(signer.not_after),
+        },
+        content_encryption,
+        key_transport,
+        digest: checked.digest,
+        signature_algorithm: checked.signature_algorithm,
+        revocation,
+    })
+}
+
+/// The outer layer: an application/pkcs7-mime enveloped message from one address; returns that
+/// address and the CMS it carries.
+fn enveloped_layer(message: &[u8]) -> Result<(DirectAddress, std::borrow::Cow<'_, [u8]>), SmimeError> {
     let outer = Entity::parse(message);
     let ct = outer.content_type();
     let smime_type = ct.param("smime-type").map(str::to_ascii_lowercase);
@@ -73,13 +108,25 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
     }
     let from = outer_from(&outer)?;
     let ber = outer.decoded_body().map_err(SmimeError::Malformed)?;
-    let enveloped = match structure::parse(&ber)? {
+    Ok((from, ber))
+}
+
+/// What decryption gave: the key it used, the content, and the algorithms (checked by policy).
+struct Decrypted<'k> {
+    ours: &'k RecipientKey,
+    content: Vec<u8>,
+    content_encryption: String,
+    key_transport: String,
+}
+
+/// Decrypts the enveloped data `ber` with the first of `keys` it is addressed to.
+fn decrypt_for<'k>(ber: &[u8], keys: &'k [RecipientKey]) -> Result<Decrypted<'k>, SmimeError> {
+    let enveloped = match structure::parse(ber)? {
         ContentInfo::Enveloped(e) => e,
         ContentInfo::Signed(_) => return Err(SmimeError::NotEncrypted("it is signed-data without encryption".into())),
         ContentInfo::Other(oid) => return Err(SmimeError::NotEncrypted(format!("its CMS content type is {oid}"))),
     };
     let content_encryption = policy::check_content_cipher(&enveloped.content_cipher)?;
-
     let (ours, recipient) = enveloped
         .recipients
         .iter()
@@ -90,11 +137,25 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
         })
         .ok_or_else(|| SmimeError::NoKey { recipients: describe_recipients(&enveloped.recipients) })?;
     let key_transport = policy::check_key_transport(recipient.key_algorithm.as_deref().unwrap_or_default())?;
+    let content = decrypt::decrypt(ber, &enveloped, recipient, &ours.key, &ours.cert)?;
+    Ok(Decrypted { ours, content, content_encryption, key_transport })
+}
 
-    let decrypted = decrypt::decrypt(&ber, &enveloped, recipient, &ours.key, &ours.cert)?;
-    drop(ber);
+/// A signature checked with the certificate it names: what was signed, by whom, and how.
+struct CheckedSignature {
+    content: Vec<u8>,
+    signer: std::sync::Arc<cert_cache::Parsed>,
+    /// The other certificates the signature carried: candidates for the signer's path.
+    intermediates: Vec<X509>,
+    key_description: String,
+    digest: String,
+    signature_algorithm: String,
+}
 
-    let SignatureLayer { signed, detached_content } = signed_layer(&decrypted)?;
+/// Checks the one signature of the decrypted `content` by policy and with the signer's own
+/// certificate (never one the library picks), and that the certificate is for signing.
+fn check_signature(content: &[u8], ours: &RecipientKey) -> Result<CheckedSignature, SmimeError> {
+    let SignatureLayer { signed, detached_content } = signed_layer(content)?;
     let signer_info = signed.signers.first().ok_or_else(|| SmimeError::NotSigned("SignedData has no signer".into()))?;
     if signed.signers.len() > 1 {
         return Err(SmimeError::Unsupported("more than one signer".into()));
@@ -104,69 +165,45 @@ pub fn open(message: &[u8], keys: &[RecipientKey], trust: &OpenTrust) -> Result<
     }
     let digest = policy::check_digest(&signer_info.digest)?;
     let signature_algorithm = policy::check_signature_algorithm(&signer_info.signature_algorithm)?;
-    let certificates: Vec<_> = signed.certificates.iter().filter_map(|der| cert_cache::parse(der).ok()).collect();
+    let mut certificates: Vec<_> = signed.certificates.iter().filter_map(|der| cert_cache::parse(der).ok()).collect();
     let signer_at = signer_info.id.as_ref().and_then(|id| certificates.iter().position(|c| identifies(id, &c.cert)));
-    let parsed_signer = signer_at.map(|i| &certificates[i]).ok_or_else(|| SmimeError::Untrusted {
+    let signer = signer_at.map(|i| certificates.remove(i)).ok_or_else(|| SmimeError::Untrusted {
         subject: "(unknown)".into(),
         domain: domain_name(ours),
         reason: "the signature does not carry the signer's certificate".into(),
     })?;
-    let signer = &parsed_signer.cert;
-    let key_description = policy::check_key(&*signer.public_key()?, "signer certificate", false)?;
-    purpose::check(signer, Use::Signing)
-        .map_err(|reason| SmimeError::WrongPurpose { subject: parsed_signer.subject.clone(), reason })?;
+    let key_description = policy::check_key(&*signer.cert.public_key()?, "signer certificate", false)?;
+    purpose::check(&signer.cert, Use::Signing)
+        .map_err(|reason| SmimeError::WrongPurpose { subject: signer.subject.clone(), reason })?;
+    let content = verify::verify(&signed, signer_info, &signer.cert, detached_content)?;
+    let intermediates = certificates.iter().map(|c| c.cert.clone()).collect();
+    Ok(CheckedSignature { content, signer, intermediates, key_description, digest, signature_algorithm })
+}
 
-    let signed_content = verify::verify(&signed, signer_info, signer, detached_content)?;
-
-    let signer_subject = parsed_signer.subject.clone();
-    let binding = parsed_signer.names.binding_for(&from).ok_or_else(|| SmimeError::NotBound {
-        subject: signer_subject.clone(),
-        bound: parsed_signer.names.all().join(", "),
-        from: from.to_string(),
-    })?;
-
-    let anchor_certs = trust.anchors.anchors(ours.domain.as_ref(), Direction::Incoming).map_err(|reason| {
-        SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
-    })?;
-    let intermediates: Vec<X509> =
-        certificates.iter().enumerate().filter(|&(i, _)| Some(i) != signer_at).map(|(_, c)| c.cert.clone()).collect();
-    chain::verify(signer, &intermediates, &anchor_certs, now).map_err(|e| match e {
-        ChainError::Expired { not_after } => SmimeError::Expired { subject: signer_subject.clone(), not_after },
-        ChainError::NotYetValid { not_before } => {
-            SmimeError::NotYetValid { subject: signer_subject.clone(), not_before }
-        }
+/// Checks that the signer chains to the local domain's incoming anchors and is not revoked;
+/// returns what the revocation check found ("good", or why it could not tell, in soft-fail mode).
+fn trust_signer(checked: &CheckedSignature, ours: &RecipientKey, trust: &OpenTrust) -> Result<String, SmimeError> {
+    let signer = &checked.signer.cert;
+    let subject = || checked.signer.subject.clone();
+    let anchors = trust
+        .anchors
+        .anchors(ours.domain.as_ref(), Direction::Incoming)
+        .map_err(|reason| SmimeError::Untrusted { subject: subject(), domain: domain_name(ours), reason })?;
+    chain::verify(signer, &checked.intermediates, &anchors, trust.now).map_err(|e| match e {
+        ChainError::Expired { not_after } => SmimeError::Expired { subject: subject(), not_after },
+        ChainError::NotYetValid { not_before } => SmimeError::NotYetValid { subject: subject(), not_before },
         ChainError::Untrusted(reason) => {
-            SmimeError::Untrusted { subject: signer_subject.clone(), domain: domain_name(ours), reason }
+            SmimeError::Untrusted { subject: subject(), domain: domain_name(ours), reason }
         }
     })?;
-    let revocation = match revocation::check_path(signer, &intermediates, &anchor_certs, trust.revocation.fetch, now) {
-        Status::Good => "good".to_string(),
-        Status::Revoked { on } => return Err(SmimeError::Revoked { subject: signer_subject, on }),
+    match revocation::check_path(signer, &checked.intermediates, &anchors, trust.revocation.fetch, trust.now) {
+        Status::Good => Ok("good".to_string()),
+        Status::Revoked { on } => Err(SmimeError::Revoked { subject: subject(), on }),
         Status::Unknown(reason) if trust.revocation.mode == FailMode::Hard => {
-            return Err(SmimeError::RevocationUnknown { subject: signer_subject, reason })
+            Err(SmimeError::RevocationUnknown { subject: subject(), reason })
         }
-        Status::Unknown(reason) => format!("not checked (soft fail): {reason}"),
-    };
-
-    let original = unwrap(&signed_content, &from)?;
-    Ok(Opened {
-        original,
-        from,
-        decrypted_for: pki::name_line(ours.cert.subject_name()),
-        signer: SignerReport {
-            subject: signer_subject,
-            issuer: parsed_signer.issuer.clone(),
-            sha256: parsed_signer.sha256.clone(),
-            binding,
-            key: key_description,
-            not_after: iso8601(parsed_signer.not_after),
-        },
-        content_encryption,
-        key_transport,
-        digest,
-        signature_algorithm,
-        revocation,
-    })
+        Status::Unknown(reason) => Ok(format!("not checked (soft fail): {reason}")),
+    }
 }
 
 fn domain_name(key: &RecipientKey) -> String {

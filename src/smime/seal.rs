@@ -116,7 +116,6 @@ pub fn seal(
     };
     let original = Entity::parse(&canonical);
     let (from, recipients) = envelope_of(&original.headers)?;
-
     if signer.bound.binding_for(&from).is_none() {
         return Err(SmimeError::NotBound {
             subject: pki::name_line(signer.cert.subject_name()),
@@ -124,8 +123,35 @@ pub fn seal(
             from: from.to_string(),
         });
     }
+    let encrypt_to = encryption_targets(recipient_certs, &signer.cert)?;
+    let message_id = original
+        .headers
+        .get("message-id")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("<{}@{}>", random_hex(16), from.domain()));
+    let outer_headers = outer_header_block(&original.headers, &message_id, &options.outer_subject, now);
+    let entity = signed_entity(&original, signer, &message_id, now)?;
+    drop(canonical);
+    let enveloped = match options.key_transport {
+        KeyTransport::RsaPkcs1 => {
+            envelope::encrypt_pkcs1(entity, &encrypt_to, options.cipher == ContentCipher::Aes256Cbc)?
+        }
+        KeyTransport::RsaOaep => cms_ffi::encrypt(entity, &encrypt_to, options.cipher.openssl(), true)?,
+    };
+    let mut head = outer_headers;
+    head.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    head.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
+    head.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
+    head.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
+    let message = mime::prefix_base64_lines_in_place(enveloped, &head);
+    Ok(Sealed { message, message_id, from, recipients })
+}
+
+/// Whom the message is encrypted to: each recipient certificate once, and the signer's own (so
+/// the sender can read what it sent), each with a key policy accepts.
+fn encryption_targets<'c>(recipient_certs: &'c [X509], own: &'c X509) -> Result<Vec<&'c X509>, SmimeError> {
     let mut encrypt_to: Vec<&X509> = Vec::new();
-    for cert in recipient_certs.iter().chain(std::iter::once(&signer.cert)) {
+    for cert in recipient_certs.iter().chain(std::iter::once(own)) {
         if encrypt_to.iter().any(|c| c.as_ref() == cert.as_ref()) {
             continue;
         }
@@ -138,53 +164,36 @@ pub fn seal(
         })?;
         encrypt_to.push(cert);
     }
+    Ok(encrypt_to)
+}
 
-    let message_id = original
-        .headers
-        .get("message-id")
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("<{}@{}>", random_hex(16), from.domain()));
-    let outer_headers = outer_header_block(&original.headers, &message_id, &options.outer_subject, now);
+/// The multipart/signed entity: the original wrapped as message/rfc822 (byte for byte what is
+/// signed), then its detached signature.
+fn signed_entity(
+    original: &Entity,
+    signer: &SignerIdentity,
+    message_id: &str,
+    now: i64,
+) -> Result<Vec<u8>, SmimeError> {
     let boundary = format!("----=_hisp_{}", random_hex(16));
-    let sign_range;
-    let mut entity = Vec::with_capacity(canonical.len() + 8192);
-    {
-        let e = &mut entity;
-        e.extend_from_slice(
-            b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n",
-        );
-        e.extend_from_slice(format!("\tboundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes());
-        let start = e.len();
-        e.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
-        write_inner_headers(e, original.header_bytes, &original.headers, &message_id, now);
-        e.extend_from_slice(b"\r\n");
-        e.extend_from_slice(original.body);
-        sign_range = start..e.len();
-    }
-    drop(canonical);
-
-    let signature = signer.template.sign(&entity[sign_range], &signer.key, now)?;
+    let mut entity = Vec::with_capacity(original.header_bytes.len() + original.body.len() + 8192);
+    entity.extend_from_slice(
+        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256;\r\n",
+    );
+    entity.extend_from_slice(format!("\tboundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n").as_bytes());
+    let start = entity.len();
+    entity.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+    write_inner_headers(&mut entity, original.header_bytes, &original.headers, message_id, now);
+    entity.extend_from_slice(b"\r\n");
+    entity.extend_from_slice(original.body);
+    let signature = signer.template.sign(&entity[start..], &signer.key, now)?;
     entity.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
     entity.extend_from_slice(b"Content-Type: application/pkcs7-signature; name=smime.p7s\r\n");
     entity.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
     entity.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7s\r\n\r\n");
     mime::encode_base64_lines(&signature, &mut entity);
     entity.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-
-    let enveloped = match options.key_transport {
-        KeyTransport::RsaPkcs1 => {
-            envelope::encrypt_pkcs1(entity, &encrypt_to, options.cipher == ContentCipher::Aes256Cbc)?
-        }
-        KeyTransport::RsaOaep => cms_ffi::encrypt(entity, &encrypt_to, options.cipher.openssl(), true)?,
-    };
-
-    let mut head = outer_headers;
-    head.extend_from_slice(b"MIME-Version: 1.0\r\n");
-    head.extend_from_slice(b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n");
-    head.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n");
-    head.extend_from_slice(b"Content-Disposition: attachment; filename=smime.p7m\r\n\r\n");
-    let message = mime::prefix_base64_lines_in_place(enveloped, &head);
-    Ok(Sealed { message, message_id, from, recipients })
+    Ok(entity)
 }
 
 /// The original header fields minus Bcc (never disclosed to recipients), plus Date and

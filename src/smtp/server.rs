@@ -207,25 +207,14 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
             let _ = send(&mut reader, session.shutting_down().as_bytes(), listener);
             return Ok(());
         }
-        match read {
-            Ok(0) => return Ok(()),
-            Ok(n) if session.in_data() => {
-                data.1 += n as u64;
-                // What one address has us hold at once is bounded across its connections.
-                if !ticket.hold(n) {
-                    session.refuse_data(
-                        Failure::temporary(Code::FULL, "Too much mail in progress from your address, try again later")
-                            .with_reply(452),
-                    );
-                }
-            }
-            Ok(_) if line.ends_with(b"\n") => awaiting_since = None,
-            Ok(_) => {} // a line longer than the limit: the session refuses it
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        match took(read, &line, &mut session, ticket, &mut data.1)? {
+            Took::Closed => return Ok(()),
+            Took::TimedOut => {
                 let _ = send(&mut reader, session.timed_out().as_bytes(), listener);
                 return Ok(());
             }
-            Err(e) => return Err(e),
+            Took::Line => awaiting_since = None,
+            Took::Part => {}
         }
         let step = session.line(&line, gate.as_ref());
         // A session starts a message before its 354 goes out (the client may answer before this
@@ -242,13 +231,7 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
         if let Some(reply) = &step.reply {
             replies.extend_from_slice(reply.as_bytes());
         }
-        // Replies to pipelined commands (RFC 2920) go out together, in one TLS record, once no
-        // further complete command is waiting; always before anything that blocks.
-        let more_waiting = || memchr::memchr(b'\n', reader.buffer()).is_some();
-        if !replies.is_empty() && (!matches!(step.action, Action::Continue) || !more_waiting()) {
-            send(&mut reader, &replies, listener)?;
-            replies.clear();
-        }
+        flush_replies(&mut reader, &mut replies, matches!(step.action, Action::Continue), listener)?;
         match step.action {
             Action::Continue => {}
             Action::Close => return Ok(()),
@@ -262,6 +245,63 @@ fn serve_connection(stream: TcpStream, listener: &Listener, ticket: &mut Ticket)
                 session.tls_started();
             }
         }
+    }
+}
+
+/// Replies to pipelined commands (RFC 2920) go out together, in one TLS record, once no further
+/// complete command is waiting; always before anything that blocks (`continues` false).
+fn flush_replies(
+    reader: &mut BufReader<Stream>,
+    replies: &mut Vec<u8>,
+    continues: bool,
+    listener: &Listener,
+) -> io::Result<()> {
+    let more_waiting = || memchr::memchr(b'\n', reader.buffer()).is_some();
+    if !replies.is_empty() && (!continues || !more_waiting()) {
+        send(reader, replies, listener)?;
+        replies.clear();
+    }
+    Ok(())
+}
+
+/// What one read brought.
+enum Took {
+    /// The client closed the connection.
+    Closed,
+    /// The client did not send in time.
+    TimedOut,
+    /// A whole command line.
+    Line,
+    /// Message data, or a line longer than the limit (the session refuses it).
+    Part,
+}
+
+/// Accounts for a read: message data counts against the client's allowance (`ticket`) and the
+/// bytes of this DATA (`data_bytes`); past the allowance the session refuses the message.
+fn took(
+    read: io::Result<usize>,
+    line: &[u8],
+    session: &mut Session,
+    ticket: &mut Ticket,
+    data_bytes: &mut u64,
+) -> io::Result<Took> {
+    match read {
+        Ok(0) => Ok(Took::Closed),
+        Ok(n) if session.in_data() => {
+            *data_bytes += n as u64;
+            // What one address has us hold at once is bounded across its connections.
+            if !ticket.hold(n) {
+                session.refuse_data(
+                    Failure::temporary(Code::FULL, "Too much mail in progress from your address, try again later")
+                        .with_reply(452),
+                );
+            }
+            Ok(Took::Part)
+        }
+        Ok(_) if line.ends_with(b"\n") => Ok(Took::Line),
+        Ok(_) => Ok(Took::Part),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Ok(Took::TimedOut),
+        Err(e) => Err(e),
     }
 }
 

@@ -801,6 +801,68 @@ fn forget_refused_content(tx: &Connection, message_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// A message that was delivered into a hosted mailbox.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Received {
+    pub message_id: String,
+    pub recipient: String,
+    /// The verified sender.
+    pub sender: String,
+    pub subject: String,
+    /// "message", "mdn" or "dsn".
+    pub kind: String,
+    pub delivered_at: i64,
+    pub file: String,
+}
+
+/// A message put into a hosted mailbox.
+#[derive(Debug)]
+pub(crate) struct MailboxDelivery {
+    /// What identifies the message: a digest of its verified sender, Message-ID and content.
+    pub delivery_key: String,
+    /// The message's Message-ID (or its delivery key, when it had none).
+    pub message_id: String,
+    pub recipient: String,
+    pub file: String,
+    /// The verified sender.
+    pub sender: String,
+    pub subject: String,
+    /// "message", "mdn" or "dsn".
+    pub kind: &'static str,
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// What is kept of an attachment of a delivered message: its name, type, size and digest.
+#[derive(Debug)]
+pub(crate) struct AttachmentRecord {
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+/// Inserts one message and its recipients (and, for an EHR's message, the tracking of each) in
+/// the caller's transaction; returns its id.
+pub(crate) fn insert_message(tx: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
+    tx.run(
+        "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![m.flow, m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
+    )?;
+    let id = tx.last_insert_rowid();
+    for r in &m.recipients {
+        tx.run(
+            "INSERT INTO queue_recipients (message_id, recipient, status, next_attempt_at, updated_at)
+             VALUES (?1, ?2, 'queued', ?3, ?3)",
+            params![id, r, now],
+        )?;
+    }
+    if let Some(tracked) = &m.tracked {
+        tracking::submitted(tx, &m.message_id, &m.mail_from, &m.recipients, tracked, now)?;
+    }
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1026,66 +1088,4 @@ mod tests {
         assert!(workers.durable.is_none(), "the workers' handle does not wait for the disk");
         assert!(Arc::ptr_eq(&workers.conn, &q.conn), "one connection for intake and workers");
     }
-}
-
-/// A message that was delivered into a hosted mailbox.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Received {
-    pub message_id: String,
-    pub recipient: String,
-    /// The verified sender.
-    pub sender: String,
-    pub subject: String,
-    /// "message", "mdn" or "dsn".
-    pub kind: String,
-    pub delivered_at: i64,
-    pub file: String,
-}
-
-/// A message put into a hosted mailbox.
-#[derive(Debug)]
-pub(crate) struct MailboxDelivery {
-    /// What identifies the message: a digest of its verified sender, Message-ID and content.
-    pub delivery_key: String,
-    /// The message's Message-ID (or its delivery key, when it had none).
-    pub message_id: String,
-    pub recipient: String,
-    pub file: String,
-    /// The verified sender.
-    pub sender: String,
-    pub subject: String,
-    /// "message", "mdn" or "dsn".
-    pub kind: &'static str,
-    pub attachments: Vec<AttachmentRecord>,
-}
-
-/// What is kept of an attachment of a delivered message: its name, type, size and digest.
-#[derive(Debug)]
-pub(crate) struct AttachmentRecord {
-    pub filename: String,
-    pub content_type: String,
-    pub size: i64,
-    pub sha256: String,
-}
-
-/// Inserts one message and its recipients (and, for an EHR's message, the tracking of each) in
-/// the caller's transaction; returns its id.
-pub(crate) fn insert_message(tx: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
-    tx.run(
-        "INSERT INTO queue_messages (direction, mail_from, authenticated_as, message_id, received_at, size, sealed_data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![m.flow, m.mail_from, m.authenticated_as, m.message_id, now, m.size as i64, m.sealed_data],
-    )?;
-    let id = tx.last_insert_rowid();
-    for r in &m.recipients {
-        tx.run(
-            "INSERT INTO queue_recipients (message_id, recipient, status, next_attempt_at, updated_at)
-             VALUES (?1, ?2, 'queued', ?3, ?3)",
-            params![id, r, now],
-        )?;
-    }
-    if let Some(tracked) = &m.tracked {
-        tracking::submitted(tx, &m.message_id, &m.mail_from, &m.recipients, tracked, now)?;
-    }
-    Ok(id)
 }

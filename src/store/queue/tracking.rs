@@ -175,6 +175,8 @@ pub(super) fn record_notice(
     Ok(effects)
 }
 
+/// What is tracked of one recipient, as a notification about it finds it.
+#[derive(Debug, Clone, Copy)]
 struct Row {
     status: TrackStatus,
     final_delivery: bool,
@@ -182,6 +184,56 @@ struct Row {
     dispatched_at: Option<i64>,
     failed_at: Option<i64>,
     notified_at: Option<i64>,
+}
+
+/// What a notification's news does to a tracked recipient, decided from the row alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transition {
+    /// About a recipient outside the reporter's domain: recorded as ignored.
+    Ignore,
+    /// Not a step that is tracked (e.g. `displayed`): recorded and passed on.
+    Note,
+    /// The step was recorded before: what this same notification did then decides.
+    Repeat,
+    /// A new step: its time goes in `column` and the status becomes `status`; `late`: the sender
+    /// was told the recipient failed already, so it is recorded and not passed on.
+    Advance { column: &'static str, status: TrackStatus, late: bool },
+}
+
+fn transition(row: &Row, happened: &Event, in_reporters_domain: bool) -> Transition {
+    if !in_reporters_domain {
+        return Transition::Ignore;
+    }
+    let (column, already) = match happened {
+        Event::Processed => ("processed_at", row.processed_at),
+        Event::Dispatched => ("dispatched_at", row.dispatched_at),
+        Event::Failed(_) => ("failed_at", row.failed_at),
+        Event::Other(_) => return Transition::Note,
+    };
+    if already.is_some() {
+        return Transition::Repeat;
+    }
+    Transition::Advance { column, status: row.status.after(happened), late: row.notified_at.is_some() }
+}
+
+fn tracked_row(tx: &Connection, key: Key) -> Result<Option<Row>> {
+    Ok(tx
+        .row(
+            "SELECT status, final_delivery, processed_at, dispatched_at, failed_at, notified_at FROM tracked
+             WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
+            params![key.message_id, key.recipient, key.sender],
+            |r| {
+                Ok(Row {
+                    status: r.get(0)?,
+                    final_delivery: r.get(1)?,
+                    processed_at: r.get(2)?,
+                    dispatched_at: r.get(3)?,
+                    failed_at: r.get(4)?,
+                    notified_at: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 fn record_one(
@@ -195,78 +247,71 @@ fn record_one(
     let Arrival { sender, reporter, notice_id } = *arrival;
     let sender = sender.to_ascii_lowercase();
     let key = Key { sender: &sender, message_id, recipient };
+    let Some(row) = tracked_row(tx, key)? else { return Ok(Effect::Unmatched) };
     let in_reporters_domain =
         recipient.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(reporter.domain().as_str()));
-    let row = tx
+    let recorded = Effect::Recorded { final_delivery: row.final_delivery };
+    match transition(&row, happened, in_reporters_domain) {
+        Transition::Ignore => {
+            let note = format!("{} reported by {reporter}, outside {recipient}'s domain: ignored", happened.name());
+            event(tx, key, now, "ignored", &note)?;
+            Ok(Effect::Ignored)
+        }
+        Transition::Note => {
+            event(tx, key, now, happened.name(), &format!("reported by {reporter}"))?;
+            Ok(recorded)
+        }
+        Transition::Repeat => repeated(tx, key, happened, notice_id, now, recorded),
+        Transition::Advance { column, status, late } => {
+            let detail = match happened {
+                Event::Failed(why) => why.clone(),
+                _ => String::new(),
+            };
+            tx.run(
+                &format!(
+                    "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
+                            updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2 AND sender = ?6"
+                ),
+                params![message_id, recipient, now, status, detail, sender],
+            )?;
+            if late {
+                let note = format!("{} after the sender was told it failed; not passed on", happened.name());
+                noticed(tx, key, now, "late", &note, Some(notice_id))?;
+                return Ok(Effect::Late);
+            }
+            noticed(tx, key, now, happened.name(), &detail, Some(notice_id))?;
+            Ok(recorded)
+        }
+    }
+}
+
+/// A step recorded before: the same notification processed again (a retry) keeps the effect it
+/// had the first time; another notification of the same step is a duplicate.
+fn repeated(
+    tx: &Connection,
+    key: Key,
+    happened: &Event,
+    notice_id: &str,
+    now: i64,
+    recorded: Effect,
+) -> Result<Effect> {
+    let before: Option<String> = tx
         .row(
-            "SELECT status, final_delivery, processed_at, dispatched_at, failed_at, notified_at FROM tracked
-             WHERE message_id = ?1 AND recipient = ?2 AND sender = ?3",
-            params![message_id, recipient, sender],
-            |r| {
-                Ok(Row {
-                    status: r.get(0)?,
-                    final_delivery: r.get(1)?,
-                    processed_at: r.get(2)?,
-                    dispatched_at: r.get(3)?,
-                    failed_at: r.get(4)?,
-                    notified_at: r.get(5)?,
-                })
-            },
+            "SELECT event FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 AND notice_id = ?3
+             AND event IN (?4, 'late') AND sender = ?5 ORDER BY id LIMIT 1",
+            params![key.message_id, key.recipient, notice_id, happened.name(), key.sender],
+            |r| r.get(0),
         )
         .optional()?;
-    let Some(row) = row else { return Ok(Effect::Unmatched) };
-    let detail = match happened {
-        Event::Failed(why) => why.clone(),
-        _ => String::new(),
-    };
-    if !in_reporters_domain {
-        let note = format!("{} reported by {reporter}, outside {recipient}'s domain: ignored", happened.name());
-        event(tx, key, now, "ignored", &note)?;
-        return Ok(Effect::Ignored);
-    }
-    let (column, already) = match happened {
-        Event::Processed => ("processed_at", row.processed_at),
-        Event::Dispatched => ("dispatched_at", row.dispatched_at),
-        Event::Failed(_) => ("failed_at", row.failed_at),
-        Event::Other(_) => {
-            event(tx, key, now, happened.name(), &format!("reported by {reporter}"))?;
-            return Ok(Effect::Recorded { final_delivery: row.final_delivery });
+    Ok(match before.as_deref() {
+        Some("late") => Effect::Late,
+        Some(_) => recorded,
+        None => {
+            let note = format!("another {} notification ({notice_id})", happened.name());
+            noticed(tx, key, now, "duplicate", &note, Some(notice_id))?;
+            Effect::Duplicate
         }
-    };
-    if already.is_some() {
-        let before: Option<String> = tx
-            .row(
-                "SELECT event FROM tracking_events WHERE message_id = ?1 AND recipient = ?2 AND notice_id = ?3
-                 AND event IN (?4, 'late') AND sender = ?5 ORDER BY id LIMIT 1",
-                params![message_id, recipient, notice_id, happened.name(), sender],
-                |r| r.get(0),
-            )
-            .optional()?;
-        return Ok(match before.as_deref() {
-            Some("late") => Effect::Late,
-            Some(_) => Effect::Recorded { final_delivery: row.final_delivery },
-            None => {
-                let note = format!("another {} notification ({notice_id})", happened.name());
-                noticed(tx, key, now, "duplicate", &note, Some(notice_id))?;
-                Effect::Duplicate
-            }
-        });
-    }
-    let status = row.status.after(happened);
-    tx.run(
-        &format!(
-            "UPDATE tracked SET {column} = ?3, status = ?4, detail = CASE WHEN ?5 = '' THEN detail ELSE ?5 END,
-                    updated_at = ?3 WHERE message_id = ?1 AND recipient = ?2 AND sender = ?6"
-        ),
-        params![message_id, recipient, now, status, detail, sender],
-    )?;
-    if row.notified_at.is_some() {
-        let note = format!("{} after the sender was told it failed; not passed on", happened.name());
-        noticed(tx, key, now, "late", &note, Some(notice_id))?;
-        return Ok(Effect::Late);
-    }
-    noticed(tx, key, now, happened.name(), &detail, Some(notice_id))?;
-    Ok(Effect::Recorded { final_delivery: row.final_delivery })
+    })
 }
 
 /// A recipient whose notification is overdue.
@@ -436,6 +481,45 @@ mod tests {
     use crate::store::SqliteStore;
 
     const ID: &str = "<m1@a.test>";
+
+    #[test]
+    fn a_notification_moves_a_tracked_recipient_by_its_step_and_what_is_known() {
+        use TrackStatus::*;
+        let fresh = Row {
+            status: Sent,
+            final_delivery: true,
+            processed_at: None,
+            dispatched_at: None,
+            failed_at: None,
+            notified_at: None,
+        };
+        let processed = Row { status: Processed, processed_at: Some(1), ..fresh };
+        let dispatched = Row { status: Dispatched, processed_at: Some(1), dispatched_at: Some(2), ..fresh };
+        let told_failed = Row { status: TimedOut, notified_at: Some(3), ..fresh };
+        let failed = Event::Failed("no such user".into());
+        let advance = |column, status, late| Transition::Advance { column, status, late };
+        let table: &[(&str, Row, Event, bool, Transition)] = &[
+            ("processed first", fresh, Event::Processed, true, advance("processed_at", Processed, false)),
+            ("dispatched first", fresh, Event::Dispatched, true, advance("dispatched_at", Dispatched, false)),
+            (
+                "dispatched after processed",
+                processed,
+                Event::Dispatched,
+                true,
+                advance("dispatched_at", Dispatched, false),
+            ),
+            ("a late processed keeps dispatched", dispatched, Event::Processed, true, Transition::Repeat),
+            ("processed twice", processed, Event::Processed, true, Transition::Repeat),
+            ("failed", processed, failed.clone(), true, advance("failed_at", Failed, false)),
+            ("after the sender was told", told_failed, Event::Processed, true, advance("processed_at", TimedOut, true)),
+            ("displayed is only noted", processed, Event::Other("displayed".into()), true, Transition::Note),
+            ("outside the reporter's domain", fresh, Event::Processed, false, Transition::Ignore),
+            ("a failure from outside", fresh, failed, false, Transition::Ignore),
+        ];
+        for (case, row, happened, in_domain, expected) in table {
+            assert_eq!(transition(row, happened, *in_domain), *expected, "{case}");
+        }
+    }
 
     fn queue_with_one_sent_message(final_delivery: bool) -> (tempfile::TempDir, SqliteQueue) {
         let dir = tempfile::tempdir().unwrap();
