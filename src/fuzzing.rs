@@ -41,7 +41,7 @@ pub fn mime(data: &[u8]) {
     if let Some(boundary) = ct.param("boundary") {
         let _ = mime::multipart_parts(entity.body, boundary);
     }
-    let _ = mime::attachments(data);
+    let _ = crate::attachments::of(data);
     for (_, value) in &entity.headers.fields {
         let _ = mime::addresses(value);
     }
@@ -54,7 +54,7 @@ pub fn mime(data: &[u8]) {
 
 /// MDNs and DSNs (RFC 8098, RFC 3464) as the sending side reads them.
 pub fn report(data: &[u8]) {
-    let _ = crate::notify::mdn::parse(&Entity::parse(data));
+    let _ = crate::notify::mdn::parse(data);
 }
 
 /// Trust bundles (PKCS#7 certs-only, DER or PEM, signed or not).

@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "address",
         "admission",
+        "attachments",
         "clock",
         "deadline",
         "der",

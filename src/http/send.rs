@@ -13,7 +13,9 @@ use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
 use crate::onboarding::referral::{self, check_token, Metadata};
-use crate::smime::mime::{encode_base64_lines, Attachment};
+use crate::attachments::Attachment;
+use mail_builder::headers::{date::Date, raw::Raw};
+use mail_builder::MessageBuilder;
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
@@ -214,61 +216,31 @@ fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
     Ok((message_id, queue_id))
 }
 
+/// The message as the EHR's user wrote it: a text part and the files, with the referral's
+/// metadata in header fields; non-ASCII text is encoded as mail-builder sees fit (RFC 2047).
 fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
-    let mut boundary = [0u8; 12];
-    let _ = openssl::rand::rand_bytes(&mut boundary);
-    let boundary = format!("hisp-{}", hex::encode(boundary));
-    let to = c.to.iter().map(|a| format!("<{a}>")).collect::<Vec<_>>().join(", ");
-    let mut out = format!(
-        "From: <{}>\r\nTo: {to}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: {message_id}\r\nMIME-Version: 1.0\r\n",
-        c.from,
-        encoded_subject(&c.subject),
-        crate::clock::rfc5322(now)
-    )
-    .into_bytes();
+    let id = |text: &str| text.trim_start_matches('<').trim_end_matches('>').to_string();
+    let mut message = MessageBuilder::new()
+        .from(c.from.to_string())
+        .to(c.to.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        .subject(c.subject.as_str())
+        .date(Date::new(now))
+        .message_id(id(message_id))
+        .text_body(c.body.as_str());
     if let Some((metadata, in_reply_to)) = &c.referral {
-        out.extend_from_slice(metadata.header_fields().as_bytes());
-        if let Some(id) = in_reply_to {
-            out.extend_from_slice(format!("In-Reply-To: {id}\r\nReferences: {id}\r\n").as_bytes());
+        for (name, value) in metadata.header_fields() {
+            message = message.header(name, Raw::new(value));
+        }
+        if let Some(answered) = in_reply_to {
+            message = message.in_reply_to(id(answered)).references(id(answered));
         }
     }
-    out.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n").as_bytes());
-    out.extend_from_slice(format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n").as_bytes());
-    out.extend_from_slice(b"Content-Transfer-Encoding: base64\r\n\r\n");
-    encode_base64_lines(c.body.as_bytes(), &mut out);
     for f in &c.files {
-        out.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Type: {}; name=\"{}\"\r\nContent-Disposition: attachment; filename=\"{}\"\r\n\
-                 Content-Transfer-Encoding: base64\r\n\r\n",
-                f.content_type, f.filename, f.filename
-            )
-            .as_bytes(),
-        );
-        encode_base64_lines(&f.content, &mut out);
+        message = message.attachment(f.content_type.as_str(), f.filename.as_str(), f.content.as_slice());
     }
-    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let mut out = Vec::new();
+    message.serialize(&mut out);
     out
-}
-
-/// The subject as is when it is ASCII, else as RFC 2047 encoded words (UTF-8, base64) of at most
-/// 45 bytes each, split between characters.
-fn encoded_subject(subject: &str) -> String {
-    if subject.is_ascii() {
-        return subject.to_string();
-    }
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for ch in subject.chars() {
-        if chunk.len() + ch.len_utf8() > 45 {
-            words.push(format!("=?UTF-8?B?{}?=", engine.encode(&chunk)));
-            chunk.clear();
-        }
-        chunk.push(ch);
-    }
-    words.push(format!("=?UTF-8?B?{}?=", engine.encode(&chunk)));
-    words.join("\r\n ")
 }
 
 /// Keeps the referral and a copy of each attachment for the practice (and the patient).
@@ -325,8 +297,9 @@ mod tests {
         let entity = crate::smime::mime::Entity::parse(&raw);
         assert_eq!(Metadata::from_headers(&entity.headers), c.referral.as_ref().map(|(m, _)| m.clone()));
         assert_eq!(entity.headers.get("in-reply-to").map(str::trim), Some("<m0@b.test>"));
-        assert!(entity.headers.get("subject").unwrap().contains("=?UTF-8?B?"));
-        let files = crate::smime::mime::attachments(&raw).unwrap();
+        // RFC 2047 encoded words; the charset's name is case-insensitive.
+        assert!(entity.headers.get("subject").unwrap().to_ascii_uppercase().contains("=?UTF-8?B?"));
+        let files = crate::attachments::of(&raw).unwrap();
         assert_eq!(files, c.files);
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.subject(), Some("Referral für Müller"));

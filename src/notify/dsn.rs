@@ -6,6 +6,9 @@
 use crate::address::DirectAddress;
 use crate::clock::rfc5322;
 use crate::smime::mime;
+use mail_builder::headers::{date::Date, raw::Raw};
+use mail_builder::mime::{BodyPart, MimePart};
+use mail_builder::MessageBuilder;
 
 pub(crate) struct Failure<'a> {
     /// The local sender the DSN goes to.
@@ -31,38 +34,37 @@ pub(crate) fn build(f: &Failure, now: i64) -> Vec<u8> {
     let original_headers = String::from_utf8_lossy(&f.original[..headers_end]);
     let subject = mime::Entity::parse(f.original).headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
     let reason = f.reason.replace(['\r', '\n'], " ");
-    let domain = f.sender.domain();
-    let mut text = String::new();
-    text.push_str(&format!("From: Mail Delivery System <postmaster@{domain}>\r\n"));
-    text.push_str(&format!("To: <{}>\r\n", f.sender));
-    text.push_str(&format!("Subject: Undeliverable: {subject}\r\n"));
-    text.push_str(&format!("Date: {}\r\n", rfc5322(now)));
-    text.push_str(&format!("Message-ID: <dsn-{}@{}>\r\n", &id[..32], f.reporting_mta));
-    if !f.original_message_id.is_empty() {
-        text.push_str(&format!("X-Original-Message-ID: {}\r\n", f.original_message_id));
-        text.push_str(&format!("In-Reply-To: {}\r\n", f.original_message_id));
-    }
-    text.push_str("Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
-    text.push_str(&format!(
-        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n"
-    ));
-    text.push_str(&format!(
-        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         Your message to {} could not be delivered.\r\n\r\nReason: {reason}\r\n\r\n",
-        f.recipient
-    ));
-    text.push_str(&format!(
-        "--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
-         Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\n\
-         Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: X-hisp; {reason}\r\n\r\n",
+    let explanation = format!("Your message to {} could not be delivered.\r\n\r\nReason: {reason}\r\n", f.recipient);
+    let fields = format!(
+        "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\n\
+         Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: X-hisp; {reason}\r\n",
         f.reporting_mta,
         rfc5322(f.arrived_at),
         f.recipient,
         f.status
-    ));
-    text.push_str(&format!("--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{}", original_headers.trim_end()));
-    text.push_str(&format!("\r\n\r\n--{boundary}--\r\n"));
-    text.into_bytes()
+    );
+    // The header block as it came (8-bit when the original's was).
+    let returned_headers = format!("{}\r\n", original_headers.trim_end());
+    let encoding = if returned_headers.is_ascii() { "7bit" } else { "8bit" };
+    let returned = MimePart::new("text/rfc822-headers", BodyPart::Binary(returned_headers.into_bytes().into()))
+        .transfer_encoding(encoding);
+    let report = super::report_part("delivery-status", &boundary, explanation, fields, Some(returned));
+    let mut message = MessageBuilder::new()
+        .header("From", Raw::new(format!("Mail Delivery System <postmaster@{}>", f.sender.domain())))
+        .to(f.sender.to_string())
+        .subject(format!("Undeliverable: {subject}"))
+        .date(Date::new(now))
+        .message_id(format!("dsn-{}@{}", &id[..32], f.reporting_mta))
+        .header("Auto-Submitted", Raw::new("auto-replied"));
+    let original_id = f.original_message_id.replace(['\r', '\n'], " ");
+    if !original_id.is_empty() {
+        message = message
+            .header("X-Original-Message-ID", Raw::new(original_id.clone()))
+            .in_reply_to(super::bare_id(&original_id));
+    }
+    let mut out = Vec::new();
+    message.body(report).serialize(&mut out);
+    out
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 
 use super::request::{self, Report, FINAL_DELIVERY};
 use crate::address::DirectAddress;
-use crate::clock::rfc5322;
+use mail_builder::headers::{date::Date, raw::Raw};
+use mail_builder::MessageBuilder;
 use crate::smime::mime::{self, Entity, Headers};
+use mail_parser::{MessageParser, MimeHeaders};
 pub(crate) use crate::store::{Disposition, Event};
 
 /// One MDN from a hosted recipient back to the original's sender.
@@ -54,31 +56,31 @@ pub(crate) fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
             clean(m.failure.unwrap_or("delivery failed"))
         ),
     };
-    let mut t = String::new();
-    t.push_str(&format!("From: <{}>\r\nTo: <{}>\r\n", m.from, clean(m.to)));
-    t.push_str(&format!("Subject: {title}: {subject}\r\nDate: {}\r\n", rfc5322(now)));
-    t.push_str(&format!("Message-ID: {message_id}\r\n"));
-    if !m.original_message_id.is_empty() {
-        t.push_str(&format!("In-Reply-To: {0}\r\nReferences: {0}\r\n", clean(m.original_message_id)));
-    }
-    t.push_str("Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n");
-    t.push_str(&format!(
-        "Content-Type: multipart/report; report-type=disposition-notification; boundary=\"{boundary}\"\r\n\r\n"
-    ));
-    t.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{explanation}\r\n\r\n"));
-    t.push_str(&format!("--{boundary}\r\nContent-Type: message/disposition-notification\r\n\r\n"));
-    t.push_str(&format!("Reporting-UA: {}; hisp {}\r\n", m.reporting_host, env!("CARGO_PKG_VERSION")));
-    t.push_str(&format!("Final-Recipient: rfc822;{}\r\n", m.from));
-    t.push_str(&format!("Original-Message-ID: {}\r\n", clean(m.original_message_id)));
-    t.push_str(&format!("Disposition: automatic-action/MDN-sent-automatically;{disposition}\r\n"));
+    let mut fields = format!("Reporting-UA: {}; hisp {}\r\n", m.reporting_host, env!("CARGO_PKG_VERSION"));
+    fields.push_str(&format!("Final-Recipient: rfc822;{}\r\n", m.from));
+    fields.push_str(&format!("Original-Message-ID: {}\r\n", clean(m.original_message_id)));
+    fields.push_str(&format!("Disposition: automatic-action/MDN-sent-automatically;{disposition}\r\n"));
     if let (Disposition::Failed, Some(why)) = (m.disposition, m.failure) {
-        t.push_str(&format!("Failure: {}\r\n", clean(why)));
+        fields.push_str(&format!("Failure: {}\r\n", clean(why)));
     }
     if m.final_delivery && m.disposition == Disposition::Dispatched {
-        t.push_str(&format!("{FINAL_DELIVERY}:\r\n"));
+        fields.push_str(&format!("{FINAL_DELIVERY}:\r\n"));
     }
-    t.push_str(&format!("\r\n--{boundary}--\r\n"));
-    (t.into_bytes(), message_id)
+    let report = super::report_part("disposition-notification", &boundary, explanation, fields, None);
+    let mut message = MessageBuilder::new()
+        .from(m.from.to_string())
+        .to(clean(m.to))
+        .subject(format!("{title}: {subject}"))
+        .date(Date::new(now))
+        .message_id(super::bare_id(&message_id))
+        .header("Auto-Submitted", Raw::new("auto-replied"));
+    if !m.original_message_id.is_empty() {
+        let original = super::bare_id(&clean(m.original_message_id));
+        message = message.in_reply_to(original.clone()).references(original);
+    }
+    let mut out = Vec::new();
+    message.body(report).serialize(&mut out);
+    (out, message_id)
 }
 
 /// A notification that arrived: which message it is about, and what it says per recipient.
@@ -92,25 +94,30 @@ pub(crate) struct Notice {
     pub final_delivery: bool,
 }
 
-/// Reads a message (already split into headers and body) as an MDN or a DSN; `None` when it is
-/// neither, or is a report whose fields cannot be read.
-pub(crate) fn parse(entity: &Entity) -> Option<Notice> {
-    let report = request::report(&entity.headers)?;
-    let boundary = entity.content_type().param("boundary")?.to_string();
-    let parts = mime::multipart_parts(entity.body, &boundary).ok()?;
+/// Reads a message as an MDN or a DSN; `None` when it is neither, or is a report whose fields
+/// cannot be read. Its MIME structure is read by mail-parser (which walks nested parts without
+/// recursion); the report's fields and the returned header block by `Headers`.
+pub(crate) fn parse(message: &[u8]) -> Option<Notice> {
+    let headers = Entity::parse(message).headers;
+    let report = request::report(&headers)?;
+    let parsed = MessageParser::new().parse(message)?;
     let wanted = match report {
-        Report::Disposition => "message/disposition-notification",
-        Report::DeliveryStatus => "message/delivery-status",
+        Report::Disposition => "disposition-notification",
+        Report::DeliveryStatus => "delivery-status",
     };
     let mut fields_part = None;
     let mut returned_headers = None;
-    for part in &parts {
-        let p = Entity::parse(part);
-        let ct = p.content_type();
-        if ct.is(wanted) && fields_part.is_none() {
-            fields_part = Some(p.decoded_body().ok()?.into_owned());
-        } else if ct.is("text/rfc822-headers") || ct.is("message/rfc822") {
-            returned_headers = Some(Headers::parse(p.body));
+    for id in parsed.root_part().sub_parts()? {
+        let part = parsed.part(*id)?;
+        let Some(ct) = part.content_type() else { continue };
+        let is = |t: &str, sub: &str| {
+            ct.ctype().eq_ignore_ascii_case(t) && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
+        };
+        if is("message", wanted) && fields_part.is_none() {
+            fields_part = Some(part.contents().to_vec());
+        } else if is("text", "rfc822-headers") || is("message", "rfc822") {
+            let returned = part.contents();
+            returned_headers = Some(Headers::parse(&returned[..mime::body_offset(returned).unwrap_or(returned.len())]));
         }
     }
     let fields = fields_part?;
@@ -158,7 +165,7 @@ pub(crate) fn parse(entity: &Entity) -> Option<Notice> {
                 .collect();
             Some(Notice {
                 report,
-                original_message_id: entity.headers.get("x-original-message-id").map(str::to_string).or(from_returned),
+                original_message_id: headers.get("x-original-message-id").map(str::to_string).or(from_returned),
                 recipients,
                 final_delivery: false,
             })
@@ -210,7 +217,7 @@ mod tests {
         assert!(text.contains("Reporting-UA: mx.b.test; hisp "));
         assert!(!text.to_ascii_lowercase().contains("disposition-notification-to"));
         assert!(!text.contains(FINAL_DELIVERY), "only a dispatched MDN carries the extension");
-        let notice = parse(&Entity::parse(&message)).unwrap();
+        let notice = parse(&message).unwrap();
         assert_eq!(notice.report, Report::Disposition);
         assert_eq!(notice.original_message_id.as_deref(), Some("<m1@a.test>"));
         assert_eq!(notice.recipients, vec![("dr.jones@b.test".to_string(), Event::Processed)]);
@@ -219,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_dispatched_mdn_carries_the_extension_only_when_asked_and_failed_says_why() {
-        let read = |m: Vec<u8>| parse(&Entity::parse(&m));
+        let read = |m: Vec<u8>| parse(&m);
         let dispatched = read(mdn(Disposition::Dispatched, true, None)).unwrap();
         assert_eq!(dispatched.recipients[0].1, Event::Dispatched);
         assert!(dispatched.final_delivery);
@@ -246,12 +253,12 @@ mod tests {
             },
             1_800_000_000,
         );
-        let notice = parse(&Entity::parse(&dsn)).unwrap();
+        let notice = parse(&dsn).unwrap();
         assert_eq!(notice.report, Report::DeliveryStatus);
         assert_eq!(notice.original_message_id.as_deref(), Some("<m2@a.test>"));
         assert_eq!(notice.recipients.len(), 1);
         assert_eq!(notice.recipients[0].0, "nobody@b.test");
         assert!(matches!(&notice.recipients[0].1, Event::Failed(s) if s.starts_with("5.1.1")));
-        assert!(parse(&Entity::parse(b"Subject: hello\r\n\r\nnot a report\r\n")).is_none());
+        assert!(parse(b"Subject: hello\r\n\r\nnot a report\r\n").is_none());
     }
 }

@@ -5,3 +5,34 @@
 pub(crate) mod dsn;
 pub(crate) mod mdn;
 pub(crate) mod request;
+
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::mime::{BodyPart, MimePart};
+
+/// A `multipart/report` (RFC 6522) of `report_type` with the boundary given (a notice built twice
+/// is the same message): the human-readable `explanation`, the machine-readable `fields` as 7-bit
+/// text, unencoded (what readers of MDNs and DSNs expect), then `returned` (the original's header
+/// block, for a DSN).
+fn report_part<'x>(
+    report_type: &'x str,
+    boundary: &'x str,
+    explanation: String,
+    fields: String,
+    returned: Option<MimePart<'x>>,
+) -> MimePart<'x> {
+    let mut parts = vec![
+        MimePart::new("text/plain", BodyPart::Text(explanation.into())),
+        MimePart::new(ContentType::new(format!("message/{report_type}")), BodyPart::Binary(fields.into_bytes().into()))
+            .transfer_encoding("7bit"),
+    ];
+    parts.extend(returned);
+    MimePart::new(
+        ContentType::new("multipart/report").attribute("report-type", report_type).attribute("boundary", boundary),
+        parts,
+    )
+}
+
+/// A Message-ID without its angle brackets (mail-builder adds them).
+fn bare_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+}

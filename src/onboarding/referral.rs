@@ -6,7 +6,8 @@
 
 use crate::address::DirectAddress;
 use crate::kek::{Kek, KekError};
-use crate::smime::mime::{self, Attachment, Headers};
+use crate::attachments::Attachment;
+use crate::smime::mime::{self, Headers};
 use crate::store::api::{Exchange, NewDocument, NewReferral};
 use crate::store::{ApiStore, Store, StoreError};
 
@@ -39,14 +40,14 @@ pub(crate) fn check_token(value: &str, max: usize) -> Result<(), String> {
 }
 
 impl Metadata {
-    /// The header fields, CRLF-ended.
-    pub(crate) fn header_fields(&self) -> String {
-        let mut out = format!("{DIRECTION}: {}\r\n{PATIENT}: {}\r\n", self.direction, self.patient_id);
+    /// The header fields, as (name, value).
+    pub(crate) fn header_fields(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![(DIRECTION, self.direction.clone()), (PATIENT, self.patient_id.clone())];
         if !self.sections.is_empty() {
-            out.push_str(&format!("{SECTIONS}: {}\r\n", self.sections.join(", ")));
+            out.push((SECTIONS, self.sections.join(", ")));
         }
         if self.encounter_note {
-            out.push_str(&format!("{ENCOUNTER_NOTE}: attached\r\n"));
+            out.push((ENCOUNTER_NOTE, "attached".to_string()));
         }
         out
     }
@@ -141,7 +142,8 @@ mod tests {
             sections: vec!["problems".into(), "medications".into()],
             encounter_note: true,
         };
-        let headers = Headers::parse(m.header_fields().as_bytes());
+        let block: String = m.header_fields().iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+        let headers = Headers::parse(block.as_bytes());
         assert_eq!(Metadata::from_headers(&headers), Some(m));
         let bad = Headers::parse(b"X-Referral-Direction: sideways\r\nX-Referral-Patient: 1\r\n");
         assert_eq!(Metadata::from_headers(&bad), None);

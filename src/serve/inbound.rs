@@ -5,6 +5,7 @@
 use super::notices::{self, Pass};
 use super::{answer, maildir, Work};
 use crate::address::DirectAddress;
+use crate::attachments::Attachment;
 use crate::failure::{Code, Failure};
 use crate::identities;
 use crate::notify::mdn::{self, Disposition};
@@ -45,7 +46,7 @@ pub(crate) fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Err(e) => return e.refusal().into(),
     };
     // Read before any MDN goes out: a message that cannot be read is refused, not half-processed.
-    let attachments = match mime::attachments(&opened.original) {
+    let attachments = match crate::attachments::of(&opened.original) {
         Ok(found) => found,
         Err(e) => return Failure::permanent(Code::MEDIA, format!("refused (malformed): {e}")).into(),
     };
@@ -61,7 +62,7 @@ pub(crate) fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         // (not even one whose fields cannot be read: that one goes to the mailbox as it is).
         let kind = if report == Report::Disposition { "mdn" } else { "dsn" };
         let arrived = Arrived { kind, ..arrived };
-        let Some(notice) = mdn::parse(&entity) else {
+        let Some(notice) = mdn::parse(&opened.original) else {
             return deliver(work, job, &recipient, &opened, &arrived, &attachments);
         };
         return match notices::arrived(work, &job.recipient, &opened, &notice, &arrived.message_id) {
@@ -136,7 +137,7 @@ fn deliver(
     recipient: &DirectAddress,
     opened: &Opened,
     arrived: &Arrived,
-    attachments: &[mime::Attachment],
+    attachments: &[Attachment],
 ) -> Outcome {
     let keys = [arrived.delivery_key.as_str(), arrived.legacy_key.as_str()];
     match work.queue.delivered_before(keys, &job.recipient) {
@@ -200,7 +201,7 @@ fn deliver(
 }
 
 /// What is kept of a delivered attachment: its name, type, size and digest.
-fn attachment_record(a: &mime::Attachment) -> AttachmentRecord {
+fn attachment_record(a: &Attachment) -> AttachmentRecord {
     AttachmentRecord {
         filename: a.filename.clone(),
         content_type: a.content_type.clone(),
