@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-
 use crate::address::{DirectAddress, Domain, Owner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -24,10 +22,12 @@ use crate::onboarding::proofing::State;
 use crate::onboarding::verifier::RulesVerifier;
 use crate::onboarding::{Onboarding, OnboardingError};
 use crate::serve::{self, inbound::VERIFIED_SENDER, Setup};
-use crate::smime::mime::{self, Entity};
+use crate::smime::mime::Entity;
 use crate::smtp::client::{self, ClientConfig};
 
 use crate::store::{AnchorRecord, NodeStore};
+use mail_builder::headers::raw::Raw;
+use mail_builder::MessageBuilder;
 
 /// The HL7 C-CDA referral note the EHR attaches.
 const REFERRAL_NOTE: &[u8] = include_bytes!("../fixtures/ccda/referral-note.xml");
@@ -391,21 +391,17 @@ fn prove_identity(store: &dyn NodeStore, kek: &Kek, p: &Practice, now: i64) -> R
 }
 
 fn referral(from: &DirectAddress, to: &DirectAddress, message_id: &str) -> Vec<u8> {
-    let mut doc = String::new();
-    for line in base64::engine::general_purpose::STANDARD.encode(REFERRAL_NOTE).as_bytes().chunks(76) {
-        doc.push_str(&String::from_utf8_lossy(line));
-        doc.push_str("\r\n");
-    }
-    format!(
-        "From: Dr. Smith <{from}>\r\nTo: Dr. Jones <{to}>\r\nSubject: Referral: knee pain\r\nMessage-ID: {message_id}\r\n\
-         Disposition-Notification-Options: {}\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"r1\"\r\n\r\n--r1\r\nContent-Type: text/plain\r\n\r\n\
-         Please see the attached referral note.\r\n--r1\r\n\
-         Content-Type: application/xml; name=referral-note.xml\r\nContent-Transfer-Encoding: base64\r\n\
-         Content-Disposition: attachment; filename=referral-note.xml\r\n\r\n{doc}--r1--\r\n",
-        crate::notify::request::FINAL_DELIVERY_REQUEST
-    )
-    .into_bytes()
+    let mut out = Vec::new();
+    MessageBuilder::new()
+        .from(("Dr. Smith", from.to_string().as_str()))
+        .to(("Dr. Jones", to.to_string().as_str()))
+        .subject("Referral: knee pain")
+        .message_id(message_id.trim_start_matches('<').trim_end_matches('>'))
+        .header("Disposition-Notification-Options", Raw::new(crate::notify::request::FINAL_DELIVERY_REQUEST))
+        .text_body("Please see the attached referral note.")
+        .attachment("application/xml", "referral-note.xml", REFERRAL_NOTE)
+        .serialize(&mut out);
+    out
 }
 
 /// Submits as the EHR does: STARTTLS, then AUTH PLAIN with the user's password.
@@ -464,20 +460,10 @@ fn wait_for_file(dir: &Path) -> Result<PathBuf, String> {
 
 /// The delivered message's referral-note.xml attachment is the original document.
 fn check_attachment(mail: &[u8]) -> Result<(), String> {
-    let message = Entity::parse(mail);
-    let boundary =
-        message.content_type().param("boundary").map(str::to_string).ok_or("the message is not multipart")?;
-    for part in mime::multipart_parts(message.body, &boundary)? {
-        let part = Entity::parse(part);
-        let named = part.headers.get("content-disposition").is_some_and(|d| d.contains("referral-note.xml"));
-        if named {
-            let body = part.decoded_body()?;
-            return if body.as_ref() == REFERRAL_NOTE {
-                Ok(())
-            } else {
-                Err("the C-CDA document changed on the way".into())
-            };
-        }
+    let found = crate::attachments::of(mail)?;
+    match found.iter().find(|a| a.filename == "referral-note.xml") {
+        Some(a) if a.content == REFERRAL_NOTE => Ok(()),
+        Some(_) => Err("the C-CDA document changed on the way".into()),
+        None => Err("the attachment referral-note.xml is missing".into()),
     }
-    Err("the attachment referral-note.xml is missing".into())
 }

@@ -12,14 +12,14 @@ use serde_json::json;
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
-use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::attachments::Attachment;
-use mail_builder::headers::{date::Date, raw::Raw};
-use mail_builder::MessageBuilder;
+use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
 use crate::store::PracticeRecord;
+use mail_builder::headers::{date::Date, raw::Raw};
+use mail_builder::MessageBuilder;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

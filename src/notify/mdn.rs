@@ -9,11 +9,11 @@
 
 use super::request::{self, Report, FINAL_DELIVERY};
 use crate::address::DirectAddress;
+use crate::smime::mime::{self, Entity, Headers};
+pub(crate) use crate::store::{Disposition, Event};
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
-use crate::smime::mime::{self, Entity, Headers};
 use mail_parser::{MessageParser, MimeHeaders};
-pub(crate) use crate::store::{Disposition, Event};
 
 /// One MDN from a hosted recipient back to the original's sender.
 pub(crate) struct Mdn<'a> {

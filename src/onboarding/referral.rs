@@ -5,8 +5,8 @@
 //! and the patient.
 
 use crate::address::DirectAddress;
-use crate::kek::{Kek, KekError};
 use crate::attachments::Attachment;
+use crate::kek::{Kek, KekError};
 use crate::smime::mime::{self, Headers};
 use crate::store::api::{Exchange, NewDocument, NewReferral};
 use crate::store::{ApiStore, Store, StoreError};
