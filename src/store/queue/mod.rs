@@ -343,7 +343,9 @@ pub(crate) trait Queue: Send + Sync {
     /// Claims up to `limit` due recipients: marks them in flight and counts the attempt.
     fn claim(&self, now: i64, limit: usize) -> Result<Vec<Job>>;
     /// Records how processing a claimed recipient ended.
-    fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()>;
+    fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
+        self.finish_and_claim(recipient_id, outcome, now, AtFinish::default(), 0).map(|_| ())
+    }
     /// `finish`, with the writes `at_finish` in the same transaction (what the outcome means
     /// elsewhere: committed with it, atomically), then claims up to `limit` due recipients, still
     /// in that transaction: a busy worker commits once per recipient, not twice. Returns the
@@ -504,10 +506,6 @@ impl Queue for SqliteQueue {
         let jobs = claim_in(&tx, now, limit)?;
         tx.commit()?;
         Ok(jobs)
-    }
-
-    fn finish(&self, recipient_id: i64, outcome: &Outcome, now: i64) -> Result<()> {
-        self.finish_and_claim(recipient_id, outcome, now, AtFinish::default(), 0).map(|_| ())
     }
 
     fn finish_and_claim(
