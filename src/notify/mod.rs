@@ -7,6 +7,7 @@ pub(crate) mod mdn;
 pub(crate) mod request;
 
 use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 
 /// A `multipart/report` (RFC 6522) of `report_type` with the boundary given (a notice built twice
@@ -26,9 +27,11 @@ fn report_part<'x>(
             .transfer_encoding("7bit"),
     ];
     parts.extend(returned);
-    MimePart::new(
-        ContentType::new("multipart/report").attribute("report-type", report_type).attribute("boundary", boundary),
-        parts,
+    // The report type as a token, unquoted, as RFC 6522 writes it (and as peers that match it
+    // literally expect); mail-builder would quote every parameter.
+    MimePart::raw(BodyPart::Multipart(parts)).header(
+        "Content-Type",
+        Raw::new(format!("multipart/report; report-type={report_type}; boundary=\"{boundary}\"")),
     )
 }
 
