@@ -460,7 +460,7 @@ fn wait_for_file(dir: &Path) -> Result<PathBuf, String> {
 
 /// The delivered message's referral-note.xml attachment is the original document.
 fn check_attachment(mail: &[u8]) -> Result<(), String> {
-    let found = crate::attachments::of(mail)?;
+    let found = crate::smime::mime::attachments(mail)?;
     match found.iter().find(|a| a.filename == "referral-note.xml") {
         Some(a) if a.content == REFERRAL_NOTE => Ok(()),
         Some(_) => Err("the C-CDA document changed on the way".into()),

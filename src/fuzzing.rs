@@ -41,7 +41,7 @@ pub fn mime(data: &[u8]) {
     if let Some(boundary) = ct.param("boundary") {
         let _ = mime::multipart_parts(entity.body, boundary);
     }
-    let _ = crate::attachments::of(data);
+    let _ = mime::attachments(data);
     for (_, value) in &entity.headers.fields {
         let _ = mime::addresses(value);
     }

@@ -2,7 +2,6 @@
 
 pub mod address;
 pub(crate) mod admission;
-pub(crate) mod attachments;
 pub mod bundle;
 pub mod cli;
 pub(crate) mod clock;

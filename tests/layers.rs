@@ -11,7 +11,6 @@ const LAYERS: &[&[&str]] = &[
     &[
         "address",
         "admission",
-        "attachments",
         "clock",
         "deadline",
         "der",

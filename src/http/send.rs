@@ -12,8 +12,8 @@ use serde_json::json;
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
-use crate::attachments::Attachment;
 use crate::onboarding::referral::{self, check_token, Metadata};
+use crate::smime::mime::Attachment;
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(entity.headers.get("in-reply-to").map(str::trim), Some("<m0@b.test>"));
         // RFC 2047 encoded words; the charset's name is case-insensitive.
         assert!(entity.headers.get("subject").unwrap().to_ascii_uppercase().contains("=?UTF-8?B?"));
-        let files = crate::attachments::of(&raw).unwrap();
+        let files = crate::smime::mime::attachments(&raw).unwrap();
         assert_eq!(files, c.files);
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
         assert_eq!(parsed.subject(), Some("Referral für Müller"));

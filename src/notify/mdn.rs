@@ -13,7 +13,6 @@ use crate::smime::mime::{self, Entity, Headers};
 pub(crate) use crate::store::{Disposition, Event};
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
-use mail_parser::{MessageParser, MimeHeaders};
 
 /// One MDN from a hosted recipient back to the original's sender.
 pub(crate) struct Mdn<'a> {
@@ -95,29 +94,27 @@ pub(crate) struct Notice {
 }
 
 /// Reads a message as an MDN or a DSN; `None` when it is neither, or is a report whose fields
-/// cannot be read. Its MIME structure is read by mail-parser (which walks nested parts without
-/// recursion); the report's fields and the returned header block by `Headers`.
+/// cannot be read.
 pub(crate) fn parse(message: &[u8]) -> Option<Notice> {
-    let headers = Entity::parse(message).headers;
-    let report = request::report(&headers)?;
-    let parsed = MessageParser::new().parse(message)?;
+    let entity = Entity::parse(message);
+    let headers = &entity.headers;
+    let report = request::report(headers)?;
+    let boundary = entity.content_type().param("boundary")?.to_string();
+    let parts = mime::multipart_parts(entity.body, &boundary).ok()?;
     let wanted = match report {
-        Report::Disposition => "disposition-notification",
-        Report::DeliveryStatus => "delivery-status",
+        Report::Disposition => "message/disposition-notification",
+        Report::DeliveryStatus => "message/delivery-status",
     };
     let mut fields_part = None;
     let mut returned_headers = None;
-    for id in parsed.root_part().sub_parts()? {
-        let part = parsed.part(*id)?;
-        let Some(ct) = part.content_type() else { continue };
-        let is = |t: &str, sub: &str| {
-            ct.ctype().eq_ignore_ascii_case(t) && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case(sub))
-        };
-        if is("message", wanted) && fields_part.is_none() {
-            fields_part = Some(part.contents().to_vec());
-        } else if is("text", "rfc822-headers") || is("message", "rfc822") {
-            let returned = part.contents();
-            returned_headers = Some(Headers::parse(&returned[..mime::body_offset(returned).unwrap_or(returned.len())]));
+    for part in &parts {
+        let p = Entity::parse(part);
+        let ct = p.content_type();
+        if ct.is(wanted) && fields_part.is_none() {
+            fields_part = Some(p.decoded_body().ok()?.into_owned());
+        } else if ct.is("text/rfc822-headers") || ct.is("message/rfc822") {
+            // Only the header block (a returned message's body is not header fields).
+            returned_headers = Some(Headers::parse(&p.body[..mime::body_offset(p.body).unwrap_or(p.body.len())]));
         }
     }
     let fields = fields_part?;

@@ -5,9 +5,8 @@
 //! and the patient.
 
 use crate::address::DirectAddress;
-use crate::attachments::Attachment;
 use crate::kek::{Kek, KekError};
-use crate::smime::mime::{self, Headers};
+use crate::smime::mime::{self, Attachment, Headers};
 use crate::store::api::{Exchange, NewDocument, NewReferral};
 use crate::store::{ApiStore, Store, StoreError};
 

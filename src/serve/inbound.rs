@@ -5,7 +5,6 @@
 use super::notices::{self, Pass};
 use super::{answer, maildir, Work};
 use crate::address::DirectAddress;
-use crate::attachments::Attachment;
 use crate::failure::{Code, Failure};
 use crate::identities;
 use crate::notify::mdn::{self, Disposition};
@@ -46,7 +45,7 @@ pub(crate) fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
         Err(e) => return e.refusal().into(),
     };
     // Read before any MDN goes out: a message that cannot be read is refused, not half-processed.
-    let attachments = match crate::attachments::of(&opened.original) {
+    let attachments = match mime::attachments(&opened.original) {
         Ok(found) => found,
         Err(e) => return Failure::permanent(Code::MEDIA, format!("refused (malformed): {e}")).into(),
     };
@@ -137,7 +136,7 @@ fn deliver(
     recipient: &DirectAddress,
     opened: &Opened,
     arrived: &Arrived,
-    attachments: &[Attachment],
+    attachments: &[mime::Attachment],
 ) -> Outcome {
     let keys = [arrived.delivery_key.as_str(), arrived.legacy_key.as_str()];
     match work.queue.delivered_before(keys, &job.recipient) {
@@ -201,7 +200,7 @@ fn deliver(
 }
 
 /// What is kept of a delivered attachment: its name, type, size and digest.
-fn attachment_record(a: &Attachment) -> AttachmentRecord {
+fn attachment_record(a: &mime::Attachment) -> AttachmentRecord {
     AttachmentRecord {
         filename: a.filename.clone(),
         content_type: a.content_type.clone(),

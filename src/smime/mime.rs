@@ -1,9 +1,10 @@
-//! Just enough MIME (RFC 5322, 2045, 2046) on raw bytes, for the signed layer only: a signature
+//! Just enough MIME (RFC 5322, 2045, 2046) on raw bytes. The signed layer needs it: a signature
 //! covers exact bytes, so the signed part is cut out of the message as it is and never
-//! re-serialized, and what we sign is written byte for byte as it will be verified. A parser
-//! that normalizes (mail-parser) or a builder that chooses encodings and folds lines
-//! (mail-builder) would change those bytes; both serve everywhere else (`attachments`,
-//! `notify`, the API's sends).
+//! re-serialized, and what we sign is written byte for byte as it will be verified; a builder
+//! that chooses encodings and folds lines (mail-builder, which composes everything else) would
+//! change those bytes. Reading received messages (attachments, MDNs, DSNs) stays here too, bounded
+//! and fuzzed: mail-parser 0.11 trips a `debug_assert!(false)` on malformed multiparts (found by
+//! the `mime` fuzz target; its input is in that corpus), and 1.x needs Rust 1.98.
 
 use std::borrow::Cow;
 
@@ -296,9 +297,54 @@ pub fn prefix_base64_lines_in_place(mut data: Vec<u8>, prefix: &[u8]) -> Vec<u8>
     data
 }
 
-/// How deep layers may nest before a message is refused as malformed: a Direct message has three
-/// or four; a peer's nesting must not decide how deep a recursive walk goes.
+/// A file carried by a message: a part with a file name (Content-Disposition filename, or the
+/// Content-Type name parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+}
+
+/// How deep multiparts and wrapped messages may nest before a message is refused as malformed:
+/// a Direct message has three or four levels; a peer's nesting must not decide how deep a
+/// recursive walk goes.
 pub const MAX_NESTING: usize = 16;
+
+/// Every attachment of `message`, walking nested multiparts; an error when they nest deeper than
+/// `MAX_NESTING`.
+pub fn attachments(message: &[u8]) -> Result<Vec<Attachment>, String> {
+    let mut out = Vec::new();
+    collect_attachments(message, 0, &mut out)?;
+    Ok(out)
+}
+
+fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) -> Result<(), String> {
+    let entity = Entity::parse(raw);
+    let ct = entity.content_type();
+    if ct.mime_type.starts_with("multipart/") {
+        if depth >= MAX_NESTING {
+            return Err(format!("multiparts nested more than {MAX_NESTING} levels deep"));
+        }
+        if let Some(parts) = ct.param("boundary").and_then(|b| multipart_parts(entity.body, b).ok()) {
+            for part in parts {
+                collect_attachments(part, depth + 1, out)?;
+            }
+        }
+        return Ok(());
+    }
+    let disposition = entity.headers.get("content-disposition").map(ContentType::parse);
+    let filename = disposition
+        .as_ref()
+        .and_then(|d| d.param("filename").map(str::to_string))
+        .or_else(|| ct.param("name").map(str::to_string));
+    if let Some(filename) = filename.filter(|f| !f.is_empty()) {
+        if let Ok(content) = entity.decoded_body() {
+            out.push(Attachment { filename, content_type: ct.mime_type.clone(), content: content.into_owned() });
+        }
+    }
+    Ok(())
+}
 
 /// Copies the header block `raw` to `out` without the fields named (case-insensitive; with their
 /// continuation lines) and without the blank line that ends the block.
@@ -450,6 +496,37 @@ mod tests {
             vec!["Smith@a.org", "b@c.org", "x@y.org", "z@y.org"]
         );
         assert!(addresses("undisclosed-recipients:;").is_empty());
+    }
+
+    #[test]
+    fn attachments_are_found_in_nested_multiparts() {
+        let msg = b"Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n--o\r\n\
+Content-Type: multipart/alternative; boundary=\"i\"\r\n\r\n--i\r\nContent-Type: text/plain\r\n\r\nhi\r\n--i--\r\n\
+--o\r\nContent-Type: application/xml; name=ccd.xml\r\nContent-Transfer-Encoding: base64\r\n\r\nPGE+PC9hPg==\r\n\
+--o\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n%PDF\r\n--o--\r\n";
+        let found = attachments(msg).unwrap();
+        let names: Vec<&str> = found.iter().map(|a| a.filename.as_str()).collect();
+        assert_eq!(names, ["ccd.xml", "scan.pdf"]);
+        assert_eq!(found[0].content, b"<a></a>");
+        assert_eq!(found[0].content_type, "application/xml");
+    }
+
+    #[test]
+    fn multiparts_nested_too_deeply_are_refused() {
+        let mut message = b"Content-Type: text/plain; name=a.txt\r\n\r\nx\r\n".to_vec();
+        for level in 0..=MAX_NESTING {
+            let b = format!("b{level}");
+            message = [
+                format!("Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n").as_bytes(),
+                &message,
+                format!("\r\n--{b}--\r\n").as_bytes(),
+            ]
+            .concat();
+            if level + 1 == MAX_NESTING {
+                assert_eq!(attachments(&message).unwrap().len(), 1, "{MAX_NESTING} levels are read");
+            }
+        }
+        assert!(attachments(&message).unwrap_err().contains("nested"));
     }
 
     #[test]
