@@ -396,7 +396,7 @@ fn referral(from: &DirectAddress, to: &DirectAddress, message_id: &str) -> Vec<u
         .from(("Dr. Smith", from.to_string().as_str()))
         .to(("Dr. Jones", to.to_string().as_str()))
         .subject("Referral: knee pain")
-        .message_id(message_id.trim_start_matches('<').trim_end_matches('>'))
+        .message_id(crate::smime::mime::bare_message_id(message_id))
         .header("Disposition-Notification-Options", Raw::new(crate::notify::request::FINAL_DELIVERY_REQUEST))
         .text_body("Please see the attached referral note.")
         .attachment("application/xml", "referral-note.xml", REFERRAL_NOTE)

@@ -13,7 +13,7 @@ use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
 use crate::onboarding::referral::{self, check_token, Metadata};
-use crate::smime::mime::Attachment;
+use crate::smime::mime::{bare_message_id, Attachment};
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewReferral};
@@ -219,20 +219,19 @@ fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
 /// The message as the EHR's user wrote it: a text part and the files, with the referral's
 /// metadata in header fields; non-ASCII text is encoded as mail-builder sees fit (RFC 2047).
 fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
-    let id = |text: &str| text.trim_start_matches('<').trim_end_matches('>').to_string();
     let mut message = MessageBuilder::new()
         .from(c.from.to_string())
         .to(c.to.iter().map(|a| a.to_string()).collect::<Vec<_>>())
         .subject(c.subject.as_str())
         .date(Date::new(now))
-        .message_id(id(message_id))
+        .message_id(bare_message_id(message_id))
         .text_body(c.body.as_str());
     if let Some((metadata, in_reply_to)) = &c.referral {
         for (name, value) in metadata.header_fields() {
             message = message.header(name, Raw::new(value));
         }
-        if let Some(answered) = in_reply_to {
-            message = message.in_reply_to(id(answered)).references(id(answered));
+        if let Some(answered) = in_reply_to.as_deref().map(bare_message_id) {
+            message = message.in_reply_to(answered.clone()).references(answered);
         }
     }
     for f in &c.files {

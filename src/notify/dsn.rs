@@ -60,7 +60,7 @@ pub(crate) fn build(f: &Failure, now: i64) -> Vec<u8> {
     if !original_id.is_empty() {
         message = message
             .header("X-Original-Message-ID", Raw::new(original_id.clone()))
-            .in_reply_to(super::bare_id(&original_id));
+            .in_reply_to(mime::bare_message_id(&original_id));
     }
     let mut out = Vec::new();
     message.body(report).serialize(&mut out);

@@ -71,10 +71,10 @@ pub(crate) fn build(m: &Mdn, now: i64) -> (Vec<u8>, String) {
         .to(clean(m.to))
         .subject(format!("{title}: {subject}"))
         .date(Date::new(now))
-        .message_id(super::bare_id(&message_id))
+        .message_id(mime::bare_message_id(&message_id))
         .header("Auto-Submitted", Raw::new("auto-replied"));
     if !m.original_message_id.is_empty() {
-        let original = super::bare_id(&clean(m.original_message_id));
+        let original = mime::bare_message_id(&clean(m.original_message_id));
         message = message.in_reply_to(original.clone()).references(original);
     }
     let mut out = Vec::new();

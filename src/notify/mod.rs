@@ -34,8 +34,3 @@ fn report_part<'x>(
         Raw::new(format!("multipart/report; report-type={report_type}; boundary=\"{boundary}\"")),
     )
 }
-
-/// A Message-ID without its angle brackets (mail-builder adds them).
-fn bare_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
-}

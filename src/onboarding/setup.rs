@@ -72,9 +72,7 @@ impl EmailChannel {
         super::checks::email(&address).map_err(|e| format!("{address}: {e}"))?;
         Ok(address)
     }
-}
 
-impl EmailChannel {
     /// The message: no PHI, only the code and the practice's name.
     fn message(&self, address: &str, practice: &str, code: &str) -> Result<Vec<u8>, String> {
         let mut id = [0u8; 12];

@@ -380,6 +380,11 @@ pub fn body_offset(message: &[u8]) -> Option<usize> {
     }
 }
 
+/// A Message-ID without its angle brackets (`<a@b>` -> `a@b`), as mail-builder takes one.
+pub(crate) fn bare_message_id(id: &str) -> String {
+    id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+}
+
 /// The addr-specs in an address-list header (`"Dr. Smith" <smith@a.org>, b@c.org, group: x@y.org;`).
 pub fn addresses(value: &str) -> Vec<String> {
     let mut out = Vec::new();
