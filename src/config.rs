@@ -31,7 +31,46 @@ pub(crate) struct Config {
     pub dns_server: DnsServerConfig,
     pub notify: NotifyConfig,
     pub onboarding: OnboardingConfig,
+    pub invitations: InvitationsConfig,
     pub http: HttpConfig,
+}
+
+/// Invitations (Refer & Share): practices invite patients and colleagues by e-mail or fax.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct InvitationsConfig {
+    /// At most this many invitations per practice in any hour (against abuse; users are not
+    /// otherwise limited).
+    pub per_practice_per_hour: usize,
+    /// Where an invitee enters the code: the link in every notice is this URL with `?code=`.
+    /// Unset: https://<server.hostname>/invitations/accept.
+    pub accept_url: Option<String>,
+    /// A notice that could not be sent is tried again after this many seconds, then after twice
+    /// as long each time (at most 6 hours apart)...
+    pub notice_retry_secs: u64,
+    /// ...until it has been failing this long: then the invitation shows "notification failed".
+    pub notice_give_up_secs: u64,
+}
+
+impl Default for InvitationsConfig {
+    fn default() -> Self {
+        InvitationsConfig {
+            per_practice_per_hour: 100,
+            accept_url: None,
+            notice_retry_secs: 60,
+            notice_give_up_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Config {
+    /// The URL invitees are sent to (see `InvitationsConfig::accept_url`).
+    pub(crate) fn accept_url(&self) -> String {
+        match &self.invitations.accept_url {
+            Some(url) => url.clone(),
+            None => format!("https://{}/invitations/accept", self.server.hostname),
+        }
+    }
 }
 
 /// The REST API EHRs integrate with (`hisp serve`): HTTPS only, bearer tokens from `hisp token create`.
@@ -146,6 +185,11 @@ pub(crate) struct NotifyConfig {
     /// Which MDNs and DSNs from peers reach the sender's mailbox: "all", or "timely-reliable"
     /// (those about plain messages are recorded and consumed here).
     pub pass_to_sender: PassNotifications,
+    /// The smarthost notices to people go through (invitations and their reminders). Unset: no
+    /// e-mail is sent, and invitations by e-mail show "notification failed".
+    pub email: Option<SmarthostConfig>,
+    /// The HTTP gateway that sends faxes (and text messages). Unset: nothing is faxed.
+    pub gateway: Option<GatewayConfig>,
 }
 
 impl Default for NotifyConfig {
@@ -154,8 +198,57 @@ impl Default for NotifyConfig {
             processed_timeout_secs: 3600,
             dispatched_timeout_secs: 3600,
             pass_to_sender: PassNotifications::All,
+            email: None,
+            gateway: None,
         }
     }
+}
+
+/// `[notify.email]`: an SMTP relay. STARTTLS is always required (TLS 1.2+); AUTH only over it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmarthostConfig {
+    /// `HOST:PORT`, e.g. "smtp.example.org:587".
+    pub relay: String,
+    /// The From address of every notice, e.g. "no-reply@hisp.example.org".
+    pub from: String,
+    /// AUTH user name; its password is the first line of `password_file`.
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Check the relay's certificate (against the system's anchors and `tls_ca_file`).
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+    /// Trust anchors (PEM) for the relay's certificate besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Seconds each reply of the relay may take.
+    #[serde(default = "thirty")]
+    pub timeout_secs: u64,
+}
+
+/// `[notify.gateway]`: a fax and SMS provider's HTTP API, or a bridge to one. Each notice is
+/// a JSON POST: {"channel": "fax", "to": "+15555550123", "text": ..., "reference": ...}, with
+/// `Authorization: Bearer <token>`; the gateway renders the text as the fax's page. A 2xx answer
+/// is sent; 429 and 5xx are retried; any other answer is a permanent failure.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewayConfig {
+    /// http:// or https://.
+    pub url: String,
+    /// The bearer token: the first line of this file.
+    pub token_file: Option<PathBuf>,
+    /// Trust anchors (PEM) for an https:// gateway instead of the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Seconds one request may take in all.
+    #[serde(default = "thirty")]
+    pub timeout_secs: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn thirty() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -455,6 +548,18 @@ impl Config {
                 return Err("onboarding.code_channel = \"email\" needs onboarding.code_from, an e-mail address".into());
             }
         }
+        if self.invitations.per_practice_per_hour == 0 {
+            return Err("invitations.per_practice_per_hour must be at least 1".into());
+        }
+        if self.invitations.notice_retry_secs == 0 || self.invitations.notice_give_up_secs == 0 {
+            return Err("invitations.notice_retry_secs and notice_give_up_secs must be at least 1".into());
+        }
+        if let Some(url) = &self.invitations.accept_url {
+            let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !(url.starts_with("https://") || url.starts_with("http://")) || !clean {
+                return Err("invitations.accept_url must be an https:// (or http://) URL".into());
+            }
+        }
         if !(2048..=8192).contains(&self.ca.key_bits) {
             return Err(format!("ca.key_bits must be 2048 to 8192, not {}", self.ca.key_bits));
         }
@@ -499,6 +604,28 @@ impl Config {
         }
         if self.notify.processed_timeout_secs == 0 || self.notify.dispatched_timeout_secs == 0 {
             return Err("notify timeouts must be at least 1 second".into());
+        }
+        if let Some(email) = &self.notify.email {
+            if email.relay.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return Err("notify.email.relay must be HOST:PORT".into());
+            }
+            if crate::address::DirectAddress::parse(&email.from).is_err() {
+                return Err("notify.email.from must be an e-mail address".into());
+            }
+            if email.username.is_some() != email.password_file.is_some() {
+                return Err("give notify.email.username and notify.email.password_file together".into());
+            }
+            if email.timeout_secs == 0 || email.timeout_secs > 600 {
+                return Err("notify.email.timeout_secs must be 1 to 600".into());
+            }
+        }
+        if let Some(gateway) = &self.notify.gateway {
+            if !(gateway.url.starts_with("http://") || gateway.url.starts_with("https://")) {
+                return Err("notify.gateway.url must be an http:// or https:// URL".into());
+            }
+            if gateway.timeout_secs == 0 || gateway.timeout_secs > 600 {
+                return Err("notify.gateway.timeout_secs must be 1 to 600".into());
+            }
         }
         if self.queue.workers == 0 || self.queue.workers > 256 {
             return Err("queue.workers must be 1 to 256".into());

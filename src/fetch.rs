@@ -221,13 +221,15 @@ pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, FetchError> {
 }
 
 /// POSTs a JSON body to an `http://` or `https://` URL (TLS 1.2+, the certificate checked by
-/// `tls`) and returns the status code and body (at most 1 MiB) of the answer, all within
-/// `timeout`. The host name goes through the node's resolver.
+/// `tls`), with `bearer` as its Authorization when given, and returns the status code and body
+/// (at most 1 MiB) of the answer, all within `timeout`. The host name goes through the node's
+/// resolver.
 pub fn post_json(
     resolver: &dyn Resolver,
     tls: &openssl::ssl::SslConnector,
     url: &str,
     body: &[u8],
+    bearer: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
     let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
@@ -236,12 +238,14 @@ pub fn post_json(
         _ => return Err(format!("{url}: not an http:// or https:// URL")),
     };
     let addrs = addresses(resolver, url, &host, port)?;
-    let mut response = agent(addrs, timeout, secure.then_some(tls))
+    let mut request = agent(addrs, timeout, secure.then_some(tls))
         .post(url)
         .header("Content-Type", "application/json")
-        .header("Accept", "application/json")
-        .send(body)
-        .map_err(|e| describe(url, e).text)?;
+        .header("Accept", "application/json");
+    if let Some(token) = bearer {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send(body).map_err(|e| describe(url, e).text)?;
     let status = response.status().as_u16();
     let answer =
         response.body_mut().with_config().limit(1024 * 1024).read_to_vec().map_err(|e| describe(url, e).text)?;
@@ -393,10 +397,11 @@ mod tests {
         });
         let url = format!("https://localhost:{port}/verify");
         let trusting = crate::smtp::tls::connector(true, Some(&cert_file)).unwrap();
-        let (status, body) = post_json(&Loopback, &trusting, &url, br#"{"a":1}"#, Duration::from_secs(5)).unwrap();
+        let (status, body) =
+            post_json(&Loopback, &trusting, &url, br#"{"a":1}"#, None, Duration::from_secs(5)).unwrap();
         assert_eq!((status, body.as_slice()), (200, br#"{"decision":"verified"}"#.as_slice()));
         let other = crate::smtp::tls::connector(true, None).unwrap();
-        let e = post_json(&Loopback, &other, &url, b"{}", Duration::from_secs(5)).unwrap_err();
+        let e = post_json(&Loopback, &other, &url, b"{}", None, Duration::from_secs(5)).unwrap_err();
         assert!(e.contains("TLS handshake"), "{e}");
     }
 }

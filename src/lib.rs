@@ -23,6 +23,7 @@ pub(crate) mod identities;
 pub(crate) mod kek;
 pub(crate) mod logging;
 pub(crate) mod login_cache;
+pub(crate) mod network;
 pub(crate) mod node;
 pub(crate) mod notify;
 pub(crate) mod onboarding;

@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["bundle", "discovery", "dns_server", "identities", "notify", "smtp"],
     &["config", "dev_ca"],
     &["onboarding"],
+    &["network"],
     &["node"],
     &["http"],
     &["serve"],

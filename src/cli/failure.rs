@@ -58,6 +58,7 @@ impl From<StoreError> for Failure {
             StoreError::NotFound(_) => "not-found",
             StoreError::Duplicate(_) => "duplicate",
             StoreError::Conflict(_) => "conflict",
+            StoreError::TooMany(_) => "too-many",
             _ => "store",
         };
         Failure::new(code, e.to_string())

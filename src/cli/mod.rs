@@ -6,6 +6,7 @@ mod context;
 mod discover;
 mod failure;
 mod import;
+mod invite;
 mod message;
 mod onboarding;
 mod output;
@@ -69,6 +70,10 @@ pub(crate) enum Command {
     /// decision. Until verified a practice gets no certificates and its users cannot send.
     #[command(subcommand)]
     Proofing(onboarding::ProofingCommand),
+    /// Invitations (Refer & Share): invite patients and colleagues without a Direct address by
+    /// e-mail or fax, follow, remind, cancel.
+    #[command(subcommand)]
+    Invite(invite::InviteCommand),
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -149,6 +154,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Practice(c) => done(onboarding::practice(&ctx, c)),
         Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
         Command::Token(c) => done(tokens::run(&ctx, c)),
+        Command::Invite(c) => done(invite::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

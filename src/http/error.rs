@@ -67,6 +67,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_) => ApiError::not_found(e.to_string()),
             StoreError::Duplicate(_) | StoreError::Conflict(_) => ApiError::conflict(e.to_string()),
+            StoreError::TooMany(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many", e.to_string()),
             other => ApiError::internal(other),
         }
     }

@@ -1,10 +1,12 @@
 //! Delivery notifications: what a message asks for (`request`), the MDNs a receiving HISP sends
 //! and reads (`mdn`), and the DSNs that tell a local sender a recipient failed (`dsn`). What was
-//! sent and answered is kept by `store::queue::tracking` and `store::queue::receipts`.
+//! sent and answered is kept by `store::queue::tracking` and `store::queue::receipts`. The node's
+//! own notices to people (invitations, confirmation codes) leave through the `smarthost`.
 
 pub(crate) mod dsn;
 pub(crate) mod mdn;
 pub(crate) mod request;
+pub(crate) mod smarthost;
 
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;

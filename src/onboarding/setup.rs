@@ -7,11 +7,8 @@ use super::code::{CodeChannel, LogChannel, NoChannel, Recipient};
 use super::verifier::{HttpVerifier, ManualVerifier, RulesVerifier, Verifier};
 use crate::clock::Clock;
 use crate::config::{CodeChannelKind, OnboardingConfig, VerifierKind};
-use crate::dns::{DnsClient, DnsConfig, Resolver};
-use lettre::address::{Address, Envelope};
-use lettre::transport::smtp::client::{Tls, TlsParameters, TlsVersion};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{SmtpTransport, Transport};
+use crate::dns::{DnsClient, DnsConfig};
+use crate::notify::smarthost::Smarthost;
 use mail_builder::headers::date::Date;
 use mail_builder::MessageBuilder;
 
@@ -38,28 +35,30 @@ pub(crate) fn channel(
         None => Box::new(NoChannel),
         Some(CodeChannelKind::Log) => Box::new(LogChannel),
         Some(CodeChannelKind::Email) => Box::new(EmailChannel {
-            relay: config.code_smtp.clone(),
+            smarthost: Smarthost {
+                relay: config.code_smtp.clone(),
+                hello: hostname.to_string(),
+                credentials: None,
+                verify_tls: config.code_smtp_verify_tls,
+                ca_pem: None,
+                resolver: Box::new(DnsClient::new(dns.clone())),
+                timeout: Duration::from_secs(30),
+            },
             from: config.code_from.clone(),
             to: config.code_to.clone(),
             hostname: hostname.to_string(),
-            verify_tls: config.code_smtp_verify_tls,
-            resolver: Box::new(DnsClient::new(dns.clone())),
         }),
     })
 }
 
-/// Sends the code as a short e-mail through a relay (a smarthost), STARTTLS required: the message
-/// is composed by mail-builder and sent by lettre.
+/// Sends the code as a short e-mail through the relay: composed by mail-builder, sent by the
+/// smarthost client (STARTTLS required).
 pub(crate) struct EmailChannel {
-    pub relay: String,
+    pub smarthost: Smarthost,
     pub from: String,
     /// The To address template: {email}, {phone}.
     pub to: String,
     pub hostname: String,
-    /// Check the relay's certificate (off only for a test relay with a self-signed one).
-    pub verify_tls: bool,
-    /// Resolves the relay's name as every other lookup of the node does (dns.servers).
-    pub resolver: Box<dyn Resolver>,
 }
 
 impl EmailChannel {
@@ -95,38 +94,13 @@ impl EmailChannel {
             .serialize(&mut out);
         Ok(out)
     }
-
-    /// The relay, reached at the address our resolver gives for its name; its certificate is
-    /// checked against that name, over TLS 1.2 or later.
-    fn transport(&self) -> Result<SmtpTransport, String> {
-        let (host, port) = self.relay.rsplit_once(':').ok_or("code_smtp is HOST:PORT")?;
-        let port: u16 = port.parse().map_err(|_| "code_smtp is HOST:PORT".to_string())?;
-        let ip = *self.resolver.addresses(host).map_err(|e| e.to_string())?.records.first().ok_or("no address")?;
-        let tls = TlsParameters::builder(host.to_string())
-            .set_min_tls_version(TlsVersion::Tlsv12)
-            .dangerous_accept_invalid_certs(!self.verify_tls)
-            .dangerous_accept_invalid_hostnames(!self.verify_tls)
-            .build_native()
-            .map_err(|e| e.to_string())?;
-        Ok(SmtpTransport::builder_dangerous(ip.to_string())
-            .port(port)
-            .tls(Tls::Required(tls))
-            .hello_name(ClientId::Domain(self.hostname.clone()))
-            .timeout(Some(Duration::from_secs(30)))
-            .build())
-    }
 }
 
 impl CodeChannel for EmailChannel {
     fn send(&self, to: &Recipient, code: &str) -> Result<String, String> {
         let address = self.recipient(to)?;
         let message = self.message(&address, to.practice, code)?;
-        let envelope = Envelope::new(
-            Some(self.from.parse::<Address>().map_err(|e| format!("code_from: {e}"))?),
-            vec![address.parse::<Address>().map_err(|e| format!("{address}: {e}"))?],
-        )
-        .map_err(|e| e.to_string())?;
-        self.transport()?.send_raw(&envelope, &message).map_err(|e| e.to_string())?;
+        self.smarthost.send(&self.from, &address, &message).map_err(|f| f.to_string())?;
         let (_, domain) = address.rsplit_once('@').unwrap_or(("", &address));
         Ok(format!("e-mail to ***@{domain}"))
     }

@@ -146,7 +146,8 @@ impl Verifier for HttpVerifier {
     }
     fn verify(&self, submission: &Submission) -> Result<Decision, String> {
         let body = serde_json::to_vec(submission).map_err(|e| e.to_string())?;
-        let (status, answer) = crate::fetch::post_json(&*self.resolver, &self.tls, &self.url, &body, self.timeout)?;
+        let (status, answer) =
+            crate::fetch::post_json(&*self.resolver, &self.tls, &self.url, &body, None, self.timeout)?;
         read_answer(status, &answer)
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod ca_http;
 pub(crate) mod gate;
 pub(crate) mod inbound;
 pub(crate) mod intake;
+mod invitations;
 pub(crate) mod maildir;
 pub(crate) mod notices;
 pub(crate) mod outbound;

@@ -67,6 +67,12 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         _ => tls,
     };
     let workers = config.queue.workers;
+    let channels = {
+        let dns = dns.clone();
+        let resolver = move || -> Box<dyn crate::dns::Resolver> { Box::new(DnsClient::new(dns.clone())) };
+        crate::network::channels::from_config(&config, &resolver, clock.clone())
+            .map_err(|e| format!("notification channels: {e}"))?
+    };
     let shared = Arc::new(Shared {
         lookup_timeout: Duration::from_millis(config.dns.timeout_ms.max(1000)),
         config,
@@ -93,7 +99,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         running.api = Some(bound);
         running.api_stopper = Some(stopper);
     }
-    start_threads(&shared, workers)?;
+    start_threads(&shared, workers, channels)?;
     running.shared = Some(shared);
     Ok(running)
 }
@@ -216,7 +222,11 @@ fn start_smtp(
 }
 
 /// The threads that run beside the listeners, and the workers.
-fn start_threads(shared: &Arc<Shared>, workers: usize) -> Result<(), String> {
+fn start_threads(
+    shared: &Arc<Shared>,
+    workers: usize,
+    channels: crate::network::channels::Channels,
+) -> Result<(), String> {
     // The TLS client context for peers without settings of their own, made now rather than by
     // the first delivery (building one loads the system's CA store: tens of milliseconds).
     let warm = shared.clone();
@@ -229,6 +239,8 @@ fn start_threads(shared: &Arc<Shared>, workers: usize) -> Result<(), String> {
     spawn("queue-purge", "queue purge thread", move || purge_finished(&purge))?;
     let timeouts = shared.clone();
     spawn("notify-timeouts", "notification timeout thread", move || notices::watch_timeouts(&timeouts))?;
+    let invitations = shared.clone();
+    spawn("invitations", "invitations thread", move || super::invitations::run(&invitations, &channels))?;
     for n in 0..workers {
         let shared = shared.clone();
         spawn(&format!("worker-{n}"), "worker thread", move || {

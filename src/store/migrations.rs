@@ -568,4 +568,57 @@ pub(super) const MIGRATIONS: &[&str] = &[
         logs_changes_of!("practices", "practice"),
         logs_changes_of!("proofing", "practice"),
     ),
+    // 16: invitations (Refer & Share). The invitee's name, contact, date of birth and the code
+    // are sealed under the KEK; the code is found by its keyed blind index (a stolen database
+    // gives no way to test guesses offline), a practice's earlier invitations of the same
+    // person by another. Each notice to send (the invitation, reminders) is a row of its own,
+    // retried with backoff until sent or given up; the invitation shows how the latest went.
+    r#"
+    CREATE TABLE invitations (
+        id            INTEGER PRIMARY KEY,
+        practice_id   INTEGER NOT NULL REFERENCES practices(id),
+        inviter       TEXT NOT NULL,
+        relationship  TEXT NOT NULL,
+        role          TEXT,
+        name          BLOB NOT NULL,
+        contact_kind  TEXT NOT NULL,
+        contact       BLOB NOT NULL,
+        contact_index TEXT NOT NULL,
+        date_of_birth BLOB,
+        code          BLOB NOT NULL,
+        code_index    TEXT NOT NULL UNIQUE,
+        state         TEXT NOT NULL,
+        reminders     INTEGER NOT NULL DEFAULT 0,
+        steps_done    INTEGER NOT NULL DEFAULT 0,
+        next_due_at   INTEGER,
+        dob_failures  INTEGER NOT NULL DEFAULT 0,
+        notice        TEXT NOT NULL,
+        replaces      INTEGER REFERENCES invitations(id),
+        accepted_by   TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        closed_at     INTEGER,
+        version       INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE INDEX invitations_practice ON invitations(practice_id, id);
+    CREATE INDEX invitations_practice_state ON invitations(practice_id, state, id);
+    CREATE INDEX invitations_recent ON invitations(practice_id, created_at);
+    CREATE INDEX invitations_contact ON invitations(practice_id, contact_index) WHERE state = 'pending';
+    CREATE INDEX invitations_due ON invitations(next_due_at) WHERE state = 'pending';
+    CREATE INDEX invitations_replaces ON invitations(replaces);
+    CREATE TABLE invitation_notices (
+        id              INTEGER PRIMARY KEY,
+        invitation_id   INTEGER NOT NULL REFERENCES invitations(id),
+        kind            TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        last_error      TEXT,
+        sent_to         TEXT,
+        sent_at         INTEGER,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE INDEX invitation_notices_due ON invitation_notices(next_attempt_at) WHERE state IN ('queued', 'retrying');
+    CREATE INDEX invitation_notices_invitation ON invitation_notices(invitation_id, id);
+    "#,
 ];

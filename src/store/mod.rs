@@ -4,6 +4,7 @@ pub(crate) mod api;
 pub(crate) mod cached;
 mod config_cache;
 pub(crate) mod fields;
+pub(crate) mod invitations;
 mod migrations;
 #[cfg(test)]
 mod query_plans;
@@ -13,14 +14,18 @@ mod states;
 
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
+pub(crate) use invitations::InvitationStore;
 pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
-pub(crate) use states::{require_verified, Disposition, Event, Flow, ProofingState, RecipientStatus, TrackStatus};
+pub(crate) use states::{
+    require_verified, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState, ProofingState,
+    RecipientStatus, Relationship, Role, TrackStatus,
+};
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
-pub(crate) trait NodeStore: Store + ApiStore + Send {
+pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + Send {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.
     fn follow_config_at(&self, generation: i64);
@@ -77,6 +82,9 @@ pub(crate) enum StoreError {
     Duplicate(String),
     #[error("{0}")]
     Conflict(String),
+    /// A limit against abuse was reached (invitations per practice per hour): try again later.
+    #[error("{0}")]
+    TooMany(String),
     #[error("cannot make the commit durable (fsync of {0}): {1}")]
     Sync(String, std::io::Error),
 }

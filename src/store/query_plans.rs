@@ -26,6 +26,8 @@ const LARGE_TABLES: &[&str] = &[
     "referrals",
     "documents",
     "audit_log",
+    "invitations",
+    "invitation_notices",
 ];
 
 /// Statements that read a whole large table because that is what they are for, each with why

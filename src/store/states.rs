@@ -129,6 +129,101 @@ named_state!(RecipientStatus {
     Failed => "failed",
 });
 
+/// Who an invitation is for, chosen when inviting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Relationship {
+    /// A patient of the practice (a date of birth is required and checked when they register).
+    Patient,
+    /// Someone joining the inviting practice (as a clinician or staff).
+    ColleagueHere,
+    /// Someone at another practice, which they describe when they register.
+    ColleagueElsewhere,
+}
+
+named_state!(Relationship {
+    Patient => "patient",
+    ColleagueHere => "colleague-here",
+    ColleagueElsewhere => "colleague-elsewhere",
+});
+
+/// What a colleague joining the inviting practice does there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Clinician,
+    Staff,
+}
+
+named_state!(Role {
+    Clinician => "clinician",
+    Staff => "staff",
+});
+
+/// How an invitation reaches its invitee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ContactKind {
+    Email,
+    Fax,
+}
+
+named_state!(ContactKind {
+    Email => "email",
+    Fax => "fax",
+});
+
+/// Where an invitation stands: pending until accepted, expired (30 days), cancelled (by the
+/// sender, or replaced by a new invitation) or locked (three wrong dates of birth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InvitationState {
+    Pending,
+    Accepted,
+    Expired,
+    Cancelled,
+    Locked,
+}
+
+named_state!(InvitationState {
+    Pending => "pending",
+    Accepted => "accepted",
+    Expired => "expired",
+    Cancelled => "cancelled",
+    Locked => "locked",
+});
+
+/// Where the latest notice of an invitation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoticeState {
+    Queued,
+    Sent,
+    /// Failed at least once; tried again later.
+    Retrying,
+    /// Given up on: the invitation shows "notification failed".
+    Failed,
+}
+
+named_state!(NoticeState {
+    Queued => "queued",
+    Sent => "sent",
+    Retrying => "retrying",
+    Failed => "failed",
+});
+
+/// What a notice about an invitation says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoticeKind {
+    /// The invitation itself: the practice, the code and the link.
+    Invitation,
+    /// A reminder of a pending invitation (scheduled, or sent by hand).
+    Reminder,
+    /// To the invitee: three wrong dates of birth; contact the sender.
+    Locked,
+}
+
+named_state!(NoticeKind {
+    Invitation => "invitation",
+    Reminder => "reminder",
+    Locked => "locked",
+});
+
 /// What is known of one recipient of a message a local EHR sent, from its notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TrackStatus {

@@ -1,0 +1,151 @@
+//! The channels notices go through, from the configuration: e-mail through `[notify.email]`'s
+//! smarthost, fax through `[notify.gateway]`'s HTTP API. A kind of contact without one is
+//! refused (`NotConfigured`): nothing is sent anywhere unless configured.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::compose;
+use super::notices::{masked, NotConfigured, Notice, Notifier};
+use crate::config::{Config, GatewayConfig, SmarthostConfig};
+use crate::dns::Resolver;
+use crate::failure::{Code, Failure};
+use crate::notify::smarthost::Smarthost;
+use crate::store::ContactKind;
+
+/// Notices by e-mail.
+pub(crate) struct EmailNotifier {
+    pub smarthost: Smarthost,
+    pub from: String,
+    pub hostname: String,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl Notifier for EmailNotifier {
+    fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        let message = compose::email(notice, &self.from, &self.hostname, self.clock.unix_now())?;
+        self.smarthost.send(&self.from, notice.contact, &message)?;
+        Ok(masked(notice.contact_kind, notice.contact))
+    }
+}
+
+/// Notices by fax, through a gateway's HTTP API (see `GatewayConfig`).
+pub(crate) struct GatewayNotifier {
+    pub url: String,
+    pub token: Option<String>,
+    pub resolver: Box<dyn Resolver>,
+    pub tls: openssl::ssl::SslConnector,
+    pub timeout: Duration,
+}
+
+impl Notifier for GatewayNotifier {
+    fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        let body = json!({
+            "channel": "fax",
+            "to": notice.contact,
+            "subject": compose::subject(notice),
+            "text": compose::plain_text(notice)?,
+            "reference": notice.reference,
+        });
+        let body = serde_json::to_vec(&body).map_err(Failure::local)?;
+        let sent =
+            crate::fetch::post_json(&*self.resolver, &self.tls, &self.url, &body, self.token.as_deref(), self.timeout);
+        match sent {
+            Ok((status, _)) if (200..300).contains(&status) => Ok(masked(notice.contact_kind, notice.contact)),
+            Ok((status, answer)) => {
+                let said = crate::printable::printable(&String::from_utf8_lossy(&answer), 200);
+                let text = format!("the fax gateway answered HTTP {status}: {said}");
+                if status == 429 || status >= 500 {
+                    Err(Failure::temporary(Code::CONNECTION, text))
+                } else {
+                    Err(Failure::permanent(Code::OTHER, text))
+                }
+            }
+            Err(e) => Err(Failure::temporary(Code::CONNECTION, format!("the fax gateway: {e}"))),
+        }
+    }
+}
+
+/// One channel per kind of contact.
+pub(crate) struct Channels {
+    pub email: Box<dyn Notifier>,
+    pub fax: Box<dyn Notifier>,
+}
+
+impl Notifier for Channels {
+    fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        match notice.contact_kind {
+            ContactKind::Email => self.email.send(notice),
+            ContactKind::Fax => self.fax.send(notice),
+        }
+    }
+}
+
+/// The channels the configuration asks for; `resolver` makes the resolver each one uses.
+pub(crate) fn from_config(
+    config: &Config,
+    resolver: &dyn Fn() -> Box<dyn Resolver>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> Result<Channels, String> {
+    let email: Box<dyn Notifier> = match &config.notify.email {
+        Some(c) => Box::new(email(c, &config.server.hostname, resolver(), clock)?),
+        None => Box::new(NotConfigured),
+    };
+    let fax: Box<dyn Notifier> = match &config.notify.gateway {
+        Some(c) => Box::new(gateway(c, resolver())?),
+        None => Box::new(NotConfigured),
+    };
+    Ok(Channels { email, fax })
+}
+
+/// The first line of a secret's file.
+fn secret(path: &std::path::Path, what: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(format!("{what} {} is empty", path.display()));
+    }
+    Ok(line)
+}
+
+fn email(
+    c: &SmarthostConfig,
+    hostname: &str,
+    resolver: Box<dyn Resolver>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> Result<EmailNotifier, String> {
+    let credentials = match (&c.username, &c.password_file) {
+        (Some(user), Some(file)) => Some((user.clone(), secret(file, "notify.email.password_file")?)),
+        _ => None,
+    };
+    let ca_pem = c
+        .tls_ca_file
+        .as_ref()
+        .map(|f| std::fs::read(f).map_err(|e| format!("notify.email.tls_ca_file {}: {e}", f.display())))
+        .transpose()?;
+    Ok(EmailNotifier {
+        smarthost: Smarthost {
+            relay: c.relay.clone(),
+            hello: hostname.to_string(),
+            credentials,
+            verify_tls: c.verify_tls,
+            ca_pem,
+            resolver,
+            timeout: Duration::from_secs(c.timeout_secs),
+        },
+        from: c.from.clone(),
+        hostname: hostname.to_string(),
+        clock,
+    })
+}
+
+fn gateway(c: &GatewayConfig, resolver: Box<dyn Resolver>) -> Result<GatewayNotifier, String> {
+    Ok(GatewayNotifier {
+        url: c.url.clone(),
+        token: c.token_file.as_deref().map(|f| secret(f, "notify.gateway.token_file")).transpose()?,
+        resolver,
+        tls: crate::smtp::tls::connector(true, c.tls_ca_file.as_deref()).map_err(|e| e.to_string())?,
+        timeout: Duration::from_secs(c.timeout_secs),
+    })
+}

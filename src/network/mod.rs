@@ -1,0 +1,11 @@
+//! Refer & Share: the practice network beyond Direct addresses. Invitations (by e-mail or fax,
+//! with a code, reminders and, for patients, a date-of-birth check), their notices and the
+//! schedule that reminds and expires them.
+
+pub(crate) mod channels;
+pub(crate) mod code;
+pub(crate) mod compose;
+pub(crate) mod invitations;
+pub(crate) mod invitee;
+pub(crate) mod notices;
+pub(crate) mod schedule;

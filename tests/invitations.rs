@@ -1,0 +1,332 @@
+//! Invitations (Refer & Share) through the CLI and `hisp serve` against real peers: a smarthost
+//! (aiosmtpd requiring STARTTLS and AUTH) that keeps the e-mails it is given, and a fax gateway
+//! (a local HTTP server) that records the requests. The tests read the code and the link from
+//! what those peers received.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::node::*;
+use common::servers::{self, free_port, Server};
+use common::*;
+
+const PRACTICE: &str = "Elm Clinic";
+const DOMAIN: &str = "elmclinic.direct.example.org";
+
+/// A certificate for 127.0.0.1 (and localhost) and its key, made by the openssl CLI once.
+fn loopback_tls(files: &Files) -> (String, String) {
+    let (cert, key) = (files.p("relay.pem"), files.p("relay.key"));
+    if Path::new(&cert).exists() {
+        return (cert, key);
+    }
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ]);
+    (cert, key)
+}
+
+fn python_peer(script: &str, args: &[String], port: u16) -> Server {
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/python").display().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script).display().to_string();
+    let mut all = vec![format!("PYTHONPATH={site}"), "python3".into(), script];
+    all.extend_from_slice(args);
+    servers::start_program("env", &all, port)
+}
+
+/// The smarthost on `port`, keeping mail in `out`; user "hisp", password "relay-secret".
+fn smarthost(files: &Files, port: u16, out: &Path) -> Server {
+    let (cert, key) = loopback_tls(files);
+    std::fs::create_dir_all(out).unwrap();
+    let args = [port.to_string(), cert, key, out.display().to_string(), "hisp".into(), "relay-secret".into()];
+    python_peer("smarthost.py", &args, port)
+}
+
+/// The node's configuration: the smarthost at `relay_port` (its certificate trusted), the fax
+/// gateway at `gateway_port`, quick retries.
+fn config(files: &Files, relay_port: u16, gateway_port: u16, submission: u16, extra: &str) -> String {
+    let password = files.write("relay.pass", b"relay-secret\n");
+    let token = files.write("gateway.token", b"gw-token-123\n");
+    let cert = files.p("relay.pem");
+    format!(
+        "[onboarding]\nparent_domain = \"direct.example.org\"\n\
+         [server]\nhostname = \"hisp.example.org\"\nsubmission = \"127.0.0.1:{submission}\"\nbackbone = \"\"\n\
+         [invitations]\naccept_url = \"https://portal.example.org/invitations/accept\"\nnotice_retry_secs = 1\n{extra}\
+         [notify.email]\nrelay = \"127.0.0.1:{relay_port}\"\nfrom = \"no-reply@hisp.example.org\"\n\
+         username = \"hisp\"\npassword_file = \"{password}\"\ntls_ca_file = \"{cert}\"\ntimeout_secs = 10\n\
+         [notify.gateway]\nurl = \"http://127.0.0.1:{gateway_port}/v1/send\"\ntoken_file = \"{token}\"\n"
+    )
+}
+
+/// Waits up to 30 s for `n` files ending in `ext` in `dir`; their contents, in order.
+fn wait_files(dir: &Path, ext: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == ext)).collect())
+            .unwrap_or_default();
+        names.sort();
+        if names.len() >= n {
+            return names.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+        }
+        assert!(Instant::now() < deadline, "{n} .{ext} files in {} (found {})", dir.display(), names.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits up to 30 s until `check` holds of `hisp invite show ID`.
+fn wait_show(node: &Node, id: i64, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = node.json(&["invite", "show", &id.to_string(), "--practice", PRACTICE]);
+        if check(&shown) {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "{what}: {shown:#}\n{}", node.serve_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn invite_patient(node: &Node, email: &str) -> serde_json::Value {
+    node.json(&[
+        "invite",
+        "send",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        email,
+        "--relationship",
+        "patient",
+        "--date-of-birth",
+        "1970-05-17",
+    ])
+}
+
+/// The value of the line that starts with `label` in `text`.
+fn after<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines().find_map(|l| l.strip_prefix(label)).unwrap_or_else(|| panic!("{label} in {text}")).trim()
+}
+
+#[test]
+fn invitations_go_by_email_through_the_smarthost_and_by_fax_through_the_gateway() {
+    let files = Files::new();
+    let (relay_port, gateway_port, submission) = (free_port(), free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay_port, &mail);
+    let faxes = files.path("faxes");
+    std::fs::create_dir_all(&faxes).unwrap();
+    let _gateway =
+        python_peer("gateway.py", &[gateway_port.to_string(), faxes.display().to_string(), "0".into()], gateway_port);
+    let node = Node::with_config(&config(&files, relay_port, gateway_port, submission, ""));
+    node.ok(&["practice", "add", PRACTICE]);
+
+    let sent = invite_patient(&node, "Ada@Example.org");
+    assert_eq!(sent["status"], "sent");
+    assert_eq!(sent["contact"], "ada@example.org");
+    assert!(sent.get("code").is_none(), "the sender never sees the code: {sent}");
+    let id = sent["id"].as_i64().unwrap();
+    let faxed = node.json(&[
+        "invite",
+        "send",
+        "--practice",
+        DOMAIN,
+        "--name",
+        "Dr. Grace Hopper",
+        "--fax",
+        "+1 (555) 555-0123",
+        "--relationship",
+        "colleague-elsewhere",
+    ]);
+    assert_eq!(faxed["contact"], "+15555550123");
+
+    let _daemon = node.serve(submission);
+    let message = wait_files(&mail, "eml", 1).remove(0);
+    assert_eq!(std::fs::read_to_string(mail.join("0001.auth")).unwrap(), "hisp", "AUTH over STARTTLS");
+    let parsed = mail_parser::MessageParser::default().parse(message.as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some("Elm Clinic invites you to exchange secure messages"));
+    assert_eq!(parsed.to().unwrap().first().unwrap().address(), Some("ada@example.org"));
+    let text = parsed.body_text(0).unwrap().to_string();
+    let code = after(&text, "Your invitation code:").to_string();
+    assert_eq!(code.len(), 14, "XXXX-XXXX-XXXX: {code}");
+    let link = after(&text, "To accept, open this link and follow the steps:");
+    let link = if link.is_empty() { text.lines().find(|l| l.starts_with("https://")).unwrap() } else { link };
+    assert_eq!(link, format!("https://portal.example.org/invitations/accept?code={}", code.replace('-', "")));
+    assert!(parsed.body_html(0).unwrap().contains(&format!("href=\"{link}\"")));
+    for phi in ["Ada", "Lovelace", "1970", "05-17"] {
+        assert!(!message.contains(phi), "no PHI in the notice ({phi}): {message}");
+    }
+    let shown = wait_show(&node, id, "the notice recorded as sent", |s| s["notice"] == "sent");
+    assert_eq!(shown["notices"][0]["sent_to"], "***@example.org");
+
+    let fax: serde_json::Value = serde_json::from_str(&wait_files(&faxes, "json", 1)[0]).unwrap();
+    assert_eq!(fax["authorization"], "Bearer gw-token-123");
+    assert_eq!(fax["content_type"], "application/json");
+    assert_eq!(fax["body"]["channel"], "fax");
+    assert_eq!(fax["body"]["to"], "+15555550123");
+    let fax_text = fax["body"]["text"].as_str().unwrap();
+    assert!(fax_text.starts_with("Elm Clinic invites you"), "{fax_text}");
+    assert!(!fax_text.contains("Hopper"), "no name in the fax: {fax_text}");
+
+    // A reminder by hand carries the same code.
+    let reminded = node.json(&["invite", "remind", &id.to_string(), "--practice", PRACTICE]);
+    assert_eq!(reminded["status"], "reminded");
+    let reminder = wait_files(&mail, "eml", 2).remove(1);
+    let parsed = mail_parser::MessageParser::default().parse(reminder.as_bytes()).unwrap();
+    assert!(parsed.subject().unwrap().starts_with("Reminder: Elm Clinic"));
+    assert!(parsed.body_text(0).unwrap().contains(&code));
+    let audit = node.ok(&["--json", "audit", "--limit", "50"]).text();
+    for action in ["invitation.send", "invitation.notice.sent", "invitation.remind"] {
+        assert!(audit.contains(action), "{action} in the audit log");
+    }
+    assert!(!audit.contains("Lovelace") && !audit.contains("ada@example.org"), "no invitee in the audit log");
+}
+
+#[test]
+fn a_smarthost_that_is_down_is_retried_and_the_invitation_shows_it() {
+    let files = Files::new();
+    let (relay_port, gateway_port, submission) = (free_port(), free_port(), free_port());
+    let faxes = files.path("faxes");
+    std::fs::create_dir_all(&faxes).unwrap();
+    // The gateway is busy for its first two requests.
+    let _gateway =
+        python_peer("gateway.py", &[gateway_port.to_string(), faxes.display().to_string(), "2".into()], gateway_port);
+    let node = Node::with_config(&config(&files, relay_port, gateway_port, submission, ""));
+    loopback_tls(&files);
+    node.ok(&["practice", "add", PRACTICE]);
+    let id = invite_patient(&node, "ada@example.org")["id"].as_i64().unwrap();
+    let _daemon = node.serve(submission);
+
+    let shown = wait_show(&node, id, "a retry recorded", |s| s["notices"][0]["attempts"].as_i64() >= Some(2));
+    assert_eq!(shown["notice"], "retrying");
+    assert_eq!(shown["status"], "sent", "still being tried");
+    let error = shown["notices"][0]["last_error"].as_str().unwrap();
+    assert!(error.contains(&format!("smarthost 127.0.0.1:{relay_port}")), "{error}");
+    let refused = node.run(&["--json", "invite", "remind", &id.to_string(), "--practice", PRACTICE]);
+    assert_eq!(refused.status, 1);
+    assert_eq!(refused.json()["error"]["code"], "state");
+
+    // The smarthost comes up: the next retry goes.
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay_port, &mail);
+    wait_files(&mail, "eml", 1);
+    let shown = wait_show(&node, id, "sent after the retries", |s| s["notice"] == "sent");
+    assert!(shown["notices"][0]["attempts"].as_i64().unwrap() >= 3);
+
+    // The gateway answered 503 twice: retried until it took the fax.
+    let faxed = node.json(&[
+        "invite",
+        "send",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Grace",
+        "--fax",
+        "+15555550123",
+        "--relationship",
+        "colleague-elsewhere",
+    ]);
+    wait_files(&faxes, "json", 1);
+    let shown = wait_show(&node, faxed["id"].as_i64().unwrap(), "the fax sent", |s| s["notice"] == "sent");
+    assert_eq!(shown["notices"][0]["attempts"], 3);
+}
+
+#[test]
+fn without_a_channel_nothing_is_sent_and_the_invitation_says_so() {
+    let submission = free_port();
+    let node = Node::with_config(&format!(
+        "[onboarding]\nparent_domain = \"direct.example.org\"\n[server]\nsubmission = \"127.0.0.1:{submission}\"\n\
+         backbone = \"\"\n"
+    ));
+    node.ok(&["practice", "add", PRACTICE]);
+    let id = invite_patient(&node, "ada@example.org")["id"].as_i64().unwrap();
+    let _daemon = node.serve(submission);
+    let shown = wait_show(&node, id, "given up at once", |s| s["status"] == "notification-failed");
+    assert!(shown["notices"][0]["last_error"].as_str().unwrap().contains("configure [notify.email]"));
+    let failed = node.json(&["invite", "list", "--practice", PRACTICE, "--status", "notification-failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error_and_nothing_kept() {
+    let node = Node::with_config(
+        "[onboarding]\nparent_domain = \"direct.example.org\"\n[invitations]\nper_practice_per_hour = 3\n",
+    );
+    node.ok(&["practice", "add", PRACTICE]);
+    let send = |extra: &[&str]| {
+        let mut args = vec!["--json", "invite", "send", "--practice", PRACTICE, "--relationship", "patient"];
+        args.extend_from_slice(extra);
+        node.run(&args)
+    };
+    let cases: &[(&[&str], &str)] = &[
+        (&["--name", "Ada", "--email", "ada@", "--date-of-birth", "1970-05-17"], "email:"),
+        (
+            &["--name", "Ada", "--email", "ada@example.org\r\nRCPT TO:<x@y.z>", "--date-of-birth", "1970-05-17"],
+            "email:",
+        ),
+        (&["--name", "Ada", "--fax", "555-0123", "--date-of-birth", "1970-05-17"], "E.164"),
+        (
+            &["--name", "Ada\r\nBcc: all@example.org", "--email", "ada@example.org", "--date-of-birth", "1970-05-17"],
+            "name:",
+        ),
+        (
+            &["--name", &"A".repeat(201), "--email", "ada@example.org", "--date-of-birth", "1970-05-17"],
+            "200 characters",
+        ),
+        (&["--name", "Ada", "--email", "ada@example.org"], "date of birth is required"),
+        (&["--name", "Ada", "--email", "ada@example.org", "--date-of-birth", "1970-02-30"], "YYYY-MM-DD"),
+    ];
+    for (args, said) in cases {
+        let refused = send(args);
+        assert_eq!(refused.status, 2, "{args:?}: {}", refused.text());
+        let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(said), "{args:?}: {message}");
+    }
+    let both = send(&["--name", "Ada", "--email", "a@example.org", "--fax", "+15555550123"]);
+    assert_eq!(both.status, 2, "clap refuses both: {}", both.text());
+    assert!(node.json(&["invite", "list", "--practice", PRACTICE]).as_array().unwrap().is_empty(), "nothing kept");
+
+    for n in 0..3 {
+        send(&["--name", "Ada", "--email", &format!("p{n}@example.org"), "--date-of-birth", "1970-05-17"]).ok();
+    }
+    let limited = send(&["--name", "Ada", "--email", "p4@example.org", "--date-of-birth", "1970-05-17"]);
+    assert_eq!(limited.status, 1);
+    assert_eq!(limited.json()["error"]["code"], "too-many");
+
+    let first = node.json(&["invite", "list", "--practice", PRACTICE])[2]["id"].as_i64().unwrap().to_string();
+    node.ok(&["invite", "cancel", &first, "--practice", PRACTICE]);
+    let again = node.run(&["--json", "invite", "cancel", &first, "--practice", PRACTICE]);
+    assert_eq!(again.json()["error"]["code"], "state");
+    assert!(again.json()["error"]["message"].as_str().unwrap().contains("it is cancelled"));
+    let unknown = node.run(&["--json", "invite", "show", "999", "--practice", PRACTICE]);
+    assert_eq!(unknown.json()["error"]["code"], "not-found");
+    let bad_status = node.run(&["invite", "list", "--practice", PRACTICE, "--status", "maybe"]);
+    assert_eq!(bad_status.status, 2);
+
+    // The invitee is sealed at rest: neither the name nor the address is in the database file.
+    let db = std::fs::read(&node.db).unwrap();
+    let wal = std::fs::read(format!("{}-wal", node.db)).unwrap_or_default();
+    for needle in [b"p0@example.org".as_slice(), b"1970-05-17"] {
+        assert!(!db.windows(needle.len()).any(|w| w == needle), "sealed at rest");
+        assert!(!wal.windows(needle.len()).any(|w| w == needle), "sealed in the WAL too");
+    }
+    // Without the KEK nothing can be read or written.
+    let no_kek = hisp(&["invite", "list", "--practice", PRACTICE], None, &[("HISP_DB", node.db.as_str())]);
+    assert_eq!(no_kek.status, 1, "{}", no_kek.text());
+}
