@@ -109,6 +109,17 @@ pub(crate) fn check_stored(stored: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
+/// A hash no password matches, made once: a sign-in for an account that does not exist is
+/// checked against it, so it takes as long as one for an account that does.
+pub(crate) fn decoy() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        let _ = openssl::rand::rand_bytes(&mut secret);
+        hash(&hex::encode(secret)).unwrap_or_default()
+    })
+}
+
 /// False for a wrong password and for a stored hash that cannot be parsed.
 pub(crate) fn verify(password: &str, stored: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(stored) else { return false };

@@ -7,6 +7,9 @@ use clap::{Args, Subcommand};
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
+use crate::network::accept::{
+    AcceptError, Accepted, Accepting, ExistingAcceptance, PracticeDetails, Registration,
+};
 use crate::network::invitations::{Invitations, Status, Summary};
 use crate::network::invitee::InviteeRequest;
 use crate::network::notices::masked;
@@ -53,6 +56,17 @@ pub(crate) enum InviteCommand {
         #[command(flatten)]
         practice: PracticeArg,
     },
+    /// What a code's invitation asks of its invitee: the inviting practice and the fields needed.
+    Preview { code: String },
+    /// Accept an invitation with its code: register a new account (the password on standard
+    /// input), or with --existing accept it with an account that exists.
+    ///
+    /// A patient enters the date of birth the practice gave (the third wrong one locks the
+    /// invitation); a colleague joining the practice confirms its name; a colleague at another
+    /// practice gives that practice's details (a JSON file: name, address, city, state, zip,
+    /// phone, fax, ehr, npi). A code works once; accepting again with the same account answers
+    /// the same.
+    Accept(AcceptArgs),
     /// Correct a patient's date of birth: the invitation is cancelled and a new one, with a new
     /// code, goes to the same person.
     Edit {
@@ -98,11 +112,64 @@ pub(crate) struct SendArgs {
     from: Option<String>,
 }
 
+#[derive(Args, Debug)]
+pub(crate) struct AcceptArgs {
+    /// The code as the notice shows it (XXXX-XXXX-XXXX).
+    code: String,
+    /// Read the account's password from standard input (required).
+    #[arg(long)]
+    password_stdin: bool,
+    /// Accept with the account that signs in with --email, instead of registering a new one.
+    #[arg(long)]
+    existing: bool,
+    /// The account's e-mail address (by default, for a new account, where the invitation went).
+    #[arg(long)]
+    email: Option<String>,
+    /// The new account's name (by default the one the practice gave).
+    #[arg(long)]
+    name: Option<String>,
+    /// A patient's date of birth, exactly as the practice gave it.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date_of_birth: Option<String>,
+    /// A colleague joining the inviting practice: its name, to confirm it is theirs.
+    #[arg(long, value_name = "NAME")]
+    confirm_practice: Option<String>,
+    /// A colleague at another practice: that practice's details (JSON).
+    #[arg(long, value_name = "FILE")]
+    practice_file: Option<std::path::PathBuf>,
+    /// A colleague at another practice: clinician (default) or staff.
+    #[arg(long)]
+    role: Option<String>,
+}
+
 pub(super) fn run(ctx: &Context, command: InviteCommand) -> Result<(), Failure> {
     let store = ctx.node_store()?;
     store.attach_fields(std::sync::Arc::new(ctx.kek()?))?;
     let invitations = Invitations { store, config: &ctx.config.invitations, now: ctx.now() };
+    let accepting = Accepting { store, now: ctx.now() };
     match command {
+        InviteCommand::Preview { code } => {
+            let preview = accepting.preview(&code).map_err(accept_failure)?;
+            if ctx.json {
+                output::json(&preview);
+            } else {
+                let role = preview.role.map(|r| format!(" ({r})")).unwrap_or_default();
+                println!("{} invites you as {}{role}", preview.practice, preview.relationship);
+                println!("  to register, give: password, {}", preview.needs.join(", "));
+                println!("  expires: {}", iso8601(preview.expires_at));
+            }
+        }
+        InviteCommand::Accept(args) => {
+            let accepted = accept(&accepting, args)?;
+            if ctx.json {
+                output::json(&accepted);
+            } else {
+                let a = &accepted.account;
+                let member = a.practice.as_deref().map(|p| format!(" of {p}")).unwrap_or_default();
+                println!("accepted invitation #{} from {}", accepted.invitation, accepted.practice);
+                println!("  account #{}: {} <{}>, {}{member}", a.id, a.name, a.email, a.role);
+            }
+        }
         InviteCommand::Send(args) => {
             let inviter = match &args.from {
                 Some(address) => sender(ctx, &args.practice.practice, address)?,
@@ -166,6 +233,51 @@ pub(super) fn run(ctx: &Context, command: InviteCommand) -> Result<(), Failure> 
         }
     }
     Ok(())
+}
+
+fn accept(accepting: &Accepting, args: AcceptArgs) -> Result<Accepted, Failure> {
+    if !args.password_stdin {
+        return Err(Failure::usage("give the account's password on standard input with --password-stdin"));
+    }
+    let password = output::read_secret_line()?;
+    if args.existing {
+        let email = args.email.ok_or_else(|| Failure::usage("--existing needs the account's --email"))?;
+        let request = ExistingAcceptance { code: args.code, email, password, date_of_birth: args.date_of_birth };
+        return accepting.accept_existing(&request).map_err(accept_failure);
+    }
+    let practice = match &args.practice_file {
+        Some(path) => {
+            let text = std::fs::read(path).map_err(|e| Failure::new("io", format!("{}: {e}", path.display())))?;
+            let details: PracticeDetails = serde_json::from_slice(&text)
+                .map_err(|e| Failure::usage(format!("{}: not the practice's details: {e}", path.display())))?;
+            Some(details)
+        }
+        None => None,
+    };
+    let registration = Registration {
+        code: args.code,
+        password,
+        email: args.email,
+        name: args.name,
+        date_of_birth: args.date_of_birth,
+        confirm_practice: args.confirm_practice,
+        practice,
+        role: args.role,
+    };
+    accepting.register(&registration).map_err(accept_failure)
+}
+
+fn accept_failure(e: AcceptError) -> Failure {
+    let code = match &e {
+        AcceptError::BadCode(_) | AcceptError::Invalid(_) | AcceptError::Password(_) => "usage",
+        AcceptError::UnknownCode => "unknown-code",
+        AcceptError::Closed(_) => "invitation-closed",
+        AcceptError::WrongDateOfBirth(_) => "date-of-birth",
+        AcceptError::BadLogin => "unauthorized",
+        AcceptError::Conflict(_) => "conflict",
+        AcceptError::Store(_) => "store",
+    };
+    Failure::new(code, e.to_string())
 }
 
 /// `--from`: one of the practice's own addresses.

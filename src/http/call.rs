@@ -110,24 +110,58 @@ impl Caller {
     where
         F: FnOnce(&Call) -> Result<Response, ApiError> + Send + 'static,
     {
-        let outcome = tokio::task::spawn_blocking(move || {
-            let shared = &self.api.shared;
-            let store = crate::store::open(&shared.db, &actor(&self.token)).map_err(ApiError::internal)?;
-            store.attach_fields(shared.kek.clone()).map_err(ApiError::internal)?;
-            let call = Call {
-                api: &self.api,
-                store,
-                token: self.token.clone(),
-                peer: self.peer,
-                now: shared.clock.unix_now(),
-            };
-            work(&call)
+        let (api, token, peer) = (self.api.clone(), self.token, self.peer);
+        blocking(self.api, actor(&token), move |store, now| work(&Call { api: &api, store, token, peer, now })).await
+    }
+}
+
+/// Runs `work` on a blocking thread with a store connection acting as `actor`, the KEK attached.
+async fn blocking<F>(api: Arc<Api>, actor: String, work: F) -> Response
+where
+    F: FnOnce(Box<dyn NodeStore>, i64) -> Result<Response, ApiError> + Send + 'static,
+{
+    let outcome = tokio::task::spawn_blocking(move || {
+        let shared = &api.shared;
+        let store = crate::store::open(&shared.db, &actor).map_err(ApiError::internal)?;
+        store.attach_fields(shared.kek.clone()).map_err(ApiError::internal)?;
+        work(store, shared.clock.unix_now())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
+    }
+}
+
+/// A request without a token: an invitee with a code. Its client address is its actor and what
+/// the limits on wrong codes count by.
+pub(crate) struct Visitor {
+    api: Arc<Api>,
+    pub peer: Peer,
+}
+
+impl FromRequestParts<Arc<Api>> for Visitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Visitor, ApiError> {
+        let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
+        Ok(Visitor { api: api.clone(), peer })
+    }
+}
+
+impl Visitor {
+    /// Runs `work` on a blocking thread with a store connection; its value is the JSON answer.
+    pub(crate) async fn run<T, F>(self, work: F) -> Response
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Api, &dyn NodeStore, Peer, i64) -> Result<(StatusCode, T), ApiError> + Send + 'static,
+    {
+        let (api, peer) = (self.api.clone(), self.peer);
+        let actor = format!("invitee:{}", peer.0.ip());
+        blocking(self.api, actor, move |store, now| {
+            work(&api, &*store, peer, now).map(|(status, value)| (status, Json(value)).into_response())
         })
-        .await;
-        match outcome {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => e.into_response(),
-            Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
-        }
+        .await
     }
 }

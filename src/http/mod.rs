@@ -1,14 +1,17 @@
 //! The REST API EHRs integrate with (`[http]`): Direct setup, identity proofing, address
-//! verification, sending referrals and following them, documents and the directory. HTTPS only
+//! verification, sending referrals and following them, documents and the directory, invitations
+//! and their acceptance, connections. HTTPS only
 //! (TLS 1.2+, the node's certificate unless the API has its own), bearer tokens per integration.
 //!
 //! It runs on a small tokio runtime of its own; each request's work (SQLite, discovery, the queue
 //! committer) runs on the runtime's blocking threads with its own store connection.
 
+pub(crate) mod accept;
 pub(crate) mod call;
 pub(crate) mod directory;
 pub(crate) mod documents;
 pub(crate) mod error;
+pub(crate) mod invitations;
 pub(crate) mod messages;
 pub(crate) mod practice;
 pub(crate) mod proofing;
@@ -39,6 +42,8 @@ pub(crate) struct Api {
     pub committer: Arc<dyn Committer>,
     /// Requests with unknown tokens, counted per client address (guessing is slowed to a crawl).
     pub token_failures: crate::throttle::Throttle,
+    /// Wrong invitation codes per client address, failed sign-ins and dates of birth per code.
+    pub code_failures: crate::throttle::Throttle,
     /// For the identity-verification service and the code channel's relay.
     pub dns: crate::dns::DnsConfig,
 }

@@ -11,7 +11,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::{directory, documents, messages, practice, proofing, referrals, send, Api};
+use super::{accept, directory, documents, invitations, messages, practice, proofing, referrals, send, Api};
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
 pub(crate) const OPENAPI: &str = include_str!("openapi.json");
@@ -53,6 +53,16 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/documents", documents::list),
         route(Method::GET, "/v1/documents/{id}", documents::content),
         route(Method::GET, "/v1/patients/{patient}/documents", documents::of_patient),
+        route(Method::POST, "/v1/invitations", invitations::send),
+        route(Method::GET, "/v1/invitations", invitations::list),
+        route(Method::GET, "/v1/invitations/{id}", invitations::show),
+        route(Method::POST, "/v1/invitations/{id}/remind", invitations::remind),
+        route(Method::POST, "/v1/invitations/{id}/cancel", invitations::cancel),
+        route(Method::PUT, "/v1/invitations/{id}/date-of-birth", invitations::date_of_birth),
+        route(Method::POST, "/v1/invitations/preview", accept::preview),
+        route(Method::POST, "/v1/invitations/accept", accept::register),
+        route(Method::POST, "/v1/invitations/accept-existing", accept::accept_existing),
+        route(Method::GET, "/v1/connections", invitations::connections),
     ]
 }
 

@@ -75,6 +75,10 @@ pub(crate) struct Channels {
 
 impl Notifier for Channels {
     fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        if notice.kind == crate::store::NoticeKind::SenderLocked {
+            // Never to the invitee's address: the running node puts these in the sender's mailbox.
+            return Err(Failure::permanent(Code::ROUTING, "a notice to the sender goes to their mailbox"));
+        }
         match notice.contact_kind {
             ContactKind::Email => self.email.send(notice),
             ContactKind::Fax => self.fax.send(notice),

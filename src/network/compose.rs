@@ -14,6 +14,8 @@ use crate::store::NoticeKind;
 struct Words<'a> {
     reminder: bool,
     locked: bool,
+    to_sender: bool,
+    invitation: i64,
     practice: &'a str,
     code: String,
     link: &'a str,
@@ -37,6 +39,8 @@ fn words<'a>(notice: &'a Notice) -> Words<'a> {
     Words {
         reminder: notice.kind == NoticeKind::Reminder,
         locked: notice.kind == NoticeKind::Locked,
+        to_sender: notice.kind == NoticeKind::SenderLocked,
+        invitation: notice.invitation,
         practice: notice.practice,
         code: notice.code.to_string(),
         link: &notice.link,
@@ -49,6 +53,9 @@ pub(crate) fn subject(notice: &Notice) -> String {
         NoticeKind::Invitation => format!("{} invites you to exchange secure messages", notice.practice),
         NoticeKind::Reminder => format!("Reminder: {} invites you to exchange secure messages", notice.practice),
         NoticeKind::Locked => format!("Your registration with {}'s invitation was stopped", notice.practice),
+        NoticeKind::SenderLocked => {
+            format!("Invitation #{} was locked after three wrong dates of birth", notice.invitation)
+        }
     }
 }
 
@@ -59,8 +66,17 @@ pub(crate) fn plain_text(notice: &Notice) -> Result<String, Failure> {
     Ok(text.lines().map(|line| format!("{line}\r\n")).collect())
 }
 
-/// The e-mail: multipart/alternative of the text and the HTML.
+/// The e-mail to the invitee: multipart/alternative of the text and the HTML.
 pub(crate) fn email(notice: &Notice, from: &str, hostname: &str, now: i64) -> Result<Vec<u8>, Failure> {
+    message(notice, from, notice.contact, hostname, now)
+}
+
+/// The message to whoever sent the invitation (into their mailbox here).
+pub(crate) fn to_sender(notice: &Notice, from: &str, to: &str, hostname: &str, now: i64) -> Result<Vec<u8>, Failure> {
+    message(notice, from, to, hostname, now)
+}
+
+fn message(notice: &Notice, from: &str, to: &str, hostname: &str, now: i64) -> Result<Vec<u8>, Failure> {
     let subject = subject(notice);
     let html = Html { w: &words(notice), subject: &subject }.render().map_err(Failure::local)?;
     let mut id = [0u8; 12];
@@ -68,7 +84,7 @@ pub(crate) fn email(notice: &Notice, from: &str, hostname: &str, now: i64) -> Re
     let mut out = Vec::new();
     MessageBuilder::new()
         .from(from)
-        .to(notice.contact)
+        .to(to)
         .subject(subject)
         .date(Date::new(now))
         .message_id(format!("{}-{}@{hostname}", notice.reference, hex::encode(id)))
@@ -96,6 +112,8 @@ mod tests {
             code,
             expires_at: 1_798_761_600, // 2027-01-01
             reference: "invitation-7-notice-9".into(),
+            invitation: 7,
+            inviter: "dr@elm.test",
         }
     }
 

@@ -206,7 +206,7 @@ impl Invitations<'_> {
             )));
         }
         record.reminders += 1;
-        self.store.save_invitation(&record, Some(NoticeKind::Reminder), "invitation.remind", self.now)?;
+        self.store.save_invitation(&record, &[NoticeKind::Reminder], "invitation.remind", self.now)?;
         Ok(Summary::of(self.record(practice, id)?))
     }
 
@@ -215,7 +215,7 @@ impl Invitations<'_> {
         record.state = InvitationState::Cancelled;
         record.next_due_at = None;
         record.closed_at = Some(self.now);
-        self.store.save_invitation(&record, None, "invitation.cancel", self.now)?;
+        self.store.save_invitation(&record, &[], "invitation.cancel", self.now)?;
         Ok(Summary::of(self.record(practice, id)?))
     }
 
@@ -244,27 +244,27 @@ impl Invitations<'_> {
     pub(crate) fn run_schedule(&self, limit: usize) -> Result<Scheduled> {
         let mut done = Scheduled::default();
         for mut record in self.store.due_invitations(self.now, limit)? {
-            let (notice, action) = match schedule::due(record.created_at, record.steps_done, self.now) {
+            let (notices, action) = match schedule::due(record.created_at, record.steps_done, self.now) {
                 Some(Step::Remind { steps_done }) => {
                     record.reminders += 1;
                     record.steps_done = steps_done;
                     record.next_due_at = Some(schedule::next_due(record.created_at, steps_done));
                     done.reminded += 1;
-                    (Some(NoticeKind::Reminder), "invitation.remind")
+                    (&[NoticeKind::Reminder][..], "invitation.remind")
                 }
                 Some(Step::Expire) => {
                     record.state = InvitationState::Expired;
                     record.next_due_at = None;
                     record.closed_at = Some(self.now);
                     done.expired += 1;
-                    (None, "invitation.expire")
+                    (&[][..], "invitation.expire")
                 }
                 None => {
                     record.next_due_at = Some(schedule::next_due(record.created_at, record.steps_done));
-                    (None, "invitation.reschedule")
+                    (&[][..], "invitation.reschedule")
                 }
             };
-            match self.store.save_invitation(&record, notice, action, self.now) {
+            match self.store.save_invitation(&record, notices, action, self.now) {
                 // Changed meanwhile (cancelled, accepted): the next run sees it as it is now.
                 Err(StoreError::Conflict(why)) => tracing::info!("invitation schedule: {why}"),
                 other => other?,

@@ -96,7 +96,7 @@ pub(crate) fn check(request: &InviteeRequest, now: i64) -> Result<Invitee, Vec<F
     }
 }
 
-fn check_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("the invitee's name is required");
     }

@@ -2,6 +2,7 @@
 //! with a code, reminders and, for patients, a date-of-birth check), their notices and the
 //! schedule that reminds and expires them.
 
+pub(crate) mod accept;
 pub(crate) mod channels;
 pub(crate) mod code;
 pub(crate) mod compose;

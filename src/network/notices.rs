@@ -24,6 +24,9 @@ pub(crate) struct Notice<'a> {
     pub expires_at: i64,
     /// Names this notice to the channel (a Message-ID's first part, a gateway's reference).
     pub reference: String,
+    pub invitation: i64,
+    /// Who sent the invitation (a practice user's address, or the CLI's or API's actor).
+    pub inviter: &'a str,
 }
 
 /// How notices reach invitees (e-mail through the smarthost, fax through a gateway).
@@ -139,6 +142,8 @@ fn attempt(
         code,
         expires_at: super::schedule::expires_at(invitation.created_at),
         reference: format!("invitation-{}-notice-{}", invitation.id, notice.id),
+        invitation: invitation.id,
+        inviter: &invitation.inviter,
     })
 }
 

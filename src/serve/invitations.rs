@@ -4,15 +4,45 @@
 use std::time::Duration;
 
 use super::Shared;
+use crate::address::DirectAddress;
+use crate::failure::Failure;
 use crate::network::invitations::{Invitations, Scheduled};
-use crate::network::notices::{self, Notifier};
-use crate::store::NodeStore;
+use crate::network::notices::{self, Notice, Notifier};
+use crate::store::{NodeStore, NoticeKind};
 
 /// How often the schedule and the notices are looked at: the wait between an invitation sent
 /// with the CLI or the API and its notice leaving.
 const INTERVAL: Duration = Duration::from_secs(2);
 
+/// Notices to the sender of an invitation go into their mailbox here; the rest through the
+/// configured channels.
+struct ToSenders<'a> {
+    shared: &'a Shared,
+    channels: &'a dyn Notifier,
+}
+
+impl Notifier for ToSenders<'_> {
+    fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        if notice.kind != NoticeKind::SenderLocked {
+            return self.channels.send(notice);
+        }
+        let Ok(address) = DirectAddress::parse(notice.inviter) else {
+            // Sent from the CLI or by an API token: the invitation's state and the audit log say it.
+            return Ok(format!("no mailbox for {}: shown on the invitation", notice.inviter));
+        };
+        let config = &self.shared.config.server;
+        let from = format!("postmaster@{}", config.hostname);
+        let now = self.shared.clock.unix_now();
+        let message = crate::network::compose::to_sender(notice, &from, &address.to_string(), &config.hostname, now)?;
+        let name = format!("{}.{}", notice.reference, config.hostname);
+        super::maildir::deliver(&config.mail_dir, &address, &name, &message, true)
+            .map_err(|e| Failure::local(format!("the mailbox of {address}: {e}")))?;
+        Ok(format!("the mailbox of {address}"))
+    }
+}
+
 pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
+    let channels = ToSenders { shared, channels };
     let store = loop {
         match open(shared) {
             Ok(store) => break store,
@@ -32,7 +62,7 @@ pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
             Ok(_) => {}
             Err(e) => tracing::error!("invitations: the schedule failed: {e}"),
         }
-        match notices::send_due(&*store, channels, &accept_url, retry, now, 50) {
+        match notices::send_due(&*store, &channels, &accept_url, retry, now, 50) {
             Ok(sent) if sent != notices::Sent::default() => {
                 tracing::info!(
                     sent = sent.sent,

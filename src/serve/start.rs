@@ -93,7 +93,8 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         let admission = listener_admission(&shared.config);
         let window = Duration::from_secs(15 * 60);
         let token_failures = crate::throttle::Throttle::new(20, window, window);
-        let api = crate::http::Api { shared: shared.clone(), committer, token_failures, dns };
+        let code_failures = crate::throttle::Throttle::new(10, window, window);
+        let api = crate::http::Api { shared: shared.clone(), committer, token_failures, code_failures, dns };
         let (bound, stopper) =
             crate::http::start(&listen, api_tls, api, admission).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);

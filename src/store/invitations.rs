@@ -127,15 +127,9 @@ pub(crate) trait InvitationStore {
     fn invitation(&self, practice_id: i64, id: i64) -> Result<InvitationRecord>;
     /// The invitation a code (normalized) belongs to, of any practice.
     fn invitation_by_code(&self, code: &str) -> Result<Option<InvitationRecord>>;
-    /// Saves a changed invitation if nobody saved another since it was read, queueing `notice`
-    /// with it; once it is no longer pending, its unsent notices are withdrawn.
-    fn save_invitation(
-        &self,
-        record: &InvitationRecord,
-        notice: Option<NoticeKind>,
-        action: &str,
-        now: i64,
-    ) -> Result<()>;
+    /// Saves a changed invitation if nobody saved another since it was read, queueing `notices`
+    /// with it; once it is no longer pending, its unsent invitation and reminders are withdrawn.
+    fn save_invitation(&self, record: &InvitationRecord, notices: &[NoticeKind], action: &str, now: i64) -> Result<()>;
     /// Pending invitations whose next reminder or expiry is due, oldest due first.
     fn due_invitations(&self, now: i64, limit: usize) -> Result<Vec<InvitationRecord>>;
     /// Notices due to be sent (first tries and retries), each with its invitation.
@@ -229,9 +223,9 @@ fn cancel_pending(tx: &Transaction, ids: &[i64], now: i64) -> Result<()> {
 /// Notices not sent yet of an invitation that is no longer pending are never sent.
 fn withdraw_notices(tx: &Transaction, invitation_id: i64, now: i64) -> Result<()> {
     tx.run(
-        "UPDATE invitation_notices SET state = 'failed', next_attempt_at = NULL, last_error = ?3
-         WHERE invitation_id = ?1 AND state IN ('queued', 'retrying') AND kind <> ?2",
-        params![invitation_id, NoticeKind::Locked, format!("withdrawn at {}", crate::clock::iso8601(now))],
+        "UPDATE invitation_notices SET state = 'failed', next_attempt_at = NULL, last_error = ?2
+         WHERE invitation_id = ?1 AND state IN ('queued', 'retrying') AND kind IN ('invitation', 'reminder')",
+        params![invitation_id, format!("withdrawn at {}", crate::clock::iso8601(now))],
     )?;
     Ok(())
 }
@@ -336,17 +330,11 @@ impl InvitationStore for SqliteStore {
         Ok(stmt.query_row([code], invitation_row).optional()?)
     }
 
-    fn save_invitation(
-        &self,
-        record: &InvitationRecord,
-        notice: Option<NoticeKind>,
-        action: &str,
-        now: i64,
-    ) -> Result<()> {
-        let detail = match notice {
-            Some(kind) => format!("{}; {kind} queued", record.state),
-            None => record.state.to_string(),
-        };
+    fn save_invitation(&self, record: &InvitationRecord, notices: &[NoticeKind], action: &str, now: i64) -> Result<()> {
+        let mut detail = record.state.to_string();
+        for kind in notices {
+            detail.push_str(&format!("; {kind} queued"));
+        }
         self.change(action, &subject(record.id), &detail, |tx| {
             let saved = tx.run(
                 "UPDATE invitations SET state = ?2, reminders = ?3, steps_done = ?4, next_due_at = ?5,
@@ -374,8 +362,8 @@ impl InvitationStore for SqliteStore {
             if record.state != InvitationState::Pending {
                 withdraw_notices(tx, record.id, now)?;
             }
-            if let Some(kind) = notice {
-                queue_notice(tx, record.id, kind, now)?;
+            for kind in notices {
+                queue_notice(tx, record.id, *kind, now)?;
             }
             Ok(())
         })

@@ -621,4 +621,40 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX invitation_notices_due ON invitation_notices(next_attempt_at) WHERE state IN ('queued', 'retrying');
     CREATE INDEX invitation_notices_invitation ON invitation_notices(invitation_id, id);
     "#,
+    // 17: accounts of people who accepted invitations (patients, and colleagues of practices
+    // here or registered by the invitation), and the connections between a practice and the
+    // practices and patients it works with. An account signs in with its e-mail address (sealed,
+    // found by a blind index) and an argon2id password. A practice registered by an invitation
+    // has no Direct domain yet; its profile (address, phone, EHR, NPI) is kept as JSON.
+    r#"
+    ALTER TABLE practices ADD COLUMN profile TEXT;
+    CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        practice_id   INTEGER REFERENCES practices(id),
+        role          TEXT NOT NULL,
+        name          BLOB NOT NULL,
+        email         BLOB NOT NULL,
+        email_index   TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        invitation_id INTEGER REFERENCES invitations(id),
+        created_at    INTEGER NOT NULL
+    );
+    CREATE INDEX accounts_practice ON accounts(practice_id);
+    CREATE INDEX accounts_invitation ON accounts(invitation_id);
+    CREATE TABLE connections (
+        id               INTEGER PRIMARY KEY,
+        practice_id      INTEGER NOT NULL REFERENCES practices(id),
+        peer_practice_id INTEGER REFERENCES practices(id),
+        patient_id       INTEGER REFERENCES accounts(id),
+        invitation_id    INTEGER REFERENCES invitations(id),
+        created_at       INTEGER NOT NULL,
+        CHECK ((peer_practice_id IS NULL) <> (patient_id IS NULL))
+    );
+    CREATE UNIQUE INDEX connections_peer ON connections(practice_id, peer_practice_id)
+        WHERE peer_practice_id IS NOT NULL;
+    CREATE UNIQUE INDEX connections_patient ON connections(practice_id, patient_id) WHERE patient_id IS NOT NULL;
+    CREATE INDEX connections_of_peer ON connections(peer_practice_id);
+    CREATE INDEX connections_of_patient ON connections(patient_id);
+    CREATE INDEX connections_invitation ON connections(invitation_id);
+    "#,
 ];

@@ -1,5 +1,6 @@
 //! Persistent state behind one trait, so the rest of the node never touches SQL.
 
+pub(crate) mod accounts;
 pub(crate) mod api;
 pub(crate) mod cached;
 mod config_cache;
@@ -12,20 +13,21 @@ pub(crate) mod queue;
 mod sqlite;
 mod states;
 
+pub(crate) use accounts::AccountStore;
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
 pub(crate) use invitations::InvitationStore;
 pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
-    require_verified, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState, ProofingState,
-    RecipientStatus, Relationship, Role, TrackStatus,
+    require_verified, AccountRole, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState,
+    ProofingState, RecipientStatus, Relationship, Role, TrackStatus,
 };
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
-pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + Send {
+pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + AccountStore + Send {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.
     fn follow_config_at(&self, generation: i64);

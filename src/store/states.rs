@@ -158,6 +158,20 @@ named_state!(Role {
     Staff => "staff",
 });
 
+/// What an account is: a member of a practice (clinician or staff), or a patient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountRole {
+    Clinician,
+    Staff,
+    Patient,
+}
+
+named_state!(AccountRole {
+    Clinician => "clinician",
+    Staff => "staff",
+    Patient => "patient",
+});
+
 /// How an invitation reaches its invitee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContactKind {
@@ -216,12 +230,15 @@ pub(crate) enum NoticeKind {
     Reminder,
     /// To the invitee: three wrong dates of birth; contact the sender.
     Locked,
+    /// To the sender: the invitation was locked after three wrong dates of birth.
+    SenderLocked,
 }
 
 named_state!(NoticeKind {
     Invitation => "invitation",
     Reminder => "reminder",
     Locked => "locked",
+    SenderLocked => "sender-locked",
 });
 
 /// What is known of one recipient of a message a local EHR sent, from its notifications.
