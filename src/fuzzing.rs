@@ -159,6 +159,22 @@ pub fn http_answer(data: &[u8]) {
 /// REST API request bodies: a message to send, and each section of the proofing form.
 pub fn api_json(data: &[u8]) {
     let _ = crate::http::send::parse_outgoing(data);
+    // An invitation as a practice sends it, and the invitee's registration (no token needed).
+    const NOW: i64 = 1_796_000_000;
+    if let Ok(request) = serde_json::from_slice::<crate::network::invitee::InviteeRequest>(data) {
+        let _ = crate::network::invitee::check(&request, NOW);
+    }
+    if let Ok(registration) = serde_json::from_slice::<crate::network::accept::Registration>(data) {
+        let _ = crate::network::code::InvitationCode::parse(&registration.code);
+        if let Some(practice) = &registration.practice {
+            let _ = crate::network::accept::practice_details(practice);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(code) = crate::network::code::InvitationCode::parse(text) {
+            assert_eq!(crate::network::code::InvitationCode::parse(&code.to_string()).ok(), Some(code));
+        }
+    }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         for name in ["business", "representative", "government_id", "financial_id"] {
             let _ = crate::onboarding::enrollment::Section::parse(name, &value);

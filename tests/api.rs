@@ -8,6 +8,7 @@
 mod common;
 
 use base64::Engine;
+use common::api::Api;
 use common::network::{practice, PASSWORD};
 use common::node::*;
 use common::servers::free_port;
@@ -15,47 +16,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const DOMAIN: &str = "smithpediatrics.direct.test";
-
-/// A node's API as curl sees it.
-struct Api {
-    port: u16,
-    ca_file: String,
-}
-
-struct Answer {
-    status: u16,
-    body: Value,
-    raw: Vec<u8>,
-}
-
-impl Api {
-    fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Answer {
-        let url = format!("https://localhost:{}{path}", self.port);
-        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
-        let mut args = vec!["-sS", "--cacert", &self.ca_file, "-X", method, "-o", "-", "-w", "\n%{http_code}"];
-        if let Some(a) = &auth {
-            args.extend_from_slice(&["-H", a]);
-        }
-        let data = body.map(|b| b.to_string());
-        if data.is_some() {
-            args.extend_from_slice(&["-H", "Content-Type: application/json", "--data-binary", "@-"]);
-        }
-        args.push(&url);
-        let run = run("curl", &args, data.as_ref().map(|d| d.as_bytes()), &[]);
-        assert_eq!(run.status, 0, "curl {method} {path}: {}", run.stderr);
-        let split = run.stdout.iter().rposition(|&b| b == b'\n').unwrap();
-        let status = String::from_utf8_lossy(&run.stdout[split + 1..]).trim().parse().unwrap();
-        let raw = run.stdout[..split].to_vec();
-        Answer { status, body: serde_json::from_slice(&raw).unwrap_or(Value::Null), raw }
-    }
-
-    /// A call that must answer `status`; its JSON.
-    fn expect(&self, token: &str, status: u16, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let a = self.call(Some(token), method, path, body);
-        assert_eq!(a.status, status, "{method} {path}: {}", String::from_utf8_lossy(&a.raw));
-        a.body
-    }
-}
 
 /// A node's configuration: its listeners, its DNS publisher, the peer's DNS and backbone.
 /// `hosted`: the domain the node's MX host is published under.

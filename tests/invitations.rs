@@ -8,6 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::api::Api;
 use common::node::*;
 use common::servers::{self, free_port, Server};
 use common::*;
@@ -63,9 +64,11 @@ fn config(files: &Files, relay_port: u16, gateway_port: u16, submission: u16, ex
     let password = files.write("relay.pass", b"relay-secret\n");
     let token = files.write("gateway.token", b"gw-token-123\n");
     let cert = files.p("relay.pem");
+    let mailboxes = files.p("mailboxes");
     format!(
         "[onboarding]\nparent_domain = \"direct.example.org\"\n\
          [server]\nhostname = \"hisp.example.org\"\nsubmission = \"127.0.0.1:{submission}\"\nbackbone = \"\"\n\
+         mail_dir = \"{mailboxes}\"\nmin_free_disk_mb = 0\n\
          [invitations]\naccept_url = \"https://portal.example.org/invitations/accept\"\nnotice_retry_secs = 1\n{extra}\
          [notify.email]\nrelay = \"127.0.0.1:{relay_port}\"\nfrom = \"no-reply@hisp.example.org\"\n\
          username = \"hisp\"\npassword_file = \"{password}\"\ntls_ca_file = \"{cert}\"\ntimeout_secs = 10\n\
@@ -329,4 +332,137 @@ fn bad_input_is_refused_with_a_clear_error_and_nothing_kept() {
     // Without the KEK nothing can be read or written.
     let no_kek = hisp(&["invite", "list", "--practice", PRACTICE], None, &[("HISP_DB", node.db.as_str())]);
     assert_eq!(no_kek.status, 1, "{}", no_kek.text());
+}
+
+/// The token `hisp token create` prints for `practice`.
+fn token(node: &Node, name: &str, practice: &str) -> String {
+    node.ok(&["token", "create", name, "--practice", practice]).text().lines().next().unwrap().trim().to_string()
+}
+
+/// The code in the `n`th e-mail the smarthost kept (1-based), and the message's text.
+fn code_in(mail: &Path, n: usize) -> (String, String) {
+    let message = wait_files(mail, "eml", n).remove(n - 1);
+    let parsed = mail_parser::MessageParser::default().parse(message.as_bytes()).unwrap();
+    let text = parsed.body_text(0).map(|t| t.to_string()).unwrap_or_default();
+    let code = text.lines().find_map(|l| l.strip_prefix("Your invitation code:")).map(|c| c.trim().to_string());
+    (code.unwrap_or_default(), format!("{text}\n{message}"))
+}
+
+#[test]
+fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
+    let files = Files::new();
+    let (relay_port, gateway_port, submission, api_port) = (free_port(), free_port(), free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay_port, &mail);
+    let (cert, key) = loopback_tls(&files);
+    let mut text = config(&files, relay_port, gateway_port, submission, "");
+    text.push_str(&format!(
+        "[http]\nlisten = \"127.0.0.1:{api_port}\"\ntls_cert_file = \"{cert}\"\ntls_key_file = \"{key}\"\n"
+    ));
+    let node = Node::with_config(&text);
+    node.ok(&["practice", "add", PRACTICE]);
+    node.ok(&["practice", "add", "Oak Clinic"]);
+    let sender = format!("dr@{DOMAIN}");
+    node.ok(&["address", "add", &sender]);
+    let (elm, oak) = (token(&node, "elm-ehr", PRACTICE), token(&node, "oak-ehr", "Oak Clinic"));
+    let _daemon = node.serve(api_port);
+    let api = Api { port: api_port, ca_file: cert.clone() };
+    let post = |token: Option<&str>, path: &str, body: serde_json::Value| api.call(token, "POST", path, Some(&body));
+
+    // The patient flow: invited with a date of birth, locked at the third wrong one.
+    let patient = serde_json::json!({"name": "Ada Lovelace", "email": "ada@example.org", "relationship": "patient",
+        "date_of_birth": "1970-05-17", "from": sender});
+    let first = api.expect(&elm, 201, "POST", "/v1/invitations", Some(&patient));
+    let (code, _) = code_in(&mail, 1);
+    let preview = post(None, "/v1/invitations/preview", serde_json::json!({"code": code}));
+    assert_eq!(preview.status, 200, "no token needed: {:?}", preview.body);
+    assert_eq!(preview.body["practice"], PRACTICE);
+    assert_eq!(preview.body["needs"], serde_json::json!(["date_of_birth"]));
+    let register = |code: &str, dob: &str| {
+        post(
+            None,
+            "/v1/invitations/accept",
+            serde_json::json!({"code": code, "password": "a long passphrase", "date_of_birth": dob}),
+        )
+    };
+    for left in ["2 tries left", "1 try left"] {
+        let wrong = register(&code, "1970-05-18");
+        assert_eq!((wrong.status, wrong.body["error"]["code"].as_str()), (403, Some("date-of-birth")));
+        assert!(wrong.body["error"]["message"].as_str().unwrap().contains(left), "{:?}", wrong.body);
+    }
+    let locked = register(&code, "1970-05-18");
+    assert_eq!(locked.status, 410);
+    assert!(locked.body["error"]["message"].as_str().unwrap().contains("contact Elm Clinic"), "{:?}", locked.body);
+    assert_eq!(register(&code, "1970-05-17").status, 410, "locked: the right date no longer helps");
+    let id = first["id"].as_i64().unwrap();
+    let shown = api.expect(&elm, 200, "GET", &format!("/v1/invitations/{id}"), None);
+    assert_eq!(shown["status"], "locked");
+    // The invitee is told to contact the practice; the sender finds a notice in their mailbox.
+    let (_, told) = code_in(&mail, 2);
+    assert!(told.contains("contact Elm Clinic to be invited again"), "{told}");
+    let inbox = files.path("mailboxes").join(DOMAIN).join("dr").join("new");
+    let to_sender = wait_files(&inbox, DOMAIN.rsplit('.').next().unwrap(), 1).remove(0);
+    assert!(to_sender.contains(&format!("Invitation #{id}")), "{to_sender}");
+    for phi in ["Ada", "Lovelace", "1970"] {
+        assert!(!to_sender.contains(phi) && !told.contains(phi), "no PHI in the notices ({phi})");
+    }
+
+    // Invited again: a new code, and the right date registers the patient.
+    api.expect(&elm, 201, "POST", "/v1/invitations", Some(&patient));
+    let (code, _) = code_in(&mail, 3);
+    let accepted = register(&code, "1970-05-17");
+    assert_eq!(accepted.status, 201, "{:?}", accepted.body);
+    assert_eq!(accepted.body["account"]["role"], "patient");
+    assert_eq!(register(&code, "1970-05-17").body["account"]["id"], accepted.body["account"]["id"], "idempotent");
+    let other = post(
+        None,
+        "/v1/invitations/accept",
+        serde_json::json!({"code": code, "password": "another passphrase", "email": "eve@example.org"}),
+    );
+    assert_eq!(other.status, 410, "a code works once");
+
+    // The colleague flow: a colleague at another practice registers it.
+    let colleague = serde_json::json!({"name": "Grace Hopper", "email": "grace@birch.example", "relationship": "colleague-elsewhere"});
+    api.expect(&elm, 201, "POST", "/v1/invitations", Some(&colleague));
+    let (code, _) = code_in(&mail, 4);
+    let practice = serde_json::json!({"name": "Birch Family Medicine", "address": "1 Main St", "city": "Springfield",
+        "state": "IL", "zip": "62701", "phone": "+12175550100", "ehr": "Kareo", "npi": "1234567893"});
+    let joined = post(
+        None,
+        "/v1/invitations/accept",
+        serde_json::json!({"code": code, "password": "a long passphrase", "practice": practice}),
+    );
+    assert_eq!(joined.status, 201, "{:?}", joined.body);
+    assert_eq!(joined.body["account"]["practice"], "Birch Family Medicine");
+
+    // Elm sees both; Oak, connected to nobody, sees nothing of Elm's.
+    let connections = api.expect(&elm, 200, "GET", "/v1/connections", None)["connections"].clone();
+    let names: Vec<&str> = connections.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Ada Lovelace", "Birch Family Medicine"]);
+    assert_eq!(api.expect(&oak, 200, "GET", "/v1/connections", None)["connections"], serde_json::json!([]));
+    assert_eq!(api.expect(&oak, 200, "GET", "/v1/invitations", None)["invitations"], serde_json::json!([]));
+    let birch_connection = connections[1]["id"].as_i64().unwrap();
+    assert_eq!(api.call(Some(&oak), "GET", &format!("/v1/connections/{birch_connection}"), None).status, 404);
+    assert_eq!(api.call(Some(&oak), "GET", &format!("/v1/invitations/{id}"), None).status, 404);
+    let profile = api.expect(&elm, 200, "GET", &format!("/v1/connections/{birch_connection}"), None);
+    assert_eq!(profile["details"]["ehr"], "Kareo");
+
+    // Elm lists its doctor; Birch's colleague sees the listing on Elm's profile.
+    api.expect(&elm, 201, "POST", "/v1/listings", Some(&serde_json::json!({"address": sender, "label": "Referrals"})));
+    let grace = joined.body["account"]["id"].as_i64().unwrap().to_string();
+    let birch_side = node.json(&["contacts", "orgs", "--account", &grace]);
+    let elm_connection = birch_side[0]["id"].as_i64().unwrap().to_string();
+    let seen = node.json(&["contacts", "profile", &elm_connection, "--account", &grace]);
+    assert_eq!(seen["members"][0]["address"], sender.as_str());
+    assert_eq!(seen["members"][0]["label"], "Referrals");
+
+    // Guessing codes from one address is slowed down: ten failures from it (the two wrong dates
+    // of birth above among them), then every try must wait.
+    let statuses: Vec<u16> = (0..12)
+        .map(|n| {
+            post(None, "/v1/invitations/preview", serde_json::json!({"code": format!("AAAA-AAAA-AA{n:02}")})).status
+        })
+        .collect();
+    assert_eq!(&statuses[..8], &[404; 8], "{statuses:?}");
+    assert_eq!(&statuses[8..], &[429; 4], "{statuses:?}");
 }

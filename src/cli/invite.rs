@@ -7,9 +7,7 @@ use clap::{Args, Subcommand};
 use super::output::{self, table};
 use super::{Context, Failure};
 use crate::clock::iso8601;
-use crate::network::accept::{
-    AcceptError, Accepted, Accepting, ExistingAcceptance, PracticeDetails, Registration,
-};
+use crate::network::accept::{AcceptError, Accepted, Accepting, ExistingAcceptance, PracticeDetails, Registration};
 use crate::network::invitations::{Invitations, Status, Summary};
 use crate::network::invitee::InviteeRequest;
 use crate::network::notices::masked;

@@ -2,6 +2,7 @@
 
 mod bundle;
 mod certs;
+mod contacts;
 mod context;
 mod discover;
 mod failure;
@@ -74,6 +75,10 @@ pub(crate) enum Command {
     /// e-mail or fax, follow, remind, cancel.
     #[command(subcommand)]
     Invite(invite::InviteCommand),
+    /// The address book: connected practices and patients, what a practice lists for them,
+    /// each account's contacts.
+    #[command(subcommand)]
+    Contacts(contacts::ContactsCommand),
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -155,6 +160,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
         Command::Token(c) => done(tokens::run(&ctx, c)),
         Command::Invite(c) => done(invite::run(&ctx, c)),
+        Command::Contacts(c) => done(contacts::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

@@ -41,7 +41,12 @@ fn keys(peer: Peer, code: &str) -> [String; 2] {
 }
 
 /// Runs `accept` unless the client or the code must wait; counts what failed.
-fn limited<T>(api: &Api, peer: Peer, code: &str, accept: impl FnOnce() -> Result<T, AcceptError>) -> Result<T, ApiError> {
+fn limited<T>(
+    api: &Api,
+    peer: Peer,
+    code: &str,
+    accept: impl FnOnce() -> Result<T, AcceptError>,
+) -> Result<T, ApiError> {
     let keys = keys(peer, code);
     if let Some(wait) = keys.iter().find_map(|k| api.code_failures.wait(k)) {
         tracing::warn!(peer = %peer.0.ip(), "invitation code refused: too many failed tries");
@@ -54,7 +59,9 @@ fn limited<T>(api: &Api, peer: Peer, code: &str, accept: impl FnOnce() -> Result
     let outcome = accept();
     match &outcome {
         Err(AcceptError::UnknownCode | AcceptError::BadCode(_)) => api.code_failures.failed(&keys[0]),
-        Err(AcceptError::BadLogin | AcceptError::WrongDateOfBirth(_)) => keys.iter().for_each(|k| api.code_failures.failed(k)),
+        Err(AcceptError::BadLogin | AcceptError::WrongDateOfBirth(_)) => {
+            keys.iter().for_each(|k| api.code_failures.failed(k))
+        }
         _ => {}
     }
     Ok(outcome?)

@@ -55,7 +55,9 @@ pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
                         .ok()
                         .filter(|a| practice.hosted_domains().contains(a.domain()))
                         .filter(|a| call.store.has_address(a).unwrap_or(false))
-                        .ok_or_else(|| ApiError::field("from", format!("{from:?} is not an address of this practice")))?;
+                        .ok_or_else(|| {
+                            ApiError::field("from", format!("{from:?} is not an address of this practice"))
+                        })?;
                     address.to_string()
                 }
                 None => call.actor(),

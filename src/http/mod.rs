@@ -7,6 +7,7 @@
 //! committer) runs on the runtime's blocking threads with its own store connection.
 
 pub(crate) mod accept;
+pub(crate) mod address_book;
 pub(crate) mod call;
 pub(crate) mod directory;
 pub(crate) mod documents;

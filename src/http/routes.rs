@@ -11,7 +11,9 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use super::error::ApiError;
-use super::{accept, directory, documents, invitations, messages, practice, proofing, referrals, send, Api};
+use super::{
+    accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, send, Api,
+};
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
 pub(crate) const OPENAPI: &str = include_str!("openapi.json");
@@ -63,6 +65,14 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/invitations/accept", accept::register),
         route(Method::POST, "/v1/invitations/accept-existing", accept::accept_existing),
         route(Method::GET, "/v1/connections", invitations::connections),
+        route(Method::GET, "/v1/connections/{id}", address_book::profile),
+        route(Method::GET, "/v1/members", address_book::members),
+        route(Method::GET, "/v1/listings", address_book::listings),
+        route(Method::POST, "/v1/listings", address_book::list_member),
+        route(Method::DELETE, "/v1/listings/{id}", address_book::unlist_member),
+        route(Method::GET, "/v1/accounts/{id}/contacts", address_book::contacts),
+        route(Method::POST, "/v1/accounts/{id}/contacts", address_book::add_contact),
+        route(Method::DELETE, "/v1/accounts/{id}/contacts/{listing}", address_book::remove_contact),
     ]
 }
 

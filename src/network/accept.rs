@@ -319,10 +319,10 @@ impl Accepting<'_> {
     }
 
     /// The new account's fields, every problem listed; for a colleague elsewhere, their practice.
-    fn new_account<'r>(
+    fn new_account(
         &self,
         invitation: &InvitationRecord,
-        r: &'r Registration,
+        r: &Registration,
     ) -> Result<(Fields, Option<PracticeDetails>)> {
         let mut errors = Vec::new();
         let mut fail = |field: &'static str, message: String| errors.push(FieldError { field, message });

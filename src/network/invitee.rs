@@ -65,15 +65,22 @@ pub(crate) fn check(request: &InviteeRequest, now: i64) -> Result<Invitee, Vec<F
     }
     let role = match (relationship, request.role.as_deref().map(str::trim)) {
         (Some(Relationship::ColleagueHere), Some(role)) => {
-            Role::parse(role).ok_or_else(|| fail("role", format!("{role:?}: use clinician or staff")))
+            let parsed = Role::parse(role);
+            if parsed.is_none() {
+                fail("role", format!("{role:?}: use clinician or staff"));
+            }
+            parsed
         }
         (Some(Relationship::ColleagueHere), None) => {
-            Err(fail("role", "a colleague joining the practice is a clinician or staff".into()))
+            fail("role", "a colleague joining the practice is a clinician or staff".into());
+            None
         }
-        (_, Some(_)) => Err(fail("role", "a role is only for a colleague joining the practice".into())),
-        (_, None) => Err(()),
-    }
-    .ok();
+        (_, Some(_)) => {
+            fail("role", "a role is only for a colleague joining the practice".into());
+            None
+        }
+        (_, None) => None,
+    };
     let date_of_birth = match (relationship, request.date_of_birth.as_deref().map(str::trim)) {
         (Some(Relationship::Patient), Some(text)) => {
             date_of_birth(text, now).map_err(|e| fail("date_of_birth", e.into())).ok()

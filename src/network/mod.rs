@@ -3,6 +3,7 @@
 //! schedule that reminds and expires them.
 
 pub(crate) mod accept;
+pub(crate) mod address_book;
 pub(crate) mod channels;
 pub(crate) mod code;
 pub(crate) mod compose;

@@ -58,10 +58,6 @@ pub(crate) struct ConnectionRecord {
     pub kind: &'static str,
     /// The practice's name, or the patient's.
     pub name: String,
-    #[serde(skip)]
-    pub peer_practice_id: Option<i64>,
-    #[serde(skip)]
-    pub patient_id: Option<i64>,
     pub since: i64,
 }
 
@@ -71,6 +67,8 @@ pub(crate) trait AccountStore {
     fn account(&self, id: i64) -> Result<AccountRecord>;
     /// The account that signs in with `email` (normalized).
     fn account_by_email(&self, email: &str) -> Result<Option<AccountRecord>>;
+    /// The members of a practice, by name.
+    fn members(&self, practice_id: i64) -> Result<Vec<AccountRecord>>;
     /// What a practice is connected to, by name.
     fn connections(&self, practice_id: i64) -> Result<Vec<ConnectionRecord>>;
     /// The practices a patient is connected to, by name.
@@ -247,10 +245,21 @@ impl AccountStore for SqliteStore {
         Ok(stmt.query_row([email], account_row).optional()?)
     }
 
+    fn members(&self, practice_id: i64) -> Result<Vec<AccountRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts a LEFT JOIN practices p ON p.id = a.practice_id
+             WHERE a.practice_id = ?1"
+        ))?;
+        let mut out: Vec<AccountRecord> =
+            stmt.query_map([practice_id], account_row)?.collect::<rusqlite::Result<_>>()?;
+        out.sort_by_key(|a| (a.name.to_lowercase(), a.id));
+        Ok(out)
+    }
+
     fn connections(&self, practice_id: i64) -> Result<Vec<ConnectionRecord>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT c.id, CASE WHEN c.peer_practice_id IS NULL THEN 'patient' ELSE 'practice' END,
-                    coalesce(p.name, field_open(a.name)), c.peer_practice_id, c.patient_id, c.created_at
+                    coalesce(p.name, field_open(a.name)), c.created_at
              FROM connections c LEFT JOIN practices p ON p.id = c.peer_practice_id
                   LEFT JOIN accounts a ON a.id = c.patient_id
              WHERE c.practice_id = ?1",
@@ -261,31 +270,22 @@ impl AccountStore for SqliteStore {
                 id: r.get(0)?,
                 kind: if kind == "patient" { "patient" } else { "practice" },
                 name: r.get(2)?,
-                peer_practice_id: r.get(3)?,
-                patient_id: r.get(4)?,
-                since: r.get(5)?,
+                since: r.get(3)?,
             })
         })?;
         let mut out: Vec<ConnectionRecord> = rows.collect::<rusqlite::Result<_>>()?;
-        out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        out.sort_by_key(|c| c.name.to_lowercase());
         Ok(out)
     }
 
     fn patient_connections(&self, account_id: i64) -> Result<Vec<ConnectionRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT c.id, p.name, c.practice_id, c.created_at
+            "SELECT c.id, p.name, c.created_at
              FROM connections c JOIN practices p ON p.id = c.practice_id
              WHERE c.patient_id = ?1 ORDER BY p.name COLLATE NOCASE",
         )?;
         let rows = stmt.query_map([account_id], |r| {
-            Ok(ConnectionRecord {
-                id: r.get(0)?,
-                kind: "practice",
-                name: r.get(1)?,
-                peer_practice_id: r.get(2)?,
-                patient_id: None,
-                since: r.get(3)?,
-            })
+            Ok(ConnectionRecord { id: r.get(0)?, kind: "practice", name: r.get(1)?, since: r.get(2)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -653,8 +653,35 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX connections_peer ON connections(practice_id, peer_practice_id)
         WHERE peer_practice_id IS NOT NULL;
     CREATE UNIQUE INDEX connections_patient ON connections(practice_id, patient_id) WHERE patient_id IS NOT NULL;
+    CREATE INDEX connections_practice ON connections(practice_id, peer_practice_id);
     CREATE INDEX connections_of_peer ON connections(peer_practice_id);
     CREATE INDEX connections_of_patient ON connections(patient_id);
     CREATE INDEX connections_invitation ON connections(invitation_id);
+    "#,
+    // 18: the address book. A practice lists the members others may see (accounts, and Direct
+    // addresses: users and shared inboxes), each with a label; an account keeps the listed
+    // members of connected practices it chose as its contacts.
+    r#"
+    CREATE TABLE listings (
+        id          INTEGER PRIMARY KEY,
+        practice_id INTEGER NOT NULL REFERENCES practices(id),
+        account_id  INTEGER REFERENCES accounts(id),
+        address     TEXT,
+        label       TEXT,
+        created_at  INTEGER NOT NULL,
+        CHECK ((account_id IS NULL) <> (address IS NULL))
+    );
+    CREATE UNIQUE INDEX listings_account ON listings(account_id) WHERE account_id IS NOT NULL;
+    CREATE UNIQUE INDEX listings_address ON listings(address) WHERE address IS NOT NULL;
+    CREATE INDEX listings_practice ON listings(practice_id);
+    CREATE INDEX listings_of_account ON listings(account_id);
+    CREATE TABLE contacts (
+        id         INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        listing_id INTEGER NOT NULL REFERENCES listings(id),
+        created_at INTEGER NOT NULL,
+        UNIQUE (account_id, listing_id)
+    );
+    CREATE INDEX contacts_listing ON contacts(listing_id);
     "#,
 ];

@@ -1,6 +1,7 @@
 //! Persistent state behind one trait, so the rest of the node never touches SQL.
 
 pub(crate) mod accounts;
+pub(crate) mod address_book;
 pub(crate) mod api;
 pub(crate) mod cached;
 mod config_cache;
@@ -14,6 +15,7 @@ mod sqlite;
 mod states;
 
 pub(crate) use accounts::AccountStore;
+pub(crate) use address_book::AddressBookStore;
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
 pub(crate) use invitations::InvitationStore;
@@ -27,7 +29,7 @@ pub(crate) use states::{
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
-pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + AccountStore + Send {
+pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + Send {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.
     fn follow_config_at(&self, generation: i64);

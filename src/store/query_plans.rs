@@ -28,6 +28,10 @@ const LARGE_TABLES: &[&str] = &[
     "audit_log",
     "invitations",
     "invitation_notices",
+    "accounts",
+    "connections",
+    "listings",
+    "contacts",
 ];
 
 /// Statements that read a whole large table because that is what they are for, each with why

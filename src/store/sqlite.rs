@@ -396,9 +396,26 @@ impl Store for SqliteStore {
             tx.run("DELETE FROM private_keys WHERE domain_id = ?1", [id])?;
             tx.run("DELETE FROM anchors WHERE domain_id = ?1", [id])?;
             tx.run("DELETE FROM bundles WHERE domain_id = ?1", [id])?;
+            tx.run(
+                "DELETE FROM contacts WHERE listing_id IN (SELECT l.id FROM listings l JOIN addresses a
+                   ON a.address = l.address WHERE a.domain_id = ?1)",
+                [id],
+            )?;
+            tx.run("DELETE FROM listings WHERE address IN (SELECT address FROM addresses WHERE domain_id = ?1)", [id])?;
             tx.run("DELETE FROM addresses WHERE domain_id = ?1", [id])?;
+            let practice_id: i64 = tx.row("SELECT practice_id FROM domains WHERE id = ?1", [id], |r| r.get(0))?;
             tx.run("DELETE FROM domains WHERE id = ?1", [id])?;
-            tx.run("DELETE FROM practices WHERE id NOT IN (SELECT practice_id FROM domains)", [])?;
+            // A practice goes with its last domain, unless the network keeps it (its accounts,
+            // connections, invitations).
+            tx.run(
+                "DELETE FROM practices WHERE id = ?1
+                   AND NOT EXISTS (SELECT 1 FROM domains WHERE practice_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM accounts WHERE practice_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM connections WHERE practice_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM invitations WHERE practice_id = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM listings WHERE practice_id = ?1)",
+                [practice_id],
+            )?;
             Ok(())
         })
     }
@@ -524,6 +541,9 @@ impl Store for SqliteStore {
             }
             tx.run("DELETE FROM certificates WHERE owner = ?1", [&text])?;
             tx.run("DELETE FROM private_keys WHERE owner = ?1", [&text])?;
+            // Listed in the address book: no longer.
+            tx.run("DELETE FROM contacts WHERE listing_id IN (SELECT id FROM listings WHERE address = ?1)", [&text])?;
+            tx.run("DELETE FROM listings WHERE address = ?1", [&text])?;
             Ok(())
         })
     }

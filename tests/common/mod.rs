@@ -1,6 +1,7 @@
 //! Shared test fixtures: a throwaway CA and Direct identities issued by it.
 #![allow(dead_code)]
 
+pub(crate) mod api;
 pub(crate) mod network;
 pub(crate) mod node;
 pub(crate) mod pki;

@@ -240,3 +240,72 @@ fn wrong_cancelled_and_expired_codes_each_say_what_to_do() {
     let twice = at.register(&Registration { date_of_birth: Some("1970-05-17".into()), ..registration(&two) });
     assert!(matches!(twice, Err(AcceptError::Conflict(why)) if why.contains("already registered")));
 }
+
+#[test]
+fn connected_parties_see_only_what_a_practice_lists_and_a_third_sees_nothing() {
+    use crate::store::address_book::{Member, Viewer};
+    let store = store();
+    let at = Accepting { store: &*store, now: T0 };
+    // Elm gets a member (a colleague who joined) and a shared inbox.
+    let code = invite(&*store, "elm.test", colleague("grace@elm.example", "colleague-here"));
+    let grace =
+        at.register(&Registration { confirm_practice: Some("Elm Clinic".into()), ..registration(&code) }).unwrap();
+    let inbox = crate::address::DirectAddress::parse("intake@elm.test").unwrap();
+    store.add_address(&inbox, None).unwrap();
+    let elm = store.practice("elm.test").unwrap().id;
+    let listed_grace = store.list_member(elm, Member::Account(grace.account.id), Some("Cardiology")).unwrap();
+    let listed_inbox = store.list_member(elm, Member::Address(&inbox), Some("Referrals inbox")).unwrap();
+    assert!(store.list_member(elm, Member::Account(grace.account.id), None).is_err(), "listed once");
+    let oak = store.practice("oak.test").unwrap().id;
+    assert!(
+        matches!(store.list_member(oak, Member::Address(&inbox), None), Err(StoreError::NotFound(_))),
+        "a practice lists only its own"
+    );
+    // Birch connects to Elm by an invitation; a patient too.
+    let code = invite(&*store, "elm.test", colleague("bob@birch.example", "colleague-elsewhere"));
+    let bob = at.register(&Registration { practice: Some(details()), ..registration(&code) }).unwrap();
+    let code = invite(&*store, "elm.test", patient("ada@example.org"));
+    let ada = at.register(&Registration { date_of_birth: Some("1970-05-17".into()), ..registration(&code) }).unwrap();
+
+    let birch = store.practice("Birch Family Medicine").unwrap().id;
+    let connection = store.connections(birch).unwrap()[0].id;
+    let profile = store.profile(Viewer::Practice(birch), connection).unwrap();
+    assert_eq!(profile.name, "Elm Clinic");
+    assert_eq!(profile.domains, ["elm.test"]);
+    let members: Vec<&str> = profile.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(members, ["Grace Hopper", "intake@elm.test"], "only what Elm lists");
+    let elms = store.connections(elm).unwrap();
+    let birch_side = elms.iter().find(|c| c.kind == "practice").unwrap().id;
+    let birch_profile = store.profile(Viewer::Practice(elm), birch_side).unwrap();
+    assert_eq!(birch_profile.details.unwrap()["city"], "Springfield");
+    assert!(birch_profile.members.is_empty(), "Birch lists nobody yet");
+    let patient_connection = store.patient_connections(ada.account.id).unwrap()[0].id;
+    assert_eq!(store.profile(Viewer::Patient(ada.account.id), patient_connection).unwrap().members.len(), 2);
+
+    // Oak is connected to nobody: it sees no profile, and its people cannot add Elm's members.
+    let ash = store.practice("ash.test").unwrap().id;
+    for viewer in [Viewer::Practice(oak), Viewer::Practice(ash)] {
+        assert!(matches!(store.profile(viewer, connection), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.profile(viewer, birch_side), Err(StoreError::NotFound(_))));
+    }
+    assert!(matches!(store.profile(Viewer::Patient(ada.account.id), connection), Err(StoreError::NotFound(_))));
+
+    // Bob (Birch) keeps Elm's inbox and Grace as contacts, finds them by name, removes one.
+    store.add_contact(bob.account.id, listed_inbox.id).unwrap();
+    store.add_contact(bob.account.id, listed_grace.id).unwrap();
+    store.add_contact(bob.account.id, listed_grace.id).unwrap();
+    let found = crate::network::address_book::search(store.contacts(bob.account.id).unwrap(), "refer");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].address.as_deref(), Some("intake@elm.test"));
+    store.remove_contact(bob.account.id, listed_grace.id).unwrap();
+    assert_eq!(store.contacts(bob.account.id).unwrap().len(), 1);
+    // A listing hidden leaves every contact list.
+    store.unlist_member(elm, listed_inbox.id).unwrap();
+    assert!(store.contacts(bob.account.id).unwrap().is_empty());
+
+    // A practice not connected cannot take Elm's members as contacts.
+    let code = invite(&*store, "oak.test", colleague("olive@oak.example", "colleague-here"));
+    let olive =
+        at.register(&Registration { confirm_practice: Some("Oak Clinic".into()), ..registration(&code) }).unwrap();
+    assert!(matches!(store.add_contact(olive.account.id, listed_grace.id), Err(StoreError::NotFound(_))));
+}
