@@ -456,6 +456,8 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
     assert_eq!(seen["members"][0]["address"], sender.as_str());
     assert_eq!(seen["members"][0]["label"], "Referrals");
 
+    secure_messages_between_the_connected(&node, &api, &elm, &oak, &mail, &joined.body, &accepted.body);
+
     // Guessing codes from one address is slowed down: ten failures from it (the two wrong dates
     // of birth above among them), then every try must wait.
     let statuses: Vec<u16> = (0..12)
@@ -465,4 +467,90 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
         .collect();
     assert_eq!(&statuses[..8], &[404; 8], "{statuses:?}");
     assert_eq!(&statuses[8..], &[429; 4], "{statuses:?}");
+}
+
+/// Elm's new member writes to Birch's colleague and to the patient through the API; they read
+/// and answer with the CLI; nobody else reads it, and the text is sealed at rest.
+fn secure_messages_between_the_connected(
+    node: &Node,
+    api: &Api,
+    elm: &str,
+    oak: &str,
+    mail: &Path,
+    grace: &serde_json::Value,
+    ada: &serde_json::Value,
+) {
+    let member = serde_json::json!({"name": "Hal Abelson", "email": "hal@elm.example", "relationship": "colleague-here", "role": "clinician"});
+    api.expect(elm, 201, "POST", "/v1/invitations", Some(&member));
+    let (code, _) = code_in(mail, 5);
+    let joined = api.call(
+        None,
+        "POST",
+        "/v1/invitations/accept",
+        Some(&serde_json::json!({"code": code, "password": "a long passphrase", "confirm_practice": PRACTICE})),
+    );
+    assert_eq!(joined.status, 201, "{:?}", joined.body);
+    let hal = joined.body["account"]["id"].as_i64().unwrap();
+    let (grace, ada) = (grace["account"]["id"].as_i64().unwrap(), ada["account"]["id"].as_i64().unwrap());
+    let letter = serde_json::json!({"to": [grace, ada], "subject": "Cardiology follow-up for MRN-1001", "body": "Echo attached.",
+        "attachments": [{"filename": "echo.txt", "content_type": "text/plain", "content_base64": "RUNITyBOT1JNQUw="}]});
+    let sent = api.expect(elm, 201, "POST", &format!("/v1/accounts/{hal}/messages"), Some(&letter));
+    let id = sent["message"].as_i64().unwrap();
+    assert_eq!(
+        api.call(Some(oak), "POST", &format!("/v1/accounts/{hal}/messages"), Some(&letter)).status,
+        404,
+        "Oak's token is not Hal's"
+    );
+    assert_eq!(api.call(Some(oak), "GET", &format!("/v1/accounts/{hal}/messages/{id}"), None).status, 404);
+
+    let inbox = node.json(&["secure", "inbox", "--account", &grace.to_string()]);
+    assert_eq!(inbox[0]["subject"], "Cardiology follow-up for MRN-1001");
+    assert_eq!(inbox[0]["from"]["name"], "Hal Abelson");
+    let saved = node.files.path("saved");
+    let read = node.json(&[
+        "secure",
+        "read",
+        &id.to_string(),
+        "--account",
+        &grace.to_string(),
+        "--save",
+        &saved.display().to_string(),
+    ]);
+    assert_eq!(read["body"], "Echo attached.");
+    assert_eq!(std::fs::read(saved.join("echo.txt")).unwrap(), b"ECHO NORMAL");
+    let body = node.files.write("reply.txt", b"Thank you, seen.");
+    node.ok(&["secure", "reply", &id.to_string(), "--account", &grace.to_string(), "--body-file", &body]);
+    let hals = api.expect(elm, 200, "GET", &format!("/v1/accounts/{hal}/messages"), None);
+    assert_eq!(hals["messages"][0]["subject"], "Re: Cardiology follow-up for MRN-1001");
+    let ada_reads = node.json(&["secure", "inbox", "--account", &ada.to_string()]);
+    assert_eq!(ada_reads[0]["id"], id);
+    // Oak's new member, connected to nobody, reads nothing of it and writes to none of them.
+    let olive = serde_json::json!({"name": "Olive", "email": "olive@oak.example", "relationship": "colleague-here", "role": "staff"});
+    api.expect(oak, 201, "POST", "/v1/invitations", Some(&olive));
+    let (code, _) = code_in(mail, 6);
+    let olive = api.call(
+        None,
+        "POST",
+        "/v1/invitations/accept",
+        Some(&serde_json::json!({"code": code, "password": "a long passphrase", "confirm_practice": "Oak Clinic"})),
+    );
+    let olive = olive.body["account"]["id"].as_i64().unwrap();
+    let outsider = node.run(&["--json", "secure", "read", &id.to_string(), "--account", &olive.to_string()]);
+    assert_eq!(outsider.json()["error"]["code"], "not-found");
+    let hello = serde_json::json!({"to": [grace], "subject": "Hello"});
+    assert_eq!(api.call(Some(oak), "POST", &format!("/v1/accounts/{olive}/messages"), Some(&hello)).status, 404);
+    // Sealed at rest: the subject is in neither the database nor its WAL.
+    for file in [node.db.clone(), format!("{}-wal", node.db)] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!bytes.windows(10).any(|w| w == b"Cardiology"), "sealed in {file}");
+    }
+    // To a Direct address, as the practice: the Direct path and its gate (Elm is not verified).
+    let direct = serde_json::json!({"to_addresses": ["dr.jones@b.example.org"], "subject": "Hello", "as_practice": format!("dr@{DOMAIN}")});
+    let refused = api.call(Some(elm), "POST", &format!("/v1/accounts/{hal}/messages"), Some(&direct));
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (403, Some("not-verified")),
+        "{:?}",
+        refused.body
+    );
 }

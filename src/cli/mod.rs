@@ -12,6 +12,7 @@ mod message;
 mod onboarding;
 mod output;
 mod provision;
+mod secure;
 mod serve;
 mod tokens;
 mod tracking;
@@ -79,6 +80,9 @@ pub(crate) enum Command {
     /// each account's contacts.
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
+    /// Secure messages between accounts of connected parties, kept on this node (sealed at rest).
+    #[command(subcommand)]
+    Secure(secure::SecureCommand),
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -161,6 +165,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Token(c) => done(tokens::run(&ctx, c)),
         Command::Invite(c) => done(invite::run(&ctx, c)),
         Command::Contacts(c) => done(contacts::run(&ctx, c)),
+        Command::Secure(c) => done(secure::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

@@ -18,6 +18,7 @@ pub(crate) mod practice;
 pub(crate) mod proofing;
 pub(crate) mod referrals;
 pub(crate) mod routes;
+pub(crate) mod secure;
 pub(crate) mod send;
 pub(crate) mod tokens;
 

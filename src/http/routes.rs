@@ -12,7 +12,7 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::{
-    accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, send, Api,
+    accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, secure, send, Api,
 };
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
@@ -73,6 +73,11 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/accounts/{id}/contacts", address_book::contacts),
         route(Method::POST, "/v1/accounts/{id}/contacts", address_book::add_contact),
         route(Method::DELETE, "/v1/accounts/{id}/contacts/{listing}", address_book::remove_contact),
+        route(Method::POST, "/v1/accounts/{id}/messages", secure::send),
+        route(Method::GET, "/v1/accounts/{id}/messages", secure::list),
+        route(Method::GET, "/v1/accounts/{id}/messages/{message}", secure::show),
+        route(Method::GET, "/v1/accounts/{id}/messages/{message}/attachments/{attachment}", secure::attachment),
+        route(Method::POST, "/v1/accounts/{id}/messages/{message}/reply", secure::reply),
     ]
 }
 

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
+use crate::network::messages::FileRequest as FileIn;
 use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smime::mime::{bare_message_id, Attachment};
 use crate::smtp::session::Envelope;
@@ -21,30 +22,23 @@ use crate::store::PracticeRecord;
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
 
+/// A message to Direct addresses, as an EHR (or a member writing as the practice) sends it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Outgoing {
-    from: String,
-    to: Vec<String>,
-    subject: String,
+pub(crate) struct Outgoing {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
     #[serde(default)]
-    body: String,
+    pub body: String,
     #[serde(default)]
-    attachments: Vec<FileIn>,
-    referral: Option<ReferralIn>,
+    pub attachments: Vec<FileIn>,
+    pub referral: Option<ReferralIn>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileIn {
-    filename: String,
-    content_type: String,
-    content_base64: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReferralIn {
+pub(crate) struct ReferralIn {
     patient_id: String,
     /// "transferring" or "receiving".
     direction: String,
@@ -76,24 +70,27 @@ pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
         .run(move |call| {
             let request: Outgoing = parse_body(&body)?;
             let practice = call.practice()?;
-            let checked = check(call, &practice, request)?;
-            let (message_id, queue_id) = commit(call, &checked)?;
-            let referral_id = record_sent(call, &practice, &checked, &message_id)?;
-            let documents: Vec<i64> =
-                call.store.documents(practice.id, None, Some(&message_id))?.iter().map(|d| d.id).collect();
-            Ok((
-                StatusCode::ACCEPTED,
-                json!({
-                    "message_id": message_id,
-                    "queue_id": queue_id,
-                    "status": "queued",
-                    "recipients": checked.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "referral_id": referral_id,
-                    "documents": documents,
-                }),
-            ))
+            Ok((StatusCode::ACCEPTED, queue(call, &practice, request)?))
         })
         .await
+}
+
+/// Checks a message to Direct addresses, commits it to the queue (sealed and delivered by the
+/// workers, tracked by its MDNs) and keeps the practice's copies; what was queued.
+pub(crate) fn queue(call: &Call, practice: &PracticeRecord, request: Outgoing) -> Result<serde_json::Value, ApiError> {
+    let checked = check(call, practice, request)?;
+    let (message_id, queue_id) = commit(call, &checked)?;
+    let referral_id = record_sent(call, practice, &checked, &message_id)?;
+    let documents: Vec<i64> =
+        call.store.documents(practice.id, None, Some(&message_id))?.iter().map(|d| d.id).collect();
+    Ok(json!({
+        "message_id": message_id,
+        "queue_id": queue_id,
+        "status": "queued",
+        "recipients": checked.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "referral_id": referral_id,
+        "documents": documents,
+    }))
 }
 
 fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked, ApiError> {

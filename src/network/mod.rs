@@ -9,5 +9,8 @@ pub(crate) mod code;
 pub(crate) mod compose;
 pub(crate) mod invitations;
 pub(crate) mod invitee;
+pub(crate) mod messages;
 pub(crate) mod notices;
 pub(crate) mod schedule;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -684,4 +684,38 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX contacts_listing ON contacts(listing_id);
     "#,
+    // 19: secure messages between accounts of connected parties, kept on this node only: the
+    // subject, body, attachments' names and contents sealed under the KEK; one delivery row per
+    // recipient (its mailbox), read or not. A message may be sent as the practice (its shared
+    // address shown as the sender) and may answer another.
+    r#"
+    CREATE TABLE secure_messages (
+        id             INTEGER PRIMARY KEY,
+        sender_account INTEGER NOT NULL REFERENCES accounts(id),
+        as_address     TEXT,
+        reply_to       INTEGER REFERENCES secure_messages(id),
+        subject        BLOB NOT NULL,
+        body           BLOB NOT NULL,
+        created_at     INTEGER NOT NULL
+    );
+    CREATE INDEX secure_messages_sender ON secure_messages(sender_account, id);
+    CREATE INDEX secure_messages_reply ON secure_messages(reply_to);
+    CREATE TABLE secure_attachments (
+        id           INTEGER PRIMARY KEY,
+        message_id   INTEGER NOT NULL REFERENCES secure_messages(id),
+        filename     BLOB NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        content      BLOB NOT NULL
+    );
+    CREATE INDEX secure_attachments_message ON secure_attachments(message_id);
+    CREATE TABLE secure_deliveries (
+        id         INTEGER PRIMARY KEY,
+        message_id INTEGER NOT NULL REFERENCES secure_messages(id),
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        read_at    INTEGER,
+        UNIQUE (account_id, message_id)
+    );
+    CREATE INDEX secure_deliveries_message ON secure_deliveries(message_id);
+    "#,
 ];

@@ -11,6 +11,7 @@ mod migrations;
 #[cfg(test)]
 mod query_plans;
 pub(crate) mod queue;
+pub(crate) mod secure;
 mod sqlite;
 mod states;
 
@@ -19,6 +20,7 @@ pub(crate) use address_book::AddressBookStore;
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
 pub(crate) use invitations::InvitationStore;
+pub(crate) use secure::SecureMessageStore;
 pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
@@ -29,7 +31,9 @@ pub(crate) use states::{
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
-pub(crate) trait NodeStore: Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + Send {
+pub(crate) trait NodeStore:
+    Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + SecureMessageStore + Send
+{
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.
     fn follow_config_at(&self, generation: i64);

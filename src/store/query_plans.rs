@@ -32,6 +32,9 @@ const LARGE_TABLES: &[&str] = &[
     "connections",
     "listings",
     "contacts",
+    "secure_messages",
+    "secure_attachments",
+    "secure_deliveries",
 ];
 
 /// Statements that read a whole large table because that is what they are for, each with why

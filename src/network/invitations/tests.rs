@@ -1,36 +1,17 @@
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::*;
-use crate::address::Domain;
 use crate::failure::{Code, Failure};
 use crate::network::notices::{self, Notice, Notifier};
 use crate::network::schedule::DAY;
+use crate::network::testing::{patient, store, T0};
 use crate::store::ContactKind;
 
-const T0: i64 = 1_796_000_000;
 const ACCEPT: &str = "https://portal.test/invitations/accept";
 const RETRY: notices::Retry = notices::Retry { first_secs: 60, give_up_secs: DAY };
 
-fn store() -> Box<dyn NodeStore> {
-    let store = crate::store::in_memory("test").unwrap();
-    store.attach_fields(Arc::new(crate::store::fields::tests::Reversing)).unwrap();
-    store.add_practice("Elm Clinic", &Domain::parse("elm.test").unwrap()).unwrap();
-    store.add_practice("Oak Clinic", &Domain::parse("oak.test").unwrap()).unwrap();
-    store
-}
-
 fn at<'a>(store: &'a dyn NodeStore, config: &'a InvitationsConfig, now: i64) -> Invitations<'a> {
     Invitations { store, config, now }
-}
-
-fn patient(email: &str) -> InviteeRequest {
-    InviteeRequest {
-        name: "Ada Lovelace".into(),
-        email: Some(email.into()),
-        relationship: "patient".into(),
-        date_of_birth: Some("1970-05-17".into()),
-        ..Default::default()
-    }
 }
 
 /// Records what it is asked to send; fails while `failing` holds a failure.

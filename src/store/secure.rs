@@ -1,0 +1,267 @@
+//! Secure messages between accounts of connected parties, kept on this node: each message once,
+//! its subject, body and attachments sealed under the KEK, and one delivery per recipient (its
+//! mailbox). An account reads only what it sent or received; it writes only to accounts of its
+//! own practice, of a practice connected to it, or (between a practice and its patients) of a
+//! connected patient.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::cached::CachedSql;
+use super::sqlite::SqliteStore;
+use super::{Result, StoreError};
+
+/// An attachment to send: its content base64-encoded (as it is sealed).
+#[derive(Debug, Clone)]
+pub(crate) struct NewAttachment<'a> {
+    pub filename: &'a str,
+    pub content_type: &'a str,
+    pub size: usize,
+    pub content_base64: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct NewSecureMessage<'a> {
+    pub sender: i64,
+    /// Sent as the practice: the practice's shared address shown as the sender.
+    pub as_address: Option<&'a str>,
+    pub reply_to: Option<i64>,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub attachments: &'a [NewAttachment<'a>],
+    pub recipients: &'a [i64],
+    pub now: i64,
+}
+
+/// One side of a message: an account, and the practice it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Party {
+    pub account: i64,
+    pub name: String,
+    pub practice: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AttachmentInfo {
+    pub id: i64,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+/// A message as one of its parties reads it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SecureMessage {
+    pub id: i64,
+    pub from: Party,
+    pub as_address: Option<String>,
+    pub to: Vec<Party>,
+    pub reply_to: Option<i64>,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<AttachmentInfo>,
+    pub created_at: i64,
+    /// When the reader read it (None: the reader sent it, or has not read it before).
+    pub read_at: Option<i64>,
+}
+
+/// A line of a mailbox listing.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MailboxItem {
+    pub id: i64,
+    pub from: Party,
+    pub as_address: Option<String>,
+    pub subject: String,
+    pub attachments: i64,
+    pub created_at: i64,
+    pub read_at: Option<i64>,
+}
+
+pub(crate) trait SecureMessageStore {
+    /// Sends a message into each recipient's mailbox; refused (nothing kept) if the sender may
+    /// not write to one of them or may not read the message it answers.
+    fn send_secure(&self, message: &NewSecureMessage) -> Result<i64>;
+    /// What reached the account, newest first.
+    fn secure_inbox(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>>;
+    /// What the account sent, newest first.
+    fn secure_sent(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>>;
+    /// A message the account sent or received (received ones are marked read).
+    fn secure_message(&self, account: i64, id: i64, now: i64) -> Result<SecureMessage>;
+    /// An attachment's information and content (base64) for a party of its message.
+    fn secure_attachment(&self, account: i64, message: i64, attachment: i64) -> Result<(AttachmentInfo, String)>;
+}
+
+/// May `?1` write to `?2`: the same practice, connected practices, a practice and its patient.
+const MAY_WRITE: &str = "SELECT 1 FROM accounts a, accounts b WHERE a.id = ?1 AND b.id = ?2 AND a.id <> b.id AND (
+        (a.practice_id IS NOT NULL AND a.practice_id = b.practice_id)
+        OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = a.practice_id AND c.peer_practice_id = b.practice_id)
+        OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = a.practice_id AND c.patient_id = b.id)
+        OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = b.practice_id AND c.patient_id = a.id))";
+
+/// May account `?1` read message `?2`: it sent it or received it.
+const MAY_READ: &str = "SELECT 1 FROM secure_messages m WHERE m.id = ?2 AND (m.sender_account = ?1
+        OR EXISTS (SELECT 1 FROM secure_deliveries d WHERE d.message_id = m.id AND d.account_id = ?1))";
+
+const PARTY_COLUMNS: &str = "a.id, field_open(a.name), p.name";
+
+fn party(r: &Row, at: usize) -> rusqlite::Result<Party> {
+    Ok(Party { account: r.get(at)?, name: r.get(at + 1)?, practice: r.get(at + 2)? })
+}
+
+const ITEM_COLUMNS: &str = "m.id, a.id, field_open(a.name), p.name, m.as_address, field_open(m.subject),
+        (SELECT count(*) FROM secure_attachments s WHERE s.message_id = m.id), m.created_at";
+
+fn item(r: &Row, read_at: Option<i64>) -> rusqlite::Result<MailboxItem> {
+    Ok(MailboxItem {
+        id: r.get(0)?,
+        from: party(r, 1)?,
+        as_address: r.get(4)?,
+        subject: r.get(5)?,
+        attachments: r.get(6)?,
+        created_at: r.get(7)?,
+        read_at,
+    })
+}
+
+impl SecureMessageStore for SqliteStore {
+    fn send_secure(&self, m: &NewSecureMessage) -> Result<i64> {
+        let detail = format!("to {} account(s), {} attachment(s)", m.recipients.len(), m.attachments.len());
+        self.change("secure.send", &format!("account #{}", m.sender), &detail, |tx| {
+            for recipient in m.recipients {
+                let may: Option<i64> = tx.row(MAY_WRITE, params![m.sender, recipient], |r| r.get(0)).optional()?;
+                if may.is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "account #{recipient} among those you may write to (your practice, connected practices and \
+                         patients)"
+                    )));
+                }
+            }
+            if let Some(answered) = m.reply_to {
+                let may: Option<i64> = tx.row(MAY_READ, params![m.sender, answered], |r| r.get(0)).optional()?;
+                if may.is_none() {
+                    return Err(StoreError::NotFound(format!("message #{answered} among yours")));
+                }
+            }
+            tx.run(
+                "INSERT INTO secure_messages (sender_account, as_address, reply_to, subject, body, created_at)
+                 VALUES (?1, ?2, ?3, field_seal(?4), field_seal(?5), ?6)",
+                params![m.sender, m.as_address, m.reply_to, m.subject, m.body, m.now],
+            )?;
+            let id = tx.last_insert_rowid();
+            for a in m.attachments {
+                tx.run(
+                    "INSERT INTO secure_attachments (message_id, filename, content_type, size, content)
+                     VALUES (?1, field_seal(?2), ?3, ?4, field_seal(?5))",
+                    params![id, a.filename, a.content_type, a.size as i64, a.content_base64],
+                )?;
+            }
+            for recipient in m.recipients {
+                tx.run(
+                    "INSERT OR IGNORE INTO secure_deliveries (message_id, account_id) VALUES (?1, ?2)",
+                    params![id, recipient],
+                )?;
+            }
+            Ok(id)
+        })
+    }
+
+    fn secure_inbox(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS}, d.read_at FROM secure_deliveries d
+             JOIN secure_messages m ON m.id = d.message_id
+             JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
+             WHERE d.account_id = ?1 ORDER BY d.message_id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![account, limit as i64], |r| item(r, r.get(8)?))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn secure_sent(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM secure_messages m
+             JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
+             WHERE m.sender_account = ?1 ORDER BY m.id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![account, limit as i64], |r| item(r, None))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn secure_message(&self, account: i64, id: i64, now: i64) -> Result<SecureMessage> {
+        let may: Option<i64> = self.conn.row(MAY_READ, params![account, id], |r| r.get(0)).optional()?;
+        if may.is_none() {
+            return Err(StoreError::NotFound(format!("message #{id} among yours")));
+        }
+        let read_at: Option<Option<i64>> = self
+            .conn
+            .row(
+                "SELECT read_at FROM secure_deliveries WHERE message_id = ?1 AND account_id = ?2",
+                params![id, account],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if read_at == Some(None) {
+            self.change("secure.read", &format!("account #{account}"), &format!("message #{id}"), |tx| {
+                tx.run(
+                    "UPDATE secure_deliveries SET read_at = ?3 WHERE message_id = ?1 AND account_id = ?2",
+                    params![id, account, now],
+                )?;
+                Ok(())
+            })?;
+        }
+        let (from, as_address, reply_to, subject, body, created_at) = self.conn.row(
+            &format!(
+                "SELECT {PARTY_COLUMNS}, m.as_address, m.reply_to, field_open(m.subject), field_open(m.body),
+                        m.created_at
+                 FROM secure_messages m JOIN accounts a ON a.id = m.sender_account
+                 LEFT JOIN practices p ON p.id = a.practice_id WHERE m.id = ?1"
+            ),
+            [id],
+            |r| Ok((party(r, 0)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {PARTY_COLUMNS} FROM secure_deliveries d JOIN accounts a ON a.id = d.account_id
+             LEFT JOIN practices p ON p.id = a.practice_id WHERE d.message_id = ?1 ORDER BY d.id"
+        ))?;
+        let to = stmt.query_map([id], |r| party(r, 0))?.collect::<rusqlite::Result<_>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, field_open(filename), content_type, size FROM secure_attachments WHERE message_id = ?1
+             ORDER BY id",
+        )?;
+        let attachments = stmt
+            .query_map([id], |r| {
+                Ok(AttachmentInfo { id: r.get(0)?, filename: r.get(1)?, content_type: r.get(2)?, size: r.get(3)? })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let read_at = match read_at {
+            Some(None) => Some(now),
+            Some(at) => at,
+            None => None,
+        };
+        Ok(SecureMessage { id, from, as_address, to, reply_to, subject, body, attachments, created_at, read_at })
+    }
+
+    fn secure_attachment(&self, account: i64, message: i64, attachment: i64) -> Result<(AttachmentInfo, String)> {
+        let may: Option<i64> = self.conn.row(MAY_READ, params![account, message], |r| r.get(0)).optional()?;
+        let found = match may {
+            Some(_) => self
+                .conn
+                .row(
+                    "SELECT id, field_open(filename), content_type, size, field_open(content) FROM secure_attachments
+                     WHERE id = ?1 AND message_id = ?2",
+                    params![attachment, message],
+                    |r| {
+                        let info = AttachmentInfo {
+                            id: r.get(0)?,
+                            filename: r.get(1)?,
+                            content_type: r.get(2)?,
+                            size: r.get(3)?,
+                        };
+                        Ok((info, r.get(4)?))
+                    },
+                )
+                .optional()?,
+            None => None,
+        };
+        found.ok_or_else(|| StoreError::NotFound(format!("attachment #{attachment} of message #{message}")))
+    }
+}
