@@ -554,3 +554,85 @@ fn secure_messages_between_the_connected(
         refused.body
     );
 }
+
+/// Waits up to 30 s until the sender's tracking of `message_id` says `status` for its recipient.
+fn wait_tracked(node: &Node, message_id: &str, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tracked = node.run(&["--json", "message", "track", message_id]);
+        if tracked.status == 0 && tracked.json()["recipients"][0]["status"] == status {
+            return tracked.json();
+        }
+        assert!(Instant::now() < deadline, "{message_id} {status}: {}\n{}", tracked.text(), node.serve_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn direct_mail_to_someone_without_a_direct_address_is_held_and_they_are_invited() {
+    use common::network::{network_with, submit_to, wait_for_mail};
+    let files = Files::new();
+    let (relay_port, api_port) = (free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay_port, &mail);
+    let (cert, key) = loopback_tls(&files);
+    let password = files.write("relay.pass", b"relay-secret\n");
+    let extra = format!(
+        "[invitations]\naccept_url = \"https://portal.example.org/invitations/accept\"\nnotice_retry_secs = 1\n\
+         [notify.email]\nrelay = \"127.0.0.1:{relay_port}\"\nfrom = \"no-reply@a.test\"\nusername = \"hisp\"\n\
+         password_file = \"{password}\"\ntls_ca_file = \"{cert}\"\n\
+         [http]\nlisten = \"127.0.0.1:{api_port}\"\ntls_cert_file = \"{cert}\"\ntls_key_file = \"{key}\"\n"
+    );
+    let n = network_with(|node, config| if node == "a" { format!("{config}{extra}") } else { config });
+
+    // Off (the default): the sender's failure notice says why.
+    let lost =
+        "From: dr.smith@a.test\r\nTo: nobody@b.test\r\nSubject: Lost\r\nMessage-ID: <lost-1@a.test>\r\n\r\nPHI\r\n";
+    assert_eq!(submit_to(n.a_submission, "nobody@b.test", lost).status, 0);
+    let dsn = wait_for_mail(&n.a, "a.test", "dr.smith", |m| m.contains("report-type=delivery-status")).remove(0);
+    assert!(dsn.contains("Status: 5.1.1") && dsn.contains("does not invite recipients without one"), "{dsn}");
+
+    // On: held, sealed, and the recipient invited, over SMTP submission...
+    n.a.ok(&["practice", "invite-unreachable", "a.test", "on"]);
+    let letter = "From: dr.smith@a.test\r\nTo: bob@b.test\r\nSubject: Referral for Bob\r\n\
+                  Message-ID: <held-1@a.test>\r\n\r\nPlease see him on Monday.\r\n";
+    assert_eq!(submit_to(n.a_submission, "bob@b.test", letter).status, 0);
+    let held = wait_tracked(&n.a, "<held-1@a.test>", "held");
+    assert!(held["recipients"][0]["detail"].as_str().unwrap().contains("invited"), "{held}");
+    let (code, invitation) = code_in(&mail, 1);
+    assert!(invitation.contains("To: <bob@b.test>") && !invitation.contains("Monday"), "{invitation}");
+    // ...and through the API.
+    let token = token(&n.a, "ehr", "a.test");
+    let api = Api { port: api_port, ca_file: cert.clone() };
+    let sent = serde_json::json!({"from": "dr.smith@a.test", "to": ["carol@b.test"], "subject": "For Carol", "body": "Results."});
+    let queued = api.expect(&token, 202, "POST", "/v1/messages", Some(&sent));
+    wait_tracked(&n.a, queued["message_id"].as_str().unwrap(), "held");
+    let (_, to_carol) = code_in(&mail, 2);
+    assert!(to_carol.contains("To: <carol@b.test>"), "{to_carol}");
+    // Nothing of the held message is readable in the database.
+    for file in [n.a.db.clone(), format!("{}-wal", n.a.db)] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!bytes.windows(6).any(|w| w == b"Monday"), "sealed in {file}");
+    }
+
+    // Bob registers: the message is in his mailbox, and dr.smith's tracking says so.
+    let details = n.a.files.write(
+        "birch.json",
+        br#"{"name": "Birch", "address": "1 Main St", "city": "Springfield", "state": "IL", "zip": "62701", "phone": "+12175550100", "ehr": "none"}"#,
+    );
+    let accepted = n.a.run_in(
+        &["--json", "invite", "accept", &code, "--password-stdin", "--practice-file", &details],
+        Some(b"a long passphrase\n"),
+    );
+    assert_eq!(accepted.status, 0, "{}", accepted.text());
+    let bob = accepted.json()["account"]["id"].to_string();
+    let inbox = n.a.json(&["secure", "inbox", "--account", &bob]);
+    assert_eq!(inbox[0]["subject"], "Referral for Bob");
+    assert_eq!(inbox[0]["from"]["name"], "dr.smith@a.test");
+    let read = n.a.json(&["secure", "read", &inbox[0]["id"].to_string(), "--account", &bob]);
+    assert!(read["body"].as_str().unwrap().contains("Please see him on Monday."));
+    let done = wait_tracked(&n.a, "<held-1@a.test>", "dispatched");
+    let events: Vec<&str> =
+        done["recipients"][0]["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["submitted", "held", "dispatched"], "{done}");
+}

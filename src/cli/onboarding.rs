@@ -30,6 +30,15 @@ pub(crate) enum PracticeCommand {
     List,
     /// A practice and where its identity proofing stands.
     Show { practice: String },
+    /// Mail the practice's users send by Direct to an address with no certificate (someone with
+    /// no Direct address): "on" holds it, sealed, and invites the recipient by e-mail instead
+    /// of bouncing it; it reaches their mailbox here when they accept. "off" (the default)
+    /// bounces it with a failure notice that says why.
+    InviteUnreachable {
+        practice: String,
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,12 +160,22 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                 return Ok(());
             }
             println!(
-                "practice   {}\ndomains    {}\nusers      {}",
+                "practice   {}\ndomains    {}\nusers      {}\ninvites unreachable recipients: {}",
                 record.name,
                 record.domains.join(" "),
-                record.addresses
+                record.addresses,
+                if record.invite_unreachable { "on" } else { "off" }
             );
             print_status(&status);
+        }
+        PracticeCommand::InviteUnreachable { practice, setting } => {
+            let record = store.practice(&practice)?;
+            store.set_invite_unreachable(record.id, setting == "on")?;
+            if ctx.json {
+                output::json(&store.practice(&practice)?);
+            } else {
+                println!("{}: invites recipients without a Direct address: {setting}", record.name);
+            }
         }
     }
     Ok(())

@@ -101,10 +101,7 @@ pub(super) fn run(ctx: &Context, command: SecureCommand) -> Result<(), Failure> 
                         .decode(content.as_bytes())
                         .map_err(|e| Failure::new("store", e.to_string()))?;
                     // Checked when it was sent; checked again before it names a file.
-                    let plain = !a.filename.is_empty()
-                        && a.filename != "."
-                        && a.filename != ".."
-                        && !a.filename.chars().any(|c| c.is_control() || c == '/' || c == '\\');
+                    let plain = messages::plain_filename(&a.filename);
                     let name = if plain { a.filename.clone() } else { format!("attachment-{}", a.id) };
                     let path = dir.join(name);
                     output::write_output(Some(&path), &bytes)?;

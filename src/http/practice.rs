@@ -100,3 +100,22 @@ pub(crate) async fn add_user(caller: Caller, Body(body): Body) -> Response {
         })
         .await
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Mail to an address with no certificate is held and its recipient invited (or bounced).
+    invite_unreachable: bool,
+}
+
+/// PUT /v1/practice/settings
+pub(crate) async fn settings(caller: Caller, Body(body): Body) -> Response {
+    caller
+        .run(move |call| {
+            let request: Settings = parse_body(&body)?;
+            let practice = call.practice()?;
+            call.store.set_invite_unreachable(practice.id, request.invite_unreachable)?;
+            Ok((StatusCode::OK, describe(call)?))
+        })
+        .await
+}

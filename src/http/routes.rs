@@ -37,6 +37,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/practice", practice::create),
         route(Method::GET, "/v1/practice", practice::show),
         route(Method::POST, "/v1/practice/users", practice::add_user),
+        route(Method::PUT, "/v1/practice/settings", practice::settings),
         route(Method::GET, "/v1/proofing", proofing::status),
         route(Method::POST, "/v1/proofing/terms", proofing::terms),
         route(Method::PUT, "/v1/proofing/sections/{section}", proofing::section),

@@ -217,6 +217,10 @@ impl Accepting<'_> {
             StoreError::Conflict(why) => AcceptError::Conflict(why),
             other => AcceptError::Store(other),
         })?;
+        // What was held for them is in their mailbox now (the running node retries a failure).
+        if let Err(e) = super::held::deliver_released(self.store, account.id, self.now) {
+            tracing::error!("invitation #{}: held messages not yet in the mailbox: {e}", invitation.id);
+        }
         Ok(Accepted {
             invitation: invitation.id,
             practice: invitation.practice.clone(),

@@ -153,6 +153,28 @@ fn practice_address(store: &dyn NodeStore, sender: i64, text: &str) -> Result<St
     Ok(address.to_string())
 }
 
+/// Whether a file name can be shown and saved as it is: 1 to 255 characters, no path, no
+/// control characters.
+pub(crate) fn plain_filename(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c.is_control() || c == '/' || c == '\\')
+}
+
+/// A file name from elsewhere (a submitted message), made plain: its last path part, control
+/// characters out; "attachment" when nothing is left.
+pub(crate) fn clean_filename(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let kept: String = last.chars().filter(|c| !c.is_control()).take(255).collect();
+    if plain_filename(kept.trim()) {
+        kept.trim().to_string()
+    } else {
+        "attachment".into()
+    }
+}
+
 fn files(requests: &[FileRequest]) -> Result<Vec<File>, MessageError> {
     if requests.len() > MAX_ATTACHMENTS {
         return Err(invalid("attachments", format!("at most {MAX_ATTACHMENTS}")));
@@ -160,12 +182,7 @@ fn files(requests: &[FileRequest]) -> Result<Vec<File>, MessageError> {
     let mut out = Vec::with_capacity(requests.len());
     for f in requests {
         let name = f.filename.trim();
-        let bad_name = name.is_empty()
-            || name.len() > 255
-            || name == "."
-            || name == ".."
-            || name.chars().any(|c| c.is_control() || c == '/' || c == '\\');
-        if bad_name {
+        if !plain_filename(name) {
             return Err(invalid("attachments.filename", format!("{name:?}: 1 to 255 characters, no path, no control")));
         }
         let token =

@@ -7,6 +7,7 @@ pub(crate) mod address_book;
 pub(crate) mod channels;
 pub(crate) mod code;
 pub(crate) mod compose;
+pub(crate) mod held;
 pub(crate) mod invitations;
 pub(crate) mod invitee;
 pub(crate) mod messages;

@@ -8,6 +8,7 @@ use crate::address::DirectAddress;
 use crate::failure::Failure;
 use crate::network::invitations::{Invitations, Scheduled};
 use crate::network::notices::{self, Notice, Notifier};
+use crate::store::queue::tracking::Key;
 use crate::store::{NodeStore, NoticeKind};
 
 /// How often the schedule and the notices are looked at: the wait between an invitation sent
@@ -74,8 +75,26 @@ pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
             Ok(_) => {}
             Err(e) => tracing::error!("invitations: cannot send notices: {e}"),
         }
+        if let Err(e) = track_released(shared, &*store, now) {
+            tracing::error!("invitations: cannot follow up held messages: {e}");
+        }
         std::thread::sleep(INTERVAL);
     }
+}
+
+/// Held messages whose invitee accepted: in their mailbox (if accepting could not put them
+/// there), and dispatched in their sender's tracking.
+fn track_released(shared: &Shared, store: &dyn NodeStore, now: i64) -> crate::store::Result<()> {
+    for held in store.held_untracked(100)? {
+        if let Some(account) = held.account_id {
+            crate::network::held::deliver_released(store, account, now)?;
+        }
+        let key = Key { sender: &held.sender, message_id: &held.message_id, recipient: &held.recipient };
+        let note = format!("in the mailbox of {}, who accepted invitation #{}", held.recipient, held.invitation_id);
+        shared.queue.released(key, &note, now)?;
+        store.held_tracked(held.id, now)?;
+    }
+    Ok(())
 }
 
 fn open(shared: &Shared) -> crate::store::Result<Box<dyn NodeStore>> {

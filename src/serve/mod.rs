@@ -203,7 +203,8 @@ fn run_job_with(
     };
     // A message of ours that left is tracked as sent in the outcome's own transaction.
     let at_finish = std::mem::take(&mut work.at_finish);
-    if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note)) = (job.message.flow, &outcome) {
+    let left = !at_finish.holds(&job.recipient);
+    if let (Flow::Outbound, Outcome::Sent(note) | Outcome::Delivered(note), true) = (job.message.flow, &outcome, left) {
         at_finish.add(FinishWrite::Sent {
             sender: job.message.mail_from.clone(),
             message_id: job.message.message_id.clone(),

@@ -12,9 +12,10 @@ use crate::discovery::{self, Sources};
 use crate::failure::{Code, Failure};
 use crate::fetch::HttpFetcher;
 use crate::identities;
+use crate::network::held;
 use crate::smime::seal::{seal, SealOptions, SignerIdentity};
 use crate::smtp::client::ClientConfig;
-use crate::store::queue::{Job, Outcome};
+use crate::store::queue::{FinishWrite, Job, Outcome};
 use crate::store::Direction;
 use crate::trust::{AnchorSource, StoreAnchors};
 
@@ -41,7 +42,10 @@ fn seal_and_send(work: &Work, job: &Job, message: Vec<u8>) -> Result<Outcome, Fa
             }
         }
     } else {
-        recipient_certs(work, &sender, &recipient)?
+        match recipient_certs(work, &sender, &recipient)? {
+            Some(certs) => certs,
+            None => return hold(work, job, &sender, &recipient, &message),
+        }
     };
     let signer = signer(work, &sender)?;
     let options = SealOptions {
@@ -58,22 +62,46 @@ fn seal_and_send(work: &Work, job: &Job, message: Vec<u8>) -> Result<Outcome, Fa
     send(work, &sender, &recipient, &sealed).map(Outcome::Sent)
 }
 
-/// The recipient's usable certificates, or why there are none: a lookup that failed (or a CRL
-/// that could not be had) is temporary; nothing published, or nothing trusted, is final.
+/// No certificate is published for the recipient: not a Direct address. If the sender's practice
+/// invites such recipients, the message is held for them and they are invited; else it fails,
+/// saying why.
+fn hold(
+    work: &Work,
+    job: &Job,
+    sender: &DirectAddress,
+    recipient: &DirectAddress,
+    message: &[u8],
+) -> Result<Outcome, Failure> {
+    let config = &work.shared.config.invitations;
+    let message_id = &job.message.message_id;
+    match held::hold(work.store, config, sender, recipient, message_id, message, work.now)? {
+        Some(held) => {
+            work.at_finish.add(FinishWrite::Held {
+                sender: job.message.mail_from.clone(),
+                message_id: message_id.clone(),
+                recipient: job.recipient.clone(),
+                note: held.note.clone(),
+            });
+            Ok(Outcome::Delivered(held.note))
+        }
+        None => Err(Failure::permanent(Code::NO_SUCH_ADDRESS, held::not_invited(recipient))),
+    }
+}
+
+/// The recipient's usable certificates, None when none is published (not a Direct address), or
+/// why none can be used: a lookup that failed (or a CRL that could not be had) is temporary;
+/// nothing trusted is final.
 fn recipient_certs(
     work: &Work,
     sender: &DirectAddress,
     recipient: &DirectAddress,
-) -> Result<Vec<openssl::x509::X509>, Failure> {
+) -> Result<Option<Vec<openssl::x509::X509>>, Failure> {
     let resolver = &work.shared.resolver;
     let fetch = HttpFetcher::new(resolver);
     let ldap = Ldap3Directory { resolver, timeout: work.shared.lookup_timeout };
     let sources = Sources { dns: resolver, ldap: &ldap, fetch: &fetch };
     let found = discovery::discover(recipient, &sources).map_err(|e| e.failure())?;
-    let Some(step) = found.step else {
-        let why = format!("no certificate is published for {recipient} (DNS CERT or LDAP)");
-        return Err(Failure::permanent(Code::NO_SUCH_ADDRESS, why));
-    };
+    let Some(step) = found.step else { return Ok(None) };
     let anchors = StoreAnchors(work.store)
         .anchors(Some(sender.domain()), Direction::Outgoing)
         .map_err(|e| Failure::local(format!("trust anchors: {e}")))?;
@@ -98,7 +126,7 @@ fn recipient_certs(
     if usable.is_empty() {
         return Err(assess::none_usable(recipient, &unusable));
     }
-    Ok(usable)
+    Ok(Some(usable))
 }
 
 fn signer(work: &Work, sender: &DirectAddress) -> Result<std::sync::Arc<SignerIdentity>, Failure> {

@@ -216,6 +216,12 @@ impl AccountStore for SqliteStore {
             if closed == 0 {
                 return Err(StoreError::Conflict(format!("{subject} changed meanwhile; try again")));
             }
+            // What was held for the invitee is theirs now (into their mailbox next).
+            tx.run(
+                "UPDATE held_messages SET account_id = ?2, released_at = ?3 WHERE invitation_id = ?1
+                   AND released_at IS NULL",
+                params![invitation.id, account_id, now],
+            )?;
             tx.run(
                 "UPDATE invitation_notices SET state = 'failed', next_attempt_at = NULL, last_error = 'accepted'
                  WHERE invitation_id = ?1 AND state IN ('queued', 'retrying') AND kind IN ('invitation', 'reminder')",

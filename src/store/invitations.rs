@@ -125,6 +125,8 @@ pub(crate) trait InvitationStore {
     fn add_invitation(&self, new: &NewInvitation, per_hour: usize) -> Result<InvitationRecord>;
     fn invitations(&self, practice_id: i64, filter: &InvitationFilter) -> Result<Vec<InvitationRecord>>;
     fn invitation(&self, practice_id: i64, id: i64) -> Result<InvitationRecord>;
+    /// The practice's pending invitation of `contact` (normalized), if any.
+    fn pending_invitation(&self, practice_id: i64, contact: &str) -> Result<Option<InvitationRecord>>;
     /// The invitation a code (normalized) belongs to, of any practice.
     fn invitation_by_code(&self, code: &str) -> Result<Option<InvitationRecord>>;
     /// Saves a changed invitation if nobody saved another since it was read, queueing `notices`
@@ -321,6 +323,16 @@ impl InvitationStore for SqliteStore {
         stmt.query_row(params![id, practice_id], invitation_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(subject(id)))
+    }
+
+    fn pending_invitation(&self, practice_id: i64, contact: &str) -> Result<Option<InvitationRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {INVITATION_COLUMNS} FROM invitations i JOIN practices p ON p.id = i.practice_id
+             WHERE i.practice_id = ?1 AND i.state = 'pending'
+               AND i.contact_index = field_index('invitee', ?1 || ':' || ?2)
+             ORDER BY i.id DESC LIMIT 1"
+        ))?;
+        Ok(stmt.query_row(params![practice_id, contact], invitation_row).optional()?)
     }
 
     fn invitation_by_code(&self, code: &str) -> Result<Option<InvitationRecord>> {

@@ -687,11 +687,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 19: secure messages between accounts of connected parties, kept on this node only: the
     // subject, body, attachments' names and contents sealed under the KEK; one delivery row per
     // recipient (its mailbox), read or not. A message may be sent as the practice (its shared
-    // address shown as the sender) and may answer another.
+    // address shown as the sender) and may answer another. A message a practice user sent by
+    // Direct to someone with no Direct address is held (sealed) while they are invited, if the
+    // practice says so, and put in their mailbox when they accept; its tracking says "held"
+    // meanwhile (the table is rebuilt for the new state in its CHECK).
     r#"
+    ALTER TABLE practices ADD COLUMN invite_unreachable INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE secure_messages (
         id             INTEGER PRIMARY KEY,
-        sender_account INTEGER NOT NULL REFERENCES accounts(id),
+        sender_account INTEGER REFERENCES accounts(id),
+        sender_address TEXT,
         as_address     TEXT,
         reply_to       INTEGER REFERENCES secure_messages(id),
         subject        BLOB NOT NULL,
@@ -717,5 +722,54 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (account_id, message_id)
     );
     CREATE INDEX secure_deliveries_message ON secure_deliveries(message_id);
+    CREATE TABLE held_messages (
+        id            INTEGER PRIMARY KEY,
+        practice_id   INTEGER NOT NULL REFERENCES practices(id),
+        invitation_id INTEGER NOT NULL REFERENCES invitations(id),
+        sender        TEXT NOT NULL,
+        recipient     TEXT NOT NULL,
+        message_id    TEXT NOT NULL,
+        content       BLOB NOT NULL,
+        created_at    INTEGER NOT NULL,
+        account_id    INTEGER REFERENCES accounts(id),
+        released_at   INTEGER,
+        secure_id     INTEGER REFERENCES secure_messages(id),
+        tracked_at    INTEGER,
+        UNIQUE (message_id, sender, recipient)
+    );
+    CREATE INDEX held_messages_invitation ON held_messages(invitation_id);
+    CREATE INDEX held_messages_account ON held_messages(account_id, secure_id);
+    CREATE INDEX held_messages_practice ON held_messages(practice_id);
+    CREATE INDEX held_messages_untracked ON held_messages(released_at) WHERE tracked_at IS NULL;
+    CREATE INDEX held_messages_secure ON held_messages(secure_id);
+    CREATE TABLE tracked_with_held (
+        sender         TEXT NOT NULL,
+        message_id     TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        subject        TEXT NOT NULL,
+        final_delivery INTEGER NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN
+                           ('queued', 'sent', 'processed', 'dispatched', 'failed', 'timed-out', 'held')),
+        submitted_at   INTEGER NOT NULL,
+        sent_at        INTEGER,
+        processed_at   INTEGER,
+        dispatched_at  INTEGER,
+        failed_at      INTEGER,
+        detail         TEXT,
+        notified_at    INTEGER,
+        updated_at     INTEGER NOT NULL,
+        sender_domain  TEXT GENERATED ALWAYS AS (lower(substr(sender, instr(sender, '@') + 1))) VIRTUAL,
+        PRIMARY KEY (sender, message_id, recipient)
+    );
+    INSERT INTO tracked_with_held (sender, message_id, recipient, subject, final_delivery, status, submitted_at,
+                                   sent_at, processed_at, dispatched_at, failed_at, detail, notified_at, updated_at)
+        SELECT sender, message_id, recipient, subject, final_delivery, status, submitted_at,
+               sent_at, processed_at, dispatched_at, failed_at, detail, notified_at, updated_at FROM tracked;
+    DROP TABLE tracked;
+    ALTER TABLE tracked_with_held RENAME TO tracked;
+    CREATE INDEX tracked_waiting ON tracked(sent_at) WHERE status IN ('sent', 'processed');
+    CREATE INDEX tracked_submitted ON tracked(submitted_at);
+    CREATE INDEX tracked_message ON tracked(message_id);
+    CREATE INDEX tracked_sender_domain ON tracked(sender_domain);
     "#,
 ];

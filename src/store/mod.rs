@@ -228,6 +228,9 @@ pub(crate) struct PracticeRecord {
     pub domains: Vec<String>,
     pub addresses: u64,
     pub proofing: ProofingState,
+    /// Mail its users send by Direct to an address with no certificate is held and its
+    /// recipient invited, instead of bounced.
+    pub invite_unreachable: bool,
     pub created_at: i64,
 }
 
@@ -327,6 +330,8 @@ pub(crate) trait Store {
     fn practices(&self) -> Result<Vec<PracticeRecord>>;
     /// A practice by its name (any case) or one of its domains.
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord>;
+    /// Whether its users' mail to addresses with no certificate is held and the recipient invited.
+    fn set_invite_unreachable(&self, practice_id: i64, on: bool) -> Result<()>;
     /// The practice of a hosted domain and its proofing state (None: the domain is not hosted).
     fn practice_state(&self, domain: &Domain) -> Result<Option<(String, ProofingState)>>;
     /// The practice's proofing record (a practice without one has not started).

@@ -35,6 +35,7 @@ const LARGE_TABLES: &[&str] = &[
     "secure_messages",
     "secure_attachments",
     "secure_deliveries",
+    "held_messages",
 ];
 
 /// Statements that read a whole large table because that is what they are for, each with why

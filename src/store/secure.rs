@@ -77,7 +77,53 @@ pub(crate) struct MailboxItem {
     pub read_at: Option<i64>,
 }
 
+/// A message held for someone with no Direct address while they are invited.
+#[derive(Debug, Clone)]
+pub(crate) struct NewHeld<'a> {
+    pub practice_id: i64,
+    pub invitation_id: i64,
+    pub sender: &'a str,
+    pub recipient: &'a str,
+    pub message_id: &'a str,
+    /// The message as submitted (base64, as it is sealed).
+    pub content_base64: &'a str,
+    pub now: i64,
+}
+
+/// A held message, its content opened.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldRecord {
+    pub id: i64,
+    pub invitation_id: i64,
+    pub sender: String,
+    pub recipient: String,
+    pub message_id: String,
+    pub content_base64: String,
+    pub account_id: Option<i64>,
+}
+
+/// A held message as it goes into the invitee's mailbox.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldDelivery<'a> {
+    pub held: i64,
+    pub account: i64,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub attachments: &'a [NewAttachment<'a>],
+    pub now: i64,
+}
+
 pub(crate) trait SecureMessageStore {
+    /// Keeps a message for an invitee; holding the same message for the same recipient again
+    /// keeps it once. True when it was new.
+    fn hold_message(&self, held: &NewHeld) -> Result<bool>;
+    /// Messages released to `account` (its invitation accepted) not yet in its mailbox.
+    fn held_for(&self, account: i64) -> Result<Vec<HeldRecord>>;
+    /// Puts a released held message into its invitee's mailbox, once.
+    fn deliver_held(&self, delivery: &HeldDelivery) -> Result<i64>;
+    /// Released messages whose sender's tracking has not been told yet.
+    fn held_untracked(&self, limit: usize) -> Result<Vec<HeldRecord>>;
+    fn held_tracked(&self, held: i64, now: i64) -> Result<()>;
     /// Sends a message into each recipient's mailbox; refused (nothing kept) if the sender may
     /// not write to one of them or may not read the message it answers.
     fn send_secure(&self, message: &NewSecureMessage) -> Result<i64>;
@@ -102,13 +148,21 @@ const MAY_WRITE: &str = "SELECT 1 FROM accounts a, accounts b WHERE a.id = ?1 AN
 const MAY_READ: &str = "SELECT 1 FROM secure_messages m WHERE m.id = ?2 AND (m.sender_account = ?1
         OR EXISTS (SELECT 1 FROM secure_deliveries d WHERE d.message_id = m.id AND d.account_id = ?1))";
 
+/// The sender: an account, or (a message held for an invitee) a practice user's Direct address.
+const SENDER_COLUMNS: &str = "coalesce(a.id, 0), coalesce(field_open(a.name), m.sender_address), coalesce(p.name,
+        (SELECT sp.name FROM domains sd JOIN practices sp ON sp.id = sd.practice_id
+         WHERE sd.name = lower(substr(m.sender_address, instr(m.sender_address, '@') + 1))))";
+
 const PARTY_COLUMNS: &str = "a.id, field_open(a.name), p.name";
 
 fn party(r: &Row, at: usize) -> rusqlite::Result<Party> {
     Ok(Party { account: r.get(at)?, name: r.get(at + 1)?, practice: r.get(at + 2)? })
 }
 
-const ITEM_COLUMNS: &str = "m.id, a.id, field_open(a.name), p.name, m.as_address, field_open(m.subject),
+const ITEM_COLUMNS: &str = "m.id, coalesce(a.id, 0), coalesce(field_open(a.name), m.sender_address), coalesce(p.name,
+        (SELECT sp.name FROM domains sd JOIN practices sp ON sp.id = sd.practice_id
+         WHERE sd.name = lower(substr(m.sender_address, instr(m.sender_address, '@') + 1)))),
+        m.as_address, field_open(m.subject),
         (SELECT count(*) FROM secure_attachments s WHERE s.message_id = m.id), m.created_at";
 
 fn item(r: &Row, read_at: Option<i64>) -> rusqlite::Result<MailboxItem> {
@@ -123,7 +177,86 @@ fn item(r: &Row, read_at: Option<i64>) -> rusqlite::Result<MailboxItem> {
     })
 }
 
+const HELD_COLUMNS: &str =
+    "id, invitation_id, sender, recipient, message_id, field_open(content), account_id FROM held_messages";
+
+fn held_row(r: &Row) -> rusqlite::Result<HeldRecord> {
+    Ok(HeldRecord {
+        id: r.get(0)?,
+        invitation_id: r.get(1)?,
+        sender: r.get(2)?,
+        recipient: r.get(3)?,
+        message_id: r.get(4)?,
+        content_base64: r.get(5)?,
+        account_id: r.get(6)?,
+    })
+}
+
 impl SecureMessageStore for SqliteStore {
+    fn hold_message(&self, h: &NewHeld) -> Result<bool> {
+        let detail = format!("{} for invitation #{}", h.message_id, h.invitation_id);
+        self.change("secure.hold", h.sender, &detail, |tx| {
+            let added = tx.run(
+                "INSERT OR IGNORE INTO held_messages (practice_id, invitation_id, sender, recipient, message_id, content,
+                     created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, field_seal(?6), ?7)",
+                params![h.practice_id, h.invitation_id, h.sender, h.recipient, h.message_id, h.content_base64, h.now],
+            )?;
+            Ok(added == 1)
+        })
+    }
+
+    fn held_for(&self, account: i64) -> Result<Vec<HeldRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} WHERE account_id = ?1 AND secure_id IS NULL ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([account], held_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn deliver_held(&self, d: &HeldDelivery) -> Result<i64> {
+        let detail = format!("held message #{} into its invitee's mailbox", d.held);
+        self.change("secure.release", &format!("account #{}", d.account), &detail, |tx| {
+            let sender: Option<String> = tx
+                .row(
+                    "SELECT sender FROM held_messages WHERE id = ?1 AND account_id = ?2 AND secure_id IS NULL",
+                    params![d.held, d.account],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let sender = sender.ok_or_else(|| StoreError::NotFound(format!("held message #{} to deliver", d.held)))?;
+            tx.run(
+                "INSERT INTO secure_messages (sender_address, subject, body, created_at)
+                 VALUES (?1, field_seal(?2), field_seal(?3), ?4)",
+                params![sender, d.subject, d.body, d.now],
+            )?;
+            let id = tx.last_insert_rowid();
+            for a in d.attachments {
+                tx.run(
+                    "INSERT INTO secure_attachments (message_id, filename, content_type, size, content)
+                     VALUES (?1, field_seal(?2), ?3, ?4, field_seal(?5))",
+                    params![id, a.filename, a.content_type, a.size as i64, a.content_base64],
+                )?;
+            }
+            tx.run("INSERT INTO secure_deliveries (message_id, account_id) VALUES (?1, ?2)", params![id, d.account])?;
+            tx.run("UPDATE held_messages SET secure_id = ?2 WHERE id = ?1", params![d.held, id])?;
+            Ok(id)
+        })
+    }
+
+    fn held_untracked(&self, limit: usize) -> Result<Vec<HeldRecord>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {HELD_COLUMNS} WHERE released_at IS NOT NULL AND tracked_at IS NULL ORDER BY released_at LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], held_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn held_tracked(&self, held: i64, now: i64) -> Result<()> {
+        self.conn.run("UPDATE held_messages SET tracked_at = ?2 WHERE id = ?1", params![held, now])?;
+        Ok(())
+    }
+
     fn send_secure(&self, m: &NewSecureMessage) -> Result<i64> {
         let detail = format!("to {} account(s), {} attachment(s)", m.recipients.len(), m.attachments.len());
         self.change("secure.send", &format!("account #{}", m.sender), &detail, |tx| {
@@ -169,7 +302,7 @@ impl SecureMessageStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {ITEM_COLUMNS}, d.read_at FROM secure_deliveries d
              JOIN secure_messages m ON m.id = d.message_id
-             JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
+             LEFT JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
              WHERE d.account_id = ?1 ORDER BY d.message_id DESC LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![account, limit as i64], |r| item(r, r.get(8)?))?;
@@ -210,9 +343,9 @@ impl SecureMessageStore for SqliteStore {
         }
         let (from, as_address, reply_to, subject, body, created_at) = self.conn.row(
             &format!(
-                "SELECT {PARTY_COLUMNS}, m.as_address, m.reply_to, field_open(m.subject), field_open(m.body),
+                "SELECT {SENDER_COLUMNS}, m.as_address, m.reply_to, field_open(m.subject), field_open(m.body),
                         m.created_at
-                 FROM secure_messages m JOIN accounts a ON a.id = m.sender_account
+                 FROM secure_messages m LEFT JOIN accounts a ON a.id = m.sender_account
                  LEFT JOIN practices p ON p.id = a.practice_id WHERE m.id = ?1"
             ),
             [id],

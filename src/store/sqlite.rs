@@ -141,7 +141,7 @@ impl SqliteStore {
     /// Every practice, or those named `wanted` (any case) or hosting the domain `wanted`; by name.
     fn practice_rows(&self, wanted: Option<&str>) -> Result<Vec<PracticeRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'),
+            "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'), p.invite_unreachable,
                     (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
                     (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
              FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id
@@ -149,14 +149,15 @@ impl SqliteStore {
              ORDER BY p.name",
         )?;
         let rows = stmt.query_map([wanted], |r| {
-            let domains: Option<String> = r.get(4)?;
+            let domains: Option<String> = r.get(5)?;
             Ok(PracticeRecord {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 created_at: r.get(2)?,
                 proofing: r.get(3)?,
+                invite_unreachable: r.get(4)?,
                 domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
-                addresses: r.get::<_, i64>(5)? as u64,
+                addresses: r.get::<_, i64>(6)? as u64,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -893,6 +894,18 @@ impl Store for SqliteStore {
             self.practice_rows(Some(&wanted))?.pop().ok_or_else(|| {
                 StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
             })
+        })
+    }
+
+    fn set_invite_unreachable(&self, practice_id: i64, on: bool) -> Result<()> {
+        let detail = if on { "on" } else { "off" };
+        self.change("practice.invite-unreachable", &format!("practice id {practice_id}"), detail, |tx| {
+            let changed =
+                tx.run("UPDATE practices SET invite_unreachable = ?2 WHERE id = ?1", params![practice_id, on])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
+            }
+            Ok(())
         })
     }
 

@@ -251,6 +251,9 @@ pub(crate) enum TrackStatus {
     Failed,
     /// No notification came in time.
     TimedOut,
+    /// Kept here for a recipient with no Direct address, who was invited (no notification is
+    /// awaited); dispatched into their mailbox when they accept.
+    Held,
 }
 
 named_state!(TrackStatus {
@@ -260,6 +263,7 @@ named_state!(TrackStatus {
     Dispatched => "dispatched",
     Failed => "failed",
     TimedOut => "timed-out",
+    Held => "held",
 });
 
 impl TrackStatus {

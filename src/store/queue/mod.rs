@@ -105,6 +105,8 @@ pub(crate) enum FinishWrite {
     Sent { sender: String, message_id: String, recipient: String, note: String },
     /// A message was put into a hosted mailbox.
     Delivered(MailboxDelivery),
+    /// A message of ours is held for a recipient with no Direct address while they are invited.
+    Held { sender: String, message_id: String, recipient: String, note: String },
     /// An inbound message's content goes once every recipient has its outcome and one of them was
     /// refused: refused mail from peers must not fill the disk (only the reasons stay).
     ForgetRefusedContent { queue_message: i64 },
@@ -123,6 +125,11 @@ pub(crate) struct AtFinish {
 impl AtFinish {
     pub(crate) fn add(&self, write: FinishWrite) {
         self.writes.borrow_mut().push(write);
+    }
+
+    /// Whether this processing held the message for the recipient (so it did not leave).
+    pub(crate) fn holds(&self, recipient: &str) -> bool {
+        self.writes.borrow().iter().any(|w| matches!(w, FinishWrite::Held { recipient: r, .. } if r == recipient))
     }
 
     /// The receipt recorded as opened by an earlier write of this processing, if any.
@@ -145,6 +152,10 @@ impl AtFinish {
                 }
                 FinishWrite::Delivered(delivery) => {
                     record_delivery(tx, &delivery, now)?;
+                    0
+                }
+                FinishWrite::Held { sender, message_id, recipient, note } => {
+                    tracking::held(tx, &sender, &message_id, &recipient, &note, now)?;
                     0
                 }
                 FinishWrite::ForgetRefusedContent { queue_message } => {
@@ -398,6 +409,8 @@ pub(crate) trait Queue: Send + Sync {
         arrival: &tracking::Arrival,
         now: i64,
     ) -> Result<Vec<(String, tracking::Effect)>>;
+    /// A held message reached its invitee's mailbox (they accepted): dispatched, with why.
+    fn released(&self, key: tracking::Key, note: &str, now: i64) -> Result<()>;
     /// Tracked recipients whose notification is overdue.
     fn overdue(&self, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<tracking::Overdue>>;
     /// What became of each sender's message with this Message-ID.
@@ -742,6 +755,10 @@ impl Queue for SqliteQueue {
         now: i64,
     ) -> Result<Vec<(String, tracking::Effect)>> {
         tracking::record_notice(self, original_message_id, recipients, arrival, now)
+    }
+
+    fn released(&self, key: tracking::Key, note: &str, now: i64) -> Result<()> {
+        tracking::released(self, key, note, now)
     }
 
     fn overdue(&self, now: i64, processed_after: i64, dispatched_after: i64) -> Result<Vec<tracking::Overdue>> {

@@ -94,6 +94,50 @@ pub(super) fn record_sent(
     Ok(())
 }
 
+/// The message is held for the recipient, who was invited (`FinishWrite::Held`): no
+/// notification is awaited, so none can be overdue.
+pub(super) fn held(
+    tx: &Connection,
+    sender: &str,
+    message_id: &str,
+    recipient: &str,
+    note: &str,
+    now: i64,
+) -> Result<()> {
+    let (sender, recipient) = (sender.to_ascii_lowercase(), recipient.to_ascii_lowercase());
+    let changed = tx.run(
+        "UPDATE tracked SET status = 'held', detail = ?4, updated_at = ?3
+         WHERE message_id = ?1 AND recipient = ?2 AND sender = ?5 AND status = 'queued'",
+        params![message_id, recipient, now, note, sender],
+    )?;
+    if changed == 1 {
+        event(tx, Key { sender: &sender, message_id, recipient: &recipient }, now, "held", note)?;
+    }
+    Ok(())
+}
+
+/// A held message reached its invitee's mailbox: dispatched.
+pub(super) fn released(queue: &SqliteQueue, key: Key, note: &str, now: i64) -> Result<()> {
+    let tx = queue.write()?;
+    let (sender, recipient) = (key.sender.to_ascii_lowercase(), key.recipient.to_ascii_lowercase());
+    let changed = tx.run(
+        "UPDATE tracked SET status = 'dispatched', dispatched_at = ?3, detail = ?4, updated_at = ?3
+         WHERE message_id = ?1 AND recipient = ?2 AND sender = ?5 AND status = 'held'",
+        params![key.message_id, recipient, now, note, sender],
+    )?;
+    if changed == 1 {
+        event(
+            &tx,
+            Key { sender: &sender, message_id: key.message_id, recipient: &recipient },
+            now,
+            "dispatched",
+            note,
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Whether the sender still has to be told that this recipient failed (untracked messages, sent
 /// before tracking existed, are told too).
 pub(super) fn needs_failure_notice(queue: &SqliteQueue, key: Key) -> Result<bool> {
