@@ -50,6 +50,10 @@ pub(crate) struct InvitationsConfig {
     pub notice_retry_secs: u64,
     /// ...until it has been failing this long: then the invitation shows "notification failed".
     pub notice_give_up_secs: u64,
+    /// An NPI registry that pre-fills a registering practice's details from its NPI, `{npi}`
+    /// standing for the number (NPPES: "https://npiregistry.cms.hhs.gov/api/?version=2.1&number={npi}").
+    /// Unset (the default): none is asked.
+    pub npi_registry_url: Option<String>,
 }
 
 impl Default for InvitationsConfig {
@@ -59,6 +63,7 @@ impl Default for InvitationsConfig {
             accept_url: None,
             notice_retry_secs: 60,
             notice_give_up_secs: 24 * 3600,
+            npi_registry_url: None,
         }
     }
 }
@@ -550,6 +555,11 @@ impl Config {
         }
         if self.invitations.per_practice_per_hour == 0 {
             return Err("invitations.per_practice_per_hour must be at least 1".into());
+        }
+        if let Some(url) = &self.invitations.npi_registry_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || !url.contains("{npi}") {
+                return Err("invitations.npi_registry_url must be an http(s):// URL with {npi} in it".into());
+            }
         }
         if self.invitations.notice_retry_secs == 0 || self.invitations.notice_give_up_secs == 0 {
             return Err("invitations.notice_retry_secs and notice_give_up_secs must be at least 1".into());

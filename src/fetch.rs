@@ -220,6 +220,24 @@ pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, FetchError> {
     object(url, agent.get(url).call(), 1024 * 1024)
 }
 
+/// GETs a JSON document (at most 1 MiB, an answer other than 200 an error) from an `http://` or
+/// `https://` URL, all within `timeout`, as `post_json` reaches its server.
+pub fn get_json(
+    resolver: &dyn Resolver,
+    tls: &openssl::ssl::SslConnector,
+    url: &str,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, split_rest(url, rest, 443)?),
+        (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
+        _ => return Err(format!("{url}: not an http:// or https:// URL").into()),
+    };
+    let addrs = addresses(resolver, url, &host, port)?;
+    let response = agent(addrs, timeout, secure.then_some(tls)).get(url).header("Accept", "application/json").call();
+    object(url, response, 1024 * 1024)
+}
+
 /// POSTs a JSON body to an `http://` or `https://` URL (TLS 1.2+, the certificate checked by
 /// `tls`), with `bearer` as its Authorization when given, and returns the status code and body
 /// (at most 1 MiB) of the answer, all within `timeout`. The host name goes through the node's

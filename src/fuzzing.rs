@@ -170,6 +170,8 @@ pub fn api_json(data: &[u8]) {
             let _ = crate::network::accept::practice_details(practice);
         }
     }
+    // An NPI registry's answer (the practice's details offered to a registering colleague).
+    let _ = crate::network::npi::read_answer(data, "1234567893");
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(code) = crate::network::code::InvitationCode::parse(text) {
             assert_eq!(crate::network::code::InvitationCode::parse(&code.to_string()).ok(), Some(code));

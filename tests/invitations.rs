@@ -355,7 +355,15 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
     let mail = files.path("mail");
     let _relay = smarthost(&files, relay_port, &mail);
     let (cert, key) = loopback_tls(&files);
-    let mut text = config(&files, relay_port, gateway_port, submission, "");
+    // An NPI registry on loopback, answering as NPPES does.
+    let registry = servers::http();
+    std::fs::create_dir_all(registry.path("npi")).unwrap();
+    let nppes = r#"{"result_count": 1, "results": [{"number": 1234567893, "basic": {"organization_name": "BIRCH FAMILY MEDICINE"},
+        "addresses": [{"address_purpose": "LOCATION", "address_1": "1 MAIN ST", "city": "SPRINGFIELD", "state": "IL",
+        "postal_code": "627011234", "telephone_number": "217-555-0100"}]}]}"#;
+    std::fs::write(registry.path("npi/1234567893.json"), nppes).unwrap();
+    let npi_url = format!("npi_registry_url = \"http://127.0.0.1:{}/npi/{{npi}}.json\"\n", registry.port);
+    let mut text = config(&files, relay_port, gateway_port, submission, &npi_url);
     text.push_str(&format!(
         "[http]\nlisten = \"127.0.0.1:{api_port}\"\ntls_cert_file = \"{cert}\"\ntls_key_file = \"{key}\"\n"
     ));
@@ -425,6 +433,17 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
     let colleague = serde_json::json!({"name": "Grace Hopper", "email": "grace@birch.example", "relationship": "colleague-elsewhere"});
     api.expect(&elm, 201, "POST", "/v1/invitations", Some(&colleague));
     let (code, _) = code_in(&mail, 4);
+    // The practice's details pre-filled from its NPI by the registry; a wrong check digit is
+    // never asked about.
+    let prefill = post(None, "/v1/invitations/npi", serde_json::json!({"code": code, "npi": "1234567893"}));
+    assert_eq!(prefill.status, 200, "{:?}", prefill.body);
+    assert_eq!(
+        (prefill.body["name"].as_str(), prefill.body["zip"].as_str()),
+        (Some("BIRCH FAMILY MEDICINE"), Some("62701-1234"))
+    );
+    assert_eq!(prefill.body["phone"], "+12175550100");
+    assert_eq!(post(None, "/v1/invitations/npi", serde_json::json!({"code": code, "npi": "1234567890"})).status, 400);
+    assert_eq!(post(None, "/v1/invitations/npi", serde_json::json!({"code": code, "npi": "1245319599"})).status, 404);
     let practice = serde_json::json!({"name": "Birch Family Medicine", "address": "1 Main St", "city": "Springfield",
         "state": "IL", "zip": "62701", "phone": "+12175550100", "ehr": "Kareo", "npi": "1234567893"});
     let joined = post(

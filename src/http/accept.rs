@@ -105,3 +105,31 @@ pub(crate) async fn accept_existing(visitor: Visitor, Body(body): Body) -> Respo
         })
         .await
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NpiQuestion {
+    code: String,
+    npi: String,
+}
+
+/// POST /v1/invitations/npi {"code", "npi"}: what the configured NPI registry says of the
+/// practice a colleague registers (only with a pending invitation's code).
+pub(crate) async fn npi(visitor: Visitor, Body(body): Body) -> Response {
+    visitor
+        .run(move |api, store, peer, now| {
+            let request: NpiQuestion = parse_body(&body)?;
+            limited(api, peer, &request.code, || Accepting { store, now }.preview(&request.code))?;
+            let npi = crate::network::npi::checked(&request.npi).map_err(|e| ApiError::field("npi", e))?;
+            let Some(template) = &api.shared.config.invitations.npi_registry_url else {
+                return Err(ApiError::not_found("no NPI registry is configured here: fill in the practice's details"));
+            };
+            let resolver = crate::dns::DnsClient::new(api.dns.clone());
+            match crate::network::npi::lookup(template, &resolver, &npi) {
+                Ok(Some(prefill)) => Ok((StatusCode::OK, prefill)),
+                Ok(None) => Err(ApiError::not_found(format!("the NPI registry does not know {npi}"))),
+                Err(why) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "registry", why)),
+            }
+        })
+        .await
+}

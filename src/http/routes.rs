@@ -65,6 +65,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/invitations/preview", accept::preview),
         route(Method::POST, "/v1/invitations/accept", accept::register),
         route(Method::POST, "/v1/invitations/accept-existing", accept::accept_existing),
+        route(Method::POST, "/v1/invitations/npi", accept::npi),
         route(Method::GET, "/v1/connections", invitations::connections),
         route(Method::GET, "/v1/connections/{id}", address_book::profile),
         route(Method::GET, "/v1/members", address_book::members),

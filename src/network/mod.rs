@@ -12,6 +12,7 @@ pub(crate) mod invitations;
 pub(crate) mod invitee;
 pub(crate) mod messages;
 pub(crate) mod notices;
+pub(crate) mod npi;
 pub(crate) mod schedule;
 #[cfg(test)]
 pub(crate) mod testing;

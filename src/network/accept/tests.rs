@@ -37,6 +37,17 @@ fn a_patient_registers_with_the_right_date_of_birth_and_the_practice_sees_them()
     let wrong_password = Registration { password: "not the password!".into(), ..registration(&code) };
     assert!(matches!(at.register(&wrong_password), Err(AcceptError::Closed(_))));
     assert!(matches!(at.preview(&code), Err(AcceptError::Closed(_))));
+
+    // Accepted: no reminder and no expiry follow.
+    let config = InvitationsConfig::default();
+    for day in 0..40 {
+        let done = Invitations { store: &*store, config: &config, now: T0 + day * DAY }.run_schedule(100).unwrap();
+        assert_eq!((done.reminded, done.expired), (0, 0), "day {day}");
+    }
+    let invitation = store.invitation_by_code(&code).unwrap().unwrap();
+    assert_eq!(invitation.state, InvitationState::Accepted);
+    let kinds: Vec<NoticeKind> = store.notices(invitation.id).unwrap().iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, [NoticeKind::Invitation]);
 }
 
 #[test]
