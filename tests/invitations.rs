@@ -22,24 +22,7 @@ fn loopback_tls(files: &Files) -> (String, String) {
     if Path::new(&cert).exists() {
         return (cert, key);
     }
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ]);
-    (cert, key)
+    self_signed_tls(files, "relay", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")
 }
 
 fn python_peer(script: &str, args: &[String], port: u16) -> Server {

@@ -282,7 +282,7 @@ fn accept_failure(e: AcceptError) -> Failure {
 fn sender(ctx: &Context, practice: &str, address: &str) -> Result<String, Failure> {
     let address = crate::address::DirectAddress::parse(address.trim())?;
     let practice = ctx.store()?.practice(practice)?;
-    if !practice.hosted_domains().contains(address.domain()) || !ctx.store()?.has_address(&address)? {
+    if !practice.owns(ctx.store()?, &address)? {
         return Err(Failure::usage(format!("--from {address}: not an address of practice {}", practice.name)));
     }
     Ok(address.to_string())

@@ -22,10 +22,7 @@ impl From<AcceptError> for ApiError {
                 field: Some("date_of_birth".into()),
                 ..ApiError::new(StatusCode::FORBIDDEN, "date-of-birth", e.to_string())
             },
-            AcceptError::Invalid(errors) => {
-                let first = errors.first().map(|e| e.field).unwrap_or_default();
-                ApiError::field(first, AcceptError::Invalid(errors).to_string())
-            }
+            AcceptError::Invalid(errors) => ApiError::fields(&errors),
             AcceptError::BadLogin => ApiError::unauthorized(e.to_string()),
             AcceptError::Conflict(why) => ApiError::conflict(why),
             AcceptError::Password(p) => ApiError::field("password", p.to_string()),

@@ -10,10 +10,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::call::{Call, Caller};
+use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
-use crate::store::accounts::AccountRecord;
 use crate::store::address_book::{Member, Viewer};
 
 /// GET /v1/connections/{id}: the connected practice's details and listed members.
@@ -90,13 +89,6 @@ pub(crate) async fn unlist_member(caller: Caller, Path(id): Path<i64>) -> Respon
         .await
 }
 
-/// The account `id`, if it is a member of the token's practice.
-fn member(call: &Call, id: i64) -> Result<AccountRecord, ApiError> {
-    let practice = call.practice()?;
-    let account = call.store.account(id).ok().filter(|a| a.practice_id == Some(practice.id));
-    account.ok_or_else(|| ApiError::not_found(format!("account #{id} of this practice")))
-}
-
 /// GET /v1/accounts/{id}/contacts?q=: the account's contacts, those the query finds.
 pub(crate) async fn contacts(
     caller: Caller,
@@ -105,7 +97,7 @@ pub(crate) async fn contacts(
 ) -> Response {
     caller
         .run(move |call| {
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             let q = query.get("q").map(String::as_str).unwrap_or("");
             if q.len() > 200 {
                 return Err(ApiError::field("q", "at most 200 characters"));
@@ -127,7 +119,7 @@ pub(crate) async fn add_contact(caller: Caller, Path(id): Path<i64>, Body(body):
     caller
         .run(move |call| {
             let request: NewContact = parse_body(&body)?;
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             Ok((StatusCode::CREATED, call.store.add_contact(account.id, request.listing)?))
         })
         .await
@@ -137,7 +129,7 @@ pub(crate) async fn add_contact(caller: Caller, Path(id): Path<i64>, Body(body):
 pub(crate) async fn remove_contact(caller: Caller, Path((id, listing)): Path<(i64, i64)>) -> Response {
     caller
         .run(move |call| {
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             call.store.remove_contact(account.id, listing)?;
             Ok((StatusCode::OK, json!({ "removed": listing })))
         })

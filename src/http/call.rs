@@ -37,6 +37,13 @@ impl Call<'_> {
         Ok(self.store.practice(name)?)
     }
 
+    /// The account `id`, if it is a member of the practice the token acts for.
+    pub(crate) fn member(&self, id: i64) -> Result<crate::store::accounts::AccountRecord, ApiError> {
+        let practice = self.practice()?;
+        let account = self.store.account(id).ok().filter(|a| a.practice_id == Some(practice.id));
+        account.ok_or_else(|| ApiError::not_found(format!("account #{id} of this practice")))
+    }
+
     /// Who the audit log says did it.
     pub(crate) fn actor(&self) -> String {
         actor(&self.token)

@@ -30,6 +30,12 @@ impl ApiError {
         ApiError { field: Some(field.into()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", message) }
     }
 
+    /// 400: these fields are wrong; the first is named, the message lists them all.
+    pub(crate) fn fields(errors: &[crate::network::invitee::FieldError]) -> ApiError {
+        let first = errors.first().map(|e| e.field).unwrap_or_default();
+        ApiError::field(first, crate::network::invitee::describe(errors))
+    }
+
     pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

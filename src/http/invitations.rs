@@ -19,10 +19,7 @@ use crate::network::invitee::InviteeRequest;
 impl From<InvitationError> for ApiError {
     fn from(e: InvitationError) -> ApiError {
         match e {
-            InvitationError::Invalid(errors) => {
-                let first = errors.first().map(|e| e.field).unwrap_or_default();
-                ApiError::field(first, InvitationError::Invalid(errors).to_string())
-            }
+            InvitationError::Invalid(errors) => ApiError::fields(&errors),
             InvitationError::State(why) => ApiError::new(StatusCode::CONFLICT, "invitation-state", why),
             InvitationError::Store(e) => e.into(),
             other => ApiError::internal(other),
@@ -51,13 +48,11 @@ pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
             let practice = call.practice()?;
             let inviter = match request.from.as_deref() {
                 Some(from) => {
-                    let address = DirectAddress::parse(from.trim())
-                        .ok()
-                        .filter(|a| practice.hosted_domains().contains(a.domain()))
-                        .filter(|a| call.store.has_address(a).unwrap_or(false))
-                        .ok_or_else(|| {
-                            ApiError::field("from", format!("{from:?} is not an address of this practice"))
-                        })?;
+                    let not_ours = || ApiError::field("from", format!("{from:?} is not an address of this practice"));
+                    let address = DirectAddress::parse(from.trim()).map_err(|_| not_ours())?;
+                    if !practice.owns(&*call.store, &address)? {
+                        return Err(not_ours());
+                    }
                     address.to_string()
                 }
                 None => call.actor(),

@@ -11,30 +11,19 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::call::{Call, Caller};
+use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
 use super::messages::limit;
 use super::send::{self, Outgoing};
 use crate::network::messages::{self, FileRequest, MessageError, SecureRequest};
-use crate::store::accounts::AccountRecord;
 
 impl From<MessageError> for ApiError {
     fn from(e: MessageError) -> ApiError {
         match e {
-            MessageError::Invalid(errors) => {
-                let first = errors.first().map(|e| e.field).unwrap_or_default();
-                ApiError::field(first, MessageError::Invalid(errors).to_string())
-            }
+            MessageError::Invalid(errors) => ApiError::fields(&errors),
             MessageError::Store(e) => e.into(),
         }
     }
-}
-
-/// The account `id`, if it is a member of the token's practice.
-fn member(call: &Call, id: i64) -> Result<AccountRecord, ApiError> {
-    let practice = call.practice()?;
-    let account = call.store.account(id).ok().filter(|a| a.practice_id == Some(practice.id));
-    account.ok_or_else(|| ApiError::not_found(format!("account #{id} of this practice")))
 }
 
 #[derive(Deserialize)]
@@ -52,7 +41,7 @@ pub(crate) async fn send(caller: Caller, Path(id): Path<i64>, Body(body): Body) 
     caller
         .run(move |call| {
             let request: NewMessage = parse_body(&body)?;
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             if request.secure.to.is_empty() && request.to_addresses.is_empty() {
                 return Err(ApiError::field("to", "accounts (to) or Direct addresses (to_addresses)"));
             }
@@ -98,7 +87,7 @@ pub(crate) async fn list(
 ) -> Response {
     caller
         .run(move |call| {
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             let limit = limit(&query)?;
             let items = match query.get("box").map(String::as_str) {
                 None | Some("" | "inbox") => call.store.secure_inbox(account.id, limit)?,
@@ -114,7 +103,7 @@ pub(crate) async fn list(
 pub(crate) async fn show(caller: Caller, Path((id, message)): Path<(i64, i64)>) -> Response {
     caller
         .run(move |call| {
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             Ok((StatusCode::OK, call.store.secure_message(account.id, message, call.now)?))
         })
         .await
@@ -124,7 +113,7 @@ pub(crate) async fn show(caller: Caller, Path((id, message)): Path<(i64, i64)>) 
 pub(crate) async fn attachment(caller: Caller, Path((id, message, attachment)): Path<(i64, i64, i64)>) -> Response {
     caller
         .run_raw(move |call| {
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             let (info, content) = call.store.secure_attachment(account.id, message, attachment)?;
             let bytes =
                 base64::engine::general_purpose::STANDARD.decode(content.as_bytes()).map_err(ApiError::internal)?;
@@ -162,7 +151,7 @@ pub(crate) async fn reply(caller: Caller, Path((id, message)): Path<(i64, i64)>,
     caller
         .run(move |call| {
             let request: Reply = parse_body(&body)?;
-            let account = member(call, id)?;
+            let account = call.member(id)?;
             let sent =
                 messages::reply(&*call.store, account.id, message, &request.body, &request.attachments, call.now)?;
             Ok((StatusCode::CREATED, json!({ "message": sent })))

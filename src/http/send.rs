@@ -95,8 +95,7 @@ pub(crate) fn queue(call: &Call, practice: &PracticeRecord, request: Outgoing) -
 
 fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked, ApiError> {
     let from = DirectAddress::parse(&r.from).map_err(|e| ApiError::field("from", e.to_string()))?;
-    let ours = practice.domains.iter().any(|d| d == from.domain().as_str()) && call.store.has_address(&from)?;
-    if !ours {
+    if !practice.owns(&*call.store, &from)? {
         let mut e = ApiError::forbidden("not-your-address", format!("{from} is not an address of {}", practice.name));
         e.field = Some("from".into());
         return Err(e);

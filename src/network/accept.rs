@@ -105,7 +105,7 @@ pub(crate) enum AcceptError {
     Closed(String),
     #[error("the date of birth does not match what the practice gave ({0} {tries} left)", tries = if *.0 == 1 { "try" } else { "tries" })]
     WrongDateOfBirth(u32),
-    #[error("{}", describe(.0))]
+    #[error("{}", super::invitee::describe(.0))]
     Invalid(Vec<FieldError>),
     #[error("the e-mail address or the password is wrong")]
     BadLogin,
@@ -115,10 +115,6 @@ pub(crate) enum AcceptError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn describe(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 
 pub(crate) type Result<T> = std::result::Result<T, AcceptError>;

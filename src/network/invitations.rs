@@ -14,7 +14,7 @@ use crate::store::{InvitationState, NodeStore, NoticeKind, NoticeState, Relation
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum InvitationError {
     /// The request is wrong: every problem, each with its field.
-    #[error("{}", describe(.0))]
+    #[error("{}", super::invitee::describe(.0))]
     Invalid(Vec<FieldError>),
     /// Not possible in the invitation's state (cancelling an accepted one).
     #[error("{0}")]
@@ -23,10 +23,6 @@ pub(crate) enum InvitationError {
     Store(#[from] StoreError),
     #[error("cannot make an invitation code: {0}")]
     Crypto(#[from] openssl::error::ErrorStack),
-}
-
-fn describe(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
 }
 
 pub(crate) type Result<T> = std::result::Result<T, InvitationError>;

@@ -41,6 +41,11 @@ pub(crate) struct FieldError {
     pub message: String,
 }
 
+/// Every problem, one after the other: "email: ...; date_of_birth: ...".
+pub(crate) fn describe(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+}
+
 const MAX_NAME_CHARS: usize = 200;
 /// RFC 5321's limit on a path.
 const MAX_EMAIL_BYTES: usize = 254;

@@ -41,7 +41,7 @@ pub(crate) struct FileRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MessageError {
-    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    #[error("{}", super::invitee::describe(.0))]
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -146,8 +146,7 @@ fn practice_address(store: &dyn NodeStore, sender: i64, text: &str) -> Result<St
     let not_ours = || invalid("as_practice", format!("{text:?} is not an address of your practice"));
     let practice = account.practice.ok_or_else(not_ours)?;
     let address = DirectAddress::parse(text.trim()).map_err(|_| not_ours())?;
-    let practice = store.practice(&practice)?;
-    if !practice.hosted_domains().contains(address.domain()) || !store.has_address(&address)? {
+    if !store.practice(&practice)?.owns(store, &address)? {
         return Err(not_ours());
     }
     Ok(address.to_string())

@@ -388,6 +388,11 @@ impl PracticeRecord {
         self.domains.iter().filter_map(|d| Domain::parse(d).ok()).collect()
     }
 
+    /// Whether `address` is one of its hosted addresses (a user's, or a shared inbox).
+    pub(crate) fn owns(&self, store: &dyn Store, address: &DirectAddress) -> Result<bool> {
+        Ok(self.domains.iter().any(|d| d == address.domain().as_str()) && store.has_address(address)?)
+    }
+
     /// Every address of every one of its domains.
     pub(crate) fn addresses(&self, store: &dyn Store) -> Result<Vec<DirectAddress>> {
         let mut out = Vec::new();

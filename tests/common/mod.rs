@@ -127,23 +127,17 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
 /// A self-signed TLS certificate and key for localhost (PEM files in `files`, named by `name`),
 /// made by the openssl CLI: for servers under test that clients must reach over TLS.
 pub(crate) fn localhost_tls(files: &Files, name: &str) -> (String, String) {
+    self_signed_tls(files, name, "/CN=localhost", "DNS:localhost")
+}
+
+/// A self-signed TLS certificate and key with this subject and subjectAltName (PEM files in
+/// `files`, named by `name`), made by the openssl CLI.
+pub(crate) fn self_signed_tls(files: &Files, name: &str, subject: &str, alt_names: &str) -> (String, String) {
     let (cert, key) = (files.p(&format!("{name}.pem")), files.p(&format!("{name}.key")));
+    let alt_names = format!("subjectAltName={alt_names}");
     openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &cert, "-days", "2", "-subj",
+        subject, "-addext", &alt_names,
     ]);
     (cert, key)
 }
