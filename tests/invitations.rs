@@ -460,6 +460,11 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
 
     secure_messages_between_the_connected(&node, &api, &elm, &oak, &mail, &joined.body, &accepted.body);
 
+    // Anyone may call the invitee's endpoints: their bodies are small.
+    let huge = serde_json::json!({"code": "7KQ4-M2XD-9R0T", "password": "x".repeat(100_000)});
+    let refused = post(None, "/v1/invitations/accept", huge);
+    assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (413, Some("too-large")));
+
     // Guessing codes from one address is slowed down: ten failures from it (the two wrong dates
     // of birth above among them), then every try must wait.
     let statuses: Vec<u16> = (0..12)

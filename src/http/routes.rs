@@ -31,6 +31,16 @@ fn route<H: Handler<T, Arc<Api>>, T: 'static>(method: Method, path: &'static str
     Route { method, path, handler: on(filter, handler) }
 }
 
+/// The largest body an endpoint without a token takes (an invitee's registration is a few
+/// hundred bytes; anyone may call these).
+const PUBLIC_BODY_BYTES: usize = 16 * 1024;
+
+/// An endpoint anyone may call: its bodies are small.
+fn public<H: Handler<T, Arc<Api>>, T: 'static>(method: Method, path: &'static str, handler: H) -> Route {
+    let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+    Route { method, path, handler: on(filter, handler).layer(DefaultBodyLimit::max(PUBLIC_BODY_BYTES)) }
+}
+
 pub(crate) fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/v1/openapi.json", openapi),
@@ -62,10 +72,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::POST, "/v1/invitations/{id}/remind", invitations::remind),
         route(Method::POST, "/v1/invitations/{id}/cancel", invitations::cancel),
         route(Method::PUT, "/v1/invitations/{id}/date-of-birth", invitations::date_of_birth),
-        route(Method::POST, "/v1/invitations/preview", accept::preview),
-        route(Method::POST, "/v1/invitations/accept", accept::register),
-        route(Method::POST, "/v1/invitations/accept-existing", accept::accept_existing),
-        route(Method::POST, "/v1/invitations/npi", accept::npi),
+        public(Method::POST, "/v1/invitations/preview", accept::preview),
+        public(Method::POST, "/v1/invitations/accept", accept::register),
+        public(Method::POST, "/v1/invitations/accept-existing", accept::accept_existing),
+        public(Method::POST, "/v1/invitations/npi", accept::npi),
         route(Method::GET, "/v1/connections", invitations::connections),
         route(Method::GET, "/v1/connections/{id}", address_book::profile),
         route(Method::GET, "/v1/members", address_book::members),
