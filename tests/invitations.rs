@@ -642,4 +642,13 @@ fn direct_mail_to_someone_without_a_direct_address_is_held_and_they_are_invited(
     let events: Vec<&str> =
         done["recipients"][0]["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["submitted", "held", "dispatched"], "{done}");
+
+    // Carol's invitation is cancelled: what was held for her goes back to the sender as a failure
+    // notice, and the tracking says failed.
+    let list = n.a.json(&["invite", "list", "--practice", "a.test", "--status", "sent"]);
+    let carol = list.as_array().unwrap().iter().find(|i| i["contact"] == "carol@b.test").unwrap()["id"].to_string();
+    n.a.ok(&["invite", "cancel", &carol, "--practice", "a.test"]);
+    let returned = wait_for_mail(&n.a, "a.test", "dr.smith", |m| m.contains("did not accept the invitation")).remove(0);
+    assert!(returned.contains("report-type=delivery-status") && returned.contains("Action: failed"), "{returned}");
+    wait_tracked(&n.a, queued["message_id"].as_str().unwrap(), "failed");
 }

@@ -200,6 +200,37 @@ mod tests {
     }
 
     #[test]
+    fn a_new_invitation_takes_over_what_was_held_and_a_closed_one_gives_it_back() {
+        let store = store();
+        let config = InvitationsConfig::default();
+        let elm = store.practice("elm.test").unwrap();
+        store.set_invite_unreachable(elm.id, true).unwrap();
+        let sender = DirectAddress::parse("dr@elm.test").unwrap();
+        let bob = DirectAddress::parse("bob@example.net").unwrap();
+        let first = hold(&*store, &config, &sender, &bob, "<m1@elm.test>", &letter("First"), T0).unwrap().unwrap();
+        // Invited again by hand: the old invitation is cancelled, the message waits for the new one.
+        let invitations = Invitations { store: &*store, config: &config, now: T0 + 60 };
+        let request = InviteeRequest {
+            name: "Bob".into(),
+            email: Some("bob@example.net".into()),
+            relationship: "colleague-elsewhere".into(),
+            ..Default::default()
+        };
+        let again = invitations.send("elm.test", "dr@elm.test", &request).unwrap();
+        assert_ne!(again.record.id, first.invitation);
+        assert!(store.held_unclaimed(10).unwrap().is_empty(), "not given back: it waits for the new invitation");
+        invitations.cancel("elm.test", again.record.id).unwrap();
+        let unclaimed = store.held_unclaimed(10).unwrap();
+        assert_eq!(unclaimed.len(), 1);
+        assert_eq!(
+            (unclaimed[0].0.invitation_id, unclaimed[0].1),
+            (again.record.id, crate::store::InvitationState::Cancelled)
+        );
+        store.held_returned(unclaimed[0].0.id, T0 + 120).unwrap();
+        assert!(store.held_unclaimed(10).unwrap().is_empty(), "given back once");
+    }
+
+    #[test]
     fn the_subject_and_the_text_come_out_of_a_submitted_message() {
         let raw = b"From: dr@elm.test\r\nTo: bob@example.net\r\nSubject: Referral\r\n for Bob\r\n\
             MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n\

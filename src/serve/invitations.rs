@@ -78,8 +78,42 @@ pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
         if let Err(e) = track_released(shared, &*store, now) {
             tracing::error!("invitations: cannot follow up held messages: {e}");
         }
+        if let Err(e) = return_unclaimed(shared, &*store, now) {
+            tracing::error!("invitations: cannot return unclaimed held messages: {e}");
+        }
         std::thread::sleep(INTERVAL);
     }
+}
+
+/// Held messages whose invitation closed without being accepted: the sender gets the failure
+/// notice (a DSN, as for any recipient that failed), and the content is forgotten here.
+fn return_unclaimed(shared: &Shared, store: &dyn NodeStore, now: i64) -> crate::store::Result<()> {
+    use base64::Engine;
+    for (held, state) in store.held_unclaimed(100)? {
+        let Ok(sender) = DirectAddress::parse(&held.sender) else {
+            store.held_returned(held.id, now)?;
+            continue;
+        };
+        let raw = base64::engine::general_purpose::STANDARD.decode(held.content_base64.as_bytes()).unwrap_or_default();
+        let why = format!(
+            "{} has no Direct address and did not accept the invitation sent instead (invitation #{} {state}); \
+             the message was not delivered",
+            held.recipient, held.invitation_id
+        );
+        let failure = Failure::permanent(crate::failure::Code::NO_SUCH_ADDRESS, why);
+        let undelivered = super::notices::Undelivered {
+            sender: &sender,
+            recipient: &held.recipient,
+            message_id: &held.message_id,
+            submitted_at: now,
+            original: &raw,
+            failure: &failure,
+            tracked_as: crate::store::TrackStatus::Failed,
+        };
+        super::notices::tell_sender(shared, &*shared.queue, &undelivered, now);
+        store.held_returned(held.id, now)?;
+    }
+    Ok(())
 }
 
 /// Held messages whose invitee accepted: in their mailbox (if accepting could not put them

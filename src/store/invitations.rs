@@ -283,6 +283,13 @@ impl InvitationStore for SqliteStore {
             .map_err(super::sqlite::duplicate_as("an invitation with this code".into()))?;
             let id = tx.last_insert_rowid();
             queue_notice(tx, id, NoticeKind::Invitation, new.now)?;
+            // Mail held for the person waits for the new invitation instead.
+            for replaced in &earlier {
+                tx.run(
+                    "UPDATE held_messages SET invitation_id = ?2 WHERE invitation_id = ?1 AND released_at IS NULL",
+                    params![replaced, id],
+                )?;
+            }
             for cancelled in &earlier {
                 tx.run(
                     "INSERT INTO audit_log (at, actor, action, subject, detail)

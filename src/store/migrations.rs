@@ -741,6 +741,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX held_messages_account ON held_messages(account_id, secure_id);
     CREATE INDEX held_messages_practice ON held_messages(practice_id);
     CREATE INDEX held_messages_untracked ON held_messages(released_at) WHERE tracked_at IS NULL;
+    CREATE INDEX held_messages_waiting ON held_messages(invitation_id) WHERE released_at IS NULL AND tracked_at IS NULL;
     CREATE INDEX held_messages_secure ON held_messages(secure_id);
     CREATE TABLE tracked_with_held (
         sender         TEXT NOT NULL,

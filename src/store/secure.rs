@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::cached::CachedSql;
 use super::sqlite::SqliteStore;
+use super::states::InvitationState;
 use super::{Result, StoreError};
 
 /// An attachment to send: its content base64-encoded (as it is sealed).
@@ -124,6 +125,11 @@ pub(crate) trait SecureMessageStore {
     /// Released messages whose sender's tracking has not been told yet.
     fn held_untracked(&self, limit: usize) -> Result<Vec<HeldRecord>>;
     fn held_tracked(&self, held: i64, now: i64) -> Result<()>;
+    /// Held messages whose invitation closed without being accepted (expired, cancelled,
+    /// locked), not yet returned to their senders, with the invitation's state.
+    fn held_unclaimed(&self, limit: usize) -> Result<Vec<(HeldRecord, InvitationState)>>;
+    /// A held message returned to its sender: its content is forgotten (the sender has it).
+    fn held_returned(&self, held: i64, now: i64) -> Result<()>;
     /// Sends a message into each recipient's mailbox; refused (nothing kept) if the sender may
     /// not write to one of them or may not read the message it answers.
     fn send_secure(&self, message: &NewSecureMessage) -> Result<i64>;
@@ -255,6 +261,28 @@ impl SecureMessageStore for SqliteStore {
     fn held_tracked(&self, held: i64, now: i64) -> Result<()> {
         self.conn.run("UPDATE held_messages SET tracked_at = ?2 WHERE id = ?1", params![held, now])?;
         Ok(())
+    }
+
+    fn held_unclaimed(&self, limit: usize) -> Result<Vec<(HeldRecord, InvitationState)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT h.id, h.invitation_id, h.sender, h.recipient, h.message_id, field_open(h.content), h.account_id,
+                    i.state
+             FROM held_messages h JOIN invitations i ON i.id = h.invitation_id
+             WHERE h.released_at IS NULL AND h.tracked_at IS NULL AND i.state IN ('expired', 'cancelled', 'locked')
+             ORDER BY h.id LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((held_row(r)?, r.get(7)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn held_returned(&self, held: i64, now: i64) -> Result<()> {
+        self.change("secure.return", &format!("held message #{held}"), "returned to its sender", |tx| {
+            tx.run(
+                "UPDATE held_messages SET tracked_at = ?2, content = field_seal('') WHERE id = ?1",
+                params![held, now],
+            )?;
+            Ok(())
+        })
     }
 
     fn send_secure(&self, m: &NewSecureMessage) -> Result<i64> {
