@@ -126,7 +126,8 @@ pub(crate) struct OnboardingConfig {
     /// How the confirmation code reaches the representative: "email", or "log" (development only:
     /// the code is written to the node's log). Unset: no code is sent (an admin is told why).
     pub code_channel: Option<CodeChannelKind>,
-    /// For "email": the relay `HOST:PORT` (STARTTLS required), the From address, and the To
+    /// For "email": the relay `HOST:PORT` (STARTTLS required; unset: the node's smarthost,
+    /// `[notify.email]`, with its AUTH), the From address (unset: the smarthost's), and the To
     /// address, where {email} is the representative's personal e-mail and {phone} the phone
     /// number's digits (for an e-mail-to-SMS gateway: "{phone}@sms.example.net").
     pub code_smtp: String,
@@ -545,9 +546,12 @@ impl Config {
                 return Err("onboarding.verifier = \"http\" needs onboarding.verifier_url (http:// or https://)".into());
             }
         }
-        if o.code_channel == Some(CodeChannelKind::Email) {
+        // The code e-mail goes through code_smtp, or else the node's smarthost ([notify.email]).
+        if o.code_channel == Some(CodeChannelKind::Email) && (!o.code_smtp.is_empty() || self.notify.email.is_none()) {
             if o.code_smtp.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
-                return Err("onboarding.code_channel = \"email\" needs onboarding.code_smtp as HOST:PORT".into());
+                return Err("onboarding.code_channel = \"email\" needs onboarding.code_smtp as HOST:PORT, or \
+                            [notify.email]"
+                    .into());
             }
             if crate::address::DirectAddress::parse(&o.code_from).is_err() {
                 return Err("onboarding.code_channel = \"email\" needs onboarding.code_from, an e-mail address".into());

@@ -186,7 +186,8 @@ fn with_onboarding<T>(ctx: &Context, f: impl FnOnce(&Onboarding) -> Result<T, On
     let dns = ctx.dns_config(&[])?;
     let config = &ctx.config.onboarding;
     let verifier = setup::verifier(config, &dns).map_err(|e| Failure::new("config", e))?;
-    let channel = setup::channel(config, &dns, &ctx.config.server.hostname).map_err(|e| Failure::new("config", e))?;
+    let channel = setup::channel(config, ctx.config.notify.email.as_ref(), &dns, &ctx.config.server.hostname)
+        .map_err(|e| Failure::new("config", e))?;
     let kek = ctx.kek()?;
     let onboarding =
         Onboarding { store: ctx.store()?, kek: &kek, verifier: &*verifier, channel: &*channel, now: ctx.now() };

@@ -21,7 +21,9 @@ fn step(
     let shared = &call.api.shared;
     let config = &shared.config.onboarding;
     let verifier = setup::verifier(config, &call.api.dns).map_err(ApiError::internal)?;
-    let channel = setup::channel(config, &call.api.dns, &shared.config.server.hostname).map_err(ApiError::internal)?;
+    let channel =
+        setup::channel(config, shared.config.notify.email.as_ref(), &call.api.dns, &shared.config.server.hostname)
+            .map_err(ApiError::internal)?;
     let onboarding =
         Onboarding { store: &*call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
     Ok(f(&onboarding, &practice.name)?)

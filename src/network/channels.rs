@@ -12,6 +12,7 @@ use crate::config::{Config, GatewayConfig, SmarthostConfig};
 use crate::dns::Resolver;
 use crate::failure::{Code, Failure};
 use crate::notify::smarthost::Smarthost;
+use crate::onboarding::setup;
 use crate::store::ContactKind;
 
 /// Notices by e-mail.
@@ -103,41 +104,14 @@ pub(crate) fn from_config(
     Ok(Channels { email, fax })
 }
 
-/// The first line of a secret's file.
-fn secret(path: &std::path::Path, what: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let line = text.lines().next().unwrap_or("").trim().to_string();
-    if line.is_empty() {
-        return Err(format!("{what} {} is empty", path.display()));
-    }
-    Ok(line)
-}
-
 fn email(
     c: &SmarthostConfig,
     hostname: &str,
     resolver: Box<dyn Resolver>,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
 ) -> Result<EmailNotifier, String> {
-    let credentials = match (&c.username, &c.password_file) {
-        (Some(user), Some(file)) => Some((user.clone(), secret(file, "notify.email.password_file")?)),
-        _ => None,
-    };
-    let ca_pem = c
-        .tls_ca_file
-        .as_ref()
-        .map(|f| std::fs::read(f).map_err(|e| format!("notify.email.tls_ca_file {}: {e}", f.display())))
-        .transpose()?;
     Ok(EmailNotifier {
-        smarthost: Smarthost {
-            relay: c.relay.clone(),
-            hello: hostname.to_string(),
-            credentials,
-            verify_tls: c.verify_tls,
-            ca_pem,
-            resolver,
-            timeout: Duration::from_secs(c.timeout_secs),
-        },
+        smarthost: setup::smarthost(c, hostname, resolver)?,
         from: c.from.clone(),
         hostname: hostname.to_string(),
         clock,
@@ -147,7 +121,7 @@ fn email(
 fn gateway(c: &GatewayConfig, resolver: Box<dyn Resolver>) -> Result<GatewayNotifier, String> {
     Ok(GatewayNotifier {
         url: c.url.clone(),
-        token: c.token_file.as_deref().map(|f| secret(f, "notify.gateway.token_file")).transpose()?,
+        token: c.token_file.as_deref().map(|f| setup::secret(f, "notify.gateway.token_file")).transpose()?,
         resolver,
         tls: crate::smtp::tls::connector(true, c.tls_ca_file.as_deref()).map_err(|e| e.to_string())?,
         timeout: Duration::from_secs(c.timeout_secs),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::code::{CodeChannel, LogChannel, NoChannel, Recipient};
 use super::verifier::{HttpVerifier, ManualVerifier, RulesVerifier, Verifier};
 use crate::clock::Clock;
-use crate::config::{CodeChannelKind, OnboardingConfig, VerifierKind};
-use crate::dns::{DnsClient, DnsConfig};
+use crate::config::{CodeChannelKind, OnboardingConfig, SmarthostConfig, VerifierKind};
+use crate::dns::{DnsClient, DnsConfig, Resolver};
 use crate::notify::smarthost::Smarthost;
 use mail_builder::headers::date::Date;
 use mail_builder::MessageBuilder;
@@ -26,29 +26,70 @@ pub(crate) fn verifier(config: &OnboardingConfig, dns: &DnsConfig) -> Result<Box
     })
 }
 
+/// The confirmation-code channel: by e-mail through `code_smtp`, or, when that is not set,
+/// through the node's smarthost (`[notify.email]`, with its AUTH and anchors).
 pub(crate) fn channel(
     config: &OnboardingConfig,
+    smarthost_config: Option<&SmarthostConfig>,
     dns: &DnsConfig,
     hostname: &str,
 ) -> Result<Box<dyn CodeChannel>, String> {
     Ok(match config.code_channel {
         None => Box::new(NoChannel),
         Some(CodeChannelKind::Log) => Box::new(LogChannel),
-        Some(CodeChannelKind::Email) => Box::new(EmailChannel {
-            smarthost: Smarthost {
-                relay: config.code_smtp.clone(),
-                hello: hostname.to_string(),
-                credentials: None,
-                verify_tls: config.code_smtp_verify_tls,
-                ca_pem: None,
-                resolver: Box::new(DnsClient::new(dns.clone())),
-                timeout: Duration::from_secs(30),
-            },
-            from: config.code_from.clone(),
-            to: config.code_to.clone(),
-            hostname: hostname.to_string(),
-        }),
+        Some(CodeChannelKind::Email) => {
+            let resolver = Box::new(DnsClient::new(dns.clone()));
+            let (smarthost, from) = match smarthost_config.filter(|_| config.code_smtp.is_empty()) {
+                Some(node) => (smarthost(node, hostname, resolver)?, node.from.clone()),
+                None => {
+                    let relay = Smarthost {
+                        relay: config.code_smtp.clone(),
+                        hello: hostname.to_string(),
+                        credentials: None,
+                        verify_tls: config.code_smtp_verify_tls,
+                        ca_pem: None,
+                        resolver,
+                        timeout: Duration::from_secs(30),
+                    };
+                    (relay, String::new())
+                }
+            };
+            let from = if config.code_from.is_empty() { from } else { config.code_from.clone() };
+            Box::new(EmailChannel { smarthost, from, to: config.code_to.clone(), hostname: hostname.to_string() })
+        }
     })
+}
+
+/// The node's smarthost as `[notify.email]` describes it: its password and anchors read now.
+pub(crate) fn smarthost(c: &SmarthostConfig, hostname: &str, resolver: Box<dyn Resolver>) -> Result<Smarthost, String> {
+    let credentials = match (&c.username, &c.password_file) {
+        (Some(user), Some(file)) => Some((user.clone(), secret(file, "notify.email.password_file")?)),
+        _ => None,
+    };
+    let ca_pem = c
+        .tls_ca_file
+        .as_ref()
+        .map(|f| std::fs::read(f).map_err(|e| format!("notify.email.tls_ca_file {}: {e}", f.display())))
+        .transpose()?;
+    Ok(Smarthost {
+        relay: c.relay.clone(),
+        hello: hostname.to_string(),
+        credentials,
+        verify_tls: c.verify_tls,
+        ca_pem,
+        resolver,
+        timeout: Duration::from_secs(c.timeout_secs),
+    })
+}
+
+/// The first line of a secret's file.
+pub(crate) fn secret(path: &std::path::Path, what: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err(format!("{what} {} is empty", path.display()));
+    }
+    Ok(line)
 }
 
 /// Sends the code as a short e-mail through the relay: composed by mail-builder, sent by the

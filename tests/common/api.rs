@@ -17,11 +17,40 @@ pub(crate) struct Answer {
 
 impl Api {
     pub(crate) fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        self.call_with(token, method, path, body, &[])
+    }
+
+    /// As `call`, with more request header fields (`Name: value`).
+    pub(crate) fn call_with(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> Answer {
+        self.attempt(token, method, path, body, headers)
+            .unwrap_or_else(|stderr| panic!("curl {method} {path}: {stderr}"))
+    }
+
+    /// As `call_with`, the transport's failure (curl's message) an Err instead of a panic: a server
+    /// may close the connection on a request it refuses before reading its body.
+    pub(crate) fn attempt(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> Result<Answer, String> {
         let url = format!("https://localhost:{}{path}", self.port);
         let auth = token.map(|t| format!("Authorization: Bearer {t}"));
         let mut args = vec!["-sS", "--cacert", &self.ca_file, "-X", method, "-o", "-", "-w", "\n%{http_code}"];
         if let Some(a) = &auth {
             args.extend_from_slice(&["-H", a]);
+        }
+        for h in headers {
+            args.extend_from_slice(&["-H", h]);
         }
         let data = body.map(|b| b.to_string());
         if data.is_some() {
@@ -29,11 +58,13 @@ impl Api {
         }
         args.push(&url);
         let run = run("curl", &args, data.as_ref().map(|d| d.as_bytes()), &[]);
-        assert_eq!(run.status, 0, "curl {method} {path}: {}", run.stderr);
+        if run.status != 0 {
+            return Err(format!("exit {}: {}", run.status, run.stderr));
+        }
         let split = run.stdout.iter().rposition(|&b| b == b'\n').unwrap();
         let status = String::from_utf8_lossy(&run.stdout[split + 1..]).trim().parse().unwrap();
         let raw = run.stdout[..split].to_vec();
-        Answer { status, body: serde_json::from_slice(&raw).unwrap_or(Value::Null), raw }
+        Ok(Answer { status, body: serde_json::from_slice(&raw).unwrap_or(Value::Null), raw })
     }
 
     /// A call that must answer `status`; its JSON.
