@@ -220,6 +220,23 @@ pub(crate) fn get_canned(answer: &[u8]) -> Result<Vec<u8>, FetchError> {
     object(url, agent.get(url).call(), 1024 * 1024)
 }
 
+/// The agent for a configured service's `http://` or `https://` URL: its host through the node's
+/// resolver, TLS 1.2+ with the certificate checked by `tls`, everything within `timeout`.
+fn service_agent(
+    resolver: &dyn Resolver,
+    tls: &openssl::ssl::SslConnector,
+    url: &str,
+    timeout: Duration,
+) -> Result<Agent, String> {
+    let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, split_rest(url, rest, 443)?),
+        (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
+        _ => return Err(format!("{url}: not an http:// or https:// URL")),
+    };
+    let addrs = addresses(resolver, url, &host, port)?;
+    Ok(agent(addrs, timeout, secure.then_some(tls)))
+}
+
 /// GETs a JSON document (at most 1 MiB, an answer other than 200 an error) from an `http://` or
 /// `https://` URL, all within `timeout`, as `post_json` reaches its server.
 pub fn get_json(
@@ -228,13 +245,7 @@ pub fn get_json(
     url: &str,
     timeout: Duration,
 ) -> Result<Vec<u8>, FetchError> {
-    let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, split_rest(url, rest, 443)?),
-        (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
-        _ => return Err(format!("{url}: not an http:// or https:// URL").into()),
-    };
-    let addrs = addresses(resolver, url, &host, port)?;
-    let response = agent(addrs, timeout, secure.then_some(tls)).get(url).header("Accept", "application/json").call();
+    let response = service_agent(resolver, tls, url, timeout)?.get(url).header("Accept", "application/json").call();
     object(url, response, 1024 * 1024)
 }
 
@@ -250,13 +261,7 @@ pub fn post_json(
     bearer: Option<&str>,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), String> {
-    let (secure, (host, port, _)) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, split_rest(url, rest, 443)?),
-        (None, Some(rest)) => (false, split_rest(url, rest, 80)?),
-        _ => return Err(format!("{url}: not an http:// or https:// URL")),
-    };
-    let addrs = addresses(resolver, url, &host, port)?;
-    let mut request = agent(addrs, timeout, secure.then_some(tls))
+    let mut request = service_agent(resolver, tls, url, timeout)?
         .post(url)
         .header("Content-Type", "application/json")
         .header("Accept", "application/json");

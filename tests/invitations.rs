@@ -463,7 +463,7 @@ fn both_flows_end_to_end_over_the_api_with_the_codes_from_the_mail() {
     // Anyone may call the invitee's endpoints: their bodies are small. The refusal is a 413, or
     // the connection closed before curl could send it all; never an answer to what it says.
     let huge = serde_json::json!({"code": "7KQ4-M2XD-9R0T", "password": "x".repeat(100_000)});
-    match api.attempt(None, "POST", "/v1/invitations/accept", Some(&huge), &[]) {
+    match api.attempt(None, "POST", "/v1/invitations/accept", Some(&huge)) {
         Ok(refused) => assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (413, Some("too-large"))),
         Err(closed) => assert!(closed.contains("exit 55") || closed.contains("exit 56"), "{closed}"),
     }

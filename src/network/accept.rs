@@ -94,6 +94,20 @@ pub(crate) struct Accepted {
     pub account: AccountRecord,
 }
 
+impl Accepted {
+    fn of(invitation: &InvitationRecord, account: AccountRecord) -> Accepted {
+        Accepted {
+            invitation: invitation.id,
+            practice: invitation.practice.clone(),
+            relationship: invitation.relationship,
+            account,
+        }
+    }
+}
+
+/// What a used code answers anyone but the account that used it.
+const USED: &str = "this invitation was already used: each code works once";
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AcceptError {
     #[error("{0}")]
@@ -148,8 +162,7 @@ impl Accepting<'_> {
 
     /// A new account by the code's invitation.
     pub(crate) fn register(&self, r: &Registration) -> Result<Accepted> {
-        let code = InvitationCode::parse(&r.code)?;
-        let invitation = self.store.invitation_by_code(code.as_str())?.ok_or(AcceptError::UnknownCode)?;
+        let invitation = self.find(&r.code)?;
         if invitation.state == InvitationState::Accepted {
             let email = r.email.as_deref().map(invitee::email_address).transpose().ok().flatten();
             let email = email.or_else(|| default_email(&invitation));
@@ -178,8 +191,7 @@ impl Accepting<'_> {
 
     /// The code's invitation accepted by an account that exists.
     pub(crate) fn accept_existing(&self, a: &ExistingAcceptance) -> Result<Accepted> {
-        let code = InvitationCode::parse(&a.code)?;
-        let invitation = self.store.invitation_by_code(code.as_str())?.ok_or(AcceptError::UnknownCode)?;
+        let invitation = self.find(&a.code)?;
         let email = invitee::email_address(&a.email).map_err(|_| AcceptError::BadLogin)?;
         if invitation.state == InvitationState::Accepted {
             return self.again(&invitation, &email, &a.password);
@@ -217,28 +229,18 @@ impl Accepting<'_> {
         if let Err(e) = super::held::deliver_released(self.store, account.id, self.now) {
             tracing::error!("invitation #{}: held messages not yet in the mailbox: {e}", invitation.id);
         }
-        Ok(Accepted {
-            invitation: invitation.id,
-            practice: invitation.practice.clone(),
-            relationship: invitation.relationship,
-            account,
-        })
+        Ok(Accepted::of(invitation, account))
     }
 
     /// An accepted invitation, accepted again: the same answer for the account that accepted
     /// it, a refusal for anyone else.
     fn again(&self, invitation: &InvitationRecord, email: &str, password: &str) -> Result<Accepted> {
-        let used = || AcceptError::Closed("this invitation was already used: each code works once".into());
+        let used = || AcceptError::Closed(USED.into());
         let account = self.signed_in(email, password).map_err(|_| used())?;
         if invitation.accepted_by.as_deref() != Some(account.id.to_string().as_str()) {
             return Err(used());
         }
-        Ok(Accepted {
-            invitation: invitation.id,
-            practice: invitation.practice.clone(),
-            relationship: invitation.relationship,
-            account,
-        })
+        Ok(Accepted::of(invitation, account))
     }
 
     fn signed_in(&self, email: &str, password: &str) -> Result<AccountRecord> {
@@ -252,14 +254,15 @@ impl Accepting<'_> {
         }
     }
 
+    /// The invitation a typed code belongs to, in whatever state.
+    fn find(&self, code: &str) -> Result<InvitationRecord> {
+        let code = InvitationCode::parse(code)?;
+        self.store.invitation_by_code(code.as_str())?.ok_or(AcceptError::UnknownCode)
+    }
+
     /// The code's invitation, still pending.
     fn pending(&self, code: &str) -> Result<InvitationRecord> {
-        let code = InvitationCode::parse(code)?;
-        let invitation = self.store.invitation_by_code(code.as_str())?.ok_or(AcceptError::UnknownCode)?;
-        if invitation.state == InvitationState::Accepted {
-            return Err(AcceptError::Closed("this invitation was already used: each code works once".into()));
-        }
-        self.still_open(invitation)
+        self.still_open(self.find(code)?)
     }
 
     /// Refuses an invitation that is no longer pending, saying what to do; one whose time is up
@@ -284,7 +287,7 @@ impl Accepting<'_> {
                 "this invitation is locked after {MAX_DOB_FAILURES} dates of birth that did not match: contact \
                  {practice} to be invited again"
             ),
-            InvitationState::Accepted => "this invitation was already used: each code works once".into(),
+            InvitationState::Accepted => USED.into(),
         };
         Err(AcceptError::Closed(why))
     }

@@ -37,10 +37,11 @@ pub(crate) fn hold(
     message: &[u8],
     now: i64,
 ) -> Result<Option<Held>, Failure> {
-    let Some((practice, _)) = store.practice_state(sender.domain()).map_err(|e| e.failure())? else {
-        return Ok(None);
+    let practice = match store.practice(sender.domain().as_str()) {
+        Ok(practice) => practice,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.failure()),
     };
-    let practice = store.practice(&practice).map_err(|e| e.failure())?;
     if !practice.invite_unreachable {
         return Ok(None);
     }

@@ -53,18 +53,19 @@ impl Status {
         }
     }
 
+    const ALL: [Status; 7] = [
+        Status::Sent,
+        Status::Reminded,
+        Status::Accepted,
+        Status::Expired,
+        Status::Cancelled,
+        Status::Locked,
+        Status::NotificationFailed,
+    ];
+
     /// For `--status`: sent, reminded, accepted, expired, cancelled, locked, notification-failed.
     pub(crate) fn parse(text: &str) -> Option<Status> {
-        Some(match text {
-            "sent" => Status::Sent,
-            "reminded" => Status::Reminded,
-            "accepted" => Status::Accepted,
-            "expired" => Status::Expired,
-            "cancelled" => Status::Cancelled,
-            "locked" => Status::Locked,
-            "notification-failed" => Status::NotificationFailed,
-            _ => return None,
-        })
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
     pub(crate) fn as_str(self) -> &'static str {

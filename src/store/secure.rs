@@ -165,10 +165,8 @@ fn party(r: &Row, at: usize) -> rusqlite::Result<Party> {
     Ok(Party { account: r.get(at)?, name: r.get(at + 1)?, practice: r.get(at + 2)? })
 }
 
-const ITEM_COLUMNS: &str = "m.id, coalesce(a.id, 0), coalesce(field_open(a.name), m.sender_address), coalesce(p.name,
-        (SELECT sp.name FROM domains sd JOIN practices sp ON sp.id = sd.practice_id
-         WHERE sd.name = lower(substr(m.sender_address, instr(m.sender_address, '@') + 1)))),
-        m.as_address, field_open(m.subject),
+/// A mailbox line's columns after the message id and its sender's (`SENDER_COLUMNS`).
+const ITEM_COLUMNS: &str = "m.as_address, field_open(m.subject),
         (SELECT count(*) FROM secure_attachments s WHERE s.message_id = m.id), m.created_at";
 
 fn item(r: &Row, read_at: Option<i64>) -> rusqlite::Result<MailboxItem> {
@@ -328,7 +326,7 @@ impl SecureMessageStore for SqliteStore {
 
     fn secure_inbox(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS}, d.read_at FROM secure_deliveries d
+            "SELECT m.id, {SENDER_COLUMNS}, {ITEM_COLUMNS}, d.read_at FROM secure_deliveries d
              JOIN secure_messages m ON m.id = d.message_id
              LEFT JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
              WHERE d.account_id = ?1 ORDER BY d.message_id DESC LIMIT ?2"
@@ -339,7 +337,7 @@ impl SecureMessageStore for SqliteStore {
 
     fn secure_sent(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {ITEM_COLUMNS} FROM secure_messages m
+            "SELECT m.id, {SENDER_COLUMNS}, {ITEM_COLUMNS} FROM secure_messages m
              JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
              WHERE m.sender_account = ?1 ORDER BY m.id DESC LIMIT ?2"
         ))?;

@@ -17,40 +17,23 @@ pub(crate) struct Answer {
 
 impl Api {
     pub(crate) fn call(&self, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Answer {
-        self.call_with(token, method, path, body, &[])
+        self.attempt(token, method, path, body).unwrap_or_else(|stderr| panic!("curl {method} {path}: {stderr}"))
     }
 
-    /// As `call`, with more request header fields (`Name: value`).
-    pub(crate) fn call_with(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<&Value>,
-        headers: &[&str],
-    ) -> Answer {
-        self.attempt(token, method, path, body, headers)
-            .unwrap_or_else(|stderr| panic!("curl {method} {path}: {stderr}"))
-    }
-
-    /// As `call_with`, the transport's failure (curl's message) an Err instead of a panic: a server
-    /// may close the connection on a request it refuses before reading its body.
+    /// As `call`, the transport's failure (curl's message) an Err instead of a panic: a server may
+    /// close the connection on a request it refuses before reading its body.
     pub(crate) fn attempt(
         &self,
         token: Option<&str>,
         method: &str,
         path: &str,
         body: Option<&Value>,
-        headers: &[&str],
     ) -> Result<Answer, String> {
         let url = format!("https://localhost:{}{path}", self.port);
         let auth = token.map(|t| format!("Authorization: Bearer {t}"));
         let mut args = vec!["-sS", "--cacert", &self.ca_file, "-X", method, "-o", "-", "-w", "\n%{http_code}"];
         if let Some(a) = &auth {
             args.extend_from_slice(&["-H", a]);
-        }
-        for h in headers {
-            args.extend_from_slice(&["-H", h]);
         }
         let data = body.map(|b| b.to_string());
         if data.is_some() {

@@ -240,3 +240,12 @@ fn listing_filters_by_status_newest_first() {
     assert_eq!(ids(Some(Status::Cancelled)), [b.record.id]);
     assert!(ids(Some(Status::Accepted)).is_empty());
 }
+
+#[test]
+fn each_status_reads_back_from_its_name_as_the_json_shows_it() {
+    for status in Status::ALL {
+        assert_eq!(Status::parse(status.as_str()), Some(status));
+        assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+    }
+    assert_eq!(Status::parse("pending"), None);
+}
