@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the peers it needs when missing (Debian's openssl CLI, knot,
-# knot-dnsutils, slapd, ldap-utils, swaks, curl and postfix for smtp-sink; the Python S/MIME peer under
-# .peers/; cargo-fuzz), then checks formatting and lints, runs every test, and runs every fuzz target
-# briefly on its saved corpus.
+# knot-dnsutils, slapd, ldap-utils, swaks, curl, postfix for smtp-sink and chromium for the portal;
+# the Python S/MIME peer and playwright-core under .peers/; cargo-fuzz), then checks formatting and
+# lints, runs every test, and runs every fuzz target briefly on its saved corpus.
 #
 #   bash scripts/test.sh
 set -euo pipefail
@@ -27,6 +27,9 @@ command -v swaks >/dev/null || missing+=(swaks)
 command -v curl >/dev/null || missing+=(curl)
 # kdig asks `hisp serve`'s DNS publisher.
 command -v kdig >/dev/null || missing+=(knot-dnsutils)
+# The portal's pages are tested in Debian's Chromium (tests/browser/), driven by Node.js.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -q
@@ -51,6 +54,13 @@ from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smi
   pip_install aiosmtpd==1.4.6
   python3 -c "from cryptography.hazmat.primitives.serialization.pkcs7 import pkcs7_decrypt_smime" 2>/dev/null \
     || pip_install "cryptography>=45"
+fi
+
+# playwright-core drives Chromium for the portal's journeys (no browser download: Debian's).
+if [ ! -f .peers/node/node_modules/playwright-core/package.json ]; then
+  echo "installing playwright-core into .peers/node"
+  mkdir -p .peers/node
+  (cd .peers/node && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent playwright-core@1.65.2)
 fi
 
 echo "== cargo fmt --check"

@@ -33,6 +33,7 @@ pub(crate) struct Config {
     pub onboarding: OnboardingConfig,
     pub invitations: InvitationsConfig,
     pub http: HttpConfig,
+    pub portal: PortalConfig,
 }
 
 /// Invitations (Refer & Share): practices invite patients and colleagues by e-mail or fax.
@@ -70,10 +71,56 @@ impl Default for InvitationsConfig {
 
 impl Config {
     /// The URL invitees are sent to (see `InvitationsConfig::accept_url`).
+    /// Where browsers reach the portal (no trailing slash).
+    pub(crate) fn portal_url(&self) -> String {
+        match &self.portal.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("https://{}", self.server.hostname),
+        }
+    }
+
     pub(crate) fn accept_url(&self) -> String {
         match &self.invitations.accept_url {
             Some(url) => url.clone(),
             None => format!("https://{}/invitations/accept", self.server.hostname),
+        }
+    }
+}
+
+/// The web portal (`hisp serve`): staff, invited colleagues and patients sign in with a browser.
+/// HTTPS only (TLS 1.2+).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PortalConfig {
+    /// `IP:PORT` to listen on; "" (the default) runs no portal.
+    pub listen: String,
+    /// The portal's TLS certificate and key (PEM); by default the API's, else the node's.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Where browsers reach it, for the links in e-mails (a set-password link). Unset:
+    /// https://<server.hostname>.
+    pub public_url: Option<String>,
+    /// The name authenticator apps show beside the account's code.
+    pub name: String,
+    /// A session ends after this many seconds without a request...
+    pub idle_timeout_secs: u64,
+    /// ...and this many after its sign-in, whatever happens.
+    pub session_max_secs: u64,
+    /// A one-time link to set a password works this long.
+    pub link_valid_secs: u64,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            listen: String::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            public_url: None,
+            name: "hisp".into(),
+            idle_timeout_secs: 15 * 60,
+            session_max_secs: 12 * 3600,
+            link_valid_secs: 72 * 3600,
         }
     }
 }
@@ -609,6 +656,28 @@ impl Config {
         }
         if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
             return Err("give http.tls_cert_file and http.tls_key_file together".into());
+        }
+        if !self.portal.listen.is_empty() && self.portal.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("portal.listen must be IP:PORT (or \"\" to disable), not '{}'", self.portal.listen));
+        }
+        if self.portal.tls_cert_file.is_some() != self.portal.tls_key_file.is_some() {
+            return Err("give portal.tls_cert_file and portal.tls_key_file together".into());
+        }
+        if let Some(url) = &self.portal.public_url {
+            if !url.starts_with("https://") || url.contains(char::is_whitespace) {
+                return Err("portal.public_url must be an https:// URL".into());
+            }
+        }
+        if self.portal.idle_timeout_secs < 60 || self.portal.session_max_secs < self.portal.idle_timeout_secs {
+            return Err(
+                "portal.idle_timeout_secs must be at least 60, and portal.session_max_secs at least that".into()
+            );
+        }
+        if !(300..=30 * 86_400).contains(&self.portal.link_valid_secs) {
+            return Err("portal.link_valid_secs must be 300 (5 minutes) to 2592000 (30 days)".into());
+        }
+        if self.portal.name.trim().is_empty() || self.portal.name.len() > 64 {
+            return Err("portal.name must be 1 to 64 characters".into());
         }
         if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
             return Err("give server.tls_cert_file and server.tls_key_file together".into());

@@ -35,5 +35,6 @@ pub mod smime;
 pub(crate) mod smtp;
 pub mod store;
 pub(crate) mod throttle;
+pub(crate) mod totp;
 pub mod trust;
 pub(crate) mod wiped;

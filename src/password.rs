@@ -16,6 +16,46 @@ pub enum PasswordError {
     Hash(String),
     #[error("{0}")]
     BadHash(String),
+    /// Common, or quickly guessed: why, and what would do.
+    #[error("{0}")]
+    Weak(String),
+}
+
+/// Whether `password` is good enough for a new password: long enough, and not a common password
+/// or one quickly guessed (zxcvbn's estimate, whose dictionaries hold the 30,000 most common
+/// passwords and common names and words, with `context` - the person's name, e-mail, practice -
+/// added). A passphrase of a few uncommon words passes; "Password1234" does not.
+pub(crate) fn check_new(password: &str, context: &[&str]) -> Result<(), PasswordError> {
+    if password.chars().count() < MIN_LEN {
+        return Err(PasswordError::TooShort);
+    }
+    if password.len() > 1024 {
+        return Err(PasswordError::TooLong);
+    }
+    // zxcvbn's time grows with length; past 100 characters a password is long enough anyway.
+    let judged: String = password.chars().take(100).collect();
+    // Each word of the context, and each part run together ("Grace Hopper": "gracehopper").
+    let joined: Vec<String> = context
+        .iter()
+        .map(|c| c.chars().filter(|ch| ch.is_alphanumeric()).collect::<String>().to_lowercase())
+        .collect();
+    let words: Vec<&str> = context
+        .iter()
+        .flat_map(|c| c.split(|ch: char| !ch.is_alphanumeric()))
+        .chain(joined.iter().map(String::as_str))
+        .filter(|w| w.len() > 2)
+        .collect();
+    let estimate = zxcvbn::zxcvbn(&judged, &words);
+    if estimate.score() >= zxcvbn::Score::Three {
+        return Ok(());
+    }
+    let mut why = "this password is too easy to guess".to_string();
+    if let Some(feedback) = estimate.feedback() {
+        if let Some(warning) = feedback.warning() {
+            why = format!("{why}: {}", warning.to_string().trim_end_matches('.').to_lowercase());
+        }
+    }
+    Err(PasswordError::Weak(format!("{why}; a passphrase of four or more uncommon words works well")))
 }
 
 /// argon2id runs at once in this process, at most. Each holds 19 MiB while it runs: without a
@@ -139,6 +179,21 @@ mod tests {
         assert!(!verify("a long enough passworD", &h));
         assert!(!verify("anything", "not a hash"));
         assert_eq!(hash("short"), Err(PasswordError::TooShort));
+    }
+
+    #[test]
+    fn common_and_guessable_passwords_are_refused_and_passphrases_pass() {
+        for weak in ["password1234", "Password1234!", "qwertyuiop123", "123456789012", "iloveyouiloveyou"] {
+            assert!(matches!(check_new(weak, &[]), Err(PasswordError::Weak(_))), "{weak}");
+        }
+        let Err(PasswordError::Weak(why)) = check_new("lovelaceada!", &["Ada Lovelace", "ada@elm.test"]) else {
+            panic!("the person's own name is guessable")
+        };
+        assert!(why.starts_with("this password is too easy to guess"), "{why}");
+        assert_eq!(check_new("short", &[]), Err(PasswordError::TooShort));
+        for strong in ["correct horse battery staple", "tulip kettle orbit mauve", "r8#Kq2!vLz9@Wm"] {
+            assert_eq!(check_new(strong, &["Ada Lovelace"]), Ok(()), "{strong}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
         "password",
         "printable",
         "throttle",
+        "totp",
         "wiped",
     ],
     &["dns", "login_cache"],

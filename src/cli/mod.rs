@@ -1,5 +1,6 @@
 //! The command line: parsing (clap) and dispatch. Each command group has its own module.
 
+mod account;
 mod bundle;
 mod certs;
 mod contacts;
@@ -83,6 +84,10 @@ pub(crate) enum Command {
     /// Secure messages between accounts of connected parties, kept on this node (sealed at rest).
     #[command(subcommand)]
     Secure(secure::SecureCommand),
+    /// Portal accounts of a practice's members: add one (a one-time link to set its password is
+    /// e-mailed), list, new link, unlock, reset two-factor.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -166,6 +171,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Invite(c) => done(invite::run(&ctx, c)),
         Command::Contacts(c) => done(contacts::run(&ctx, c)),
         Command::Secure(c) => done(secure::run(&ctx, c)),
+        Command::Account(c) => done(account::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

@@ -39,6 +39,14 @@ pub(crate) enum PracticeCommand {
         #[arg(value_parser = ["on", "off"])]
         setting: String,
     },
+    /// Whether the practice's members must sign in to the portal with a second factor (a TOTP
+    /// app): "required" sends each one without it to set it up at their next sign-in;
+    /// "optional" (the default) leaves it to each.
+    TwoFactor {
+        practice: String,
+        #[arg(value_parser = ["required", "optional"])]
+        setting: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +183,15 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                 output::json(&store.practice(&practice)?);
             } else {
                 println!("{}: invites recipients without a Direct address: {setting}", record.name);
+            }
+        }
+        PracticeCommand::TwoFactor { practice, setting } => {
+            let record = store.practice(&practice)?;
+            ctx.node_store()?.set_two_factor_required(record.id, setting == "required")?;
+            if ctx.json {
+                output::json(&store.practice(&practice)?);
+            } else {
+                println!("{}: two-factor sign-in {setting}", record.name);
             }
         }
     }

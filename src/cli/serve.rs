@@ -54,6 +54,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         "backbone": running.backbone.map(|a| a.to_string()),
         "http": running.http.map(|a| a.to_string()),
         "api": running.api.map(|a| a.to_string()),
+        "portal": running.portal.map(|a| a.to_string()),
         "dns": running.dns.map(|a| a.to_string()),
         "recovered_in_flight": running.recovered.0,
         "quarantined_at_start": running.recovered.1,
@@ -71,6 +72,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             ("backbone", running.backbone),
             ("CA publishing (HTTP)", running.http),
             ("EHR API (HTTPS)", running.api),
+            ("portal (HTTPS)", running.portal),
             ("DNS publishing", running.dns),
         ] {
             if let Some(addr) = addr {

@@ -14,6 +14,7 @@ pub(crate) mod documents;
 pub(crate) mod error;
 pub(crate) mod invitations;
 pub(crate) mod messages;
+pub(crate) mod portal;
 pub(crate) mod practice;
 pub(crate) mod proofing;
 pub(crate) mod referrals;
@@ -90,27 +91,38 @@ pub(crate) fn start(
     api: Api,
     admission: Arc<Admission>,
 ) -> std::io::Result<(SocketAddr, Stopper)> {
+    let max_body = api.shared.config.http.max_body_bytes;
+    let request_timeout = Duration::from_secs(api.shared.config.http.request_timeout_secs);
+    let app = routes::router(Arc::new(api), max_body);
+    serve("http-api", listen, tls, app, Limits { admission, request_timeout })
+}
+
+/// Binds `listen` and serves `app` over TLS there, on a thread (named `name`) and a small
+/// runtime of its own.
+pub(crate) fn serve(
+    name: &str,
+    listen: &str,
+    tls: Arc<SslAcceptor>,
+    app: axum::Router,
+    limits: Limits,
+) -> std::io::Result<(SocketAddr, Stopper)> {
     let listener = std::net::TcpListener::bind(listen)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("http-api").enable_all().build()?;
-    let max_body = api.shared.config.http.max_body_bytes;
-    let request_timeout = Duration::from_secs(api.shared.config.http.request_timeout_secs);
-    let app = routes::router(Arc::new(api), max_body);
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(name).enable_all().build()?;
     let (signal, stopping) = watch::channel(false);
-    let stopper = Stopper { signal, admission: admission.clone() };
-    let limits = Limits { admission, request_timeout };
+    let stopper = Stopper { signal, admission: limits.admission.clone() };
     std::thread::Builder::new()
-        .name("http-api".into())
+        .name(name.into())
         .spawn(move || runtime.block_on(accept_loop(listener, tls, app, limits, stopping)))?;
     Ok((bound, stopper))
 }
 
 /// How many connections, and how long a request may take to arrive.
-struct Limits {
-    admission: Arc<Admission>,
-    request_timeout: Duration,
+pub(crate) struct Limits {
+    pub admission: Arc<Admission>,
+    pub request_timeout: Duration,
 }
 
 async fn accept_loop(

@@ -13,6 +13,8 @@ pub(crate) mod invitee;
 pub(crate) mod messages;
 pub(crate) mod notices;
 pub(crate) mod npi;
+pub(crate) mod password_mail;
 pub(crate) mod schedule;
+pub(crate) mod signin;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -42,6 +42,22 @@ impl Notifier for ToSenders<'_> {
     }
 }
 
+/// Ended portal sessions are deleted every this many rounds (a minute).
+const SESSION_PURGE_ROUNDS: u64 = 30;
+
+/// Deletes the portal's sessions that ended (idle too long, or too old); each is refused when
+/// used anyway, this only keeps the table small.
+fn purge_sessions(shared: &Shared, store: &dyn NodeStore, now: i64) {
+    let portal = &shared.config.portal;
+    let idle_before = now - portal.idle_timeout_secs as i64;
+    let started_before = now - portal.session_max_secs as i64;
+    match store.purge_sessions(idle_before, started_before) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(ended = n, "portal: ended sessions deleted"),
+        Err(e) => tracing::error!("portal: cannot delete ended sessions: {e}"),
+    }
+}
+
 pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
     let channels = ToSenders { shared, channels };
     let store = loop {
@@ -53,8 +69,13 @@ pub(super) fn run(shared: &Shared, channels: &dyn Notifier) {
     };
     let accept_url = shared.config.accept_url();
     let retry = notices::Retry::of(&shared.config.invitations);
+    let mut rounds: u64 = 0;
     loop {
         let now = shared.clock.unix_now();
+        rounds += 1;
+        if rounds % SESSION_PURGE_ROUNDS == 1 {
+            purge_sessions(shared, &*store, now);
+        }
         let invitations = Invitations { store: &*store, config: &shared.config.invitations, now };
         match invitations.run_schedule(500) {
             Ok(done) if done != Scheduled::default() => {

@@ -61,6 +61,7 @@ pub(crate) struct Running {
     pub backbone: Option<std::net::SocketAddr>,
     pub http: Option<std::net::SocketAddr>,
     pub api: Option<std::net::SocketAddr>,
+    pub portal: Option<std::net::SocketAddr>,
     pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
     /// Addresses an upgrade set aside (address, reason): they receive no mail.
@@ -69,8 +70,8 @@ pub(crate) struct Running {
     shared: Option<Arc<Shared>>,
     /// The open SMTP sessions of both listeners (for `stop`).
     sessions: Arc<Sessions>,
-    /// The REST API's connections (for `stop`), when it runs.
-    api_stopper: Option<crate::http::Stopper>,
+    /// The connections of the REST API and the portal (for `stop`), of those that run.
+    web_stoppers: Vec<crate::http::Stopper>,
 }
 
 /// What an orderly stop did.
@@ -95,11 +96,11 @@ impl Running {
         // The flag first: a session that joins after the wind-down sees it (see `Sessions::join`).
         shared.stopping.store(true, Ordering::SeqCst);
         self.sessions.wind_down();
-        if let Some(api) = &self.api_stopper {
-            api.stop();
+        for web in &self.web_stoppers {
+            web.stop();
         }
         shared.wakeup.wake(crate::node::WAKE_ALL_FROM);
-        let api_open = || self.api_stopper.as_ref().map_or(0, |api| api.open());
+        let api_open = || self.web_stoppers.iter().map(|web| web.open()).sum::<usize>();
         let deadline = std::time::Instant::now() + grace;
         let busy = || shared.workers_running.load(Ordering::SeqCst) > 0 || self.sessions.open() > 0 || api_open() > 0;
         while busy() && std::time::Instant::now() < deadline {

@@ -50,12 +50,13 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         backbone: None,
         http: None,
         api: None,
+        portal: None,
         dns: None,
         recovered: ready.recovered,
         set_aside: ready.set_aside,
         shared: None,
         sessions: Arc::new(Sessions::default()),
-        api_stopper: None,
+        web_stoppers: Vec::new(),
     };
     start_publishers(&config, &db, &kek, &clock, &mut running)?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -94,11 +95,29 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         let window = Duration::from_secs(15 * 60);
         let token_failures = crate::throttle::Throttle::new(20, window, window);
         let code_failures = crate::throttle::Throttle::new(10, window, window);
-        let api = crate::http::Api { shared: shared.clone(), committer, token_failures, code_failures, dns };
+        let api =
+            crate::http::Api { shared: shared.clone(), committer, token_failures, code_failures, dns: dns.clone() };
         let (bound, stopper) =
-            crate::http::start(&listen, api_tls, api, admission).map_err(io(&format!("API on {listen}")))?;
+            crate::http::start(&listen, api_tls.clone(), api, admission).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);
-        running.api_stopper = Some(stopper);
+        running.web_stoppers.push(stopper);
+    }
+    if !shared.config.portal.listen.is_empty() {
+        let config = &shared.config;
+        let portal_tls = match (&config.portal.tls_cert_file, &config.portal.tls_key_file) {
+            (Some(cert), Some(key)) => Arc::new(
+                crate::smtp::tls::acceptor_from_files(cert, key).map_err(|e| format!("portal TLS certificate: {e}"))?,
+            ),
+            _ => api_tls.clone(),
+        };
+        let mailer = crate::network::password_mail::mailer(config, Box::new(DnsClient::new(dns.clone())))
+            .map_err(|e| format!("notify.email: {e}"))?;
+        let portal = crate::http::portal::Portal::new(shared.clone(), mailer)?;
+        let listen = config.portal.listen.clone();
+        let (bound, stopper) = crate::http::portal::start(&listen, portal_tls, portal, listener_admission(config))
+            .map_err(io(&format!("portal on {listen}")))?;
+        running.portal = Some(bound);
+        running.web_stoppers.push(stopper);
     }
     start_threads(&shared, workers, channels)?;
     running.shared = Some(shared);

@@ -773,4 +773,45 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX tracked_message ON tracked(message_id);
     CREATE INDEX tracked_sender_domain ON tracked(sender_domain);
     "#,
+    // 20: the portal. Accounts sign in (a failure count and a lock with an end, a TOTP secret
+    // sealed, the last step used so a code works once; an account made by an admin has no
+    // password until its one-time link sets one); a practice requires two factors or not; sessions
+    // (their token stored as a SHA-256 digest, so the table gives no one a session), one-time
+    // links to set a password, recovery codes (as keyed blind indexes).
+    r#"
+    ALTER TABLE accounts ADD COLUMN failed_signins INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN locked_until INTEGER;
+    ALTER TABLE accounts ADD COLUMN totp_secret BLOB;
+    ALTER TABLE accounts ADD COLUMN totp_enabled_at INTEGER;
+    ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER;
+    ALTER TABLE practices ADD COLUMN two_factor_required INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE web_sessions (
+        id           INTEGER PRIMARY KEY,
+        token_hash   TEXT NOT NULL UNIQUE,
+        account_id   INTEGER NOT NULL REFERENCES accounts(id),
+        stage        TEXT NOT NULL CHECK (stage IN ('second-factor', 'enrol', 'signed-in')),
+        csrf         TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        seen_at      INTEGER NOT NULL
+    );
+    CREATE INDEX web_sessions_account ON web_sessions(account_id);
+    CREATE INDEX web_sessions_seen ON web_sessions(seen_at);
+    CREATE INDEX web_sessions_created ON web_sessions(created_at);
+    CREATE TABLE account_links (
+        id          INTEGER PRIMARY KEY,
+        token_hash  TEXT NOT NULL UNIQUE,
+        account_id  INTEGER NOT NULL REFERENCES accounts(id),
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER
+    );
+    CREATE INDEX account_links_account ON account_links(account_id);
+    CREATE TABLE recovery_codes (
+        id          INTEGER PRIMARY KEY,
+        account_id  INTEGER NOT NULL REFERENCES accounts(id),
+        code_index  TEXT NOT NULL,
+        used_at     INTEGER,
+        UNIQUE (account_id, code_index)
+    );
+    "#,
 ];

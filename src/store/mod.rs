@@ -8,6 +8,7 @@ mod config_cache;
 pub(crate) mod fields;
 pub(crate) mod invitations;
 mod migrations;
+pub(crate) mod portal;
 #[cfg(test)]
 mod query_plans;
 pub(crate) mod queue;
@@ -20,19 +21,20 @@ pub(crate) use address_book::AddressBookStore;
 pub(crate) use api::ApiStore;
 pub(crate) use fields::FieldCipher;
 pub(crate) use invitations::InvitationStore;
+pub(crate) use portal::PortalStore;
 pub(crate) use secure::SecureMessageStore;
 pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
     require_verified, AccountRole, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState,
-    ProofingState, RecipientStatus, Relationship, Role, TrackStatus,
+    ProofingState, RecipientStatus, Relationship, Role, SessionStage, TrackStatus,
 };
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
 pub(crate) trait NodeStore:
-    Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + SecureMessageStore + Send
+    Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + SecureMessageStore + PortalStore + Send
 {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.
@@ -231,6 +233,8 @@ pub(crate) struct PracticeRecord {
     /// Mail its users send by Direct to an address with no certificate is held and its
     /// recipient invited, instead of bounced.
     pub invite_unreachable: bool,
+    /// Its members sign in to the portal with a second factor.
+    pub two_factor_required: bool,
     pub created_at: i64,
 }
 

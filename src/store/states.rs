@@ -163,13 +163,31 @@ named_state!(Role {
 pub(crate) enum AccountRole {
     Clinician,
     Staff,
+    /// A member who manages the practice's users and settings in the portal.
+    Admin,
     Patient,
 }
 
 named_state!(AccountRole {
     Clinician => "clinician",
     Staff => "staff",
+    Admin => "admin",
     Patient => "patient",
+});
+
+/// How far a session has come: past the password, waiting for the second factor or for the
+/// account to enrol one (its practice requires it); or signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionStage {
+    SecondFactor,
+    Enrol,
+    SignedIn,
+}
+
+named_state!(SessionStage {
+    SecondFactor => "second-factor",
+    Enrol => "enrol",
+    SignedIn => "signed-in",
 });
 
 /// How an invitation reaches its invitee.

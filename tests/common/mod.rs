@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 pub(crate) mod api;
+pub(crate) mod browser;
 pub(crate) mod network;
 pub(crate) mod node;
 pub(crate) mod pki;
+pub(crate) mod relay;
 pub(crate) mod servers;
 
 use hisp::address::{DirectAddress, Owner};

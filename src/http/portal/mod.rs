@@ -1,0 +1,128 @@
+//! The web portal (`[portal] listen`): server-rendered pages (askama) for staff, invited
+//! colleagues and patients. HTTPS only; every asset served from here (no CDN, no outside font);
+//! a strict Content-Security-Policy with no inline script or style; a form token on every form;
+//! the session cookie `__Host-hisp` (Secure, HttpOnly, SameSite=Strict), replaced at each step
+//! of signing in, ending after `idle_timeout_secs` without a request and `session_max_secs`
+//! after sign-in.
+
+pub(crate) mod account;
+pub(crate) mod page;
+pub(crate) mod password;
+pub(crate) mod session;
+pub(crate) mod signin;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use openssl::ssl::SslAcceptor;
+
+use super::{Limits, Stopper};
+use crate::admission::Admission;
+use crate::network::password_mail::Mailer;
+use crate::node::Shared;
+
+/// What every request of the portal shares.
+pub(crate) struct Portal {
+    pub shared: Arc<Shared>,
+    /// Failed sign-ins and second factors per client address (accounts lock on their own).
+    pub failures: crate::throttle::Throttle,
+    /// Requests for a password link per e-mail address, so no one is flooded with them.
+    pub link_requests: crate::throttle::Throttle,
+    /// Keys the form tokens of pages seen before signing in (made at start: such a form from
+    /// before a restart asks to be sent again).
+    pub form_key: [u8; 32],
+    /// Sends set-password links (`[notify.email]`); None: links are given by the operator's CLI.
+    pub mailer: Option<Arc<Mailer>>,
+}
+
+impl Portal {
+    pub(crate) fn new(shared: Arc<Shared>, mailer: Option<Mailer>) -> Result<Portal, String> {
+        let mut form_key = [0u8; 32];
+        openssl::rand::rand_bytes(&mut form_key).map_err(|e| e.to_string())?;
+        let window = Duration::from_secs(15 * 60);
+        Ok(Portal {
+            shared,
+            failures: crate::throttle::Throttle::new(20, window, window),
+            link_requests: crate::throttle::Throttle::new(3, Duration::from_secs(3600), Duration::from_secs(3600)),
+            form_key,
+            mailer: mailer.map(Arc::new),
+        })
+    }
+}
+
+/// A form's body: a few fields (attachments come with the pages that take them).
+const FORM_BYTES: usize = 64 * 1024;
+
+/// The stylesheet, the portal's only asset so far.
+const STYLESHEET: &str = include_str!("../../../templates/portal/portal.css");
+
+/// What every answer carries: the policy allows only this origin's stylesheet, scripts and
+/// images and no framing; nothing is kept in caches or sent as a referrer.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    page::PageError::NotFound.into_response()
+}
+
+pub(crate) fn router(portal: Arc<Portal>) -> Router {
+    Router::new()
+        .route("/", get(account::home))
+        .route("/sign-in", get(signin::form).post(signin::submit))
+        .route("/sign-out", post(signin::sign_out))
+        .route("/two-factor", get(signin::second_factor_form).post(signin::second_factor))
+        .route("/two-factor/setup", get(account::enrol_form).post(account::enrol))
+        .route("/account", get(account::show))
+        .route("/account/recovery-codes", post(account::recovery_codes))
+        .route("/password", get(password::form).post(password::set))
+        .route("/password/forgot", get(password::forgot_form).post(password::forgot))
+        .route("/assets/portal.css", get(stylesheet))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(FORM_BYTES))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(portal)
+}
+
+/// Binds `listen` and serves the portal there; the bound address and the handle that stops it.
+pub(crate) fn start(
+    listen: &str,
+    tls: Arc<SslAcceptor>,
+    portal: Portal,
+    admission: Arc<Admission>,
+) -> std::io::Result<(SocketAddr, Stopper)> {
+    let request_timeout = Duration::from_secs(30);
+    super::serve("portal", listen, tls, router(Arc::new(portal)), Limits { admission, request_timeout })
+}
+
+/// 303: go there next (after a form).
+pub(crate) fn see_other(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_string())]).into_response()
+}

@@ -1,0 +1,270 @@
+//! The web portal against a running `hisp serve`: journeys in Chromium (tests/browser/), with the
+//! real smarthost of the invitations tests keeping the e-mails it is given; and what a browser
+//! does not show (headers, timeouts) with curl.
+
+mod common;
+
+use common::browser;
+use common::node::*;
+use common::relay::{loopback_tls, smarthost};
+use common::servers::free_port;
+use common::*;
+
+const PRACTICE: &str = "Elm Clinic";
+
+/// A node with its portal on `portal` and the smarthost at `relay` trusted.
+fn node(files: &Files, portal: u16, relay: u16) -> Node {
+    let password = files.write("relay.pass", b"relay-secret\n");
+    let (cert, _) = loopback_tls(files);
+    let mailboxes = files.p("mailboxes");
+    Node::with_config(&format!(
+        "[onboarding]\nparent_domain = \"direct.example.org\"\n\
+         [server]\nhostname = \"hisp.example.org\"\nsubmission = \"\"\nbackbone = \"\"\n\
+         mail_dir = \"{mailboxes}\"\nmin_free_disk_mb = 0\n\
+         [portal]\nlisten = \"127.0.0.1:{portal}\"\npublic_url = \"https://portal.example.org\"\n\
+         [notify.email]\nrelay = \"127.0.0.1:{relay}\"\nfrom = \"no-reply@hisp.example.org\"\n\
+         username = \"hisp\"\npassword_file = \"{password}\"\ntls_ca_file = \"{cert}\"\ntimeout_secs = 10\n"
+    ))
+}
+
+#[test]
+fn members_sign_in_with_a_password_from_their_link_and_a_second_factor() {
+    let files = Files::new();
+    let (portal, relay) = (free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay, &mail);
+    let node = node(&files, portal, relay);
+    node.ok(&["practice", "add", PRACTICE]);
+    node.ok(&["practice", "add", "Oak Clinic"]);
+    node.ok(&["practice", "two-factor", "Oak Clinic", "required"]);
+    let admin = node.json(&[
+        "account",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "Ada@Elm.test",
+        "--role",
+        "admin",
+    ]);
+    assert_eq!(admin["link_emailed"], true, "{admin}");
+    assert!(admin["link"].is_null(), "the operator does not see an e-mailed link");
+    let staff = node.json(&[
+        "account",
+        "add",
+        "--practice",
+        "Oak Clinic",
+        "--name",
+        "Grace Hopper",
+        "--email",
+        "grace@oak.test",
+        "--role",
+        "staff",
+        "--print-link",
+    ]);
+    let staff_link = staff["link"].as_str().unwrap().to_string();
+    assert!(staff_link.starts_with("https://portal.example.org/password?token="), "{staff_link}");
+
+    let _daemon = node.serve(portal);
+    let env = [
+        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
+        ("MAIL_DIR", mail.display().to_string()),
+        ("ADMIN_EMAIL", "ada@elm.test".to_string()),
+        ("STAFF_EMAIL", "grace@oak.test".to_string()),
+        ("STAFF_LINK", staff_link),
+    ];
+    browser::journey("sign_in.js", &env, || node.serve_log());
+
+    let audit = node.ok(&["--json", "audit", "--limit", "200"]).text();
+    for action in [
+        "account.add",
+        "account.link",
+        "account.password",
+        "account.sign-in",
+        "account.sign-in-failed",
+        "account.second-factor",
+        "account.two-factor-on",
+        "account.recovery-code",
+        "account.sign-out",
+    ] {
+        assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
+    }
+    let listed = node.json(&["account", "list", "--practice", PRACTICE]);
+    assert_eq!(listed["accounts"][0]["two_factor"], true, "{listed}");
+    // No secret in the database in the clear: the TOTP secret sealed, tokens as digests.
+    for row in node.sql("SELECT totp_secret FROM accounts WHERE totp_secret IS NOT NULL") {
+        assert!(!row.iter().all(|b| b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".contains(b)), "the TOTP secret is sealed");
+    }
+}
+
+/// curl against the portal, with a cookie jar of its own (what one browser would keep).
+struct Curl {
+    port: u16,
+    jar: String,
+}
+
+/// An answer: status, header lines (lower-case names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The form token in the page.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("a form token in {}", self.body));
+        let rest = &self.body[at + 19..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Curl {
+    fn new(files: &Files, port: u16, name: &str) -> Curl {
+        Curl { port, jar: files.p(&format!("{name}.jar")) }
+    }
+
+    fn call(&self, path: &str, form: Option<&[(&str, &str)]>) -> Answer {
+        let url = format!("https://127.0.0.1:{}{path}", self.port);
+        let mut args = vec!["-sk", "-i", "--max-time", "20", "-b", &self.jar, "-c", &self.jar];
+        let fields: Vec<String> = form.unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for field in &fields {
+            args.extend(["--data-urlencode", field.as_str()]);
+        }
+        if form.is_some_and(|f| f.is_empty()) {
+            args.extend(["-X", "POST"]);
+        }
+        args.push(&url);
+        let out = run("curl", &args, None, &[]).ok().text();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Answer { status, headers, body: body.to_string() }
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.call(path, None)
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        self.call(path, Some(form))
+    }
+
+    fn sign_in(&self, email: &str, password: &str) -> Answer {
+        let csrf = self.get("/sign-in").csrf();
+        self.post("/sign-in", &[("csrf", &csrf), ("email", email), ("password", password)])
+    }
+}
+
+#[test]
+fn every_page_has_strict_headers_and_sessions_end_when_idle_or_old() {
+    let files = Files::new();
+    let (portal, relay) = (free_port(), free_port());
+    let node = node(&files, portal, relay);
+    node.ok(&["practice", "add", PRACTICE]);
+    let added = node.json(&[
+        "account",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@elm.test",
+        "--print-link",
+    ]);
+    let token = added["link"].as_str().unwrap().split("token=").nth(1).unwrap().to_string();
+    let _daemon = node.serve(portal);
+    let browser = Curl::new(&files, portal, "browser");
+
+    let page = browser.get("/sign-in");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'"
+        )
+    );
+    for (name, value) in [
+        ("strict-transport-security", "max-age=31536000"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+        ("content-type", "text/html; charset=utf-8"),
+    ] {
+        assert_eq!(page.header(name), Some(value), "{name}");
+    }
+    let cookie = page.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-hisp=") && cookie.ends_with("; Path=/; Secure; HttpOnly; SameSite=Strict"));
+    assert!(!page.body.contains("<script") && !page.body.contains("style="), "no inline script or style");
+    let css = browser.get("/assets/portal.css");
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert!(!css.body.contains("url(http"), "nothing from outside");
+    let missing = browser.get("/no/such/page");
+    assert_eq!(missing.status, 404);
+    assert!(missing.header("content-security-policy").is_some());
+
+    // A form without the token, or with another browser's, is refused.
+    assert_eq!(browser.post("/sign-in", &[("email", "ada@elm.test"), ("password", "x")]).status, 403);
+    let other = Curl::new(&files, portal, "other");
+    let foreign = other.get("/sign-in").csrf();
+    assert_eq!(browser.post("/sign-in", &[("csrf", &foreign), ("email", "a@b.c"), ("password", "x")]).status, 403);
+
+    let csrf = browser.get(&format!("/password?token={token}")).csrf();
+    let set = browser.post(
+        "/password",
+        &[
+            ("csrf", &csrf),
+            ("token", &token),
+            ("password", "tulip kettle orbit mauve"),
+            ("confirm", "tulip kettle orbit mauve"),
+        ],
+    );
+    assert_eq!((set.status, set.header("location")), (303, Some("/sign-in?then=password-set")));
+    let signed = browser.sign_in("ada@elm.test", "tulip kettle orbit mauve");
+    assert_eq!((signed.status, signed.header("location")), (303, Some("/")));
+    assert_eq!(browser.get("/").status, 200);
+    let stored = node.sql("SELECT token_hash FROM web_sessions");
+    assert_eq!(stored.len(), 1);
+    let jar = std::fs::read_to_string(&browser.jar).unwrap();
+    assert!(!jar.contains(&String::from_utf8_lossy(&stored[0]).to_string()), "the table holds a digest, not the token");
+
+    // Idle for the idle timeout (15 minutes): the session ends.
+    node.sql("UPDATE web_sessions SET seen_at = seen_at - 900 RETURNING id");
+    let ended = browser.get("/");
+    assert_eq!((ended.status, ended.header("location")), (303, Some("/sign-in?then=ended")));
+    assert!(browser.get("/sign-in?then=ended").body.contains("Your session ended"));
+    assert!(node.sql("SELECT id FROM web_sessions").is_empty(), "an ended session is deleted");
+
+    // Signed in longer than the absolute timeout (12 hours), however busy: it ends too.
+    browser.sign_in("ada@elm.test", "tulip kettle orbit mauve");
+    assert_eq!(browser.get("/account").status, 200);
+    node.sql("UPDATE web_sessions SET created_at = created_at - 43200 RETURNING id");
+    assert_eq!(browser.get("/account").header("location"), Some("/sign-in?then=ended"));
+
+    // Locked after five failures; the operator lifts the lock.
+    for _ in 0..5 {
+        assert_eq!(browser.sign_in("ada@elm.test", "wrong password").status, 401);
+    }
+    let locked = browser.sign_in("ada@elm.test", "tulip kettle orbit mauve");
+    assert!(locked.body.contains("locked until"), "{}", locked.body);
+    node.ok(&["account", "unlock", "ada@elm.test"]);
+    assert_eq!(browser.sign_in("ada@elm.test", "tulip kettle orbit mauve").status, 303);
+    // Signing out ends the session where it is kept, not only in the browser.
+    let home = browser.get("/");
+    let out = browser.post("/sign-out", &[("csrf", &home.csrf())]);
+    assert_eq!(out.header("location"), Some("/sign-in?then=signed-out"));
+    assert!(node.sql("SELECT id FROM web_sessions").is_empty());
+}
