@@ -44,7 +44,7 @@ pub(crate) struct InvitationsConfig {
     /// otherwise limited).
     pub per_practice_per_hour: usize,
     /// Where an invitee enters the code: the link in every notice is this URL with `?code=`.
-    /// Unset: https://<server.hostname>/invitations/accept.
+    /// Unset: the portal's page, <portal.public_url>/invitations/accept.
     pub accept_url: Option<String>,
     /// A notice that could not be sent is tried again after this many seconds, then after twice
     /// as long each time (at most 6 hours apart)...
@@ -82,7 +82,7 @@ impl Config {
     pub(crate) fn accept_url(&self) -> String {
         match &self.invitations.accept_url {
             Some(url) => url.clone(),
-            None => format!("https://{}/invitations/accept", self.server.hostname),
+            None => format!("{}/invitations/accept", self.portal_url()),
         }
     }
 }

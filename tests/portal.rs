@@ -268,3 +268,60 @@ fn every_page_has_strict_headers_and_sessions_end_when_idle_or_old() {
     assert_eq!(out.header("location"), Some("/sign-in?then=signed-out"));
     assert!(node.sql("SELECT id FROM web_sessions").is_empty());
 }
+
+/// `hisp invite send` from `practice` to `email` as `relationship` (patients born 1970-05-17,
+/// Bob 1980-05-17).
+fn invite(node: &Node, practice: &str, name: &str, email: &str, relationship: &str) {
+    let mut args = vec![
+        "invite",
+        "send",
+        "--practice",
+        practice,
+        "--name",
+        name,
+        "--email",
+        email,
+        "--relationship",
+        relationship,
+    ];
+    if relationship == "patient" {
+        args.extend(["--date-of-birth", if name.starts_with("Bob") { "1980-05-17" } else { "1970-05-17" }]);
+    }
+    if relationship == "colleague-here" {
+        args.extend(["--role", "staff"]);
+    }
+    node.json(&args);
+}
+
+#[test]
+fn invitees_register_from_the_link_in_their_email_on_each_path() {
+    let files = Files::new();
+    let (portal, relay) = (free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay, &mail);
+    let node = node(&files, portal, relay);
+    node.ok(&["practice", "add", PRACTICE]);
+    node.ok(&["practice", "add", "Oak Clinic"]);
+    invite(&node, PRACTICE, "Ada Lovelace", "ada@example.org", "patient");
+    invite(&node, PRACTICE, "Bob Smith", "bob@example.org", "patient");
+    invite(&node, PRACTICE, "Grace Hopper", "grace@birch.example", "colleague-elsewhere");
+    invite(&node, PRACTICE, "Alan Turing", "alan@elm.example", "colleague-here");
+    invite(&node, "Oak Clinic", "Ada Lovelace", "ada@example.org", "patient");
+
+    let _daemon = node.serve(portal);
+    let env = [("PORTAL_URL", format!("https://127.0.0.1:{portal}")), ("MAIL_DIR", mail.display().to_string())];
+    browser::journey("register.js", &env, || node.serve_log());
+
+    let listed = node.json(&["invite", "list", "--practice", PRACTICE]);
+    let states: Vec<&str> = listed.as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "accepted").count(), 3, "{listed:#}");
+    assert_eq!(states.iter().filter(|s| **s == "locked").count(), 1, "{listed:#}");
+    let orgs = node.ok(&["--json", "contacts", "orgs", "--practice", PRACTICE]).text();
+    for connected in ["Birch Family Medicine", "Ada Lovelace"] {
+        assert!(orgs.contains(connected), "{connected} is connected with Elm Clinic: {orgs}");
+    }
+    let oak = node.ok(&["--json", "contacts", "orgs", "--practice", "Oak Clinic"]).text();
+    assert!(oak.contains("Ada Lovelace"), "the patient accepted Oak Clinic's invitation too: {oak}");
+    let members = node.json(&["account", "list", "--practice", PRACTICE]);
+    assert!(members.to_string().contains("alan@elm.example"), "{members}");
+}

@@ -198,6 +198,33 @@ impl Accepting<'_> {
         }
         let invitation = self.still_open(invitation)?;
         let account = self.signed_in(&email, &a.password)?;
+        self.accept_by(invitation, &account, a.date_of_birth.as_deref())
+    }
+
+    /// The code's invitation accepted by `account`, signed in to the portal.
+    pub(crate) fn accept_signed_in(
+        &self,
+        code: &str,
+        account: &AccountRecord,
+        date_of_birth: Option<&str>,
+    ) -> Result<Accepted> {
+        let invitation = self.find(code)?;
+        if invitation.state == InvitationState::Accepted
+            && invitation.accepted_by.as_deref() == Some(account.id.to_string().as_str())
+        {
+            return Ok(Accepted::of(&invitation, account.clone()));
+        }
+        let invitation = self.still_open(invitation)?;
+        self.accept_by(invitation, account, date_of_birth)
+    }
+
+    /// An open invitation accepted by an existing account, if it is one the invitation is for.
+    fn accept_by(
+        &self,
+        invitation: InvitationRecord,
+        account: &AccountRecord,
+        date_of_birth: Option<&str>,
+    ) -> Result<Accepted> {
         let fits = match invitation.relationship {
             Relationship::Patient => account.role == AccountRole::Patient,
             Relationship::ColleagueHere => false,
@@ -215,7 +242,7 @@ impl Accepting<'_> {
             };
             return Err(AcceptError::Conflict(why.into()));
         }
-        self.check_date_of_birth(&invitation, a.date_of_birth.as_deref())?;
+        self.check_date_of_birth(&invitation, date_of_birth)?;
         self.accept(&invitation, &Acceptor::Existing(account.id))
     }
 
@@ -340,8 +367,10 @@ impl Accepting<'_> {
         if let Err(e) = invitee::check_name(&name) {
             fail("name", e.into());
         }
-        if r.password.chars().count() < crate::password::MIN_LEN {
-            fail("password", format!("at least {} characters", crate::password::MIN_LEN));
+        if let Err(e) =
+            crate::password::check_new(&r.password, &[&name, email.as_deref().unwrap_or(""), &invitation.practice])
+        {
+            fail("password", e.to_string());
         }
         let mut details = None;
         let role = match invitation.relationship {

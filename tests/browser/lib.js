@@ -87,6 +87,23 @@ async function mail(n) {
   }
 }
 
+/// Waits for an e-mail to `address` (whose text matches `pattern`, when given); the first, decoded.
+async function mailTo(address, pattern = null) {
+  const dir = process.env.MAIL_DIR;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    const names = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.eml')).sort() : [];
+    const found = names
+      .map((name) => fs.readFileSync(path.join(dir, name), 'utf8'))
+      .filter((raw) => new RegExp(`^To: .*${address.replace(/[.]/g, '[.]')}`, 'mi').test(raw))
+      .map(mailText)
+      .filter((text) => !pattern || pattern.test(text));
+    if (found.length > 0) return found[0];
+    assert.ok(Date.now() < deadline, `an e-mail to ${address} (${pattern}) reached the smarthost`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /// The first link in `text` to `path` on the portal.
 function linkIn(text, route) {
   const escaped = route.replace(/[?]/g, '\\?');
@@ -118,4 +135,4 @@ function run(journey) {
   });
 }
 
-module.exports = { assert, BASE, context, linkIn, mail, onPortal, run, screenshot, totp };
+module.exports = { assert, BASE, context, linkIn, mail, mailTo, onPortal, run, screenshot, totp };

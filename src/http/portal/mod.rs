@@ -8,6 +8,7 @@
 pub(crate) mod account;
 pub(crate) mod page;
 pub(crate) mod password;
+pub(crate) mod register;
 pub(crate) mod session;
 pub(crate) mod signin;
 
@@ -102,6 +103,8 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/two-factor/setup", get(account::enrol_form).post(account::enrol))
         .route("/account", get(account::show))
         .route("/account/recovery-codes", post(account::recovery_codes))
+        .route("/invitations/accept", get(register::form).post(register::register))
+        .route("/invitations/accept-signed-in", post(register::accept))
         .route("/password", get(password::form).post(password::set))
         .route("/password/forgot", get(password::forgot_form).post(password::forgot))
         .route("/assets/portal.css", get(stylesheet))
