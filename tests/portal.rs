@@ -325,3 +325,53 @@ fn invitees_register_from_the_link_in_their_email_on_each_path() {
     let members = node.json(&["account", "list", "--practice", PRACTICE]);
     assert!(members.to_string().contains("alan@elm.example"), "{members}");
 }
+
+#[test]
+fn a_member_and_a_patient_exchange_secure_messages_with_files() {
+    let files = Files::new();
+    let (portal, relay) = (free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay, &mail);
+    let node = node(&files, portal, relay);
+    node.ok(&["practice", "add", PRACTICE]);
+    let admin = node.json(&[
+        "account",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@elm.test",
+        "--print-link",
+    ]);
+    node.json(&[
+        "account",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Grace Hopper",
+        "--email",
+        "grace@elm.test",
+        "--print-link",
+    ]);
+    invite(&node, PRACTICE, "Pat Doe", "pat@example.org", "patient");
+    let _daemon = node.serve(portal);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
+    let env = [
+        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
+        ("MAIL_DIR", mail.display().to_string()),
+        ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
+        ("FIXTURES", fixtures.display().to_string()),
+    ];
+    browser::journey("messages.js", &env, || node.serve_log());
+
+    let audit = node.ok(&["--json", "audit", "--limit", "300"]).text();
+    for action in ["secure.send", "secure.read", "secure.view", "secure.download"] {
+        assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
+    }
+    for row in node.sql("SELECT subject FROM secure_messages") {
+        assert!(!String::from_utf8_lossy(&row).contains("Referral"), "subjects are sealed at rest");
+    }
+}

@@ -40,6 +40,9 @@ pub(crate) struct Party {
     pub account: i64,
     pub name: String,
     pub practice: Option<String>,
+    /// A recipient, as its sender sees it: when they read it (not yet: None).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,6 +79,9 @@ pub(crate) struct MailboxItem {
     pub attachments: i64,
     pub created_at: i64,
     pub read_at: Option<i64>,
+    /// Sent items: whom it went to.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
 }
 
 /// A message held for someone with no Direct address while they are invited.
@@ -141,6 +147,9 @@ pub(crate) trait SecureMessageStore {
     fn secure_message(&self, account: i64, id: i64, now: i64) -> Result<SecureMessage>;
     /// An attachment's information and content (base64) for a party of its message.
     fn secure_attachment(&self, account: i64, message: i64, attachment: i64) -> Result<(AttachmentInfo, String)>;
+    /// The accounts `account` may write to (its practice, connected practices and patients, or a
+    /// patient's connected practices), by name; at most `limit`.
+    fn writable(&self, account: i64, limit: usize) -> Result<Vec<Party>>;
 }
 
 /// May `?1` write to `?2`: the same practice, connected practices, a practice and its patient.
@@ -149,6 +158,19 @@ const MAY_WRITE: &str = "SELECT 1 FROM accounts a, accounts b WHERE a.id = ?1 AN
         OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = a.practice_id AND c.peer_practice_id = b.practice_id)
         OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = a.practice_id AND c.patient_id = b.id)
         OR EXISTS (SELECT 1 FROM connections c WHERE c.practice_id = b.practice_id AND c.patient_id = a.id))";
+
+/// The accounts `?1` may write to, as `MAY_WRITE` says: its practice's other members, the
+/// members of practices connected to it, its connected patients; a patient, the members of the
+/// practices connected to it.
+const WRITABLE: &str = "SELECT b.id, field_open(b.name), p.name FROM accounts b
+        LEFT JOIN practices p ON p.id = b.practice_id WHERE b.id IN (
+        SELECT m.id FROM accounts a JOIN accounts m ON m.practice_id = a.practice_id WHERE a.id = ?1 AND m.id <> ?1
+        UNION SELECT m.id FROM accounts a JOIN connections c ON c.practice_id = a.practice_id
+            JOIN accounts m ON m.practice_id = c.peer_practice_id WHERE a.id = ?1
+        UNION SELECT c.patient_id FROM accounts a JOIN connections c ON c.practice_id = a.practice_id
+            WHERE a.id = ?1 AND c.patient_id IS NOT NULL
+        UNION SELECT m.id FROM connections c JOIN accounts m ON m.practice_id = c.practice_id WHERE c.patient_id = ?1)
+        LIMIT ?2";
 
 /// May account `?1` read message `?2`: it sent it or received it.
 const MAY_READ: &str = "SELECT 1 FROM secure_messages m WHERE m.id = ?2 AND (m.sender_account = ?1
@@ -162,7 +184,7 @@ const SENDER_COLUMNS: &str = "coalesce(a.id, 0), coalesce(field_open(a.name), m.
 const PARTY_COLUMNS: &str = "a.id, field_open(a.name), p.name";
 
 fn party(r: &Row, at: usize) -> rusqlite::Result<Party> {
-    Ok(Party { account: r.get(at)?, name: r.get(at + 1)?, practice: r.get(at + 2)? })
+    Ok(Party { account: r.get(at)?, name: r.get(at + 1)?, practice: r.get(at + 2)?, read_at: None })
 }
 
 /// A mailbox line's columns after the message id and its sender's (`SENDER_COLUMNS`).
@@ -178,6 +200,7 @@ fn item(r: &Row, read_at: Option<i64>) -> rusqlite::Result<MailboxItem> {
         attachments: r.get(6)?,
         created_at: r.get(7)?,
         read_at,
+        to: Vec::new(),
     })
 }
 
@@ -337,11 +360,17 @@ impl SecureMessageStore for SqliteStore {
 
     fn secure_sent(&self, account: i64, limit: usize) -> Result<Vec<MailboxItem>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT m.id, {SENDER_COLUMNS}, {ITEM_COLUMNS} FROM secure_messages m
+            "SELECT m.id, {SENDER_COLUMNS}, {ITEM_COLUMNS},
+                    (SELECT group_concat(field_open(b.name), char(10)) FROM secure_deliveries d
+                     JOIN accounts b ON b.id = d.account_id WHERE d.message_id = m.id)
+             FROM secure_messages m
              JOIN accounts a ON a.id = m.sender_account LEFT JOIN practices p ON p.id = a.practice_id
              WHERE m.sender_account = ?1 ORDER BY m.id DESC LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(params![account, limit as i64], |r| item(r, None))?;
+        let rows = stmt.query_map(params![account, limit as i64], |r| {
+            let to: Option<String> = r.get(8)?;
+            Ok(MailboxItem { to: to.unwrap_or_default().lines().map(String::from).collect(), ..item(r, None)? })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -378,10 +407,14 @@ impl SecureMessageStore for SqliteStore {
             |r| Ok((party(r, 0)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
         )?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {PARTY_COLUMNS} FROM secure_deliveries d JOIN accounts a ON a.id = d.account_id
+            "SELECT {PARTY_COLUMNS}, d.read_at FROM secure_deliveries d JOIN accounts a ON a.id = d.account_id
              LEFT JOIN practices p ON p.id = a.practice_id WHERE d.message_id = ?1 ORDER BY d.id"
         ))?;
-        let to = stmt.query_map([id], |r| party(r, 0))?.collect::<rusqlite::Result<_>>()?;
+        // Who read it is the sender's to know, not the other recipients'.
+        let sender = from.account == account;
+        let to = stmt
+            .query_map([id], |r| Ok(Party { read_at: if sender { r.get(3)? } else { None }, ..party(r, 0)? }))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, field_open(filename), content_type, size FROM secure_attachments WHERE message_id = ?1
              ORDER BY id",
@@ -422,5 +455,13 @@ impl SecureMessageStore for SqliteStore {
             None => None,
         };
         found.ok_or_else(|| StoreError::NotFound(format!("attachment #{attachment} of message #{message}")))
+    }
+
+    fn writable(&self, account: i64, limit: usize) -> Result<Vec<Party>> {
+        let mut stmt = self.conn.prepare_cached(WRITABLE)?;
+        let mut out: Vec<Party> =
+            stmt.query_map(params![account, limit as i64], |r| party(r, 0))?.collect::<rusqlite::Result<_>>()?;
+        out.sort_by_key(|p| (p.practice.clone().unwrap_or_default().to_lowercase(), p.name.to_lowercase(), p.account));
+        Ok(out)
     }
 }

@@ -6,6 +6,7 @@
 //! after sign-in.
 
 pub(crate) mod account;
+pub(crate) mod mailbox;
 pub(crate) mod page;
 pub(crate) mod password;
 pub(crate) mod register;
@@ -57,11 +58,14 @@ impl Portal {
     }
 }
 
-/// A form's body: a few fields (attachments come with the pages that take them).
+/// A form's body: a few fields; a message's, its files too (base64 and multipart take a little
+/// more than the files themselves).
 const FORM_BYTES: usize = 64 * 1024;
+const UPLOAD_BYTES: usize = mailbox::MAX_UPLOAD_BYTES + 2 * 1024 * 1024;
 
-/// The stylesheet, the portal's only asset so far.
+/// The stylesheet and the script of progressive enhancement: the portal's only assets.
 const STYLESHEET: &str = include_str!("../../../templates/portal/portal.css");
+const SCRIPT: &str = include_str!("../../../templates/portal/portal.js");
 
 /// What every answer carries: the policy allows only this origin's stylesheet, scripts and
 /// images and no framing; nothing is kept in caches or sent as a referrer.
@@ -70,8 +74,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    // A download sets a stricter policy of its own.
+    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -87,6 +92,14 @@ async fn security_headers(mut response: Response) -> Response {
 
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        SCRIPT,
+    )
         .into_response()
 }
 
@@ -107,7 +120,17 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/invitations/accept-signed-in", post(register::accept))
         .route("/password", get(password::form).post(password::set))
         .route("/password/forgot", get(password::forgot_form).post(password::forgot))
+        .route("/messages", get(mailbox::inbox).post(mailbox::send).layer(DefaultBodyLimit::max(UPLOAD_BYTES)))
+        .route("/messages/sent", get(mailbox::sent))
+        .route("/messages/new", get(mailbox::compose))
+        .route("/messages/{id}", get(mailbox::show))
+        .route("/messages/{id}/attachments/{file}", get(mailbox::attachment))
+        .route(
+            "/messages/{id}/reply",
+            get(mailbox::reply_form).post(mailbox::reply).layer(DefaultBodyLimit::max(UPLOAD_BYTES)),
+        )
         .route("/assets/portal.css", get(stylesheet))
+        .route("/assets/portal.js", get(script))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_BYTES))
         .layer(axum::middleware::map_response(security_headers))
@@ -121,7 +144,8 @@ pub(crate) fn start(
     portal: Portal,
     admission: Arc<Admission>,
 ) -> std::io::Result<(SocketAddr, Stopper)> {
-    let request_timeout = Duration::from_secs(30);
+    // Time enough to send a message's files over a slow line.
+    let request_timeout = Duration::from_secs(120);
     super::serve("portal", listen, tls, router(Arc::new(portal)), Limits { admission, request_timeout })
 }
 

@@ -1,0 +1,478 @@
+//! Secure messages in the portal: the inbox (unread in bold, a search), sent items, reading a
+//! message (who read it, for its sender), its attachments downloaded, writing one (recipients
+//! from those the account may write to, files by picker or dropped on the page, sent as the
+//! practice) and replying. Every view and download is in the audit log.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, Query};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+
+use super::page::{render, Frame, PageError};
+use super::see_other;
+use super::session::{Ctx, Visit};
+use super::signin::sentence;
+use crate::network::messages::{self, FileRequest, MessageError, SecureRequest};
+use crate::store::accounts::AccountRecord;
+use crate::store::secure::{MailboxItem, Party, SecureMessage};
+use crate::store::StoreError;
+
+/// Messages a mailbox page lists, at most (a search looks through as many).
+const LISTED: usize = 500;
+/// Files one message carries, and their bytes together.
+pub(crate) const MAX_FILES: usize = 20;
+pub(crate) const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
+
+/// A time as pages show it.
+pub(crate) fn when(unix: i64) -> String {
+    let iso = crate::clock::iso8601(unix);
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
+/// A size as pages show it.
+fn size(bytes: i64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} bytes"),
+        b if b < 1024 * 1024 => format!("{:.1} KB", b as f64 / 1024.0),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+fn party_name(p: &Party) -> String {
+    match &p.practice {
+        Some(practice) => format!("{} ({practice})", p.name),
+        None => p.name.clone(),
+    }
+}
+
+struct Line {
+    id: i64,
+    who: String,
+    subject: String,
+    attachments: i64,
+    when: String,
+    unread: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/mailbox.html")]
+struct MailboxPage {
+    f: Frame,
+    sent: bool,
+    lines: Vec<Line>,
+    q: String,
+    unread: usize,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Whether every word of `query` is in the line's subject or sender (any case).
+fn matches(item: &MailboxItem, query: &str) -> bool {
+    let text =
+        format!("{} {} {}", item.subject, item.from.name, item.from.practice.as_deref().unwrap_or("")).to_lowercase();
+    query.split_whitespace().all(|w| text.contains(&w.to_lowercase()))
+}
+
+fn mailbox(ctx: &Ctx, sent: bool, q: &str) -> Result<Response, PageError> {
+    let (session, account) = ctx.signed_in()?;
+    let items =
+        if sent { ctx.store.secure_sent(account.id, LISTED) } else { ctx.store.secure_inbox(account.id, LISTED) }
+            .map_err(PageError::internal)?;
+    let unread = if sent { 0 } else { items.iter().filter(|i| i.read_at.is_none()).count() };
+    let lines = items
+        .iter()
+        .filter(|i| matches(i, q))
+        .map(|i| Line {
+            id: i.id,
+            who: if sent { format!("To {}", i.to.join(", ")) } else { party_name(&i.from) },
+            subject: i.subject.clone(),
+            attachments: i.attachments,
+            when: when(i.created_at),
+            unread: !sent && i.read_at.is_none(),
+        })
+        .collect();
+    let title = if sent { "Sent messages" } else { "Inbox" };
+    let page =
+        MailboxPage { f: Frame::of(title, account, &session.csrf), sent, lines, q: q.trim().to_string(), unread };
+    render(StatusCode::OK, &page)
+}
+
+pub(crate) async fn inbox(visit: Visit, Query(query): Query<SearchQuery>) -> Response {
+    visit.run(move |ctx| mailbox(ctx, false, &query.q)).await
+}
+
+pub(crate) async fn sent(visit: Visit, Query(query): Query<SearchQuery>) -> Response {
+    visit.run(move |ctx| mailbox(ctx, true, &query.q)).await
+}
+
+struct Recipient {
+    name: String,
+    status: String,
+}
+
+struct FileLine {
+    href: String,
+    name: String,
+    kind: String,
+    size: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/message.html")]
+struct MessagePage<'a> {
+    f: Frame,
+    m: &'a SecureMessage,
+    from: String,
+    sent_by_me: bool,
+    when: String,
+    recipients: Vec<Recipient>,
+    files: Vec<FileLine>,
+}
+
+/// A message not found among the account's is the same page as one that does not exist.
+fn not_yours(e: StoreError) -> PageError {
+    match e {
+        StoreError::NotFound(_) => PageError::NotFound,
+        other => PageError::internal(other),
+    }
+}
+
+pub(crate) async fn show(visit: Visit, Path(id): Path<i64>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let m = ctx.store.secure_message(account.id, id, ctx.now).map_err(not_yours)?;
+            ctx.store
+                .record("secure.view", &format!("account #{}", account.id), &format!("message #{id}"))
+                .map_err(PageError::internal)?;
+            let sent_by_me = m.from.account == account.id;
+            let recipients =
+                m.to.iter()
+                    .map(|p| Recipient {
+                        name: party_name(p),
+                        status: match (sent_by_me, p.read_at) {
+                            (true, Some(at)) => format!("delivered, read {}", when(at)),
+                            (true, None) => "delivered, not read yet".into(),
+                            (false, _) => String::new(),
+                        },
+                    })
+                    .collect();
+            let files = m
+                .attachments
+                .iter()
+                .map(|a| FileLine {
+                    href: format!("/messages/{}/attachments/{}", m.id, a.id),
+                    name: a.filename.clone(),
+                    kind: a.content_type.clone(),
+                    size: size(a.size),
+                })
+                .collect();
+            let page = MessagePage {
+                f: Frame::of(&m.subject, account, &session.csrf),
+                from: party_name(&m.from),
+                when: when(m.created_at),
+                sent_by_me,
+                recipients,
+                files,
+                m: &m,
+            };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}
+
+/// Media types a browser may be told a download is; anything else goes as octet-stream.
+const SHOWN_TYPES: &[&str] =
+    &["application/pdf", "application/xml", "text/xml", "text/plain", "image/png", "image/jpeg", "image/gif"];
+
+pub(crate) async fn attachment(visit: Visit, Path((id, file)): Path<(i64, i64)>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (_, account) = ctx.signed_in()?;
+            let (info, content) = ctx.store.secure_attachment(account.id, id, file).map_err(not_yours)?;
+            let bytes =
+                base64::engine::general_purpose::STANDARD.decode(content.as_bytes()).map_err(PageError::internal)?;
+            ctx.store
+                .record("secure.download", &format!("account #{}", account.id), &format!("message #{id} file #{file}"))
+                .map_err(PageError::internal)?;
+            let kind = if SHOWN_TYPES.contains(&info.content_type.as_str()) {
+                info.content_type.as_str()
+            } else {
+                "application/octet-stream"
+            };
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(kind).map_err(PageError::internal)?);
+            headers.insert(header::CONTENT_DISPOSITION, disposition(&info.filename));
+            // A file is never a page of this site, whatever it holds: it is downloaded, and were it
+            // opened, it could run and load nothing. (No `sandbox`: Chromium refuses to download
+            // from a sandboxed answer.)
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+            Ok(response)
+        })
+        .await
+}
+
+/// `attachment` with the name as plain ASCII and, exactly, in RFC 6266's filename*.
+fn disposition(name: &str) -> HeaderValue {
+    let plain: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' && c != ';' { c } else { '_' }).collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}"))
+        .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+struct Choice {
+    id: i64,
+    name: String,
+    practice: String,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/compose.html")]
+struct ComposePage {
+    f: Frame,
+    choices: Vec<Choice>,
+    addresses: Vec<String>,
+    as_practice: String,
+    subject: String,
+    body: String,
+    /// Replying: to this message (its recipients are fixed).
+    reply: Option<(i64, String)>,
+    error: Option<String>,
+    max_files: usize,
+    max_mb: usize,
+}
+
+/// What a compose form sent (multipart: the files too).
+#[derive(Default)]
+pub(crate) struct Composed {
+    csrf: String,
+    to: Vec<i64>,
+    subject: String,
+    body: String,
+    as_practice: String,
+    files: Vec<FileRequest>,
+    /// Why the form could not be read whole (too many files, not multipart).
+    problem: Option<String>,
+}
+
+/// Reads a compose form; its files base64-encoded as the message keeps them.
+pub(crate) async fn read_form(mut form: Multipart) -> Composed {
+    let mut out = Composed::default();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                out.problem = Some(format!(
+                    "the form could not be read ({e}); files may be at most {} MB together",
+                    MAX_UPLOAD_BYTES >> 20
+                ));
+                break;
+            }
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if name == "files" {
+            let filename = field.file_name().unwrap_or("").to_string();
+            let kind = field.content_type().unwrap_or("application/octet-stream").to_string();
+            let Ok(bytes) = field.bytes().await else {
+                out.problem = Some("a file could not be read whole".into());
+                break;
+            };
+            if filename.is_empty() && bytes.is_empty() {
+                continue; // the picker left empty
+            }
+            if out.files.len() == MAX_FILES {
+                out.problem = Some(format!("at most {MAX_FILES} files in one message"));
+                break;
+            }
+            let content_base64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            out.files.push(FileRequest {
+                filename: messages::clean_filename(&filename),
+                content_type: kind,
+                content_base64,
+            });
+            continue;
+        }
+        let Ok(text) = field.text().await else {
+            out.problem = Some("a field could not be read".into());
+            break;
+        };
+        match name.as_str() {
+            "csrf" => out.csrf = text,
+            "subject" => out.subject = text,
+            "body" => out.body = text,
+            "as_practice" => out.as_practice = text,
+            "to" => {
+                if let Ok(id) = text.trim().parse() {
+                    out.to.push(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The practice's addresses the account may send as.
+fn practice_addresses(ctx: &Ctx, account: &AccountRecord) -> Result<Vec<String>, PageError> {
+    let Some(name) = &account.practice else { return Ok(Vec::new()) };
+    let practice = ctx.store.practice(name).map_err(PageError::internal)?;
+    Ok(practice.addresses(&*ctx.store).map_err(PageError::internal)?.iter().map(ToString::to_string).collect())
+}
+
+struct Draft<'a> {
+    to: &'a [i64],
+    subject: &'a str,
+    body: &'a str,
+    as_practice: &'a str,
+    reply: Option<(i64, String)>,
+}
+
+fn compose_page(ctx: &Ctx, draft: Draft, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
+    let (session, account) = ctx.signed_in()?;
+    let choices = ctx
+        .store
+        .writable(account.id, 1000)
+        .map_err(PageError::internal)?
+        .into_iter()
+        .map(|p| Choice {
+            checked: draft.to.contains(&p.account),
+            id: p.account,
+            name: p.name,
+            practice: p.practice.unwrap_or_else(|| "Patient".into()),
+        })
+        .collect();
+    let title = if draft.reply.is_some() { "Reply" } else { "New message" };
+    let page = ComposePage {
+        f: Frame::of(title, account, &session.csrf),
+        choices,
+        addresses: practice_addresses(ctx, account)?,
+        as_practice: draft.as_practice.to_string(),
+        subject: draft.subject.to_string(),
+        body: draft.body.to_string(),
+        reply: draft.reply,
+        error,
+        max_files: MAX_FILES,
+        max_mb: MAX_UPLOAD_BYTES >> 20,
+    };
+    render(status, &page)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ComposeQuery {
+    #[serde(default)]
+    to: Option<i64>,
+}
+
+pub(crate) async fn compose(visit: Visit, Query(query): Query<ComposeQuery>) -> Response {
+    visit
+        .run(move |ctx| {
+            let to: Vec<i64> = query.to.into_iter().collect();
+            let draft = Draft { to: &to, subject: "", body: "", as_practice: "", reply: None };
+            compose_page(ctx, draft, None, StatusCode::OK)
+        })
+        .await
+}
+
+fn refused(e: MessageError) -> Result<String, PageError> {
+    match e {
+        MessageError::Invalid(errors) => Ok(errors.iter().map(|e| sentence(&e.message)).collect::<Vec<_>>().join(" ")),
+        MessageError::Store(StoreError::NotFound(what)) => Ok(sentence(&format!("{what} was not found"))),
+        MessageError::Store(e) => Err(PageError::internal(e)),
+    }
+}
+
+pub(crate) async fn send(visit: Visit, form: Multipart) -> Response {
+    let form = read_form(form).await;
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, account) = ctx.signed_in()?;
+            let draft = Draft {
+                to: &form.to,
+                subject: &form.subject,
+                body: &form.body,
+                as_practice: &form.as_practice,
+                reply: None,
+            };
+            if let Some(problem) = &form.problem {
+                return compose_page(ctx, draft, Some(sentence(problem)), StatusCode::BAD_REQUEST);
+            }
+            if form.to.is_empty() {
+                return compose_page(
+                    ctx,
+                    draft,
+                    Some("Choose at least one recipient.".into()),
+                    StatusCode::BAD_REQUEST,
+                );
+            }
+            let request = SecureRequest {
+                to: form.to.clone(),
+                subject: form.subject.clone(),
+                body: form.body.clone(),
+                attachments: form.files.clone(),
+                as_practice: Some(form.as_practice.trim().to_string()).filter(|a| !a.is_empty()),
+            };
+            match messages::send(&*ctx.store, account.id, &request, ctx.now) {
+                Ok(id) => Ok(see_other(&format!("/messages/{id}?sent=1"))),
+                Err(e) => compose_page(ctx, draft, Some(refused(e)?), StatusCode::BAD_REQUEST),
+            }
+        })
+        .await
+}
+
+/// The message being answered, and who the answer goes to.
+fn answering(ctx: &Ctx, account: &AccountRecord, id: i64) -> Result<(i64, String), PageError> {
+    let m = ctx.store.secure_message(account.id, id, ctx.now).map_err(not_yours)?;
+    let to = if m.from.account == account.id {
+        m.to.iter().map(party_name).collect::<Vec<_>>().join(", ")
+    } else {
+        party_name(&m.from)
+    };
+    Ok((m.id, format!("{} — to {to}", m.subject)))
+}
+
+pub(crate) async fn reply_form(visit: Visit, Path(id): Path<i64>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (_, account) = ctx.signed_in()?;
+            let reply = Some(answering(ctx, account, id)?);
+            compose_page(ctx, Draft { to: &[], subject: "", body: "", as_practice: "", reply }, None, StatusCode::OK)
+        })
+        .await
+}
+
+pub(crate) async fn reply(visit: Visit, Path(id): Path<i64>, form: Multipart) -> Response {
+    let form = read_form(form).await;
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, account) = ctx.signed_in()?;
+            let reply = Some(answering(ctx, account, id)?);
+            let draft = Draft { to: &[], subject: "", body: &form.body, as_practice: "", reply };
+            if let Some(problem) = &form.problem {
+                return compose_page(ctx, draft, Some(sentence(problem)), StatusCode::BAD_REQUEST);
+            }
+            match messages::reply(&*ctx.store, account.id, id, &form.body, &form.files, ctx.now) {
+                Ok(new) => Ok(see_other(&format!("/messages/{new}?sent=1"))),
+                Err(e) => compose_page(ctx, draft, Some(refused(e)?), StatusCode::BAD_REQUEST),
+            }
+        })
+        .await
+}
