@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::browser;
 use common::node::*;
 use common::relay::{loopback_tls, smarthost};
 use common::servers::free_port;
 use common::*;
+use common::{browser, network};
 
 const PRACTICE: &str = "Elm Clinic";
 
@@ -192,8 +192,8 @@ fn every_page_has_strict_headers_and_sessions_end_when_idle_or_old() {
     assert_eq!(
         page.header("content-security-policy"),
         Some(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
     );
     for (name, value) in [
@@ -374,4 +374,41 @@ fn a_member_and_a_patient_exchange_secure_messages_with_files() {
     for row in node.sql("SELECT subject FROM secure_messages") {
         assert!(!String::from_utf8_lossy(&row).contains("Referral"), "subjects are sealed at rest");
     }
+}
+
+#[test]
+fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
+    let portal = free_port();
+    let n = network::network_with(|name, config| {
+        if name == "a" {
+            format!("{config}[portal]\nlisten = \"127.0.0.1:{portal}\"\npublic_url = \"https://portal.a.test\"\n")
+        } else {
+            config
+        }
+    });
+    let admin = n.a.json(&[
+        "account",
+        "add",
+        "--practice",
+        "a.test",
+        "--name",
+        "John Smith",
+        "--email",
+        "smith@a.test",
+        "--print-link",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", portal)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the portal listens");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
+    let env = [
+        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
+        ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
+        ("FIXTURES", fixtures.display().to_string()),
+    ];
+    browser::journey("direct.js", &env, || n.a.serve_log());
+    let delivered = network::mailbox(&n.b, "b.test", "dr.jones", 1);
+    assert!(delivered[0].contains("Referral for Pat Doe"), "dr.jones has it");
 }

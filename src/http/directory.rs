@@ -11,7 +11,8 @@ use super::call::Caller;
 use super::error::ApiError;
 use crate::address::DirectAddress;
 use crate::discovery::verdict::{self, Lookup};
-use crate::store::Direction;
+use crate::node::Shared;
+use crate::store::{Direction, NodeStore, PracticeRecord};
 use crate::trust::{AnchorSource, StoreAnchors};
 
 /// GET /v1/addresses/{address}/verify: valid (a usable, trusted certificate was found) or
@@ -22,25 +23,32 @@ pub(crate) async fn verify(caller: Caller, Path(address): Path<String>) -> Respo
             let address = DirectAddress::parse(&address)
                 .map_err(|e| ApiError::field("address", format!("{address:?} is not a Direct address: {e}")))?;
             let practice = call.practice()?;
-            let shared = &call.api.shared;
-            let mut anchors = Vec::new();
-            for domain in practice.hosted_domains() {
-                anchors.extend(
-                    StoreAnchors(&*call.store)
-                        .anchors(Some(&domain), Direction::Outgoing)
-                        .map_err(ApiError::internal)?,
-                );
-            }
-            let how = Lookup {
-                anchors: &anchors,
-                resolver: &shared.resolver,
-                ldap_timeout: shared.lookup_timeout,
-                revocation: shared.config.trust.revocation,
-                now: call.now,
-            };
-            Ok((StatusCode::OK, verdict::verdict(verdict::lookup(&address, &how))))
+            let verdict = verify_address(&*call.store, &call.api.shared, &practice, &address, call.now)?;
+            Ok((StatusCode::OK, verdict))
         })
         .await
+}
+
+/// Discovery and trust for `address`, as the node would do them before sending for `practice`.
+pub(crate) fn verify_address(
+    store: &dyn NodeStore,
+    shared: &Shared,
+    practice: &PracticeRecord,
+    address: &DirectAddress,
+    now: i64,
+) -> Result<verdict::Verdict, ApiError> {
+    let mut anchors = Vec::new();
+    for domain in practice.hosted_domains() {
+        anchors.extend(StoreAnchors(store).anchors(Some(&domain), Direction::Outgoing).map_err(ApiError::internal)?);
+    }
+    let how = Lookup {
+        anchors: &anchors,
+        resolver: &shared.resolver,
+        ldap_timeout: shared.lookup_timeout,
+        revocation: shared.config.trust.revocation,
+        now,
+    };
+    Ok(verdict::verdict(verdict::lookup(address, &how)))
 }
 
 #[derive(Deserialize)]

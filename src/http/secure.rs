@@ -14,7 +14,7 @@ use serde_json::json;
 use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
 use super::messages::limit;
-use super::send::{self, Outgoing};
+use super::send::{self, Outgoing, Sending};
 use crate::network::messages::{self, FileRequest, MessageError, SecureRequest};
 
 impl From<MessageError> for ApiError {
@@ -71,7 +71,7 @@ pub(crate) async fn send(caller: Caller, Path(id): Path<i64>, Body(body): Body) 
                 Some(messages::send(&*call.store, account.id, &request.secure, call.now)?)
             };
             let queued = match direct {
-                Some(outgoing) => Some(send::queue(call, &call.practice()?, outgoing)?),
+                Some(outgoing) => Some(send::queue(&Sending::of(call), &call.practice()?, outgoing)?),
                 None => None,
             };
             Ok((StatusCode::CREATED, json!({ "message": secure, "direct": queued })))

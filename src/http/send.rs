@@ -55,6 +55,32 @@ pub(crate) fn parse_outgoing(body: &[u8]) -> bool {
     parse_body::<Outgoing>(body).is_ok()
 }
 
+/// What sending needs of the node: the caller's store connection, the node's state, the queue's
+/// committer, who asks (for the Received field) and the time.
+pub(crate) struct Sending<'a> {
+    pub store: &'a dyn crate::store::NodeStore,
+    pub shared: &'a crate::node::Shared,
+    pub committer: &'a dyn crate::smtp::server::Committer,
+    pub peer: std::net::SocketAddr,
+    /// What the Received field says the message came by ("rest-api", "portal").
+    pub via: &'static str,
+    pub now: i64,
+}
+
+impl<'a> Sending<'a> {
+    /// An API call's.
+    pub(crate) fn of(call: &'a Call) -> Sending<'a> {
+        Sending {
+            store: &*call.store,
+            shared: &call.api.shared,
+            committer: &*call.api.committer,
+            peer: call.peer.0,
+            via: "rest-api",
+            now: call.now,
+        }
+    }
+}
+
 /// A request that passed every check.
 struct Checked {
     from: DirectAddress,
@@ -70,14 +96,18 @@ pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
         .run(move |call| {
             let request: Outgoing = parse_body(&body)?;
             let practice = call.practice()?;
-            Ok((StatusCode::ACCEPTED, queue(call, &practice, request)?))
+            Ok((StatusCode::ACCEPTED, queue(&Sending::of(call), &practice, request)?))
         })
         .await
 }
 
 /// Checks a message to Direct addresses, commits it to the queue (sealed and delivered by the
 /// workers, tracked by its MDNs) and keeps the practice's copies; what was queued.
-pub(crate) fn queue(call: &Call, practice: &PracticeRecord, request: Outgoing) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn queue(
+    call: &Sending,
+    practice: &PracticeRecord,
+    request: Outgoing,
+) -> Result<serde_json::Value, ApiError> {
     let checked = check(call, practice, request)?;
     let (message_id, queue_id) = commit(call, &checked)?;
     let referral_id = record_sent(call, practice, &checked, &message_id)?;
@@ -93,21 +123,21 @@ pub(crate) fn queue(call: &Call, practice: &PracticeRecord, request: Outgoing) -
     }))
 }
 
-fn check(call: &Call, practice: &PracticeRecord, r: Outgoing) -> Result<Checked, ApiError> {
+fn check(call: &Sending, practice: &PracticeRecord, r: Outgoing) -> Result<Checked, ApiError> {
     let from = DirectAddress::parse(&r.from).map_err(|e| ApiError::field("from", e.to_string()))?;
-    if !practice.owns(&*call.store, &from)? {
+    if !practice.owns(call.store, &from)? {
         let mut e = ApiError::forbidden("not-your-address", format!("{from} is not an address of {}", practice.name));
         e.field = Some("from".into());
         return Err(e);
     }
     // Until its identity is proofed, a practice cannot send: the same rule as SMTP submission.
-    if let Err(refused) = crate::store::require_verified(&*call.store, from.domain()) {
+    if let Err(refused) = crate::store::require_verified(call.store, from.domain()) {
         return Err(match refused {
             Ok(why) => ApiError::forbidden("not-verified", why),
             Err(e) => e.into(),
         });
     }
-    let max = call.api.shared.config.server.max_recipients;
+    let max = call.shared.config.server.max_recipients;
     if r.to.is_empty() || r.to.len() > max {
         return Err(ApiError::field("to", format!("1 to {max} recipients")));
     }
@@ -193,21 +223,20 @@ fn message_id_field(text: &str) -> Result<String, ApiError> {
 }
 
 /// Composes the message and commits it to the queue; returns its Message-ID and queue id.
-fn commit(call: &Call, c: &Checked) -> Result<(String, String), ApiError> {
-    let message_id = crate::node::new_message_id(&call.api.shared.config.server.hostname);
+fn commit(call: &Sending, c: &Checked) -> Result<(String, String), ApiError> {
+    let message_id = crate::node::new_message_id(&call.shared.config.server.hostname);
     let data = compose(c, &message_id, call.now);
     let envelope = Envelope {
         mail_from: Some(c.from.clone()),
         recipients: c.to.clone(),
         data: Spool::in_memory(data),
         authenticated: Some(c.from.clone()),
-        helo: "rest-api".into(),
+        helo: call.via.into(),
         tls: true,
     };
     let queue_id = call
-        .api
         .committer
-        .commit(envelope, call.peer.0)
+        .commit(envelope, call.peer)
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "queue", format!("not queued: {e}")))?;
     Ok((message_id, queue_id))
 }
@@ -239,8 +268,13 @@ fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
 }
 
 /// Keeps the referral and a copy of each attachment for the practice (and the patient).
-fn record_sent(call: &Call, practice: &PracticeRecord, c: &Checked, message_id: &str) -> Result<Option<i64>, ApiError> {
-    let documents = referral::documents(&call.api.shared.kek, &c.files).map_err(ApiError::internal)?;
+fn record_sent(
+    call: &Sending,
+    practice: &PracticeRecord,
+    c: &Checked,
+    message_id: &str,
+) -> Result<Option<i64>, ApiError> {
+    let documents = referral::documents(&call.shared.kek, &c.files).map_err(ApiError::internal)?;
     let referral = c.referral.as_ref().map(|(m, in_reply_to)| NewReferral {
         direction: m.direction.clone(),
         patient_id: m.patient_id.clone(),

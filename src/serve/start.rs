@@ -95,8 +95,13 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         let window = Duration::from_secs(15 * 60);
         let token_failures = crate::throttle::Throttle::new(20, window, window);
         let code_failures = crate::throttle::Throttle::new(10, window, window);
-        let api =
-            crate::http::Api { shared: shared.clone(), committer, token_failures, code_failures, dns: dns.clone() };
+        let api = crate::http::Api {
+            shared: shared.clone(),
+            committer: committer.clone(),
+            token_failures,
+            code_failures,
+            dns: dns.clone(),
+        };
         let (bound, stopper) =
             crate::http::start(&listen, api_tls.clone(), api, admission).map_err(io(&format!("API on {listen}")))?;
         running.api = Some(bound);
@@ -112,7 +117,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         };
         let mailer = crate::network::password_mail::mailer(config, Box::new(DnsClient::new(dns.clone())))
             .map_err(|e| format!("notify.email: {e}"))?;
-        let portal = crate::http::portal::Portal::new(shared.clone(), mailer)?;
+        let portal = crate::http::portal::Portal::new(shared.clone(), committer.clone(), mailer)?;
         let listen = config.portal.listen.clone();
         let (bound, stopper) = crate::http::portal::start(&listen, portal_tls, portal, listener_admission(config))
             .map_err(io(&format!("portal on {listen}")))?;

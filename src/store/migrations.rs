@@ -814,4 +814,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (account_id, code_index)
     );
     "#,
+    // 21: the Direct messages a portal account sent as its practice, for its sent items (their
+    // content and tracking are the practice's, in `exchanges` and `tracked`).
+    r#"
+    CREATE TABLE portal_direct_sent (
+        id          INTEGER PRIMARY KEY,
+        account_id  INTEGER NOT NULL REFERENCES accounts(id),
+        message_id  TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (account_id, message_id)
+    );
+    "#,
 ];

@@ -101,6 +101,10 @@ pub(crate) trait PortalStore {
     fn set_two_factor_required(&self, practice_id: i64, required: bool) -> Result<()>;
     /// An entry in the audit log (a sign-out, a message read, a file downloaded).
     fn record(&self, action: &str, subject: &str, detail: &str) -> Result<()>;
+    /// `account` sent the Direct message `message_id` as its practice.
+    fn record_direct_sent(&self, account: i64, message_id: &str, now: i64) -> Result<()>;
+    /// The Direct messages `account` sent, newest first: (Message-ID, when).
+    fn direct_sent(&self, account: i64, limit: usize) -> Result<Vec<(String, i64)>>;
 }
 
 fn recovery_key(account: i64, code: &str) -> String {
@@ -394,5 +398,21 @@ impl PortalStore for SqliteStore {
 
     fn record(&self, action: &str, subject: &str, detail: &str) -> Result<()> {
         self.change(action, subject, detail, |_| Ok(()))
+    }
+
+    fn record_direct_sent(&self, account: i64, message_id: &str, now: i64) -> Result<()> {
+        self.conn.run(
+            "INSERT OR IGNORE INTO portal_direct_sent (account_id, message_id, created_at) VALUES (?1, ?2, ?3)",
+            params![account, message_id, now],
+        )?;
+        Ok(())
+    }
+
+    fn direct_sent(&self, account: i64, limit: usize) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message_id, created_at FROM portal_direct_sent WHERE account_id = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![account, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

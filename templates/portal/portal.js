@@ -18,6 +18,46 @@
     });
   }
 
+  // "Verifying Address" as one types Direct addresses: each checked by the node (its certificate
+  // found and trusted), shown valid or invalid with the reason.
+  var direct = document.getElementById('to_addresses');
+  var verdicts = document.getElementById('direct-verdicts');
+  if (direct && verdicts && window.fetch) {
+    var timer = null;
+    var line = function (cls, strong, rest) {
+      var p = document.createElement('p');
+      p.className = 'verdict ' + cls;
+      var b = document.createElement('strong');
+      b.textContent = strong;
+      p.appendChild(b);
+      p.appendChild(document.createTextNode(rest));
+      return p;
+    };
+    var check = function () {
+      var wanted = direct.value.split(/[\s,;]+/).filter(function (a) { return /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(a); });
+      verdicts.textContent = '';
+      wanted.forEach(function (address) {
+        var p = line('checking', 'Verifying Address', ': ' + address + '…');
+        verdicts.appendChild(p);
+        fetch('/messages/verify?format=json&address=' + encodeURIComponent(address), { credentials: 'same-origin' })
+          .then(function (r) { return r.json(); })
+          .then(function (v) {
+            var done = v.valid
+              ? line('valid', 'Valid Direct Address', ': ' + address)
+              : line('invalid', 'Invalid Direct Address', ': ' + address + ': ' + v.reason);
+            verdicts.replaceChild(done, p);
+          })
+          .catch(function () {
+            verdicts.replaceChild(line('invalid', 'Could not verify', ': ' + address + ' (try again)'), p);
+          });
+      });
+    };
+    direct.addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(check, 600);
+    });
+  }
+
   var zone = document.getElementById('dropzone');
   var input = document.getElementById('files');
   var chosen = document.getElementById('chosen');

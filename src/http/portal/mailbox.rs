@@ -48,7 +48,10 @@ fn party_name(p: &Party) -> String {
 }
 
 struct Line {
-    id: i64,
+    href: String,
+    /// Sent by Direct: the delivery in a word (sent, delivered, failed...).
+    direct: Option<&'static str>,
+    at: i64,
     who: String,
     subject: String,
     attachments: i64,
@@ -85,11 +88,13 @@ fn mailbox(ctx: &Ctx, sent: bool, q: &str) -> Result<Response, PageError> {
         if sent { ctx.store.secure_sent(account.id, LISTED) } else { ctx.store.secure_inbox(account.id, LISTED) }
             .map_err(PageError::internal)?;
     let unread = if sent { 0 } else { items.iter().filter(|i| i.read_at.is_none()).count() };
-    let lines = items
+    let mut lines: Vec<Line> = items
         .iter()
         .filter(|i| matches(i, q))
         .map(|i| Line {
-            id: i.id,
+            href: format!("/messages/{}", i.id),
+            direct: None,
+            at: i.created_at,
             who: if sent { format!("To {}", i.to.join(", ")) } else { party_name(&i.from) },
             subject: i.subject.clone(),
             attachments: i.attachments,
@@ -97,6 +102,26 @@ fn mailbox(ctx: &Ctx, sent: bool, q: &str) -> Result<Response, PageError> {
             unread: !sent && i.read_at.is_none(),
         })
         .collect();
+    if sent && account.practice.is_some() {
+        for m in super::direct::sent_by(ctx, account, LISTED)? {
+            let to: Vec<&str> = m.recipients.iter().map(|r| r.recipient.as_str()).collect();
+            let words = format!("{} {}", m.subject, to.join(" ")).to_lowercase();
+            if !q.split_whitespace().all(|w| words.contains(&w.to_lowercase())) {
+                continue;
+            }
+            lines.push(Line {
+                href: format!("/messages/direct/{}", crate::http::messages::bare(&m.message_id)),
+                direct: Some(super::direct::summary(&m)),
+                at: m.submitted_at,
+                who: format!("To {}", to.join(", ")),
+                subject: m.subject.clone(),
+                attachments: 0,
+                when: when(m.submitted_at),
+                unread: false,
+            });
+        }
+        lines.sort_by_key(|l| std::cmp::Reverse(l.at));
+    }
     let title = if sent { "Sent messages" } else { "Inbox" };
     let page =
         MailboxPage { f: Frame::of(title, account, &session.csrf), sent, lines, q: q.trim().to_string(), unread };
@@ -249,6 +274,7 @@ struct ComposePage {
     choices: Vec<Choice>,
     addresses: Vec<String>,
     as_practice: String,
+    to_addresses: String,
     subject: String,
     body: String,
     /// Replying: to this message (its recipients are fixed).
@@ -266,6 +292,7 @@ pub(crate) struct Composed {
     subject: String,
     body: String,
     as_practice: String,
+    to_addresses: String,
     files: Vec<FileRequest>,
     /// Why the form could not be read whole (too many files, not multipart).
     problem: Option<String>,
@@ -318,6 +345,7 @@ pub(crate) async fn read_form(mut form: Multipart) -> Composed {
             "subject" => out.subject = text,
             "body" => out.body = text,
             "as_practice" => out.as_practice = text,
+            "to_addresses" => out.to_addresses = text,
             "to" => {
                 if let Ok(id) = text.trim().parse() {
                     out.to.push(id);
@@ -338,6 +366,7 @@ fn practice_addresses(ctx: &Ctx, account: &AccountRecord) -> Result<Vec<String>,
 
 struct Draft<'a> {
     to: &'a [i64],
+    to_addresses: &'a str,
     subject: &'a str,
     body: &'a str,
     as_practice: &'a str,
@@ -364,6 +393,7 @@ fn compose_page(ctx: &Ctx, draft: Draft, error: Option<String>, status: StatusCo
         choices,
         addresses: practice_addresses(ctx, account)?,
         as_practice: draft.as_practice.to_string(),
+        to_addresses: draft.to_addresses.to_string(),
         subject: draft.subject.to_string(),
         body: draft.body.to_string(),
         reply: draft.reply,
@@ -384,7 +414,7 @@ pub(crate) async fn compose(visit: Visit, Query(query): Query<ComposeQuery>) -> 
     visit
         .run(move |ctx| {
             let to: Vec<i64> = query.to.into_iter().collect();
-            let draft = Draft { to: &to, subject: "", body: "", as_practice: "", reply: None };
+            let draft = Draft { to: &to, to_addresses: "", subject: "", body: "", as_practice: "", reply: None };
             compose_page(ctx, draft, None, StatusCode::OK)
         })
         .await
@@ -406,6 +436,7 @@ pub(crate) async fn send(visit: Visit, form: Multipart) -> Response {
             let (_, account) = ctx.signed_in()?;
             let draft = Draft {
                 to: &form.to,
+                to_addresses: &form.to_addresses,
                 subject: &form.subject,
                 body: &form.body,
                 as_practice: &form.as_practice,
@@ -414,24 +445,49 @@ pub(crate) async fn send(visit: Visit, form: Multipart) -> Response {
             if let Some(problem) = &form.problem {
                 return compose_page(ctx, draft, Some(sentence(problem)), StatusCode::BAD_REQUEST);
             }
-            if form.to.is_empty() {
-                return compose_page(
-                    ctx,
-                    draft,
-                    Some("Choose at least one recipient.".into()),
-                    StatusCode::BAD_REQUEST,
-                );
+            let direct_to = super::direct::addresses(&form.to_addresses);
+            if form.to.is_empty() && direct_to.is_empty() {
+                let error = "Choose at least one recipient, or type a Direct address.".to_string();
+                return compose_page(ctx, draft, Some(error), StatusCode::BAD_REQUEST);
             }
-            let request = SecureRequest {
-                to: form.to.clone(),
-                subject: form.subject.clone(),
-                body: form.body.clone(),
-                attachments: form.files.clone(),
-                as_practice: Some(form.as_practice.trim().to_string()).filter(|a| !a.is_empty()),
+            let as_practice = form.as_practice.trim();
+            // Direct first: every address is verified before anything is sent to anyone.
+            let direct = if direct_to.is_empty() {
+                None
+            } else {
+                let outgoing = super::direct::DirectDraft {
+                    from: as_practice,
+                    to: &direct_to,
+                    subject: &form.subject,
+                    body: &form.body,
+                    files: &form.files,
+                };
+                match super::direct::send_direct(ctx, account, &outgoing)? {
+                    Ok(message_id) => Some(message_id),
+                    Err(why) => return compose_page(ctx, draft, Some(why), StatusCode::BAD_REQUEST),
+                }
             };
-            match messages::send(&*ctx.store, account.id, &request, ctx.now) {
-                Ok(id) => Ok(see_other(&format!("/messages/{id}?sent=1"))),
-                Err(e) => compose_page(ctx, draft, Some(refused(e)?), StatusCode::BAD_REQUEST),
+            let secure = if form.to.is_empty() {
+                None
+            } else {
+                let request = SecureRequest {
+                    to: form.to.clone(),
+                    subject: form.subject.clone(),
+                    body: form.body.clone(),
+                    attachments: form.files.clone(),
+                    as_practice: Some(as_practice.to_string()).filter(|a| !a.is_empty()),
+                };
+                match messages::send(&*ctx.store, account.id, &request, ctx.now) {
+                    Ok(id) => Some(id),
+                    Err(e) => return compose_page(ctx, draft, Some(refused(e)?), StatusCode::BAD_REQUEST),
+                }
+            };
+            match (secure, direct) {
+                (Some(id), _) => Ok(see_other(&format!("/messages/{id}?sent=1"))),
+                (None, Some(message_id)) => {
+                    Ok(see_other(&format!("/messages/direct/{}?sent=1", crate::http::messages::bare(&message_id))))
+                }
+                (None, None) => Err(PageError::internal("nothing was sent")),
             }
         })
         .await
@@ -453,7 +509,8 @@ pub(crate) async fn reply_form(visit: Visit, Path(id): Path<i64>) -> Response {
         .run(move |ctx| {
             let (_, account) = ctx.signed_in()?;
             let reply = Some(answering(ctx, account, id)?);
-            compose_page(ctx, Draft { to: &[], subject: "", body: "", as_practice: "", reply }, None, StatusCode::OK)
+            let draft = Draft { to: &[], to_addresses: "", subject: "", body: "", as_practice: "", reply };
+            compose_page(ctx, draft, None, StatusCode::OK)
         })
         .await
 }
@@ -465,7 +522,7 @@ pub(crate) async fn reply(visit: Visit, Path(id): Path<i64>, form: Multipart) ->
             ctx.check_form(&form.csrf)?;
             let (_, account) = ctx.signed_in()?;
             let reply = Some(answering(ctx, account, id)?);
-            let draft = Draft { to: &[], subject: "", body: &form.body, as_practice: "", reply };
+            let draft = Draft { to: &[], to_addresses: "", subject: "", body: &form.body, as_practice: "", reply };
             if let Some(problem) = &form.problem {
                 return compose_page(ctx, draft, Some(sentence(problem)), StatusCode::BAD_REQUEST);
             }

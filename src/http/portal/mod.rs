@@ -6,6 +6,7 @@
 //! after sign-in.
 
 pub(crate) mod account;
+pub(crate) mod direct;
 pub(crate) mod mailbox;
 pub(crate) mod page;
 pub(crate) mod password;
@@ -41,10 +42,16 @@ pub(crate) struct Portal {
     pub form_key: [u8; 32],
     /// Sends set-password links (`[notify.email]`); None: links are given by the operator's CLI.
     pub mailer: Option<Arc<Mailer>>,
+    /// The queue's committer: a member's message to Direct addresses goes in as a submission would.
+    pub committer: Arc<dyn crate::smtp::server::Committer>,
 }
 
 impl Portal {
-    pub(crate) fn new(shared: Arc<Shared>, mailer: Option<Mailer>) -> Result<Portal, String> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        committer: Arc<dyn crate::smtp::server::Committer>,
+        mailer: Option<Mailer>,
+    ) -> Result<Portal, String> {
         let mut form_key = [0u8; 32];
         openssl::rand::rand_bytes(&mut form_key).map_err(|e| e.to_string())?;
         let window = Duration::from_secs(15 * 60);
@@ -54,6 +61,7 @@ impl Portal {
             link_requests: crate::throttle::Throttle::new(3, Duration::from_secs(3600), Duration::from_secs(3600)),
             form_key,
             mailer: mailer.map(Arc::new),
+            committer,
         })
     }
 }
@@ -70,7 +78,7 @@ const SCRIPT: &str = include_str!("../../../templates/portal/portal.js");
 /// What every answer carries: the policy allows only this origin's stylesheet, scripts and
 /// images and no framing; nothing is kept in caches or sent as a referrer.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -124,6 +132,8 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/messages/sent", get(mailbox::sent))
         .route("/messages/new", get(mailbox::compose))
         .route("/messages/{id}", get(mailbox::show))
+        .route("/messages/verify", get(direct::verify))
+        .route("/messages/direct/{id}", get(direct::show))
         .route("/messages/{id}/attachments/{file}", get(mailbox::attachment))
         .route(
             "/messages/{id}/reply",

@@ -1,0 +1,238 @@
+//! Direct messages from the portal: a member writes to Direct addresses as one of the practice's
+//! addresses, each address verified first ("Verifying Address": discovery and trust, as the node
+//! does before sending); the message goes into the queue as an SMTP submission would, and its
+//! page shows each recipient's delivery as the notifications tell it (sent, processed,
+//! dispatched, failed).
+
+use askama::Template;
+use axum::extract::{Path, Query};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::mailbox::when;
+use super::page::{render, Frame, PageError};
+use super::session::{Ctx, Visit};
+use crate::address::DirectAddress;
+use crate::http::directory::verify_address;
+use crate::http::send::{self, Outgoing, Sending};
+use crate::network::messages::FileRequest;
+use crate::store::accounts::AccountRecord;
+use crate::store::queue::tracking::SentMessage;
+use crate::store::{PracticeRecord, TrackStatus};
+
+/// The addresses typed in one field: separated by commas, semicolons, spaces or lines.
+pub(crate) fn addresses(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The practice the account is a member of (a patient writes to no Direct address).
+fn practice_of(ctx: &Ctx, account: &AccountRecord) -> Result<PracticeRecord, PageError> {
+    let Some(name) = &account.practice else {
+        return Err(PageError::Forbidden("Only members of a practice write to Direct addresses.".into()));
+    };
+    ctx.store.practice(name).map_err(PageError::internal)
+}
+
+/// "Verifying Address": None when `text` is a Direct address with a usable, trusted certificate,
+/// else why not, as the page says it.
+pub(crate) fn invalid(ctx: &Ctx, practice: &PracticeRecord, text: &str) -> Result<Option<String>, PageError> {
+    let address = match DirectAddress::parse(text) {
+        Ok(address) => address,
+        Err(e) => return Ok(Some(format!("not a Direct address ({e})"))),
+    };
+    let verdict = verify_address(&*ctx.store, &ctx.portal.shared, practice, &address, ctx.now)
+        .map_err(|e| PageError::internal(e.message))?;
+    Ok(if verdict.valid { None } else { Some(verdict.reason.unwrap_or_else(|| "no usable certificate".into())) })
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct VerifyQuery {
+    #[serde(default)]
+    address: String,
+    /// "json" (the compose page's script) or the page.
+    #[serde(default)]
+    format: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/verify.html")]
+struct VerifyPage<'a> {
+    f: Frame,
+    address: &'a str,
+    reason: Option<String>,
+}
+
+/// GET /messages/verify?address=: the check, as JSON for the compose page's script or as a page.
+pub(crate) async fn verify(visit: Visit, Query(query): Query<VerifyQuery>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let practice = practice_of(ctx, account)?;
+            let address = query.address.trim();
+            let reason = invalid(ctx, &practice, address)?;
+            if query.format == "json" {
+                let body = json!({ "address": address, "valid": reason.is_none(), "reason": reason });
+                return Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response());
+            }
+            let page = VerifyPage { f: Frame::of("Verifying Address", account, &session.csrf), address, reason };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}
+
+/// What the compose page sends to Direct addresses.
+pub(crate) struct DirectDraft<'a> {
+    pub from: &'a str,
+    pub to: &'a [String],
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub files: &'a [FileRequest],
+}
+
+/// Verifies every address, then queues the message as the practice's; its Message-ID. A refusal
+/// is the sentence the page shows.
+pub(crate) fn send_direct(
+    ctx: &Ctx,
+    account: &AccountRecord,
+    draft: &DirectDraft,
+) -> Result<Result<String, String>, PageError> {
+    let practice = practice_of(ctx, account)?;
+    if draft.from.is_empty() {
+        return Ok(Err("To write to Direct addresses, choose which of the practice's addresses sends it.".into()));
+    }
+    for address in draft.to {
+        if let Some(why) = invalid(ctx, &practice, address)? {
+            return Ok(Err(format!("Invalid Direct Address: {address}: {why}.")));
+        }
+    }
+    let outgoing = Outgoing {
+        from: draft.from.to_string(),
+        to: draft.to.to_vec(),
+        subject: draft.subject.to_string(),
+        body: draft.body.to_string(),
+        attachments: draft.files.to_vec(),
+        referral: None,
+    };
+    let sending = Sending {
+        store: &*ctx.store,
+        shared: &ctx.portal.shared,
+        committer: &*ctx.portal.committer,
+        peer: ctx.peer.0,
+        via: "portal",
+        now: ctx.now,
+    };
+    match send::queue(&sending, &practice, outgoing) {
+        Ok(queued) => {
+            let message_id = queued["message_id"].as_str().unwrap_or_default().to_string();
+            ctx.store.record_direct_sent(account.id, &message_id, ctx.now).map_err(PageError::internal)?;
+            Ok(Ok(message_id))
+        }
+        Err(e) if e.status.is_client_error() => Ok(Err(super::signin::sentence(&e.message))),
+        Err(e) => Err(PageError::internal(e.message)),
+    }
+}
+
+/// What a recipient's tracking says, in words.
+fn status_words(status: TrackStatus, detail: Option<&str>) -> String {
+    match status {
+        TrackStatus::Queued => "waiting to be sent".into(),
+        TrackStatus::Sent => "sent; waiting for the recipient's HISP to confirm".into(),
+        TrackStatus::Processed => "processed: the recipient's HISP received it".into(),
+        TrackStatus::Dispatched => "dispatched: delivered to the recipient".into(),
+        TrackStatus::Failed => format!("failed{}", detail.map(|d| format!(": {d}")).unwrap_or_default()),
+        TrackStatus::TimedOut => "no confirmation came in time: it may not have been delivered".into(),
+        TrackStatus::Held => "held: the recipient has no Direct address and was invited".into(),
+    }
+}
+
+/// The Direct messages this account sent, tracked (for the sent items).
+pub(crate) fn sent_by(ctx: &Ctx, account: &AccountRecord, limit: usize) -> Result<Vec<SentMessage>, PageError> {
+    let sent = ctx.store.direct_sent(account.id, limit).map_err(PageError::internal)?;
+    if sent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shared = &ctx.portal.shared;
+    let queue = crate::store::queue::open(&shared.db).map_err(PageError::internal)?;
+    queue.attach_fields(shared.kek.clone()).map_err(PageError::internal)?;
+    let practice = practice_of(ctx, account)?;
+    let ours = |sender: &str| sender.rsplit_once('@').is_some_and(|(_, d)| practice.domains.iter().any(|p| p == d));
+    let mut out = Vec::new();
+    for (message_id, _) in sent {
+        out.extend(queue.track(&message_id).map_err(PageError::internal)?.into_iter().filter(|m| ours(&m.sender)));
+    }
+    Ok(out)
+}
+
+/// A Direct message's one-word state for a list: the least advanced of its recipients'.
+pub(crate) fn summary(m: &SentMessage) -> &'static str {
+    let states: Vec<&str> = m.recipients.iter().map(|r| r.status.as_str()).collect();
+    crate::store::api::summarize(&states)
+}
+
+struct RecipientLine {
+    address: String,
+    status: String,
+    at: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/direct.html")]
+struct DirectPage<'a> {
+    f: Frame,
+    m: &'a SentMessage,
+    when: String,
+    recipients: Vec<RecipientLine>,
+    just_sent: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ShownQuery {
+    #[serde(default)]
+    sent: String,
+}
+
+/// GET /messages/direct/{Message-ID without brackets}: one the account sent, and its recipients.
+pub(crate) async fn show(visit: Visit, Path(id): Path<String>, Query(query): Query<ShownQuery>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let wanted = format!("<{}>", crate::http::messages::bare(&id));
+            let mine = ctx.store.direct_sent(account.id, 1000).map_err(PageError::internal)?;
+            if !mine.iter().any(|(m, _)| *m == wanted) {
+                return Err(PageError::NotFound);
+            }
+            let found = sent_by(ctx, account, 1000)?;
+            let Some(m) = found.iter().find(|m| m.message_id == wanted) else { return Err(PageError::NotFound) };
+            ctx.store
+                .record("direct.view", &format!("account #{}", account.id), &format!("message {wanted}"))
+                .map_err(PageError::internal)?;
+            let recipients = m
+                .recipients
+                .iter()
+                .map(|r| RecipientLine {
+                    address: r.recipient.clone(),
+                    status: status_words(r.status, r.detail.as_deref()),
+                    at: [r.failed_at, r.dispatched_at, r.processed_at, r.sent_at]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .map(when)
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let page = DirectPage {
+                f: Frame::of(&m.subject, account, &session.csrf),
+                when: when(m.submitted_at),
+                recipients,
+                just_sent: query.sent == "1",
+                m,
+            };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}
