@@ -412,3 +412,84 @@ fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
     let delivered = network::mailbox(&n.b, "b.test", "dr.jones", 1);
     assert!(delivered[0].contains("Referral for Pat Doe"), "dr.jones has it");
 }
+
+#[test]
+fn an_admin_invites_from_the_portal_and_the_practices_connect() {
+    let files = Files::new();
+    let (portal, relay) = (free_port(), free_port());
+    let mail = files.path("mail");
+    let _relay = smarthost(&files, relay, &mail);
+    let node = node(&files, portal, relay);
+    node.ok(&["practice", "add", PRACTICE]);
+    let admin = node.json(&[
+        "account",
+        "add",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Ada Lovelace",
+        "--email",
+        "ada@elm.test",
+        "--role",
+        "admin",
+        "--print-link",
+    ]);
+    let _daemon = node.serve(portal);
+    let env = [
+        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
+        ("MAIL_DIR", mail.display().to_string()),
+        ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
+    ];
+    browser::journey("practice.js", &env, || node.serve_log());
+    let audit = node.ok(&["--json", "audit", "--limit", "400"]).text();
+    for action in [
+        "invitation.send",
+        "invitation.accept",
+        "invitation.cancel",
+        "account.role",
+        "practice.invitations",
+        "listing.add",
+        "contact.add",
+    ] {
+        assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
+    }
+}
+
+#[test]
+fn a_practice_without_invitations_sends_none_from_any_door() {
+    let node = Node::new();
+    node.ok(&["practice", "add", PRACTICE, "--domain", "elm.test"]);
+    let off = node.json(&["practice", "invitations", PRACTICE, "off"]);
+    assert_eq!(off["invitations_allowed"], false);
+    let refused = node.run(&[
+        "invite",
+        "send",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Pat Doe",
+        "--email",
+        "pat@example.org",
+        "--relationship",
+        "patient",
+        "--date-of-birth",
+        "1970-05-17",
+    ]);
+    assert_ne!(refused.status, 0);
+    assert!(refused.stderr.contains("does not allow invitations"), "{}", refused.stderr);
+    node.ok(&["practice", "invitations", PRACTICE, "on"]);
+    node.ok(&[
+        "invite",
+        "send",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Pat Doe",
+        "--email",
+        "pat@example.org",
+        "--relationship",
+        "patient",
+        "--date-of-birth",
+        "1970-05-17",
+    ]);
+}

@@ -47,6 +47,13 @@ pub(crate) enum PracticeCommand {
         #[arg(value_parser = ["required", "optional"])]
         setting: String,
     },
+    /// Whether the practice's members may send invitations ("on", the default) or not ("off");
+    /// its admins set it in the portal too.
+    Invitations {
+        practice: String,
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,6 +190,15 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                 output::json(&store.practice(&practice)?);
             } else {
                 println!("{}: invites recipients without a Direct address: {setting}", record.name);
+            }
+        }
+        PracticeCommand::Invitations { practice, setting } => {
+            let record = store.practice(&practice)?;
+            ctx.node_store()?.set_invitations_allowed(record.id, setting == "on")?;
+            if ctx.json {
+                output::json(&store.practice(&practice)?);
+            } else {
+                println!("{}: invitations {setting}", record.name);
             }
         }
         PracticeCommand::TwoFactor { practice, setting } => {

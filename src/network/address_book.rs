@@ -37,6 +37,7 @@ mod tests {
             label: label.map(String::from),
             role: None,
             created_at: 0,
+            account_id: None,
         }
     }
 

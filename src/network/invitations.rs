@@ -155,6 +155,12 @@ impl Invitations<'_> {
         replaces: Option<i64>,
     ) -> Result<Summary> {
         let practice = self.store.practice(practice)?;
+        if !practice.invitations_allowed {
+            return Err(InvitationError::State(format!(
+                "{} does not allow invitations (its admin can turn them on in the practice settings)",
+                practice.name
+            )));
+        }
         let invitee = invitee::check(request, self.now).map_err(InvitationError::Invalid)?;
         // A code that collides with another's (one chance in 2^60 per code) is drawn again.
         for _ in 0..3 {

@@ -41,6 +41,9 @@ pub(crate) struct ListingRecord {
     pub label: Option<String>,
     pub role: Option<AccountRole>,
     pub created_at: i64,
+    /// The listed account (an account listing), to write to.
+    #[serde(skip)]
+    pub account_id: Option<i64>,
 }
 
 /// A connected practice as another party sees it.
@@ -69,7 +72,7 @@ pub(crate) trait AddressBookStore {
 }
 
 const LISTING_COLUMNS: &str = "l.id, p.name, CASE WHEN l.account_id IS NULL THEN 'address' ELSE 'account' END,
-        coalesce(field_open(a.name), l.address), l.address, l.label, a.role, l.created_at";
+        coalesce(field_open(a.name), l.address), l.address, l.label, a.role, l.created_at, l.account_id";
 
 fn listing_row(r: &Row) -> rusqlite::Result<ListingRecord> {
     Ok(ListingRecord {
@@ -81,6 +84,7 @@ fn listing_row(r: &Row) -> rusqlite::Result<ListingRecord> {
         label: r.get(5)?,
         role: r.get(6)?,
         created_at: r.get(7)?,
+        account_id: r.get(8)?,
     })
 }
 

@@ -825,4 +825,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (account_id, message_id)
     );
     "#,
+    // 22: a practice may turn invitations off (its members then cannot send any).
+    r#"
+    ALTER TABLE practices ADD COLUMN invitations_allowed INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];

@@ -235,6 +235,8 @@ pub(crate) struct PracticeRecord {
     pub invite_unreachable: bool,
     /// Its members sign in to the portal with a second factor.
     pub two_factor_required: bool,
+    /// Its members may send invitations.
+    pub invitations_allowed: bool,
     pub created_at: i64,
 }
 

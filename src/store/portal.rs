@@ -99,6 +99,10 @@ pub(crate) trait PortalStore {
     fn reset_totp(&self, account: i64) -> Result<()>;
     fn unlock_account(&self, account: i64) -> Result<()>;
     fn set_two_factor_required(&self, practice_id: i64, required: bool) -> Result<()>;
+    fn set_invitations_allowed(&self, practice_id: i64, allowed: bool) -> Result<()>;
+    /// A member's role (clinician, staff, admin); a practice keeps at least one admin once it
+    /// has one.
+    fn set_role(&self, practice_id: i64, account: i64, role: AccountRole) -> Result<()>;
     /// An entry in the audit log (a sign-out, a message read, a file downloaded).
     fn record(&self, action: &str, subject: &str, detail: &str) -> Result<()>;
     /// `account` sent the Direct message `message_id` as its practice.
@@ -398,6 +402,42 @@ impl PortalStore for SqliteStore {
 
     fn record(&self, action: &str, subject: &str, detail: &str) -> Result<()> {
         self.change(action, subject, detail, |_| Ok(()))
+    }
+
+    fn set_invitations_allowed(&self, practice_id: i64, allowed: bool) -> Result<()> {
+        let detail = if allowed { "allowed" } else { "not allowed" };
+        self.change("practice.invitations", &format!("practice id {practice_id}"), detail, |tx| {
+            let changed =
+                tx.run("UPDATE practices SET invitations_allowed = ?2 WHERE id = ?1", params![practice_id, allowed])?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_role(&self, practice_id: i64, account: i64, role: AccountRole) -> Result<()> {
+        if role == AccountRole::Patient {
+            return Err(StoreError::Conflict("a member cannot be made a patient".into()));
+        }
+        self.change("account.role", &format!("account #{account}"), role.as_str(), |tx| {
+            let changed = tx.run(
+                "UPDATE accounts SET role = ?3 WHERE id = ?1 AND practice_id = ?2 AND role <> 'patient'",
+                params![account, practice_id, role],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("account #{account} of this practice")));
+            }
+            let admins: i64 = tx.row(
+                "SELECT count(*) FROM accounts WHERE practice_id = ?1 AND role = 'admin'",
+                [practice_id],
+                |r| r.get(0),
+            )?;
+            if admins == 0 {
+                return Err(StoreError::Conflict("the practice needs at least one admin".into()));
+            }
+            Ok(())
+        })
     }
 
     fn record_direct_sent(&self, account: i64, message_id: &str, now: i64) -> Result<()> {

@@ -408,13 +408,17 @@ fn compose_page(ctx: &Ctx, draft: Draft, error: Option<String>, status: StatusCo
 pub(crate) struct ComposeQuery {
     #[serde(default)]
     to: Option<i64>,
+    /// A Direct address to write to (from the address book).
+    #[serde(default)]
+    address: String,
 }
 
 pub(crate) async fn compose(visit: Visit, Query(query): Query<ComposeQuery>) -> Response {
     visit
         .run(move |ctx| {
             let to: Vec<i64> = query.to.into_iter().collect();
-            let draft = Draft { to: &to, to_addresses: "", subject: "", body: "", as_practice: "", reply: None };
+            let draft =
+                Draft { to: &to, to_addresses: &query.address, subject: "", body: "", as_practice: "", reply: None };
             compose_page(ctx, draft, None, StatusCode::OK)
         })
         .await

@@ -6,10 +6,13 @@
 //! after sign-in.
 
 pub(crate) mod account;
+pub(crate) mod contacts;
 pub(crate) mod direct;
 pub(crate) mod mailbox;
 pub(crate) mod page;
 pub(crate) mod password;
+pub(crate) mod practice;
+pub(crate) mod refer;
 pub(crate) mod register;
 pub(crate) mod session;
 pub(crate) mod signin;
@@ -124,6 +127,20 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/two-factor/setup", get(account::enrol_form).post(account::enrol))
         .route("/account", get(account::show))
         .route("/account/recovery-codes", post(account::recovery_codes))
+        .route("/contacts", get(contacts::list))
+        .route("/contacts/orgs/{id}", get(contacts::organization))
+        .route("/contacts/add", post(contacts::add))
+        .route("/contacts/remove", post(contacts::remove))
+        .route("/practice", get(practice::show))
+        .route("/practice/settings", post(practice::settings))
+        .route("/practice/members", post(practice::add_member))
+        .route("/practice/members/{id}/role", post(practice::set_role))
+        .route("/practice/listings", post(practice::list_member))
+        .route("/practice/listings/{id}/remove", post(practice::unlist))
+        .route("/invitations", get(refer::list))
+        .route("/invitations/new", get(refer::new).post(refer::send))
+        .route("/invitations/{id}/remind", post(refer::remind))
+        .route("/invitations/{id}/cancel", post(refer::cancel))
         .route("/invitations/accept", get(register::form).post(register::register))
         .route("/invitations/accept-signed-in", post(register::accept))
         .route("/password", get(password::form).post(password::set))

@@ -6,6 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::store::accounts::AccountRecord;
+use crate::store::AccountRole;
 
 /// The frame around a page's content (`templates/portal/base.html`).
 pub(crate) struct Frame {
@@ -13,6 +14,10 @@ pub(crate) struct Frame {
     /// The signed-in person's name, for the header.
     pub user: Option<String>,
     pub practice: Option<String>,
+    /// A practice's member (not a patient): Refer & Share is theirs.
+    pub member: bool,
+    /// The practice's admin: its settings are theirs.
+    pub admin: bool,
     /// The form token of every form on the page (signing out among them).
     pub csrf: String,
 }
@@ -20,7 +25,7 @@ pub(crate) struct Frame {
 impl Frame {
     /// A page for someone not signed in.
     pub(crate) fn visitor(title: &str, csrf: &str) -> Frame {
-        Frame { title: title.into(), user: None, practice: None, csrf: csrf.into() }
+        Frame { title: title.into(), user: None, practice: None, member: false, admin: false, csrf: csrf.into() }
     }
 
     /// A page for `account`.
@@ -29,6 +34,8 @@ impl Frame {
             title: title.into(),
             user: Some(account.name.clone()),
             practice: account.practice.clone(),
+            member: account.practice_id.is_some() && account.role != AccountRole::Patient,
+            admin: account.role == AccountRole::Admin,
             csrf: csrf.into(),
         }
     }

@@ -1,0 +1,293 @@
+//! A practice's settings, for its admins: its members and their roles (clinician, staff, admin;
+//! a new member gets a one-time link to set a password), whether two factors are required,
+//! whether members may send invitations and whether Direct mail to someone without a Direct
+//! address invites them instead of bouncing; and what connected parties see of it.
+
+use askama::Template;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+
+use super::page::{render, Frame, PageError};
+use super::session::{Ctx, Visit};
+use super::signin::sentence;
+use crate::address::DirectAddress;
+use crate::network::password_mail::{LinkMail, LinkPurpose};
+use crate::network::signin::SignIn;
+use crate::store::accounts::AccountRecord;
+use crate::store::address_book::{ListingRecord, Member};
+use crate::store::portal::SessionRecord;
+use crate::store::{AccountRole, PracticeRecord, StoreError};
+
+/// The signed-in admin and their practice; anyone else is refused.
+fn admin<'c>(ctx: &'c Ctx) -> Result<(&'c SessionRecord, &'c AccountRecord, PracticeRecord), PageError> {
+    let (session, account) = ctx.signed_in()?;
+    let (AccountRole::Admin, Some(name)) = (account.role, &account.practice) else {
+        return Err(PageError::Forbidden("A practice's settings are for its admins.".into()));
+    };
+    let practice = ctx.store.practice(name).map_err(PageError::internal)?;
+    Ok((session, account, practice))
+}
+
+struct MemberLine {
+    account: AccountRecord,
+    two_factor: bool,
+    locked: bool,
+    password_set: bool,
+    me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/practice.html")]
+struct PracticePage {
+    f: Frame,
+    practice: PracticeRecord,
+    members: Vec<MemberLine>,
+    listings: Vec<ListingRecord>,
+    addresses: Vec<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+fn page(ctx: &Ctx, notice: Option<String>, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
+    let (session, account, practice) = admin(ctx)?;
+    let mut members = Vec::new();
+    for m in ctx.store.members(practice.id).map_err(PageError::internal)? {
+        let state = ctx.store.sign_in_state(m.id).map_err(PageError::internal)?;
+        members.push(MemberLine {
+            two_factor: state.totp_enabled,
+            locked: state.locked_until.is_some_and(|until| until > ctx.now),
+            password_set: state.password_hash.is_some(),
+            me: m.id == account.id,
+            account: m,
+        });
+    }
+    let page = PracticePage {
+        f: Frame::of("Practice settings", account, &session.csrf),
+        listings: ctx.store.listings(practice.id).map_err(PageError::internal)?,
+        addresses: practice
+            .addresses(&*ctx.store)
+            .map_err(PageError::internal)?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        practice,
+        members,
+        notice,
+        error,
+    };
+    render(status, &page)
+}
+
+pub(crate) async fn show(visit: Visit) -> Response {
+    visit.run(|ctx| page(ctx, None, None, StatusCode::OK)).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SettingsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    two_factor: String,
+    #[serde(default)]
+    invitations: String,
+    #[serde(default)]
+    invite_unreachable: String,
+}
+
+pub(crate) async fn settings(visit: Visit, Form(form): Form<SettingsForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            let store = &ctx.store;
+            let on = |v: &str| v == "on";
+            if on(&form.two_factor) != practice.two_factor_required {
+                store.set_two_factor_required(practice.id, on(&form.two_factor)).map_err(PageError::internal)?;
+            }
+            if on(&form.invitations) != practice.invitations_allowed {
+                store.set_invitations_allowed(practice.id, on(&form.invitations)).map_err(PageError::internal)?;
+            }
+            if on(&form.invite_unreachable) != practice.invite_unreachable {
+                store.set_invite_unreachable(practice.id, on(&form.invite_unreachable)).map_err(PageError::internal)?;
+            }
+            page(ctx, Some("The settings are saved.".into()), None, StatusCode::OK)
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewMemberForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub(crate) async fn add_member(visit: Visit, Form(form): Form<NewMemberForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            let Some(role) = AccountRole::parse(&form.role).filter(|r| *r != AccountRole::Patient) else {
+                return page(
+                    ctx,
+                    None,
+                    Some("Choose a role: clinician, staff or admin.".into()),
+                    StatusCode::BAD_REQUEST,
+                );
+            };
+            let signing = SignIn { store: &*ctx.store, now: ctx.now };
+            let account = match signing.add_member(practice.id, role, &form.name, &form.email) {
+                Ok(account) => account,
+                Err(errors) => {
+                    let why = errors.iter().map(|e| sentence(&e.message)).collect::<Vec<_>>().join(" ");
+                    return page(ctx, None, Some(why), StatusCode::BAD_REQUEST);
+                }
+            };
+            let notice = match send_welcome(ctx, &signing, &account, &practice)? {
+                true => format!(
+                    "{} is added; a link to set their password was e-mailed to {}.",
+                    account.name, account.email
+                ),
+                false => format!(
+                    "{} is added, but no e-mail can be sent from here: ask the operator for their link \
+                     (hisp account link {}).",
+                    account.name, account.email
+                ),
+            };
+            page(ctx, Some(notice), None, StatusCode::OK)
+        })
+        .await
+}
+
+/// E-mails a new member their link (after this answer); false when no e-mail is configured.
+fn send_welcome(
+    ctx: &Ctx,
+    signing: &SignIn,
+    account: &AccountRecord,
+    practice: &PracticeRecord,
+) -> Result<bool, PageError> {
+    let Some(mailer) = ctx.portal.mailer.clone() else { return Ok(false) };
+    let config = &ctx.portal.shared.config;
+    let valid = config.portal.link_valid_secs as i64;
+    let token = signing.issue_link(account.id, valid).map_err(PageError::internal)?;
+    let link = format!("{}/password?token={}", config.portal_url(), token.text);
+    let (portal, practice, to, now, id) =
+        (config.portal.name.clone(), practice.name.clone(), account.email.clone(), ctx.now, account.id);
+    std::thread::spawn(move || {
+        let mail = LinkMail {
+            purpose: LinkPurpose::Welcome,
+            practice: &practice,
+            portal: &portal,
+            link: &link,
+            expires_at: now + valid,
+        };
+        if let Err(e) = mailer.send(&mail, &to, now) {
+            tracing::warn!(account = id, "portal: the welcome link could not be sent: {e}");
+        }
+    });
+    Ok(true)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub(crate) async fn set_role(visit: Visit, Path(id): Path<i64>, Form(form): Form<RoleForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            let Some(role) = AccountRole::parse(&form.role).filter(|r| *r != AccountRole::Patient) else {
+                return page(
+                    ctx,
+                    None,
+                    Some("Choose a role: clinician, staff or admin.".into()),
+                    StatusCode::BAD_REQUEST,
+                );
+            };
+            match ctx.store.set_role(practice.id, id, role) {
+                Ok(()) => page(ctx, Some(format!("The role is now {role}.")), None, StatusCode::OK),
+                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
+                Err(StoreError::Conflict(why)) => page(ctx, None, Some(sentence(&why)), StatusCode::CONFLICT),
+                Err(e) => Err(PageError::internal(e)),
+            }
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListForm {
+    #[serde(default)]
+    csrf: String,
+    /// "account:ID" or "address:ADDRESS".
+    #[serde(default)]
+    member: String,
+    #[serde(default)]
+    label: String,
+}
+
+pub(crate) async fn list_member(visit: Visit, Form(form): Form<ListForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            let label = Some(form.label.trim()).filter(|l| !l.is_empty());
+            let address;
+            let member = match form.member.split_once(':') {
+                Some(("account", id)) => Member::Account(id.parse().map_err(|_| PageError::NotFound)?),
+                Some(("address", text)) => {
+                    address = DirectAddress::parse(text).map_err(|_| PageError::NotFound)?;
+                    Member::Address(&address)
+                }
+                _ => {
+                    return page(
+                        ctx,
+                        None,
+                        Some("Choose a member or an address to list.".into()),
+                        StatusCode::BAD_REQUEST,
+                    )
+                }
+            };
+            match ctx.store.list_member(practice.id, member, label) {
+                Ok(l) => page(ctx, Some(format!("{} is listed for connected parties.", l.name)), None, StatusCode::OK),
+                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
+                Err(e @ (StoreError::Conflict(_) | StoreError::Duplicate(_))) => {
+                    page(ctx, None, Some(sentence(&e)), StatusCode::CONFLICT)
+                }
+                Err(e) => Err(PageError::internal(e)),
+            }
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct UnlistForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn unlist(visit: Visit, Path(id): Path<i64>, Form(form): Form<UnlistForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            match ctx.store.unlist_member(practice.id, id) {
+                Ok(()) => page(ctx, Some("No longer listed.".into()), None, StatusCode::OK),
+                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
+                Err(e) => Err(PageError::internal(e)),
+            }
+        })
+        .await
+}
