@@ -403,6 +403,36 @@ fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
+    // dr.jones on the second node sends a PDF to the practice first: it is in its Direct messages.
+    let pdf = fixtures.join("ud-sample.pdf").display().to_string();
+    let sent = network::swaks(
+        n.b_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "dr.jones@b.test",
+            "--auth-password",
+            network::PASSWORD,
+            "--from",
+            "dr.jones@b.test",
+            "--to",
+            "dr.smith@a.test",
+            "--header",
+            "Subject: Lab results <b>for</b> Pat",
+            "--body",
+            "The results are attached.",
+            "--attach-type",
+            "application/pdf",
+            "--attach-name",
+            "results.pdf",
+            "--attach",
+            &format!("@{pdf}"),
+        ],
+    );
+    assert_eq!(sent.status, 0, "{}", sent.text());
+    network::mailbox(&n.a, "a.test", "dr.smith", 1);
     let env = [
         ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
         ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),

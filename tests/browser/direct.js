@@ -4,6 +4,7 @@
 // the sent items show what the recipient's HISP notifications say.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { assert, BASE, context, onPortal, run, screenshot } = require('./lib.js');
 
@@ -24,6 +25,20 @@ run(async (browser) => {
   await page.fill('#password', PASSWORD);
   await page.click('main button[type=submit]');
   assert.equal(await text(page, 'h1'), 'Home');
+
+  // What the practice received by Direct: the sender verified, the document as it was sent.
+  await page.click('nav >> text=Direct');
+  assert.match(await text(page, '.mailbox li'), /Direct\s*Lab results <b>for<\/b> Pat\s*dr\.jones@b\.test/);
+  await screenshot(page, 'direct-received');
+  await page.click('.mailbox a');
+  assert.equal(await text(page, 'h1'), 'Lab results <b>for</b> Pat');
+  assert.match(await text(page, '.facts'), /From\s*dr\.jones@b\.test\s*verified sender/);
+  await screenshot(page, 'direct-received-message');
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click('.files a')]);
+  assert.deepEqual(fs.readFileSync(await file.path()), fs.readFileSync(path.join(process.env.FIXTURES, 'ud-sample.pdf')));
+  await page.click('text=Reply by Direct');
+  assert.equal(await page.inputValue('#to_addresses'), 'dr.jones@b.test');
+  assert.equal(await page.inputValue('#subject'), 'Re: Lab results <b>for</b> Pat');
 
   await page.goto(BASE + '/messages/new');
   await page.fill('#to_addresses', 'dr.jones@b.test, nobody@nowhere.test');

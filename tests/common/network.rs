@@ -16,6 +16,7 @@ pub(crate) struct Network {
     pub b: Node,
     pub a_submission: u16,
     pub a_backbone: u16,
+    pub b_submission: u16,
     pub b_backbone: u16,
     pub _dns: Server,
     pub daemons: Vec<Daemon>,
@@ -80,7 +81,17 @@ pub(crate) fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
         ],
     );
     let daemons = vec![a.serve(a_sub), b.serve(b_bb)];
-    Network { a, b, a_submission: a_sub, a_backbone: a_bb, b_backbone: b_bb, _dns: dns, daemons, _mail: mail }
+    Network {
+        a,
+        b,
+        a_submission: a_sub,
+        a_backbone: a_bb,
+        b_submission: b_sub,
+        b_backbone: b_bb,
+        _dns: dns,
+        daemons,
+        _mail: mail,
+    }
 }
 
 pub(crate) fn swaks(port: u16, args: &[&str]) -> Run {

@@ -19,6 +19,7 @@ use crate::http::directory::verify_address;
 use crate::http::send::{self, Outgoing, Sending};
 use crate::network::messages::FileRequest;
 use crate::store::accounts::AccountRecord;
+use crate::store::api::{DocumentRecord, MailboxEntry};
 use crate::store::queue::tracking::SentMessage;
 use crate::store::{PracticeRecord, TrackStatus};
 
@@ -233,6 +234,151 @@ pub(crate) async fn show(visit: Visit, Path(id): Path<String>, Query(query): Que
                 m,
             };
             render(StatusCode::OK, &page)
+        })
+        .await
+}
+
+/// Received Direct messages a page lists, newest first.
+const RECEIVED: usize = 200;
+
+struct ReceivedLine {
+    href: String,
+    sender: String,
+    subject: String,
+    when: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/direct_inbox.html")]
+struct ReceivedPage {
+    f: Frame,
+    lines: Vec<ReceivedLine>,
+    q: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// GET /direct: what the practice's Direct addresses received (each passed Direct's checks on
+/// arrival: decrypted with the recipient's key, its signature verified with a certificate the
+/// practice trusts).
+pub(crate) async fn received(visit: Visit, Query(query): Query<SearchQuery>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let practice = practice_of(ctx, account)?;
+            let entries =
+                ctx.store.mailbox(practice.id, Some("received"), None, RECEIVED).map_err(PageError::internal)?;
+            let wanted: Vec<String> = query.q.split_whitespace().map(str::to_lowercase).collect();
+            let lines = entries
+                .into_iter()
+                .filter(|e| {
+                    let text = format!("{} {}", e.subject, e.sender).to_lowercase();
+                    wanted.iter().all(|w| text.contains(w.as_str()))
+                })
+                .map(|e| ReceivedLine {
+                    href: format!("/direct/{}", crate::http::messages::bare(&e.message_id)),
+                    sender: e.sender,
+                    subject: e.subject,
+                    when: when(e.at),
+                })
+                .collect();
+            let page = ReceivedPage {
+                f: Frame::of("Direct messages", account, &session.csrf),
+                lines,
+                q: query.q.trim().to_string(),
+            };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}
+
+#[derive(Template)]
+#[template(path = "portal/direct_message.html")]
+struct ReceivedMessagePage<'a> {
+    f: Frame,
+    m: &'a MailboxEntry,
+    when: String,
+    documents: Vec<DocumentRecord>,
+    /// The Message-ID without its brackets, as links name it.
+    bare: String,
+    reply: String,
+}
+
+/// The received message `id` (a Message-ID without brackets) of the account's practice.
+fn received_message(ctx: &Ctx, practice: &PracticeRecord, id: &str) -> Result<MailboxEntry, PageError> {
+    let message_id = format!("<{}>", crate::http::messages::bare(id));
+    let found = ctx.store.mailbox(practice.id, Some("received"), Some(&message_id), 1).map_err(PageError::internal)?;
+    found.into_iter().next().ok_or(PageError::NotFound)
+}
+
+/// GET /direct/{id}: one received message, what Direct verified of it, and its documents.
+pub(crate) async fn received_one(visit: Visit, Path(id): Path<String>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let practice = practice_of(ctx, account)?;
+            let m = received_message(ctx, &practice, &id)?;
+            let documents = ctx.store.documents(practice.id, None, Some(&m.message_id)).map_err(PageError::internal)?;
+            ctx.store
+                .record("direct.view", &format!("account #{}", account.id), &format!("message {}", m.message_id))
+                .map_err(PageError::internal)?;
+            let subject = if m.subject.to_lowercase().starts_with("re:") {
+                m.subject.clone()
+            } else {
+                format!("Re: {}", m.subject)
+            };
+            let reply = format!("/messages/new?address={}&subject={}", urlencode(&m.sender), urlencode(&subject));
+            let page = ReceivedMessagePage {
+                f: Frame::of(&m.subject, account, &session.csrf),
+                when: when(m.at),
+                documents,
+                bare: crate::http::messages::bare(&m.message_id).to_string(),
+                reply,
+                m: &m,
+            };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters (a query value).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// GET /direct/{id}/documents/{document}: a document the message carried, as a download.
+pub(crate) async fn document(visit: Visit, Path((id, document)): Path<(String, i64)>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (_, account) = ctx.signed_in()?;
+            let practice = practice_of(ctx, account)?;
+            let m = received_message(ctx, &practice, &id)?;
+            let (record, sealed) = match ctx.store.document(practice.id, document) {
+                Ok(found) => found,
+                Err(crate::store::StoreError::NotFound(_)) => return Err(PageError::NotFound),
+                Err(e) => return Err(PageError::internal(e)),
+            };
+            if record.message_id != m.message_id {
+                return Err(PageError::NotFound);
+            }
+            // Documents are kept sealed under the KEK.
+            let bytes = ctx.portal.shared.kek.open_document(&sealed).map_err(PageError::internal)?;
+            ctx.store
+                .record("direct.download", &format!("account #{}", account.id), &format!("document #{document}"))
+                .map_err(PageError::internal)?;
+            Ok(super::mailbox::download(&record.filename, &record.content_type, bytes))
         })
         .await
 }

@@ -226,22 +226,27 @@ pub(crate) async fn attachment(visit: Visit, Path((id, file)): Path<(i64, i64)>)
             ctx.store
                 .record("secure.download", &format!("account #{}", account.id), &format!("message #{id} file #{file}"))
                 .map_err(PageError::internal)?;
-            let kind = if SHOWN_TYPES.contains(&info.content_type.as_str()) {
-                info.content_type.as_str()
-            } else {
-                "application/octet-stream"
-            };
-            let mut response = (StatusCode::OK, bytes).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(kind).map_err(PageError::internal)?);
-            headers.insert(header::CONTENT_DISPOSITION, disposition(&info.filename));
-            // A file is never a page of this site, whatever it holds: it is downloaded, and were it
-            // opened, it could run and load nothing. (No `sandbox`: Chromium refuses to download
-            // from a sandboxed answer.)
-            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
-            Ok(response)
+            Ok(download(&info.filename, &info.content_type, bytes))
         })
         .await
+}
+
+/// A file as a download: its type only if a browser may be told it, its name (as text), a
+/// policy of its own.
+pub(crate) fn download(filename: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+    let kind = if SHOWN_TYPES.contains(&content_type) { content_type } else { "application/octet-stream" };
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(header::CONTENT_DISPOSITION, disposition(filename));
+    // A file is never a page of this site, whatever it holds: it is downloaded, and were it
+    // opened, it could run and load nothing. (No `sandbox`: Chromium refuses to download from a
+    // sandboxed answer.)
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    response
 }
 
 /// `attachment` with the name as plain ASCII and, exactly, in RFC 6266's filename*.
@@ -408,17 +413,25 @@ fn compose_page(ctx: &Ctx, draft: Draft, error: Option<String>, status: StatusCo
 pub(crate) struct ComposeQuery {
     #[serde(default)]
     to: Option<i64>,
-    /// A Direct address to write to (from the address book).
+    /// A Direct address to write to (from the address book, or answering a Direct message).
     #[serde(default)]
     address: String,
+    #[serde(default)]
+    subject: String,
 }
 
 pub(crate) async fn compose(visit: Visit, Query(query): Query<ComposeQuery>) -> Response {
     visit
         .run(move |ctx| {
             let to: Vec<i64> = query.to.into_iter().collect();
-            let draft =
-                Draft { to: &to, to_addresses: &query.address, subject: "", body: "", as_practice: "", reply: None };
+            let draft = Draft {
+                to: &to,
+                to_addresses: &query.address,
+                subject: &query.subject,
+                body: "",
+                as_practice: "",
+                reply: None,
+            };
             compose_page(ctx, draft, None, StatusCode::OK)
         })
         .await

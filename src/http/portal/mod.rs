@@ -151,6 +151,9 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/messages/{id}", get(mailbox::show))
         .route("/messages/verify", get(direct::verify))
         .route("/messages/direct/{id}", get(direct::show))
+        .route("/direct", get(direct::received))
+        .route("/direct/{id}", get(direct::received_one))
+        .route("/direct/{id}/documents/{document}", get(direct::document))
         .route("/messages/{id}/attachments/{file}", get(mailbox::attachment))
         .route(
             "/messages/{id}/reply",
