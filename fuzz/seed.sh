@@ -140,4 +140,12 @@ seed api_json representative.json <<'EOF'
  "home_address": {"street": "1 Main St", "city": "Springfield", "state": "IL", "postal_code": "62701"},
  "name": "Smith Pediatrics", "npi": "1234567893", "phone": "+15555550123"}
 EOF
+# What a portal visitor types or their browser sends.
+printf '__Host-hisp=QuB4J1Myh6-ah_gSlBeXW5r2jfgK7rSwjV4sA4qck0Q; other=1' | seed portal cookie
+printf 'dr.jones@b.test, nobody@nowhere.test; x@y.z\nq@r.s' | seed portal addresses
+printf '123 456' | seed portal totp
+printf '7kq4-m2xd-9r0t' | seed portal recovery
+printf 'correct horse battery staple' | seed portal passphrase
+printf '<img src=x onerror=alert(1)>.txt' | seed portal filename
+printf 'r\xc3\xa9sum\xc3\xa9 "final";.pdf' | seed portal utf8-name
 echo "seeds written to fuzz/$corpus"

@@ -157,6 +157,27 @@ pub fn http_answer(data: &[u8]) {
 }
 
 /// REST API request bodies: a message to send, and each section of the proofing form.
+/// What a visitor of the portal types or their browser sends: the session cookie, Direct
+/// addresses typed in one field, a second factor (a TOTP code or a recovery code), a new password
+/// (zxcvbn over it), and a file name made into a download's header.
+pub fn portal(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Some(token) = crate::http::portal::session::token_in(text) {
+        assert!(token.len() <= 128 && !token.contains(';'));
+    }
+    for address in crate::http::portal::direct::addresses(text).iter().take(100) {
+        let _ = DirectAddress::parse(address);
+    }
+    let secret = [7u8; crate::totp::SECRET_BYTES];
+    let _ = crate::totp::matching_step(&secret, text, 1_796_000_000, Some(59_866_665));
+    let _ = crate::network::code::InvitationCode::parse(text);
+    if text.len() <= 2048 {
+        let _ = crate::password::check_new(text, &["Ada Lovelace", "ada@elm.test", "Elm Clinic"]);
+    }
+    let name = crate::network::messages::clean_filename(text);
+    let _ = crate::http::portal::mailbox::disposition(&name);
+}
+
 pub fn api_json(data: &[u8]) {
     let _ = crate::http::send::parse_outgoing(data);
     // An invitation as a practice sends it, and the invitee's registration (no token needed).

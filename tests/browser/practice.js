@@ -194,6 +194,17 @@ run(async (browser) => {
   assert.equal((await cp.goto(BASE + '/contacts/orgs/999')).status(), 404);
   await screenshot(cp, 'not-found');
 
+  // A phone-sized screen: the member's pages fit, the menu wraps.
+  const phone = await context(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const small = await phone.newPage();
+  await signIn(small, 'grace@birch.example');
+  for (const [path, name] of [['/contacts', 'phone-address-book'], ['/invitations', 'phone-refer-and-share'], ['/direct', 'phone-direct']]) {
+    await small.goto(BASE + path);
+    await screenshot(small, name);
+    assert.ok(await small.evaluate(() => document.documentElement.scrollWidth <= 390), `${path}: no sideways scrolling`);
+  }
+  await phone.close();
+
   await admin.close();
   await patient.ctx.close();
   await colleague.ctx.close();

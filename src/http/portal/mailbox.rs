@@ -250,7 +250,7 @@ pub(crate) fn download(filename: &str, content_type: &str, bytes: Vec<u8>) -> Re
 }
 
 /// `attachment` with the name as plain ASCII and, exactly, in RFC 6266's filename*.
-fn disposition(name: &str) -> HeaderValue {
+pub(crate) fn disposition(name: &str) -> HeaderValue {
     let plain: String =
         name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' && c != ';' { c } else { '_' }).collect();
     let mut encoded = String::new();

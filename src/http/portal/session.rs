@@ -29,16 +29,18 @@ const MAX_TOKEN_CHARS: usize = 128;
 
 /// The cookie's token, if the request has one that looks like ours.
 fn token_of(parts: &Parts) -> Option<String> {
-    for value in parts.headers.get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                let well_formed = !value.is_empty()
-                    && value.len() <= MAX_TOKEN_CHARS
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if name == COOKIE && well_formed {
-                    return Some(value.to_string());
-                }
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(token_in)
+}
+
+/// Our token in one Cookie header's text: base64url, at most `MAX_TOKEN_CHARS`.
+pub(crate) fn token_in(text: &str) -> Option<String> {
+    for pair in text.split(';') {
+        if let Some((name, value)) = pair.trim().split_once('=') {
+            let well_formed = !value.is_empty()
+                && value.len() <= MAX_TOKEN_CHARS
+                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if name == COOKIE && well_formed {
+                return Some(value.to_string());
             }
         }
     }
