@@ -6,7 +6,7 @@ mod common;
 
 use common::node::*;
 use common::relay::{loopback_tls, smarthost};
-use common::servers::free_port;
+use common::servers::{free_port, Server};
 use common::*;
 use common::{browser, network};
 
@@ -27,54 +27,71 @@ fn node(files: &Files, portal: u16, relay: u16) -> Node {
     ))
 }
 
-#[test]
-fn members_sign_in_with_a_password_from_their_link_and_a_second_factor() {
+/// A node with its portal, the smarthost keeping what it is given in `mail`, and Elm Clinic.
+struct Site {
+    _files: Files,
+    node: Node,
+    portal: u16,
+    mail: std::path::PathBuf,
+    _relay: Server,
+}
+
+fn site() -> Site {
     let files = Files::new();
     let (portal, relay) = (free_port(), free_port());
     let mail = files.path("mail");
-    let _relay = smarthost(&files, relay, &mail);
+    let relay_server = smarthost(&files, relay, &mail);
     let node = node(&files, portal, relay);
     node.ok(&["practice", "add", PRACTICE]);
+    Site { _files: files, node, portal, mail, _relay: relay_server }
+}
+
+impl Site {
+    /// The environment every journey has: where the portal is, where the e-mails are.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PORTAL_URL", format!("https://127.0.0.1:{}", self.portal)),
+            ("MAIL_DIR", self.mail.display().to_string()),
+        ]
+    }
+}
+
+/// `hisp account add` for a member of `practice`; `--print-link` unless the link goes by e-mail.
+fn add_account(
+    node: &Node,
+    practice: &str,
+    name: &str,
+    email: &str,
+    role: &str,
+    print_link: bool,
+) -> serde_json::Value {
+    let mut args = vec!["account", "add", "--practice", practice, "--name", name, "--email", email, "--role", role];
+    if print_link {
+        args.push("--print-link");
+    }
+    node.json(&args)
+}
+
+#[test]
+fn members_sign_in_with_a_password_from_their_link_and_a_second_factor() {
+    let site = site();
+    let node = &site.node;
     node.ok(&["practice", "add", "Oak Clinic"]);
     node.ok(&["practice", "two-factor", "Oak Clinic", "required"]);
-    let admin = node.json(&[
-        "account",
-        "add",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Ada Lovelace",
-        "--email",
-        "Ada@Elm.test",
-        "--role",
-        "admin",
-    ]);
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "Ada@Elm.test", "admin", false);
     assert_eq!(admin["link_emailed"], true, "{admin}");
     assert!(admin["link"].is_null(), "the operator does not see an e-mailed link");
-    let staff = node.json(&[
-        "account",
-        "add",
-        "--practice",
-        "Oak Clinic",
-        "--name",
-        "Grace Hopper",
-        "--email",
-        "grace@oak.test",
-        "--role",
-        "staff",
-        "--print-link",
-    ]);
+    let staff = add_account(node, "Oak Clinic", "Grace Hopper", "grace@oak.test", "staff", true);
     let staff_link = staff["link"].as_str().unwrap().to_string();
     assert!(staff_link.starts_with("https://portal.example.org/password?token="), "{staff_link}");
 
-    let _daemon = node.serve(portal);
-    let env = [
-        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
-        ("MAIL_DIR", mail.display().to_string()),
+    let _daemon = node.serve(site.portal);
+    let mut env = site.env();
+    env.extend([
         ("ADMIN_EMAIL", "ada@elm.test".to_string()),
         ("STAFF_EMAIL", "grace@oak.test".to_string()),
         ("STAFF_LINK", staff_link),
-    ];
+    ]);
     browser::journey("sign_in.js", &env, || node.serve_log());
 
     let audit = node.ok(&["--json", "audit", "--limit", "200"]).text();
@@ -295,21 +312,17 @@ fn invite(node: &Node, practice: &str, name: &str, email: &str, relationship: &s
 
 #[test]
 fn invitees_register_from_the_link_in_their_email_on_each_path() {
-    let files = Files::new();
-    let (portal, relay) = (free_port(), free_port());
-    let mail = files.path("mail");
-    let _relay = smarthost(&files, relay, &mail);
-    let node = node(&files, portal, relay);
-    node.ok(&["practice", "add", PRACTICE]);
+    let site = site();
+    let node = &site.node;
     node.ok(&["practice", "add", "Oak Clinic"]);
-    invite(&node, PRACTICE, "Ada Lovelace", "ada@example.org", "patient");
-    invite(&node, PRACTICE, "Bob Smith", "bob@example.org", "patient");
-    invite(&node, PRACTICE, "Grace Hopper", "grace@birch.example", "colleague-elsewhere");
-    invite(&node, PRACTICE, "Alan Turing", "alan@elm.example", "colleague-here");
-    invite(&node, "Oak Clinic", "Ada Lovelace", "ada@example.org", "patient");
+    invite(node, PRACTICE, "Ada Lovelace", "ada@example.org", "patient");
+    invite(node, PRACTICE, "Bob Smith", "bob@example.org", "patient");
+    invite(node, PRACTICE, "Grace Hopper", "grace@birch.example", "colleague-elsewhere");
+    invite(node, PRACTICE, "Alan Turing", "alan@elm.example", "colleague-here");
+    invite(node, "Oak Clinic", "Ada Lovelace", "ada@example.org", "patient");
 
-    let _daemon = node.serve(portal);
-    let env = [("PORTAL_URL", format!("https://127.0.0.1:{portal}")), ("MAIL_DIR", mail.display().to_string())];
+    let _daemon = node.serve(site.portal);
+    let env = site.env();
     browser::journey("register.js", &env, || node.serve_log());
 
     let listed = node.json(&["invite", "list", "--practice", PRACTICE]);
@@ -328,43 +341,18 @@ fn invitees_register_from_the_link_in_their_email_on_each_path() {
 
 #[test]
 fn a_member_and_a_patient_exchange_secure_messages_with_files() {
-    let files = Files::new();
-    let (portal, relay) = (free_port(), free_port());
-    let mail = files.path("mail");
-    let _relay = smarthost(&files, relay, &mail);
-    let node = node(&files, portal, relay);
-    node.ok(&["practice", "add", PRACTICE]);
-    let admin = node.json(&[
-        "account",
-        "add",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Ada Lovelace",
-        "--email",
-        "ada@elm.test",
-        "--print-link",
-    ]);
-    node.json(&[
-        "account",
-        "add",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Grace Hopper",
-        "--email",
-        "grace@elm.test",
-        "--print-link",
-    ]);
-    invite(&node, PRACTICE, "Pat Doe", "pat@example.org", "patient");
-    let _daemon = node.serve(portal);
+    let site = site();
+    let node = &site.node;
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "clinician", true);
+    add_account(node, PRACTICE, "Grace Hopper", "grace@elm.test", "clinician", true);
+    invite(node, PRACTICE, "Pat Doe", "pat@example.org", "patient");
+    let _daemon = node.serve(site.portal);
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
-    let env = [
-        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
-        ("MAIL_DIR", mail.display().to_string()),
+    let mut env = site.env();
+    env.extend([
         ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
         ("FIXTURES", fixtures.display().to_string()),
-    ];
+    ]);
     browser::journey("messages.js", &env, || node.serve_log());
 
     let audit = node.ok(&["--json", "audit", "--limit", "300"]).text();
@@ -445,31 +433,12 @@ fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
 
 #[test]
 fn an_admin_invites_from_the_portal_and_the_practices_connect() {
-    let files = Files::new();
-    let (portal, relay) = (free_port(), free_port());
-    let mail = files.path("mail");
-    let _relay = smarthost(&files, relay, &mail);
-    let node = node(&files, portal, relay);
-    node.ok(&["practice", "add", PRACTICE]);
-    let admin = node.json(&[
-        "account",
-        "add",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Ada Lovelace",
-        "--email",
-        "ada@elm.test",
-        "--role",
-        "admin",
-        "--print-link",
-    ]);
-    let _daemon = node.serve(portal);
-    let env = [
-        ("PORTAL_URL", format!("https://127.0.0.1:{portal}")),
-        ("MAIL_DIR", mail.display().to_string()),
-        ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
-    ];
+    let site = site();
+    let node = &site.node;
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "admin", true);
+    let _daemon = node.serve(site.portal);
+    let mut env = site.env();
+    env.push(("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()));
     browser::journey("practice.js", &env, || node.serve_log());
     let audit = node.ok(&["--json", "audit", "--limit", "400"]).text();
     for action in [
@@ -487,39 +456,27 @@ fn an_admin_invites_from_the_portal_and_the_practices_connect() {
 
 #[test]
 fn a_practice_without_invitations_sends_none_from_any_door() {
+    const SEND: [&str; 12] = [
+        "invite",
+        "send",
+        "--practice",
+        PRACTICE,
+        "--name",
+        "Pat Doe",
+        "--email",
+        "pat@example.org",
+        "--relationship",
+        "patient",
+        "--date-of-birth",
+        "1970-05-17",
+    ];
     let node = Node::new();
     node.ok(&["practice", "add", PRACTICE, "--domain", "elm.test"]);
     let off = node.json(&["practice", "invitations", PRACTICE, "off"]);
     assert_eq!(off["invitations_allowed"], false);
-    let refused = node.run(&[
-        "invite",
-        "send",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Pat Doe",
-        "--email",
-        "pat@example.org",
-        "--relationship",
-        "patient",
-        "--date-of-birth",
-        "1970-05-17",
-    ]);
+    let refused = node.run(&SEND);
     assert_ne!(refused.status, 0);
     assert!(refused.stderr.contains("does not allow invitations"), "{}", refused.stderr);
     node.ok(&["practice", "invitations", PRACTICE, "on"]);
-    node.ok(&[
-        "invite",
-        "send",
-        "--practice",
-        PRACTICE,
-        "--name",
-        "Pat Doe",
-        "--email",
-        "pat@example.org",
-        "--relationship",
-        "patient",
-        "--date-of-birth",
-        "1970-05-17",
-    ]);
+    node.ok(&SEND);
 }

@@ -79,17 +79,39 @@ pub(crate) fn to_sender(notice: &Notice, from: &str, to: &str, hostname: &str, n
 fn message(notice: &Notice, from: &str, to: &str, hostname: &str, now: i64) -> Result<Vec<u8>, Failure> {
     let subject = subject(notice);
     let html = Html { w: &words(notice), subject: &subject }.render().map_err(Failure::local)?;
+    let parts = Parts { subject: &subject, text: &plain_text(notice)?, html: &html };
+    alternative(from, to, &parts, &notice.reference, hostname, now)
+}
+
+/// A notice's subject and its two renderings.
+pub(crate) struct Parts<'a> {
+    pub subject: &'a str,
+    /// With CRLF line ends.
+    pub text: &'a str,
+    pub html: &'a str,
+}
+
+/// A notice e-mail: multipart/alternative of its text and HTML, its Message-ID `reference`
+/// and a random part at `hostname`.
+pub(crate) fn alternative(
+    from: &str,
+    to: &str,
+    parts: &Parts,
+    reference: &str,
+    hostname: &str,
+    now: i64,
+) -> Result<Vec<u8>, Failure> {
     let mut id = [0u8; 12];
     openssl::rand::rand_bytes(&mut id).map_err(Failure::local)?;
     let mut out = Vec::new();
     MessageBuilder::new()
         .from(from)
         .to(to)
-        .subject(subject)
+        .subject(parts.subject)
         .date(Date::new(now))
-        .message_id(format!("{}-{}@{hostname}", notice.reference, hex::encode(id)))
-        .text_body(plain_text(notice)?)
-        .html_body(html)
+        .message_id(format!("{reference}-{}@{hostname}", hex::encode(id)))
+        .text_body(parts.text)
+        .html_body(parts.html)
         .write_to(&mut out)
         .map_err(Failure::local)?;
     Ok(out)

@@ -3,8 +3,6 @@
 //! the portal, never a password and nothing about a patient or a message.
 
 use askama::Template;
-use mail_builder::headers::date::Date;
-use mail_builder::MessageBuilder;
 
 use crate::failure::Failure;
 use crate::notify::smarthost::Smarthost;
@@ -75,20 +73,8 @@ impl LinkMail<'_> {
         let text = Plain { w: &words }.render().map_err(Failure::local)?;
         let text: String = text.lines().map(|line| format!("{line}\r\n")).collect();
         let html = Html { w: &words, subject: &subject }.render().map_err(Failure::local)?;
-        let mut id = [0u8; 12];
-        openssl::rand::rand_bytes(&mut id).map_err(Failure::local)?;
-        let mut out = Vec::new();
-        MessageBuilder::new()
-            .from(from)
-            .to(to)
-            .subject(subject)
-            .date(Date::new(now))
-            .message_id(format!("password-{}@{hostname}", hex::encode(id)))
-            .text_body(text)
-            .html_body(html)
-            .write_to(&mut out)
-            .map_err(Failure::local)?;
-        Ok(out)
+        let parts = super::compose::Parts { subject: &subject, text: &text, html: &html };
+        super::compose::alternative(from, to, &parts, "password", hostname, now)
     }
 }
 

@@ -126,6 +126,45 @@ fn insert_recovery_codes(tx: &Transaction, account: i64, codes: &[String]) -> Re
     Ok(())
 }
 
+/// A practice's yes-or-no settings: the column, the audit action, what on and off are called.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PracticeFlag {
+    TwoFactorRequired,
+    InvitationsAllowed,
+    InviteUnreachable,
+}
+
+impl PracticeFlag {
+    fn sql(self) -> &'static str {
+        match self {
+            PracticeFlag::TwoFactorRequired => "UPDATE practices SET two_factor_required = ?2 WHERE id = ?1",
+            PracticeFlag::InvitationsAllowed => "UPDATE practices SET invitations_allowed = ?2 WHERE id = ?1",
+            PracticeFlag::InviteUnreachable => "UPDATE practices SET invite_unreachable = ?2 WHERE id = ?1",
+        }
+    }
+
+    fn audit(self, on: bool) -> (&'static str, &'static str) {
+        match self {
+            PracticeFlag::TwoFactorRequired => ("practice.two-factor", if on { "required" } else { "optional" }),
+            PracticeFlag::InvitationsAllowed => ("practice.invitations", if on { "allowed" } else { "not allowed" }),
+            PracticeFlag::InviteUnreachable => ("practice.invite-unreachable", if on { "on" } else { "off" }),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Sets one of a practice's flags, with its audit entry.
+    pub(super) fn set_practice_flag(&self, practice_id: i64, flag: PracticeFlag, on: bool) -> Result<()> {
+        let (action, detail) = flag.audit(on);
+        self.change(action, &format!("practice id {practice_id}"), detail, |tx| {
+            if tx.run(flag.sql(), params![practice_id, on])? == 0 {
+                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
+            }
+            Ok(())
+        })
+    }
+}
+
 fn one_account(changed: usize, account: i64) -> Result<()> {
     if changed == 0 {
         return Err(StoreError::NotFound(format!("account #{account}")));
@@ -389,15 +428,7 @@ impl PortalStore for SqliteStore {
     }
 
     fn set_two_factor_required(&self, practice_id: i64, required: bool) -> Result<()> {
-        let detail = if required { "required" } else { "optional" };
-        self.change("practice.two-factor", &format!("practice id {practice_id}"), detail, |tx| {
-            let changed =
-                tx.run("UPDATE practices SET two_factor_required = ?2 WHERE id = ?1", params![practice_id, required])?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
-            }
-            Ok(())
-        })
+        self.set_practice_flag(practice_id, PracticeFlag::TwoFactorRequired, required)
     }
 
     fn record(&self, action: &str, subject: &str, detail: &str) -> Result<()> {
@@ -405,15 +436,7 @@ impl PortalStore for SqliteStore {
     }
 
     fn set_invitations_allowed(&self, practice_id: i64, allowed: bool) -> Result<()> {
-        let detail = if allowed { "allowed" } else { "not allowed" };
-        self.change("practice.invitations", &format!("practice id {practice_id}"), detail, |tx| {
-            let changed =
-                tx.run("UPDATE practices SET invitations_allowed = ?2 WHERE id = ?1", params![practice_id, allowed])?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
-            }
-            Ok(())
-        })
+        self.set_practice_flag(practice_id, PracticeFlag::InvitationsAllowed, allowed)
     }
 
     fn set_role(&self, practice_id: i64, account: i64, role: AccountRole) -> Result<()> {

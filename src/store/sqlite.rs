@@ -900,15 +900,7 @@ impl Store for SqliteStore {
     }
 
     fn set_invite_unreachable(&self, practice_id: i64, on: bool) -> Result<()> {
-        let detail = if on { "on" } else { "off" };
-        self.change("practice.invite-unreachable", &format!("practice id {practice_id}"), detail, |tx| {
-            let changed =
-                tx.run("UPDATE practices SET invite_unreachable = ?2 WHERE id = ?1", params![practice_id, on])?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
-            }
-            Ok(())
-        })
+        self.set_practice_flag(practice_id, portal::PracticeFlag::InviteUnreachable, on)
     }
 
     fn practice_state(&self, domain: &Domain) -> Result<Option<(String, ProofingState)>> {

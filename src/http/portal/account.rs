@@ -5,11 +5,10 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
-use serde::Deserialize;
 
 use super::page::{render, Frame, PageError};
 use super::session::{with_cookie, Ctx, Visit};
-use super::signin::{sentence, TokenOnly};
+use super::signin::{sentence, CodeForm, TokenOnly};
 use crate::network::signin::{Enrolment, SignIn, SignInError};
 use crate::store::accounts::AccountRecord;
 use crate::store::portal::SessionRecord;
@@ -136,14 +135,6 @@ pub(crate) async fn enrol_form(visit: Visit) -> Response {
             setup_page(ctx, session, account, &enrolment, None, StatusCode::OK)
         })
         .await
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct CodeForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    code: String,
 }
 
 pub(crate) async fn enrol(visit: Visit, Form(form): Form<CodeForm>) -> Response {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::page::{render, Frame, PageError};
 use super::session::{Ctx, Visit};
-use super::signin::sentence;
+use super::signin::{sentence, TokenOnly};
 use crate::address::DirectAddress;
 use crate::network::password_mail::{LinkMail, LinkPurpose};
 use crate::network::signin::SignIn;
@@ -30,6 +30,13 @@ fn admin<'c>(ctx: &'c Ctx) -> Result<(&'c SessionRecord, &'c AccountRecord, Prac
     let practice = ctx.store.practice(name).map_err(PageError::internal)?;
     Ok((session, account, practice))
 }
+
+/// A member's role as the forms name it (a member is never a patient).
+fn member_role(text: &str) -> Option<AccountRole> {
+    AccountRole::parse(text).filter(|r| *r != AccountRole::Patient)
+}
+
+const CHOOSE_ROLE: &str = "Choose a role: clinician, staff or admin.";
 
 struct MemberLine {
     account: AccountRecord,
@@ -79,6 +86,19 @@ fn page(ctx: &Ctx, notice: Option<String>, error: Option<String>, status: Status
         error,
     };
     render(status, &page)
+}
+
+/// The settings page after a change: what was done, or why not (a conflict said on the page; a
+/// member or listing that is not the practice's, not found).
+fn answer(ctx: &Ctx, done: Result<String, StoreError>) -> Result<Response, PageError> {
+    match done {
+        Ok(notice) => page(ctx, Some(notice), None, StatusCode::OK),
+        Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
+        Err(e @ (StoreError::Conflict(_) | StoreError::Duplicate(_))) => {
+            page(ctx, None, Some(sentence(&e)), StatusCode::CONFLICT)
+        }
+        Err(e) => Err(PageError::internal(e)),
+    }
 }
 
 pub(crate) async fn show(visit: Visit) -> Response {
@@ -135,13 +155,8 @@ pub(crate) async fn add_member(visit: Visit, Form(form): Form<NewMemberForm>) ->
         .run(move |ctx| {
             ctx.check_form(&form.csrf)?;
             let (_, _, practice) = admin(ctx)?;
-            let Some(role) = AccountRole::parse(&form.role).filter(|r| *r != AccountRole::Patient) else {
-                return page(
-                    ctx,
-                    None,
-                    Some("Choose a role: clinician, staff or admin.".into()),
-                    StatusCode::BAD_REQUEST,
-                );
+            let Some(role) = member_role(&form.role) else {
+                return page(ctx, None, Some(CHOOSE_ROLE.into()), StatusCode::BAD_REQUEST);
             };
             let signing = SignIn { store: &*ctx.store, now: ctx.now };
             let account = match signing.add_member(practice.id, role, &form.name, &form.email) {
@@ -209,20 +224,10 @@ pub(crate) async fn set_role(visit: Visit, Path(id): Path<i64>, Form(form): Form
         .run(move |ctx| {
             ctx.check_form(&form.csrf)?;
             let (_, _, practice) = admin(ctx)?;
-            let Some(role) = AccountRole::parse(&form.role).filter(|r| *r != AccountRole::Patient) else {
-                return page(
-                    ctx,
-                    None,
-                    Some("Choose a role: clinician, staff or admin.".into()),
-                    StatusCode::BAD_REQUEST,
-                );
+            let Some(role) = member_role(&form.role) else {
+                return page(ctx, None, Some(CHOOSE_ROLE.into()), StatusCode::BAD_REQUEST);
             };
-            match ctx.store.set_role(practice.id, id, role) {
-                Ok(()) => page(ctx, Some(format!("The role is now {role}.")), None, StatusCode::OK),
-                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
-                Err(StoreError::Conflict(why)) => page(ctx, None, Some(sentence(&why)), StatusCode::CONFLICT),
-                Err(e) => Err(PageError::internal(e)),
-            }
+            answer(ctx, ctx.store.set_role(practice.id, id, role).map(|()| format!("The role is now {role}.")))
         })
         .await
 }
@@ -260,34 +265,18 @@ pub(crate) async fn list_member(visit: Visit, Form(form): Form<ListForm>) -> Res
                     )
                 }
             };
-            match ctx.store.list_member(practice.id, member, label) {
-                Ok(l) => page(ctx, Some(format!("{} is listed for connected parties.", l.name)), None, StatusCode::OK),
-                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
-                Err(e @ (StoreError::Conflict(_) | StoreError::Duplicate(_))) => {
-                    page(ctx, None, Some(sentence(&e)), StatusCode::CONFLICT)
-                }
-                Err(e) => Err(PageError::internal(e)),
-            }
+            let listed = ctx.store.list_member(practice.id, member, label);
+            answer(ctx, listed.map(|l| format!("{} is listed for connected parties.", l.name)))
         })
         .await
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct UnlistForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-pub(crate) async fn unlist(visit: Visit, Path(id): Path<i64>, Form(form): Form<UnlistForm>) -> Response {
+pub(crate) async fn unlist(visit: Visit, Path(id): Path<i64>, Form(form): Form<TokenOnly>) -> Response {
     visit
         .run(move |ctx| {
-            ctx.check_form(&form.csrf)?;
+            ctx.check_form(form.csrf())?;
             let (_, _, practice) = admin(ctx)?;
-            match ctx.store.unlist_member(practice.id, id) {
-                Ok(()) => page(ctx, Some("No longer listed.".into()), None, StatusCode::OK),
-                Err(StoreError::NotFound(_)) => Err(PageError::NotFound),
-                Err(e) => Err(PageError::internal(e)),
-            }
+            answer(ctx, ctx.store.unlist_member(practice.id, id).map(|()| "No longer listed.".to_string()))
         })
         .await
 }

@@ -146,12 +146,13 @@ pub(crate) async fn second_factor_form(visit: Visit) -> Response {
         .await
 }
 
+/// A form with one code: a second factor, or one to confirm an authenticator app.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CodeForm {
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
     #[serde(default)]
-    code: String,
+    pub code: String,
 }
 
 pub(crate) async fn second_factor(visit: Visit, Form(form): Form<CodeForm>) -> Response {
