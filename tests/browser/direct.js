@@ -40,6 +40,15 @@ run(async (browser) => {
   assert.equal(await page.inputValue('#to_addresses'), 'dr.jones@b.test');
   assert.equal(await page.inputValue('#subject'), 'Re: Lab results <b>for</b> Pat');
 
+  // The directory: the address the practice has exchanged mail with, written to from there.
+  await page.goto(BASE + '/directory');
+  await page.fill('#q', 'jones');
+  await page.click('form[role=search] button');
+  assert.match(await text(page, '.people li'), /dr\.jones@b\.test\s*you have exchanged mail/);
+  await screenshot(page, 'directory');
+  await page.click('.people a.button');
+  assert.equal(await page.inputValue('#to_addresses'), 'dr.jones@b.test');
+
   await page.goto(BASE + '/messages/new');
   await page.fill('#to_addresses', 'dr.jones@b.test, nobody@nowhere.test');
   const verdicts = page.locator('#direct-verdicts');

@@ -382,3 +382,52 @@ pub(crate) async fn document(visit: Visit, Path((id, document)): Path<(String, i
         })
         .await
 }
+
+#[derive(Template)]
+#[template(path = "portal/directory.html")]
+struct DirectoryPage {
+    f: Frame,
+    q: String,
+    /// Each entry, and where writing to it starts.
+    entries: Vec<(crate::store::api::DirectoryEntry, String)>,
+    searched: bool,
+    error: Option<String>,
+}
+
+/// GET /directory?q=: Direct addresses hosted here and those the practice has exchanged mail
+/// with, found by the words of a name or address (2 to 200 characters); each one written to.
+pub(crate) async fn directory(visit: Visit, Query(query): Query<SearchQuery>) -> Response {
+    visit
+        .run(move |ctx| {
+            let (session, account) = ctx.signed_in()?;
+            let practice = practice_of(ctx, account)?;
+            let q = query.q.trim();
+            let (entries, error) = match q.chars().count() {
+                0 => (Vec::new(), None),
+                2..=200 => {
+                    let found = ctx.store.directory(practice.id, q, 50).map_err(PageError::internal)?;
+                    let write = |e: &crate::store::api::DirectoryEntry| {
+                        format!("/messages/new?address={}", urlencode(&e.address))
+                    };
+                    let entries = found
+                        .into_iter()
+                        .map(|e| {
+                            let href = write(&e);
+                            (e, href)
+                        })
+                        .collect();
+                    (entries, None)
+                }
+                _ => (Vec::new(), Some("Search for 2 to 200 characters of a name or address.".to_string())),
+            };
+            let page = DirectoryPage {
+                f: Frame::of("Directory", account, &session.csrf),
+                q: q.to_string(),
+                searched: !q.is_empty() && error.is_none(),
+                entries,
+                error,
+            };
+            render(StatusCode::OK, &page)
+        })
+        .await
+}

@@ -152,6 +152,7 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/messages/verify", get(direct::verify))
         .route("/messages/direct/{id}", get(direct::show))
         .route("/direct", get(direct::received))
+        .route("/directory", get(direct::directory))
         .route("/direct/{id}", get(direct::received_one))
         .route("/direct/{id}/documents/{document}", get(direct::document))
         .route("/messages/{id}/attachments/{file}", get(mailbox::attachment))
