@@ -641,3 +641,55 @@ fn guessing_tokens_from_one_address_is_slowed_down() {
     assert_eq!((throttled.status, throttled.body["error"]["code"].clone()), (429, json!("too-many")));
     assert_eq!(api.call(Some(&kareo), "GET", "/v1/practice", None).status, 429);
 }
+
+#[test]
+fn a_practice_keeps_the_contacts_it_shares_documents_with_and_sees_no_one_elses() {
+    let Single { node, daemon: _daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| config);
+    node.ok(&["practice", "add", "Elm Clinic", "--domain", "elm.test"]);
+    node.ok(&["practice", "add", "Oak Clinic", "--domain", "oak.test"]);
+    let elm = token(&node, "elm", Some("Elm Clinic"));
+    let oak = token(&node, "oak", Some("Oak Clinic"));
+    let jane = json!({"name": "Jane Roe", "organization": "Springfield Law", "email": "Jane@Law.example",
+                      "mobile": "+1 (217) 555-0100"});
+    let added = api.expect(&elm, 201, "POST", "/v1/share-contacts", Some(&jane));
+    assert_eq!((added["email"].clone(), added["mobile"].clone()), (json!("jane@law.example"), json!("+12175550100")));
+    let id = added["id"].as_i64().unwrap();
+    let path = format!("/v1/share-contacts/{id}");
+    let again = api.call(Some(&elm), "POST", "/v1/share-contacts", Some(&jane));
+    assert_eq!(again.status, 409, "one contact per address: {}", again.body);
+    let bad = api.call(Some(&elm), "POST", "/v1/share-contacts", Some(&json!({"name": "", "email": "x"})));
+    assert_eq!((bad.status, bad.body["error"]["field"].clone()), (400, json!("name")));
+    let unknown = api.call(
+        Some(&elm),
+        "POST",
+        "/v1/share-contacts",
+        Some(&json!({"name": "A", "email": "a@b.example", "fax": "1"})),
+    );
+    assert_eq!(unknown.status, 400);
+    // Another practice sees nothing of it and changes nothing.
+    assert_eq!(api.expect(&oak, 200, "GET", "/v1/share-contacts", None)["contacts"], json!([]));
+    assert_eq!(api.call(Some(&oak), "GET", &path, None).status, 404);
+    assert_eq!(api.call(Some(&oak), "DELETE", &path, None).status, 404);
+    let moved = json!({"name": "Jane Roe", "email": "jroe@law.example"});
+    let changed = api.expect(&elm, 200, "PUT", &path, Some(&moved));
+    assert_eq!((changed["email"].clone(), changed["mobile"].clone()), (json!("jroe@law.example"), json!(null)));
+    let listed = node.json(&["share", "contact", "list", "--practice", "Elm Clinic"]);
+    assert_eq!(listed["contacts"][0]["email"], "jroe@law.example", "the CLI sees the same: {listed}");
+    for row in node.sql("SELECT email FROM share_contacts") {
+        assert!(!String::from_utf8_lossy(&row).contains("law.example"), "sealed at rest");
+    }
+    api.expect(&elm, 200, "DELETE", &path, None);
+    assert_eq!(api.call(Some(&elm), "GET", &path, None).status, 404);
+    let cli = node.json(&[
+        "share",
+        "contact",
+        "add",
+        "--practice",
+        "Elm Clinic",
+        "--name",
+        "Sam Poe",
+        "--email",
+        "sam@school.example",
+    ]);
+    assert_eq!(cli["name"], "Sam Poe");
+}

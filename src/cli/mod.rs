@@ -15,6 +15,7 @@ mod output;
 mod provision;
 mod secure;
 mod serve;
+mod share;
 mod tokens;
 mod tracking;
 
@@ -88,6 +89,9 @@ pub(crate) enum Command {
     /// e-mailed), list, new link, unlock, reset two-factor.
     #[command(subcommand)]
     Account(account::AccountCommand),
+    /// Sharing documents by link with people outside the network: the practice's contacts.
+    #[command(subcommand)]
+    Share(share::ShareCommand),
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
@@ -172,6 +176,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Contacts(c) => done(contacts::run(&ctx, c)),
         Command::Secure(c) => done(secure::run(&ctx, c)),
         Command::Account(c) => done(account::run(&ctx, c)),
+        Command::Share(c) => done(share::run(&ctx, c)),
         Command::Anchor(c) => done(provision::anchor(&ctx, c)),
         Command::Bundle(c) => done(bundle::run(&ctx, c)),
         Command::Ca(c) => done(certs::ca(&ctx, c)),

@@ -21,6 +21,7 @@ pub(crate) mod referrals;
 pub(crate) mod routes;
 pub(crate) mod secure;
 pub(crate) mod send;
+pub(crate) mod share_contacts;
 pub(crate) mod tokens;
 
 use std::net::SocketAddr;

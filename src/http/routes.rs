@@ -12,7 +12,8 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::{
-    accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, secure, send, Api,
+    accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, secure, send,
+    share_contacts, Api,
 };
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
@@ -82,6 +83,11 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/listings", address_book::listings),
         route(Method::POST, "/v1/listings", address_book::list_member),
         route(Method::DELETE, "/v1/listings/{id}", address_book::unlist_member),
+        route(Method::GET, "/v1/share-contacts", share_contacts::list),
+        route(Method::POST, "/v1/share-contacts", share_contacts::add),
+        route(Method::GET, "/v1/share-contacts/{id}", share_contacts::show),
+        route(Method::PUT, "/v1/share-contacts/{id}", share_contacts::update),
+        route(Method::DELETE, "/v1/share-contacts/{id}", share_contacts::remove),
         route(Method::GET, "/v1/accounts/{id}/contacts", address_book::contacts),
         route(Method::POST, "/v1/accounts/{id}/contacts", address_book::add_contact),
         route(Method::DELETE, "/v1/accounts/{id}/contacts/{listing}", address_book::remove_contact),

@@ -15,6 +15,7 @@ pub(crate) mod notices;
 pub(crate) mod npi;
 pub(crate) mod password_mail;
 pub(crate) mod schedule;
+pub(crate) mod share_contacts;
 pub(crate) mod signin;
 #[cfg(test)]
 pub(crate) mod testing;

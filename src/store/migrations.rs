@@ -829,4 +829,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE practices ADD COLUMN invitations_allowed INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 23: sharing documents by link (issue 24): the people outside the network a practice shares
+    // with, their name, organization, e-mail and mobile sealed under the KEK, the e-mail also
+    // as a keyed blind index (one contact per address and practice).
+    r#"
+    CREATE TABLE share_contacts (
+        id           INTEGER PRIMARY KEY,
+        practice_id  INTEGER NOT NULL REFERENCES practices(id),
+        name         BLOB NOT NULL,
+        organization BLOB,
+        email        BLOB NOT NULL,
+        email_index  TEXT NOT NULL,
+        mobile       BLOB,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        UNIQUE (practice_id, email_index)
+    );
+    "#,
 ];

@@ -13,6 +13,7 @@ pub(crate) mod portal;
 mod query_plans;
 pub(crate) mod queue;
 pub(crate) mod secure;
+pub(crate) mod sharing;
 mod sqlite;
 mod states;
 
@@ -23,6 +24,7 @@ pub(crate) use fields::FieldCipher;
 pub(crate) use invitations::InvitationStore;
 pub(crate) use portal::PortalStore;
 pub(crate) use secure::SecureMessageStore;
+pub(crate) use sharing::SharingStore;
 pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
@@ -34,7 +36,15 @@ pub(crate) use states::{
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
 /// implements it next to SQLite's.
 pub(crate) trait NodeStore:
-    Store + ApiStore + InvitationStore + AccountStore + AddressBookStore + SecureMessageStore + PortalStore + Send
+    Store
+    + ApiStore
+    + InvitationStore
+    + AccountStore
+    + AddressBookStore
+    + SecureMessageStore
+    + PortalStore
+    + SharingStore
+    + Send
 {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
     /// database's configuration change count is still `generation`, else forgets what changed.

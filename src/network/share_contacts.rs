@@ -1,0 +1,141 @@
+//! The contacts a practice shares documents with (issue 24): a name, an organization, the e-mail
+//! address the link goes to and a mobile number in E.164 for the SMS code, each checked, every
+//! problem named by its field.
+
+use serde::Deserialize;
+
+use super::invitee::{self, FieldError};
+use crate::store::sharing::{ShareContactFields, ShareContactRecord};
+use crate::store::{NodeStore, StoreError};
+
+const MAX_ORGANIZATION_CHARS: usize = 200;
+
+/// A contact as the API, the CLI and the portal give it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ContactRequest {
+    pub name: String,
+    pub organization: Option<String>,
+    pub email: String,
+    /// E.164 (spaces, dashes, dots and brackets are taken out).
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContactError {
+    #[error("{}", invitee::describe(.0))]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request's fields checked and tidied.
+struct Checked {
+    name: String,
+    organization: Option<String>,
+    email: String,
+    mobile: Option<String>,
+}
+
+impl Checked {
+    fn fields(&self) -> ShareContactFields<'_> {
+        ShareContactFields {
+            name: &self.name,
+            organization: self.organization.as_deref(),
+            email: &self.email,
+            mobile: self.mobile.as_deref(),
+        }
+    }
+}
+
+fn check(r: &ContactRequest) -> Result<Checked, ContactError> {
+    let mut errors = Vec::new();
+    let name = r.name.trim().to_string();
+    if let Err(e) = invitee::check_name(&name) {
+        errors.push(FieldError { field: "name", message: e.replace("the invitee's", "the contact's") });
+    }
+    let organization = r.organization.as_deref().map(str::trim).filter(|o| !o.is_empty()).map(String::from);
+    if let Some(o) = &organization {
+        if o.chars().count() > MAX_ORGANIZATION_CHARS || o.chars().any(char::is_control) {
+            let message = format!("at most {MAX_ORGANIZATION_CHARS} characters, no line breaks");
+            errors.push(FieldError { field: "organization", message });
+        }
+    }
+    let email = invitee::email_address(&r.email).map_err(|message| errors.push(FieldError { field: "email", message }));
+    let mobile =
+        r.mobile.as_deref().filter(|m| !m.trim().is_empty()).map(invitee::fax_number).transpose().map_err(|_| {
+            let message = "a mobile number in E.164 form, e.g. +15555550123".to_string();
+            errors.push(FieldError { field: "mobile", message })
+        });
+    match (errors.is_empty(), email, mobile) {
+        (true, Ok(email), Ok(mobile)) => Ok(Checked { name, organization, email, mobile }),
+        _ => Err(ContactError::Invalid(errors)),
+    }
+}
+
+/// Adds a contact to practice `practice_id`.
+pub(crate) fn add(
+    store: &dyn NodeStore,
+    practice_id: i64,
+    r: &ContactRequest,
+    now: i64,
+) -> Result<ShareContactRecord, ContactError> {
+    let checked = check(r)?;
+    Ok(store.add_share_contact(practice_id, &checked.fields(), now)?)
+}
+
+/// Replaces a contact's fields.
+pub(crate) fn update(
+    store: &dyn NodeStore,
+    practice_id: i64,
+    id: i64,
+    r: &ContactRequest,
+    now: i64,
+) -> Result<ShareContactRecord, ContactError> {
+    let checked = check(r)?;
+    Ok(store.update_share_contact(practice_id, id, &checked.fields(), now)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::testing::{store, T0};
+
+    fn request(name: &str, email: &str, mobile: Option<&str>) -> ContactRequest {
+        ContactRequest {
+            name: name.into(),
+            organization: Some(" Springfield Law ".into()),
+            email: email.into(),
+            mobile: mobile.map(String::from),
+        }
+    }
+
+    #[test]
+    fn contacts_are_checked_kept_per_practice_and_unique_by_address() {
+        let store = store();
+        let elm = store.practice("Elm Clinic").unwrap().id;
+        let oak = store.practice("Oak Clinic").unwrap().id;
+        let added = add(&*store, elm, &request("Jane Roe", "Jane@Law.example", Some("+1 (217) 555-0100")), T0).unwrap();
+        assert_eq!(added.email, "jane@law.example");
+        assert_eq!(added.mobile.as_deref(), Some("+12175550100"));
+        assert_eq!(added.organization.as_deref(), Some("Springfield Law"));
+        let again = add(&*store, elm, &request("Jane R.", "jane@law.example", None), T0).unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        // Another practice keeps its own, and never sees or changes Elm's.
+        add(&*store, oak, &request("Jane Roe", "jane@law.example", None), T0).unwrap();
+        assert_eq!(store.share_contacts(oak).unwrap().len(), 1);
+        assert!(store.share_contact(oak, added.id).is_err());
+        assert!(update(&*store, oak, added.id, &request("X", "x@y.example", None), T0).is_err());
+        assert!(store.remove_share_contact(oak, added.id).is_err());
+        let changed = update(&*store, elm, added.id, &request("Jane Roe", "jroe@law.example", None), T0 + 5).unwrap();
+        assert_eq!((changed.email.as_str(), changed.mobile, changed.updated_at), ("jroe@law.example", None, T0 + 5));
+        store.remove_share_contact(elm, added.id).unwrap();
+        assert!(store.share_contacts(elm).unwrap().is_empty());
+        let Err(ContactError::Invalid(errors)) = add(&*store, elm, &request("", "not an address", Some("555")), T0)
+        else {
+            panic!("refused")
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["name", "email", "mobile"]);
+    }
+}
