@@ -480,3 +480,18 @@ fn a_practice_without_invitations_sends_none_from_any_door() {
     node.ok(&["practice", "invitations", PRACTICE, "on"]);
     node.ok(&SEND);
 }
+
+#[test]
+fn members_keep_the_contacts_they_share_documents_with() {
+    let site = site();
+    let node = &site.node;
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "clinician", true);
+    let _daemon = node.serve(site.portal);
+    let mut env = site.env();
+    env.push(("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()));
+    browser::journey("sharing.js", &env, || node.serve_log());
+    let audit = node.ok(&["--json", "audit", "--limit", "100"]).text();
+    for action in ["share-contact.add", "share-contact.update", "share-contact.remove"] {
+        assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
+    }
+}

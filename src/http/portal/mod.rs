@@ -15,6 +15,7 @@ pub(crate) mod practice;
 pub(crate) mod refer;
 pub(crate) mod register;
 pub(crate) mod session;
+pub(crate) mod share_contacts;
 pub(crate) mod signin;
 
 use std::net::SocketAddr;
@@ -137,6 +138,9 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/practice/members/{id}/role", post(practice::set_role))
         .route("/practice/listings", post(practice::list_member))
         .route("/practice/listings/{id}/remove", post(practice::unlist))
+        .route("/shares/contacts", get(share_contacts::list).post(share_contacts::add))
+        .route("/shares/contacts/{id}", get(share_contacts::edit_form).post(share_contacts::edit))
+        .route("/shares/contacts/{id}/remove", post(share_contacts::remove))
         .route("/invitations", get(refer::list))
         .route("/invitations/new", get(refer::new).post(refer::send))
         .route("/invitations/{id}/remind", post(refer::remind))

@@ -1,0 +1,47 @@
+// The contacts a practice shares documents with, kept in the portal (issue 24): a member adds one
+// (a bad mobile number refused first, what was typed kept), changes and removes it.
+'use strict';
+
+const { assert, BASE, context, onPortal, run, screenshot } = require('./lib.js');
+
+const PASSWORD = 'tulip kettle orbit mauve';
+
+async function text(page, selector) {
+  return (await page.locator(selector).first().textContent()).trim();
+}
+
+run(async (browser) => {
+  const ctx = await context(browser);
+  const page = await ctx.newPage();
+  await page.goto(onPortal(process.env.ADMIN_LINK));
+  await page.fill('#password', PASSWORD);
+  await page.fill('#confirm', PASSWORD);
+  await page.click('main button[type=submit]');
+  await page.fill('#email', 'ada@elm.test');
+  await page.fill('#password', PASSWORD);
+  await page.click('main button[type=submit]');
+
+  await page.click('nav >> text=Sharing');
+  await screenshot(page, 'sharing-contacts-empty');
+  await page.fill('#name', 'Jane Roe');
+  await page.fill('#organization', 'Springfield Law');
+  await page.fill('#email', 'Jane@Law.example');
+  await page.fill('#mobile', '555');
+  await page.click('main form.stack button[type=submit]');
+  assert.match(await text(page, '[role=alert] li'), /^Mobile: A mobile number in E\.164 form/);
+  assert.equal(await page.inputValue('#organization'), 'Springfield Law', 'what was typed is kept');
+  await page.fill('#mobile', '+1 217 555 0100');
+  await page.click('main form.stack button[type=submit]');
+  assert.match(await text(page, '[role=status]'), /Jane Roe is added/);
+  assert.match(await text(page, '.people li'), /Jane Roe\s*Springfield Law · jane@law\.example · \+12175550100/);
+  await screenshot(page, 'sharing-contacts');
+
+  await page.click('.people a.button');
+  await page.fill('#email', 'jroe@law.example');
+  await page.click('main form.stack button[type=submit]');
+  assert.match(await text(page, '.people li'), /jroe@law\.example/);
+  await page.click('.people button:has-text("Remove")');
+  assert.match(await text(page, '[role=status]'), /removed/);
+  assert.equal(await page.locator('.people li').count(), 0);
+  await ctx.close();
+});
