@@ -485,11 +485,20 @@ fn a_practice_without_invitations_sends_none_from_any_door() {
 fn members_keep_the_contacts_they_share_documents_with() {
     let site = site();
     let node = &site.node;
-    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "clinician", true);
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "admin", true);
     let _daemon = node.serve(site.portal);
     let mut env = site.env();
     env.push(("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()));
     browser::journey("sharing.js", &env, || node.serve_log());
+    let shown = node.json(&["practice", "show", PRACTICE]);
+    assert_eq!(shown["practice"]["share_check"], "sms", "{shown}");
+    assert_eq!(shown["practice"]["share_roles"], serde_json::json!(["clinician"]));
+    let set = node.json(&["practice", "sharing", PRACTICE, "--check", "date-of-birth", "--roles", "staff,admin"]);
+    assert_eq!(
+        (set["share_check"].clone(), set["share_roles"].clone()),
+        (serde_json::json!("date-of-birth"), serde_json::json!(["admin", "staff"]))
+    );
+    assert_ne!(node.run(&["practice", "sharing", PRACTICE, "--check", "sms", "--roles", "patient"]).status, 0);
     let audit = node.ok(&["--json", "audit", "--limit", "100"]).text();
     for action in ["share-contact.add", "share-contact.update", "share-contact.remove"] {
         assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");

@@ -47,6 +47,16 @@ pub(crate) enum PracticeCommand {
         #[arg(value_parser = ["required", "optional"])]
         setting: String,
     },
+    /// How the practice shares documents by link: the check a contact passes before seeing one
+    /// (off: no sharing, the default; none; sms: a code texted to their mobile; date-of-birth) and
+    /// the roles that may share (default clinician,admin). Its admins set it in the portal too.
+    Sharing {
+        practice: String,
+        #[arg(long, value_parser = ["off", "none", "sms", "date-of-birth"])]
+        check: String,
+        #[arg(long, default_value = "clinician,admin")]
+        roles: String,
+    },
     /// Whether the practice's members may send invitations ("on", the default) or not ("off");
     /// its admins set it in the portal too.
     Invitations {
@@ -190,6 +200,20 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                 output::json(&store.practice(&practice)?);
             } else {
                 println!("{}: invites recipients without a Direct address: {setting}", record.name);
+            }
+        }
+        PracticeCommand::Sharing { practice, check, roles } => {
+            let record = store.practice(&practice)?;
+            let check = crate::store::ShareCheck::parse(&check)
+                .ok_or_else(|| Failure::usage("--check: off, none, sms or date-of-birth"))?;
+            let roles = crate::network::share_contacts::roles(&roles).map_err(Failure::usage)?;
+            ctx.node_store()?.set_sharing(record.id, check, &roles)?;
+            let record = store.practice(&practice)?;
+            if ctx.json {
+                output::json(&record);
+            } else {
+                let roles: Vec<&str> = record.share_roles.iter().map(|r| r.as_str()).collect();
+                println!("{}: sharing by link {}; roles: {}", record.name, record.share_check, roles.join(", "));
             }
         }
         PracticeCommand::Invitations { practice, setting } => {

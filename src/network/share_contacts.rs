@@ -5,8 +5,9 @@
 use serde::Deserialize;
 
 use super::invitee::{self, FieldError};
+use crate::store::accounts::AccountRecord;
 use crate::store::sharing::{ShareContactFields, ShareContactRecord};
-use crate::store::{NodeStore, StoreError};
+use crate::store::{AccountRole, NodeStore, PracticeRecord, ShareCheck, StoreError};
 
 const MAX_ORGANIZATION_CHARS: usize = 200;
 
@@ -96,6 +97,35 @@ pub(crate) fn update(
     Ok(store.update_share_contact(practice_id, id, &checked.fields(), now)?)
 }
 
+/// Whether `account` may share `practice`'s documents: the practice shares by link, and the
+/// account's role is one it lets share. Why not, as a sentence's body.
+pub(crate) fn may_share(practice: &PracticeRecord, account: &AccountRecord) -> Result<(), String> {
+    if practice.share_check == ShareCheck::Off {
+        return Err(format!(
+            "{} does not share documents by link: its admin sets it up in the practice settings",
+            practice.name
+        ));
+    }
+    if account.practice_id != Some(practice.id) || !practice.share_roles.contains(&account.role) {
+        return Err(format!(
+            "at {}, the {} role may not share documents (its admin chooses who may)",
+            practice.name, account.role
+        ));
+    }
+    Ok(())
+}
+
+/// Roles as an admin lists them ("clinician,admin" or "clinician admin"): members' roles only.
+pub(crate) fn roles(text: &str) -> Result<Vec<AccountRole>, String> {
+    text.split([',', ' '])
+        .filter(|r| !r.is_empty())
+        .map(|r| match AccountRole::parse(r.trim()) {
+            Some(AccountRole::Patient) | None => Err(format!("{r:?}: the roles are clinician, staff and admin")),
+            Some(role) => Ok(role),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +167,37 @@ mod tests {
         };
         let fields: Vec<&str> = errors.iter().map(|e| e.field).collect();
         assert_eq!(fields, ["name", "email", "mobile"]);
+    }
+
+    #[test]
+    fn only_the_roles_the_admin_chose_share_and_only_once_sharing_is_set_up() {
+        let store = store();
+        let practice = store.practice("Elm Clinic").unwrap();
+        let (id, name) = (practice.id, practice.name.clone());
+        let account = |role| AccountRecord {
+            id: 1,
+            practice_id: Some(id),
+            practice: Some(name.clone()),
+            role,
+            name: "Ada".into(),
+            email: "ada@elm.test".into(),
+            password_hash: String::new(),
+            created_at: T0,
+        };
+        assert!(may_share(&practice, &account(AccountRole::Clinician))
+            .unwrap_err()
+            .contains("does not share documents"));
+        store.set_sharing(practice.id, ShareCheck::Sms, &roles("clinician, admin").unwrap()).unwrap();
+        let practice = store.practice("Elm Clinic").unwrap();
+        assert_eq!(practice.share_check, ShareCheck::Sms);
+        assert_eq!(practice.share_roles, [AccountRole::Admin, AccountRole::Clinician]);
+        assert_eq!(may_share(&practice, &account(AccountRole::Clinician)), Ok(()));
+        assert!(may_share(&practice, &account(AccountRole::Staff))
+            .unwrap_err()
+            .contains("the staff role may not share"));
+        let elsewhere = AccountRecord { practice_id: Some(practice.id + 1), ..account(AccountRole::Admin) };
+        assert!(may_share(&practice, &elsewhere).is_err(), "another practice's member");
+        assert!(roles("clinician patient").is_err());
+        assert!(store.set_sharing(practice.id, ShareCheck::None, &[AccountRole::Patient]).is_err());
     }
 }

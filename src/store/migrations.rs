@@ -846,4 +846,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (practice_id, email_index)
     );
     "#,
+    // 24: how a practice shares documents by link: off until its admin sets it up; then the check
+    // a contact passes before seeing one (none, an SMS code, a date of birth) and the roles of the
+    // members who may share.
+    r#"
+    ALTER TABLE practices ADD COLUMN share_check TEXT NOT NULL DEFAULT 'off'
+        CHECK (share_check IN ('off', 'none', 'sms', 'date-of-birth'));
+    ALTER TABLE practices ADD COLUMN share_roles TEXT NOT NULL DEFAULT 'clinician admin';
+    "#,
 ];

@@ -29,7 +29,7 @@ pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
     require_verified, AccountRole, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState,
-    ProofingState, RecipientStatus, Relationship, Role, SessionStage, TrackStatus,
+    ProofingState, RecipientStatus, Relationship, Role, SessionStage, ShareCheck, TrackStatus,
 };
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
@@ -247,6 +247,10 @@ pub(crate) struct PracticeRecord {
     pub two_factor_required: bool,
     /// Its members may send invitations.
     pub invitations_allowed: bool,
+    /// Sharing documents by link: the check a contact passes (off: no sharing)...
+    pub share_check: ShareCheck,
+    /// ...and the roles of the members who may share.
+    pub share_roles: Vec<AccountRole>,
     pub created_at: i64,
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::cached::CachedSql;
 use super::sqlite::{duplicate_as, SqliteStore};
+use super::states::{AccountRole, ShareCheck};
 use super::{Result, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +45,8 @@ pub(crate) trait SharingStore {
         now: i64,
     ) -> Result<ShareContactRecord>;
     fn remove_share_contact(&self, practice_id: i64, id: i64) -> Result<()>;
+    /// How the practice shares: the check and the roles that may share (no patient).
+    fn set_sharing(&self, practice_id: i64, check: ShareCheck, roles: &[AccountRole]) -> Result<()>;
 }
 
 const COLUMNS: &str = "id, field_open(name), field_open(organization), field_open(email),
@@ -131,6 +134,27 @@ impl SharingStore for SqliteStore {
         self.change("share-contact.remove", &format!("contact #{id}"), "", |tx| {
             if tx.run("DELETE FROM share_contacts WHERE id = ?1 AND practice_id = ?2", params![id, practice_id])? == 0 {
                 return Err(not_found(id));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_sharing(&self, practice_id: i64, check: ShareCheck, roles: &[AccountRole]) -> Result<()> {
+        if roles.contains(&AccountRole::Patient) {
+            return Err(StoreError::Conflict("patients do not share a practice's documents".into()));
+        }
+        let mut names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let roles = names.join(" ");
+        let detail = format!("{check}; roles: {roles}");
+        self.change("practice.sharing", &format!("practice id {practice_id}"), &detail, |tx| {
+            let changed = tx.run(
+                "UPDATE practices SET share_check = ?2, share_roles = ?3 WHERE id = ?1",
+                params![practice_id, check, roles],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("practice id {practice_id}")));
             }
             Ok(())
         })

@@ -142,14 +142,14 @@ impl SqliteStore {
     fn practice_rows(&self, wanted: Option<&str>) -> Result<Vec<PracticeRecord>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'), p.invite_unreachable,
-                    p.two_factor_required, p.invitations_allowed, (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
+                    p.two_factor_required, p.invitations_allowed, p.share_check, p.share_roles, (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
                     (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
              FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id
              WHERE ?1 IS NULL OR p.name = ?1 COLLATE NOCASE OR p.id IN (SELECT practice_id FROM domains WHERE name = ?1)
              ORDER BY p.name",
         )?;
         let rows = stmt.query_map([wanted], |r| {
-            let domains: Option<String> = r.get(7)?;
+            let domains: Option<String> = r.get(9)?;
             Ok(PracticeRecord {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -158,8 +158,10 @@ impl SqliteStore {
                 invite_unreachable: r.get(4)?,
                 two_factor_required: r.get(5)?,
                 invitations_allowed: r.get(6)?,
+                share_check: r.get(7)?,
+                share_roles: r.get::<_, String>(8)?.split_whitespace().filter_map(AccountRole::parse).collect(),
                 domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
-                addresses: r.get::<_, i64>(8)? as u64,
+                addresses: r.get::<_, i64>(10)? as u64,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

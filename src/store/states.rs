@@ -190,6 +190,24 @@ named_state!(SessionStage {
     SignedIn => "signed-in",
 });
 
+/// What a contact passes before seeing a document shared with them; off: the practice does not
+/// share documents by link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ShareCheck {
+    #[default]
+    Off,
+    None,
+    Sms,
+    DateOfBirth,
+}
+
+named_state!(ShareCheck {
+    Off => "off",
+    None => "none",
+    Sms => "sms",
+    DateOfBirth => "date-of-birth",
+});
+
 /// How an invitation reaches its invitee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContactKind {

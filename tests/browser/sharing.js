@@ -21,7 +21,19 @@ run(async (browser) => {
   await page.fill('#password', PASSWORD);
   await page.click('main button[type=submit]');
 
+  // Sharing is off until the admin sets it up: then a code by text, and only clinicians share.
   await page.click('nav >> text=Sharing');
+  assert.match(await text(page, 'main p.hint'), /does not share documents by link/);
+  await page.click('nav >> text=Practice');
+  await page.check('#share-sms');
+  await page.check('#share-clinician');
+  await page.uncheck('#share-admin');
+  await page.click('text=Save sharing');
+  assert.match(await text(page, '[role=status]'), /Sharing is saved/);
+  assert.equal(await page.isChecked('#share-sms'), true);
+  await screenshot(page, 'practice-sharing');
+  await page.click('nav >> text=Sharing');
+  assert.match(await text(page, 'main p.hint'), /the admin role may not share documents/);
   await screenshot(page, 'sharing-contacts-empty');
   await page.fill('#name', 'Jane Roe');
   await page.fill('#organization', 'Springfield Law');

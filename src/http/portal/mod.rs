@@ -134,6 +134,7 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/contacts/remove", post(contacts::remove))
         .route("/practice", get(practice::show))
         .route("/practice/settings", post(practice::settings))
+        .route("/practice/sharing", post(practice::sharing))
         .route("/practice/members", post(practice::add_member))
         .route("/practice/members/{id}/role", post(practice::set_role))
         .route("/practice/listings", post(practice::list_member))

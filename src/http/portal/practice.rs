@@ -19,7 +19,7 @@ use crate::network::signin::SignIn;
 use crate::store::accounts::AccountRecord;
 use crate::store::address_book::{ListingRecord, Member};
 use crate::store::portal::SessionRecord;
-use crate::store::{AccountRole, PracticeRecord, StoreError};
+use crate::store::{AccountRole, PracticeRecord, ShareCheck, StoreError};
 
 /// The signed-in admin and their practice; anyone else is refused.
 fn admin<'c>(ctx: &'c Ctx) -> Result<(&'c SessionRecord, &'c AccountRecord, PracticeRecord), PageError> {
@@ -56,6 +56,10 @@ struct PracticePage {
     addresses: Vec<String>,
     notice: Option<String>,
     error: Option<String>,
+    /// The roles that may share documents by link.
+    share_clinician: bool,
+    share_staff: bool,
+    share_admin: bool,
 }
 
 fn page(ctx: &Ctx, notice: Option<String>, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
@@ -71,8 +75,14 @@ fn page(ctx: &Ctx, notice: Option<String>, error: Option<String>, status: Status
             account: m,
         });
     }
+    let shares = |role| practice.share_roles.contains(&role);
+    let (share_clinician, share_staff, share_admin) =
+        (shares(AccountRole::Clinician), shares(AccountRole::Staff), shares(AccountRole::Admin));
     let page = PracticePage {
         f: Frame::of("Practice settings", account, &session.csrf),
+        share_clinician,
+        share_staff,
+        share_admin,
         listings: ctx.store.listings(practice.id).map_err(PageError::internal)?,
         addresses: practice
             .addresses(&*ctx.store)
@@ -134,6 +144,44 @@ pub(crate) async fn settings(visit: Visit, Form(form): Form<SettingsForm>) -> Re
                 store.set_invite_unreachable(practice.id, on(&form.invite_unreachable)).map_err(PageError::internal)?;
             }
             page(ctx, Some("The settings are saved.".into()), None, StatusCode::OK)
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct SharingForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    check: String,
+    #[serde(default)]
+    clinician: String,
+    #[serde(default)]
+    staff: String,
+    #[serde(default)]
+    admin: String,
+}
+
+/// POST /practice/sharing: how the practice shares documents by link.
+pub(crate) async fn sharing(visit: Visit, Form(form): Form<SharingForm>) -> Response {
+    visit
+        .run(move |ctx| {
+            ctx.check_form(&form.csrf)?;
+            let (_, _, practice) = admin(ctx)?;
+            let Some(check) = ShareCheck::parse(&form.check) else {
+                let why = "Choose how a contact proves who they are, or no sharing.";
+                return page(ctx, None, Some(why.into()), StatusCode::BAD_REQUEST);
+            };
+            let roles: Vec<AccountRole> = [
+                (AccountRole::Clinician, &form.clinician),
+                (AccountRole::Staff, &form.staff),
+                (AccountRole::Admin, &form.admin),
+            ]
+            .into_iter()
+            .filter(|(_, on)| on.as_str() == "on")
+            .map(|(role, _)| role)
+            .collect();
+            answer(ctx, ctx.store.set_sharing(practice.id, check, &roles).map(|()| "Sharing is saved.".to_string()))
         })
         .await
 }

@@ -16,7 +16,7 @@ use crate::network::share_contacts::{self, ContactError, ContactRequest};
 use crate::store::accounts::AccountRecord;
 use crate::store::portal::SessionRecord;
 use crate::store::sharing::ShareContactRecord;
-use crate::store::{AccountRole, StoreError};
+use crate::store::{AccountRole, ShareCheck, StoreError};
 
 /// A signed-in member of a practice, and its id.
 fn member<'c>(ctx: &'c Ctx) -> Result<(&'c SessionRecord, &'c AccountRecord, i64), PageError> {
@@ -69,6 +69,8 @@ impl ContactForm {
 #[template(path = "portal/share_contacts.html")]
 struct ListPage<'a> {
     f: Frame,
+    /// Whether this member may share, and if not, why.
+    policy: Result<String, String>,
     contacts: Vec<ShareContactRecord>,
     form: &'a ContactForm,
     problems: Vec<String>,
@@ -114,7 +116,20 @@ fn list_page(
 ) -> Result<Response, PageError> {
     let (session, account, practice) = member(ctx)?;
     let contacts = ctx.store.share_contacts(practice).map_err(PageError::internal)?;
-    let page = ListPage { f: Frame::of("Sharing contacts", account, &session.csrf), contacts, form, problems, notice };
+    let record = ctx.store.practice(account.practice.as_deref().unwrap_or("")).map_err(PageError::internal)?;
+    let policy = share_contacts::may_share(&record, account).map(|()| match record.share_check {
+        ShareCheck::Sms => "a code texted to their mobile".to_string(),
+        ShareCheck::DateOfBirth => "their date of birth".to_string(),
+        _ => "the link alone".to_string(),
+    });
+    let page = ListPage {
+        f: Frame::of("Sharing contacts", account, &session.csrf),
+        policy: policy.map_err(|why| sentence(&why)),
+        contacts,
+        form,
+        problems,
+        notice,
+    };
     render(status, &page)
 }
 
