@@ -6,24 +6,12 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { assert, BASE, context, onPortal, run, screenshot } = require('./lib.js');
-
-const PASSWORD = 'tulip kettle orbit mauve';
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
+const { assert, BASE, context, firstSignIn, run, screenshot, text } = require('./lib.js');
 
 run(async (browser) => {
   const ctx = await context(browser);
   const page = await ctx.newPage();
-  await page.goto(onPortal(process.env.ADMIN_LINK));
-  await page.fill('#password', PASSWORD);
-  await page.fill('#confirm', PASSWORD);
-  await page.click('main button[type=submit]');
-  await page.fill('#email', 'smith@a.test');
-  await page.fill('#password', PASSWORD);
-  await page.click('main button[type=submit]');
+  await firstSignIn(page, process.env.ADMIN_LINK, 'smith@a.test');
   assert.equal(await text(page, 'h1'), 'Home');
 
   // What the practice received by Direct: the sender verified, the document as it was sent.

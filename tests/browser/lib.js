@@ -118,6 +118,32 @@ function onPortal(url) {
   return BASE + u.pathname + u.search;
 }
 
+/// The passphrase the journeys give every account.
+const PASSWORD = 'tulip kettle orbit mauve';
+
+/// The trimmed text of the first element `selector` finds.
+async function text(page, selector) {
+  return (await page.locator(selector).first().textContent()).trim();
+}
+
+/// Signs in with `email` and `password` (by default the journeys' own).
+async function signIn(page, email, password = PASSWORD) {
+  await page.goto(BASE + '/sign-in');
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('main button[type=submit]');
+}
+
+/// Sets the journeys' password from a one-time link (as the e-mail or the operator gave it), then
+/// signs in with it.
+async function firstSignIn(page, link, email) {
+  await page.goto(onPortal(link));
+  await page.fill('#password', PASSWORD);
+  await page.fill('#confirm', PASSWORD);
+  await page.click('main button[type=submit]');
+  await signIn(page, email);
+}
+
 async function main(journey) {
   const browser = await launch();
   try {
@@ -135,4 +161,6 @@ function run(journey) {
   });
 }
 
-module.exports = { assert, BASE, context, linkIn, mail, mailTo, onPortal, run, screenshot, totp };
+module.exports = {
+  assert, BASE, PASSWORD, context, firstSignIn, linkIn, mail, mailTo, onPortal, run, screenshot, signIn, text, totp,
+};

@@ -7,30 +7,17 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { assert, BASE, context, linkIn, mailTo, onPortal, run, screenshot } = require('./lib.js');
+const { PASSWORD, assert, BASE, context, firstSignIn, linkIn, mailTo, onPortal, run, screenshot, signIn, text } = require('./lib.js');
 
-const PASSWORD = 'tulip kettle orbit mauve';
 const FIXTURES = process.env.FIXTURES;
 const HOSTILE = '<script>alert("x")</script>';
 // A file name cannot hold a slash: markup without one.
 const HOSTILE_NAME = '<img src=x onerror=alert(1)>.txt';
 
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
-
 function noDialogs(page) {
   page.on('dialog', (d) => {
     throw new Error(`a script ran: a dialog said ${d.message()}`);
   });
-}
-
-async function signIn(page, email) {
-  await page.goto(BASE + '/sign-in');
-  await page.fill('#email', email);
-  await page.fill('#password', PASSWORD);
-  await page.click('main button[type=submit]');
-  assert.equal(await text(page, 'h1'), 'Home');
 }
 
 async function download(page, name) {
@@ -47,11 +34,8 @@ run(async (browser) => {
   const staff = await context(browser);
   const sp = await staff.newPage();
   noDialogs(sp);
-  await sp.goto(onPortal(process.env.ADMIN_LINK));
-  await sp.fill('#password', PASSWORD);
-  await sp.fill('#confirm', PASSWORD);
-  await sp.click('main button[type=submit]');
-  await signIn(sp, 'ada@elm.test');
+  await firstSignIn(sp, process.env.ADMIN_LINK, 'ada@elm.test');
+  assert.equal(await text(sp, 'h1'), 'Home');
 
   const patient = await context(browser);
   const pp = await patient.newPage();
@@ -63,6 +47,7 @@ run(async (browser) => {
   await pp.click('main button[type=submit]');
   assert.equal(await text(pp, 'h1'), 'You are registered');
   await signIn(pp, 'pat@example.org');
+  assert.equal(await text(pp, 'h1'), 'Home');
 
   // Writing: the recipient found by typing, two files picked, one dropped.
   await sp.click('nav >> text=Write');
@@ -151,6 +136,7 @@ run(async (browser) => {
   const phone = await context(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const small = await phone.newPage();
   await signIn(small, 'ada@elm.test');
+  assert.equal(await text(small, 'h1'), 'Home');
   await small.goto(BASE + '/messages');
   await screenshot(small, 'phone-inbox');
   assert.ok(await small.evaluate(() => document.documentElement.scrollWidth <= 390), 'no sideways scrolling');

@@ -6,23 +6,12 @@
 // admin adds a member, changes roles and turns invitations off; no one else opens the settings.
 'use strict';
 
-const { assert, BASE, context, linkIn, mailTo, onPortal, run, screenshot, totp } = require('./lib.js');
-
-const PASSWORD = 'tulip kettle orbit mauve';
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
+const {
+  PASSWORD, assert, BASE, context, firstSignIn, linkIn, mailTo, onPortal, run, screenshot, signIn, text, totp,
+} = require('./lib.js');
 
 async function submit(page) {
   await page.click('main form.stack button[type=submit], main form.stack.wide button[type=submit]');
-}
-
-async function signIn(page, email) {
-  await page.goto(BASE + '/sign-in');
-  await page.fill('#email', email);
-  await page.fill('#password', PASSWORD);
-  await page.click('main button[type=submit]');
 }
 
 async function register(browser, address, fill) {
@@ -40,11 +29,7 @@ run(async (browser) => {
   // The admin: a password from the link, two-factor sign-in turned on, then used.
   const admin = await context(browser);
   const ap = await admin.newPage();
-  await ap.goto(onPortal(process.env.ADMIN_LINK));
-  await ap.fill('#password', PASSWORD);
-  await ap.fill('#confirm', PASSWORD);
-  await ap.click('main button[type=submit]');
-  await signIn(ap, 'ada@elm.test');
+  await firstSignIn(ap, process.env.ADMIN_LINK, 'ada@elm.test');
   await ap.goto(BASE + '/two-factor/setup');
   const secret = (await text(ap, '#secret')).replace(/\s/g, '');
   const enrolledAt = Date.now() / 1000;

@@ -5,13 +5,7 @@
 // its code while signed in.
 'use strict';
 
-const { assert, BASE, context, linkIn, mailTo, onPortal, run, screenshot } = require('./lib.js');
-
-const PASSWORD = 'tulip kettle orbit mauve';
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
+const { PASSWORD, assert, BASE, context, linkIn, mailTo, onPortal, run, screenshot, signIn, text } = require('./lib.js');
 
 async function open(browser, address) {
   const ctx = await context(browser);
@@ -28,11 +22,9 @@ async function passwords(page) {
   await page.fill('#confirm', PASSWORD);
 }
 
-async function signIn(page, email) {
-  await page.goto(BASE + '/sign-in');
-  await page.fill('#email', email);
-  await page.fill('#password', PASSWORD);
-  await page.click('main button[type=submit]');
+/// Signs in and lands on the home page.
+async function signInHome(page, email) {
+  await signIn(page, email);
   assert.equal(await text(page, 'h1'), 'Home');
 }
 
@@ -100,7 +92,7 @@ run(async (browser) => {
   await cp.click('main button[type=submit]');
   assert.equal(await text(cp, 'h1'), 'You are registered');
   assert.match(await text(cp, '.facts'), /Your practice\s*Birch Family Medicine/);
-  await signIn(cp, 'grace@birch.example');
+  await signInHome(cp, 'grace@birch.example');
   await colleague.ctx.close();
 
   // A colleague joining the practice confirms it is theirs.

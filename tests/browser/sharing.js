@@ -2,24 +2,12 @@
 // (a bad mobile number refused first, what was typed kept), changes and removes it.
 'use strict';
 
-const { assert, BASE, context, onPortal, run, screenshot } = require('./lib.js');
-
-const PASSWORD = 'tulip kettle orbit mauve';
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
+const { assert, context, firstSignIn, run, screenshot, text } = require('./lib.js');
 
 run(async (browser) => {
   const ctx = await context(browser);
   const page = await ctx.newPage();
-  await page.goto(onPortal(process.env.ADMIN_LINK));
-  await page.fill('#password', PASSWORD);
-  await page.fill('#confirm', PASSWORD);
-  await page.click('main button[type=submit]');
-  await page.fill('#email', 'ada@elm.test');
-  await page.fill('#password', PASSWORD);
-  await page.click('main button[type=submit]');
+  await firstSignIn(page, process.env.ADMIN_LINK, 'ada@elm.test');
 
   // Sharing is off until the admin sets it up: then a code by text, and only clinicians share.
   await page.click('nav >> text=Sharing');

@@ -6,22 +6,11 @@
 // without its token refused, the lock after five failures, keyboard order, a phone-sized screen.
 'use strict';
 
-const { assert, BASE, context, linkIn, mail, onPortal, run, screenshot, totp } = require('./lib.js');
+const { assert, BASE, context, linkIn, mail, onPortal, run, screenshot, signIn, text, totp } = require('./lib.js');
 
 const EMAIL = process.env.ADMIN_EMAIL;
 const FIRST = 'tulip kettle orbit mauve';
 const SECOND = 'harbor lantern quiet fig';
-
-async function text(page, selector) {
-  return (await page.locator(selector).first().textContent()).trim();
-}
-
-async function signIn(page, email, password) {
-  await page.goto(BASE + '/sign-in');
-  await page.fill('#email', email);
-  await page.fill('#password', password);
-  await page.click('main button[type=submit]');
-}
 
 async function setPassword(page, link, password) {
   await page.goto(onPortal(link));
