@@ -36,17 +36,12 @@ pub(crate) fn key_uri(secret: &[u8], issuer: &str, account: &str) -> String {
     )
 }
 
-/// Percent-encodes all but RFC 3986's unreserved characters.
+/// RFC 3986's unreserved characters: all a URI part keeps as they are.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 /// The step `unix` falls in.

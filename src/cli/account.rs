@@ -153,13 +153,8 @@ fn give_link(
             ))
         })?)
     };
-    let valid = config.portal.link_valid_secs as i64;
-    let token = SignIn { store, now }.issue_link(account.id, valid)?;
-    let link = format!("{}/password?token={}", config.portal_url(), token.text);
-    let Some(mailer) = mailer else { return Ok(Given::Printed(link)) };
-    let practice = account.practice.clone().unwrap_or_default();
-    let mail =
-        LinkMail { purpose, practice: &practice, portal: &config.portal.name, link: &link, expires_at: now + valid };
+    let mail = LinkMail::issue(&SignIn { store, now }, config, account, purpose)?;
+    let Some(mailer) = mailer else { return Ok(Given::Printed(mail.link)) };
     mailer
         .send(&mail, &account.email, now)
         .map_err(|e| Failure::new("notify", format!("the link could not be e-mailed to {}: {e}", account.email)))?;

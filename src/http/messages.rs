@@ -66,14 +66,8 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
             };
             let documents = call.store.documents(practice.id, None, Some(&entry.message_id))?;
             let recipients = if entry.way == "sent" {
-                // Only this practice's senders: another practice may have used the same Message-ID.
-                let queue = crate::store::queue::open(&call.api.shared.db).map_err(ApiError::internal)?;
-                queue.attach_fields(call.api.shared.kek.clone()).map_err(ApiError::internal)?;
-                let ours = |sender: &str| {
-                    sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain))
-                };
-                let sent = queue.track(&entry.message_id)?;
-                sent.into_iter().filter(|m| ours(&m.sender)).flat_map(|m| m.recipients).collect()
+                let ids = [entry.message_id.clone()];
+                tracked(&call.api.shared, &practice, &ids)?.into_iter().flat_map(|m| m.recipients).collect()
             } else {
                 Vec::new()
             };
@@ -81,4 +75,25 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
             Ok((StatusCode::OK, json!({ "message": entry, "recipients": recipients, "documents": documents })))
         })
         .await
+}
+
+/// The tracking of the messages `message_ids` that `practice` sent: only its own senders', as
+/// another practice may have used the same Message-ID.
+pub(crate) fn tracked(
+    shared: &crate::node::Shared,
+    practice: &crate::store::PracticeRecord,
+    message_ids: &[String],
+) -> Result<Vec<crate::store::queue::tracking::SentMessage>, crate::store::StoreError> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let queue = crate::store::queue::open(&shared.db)?;
+    queue.attach_fields(shared.kek.clone())?;
+    let ours =
+        |sender: &str| sender.rsplit_once('@').is_some_and(|(_, domain)| practice.domains.iter().any(|d| d == domain));
+    let mut out = Vec::new();
+    for id in message_ids {
+        out.extend(queue.track(id)?.into_iter().filter(|m| ours(&m.sender)));
+    }
+    Ok(out)
 }

@@ -4,8 +4,11 @@
 
 use askama::Template;
 
+use super::signin::SignIn;
 use crate::failure::Failure;
 use crate::notify::smarthost::Smarthost;
+use crate::store::accounts::AccountRecord;
+use crate::store::StoreError;
 
 /// What the link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +41,36 @@ struct Html<'a> {
 }
 
 /// One link's e-mail.
-pub(crate) struct LinkMail<'a> {
+pub(crate) struct LinkMail {
     pub purpose: LinkPurpose,
     /// The account's practice ("" for a patient).
-    pub practice: &'a str,
+    pub practice: String,
     /// The portal's name (`[portal] name`).
-    pub portal: &'a str,
-    pub link: &'a str,
+    pub portal: String,
+    pub link: String,
     pub expires_at: i64,
 }
 
-impl LinkMail<'_> {
+impl LinkMail {
+    /// A new one-time link to set `account`'s password (its earlier ones stop working), and the
+    /// e-mail that carries it.
+    pub(crate) fn issue(
+        signing: &SignIn,
+        config: &crate::config::Config,
+        account: &AccountRecord,
+        purpose: LinkPurpose,
+    ) -> Result<LinkMail, StoreError> {
+        let valid = config.portal.link_valid_secs as i64;
+        let token = signing.issue_link(account.id, valid)?;
+        Ok(LinkMail {
+            purpose,
+            practice: account.practice.clone().unwrap_or_default(),
+            portal: config.portal.name.clone(),
+            link: format!("{}/password?token={}", config.portal_url(), token.text),
+            expires_at: signing.now + valid,
+        })
+    }
+
     pub(crate) fn subject(&self) -> String {
         match self.purpose {
             LinkPurpose::Welcome => format!("Set your password for {}", self.portal),
@@ -59,9 +81,9 @@ impl LinkMail<'_> {
     fn words(&self) -> Words<'_> {
         Words {
             welcome: self.purpose == LinkPurpose::Welcome,
-            practice: if self.practice.is_empty() { self.portal } else { self.practice },
-            portal: self.portal,
-            link: self.link,
+            practice: if self.practice.is_empty() { &self.portal } else { &self.practice },
+            portal: &self.portal,
+            link: &self.link,
             expires: format!("{} UTC", crate::clock::iso8601(self.expires_at).replace('T', " ").trim_end_matches('Z')),
         }
     }
@@ -92,6 +114,17 @@ impl Mailer {
     }
 }
 
+/// Sends `mail` to `account` on a thread of its own, after the page has answered (so the answer
+/// takes no longer whether or not a mail goes); a failure is logged.
+pub(crate) fn send_later(mailer: std::sync::Arc<Mailer>, mail: LinkMail, account: &AccountRecord, now: i64) {
+    let (to, id) = (account.email.clone(), account.id);
+    std::thread::spawn(move || {
+        if let Err(e) = mailer.send(&mail, &to, now) {
+            tracing::warn!(account = id, "portal: the password link could not be sent: {e}");
+        }
+    });
+}
+
 /// The mailer `[notify.email]` describes, if any.
 pub(crate) fn mailer(
     config: &crate::config::Config,
@@ -113,9 +146,9 @@ mod tests {
     fn the_link_email_names_practice_and_link_and_no_password() {
         let mail = LinkMail {
             purpose: LinkPurpose::Welcome,
-            practice: "Elm & <Oak>",
-            portal: "hisp",
-            link: "https://portal.test/password?token=abc",
+            practice: "Elm & <Oak>".into(),
+            portal: "hisp".into(),
+            link: "https://portal.test/password?token=abc".into(),
             expires_at: 1_798_761_600,
         };
         let bytes = mail.compose("no-reply@hisp.test", "ada@elm.test", "hisp.test", 0).unwrap();

@@ -154,19 +154,8 @@ fn status_words(status: TrackStatus, detail: Option<&str>) -> String {
 /// The Direct messages this account sent, tracked (for the sent items).
 pub(crate) fn sent_by(ctx: &Ctx, account: &AccountRecord, limit: usize) -> Result<Vec<SentMessage>, PageError> {
     let sent = ctx.store.direct_sent(account.id, limit).map_err(PageError::internal)?;
-    if sent.is_empty() {
-        return Ok(Vec::new());
-    }
-    let shared = &ctx.portal.shared;
-    let queue = crate::store::queue::open(&shared.db).map_err(PageError::internal)?;
-    queue.attach_fields(shared.kek.clone()).map_err(PageError::internal)?;
-    let practice = practice_of(ctx, account)?;
-    let ours = |sender: &str| sender.rsplit_once('@').is_some_and(|(_, d)| practice.domains.iter().any(|p| p == d));
-    let mut out = Vec::new();
-    for (message_id, _) in sent {
-        out.extend(queue.track(&message_id).map_err(PageError::internal)?.into_iter().filter(|m| ours(&m.sender)));
-    }
-    Ok(out)
+    let ids: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
+    crate::http::messages::tracked(&ctx.portal.shared, &practice_of(ctx, account)?, &ids).map_err(PageError::internal)
 }
 
 /// A Direct message's one-word state for a list: the least advanced of its recipients'.
@@ -207,8 +196,14 @@ pub(crate) async fn show(visit: Visit, Path(id): Path<String>, Query(query): Que
             if !mine.iter().any(|(m, _)| *m == wanted) {
                 return Err(PageError::NotFound);
             }
-            let found = sent_by(ctx, account, 1000)?;
-            let Some(m) = found.iter().find(|m| m.message_id == wanted) else { return Err(PageError::NotFound) };
+            // This one message's tracking, not every message the account sent.
+            let found = crate::http::messages::tracked(
+                &ctx.portal.shared,
+                &practice_of(ctx, account)?,
+                std::slice::from_ref(&wanted),
+            )
+            .map_err(PageError::internal)?;
+            let Some(m) = found.first() else { return Err(PageError::NotFound) };
             ctx.store
                 .record("direct.view", &format!("account #{}", account.id), &format!("message {wanted}"))
                 .map_err(PageError::internal)?;
@@ -345,17 +340,12 @@ pub(crate) async fn received_one(visit: Visit, Path(id): Path<String>) -> Respon
         .await
 }
 
-/// Percent-encodes all but RFC 3986's unreserved characters (a query value).
+/// RFC 3986's unreserved characters: all a query value keeps as they are.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
 /// GET /direct/{id}/documents/{document}: a document the message carried, as a download.

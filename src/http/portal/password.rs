@@ -13,7 +13,7 @@ use super::page::{render, Frame, PageError};
 use super::see_other;
 use super::session::{with_cookie, Ctx, Visit};
 use super::signin::sentence;
-use crate::network::password_mail::{LinkMail, LinkPurpose};
+use crate::network::password_mail::{send_later, LinkMail, LinkPurpose};
 use crate::network::signin::{PasswordLinkError, SignIn};
 
 #[derive(Template)]
@@ -157,23 +157,9 @@ fn send_reset_link(ctx: &Ctx, email: &str) -> Result<(), PageError> {
         tracing::warn!(account = account.id, "portal: a password link was asked for, but [notify.email] is not set");
         return Ok(());
     };
-    let config = &ctx.portal.shared.config;
-    let valid = config.portal.link_valid_secs as i64;
-    let token =
-        SignIn { store: &*ctx.store, now: ctx.now }.issue_link(account.id, valid).map_err(PageError::internal)?;
-    let link = format!("{}/password?token={}", config.portal_url(), token.text);
-    let (portal, practice, now) = (config.portal.name.clone(), account.practice.clone().unwrap_or_default(), ctx.now);
-    std::thread::spawn(move || {
-        let mail = LinkMail {
-            purpose: LinkPurpose::Reset,
-            practice: &practice,
-            portal: &portal,
-            link: &link,
-            expires_at: now + valid,
-        };
-        if let Err(e) = mailer.send(&mail, &account.email, now) {
-            tracing::warn!(account = account.id, "portal: the password link could not be sent: {e}");
-        }
-    });
+    let signing = SignIn { store: &*ctx.store, now: ctx.now };
+    let mail = LinkMail::issue(&signing, &ctx.portal.shared.config, &account, LinkPurpose::Reset)
+        .map_err(PageError::internal)?;
+    send_later(mailer, mail, &account, ctx.now);
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::page::{render, Frame, PageError};
 use super::session::{Ctx, Visit};
 use super::signin::{sentence, TokenOnly};
 use crate::address::DirectAddress;
-use crate::network::password_mail::{LinkMail, LinkPurpose};
+use crate::network::password_mail::{send_later, LinkMail, LinkPurpose};
 use crate::network::signin::SignIn;
 use crate::store::accounts::AccountRecord;
 use crate::store::address_book::{ListingRecord, Member};
@@ -214,7 +214,7 @@ pub(crate) async fn add_member(visit: Visit, Form(form): Form<NewMemberForm>) ->
                     return page(ctx, None, Some(why), StatusCode::BAD_REQUEST);
                 }
             };
-            let notice = match send_welcome(ctx, &signing, &account, &practice)? {
+            let notice = match send_welcome(ctx, &signing, &account)? {
                 true => format!(
                     "{} is added; a link to set their password was e-mailed to {}.",
                     account.name, account.email
@@ -231,31 +231,11 @@ pub(crate) async fn add_member(visit: Visit, Form(form): Form<NewMemberForm>) ->
 }
 
 /// E-mails a new member their link (after this answer); false when no e-mail is configured.
-fn send_welcome(
-    ctx: &Ctx,
-    signing: &SignIn,
-    account: &AccountRecord,
-    practice: &PracticeRecord,
-) -> Result<bool, PageError> {
+fn send_welcome(ctx: &Ctx, signing: &SignIn, account: &AccountRecord) -> Result<bool, PageError> {
     let Some(mailer) = ctx.portal.mailer.clone() else { return Ok(false) };
-    let config = &ctx.portal.shared.config;
-    let valid = config.portal.link_valid_secs as i64;
-    let token = signing.issue_link(account.id, valid).map_err(PageError::internal)?;
-    let link = format!("{}/password?token={}", config.portal_url(), token.text);
-    let (portal, practice, to, now, id) =
-        (config.portal.name.clone(), practice.name.clone(), account.email.clone(), ctx.now, account.id);
-    std::thread::spawn(move || {
-        let mail = LinkMail {
-            purpose: LinkPurpose::Welcome,
-            practice: &practice,
-            portal: &portal,
-            link: &link,
-            expires_at: now + valid,
-        };
-        if let Err(e) = mailer.send(&mail, &to, now) {
-            tracing::warn!(account = id, "portal: the welcome link could not be sent: {e}");
-        }
-    });
+    let mail = LinkMail::issue(signing, &ctx.portal.shared.config, account, LinkPurpose::Welcome)
+        .map_err(PageError::internal)?;
+    send_later(mailer, mail, account, ctx.now);
     Ok(true)
 }
 
