@@ -148,4 +148,11 @@ printf '7kq4-m2xd-9r0t' | seed portal recovery
 printf 'correct horse battery staple' | seed portal passphrase
 printf '<img src=x onerror=alert(1)>.txt' | seed portal filename
 printf 'r\xc3\xa9sum\xc3\xa9 "final";.pdf' | seed portal utf8-name
+# A shared document's C-CDA: a small one with every narrative element, and the hostile ones.
+cat <<'XML' | seed ccda_view narrative
+<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Note</title><recordTarget><patientRole><patient><name><given>Eve</given><family>Roe</family></name><birthTime value="19750501"/><administrativeGenderCode code="F"/></patient></patientRole></recordTarget><author><assignedAuthor><assignedPerson><name>Dr A</name></assignedPerson></assignedAuthor></author><effectiveTime value="201308151030-0800"/><component><structuredBody><component><section><title>Plan</title><text><paragraph>a<content styleCode="Bold">b</content><br/><sub>c</sub></paragraph><list listType="ordered"><caption>L</caption><item>i</item></list><table><caption>T</caption><thead><tr><th colspan="2">h</th></tr></thead><tbody><tr><td rowspan="1">d</td></tr></tbody></table><footnote>f</footnote><linkHtml href="x">l</linkHtml><renderMultiMedia referencedObject="m"/></text><component><section><title>Inner</title></section></component></section></component></structuredBody></component></ClinicalDocument>
+XML
+printf '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><ClinicalDocument xmlns="urn:hl7-org:v3"><title>&x;</title></ClinicalDocument>' | seed ccda_view xxe
+printf '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><nonXMLBody><text mediaType="text/plain">plain</text></nonXMLBody></component></ClinicalDocument>' | seed ccda_view unstructured
+seed ccda_view referral-note < ../fixtures/ccda/referral-note.xml
 echo "seeds written to fuzz/$corpus"

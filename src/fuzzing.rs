@@ -157,14 +157,18 @@ pub fn http_answer(data: &[u8]) {
 }
 
 /// REST API request bodies: a message to send, and each section of the proofing form.
-/// What a visitor of the portal types or their browser sends: the session cookie, Direct
-/// addresses typed in one field, a second factor (a TOTP code or a recovery code), a new password
-/// (zxcvbn over it), and a file name made into a download's header.
+/// What a visitor of the portal types or their browser sends: the session and shared-link
+/// cookies, Direct addresses typed in one field, a second factor (a TOTP code or a recovery code),
+/// a new password (zxcvbn over it), a file name made into a download's header, a User-Agent.
 pub fn portal(data: &[u8]) {
+    use crate::http::portal::session::{cookie_in, COOKIE, SHARE_COOKIE};
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Some(token) = crate::http::portal::session::token_in(text) {
-        assert!(token.len() <= 128 && !token.contains(';'));
+    for name in [COOKIE, SHARE_COOKIE] {
+        if let Some(token) = cookie_in(text, name) {
+            assert!(token.len() <= 128 && !token.contains(';'));
+        }
     }
+    let _ = crate::network::share_link::client(text, std::net::Ipv4Addr::LOCALHOST.into());
     for address in crate::http::portal::direct::addresses(text).iter().take(100) {
         let _ = DirectAddress::parse(address);
     }
@@ -279,4 +283,9 @@ pub fn open_differential(data: &[u8], keys: &Keys) {
     };
     assert!(verified.is_ok(), "open accepted a signature OpenSSL does not verify");
     assert!(!opened.original.is_empty());
+}
+
+/// A shared document's C-CDA as the viewer reads it: XML, the header, sections, narrative.
+pub fn ccda_view(data: &[u8]) {
+    let _ = crate::ccda_view::render(data);
 }

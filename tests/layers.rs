@@ -12,6 +12,7 @@ const LAYERS: &[&[&str]] = &[
         "address",
         "admission",
         "clock",
+        "ccda_view",
         "deadline",
         "der",
         "failure",
