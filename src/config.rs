@@ -280,8 +280,10 @@ pub(crate) struct SmarthostConfig {
 
 /// `[notify.gateway]`: a fax and SMS provider's HTTP API, or a bridge to one. Each notice is
 /// a JSON POST: {"channel": "fax", "to": "+15555550123", "text": ..., "reference": ...}, with
-/// `Authorization: Bearer <token>`; the gateway renders the text as the fax's page. A 2xx answer
-/// is sent; 429 and 5xx are retried; any other answer is a permanent failure.
+/// `Authorization: Bearer <token>`; the gateway renders the text as the fax's page. The code of a
+/// document shared by link goes the same way with "channel": "sms". A 2xx answer is sent; 429 and
+/// 5xx are retried (a code is not: its reader asks for another); any other answer is a permanent
+/// failure.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GatewayConfig {

@@ -5,15 +5,16 @@
 mod common;
 
 use common::node::*;
-use common::relay::{loopback_tls, smarthost};
+use common::relay::{loopback_tls, python_peer, smarthost};
 use common::servers::{free_port, Server};
 use common::*;
 use common::{browser, network};
 
 const PRACTICE: &str = "Elm Clinic";
 
-/// A node with its portal on `portal` and the smarthost at `relay` trusted.
-fn node(files: &Files, portal: u16, relay: u16) -> Node {
+/// A node with its portal on `portal` and the smarthost at `relay` trusted; `extra` configuration
+/// after.
+fn node(files: &Files, portal: u16, relay: u16, extra: &str) -> Node {
     let password = files.write("relay.pass", b"relay-secret\n");
     let (cert, _) = loopback_tls(files);
     let mailboxes = files.p("mailboxes");
@@ -23,7 +24,7 @@ fn node(files: &Files, portal: u16, relay: u16) -> Node {
          mail_dir = \"{mailboxes}\"\nmin_free_disk_mb = 0\n\
          [portal]\nlisten = \"127.0.0.1:{portal}\"\npublic_url = \"https://portal.example.org\"\n\
          [notify.email]\nrelay = \"127.0.0.1:{relay}\"\nfrom = \"no-reply@hisp.example.org\"\n\
-         username = \"hisp\"\npassword_file = \"{password}\"\ntls_ca_file = \"{cert}\"\ntimeout_secs = 10\n"
+         username = \"hisp\"\npassword_file = \"{password}\"\ntls_ca_file = \"{cert}\"\ntimeout_secs = 10\n{extra}"
     ))
 }
 
@@ -37,11 +38,15 @@ struct Site {
 }
 
 fn site() -> Site {
+    site_with("")
+}
+
+fn site_with(extra: &str) -> Site {
     let files = Files::new();
     let (portal, relay) = (free_port(), free_port());
     let mail = files.path("mail");
     let relay_server = smarthost(&files, relay, &mail);
-    let node = node(&files, portal, relay);
+    let node = node(&files, portal, relay, extra);
     node.ok(&["practice", "add", PRACTICE]);
     Site { _files: files, node, portal, mail, _relay: relay_server }
 }
@@ -201,7 +206,7 @@ impl Curl {
 fn every_page_has_strict_headers_and_sessions_end_when_idle_or_old() {
     let files = Files::new();
     let (portal, relay) = (free_port(), free_port());
-    let node = node(&files, portal, relay);
+    let node = node(&files, portal, relay, "");
     node.ok(&["practice", "add", PRACTICE]);
     let added = node.json(&[
         "account",
@@ -509,6 +514,53 @@ fn members_keep_the_contacts_they_share_documents_with() {
     assert_ne!(node.run(&["practice", "sharing", PRACTICE, "--check", "sms", "--roles", "patient"]).status, 0);
     let audit = node.ok(&["--json", "audit", "--limit", "100"]).text();
     for action in ["share-contact.add", "share-contact.update", "share-contact.remove"] {
+        assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
+    }
+}
+
+#[test]
+fn a_document_shared_by_link_is_seen_once_its_contact_passes_the_sms_code() {
+    let gateway_port = free_port();
+    let texts = Files::new();
+    let texts_dir = texts.path("texts");
+    std::fs::create_dir_all(&texts_dir).unwrap();
+    let _gateway = python_peer(
+        "gateway.py",
+        &[gateway_port.to_string(), texts_dir.display().to_string(), "0".into()],
+        gateway_port,
+    );
+    let site = site_with(&format!("[notify.gateway]\nurl = \"http://127.0.0.1:{gateway_port}/v1/send\"\n"));
+    let node = &site.node;
+    let admin = add_account(node, PRACTICE, "Ada Lovelace", "ada@elm.test", "admin", true);
+    let clinician = add_account(node, PRACTICE, "Dr Jones", "jones@elm.test", "clinician", true);
+    node.ok(&["practice", "sharing", PRACTICE, "--check", "sms", "--roles", "clinician"]);
+    let contact = ["--name", "Jane Roe", "--email", "jane@law.test", "--mobile", "+12175550100"];
+    node.ok(&[&["share", "contact", "add", "--practice", PRACTICE][..], &contact[..]].concat());
+    node.ok(&["practice", "add", "Oak Clinic"]);
+    let oak =
+        node.json(&["share", "contact", "add", "--practice", "Oak Clinic", "--name", "Oak's", "--email", "o@oak.test"]);
+    let _daemon = node.serve(site.portal);
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
+    let mut env = site.env();
+    env.extend([
+        ("ADMIN_LINK", admin["link"].as_str().unwrap().to_string()),
+        ("MEMBER_LINK", clinician["link"].as_str().unwrap().to_string()),
+        ("FIXTURES", fixtures.display().to_string()),
+        ("TEXTS_DIR", texts_dir.display().to_string()),
+        ("NODE_DB", node.db.clone()),
+        ("OTHER_CONTACT", oak["id"].to_string()),
+    ]);
+    browser::journey("share.js", &env, || node.serve_log());
+
+    // At rest: the document and its name sealed, the link and the browser only as digests.
+    for row in node.sql("SELECT content FROM shares") {
+        assert!(!row.windows(16).any(|w| w == b"ClinicalDocument") && !row.starts_with(b"%PDF"), "sealed content");
+    }
+    for row in node.sql("SELECT filename FROM shares") {
+        assert!(!String::from_utf8_lossy(&row).contains("ccd.xml"), "sealed file names");
+    }
+    let audit = node.ok(&["--json", "audit", "--limit", "500"]).text();
+    for action in ["share.add", "share.passed", "share.viewed", "share.downloaded", "share.revoked", "share.resent"] {
         assert!(audit.contains(&format!("\"{action}\"")), "{action} in the audit log");
     }
 }

@@ -56,6 +56,10 @@ pub(crate) enum PracticeCommand {
         check: String,
         #[arg(long, default_value = "clinician,admin")]
         roles: String,
+        /// An expired link renews itself once its contact passes the check again ("on"), or the
+        /// contact asks the practice for a new one ("off", the default).
+        #[arg(long, value_parser = ["on", "off"], default_value = "off")]
+        auto_renew: String,
     },
     /// Whether the practice's members may send invitations ("on", the default) or not ("off");
     /// its admins set it in the portal too.
@@ -202,18 +206,24 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                 println!("{}: invites recipients without a Direct address: {setting}", record.name);
             }
         }
-        PracticeCommand::Sharing { practice, check, roles } => {
+        PracticeCommand::Sharing { practice, check, roles, auto_renew } => {
             let record = store.practice(&practice)?;
             let check = crate::store::ShareCheck::parse(&check)
                 .ok_or_else(|| Failure::usage("--check: off, none, sms or date-of-birth"))?;
             let roles = crate::network::share_contacts::roles(&roles).map_err(Failure::usage)?;
-            ctx.node_store()?.set_sharing(record.id, check, &roles)?;
+            ctx.node_store()?.set_sharing(record.id, check, &roles, auto_renew == "on")?;
             let record = store.practice(&practice)?;
             if ctx.json {
                 output::json(&record);
             } else {
                 let roles: Vec<&str> = record.share_roles.iter().map(|r| r.as_str()).collect();
-                println!("{}: sharing by link {}; roles: {}", record.name, record.share_check, roles.join(", "));
+                let renew = if record.share_auto_renew { "renewed after the check" } else { "renewed by the practice" };
+                println!(
+                    "{}: sharing by link {}; roles: {}; expired links {renew}",
+                    record.name,
+                    record.share_check,
+                    roles.join(", ")
+                );
             }
         }
         PracticeCommand::Invitations { practice, setting } => {

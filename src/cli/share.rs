@@ -59,11 +59,20 @@ pub(crate) struct Fields {
     /// E.164, e.g. +15555550123 (for the SMS code).
     #[arg(long)]
     mobile: Option<String>,
+    /// YYYY-MM-DD (for a patient, when the practice checks the date of birth).
+    #[arg(long)]
+    date_of_birth: Option<String>,
 }
 
 impl Fields {
     fn request(self) -> ContactRequest {
-        ContactRequest { name: self.name, organization: self.organization, email: self.email, mobile: self.mobile }
+        ContactRequest {
+            name: self.name,
+            organization: self.organization,
+            email: self.email,
+            mobile: self.mobile,
+            date_of_birth: self.date_of_birth,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The channels notices go through, from the configuration: e-mail through `[notify.email]`'s
 //! smarthost, fax through `[notify.gateway]`'s HTTP API. A kind of contact without one is
-//! refused (`NotConfigured`): nothing is sent anywhere unless configured.
+//! refused (`NotConfigured`): nothing is sent anywhere unless configured. The gateway also texts
+//! the codes of documents shared by link (`Texter`).
 
 use std::time::Duration;
 
@@ -40,32 +41,51 @@ pub(crate) struct GatewayNotifier {
     pub timeout: Duration,
 }
 
-impl Notifier for GatewayNotifier {
-    fn send(&self, notice: &Notice) -> Result<String, Failure> {
-        let body = json!({
-            "channel": "fax",
-            "to": notice.contact,
-            "subject": compose::subject(notice),
-            "text": compose::plain_text(notice)?,
-            "reference": notice.reference,
-        });
+impl GatewayNotifier {
+    /// One JSON POST to the gateway: `channel` "fax" or "sms".
+    fn post(&self, channel: &str, to: &str, subject: &str, text: &str, reference: &str) -> Result<(), Failure> {
+        let body = json!({ "channel": channel, "to": to, "subject": subject, "text": text, "reference": reference });
         let body = serde_json::to_vec(&body).map_err(Failure::local)?;
         let sent =
             crate::fetch::post_json(&*self.resolver, &self.tls, &self.url, &body, self.token.as_deref(), self.timeout);
         match sent {
-            Ok((status, _)) if (200..300).contains(&status) => Ok(masked(notice.contact_kind, notice.contact)),
+            Ok((status, _)) if (200..300).contains(&status) => Ok(()),
             Ok((status, answer)) => {
                 let said = crate::printable::printable(&String::from_utf8_lossy(&answer), 200);
-                let text = format!("the fax gateway answered HTTP {status}: {said}");
+                let text = format!("the {channel} gateway answered HTTP {status}: {said}");
                 if status == 429 || status >= 500 {
                     Err(Failure::temporary(Code::CONNECTION, text))
                 } else {
                     Err(Failure::permanent(Code::OTHER, text))
                 }
             }
-            Err(e) => Err(Failure::temporary(Code::CONNECTION, format!("the fax gateway: {e}"))),
+            Err(e) => Err(Failure::temporary(Code::CONNECTION, format!("the {channel} gateway: {e}"))),
         }
     }
+}
+
+impl Notifier for GatewayNotifier {
+    fn send(&self, notice: &Notice) -> Result<String, Failure> {
+        let text = compose::plain_text(notice)?;
+        self.post("fax", notice.contact, &compose::subject(notice), &text, &notice.reference)?;
+        Ok(masked(notice.contact_kind, notice.contact))
+    }
+}
+
+/// Sends a short text message to a mobile number (E.164).
+pub(crate) trait Texter: Send + Sync {
+    fn text(&self, to: &str, text: &str, reference: &str) -> Result<(), Failure>;
+}
+
+impl Texter for GatewayNotifier {
+    fn text(&self, to: &str, text: &str, reference: &str) -> Result<(), Failure> {
+        self.post("sms", to, "", text, reference)
+    }
+}
+
+/// The texter `[notify.gateway]` describes, if any.
+pub(crate) fn texter(config: &Config, resolver: Box<dyn Resolver>) -> Result<Option<GatewayNotifier>, String> {
+    config.notify.gateway.as_ref().map(|c| gateway(c, resolver)).transpose()
 }
 
 /// One channel per kind of contact.

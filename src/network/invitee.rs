@@ -147,7 +147,7 @@ pub(crate) fn fax_number(text: &str) -> Result<String, String> {
 }
 
 /// A date of birth: a real date, not in the future, at most 130 years ago.
-fn date_of_birth(text: &str, now: i64) -> Result<String, &'static str> {
+pub(crate) fn date_of_birth(text: &str, now: i64) -> Result<String, &'static str> {
     let born = clock::parse_date(text).ok_or("a date of birth is YYYY-MM-DD")?;
     if born > now {
         return Err("the date of birth is in the future");

@@ -16,6 +16,9 @@ pub(crate) mod npi;
 pub(crate) mod password_mail;
 pub(crate) mod schedule;
 pub(crate) mod share_contacts;
+pub(crate) mod share_link;
+pub(crate) mod share_mail;
+pub(crate) mod shares;
 pub(crate) mod signin;
 #[cfg(test)]
 pub(crate) mod testing;

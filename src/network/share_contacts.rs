@@ -20,6 +20,8 @@ pub(crate) struct ContactRequest {
     pub email: String,
     /// E.164 (spaces, dashes, dots and brackets are taken out).
     pub mobile: Option<String>,
+    /// YYYY-MM-DD: what a patient gives when the practice checks the date of birth.
+    pub date_of_birth: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,7 @@ struct Checked {
     organization: Option<String>,
     email: String,
     mobile: Option<String>,
+    date_of_birth: Option<String>,
 }
 
 impl Checked {
@@ -45,11 +48,12 @@ impl Checked {
             organization: self.organization.as_deref(),
             email: &self.email,
             mobile: self.mobile.as_deref(),
+            date_of_birth: self.date_of_birth.as_deref(),
         }
     }
 }
 
-fn check(r: &ContactRequest) -> Result<Checked, ContactError> {
+fn check(r: &ContactRequest, now: i64) -> Result<Checked, ContactError> {
     let mut errors = Vec::new();
     let name = r.name.trim().to_string();
     if let Err(e) = invitee::check_name(&name) {
@@ -68,8 +72,18 @@ fn check(r: &ContactRequest) -> Result<Checked, ContactError> {
             let message = "a mobile number in E.164 form, e.g. +15555550123".to_string();
             errors.push(FieldError { field: "mobile", message })
         });
-    match (errors.is_empty(), email, mobile) {
-        (true, Ok(email), Ok(mobile)) => Ok(Checked { name, organization, email, mobile }),
+    let date_of_birth = r
+        .date_of_birth
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| invitee::date_of_birth(d, now))
+        .transpose()
+        .map_err(|message| errors.push(FieldError { field: "date_of_birth", message: message.to_string() }));
+    match (errors.is_empty(), email, mobile, date_of_birth) {
+        (true, Ok(email), Ok(mobile), Ok(date_of_birth)) => {
+            Ok(Checked { name, organization, email, mobile, date_of_birth })
+        }
         _ => Err(ContactError::Invalid(errors)),
     }
 }
@@ -81,7 +95,7 @@ pub(crate) fn add(
     r: &ContactRequest,
     now: i64,
 ) -> Result<ShareContactRecord, ContactError> {
-    let checked = check(r)?;
+    let checked = check(r, now)?;
     Ok(store.add_share_contact(practice_id, &checked.fields(), now)?)
 }
 
@@ -93,7 +107,7 @@ pub(crate) fn update(
     r: &ContactRequest,
     now: i64,
 ) -> Result<ShareContactRecord, ContactError> {
-    let checked = check(r)?;
+    let checked = check(r, now)?;
     Ok(store.update_share_contact(practice_id, id, &checked.fields(), now)?)
 }
 
@@ -137,6 +151,7 @@ mod tests {
             organization: Some(" Springfield Law ".into()),
             email: email.into(),
             mobile: mobile.map(String::from),
+            date_of_birth: None,
         }
     }
 
@@ -187,7 +202,7 @@ mod tests {
         assert!(may_share(&practice, &account(AccountRole::Clinician))
             .unwrap_err()
             .contains("does not share documents"));
-        store.set_sharing(practice.id, ShareCheck::Sms, &roles("clinician, admin").unwrap()).unwrap();
+        store.set_sharing(practice.id, ShareCheck::Sms, &roles("clinician, admin").unwrap(), false).unwrap();
         let practice = store.practice("Elm Clinic").unwrap();
         assert_eq!(practice.share_check, ShareCheck::Sms);
         assert_eq!(practice.share_roles, [AccountRole::Admin, AccountRole::Clinician]);
@@ -198,6 +213,6 @@ mod tests {
         let elsewhere = AccountRecord { practice_id: Some(practice.id + 1), ..account(AccountRole::Admin) };
         assert!(may_share(&practice, &elsewhere).is_err(), "another practice's member");
         assert!(roles("clinician patient").is_err());
-        assert!(store.set_sharing(practice.id, ShareCheck::None, &[AccountRole::Patient]).is_err());
+        assert!(store.set_sharing(practice.id, ShareCheck::None, &[AccountRole::Patient], false).is_err());
     }
 }

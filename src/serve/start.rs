@@ -117,7 +117,10 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         };
         let mailer = crate::network::password_mail::mailer(config, Box::new(DnsClient::new(dns.clone())))
             .map_err(|e| format!("notify.email: {e}"))?;
-        let portal = crate::http::portal::Portal::new(shared.clone(), committer.clone(), mailer)?;
+        let texter = crate::network::channels::texter(config, Box::new(DnsClient::new(dns.clone())))
+            .map_err(|e| format!("notify.gateway: {e}"))?
+            .map(|t| Arc::new(t) as Arc<dyn crate::network::channels::Texter>);
+        let portal = crate::http::portal::Portal::new(shared.clone(), committer.clone(), mailer, texter)?;
         let listen = config.portal.listen.clone();
         let (bound, stopper) = crate::http::portal::start(&listen, portal_tls, portal, listener_admission(config))
             .map_err(io(&format!("portal on {listen}")))?;

@@ -854,4 +854,52 @@ pub(super) const MIGRATIONS: &[&str] = &[
         CHECK (share_check IN ('off', 'none', 'sms', 'date-of-birth'));
     ALTER TABLE practices ADD COLUMN share_roles TEXT NOT NULL DEFAULT 'clinician admin';
     "#,
+    // 25: documents shared by link. A share keeps its own copy of the document (sealed under the
+    // KEK, its name sealed too), the check it was made with, and its link: the token's SHA-256
+    // (never the token), when it was sent, when it was first used and the browser it is bound to
+    // from then on (the SHA-256 of that browser's cookie), the SMS code as a keyed blind index,
+    // failures and the lock, revocation. Each event is kept with a coarse description of the
+    // client. A contact's date of birth (sealed) is what the date-of-birth check compares with;
+    // a practice may let an expired link renew itself after the same check.
+    r#"
+    ALTER TABLE share_contacts ADD COLUMN date_of_birth BLOB;
+    ALTER TABLE practices ADD COLUMN share_auto_renew INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE shares (
+        id            INTEGER PRIMARY KEY,
+        practice_id   INTEGER NOT NULL REFERENCES practices(id),
+        contact_id    INTEGER NOT NULL REFERENCES share_contacts(id) ON DELETE CASCADE,
+        shared_by     INTEGER NOT NULL REFERENCES accounts(id),
+        source        TEXT NOT NULL,
+        filename      BLOB NOT NULL,
+        content_type  TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        sha256        BLOB NOT NULL,
+        content       BLOB NOT NULL,
+        check_kind    TEXT NOT NULL CHECK (check_kind IN ('none', 'sms', 'date-of-birth')),
+        link_hash     TEXT NOT NULL UNIQUE,
+        link_sent_at  INTEGER NOT NULL,
+        first_used_at INTEGER,
+        browser_hash  TEXT,
+        code_index    TEXT,
+        code_sent_at  INTEGER,
+        codes_sent    INTEGER NOT NULL DEFAULT 0,
+        failures      INTEGER NOT NULL DEFAULT 0,
+        locked_at     INTEGER,
+        revoked_at    INTEGER,
+        renewal_asked_at INTEGER,
+        viewed_at     INTEGER,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE INDEX shares_practice ON shares(practice_id, created_at);
+    CREATE INDEX shares_contact ON shares(contact_id);
+    CREATE INDEX shares_shared_by ON shares(shared_by);
+    CREATE TABLE share_events (
+        id       INTEGER PRIMARY KEY,
+        share_id INTEGER NOT NULL REFERENCES shares(id) ON DELETE CASCADE,
+        at       INTEGER NOT NULL,
+        event    TEXT NOT NULL,
+        client   TEXT NOT NULL
+    );
+    CREATE INDEX share_events_share ON share_events(share_id, at);
+    "#,
 ];

@@ -29,7 +29,7 @@ pub(crate) use sqlite::tune_connection;
 use sqlite::SqliteStore;
 pub(crate) use states::{
     require_verified, AccountRole, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState,
-    ProofingState, RecipientStatus, Relationship, Role, SessionStage, ShareCheck, TrackStatus,
+    ProofingState, RecipientStatus, Relationship, Role, SessionStage, ShareCheck, ShareEvent, TrackStatus,
 };
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
@@ -251,6 +251,9 @@ pub(crate) struct PracticeRecord {
     pub share_check: ShareCheck,
     /// ...and the roles of the members who may share.
     pub share_roles: Vec<AccountRole>,
+    /// An expired link renews itself once its contact passes the check again (else the contact
+    /// asks the practice for a new one).
+    pub share_auto_renew: bool,
     pub created_at: i64,
 }
 

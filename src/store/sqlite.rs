@@ -143,7 +143,8 @@ impl SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'), p.invite_unreachable,
                     p.two_factor_required, p.invitations_allowed, p.share_check, p.share_roles, (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
-                    (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id)
+                    (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id),
+                    p.share_auto_renew
              FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id
              WHERE ?1 IS NULL OR p.name = ?1 COLLATE NOCASE OR p.id IN (SELECT practice_id FROM domains WHERE name = ?1)
              ORDER BY p.name",
@@ -162,6 +163,7 @@ impl SqliteStore {
                 share_roles: r.get::<_, String>(8)?.split_whitespace().filter_map(AccountRole::parse).collect(),
                 domains: domains.unwrap_or_default().split_whitespace().map(String::from).collect(),
                 addresses: r.get::<_, i64>(10)? as u64,
+                share_auto_renew: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

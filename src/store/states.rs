@@ -208,6 +208,48 @@ named_state!(ShareCheck {
     DateOfBirth => "date-of-birth",
 });
 
+/// What happened to a shared document's link, as its sender's audit trail lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShareEvent {
+    /// The link was e-mailed to the contact.
+    Sent,
+    /// The link's page was opened (before the check).
+    Opened,
+    CodeSent,
+    CheckFailed,
+    /// Too many failed checks: the link works again only once the sender sends a fresh one.
+    Locked,
+    /// The check was passed (or there is none): the link is bound to this browser.
+    Passed,
+    Viewed,
+    Downloaded,
+    /// The link was used in a browser it is not bound to, or after it expired, was revoked or locked.
+    Refused,
+    Revoked,
+    /// The sender sent a fresh link (the earlier one no longer works).
+    Resent,
+    /// The contact asked for a new link on an expired link's page.
+    RenewalAsked,
+    /// The practice renews expired links after the check: this one was.
+    Renewed,
+}
+
+named_state!(ShareEvent {
+    Sent => "sent",
+    Opened => "opened",
+    CodeSent => "code-sent",
+    CheckFailed => "check-failed",
+    Locked => "locked",
+    Passed => "passed",
+    Viewed => "viewed",
+    Downloaded => "downloaded",
+    Refused => "refused",
+    Revoked => "revoked",
+    Resent => "resent",
+    RenewalAsked => "renewal-asked",
+    Renewed => "renewed",
+});
+
 /// How an invitation reaches its invitee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ContactKind {

@@ -11,6 +11,8 @@ run(async (browser) => {
 
   // Sharing is off until the admin sets it up: then a code by text, and only clinicians share.
   await page.click('nav >> text=Sharing');
+  assert.match(await text(page, 'main .actions .hint'), /does not share documents by link/);
+  await page.click('text=Sharing contacts');
   assert.match(await text(page, 'main p.hint'), /does not share documents by link/);
   await page.click('nav >> text=Practice');
   await page.check('#share-sms');
@@ -21,6 +23,7 @@ run(async (browser) => {
   assert.equal(await page.isChecked('#share-sms'), true);
   await screenshot(page, 'practice-sharing');
   await page.click('nav >> text=Sharing');
+  await page.click('text=Sharing contacts');
   assert.match(await text(page, 'main p.hint'), /the admin role may not share documents/);
   await screenshot(page, 'sharing-contacts-empty');
   await page.fill('#name', 'Jane Roe');

@@ -16,6 +16,8 @@ pub(crate) mod refer;
 pub(crate) mod register;
 pub(crate) mod session;
 pub(crate) mod share_contacts;
+pub(crate) mod shared;
+pub(crate) mod shares;
 pub(crate) mod signin;
 
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ use openssl::ssl::SslAcceptor;
 
 use super::{Limits, Stopper};
 use crate::admission::Admission;
+use crate::network::channels::Texter;
 use crate::network::password_mail::Mailer;
 use crate::node::Shared;
 
@@ -48,6 +51,9 @@ pub(crate) struct Portal {
     pub mailer: Option<Arc<Mailer>>,
     /// The queue's committer: a member's message to Direct addresses goes in as a submission would.
     pub committer: Arc<dyn crate::smtp::server::Committer>,
+    /// Texts the codes of shared links (`[notify.gateway]`); None: a practice asking for an SMS
+    /// code cannot have one sent.
+    pub texter: Option<Arc<dyn Texter>>,
 }
 
 impl Portal {
@@ -55,6 +61,7 @@ impl Portal {
         shared: Arc<Shared>,
         committer: Arc<dyn crate::smtp::server::Committer>,
         mailer: Option<Mailer>,
+        texter: Option<Arc<dyn Texter>>,
     ) -> Result<Portal, String> {
         let mut form_key = [0u8; 32];
         openssl::rand::rand_bytes(&mut form_key).map_err(|e| e.to_string())?;
@@ -66,6 +73,7 @@ impl Portal {
             form_key,
             mailer: mailer.map(Arc::new),
             committer,
+            texter,
         })
     }
 }
@@ -91,11 +99,12 @@ async fn security_headers(mut response: Response) -> Response {
     for (name, value) in [
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    // A shared PDF is framed by its own page (SAMEORIGIN); nothing else is framed.
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
     headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
     headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
@@ -139,6 +148,16 @@ pub(crate) fn router(portal: Arc<Portal>) -> Router {
         .route("/practice/members/{id}/role", post(practice::set_role))
         .route("/practice/listings", post(practice::list_member))
         .route("/practice/listings/{id}/remove", post(practice::unlist))
+        .route("/shares", get(shares::list).post(shares::create).layer(DefaultBodyLimit::max(UPLOAD_BYTES)))
+        .route("/shares/new", get(shares::new))
+        .route("/shares/{id}", get(shares::show))
+        .route("/shares/{id}/revoke", post(shares::revoke))
+        .route("/shares/{id}/resend", post(shares::resend))
+        .route("/s/{token}", get(shared::open))
+        .route("/s/{token}/file", get(shared::file))
+        .route("/s/{token}/code", post(shared::send_code))
+        .route("/s/{token}/check", post(shared::check))
+        .route("/s/{token}/renew", post(shared::renew))
         .route("/shares/contacts", get(share_contacts::list).post(share_contacts::add))
         .route("/shares/contacts/{id}", get(share_contacts::edit_form).post(share_contacts::edit))
         .route("/shares/contacts/{id}/remove", post(share_contacts::remove))

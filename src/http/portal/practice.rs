@@ -160,6 +160,8 @@ pub(crate) struct SharingForm {
     staff: String,
     #[serde(default)]
     admin: String,
+    #[serde(default)]
+    auto_renew: String,
 }
 
 /// POST /practice/sharing: how the practice shares documents by link.
@@ -181,7 +183,12 @@ pub(crate) async fn sharing(visit: Visit, Form(form): Form<SharingForm>) -> Resp
             .filter(|(_, on)| on.as_str() == "on")
             .map(|(role, _)| role)
             .collect();
-            answer(ctx, ctx.store.set_sharing(practice.id, check, &roles).map(|()| "Sharing is saved.".to_string()))
+            answer(
+                ctx,
+                ctx.store
+                    .set_sharing(practice.id, check, &roles, form.auto_renew == "on")
+                    .map(|()| "Sharing is saved.".to_string()),
+            )
         })
         .await
 }

@@ -27,24 +27,42 @@ const TOUCH_EVERY_SECS: i64 = 30;
 /// The longest cookie value read.
 const MAX_TOKEN_CHARS: usize = 128;
 
-/// The cookie's token, if the request has one that looks like ours.
-fn token_of(parts: &Parts) -> Option<String> {
-    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(token_in)
+/// The browser's cookie that binds the links of documents shared with it (`share_link`).
+/// SameSite=Lax, not Strict: a link is opened from an e-mail, another site, and the browser must
+/// send it then. It keeps for 400 days (the most browsers allow); the sender revokes a link.
+pub(crate) const SHARE_COOKIE: &str = "__Host-hisp-share";
+const SHARE_COOKIE_SECS: u32 = 400 * 86_400;
+/// The longest User-Agent read (for the coarse description of a shared link's reader).
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// The cookie `name`'s token, if the request has one that looks like ours.
+fn token_of(parts: &Parts, name: &str) -> Option<String> {
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|t| cookie_in(t, name))
 }
 
-/// Our token in one Cookie header's text: base64url, at most `MAX_TOKEN_CHARS`.
-pub(crate) fn token_in(text: &str) -> Option<String> {
+/// The cookie `wanted` in one Cookie header's text, if its value is well formed.
+pub(crate) fn cookie_in(text: &str, wanted: &str) -> Option<String> {
     for pair in text.split(';') {
         if let Some((name, value)) = pair.trim().split_once('=') {
-            let well_formed = !value.is_empty()
-                && value.len() <= MAX_TOKEN_CHARS
-                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if name == COOKIE && well_formed {
+            if name == wanted && well_formed(value) {
                 return Some(value.to_string());
             }
         }
     }
     None
+}
+
+/// A token as we make them: base64url, at most `MAX_TOKEN_CHARS`.
+pub(crate) fn well_formed(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_TOKEN_CHARS
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The Set-Cookie value that binds shared links to this browser.
+pub(crate) fn share_cookie_for(token: &str) -> HeaderValue {
+    let text = format!("{SHARE_COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={SHARE_COOKIE_SECS}");
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("__Host-hisp-share=; Path=/; Secure; HttpOnly"))
 }
 
 /// The Set-Cookie value that gives the browser `token`.
@@ -71,6 +89,8 @@ pub(crate) struct Visit {
     portal: Arc<Portal>,
     peer: Peer,
     cookie: Option<String>,
+    share_cookie: Option<String>,
+    user_agent: String,
 }
 
 impl FromRequestParts<Arc<Portal>> for Visit {
@@ -78,7 +98,14 @@ impl FromRequestParts<Arc<Portal>> for Visit {
 
     async fn from_request_parts(parts: &mut Parts, portal: &Arc<Portal>) -> Result<Visit, PageError> {
         let peer = parts.extensions.get::<Peer>().copied().unwrap_or(Peer(([127, 0, 0, 1], 0).into()));
-        Ok(Visit { portal: portal.clone(), peer, cookie: token_of(parts) })
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        Ok(Visit {
+            portal: portal.clone(),
+            peer,
+            cookie: token_of(parts, COOKIE),
+            share_cookie: token_of(parts, SHARE_COOKIE),
+            user_agent: user_agent.chars().take(MAX_USER_AGENT_CHARS).collect(),
+        })
     }
 }
 
@@ -93,6 +120,9 @@ pub(crate) struct Ctx<'a> {
     pub session: Option<(SessionRecord, AccountRecord)>,
     /// The cookie named a session that has just ended (idle or too old).
     pub ended: bool,
+    /// The cookie that binds shared links to this browser.
+    pub share_cookie: Option<String>,
+    pub user_agent: String,
 }
 
 impl Visit {
@@ -101,7 +131,7 @@ impl Visit {
     where
         F: FnOnce(&Ctx) -> Result<Response, PageError> + Send + 'static,
     {
-        let Visit { portal, peer, cookie } = self;
+        let Visit { portal, peer, cookie, share_cookie, user_agent } = self;
         let outcome = tokio::task::spawn_blocking(move || {
             let shared = &portal.shared;
             let actor = format!("portal:{}", peer.0.ip());
@@ -112,7 +142,7 @@ impl Visit {
                 Some(token) => current(&*store, &portal.shared.config.portal, token, now)?,
                 None => (None, false),
             };
-            let ctx = Ctx { portal: &portal, store, now, peer, cookie, session, ended };
+            let ctx = Ctx { portal: &portal, store, now, peer, cookie, session, ended, share_cookie, user_agent };
             work(&ctx)
         })
         .await;

@@ -41,6 +41,8 @@ pub(crate) struct ContactForm {
     email: String,
     #[serde(default)]
     mobile: String,
+    #[serde(default)]
+    date_of_birth: String,
 }
 
 impl ContactForm {
@@ -51,6 +53,7 @@ impl ContactForm {
             organization: given(&self.organization),
             email: self.email.clone(),
             mobile: given(&self.mobile),
+            date_of_birth: given(&self.date_of_birth),
         }
     }
 
@@ -61,6 +64,7 @@ impl ContactForm {
             organization: c.organization.clone().unwrap_or_default(),
             email: c.email.clone(),
             mobile: c.mobile.clone().unwrap_or_default(),
+            date_of_birth: c.date_of_birth.clone().unwrap_or_default(),
         }
     }
 }
@@ -103,6 +107,7 @@ fn label(field: &str) -> &'static str {
         "organization" => "Organization",
         "email" => "E-mail address",
         "mobile" => "Mobile",
+        "date_of_birth" => "Date of birth",
         _ => "The contact",
     }
 }
