@@ -693,3 +693,79 @@ fn a_practice_keeps_the_contacts_it_shares_documents_with_and_sees_no_one_elses(
     ]);
     assert_eq!(cli["name"], "Sam Poe");
 }
+
+#[test]
+fn an_ehr_shares_a_document_by_link_as_a_member_who_may_and_follows_its_trail() {
+    let files = Files::new();
+    let (relay, out) = (free_port(), files.path("relay-mail"));
+    let _relay = relay::smarthost(&files, relay, &out);
+    let (cert, _) = relay::loopback_tls(&files);
+    let password = files.write("relay.pass", b"relay-secret\n");
+    let smarthost = format!(
+        "[notify.email]\nrelay = \"127.0.0.1:{relay}\"\nfrom = \"no-reply@hisp.test\"\nusername = \"hisp\"\n\
+         password_file = \"{password}\"\ntls_ca_file = \"{cert}\"\n"
+    );
+    let Single { node, daemon: _daemon, api, _mail, _scratch } = single_node(DOMAIN, |c| c + &smarthost);
+    node.ok(&["practice", "add", "Elm Clinic", "--domain", "elm.test"]);
+    node.ok(&["practice", "add", "Oak Clinic", "--domain", "oak.test"]);
+    node.ok(&["practice", "sharing", "Elm Clinic", "--check", "sms", "--roles", "clinician"]);
+    let member = |practice: &str, email: &str, role: &str| {
+        let args = ["account", "add", "--practice", practice, "--name", "M", "--email", email, "--role", role];
+        node.json(&[&args[..], &["--print-link"]].concat())["account"]["id"].as_i64().unwrap()
+    };
+    let (jones, ada, oaks) = (
+        member("Elm Clinic", "jones@elm.test", "clinician"),
+        member("Elm Clinic", "ada@elm.test", "admin"),
+        member("Oak Clinic", "o@oak.test", "clinician"),
+    );
+    let (elm, oak) = (token(&node, "elm", Some("Elm Clinic")), token(&node, "oak", Some("Oak Clinic")));
+    let jane = json!({"name": "Jane Roe", "email": "jane@law.test", "mobile": "+12175550100"});
+    let contact = api.expect(&elm, 201, "POST", "/v1/share-contacts", Some(&jane))["id"].as_i64().unwrap();
+    let oak_contact = api.expect(&oak, 201, "POST", "/v1/share-contacts", Some(&jane))["id"].as_i64().unwrap();
+    // Base64 with line breaks, as GNU base64 writes it.
+    let ccd = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda/ccd.xml")).unwrap();
+    let wrapped: String =
+        b64(&ccd).as_bytes().chunks(76).map(|l| format!("{}\n", String::from_utf8_lossy(l))).collect();
+    let file = json!({"filename": "ccd.xml", "content_type": "text/xml", "content_base64": wrapped});
+    let request = |by: i64, contact: i64| json!({"contact_id": contact, "shared_by": by, "file": file.clone()});
+
+    let made = api.expect(&elm, 201, "POST", "/v1/shares", Some(&request(jones, contact)));
+    assert_eq!((made["link_emailed"].clone(), made["share"]["state"].clone()), (json!(true), json!("waiting")));
+    assert_eq!((made["share"]["check"].clone(), made["share"]["size"].clone()), (json!("sms"), json!(ccd.len())));
+    let id = made["share"]["id"].as_i64().unwrap();
+    let mail = relay::wait_files(&out, "eml", 1).remove(0);
+    assert!(mail.contains("Elm Clinic shared a document with you") && mail.contains("/s/"), "{mail}");
+    assert!(!mail.contains("Betterhalf") && !mail.contains("ccd.xml"), "no PHI in the e-mail");
+
+    // Refused: a role the practice does not let share, another practice's member or contact,
+    // neither a document nor a file, another practice's token.
+    let admin = api.call(Some(&elm), "POST", "/v1/shares", Some(&request(ada, contact)));
+    assert_eq!((admin.status, admin.body["error"]["code"].clone()), (403, json!("may-not-share")), "{}", admin.body);
+    let stranger = api.call(Some(&elm), "POST", "/v1/shares", Some(&request(oaks, contact)));
+    assert_eq!((stranger.status, stranger.body["error"]["field"].clone()), (400, json!("shared_by")));
+    let theirs = api.call(Some(&elm), "POST", "/v1/shares", Some(&request(jones, oak_contact)));
+    assert_eq!((theirs.status, theirs.body["error"]["field"].clone()), (400, json!("contact")), "{}", theirs.body);
+    let nothing = api.call(Some(&elm), "POST", "/v1/shares", Some(&json!({"contact_id": contact, "shared_by": jones})));
+    assert_eq!(nothing.status, 400);
+    let path = format!("/v1/shares/{id}");
+    assert_eq!(api.call(Some(&oak), "GET", &path, None).status, 404);
+    assert_eq!(api.expect(&oak, 200, "GET", "/v1/shares", None)["shares"], json!([]));
+
+    // Revoke, then a fresh link: the trail says so, the CLI sees the same.
+    let revoked = api.expect(&elm, 200, "POST", &format!("{path}/revoke"), Some(&json!({"by": jones})));
+    assert_eq!(revoked["share"]["state"], "revoked");
+    let fresh = api.expect(&elm, 200, "POST", &format!("{path}/resend"), Some(&json!({"by": jones})));
+    assert_eq!((fresh["share"]["state"].clone(), fresh["link_emailed"].clone()), (json!("waiting"), json!(true)));
+    relay::wait_files(&out, "eml", 2);
+    let shown = api.expect(&elm, 200, "GET", &path, None);
+    let events: Vec<&str> = shown["trail"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["sent", "revoked", "resent"]);
+    let cli = node.json(&["share", "show", &id.to_string(), "--practice", "Elm Clinic"]);
+    assert_eq!(cli["trail"].as_array().unwrap().len(), 3, "{cli}");
+    let by_cli = node.json(&["share", "revoke", &id.to_string(), "--practice", "Elm Clinic", "--by", "jones@elm.test"]);
+    assert_eq!(by_cli["share"]["state"], "revoked");
+    let refused = node.run(&["share", "revoke", &id.to_string(), "--practice", "Elm Clinic", "--by", "ada@elm.test"]);
+    assert!(refused.stderr.contains("the admin role may not share"), "{}", refused.stderr);
+    let listed = node.json(&["share", "list", "--practice", "Elm Clinic"]);
+    assert_eq!(listed["shares"][0]["filename"], "ccd.xml");
+}

@@ -22,6 +22,7 @@ pub(crate) mod routes;
 pub(crate) mod secure;
 pub(crate) mod send;
 pub(crate) mod share_contacts;
+pub(crate) mod shares;
 pub(crate) mod tokens;
 
 use std::net::SocketAddr;

@@ -13,7 +13,7 @@ use axum::Router;
 use super::error::ApiError;
 use super::{
     accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, secure, send,
-    share_contacts, Api,
+    share_contacts, shares, Api,
 };
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
@@ -88,6 +88,11 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/share-contacts/{id}", share_contacts::show),
         route(Method::PUT, "/v1/share-contacts/{id}", share_contacts::update),
         route(Method::DELETE, "/v1/share-contacts/{id}", share_contacts::remove),
+        route(Method::GET, "/v1/shares", shares::list),
+        route(Method::POST, "/v1/shares", shares::create),
+        route(Method::GET, "/v1/shares/{id}", shares::show),
+        route(Method::POST, "/v1/shares/{id}/revoke", shares::revoke),
+        route(Method::POST, "/v1/shares/{id}/resend", shares::resend),
         route(Method::GET, "/v1/accounts/{id}/contacts", address_book::contacts),
         route(Method::POST, "/v1/accounts/{id}/contacts", address_book::add_contact),
         route(Method::DELETE, "/v1/accounts/{id}/contacts/{listing}", address_book::remove_contact),

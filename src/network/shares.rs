@@ -8,8 +8,11 @@
 //! fetches links does not use it up); from then on it is bound to that browser, by a cookie whose
 //! digest the share keeps, until the sender revokes it.
 
+use super::password_mail::Mailer;
 use super::share_contacts::may_share;
+use super::share_mail::{ShareMail, ShareMailKind};
 use super::signin::Token;
+use crate::failure::Failure;
 use crate::kek::Kek;
 use crate::store::accounts::AccountRecord;
 use crate::store::sharing::{NewShare, ShareRecord};
@@ -177,6 +180,33 @@ pub(crate) fn revoke(
 ) -> Result<ShareRecord, ShareError> {
     may_share(practice, account).map_err(ShareError::Forbidden)?;
     Ok(store.revoke_share(practice.id, id, &by(account), now)?)
+}
+
+/// E-mails a share's link to its contact: the practice's name and the link, nothing else.
+pub(crate) fn email_link(
+    mailer: &Mailer,
+    config: &crate::config::Config,
+    made: &Made,
+    now: i64,
+) -> Result<(), Failure> {
+    let mail = ShareMail {
+        kind: ShareMailKind::Link,
+        practice: made.share.practice.clone(),
+        portal: config.portal.name.clone(),
+        link: format!("{}/s/{}", config.portal_url(), made.token),
+        expires_at: made.share.link_sent_at + FIRST_USE_SECS,
+    };
+    mail.send(mailer, &made.share.contact_email, now)
+}
+
+/// A share as the API and the CLI report it: its record and where it stands.
+pub(crate) fn report(share: &ShareRecord, now: i64) -> serde_json::Value {
+    let mut value = serde_json::to_value(share).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("state".into(), state(share, now).into());
+        fields.insert("link_expires_at".into(), (share.link_sent_at + FIRST_USE_SECS).into());
+    }
+    value
 }
 
 /// Where a share stands, as its sender reads it.

@@ -301,6 +301,8 @@ struct ReceivedMessagePage<'a> {
     /// The Message-ID without its brackets, as links name it.
     bare: String,
     reply: String,
+    /// The member may share the practice's documents by link.
+    may_share: bool,
 }
 
 /// The received message `id` (a Message-ID without brackets) of the account's practice.
@@ -333,6 +335,7 @@ pub(crate) async fn received_one(visit: Visit, Path(id): Path<String>) -> Respon
                 documents,
                 bare: crate::http::messages::bare(&m.message_id).to_string(),
                 reply,
+                may_share: crate::network::share_contacts::may_share(&practice, account).is_ok(),
                 m: &m,
             };
             render(StatusCode::OK, &page)

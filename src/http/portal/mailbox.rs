@@ -17,7 +17,7 @@ use super::signin::sentence;
 use crate::network::messages::{self, FileRequest, MessageError, SecureRequest};
 use crate::store::accounts::AccountRecord;
 use crate::store::secure::{MailboxItem, Party, SecureMessage};
-use crate::store::StoreError;
+use crate::store::{AccountRole, StoreError};
 
 /// Messages a mailbox page lists, at most (a search looks through as many).
 const LISTED: usize = 500;
@@ -143,6 +143,8 @@ struct Recipient {
 
 struct FileLine {
     href: String,
+    /// Where to share it by link, when the reader may.
+    share: Option<String>,
     name: String,
     kind: String,
     size: String,
@@ -177,6 +179,13 @@ pub(crate) async fn show(visit: Visit, Path(id): Path<i64>) -> Response {
                 .record("secure.view", &format!("account #{}", account.id), &format!("message #{id}"))
                 .map_err(PageError::internal)?;
             let sent_by_me = m.from.account == account.id;
+            let may_share = match account.practice.as_deref().filter(|_| account.role != AccountRole::Patient) {
+                Some(name) => {
+                    let practice = ctx.store.practice(name).map_err(PageError::internal)?;
+                    crate::network::share_contacts::may_share(&practice, account).is_ok()
+                }
+                None => false,
+            };
             let recipients =
                 m.to.iter()
                     .map(|p| Recipient {
@@ -193,6 +202,7 @@ pub(crate) async fn show(visit: Visit, Path(id): Path<i64>) -> Response {
                 .iter()
                 .map(|a| FileLine {
                     href: format!("/messages/{}/attachments/{}", m.id, a.id),
+                    share: may_share.then(|| format!("/shares/new?message={}&attachment={}", m.id, a.id)),
                     name: a.filename.clone(),
                     kind: a.content_type.clone(),
                     size: size(a.size),

@@ -16,8 +16,7 @@ use super::see_other;
 use super::session::{Ctx, Visit};
 use super::signin::{sentence, TokenOnly};
 use crate::network::share_contacts::may_share;
-use crate::network::share_mail::{ShareMail, ShareMailKind};
-use crate::network::shares::{self, Made, ShareError, Source, FIRST_USE_SECS};
+use crate::network::shares::{self, Made, ShareError, Source};
 use crate::store::accounts::AccountRecord;
 use crate::store::portal::SessionRecord;
 use crate::store::sharing::ShareRecord;
@@ -302,15 +301,7 @@ pub(crate) async fn create(visit: Visit, form: Multipart) -> Response {
 /// E-mails a share's link to its contact; whether it went (a failure is logged).
 fn send_link(ctx: &Ctx, made: &Made) -> bool {
     let Some(mailer) = &ctx.portal.mailer else { return false };
-    let config = &ctx.portal.shared.config;
-    let mail = ShareMail {
-        kind: ShareMailKind::Link,
-        practice: made.share.practice.clone(),
-        portal: config.portal.name.clone(),
-        link: format!("{}/s/{}", config.portal_url(), made.token),
-        expires_at: made.share.link_sent_at + FIRST_USE_SECS,
-    };
-    match mail.send(mailer, &made.share.contact_email, ctx.now) {
+    match shares::email_link(mailer, &ctx.portal.shared.config, made, ctx.now) {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(share = made.share.id, "portal: the link of a shared document could not be e-mailed: {e}");

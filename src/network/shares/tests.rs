@@ -255,3 +255,37 @@ fn the_trail_describes_a_client_coarsely() {
     assert_eq!(client(iphone, "2001:db8:1:2::5".parse().unwrap()), "Safari on iOS, 2001:db8:1::/48");
     assert_eq!(client("", "10.1.2.3".parse().unwrap()), "a browser on an unknown system, 10.1.2.0/24");
 }
+
+#[test]
+fn a_document_the_practice_holds_is_shared_as_a_copy_of_its_bytes() {
+    use crate::store::api::{Exchange, NewDocument};
+    let s = setup(ShareCheck::None);
+    let content = b"<ClinicalDocument xmlns=\"urn:hl7-org:v3\"/>";
+    let document = NewDocument {
+        filename: "referral.xml".into(),
+        content_type: "text/xml".into(),
+        size: content.len(),
+        sha256: hex::encode(openssl::sha::sha256(content)),
+        sealed: s.kek.seal_document(content).unwrap(),
+    };
+    let exchange = Exchange {
+        practice_id: s.practice.id,
+        message_id: "<m1@elm.test>",
+        way: "received",
+        patient_id: None,
+        referral: None,
+        documents: &[document],
+    };
+    s.store.save_exchange(&exchange).unwrap();
+    let id = s.store.documents(s.practice.id, None, None).unwrap()[0].id;
+    let made = create(&*s.store, &s.kek, &s.practice, &s.clinician, s.contact, Source::Document(id), T0).unwrap();
+    assert_eq!(
+        (made.share.filename.as_str(), made.share.source.as_str()),
+        ("referral.xml", &*format!("document {id}"))
+    );
+    assert_eq!(s.kek.open_document(&s.store.share_content(made.share.id).unwrap()).unwrap(), content);
+    // With no check, the first use is pressing the button: no answer is asked for.
+    let v = s.visitor(T0 + 60, None);
+    let LinkState::Check { share, .. } = v.state(&made.token).unwrap() else { panic!() };
+    assert!(v.check(&share, "", false).is_ok());
+}
