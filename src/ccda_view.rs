@@ -16,20 +16,20 @@ use roxmltree::{Document, Node, ParsingOptions};
 const HL7: &str = "urn:hl7-org:v3";
 
 /// The largest document shown (larger ones are downloaded).
-pub(crate) const MAX_BYTES: usize = 16 << 20;
+pub const MAX_BYTES: usize = 16 << 20;
 const MAX_NODES: u32 = 2_000_000;
 /// Nesting of the narrative's elements, and of sections within sections.
 const MAX_DEPTH: usize = 64;
 const MAX_SECTION_DEPTH: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HeaderField {
+pub struct HeaderField {
     pub label: &'static str,
     pub value: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SectionView {
+pub struct SectionView {
     /// The heading's level: 2 for a top-level section, deeper for nested ones (at most 6).
     pub level: usize,
     pub title: String,
@@ -38,7 +38,7 @@ pub(crate) struct SectionView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CcdaView {
+pub struct CcdaView {
     pub title: String,
     pub header: Vec<HeaderField>,
     pub sections: Vec<SectionView>,
@@ -47,7 +47,7 @@ pub(crate) struct CcdaView {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum ViewError {
+pub enum ViewError {
     #[error("the document is larger than {} MiB", MAX_BYTES >> 20)]
     TooLarge,
     #[error("the document is not UTF-8 text")]
@@ -63,7 +63,7 @@ pub(crate) enum ViewError {
 }
 
 /// Whether a file is worth reading as a C-CDA: XML by its type or its name.
-pub(crate) fn is_xml(content_type: &str, filename: &str) -> bool {
+pub fn is_xml(content_type: &str, filename: &str) -> bool {
     let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     ct == "text/xml"
         || ct == "application/xml"
@@ -72,7 +72,7 @@ pub(crate) fn is_xml(content_type: &str, filename: &str) -> bool {
 }
 
 /// Reads `bytes` as a CDA document and writes its view.
-pub(crate) fn render(bytes: &[u8]) -> Result<CcdaView, ViewError> {
+pub fn render(bytes: &[u8]) -> Result<CcdaView, ViewError> {
     if bytes.len() > MAX_BYTES {
         return Err(ViewError::TooLarge);
     }

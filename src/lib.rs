@@ -3,7 +3,7 @@
 pub mod address;
 pub(crate) mod admission;
 pub mod bundle;
-pub(crate) mod ccda_view;
+pub mod ccda_view;
 pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod config;

@@ -97,7 +97,7 @@ pub(crate) enum ContactCommand {
         #[command(flatten)]
         fields: Fields,
     },
-    /// Remove a contact.
+    /// Remove a contact, and the documents shared with them (their links stop working).
     Remove {
         id: i64,
         #[arg(long)]

@@ -125,6 +125,9 @@ run(async (browser) => {
   await jp.emulateMedia({ media: 'screen' });
   const [download] = await Promise.all([jp.waitForEvent('download'), jp.click('text=Download the original')]);
   assert.deepEqual(fs.readFileSync(await download.path()), CCD, 'the original, byte for byte');
+  const page = await jp.request.get(link);
+  assert.ok(!/frame-src/.test(page.headers()['content-security-policy']), 'a C-CDA page frames nothing');
+  assert.equal(page.headers()['x-frame-options'], 'DENY');
   const cookies = await jane.cookies();
   const bound = cookies.find((c) => c.name === '__Host-hisp-share');
   assert.ok(bound && bound.secure && bound.httpOnly && bound.sameSite === 'Lax', JSON.stringify(cookies));
@@ -188,6 +191,12 @@ run(async (browser) => {
   const inline = await lp.request.get(freshLink + '/file?inline=1');
   assert.equal(inline.headers()['content-type'], 'application/pdf');
   assert.equal(inline.headers()['content-disposition'], 'inline');
+  assert.equal(inline.headers()['content-security-policy'], "default-src 'none'; frame-ancestors 'self'");
+  assert.equal(inline.headers()['x-frame-options'], 'SAMEORIGIN', 'framed by its own page only');
+  const pdfPage = await lp.request.get(freshLink);
+  assert.match(pdfPage.headers()['content-security-policy'], /frame-src 'self'; .*frame-ancestors 'none'/);
+  const ccdaPage = await jp.request.get(link);
+  assert.equal(ccdaPage.status(), 410, 'revoked by now');
   assert.deepEqual(await inline.body(), fs.readFileSync(path.join(FIXTURES, 'ud-sample.pdf')));
   await screenshot(lp, 'shared-pdf');
 

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::Deserialize;
 
+use super::form::Part;
 use super::page::{render, Frame, PageError};
 use super::see_other;
 use super::session::{Ctx, Visit};
@@ -322,59 +323,36 @@ pub(crate) struct Composed {
 }
 
 /// Reads a compose form; its files base64-encoded as the message keeps them.
-pub(crate) async fn read_form(mut form: Multipart) -> Composed {
-    let mut out = Composed::default();
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                out.problem = Some(format!(
-                    "the form could not be read ({e}); files may be at most {} MB together",
-                    MAX_UPLOAD_BYTES >> 20
-                ));
-                break;
-            }
-        };
-        let name = field.name().unwrap_or("").to_string();
-        if name == "files" {
-            let filename = field.file_name().unwrap_or("").to_string();
-            let kind = field.content_type().unwrap_or("application/octet-stream").to_string();
-            let Ok(bytes) = field.bytes().await else {
-                out.problem = Some("a file could not be read whole".into());
-                break;
-            };
-            if filename.is_empty() && bytes.is_empty() {
-                continue; // the picker left empty
-            }
-            if out.files.len() == MAX_FILES {
-                out.problem = Some(format!("at most {MAX_FILES} files in one message"));
-                break;
-            }
-            let content_base64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            out.files.push(FileRequest {
-                filename: messages::clean_filename(&filename),
-                content_type: kind,
-                content_base64,
-            });
-            continue;
-        }
-        let Ok(text) = field.text().await else {
-            out.problem = Some("a field could not be read".into());
-            break;
-        };
-        match name.as_str() {
-            "csrf" => out.csrf = text,
-            "subject" => out.subject = text,
-            "body" => out.body = text,
-            "as_practice" => out.as_practice = text,
-            "to_addresses" => out.to_addresses = text,
-            "to" => {
-                if let Ok(id) = text.trim().parse() {
-                    out.to.push(id);
+pub(crate) async fn read_form(form: Multipart) -> Composed {
+    let (parts, problem) = super::form::parts(form, "files").await;
+    let mut out = Composed { problem, ..Composed::default() };
+    for part in parts {
+        match part {
+            Part::File { filename, content_type, bytes } => {
+                if out.files.len() == MAX_FILES {
+                    out.problem = Some(format!("at most {MAX_FILES} files in one message"));
+                    break;
                 }
+                let content_base64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+                out.files.push(FileRequest {
+                    filename: messages::clean_filename(&filename),
+                    content_type,
+                    content_base64,
+                });
             }
-            _ => {}
+            Part::Text { name, value } => match name.as_str() {
+                "csrf" => out.csrf = value,
+                "subject" => out.subject = value,
+                "body" => out.body = value,
+                "as_practice" => out.as_practice = value,
+                "to_addresses" => out.to_addresses = value,
+                "to" => {
+                    if let Ok(id) = value.trim().parse() {
+                        out.to.push(id);
+                    }
+                }
+                _ => {}
+            },
         }
     }
     out

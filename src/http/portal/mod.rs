@@ -8,6 +8,7 @@
 pub(crate) mod account;
 pub(crate) mod contacts;
 pub(crate) mod direct;
+pub(crate) mod form;
 pub(crate) mod mailbox;
 pub(crate) mod page;
 pub(crate) mod password;

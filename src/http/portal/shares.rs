@@ -10,6 +10,7 @@ use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
+use super::form::Part;
 use super::mailbox::{when, MAX_UPLOAD_BYTES};
 use super::page::{render, Frame, PageError};
 use super::see_other;
@@ -204,46 +205,22 @@ pub(crate) async fn new(visit: Visit, Query(q): Query<NewQuery>) -> Response {
         .await
 }
 
-async fn read_form(mut form: Multipart) -> Asked {
-    let mut out = Asked::default();
+async fn read_form(form: Multipart) -> Asked {
+    let (parts, problem) = super::form::parts(form, "file").await;
+    let mut out = Asked { problem, ..Asked::default() };
     let number = |t: &str| t.trim().parse::<i64>().ok();
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(field)) => field,
-            Ok(None) => break,
-            Err(e) => {
-                out.problem = Some(format!(
-                    "the form could not be read ({e}); a file may be at most {} MB",
-                    MAX_UPLOAD_BYTES >> 20
-                ));
-                break;
-            }
-        };
-        let name = field.name().unwrap_or("").to_string();
-        if name == "file" {
-            let filename = field.file_name().unwrap_or("").to_string();
-            let kind = field.content_type().unwrap_or("application/octet-stream").to_string();
-            match field.bytes().await {
-                Ok(bytes) if !(filename.is_empty() && bytes.is_empty()) => {
-                    out.file = Some((filename, kind, bytes.to_vec()))
-                }
-                Ok(_) => {}
-                Err(_) => out.problem = Some("the file could not be read whole".into()),
-            }
-            continue;
-        }
-        let Ok(text) = field.text().await else {
-            out.problem = Some("a field could not be read".into());
-            break;
-        };
-        match name.as_str() {
-            "csrf" => out.csrf = text,
-            "contact" => out.contact = number(&text),
-            "source" => out.source = text,
-            "document" => out.document = number(&text),
-            "message" => out.message = number(&text),
-            "attachment" => out.attachment = number(&text),
-            _ => {}
+    for part in parts {
+        match part {
+            Part::File { filename, content_type, bytes } => out.file = Some((filename, content_type, bytes)),
+            Part::Text { name, value } => match name.as_str() {
+                "csrf" => out.csrf = value,
+                "contact" => out.contact = number(&value),
+                "source" => out.source = value,
+                "document" => out.document = number(&value),
+                "message" => out.message = number(&value),
+                "attachment" => out.attachment = number(&value),
+                _ => {}
+            },
         }
     }
     out
