@@ -3,9 +3,9 @@
 // request, reads the C-CDA as a page and downloads it (bytes equal); the link keeps working in
 // that browser 48 hours later and in no other; an unused link is refused at 24 hours and a minute
 // (the clock moved in the node's database) and its contact asks for a new one; a fresh link
-// replaces the old; a revoked link is refused; five wrong codes lock; a hostile C-CDA is shown as
-// text or refused; another practice's contact and a role that may not share are refused; the
-// sender's trail shows each step.
+// replaces the old; a revoked link is refused; five wrong codes lock; a hostile C-CDA (script,
+// an external entity, a billion laughs) is shown as text or refused; another practice's contact
+// and a role that may not share are refused; the sender's trail shows each step.
 'use strict';
 
 const { execFileSync } = require('node:child_process');
@@ -226,7 +226,10 @@ run(async (browser) => {
     + '</section></component></structuredBody></component></ClinicalDocument>';
   const xxe = '<?xml version="1.0"?><!DOCTYPE ClinicalDocument [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
     + '<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&x;</title></ClinicalDocument>';
-  for (const [name, body] of [['hostile.xml', hostile], ['xxe.xml', xxe]]) {
+  let laughs = '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">';
+  for (let i = 1; i < 10; i += 1) laughs += `<!ENTITY lol${i} "${`&lol${i - 1};`.repeat(10)}">`;
+  laughs += ']><ClinicalDocument xmlns="urn:hl7-org:v3"><title>&lol9;</title></ClinicalDocument>';
+  for (const [name, body] of [['hostile.xml', hostile], ['xxe.xml', xxe], ['laughs.xml', laughs]]) {
     await share(sp, { name, mimeType: 'text/xml', buffer: Buffer.from(body) });
     const hostileLink = onPortal(await janesLink());
     const hp = await jane.newPage();
@@ -239,6 +242,7 @@ run(async (browser) => {
     } else {
       assert.match(await text(hp, '[role=alert]'), /declares a DTD, which is refused/);
       assert.ok(!(await hp.content()).includes('root:'), 'no file of the server');
+      assert.ok(!(await hp.content()).includes('lollol'), 'no entity expanded');
     }
     await screenshot(hp, `shared-${name.replace('.xml', '')}`);
     await hp.close();
