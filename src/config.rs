@@ -34,6 +34,37 @@ pub(crate) struct Config {
     pub invitations: InvitationsConfig,
     pub http: HttpConfig,
     pub portal: PortalConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhooks: the HTTPS callbacks EHRs register through the API (`/v1/webhooks`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct WebhooksConfig {
+    /// Callbacks at loopback, private or link-local addresses are refused unless this is true
+    /// (an EHR on the node's own network; tests). Default: false.
+    pub allow_private_addresses: bool,
+    /// More anchors (PEM) for the callbacks' TLS certificates, besides the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Per POST, all of it.
+    pub timeout_secs: u64,
+    /// A delivery not accepted is tried again after `retry_secs`, then twice as long each time
+    /// (at most an hour apart)...
+    pub retry_secs: u64,
+    /// ...until it has been failing this long: then it is given up (its log says so).
+    pub give_up_secs: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private_addresses: false,
+            tls_ca_file: None,
+            timeout_secs: 10,
+            retry_secs: 30,
+            give_up_secs: 24 * 3600,
+        }
+    }
 }
 
 /// Invitations (Refer & Share): practices invite patients and colleagues by e-mail or fax.
@@ -487,11 +518,23 @@ pub(crate) struct TrustSettings {
     pub revocation: crate::trust::revocation::FailMode,
     /// How often `hisp serve` refreshes the trust bundles, in seconds.
     pub bundle_refresh_secs: u64,
+    /// PEM files of the anchors every new practice's domain trusts, both ways, from its creation
+    /// (by `hisp practice add` or the API's POST /v1/practice): the trust framework the node's
+    /// operator has joined, say. Each file may hold several certificates.
+    pub new_practice_anchors: Vec<PathBuf>,
+    /// A new practice also trusts the node's own development CA, when the node runs one (so its
+    /// practices can reach one another at once). Default: true.
+    pub new_practice_own_ca: bool,
 }
 
 impl Default for TrustSettings {
     fn default() -> Self {
-        TrustSettings { revocation: Default::default(), bundle_refresh_secs: 6 * 3600 }
+        TrustSettings {
+            revocation: Default::default(),
+            bundle_refresh_secs: 6 * 3600,
+            new_practice_anchors: Vec::new(),
+            new_practice_own_ca: true,
+        }
     }
 }
 

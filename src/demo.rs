@@ -358,7 +358,7 @@ impl CodeChannel for DemoPhone {
 /// through it: terms, the four sections, the code sent to the phone, Verify Identity (the rules).
 fn prove_identity(store: &dyn NodeStore, kek: &Kek, p: &Practice, now: i64) -> Result<String, String> {
     let phone = DemoPhone(std::sync::Mutex::new(None));
-    let onboarding = Onboarding { store, kek, verifier: &RulesVerifier, channel: &phone, now };
+    let onboarding = Onboarding { store, kek, ca: &p.config.ca, verifier: &RulesVerifier, channel: &phone, now };
     let practice = p.domain.as_str();
     let err = |e: OnboardingError| format!("identity proofing of {}: {e}", p.name);
     onboarding.accept_terms(practice, true, true).map_err(err)?;

@@ -275,10 +275,97 @@ pub fn post_json(
     Ok((status, answer))
 }
 
+/// POSTs a JSON `body` with `headers` to a callback an API client registered (a webhook): an
+/// `https://` URL only, and unless `private_allowed`, only to public addresses, so that a token
+/// cannot make the node reach its own loopback, private network or link-local services. The
+/// status code of the answer (its body is not read beyond 64 KiB), all within `timeout`.
+pub fn post_callback(
+    resolver: &dyn Resolver,
+    tls: &openssl::ssl::SslConnector,
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+    private_allowed: bool,
+    timeout: Duration,
+) -> Result<u16, String> {
+    let rest = url.strip_prefix("https://").ok_or_else(|| format!("{url}: only https:// callbacks are called"))?;
+    let (host, port, _) = split_rest(url, rest, 443)?;
+    let addrs = addresses(resolver, url, &host, port)?;
+    if !private_allowed {
+        if let Some(private) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(format!("{url}: {host} is at {}, not a public address", private.ip()));
+        }
+    }
+    let mut request = agent(addrs, timeout, Some(tls)).post(url).header("Content-Type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.send(body).map_err(|e| describe(url, e).text)?;
+    let status = response.status().as_u16();
+    let _ = response.body_mut().with_config().limit(64 * 1024).read_to_vec();
+    Ok(status)
+}
+
+/// An address on the public Internet: not loopback, private (RFC 1918, RFC 4193), shared
+/// (RFC 6598), link-local, unspecified, multicast or documentation; IPv4 in IPv6 judged as IPv4.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dns::Loopback;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "203.0.114.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::time::Instant;

@@ -132,3 +132,37 @@ pub(crate) fn store_with_key(
     store.add_certificate(owner, &record, Some(key_id))?;
     Ok(record.sha256)
 }
+
+/// The node's TLS certificate and key when none is configured: self-signed for `hostname` (and
+/// localhost), made once and kept in the store (the key sealed under the KEK), so that a client
+/// that trusts it (`hisp http cert export`, curl's `--cacert`) keeps trusting it across restarts.
+/// Made again only for another host name or in its last 30 days. The flag: made just now.
+pub(crate) fn self_signed_tls(
+    store: &dyn Store,
+    kek: &Kek,
+    hostname: &str,
+    now: i64,
+) -> Result<(X509, PKey<Private>, bool), IdentityError> {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    const DAYS: u32 = 3650;
+    let meta_key = format!("tls.self-signed.{}", hostname.to_ascii_lowercase());
+    let stored = store.meta(&meta_key)?.and_then(|value| {
+        let value: serde_json::Value = serde_json::from_slice(&value).ok()?;
+        let cert = X509::from_der(&STANDARD.decode(value["cert"].as_str()?).ok()?).ok()?;
+        let key = kek.open_key(&STANDARD.decode(value["key"].as_str()?).ok()?).ok()?;
+        let fresh = crate::pki::unix_time(cert.not_after()) > now + 30 * 86_400;
+        fresh.then_some((cert, key))
+    });
+    if let Some((cert, key)) = stored {
+        return Ok((cert, key, false));
+    }
+    let key = crate::pki::ca::generate_rsa(2048)?;
+    let cert = crate::pki::ca::self_signed_server(&key, hostname, now - 300, DAYS)?;
+    let value = serde_json::json!({
+        "cert": STANDARD.encode(cert.to_der()?),
+        "key": STANDARD.encode(kek.seal_key(&key)?),
+    });
+    store.set_meta(&meta_key, value.to_string().as_bytes())?;
+    Ok((cert, key, true))
+}

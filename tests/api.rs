@@ -243,9 +243,9 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     assert_eq!(verified["state"], "verified", "{verified}");
     assert_eq!(verified["certificates_issued"], json!([me]), "the user's certificate comes with verification");
 
-    // B trusts A's CA already; A trusts B's for its new domain (an operator's step).
+    // B trusts A's CA already; A's new practice trusts its own node's CA from its creation, and
+    // B's for its new domain (an operator's step).
     j.a.ok(&["anchor", "add", &j.b.files.p("dev-ca.pem"), "--domain", DOMAIN, "--incoming", "--outgoing"]);
-    j.a.ok(&["anchor", "add", &j.a.files.p("dev-ca.pem"), "--domain", DOMAIN, "--incoming", "--outgoing"]);
 
     // Verifying Address: a good recipient and a bad one.
     let good = api.expect(&kareo, 200, "GET", "/v1/addresses/dr.jones@b.test/verify", None);
@@ -300,6 +300,53 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     assert_eq!(theirs["encounter_note"], true);
     let b_docs = j.api_b.expect(&kareo_b, 200, "GET", "/v1/patients/MRN-1001/documents", None);
     assert_eq!(b_docs["documents"].as_array().unwrap().len(), 2, "{b_docs}");
+
+    // A message written by an EHR's own mail client: a UTF-8 Subject in RFC 2047 words, a file
+    // named in RFC 2231 form. B's EHR reads it through the API alone: its text, the verified
+    // sender, the file under its name with a download link.
+    let raw = format!(
+        "From: {me}\r\nTo: dr.jones@b.test\r\nSubject: =?UTF-8?B?UsOpc3Vtw6k=?= de =?UTF-8?Q?s=C3=A9jour?=\r\n\
+         Message-ID: <utf8-names@smithpediatrics.direct.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nVoir le résumé ci-joint.\r\n\
+         --b1\r\nContent-Type: text/plain\r\nContent-Disposition: attachment;\r\n filename*=UTF-8''r%C3%A9sum%C3%A9%20de%20s%C3%A9jour.txt\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        b64(b"Discharged home.")
+    );
+    let eml = j.a.files.p("utf8.eml");
+    std::fs::write(&eml, raw).unwrap();
+    let sent = network::swaks(
+        j.a_submission,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            &me,
+            "--auth-password",
+            PASSWORD,
+            "--from",
+            &me,
+            "--to",
+            "dr.jones@b.test",
+            "--data",
+            &format!("@{eml}"),
+        ],
+    );
+    assert_eq!(sent.status, 0, "{}", sent.stderr);
+    let path = "/v1/messages/utf8-names@smithpediatrics.direct.test";
+    let read = wait_for(&j, &j.api_b, &kareo_b, "/v1/messages?way=received", |v| {
+        v["messages"].as_array().unwrap().iter().any(|m| m["message_id"] == "utf8-names@smithpediatrics.direct.test")
+    });
+    assert!(read.to_string().contains("Résumé de séjour"), "{read}");
+    let shown = j.api_b.expect(&kareo_b, 200, "GET", path, None);
+    assert_eq!(shown["message"]["subject"], "Résumé de séjour", "{shown}");
+    assert_eq!(shown["body"], "Voir le résumé ci-joint.");
+    assert_eq!(shown["verified_sender"], me.as_str());
+    let file = &shown["documents"][0];
+    assert_eq!(file["filename"], "résumé de séjour.txt", "{shown}");
+    let download = j.api_b.call(Some(&kareo_b), "GET", file["download"].as_str().unwrap(), None);
+    assert_eq!((download.status, download.raw.as_slice()), (200, &b"Discharged home."[..]));
 
     // The sender sees it delivered (B's HISP confirmed it with a processed MDN).
     let shown =
@@ -768,4 +815,94 @@ fn an_ehr_shares_a_document_by_link_as_a_member_who_may_and_follows_its_trail() 
     assert!(refused.stderr.contains("the admin role may not share"), "{}", refused.stderr);
     let listed = node.json(&["share", "list", "--practice", "Elm Clinic"]);
     assert_eq!(listed["shares"][0]["filename"], "ccd.xml");
+}
+
+/// Names as practices write them: a trailing dot, accents, a username as long as an address
+/// allows. Each is set up through the API on the first try, found again by the CLI under the same
+/// name, trusts its node's CA from the start, and is verified with every user's certificate.
+#[test]
+fn a_practice_named_as_practices_name_themselves_is_set_up_on_the_first_try() {
+    let Single { node, daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| config);
+    node.ok(&["ca", "init"]);
+    let ca_sha256 = node.json(&["ca", "show"])["sha256"].as_str().unwrap().replace(':', "").to_lowercase();
+
+    let lee = token(&node, "lee", None);
+    let name = "Lee Family Medicine, P.A.";
+    let created = api.expect(&lee, 201, "POST", "/v1/practice", Some(&json!({ "name": name })));
+    assert_eq!(created["practice"]["name"], name, "the name as written: {created}");
+    let domain = "leefamilymedicinepa.direct.test";
+    assert_eq!(created["practice"]["domains"], json!([domain]));
+    assert_eq!(api.expect(&lee, 200, "GET", "/v1/practice", None)["practice"]["name"], name);
+    assert_eq!(node.json(&["practice", "show", name])["practice"]["name"], name);
+    node.ok(&["token", "create", "lee-2", "--practice", name]);
+    assert_eq!(node.json(&["proofing", "status", name])["state"], "not-started");
+    let anchors = node.json(&["anchor", "list", "--domain", domain]);
+    assert_eq!(anchors.as_array().unwrap().len(), 1, "{anchors}");
+    assert_eq!(anchors[0]["sha256"].as_str().unwrap().replace(':', "").to_lowercase(), ca_sha256);
+    assert_eq!((anchors[0]["incoming"].clone(), anchors[0]["outgoing"].clone()), (json!(true), json!(true)));
+
+    // A username of 64 characters: its address is too long for a certificate's common name.
+    let long = "a".repeat(64);
+    let user = api.expect(&lee, 201, "POST", "/v1/practice/users", Some(&json!({ "username": long })));
+    let long_address = format!("{long}@{domain}");
+    assert_eq!(user["address"], long_address.as_str());
+    api.expect(
+        &lee,
+        200,
+        "POST",
+        "/v1/proofing/terms",
+        Some(&json!({"activation_terms": true, "identity_verification_agreement": true})),
+    );
+    for section in ["business", "representative", "government_id", "financial_id"] {
+        api.expect(&lee, 200, "PUT", &format!("/v1/proofing/sections/{section}"), Some(&proofing_form()[section]));
+    }
+    api.expect(&lee, 200, "POST", "/v1/proofing/code", Some(&json!({"phone": "+15555550123"})));
+    let code = code_from_log(&node);
+    api.expect(&lee, 200, "POST", "/v1/proofing/confirm", Some(&json!({ "code": code })));
+    let verified = api.expect(&lee, 200, "POST", "/v1/proofing/submit", None);
+    assert_eq!(verified["state"], "verified", "{verified}");
+    assert_eq!(verified["certificates_issued"], json!([long_address]));
+    let later = api.expect(&lee, 201, "POST", "/v1/practice/users", Some(&json!({ "username": "dr.lee" })));
+    assert_eq!(later["certificate_issued"], true, "{later}");
+    let certs = node.json(&["cert", "list", "--owner", &long_address]);
+    assert_eq!(certs.as_array().map(Vec::len), Some(1), "{certs}");
+
+    // Accents come off the label, the name keeps them; the CLI's approval issues certificates too.
+    let clinica = token(&node, "clinica", None);
+    let created = api.expect(&clinica, 201, "POST", "/v1/practice", Some(&json!({"name": "Clínica Niños"})));
+    assert_eq!(created["practice"]["name"], "Clínica Niños");
+    assert_eq!(created["practice"]["domains"], json!(["clinicaninos.direct.test"]));
+    api.expect(&clinica, 201, "POST", "/v1/practice/users", Some(&json!({"username": "dra.ruiz"})));
+    let approved =
+        node.json(&["proofing", "approve", "Clínica Niños", "--out-of-band", "--reason", "met the director"]);
+    assert_eq!(approved["certificates_issued"], json!(["dra.ruiz@clinicaninos.direct.test"]), "{approved}");
+    drop(daemon);
+}
+
+/// With no certificate configured, the API serves the node's own self-signed one: made once, kept
+/// across restarts, exported for curl's `--cacert`, and named at start-up.
+#[test]
+fn the_apis_own_certificate_is_kept_across_restarts_and_exported_for_clients() {
+    let without_tls = |config: String| {
+        config.lines().filter(|l| !l.starts_with("tls_")).map(|l| format!("{l}\n")).collect::<String>()
+    };
+    let Single { node, daemon, api, _mail, _scratch } = single_node(DOMAIN, without_tls);
+    let log = node.serve_log();
+    assert!(log.contains("self-signed") && log.contains("hisp http cert export"), "{log}");
+    let pem = node.files.p("api.pem");
+    let wrote = node.json(&["http", "cert", "export", "--out", &pem]);
+    assert_eq!(wrote["file"], pem.as_str(), "{wrote}");
+    let first = std::fs::read(&pem).unwrap();
+    assert!(first.starts_with(b"-----BEGIN CERTIFICATE-----"));
+    let trusting = Api { port: api.port, ca_file: pem.clone() };
+    assert_eq!(trusting.call(None, "GET", "/v1/practice", None).status, 401, "TLS verified with the export");
+    let again = node.run(&["http", "cert", "export", "--out", &pem]);
+    assert_ne!(again.status, 0, "an existing file is not overwritten");
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    node.ok(&["http", "cert", "export", "--out", &pem, "--force"]);
+
+    drop(daemon);
+    let _daemon = node.serve(api.port);
+    assert_eq!(node.ok(&["http", "cert", "export"]).stdout, first, "the same certificate after a restart");
+    assert_eq!(trusting.call(None, "GET", "/v1/practice", None).status, 401);
 }

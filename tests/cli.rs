@@ -17,7 +17,7 @@ impl Node {
             self.ok(&["ca", "init"]);
         }
         let ca = self.files.p("dev-ca.pem");
-        self.ok(&["ca", "export", "--out", &ca]);
+        self.ok(&["ca", "export", "--force", "--out", &ca]);
         self.ok(&["anchor", "add", &ca, "--domain", domain, "--incoming", "--outgoing"]);
         self.ok(&["cert", "issue", &format!("{user}@{domain}")]);
         if self.web.is_some() {

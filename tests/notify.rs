@@ -112,7 +112,7 @@ fn events(track: &serde_json::Value) -> Vec<String> {
 fn inject(n: &Network, name: &str, message: &str) {
     let (plain, sealed) = (format!("{name}.eml"), format!("{name}.p7m.eml"));
     std::fs::write(n.b.files.path(&plain), message).unwrap();
-    n.a.ok(&["cert", "export", "dr.smith@a.test", "--out", &n.b.files.p("smith.pem")]);
+    n.a.ok(&["cert", "export", "dr.smith@a.test", "--force", "--out", &n.b.files.p("smith.pem")]);
     n.b.ok(&[
         "message",
         "seal",
@@ -315,4 +315,139 @@ fn a_node_set_to_pass_only_timely_notifications_consumes_those_of_plain_messages
     }
     let plain = track(&n.a, "<plain-1@a.test>");
     assert!(events(&plain).iter().any(|e| e == "processed"), "recorded: {plain}");
+}
+
+/// The JSON records the webhook receiver wrote to `out`, in the order they came.
+fn hooks_received(out: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut names: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    names.sort();
+    names.iter().map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn an_ehr_hears_of_its_messages_through_signed_webhooks_retried_until_accepted() {
+    use common::api::Api;
+    use common::servers::free_port;
+    use serde_json::json;
+
+    let files = common::Files::new();
+    let (hook_cert, hook_key) = common::self_signed_tls(&files, "hook", "/CN=127.0.0.1", "IP:127.0.0.1");
+    let (api_cert, api_key) = common::localhost_tls(&files, "api");
+    let (a_api, b_api, hook_port) = (free_port(), free_port(), free_port());
+    let settings = |api: u16| {
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{api}\"\ntls_cert_file = \"{api_cert}\"\ntls_key_file = \"{api_key}\"\n\
+             [webhooks]\nallow_private_addresses = true\ntls_ca_file = \"{hook_cert}\"\nretry_secs = 1\n"
+        )
+    };
+    let n = network_with(|node, config| match node {
+        "a" => format!("{config}{}", settings(a_api)),
+        _ => format!("{config}{}", settings(b_api)),
+    });
+    let (secrets, out) = (files.path("secrets"), files.path("hooks"));
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    // The receiver turns the first POST away: that delivery must come again.
+    let args = [hook_port.to_string(), hook_cert.clone(), hook_key, secrets.display().to_string()];
+    let args: Vec<String> = args.into_iter().chain([out.display().to_string(), "1".into()]).collect();
+    let _receiver = common::relay::python_peer("webhook_receiver.py", &args, hook_port);
+
+    // Each practice's EHR registers its callback; the secret is shown once and the test hands it
+    // to the receiver.
+    let register = |node: &Node, port: u16, practice: &str, path: &str, events: serde_json::Value| {
+        let token = node.json(&["token", "create", &format!("ehr-{path}"), "--practice", practice])["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let api = Api { port, ca_file: api_cert.clone() };
+        let bad = api.call(
+            Some(&token),
+            "POST",
+            "/v1/webhooks",
+            Some(&json!({"url": "http://127.0.0.1/x", "events": events})),
+        );
+        assert_eq!((bad.status, bad.body["error"]["field"].clone()), (400, json!("url")), "HTTPS only");
+        let url = format!("https://127.0.0.1:{hook_port}/{path}");
+        let made = api.expect(&token, 201, "POST", "/v1/webhooks", Some(&json!({"url": url, "events": events})));
+        let id = made["id"].as_i64().unwrap();
+        std::fs::write(secrets.join(format!("{path}-{id}")), made["secret"].as_str().unwrap()).unwrap();
+        assert!(api.expect(&token, 200, "GET", "/v1/webhooks", None).to_string().contains(&url));
+        (api, token, id)
+    };
+    let (api_a, token_a, hook_a) = register(&n.a, a_api, "a.test", "a", json!(["message.status", "delivery.failed"]));
+    let (api_b, token_b, hook_b) =
+        register(&n.b, b_api, "b.test", "b", json!(["message.received", "referral.received", "message.received"]));
+
+    let referral_headers =
+        format!("{FINAL_DELIVERY}X-Referral-Direction: transferring\r\nX-Referral-Patient: MRN-7\r\n");
+    assert_eq!(submit(&n, &referral("<hooked-1@a.test>", &referral_headers)).status, 0);
+    assert_eq!(submit_to(n.a_submission, "nobody@b.test", &referral("<hooked-2@a.test>", "")).status, 0);
+
+    let wanted =
+        [("b", "message.received"), ("b", "referral.received"), ("a", "message.status"), ("a", "delivery.failed")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let received = loop {
+        let received = hooks_received(&out);
+        let accepted: Vec<(String, String)> = received
+            .iter()
+            .filter(|r| r["answered"] == 204)
+            .map(|r| (r["webhook"].as_str().unwrap()[..1].to_string(), r["event"].as_str().unwrap().to_string()))
+            .collect();
+        let statuses: Vec<&str> = received
+            .iter()
+            .filter(|r| r["event"] == "message.status" && r["answered"] == 204)
+            .filter_map(|r| r["body"]["status"].as_str())
+            .collect();
+        if wanted.iter().all(|(w, e)| accepted.iter().any(|(aw, ae)| aw == w && ae == e))
+            && statuses.contains(&"processed")
+            && statuses.contains(&"dispatched")
+        {
+            break received;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhooks so far: {received:?}\nA: {}\nB: {}",
+            n.a.serve_log(),
+            n.b.serve_log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    // Every POST was signed with its webhook's secret, and none carries PHI.
+    assert!(received.iter().all(|r| r["signature_valid"] == true), "{received:?}");
+    let text = serde_json::to_string(&received).unwrap();
+    assert!(!text.contains("Ms. Doe") && !text.contains("MRN-7") && !text.contains("Referral for"), "{text}");
+    let got = |event: &str| received.iter().find(|r| r["event"] == event && r["answered"] == 204).unwrap();
+    assert_eq!(got("message.received")["body"]["message_id"], "hooked-1@a.test");
+    assert_eq!(got("message.received")["body"]["recipient"], "dr.jones@b.test");
+    assert_eq!(got("delivery.failed")["body"]["recipient"], "nobody@b.test");
+    assert!(got("referral.received")["body"]["referral_id"].is_i64());
+    // The POST turned away came again, and the delivery logs say how each went.
+    let first = &received[0];
+    assert_eq!(first["answered"], 503);
+    assert!(received[1..].iter().any(|r| r["delivery"] == first["delivery"] && r["webhook"] == first["webhook"]));
+    let (api, token, hook) = if first["webhook"].as_str().unwrap().starts_with('a') {
+        (&api_a, &token_a, hook_a)
+    } else {
+        (&api_b, &token_b, hook_b)
+    };
+    let log = api.expect(token, 200, "GET", &format!("/v1/webhooks/{hook}/deliveries"), None);
+    let retried = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| Some(d["id"].as_i64().unwrap_or(-1).to_string().as_str()) == first["delivery"].as_str())
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!((retried["state"].clone(), retried["attempts"].clone()), (json!("delivered"), json!(2)), "{log}");
+    assert_eq!(retried["last_status"], 204);
+    // Another token sees neither the webhook nor its log.
+    let other = n.b.json(&["token", "create", "other", "--practice", "b.test"])["token"].as_str().unwrap().to_string();
+    assert_eq!(api_b.call(Some(&other), "GET", &format!("/v1/webhooks/{hook_b}/deliveries"), None).status, 404);
+    assert_eq!(api_b.expect(&other, 200, "GET", "/v1/webhooks", None)["webhooks"], json!([]));
+    api_b.expect(&token_b, 200, "DELETE", &format!("/v1/webhooks/{hook_b}"), None);
+    assert_eq!(api_b.expect(&token_b, 200, "GET", "/v1/webhooks", None)["webhooks"], json!([]));
 }

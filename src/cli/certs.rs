@@ -38,10 +38,15 @@ pub(crate) enum CaCommand {
     Show,
     /// Write the CA certificate (to publish, or to give peers as a trust anchor).
     Export {
+        /// DER instead of PEM.
         #[arg(long)]
         der: bool,
+        /// A new file to write (default: standard output).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Write the CA's current CRL (DER, as CRL distribution points serve it; --pem for PEM),
     /// listing every certificate revoked with `hisp cert revoke`. Publish it at <ca.base_url>/ca.crl
@@ -92,11 +97,17 @@ pub(crate) enum CertCommand {
     },
     /// Write a certificate (public part only) by SHA-256 fingerprint, or the newest of an owner.
     Export {
+        /// A SHA-256 fingerprint, an address or a domain.
         selector: String,
+        /// DER instead of PEM.
         #[arg(long)]
         der: bool,
+        /// A new file to write (default: standard output).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Replace FILE if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
     /// Make a new key (stored encrypted) and a CSR for it, to send to a DirectTrust CA; then
     /// `hisp cert import OWNER --cert SIGNED.pem`.
@@ -160,7 +171,7 @@ pub(super) fn ca(ctx: &Context, command: CaCommand) -> Result<(), Failure> {
                 );
             }
         }
-        CaCommand::Export { der, out } => write_cert(&dev_ca_cert(store)?, der, out.as_deref())?,
+        CaCommand::Export { der, out, force } => write_cert(ctx, &dev_ca_cert(store)?, der, out.as_deref(), force)?,
         CaCommand::Crl { days, pem, out } => {
             if days == 0 || days > 366 {
                 return Err(Failure::usage("--days must be 1 to 366"));
@@ -184,9 +195,26 @@ fn dev_ca_cert(store: &dyn Store) -> Result<X509, Failure> {
     DevCa::certificate(store).map_err(|e| Failure::new("no-ca", e.to_string()))
 }
 
-fn write_cert(cert: &X509, der: bool, out: Option<&std::path::Path>) -> Result<(), Failure> {
+/// A certificate to standard output, or to a new file (0644: it is public), saying what was written.
+pub(super) fn write_cert(
+    ctx: &Context,
+    cert: &X509,
+    der: bool,
+    out: Option<&std::path::Path>,
+    force: bool,
+) -> Result<(), Failure> {
     let bytes = if der { cert.to_der()? } else { cert.to_pem()? };
-    output::write_output(out, &bytes)?;
+    let Some(path) = out.filter(|p| p.as_os_str() != "-") else {
+        output::write_output(None, &bytes)?;
+        return Ok(());
+    };
+    output::write_new_file(path, &bytes, force, 0o644)?;
+    let (subject, sha256) = (pki::name_line(cert.subject_name()), pki::fingerprint(cert));
+    done(
+        ctx,
+        &format!("wrote the certificate of {subject} (SHA-256 {sha256}) to {}", path.display()),
+        json!({ "file": path, "subject": subject, "sha256": sha256 }),
+    );
     Ok(())
 }
 
@@ -225,7 +253,7 @@ pub(super) fn cert(ctx: &Context, command: CertCommand) -> Result<(), Failure> {
             import(ctx, store, owner, pkcs12, password_stdin, cert, key)
         }
         CertCommand::List { owner } => list(ctx, store, owner),
-        CertCommand::Export { selector, der, out } => export(store, selector, der, out),
+        CertCommand::Export { selector, der, out, force } => export(ctx, store, selector, der, out, force),
         CertCommand::Csr { owner, bits, out } => csr(ctx, store, owner, bits, out),
         CertCommand::Revoke { sha256, reason } => revoke(ctx, store, sha256, reason),
         CertCommand::Remove { sha256 } => remove(ctx, store, sha256),
@@ -344,10 +372,16 @@ fn list(ctx: &Context, store: &dyn Store, owner: Option<String>) -> Result<(), F
 }
 
 /// Writes one certificate, PEM or DER.
-fn export(store: &dyn Store, selector: String, der: bool, out: Option<PathBuf>) -> Result<(), Failure> {
+fn export(
+    ctx: &Context,
+    store: &dyn Store,
+    selector: String,
+    der: bool,
+    out: Option<PathBuf>,
+    force: bool,
+) -> Result<(), Failure> {
     let record = select(store, &selector)?;
-    write_cert(&X509::from_der(&record.der)?, der, out.as_deref())?;
-    Ok(())
+    write_cert(ctx, &X509::from_der(&record.der)?, der, out.as_deref(), force)
 }
 
 /// Makes a key for `owner` (stored encrypted) and writes its certificate signing request.

@@ -7,6 +7,7 @@ mod contacts;
 mod context;
 mod discover;
 mod failure;
+mod http_cert;
 mod import;
 mod invite;
 mod message;
@@ -95,6 +96,9 @@ pub(crate) enum Command {
     /// Bearer tokens for the REST API ([http]), one per EHR integration.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// The REST API's TLS certificate, for EHR clients to trust.
+    #[command(subcommand)]
+    Http(http_cert::HttpCommand),
     /// Trust anchors per hosted domain (incoming: whom we accept mail from; outgoing: whom we send to).
     #[command(subcommand)]
     Anchor(provision::AnchorCommand),
@@ -172,6 +176,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Practice(c) => done(onboarding::practice(&ctx, c)),
         Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
         Command::Token(c) => done(tokens::run(&ctx, c)),
+        Command::Http(c) => done(http_cert::http(&ctx, c)),
         Command::Invite(c) => done(invite::run(&ctx, c)),
         Command::Contacts(c) => done(contacts::run(&ctx, c)),
         Command::Secure(c) => done(secure::run(&ctx, c)),

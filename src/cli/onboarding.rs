@@ -19,7 +19,9 @@ pub(crate) enum PracticeCommand {
     Add {
         /// The practice's name, e.g. "Smith Pediatrics".
         name: String,
-        /// The domain label under onboarding.parent_domain (default: from the name).
+        /// The domain label under onboarding.parent_domain (default: from the name: its letters
+        /// and digits, accents taken off; a name in another script gives its punycode label;
+        /// cut to 63 characters).
         #[arg(long, conflicts_with = "domain")]
         label: Option<String>,
         /// A whole Direct domain instead (when no parent domain is configured).
@@ -29,7 +31,10 @@ pub(crate) enum PracticeCommand {
     /// List practices, their domains, users and proofing state.
     List,
     /// A practice and where its identity proofing stands.
-    Show { practice: String },
+    Show {
+        /// The practice's name as given (any case) or its Direct domain.
+        practice: String,
+    },
     /// Mail the practice's users send by Direct to an address with no certificate (someone with
     /// no Direct address): "on" holds it, sealed, and invites the recipient by e-mail instead
     /// of bouncing it; it reaches their mailbox here when they accept. "off" (the default)
@@ -142,6 +147,7 @@ impl From<OnboardingError> for Failure {
             OnboardingError::Unavailable(_) => "unavailable",
             OnboardingError::TooMany(_) => "too-many",
             OnboardingError::Damaged(..) => "damaged",
+            OnboardingError::Certificates(_) => "ca",
         };
         Failure::new(code, e.to_string())
     }
@@ -151,10 +157,7 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
     let store = ctx.store()?;
     match command {
         PracticeCommand::Add { name, label, domain } => {
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(Failure::usage("the practice needs a name"));
-            }
+            let name = domain_name::practice_name(&name).map_err(Failure::usage)?;
             let domain = match domain {
                 Some(domain) => domain,
                 None => {
@@ -162,11 +165,16 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
                         .map_err(|e| Failure::usage(format!("{e} (--domain)")))?
                 }
             };
-            store.add_practice(name, &domain)?;
+            let anchors = onboarding::default_anchors::for_new_practice(store, &ctx.config.trust, &domain)
+                .map_err(|e| Failure::new("config", e))?;
+            store.add_practice(name, &domain, &anchors)?;
             if ctx.json {
-                output::json(&store.practice(name)?);
+                output::json(&store.practice(domain.as_str())?);
             } else {
-                println!("added practice {name} with Direct domain {domain}; identity proofing: not-started");
+                println!(
+                    "added practice {name} with Direct domain {domain}, trusting {} anchor(s); identity proofing: not-started",
+                    anchors.len()
+                );
             }
         }
         PracticeCommand::List => {
@@ -256,8 +264,14 @@ fn with_onboarding<T>(ctx: &Context, f: impl FnOnce(&Onboarding) -> Result<T, On
     let channel = setup::channel(config, ctx.config.notify.email.as_ref(), &dns, &ctx.config.server.hostname)
         .map_err(|e| Failure::new("config", e))?;
     let kek = ctx.kek()?;
-    let onboarding =
-        Onboarding { store: ctx.store()?, kek: &kek, verifier: &*verifier, channel: &*channel, now: ctx.now() };
+    let onboarding = Onboarding {
+        store: ctx.store()?,
+        kek: &kek,
+        ca: &ctx.config.ca,
+        verifier: &*verifier,
+        channel: &*channel,
+        now: ctx.now(),
+    };
     Ok(f(&onboarding)?)
 }
 
@@ -268,8 +282,6 @@ fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
 
 pub(super) fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Failure> {
     let admin = Context::actor();
-    // A decision that verifies the practice gives its users their certificates, as the API does.
-    let decides = matches!(command, ProofingCommand::Submit { .. } | ProofingCommand::Approve { .. });
     let status = match command {
         ProofingCommand::Status { practice } => with_onboarding(ctx, |o| o.status(&practice))?,
         ProofingCommand::Start { practice, accept_terms, accept_verification_agreement } => {
@@ -310,33 +322,16 @@ pub(super) fn proofing(ctx: &Context, command: ProofingCommand) -> Result<(), Fa
         }
         ProofingCommand::Retry { practice } => with_onboarding(ctx, |o| o.retry(&practice))?,
     };
-    let issued =
-        if decides && status.state == State::Verified { issue_certificates(ctx, &status)? } else { Vec::new() };
+    // A decision that verifies the practice brings its users' certificates (Onboarding::save).
     if ctx.json {
-        let mut value = serde_json::to_value(&status).map_err(|e| Failure::new("internal", e.to_string()))?;
-        if decides {
-            value["certificates_issued"] = serde_json::json!(issued);
-        }
-        output::json(&value);
+        output::json(&status);
     } else {
         print_status(&status);
-        for address in &issued {
+        for address in &status.certificates_issued {
             println!("certificate issued for {address}");
         }
     }
     Ok(())
-}
-
-/// Certificates from the development CA (when the node runs one) for the practice's addresses
-/// that have none.
-fn issue_certificates(ctx: &Context, status: &Status) -> Result<Vec<String>, Failure> {
-    let store = ctx.store()?;
-    let kek = ctx.kek()?;
-    let practice = store.practice(&status.practice)?;
-    let addresses = practice.addresses(store)?;
-    let issued = onboarding::certificates::issue_missing(store, &kek, &ctx.config.ca, &addresses, ctx.now())
-        .map_err(|e| Failure::new("ca", e))?;
-    Ok(issued.iter().map(ToString::to_string).collect())
 }
 
 fn print_status(s: &Status) {

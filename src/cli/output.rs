@@ -64,6 +64,32 @@ pub(super) fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::
     }
 }
 
+/// Writes `data` to a new file at `path` (`mode`: 0o600 for anything holding PHI or a key, 0o644
+/// for a public certificate); an existing file is refused unless `force`, with the flag named.
+pub(super) fn write_new_file(
+    path: &std::path::Path,
+    data: &[u8],
+    force: bool,
+    mode: u32,
+) -> Result<(), super::Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(mode);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            super::Failure::new("exists", format!("{} exists; give --force to replace it", path.display()))
+        }
+        _ => super::Failure::new("io", format!("cannot write {}: {e}", path.display())),
+    })?;
+    file.write_all(data).map_err(|e| super::Failure::new("io", format!("cannot write {}: {e}", path.display())))
+}
+
 /// The first line of standard input (a password or passphrase), without its line ending.
 pub(super) fn read_secret_line() -> std::io::Result<String> {
     let mut line = String::new();

@@ -56,6 +56,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         "api": running.api.map(|a| a.to_string()),
         "portal": running.portal.map(|a| a.to_string()),
         "dns": running.dns.map(|a| a.to_string()),
+        "api_self_signed_sha256": running.api_self_signed,
         "recovered_in_flight": running.recovered.0,
         "quarantined_at_start": running.recovered.1,
         "set_aside_addresses": running.set_aside.iter().map(|(a, why)| json!({"address": a, "reason": why})).collect::<Vec<_>>(),
@@ -78,6 +79,12 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             if let Some(addr) = addr {
                 println!("hisp: {name} listening on {addr}");
             }
+        }
+        if let (Some(_), Some(sha256)) = (running.api, &running.api_self_signed) {
+            println!(
+                "hisp: the API's TLS certificate is the node's own, self-signed (SHA-256 {sha256}): give clients \
+                 `hisp http cert export` (curl --cacert), or set [http] tls_cert_file and tls_key_file"
+            );
         }
         if running.recovered.0 > 0 {
             println!(

@@ -91,6 +91,10 @@ impl From<OnboardingError> for ApiError {
             OnboardingError::Section(e @ SectionError::Unknown(_)) => ApiError::field("section", e.to_string()),
             OnboardingError::Unavailable(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why),
             OnboardingError::TooMany(why) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too-many", why),
+            // Nothing was decided: the operator's CA needs attention, and the reason says which.
+            e @ OnboardingError::Certificates(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "certificates", e.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

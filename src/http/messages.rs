@@ -65,14 +65,30 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
                 return Err(ApiError::not_found(format!("message {id} (not one of this practice's)")));
             };
             let documents = call.store.documents(practice.id, None, Some(&entry.message_id))?;
-            let recipients = if entry.way == "sent" {
+            let documents: Vec<_> = documents
+                .into_iter()
+                .map(|d| {
+                    let download = format!("/v1/documents/{}", d.id);
+                    let mut value = serde_json::to_value(d).unwrap_or_default();
+                    value["download"] = json!(download);
+                    value
+                })
+                .collect();
+            let mut answer = json!({ "documents": documents });
+            if entry.way == "sent" {
                 let ids = [entry.message_id.clone()];
-                tracked(&call.api.shared, &practice, &ids)?.into_iter().flat_map(|m| m.recipients).collect()
+                let recipients: Vec<_> =
+                    tracked(&call.api.shared, &practice, &ids)?.into_iter().flat_map(|m| m.recipients).collect();
+                answer["recipients"] = json!(recipients);
             } else {
-                Vec::new()
-            };
+                // The sender whose signature was verified on arrival (its certificate bound to it).
+                answer["verified_sender"] = json!(entry.sender);
+                answer["body"] = json!(call.store.received_text(practice.id, &entry.message_id)?);
+                answer["recipients"] = json!([]);
+            }
             entry.message_id = bare(&entry.message_id).to_string();
-            Ok((StatusCode::OK, json!({ "message": entry, "recipients": recipients, "documents": documents })))
+            answer["message"] = json!(entry);
+            Ok((StatusCode::OK, answer))
         })
         .await
 }

@@ -24,6 +24,7 @@ pub(crate) mod send;
 pub(crate) mod share_contacts;
 pub(crate) mod shares;
 pub(crate) mod tokens;
+pub(crate) mod webhooks;
 
 use std::net::SocketAddr;
 use std::pin::Pin;

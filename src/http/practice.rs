@@ -9,7 +9,7 @@ use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
 use crate::address::DirectAddress;
 use crate::onboarding::proofing::State;
-use crate::onboarding::{certificates, domain_name};
+use crate::onboarding::{certificates, default_anchors, domain_name};
 use crate::password::PasswordError;
 
 #[derive(Deserialize)]
@@ -28,16 +28,18 @@ pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
             if let Some(practice) = &call.token.practice {
                 return Err(ApiError::conflict(format!("this token already acts for practice {practice:?}")));
             }
-            let name = request.name.trim();
-            if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-                return Err(ApiError::field("name", "the practice's name: 1 to 200 characters, no control characters"));
-            }
+            let name = domain_name::practice_name(&request.name).map_err(|e| ApiError::field("name", e))?;
             let parent = call.api.shared.config.onboarding.parent_domain.as_deref();
             let domain = domain_name::for_practice(name, request.label.as_deref(), parent)
                 .map_err(|e| ApiError::field("label", e))?;
-            // The practice, its domain and the token's binding: all or nothing.
-            call.store.add_practice_for_token(name, &domain, call.token.id)?;
-            let practice = call.store.practice(name)?;
+            let shared = &call.api.shared;
+            let anchors = default_anchors::for_new_practice(&*call.store, &shared.config.trust, &domain)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "config", e))?;
+            // The practice, its domain, the anchors it trusts and the token's binding: all or nothing.
+            call.store.add_practice_for_token(name, &domain, &anchors, call.token.id)?;
+            // Committed: from here on the answer is 201 whatever the name holds; the domain is
+            // the practice's one unambiguous key.
+            let practice = call.store.practice(domain.as_str())?;
             Ok((StatusCode::CREATED, json!({ "practice": practice })))
         })
         .await
@@ -83,20 +85,20 @@ pub(crate) async fn add_user(caller: Caller, Body(body): Body) -> Response {
                 })?),
                 None => None,
             };
-            call.store.add_address(&address, hash.as_deref())?;
-            // A verified practice's new user gets a certificate at once (when this node runs a CA).
-            let issued = if practice.proofing == State::Verified.as_str() {
+            // A verified practice's new user gets a certificate at once (when this node runs a CA),
+            // made before the address is added: a certificate that cannot be made adds nothing.
+            let made = if practice.proofing == State::Verified.as_str() {
                 let shared = &call.api.shared;
                 let new = std::slice::from_ref(&address);
-                certificates::issue_missing(&*call.store, &shared.kek, &shared.config.ca, new, call.now)
-                    .map_err(ApiError::internal)?
+                certificates::missing(&*call.store, &shared.kek, &shared.config.ca, new, call.now)
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "certificates", e))?
             } else {
                 Vec::new()
             };
-            Ok((
-                StatusCode::CREATED,
-                json!({ "address": address.to_string(), "certificate_issued": issued.contains(&address) }),
-            ))
+            call.store.add_address(&address, hash.as_deref())?;
+            certificates::keep(&*call.store, &made).map_err(ApiError::internal)?;
+            let issued = !made.is_empty();
+            Ok((StatusCode::CREATED, json!({ "address": address.to_string(), "certificate_issued": issued })))
         })
         .await
 }

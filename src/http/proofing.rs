@@ -5,12 +5,11 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
-use crate::onboarding::proofing::State;
-use crate::onboarding::{certificates, setup, Onboarding, Status};
+use crate::onboarding::{setup, Onboarding, Status};
 
 /// Runs a proofing step for the token's practice with the configured verifier and code channel.
 fn step(
@@ -24,8 +23,14 @@ fn step(
     let channel =
         setup::channel(config, shared.config.notify.email.as_ref(), &call.api.dns, &shared.config.server.hostname)
             .map_err(ApiError::internal)?;
-    let onboarding =
-        Onboarding { store: &*call.store, kek: &shared.kek, verifier: &*verifier, channel: &*channel, now: call.now };
+    let onboarding = Onboarding {
+        store: &*call.store,
+        kek: &shared.kek,
+        ca: &shared.config.ca,
+        verifier: &*verifier,
+        channel: &*channel,
+        now: call.now,
+    };
     Ok(f(&onboarding, &practice.name)?)
 }
 
@@ -96,25 +101,10 @@ pub(crate) async fn confirm(caller: Caller, Body(body): Body) -> Response {
         .await
 }
 
-/// POST /v1/proofing/submit: "Verify Identity". Once verified, the practice's users get their
-/// certificates (when this node runs a development CA).
+/// POST /v1/proofing/submit: "Verify Identity". Verified, the practice's users get their
+/// certificates with the decision (when this node runs a development CA).
 pub(crate) async fn submit(caller: Caller) -> Response {
-    caller
-        .run(|call| {
-            let status = step(call, |o, p| o.submit(p))?;
-            let issued = if status.state == State::Verified {
-                let shared = &call.api.shared;
-                let addresses = call.practice()?.addresses(&*call.store)?;
-                certificates::issue_missing(&*call.store, &shared.kek, &shared.config.ca, &addresses, call.now)
-                    .map_err(ApiError::internal)?
-            } else {
-                Vec::new()
-            };
-            let mut value = serde_json::to_value(&status).map_err(ApiError::internal)?;
-            value["certificates_issued"] = json!(issued.iter().map(ToString::to_string).collect::<Vec<_>>());
-            Ok((StatusCode::OK, value))
-        })
-        .await
+    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.submit(p))?))).await
 }
 
 /// POST /v1/proofing/retry: "Try Again" after a failure.

@@ -13,7 +13,7 @@ use axum::Router;
 use super::error::ApiError;
 use super::{
     accept, address_book, directory, documents, invitations, messages, practice, proofing, referrals, secure, send,
-    share_contacts, shares, Api,
+    share_contacts, shares, webhooks, Api,
 };
 
 /// The OpenAPI 3.1 description of the API, served at /v1/openapi.json.
@@ -88,6 +88,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route(Method::GET, "/v1/share-contacts/{id}", share_contacts::show),
         route(Method::PUT, "/v1/share-contacts/{id}", share_contacts::update),
         route(Method::DELETE, "/v1/share-contacts/{id}", share_contacts::remove),
+        route(Method::GET, "/v1/webhooks", webhooks::list),
+        route(Method::POST, "/v1/webhooks", webhooks::create),
+        route(Method::DELETE, "/v1/webhooks/{id}", webhooks::remove),
+        route(Method::GET, "/v1/webhooks/{id}/deliveries", webhooks::deliveries),
         route(Method::GET, "/v1/shares", shares::list),
         route(Method::POST, "/v1/shares", shares::create),
         route(Method::GET, "/v1/shares/{id}", shares::show),

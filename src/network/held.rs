@@ -135,26 +135,7 @@ fn subject_and_text(raw: &[u8]) -> (String, String) {
         .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "(no subject)".into());
-    (subject, first_text(raw, 0).unwrap_or_default())
-}
-
-fn first_text(raw: &[u8], depth: usize) -> Option<String> {
-    let entity = Entity::parse(raw);
-    let ct = entity.content_type();
-    if ct.mime_type.starts_with("multipart/") {
-        if depth >= mime::MAX_NESTING {
-            return None;
-        }
-        let parts = mime::multipart_parts(entity.body, ct.param("boundary")?).ok()?;
-        return parts.into_iter().find_map(|part| first_text(part, depth + 1));
-    }
-    let is_file =
-        entity.headers.get("content-disposition").is_some_and(|d| d.to_ascii_lowercase().contains("filename"));
-    if (ct.mime_type == "text/plain" || ct.mime_type.is_empty()) && !is_file {
-        let body = entity.decoded_body().ok()?;
-        return Some(String::from_utf8_lossy(&body).replace("\r\n", "\n"));
-    }
-    None
+    (subject, mime::first_text(raw).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -248,7 +229,7 @@ mod tests {
             }
             entity
         };
-        assert_eq!(first_text(nested(10).as_bytes(), 0).as_deref(), Some("deep text"));
-        assert_eq!(first_text(nested(40).as_bytes(), 0), None, "nesting is bounded");
+        assert_eq!(mime::first_text(nested(10).as_bytes()).as_deref(), Some("deep text"));
+        assert_eq!(mime::first_text(nested(40).as_bytes()), None, "nesting is bounded");
     }
 }

@@ -22,3 +22,4 @@ pub(crate) mod shares;
 pub(crate) mod signin;
 #[cfg(test)]
 pub(crate) mod testing;
+pub(crate) mod webhooks;

@@ -17,7 +17,7 @@ pub(crate) fn store() -> Box<dyn NodeStore> {
     let store = crate::store::in_memory("test").unwrap();
     store.attach_fields(Arc::new(crate::store::fields::tests::Reversing)).unwrap();
     for (name, domain) in [("Elm Clinic", "elm.test"), ("Oak Clinic", "oak.test"), ("Ash Clinic", "ash.test")] {
-        store.add_practice(name, &Domain::parse(domain).unwrap()).unwrap();
+        store.add_practice(name, &Domain::parse(domain).unwrap(), &[]).unwrap();
     }
     store
 }

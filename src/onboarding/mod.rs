@@ -8,6 +8,7 @@
 pub(crate) mod certificates;
 pub(crate) mod checks;
 pub(crate) mod code;
+pub(crate) mod default_anchors;
 pub(crate) mod domain_name;
 pub(crate) mod enrollment;
 pub(crate) mod proofing;
@@ -17,6 +18,7 @@ pub(crate) mod verifier;
 
 use serde::Serialize;
 
+use crate::config::CaConfig;
 use crate::kek::{Kek, KekError};
 use crate::store::{PracticeRecord, Store, StoreError, StoredProofing};
 use code::{CodeChannel, PendingCode, Recipient};
@@ -42,6 +44,9 @@ pub(crate) enum OnboardingError {
     TooMany(String),
     #[error("the proofing record of {0} is damaged: {1}")]
     Damaged(String, String),
+    /// Verified, but a user's certificate could not be made: the decision is not saved.
+    #[error("the practice stays unverified because its users' certificates could not be issued: {0}")]
+    Certificates(String),
 }
 
 pub(crate) type Result<T> = std::result::Result<T, OnboardingError>;
@@ -65,6 +70,8 @@ pub(crate) struct Status {
     pub confirmed_phone: Option<String>,
     /// The form, masked.
     pub enrollment: serde_json::Value,
+    /// The addresses this step gave a certificate (the verification's, when the node runs a CA).
+    pub certificates_issued: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,6 +84,8 @@ pub(crate) struct CodeStatus {
 pub(crate) struct Onboarding<'a> {
     pub store: &'a dyn Store,
     pub kek: &'a Kek,
+    /// How the node's development CA issues the certificates a verification brings.
+    pub ca: &'a CaConfig,
     pub verifier: &'a dyn Verifier,
     pub channel: &'a dyn CodeChannel,
     pub now: i64,
@@ -111,7 +120,16 @@ impl Onboarding<'_> {
         Ok(Loaded { practice, stored, proofing })
     }
 
-    fn save(&self, loaded: &Loaded, proofing: &Proofing, action: &str, detail: &str) -> Result<()> {
+    /// Saves `proofing`; when it has just become verified, with the users' certificates (all of
+    /// them or, failing one, nothing). The addresses given one.
+    fn save(&self, loaded: &Loaded, proofing: &Proofing, action: &str, detail: &str) -> Result<Vec<String>> {
+        let issued = if proofing.state == State::Verified && loaded.proofing.state != State::Verified {
+            let addresses = loaded.practice.addresses(self.store)?;
+            certificates::missing(self.store, self.kek, self.ca, &addresses, self.now)
+                .map_err(OnboardingError::Certificates)?
+        } else {
+            Vec::new()
+        };
         let plain = serde_json::to_vec(&proofing.private).map_err(|e| OnboardingError::Unavailable(e.to_string()))?;
         let record = StoredProofing {
             state: proofing.state,
@@ -121,8 +139,8 @@ impl Onboarding<'_> {
             decided_by: proofing.decided_by.clone(),
             decided_at: proofing.decided_at,
         };
-        self.store.save_proofing(loaded.practice.id, &record, action, detail)?;
-        Ok(())
+        self.store.save_proofing(loaded.practice.id, &record, &issued, action, detail)?;
+        Ok(issued.iter().map(|i| i.owner.to_string()).collect())
     }
 
     /// Runs `step` on the record and saves what it changed, also when the step refused (a
@@ -136,15 +154,16 @@ impl Onboarding<'_> {
         let loaded = self.load(practice)?;
         let mut proofing = loaded.proofing.clone();
         let outcome = step(&mut proofing);
+        let mut issued = Vec::new();
         if proofing != loaded.proofing {
             let detail = match &outcome {
                 Ok(detail) => detail.clone(),
                 Err(e) => format!("refused: {e}"),
             };
-            self.save(&loaded, &proofing, action, &detail)?;
+            issued = self.save(&loaded, &proofing, action, &detail)?;
         }
         outcome?;
-        Ok(status_of(loaded.practice, &proofing, self.now))
+        Ok(Status { certificates_issued: issued, ..status_of(loaded.practice, &proofing, self.now) })
     }
 
     pub(crate) fn status(&self, practice: &str) -> Result<Status> {
@@ -231,8 +250,8 @@ impl Onboarding<'_> {
         };
         let detail = describe(&decision, by);
         proofing.decide(decision, by, self.now)?;
-        self.save(&loaded, &proofing, "proofing.submit", &detail)?;
-        Ok(status_of(loaded.practice, &proofing, self.now))
+        let issued = self.save(&loaded, &proofing, "proofing.submit", &detail)?;
+        Ok(Status { certificates_issued: issued, ..status_of(loaded.practice, &proofing, self.now) })
     }
 
     /// An admin's decision on a submitted form.
@@ -311,5 +330,56 @@ fn status_of(practice: PracticeRecord, proofing: &Proofing, now: i64) -> Status 
             .map(|c| CodeStatus { expires_at: c.expires_at, tries_left: code::MAX_TRIES.saturating_sub(c.tries) }),
         confirmed_phone: proofing.private.confirmed_at.and(proofing.private.confirmation_phone.clone()),
         enrollment: proofing.private.enrollment.masked(),
+        certificates_issued: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::{DirectAddress, Domain, Owner};
+    use crate::dev_ca::DevCa;
+    use code::NoChannel;
+    use verifier::RulesVerifier;
+
+    const NOW: i64 = 1_796_000_000;
+
+    #[test]
+    fn a_verification_brings_every_users_certificate_or_does_not_happen() {
+        let store = crate::store::in_memory("test").unwrap();
+        let kek = Kek::unlock(&*store, "a secret of the node").unwrap();
+        let ca = CaConfig::default();
+        let onboarding =
+            Onboarding { store: &*store, kek: &kek, ca: &ca, verifier: &RulesVerifier, channel: &NoChannel, now: NOW };
+        // An address as long as an address may be: too long for a certificate's common name.
+        let long = DirectAddress::parse(&format!("{}@leefamilymedicinepa.direct.example.org", "a".repeat(64))).unwrap();
+        let short = DirectAddress::parse("dr.lee@leefamilymedicinepa.direct.example.org").unwrap();
+        store.add_practice("Lee Family Medicine, P.A.", long.domain(), &[]).unwrap();
+        for address in [&long, &short] {
+            store.add_address(address, None).unwrap();
+        }
+        DevCa::create(&*store, &kek, "test CA", 2048, NOW, 30, false).unwrap();
+        let verified = onboarding.attest("Lee Family Medicine, P.A.", "met the partners", "admin").unwrap();
+        assert_eq!(verified.state, State::Verified);
+        let mut issued = verified.certificates_issued.clone();
+        issued.sort();
+        assert_eq!(issued, vec![long.to_string(), short.to_string()]);
+        for address in [&long, &short] {
+            let certs = store.certificates(Some(&Owner::Address(address.clone()))).unwrap();
+            assert!(certs.len() == 1 && certs[0].key_id.is_some(), "{address}: {certs:?}");
+        }
+
+        // A CA that cannot issue: the practice is not verified, and no one has a certificate.
+        let other = Domain::parse("oak.direct.example.org").unwrap();
+        store.add_practice("Oak Clinic", &other, &[]).unwrap();
+        let oak = DirectAddress::parse("dr.oak@oak.direct.example.org").unwrap();
+        store.add_address(&oak, None).unwrap();
+        let (_, key_id) = store.ca().unwrap().unwrap();
+        store.set_ca(b"not a certificate", key_id, true).unwrap();
+        let refused = onboarding.attest("Oak Clinic", "met them", "admin").unwrap_err();
+        assert!(matches!(refused, OnboardingError::Certificates(_)), "{refused}");
+        assert!(refused.to_string().contains("stays unverified"), "{refused}");
+        assert_eq!(onboarding.status("Oak Clinic").unwrap().state, State::NotStarted);
+        assert!(store.certificates(Some(&Owner::Address(oak))).unwrap().is_empty());
     }
 }

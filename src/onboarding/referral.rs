@@ -112,7 +112,7 @@ pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
         patient_id: m.patient_id.clone(),
         sender: sender.to_string(),
         recipients: headers.get("to").map(mime::addresses).unwrap_or_default(),
-        subject: headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ").trim().to_string(),
+        subject: headers.text("subject").unwrap_or_default().trim().to_string(),
         sections: m.sections.clone(),
         encounter_note: m.encounter_note,
         in_reply_to: headers.get("in-reply-to").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),

@@ -36,6 +36,26 @@ fn name(common_name: &str, organization: Option<&str>) -> Result<X509Name, PkiEr
     Ok(name.build())
 }
 
+/// The subject of `owner`'s certificate, within X.520's bounds (RFC 5280 appendix A: a common or
+/// organization name of at most 64 characters): the address or domain as the common name when it
+/// fits, else its local part or first label; the domain as the organization when it fits. The
+/// address itself is always whole in the subjectAltName, which is what Direct matches on.
+fn owner_name(owner: &Owner, with_organization: bool) -> Result<X509Name, PkiError> {
+    const UPPER_BOUND: usize = 64;
+    let whole = owner.to_string();
+    let common_name = if whole.len() <= UPPER_BOUND {
+        whole
+    } else {
+        match owner {
+            Owner::Address(a) => a.local().to_string(),
+            Owner::Domain(d) => d.as_str().split('.').next().unwrap_or_default().to_string(),
+        }
+    };
+    let domain = owner.domain().as_str();
+    let organization = (with_organization && domain.len() <= UPPER_BOUND).then_some(domain);
+    name(&common_name, organization)
+}
+
 /// A random positive 127-bit serial number: unpredictable (RFC 5280 §4.1.2.2 and CA/B practice),
 /// and unique across CAs in practice, so issuer + serial identifies a recipient without collisions
 /// even between two development CAs of the same name.
@@ -64,7 +84,8 @@ pub fn create_root(key: &PKeyRef<Private>, common_name: &str, not_before: i64, d
     Ok(b.build())
 }
 
-/// A self-signed TLS server certificate for `hostname` (SAN dNSName, EKU serverAuth).
+/// A self-signed TLS server certificate for `hostname` (SAN dNSName, EKU serverAuth); also for
+/// `localhost` and 127.0.0.1, where a node's own tools and a developer's client reach it.
 pub fn self_signed_server(
     key: &PKeyRef<Private>,
     hostname: &str,
@@ -83,7 +104,12 @@ pub fn self_signed_server(
     b.append_extension(BasicConstraints::new().critical().build()?)?;
     b.append_extension(KeyUsage::new().critical().digital_signature().key_encipherment().build()?)?;
     b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-    let san = SubjectAlternativeName::new().dns(hostname).build(&b.x509v3_context(None, None))?;
+    let mut san = SubjectAlternativeName::new();
+    san.dns(hostname);
+    if hostname != "localhost" {
+        san.dns("localhost");
+    }
+    let san = san.ip("127.0.0.1").build(&b.x509v3_context(None, None))?;
     b.append_extension(san)?;
     b.sign(key, MessageDigest::sha256())?;
     Ok(b.build())
@@ -113,11 +139,7 @@ pub fn issue<K: HasPublic>(
     let mut b = X509::builder()?;
     b.set_version(2)?;
     b.set_serial_number(&*random_serial()?)?;
-    let organization = match profile.owner {
-        Owner::Address(a) => a.domain().to_string(),
-        Owner::Domain(d) => d.to_string(),
-    };
-    b.set_subject_name(&*name(&profile.owner.to_string(), Some(&organization))?)?;
+    b.set_subject_name(&*owner_name(profile.owner, true)?)?;
     b.set_issuer_name(ca_cert.subject_name())?;
     b.set_pubkey(subject_key)?;
     b.set_not_before(&*Asn1Time::from_unix(profile.not_before as libc::time_t)?)?;
@@ -172,7 +194,7 @@ fn extension(oid: &str, value: &[u8]) -> Result<X509Extension, PkiError> {
 pub fn csr(owner: &Owner, key: &PKeyRef<Private>) -> Result<X509Req, PkiError> {
     let mut b = X509ReqBuilder::new()?;
     b.set_version(0)?;
-    b.set_subject_name(&*name(&owner.to_string(), None)?)?;
+    b.set_subject_name(&*owner_name(owner, false)?)?;
     b.set_pubkey(key)?;
     let mut san = SubjectAlternativeName::new();
     match owner {
@@ -223,4 +245,35 @@ pub fn crl(
     }
     b.sign(ca_key, MessageDigest::sha256())?;
     Ok(b.build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::DirectAddress;
+
+    #[test]
+    fn an_address_too_long_for_a_common_name_is_whole_in_the_subject_alt_name() {
+        let ca_key = generate_rsa(2048).unwrap();
+        let root = create_root(&ca_key, "test CA", 0, 30).unwrap();
+        let local = "a".repeat(64);
+        let domain = format!("{}.direct.example.org", "leefamilymedicinepa".repeat(3));
+        let address = DirectAddress::parse(&format!("{local}@{domain}")).unwrap();
+        let owner = Owner::Address(address.clone());
+        let profile = EndEntity {
+            owner: &owner,
+            not_before: 0,
+            not_after: 86_400,
+            crl_url: "http://127.0.0.1/crl",
+            issuer_url: "http://127.0.0.1/ca",
+        };
+        let key = generate_rsa(2048).unwrap();
+        let cert = issue(&root, &ca_key, &key, &profile).unwrap();
+        let emails: Vec<String> =
+            cert.subject_alt_names().unwrap().iter().filter_map(|n| n.email().map(String::from)).collect();
+        assert_eq!(emails, vec![address.to_string()]);
+        let cn = cert.subject_name().entries_by_nid(openssl::nid::Nid::COMMONNAME).next().unwrap();
+        assert_eq!(cn.data().to_string().unwrap(), local);
+        assert!(csr(&owner, &key).is_ok(), "a CSR for it too");
+    }
 }

@@ -142,7 +142,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hisp.db");
         let store = crate::store::create(&db, "test").unwrap();
-        store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
+        store.add_practice("A", &Domain::parse("a.test").unwrap(), &[]).unwrap();
         let gates = StoreGates::new(db, LoginCache::new(Duration::ZERO).unwrap());
         let local = IpAddr::from([127, 0, 0, 1]);
         let (first, second) = (gates.gate(local).unwrap(), gates.gate(local).unwrap());
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(gates.idle.lock().unwrap().len(), 1, "one reused");
         // A kept connection answers from the current state of the store.
         assert!(third.hosts_domain(&Domain::parse("a.test").unwrap()).unwrap());
-        store.add_practice("B", &Domain::parse("b.test").unwrap()).unwrap();
+        store.add_practice("B", &Domain::parse("b.test").unwrap(), &[]).unwrap();
         assert!(third.hosts_domain(&Domain::parse("b.test").unwrap()).unwrap());
         assert!(!third.hosts_address(&DirectAddress::parse("x@b.test").unwrap()).unwrap());
     }
@@ -164,7 +164,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hisp.db");
         let store = crate::store::create(&db, "test").unwrap();
-        store.add_practice("A", &Domain::parse("a.test").unwrap()).unwrap();
+        store.add_practice("A", &Domain::parse("a.test").unwrap(), &[]).unwrap();
         let smith = DirectAddress::parse("dr.smith@a.test").unwrap();
         store.add_address(&smith, Some(&crate::password::hash("the right password").unwrap())).unwrap();
         let gates = StoreGates::new(db, LoginCache::new(Duration::ZERO).unwrap());

@@ -54,7 +54,7 @@ pub(crate) fn process(work: &Work, job: &Job, sealed: &[u8]) -> Outcome {
     // A peer's control characters masked: it is shown in logs, listings and MDNs.
     let original_id =
         headers.get("message-id").map(|v| crate::printable::printable(v.trim(), 998)).filter(|v| !v.is_empty());
-    let subject = headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
+    let subject = headers.text("subject").unwrap_or_default();
     let arrived = Arrived::new(&opened, original_id.as_deref(), subject.clone());
     if let Some(report) = request::report(headers) {
         // A notification: recorded against what the sender sent, never answered with an MDN
@@ -191,6 +191,7 @@ fn deliver(
                 subject: arrived.subject.clone(),
                 kind: arrived.kind,
                 attachments: attachments.iter().map(attachment_record).collect(),
+                body: mime::first_text(&opened.original).unwrap_or_default(),
             };
             work.at_finish.add(FinishWrite::Delivered(delivery));
             Outcome::Delivered(format!("delivered to {file}"))

@@ -146,7 +146,7 @@ fn traced(envelope: &Envelope, peer: SocketAddr, hostname: &str, now: i64) -> Tr
             out.extend_from_slice(format!("Disposition-Notification-To: <{sender}>\r\n").as_bytes());
         }
         tracked = Some(Tracked {
-            subject: headers.get("subject").unwrap_or("").replace(['\r', '\n'], " "),
+            subject: headers.text("subject").unwrap_or_default(),
             final_delivery: request::final_delivery(&headers) == FinalDelivery::Requested,
         });
     }

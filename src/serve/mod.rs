@@ -15,6 +15,7 @@ pub(crate) mod outbound;
 mod schedule;
 mod start;
 pub(crate) mod stop_signal;
+mod webhooks;
 
 pub(crate) use start::start;
 
@@ -72,6 +73,8 @@ pub(crate) struct Running {
     sessions: Arc<Sessions>,
     /// The connections of the REST API and the portal (for `stop`), of those that run.
     web_stoppers: Vec<crate::http::Stopper>,
+    /// The SHA-256 fingerprint of the node's self-signed certificate, when the API serves it.
+    pub api_self_signed: Option<String>,
 }
 
 /// What an orderly stop did.

@@ -32,12 +32,15 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
     let kek = Arc::new(kek);
     let ready = open_database(&db, &kek, &config, clock.as_ref())?;
     let tls = Arc::new(
-        match (&config.server.tls_cert_file, &config.server.tls_key_file) {
-            (Some(cert), Some(key)) => crate::smtp::tls::acceptor_from_files(cert, key),
-            _ => crate::smtp::tls::acceptor_self_signed(&config.server.hostname),
+        match (&config.server.tls_cert_file, &config.server.tls_key_file, &ready.self_signed) {
+            (Some(cert), Some(key), _) => crate::smtp::tls::acceptor_from_files(cert, key),
+            (.., Some((cert, key))) => crate::smtp::tls::acceptor(std::slice::from_ref(cert), key),
+            _ => Err(crate::pki::PkiError::NoCertificate("server.tls_cert_file".into())),
         }
         .map_err(|e| format!("TLS certificate: {e}"))?,
     );
+    // Said at start: an EHR's client must be given this certificate to trust it.
+    let self_signed_web = ready.self_signed.as_ref().map(|(cert, _)| crate::pki::fingerprint(cert));
     let wakeup = Arc::new(Wakeup::default());
     // One queue connection for intake and every worker (see `Queue`).
     let workers_queue = ready.queue.for_workers();
@@ -57,6 +60,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         shared: None,
         sessions: Arc::new(Sessions::default()),
         web_stoppers: Vec::new(),
+        api_self_signed: None,
     };
     start_publishers(&config, &db, &kek, &clock, &mut running)?;
     let stopping = Arc::new(AtomicBool::new(false));
@@ -65,7 +69,10 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         (Some(cert), Some(key)) => {
             Arc::new(crate::smtp::tls::acceptor_from_files(cert, key).map_err(|e| format!("API TLS certificate: {e}"))?)
         }
-        _ => tls,
+        _ => {
+            running.api_self_signed = self_signed_web;
+            tls
+        }
     };
     let workers = config.queue.workers;
     let channels = {
@@ -137,6 +144,8 @@ struct Ready {
     queue: Box<dyn Queue>,
     recovered: (usize, usize),
     set_aside: Vec<(String, String)>,
+    /// The node's own self-signed TLS certificate and key, when [server] names none.
+    self_signed: Option<(openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>)>,
 }
 
 /// Migrations run here, once, before any other connection; then what was written in the clear
@@ -149,11 +158,22 @@ fn open_database(db: &Path, kek: &Arc<Kek>, config: &Config, clock: &dyn Clock) 
         tracing::info!(sealed, "sealed {sealed} field(s) written in the clear by an earlier version");
     }
     let set_aside = store.set_aside_addresses().map_err(|e| e.to_string())?;
+    let self_signed = if config.server.tls_cert_file.is_some() && config.server.tls_key_file.is_some() {
+        None
+    } else {
+        let (cert, key, made) =
+            crate::identities::self_signed_tls(&*store, kek, &config.server.hostname, clock.unix_now())
+                .map_err(|e| format!("the node's TLS certificate: {e}"))?;
+        if made {
+            tracing::debug!("made the node's self-signed TLS certificate for {}", config.server.hostname);
+        }
+        Some((cert, key))
+    };
     drop(store);
     let queue = crate::store::queue::open(db).map_err(|e| e.to_string())?;
     queue.attach_fields(kek.clone()).map_err(|e| e.to_string())?;
     let recovered = queue.recover(config.queue.max_crashes, clock.unix_now()).map_err(|e| e.to_string())?;
-    Ok(Ready { queue, recovered, set_aside })
+    Ok(Ready { queue, recovered, set_aside, self_signed })
 }
 
 /// The development CA's certificate and CRL over HTTP, and the DNS server publishing CERT and
@@ -267,6 +287,8 @@ fn start_threads(
     spawn("queue-purge", "queue purge thread", move || purge_finished(&purge))?;
     let timeouts = shared.clone();
     spawn("notify-timeouts", "notification timeout thread", move || notices::watch_timeouts(&timeouts))?;
+    let webhooks = shared.clone();
+    spawn("webhooks", "webhook thread", move || super::webhooks::run(&webhooks))?;
     let invitations = shared.clone();
     spawn("invitations", "invitations thread", move || super::invitations::run(&invitations, &channels))?;
     for n in 0..workers {

@@ -86,6 +86,13 @@ impl Headers {
         self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    /// An unstructured field as people read it (a Subject): RFC 2047 encoded words decoded,
+    /// control characters as spaces.
+    pub fn text(&self, name: &str) -> Option<String> {
+        let value = self.get(name)?;
+        Some(super::encoded_words::decode_words(value).chars().map(|c| if c.is_control() { ' ' } else { c }).collect())
+    }
+
     pub fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.fields.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -121,6 +128,11 @@ impl ContentType {
 
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter holding text for people (a file name): RFC 2231 and RFC 2047 forms decoded.
+    pub fn text_param(&self, name: &str) -> Option<String> {
+        super::encoded_words::parameter(&self.params, name)
     }
 
     pub fn is(&self, mime_type: &str) -> bool {
@@ -334,16 +346,48 @@ fn collect_attachments(raw: &[u8], depth: usize, out: &mut Vec<Attachment>) -> R
         return Ok(());
     }
     let disposition = entity.headers.get("content-disposition").map(ContentType::parse);
-    let filename = disposition
-        .as_ref()
-        .and_then(|d| d.param("filename").map(str::to_string))
-        .or_else(|| ct.param("name").map(str::to_string));
-    if let Some(filename) = filename.filter(|f| !f.is_empty()) {
-        if let Ok(content) = entity.decoded_body() {
-            out.push(Attachment { filename, content_type: ct.mime_type.clone(), content: content.into_owned() });
-        }
+    let filename = disposition.as_ref().and_then(|d| d.text_param("filename")).or_else(|| ct.text_param("name"));
+    if let Some(filename) = filename.map(|f| printable_name(&f)).filter(|f| !f.is_empty()) {
+        // A body that does not decode is kept as it came rather than dropped: the practice's copy
+        // must hold every file the message carried.
+        let content = entity.decoded_body().map_or_else(|_| entity.body.to_vec(), Cow::into_owned);
+        out.push(Attachment { filename, content_type: ct.mime_type.clone(), content });
     }
     Ok(())
+}
+
+/// The message's text: its first text/plain part that is not a file, decoded, in its charset
+/// (UTF-8 unless it says Latin-1), with LF line ends; None when it has none.
+pub fn first_text(message: &[u8]) -> Option<String> {
+    first_text_at(message, 0)
+}
+
+fn first_text_at(raw: &[u8], depth: usize) -> Option<String> {
+    let entity = Entity::parse(raw);
+    let ct = entity.content_type();
+    if ct.mime_type.starts_with("multipart/") {
+        if depth >= MAX_NESTING {
+            return None;
+        }
+        let parts = multipart_parts(entity.body, ct.param("boundary")?).ok()?;
+        return parts.into_iter().find_map(|part| first_text_at(part, depth + 1));
+    }
+    let disposition = entity.headers.get("content-disposition").map(ContentType::parse);
+    let is_file = disposition.is_some_and(|d| d.mime_type == "attachment" || d.text_param("filename").is_some());
+    if ct.mime_type != "text/plain" || is_file {
+        return None;
+    }
+    let body = entity.decoded_body().ok()?;
+    let text = match ct.param("charset").map(str::to_ascii_lowercase).as_deref() {
+        Some("iso-8859-1" | "latin1" | "windows-1252") => body.iter().map(|&b| char::from(b)).collect(),
+        _ => String::from_utf8_lossy(&body).into_owned(),
+    };
+    Some(text.replace("\r\n", "\n"))
+}
+
+/// A file name as people see it: control characters (a peer's CR or LF) become spaces.
+fn printable_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
 }
 
 /// Copies the header block `raw` to `out` without the fields named (case-insensitive; with their

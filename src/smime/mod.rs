@@ -4,6 +4,7 @@
 mod base64_line;
 mod cms_ffi;
 mod decrypt;
+mod encoded_words;
 mod envelope;
 mod error;
 pub mod inspect;

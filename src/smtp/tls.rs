@@ -6,7 +6,7 @@ use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAcceptor, SslConnector, SslMethod, SslVerifyMode, SslVersion};
 use openssl::x509::X509;
 
-use crate::pki::{self, ca, PkiError};
+use crate::pki::{self, PkiError};
 
 /// The server side, with a certificate and key from PEM files.
 pub(crate) fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
@@ -18,16 +18,8 @@ pub(crate) fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor
     acceptor(&chain, &key)
 }
 
-/// The server side with a fresh self-signed certificate for `hostname` (when none is configured:
-/// STARTTLS still encrypts; peers that check certificates will refuse it).
-pub(crate) fn acceptor_self_signed(hostname: &str) -> Result<SslAcceptor, PkiError> {
-    let key = ca::generate_rsa(2048)?;
-    let now = crate::clock::Clock::unix_now(&crate::clock::SystemClock);
-    let cert = ca::self_signed_server(&key, hostname, now - 300, 365)?;
-    acceptor(&[cert], &key)
-}
-
-fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError> {
+/// The server side with `chain` (the leaf first) and its key.
+pub(crate) fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     let (leaf, rest) = chain.split_first().ok_or_else(|| PkiError::NoCertificate("TLS certificate".into()))?;

@@ -8,7 +8,7 @@ use crate::address::Domain;
 use serde::Serialize;
 
 use super::sqlite::{duplicate_as, SqliteStore};
-use super::{Result, StoreError};
+use super::{AnchorRecord, Result, StoreError};
 
 /// An API token as stored (its secret is never kept, only its SHA-256).
 #[derive(Debug, Clone, Serialize)]
@@ -107,7 +107,13 @@ pub(crate) trait ApiStore {
     /// The live (not revoked) token with this SHA-256.
     fn token(&self, sha256: &str) -> Result<Option<TokenRecord>>;
     /// Adds a practice with its domain and binds the token to it, all or nothing.
-    fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()>;
+    fn add_practice_for_token(
+        &self,
+        name: &str,
+        domain: &Domain,
+        anchors: &[AnchorRecord],
+        token_id: i64,
+    ) -> Result<()>;
     fn revoke_token(&self, name: &str) -> Result<()>;
 
     /// Records a sent or received message's referral and documents, once: doing it again (a
@@ -136,6 +142,9 @@ pub(crate) trait ApiStore {
         message_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<MailboxEntry>>;
+    /// The text of a message the practice's users received (None: not one of theirs, or one
+    /// delivered before texts were kept).
+    fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>>;
     /// Addresses containing `query`: hosted ones (with their practice) and those the practice
     /// exchanged mail with.
     fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>>;
@@ -276,10 +285,17 @@ impl ApiStore for SqliteStore {
         Ok(stmt.query_row([sha256], token_row).optional()?)
     }
 
-    fn add_practice_for_token(&self, name: &str, domain: &Domain, token_id: i64) -> Result<()> {
+    fn add_practice_for_token(
+        &self,
+        name: &str,
+        domain: &Domain,
+        anchors: &[AnchorRecord],
+        token_id: i64,
+    ) -> Result<()> {
         let now = self.clock.unix_now();
-        self.change("practice.add", name, &format!("domain={domain}"), |tx| {
-            let practice_id = super::sqlite::insert_practice(tx, name, domain, now)?;
+        let detail = format!("domain={domain} anchors={}", anchors.len());
+        self.change("practice.add", name, &detail, |tx| {
+            let practice_id = super::sqlite::insert_practice(tx, name, domain, anchors, now)?;
             let bound = tx.run(
                 "UPDATE api_tokens SET practice_id = ?2 WHERE id = ?1 AND practice_id IS NULL",
                 params![token_id, practice_id],
@@ -476,6 +492,22 @@ impl ApiStore for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>> {
+        let text: Option<Option<String>> = self
+            .conn
+            .row(
+                &format!(
+                    "SELECT field_open(body) FROM mailbox_deliveries
+                     WHERE message_id = ?2 AND kind = 'message' AND recipient_domain IN {PRACTICE_DOMAINS}
+                     ORDER BY body IS NULL LIMIT 1"
+                ),
+                params![practice_id, message_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(text.flatten())
+    }
+
     fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>> {
         let mut found: Vec<DirectoryEntry> = Vec::new();
         let entry = |r: &Row| Ok(DirectoryEntry { address: r.get(0)?, practice: r.get(1)?, source: r.get(2)? });
@@ -544,8 +576,8 @@ mod tests {
     fn store() -> (SqliteStore, i64, i64) {
         let s = SqliteStore::in_memory("test").unwrap();
         s.attach_fields(std::sync::Arc::new(crate::store::fields::tests::Reversing)).unwrap();
-        s.add_practice("Smith", &Domain::parse("smith.test").unwrap()).unwrap();
-        s.add_practice("Jones", &Domain::parse("jones.test").unwrap()).unwrap();
+        s.add_practice("Smith", &Domain::parse("smith.test").unwrap(), &[]).unwrap();
+        s.add_practice("Jones", &Domain::parse("jones.test").unwrap(), &[]).unwrap();
         let (a, b) = (s.practice("Smith").unwrap().id, s.practice("Jones").unwrap().id);
         (s, a, b)
     }
@@ -722,12 +754,12 @@ mod tests {
         let domain = Domain::parse("lee.test").unwrap();
         // The domain is taken by another practice: nothing is made, the token stays free.
         let taken = Domain::parse("smith.test").unwrap();
-        assert!(s.add_practice_for_token("Lee Family Medicine", &taken, token).is_err());
+        assert!(s.add_practice_for_token("Lee Family Medicine", &taken, &[], token).is_err());
         assert!(s.practice("Lee Family Medicine").is_err(), "no practice without its domain");
-        s.add_practice_for_token("Lee Family Medicine", &domain, token).unwrap();
+        s.add_practice_for_token("Lee Family Medicine", &domain, &[], token).unwrap();
         assert_eq!(s.token("digest-1").unwrap().unwrap().practice.as_deref(), Some("Lee Family Medicine"));
         // A token already bound: the second practice is not made either.
-        assert!(s.add_practice_for_token("Other", &Domain::parse("other.test").unwrap(), token).is_err());
+        assert!(s.add_practice_for_token("Other", &Domain::parse("other.test").unwrap(), &[], token).is_err());
         assert!(s.practice("Other").is_err());
     }
 }

@@ -902,4 +902,82 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX share_events_share ON share_events(share_id, at);
     "#,
+    // 26: a received message's text, sealed, so an EHR reads it through the API
+    // (GET /v1/messages/{id}) without IMAP.
+    r#"
+    ALTER TABLE mailbox_deliveries ADD COLUMN body BLOB;
+    "#,
+    // 27: webhooks (issue 25). An EHR's token registers HTTPS callbacks for its practice's events;
+    // each event is written by a trigger in the very transaction that records what happened (an
+    // outbox: nothing is lost to a crash between the two), and the node POSTs it, signed, retrying
+    // until delivered or given up. Payloads hold ids, addresses and states only: no subject, no
+    // patient, no file name.
+    r#"
+    CREATE TABLE webhooks (
+        id          INTEGER PRIMARY KEY,
+        practice_id INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        token_id    INTEGER NOT NULL REFERENCES api_tokens(id) ON DELETE CASCADE,
+        url         TEXT NOT NULL,
+        events      TEXT NOT NULL,
+        secret      BLOB NOT NULL,
+        created_at  INTEGER NOT NULL,
+        removed_at  INTEGER
+    );
+    CREATE INDEX webhooks_practice ON webhooks(practice_id) WHERE removed_at IS NULL;
+    CREATE INDEX webhooks_token ON webhooks(token_id);
+    CREATE TABLE webhook_deliveries (
+        id           INTEGER PRIMARY KEY,
+        webhook_id   INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        event        TEXT NOT NULL,
+        payload      TEXT NOT NULL,
+        state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      INTEGER NOT NULL,
+        last_status  INTEGER,
+        last_error   TEXT,
+        created_at   INTEGER NOT NULL,
+        delivered_at INTEGER
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, id);
+    CREATE TRIGGER webhook_message_received AFTER INSERT ON mailbox_deliveries WHEN NEW.kind = 'message'
+    BEGIN
+        INSERT INTO webhook_deliveries (webhook_id, event, payload, next_at, created_at)
+        SELECT w.id, 'message.received',
+               json_object('event', 'message.received', 'message_id', trim(NEW.message_id, '<>'),
+                           'recipient', NEW.recipient, 'sender', NEW.sender, 'at', NEW.delivered_at),
+               NEW.delivered_at, NEW.delivered_at
+        FROM domains d JOIN webhooks w ON w.practice_id = d.practice_id AND w.removed_at IS NULL
+        WHERE d.name = NEW.recipient_domain AND instr(w.events, ' message.received ') > 0;
+    END;
+    CREATE TRIGGER webhook_referral_received AFTER INSERT ON referrals WHEN NEW.way = 'received'
+    BEGIN
+        INSERT INTO webhook_deliveries (webhook_id, event, payload, next_at, created_at)
+        SELECT w.id, 'referral.received',
+               json_object('event', 'referral.received', 'referral_id', NEW.id,
+                           'message_id', trim(NEW.message_id, '<>'), 'direction', NEW.direction,
+                           'at', NEW.created_at),
+               NEW.created_at, NEW.created_at
+        FROM webhooks w
+        WHERE w.practice_id = NEW.practice_id AND w.removed_at IS NULL
+          AND instr(w.events, ' referral.received ') > 0;
+    END;
+    CREATE TRIGGER webhook_message_status AFTER INSERT ON tracking_events
+        WHEN NEW.event IN ('processed', 'dispatched', 'failed', 'timed-out', 'dsn')
+    BEGIN
+        INSERT INTO webhook_deliveries (webhook_id, event, payload, next_at, created_at)
+        SELECT w.id, CASE NEW.event WHEN 'dsn' THEN 'delivery.failed' ELSE 'message.status' END,
+               CASE NEW.event
+                   WHEN 'dsn' THEN json_object('event', 'delivery.failed', 'message_id', trim(NEW.message_id, '<>'),
+                                               'sender', NEW.sender, 'recipient', NEW.recipient, 'at', NEW.at)
+                   ELSE json_object('event', 'message.status', 'message_id', trim(NEW.message_id, '<>'),
+                                    'sender', NEW.sender, 'recipient', NEW.recipient, 'status', NEW.event,
+                                    'at', NEW.at)
+               END,
+               NEW.at, NEW.at
+        FROM domains d JOIN webhooks w ON w.practice_id = d.practice_id AND w.removed_at IS NULL
+        WHERE d.name = lower(substr(NEW.sender, instr(NEW.sender, '@') + 1))
+          AND instr(w.events, CASE NEW.event WHEN 'dsn' THEN ' delivery.failed ' ELSE ' message.status ' END) > 0;
+    END;
+    "#,
 ];

@@ -16,6 +16,7 @@ pub(crate) mod secure;
 pub(crate) mod sharing;
 mod sqlite;
 mod states;
+pub(crate) mod webhooks;
 
 pub(crate) use accounts::AccountStore;
 pub(crate) use address_book::AddressBookStore;
@@ -31,6 +32,7 @@ pub(crate) use states::{
     require_verified, AccountRole, ContactKind, Disposition, Event, Flow, InvitationState, NoticeKind, NoticeState,
     ProofingState, RecipientStatus, Relationship, Role, SessionStage, ShareCheck, ShareEvent, TrackStatus,
 };
+pub(crate) use webhooks::WebhookStore;
 
 /// The store as the node holds it: its records (`Store`, `ApiStore`) and what the backend does
 /// beside them. Everything above the store names this, never a backend: a PostgreSQL backend
@@ -44,6 +46,7 @@ pub(crate) trait NodeStore:
     + SecureMessageStore
     + PortalStore
     + SharingStore
+    + WebhookStore
     + Send
 {
     /// For a store that keeps the configuration in memory (`open_for_workers`): keeps it while the
@@ -271,6 +274,16 @@ pub(crate) struct StoredProofing {
     pub decided_at: Option<i64>,
 }
 
+/// A certificate issued with a new key (sealed under the KEK), kept with the decision that let
+/// it be issued.
+#[derive(Debug, Clone)]
+pub(crate) struct NewIdentity {
+    pub owner: Owner,
+    pub public_key_sha256: String,
+    pub sealed_key: Vec<u8>,
+    pub cert: NewCert,
+}
+
 /// An address to import (`hisp address import`), with the line of the file it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct NewAddress {
@@ -349,7 +362,8 @@ pub(crate) trait Store {
     fn revocations(&self) -> Result<Vec<RevocationRecord>>;
 
     /// A new practice with its Direct domain; refused if either exists.
-    fn add_practice(&self, name: &str, domain: &Domain) -> Result<()>;
+    /// A practice, its Direct domain and the anchors the domain trusts from the start.
+    fn add_practice(&self, name: &str, domain: &Domain, anchors: &[AnchorRecord]) -> Result<()>;
     fn practices(&self) -> Result<Vec<PracticeRecord>>;
     /// A practice by its name (any case) or one of its domains.
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord>;
@@ -360,11 +374,22 @@ pub(crate) trait Store {
     /// The practice's proofing record (a practice without one has not started).
     fn proofing(&self, practice_id: i64) -> Result<StoredProofing>;
     /// Saves a proofing record if nobody saved another since it was read (its version).
-    fn save_proofing(&self, practice_id: i64, record: &StoredProofing, action: &str, detail: &str) -> Result<()>;
+    /// Saves a proofing step, and the certificates it brings (a verification's), in one
+    /// transaction.
+    fn save_proofing(
+        &self,
+        practice_id: i64,
+        record: &StoredProofing,
+        issued: &[NewIdentity],
+        action: &str,
+        detail: &str,
+    ) -> Result<()>;
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Sets a meta value only if it is absent; returns the value now stored.
     fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// Sets a meta value, replacing what was there.
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<()>;
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 }

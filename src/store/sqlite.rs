@@ -138,18 +138,20 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Every practice, or those named `wanted` (any case) or hosting the domain `wanted`; by name.
-    fn practice_rows(&self, wanted: Option<&str>) -> Result<Vec<PracticeRecord>> {
+    /// Every practice, or the one named `wanted.0` exactly (any ASCII case) or hosting the domain
+    /// `wanted.1`; by name.
+    fn practice_rows(&self, wanted: Option<(&str, &str)>) -> Result<Vec<PracticeRecord>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.name, p.created_at, coalesce(f.state, 'not-started'), p.invite_unreachable,
                     p.two_factor_required, p.invitations_allowed, p.share_check, p.share_roles, (SELECT group_concat(d.name, ' ') FROM domains d WHERE d.practice_id = p.id),
                     (SELECT count(*) FROM addresses a JOIN domains d ON d.id = a.domain_id WHERE d.practice_id = p.id),
                     p.share_auto_renew
              FROM practices p LEFT JOIN proofing f ON f.practice_id = p.id
-             WHERE ?1 IS NULL OR p.name = ?1 COLLATE NOCASE OR p.id IN (SELECT practice_id FROM domains WHERE name = ?1)
+             WHERE ?1 IS NULL OR p.name = ?1 COLLATE NOCASE OR p.id IN (SELECT practice_id FROM domains WHERE name = ?2)
              ORDER BY p.name",
         )?;
-        let rows = stmt.query_map([wanted], |r| {
+        let (name, domain) = wanted.unzip();
+        let rows = stmt.query_map([name, domain], |r| {
             let domains: Option<String> = r.get(9)?;
             Ok(PracticeRecord {
                 id: r.get(0)?,
@@ -182,6 +184,54 @@ impl SqliteStore {
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("domain {domain} (add it with `hisp domain add {domain}`)")))
     }
+}
+
+/// Keeps a sealed private key of `owner`; its id.
+fn insert_key(tx: &Transaction, owner: &Owner, public_key_sha256: &str, sealed: &[u8], now: i64) -> Result<i64> {
+    let owner_text = owner.to_string();
+    let domain_id = match owner {
+        Owner::Domain(d) if d.as_str() == DEV_CA_OWNER => None,
+        other => Some(SqliteStore::domain_id(tx, other.domain())?),
+    };
+    tx.run(
+        "INSERT INTO private_keys (domain_id, owner, public_key_sha256, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![domain_id, owner_text, public_key_sha256, sealed, now],
+    )
+    .map_err(duplicate_as(format!("private key {public_key_sha256}")))?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Keeps a certificate of `owner` (a hosted address or domain), with its key's id if held here.
+fn insert_certificate(tx: &Transaction, owner: &Owner, cert: &NewCert, key_id: Option<i64>, now: i64) -> Result<i64> {
+    let owner_text = owner.to_string();
+    let domain_id = SqliteStore::domain_id(tx, owner.domain())?;
+    if let Owner::Address(address) = owner {
+        let known: Option<i64> =
+            tx.row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0)).optional()?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("address {address} (add it with `hisp address add {address}`)")));
+        }
+    }
+    tx.run(
+        "INSERT INTO certificates (domain_id, owner, binding, subject, issuer, sha256, not_before, not_after,
+                                   key_id, der, created_at)
+         VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            owner_text,
+            owner.binding().as_str(),
+            cert.subject,
+            cert.issuer,
+            cert.sha256,
+            cert.not_before,
+            cert.not_after,
+            key_id,
+            cert.der,
+            now,
+            domain_id
+        ],
+    )
+    .map_err(duplicate_as(format!("certificate {}", cert.sha256)))?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// How every connection of the node uses SQLite: WAL, foreign keys enforced, `synchronous` (FULL:
@@ -230,7 +280,34 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
 }
 
 /// A practice and its domain, in the caller's transaction; the practice's id.
-pub(super) fn insert_practice(tx: &Connection, name: &str, domain: &Domain, now: i64) -> Result<i64> {
+/// Keeps a trust anchor of a hosted domain.
+fn insert_anchor(tx: &Connection, anchor: &AnchorRecord) -> Result<()> {
+    let domain_id = SqliteStore::domain_id(tx, &anchor.domain)?;
+    tx.run(
+        "INSERT INTO anchors (domain_id, subject, sha256, not_after, incoming, outgoing, der)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            domain_id,
+            anchor.subject,
+            anchor.sha256,
+            anchor.not_after,
+            anchor.incoming,
+            anchor.outgoing,
+            anchor.der
+        ],
+    )
+    .map_err(duplicate_as(format!("anchor {} for {}", anchor.sha256, anchor.domain)))?;
+    Ok(())
+}
+
+/// A practice with its first domain and the anchors that domain trusts from the start.
+pub(super) fn insert_practice(
+    tx: &Connection,
+    name: &str,
+    domain: &Domain,
+    anchors: &[AnchorRecord],
+    now: i64,
+) -> Result<i64> {
     let taken: Option<i64> =
         tx.row("SELECT id FROM practices WHERE name = ?1 COLLATE NOCASE", [name], |r| r.get(0)).optional()?;
     if taken.is_some() {
@@ -243,6 +320,9 @@ pub(super) fn insert_practice(tx: &Connection, name: &str, domain: &Domain, now:
         params![practice_id, domain.as_str(), now],
     )
     .map_err(duplicate_as(format!("domain {domain}")))?;
+    for anchor in anchors {
+        insert_anchor(tx, anchor)?;
+    }
     Ok(practice_id)
 }
 
@@ -582,18 +662,8 @@ impl Store for SqliteStore {
 
     fn add_key(&self, owner: &Owner, public_key_sha256: &str, sealed: &[u8]) -> Result<i64> {
         let now = self.clock.unix_now();
-        let owner_text = owner.to_string();
-        self.change("key.add", &owner_text, public_key_sha256, |tx| {
-            let domain_id = match owner {
-                Owner::Domain(d) if d.as_str() == DEV_CA_OWNER => None,
-                other => Some(Self::domain_id(tx, other.domain())?),
-            };
-            tx.run(
-                "INSERT INTO private_keys (domain_id, owner, public_key_sha256, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![domain_id, owner_text, public_key_sha256, sealed, now],
-            )
-            .map_err(duplicate_as(format!("private key {public_key_sha256}")))?;
-            Ok(tx.last_insert_rowid())
+        self.change("key.add", &owner.to_string(), public_key_sha256, |tx| {
+            insert_key(tx, owner, public_key_sha256, sealed, now)
         })
     }
 
@@ -619,40 +689,7 @@ impl Store for SqliteStore {
 
     fn add_certificate(&self, owner: &Owner, cert: &NewCert, key_id: Option<i64>) -> Result<i64> {
         let now = self.clock.unix_now();
-        let owner_text = owner.to_string();
-        self.change("cert.add", &owner_text, &cert.sha256, |tx| {
-            let domain_id = Self::domain_id(tx, owner.domain())?;
-            if let Owner::Address(address) = owner {
-                let known: Option<i64> = tx
-                    .row("SELECT 1 FROM addresses WHERE address = ?1", [address.to_string()], |r| r.get(0))
-                    .optional()?;
-                if known.is_none() {
-                    return Err(StoreError::NotFound(format!(
-                        "address {address} (add it with `hisp address add {address}`)"
-                    )));
-                }
-            }
-            tx.run(
-                "INSERT INTO certificates (domain_id, owner, binding, subject, issuer, sha256, not_before, not_after,
-                                           key_id, der, created_at)
-                 VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    owner_text,
-                    owner.binding().as_str(),
-                    cert.subject,
-                    cert.issuer,
-                    cert.sha256,
-                    cert.not_before,
-                    cert.not_after,
-                    key_id,
-                    cert.der,
-                    now,
-                    domain_id
-                ],
-            )
-            .map_err(duplicate_as(format!("certificate {}", cert.sha256)))?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.change("cert.add", &owner.to_string(), &cert.sha256, |tx| insert_certificate(tx, owner, cert, key_id, now))
     }
 
     fn certificates(&self, owner: Option<&Owner>) -> Result<Vec<CertRecord>> {
@@ -695,22 +732,7 @@ impl Store for SqliteStore {
     fn add_anchor(&self, anchor: &AnchorRecord) -> Result<()> {
         let detail = format!("incoming={} outgoing={}", anchor.incoming, anchor.outgoing);
         self.change("anchor.add", anchor.domain.as_str(), &format!("{} {detail}", anchor.sha256), |tx| {
-            let domain_id = Self::domain_id(tx, &anchor.domain)?;
-            tx.run(
-                "INSERT INTO anchors (domain_id, subject, sha256, not_after, incoming, outgoing, der)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    domain_id,
-                    anchor.subject,
-                    anchor.sha256,
-                    anchor.not_after,
-                    anchor.incoming,
-                    anchor.outgoing,
-                    anchor.der
-                ],
-            )
-            .map_err(duplicate_as(format!("anchor {} for {}", anchor.sha256, anchor.domain)))?;
-            Ok(())
+            insert_anchor(tx, anchor)
         })
     }
 
@@ -883,11 +905,10 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn add_practice(&self, name: &str, domain: &Domain) -> Result<()> {
+    fn add_practice(&self, name: &str, domain: &Domain, anchors: &[AnchorRecord]) -> Result<()> {
         let now = self.clock.unix_now();
-        self.change("practice.add", name, &format!("domain={domain}"), |tx| {
-            insert_practice(tx, name, domain, now).map(|_| ())
-        })
+        let detail = format!("domain={domain} anchors={}", anchors.len());
+        self.change("practice.add", name, &detail, |tx| insert_practice(tx, name, domain, anchors, now).map(|_| ()))
     }
 
     fn practices(&self) -> Result<Vec<PracticeRecord>> {
@@ -895,9 +916,12 @@ impl Store for SqliteStore {
     }
 
     fn practice(&self, name_or_domain: &str) -> Result<PracticeRecord> {
-        let wanted = name_or_domain.trim().trim_end_matches('.').to_ascii_lowercase();
-        self.cache.read(&self.cache.practice, wanted.clone(), || {
-            self.practice_rows(Some(&wanted))?.pop().ok_or_else(|| {
+        // A name is matched as written ("Lee Family Medicine, P.A." keeps its dot); a domain
+        // also in its absolute form ("example.org.").
+        let name = name_or_domain.trim();
+        let domain = name.trim_end_matches('.').to_ascii_lowercase();
+        self.cache.read(&self.cache.practice, name.to_ascii_lowercase(), || {
+            self.practice_rows(Some((name, &domain)))?.pop().ok_or_else(|| {
                 StoreError::NotFound(format!("practice {name_or_domain:?} (`hisp practice list` shows them)"))
             })
         })
@@ -945,7 +969,14 @@ impl Store for SqliteStore {
         }))
     }
 
-    fn save_proofing(&self, practice_id: i64, record: &StoredProofing, action: &str, detail: &str) -> Result<()> {
+    fn save_proofing(
+        &self,
+        practice_id: i64,
+        record: &StoredProofing,
+        issued: &[NewIdentity],
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
         let now = self.clock.unix_now();
         let name: String = self
             .conn
@@ -981,6 +1012,15 @@ impl Store for SqliteStore {
                     "the proofing of {name} changed while this step ran; look again and retry"
                 )));
             }
+            // The certificates the decision brings, with it or not at all.
+            for identity in issued {
+                let key_id = insert_key(tx, &identity.owner, &identity.public_key_sha256, &identity.sealed_key, now)?;
+                insert_certificate(tx, &identity.owner, &identity.cert, Some(key_id), now)?;
+                tx.run(
+                    "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, 'cert.add', ?3, ?4)",
+                    params![now, self.actor, identity.owner.to_string(), identity.cert.sha256],
+                )?;
+            }
             Ok(())
         })
     }
@@ -992,6 +1032,11 @@ impl Store for SqliteStore {
     fn meta_init(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
         self.conn.run("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(self.meta(key)?.unwrap_or_default())
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.conn.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        Ok(())
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
@@ -1270,26 +1315,26 @@ mod tests {
         assert_eq!(store.practice_state(&old).unwrap(), Some(("Old Practice".into(), ProofingState::Verified)));
         assert!(store.proofing(1).unwrap().reasons.contains("before identity proofing"));
         let new = Domain::parse("new.test").unwrap();
-        store.add_practice("New Practice", &new).unwrap();
+        store.add_practice("New Practice", &new, &[]).unwrap();
         assert_eq!(store.practice_state(&new).unwrap(), Some(("New Practice".into(), ProofingState::NotStarted)));
         assert!(matches!(
-            store.add_practice("new practice", &Domain::parse("x.test").unwrap()),
+            store.add_practice("new practice", &Domain::parse("x.test").unwrap(), &[]),
             Err(StoreError::Duplicate(_))
         ));
-        assert!(matches!(store.add_practice("Third", &new), Err(StoreError::Duplicate(_))));
+        assert!(matches!(store.add_practice("Third", &new, &[]), Err(StoreError::Duplicate(_))));
         assert_eq!(store.practices().unwrap().len(), 2, "a refused practice leaves nothing behind");
 
         // Two steps read the same record: the second save is refused, not lost over the first.
         let id = store.practice("New Practice").unwrap().id;
         let read = store.proofing(id).unwrap();
         let step = StoredProofing { state: ProofingState::TermsAccepted, ..read.clone() };
-        store.save_proofing(id, &step, "proofing.terms", "").unwrap();
-        assert!(matches!(store.save_proofing(id, &step, "proofing.terms", ""), Err(StoreError::Conflict(_))));
+        store.save_proofing(id, &step, &[], "proofing.terms", "").unwrap();
+        assert!(matches!(store.save_proofing(id, &step, &[], "proofing.terms", ""), Err(StoreError::Conflict(_))));
         let again = store.proofing(id).unwrap();
         assert_eq!((again.state.as_str(), again.version), ("terms-accepted", 1));
         store
-            .save_proofing(id, &StoredProofing { state: ProofingState::InProgress, ..again.clone() }, "x", "")
+            .save_proofing(id, &StoredProofing { state: ProofingState::InProgress, ..again.clone() }, &[], "x", "")
             .unwrap();
-        assert!(store.save_proofing(id, &again, "x", "").is_err());
+        assert!(store.save_proofing(id, &again, &[], "x", "").is_err());
     }
 }

@@ -32,7 +32,7 @@ pub(crate) fn practice(node: &Node, domain: &str, user: &str) {
     )
     .ok();
     node.ok(&["ca", "init"]);
-    node.ok(&["ca", "export", "--out", &node.files.p("dev-ca.pem")]);
+    node.ok(&["ca", "export", "--force", "--out", &node.files.p("dev-ca.pem")]);
     node.ok(&["anchor", "add", &node.files.p("dev-ca.pem"), "--domain", domain, "--incoming", "--outgoing"]);
     node.ok(&["cert", "issue", &format!("{user}@{domain}")]);
     node.publish_ca();
@@ -70,7 +70,7 @@ pub(crate) fn network_with(tweak: impl Fn(&str, String) -> String) -> Network {
     // B publishes dr.jones's certificate and its MX; A's likewise.
     let cert_of = |node: &Node, owner: &str| {
         let path = node.files.p("published.der");
-        node.ok(&["cert", "export", owner, "--der", "--out", &path]);
+        node.ok(&["cert", "export", owner, "--der", "--force", "--out", &path]);
         base64::engine::general_purpose::STANDARD.encode(std::fs::read(&path).unwrap())
     };
     let dns = servers::knot_on(

@@ -54,7 +54,7 @@ impl Node {
     pub(crate) fn publish_ca(&self) {
         let web = self.web.as_ref().expect("a node made with_published_ca");
         self.ok(&["ca", "crl", "--out", &web.path("ca.crl").display().to_string()]);
-        self.ok(&["ca", "export", "--der", "--out", &web.path("ca.cer").display().to_string()]);
+        self.ok(&["ca", "export", "--der", "--force", "--out", &web.path("ca.cer").display().to_string()]);
     }
 
     /// Starts `hisp serve` and waits until it listens on `port`; stopped when the Daemon drops.

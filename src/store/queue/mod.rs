@@ -788,8 +788,8 @@ fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) -> Res
     }
     tx.run(
         "INSERT OR IGNORE INTO mailbox_deliveries
-           (delivery_key, message_id, recipient, delivered_at, file, sender, subject, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, field_seal(?7), ?8)",
+           (delivery_key, message_id, recipient, delivered_at, file, sender, subject, kind, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, field_seal(?7), ?8, field_seal(?9))",
         params![
             delivery.delivery_key,
             message_id,
@@ -798,7 +798,8 @@ fn record_delivery(tx: &Connection, delivery: &MailboxDelivery, now: i64) -> Res
             delivery.file,
             delivery.sender,
             delivery.subject,
-            delivery.kind
+            delivery.kind,
+            delivery.body
         ],
     )?;
     Ok(())
@@ -845,6 +846,8 @@ pub(crate) struct MailboxDelivery {
     /// "message", "mdn" or "dsn".
     pub kind: &'static str,
     pub attachments: Vec<AttachmentRecord>,
+    /// The message's text (its first text part that is not a file), for the API to show.
+    pub body: String,
 }
 
 /// What is kept of an attachment of a delivered message: its name, type, size and digest.
@@ -1082,6 +1085,7 @@ mod tests {
             subject: String::new(),
             kind: "message",
             attachments: Vec::new(),
+            body: String::new(),
         }));
         let err = q.finish_and_claim(left[0].recipient_id, &Outcome::Delivered("new/1".into()), 103, failing, 1);
         assert!(err.unwrap_err().to_string().contains("no"));
