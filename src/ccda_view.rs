@@ -60,19 +60,33 @@ pub enum ViewError {
     TooDeep,
     #[error("the document is not an HL7 CDA document (its root is not ClinicalDocument in urn:hl7-org:v3)")]
     NotCda,
+    #[error("the CDA document is not a C-CDA one (no templateId of a C-CDA document, {CCDA_DOCUMENT}*)")]
+    NotCcda,
 }
 
-/// Whether a file is worth reading as a C-CDA: XML by its type or its name.
-pub fn is_xml(content_type: &str, filename: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    ct == "text/xml"
-        || ct == "application/xml"
-        || ct.ends_with("+xml")
-        || filename.to_ascii_lowercase().ends_with(".xml")
+/// The arc of C-CDA's document templates: 1.1 the US Realm Header, 1.2 the CCD, 1.14 the
+/// referral note, 1.13 the transfer summary... (C-CDA R2.1, Volume 2).
+pub const CCDA_DOCUMENT: &str = "2.16.840.1.113883.10.20.22.1.";
+
+/// Checks that `bytes` is a C-CDA document: well-formed XML without a DTD, a ClinicalDocument root
+/// in the HL7 v3 namespace, and a templateId of a C-CDA document.
+pub fn check_ccda(bytes: &[u8]) -> Result<(), ViewError> {
+    with_document(bytes, |root| {
+        let ccda = |t: Node| {
+            t.attribute("root").is_some_and(|r| {
+                r.strip_prefix(CCDA_DOCUMENT).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        };
+        if children(root, "templateId").any(ccda) {
+            Ok(())
+        } else {
+            Err(ViewError::NotCcda)
+        }
+    })
 }
 
-/// Reads `bytes` as a CDA document and writes its view.
-pub fn render(bytes: &[u8]) -> Result<CcdaView, ViewError> {
+/// Runs `read` on the root of the CDA document `bytes`, parsed within the bounds above.
+fn with_document<T>(bytes: &[u8], read: impl FnOnce(Node) -> Result<T, ViewError>) -> Result<T, ViewError> {
     if bytes.len() > MAX_BYTES {
         return Err(ViewError::TooLarge);
     }
@@ -88,6 +102,24 @@ pub fn render(bytes: &[u8]) -> Result<CcdaView, ViewError> {
     if !root.has_tag_name((HL7, "ClinicalDocument")) {
         return Err(ViewError::NotCda);
     }
+    read(root)
+}
+
+/// Whether a file is worth reading as a C-CDA: XML by its type or its name.
+pub fn is_xml(content_type: &str, filename: &str) -> bool {
+    let ct = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    ct == "text/xml"
+        || ct == "application/xml"
+        || ct.ends_with("+xml")
+        || filename.to_ascii_lowercase().ends_with(".xml")
+}
+
+/// Reads `bytes` as a CDA document and writes its view.
+pub fn render(bytes: &[u8]) -> Result<CcdaView, ViewError> {
+    with_document(bytes, view)
+}
+
+fn view(root: Node) -> Result<CcdaView, ViewError> {
     let title = child(root, "title")
         .map(text_of)
         .filter(|t| !t.is_empty())
@@ -368,6 +400,18 @@ mod tests {
             <component><structuredBody><component><section><title>Plan</title><text>{body}</text></section>
             </component></structuredBody></component></ClinicalDocument>"#
         )
+    }
+
+    #[test]
+    fn a_c_cda_is_told_from_other_xml_and_from_a_plain_cda() {
+        for name in ["ccd.xml", "referral-note.xml", "transfer-summary.xml"] {
+            check_ccda(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert!(matches!(check_ccda(cda("x").as_bytes()), Err(ViewError::NotCcda)));
+        assert!(matches!(check_ccda(b"<note>hi</note>"), Err(ViewError::NotCda)));
+        assert!(matches!(check_ccda(b"<ClinicalDocument"), Err(ViewError::NotXml(_))));
+        let wrong_arc = cda("x").replace("<title>", r#"<templateId root="2.16.840.1.113883.10.20.22.2.21"/><title>"#);
+        assert!(matches!(check_ccda(wrong_arc.as_bytes()), Err(ViewError::NotCcda)), "a section's template");
     }
 
     #[test]

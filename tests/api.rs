@@ -906,3 +906,92 @@ fn the_apis_own_certificate_is_kept_across_restarts_and_exported_for_clients() {
     assert_eq!(node.ok(&["http", "cert", "export"]).stdout, first, "the same certificate after a restart");
     assert_eq!(trusting.call(None, "GET", "/v1/practice", None).status, 401);
 }
+
+/// An EHR may send again under the same Idempotency-Key without sending twice; a recipient given
+/// twice gets one copy; base64 in lines is taken; a referral's XML that is not a C-CDA and a
+/// message over the node's limit are refused with the field or the limit, before anything is queued.
+#[test]
+fn an_ehr_may_retry_a_send_safely_and_bad_files_are_named_before_anything_is_queued() {
+    let limit =
+        |config: String| config.replace("min_free_disk_mb = 0\n", "min_free_disk_mb = 0\nmax_message_bytes = 400000\n");
+    let Single { node, daemon: _daemon, api, _mail, _scratch } = single_node(DOMAIN, limit);
+    node.ok(&["ca", "init"]);
+    let t = token(&node, "kareo", None);
+    api.expect(&t, 201, "POST", "/v1/practice", Some(&json!({"name": "Smith Pediatrics"})));
+    api.expect(&t, 201, "POST", "/v1/practice/users", Some(&json!({"username": "dr.smith"})));
+    node.ok(&["proofing", "approve", "Smith Pediatrics", "--out-of-band", "--reason", "test practice"]);
+    let me = format!("dr.smith@{DOMAIN}");
+    // As GNU base64 writes it: lines of 76 characters.
+    let ccda = fixture("ccda/referral-note.xml");
+    let lines: Vec<String> = b64(&ccda).as_bytes().chunks(76).map(|l| String::from_utf8(l.to_vec()).unwrap()).collect();
+    let message = |to: Value, content: &str, sections: Value| {
+        json!({"from": me, "to": to, "subject": "Referral", "body": "See attached.",
+               "attachments": [{"filename": "referral-note.xml", "content_type": "application/xml", "content_base64": content}],
+               "referral": {"patient_id": "MRN-1", "direction": "transferring", "ccda_sections": sections}})
+    };
+    let good = message(
+        json!(["dr.jones@b.test", "DR.JONES@b.test"]),
+        &lines.join("\n"),
+        json!(["problems", "Problems", "plan"]),
+    );
+    let key = "Idempotency-Key: 6f1c2a3e-referral-1";
+    let first = api.call_with(&t, "POST", "/v1/messages", Some(&good), &[key]);
+    assert_eq!(first.status, 202, "{}", String::from_utf8_lossy(&first.raw));
+    assert_eq!(first.body["recipients"], json!(["dr.jones@b.test"]), "one copy per recipient");
+    let again = api.call_with(&t, "POST", "/v1/messages", Some(&good), &[key]);
+    assert_eq!((again.status, again.body["message_id"].clone()), (202, first.body["message_id"].clone()));
+    let sent = api.expect(&t, 200, "GET", "/v1/messages?way=sent", None);
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 1, "sent once: {sent}");
+    let referral = api.expect(&t, 200, "GET", &format!("/v1/referrals/{}", first.body["referral_id"]), None);
+    assert_eq!(referral["sections"], json!(["problems", "plan"]));
+    // b.test's DNS does not answer: while its delivery is retried, the message says why and when next.
+    let path = format!("/v1/messages/{}", first.body["message_id"].as_str().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let retry = loop {
+        let shown = api.expect(&t, 200, "GET", &path, None);
+        if let Some(retry) = shown["recipients"][0].get("retry").filter(|r| !r.is_null()) {
+            break retry.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "never shown as retried: {shown}\n{}", node.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(retry["attempts"].as_i64().unwrap() >= 1 && retry["next_attempt_at"].is_i64(), "{retry}");
+    assert!(!retry["reason"].as_str().unwrap_or("").is_empty(), "{retry}");
+    let other = message(json!(["dr.lee@b.test"]), &b64(&ccda), json!([]));
+    let reused = api.call_with(&t, "POST", "/v1/messages", Some(&other), &[key]);
+    assert_eq!((reused.status, reused.body["error"]["code"].clone()), (422, json!("idempotency-key-reused")));
+
+    let not_ccda = message(json!(["dr.jones@b.test"]), &b64(b"<note>hello</note>"), json!([]));
+    let refused = api.expect(&t, 400, "POST", "/v1/messages", Some(&not_ccda));
+    assert_eq!(refused["error"]["field"], "attachments[0].content_base64", "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("ClinicalDocument"), "{refused}");
+    let mut big = message(json!(["dr.jones@b.test"]), &b64(&ccda), json!([]));
+    big["attachments"].as_array_mut().unwrap().push(json!({"filename": "scan.pdf", "content_type": "application/pdf",
+        "content_base64": b64(&vec![7u8; 300_000])}));
+    let too_large = api.expect(&t, 413, "POST", "/v1/messages", Some(&big));
+    assert!(too_large["error"]["message"].as_str().unwrap().contains("400000"), "{too_large}");
+    let sent = api.expect(&t, 200, "GET", "/v1/messages?way=sent", None);
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 1, "nothing else was queued: {sent}");
+
+    // Every list pages with a cursor, to its end.
+    for name in ["Ann Lee", "Bo Park", "Cy Ray"] {
+        let email = format!("{}@law.example", name.split(' ').next().unwrap().to_lowercase());
+        api.expect(&t, 201, "POST", "/v1/share-contacts", Some(&json!({"name": name, "email": email})));
+    }
+    let first = api.expect(&t, 200, "GET", "/v1/share-contacts?limit=2", None);
+    assert_eq!(first["contacts"].as_array().unwrap().len(), 2);
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let second = api.expect(&t, 200, "GET", &format!("/v1/share-contacts?limit=2&cursor={cursor}"), None);
+    assert_eq!((second["contacts"].as_array().unwrap().len(), second["next_cursor"].clone()), (1, Value::Null));
+    let names: Vec<&str> = first["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["contacts"].as_array().unwrap())
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "each once: {names:?}");
+    assert_eq!(api.expect(&t, 200, "GET", "/v1/documents?limit=1", None)["documents"].as_array().unwrap().len(), 1);
+    let bad = api.expect(&t, 400, "GET", "/v1/messages?cursor=not-ours", None);
+    assert_eq!(bad["error"]["field"], "cursor");
+}

@@ -548,3 +548,47 @@ fn addresses_are_imported_from_a_csv_file_in_batches_with_bad_rows_refused_by_li
         assert!(run.stderr.contains(says), "{}", run.stderr);
     }
 }
+
+/// Only `init` makes or migrates a database: another program's SQLite file, an empty file and a
+/// database of an older schema are refused by every other command, and left as they were.
+#[test]
+fn only_init_makes_or_migrates_a_database_and_other_files_are_left_alone() {
+    let files = Files::new();
+    let foreign = files.p("notes.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        .unwrap();
+    let run = hisp(&["domain", "list"], None, &[("HISP_DB", &foreign)]);
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not a hisp database"), "{}", run.stderr);
+    let tables: Vec<String> = rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .prepare("SELECT name FROM sqlite_master")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["notes"], "nothing written into another program's file");
+
+    let empty = files.p("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let run = hisp(&["audit"], None, &[("HISP_DB", &empty)]);
+    assert_eq!(run.status, 1);
+    assert!(run.stderr.contains("it is empty"), "{}", run.stderr);
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "still empty");
+
+    let node = Node::new();
+    let older = hisp::store::SCHEMA_VERSION - 1;
+    rusqlite::Connection::open(&node.db).unwrap().pragma_update(None, "user_version", older as i64).unwrap();
+    let refused = node.run(&["domain", "list"]);
+    assert_eq!(refused.status, 1);
+    assert!(refused.stderr.contains("hisp init --upgrade"), "{}", refused.stderr);
+    let upgraded = node.json(&["init", "--upgrade"]);
+    assert_eq!(
+        (upgraded["was"].as_u64(), upgraded["schema_version"].as_u64()),
+        (Some(older as u64), Some(hisp::store::SCHEMA_VERSION as u64))
+    );
+    node.ok(&["domain", "list"]);
+}

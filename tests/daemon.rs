@@ -611,3 +611,31 @@ fn the_log_can_be_json_lines_with_their_span_and_names_who_failed_to_log_in() {
     assert_eq!(refused["span"]["name"], "smtp", "{refused}");
     assert!(!n.a.serve_log().contains("not-the-password-42"), "a password never reaches the log");
 }
+
+/// `hisp backup` copies a running node's database; `hisp restore` makes a fresh node of it alone,
+/// which delivers the message the first one still held in its queue.
+#[test]
+fn a_backup_of_a_running_node_restored_into_a_fresh_one_delivers_what_was_queued() {
+    let mut n = network();
+    // B is down: A's message to it waits in A's queue.
+    n.daemons.remove(1).kill9();
+    let message = "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: Kept\r\nMessage-ID: <backup-1@a.test>\r\n\r\nKept safe.\r\n";
+    assert_eq!(submit(&n, message).status, 0);
+    let backup = n.a.files.p("backup.db");
+    let made = n.a.json(&["backup", &backup]);
+    assert!(made["bytes"].as_u64().unwrap() > 0, "{made}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&backup).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let again = n.a.run(&["backup", &backup]);
+    assert!(again.status != 0 && again.stderr.contains("--force"), "{}", again.stderr);
+
+    // A is gone; a fresh node has nothing but the backup.
+    n.daemons.remove(0).kill9();
+    let fresh = n.a.elsewhere();
+    fresh.ok(&["restore", &backup]);
+    assert!(fresh.run(&["restore", &backup]).stderr.contains("move it away"), "never over a database");
+    let _a = fresh.serve(n.a_submission);
+    n.daemons.push(n.b.serve(n.b_backbone));
+    let delivered = mailbox(&n.b, "b.test", "dr.jones", 1);
+    assert!(delivered[0].contains("Kept safe."), "{}", delivered[0]);
+}

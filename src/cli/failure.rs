@@ -59,6 +59,10 @@ impl From<StoreError> for Failure {
             StoreError::Duplicate(_) => "duplicate",
             StoreError::Conflict(_) => "conflict",
             StoreError::TooMany(_) => "too-many",
+            StoreError::NotHisp(..) => "not-a-hisp-database",
+            StoreError::Outdated { .. } => "schema-outdated",
+            StoreError::Access(..) => "permission",
+            StoreError::Missing(_) => "no-database",
             _ => "store",
         };
         Failure::new(code, e.to_string())

@@ -1,6 +1,7 @@
 //! The command line: parsing (clap) and dispatch. Each command group has its own module.
 
 mod account;
+mod backup;
 mod bundle;
 mod certs;
 mod contacts;
@@ -54,8 +55,15 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Create the database (0600, in a 0700 directory) and apply the schema.
-    Init,
+    /// Create the database (0600, in a 0700 directory) and apply the schema. The only command that
+    /// creates or migrates a database: every other one refuses a file that is not a hisp database
+    /// of this version's schema.
+    Init {
+        /// Migrate the existing hisp database to this version's schema instead (back it up first
+        /// with `hisp backup`).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Practice Direct domains hosted by this node.
     #[command(subcommand)]
     Domain(provision::DomainCommand),
@@ -129,6 +137,12 @@ pub(crate) enum Command {
     /// (SMTP submission with AUTH, discovery in DNS, seal, delivery, open, Maildir); prints the
     /// timeline. Needs nothing but this binary; exits 0 when the document arrives intact.
     Demo,
+    /// Copy the node's database, consistently, while it runs (SQLite's online backup), to a new
+    /// file (0600); restore it with `hisp restore`.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place as the database (--db / HISP_DB), which must not exist: stop
+    /// `hisp serve` and move the old database away first. Needs the HISP_KEK of the node backed up.
+    Restore(backup::RestoreArgs),
     /// Show the audit log: who changed what, when.
     Audit {
         /// How many entries, newest first.
@@ -170,13 +184,15 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
     crate::logging::init(format).map_err(Failure::usage)?;
     let done = |r: Result<(), Failure>| r.map(|()| 0);
     match cli.command {
-        Command::Init => done(provision::init(&ctx)),
+        Command::Init { upgrade } => done(provision::init(&ctx, upgrade)),
         Command::Domain(c) => done(provision::domain(&ctx, c)),
         Command::Address(c) => provision::address(&ctx, c),
         Command::Practice(c) => done(onboarding::practice(&ctx, c)),
         Command::Proofing(c) => done(onboarding::proofing(&ctx, c)),
         Command::Token(c) => done(tokens::run(&ctx, c)),
         Command::Http(c) => done(http_cert::http(&ctx, c)),
+        Command::Backup(a) => done(backup::backup(&ctx, a)),
+        Command::Restore(a) => done(backup::restore(&ctx, a)),
         Command::Invite(c) => done(invite::run(&ctx, c)),
         Command::Contacts(c) => done(contacts::run(&ctx, c)),
         Command::Secure(c) => done(secure::run(&ctx, c)),

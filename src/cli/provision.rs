@@ -113,7 +113,27 @@ pub(crate) enum AnchorCommand {
     },
 }
 
-pub(super) fn init(ctx: &Context) -> Result<(), Failure> {
+pub(super) fn init(ctx: &Context, upgrade: bool) -> Result<(), Failure> {
+    if upgrade {
+        let (before, after) = crate::store::upgrade(&ctx.db_path)?;
+        if ctx.json {
+            output::json(&json!({ "ok": true, "database": ctx.db_path, "schema_version": after, "was": before }));
+        } else if before == after {
+            println!("{} is at schema version {after} already", ctx.db_path.display());
+        } else {
+            println!("upgraded {} from schema version {before} to {after}", ctx.db_path.display());
+        }
+        return Ok(());
+    }
+    if ctx.db_path.exists() {
+        return Err(Failure::new(
+            "exists",
+            format!(
+                "{} already exists: `hisp init --upgrade` migrates an existing hisp database to this version",
+                ctx.db_path.display()
+            ),
+        ));
+    }
     let store = ctx.create_store()?;
     let version = store.schema_version()?;
     if ctx.json {

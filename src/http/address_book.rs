@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
+use super::paging::Paging;
 use crate::address::DirectAddress;
 use crate::store::address_book::{Member, Viewer};
 
@@ -26,21 +27,23 @@ pub(crate) async fn profile(caller: Caller, Path(id): Path<i64>) -> Response {
 }
 
 /// GET /v1/members: the practice's accounts (clinicians and staff).
-pub(crate) async fn members(caller: Caller) -> Response {
+pub(crate) async fn members(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            Ok((StatusCode::OK, json!({ "members": call.store.members(practice.id)? })))
+            Ok((StatusCode::OK, paging.answer("members", call.store.members(practice.id)?)))
         })
         .await
 }
 
 /// GET /v1/listings: what the practice lists for connected practices and patients.
-pub(crate) async fn listings(caller: Caller) -> Response {
+pub(crate) async fn listings(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            Ok((StatusCode::OK, json!({ "listings": call.store.listings(practice.id)? })))
+            Ok((StatusCode::OK, paging.answer("listings", call.store.listings(practice.id)?)))
         })
         .await
 }
@@ -102,8 +105,9 @@ pub(crate) async fn contacts(
             if q.len() > 200 {
                 return Err(ApiError::field("q", "at most 200 characters"));
             }
+            let paging = Paging::of(&query)?;
             let found = crate::network::address_book::search(call.store.contacts(account.id)?, q);
-            Ok((StatusCode::OK, json!({ "contacts": found })))
+            Ok((StatusCode::OK, paging.answer("contacts", found)))
         })
         .await
 }

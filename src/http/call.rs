@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::{Api, Peer};
-use crate::store::api::TokenRecord;
+use crate::store::api::{Idempotency, TokenRecord};
 use crate::store::{NodeStore, PracticeRecord};
 
 /// What a handler has to work with.
@@ -61,6 +61,8 @@ pub(crate) struct Caller {
     api: Arc<Api>,
     token: TokenRecord,
     peer: Peer,
+    /// The request's `Idempotency-Key` header, as text, and what it is asked of (method and path).
+    idempotency: Option<(String, String)>,
 }
 
 impl FromRequestParts<Arc<Api>> for Caller {
@@ -97,7 +99,10 @@ impl FromRequestParts<Arc<Api>> for Caller {
             api.token_failures.failed(&client);
             return Err(ApiError::unauthorized("unknown or revoked API token"));
         };
-        Ok(Caller { api: api.clone(), token, peer })
+        let idempotency = parts.headers.get("idempotency-key").map(|v| {
+            (String::from_utf8_lossy(v.as_bytes()).into_owned(), format!("{} {}", parts.method, parts.uri.path()))
+        });
+        Ok(Caller { api: api.clone(), token, peer, idempotency })
     }
 }
 
@@ -110,6 +115,59 @@ impl Caller {
         F: FnOnce(&Call) -> Result<(StatusCode, T), ApiError> + Send + 'static,
     {
         self.run_raw(|call| work(call).map(|(status, value)| (status, Json(value)).into_response())).await
+    }
+
+    /// As `run`, honouring an `Idempotency-Key`: the first request under a key runs, and its
+    /// answer (a success or the client's error, not the node's) is kept a day; the same request
+    /// under the key again gets that answer without running (`Idempotent-Replayed: true`); the key
+    /// with another request is refused (422), and while its first request runs, 409.
+    pub(crate) async fn run_once<T, F>(self, body: &[u8], work: F) -> Response
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&Call) -> Result<(StatusCode, T), ApiError> + Send + 'static,
+    {
+        let Some((key, request)) = self.idempotency.clone() else { return self.run(work).await };
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            let bad = ApiError::field("Idempotency-Key", "1 to 255 printable ASCII characters (a UUID, say)");
+            return bad.into_response();
+        }
+        let mut digest = request.into_bytes();
+        digest.push(b'\n');
+        digest.extend_from_slice(body);
+        let sha256 = crate::pki::sha256_hex(&digest);
+        self.run_raw(move |call| {
+            let token = call.token.id;
+            match call.store.idempotency_begin(token, &key, &sha256, call.now)? {
+                Idempotency::New => {}
+                Idempotency::Replay { status, response } => {
+                    let status = StatusCode::from_u16(status).map_err(ApiError::internal)?;
+                    let mut answer = (status, [(header::CONTENT_TYPE, "application/json")], response).into_response();
+                    answer.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+                    return Ok(answer);
+                }
+                Idempotency::Mismatch => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "idempotency-key-reused",
+                        "this Idempotency-Key was used with another request; use a new key for a new request",
+                    ))
+                }
+                Idempotency::InProgress => {
+                    return Err(ApiError::conflict("the first request with this Idempotency-Key is still running"))
+                }
+            }
+            let (status, value) = match work(call) {
+                Ok((status, value)) => (status, serde_json::to_value(value).map_err(ApiError::internal)?),
+                Err(e) if e.status.is_server_error() => {
+                    call.store.idempotency_abandon(token, &key)?;
+                    return Err(e);
+                }
+                Err(e) => (e.status, e.body()),
+            };
+            call.store.idempotency_finish(token, &key, status.as_u16(), &value.to_string())?;
+            Ok((status, Json(value)).into_response())
+        })
+        .await
     }
 
     /// As `run`, for an answer that is not JSON (a document's content).

@@ -1,32 +1,43 @@
 //! The practice's documents and each patient's: copies of what was sent and received.
 
-use axum::extract::Path;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::call::Caller;
 use super::error::ApiError;
+use super::paging::Paging;
 use crate::onboarding::referral::check_token;
 
 /// GET /v1/documents
-pub(crate) async fn list(caller: Caller) -> Response {
+pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
-        .run(|call| {
+        .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            Ok((StatusCode::OK, json!({ "documents": call.store.documents(practice.id, None, None)? })))
+            Ok((StatusCode::OK, paging.answer("documents", call.store.documents(practice.id, None, None)?)))
         })
         .await
 }
 
 /// GET /v1/patients/{patient}/documents
-pub(crate) async fn of_patient(caller: Caller, Path(patient): Path<String>) -> Response {
+pub(crate) async fn of_patient(
+    caller: Caller,
+    Path(patient): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     caller
         .run(move |call| {
             check_token(&patient, 64).map_err(|e| ApiError::field("patient", e))?;
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
             let documents = call.store.documents(practice.id, Some(&patient), None)?;
-            Ok((StatusCode::OK, json!({ "patient_id": patient, "documents": documents })))
+            let mut answer = paging.answer("documents", documents);
+            answer["patient_id"] = json!(patient);
+            Ok((StatusCode::OK, answer))
         })
         .await
 }

@@ -57,9 +57,16 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body it answers with.
+    pub(crate) fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "field": self.field, "message": self.message } })
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "field": self.field, "message": self.message } });
+        let body = self.body();
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

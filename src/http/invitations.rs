@@ -7,11 +7,10 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
-use super::messages::limit;
+use super::paging::Paging;
 use crate::address::DirectAddress;
 use crate::network::invitations::{InvitationError, Invitations, Status};
 use crate::network::invitee::InviteeRequest;
@@ -43,7 +42,7 @@ struct NewInvitation {
 /// POST /v1/invitations
 pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: NewInvitation = parse_body(&body)?;
             let practice = call.practice()?;
             let inviter = match request.from.as_deref() {
@@ -77,8 +76,9 @@ pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, Str
                 None => None,
             };
             let practice = call.practice()?;
-            let list = invitations(call).list(&practice.name, status, limit(&query)?)?;
-            Ok((StatusCode::OK, json!({ "invitations": list })))
+            let paging = Paging::of(&query)?;
+            let list = invitations(call).list(&practice.name, status, paging.reach())?;
+            Ok((StatusCode::OK, paging.answer("invitations", list)))
         })
         .await
 }
@@ -117,11 +117,12 @@ pub(crate) async fn date_of_birth(caller: Caller, Path(id): Path<i64>, Body(body
 }
 
 /// GET /v1/connections: the practices and patients this practice is connected to.
-pub(crate) async fn connections(caller: Caller) -> Response {
+pub(crate) async fn connections(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            Ok((StatusCode::OK, json!({ "connections": call.store.connections(practice.id)? })))
+            Ok((StatusCode::OK, paging.answer("connections", call.store.connections(practice.id)?)))
         })
         .await
 }

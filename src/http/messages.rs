@@ -10,13 +10,14 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::ApiError;
+use super::paging::Paging;
 
 /// The Message-ID as the API names it: without its angle brackets (they do not sit well in URLs).
 pub(crate) fn bare(message_id: &str) -> &str {
     message_id.trim().trim_start_matches('<').trim_end_matches('>')
 }
 
-/// GET /v1/messages?way=sent|received&limit=N
+/// GET /v1/messages?way=sent|received&limit=N&cursor=C
 pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
@@ -25,27 +26,15 @@ pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, Str
                 Some(w @ ("sent" | "received")) => Some(w.to_string()),
                 Some(_) => return Err(ApiError::field("way", "sent or received")),
             };
-            let limit = limit(&query)?;
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            let mut messages = call.store.mailbox(practice.id, way.as_deref(), None, limit)?;
+            let mut messages = call.store.mailbox(practice.id, way.as_deref(), None, paging.reach())?;
             for m in &mut messages {
                 m.message_id = bare(&m.message_id).to_string();
             }
-            Ok((StatusCode::OK, json!({ "messages": messages })))
+            Ok((StatusCode::OK, paging.answer("messages", messages)))
         })
         .await
-}
-
-/// The `limit` query parameter: 1 to 1000, 100 by default.
-pub(crate) fn limit(query: &HashMap<String, String>) -> Result<usize, ApiError> {
-    match query.get("limit") {
-        None => Ok(100),
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::field("limit", "a number from 1 to 1000")),
-    }
 }
 
 /// GET /v1/messages/{id}: one message of the practice, with each recipient's status and

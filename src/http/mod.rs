@@ -14,6 +14,7 @@ pub(crate) mod documents;
 pub(crate) mod error;
 pub(crate) mod invitations;
 pub(crate) mod messages;
+pub(crate) mod paging;
 pub(crate) mod portal;
 pub(crate) mod practice;
 pub(crate) mod proofing;

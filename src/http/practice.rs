@@ -23,7 +23,7 @@ struct NewPractice {
 /// POST /v1/practice: a token not yet acting for a practice sets one up and acts for it from then on.
 pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: NewPractice = parse_body(&body)?;
             if let Some(practice) = &call.token.practice {
                 return Err(ApiError::conflict(format!("this token already acts for practice {practice:?}")));
@@ -67,7 +67,7 @@ struct NewUser {
 /// POST /v1/practice/users: a username in the practice's domain becomes a Direct address.
 pub(crate) async fn add_user(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: NewUser = parse_body(&body)?;
             let practice = call.practice()?;
             let domain = practice.domains.first().ok_or_else(|| ApiError::conflict("the practice has no domain"))?;

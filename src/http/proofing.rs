@@ -104,7 +104,7 @@ pub(crate) async fn confirm(caller: Caller, Body(body): Body) -> Response {
 /// POST /v1/proofing/submit: "Verify Identity". Verified, the practice's users get their
 /// certificates with the decision (when this node runs a development CA).
 pub(crate) async fn submit(caller: Caller) -> Response {
-    caller.run(|call| Ok((StatusCode::OK, step(call, |o, p| o.submit(p))?))).await
+    caller.run_once(&[], |call| Ok((StatusCode::OK, step(call, |o, p| o.submit(p))?))).await
 }
 
 /// POST /v1/proofing/retry: "Try Again" after a failure.

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::call::Caller;
 use super::error::ApiError;
-use super::messages::{bare, limit};
+use super::messages::bare;
+use super::paging::Paging;
 use crate::onboarding::referral::DIRECTIONS;
 use crate::store::api::{summarize, ReferralFilter, ReferralRecord};
 
@@ -43,7 +44,7 @@ pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, Str
                     return Err(ApiError::field("way", "sent or received"));
                 }
             }
-            let limit = limit(&query)?;
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
             let filter = ReferralFilter { patient_id: get("patient"), direction: get("direction"), way: get("way") };
             let referrals: Vec<Value> = call
@@ -52,9 +53,9 @@ pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, Str
                 .iter()
                 .map(shown)
                 .filter(|r| get("status").is_none_or(|s| r["status"] == s))
-                .take(limit)
+                .take(paging.reach())
                 .collect();
-            Ok((StatusCode::OK, json!({ "referrals": referrals })))
+            Ok((StatusCode::OK, paging.answer("referrals", referrals)))
         })
         .await
 }

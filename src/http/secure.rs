@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
-use super::messages::limit;
+use super::paging::Paging;
 use super::send::{self, Outgoing, Sending};
 use crate::network::messages::{self, FileRequest, MessageError, SecureRequest};
 
@@ -88,13 +88,13 @@ pub(crate) async fn list(
     caller
         .run(move |call| {
             let account = call.member(id)?;
-            let limit = limit(&query)?;
+            let paging = Paging::of(&query)?;
             let items = match query.get("box").map(String::as_str) {
-                None | Some("" | "inbox") => call.store.secure_inbox(account.id, limit)?,
-                Some("sent") => call.store.secure_sent(account.id, limit)?,
+                None | Some("" | "inbox") => call.store.secure_inbox(account.id, paging.reach())?,
+                Some("sent") => call.store.secure_sent(account.id, paging.reach())?,
                 Some(_) => return Err(ApiError::field("box", "inbox or sent")),
             };
-            Ok((StatusCode::OK, json!({ "messages": items })))
+            Ok((StatusCode::OK, paging.answer("messages", items)))
         })
         .await
 }

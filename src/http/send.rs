@@ -93,7 +93,7 @@ struct Checked {
 
 pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: Outgoing = parse_body(&body)?;
             let practice = call.practice()?;
             Ok((StatusCode::ACCEPTED, queue(&Sending::of(call), &practice, request)?))
@@ -114,7 +114,8 @@ pub(crate) fn queue(
     let documents: Vec<i64> =
         call.store.documents(practice.id, None, Some(&message_id))?.iter().map(|d| d.id).collect();
     Ok(json!({
-        "message_id": message_id,
+        // As every other answer names messages: without angle brackets.
+        "message_id": super::messages::bare(&message_id),
         "queue_id": queue_id,
         "status": "queued",
         "recipients": checked.to.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -141,11 +142,14 @@ fn check(call: &Sending, practice: &PracticeRecord, r: Outgoing) -> Result<Check
     if r.to.is_empty() || r.to.len() > max {
         return Err(ApiError::field("to", format!("1 to {max} recipients")));
     }
-    let to =
-        r.to.iter()
-            .enumerate()
-            .map(|(i, a)| DirectAddress::parse(a).map_err(|e| ApiError::field(format!("to[{i}]"), e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+    let mut to: Vec<DirectAddress> = Vec::with_capacity(r.to.len());
+    for (i, a) in r.to.iter().enumerate() {
+        let address = DirectAddress::parse(a).map_err(|e| ApiError::field(format!("to[{i}]"), e.to_string()))?;
+        // The same recipient twice gets the message once.
+        if !to.contains(&address) {
+            to.push(address);
+        }
+    }
     let subject = r.subject.trim().to_string();
     if subject.is_empty() || subject.chars().count() > 200 || subject.chars().any(char::is_control) {
         return Err(ApiError::field("subject", "1 to 200 characters, no control characters"));
@@ -164,13 +168,28 @@ fn check(call: &Sending, practice: &PracticeRecord, r: Outgoing) -> Result<Check
                 ));
             }
             check_token(&referral.patient_id, 64).map_err(|e| ApiError::field("referral.patient_id", e))?;
+            let mut sections: Vec<String> = Vec::new();
             for (i, s) in referral.ccda_sections.iter().enumerate() {
+                let s = s.trim();
                 check_token(s, 100).map_err(|e| ApiError::field(format!("referral.ccda_sections[{i}]"), e))?;
+                if !sections.iter().any(|seen| seen.eq_ignore_ascii_case(s)) {
+                    sections.push(s.to_string());
+                }
             }
-            if files.is_empty() {
+            // Each XML file of a referral is its C-CDA: checked now, not found wanting by the
+            // receiving EHR.
+            let mut ccda = false;
+            for (i, f) in files.iter().enumerate() {
+                if crate::ccda_view::is_xml(&f.content_type, &f.filename) {
+                    crate::ccda_view::check_ccda(&f.content)
+                        .map_err(|e| ApiError::field(format!("attachments[{i}].content_base64"), e.to_string()))?;
+                    ccda = true;
+                }
+            }
+            if !ccda {
                 return Err(ApiError::field(
                     "attachments",
-                    "a referral carries its C-CDA summary of care as an attachment",
+                    "a referral carries its C-CDA summary of care as an attachment (an XML file)",
                 ));
             }
             if let Some(note) = &referral.encounter_note {
@@ -180,7 +199,7 @@ fn check(call: &Sending, practice: &PracticeRecord, r: Outgoing) -> Result<Check
             let metadata = Metadata {
                 direction: referral.direction,
                 patient_id: referral.patient_id,
-                sections: referral.ccda_sections,
+                sections,
                 encounter_note: referral.encounter_note.is_some(),
             };
             Some((metadata, in_reply_to))
@@ -205,8 +224,10 @@ fn file(f: &FileIn, field: &str) -> Result<Attachment, ApiError> {
     if !type_ok {
         return Err(ApiError::field(format!("{field}.content_type"), "a MIME type such as application/xml"));
     }
+    // Line breaks as GNU base64 and MIME write them are taken as they are.
+    let compact: Vec<u8> = f.content_base64.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     let content = base64::engine::general_purpose::STANDARD
-        .decode(f.content_base64.trim())
+        .decode(compact)
         .map_err(|e| ApiError::field(format!("{field}.content_base64"), format!("not base64: {e}")))?;
     Ok(Attachment { filename: f.filename.clone(), content_type: f.content_type.to_ascii_lowercase(), content })
 }
@@ -226,6 +247,18 @@ fn message_id_field(text: &str) -> Result<String, ApiError> {
 fn commit(call: &Sending, c: &Checked) -> Result<(String, String), ApiError> {
     let message_id = crate::node::new_message_id(&call.shared.config.server.hostname);
     let data = compose(c, &message_id, call.now);
+    // Refused now, as SMTP submission refuses it, rather than queued and failed later.
+    let max = call.shared.config.server.max_message_bytes;
+    if data.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "the message would be {} bytes; this node takes at most {max} ([server] max_message_bytes)",
+                data.len()
+            ),
+        ));
+    }
     let envelope = Envelope {
         mail_from: Some(c.from.clone()),
         recipients: c.to.clone(),

@@ -1,13 +1,16 @@
 //! The contacts a practice shares documents with (issue 24), through the API: list, add, show,
 //! change, remove. A token sees its own practice's only.
 
-use axum::extract::Path;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
 use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
+use super::paging::Paging;
 use crate::network::share_contacts::{self, ContactError, ContactRequest};
 
 impl From<ContactError> for ApiError {
@@ -20,11 +23,12 @@ impl From<ContactError> for ApiError {
 }
 
 /// GET /v1/share-contacts
-pub(crate) async fn list(caller: Caller) -> Response {
+pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
-            Ok((StatusCode::OK, json!({ "contacts": call.store.share_contacts(practice.id)? })))
+            Ok((StatusCode::OK, paging.answer("contacts", call.store.share_contacts(practice.id)?)))
         })
         .await
 }

@@ -2,7 +2,9 @@
 //! the member it names (`shared_by`), whose role the practice must let share. List, share (a
 //! practice document or a file), show with the trail, revoke, send a fresh link.
 
-use axum::extract::Path;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
@@ -11,6 +13,7 @@ use serde_json::json;
 
 use super::call::{Call, Caller};
 use super::error::{parse_body, ApiError, Body};
+use super::paging::Paging;
 use crate::network::password_mail::mailer;
 use crate::network::shares::{self, Made, ShareError, Source};
 
@@ -60,12 +63,13 @@ fn email(call: &Call, made: &Made) -> Result<bool, ApiError> {
 }
 
 /// GET /v1/shares
-pub(crate) async fn list(caller: Caller) -> Response {
+pub(crate) async fn list(caller: Caller, Query(query): Query<HashMap<String, String>>) -> Response {
     caller
         .run(move |call| {
+            let paging = Paging::of(&query)?;
             let practice = call.practice()?;
             let list: Vec<_> = call.store.shares(practice.id)?.iter().map(|s| shares::report(s, call.now)).collect();
-            Ok((StatusCode::OK, json!({ "shares": list })))
+            Ok((StatusCode::OK, paging.answer("shares", list)))
         })
         .await
 }
@@ -73,7 +77,7 @@ pub(crate) async fn list(caller: Caller) -> Response {
 /// POST /v1/shares: shares and e-mails the link.
 pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: ShareRequest = parse_body(&body)?;
             let practice = call.practice()?;
             let member = call.member(request.shared_by).map_err(|e| ApiError::field("shared_by", e.message))?;

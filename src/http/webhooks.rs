@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::call::Caller;
 use super::error::{parse_body, ApiError, Body};
+use super::paging::Paging;
 use crate::store::webhooks::EVENTS;
 
 /// A token has at most this many webhooks.
@@ -55,7 +56,7 @@ fn check(request: &NewWebhook) -> Result<(String, Vec<String>), ApiError> {
 /// POST /v1/webhooks: 201 with the secret, shown only now.
 pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
     caller
-        .run(move |call| {
+        .run_once(&body.clone(), move |call| {
             let request: NewWebhook = parse_body(&body)?;
             let (url, events) = check(&request)?;
             let practice = call.practice()?;
@@ -100,7 +101,7 @@ pub(crate) async fn remove(caller: Caller, Path(id): Path<String>) -> Response {
         .await
 }
 
-/// GET /v1/webhooks/{id}/deliveries?limit=N&before=ID: the newest first; `next_before` pages on.
+/// GET /v1/webhooks/{id}/deliveries?limit=N&cursor=C: the newest first.
 pub(crate) async fn deliveries(
     caller: Caller,
     Path(id): Path<String>,
@@ -109,14 +110,9 @@ pub(crate) async fn deliveries(
     caller
         .run(move |call| {
             let id = id_of(&id)?;
-            let limit = super::messages::limit(&query)?;
-            let before = match query.get("before") {
-                None => None,
-                Some(text) => Some(text.parse::<i64>().map_err(|_| ApiError::field("before", "a delivery's id"))?),
-            };
-            let list = call.store.webhook_deliveries(call.token.id, id, before, limit)?;
-            let next_before = (list.len() == limit).then(|| list.last().map(|d| d.id)).flatten();
-            Ok((StatusCode::OK, json!({ "deliveries": list, "next_before": next_before })))
+            let paging = Paging::of(&query)?;
+            let list = call.store.webhook_deliveries(call.token.id, id, paging.reach())?;
+            Ok((StatusCode::OK, paging.answer("deliveries", list)))
         })
         .await
 }

@@ -142,12 +142,32 @@ pub(crate) trait ApiStore {
         message_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<MailboxEntry>>;
+    /// Starts a request under an Idempotency-Key (keys older than a day are forgotten first):
+    /// new, the answer given before to the same request, or refused.
+    fn idempotency_begin(&self, token_id: i64, key: &str, request_sha256: &str, now: i64) -> Result<Idempotency>;
+    /// Keeps the answer given to a request under a key.
+    fn idempotency_finish(&self, token_id: i64, key: &str, status: u16, response: &str) -> Result<()>;
+    /// Forgets a key whose request failed on the node's side, so that a retry runs it.
+    fn idempotency_abandon(&self, token_id: i64, key: &str) -> Result<()>;
     /// The text of a message the practice's users received (None: not one of theirs, or one
     /// delivered before texts were kept).
     fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>>;
     /// Addresses containing `query`: hosted ones (with their practice) and those the practice
     /// exchanged mail with.
     fn directory(&self, practice_id: i64, query: &str, limit: usize) -> Result<Vec<DirectoryEntry>>;
+}
+
+/// Where a request under an Idempotency-Key stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Idempotency {
+    /// The first request with this key: run it.
+    New,
+    /// Answered before: this answer again.
+    Replay { status: u16, response: String },
+    /// The key came with another request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
 }
 
 /// A message in a practice's mailbox.
@@ -490,6 +510,40 @@ impl ApiStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn idempotency_begin(&self, token_id: i64, key: &str, request_sha256: &str, now: i64) -> Result<Idempotency> {
+        self.conn.run("DELETE FROM api_idempotency WHERE created_at < ?1", [now - 86_400])?;
+        let inserted = self.conn.run(
+            "INSERT OR IGNORE INTO api_idempotency (token_id, key, request_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![token_id, key, request_sha256, now],
+        )?;
+        if inserted == 1 {
+            return Ok(Idempotency::New);
+        }
+        let (sha256, status, response): (String, Option<u16>, Option<String>) = self.conn.row(
+            "SELECT request_sha256, status, field_open(response) FROM api_idempotency WHERE token_id = ?1 AND key = ?2",
+            params![token_id, key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(match (sha256 == request_sha256, status, response) {
+            (false, ..) => Idempotency::Mismatch,
+            (true, Some(status), Some(response)) => Idempotency::Replay { status, response },
+            _ => Idempotency::InProgress,
+        })
+    }
+
+    fn idempotency_finish(&self, token_id: i64, key: &str, status: u16, response: &str) -> Result<()> {
+        self.conn.run(
+            "UPDATE api_idempotency SET status = ?3, response = field_seal(?4) WHERE token_id = ?1 AND key = ?2",
+            params![token_id, key, status, response],
+        )?;
+        Ok(())
+    }
+
+    fn idempotency_abandon(&self, token_id: i64, key: &str) -> Result<()> {
+        self.conn.run("DELETE FROM api_idempotency WHERE token_id = ?1 AND key = ?2", params![token_id, key])?;
+        Ok(())
     }
 
     fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>> {

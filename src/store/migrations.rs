@@ -980,4 +980,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
           AND instr(w.events, CASE NEW.event WHEN 'dsn' THEN ' delivery.failed ' ELSE ' message.status ' END) > 0;
     END;
     "#,
+    // 28: Idempotency-Key on the API's POSTs: the first answer to a key is kept for a day and
+    // given again to a retry of the same request (sealed: it may name a contact).
+    r#"
+    CREATE TABLE api_idempotency (
+        token_id       INTEGER NOT NULL REFERENCES api_tokens(id) ON DELETE CASCADE,
+        key            TEXT NOT NULL,
+        request_sha256 TEXT NOT NULL,
+        status         INTEGER,
+        response       BLOB,
+        created_at     INTEGER NOT NULL,
+        PRIMARY KEY (token_id, key)
+    );
+    CREATE INDEX api_idempotency_created ON api_idempotency(created_at);
+    "#,
+    // 29: a sent message's delayed recipients are shown with the reason and the next attempt
+    // (GET /v1/messages/{id}): found from the tracked Message-ID.
+    r#"
+    CREATE INDEX IF NOT EXISTS queue_messages_message_id ON queue_messages(message_id) WHERE direction = 'outbound';
+    "#,
 ];

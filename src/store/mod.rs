@@ -65,9 +65,25 @@ pub(crate) fn create(path: &std::path::Path, actor: &str) -> Result<Box<dyn Node
     Ok(Box::new(SqliteStore::create(path, actor)?))
 }
 
-/// Opens the existing database at `path` and applies any pending migrations.
+/// Opens the existing hisp database at `path` (of this version's schema).
 pub(crate) fn open(path: &std::path::Path, actor: &str) -> Result<Box<dyn NodeStore>> {
     Ok(Box::new(SqliteStore::open(path, actor)?))
+}
+
+/// A consistent copy of the hisp database at `from` (a running node's too) in the new file `to`:
+/// its schema version and size.
+pub(crate) fn backup(from: &std::path::Path, to: &std::path::Path) -> Result<(i64, u64)> {
+    SqliteStore::backup(from, to)
+}
+
+/// The backup `from` put in place as the database `to` (which must not exist).
+pub(crate) fn restore(from: &std::path::Path, to: &std::path::Path) -> Result<(i64, u64)> {
+    SqliteStore::restore(from, to)
+}
+
+/// Migrates the hisp database at `path` to this version's schema: (before, after).
+pub(crate) fn upgrade(path: &std::path::Path) -> Result<(i64, i64)> {
+    SqliteStore::upgrade(path)
 }
 
 /// The store for the queue workers: commits not synced one by one, the configuration kept in
@@ -99,6 +115,12 @@ pub(crate) enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database schema version {found} is newer than this hisp understands ({known}); upgrade hisp")]
     TooNew { found: i64, known: i64 },
+    #[error("the database at {path} has schema version {found}; this hisp needs {known}: back it up (`hisp backup`), then run `hisp init --upgrade`")]
+    Outdated { path: String, found: i64, known: i64 },
+    #[error("{0} is not a hisp database ({1}); nothing was written to it: give the path of hisp's database (--db / HISP_DB), or `hisp init` a new one")]
+    NotHisp(String, String),
+    #[error("cannot open the database at {0} for reading and writing: {1} (run hisp as the user that owns it)")]
+    Access(String, std::io::Error),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]

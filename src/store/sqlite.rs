@@ -43,12 +43,92 @@ impl SqliteStore {
             .mode(0o600)
             .open(path)
             .map_err(|e| StoreError::Create(shown.clone(), e))?;
+        let mut conn = Connection::open(path)?;
+        tune_connection(&conn, "FULL", std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        migrate(&mut conn)?;
+        drop(conn);
         Self::open(path, actor)
     }
 
-    /// Opens an existing database and applies any pending migrations.
+    /// Opens an existing hisp database of this version's schema (`hisp init --upgrade` migrates
+    /// an older one; nothing else does).
     pub(crate) fn open(path: &Path, actor: &str) -> Result<SqliteStore> {
         Self::open_with(path, actor, "FULL", false)
+    }
+
+    /// Migrates the hisp database at `path` to this version's schema; the versions before and after.
+    pub(crate) fn upgrade(path: &Path) -> Result<(i64, i64)> {
+        let conn = Self::connect(path)?;
+        let mut conn = conn;
+        let before: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        migrate(&mut conn)?;
+        Ok((before, MIGRATIONS.len() as i64))
+    }
+
+    /// Copies the hisp database at `from` to the new file `to` (0600) with SQLite's online
+    /// backup: a consistent copy while a node writes to it; checked before it is kept. Its schema
+    /// version and size in bytes.
+    pub(crate) fn backup(from: &Path, to: &Path) -> Result<(i64, u64)> {
+        let source = Self::connect(from)?;
+        copy_checked(&source, to)
+    }
+
+    /// Puts the hisp database backed up in `from` at `to`, which must not exist: copied next to
+    /// it, checked, then renamed into place.
+    pub(crate) fn restore(from: &Path, to: &Path) -> Result<(i64, u64)> {
+        let shown = to.display().to_string();
+        let mut wal = to.as_os_str().to_owned();
+        wal.push("-wal");
+        if to.exists() || Path::new(&wal).exists() {
+            return Err(StoreError::Exists(format!(
+                "{shown} (or its -wal file): move it away first, with hisp stopped"
+            )));
+        }
+        let source = Self::connect(from)?;
+        if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| StoreError::Create(shown.clone(), e))?;
+        }
+        let mut partial = to.as_os_str().to_owned();
+        partial.push(".restoring");
+        let partial = std::path::PathBuf::from(partial);
+        let _ = std::fs::remove_file(&partial);
+        let copied = copy_checked(&source, &partial);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&partial);
+            return copied;
+        }
+        std::fs::rename(&partial, to).map_err(|e| StoreError::Create(shown, e))?;
+        copied
+    }
+
+    /// A connection to the hisp database at `path`, tuned; refused for a file that is missing,
+    /// that this user may not read and write, or that is not a hisp database.
+    fn connect(path: &Path) -> Result<Connection> {
+        let shown = path.display().to_string();
+        if !path.exists() {
+            return Err(StoreError::Missing(shown));
+        }
+        // SQLite's own message for this is "unable to open database file".
+        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            return Err(StoreError::Access(shown, e));
+        }
+        let conn = Connection::open(path)?;
+        // Only read until it is known to be ours: WAL mode alone would rewrite another file.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        identify(&conn, &shown).map_err(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                StoreError::NotHisp(shown.clone(), "it is not an SQLite database".into())
+            }
+            other => other,
+        })?;
+        tune_connection(&conn, "FULL", std::time::Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     /// The store for the queue workers: commits are not fsync'ed one by one (synchronous=NORMAL,
@@ -63,10 +143,13 @@ impl SqliteStore {
     }
 
     fn open_with(path: &Path, actor: &str, synchronous: &str, cache_config: bool) -> Result<SqliteStore> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.display().to_string()));
+        let conn = Self::connect(path)?;
+        let found: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if found < known {
+            return Err(StoreError::Outdated { path: path.display().to_string(), found, known });
         }
-        Self::with_connection(Connection::open(path)?, actor, synchronous, cache_config)
+        Self::with_connection(conn, actor, synchronous, cache_config)
     }
 
     /// An in-memory database, for tests.
@@ -255,6 +338,66 @@ fn config_generation(conn: &Connection) -> Result<i64> {
     Ok(conn.row("SELECT n FROM config_generation", [], |r| r.get(0))?)
 }
 
+/// Copies the database of `source` into the new file `to` (0600), page by page with SQLite's
+/// online backup, then checks the copy (integrity, a hisp database of a known schema).
+fn copy_checked(source: &Connection, to: &Path) -> Result<(i64, u64)> {
+    let shown = to.display().to_string();
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => StoreError::Exists(shown.clone()),
+        _ => StoreError::Create(shown.clone(), e),
+    })?;
+    let mut copy = Connection::open(to)?;
+    {
+        let backup = rusqlite::backup::Backup::new(source, &mut copy)?;
+        backup.run_to_completion(1024, std::time::Duration::from_millis(0), None)?;
+    }
+    let check: String = copy.row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(StoreError::Conflict(format!("the copy at {shown} does not check out: {check}")));
+    }
+    identify(&copy, &shown)?;
+    let version: i64 = copy.row("PRAGMA user_version", [], |r| r.get(0))?;
+    // A copy that is one file: no WAL beside it.
+    copy.pragma_update(None, "journal_mode", "delete")?;
+    drop(copy);
+    let bytes = std::fs::metadata(to).map_err(|e| StoreError::Create(shown, e))?.len();
+    Ok((version, bytes))
+}
+
+/// What SQLite's header says of a hisp database ("HISP"), set by `hisp init`.
+const APPLICATION_ID: i32 = 0x4849_5350;
+
+/// Refuses a database hisp did not make: its application id is ours, or (made before the id was
+/// set) it has a schema version and hisp's tables.
+fn identify(conn: &Connection, shown: &str) -> Result<()> {
+    let id: i32 = conn.row("PRAGMA application_id", [], |r| r.get(0))?;
+    if id == APPLICATION_ID {
+        return Ok(());
+    }
+    let version: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0))?;
+    let ours: i64 = conn.row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('domains', 'addresses', 'queue_messages')",
+        [],
+        |r| r.get(0),
+    )?;
+    if id == 0 && version > 0 && ours == 3 {
+        return Ok(());
+    }
+    let why = if id != 0 {
+        format!("its SQLite application id is {id:#x}, another program's")
+    } else if version == 0 && ours == 0 {
+        let tables: i64 = conn.row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        if tables == 0 {
+            "it is empty".into()
+        } else {
+            "it holds another program's tables".into()
+        }
+    } else {
+        "it lacks hisp's tables".into()
+    };
+    Err(StoreError::NotHisp(shown.to_string(), why))
+}
+
 fn migrate(conn: &mut Connection) -> Result<()> {
     migrate_to(conn, MIGRATIONS.len())
 }
@@ -279,7 +422,6 @@ fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
     Ok(())
 }
 
-/// A practice and its domain, in the caller's transaction; the practice's id.
 /// Keeps a trust anchor of a hosted domain.
 fn insert_anchor(tx: &Connection, anchor: &AnchorRecord) -> Result<()> {
     let domain_id = SqliteStore::domain_id(tx, &anchor.domain)?;
@@ -300,7 +442,8 @@ fn insert_anchor(tx: &Connection, anchor: &AnchorRecord) -> Result<()> {
     Ok(())
 }
 
-/// A practice with its first domain and the anchors that domain trusts from the start.
+/// A practice with its first domain and the anchors that domain trusts from the start, in the
+/// caller's transaction; the practice's id.
 pub(super) fn insert_practice(
     tx: &Connection,
     name: &str,
@@ -1075,6 +1218,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
+        SqliteStore::upgrade(&path).unwrap();
         let store = SqliteStore::open(&path, "upgrade").unwrap();
         let kept: Vec<String> = store.addresses(None).unwrap().iter().map(|a| a.address.to_string()).collect();
         assert_eq!(kept, ["dr.jones@b.test"]);
@@ -1106,6 +1250,7 @@ mod tests {
         )
         .unwrap();
         drop(conn);
+        SqliteStore::upgrade(&path).unwrap();
         let store = SqliteStore::open(&path, "upgrade").unwrap();
         let row = |sql: &str| store.conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
         assert_eq!(row("SELECT sender || ' ' || status || ' ' || sent_at FROM tracked"), "dr.smith@a.test sent 11");

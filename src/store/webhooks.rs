@@ -62,14 +62,8 @@ pub(crate) trait WebhookStore {
     fn webhooks(&self, token_id: i64) -> Result<Vec<WebhookRecord>>;
     /// Removes one of the token's webhooks (its deliveries stop).
     fn remove_webhook(&self, token_id: i64, id: i64) -> Result<()>;
-    /// One of the token's webhook's deliveries, newest first, at most `limit`, before `before`.
-    fn webhook_deliveries(
-        &self,
-        token_id: i64,
-        webhook_id: i64,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<WebhookDelivery>>;
+    /// One of the token's webhook's deliveries, newest first, at most `limit`.
+    fn webhook_deliveries(&self, token_id: i64, webhook_id: i64, limit: usize) -> Result<Vec<WebhookDelivery>>;
     /// Pending deliveries due by `now`, oldest first.
     fn due_webhook_deliveries(&self, now: i64, limit: usize) -> Result<Vec<DueDelivery>>;
     /// A delivery's attempt: delivered (`next_at` None and a 2xx `status`), tried again at
@@ -161,13 +155,7 @@ impl WebhookStore for SqliteStore {
         })
     }
 
-    fn webhook_deliveries(
-        &self,
-        token_id: i64,
-        webhook_id: i64,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<WebhookDelivery>> {
+    fn webhook_deliveries(&self, token_id: i64, webhook_id: i64, limit: usize) -> Result<Vec<WebhookDelivery>> {
         let owned: Option<i64> = self
             .conn
             .row("SELECT 1 FROM webhooks WHERE id = ?1 AND token_id = ?2", params![webhook_id, token_id], |r| r.get(0))
@@ -178,9 +166,9 @@ impl WebhookStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, webhook_id, event, payload, state, attempts, next_at, last_status, last_error, created_at,
                     delivered_at
-             FROM webhook_deliveries WHERE webhook_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+             FROM webhook_deliveries WHERE webhook_id = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![webhook_id, before, limit as i64], delivery_row)?;
+        let rows = stmt.query_map(params![webhook_id, limit as i64], delivery_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -29,11 +29,38 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer, String> {
+        self.attempt_with(token, method, path, body, &[])
+    }
+
+    /// As `call`, with more request headers ("Name: value").
+    pub(crate) fn call_with(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> Answer {
+        self.attempt_with(Some(token), method, path, body, headers)
+            .unwrap_or_else(|stderr| panic!("curl {method} {path}: {stderr}"))
+    }
+
+    fn attempt_with(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[&str],
+    ) -> Result<Answer, String> {
         let url = format!("https://localhost:{}{path}", self.port);
         let auth = token.map(|t| format!("Authorization: Bearer {t}"));
         let mut args = vec!["-sS", "--cacert", &self.ca_file, "-X", method, "-o", "-", "-w", "\n%{http_code}"];
         if let Some(a) = &auth {
             args.extend_from_slice(&["-H", a]);
+        }
+        for h in headers {
+            args.extend_from_slice(&["-H", h]);
         }
         let data = body.map(|b| b.to_string());
         if data.is_some() {

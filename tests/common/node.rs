@@ -50,6 +50,13 @@ impl Node {
         node
     }
 
+    /// A node of the same configuration whose database is to be made elsewhere (by `hisp
+    /// restore`, say): nothing is created.
+    pub(crate) fn elsewhere(&self) -> Node {
+        let files = Files::new();
+        Node { db: files.p("data/hisp.db"), files, web: None, config: self.config.clone() }
+    }
+
     /// Writes the development CA's certificate and current CRL where its certificates point.
     pub(crate) fn publish_ca(&self) {
         let web = self.web.as_ref().expect("a node made with_published_ca");

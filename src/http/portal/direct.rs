@@ -129,7 +129,8 @@ pub(crate) fn send_direct(
     };
     match send::queue(&sending, &practice, outgoing) {
         Ok(queued) => {
-            let message_id = queued["message_id"].as_str().unwrap_or_default().to_string();
+            // The API's answer names it without angle brackets; the mailbox keeps the field's form.
+            let message_id = format!("<{}>", queued["message_id"].as_str().unwrap_or_default());
             ctx.store.record_direct_sent(account.id, &message_id, ctx.now).map_err(PageError::internal)?;
             Ok(Ok(message_id))
         }

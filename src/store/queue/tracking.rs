@@ -420,6 +420,16 @@ pub(crate) struct RecipientTrack {
     pub detail: Option<String>,
     pub sender_notified_at: Option<i64>,
     pub timeline: Vec<TimelineEvent>,
+    /// While delivery is being retried: why the last try failed and when the next one is.
+    pub retry: Option<Retry>,
+}
+
+/// A delivery being retried.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Retry {
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub reason: Option<String>,
 }
 
 /// A sent message and its recipients.
@@ -480,6 +490,7 @@ pub(super) fn track_sent(queue: &SqliteQueue, sender: &str, message_id: &str) ->
             detail: r.get(7)?,
             sender_notified_at: r.get(8)?,
             timeline: Vec::new(),
+            retry: None,
         })
     })?;
     let mut recipients = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -487,11 +498,23 @@ pub(super) fn track_sent(queue: &SqliteQueue, sender: &str, message_id: &str) ->
         "SELECT at, event, detail FROM tracking_events WHERE sender = ?1 AND message_id = ?2 AND recipient = ?3
          ORDER BY id",
     )?;
+    let mut retrying = conn.prepare_cached(
+        "SELECT r.attempts, r.next_attempt_at, r.last_error
+         FROM queue_messages m JOIN queue_recipients r ON r.message_id = m.id
+         WHERE m.direction = 'outbound' AND m.message_id = ?1 AND lower(m.mail_from) = ?2
+           AND lower(r.recipient) = ?3 AND r.status = 'deferred'
+         ORDER BY r.id DESC LIMIT 1",
+    )?;
     for r in &mut recipients {
         let rows = events.query_map(params![sender, message_id, r.recipient], |e| {
             Ok(TimelineEvent { at: e.get(0)?, event: e.get(1)?, detail: e.get(2)? })
         })?;
         r.timeline = rows.collect::<rusqlite::Result<_>>()?;
+        r.retry = retrying
+            .query_row(params![message_id, sender, r.recipient], |q| {
+                Ok(Retry { attempts: q.get(0)?, next_attempt_at: q.get(1)?, reason: q.get(2)? })
+            })
+            .optional()?;
     }
     Ok(Some(SentMessage { message_id: message_id.to_string(), sender, subject, submitted_at, recipients }))
 }
