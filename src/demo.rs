@@ -67,13 +67,46 @@ struct Ports {
     dns: u16,
 }
 
-/// Removes the demo's directory at the end, whatever happens.
-struct TempDir(PathBuf);
+/// Removes the demo's directory at the end, whatever happens (unless kept: then says where).
+struct TempDir(PathBuf, bool);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.1 {
+            println!("kept the demo's files in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
+}
+
+/// Where the demo's ports come from.
+#[derive(Clone, Copy)]
+enum PortSource {
+    Random,
+    /// The next port to hand out from `--base-port` up.
+    From(u16),
+}
+
+impl PortSource {
+    fn next(&mut self) -> Result<u16, String> {
+        match self {
+            PortSource::Random => free_port(),
+            PortSource::From(port) => {
+                let taken = *port;
+                *port += 1;
+                if port_is_free(taken) {
+                    Ok(taken)
+                } else {
+                    Err(format!("port {taken} on 127.0.0.1 is in use: choose another --base-port"))
+                }
+            }
+        }
+    }
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// A port free for TCP and UDP (the DNS publisher uses both), chosen at random below Linux's
@@ -84,7 +117,7 @@ fn free_port() -> Result<u16, String> {
         let mut r = [0u8; 2];
         openssl::rand::rand_bytes(&mut r).map_err(|e| e.to_string())?;
         let port = 20_000 + u16::from_be_bytes(r) % 12_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if port_is_free(port) {
             return Ok(port);
         }
     }
@@ -97,15 +130,17 @@ fn random_hex(n: usize) -> String {
     hex::encode(&bytes)
 }
 
-pub(crate) fn run() -> Result<(), String> {
+/// Runs the demo on the ports from `base_port` up (else random free ones); `keep` keeps its files.
+pub(crate) fn run(base_port: Option<u16>, keep: bool) -> Result<(), String> {
     // The nodes' log on stderr, as `hisp serve` writes it; the timeline goes to stdout.
     crate::logging::init(crate::logging::Format::Text)?;
     let timeline = Timeline { start: Instant::now() };
     let dir = std::env::temp_dir().join(format!("hisp-demo-{}", random_hex(6)));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let _cleanup = TempDir(dir.clone());
+    let _cleanup = TempDir(dir.clone(), keep);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (a, b) = set_up(&dir, clock.unix_now(), &timeline)?;
+    let mut ports = base_port.map_or(PortSource::Random, PortSource::From);
+    let (a, b) = set_up(&dir, &mut ports, clock.unix_now(), &timeline)?;
     start_nodes(&a, &b, &clock, &timeline)?;
     let message_id = send_referral(&a, &b, &timeline)?;
     check_delivery(&a, &b, &timeline)?;
@@ -118,9 +153,9 @@ pub(crate) fn run() -> Result<(), String> {
 }
 
 /// Two practices on two nodes, each with its own development CA, trusting each other's.
-fn set_up(dir: &Path, now: i64, timeline: &Timeline) -> Result<(Practice, Practice), String> {
-    let mut a = practice(dir, "a", "smithpeds.direct.example.org", "dr.smith", "Smith Pediatrics")?;
-    let mut b = practice(dir, "b", "jonesortho.direct.example.org", "dr.jones", "Jones Orthopedics")?;
+fn set_up(dir: &Path, ports: &mut PortSource, now: i64, timeline: &Timeline) -> Result<(Practice, Practice), String> {
+    let mut a = practice(dir, ports, "a", "smithpeds.direct.example.org", "dr.smith", "Smith Pediatrics")?;
+    let mut b = practice(dir, ports, "b", "jonesortho.direct.example.org", "dr.jones", "Jones Orthopedics")?;
     // Each node asks the other's DNS publisher and delivers to the other's backbone port.
     a.config.dns.servers = vec![format!("127.0.0.1:{}", b.ports.dns)];
     a.config.delivery.port = b.ports.backbone;
@@ -306,10 +341,18 @@ fn is_mdn(message: &[u8]) -> bool {
     crate::notify::request::report(&headers) == Some(crate::notify::request::Report::Disposition)
 }
 
-fn practice(dir: &Path, tag: &str, domain: &str, user: &str, name: &'static str) -> Result<Practice, String> {
+fn practice(
+    dir: &Path,
+    source: &mut PortSource,
+    tag: &str,
+    domain: &str,
+    user: &str,
+    name: &'static str,
+) -> Result<Practice, String> {
     let domain = Domain::parse(domain).map_err(|e| e.to_string())?;
     let user = DirectAddress::parse(&format!("{user}@{domain}")).map_err(|e| e.to_string())?;
-    let ports = Ports { submission: free_port()?, backbone: free_port()?, http: free_port()?, dns: free_port()? };
+    let ports =
+        Ports { submission: source.next()?, backbone: source.next()?, http: source.next()?, dns: source.next()? };
     let home = dir.join(tag);
     let mut config = Config::default();
     config.server.hostname = format!("mx.{domain}");

@@ -329,6 +329,22 @@ fn two_nodes_exchange_a_referral() {
     let opened = b.ok(&["message", "open", "--in", &sealed]);
     assert!(opened.text().contains("Please see Ms. Doe."), "{}", opened.text());
     assert!(opened.stderr.contains("address-bound"), "{}", opened.stderr);
+    // The decrypted message written to a file is for its owner's eyes only, even over a 0644 file.
+    let plain = b.files.write("opened.eml", b"");
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    b.ok(&["message", "open", "--in", &sealed, "--out", &plain]);
+    let mode = std::fs::metadata(&plain).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&plain).unwrap().contains("Please see Ms. Doe."));
+
+    // A Cc with no --recipient-cert of its own is refused, named, rather than left unable to open it.
+    let copied = f.write(
+        "cc.eml",
+        b"From: dr.smith@smithpeds.direct.example.org\nTo: dr.jones@jones.direct.example.org\nCc: nurse@jones.direct.example.org\nSubject: Referral\n\nSee her.\n",
+    );
+    let uncovered = a.run(&["message", "seal", "--in", &copied, "--recipient-cert", &f.p("jones.pem")]);
+    assert_eq!(uncovered.status, 1);
+    assert!(uncovered.stderr.contains("nurse@jones.direct.example.org"), "{}", uncovered.stderr);
 
     // A sender who is not hosted, or a recipient with no known certificate, is a clear error.
     let stranger = f.write("s.eml", b"From: x@elsewhere.example.org\nTo: dr.jones@jones.direct.example.org\n\nhi\n");

@@ -362,9 +362,26 @@ fn a_node_publishes_its_certificates_in_dns_and_its_ca_over_http() {
 /// The README's main job, as a new user runs it.
 #[test]
 fn the_demo_delivers_the_referral_note_intact() {
-    let demo = hisp(&["demo"], None, &[]);
+    // 8 ports in a row free on loopback, for --base-port.
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+    };
+    let base =
+        (0..100).map(|_| free_port()).find(|&b| b < 65_000 && (b..b + 8).all(free)).expect("8 free ports in a row");
+    let base_text = base.to_string();
+    let demo = hisp(&["demo", "--base-port", &base_text], None, &[]);
     let text = demo.text();
     assert_eq!(demo.status, 0, "{text}{}", demo.stderr);
+    assert!(text.contains(&format!("A submission :{base} backbone :{}", base + 1)), "{text}");
+    // Its files are gone once it is done.
+    let dir = text.split_whitespace().find(|w| w.contains("hisp-demo-")).expect("the mailbox path");
+    let dir = &dir[..dir.find("hisp-demo-").unwrap() + "hisp-demo-".len() + 12];
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+    let held = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    let refused = hisp(&["demo", "--base-port", &base_text], None, &[]);
+    assert_ne!(refused.status, 0);
+    assert!(refused.stderr.contains("--base-port"), "{}", refused.stderr);
+    drop(held);
     assert!(text.contains("X-Direct-Verified-Sender: dr.smith@smithpeds.direct.example.org"), "{text}");
     assert!(text.contains("matches the original byte for byte"), "{text}");
     assert!(text.contains("listed in node B's store for Jones Orthopedics: referral-note.xml"), "{text}");

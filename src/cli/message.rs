@@ -176,6 +176,25 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     for path in &args.recipient_cert {
         recipient_certs.extend(output::read_certs(path)?);
     }
+    // Every To/Cc/Bcc address needs a certificate bound to it: one left out would get a message
+    // it cannot open (and its copy would be missing without a word).
+    if !recipient_certs.is_empty() {
+        let (_, recipients) = envelope_of(&Entity::parse(&message).headers)?;
+        let uncovered: Vec<String> = recipients
+            .iter()
+            .filter(|r| !recipient_certs.iter().any(|c| pki::binding::binding_for(c, r).is_some()))
+            .map(ToString::to_string)
+            .collect();
+        if !uncovered.is_empty() {
+            return Err(Failure::new(
+                "no-certificate",
+                format!(
+                    "no --recipient-cert is bound to {}: give each recipient's certificate (address- or domain-bound)",
+                    uncovered.join(", ")
+                ),
+            ));
+        }
+    }
     let now = ctx.now();
     let sealed =
         match signer {

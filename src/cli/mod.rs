@@ -136,7 +136,15 @@ pub(crate) enum Command {
     /// The demo: two practices on two nodes in this process exchange the HL7 C-CDA referral note
     /// (SMTP submission with AUTH, discovery in DNS, seal, delivery, open, Maildir); prints the
     /// timeline. Needs nothing but this binary; exits 0 when the document arrives intact.
-    Demo,
+    Demo {
+        /// Use the 8 ports from this one up (node A's submission, backbone, CA publishing and DNS,
+        /// then node B's) instead of free ones chosen at random; refused if one is taken.
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1024..=65528))]
+        base_port: Option<u16>,
+        /// Keep the demo's directory (databases, mailboxes) and say where, instead of removing it.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Copy the node's database, consistently, while it runs (SQLite's online backup), to a new
     /// file (0600); restore it with `hisp restore`.
     Backup(backup::BackupArgs),
@@ -175,8 +183,8 @@ pub fn run() -> i32 {
 }
 
 fn dispatch(cli: Cli) -> Result<i32, Failure> {
-    if let Command::Demo = cli.command {
-        return crate::demo::run().map(|()| 0).map_err(|e| Failure::new("demo", e));
+    if let Command::Demo { base_port, keep } = cli.command {
+        return crate::demo::run(base_port, keep).map(|()| 0).map_err(|e| Failure::new("demo", e));
     }
     let ctx = Context::new(cli.config.as_deref(), cli.db.clone(), cli.json)?;
     // Every command logs as the daemon does (a code sent to the log channel, a warning).
@@ -204,7 +212,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Cert(c) => done(certs::cert(&ctx, c)),
         Command::Message(c) => done(message::run(&ctx, c)),
         Command::Discover(args) => discover::discover(&ctx, &args),
-        Command::Demo => Ok(0),
+        Command::Demo { .. } => Ok(0),
         Command::Serve(args) => done(serve::serve(&ctx, args)),
         Command::Queue(c) => done(serve::queue(&ctx, c)),
         Command::Audit { limit } => done(provision::audit(&ctx, limit)),

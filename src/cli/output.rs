@@ -50,12 +50,26 @@ pub(super) fn read_certs(path: &std::path::Path) -> Result<Vec<openssl::x509::X5
     Ok(crate::pki::load_certs(&bytes, &path.display().to_string())?)
 }
 
-/// Writes to a file, or standard output.
+/// Writes to a file (0600: what a command writes may be PHI, a decrypted message), or standard
+/// output.
 pub(super) fn write_output(path: Option<&std::path::Path>, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     match path {
-        Some(p) if p.as_os_str() != "-" => std::fs::write(p, data)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", p.display()))),
+        Some(p) if p.as_os_str() != "-" => {
+            let cannot =
+                |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot write {}: {e}", p.display()));
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(cannot)?;
+            // A file that was there keeps its mode through open(): narrow it too.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+            file.write_all(data).map_err(cannot)
+        }
         _ => {
             let mut out = std::io::stdout().lock();
             out.write_all(data)?;
