@@ -347,6 +347,12 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     assert_eq!(file["filename"], "résumé de séjour.txt", "{shown}");
     let download = j.api_b.call(Some(&kareo_b), "GET", file["download"].as_str().unwrap(), None);
     assert_eq!((download.status, download.raw.as_slice()), (200, &b"Discharged home."[..]));
+    // Both reads of PHI are in B's audit log, by the token that made them.
+    let audit = j.b.json(&["audit", "--limit", "20"]).to_string();
+    assert!(
+        audit.contains("message.read") && audit.contains("document.read") && audit.contains("api:kareo-b"),
+        "{audit}"
+    );
 
     // The sender sees it delivered (B's HISP confirmed it with a processed MDN).
     let shown =
@@ -468,6 +474,7 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
         "proofing.submit",
         "referral.record",
         "referral.received",
+        "document.read",
         "token.revoke",
     ] {
         assert!(audit.contains(action), "{action} audited");

@@ -108,7 +108,13 @@ fn domains_and_addresses() {
     let busy = node.run(&["domain", "remove", "smithpeds.direct.example.org"]);
     assert_eq!(busy.status, 1);
     assert!(busy.stderr.contains("--cascade"), "{}", busy.stderr);
-    node.ok(&["domain", "remove", "smithpeds.direct.example.org", "--cascade"]);
+    // Removing with what it holds says what goes, and needs --yes (no terminal to ask at).
+    let unasked = node.run(&["domain", "remove", "smithpeds.direct.example.org", "--cascade"]);
+    assert_eq!(unasked.status, 1);
+    assert!(unasked.stderr.contains("1 addresses") && unasked.stderr.contains("--yes"), "{}", unasked.stderr);
+    assert_eq!(node.json(&["address", "list"]).as_array().unwrap().len(), 1, "nothing removed");
+    let removed = node.json(&["domain", "remove", "smithpeds.direct.example.org", "--cascade", "--yes"]);
+    assert_eq!(removed["removed"]["addresses"], 1, "{removed}");
     assert_eq!(node.json(&["address", "list"]), serde_json::json!([]));
 
     let audit = node.json(&["audit"]);
@@ -607,4 +613,32 @@ fn only_init_makes_or_migrates_a_database_and_other_files_are_left_alone() {
         (Some(older as u64), Some(hisp::store::SCHEMA_VERSION as u64))
     );
     node.ok(&["domain", "list"]);
+}
+
+/// Names and reasons with line breaks are refused as the API refuses them, and nothing written to
+/// the audit log can forge a line of it.
+#[test]
+fn a_line_break_cannot_forge_a_line_of_the_audit_log() {
+    let node = Node::new();
+    let forged = "Smith\n2026-12-06T00:00:00Z  admin  practice.remove  Everyone";
+    let refused = node.run(&["domain", "add", "smith.example.org", "--practice", forged]);
+    assert_eq!(refused.status, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("line breaks"), "{}", refused.stderr);
+    node.ok(&["domain", "add", "smith.example.org", "--practice", "Smith Clinic"]);
+    let reason = node.run(&["proofing", "approve", "Smith Clinic", "--out-of-band", "--reason", "ok\r\nforged"]);
+    assert_eq!(reason.status, 2, "{}", reason.stderr);
+    // Whatever a future path lets through, the log itself keeps one line per entry.
+    rusqlite::Connection::open(&node.db)
+        .unwrap()
+        .execute(
+            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (1, 'x', 'test', ?1, 'a\u{1b}[2Jb')",
+            [forged],
+        )
+        .unwrap();
+    let audit = node.ok(&["audit"]).text();
+    assert_eq!(audit.lines().filter(|l| l.contains("practice.remove")).count(), 1, "{audit}");
+    assert!(audit.contains("Smith\\n2026"), "{audit}");
+    assert!(!audit.contains('\u{1b}'), "no terminal escape: {audit}");
+    let entries = node.json(&["audit"]);
+    assert_eq!(entries[0]["subject"].as_str().unwrap().lines().count(), 1, "{entries}");
 }

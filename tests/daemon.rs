@@ -636,6 +636,20 @@ fn a_backup_of_a_running_node_restored_into_a_fresh_one_delivers_what_was_queued
     let mut n = network();
     // B is down: A's message to it waits in A's queue.
     n.daemons.remove(1).kill9();
+    // One message the operator removes from the queue (the audit log says who did), one kept.
+    let dropped = "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: Drop\r\nMessage-ID: <drop-1@a.test>\r\n\r\nDropped.\r\n";
+    assert_eq!(submit(&n, dropped).status, 0);
+    let queued = n.a.json(&["queue", "list", "--all"]);
+    let id = queued.as_array().and_then(|q| q.first()).map(|m| m["id"].to_string()).expect("a queued message");
+    let unasked = n.a.run(&["queue", "remove", &id]);
+    assert!(
+        unasked.status != 0 && unasked.stderr.contains("dr.jones@b.test"),
+        "says who would not get it: {}",
+        unasked.stderr
+    );
+    n.a.ok(&["queue", "remove", &id, "--yes"]);
+    let audit = n.a.json(&["audit", "--limit", "5"]);
+    assert_eq!(audit[0]["action"], "queue.remove", "{audit}");
     let message = "From: dr.smith@a.test\r\nTo: dr.jones@b.test\r\nSubject: Kept\r\nMessage-ID: <backup-1@a.test>\r\n\r\nKept safe.\r\n";
     assert_eq!(submit(&n, message).status, 0);
     let backup = n.a.files.p("backup.db");
@@ -655,4 +669,6 @@ fn a_backup_of_a_running_node_restored_into_a_fresh_one_delivers_what_was_queued
     n.daemons.push(n.b.serve(n.b_backbone));
     let delivered = mailbox(&n.b, "b.test", "dr.jones", 1);
     assert!(delivered[0].contains("Kept safe."), "{}", delivered[0]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 0).len(), 1, "the removed message never left");
 }

@@ -22,7 +22,7 @@ pub(crate) enum AccountCommand {
     Add {
         #[arg(long)]
         practice: String,
-        #[arg(long)]
+        #[arg(long, value_parser = super::output::plain_line)]
         name: String,
         #[arg(long)]
         email: String,

@@ -21,6 +21,7 @@ pub(crate) enum BundleCommand {
     /// optionally CMS-signed).
     Add {
         /// A name for the bundle, e.g. directtrust-accredited.
+        #[arg(value_parser = super::output::plain_line)]
         name: String,
         /// Where to fetch it (http://).
         #[arg(long, conflicts_with = "file", required_unless_present = "file")]

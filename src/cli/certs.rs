@@ -125,7 +125,7 @@ pub(crate) enum CertCommand {
     Revoke {
         sha256: String,
         /// Why (kept in the store and the audit log).
-        #[arg(long, default_value = "unspecified")]
+        #[arg(long, default_value = "unspecified", value_parser = output::plain_line)]
         reason: String,
     },
 }

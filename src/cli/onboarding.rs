@@ -120,16 +120,20 @@ pub(crate) enum ProofingCommand {
     /// Approve a submitted enrollment (the manual verifier). With --out-of-band, verify a practice
     /// whose identity was proofed outside hisp (in person, by a registration authority), from any state.
     Approve {
+        /// The practice's name or Direct domain.
         practice: String,
-        #[arg(long)]
+        /// Why: how the identity was verified (kept with the decision and in the audit log).
+        #[arg(long, value_parser = super::output::plain_line)]
         reason: String,
         #[arg(long)]
         out_of_band: bool,
     },
     /// Reject a submitted enrollment; the reason is shown to the practice.
     Reject {
+        /// The practice's name or Direct domain.
         practice: String,
-        #[arg(long)]
+        /// Why (shown to the practice as the reason it failed).
+        #[arg(long, value_parser = super::output::plain_line)]
         reason: String,
     },
     /// "Try Again" after a failure: the form becomes editable (erased identifiers must be re-entered).

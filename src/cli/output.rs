@@ -104,6 +104,47 @@ pub(super) fn write_new_file(
     file.write_all(data).map_err(|e| super::Failure::new("io", format!("cannot write {}: {e}", path.display())))
 }
 
+/// Goes ahead with something that removes `what` (a list of what goes) when `yes` was given, or
+/// when the operator types "yes" at a terminal; refuses otherwise, saying what it would remove.
+pub(super) fn confirm(what: &str, yes: bool) -> Result<(), super::Failure> {
+    use std::io::{IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("This removes {what}. Type yes to go ahead: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() == "yes" {
+            return Ok(());
+        }
+        return Err(super::Failure::new("not-confirmed", "nothing was removed"));
+    }
+    Err(super::Failure::new(
+        "not-confirmed",
+        format!("this removes {what}; give --yes to go ahead (nothing was removed)"),
+    ))
+}
+
+/// "2 addresses, 1 certificates": what (what, how many) lists, or `none`.
+pub(super) fn tally(items: &[(&str, i64)], none: &str) -> String {
+    if items.is_empty() {
+        return none.to_string();
+    }
+    items.iter().map(|(what, n)| format!("{n} {what}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A name or a reason as every command takes it, as the API does: 1 to 200 characters, no line
+/// break or other control character (which would forge lines in `hisp audit` and listings).
+pub(crate) fn plain_line(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        return Err("1 to 200 characters, no line breaks or other control characters".into());
+    }
+    Ok(value.to_string())
+}
+
 /// The first line of standard input (a password or passphrase), without its line ending.
 pub(super) fn read_secret_line() -> std::io::Result<String> {
     let mut line = String::new();

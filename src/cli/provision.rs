@@ -18,17 +18,24 @@ pub(crate) enum DomainCommand {
     Add {
         domain: Domain,
         /// The practice this domain belongs to (default: the domain itself).
-        #[arg(long)]
+        #[arg(long, value_parser = output::plain_line)]
         practice: Option<String>,
     },
     /// List hosted domains.
     List,
-    /// Stop hosting a domain.
+    /// Stop hosting a domain. With --cascade, says what goes with it (addresses, certificates,
+    /// keys, anchors, bundles; with its practice's last domain, the practice's referrals,
+    /// documents, API tokens, shares and webhooks) and asks, or needs --yes.
     Remove {
+        /// The domain.
         domain: Domain,
-        /// Also remove its addresses, certificates, keys and anchors.
+        /// Also remove its addresses, certificates, keys and anchors (and what its practice keeps,
+        /// when this is its last domain).
         #[arg(long)]
         cascade: bool,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -54,8 +61,15 @@ pub(crate) enum AddressCommand {
         #[arg(long)]
         domain: Option<Domain>,
     },
-    /// Remove an address with its certificates and keys.
-    Remove { address: DirectAddress },
+    /// Remove an address with its certificates, keys and listings (its mail directory stays):
+    /// says what goes and asks, or needs --yes.
+    Remove {
+        /// The address.
+        address: DirectAddress,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Set a new password, read from the first line of standard input.
     Passwd {
         address: DirectAddress,
@@ -177,9 +191,20 @@ pub(super) fn domain(ctx: &Context, command: DomainCommand) -> Result<(), Failur
                 );
             }
         }
-        DomainCommand::Remove { domain, cascade } => {
+        DomainCommand::Remove { domain, cascade, yes } => {
+            let removal = store.domain_removal(&domain)?;
+            if cascade {
+                let what = format!("domain {domain} and {}", output::tally(&removal, "nothing else"));
+                output::confirm(&what, yes)?;
+            }
             store.remove_domain(&domain, cascade)?;
-            done(ctx, &format!("removed domain {domain}"), json!({ "domain": domain }));
+            let removed: serde_json::Map<String, serde_json::Value> =
+                removal.iter().map(|(what, n)| (what.to_string(), json!(n))).collect();
+            done(
+                ctx,
+                &format!("removed domain {domain} ({})", output::tally(&removal, "nothing else")),
+                json!({ "domain": domain, "removed": removed }),
+            );
         }
     }
     Ok(())
@@ -233,9 +258,18 @@ pub(super) fn address(ctx: &Context, command: AddressCommand) -> Result<i32, Fai
                 table(&["ADDRESS", "PASSWORD", "CREATED"], &rows, "no addresses");
             }
         }
-        AddressCommand::Remove { address } => {
+        AddressCommand::Remove { address, yes } => {
+            let removal = store.address_removal(&address)?;
+            output::confirm(&format!("address {address} and {}", output::tally(&removal, "nothing else")), yes)?;
             store.remove_address(&address)?;
-            done(ctx, &format!("removed address {address}"), json!({ "address": address }));
+            done(
+                ctx,
+                &format!(
+                    "removed address {address} ({}); its mail directory stays",
+                    output::tally(&removal, "nothing else")
+                ),
+                json!({ "address": address }),
+            );
         }
         AddressCommand::Passwd { address, password_stdin } => {
             let hash = new_password(password_stdin)?;
@@ -315,7 +349,10 @@ pub(super) fn audit(ctx: &Context, limit: usize) -> Result<(), Failure> {
     } else {
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| vec![iso8601(e.at), e.actor.clone(), e.action.clone(), e.subject.clone(), e.detail.clone()])
+            .map(|e| {
+                let shown = |t: &str| crate::printable::printable(t, 2000);
+                vec![iso8601(e.at), shown(&e.actor), shown(&e.action), shown(&e.subject), shown(&e.detail)]
+            })
             .collect();
         table(&["WHEN", "WHO", "WHAT", "SUBJECT", "DETAIL"], &rows, "the audit log is empty");
     }

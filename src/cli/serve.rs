@@ -22,15 +22,29 @@ pub(crate) struct ServeArgs {
 pub(crate) enum QueueCommand {
     /// Messages not yet finished (or quarantined); --all for every message kept.
     List {
+        /// Every message kept, finished ones too.
         #[arg(long)]
         all: bool,
     },
     /// One message and the state of each recipient.
-    Show { id: i64 },
+    Show {
+        /// The message's queue id (`hisp queue list`).
+        id: i64,
+    },
     /// Make a message's waiting or failed recipients due now (and lift a quarantine).
-    Retry { id: i64 },
-    /// Remove a message from the queue.
-    Remove { id: i64 },
+    Retry {
+        /// The message's queue id (`hisp queue list`).
+        id: i64,
+    },
+    /// Remove a message from the queue: its recipients that are still waiting never get it.
+    /// Says which and asks, or needs --yes; recorded in the audit log.
+    Remove {
+        /// The message's queue id (`hisp queue list`).
+        id: i64,
+        /// Go ahead without asking.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
@@ -188,8 +202,23 @@ pub(super) fn queue(ctx: &Context, command: QueueCommand) -> Result<(), Failure>
                 json!({ "id": id, "due": n }),
             );
         }
-        QueueCommand::Remove { id } => {
+        QueueCommand::Remove { id, yes } => {
+            let entry = queue.show(id)?;
+            let waiting: Vec<&str> = entry
+                .recipients
+                .iter()
+                .filter(|r| !matches!(r.status.as_str(), "sent" | "delivered" | "failed"))
+                .map(|r| r.recipient.as_str())
+                .collect();
+            let what = format!(
+                "queue message {id} from {} ({} waiting: {})",
+                entry.mail_from,
+                waiting.len(),
+                if waiting.is_empty() { "none".to_string() } else { waiting.join(", ") }
+            );
+            output::confirm(&what, yes)?;
             queue.remove(id)?;
+            ctx.store()?.note("queue.remove", &format!("queue message #{id}"), "removed by the operator")?;
             super::provision::done(ctx, &format!("removed message {id}"), json!({ "id": id }));
         }
     }

@@ -16,6 +16,7 @@ pub(crate) enum TokenCommand {
     /// through the API (POST /v1/practice, the EHR's "Direct setup") and acts for it from then on.
     Create {
         /// A name for the integration, e.g. "kareo-smith-pediatrics".
+        #[arg(value_parser = super::output::plain_line)]
         name: String,
         /// The practice (name or Direct domain) the token acts for.
         #[arg(long)]

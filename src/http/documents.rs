@@ -50,6 +50,8 @@ pub(crate) async fn content(caller: Caller, Path(id): Path<String>) -> Response 
             let practice = call.practice()?;
             let (record, sealed) = call.store.document(practice.id, id)?;
             let content = call.api.shared.kek.open_document(&sealed).map_err(ApiError::internal)?;
+            // Who read which PHI: the document by its number (its name is PHI, not for the log).
+            call.store.note("document.read", &format!("document #{id}"), &format!("practice #{}", practice.id))?;
             // A received file's name came from a peer: only plain characters go into the header.
             let name: String = record
                 .filename

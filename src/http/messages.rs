@@ -73,6 +73,8 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
                 // The sender whose signature was verified on arrival (its certificate bound to it).
                 answer["verified_sender"] = json!(entry.sender);
                 answer["body"] = json!(call.store.received_text(practice.id, &entry.message_id)?);
+                let read = format!("message {}", bare(&entry.message_id));
+                call.store.note("message.read", &read, &format!("practice #{}", practice.id))?;
                 answer["recipients"] = json!([]);
             }
             entry.message_id = bare(&entry.message_id).to_string();

@@ -999,4 +999,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX IF NOT EXISTS queue_messages_message_id ON queue_messages(message_id) WHERE direction = 'outbound';
     "#,
+    // 30: the audit log holds no line break or terminal escape, whoever writes to it and whatever
+    // a name or a reason held: each is written as \n, \r or \e, so `hisp audit` shows one line
+    // per entry and no entry can forge another.
+    r#"
+    CREATE TRIGGER audit_log_one_line AFTER INSERT ON audit_log
+        WHEN instr(NEW.subject || NEW.detail || NEW.actor, char(10)) > 0
+          OR instr(NEW.subject || NEW.detail || NEW.actor, char(13)) > 0
+          OR instr(NEW.subject || NEW.detail || NEW.actor, char(27)) > 0
+    BEGIN
+        UPDATE audit_log SET
+            subject = replace(replace(replace(subject, char(10), '\n'), char(13), '\r'), char(27), '\e'),
+            detail = replace(replace(replace(detail, char(10), '\n'), char(13), '\r'), char(27), '\e'),
+            actor = replace(replace(replace(actor, char(10), '\n'), char(13), '\r'), char(27), '\e')
+        WHERE rowid = NEW.rowid;
+    END;
+    UPDATE audit_log SET
+        subject = replace(replace(replace(subject, char(10), '\n'), char(13), '\r'), char(27), '\e'),
+        detail = replace(replace(replace(detail, char(10), '\n'), char(13), '\r'), char(27), '\e'),
+        actor = replace(replace(replace(actor, char(10), '\n'), char(13), '\r'), char(27), '\e')
+    WHERE instr(subject || detail || actor, char(10)) > 0 OR instr(subject || detail || actor, char(13)) > 0
+       OR instr(subject || detail || actor, char(27)) > 0;
+    "#,
 ];

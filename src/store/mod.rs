@@ -342,6 +342,12 @@ pub(crate) trait Store {
     fn has_domain(&self, domain: &Domain) -> Result<bool>;
     /// Removes a domain; with `cascade` also its addresses, certificates, keys and anchors.
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()>;
+    /// What removing `domain` with --cascade would remove, as (what, how many), those there are:
+    /// its addresses, certificates, keys, anchors and bundles, and when its practice would go with
+    /// it, the practice's referrals, documents, API tokens, shares and webhooks.
+    fn domain_removal(&self, domain: &Domain) -> Result<Vec<(&'static str, i64)>>;
+    /// What removing `address` removes (certificates, keys, listings), as (what, how many).
+    fn address_removal(&self, address: &DirectAddress) -> Result<Vec<(&'static str, i64)>>;
 
     fn add_address(&self, address: &DirectAddress, password_hash: Option<&str>) -> Result<()>;
     /// Adds a batch of addresses in one transaction: each added, or refused with why (already
@@ -414,6 +420,9 @@ pub(crate) trait Store {
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<()>;
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// Records in the audit log something done that changed nothing here: PHI read (a document
+    /// downloaded, a message's text shown), a message removed from the queue.
+    fn note(&self, action: &str, subject: &str, detail: &str) -> Result<()>;
 }
 
 impl NewCert {

@@ -601,6 +601,53 @@ impl Store for SqliteStore {
         })
     }
 
+    fn domain_removal(&self, domain: &Domain) -> Result<Vec<(&'static str, i64)>> {
+        let id = Self::domain_id(&self.conn, domain)?;
+        let (practice_id, last): (i64, bool) = self.conn.row(
+            "SELECT d.practice_id, (SELECT count(*) FROM domains o WHERE o.practice_id = d.practice_id) = 1
+                 AND NOT EXISTS (SELECT 1 FROM accounts WHERE practice_id = d.practice_id)
+                 AND NOT EXISTS (SELECT 1 FROM connections WHERE practice_id = d.practice_id)
+                 AND NOT EXISTS (SELECT 1 FROM invitations WHERE practice_id = d.practice_id)
+                 AND NOT EXISTS (SELECT 1 FROM listings WHERE practice_id = d.practice_id)
+             FROM domains d WHERE d.id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let count = |sql: &str, key: i64| -> Result<i64> { Ok(self.conn.row(sql, [key], |r| r.get(0))?) };
+        let mut out = vec![
+            ("addresses", count("SELECT count(*) FROM addresses WHERE domain_id = ?1", id)?),
+            ("certificates", count("SELECT count(*) FROM certificates WHERE domain_id = ?1", id)?),
+            ("private keys", count("SELECT count(*) FROM private_keys WHERE domain_id = ?1", id)?),
+            ("trust anchors", count("SELECT count(*) FROM anchors WHERE domain_id = ?1", id)?),
+            ("trust bundles", count("SELECT count(*) FROM bundles WHERE domain_id = ?1", id)?),
+        ];
+        if last {
+            out.extend([
+                ("the practice", 1),
+                ("referrals", count("SELECT count(*) FROM referrals WHERE practice_id = ?1", practice_id)?),
+                ("documents", count("SELECT count(*) FROM documents WHERE practice_id = ?1", practice_id)?),
+                ("API tokens", count("SELECT count(*) FROM api_tokens WHERE practice_id = ?1", practice_id)?),
+                ("shared documents", count("SELECT count(*) FROM shares WHERE practice_id = ?1", practice_id)?),
+                ("webhooks", count("SELECT count(*) FROM webhooks WHERE practice_id = ?1", practice_id)?),
+            ]);
+        }
+        Ok(out.into_iter().filter(|(_, n)| *n > 0).collect())
+    }
+
+    fn address_removal(&self, address: &DirectAddress) -> Result<Vec<(&'static str, i64)>> {
+        let text = address.to_string();
+        let count = |sql: &str| -> Result<i64> { Ok(self.conn.row(sql, [&text], |r| r.get(0))?) };
+        if count("SELECT count(*) FROM addresses WHERE address = ?1")? == 0 {
+            return Err(StoreError::NotFound(format!("address {address}")));
+        }
+        let out = vec![
+            ("certificates", count("SELECT count(*) FROM certificates WHERE owner = ?1")?),
+            ("private keys", count("SELECT count(*) FROM private_keys WHERE owner = ?1")?),
+            ("listings", count("SELECT count(*) FROM listings WHERE address = ?1")?),
+        ];
+        Ok(out.into_iter().filter(|(_, n)| *n > 0).collect())
+    }
+
     fn remove_domain(&self, domain: &Domain, cascade: bool) -> Result<()> {
         self.change("domain.remove", domain.as_str(), if cascade { "cascade" } else { "" }, |tx| {
             let id = Self::domain_id(tx, domain)?;
@@ -1180,6 +1227,10 @@ impl Store for SqliteStore {
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         self.conn.run("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
         Ok(())
+    }
+
+    fn note(&self, action: &str, subject: &str, detail: &str) -> Result<()> {
+        self.change(action, subject, detail, |_| Ok(()))
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
