@@ -20,10 +20,13 @@ use crate::store::{AccountRole, NodeStore};
 pub(crate) enum AccountCommand {
     /// A new member of a practice; a link to set the password is e-mailed to them.
     Add {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
+        /// The member's name, as the practice's people know them.
         #[arg(long, value_parser = super::output::plain_line)]
         name: String,
+        /// Where the link to set a password is sent (also their sign-in name).
         #[arg(long)]
         email: String,
         /// clinician, staff or admin (an admin manages the practice in the portal).
@@ -35,21 +38,30 @@ pub(crate) enum AccountCommand {
     },
     /// The accounts of a practice: role, two-factor, lock.
     List {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// A new one-time link to set the account's password (the earlier ones stop working).
     Link {
+        /// The e-mail address of the account.
         email: String,
+        /// Print the link instead of e-mailing it (to hand it over another way).
         #[arg(long)]
         print_link: bool,
     },
     /// Lifts the lock that failed sign-ins put on the account.
-    Unlock { email: String },
+    Unlock {
+        /// The account's e-mail address.
+        email: String,
+    },
     /// Turns two-factor sign-in off for an account that lost its phone and its recovery codes
     /// (check who asks first); its sessions end. Where its practice requires two factors, it
     /// enrols again at its next sign-in.
-    ResetTwoFactor { email: String },
+    ResetTwoFactor {
+        /// The account's e-mail address.
+        email: String,
+    },
 }
 
 pub(super) fn run(ctx: &Context, command: AccountCommand) -> Result<(), Failure> {

@@ -42,13 +42,17 @@ pub(crate) enum BundleCommand {
     List,
     /// Fetch the bundles again (or only NAME). A failure keeps the last good anchors.
     Refresh {
+        /// Only this bundle (default: all).
         name: Option<String>,
         /// DNS server for the fetch (IP:PORT); overrides dns.servers.
         #[arg(long = "dns", value_name = "HOST:PORT")]
         dns: Vec<String>,
     },
     /// Remove a bundle and its anchors.
-    Remove { name: String },
+    Remove {
+        /// The bundle's name (`hisp bundle list`).
+        name: String,
+    },
 }
 
 pub(super) fn run(ctx: &Context, command: BundleCommand) -> Result<(), Failure> {

@@ -55,8 +55,10 @@ pub(crate) enum CaCommand {
         /// How many days the CRL is good for (its nextUpdate); publish a new one before then.
         #[arg(long, default_value_t = 7)]
         days: u32,
+        /// PEM instead of DER.
         #[arg(long)]
         pem: bool,
+        /// Where to write the CRL (default: standard output).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
@@ -67,6 +69,7 @@ pub(crate) enum CertCommand {
     /// Issue a certificate from the development CA: OWNER is an address (address-bound) or a
     /// domain (domain-bound). DirectTrust end-entity profile, new RSA key stored encrypted.
     Issue {
+        /// The hosted address (address-bound) or domain (domain-bound) to issue for.
         owner: String,
         /// Validity in days (default ca.validity_days from the config).
         #[arg(long)]
@@ -78,14 +81,18 @@ pub(crate) enum CertCommand {
     /// Import a certificate and its key: --pkcs12 FILE, or --cert FILE [--key FILE]. Without
     /// --key, the key made by `hisp cert csr` is used.
     Import {
+        /// The address or domain the certificate is for.
         owner: String,
+        /// A PKCS#12 file holding the certificate and its key (its password on standard input with --password-stdin).
         #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "key"])]
         pkcs12: Option<PathBuf>,
         /// Read the PKCS#12 password from the first line of standard input (default: empty).
         #[arg(long, requires = "pkcs12")]
         password_stdin: bool,
+        /// The certificate (PEM or DER), e.g. the one a CA signed from `hisp cert csr`.
         #[arg(long, value_name = "FILE")]
         cert: Option<PathBuf>,
+        /// Its private key (PEM), when not kept here already (from `hisp cert csr`).
         #[arg(long, value_name = "FILE", requires = "cert")]
         key: Option<PathBuf>,
     },
@@ -112,17 +119,24 @@ pub(crate) enum CertCommand {
     /// Make a new key (stored encrypted) and a CSR for it, to send to a DirectTrust CA; then
     /// `hisp cert import OWNER --cert SIGNED.pem`.
     Csr {
+        /// The address or domain the certificate is for.
         owner: String,
+        /// The RSA key size (2048 to 8192; default: [ca] key_bits).
         #[arg(long)]
         bits: Option<u32>,
+        /// Where to write the CSR (PEM; default: standard output).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Remove a certificate (and its key, if nothing else uses it).
-    Remove { sha256: String },
+    Remove {
+        /// The certificate's SHA-256 fingerprint (`hisp cert list`).
+        sha256: String,
+    },
     /// Revoke a certificate the development CA issued (by SHA-256 fingerprint, 8+ hex digits):
     /// it goes on the CA's CRL and is no longer used to sign or published.
     Revoke {
+        /// The certificate's SHA-256 fingerprint (`hisp cert list`).
         sha256: String,
         /// Why (kept in the store and the audit log).
         #[arg(long, default_value = "unspecified", value_parser = output::plain_line)]

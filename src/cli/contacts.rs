@@ -29,21 +29,26 @@ pub(crate) enum ContactsCommand {
     },
     /// The practice's members (accounts of its clinicians and staff).
     Members {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// What the practice lists for connected practices and patients to see.
     Listed {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// List a member for connected practices and patients: an account, or one of the practice's
     /// Direct addresses (a user's, or a shared inbox).
     Expose {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
+        /// A member to list (their account id)...
         #[arg(long, conflicts_with = "address", required_unless_present = "address")]
         account: Option<i64>,
+        /// ...or one of the practice's Direct addresses (a shared inbox).
         #[arg(long)]
         address: Option<String>,
         /// What others see beside it, e.g. "Referrals inbox".
@@ -52,26 +57,34 @@ pub(crate) enum ContactsCommand {
     },
     /// Stop listing a member (it leaves everyone's contacts).
     Hide {
+        /// The listing's id (`hisp contacts listed`).
         listing: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// An account's contacts, by name; --search finds by the beginnings of words.
     List {
+        /// The member whose contacts to show (their account id).
         #[arg(long)]
         account: i64,
+        /// Only those whose words begin with these.
         #[arg(long)]
         search: Option<String>,
     },
     /// Add a listed member of a connected practice to an account's contacts.
     Add {
+        /// The listing to add (from `hisp contacts profile`).
         listing: i64,
+        /// The member adding it (their account id).
         #[arg(long)]
         account: i64,
     },
     /// Remove a member from an account's contacts.
     Remove {
+        /// The listing to remove from the member's contacts.
         listing: i64,
+        /// The member (their account id).
         #[arg(long)]
         account: i64,
     },
@@ -80,8 +93,10 @@ pub(crate) enum ContactsCommand {
 /// Whose side to look from: a practice, or an account (a patient's, or a practice member's).
 #[derive(clap::Args, Debug)]
 pub(crate) struct Who {
+    /// As this practice sees them: its name (as written, any case) or one of its Direct domains...
     #[arg(long, conflicts_with = "account", required_unless_present = "account")]
     practice: Option<String>,
+    /// ...or as this account sees them (a patient's, or a member's: their account id).
     #[arg(long)]
     account: Option<i64>,
 }

@@ -33,29 +33,36 @@ pub(crate) enum InviteCommand {
         /// notification-failed.
         #[arg(long, value_name = "STATE")]
         status: Option<String>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// One invitation and each of its notices (when sent, where, or why it failed).
     Show {
+        /// The invitation's id (`hisp invite list`).
         id: i64,
         #[command(flatten)]
         practice: PracticeArg,
     },
     /// Send a reminder now (pending invitations; not while the last notice is still on its way).
     Remind {
+        /// The invitation's id (`hisp invite list`).
         id: i64,
         #[command(flatten)]
         practice: PracticeArg,
     },
     /// Cancel a pending invitation: its code stops working and no reminder follows.
     Cancel {
+        /// The invitation's id (`hisp invite list`).
         id: i64,
         #[command(flatten)]
         practice: PracticeArg,
     },
     /// What a code's invitation asks of its invitee: the inviting practice and the fields needed.
-    Preview { code: String },
+    Preview {
+        /// The invitation code (7KQ4-M2XD-9R0T; any case).
+        code: String,
+    },
     /// Accept an invitation with its code: register a new account (the password on standard
     /// input), or with --existing accept it with an account that exists.
     ///
@@ -68,9 +75,11 @@ pub(crate) enum InviteCommand {
     /// Correct a patient's date of birth: the invitation is cancelled and a new one, with a new
     /// code, goes to the same person.
     Edit {
+        /// The invitation's id (`hisp invite list`).
         id: i64,
         #[command(flatten)]
         practice: PracticeArg,
+        /// The patient's corrected date of birth (YYYY-MM-DD): a new code is sent.
         #[arg(long, value_name = "YYYY-MM-DD")]
         date_of_birth: String,
     },

@@ -40,7 +40,9 @@ pub(crate) enum PracticeCommand {
     /// of bouncing it; it reaches their mailbox here when they accept. "off" (the default)
     /// bounces it with a failure notice that says why.
     InviteUnreachable {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// "on" or "off".
         #[arg(value_parser = ["on", "off"])]
         setting: String,
     },
@@ -48,7 +50,9 @@ pub(crate) enum PracticeCommand {
     /// app): "required" sends each one without it to set it up at their next sign-in;
     /// "optional" (the default) leaves it to each.
     TwoFactor {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// "required" or "optional".
         #[arg(value_parser = ["required", "optional"])]
         setting: String,
     },
@@ -56,9 +60,12 @@ pub(crate) enum PracticeCommand {
     /// (off: no sharing, the default; none; sms: a code texted to their mobile; date-of-birth) and
     /// the roles that may share (default clinician,admin). Its admins set it in the portal too.
     Sharing {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// What a contact passes before first seeing a shared document: "sms" (a code to their mobile), "date-of-birth", "none", or "off" (no sharing).
         #[arg(long, value_parser = ["off", "none", "sms", "date-of-birth"])]
         check: String,
+        /// The member roles that may share (comma-separated: clinician, staff, admin).
         #[arg(long, default_value = "clinician,admin")]
         roles: String,
         /// An expired link renews itself once its contact passes the check again ("on"), or the
@@ -69,7 +76,9 @@ pub(crate) enum PracticeCommand {
     /// Whether the practice's members may send invitations ("on", the default) or not ("off");
     /// its admins set it in the portal too.
     Invitations {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// "on" or "off".
         #[arg(value_parser = ["on", "off"])]
         setting: String,
     },
@@ -82,38 +91,55 @@ pub(crate) enum PracticeCommand {
     encrypted at rest and erased (last 4 digits kept) once decided.")]
 pub(crate) enum ProofingCommand {
     /// Where a practice's proofing stands: state, each section (ready / incomplete), reasons.
-    Status { practice: String },
+    Status {
+        /// The practice's name (as written, any case) or one of its Direct domains.
+        practice: String,
+    },
     /// Start proofing: the legal representative accepts the DirectTrust activation terms and the
     /// identity-verification agreement (both flags are required).
     Start {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// The legal representative accepts the DirectTrust activation terms.
         #[arg(long)]
         accept_terms: bool,
+        /// ...and the identity-verification agreement.
         #[arg(long)]
         accept_verification_agreement: bool,
     },
     /// Fill in one section of the form from JSON (a file, or - for standard input): business,
     /// representative, government_id, financial_id.
     Section {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
         /// business | representative | government_id | financial_id
         section: String,
+        /// The section's fields as JSON (see Onboarding in the README).
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },
     /// Send a 6-digit confirmation code to the representative's phone (E.164, e.g. +15555550123)
     /// through onboarding.code_channel; it lasts 10 minutes and allows 5 tries.
     SendCode {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// The phone the code is sent to, in E.164 (+15555550123).
         #[arg(long)]
         phone: String,
     },
     /// Enter the confirmation code.
-    Confirm { practice: String, code: String },
+    Confirm {
+        /// The practice's name (as written, any case) or one of its Direct domains.
+        practice: String,
+        /// The 6-digit code sent to the phone.
+        code: String,
+    },
     /// "Verify Identity": submit the form (optionally filling sections first from a JSON file
     /// {"business": {..}, "representative": {..}, ..}); the rules decide, then onboarding.verifier.
     Submit {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         practice: String,
+        /// All the sections as one JSON object, saved before submitting.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
@@ -125,6 +151,7 @@ pub(crate) enum ProofingCommand {
         /// Why: how the identity was verified (kept with the decision and in the audit log).
         #[arg(long, value_parser = super::output::plain_line)]
         reason: String,
+        /// The identity was verified outside hisp (no form submitted): say how with --reason.
         #[arg(long)]
         out_of_band: bool,
     },
@@ -137,7 +164,10 @@ pub(crate) enum ProofingCommand {
         reason: String,
     },
     /// "Try Again" after a failure: the form becomes editable (erased identifiers must be re-entered).
-    Retry { practice: String },
+    Retry {
+        /// The practice's name (as written, any case) or one of its Direct domains.
+        practice: String,
+    },
 }
 
 impl From<OnboardingError> for Failure {

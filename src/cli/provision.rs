@@ -16,6 +16,7 @@ use crate::store::AnchorRecord;
 pub(crate) enum DomainCommand {
     /// Host a practice's Direct domain, e.g. smithpeds.direct.example.org.
     Add {
+        /// The Direct domain to host, e.g. smithpeds.direct.example.org.
         domain: Domain,
         /// The practice this domain belongs to (default: the domain itself).
         #[arg(long, value_parser = output::plain_line)]
@@ -28,6 +29,7 @@ pub(crate) enum DomainCommand {
     /// documents, API tokens, shares and webhooks) and asks, or needs --yes.
     Remove {
         /// The domain.
+        /// The domain that stops trusting it.
         domain: Domain,
         /// Also remove its addresses, certificates, keys and anchors (and what its practice keeps,
         /// when this is its last domain).
@@ -46,6 +48,7 @@ pub(crate) enum AddressCommand {
     Verify(super::discover::LookupArgs),
     /// Make a username within a hosted domain a Direct address (user@domain).
     Add {
+        /// The Direct address, in a hosted domain.
         address: DirectAddress,
         /// Read the user's SMTP password (12+ characters) from the first line of standard input.
         #[arg(long)]
@@ -58,6 +61,7 @@ pub(crate) enum AddressCommand {
     /// List addresses.
     List {
         /// Only addresses of this domain.
+        /// Only this domain's.
         #[arg(long)]
         domain: Option<Domain>,
     },
@@ -72,6 +76,7 @@ pub(crate) enum AddressCommand {
     },
     /// Set a new password, read from the first line of standard input.
     Passwd {
+        /// The Direct address.
         address: DirectAddress,
         /// Read the password from standard input (required: passwords never go on the command line).
         #[arg(long)]
@@ -110,18 +115,22 @@ impl TrustUse {
 pub(crate) enum AnchorCommand {
     /// Trust the CA certificate(s) in FILE (PEM, possibly several, or DER) for a hosted domain.
     Add {
+        /// The anchor certificate(s): PEM (several allowed), DER or PKCS#7.
         file: PathBuf,
         #[command(flatten)]
         trust: TrustUse,
     },
     /// List anchors.
     List {
+        /// Only this domain's.
         #[arg(long)]
         domain: Option<Domain>,
     },
     /// Stop trusting an anchor (by its SHA-256 fingerprint) for a domain.
     Remove {
+        /// The anchor's SHA-256 fingerprint (`hisp anchor list`).
         sha256: String,
+        /// The domain that stops trusting it.
         #[arg(long)]
         domain: Domain,
     },

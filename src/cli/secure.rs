@@ -21,6 +21,7 @@ pub(crate) enum SecureCommand {
         /// A recipient account (repeat for more).
         #[arg(long = "to", required = true)]
         to: Vec<i64>,
+        /// The message's subject (no PHI is needed here: the recipient is told only that a message waits).
         #[arg(long)]
         subject: String,
         /// The text (read from this file; "-" for standard input).
@@ -35,31 +36,41 @@ pub(crate) enum SecureCommand {
     },
     /// Answer a message: to its sender (or, answering your own, to its recipients).
     Reply {
+        /// The secure message to answer.
         message: i64,
+        /// The member answering (their account id).
         #[arg(long)]
         account: i64,
+        /// The reply's text, from this file (default: standard input).
         #[arg(long, value_name = "FILE")]
         body_file: Option<std::path::PathBuf>,
     },
     /// What reached the account, newest first.
     Inbox {
+        /// Whose inbox (their account id).
         #[arg(long)]
         account: i64,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// What the account sent, newest first.
     Sent {
+        /// Whose sent messages (their account id).
         #[arg(long)]
         account: i64,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
     /// Read a message (marking it read); --save writes its attachments into a directory.
     Read {
+        /// The secure message's id.
         message: i64,
+        /// The member reading (their account id).
         #[arg(long)]
         account: i64,
+        /// Save its attachments into this directory (files 0600).
         #[arg(long, value_name = "DIR")]
         save: Option<std::path::PathBuf>,
     },

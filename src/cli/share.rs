@@ -24,6 +24,7 @@ pub(crate) enum ShareCommand {
         Unused, the link expires after 24 hours; its first use (after the practice's check) binds it to \
         that browser until revoked.")]
     Create {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
         /// The contact's id (`hisp share contact list`).
@@ -44,18 +45,23 @@ pub(crate) enum ShareCommand {
     },
     /// The practice's shares, newest first, with where each stands.
     List {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// One share and its trail: sent, opened, checked, viewed, downloaded, revoked.
     Show {
+        /// The share's id (`hisp share list`).
         id: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// Revoke a share's link: it no longer opens the document, even where it was opened before.
     Revoke {
+        /// The share's id (`hisp share list`).
         id: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
         /// The e-mail address of the member revoking it.
@@ -64,7 +70,9 @@ pub(crate) enum ShareCommand {
     },
     /// Send a fresh link (the earlier one stops working): a new 24 hours and a new check.
     Resend {
+        /// The share's id (`hisp share list`).
         id: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
         /// The e-mail address of the member sending it.
@@ -79,6 +87,7 @@ pub(crate) enum ShareCommand {
 pub(crate) enum ContactCommand {
     /// Add a contact (one per e-mail address and practice).
     Add {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
         #[command(flatten)]
@@ -86,12 +95,15 @@ pub(crate) enum ContactCommand {
     },
     /// The practice's contacts, by name.
     List {
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
     /// Change a contact: every field anew.
     Edit {
+        /// The contact's id (`hisp share contact list`).
         id: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
         #[command(flatten)]
@@ -99,7 +111,9 @@ pub(crate) enum ContactCommand {
     },
     /// Remove a contact, and the documents shared with them (their links stop working).
     Remove {
+        /// The contact's id (`hisp share contact list`).
         id: i64,
+        /// The practice's name (as written, any case) or one of its Direct domains.
         #[arg(long)]
         practice: String,
     },
@@ -107,10 +121,13 @@ pub(crate) enum ContactCommand {
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Fields {
+    /// The contact's name.
     #[arg(long)]
     name: String,
+    /// The organization the contact is with (a law firm, a school).
     #[arg(long)]
     organization: Option<String>,
+    /// Where the links of shared documents go.
     #[arg(long)]
     email: String,
     /// E.164, e.g. +15555550123 (for the SMS code).

@@ -25,7 +25,10 @@ pub(crate) enum TokenCommand {
     /// The tokens, whom they act for, and whether they are revoked.
     List,
     /// Revoke a token: requests with it are refused from now on.
-    Revoke { name: String },
+    Revoke {
+        /// The token's name (`hisp token list`).
+        name: String,
+    },
 }
 
 pub(super) fn run(ctx: &Context, command: TokenCommand) -> Result<(), Failure> {
