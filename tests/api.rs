@@ -853,14 +853,30 @@ fn a_practice_named_as_practices_name_themselves_is_set_up_on_the_first_try() {
     let user = api.expect(&lee, 201, "POST", "/v1/practice/users", Some(&json!({ "username": long })));
     let long_address = format!("{long}@{domain}");
     assert_eq!(user["address"], long_address.as_str());
-    api.expect(
+    let started = api.expect(
         &lee,
         200,
         "POST",
         "/v1/proofing/terms",
         Some(&json!({"activation_terms": true, "identity_verification_agreement": true})),
     );
-    for section in ["business", "representative", "government_id", "financial_id"] {
+    // The business is the practice, already filled in; a section not ready says what it lacks.
+    assert_eq!(started["enrollment"]["business"]["name"], name, "{started}");
+    assert_eq!(
+        (started["sections"][0]["section"].clone(), started["sections"][0]["status"].clone()),
+        (json!("business"), json!("ready"))
+    );
+    let answers = json!({"knowledge_answers": [{"question": "First car?", "answer": "Volvo"}]});
+    let partial = api.expect(&lee, 200, "PUT", "/v1/proofing/sections/financial_id", Some(&answers));
+    let financial = &partial["sections"][3];
+    assert_eq!(financial["status"], "incomplete");
+    assert!(financial["message"].as_str().unwrap().contains("3 knowledge questions (1 answered)"), "{financial}");
+    let mut representative = proofing_form()["representative"].clone();
+    representative["middle_name"] = json!("Quinn");
+    representative["suffix"] = json!("Jr.");
+    let named = api.expect(&lee, 200, "PUT", "/v1/proofing/sections/representative", Some(&representative));
+    assert_eq!(named["sections"][1]["status"], "ready", "{named}");
+    for section in ["government_id", "financial_id"] {
         api.expect(&lee, 200, "PUT", &format!("/v1/proofing/sections/{section}"), Some(&proofing_form()[section]));
     }
     api.expect(&lee, 200, "POST", "/v1/proofing/code", Some(&json!({"phone": "+15555550123"})));
@@ -894,6 +910,11 @@ fn the_apis_own_certificate_is_kept_across_restarts_and_exported_for_clients() {
         config.lines().filter(|l| !l.starts_with("tls_")).map(|l| format!("{l}\n")).collect::<String>()
     };
     let Single { node, daemon, api, _mail, _scratch } = single_node(DOMAIN, without_tls);
+    // The start-up lines follow the listeners by a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !node.serve_log().contains("self-signed") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let log = node.serve_log();
     assert!(log.contains("self-signed") && log.contains("hisp http cert export"), "{log}");
     let pem = node.files.p("api.pem");

@@ -172,7 +172,7 @@ fn a_manual_verifier_waits_for_the_admin() {
     let code = code_from_log(&node);
     node.ok(&["proofing", "confirm", DOMAIN, &code]);
     assert_eq!(node.json(&["proofing", "submit", DOMAIN, "--file", &form])["state"], "submitted");
-    assert_eq!(node.run(&["proofing", "reject", DOMAIN, "--reason", " "]).status, 1, "a reason is required");
+    assert_eq!(node.run(&["proofing", "reject", DOMAIN, "--reason", " "]).status, 2, "a reason is required");
     let rejected = node.json(&["proofing", "reject", DOMAIN, "--reason", "the NPI belongs to someone else"]);
     assert_eq!(rejected["state"], "failed");
     assert_eq!(rejected["reasons"][0]["message"], "the NPI belongs to someone else");

@@ -34,8 +34,14 @@ pub(crate) struct Business {
 pub(crate) struct Representative {
     #[serde(default)]
     pub first_name: String,
+    /// Optional, as on the representative's identity documents.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub middle_name: String,
     #[serde(default)]
     pub last_name: String,
+    /// Optional: Jr., Sr., II, III, MD...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub suffix: String,
     #[serde(default)]
     pub home_address: HomeAddress,
     /// YYYY-MM-DD
@@ -217,6 +223,33 @@ impl Enrollment {
         }
     }
 
+    /// What a section still needs, in words an EHR can show beside it (empty: nothing missing).
+    pub(crate) fn what_is_missing(&self, section: &str) -> Vec<String> {
+        let missing = self.missing(section);
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        match section {
+            "business" => vec!["the business name".into()],
+            "government_id" => vec!["the representative's individual NPI or Social Security number".into()],
+            "financial_id" => {
+                let answered = self
+                    .financial_id
+                    .as_ref()
+                    .map_or(0, |f| f.knowledge_answers.iter().filter(|k| !blank(&k.answer)).count());
+                vec![format!(
+                    "a personal phone, a credit card number, or answers to {MIN_KNOWLEDGE_ANSWERS} knowledge \
+                     questions ({answered} answered)"
+                )]
+            }
+            _ => {
+                let fields: Vec<String> =
+                    missing.iter().map(|f| f.rsplit('.').next().unwrap_or(f).replace('_', " ")).collect();
+                vec![format!("missing: {}", fields.join(", "))]
+            }
+        }
+    }
+
     /// The fields still missing from a data section (empty: the section is ready).
     pub(crate) fn missing(&self, section: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -299,6 +332,20 @@ impl Enrollment {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_a_section_lacks_is_said_in_words() {
+        let mut e = Enrollment::default();
+        let two = json!({"knowledge_answers": [{"question": "a", "answer": "1"}, {"question": "b", "answer": "2"}]});
+        e.set(Section::parse("financial_id", &two).unwrap());
+        let said = e.what_is_missing("financial_id").join("");
+        assert!(said.contains("3 knowledge questions (2 answered)"), "{said}");
+        let named = json!({"first_name": "Jane", "middle_name": "Q", "last_name": "Smith", "suffix": "Jr."});
+        e.set(Section::parse("representative", &named).unwrap());
+        let said = e.what_is_missing("representative").join("");
+        assert!(said.starts_with("missing: street, city"), "{said}");
+        assert!(e.what_is_missing("business").join("").contains("business name"));
+    }
 
     #[test]
     fn a_section_is_ready_when_its_fields_are_there() {

@@ -110,6 +110,11 @@ impl Onboarding<'_> {
             }
             None => Private::default(),
         };
+        let mut private = private;
+        // The business is the practice: its name is filled in, to be changed if it differs.
+        if private.enrollment.business.is_none() {
+            private.enrollment.business = Some(enrollment::Business { name: practice.name.clone() });
+        }
         let proofing = Proofing {
             state: stored.state,
             private,

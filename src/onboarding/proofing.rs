@@ -100,6 +100,8 @@ pub(crate) struct SectionStatus {
     /// Fields that are there but break a rule (an NPI whose check digit is wrong, say).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<Reason>,
+    /// What the representative still has to do for this section, in words (empty when ready).
+    pub message: String,
 }
 
 impl Proofing {
@@ -193,7 +195,18 @@ impl Proofing {
                 let prefix = format!("{section}.");
                 let invalid: Vec<Reason> = broken.iter().filter(|r| r.field.starts_with(&prefix)).cloned().collect();
                 let ready = missing.is_empty() && invalid.is_empty();
-                SectionStatus { section, status: if ready { "ready" } else { "incomplete" }, missing, invalid }
+                let message = if ready {
+                    String::new()
+                } else {
+                    let mut said = if section == "confirmation" {
+                        vec!["confirm the code sent to the phone".to_string()]
+                    } else {
+                        self.private.enrollment.what_is_missing(section)
+                    };
+                    said.extend(invalid.iter().map(|r| r.message.clone()));
+                    said.join("; ")
+                };
+                SectionStatus { section, status: if ready { "ready" } else { "incomplete" }, missing, invalid, message }
             })
             .collect()
     }
