@@ -85,6 +85,33 @@ pub fn check_ccda(bytes: &[u8]) -> Result<(), ViewError> {
     })
 }
 
+/// Who a C-CDA is about, as a key to find the same patient in another practice's records: the
+/// family and given names, the date of birth (YYYYMMDD) and the sex code of its recordTarget,
+/// lowercased, letters and digits only ("smith|jane|19750601|f"); None when the name or the date
+/// of birth is missing (too little to match on).
+pub fn patient_key(bytes: &[u8]) -> Option<String> {
+    with_document(bytes, |root| {
+        let patient = path(root, &["recordTarget", "patientRole", "patient"]).ok_or(ViewError::NotCcda)?;
+        let name = child(patient, "name").ok_or(ViewError::NotCcda)?;
+        let plain = |text: String| -> String {
+            text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+        };
+        let family = child(name, "family").map(text_of).map(plain).unwrap_or_default();
+        let given = child(name, "given").map(text_of).map(plain).unwrap_or_default();
+        let birth: String = child(patient, "birthTime")
+            .and_then(|b| b.attribute("value"))
+            .map(|v| v.chars().take_while(char::is_ascii_digit).take(8).collect())
+            .unwrap_or_default();
+        let sex =
+            child(patient, "administrativeGenderCode").and_then(|g| g.attribute("code")).unwrap_or("").to_lowercase();
+        if family.is_empty() || given.is_empty() || birth.len() != 8 {
+            return Err(ViewError::NotCcda);
+        }
+        Ok(format!("{family}|{given}|{birth}|{sex}"))
+    })
+    .ok()
+}
+
 /// Runs `read` on the root of the CDA document `bytes`, parsed within the bounds above.
 fn with_document<T>(bytes: &[u8], read: impl FnOnce(Node) -> Result<T, ViewError>) -> Result<T, ViewError> {
     if bytes.len() > MAX_BYTES {
@@ -400,6 +427,13 @@ mod tests {
             <component><structuredBody><component><section><title>Plan</title><text>{body}</text></section>
             </component></structuredBody></component></ClinicalDocument>"#
         )
+    }
+
+    #[test]
+    fn a_c_cda_names_its_patient_by_name_birth_and_sex() {
+        assert_eq!(patient_key(&fixture("ccd.xml")).as_deref(), Some("betterhalf|eve|19750501|f"));
+        assert!(patient_key(&fixture("referral-note.xml")).is_some());
+        assert_eq!(patient_key(cda("x").as_bytes()), None, "no recordTarget");
     }
 
     #[test]

@@ -295,11 +295,15 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
         !v["referrals"].as_array().unwrap().is_empty()
     });
     let theirs = &arrived["referrals"][0];
-    assert_eq!((theirs["direction"].clone(), theirs["patient_id"].clone()), (json!("transferring"), json!("MRN-1001")));
+    // B has no record of this patient: A's MRN is kept as A's, and nothing is filed under it.
+    assert_eq!(theirs["direction"], "transferring");
+    assert_eq!((theirs["patient_id"].clone(), theirs["sender_patient_id"].clone()), (Value::Null, json!("MRN-1001")));
     assert_eq!(theirs["message_id"], message_id.as_str());
     assert_eq!(theirs["encounter_note"], true);
     let b_docs = j.api_b.expect(&kareo_b, 200, "GET", "/v1/patients/MRN-1001/documents", None);
-    assert_eq!(b_docs["documents"].as_array().unwrap().len(), 2, "{b_docs}");
+    assert_eq!(b_docs["documents"], json!([]), "{b_docs}");
+    let b_all = j.api_b.expect(&kareo_b, 200, "GET", "/v1/documents", None);
+    assert_eq!(b_all["documents"].as_array().unwrap().len(), 2, "{b_all}");
 
     // A message written by an EHR's own mail client: a UTF-8 Subject in RFC 2047 words, a file
     // named in RFC 2231 form. B's EHR reads it through the API alone: its text, the verified
@@ -365,7 +369,7 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
         "from": "dr.jones@b.test", "to": [me], "subject": "Consult report",
         "body": "Seen; plan attached.",
         "attachments": [{"filename": "consult-note.xml", "content_type": "application/xml", "content_base64": b64(&ccda)}],
-        "referral": {"patient_id": "MRN-1001", "direction": "receiving", "ccda_sections": ["plan of care"], "in_reply_to": message_id}
+        "referral": {"patient_id": "B-77", "direction": "receiving", "ccda_sections": ["plan of care"], "in_reply_to": message_id}
     });
     j.api_b.expect(&kareo_b, 202, "POST", "/v1/messages", Some(&report));
     let back = wait_for(&j, api, &kareo, "/v1/referrals?direction=receiving", |v| {
@@ -373,6 +377,12 @@ fn an_ehr_sets_up_direct_proves_identity_sends_a_referral_and_closes_the_loop() 
     });
     let returned = &back["referrals"][0];
     assert_eq!(returned["status"], "awaiting-receipt");
+    // B's report names the patient by B's MRN; A files it for its own patient, matched on the
+    // C-CDA's header (name, birth date, sex), B's MRN kept as B's.
+    assert_eq!(
+        (returned["patient_id"].clone(), returned["sender_patient_id"].clone()),
+        (json!("MRN-1001"), json!("B-77"))
+    );
     assert_eq!(returned["answers"], referral_id, "linked to the referral it answers");
     let returned_id = returned["id"].as_i64().unwrap();
     assert_eq!(

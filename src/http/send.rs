@@ -308,9 +308,12 @@ fn record_sent(
     message_id: &str,
 ) -> Result<Option<i64>, ApiError> {
     let documents = referral::documents(&call.shared.kek, &c.files).map_err(ApiError::internal)?;
+    // Who the C-CDA is about: this practice knows them by its identifier from now on.
+    let patient_key = referral::patient_key(&c.files);
     let referral = c.referral.as_ref().map(|(m, in_reply_to)| NewReferral {
         direction: m.direction.clone(),
-        patient_id: m.patient_id.clone(),
+        patient_id: Some(m.patient_id.clone()),
+        sender_patient_id: None,
         sender: c.from.to_string(),
         recipients: c.to.iter().map(ToString::to_string).collect(),
         subject: c.subject.clone(),
@@ -323,6 +326,7 @@ fn record_sent(
         message_id,
         way: "sent",
         patient_id: c.referral.as_ref().map(|(m, _)| m.patient_id.as_str()),
+        patient_key: patient_key.as_deref(),
         referral: referral.as_ref(),
         documents: &documents,
     };

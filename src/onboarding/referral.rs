@@ -83,6 +83,14 @@ pub(crate) fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<New
         .collect()
 }
 
+/// Who the first C-CDA among `files` is about (`ccda_view::patient_key`).
+pub(crate) fn patient_key(files: &[Attachment]) -> Option<String> {
+    files
+        .iter()
+        .filter(|f| crate::ccda_view::is_xml(&f.content_type, &f.filename))
+        .find_map(|f| crate::ccda_view::patient_key(&f.content))
+}
+
 /// Records what a hosted address received: the referral (if the message is one) and a copy of
 /// each of its `attachments` (as the delivery found them) for the recipient's practice. Once per practice: a retried delivery, or a
 /// second recipient at the same practice, changes nothing.
@@ -107,9 +115,17 @@ pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
         return Ok(());
     }
     let documents = documents(kek, attachments).map_err(|e| e.to_string())?;
+    // Filed for this practice's own patient when its records know who the C-CDA is about; the
+    // sender's identifier means nothing here and is kept only as the sender's.
+    let key = patient_key(attachments);
+    let ours = match &key {
+        Some(key) => store.patient_by_key(practice.id, key).map_err(|e| e.to_string())?,
+        None => None,
+    };
     let referral = metadata.as_ref().map(|m| NewReferral {
         direction: m.direction.clone(),
-        patient_id: m.patient_id.clone(),
+        patient_id: ours.clone(),
+        sender_patient_id: Some(m.patient_id.clone()),
         sender: sender.to_string(),
         recipients: headers.get("to").map(mime::addresses).unwrap_or_default(),
         subject: headers.text("subject").unwrap_or_default().trim().to_string(),
@@ -121,7 +137,8 @@ pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
         practice_id: practice.id,
         message_id,
         way: "received",
-        patient_id: metadata.as_ref().map(|m| m.patient_id.as_str()),
+        patient_id: ours.as_deref(),
+        patient_key: key.as_deref(),
         referral: referral.as_ref(),
         documents: &documents,
     };

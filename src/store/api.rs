@@ -26,7 +26,12 @@ pub(crate) struct TokenRecord {
 pub(crate) struct NewReferral {
     /// "transferring" (referring out) or "receiving" (reporting back).
     pub direction: String,
-    pub patient_id: String,
+    /// This practice's identifier of the patient; for a referral received, the one its C-CDA
+    /// was matched to in this practice's records, or None (not matched).
+    pub patient_id: Option<String>,
+    /// For a referral received: the sender's identifier of the patient (meaningful to the sender).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_patient_id: Option<String>,
     pub sender: String,
     pub recipients: Vec<String>,
     pub subject: String,
@@ -89,6 +94,9 @@ pub(crate) struct Exchange<'a> {
     /// "sent" or "received".
     pub way: &'a str,
     pub patient_id: Option<&'a str>,
+    /// Who the exchange's C-CDA is about (`ccda_view::patient_key`): with `patient_id`, it goes
+    /// into the practice's patient index.
+    pub patient_key: Option<&'a str>,
     pub referral: Option<&'a NewReferral>,
     pub documents: &'a [NewDocument],
 }
@@ -149,6 +157,9 @@ pub(crate) trait ApiStore {
     fn idempotency_finish(&self, token_id: i64, key: &str, status: u16, response: &str) -> Result<()>;
     /// Forgets a key whose request failed on the node's side, so that a retry runs it.
     fn idempotency_abandon(&self, token_id: i64, key: &str) -> Result<()>;
+    /// The practice's own identifier of the patient a C-CDA with this `ccda_view::patient_key`
+    /// is about, when its records know them.
+    fn patient_by_key(&self, practice_id: i64, key: &str) -> Result<Option<String>>;
     /// The text of a message the practice's users received (None: not one of theirs, or one
     /// delivered before texts were kept).
     fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>>;
@@ -212,7 +223,7 @@ pub(crate) fn summarize<S: AsRef<str>>(states: &[S]) -> &'static str {
 const PRACTICE_DOMAINS: &str = "(SELECT name FROM domains WHERE practice_id = ?1)";
 
 /// Sealed fields (`store::fields`) are read through `field_open`.
-const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, field_open(r.patient_id), r.sender,
+const REFERRAL_COLUMNS: &str = "r.id, r.message_id, r.way, r.direction, field_open(r.patient_id), field_open(r.sender_patient_id), r.sender,
     field_open(r.recipients), field_open(r.subject), r.sections, r.encounter_note, r.in_reply_to, r.created_at, r.received_at, r.received_by,
     (SELECT s.id FROM referrals s WHERE s.practice_id = r.practice_id AND s.way = 'sent'
         AND s.message_id = r.in_reply_to AND r.way = 'received'),
@@ -232,20 +243,22 @@ fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
         way: r.get(2)?,
         referral: NewReferral {
             direction: r.get(3)?,
-            patient_id: r.get(4)?,
-            sender: r.get(5)?,
-            recipients: json_list(r.get(6)?),
-            subject: r.get(7)?,
-            sections: json_list(r.get(8)?),
-            encounter_note: r.get(9)?,
-            in_reply_to: r.get(10)?,
+            // Not matched to a patient of this practice: kept as an empty (sealed) text.
+            patient_id: r.get::<_, Option<String>>(4)?.filter(|p| !p.is_empty()),
+            sender_patient_id: r.get(5)?,
+            sender: r.get(6)?,
+            recipients: json_list(r.get(7)?),
+            subject: r.get(8)?,
+            sections: json_list(r.get(9)?),
+            encounter_note: r.get(10)?,
+            in_reply_to: r.get(11)?,
         },
-        created_at: r.get(11)?,
-        received_at: r.get(12)?,
-        received_by: r.get(13)?,
-        answers: r.get(14)?,
-        answered_by: list(r.get(15)?).iter().filter_map(|id| id.parse().ok()).collect(),
-        tracking: list(r.get(16)?),
+        created_at: r.get(12)?,
+        received_at: r.get(13)?,
+        received_by: r.get(14)?,
+        answers: r.get(15)?,
+        answered_by: list(r.get(16)?).iter().filter_map(|id| id.parse().ok()).collect(),
+        tracking: list(r.get(17)?),
     })
 }
 
@@ -356,9 +369,10 @@ impl ApiStore for SqliteStore {
                     tx.run(
                         "INSERT OR IGNORE INTO referrals (practice_id, message_id, way, direction, patient_id,
                             sender, recipients, subject, sections, encounter_note, in_reply_to, created_at,
-                            patient_index)
-                         VALUES (?1, ?2, ?3, ?4, field_seal(?5), ?6, field_seal(?7), field_seal(?8), ?9, ?10, ?11,
-                            ?12, field_index('patient', ?1 || ':' || ?5))",
+                            patient_index, sender_patient_id)
+                         VALUES (?1, ?2, ?3, ?4, field_seal(coalesce(?5, '')), ?6, field_seal(?7), field_seal(?8), ?9,
+                            ?10, ?11, ?12, CASE WHEN ?5 IS NULL THEN NULL ELSE field_index('patient', ?1 || ':' || ?5) END,
+                            field_seal(?13))",
                         params![
                             e.practice_id,
                             e.message_id,
@@ -371,7 +385,8 @@ impl ApiStore for SqliteStore {
                             serde_json::to_string(&r.sections).unwrap_or_default(),
                             r.encounter_note,
                             r.in_reply_to,
-                            now
+                            now,
+                            r.sender_patient_id
                         ],
                     )?;
                     Some(tx.row(
@@ -383,6 +398,14 @@ impl ApiStore for SqliteStore {
                 }
                 None => None,
             };
+            // The practice's own patient, known from now on by what its C-CDAs say of them.
+            if let (Some(patient), Some(key)) = (e.patient_id, e.patient_key) {
+                tx.run(
+                    "INSERT OR REPLACE INTO patient_index (practice_id, key_index, patient_id, updated_at)
+                     VALUES (?1, field_index('patient-key', ?1 || ':' || ?2), field_seal(?3), ?4)",
+                    params![e.practice_id, key, patient, now],
+                )?;
+            }
             for d in e.documents {
                 tx.run(
                     "INSERT OR IGNORE INTO documents (practice_id, patient_id, referral_id, message_id, way,
@@ -546,6 +569,18 @@ impl ApiStore for SqliteStore {
         Ok(())
     }
 
+    fn patient_by_key(&self, practice_id: i64, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .row(
+                "SELECT field_open(patient_id) FROM patient_index
+                 WHERE practice_id = ?1 AND key_index = field_index('patient-key', ?1 || ':' || ?2)",
+                params![practice_id, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn received_text(&self, practice_id: i64, message_id: &str) -> Result<Option<String>> {
         let text: Option<Option<String>> = self
             .conn
@@ -639,7 +674,8 @@ mod tests {
     fn referral(direction: &str, in_reply_to: Option<&str>) -> NewReferral {
         NewReferral {
             direction: direction.into(),
-            patient_id: "MRN-1".into(),
+            patient_id: Some("MRN-1".into()),
+            sender_patient_id: None,
             sender: "dr@smith.test".into(),
             recipients: vec!["dr@other.test".into()],
             subject: "Referral".into(),
@@ -676,6 +712,7 @@ mod tests {
                 message_id: id,
                 way,
                 patient_id: Some("MRN-1"),
+                patient_key: None,
                 referral: Some(r),
                 documents: docs,
             }
@@ -709,6 +746,7 @@ mod tests {
             message_id: "<m1@x>",
             way: "sent",
             patient_id: Some("MRN-1"),
+            patient_key: None,
             referral: Some(&r),
             documents: &docs,
         };
@@ -730,7 +768,7 @@ mod tests {
         }
         // Found by patient through the blind index, shown opened; another practice's index differs.
         let found = s.referrals(a, &ReferralFilter { patient_id: Some("MRN-1"), ..Default::default() }).unwrap();
-        assert_eq!((found.len(), found[0].referral.patient_id.as_str()), (1, "MRN-1"));
+        assert_eq!((found.len(), found[0].referral.patient_id.as_deref().unwrap()), (1, "MRN-1"));
         assert_eq!(s.documents(a, Some("MRN-1"), None).unwrap()[0].filename, "ccda.xml");
         assert!(s.documents(b, Some("MRN-1"), None).unwrap().is_empty());
         assert!(s.documents(a, Some("MRN-2"), None).unwrap().is_empty());
@@ -780,6 +818,7 @@ mod tests {
             message_id: "<m@x>",
             way: "sent",
             patient_id: Some("MRN-1"),
+            patient_key: None,
             referral: Some(&r),
             documents: &docs,
         };

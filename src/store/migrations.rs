@@ -1021,4 +1021,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     WHERE instr(subject || detail || actor, char(10)) > 0 OR instr(subject || detail || actor, char(13)) > 0
        OR instr(subject || detail || actor, char(27)) > 0;
     "#,
+    // 31: a referral that arrives is filed for the receiving practice's own patient. Each practice
+    // keeps an index of its patients by what a C-CDA says of them (name, birth date, sex: a keyed
+    // blind index) to its own identifier; the sender's identifier is kept apart, as the sender's.
+    // A referral not matched keeps an empty patient_id (the column is NOT NULL).
+    r#"
+    CREATE TABLE patient_index (
+        practice_id INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        key_index   TEXT NOT NULL,
+        patient_id  BLOB NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (practice_id, key_index)
+    );
+    ALTER TABLE referrals ADD COLUMN sender_patient_id BLOB;
+    "#,
 ];

@@ -114,10 +114,10 @@ impl SqliteStore {
         if !path.exists() {
             return Err(StoreError::Missing(shown));
         }
-        // SQLite's own message for this is "unable to open database file".
-        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(path) {
-            return Err(StoreError::Access(shown, e));
-        }
+        // SQLite's own message for this is "unable to open database file". Asked of access(2),
+        // never by opening the file: closing any descriptor of it would drop the POSIX locks this
+        // process's other connections hold on it (SQLite's documented way to corrupt a database).
+        access_read_write(path).map_err(|e| StoreError::Access(shown.clone(), e))?;
         let conn = Connection::open(path)?;
         // Only read until it is known to be ours: WAL mode alone would rewrite another file.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -362,6 +362,19 @@ fn copy_checked(source: &Connection, to: &Path) -> Result<(i64, u64)> {
     drop(copy);
     let bytes = std::fs::metadata(to).map_err(|e| StoreError::Create(shown, e))?.len();
     Ok((version, bytes))
+}
+
+/// Whether this user may read and write `path`, without opening it.
+fn access_read_write(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// What SQLite's header says of a hisp database ("HISP"), set by `hisp init`.

@@ -273,6 +273,7 @@ fn a_document_the_practice_holds_is_shared_as_a_copy_of_its_bytes() {
         message_id: "<m1@elm.test>",
         way: "received",
         patient_id: None,
+        patient_key: None,
         referral: None,
         documents: &[document],
     };
