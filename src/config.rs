@@ -525,6 +525,19 @@ pub(crate) struct TrustSettings {
     /// A new practice also trusts the node's own development CA, when the node runs one (so its
     /// practices can reach one another at once). Default: true.
     pub new_practice_own_ca: bool,
+    /// Trust bundles every new practice's domain subscribes to (incoming and outgoing): each is
+    /// fetched when the practice is made, then refreshed with the others.
+    pub new_practice_bundles: Vec<DefaultBundle>,
+}
+
+/// A trust bundle new practices subscribe to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefaultBundle {
+    /// An http(s):// URL, or a file.
+    pub url: String,
+    /// The certificate that signs it (PEM); a signed bundle is refused without it.
+    pub signer: Option<PathBuf>,
 }
 
 impl Default for TrustSettings {
@@ -534,6 +547,7 @@ impl Default for TrustSettings {
             bundle_refresh_secs: 6 * 3600,
             new_practice_anchors: Vec::new(),
             new_practice_own_ca: true,
+            new_practice_bundles: Vec::new(),
         }
     }
 }

@@ -839,7 +839,15 @@ fn an_ehr_shares_a_document_by_link_as_a_member_who_may_and_follows_its_trail() 
 /// name, trusts its node's CA from the start, and is verified with every user's certificate.
 #[test]
 fn a_practice_named_as_practices_name_themselves_is_set_up_on_the_first_try() {
-    let Single { node, daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| config);
+    // The trust framework the operator joined: a bundle (PKCS#7, as DirectTrust publishes them)
+    // every new practice subscribes to; and one whose server is not there yet.
+    let files = Files::new();
+    let (framework_ca, _) = self_signed_tls(&files, "framework", "/CN=Framework CA", "DNS:framework.test");
+    let bundle = files.p("framework.p7b");
+    openssl(&["crl2pkcs7", "-nocrl", "-certfile", &framework_ca, "-outform", "DER", "-out", &bundle]);
+    let missing = files.p("not-yet.p7b");
+    let trust = format!("[trust]\nnew_practice_bundles = [{{ url = \"{bundle}\" }}, {{ url = \"{missing}\" }}]\n");
+    let Single { node, daemon, api, _mail, _scratch } = single_node(DOMAIN, |config| format!("{config}{trust}"));
     node.ok(&["ca", "init"]);
     let ca_sha256 = node.json(&["ca", "show"])["sha256"].as_str().unwrap().replace(':', "").to_lowercase();
 
@@ -857,6 +865,12 @@ fn a_practice_named_as_practices_name_themselves_is_set_up_on_the_first_try() {
     assert_eq!(anchors.as_array().unwrap().len(), 1, "{anchors}");
     assert_eq!(anchors[0]["sha256"].as_str().unwrap().replace(':', "").to_lowercase(), ca_sha256);
     assert_eq!((anchors[0]["incoming"].clone(), anchors[0]["outgoing"].clone()), (json!(true), json!(true)));
+    // Subscribed to the framework's bundle from the start; the one not there yet is said, not fatal.
+    assert_eq!(created["bundles"][0]["anchors"], 1, "{created}");
+    assert!(created["bundles"][1]["error"].as_str().is_some_and(|e| e.contains("tries again")), "{created}");
+    let subscribed = node.json(&["bundle", "list"]);
+    let ours: Vec<&Value> = subscribed.as_array().unwrap().iter().filter(|b| b["domain"] == domain).collect();
+    assert_eq!(ours.len(), 2, "{subscribed}");
 
     // A username of 64 characters: its address is too long for a certificate's common name.
     let long = "a".repeat(64);

@@ -202,13 +202,30 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
             let anchors = onboarding::default_anchors::for_new_practice(store, &ctx.config.trust, &domain)
                 .map_err(|e| Failure::new("config", e))?;
             store.add_practice(name, &domain, &anchors)?;
+            let resolver = crate::dns::DnsClient::new(ctx.dns_config(&[])?);
+            let fetch = crate::fetch::HttpFetcher::new(&resolver);
+            let bundles = onboarding::default_anchors::subscribe_bundles(store, &ctx.config.trust, &domain, &fetch);
             if ctx.json {
-                output::json(&store.practice(domain.as_str())?);
+                let mut value = serde_json::to_value(store.practice(domain.as_str())?).unwrap_or_default();
+                value["bundles"] = bundles
+                    .iter()
+                    .map(|(name, outcome)| match outcome {
+                        Ok(n) => serde_json::json!({ "name": name, "anchors": n }),
+                        Err(why) => serde_json::json!({ "name": name, "error": why }),
+                    })
+                    .collect();
+                output::json(&value);
             } else {
                 println!(
                     "added practice {name} with Direct domain {domain}, trusting {} anchor(s); identity proofing: not-started",
                     anchors.len()
                 );
+                for (bundle, outcome) in &bundles {
+                    match outcome {
+                        Ok(n) => println!("subscribed to bundle {bundle}: {n} anchor(s)"),
+                        Err(why) => println!("subscribed to bundle {bundle}: {why}"),
+                    }
+                }
             }
         }
         PracticeCommand::List => {

@@ -37,10 +37,20 @@ pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "config", e))?;
             // The practice, its domain, the anchors it trusts and the token's binding: all or nothing.
             call.store.add_practice_for_token(name, &domain, &anchors, call.token.id)?;
-            // Committed: from here on the answer is 201 whatever the name holds; the domain is
-            // the practice's one unambiguous key.
+            // Committed: from here on the answer is 201; what a default bundle could not do is said
+            // in it (the running node tries again). The domain is the practice's one unambiguous key.
+            let resolver = crate::dns::DnsClient::new(call.api.dns.clone());
+            let fetch = crate::fetch::HttpFetcher::new(&resolver);
+            let bundles: Vec<_> =
+                default_anchors::subscribe_bundles(&*call.store, &shared.config.trust, &domain, &fetch)
+                    .into_iter()
+                    .map(|(name, outcome)| match outcome {
+                        Ok(anchors) => json!({ "name": name, "anchors": anchors }),
+                        Err(why) => json!({ "name": name, "error": why }),
+                    })
+                    .collect();
             let practice = call.store.practice(domain.as_str())?;
-            Ok((StatusCode::CREATED, json!({ "practice": practice })))
+            Ok((StatusCode::CREATED, json!({ "practice": practice, "bundles": bundles })))
         })
         .await
 }

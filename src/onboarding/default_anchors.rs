@@ -1,12 +1,13 @@
-//! The anchors a new practice trusts from its creation ([trust] new_practice_anchors and the
-//! node's own development CA), so a practice set up through the API can verify addresses and send
-//! without an operator adding anchors by hand.
+//! What a new practice trusts from its creation ([trust] new_practice_anchors, the node's own
+//! development CA, new_practice_bundles), so a practice set up through the API can verify
+//! addresses and send without an operator adding anchors by hand.
 
 use openssl::x509::X509;
 
 use crate::address::Domain;
 use crate::config::TrustSettings;
-use crate::store::{AnchorRecord, Store};
+use crate::fetch::Fetcher;
+use crate::store::{AnchorRecord, BundleRecord, Store};
 
 /// `domain`'s anchors (incoming and outgoing), each certificate once; read before the practice
 /// is created, so an unreadable file creates nothing.
@@ -38,4 +39,52 @@ pub(crate) fn for_new_practice(
         }
     }
     Ok(anchors)
+}
+
+/// Subscribes the new practice's `domain` to each of [trust] new_practice_bundles: the bundle is
+/// added and fetched now, its anchors trusted at once; one that cannot be fetched now is kept,
+/// with why, and the running node tries it again within a minute. What became of each: its
+/// name, and how many anchors it gave or why none.
+pub(crate) fn subscribe_bundles(
+    store: &dyn Store,
+    trust: &TrustSettings,
+    domain: &Domain,
+    fetch: &dyn Fetcher,
+) -> Vec<(String, Result<usize, String>)> {
+    let mut out = Vec::new();
+    for (i, bundle) in trust.new_practice_bundles.iter().enumerate() {
+        let name = format!("{domain}-default-{}", i + 1);
+        let signer_der = match &bundle.signer {
+            None => None,
+            Some(path) => match crate::pki::load_cert_file(path).and_then(|c| Ok(c.to_der()?)) {
+                Ok(der) => Some(der),
+                Err(e) => {
+                    out.push((name, Err(format!("[trust] new_practice_bundles signer {}: {e}", path.display()))));
+                    continue;
+                }
+            },
+        };
+        let record = BundleRecord {
+            name: name.clone(),
+            domain: domain.clone(),
+            source: bundle.url.clone(),
+            signer_der,
+            incoming: true,
+            outgoing: true,
+            anchors: 0,
+            last_good_at: None,
+            last_attempt_at: None,
+            last_error: None,
+        };
+        let outcome = match store.add_bundle(&record) {
+            Err(e) => Err(e.to_string()),
+            Ok(()) => match crate::bundle::refresh(store, &record, fetch) {
+                Ok(Ok(n)) => Ok(n),
+                Ok(Err(e)) => Err(format!("not fetched yet ({e}); the running node tries again")),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        out.push((name, outcome));
+    }
+    out
 }

@@ -362,21 +362,29 @@ fn listener_admission(config: &Config) -> Arc<Admission> {
 /// Refreshes every trust bundle at start and then every `trust.bundle_refresh_secs`.
 fn refresh_bundles(shared: &Shared) {
     let interval = Duration::from_secs(shared.config.trust.bundle_refresh_secs);
+    // A bundle that never gave anchors (a new practice's, fetched while its server was down) is
+    // tried every minute rather than waiting for the next full refresh.
+    let tick = interval.min(Duration::from_secs(60));
+    let mut last_full: Option<std::time::Instant> = None;
     loop {
+        let full = last_full.is_none_or(|at| at.elapsed() >= interval);
         match crate::store::open(&shared.db, "bundles") {
             Ok(store) => {
-                refresh_each(&*store, &crate::fetch::HttpFetcher::new(&shared.resolver));
+                refresh_each(&*store, &crate::fetch::HttpFetcher::new(&shared.resolver), full);
             }
             Err(e) => tracing::error!("bundles: cannot open the store: {e}"),
         }
-        std::thread::sleep(interval);
+        if full {
+            last_full = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(tick);
     }
 }
 
-/// One refresh of every bundle; how many failed.
-fn refresh_each(store: &dyn NodeStore, fetch: &dyn crate::fetch::Fetcher) -> usize {
+/// One refresh of every bundle (`all`), or of those that never gave anchors; how many failed.
+fn refresh_each(store: &dyn NodeStore, fetch: &dyn crate::fetch::Fetcher, all: bool) -> usize {
     let mut failed = 0;
-    for b in store.bundles().unwrap_or_default() {
+    for b in store.bundles().unwrap_or_default().into_iter().filter(|b| all || b.last_good_at.is_none()) {
         // Nothing a bundle's server sends may end the refreshing for good.
         let refreshed = catch_unwind(AssertUnwindSafe(|| crate::bundle::refresh(store, &b, fetch)));
         let why = match refreshed {
@@ -494,7 +502,7 @@ mod tests {
             };
             store.add_bundle(&record).unwrap();
         }
-        assert_eq!(refresh_each(&*store, &Panicking), 2, "both failed, neither ended the loop");
+        assert_eq!(refresh_each(&*store, &Panicking, true), 2, "both failed, neither ended the loop");
         let good = store.bundles().unwrap().into_iter().find(|b| b.name == "good").unwrap();
         assert!(good.last_error.is_some_and(|e| e.contains("404")), "the bundle after the panic was refreshed");
     }
