@@ -631,6 +631,10 @@ fn a_line_break_cannot_forge_a_line_of_the_audit_log() {
     node.ok(&["domain", "add", "smith.example.org", "--practice", "Smith Clinic"]);
     let reason = node.run(&["proofing", "approve", "Smith Clinic", "--out-of-band", "--reason", "ok\r\nforged"]);
     assert_eq!(reason.status, 2, "{}", reason.stderr);
+    // The practice by position or, as other commands take it, by --practice: the same.
+    let by_position = node.json(&["proofing", "status", "Smith Clinic"]);
+    assert_eq!(node.json(&["proofing", "status", "--practice", "Smith Clinic"]), by_position);
+    assert_eq!(node.json(&["practice", "show", "--practice", "smith.example.org"])["practice"]["name"], "Smith Clinic");
     // Whatever a future path lets through, the log itself keeps one line per entry.
     rusqlite::Connection::open(&node.db)
         .unwrap()

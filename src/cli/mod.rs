@@ -240,6 +240,11 @@ mod help_tests {
     }
 
     #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
     fn every_command_argument_and_option_says_what_it_is() {
         let mut missing = Vec::new();
         undocumented(&super::Cli::command(), "hisp", &mut missing);

@@ -11,6 +11,32 @@ use crate::clock::iso8601;
 use crate::onboarding::proofing::State;
 use crate::onboarding::{self, domain_name, setup, Onboarding, OnboardingError, Status};
 
+/// The practice a command is about: positional (`hisp proofing status "Smith Pediatrics"`) or,
+/// as the other commands take it, `--practice`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PracticeRef {
+    /// The practice's name (as written, any case) or one of its Direct domains.
+    #[arg(value_name = "PRACTICE", required_unless_present = "practice_flag")]
+    practice: Option<String>,
+    /// The same, as a flag (as `hisp share`, `invite` and `account` take it).
+    #[arg(long = "practice", id = "practice_flag", value_name = "PRACTICE", conflicts_with = "practice")]
+    practice_flag: Option<String>,
+}
+
+impl std::ops::Deref for PracticeRef {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.practice.as_deref().or(self.practice_flag.as_deref()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for PracticeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum PracticeCommand {
     /// Add a practice with its Direct domain: by default its name without spaces under
@@ -32,8 +58,8 @@ pub(crate) enum PracticeCommand {
     List,
     /// A practice and where its identity proofing stands.
     Show {
-        /// The practice's name as given (any case) or its Direct domain.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
     },
     /// Mail the practice's users send by Direct to an address with no certificate (someone with
     /// no Direct address): "on" holds it, sealed, and invites the recipient by e-mail instead
@@ -60,8 +86,8 @@ pub(crate) enum PracticeCommand {
     /// (off: no sharing, the default; none; sms: a code texted to their mobile; date-of-birth) and
     /// the roles that may share (default clinician,admin). Its admins set it in the portal too.
     Sharing {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// What a contact passes before first seeing a shared document: "sms" (a code to their mobile), "date-of-birth", "none", or "off" (no sharing).
         #[arg(long, value_parser = ["off", "none", "sms", "date-of-birth"])]
         check: String,
@@ -92,14 +118,14 @@ pub(crate) enum PracticeCommand {
 pub(crate) enum ProofingCommand {
     /// Where a practice's proofing stands: state, each section (ready / incomplete), reasons.
     Status {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
     },
     /// Start proofing: the legal representative accepts the DirectTrust activation terms and the
     /// identity-verification agreement (both flags are required).
     Start {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// The legal representative accepts the DirectTrust activation terms.
         #[arg(long)]
         accept_terms: bool,
@@ -121,8 +147,8 @@ pub(crate) enum ProofingCommand {
     /// Send a 6-digit confirmation code to the representative's phone (E.164, e.g. +15555550123)
     /// through onboarding.code_channel; it lasts 10 minutes and allows 5 tries.
     SendCode {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// The phone the code is sent to, in E.164 (+15555550123).
         #[arg(long)]
         phone: String,
@@ -137,8 +163,8 @@ pub(crate) enum ProofingCommand {
     /// "Verify Identity": submit the form (optionally filling sections first from a JSON file
     /// {"business": {..}, "representative": {..}, ..}); the rules decide, then onboarding.verifier.
     Submit {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// All the sections as one JSON object, saved before submitting.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
@@ -146,8 +172,8 @@ pub(crate) enum ProofingCommand {
     /// Approve a submitted enrollment (the manual verifier). With --out-of-band, verify a practice
     /// whose identity was proofed outside hisp (in person, by a registration authority), from any state.
     Approve {
-        /// The practice's name or Direct domain.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// Why: how the identity was verified (kept with the decision and in the audit log).
         #[arg(long, value_parser = super::output::plain_line)]
         reason: String,
@@ -157,16 +183,16 @@ pub(crate) enum ProofingCommand {
     },
     /// Reject a submitted enrollment; the reason is shown to the practice.
     Reject {
-        /// The practice's name or Direct domain.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
         /// Why (shown to the practice as the reason it failed).
         #[arg(long, value_parser = super::output::plain_line)]
         reason: String,
     },
     /// "Try Again" after a failure: the form becomes editable (erased identifiers must be re-entered).
     Retry {
-        /// The practice's name (as written, any case) or one of its Direct domains.
-        practice: String,
+        #[command(flatten)]
+        practice: PracticeRef,
     },
 }
 
