@@ -88,18 +88,7 @@ fn add(
     trust.check("the bundle's anchors are")?;
     let TrustUse { domain, incoming, outgoing } = trust;
     let signer_der = signer.map(|p| pki::load_cert_file(&p).and_then(|c| Ok(c.to_der()?))).transpose()?;
-    let record = BundleRecord {
-        name: name.clone(),
-        domain,
-        source,
-        signer_der,
-        incoming,
-        outgoing,
-        anchors: 0,
-        last_good_at: None,
-        last_attempt_at: None,
-        last_error: None,
-    };
+    let record = BundleRecord::new(name.clone(), domain, source, signer_der, incoming, outgoing);
     let anchors = fetch(ctx, &record, dns).map_err(|e| Failure::new("bundle", format!("bundle {name}: {e}")))?;
     store.add_bundle(&record)?;
     store.bundle_refreshed(&name, Ok(&anchors))?;

@@ -64,18 +64,7 @@ pub(crate) fn subscribe_bundles(
                 }
             },
         };
-        let record = BundleRecord {
-            name: name.clone(),
-            domain: domain.clone(),
-            source: bundle.url.clone(),
-            signer_der,
-            incoming: true,
-            outgoing: true,
-            anchors: 0,
-            last_good_at: None,
-            last_attempt_at: None,
-            last_error: None,
-        };
+        let record = BundleRecord::new(name.clone(), domain.clone(), bundle.url.clone(), signer_der, true, true);
         let outcome = match store.add_bundle(&record) {
             Err(e) => Err(e.to_string()),
             Ok(()) => match crate::bundle::refresh(store, &record, fetch) {

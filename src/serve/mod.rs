@@ -488,18 +488,7 @@ mod tests {
         let domain = crate::address::Domain::parse("a.test").unwrap();
         store.add_domain(&domain, "A").unwrap();
         for (name, source) in [("bad", "http://bad.test/b.p7b"), ("good", "http://good.test/b.p7b")] {
-            let record = crate::store::BundleRecord {
-                name: name.into(),
-                domain: domain.clone(),
-                source: source.into(),
-                signer_der: None,
-                incoming: true,
-                outgoing: true,
-                anchors: 0,
-                last_good_at: None,
-                last_attempt_at: None,
-                last_error: None,
-            };
+            let record = crate::store::BundleRecord::new(name.into(), domain.clone(), source.into(), None, true, true);
             store.add_bundle(&record).unwrap();
         }
         assert_eq!(refresh_each(&*store, &Panicking, true), 2, "both failed, neither ended the loop");

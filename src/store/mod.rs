@@ -440,6 +440,31 @@ impl NewCert {
     }
 }
 
+impl BundleRecord {
+    /// A bundle `domain` subscribes to, not fetched yet.
+    pub(crate) fn new(
+        name: String,
+        domain: Domain,
+        source: String,
+        signer_der: Option<Vec<u8>>,
+        incoming: bool,
+        outgoing: bool,
+    ) -> BundleRecord {
+        BundleRecord {
+            name,
+            domain,
+            source,
+            signer_der,
+            incoming,
+            outgoing,
+            anchors: 0,
+            last_good_at: None,
+            last_attempt_at: None,
+            last_error: None,
+        }
+    }
+}
+
 impl AnchorRecord {
     /// `cert` as an anchor of `domain` for the given directions.
     pub(crate) fn of(
