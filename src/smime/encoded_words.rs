@@ -34,7 +34,9 @@ pub(super) fn decode_words(value: &str) -> Cow<'_, str> {
         if let Some(blank) = pending_blank.take() {
             out.push_str(blank);
         }
-        let next = rest[1..].find("=?").map_or(rest.len(), |i| i + 1);
+        // Past the first character (whatever its width), up to the next possible encoded word.
+        let first = rest.chars().next().map_or(1, char::len_utf8);
+        let next = rest[first..].find("=?").map_or(rest.len(), |i| i + first);
         out.push_str(&rest[..next]);
         rest = &rest[next..];
     }
@@ -165,6 +167,10 @@ mod tests {
         assert_eq!(decode_words("=?ISO-8859-1?Q?Fran=E7ois?= says hi"), "François says hi");
         assert_eq!(decode_words("=?UTF-8?X?abc?= stays"), "=?UTF-8?X?abc?= stays");
         assert_eq!(decode_words("a =?UTF-8?B?w6k=?="), "a é");
+        // Text that is not an encoded word is kept, whatever characters follow an "=?" (found by
+        // the mime fuzz target: a slice inside a multi-byte character).
+        assert_eq!(decode_words("=?é=?ü"), "=?é=?ü");
+        assert_eq!(decode_words("=?UTF-8?Q?broken ü=?"), "=?UTF-8?Q?broken ü=?");
     }
 
     #[test]
