@@ -408,6 +408,10 @@ pub(crate) struct ServerConfig {
     /// Below this many MiB free where the database or the mailboxes live, the backbone answers
     /// peers 421 (they retry later); submission goes on. 0 turns the check off.
     pub min_free_disk_mb: u64,
+    /// Peers must start TLS before MAIL on the backbone (530 otherwise), as hisp always does
+    /// when it delivers. Off by default: RFC 3207 §4 forbids requiring it of a publicly
+    /// referenced server, and some HISPs still deliver in clear.
+    pub backbone_require_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -431,6 +435,7 @@ impl Default for ServerConfig {
             log_format: "text".into(),
             mail_dir: PathBuf::from("./data/mail"),
             min_free_disk_mb: 256,
+            backbone_require_tls: false,
         }
     }
 }
@@ -476,13 +481,16 @@ pub(crate) struct DeliveryConfig {
     pub timeout_secs: u64,
     /// Check the peer's TLS certificate (chain and host name). STARTTLS itself is always required.
     pub verify_tls: bool,
+    /// Seconds a session to a peer stays open, idle, for the next message to it; it is then
+    /// closed with QUIT rather than left for the peer to time out.
+    pub session_idle_secs: u64,
     /// Settings for particular destination domains.
     pub destinations: Vec<DestinationConfig>,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        DeliveryConfig { port: 25, timeout_secs: 60, verify_tls: false, destinations: Vec::new() }
+        DeliveryConfig { port: 25, timeout_secs: 60, verify_tls: false, session_idle_secs: 5, destinations: Vec::new() }
     }
 }
 

@@ -88,17 +88,32 @@ pub struct Failure {
     pub text: String,
     /// What only the log and the operator see (empty when the text says it all).
     pub detail: String,
+    /// The peer's SMTP reply as it came ("550 5.1.1 No such user"), when the failure is one: a
+    /// DSN's Diagnostic-Code then has the type `smtp` (RFC 3464 §2.3.6).
+    pub remote_reply: Option<String>,
 }
 
 impl Failure {
     /// A failure that may clear by itself: retried (451 with `code` in class 4).
     pub fn temporary(code: Code, text: impl Into<String>) -> Failure {
-        Failure { reply: 451, status: Status { class: 4, code }, text: text.into(), detail: String::new() }
+        Failure {
+            reply: 451,
+            status: Status { class: 4, code },
+            text: text.into(),
+            detail: String::new(),
+            remote_reply: None,
+        }
     }
 
     /// A failure that will not clear by itself: bounced (550 with `code` in class 5).
     pub fn permanent(code: Code, text: impl Into<String>) -> Failure {
-        Failure { reply: 550, status: Status { class: 5, code }, text: text.into(), detail: String::new() }
+        Failure {
+            reply: 550,
+            status: Status { class: 5, code },
+            text: text.into(),
+            detail: String::new(),
+            remote_reply: None,
+        }
     }
 
     /// Our own trouble (the store, our keys, our configuration), which may clear: temporary;
@@ -127,7 +142,13 @@ impl Failure {
         let said = text.split_whitespace().next().and_then(Status::parse).filter(|s| s.class == class);
         let status = said.unwrap_or(Status { class, code: Code::OTHER });
         let reply = if (400..600).contains(&code) { code } else { 554 };
-        Failure { reply, status, text: format!("{during}: {code} {text}"), detail: String::new() }
+        Failure {
+            reply,
+            status,
+            text: format!("{during}: {code} {text}"),
+            detail: String::new(),
+            remote_reply: Some(format!("{code} {text}")),
+        }
     }
 
     /// Talking to a peer failed (`during` the command named): temporary, a bad connection.

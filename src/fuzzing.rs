@@ -101,6 +101,7 @@ pub fn smtp_session(data: &[u8]) {
         max_recipients: 10,
         max_auth_failures: 3,
         tls_available: true,
+        require_tls: first & 2 != 0,
         spool_dir: None,
     });
     for line in lines.split_inclusive(|&b| b == b'\n') {

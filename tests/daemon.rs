@@ -245,6 +245,12 @@ fn smtp_edges_are_refused_as_the_edge_tests_expect() {
     assert!(size[1].contains("SIZE 1000000"), "{}", size[1]);
     assert_eq!(codes(&size)[2], "552");
 
+    // STARTTLS takes no parameters (RFC 3207 §4): 501, and the session stays in clear.
+    for port in [n.a_submission, n.b_backbone] {
+        let starttls = talk(port, &[b"EHLO peer\r\n", b"STARTTLS abcd\r\n", b"NOOP\r\n"]);
+        assert_eq!(codes(&starttls)[2..], ["501", "250"], "{starttls:?}");
+    }
+
     // Idle timeout: the server says so and closes.
     let idle = talk(n.b_backbone, &[b""]);
     assert!(idle[1].starts_with("421"), "{idle:?}");
@@ -366,10 +372,18 @@ fn the_demo_delivers_the_referral_note_intact() {
     let free = |p: u16| {
         std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
     };
-    let base =
-        (0..100).map(|_| free_port()).find(|&b| b < 65_000 && (b..b + 8).all(free)).expect("8 free ports in a row");
-    let base_text = base.to_string();
-    let demo = hisp(&["demo", "--base-port", &base_text], None, &[]);
+    // Another test may take one of them between the check and the demo's start: then again
+    // elsewhere.
+    let (base, demo) = (0..3)
+        .map(|_| {
+            let base = (0..100)
+                .map(|_| free_port())
+                .find(|&b| b < 65_000 && (b..b + 8).all(free))
+                .expect("8 free ports in a row");
+            (base, hisp(&["demo", "--base-port", &base.to_string()], None, &[]))
+        })
+        .find(|(_, demo)| !format!("{}{}", demo.text(), demo.stderr).contains("Address already in use"))
+        .expect("a free range of ports within three tries");
     let text = demo.text();
     assert_eq!(demo.status, 0, "{text}{}", demo.stderr);
     assert!(text.contains(&format!("A submission :{base} backbone :{}", base + 1)), "{text}");
@@ -378,7 +392,7 @@ fn the_demo_delivers_the_referral_note_intact() {
     let dir = &dir[..dir.find("hisp-demo-").unwrap() + "hisp-demo-".len() + 12];
     assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
     let held = std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
-    let refused = hisp(&["demo", "--base-port", &base_text], None, &[]);
+    let refused = hisp(&["demo", "--base-port", &base.to_string()], None, &[]);
     assert_ne!(refused.status, 0);
     assert!(refused.stderr.contains("--base-port"), "{}", refused.stderr);
     drop(held);
@@ -671,4 +685,121 @@ fn a_backup_of_a_running_node_restored_into_a_fresh_one_delivers_what_was_queued
     assert!(delivered[0].contains("Kept safe."), "{}", delivered[0]);
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert_eq!(mailbox(&n.b, "b.test", "dr.jones", 0).len(), 1, "the removed message never left");
+}
+
+/// The sessions a peer recorded (tests/peers/mx_recorder.py) that got as far as EHLO (not the
+/// probe that saw the peer listening), in order: whether each was told QUIT and has closed.
+fn recorded_sessions(log: &std::path::Path) -> Vec<(bool, bool)> {
+    let mut sessions = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        let (event, n) = line.split_once(' ').unwrap();
+        let entry: &mut (bool, bool, bool) = sessions.entry(n.parse::<u32>().unwrap()).or_default();
+        match event {
+            "ehlo" => entry.0 = true,
+            "quit" => entry.1 = true,
+            "close" => entry.2 = true,
+            _ => {}
+        }
+    }
+    sessions.into_values().filter(|s| s.0).map(|(_, quit, closed)| (quit, closed)).collect()
+}
+
+/// Waits up to 20 s for the peer's log to satisfy `done`.
+fn wait_recorded(log: &std::path::Path, done: impl Fn(&[(bool, bool)]) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done(&recorded_sessions(log)) {
+        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(log).unwrap_or_default());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// hisp ends every SMTP session it opens to a peer with QUIT (RFC 5321 §4.1.1.10): at a stop,
+/// after the session has been idle a while, after the peer refused a recipient, and when the peer
+/// offers no STARTTLS or refuses it. The DSN for the refused recipient gives the peer's reply as a
+/// Diagnostic-Code of type smtp (RFC 3464 §2.3.6). The peers are aiosmtpd servers that log each
+/// session's QUIT and close.
+#[test]
+fn every_session_to_a_peer_ends_with_quit() {
+    use base64::Engine as _;
+    let pki = pki::Pki::new("Peer CA");
+    let (dns_port, submission, backbone) = (free_port(), free_port(), free_port());
+    let (c_port, d_port, e_port) = (free_port(), free_port(), free_port());
+    let mail = tempfile::tempdir().unwrap();
+    let mut config = node_config(dns_port, submission, backbone, 25, &mail.path().display().to_string());
+    config.push_str("session_idle_secs = 600\n");
+    for (domain, port) in [("c.test", c_port), ("d.test", d_port), ("e.test", e_port)] {
+        config.push_str(&format!("[[delivery.destinations]]\ndomain = \"{domain}\"\nport = {port}\n"));
+    }
+    let node = Node::with_published_ca_and(&config);
+    practice(&node, "a.test", "dr.smith");
+    node.files.ca("peer-ca", &pki.ca);
+    node.ok(&["anchor", "add", &node.files.p("peer-ca.pem"), "--domain", "a.test", "--outgoing"]);
+    let cert_line = |address: &str| {
+        let der = base64::engine::general_purpose::STANDARD.encode(pki.issue(address).cert.to_der().unwrap());
+        format!("{} IN CERT PKIX 0 0 {der}\n", address.split('@').next().unwrap())
+    };
+    let mx = "@ IN MX 10 mx\nmx IN A 127.0.0.1\n";
+    let zones = [
+        ("c.test", format!("{}{}{mx}", cert_line("dr.x@c.test"), cert_line("refused.x@c.test"))),
+        ("d.test", format!("{}{mx}", cert_line("dr.x@d.test"))),
+        ("e.test", format!("{}{mx}", cert_line("dr.x@e.test"))),
+    ];
+    let _dns = servers::knot_on(dns_port, &zones);
+    let (cert, key) = relay::loopback_tls(&node.files);
+    let logs = tempfile::tempdir().unwrap();
+    let recorder = |port: u16, name: &str, mode: &str| {
+        let log = logs.path().join(name);
+        let args = [port.to_string(), cert.clone(), key.clone(), log.display().to_string(), mode.to_string()];
+        (relay::python_peer("mx_recorder.py", &args, port), log)
+    };
+    let (_c, c_log) = recorder(c_port, "c.log", "tls");
+    let (_d, d_log) = recorder(d_port, "d.log", "plain");
+    let (_e, e_log) = recorder(e_port, "e.log", "refuse-starttls");
+    let send = |to: &str, id: &str| {
+        let data =
+            format!("From: dr.smith@a.test\r\nTo: {to}\r\nSubject: x\r\nMessage-ID: <{id}@a.test>\r\n\r\nPHI\r\n");
+        assert_eq!(submit_to(submission, to, &data).status, 0);
+    };
+
+    // Kept for ten minutes: the session stays open after the message, and the stop ends it.
+    let daemon = node.serve(submission);
+    send("dr.x@c.test", "q-1");
+    wait_status_of(&node, "<q-1@a.test>", "sent");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(recorded_sessions(&c_log), [(false, false)], "the session is kept for the next message");
+    daemon.terminate();
+    assert!(daemon.wait_exit(std::time::Duration::from_secs(30)).success());
+    wait_recorded(&c_log, |s| s == [(true, true)]);
+
+    // Kept for a second: closed with QUIT while the node runs.
+    let file = node.files.path("hisp.toml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("session_idle_secs = 600", "session_idle_secs = 1");
+    std::fs::write(&file, text).unwrap();
+    let daemon = node.serve(submission);
+    send("dr.x@c.test", "q-2");
+    wait_status_of(&node, "<q-2@a.test>", "sent");
+    wait_recorded(&c_log, |s| s.get(1) == Some(&(true, true)));
+
+    // A recipient the peer refuses: a DSN quoting the peer's reply, and the session still ends with QUIT.
+    send("refused.x@c.test", "q-3");
+    wait_status_of(&node, "<q-3@a.test>", "failed");
+    let dsn = wait_for_mail(&node, "a.test", "dr.smith", |m| m.contains("report-type=delivery-status")).remove(0);
+    assert!(dsn.contains("Diagnostic-Code: smtp; 550 5.1.1 No such user here"), "{dsn}");
+    wait_recorded(&c_log, |s| s.get(2) == Some(&(true, true)));
+
+    // A peer without STARTTLS, and one that refuses it: deferred, and told QUIT each time.
+    send("dr.x@d.test", "q-4");
+    let deferred = wait_status_of(&node, "<q-4@a.test>", "deferred");
+    assert!(
+        deferred["recipients"][0]["last_error"].as_str().unwrap().contains("does not offer STARTTLS"),
+        "{deferred}"
+    );
+    send("dr.x@e.test", "q-5");
+    let deferred = wait_status_of(&node, "<q-5@a.test>", "deferred");
+    assert!(deferred["recipients"][0]["last_error"].as_str().unwrap().contains("454 4.7.0"), "{deferred}");
+    daemon.terminate();
+    assert!(daemon.wait_exit(std::time::Duration::from_secs(30)).success());
+    for log in [&c_log, &d_log, &e_log] {
+        wait_recorded(log, |s| !s.is_empty() && s.iter().all(|&(quit, closed)| quit && closed));
+    }
 }

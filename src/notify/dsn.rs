@@ -17,6 +17,9 @@ pub(crate) struct Failure<'a> {
     /// Enhanced status code, 5.x.x.
     pub status: &'a str,
     pub reason: &'a str,
+    /// The peer's SMTP reply, when the failure is one (its Diagnostic-Code is then of type
+    /// `smtp`, RFC 3464 §2.3.6; otherwise of our own type, `X-hisp`).
+    pub remote_reply: Option<&'a str>,
     /// The original message (only its header block is returned).
     pub original: &'a [u8],
     pub original_message_id: &'a str,
@@ -35,9 +38,13 @@ pub(crate) fn build(f: &Failure, now: i64) -> Vec<u8> {
     let subject = mime::Entity::parse(f.original).headers.get("subject").unwrap_or("").replace(['\r', '\n'], " ");
     let reason = f.reason.replace(['\r', '\n'], " ");
     let explanation = format!("Your message to {} could not be delivered.\r\n\r\nReason: {reason}\r\n", f.recipient);
+    let diagnostic = match f.remote_reply {
+        Some(reply) => format!("smtp; {}", reply.replace(['\r', '\n'], " ")),
+        None => format!("X-hisp; {reason}"),
+    };
     let fields = format!(
         "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n\r\n\
-         Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: X-hisp; {reason}\r\n",
+         Final-Recipient: rfc822; {}\r\nAction: failed\r\nStatus: {}\r\nDiagnostic-Code: {diagnostic}\r\n",
         f.reporting_mta,
         rfc5322(f.arrived_at),
         f.recipient,
@@ -81,6 +88,7 @@ mod tests {
                 recipient: "x@b.test",
                 status: "5.7.1",
                 reason: "no usable certificate",
+                remote_reply: None,
                 original,
                 original_message_id: "<m1@a.test>",
                 arrived_at: 1_700_000_000,
@@ -99,6 +107,29 @@ mod tests {
         let status = String::from_utf8_lossy(parts[1]);
         assert!(status.contains("Action: failed") && status.contains("Status: 5.7.1"), "{status}");
         assert!(status.contains("Final-Recipient: rfc822; x@b.test"), "{status}");
+        assert!(status.contains("Diagnostic-Code: X-hisp; no usable certificate"), "{status}");
         assert!(!text.contains("secret PHI"), "the content is never returned");
+    }
+
+    #[test]
+    fn a_peers_smtp_reply_is_a_diagnostic_code_of_type_smtp() {
+        let sender = DirectAddress::parse("dr.smith@a.test").unwrap();
+        let refused = crate::failure::Failure::from_reply(550, "5.1.1 No such user", "RCPT");
+        let dsn = build(
+            &Failure {
+                sender: &sender,
+                recipient: "x@b.test",
+                status: &refused.status.to_string(),
+                reason: &refused.public(),
+                remote_reply: refused.remote_reply.as_deref(),
+                original: b"Subject: x\r\n\r\nbody\r\n",
+                original_message_id: "<m1@a.test>",
+                arrived_at: 1_700_000_000,
+                reporting_mta: "mx.a.test",
+            },
+            1_700_000_100,
+        );
+        let text = String::from_utf8(dsn).unwrap();
+        assert!(text.contains("Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 No such user\r\n"), "{text}");
     }
 }

@@ -243,6 +243,7 @@ mod tests {
                 recipient: "Nobody@B.test",
                 status: "5.1.1",
                 reason: "no such user",
+                remote_reply: None,
                 original: b"From: dr.smith@a.test\r\nMessage-ID: <m2@a.test>\r\n\r\n",
                 original_message_id: "<m2@a.test>",
                 arrived_at: 1_800_000_000,

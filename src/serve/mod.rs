@@ -109,6 +109,8 @@ impl Running {
         while busy() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Idle sessions to peers end with QUIT, not with the process.
+        shared.sessions.close_all();
         let released = shared.queue.release_in_flight(shared.clock.unix_now()).map_err(|e| e.to_string())?;
         Ok(Stopped { released, sessions_cut: self.sessions.open(), api_cut: api_open() })
     }
@@ -435,7 +437,7 @@ mod tests {
             wakeup: Arc::default(),
             lookup_timeout: Duration::from_secs(1),
             connectors: Mutex::default(),
-            sessions: Default::default(),
+            sessions: crate::smtp::client::SessionPool::new(Duration::from_secs(5)),
             unsealed: Default::default(),
             queue: queue.for_workers(),
             stopping: Arc::default(),

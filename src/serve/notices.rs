@@ -92,6 +92,7 @@ pub(crate) fn tell_sender(shared: &Shared, queue: &dyn Queue, f: &Undelivered, n
             recipient: f.recipient,
             status: &f.failure.status.to_string(),
             reason: &f.failure.public(),
+            remote_reply: f.failure.remote_reply.as_deref(),
             original: f.original,
             original_message_id: f.message_id,
             arrived_at: f.submitted_at,

@@ -81,6 +81,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         crate::network::channels::from_config(&config, &resolver, clock.clone())
             .map_err(|e| format!("notification channels: {e}"))?
     };
+    let sessions = crate::smtp::client::SessionPool::new(Duration::from_secs(config.delivery.session_idle_secs));
     let shared = Arc::new(Shared {
         lookup_timeout: Duration::from_millis(config.dns.timeout_ms.max(1000)),
         config,
@@ -90,7 +91,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         clock,
         wakeup,
         connectors: Mutex::new(std::collections::HashMap::new()),
-        sessions: Default::default(),
+        sessions,
         unsealed: Default::default(),
         queue: workers_queue,
         stopping,
@@ -244,6 +245,7 @@ fn start_smtp(
                 max_recipients: config.server.max_recipients,
                 max_auth_failures: 3,
                 tls_available: true,
+                require_tls: role == Role::Submission || config.server.backbone_require_tls,
                 spool_dir: Some(spool_dir.clone()),
             },
             tls: Some(tls.clone()),
@@ -287,6 +289,8 @@ fn start_threads(
     spawn("queue-purge", "queue purge thread", move || purge_finished(&purge))?;
     let timeouts = shared.clone();
     spawn("notify-timeouts", "notification timeout thread", move || notices::watch_timeouts(&timeouts))?;
+    let pool = shared.clone();
+    spawn("smtp-pool", "idle SMTP session thread", move || close_idle_sessions(&pool))?;
     let webhooks = shared.clone();
     spawn("webhooks", "webhook thread", move || super::webhooks::run(&webhooks))?;
     let invitations = shared.clone();
@@ -299,6 +303,18 @@ fn start_threads(
         })?;
     }
     Ok(())
+}
+
+/// Closes, with QUIT, the sessions to peers left idle too long: every second until the stop,
+/// which closes the rest.
+fn close_idle_sessions(shared: &Shared) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let closed = shared.sessions.close_idle();
+        if closed > 0 {
+            tracing::debug!("closed {closed} idle SMTP sessions to peers");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Starts a named thread; `what` names it in the error when it cannot be.

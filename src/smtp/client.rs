@@ -268,9 +268,9 @@ pub(crate) fn deliver(
     data: &[u8],
 ) -> Result<String, Failure> {
     let mut session = Session::connect(addr, host, config)?;
-    let reply = session.send(mail_from, recipient, data)?;
+    let outcome = session.send(mail_from, recipient, data);
     session.quit();
-    Ok(reply)
+    outcome
 }
 
 /// An SMTP session to a peer, past STARTTLS (and AUTH when configured), ready for transactions.
@@ -282,22 +282,28 @@ pub(crate) struct Session {
     /// How long the peer may take over each reply.
     timeout: Duration,
     last_used: Instant,
+    /// The connection failed (not a refusal the peer answered): no QUIT is sent on it.
+    broken: bool,
 }
 
 impl Session {
     /// Connects, greets, starts TLS (and authenticates): each reply within the timeout, and all
-    /// of it within three.
+    /// of it within three. A peer that refuses a step, or offers no STARTTLS, is told QUIT.
     pub(crate) fn connect(addr: SocketAddr, host: &str, config: &ClientConfig) -> Result<Session, Failure> {
         let limits = Limits::new(config.timeout, config.timeout * 3);
         let tcp = TcpStream::connect_timeout(&addr, config.timeout).map_err(temporary("connect"))?;
         tcp.set_nodelay(true).map_err(temporary("connect"))?;
         let mut plain = Duplex { reader: BufReader::new(Deadlined::new(tcp, config.timeout)) };
-        read_reply(&mut plain, "greeting", limits.next_reply())?.expect(220, "greeting")?;
-        let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO", limits)?.expect(250, "EHLO")?;
+        let greeting = read_reply(&mut plain, "greeting", limits.next_reply())?.expect(220, "greeting");
+        or_quit(&mut plain, greeting, config.timeout)?;
+        let ehlo = command(&mut plain, &format!("EHLO {}", config.hostname), "EHLO", limits)?.expect(250, "EHLO");
+        let ehlo = or_quit(&mut plain, ehlo, config.timeout)?;
         if !ehlo.offers("STARTTLS") {
-            return Err(broken(format!("{host} does not offer STARTTLS, which is required")));
+            let refusal = Err(broken(format!("{host} does not offer STARTTLS, which is required")));
+            return or_quit(&mut plain, refusal, config.timeout);
         }
-        command(&mut plain, "STARTTLS", "STARTTLS", limits)?.expect(220, "STARTTLS")?;
+        let starttls = command(&mut plain, "STARTTLS", "STARTTLS", limits)?.expect(220, "STARTTLS");
+        or_quit(&mut plain, starttls, config.timeout)?;
         if !plain.reader.buffer().is_empty() {
             // Bytes after the 220 would be read as if they came over TLS (CVE-2011-0411's kind).
             return Err(broken(format!("{host} sent data before the TLS handshake")));
@@ -312,21 +318,40 @@ impl Session {
         let tls = tls_config.connect(host, tcp).map_err(|e| broken(format!("TLS handshake with {host}: {e}")))?;
         let mut conn = Duplex { reader: BufReader::new(tls) };
         let ehlo = command(&mut conn, &format!("EHLO {}", config.hostname), "EHLO", limits)?
-            .expect(250, "EHLO after STARTTLS")?;
+            .expect(250, "EHLO after STARTTLS");
+        let ehlo = or_quit(&mut conn, ehlo, config.timeout)?;
         if let Some((user, password)) = config.auth {
             use base64::Engine;
             let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-            command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH", limits)?.expect(235, "AUTH")?;
+            let auth = command(&mut conn, &format!("AUTH PLAIN {token}"), "AUTH", limits)?.expect(235, "AUTH");
+            or_quit(&mut conn, auth, config.timeout)?;
         }
         let (announces_size, pipelining) = (ehlo.offers("SIZE"), ehlo.offers("PIPELINING"));
-        Ok(Session { conn, announces_size, pipelining, timeout: config.timeout, last_used: Instant::now() })
+        Ok(Session {
+            conn,
+            announces_size,
+            pipelining,
+            timeout: config.timeout,
+            last_used: Instant::now(),
+            broken: false,
+        })
     }
 
     /// One transaction, within three command timeouts plus the time the message takes at a
     /// slow but steady rate. After a refusal the session is reset and stays usable; after any
     /// other error it must be dropped.
     pub(crate) fn send(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, Failure> {
+        let outcome = self.transaction(mail_from, recipient, data);
         self.last_used = Instant::now();
+        // Only a peer's own reply leaves the session in step; anything else (a broken
+        // connection, a reply that cannot be read) ends it.
+        if matches!(&outcome, Err(e) if e.remote_reply.is_none()) {
+            self.broken = true;
+        }
+        outcome
+    }
+
+    fn transaction(&mut self, mail_from: Option<&str>, recipient: &str, data: &[u8]) -> Result<String, Failure> {
         let transfer = Duration::from_secs(data.len() as u64 / MIN_BYTES_PER_SECOND);
         let limits = Limits::new(self.timeout, self.timeout * 3 + transfer);
         let size = if self.announces_size { format!(" SIZE={}", data.len()) } else { String::new() };
@@ -336,7 +361,9 @@ impl Session {
         let envelope = open_transaction(conn, &mail, &rcpt, self.pipelining, limits);
         if let Err(e) = envelope {
             // A refused MAIL or RCPT leaves a transaction open: reset it for the next message.
-            let _ = command(conn, "RSET", "RSET", limits);
+            if e.remote_reply.is_some() && command(conn, "RSET", "RSET", limits).is_err() {
+                self.broken = true;
+            }
             return Err(e);
         }
         conn.due_by(limits.until);
@@ -346,28 +373,47 @@ impl Session {
         Ok(format!("{} {}", done.code, done.text))
     }
 
+    /// Ends the session with QUIT (RFC 5321 §4.1.1.10) and waits a little for the 221; a broken
+    /// connection is only closed.
     pub(crate) fn quit(mut self) {
-        let limits = Limits::new(self.timeout, self.timeout);
-        let _ = command(&mut self.conn, "QUIT", "QUIT", limits);
+        if !self.broken {
+            say_quit(&mut self.conn, self.timeout);
+        }
     }
 }
 
+/// The longest wait for a peer's answer to QUIT: the message is already settled either way.
+const QUIT_WAIT: Duration = Duration::from_secs(5);
+
+fn say_quit(conn: &mut dyn Conn, timeout: Duration) {
+    let wait = timeout.min(QUIT_WAIT);
+    let _ = command(conn, "QUIT", "QUIT", Limits::new(wait, wait));
+}
+
+/// `result` of a step the peer answered: when it is a refusal, the peer is told QUIT before the
+/// session is given up.
+fn or_quit<T>(conn: &mut dyn Conn, result: Result<T, Failure>, timeout: Duration) -> Result<T, Failure> {
+    if result.is_err() {
+        say_quit(conn, timeout);
+    }
+    result
+}
+
 /// Open sessions to peers, kept between deliveries so that a busy destination costs one TCP
-/// connection and TLS handshake, not one per message. Sessions idle longer than `max_idle` are
-/// closed rather than reused (the peer may have timed them out).
+/// connection and TLS handshake, not one per message. A session left idle for `max_idle` is
+/// closed with QUIT (`close_idle`, run every second) rather than left for the peer to time out,
+/// and so is every session when the node stops (`close_all`).
 pub(crate) struct SessionPool {
     idle: Mutex<HashMap<(SocketAddr, String), Vec<Session>>>,
     max_idle: Duration,
     per_destination: usize,
 }
 
-impl Default for SessionPool {
-    fn default() -> Self {
-        SessionPool { idle: Mutex::new(HashMap::new()), max_idle: Duration::from_secs(30), per_destination: 8 }
-    }
-}
-
 impl SessionPool {
+    pub(crate) fn new(max_idle: Duration) -> SessionPool {
+        SessionPool { idle: Mutex::new(HashMap::new()), max_idle, per_destination: 8 }
+    }
+
     /// Delivers on an idle session to `addr` if there is one (falling back to a new session when
     /// it turns out to be dead), else on a new session; keeps the session for the next message.
     pub(crate) fn deliver(
@@ -391,35 +437,84 @@ impl SessionPool {
                     return Err(e);
                 }
                 // A session the peer closed, or a 4xx: nothing was accepted, try a new session.
-                Err(_) => {}
+                Err(_) => session.quit(),
             }
         }
         let mut session = Session::connect(addr, host, config)?;
         let outcome = session.send(mail_from, recipient, data);
-        if !matches!(&outcome, Err(e) if e.is_temporary()) {
+        if matches!(&outcome, Err(e) if e.is_temporary()) {
+            session.quit();
+        } else {
             self.put(key, session);
         }
         outcome
     }
 
     fn take(&self, key: &(SocketAddr, String)) -> Option<Session> {
-        let mut idle = self.idle.lock().ok()?;
-        let sessions = idle.get_mut(key)?;
-        while let Some(session) = sessions.pop() {
-            if session.last_used.elapsed() < self.max_idle {
-                return Some(session);
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().ok()?;
+            let sessions = idle.get_mut(key)?;
+            let mut found = None;
+            while let Some(session) = sessions.pop() {
+                if session.last_used.elapsed() < self.max_idle {
+                    found = Some(session);
+                    break;
+                }
+                stale.push(session);
             }
-        }
-        None
+            found
+        };
+        // QUIT outside the lock: other workers need the pool meanwhile.
+        stale.into_iter().for_each(Session::quit);
+        found
     }
 
     fn put(&self, key: (SocketAddr, String), session: Session) {
-        if let Ok(mut idle) = self.idle.lock() {
-            let sessions = idle.entry(key).or_default();
-            if sessions.len() < self.per_destination {
-                sessions.push(session);
+        let extra = match self.idle.lock() {
+            Ok(mut idle) => {
+                let sessions = idle.entry(key).or_default();
+                if session.broken || sessions.len() >= self.per_destination {
+                    Some(session)
+                } else {
+                    sessions.push(session);
+                    None
+                }
             }
+            Err(_) => Some(session),
+        };
+        if let Some(extra) = extra {
+            extra.quit();
         }
+    }
+
+    /// Closes, with QUIT, the sessions idle for `max_idle` or more; returns how many.
+    pub(crate) fn close_idle(&self) -> usize {
+        self.close_where(|session| session.last_used.elapsed() >= self.max_idle)
+    }
+
+    /// Closes every idle session with QUIT (the node stops); returns how many.
+    pub(crate) fn close_all(&self) -> usize {
+        self.close_where(|_| true)
+    }
+
+    fn close_where(&self, close: impl Fn(&Session) -> bool) -> usize {
+        let closing: Vec<Session> = match self.idle.lock() {
+            Ok(mut idle) => {
+                let mut closing = Vec::new();
+                for sessions in idle.values_mut() {
+                    let (gone, kept) = std::mem::take(sessions).into_iter().partition(|s| close(s));
+                    *sessions = kept;
+                    closing.extend::<Vec<Session>>(gone);
+                }
+                idle.retain(|_, sessions| !sessions.is_empty());
+                closing
+            }
+            Err(_) => Vec::new(),
+        };
+        let closed = closing.len();
+        closing.into_iter().for_each(Session::quit);
+        closed
     }
 }
 

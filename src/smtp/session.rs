@@ -36,6 +36,9 @@ pub(crate) struct SessionConfig {
     pub max_auth_failures: u32,
     /// Whether STARTTLS can be offered (the listener has a certificate).
     pub tls_available: bool,
+    /// MAIL is refused (530) until STARTTLS: always on submission, on the backbone when the
+    /// operator asks (`[server] backbone_require_tls`).
+    pub require_tls: bool,
     /// Where message data beyond what stays in memory goes (`spool`); None keeps it in memory.
     pub spool_dir: Option<Arc<Path>>,
 }
@@ -116,7 +119,8 @@ enum State {
     AuthLoginPassword(String),
     Mail,
     Rcpt,
-    Data(DataState),
+    /// Boxed: the spool's in-memory buffer makes it far larger than the other states.
+    Data(Box<DataState>),
 }
 
 struct DataState {
@@ -228,6 +232,10 @@ impl Session {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
             Request::Lhlo { .. } => Step::reply("500 5.5.1 LHLO is for LMTP\r\n"),
+            // RFC 3207 §4: STARTTLS takes no parameters (smtp-proto ignores what follows it).
+            Request::StartTls if !line.trim_ascii().eq_ignore_ascii_case(b"STARTTLS") => {
+                Step::reply("501 5.5.4 STARTTLS takes no parameters\r\n")
+            }
             Request::StartTls => self.starttls(),
             Request::Auth { mechanism, initial_response } => self.auth(mechanism, &initial_response, gate),
             Request::Mail { from } => self.mail(&from.address, from.size, gate),
@@ -407,9 +415,11 @@ impl Session {
             State::Ready => {}
             _ => return Step::reply("503 5.5.1 Nested MAIL command\r\n"),
         }
+        if (self.config.require_tls || self.config.role == Role::Submission) && !self.tls {
+            return Step::reply("530 5.7.0 Must issue a STARTTLS command first\r\n");
+        }
         if self.config.role == Role::Submission && self.authenticated.is_none() {
-            let why = if self.tls { "Authentication required" } else { "Must issue a STARTTLS command first" };
-            return Step::reply(format!("530 5.7.0 {why}\r\n"));
+            return Step::reply("530 5.7.0 Authentication required\r\n");
         }
         if size > self.config.max_message_bytes {
             return Step::reply(format!(
@@ -484,7 +494,7 @@ impl Session {
             _ => return Step::reply("503 5.5.1 Need RCPT before DATA\r\n"),
         }
         let buf = Spool::new(self.config.spool_dir.clone());
-        self.state = State::Data(DataState { buf, at_line_start: true, refused: None });
+        self.state = State::Data(Box::new(DataState { buf, at_line_start: true, refused: None }));
         Step::reply("354 End data with <CR><LF>.<CR><LF>\r\n")
     }
 
@@ -493,7 +503,7 @@ impl Session {
         let State::Data(data) = &mut self.state else { unreachable!("called in the DATA state") };
         if data.at_line_start && line == b".\r\n" {
             let State::Data(data) = std::mem::replace(&mut self.state, State::Ready) else { unreachable!() };
-            return self.end_of_data(data);
+            return self.end_of_data(*data);
         }
         let complete = line.ends_with(b"\n");
         // Only CRLF ends a line: a LF without CR before it, or a CR not followed by LF, is refused.

@@ -27,15 +27,20 @@ impl Gate for TestGate {
 }
 
 fn session(role: Role) -> Session {
-    Session::new(SessionConfig {
+    Session::new(config(role))
+}
+
+fn config(role: Role) -> SessionConfig {
+    SessionConfig {
         role,
         hostname: "mx.a.test".into(),
         max_message_bytes: 1000,
         max_recipients: 3,
         max_auth_failures: 2,
         tls_available: true,
+        require_tls: false,
         spool_dir: None,
-    })
+    }
 }
 
 /// Sends `line` (CRLF added) and returns the reply code, or 0 when there is no reply.
@@ -121,6 +126,37 @@ fn auth_is_offered_and_taken_only_after_tls() {
     let ehlo = s.line(b"EHLO ehr\r\n", &TestGate).reply.unwrap();
     assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
     assert_eq!(send(&mut s, "MAIL FROM:<dr.smith@a.test>"), 530, "authentication required");
+}
+
+#[test]
+fn starttls_with_a_parameter_is_refused_with_501_on_both_roles() {
+    for role in [Role::Submission, Role::Backbone] {
+        let mut s = session(role);
+        assert_eq!(send(&mut s, "EHLO peer"), 250);
+        let step = s.line(b"STARTTLS abcd\r\n", &TestGate);
+        assert_eq!(code(&step), 501, "{:?}", step.reply);
+        assert!(matches!(step.action, Action::Continue), "no handshake after a refused STARTTLS");
+        // The plain command, with or without trailing blanks, still starts TLS.
+        let step = s.line(b"starttls \r\n", &TestGate);
+        assert_eq!(code(&step), 220);
+        assert!(matches!(step.action, Action::StartTls));
+    }
+}
+
+#[test]
+fn the_backbone_takes_mail_in_clear_unless_tls_is_required() {
+    let mut open = session(Role::Backbone);
+    assert_eq!(send(&mut open, "EHLO mx.b.test"), 250);
+    assert_eq!(send(&mut open, "MAIL FROM:<dr.jones@b.test>"), 250);
+
+    let mut strict = Session::new(SessionConfig { require_tls: true, ..config(Role::Backbone) });
+    assert_eq!(send(&mut strict, "EHLO mx.b.test"), 250);
+    let step = strict.line(b"MAIL FROM:<dr.jones@b.test>\r\n", &TestGate);
+    assert!(step.reply.as_deref().unwrap().starts_with("530 5.7.0 Must issue a STARTTLS command first"), "{step:?}");
+    strict.line(b"STARTTLS\r\n", &TestGate);
+    strict.tls_started();
+    assert_eq!(send(&mut strict, "EHLO mx.b.test"), 250);
+    assert_eq!(send(&mut strict, "MAIL FROM:<dr.jones@b.test>"), 250);
 }
 
 #[test]
@@ -299,6 +335,7 @@ fn spooling(dir: &Path) -> Session {
         max_recipients: 3,
         max_auth_failures: 2,
         tls_available: true,
+        require_tls: false,
         spool_dir: Some(Arc::from(dir)),
     });
     assert_eq!(send(&mut s, "EHLO mx.b.test"), 250);
