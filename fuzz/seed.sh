@@ -155,4 +155,37 @@ XML
 printf '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><ClinicalDocument xmlns="urn:hl7-org:v3"><title>&x;</title></ClinicalDocument>' | seed ccda_view xxe
 printf '<ClinicalDocument xmlns="urn:hl7-org:v3"><component><nonXMLBody><text mediaType="text/plain">plain</text></nonXMLBody></component></ClinicalDocument>' | seed ccda_view unstructured
 seed ccda_view referral-note < ../fixtures/ccda/referral-note.xml
+# XDM: a package written by Python's zipfile (a byte 0 first: read as a package), its METADATA.XML
+# alone (a byte 1 first), and a package whose entry name leaves it.
+python3 - "$corpus/xdm" <<'PY'
+import hashlib, os, sys, zipfile, io
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+doc = b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>Note</title></ClinicalDocument>'
+meta = f"""<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList>
+<rim:ExtrinsicObject id="urn:uuid:d1" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">
+<rim:Slot name="hash"><rim:ValueList><rim:Value>{hashlib.sha1(doc).hexdigest()}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="size"><rim:ValueList><rim:Value>{len(doc)}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="URI"><rim:ValueList><rim:Value>DOC0001.XML</rim:Value></rim:ValueList></rim:Slot>
+<rim:ExternalIdentifier id="e1" registryObject="urn:uuid:d1" identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="2.25.1"/>
+</rim:ExtrinsicObject>
+<rim:RegistryPackage id="urn:uuid:s1"><rim:Slot name="submissionTime"><rim:ValueList><rim:Value>20261206120000</rim:Value></rim:ValueList></rim:Slot>
+<rim:ExternalIdentifier id="e2" registryObject="urn:uuid:s1" identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="2.25.2"/>
+<rim:ExternalIdentifier id="e3" registryObject="urn:uuid:s1" identificationScheme="urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832" value="2.25.3"/>
+</rim:RegistryPackage>
+<rim:Classification id="c1" classifiedObject="urn:uuid:s1" classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"/>
+</rim:RegistryObjectList></lcm:SubmitObjectsRequest>""".encode()
+def package(entries):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    return buf.getvalue()
+good = package([("INDEX.HTM", b"<html></html>"), ("README.TXT", b"seed"), ("IHE_XDM/SUBSET01/METADATA.XML", meta),
+                ("IHE_XDM/SUBSET01/DOC0001.XML", doc)])
+open(os.path.join(out, "package"), "wb").write(b"\0" + good)
+open(os.path.join(out, "metadata"), "wb").write(b"\1" + meta)
+escape = package([("IHE_XDM/SUBSET01/METADATA.XML", meta), ("IHE_XDM/../../evil", doc)])
+open(os.path.join(out, "escape"), "wb").write(b"\0" + escape)
+PY
 echo "seeds written to fuzz/$corpus"

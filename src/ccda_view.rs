@@ -112,6 +112,68 @@ pub fn patient_key(bytes: &[u8]) -> Option<String> {
     .ok()
 }
 
+/// A coded value of the header: code, code system, display name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Coded {
+    pub code: String,
+    pub system: String,
+    pub display: String,
+}
+
+/// What XDS metadata takes from a CDA document's header (IHE PCC's CDA to XDS mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct XdsFacts {
+    /// The document's id: root, and extension when it has one.
+    pub id: (String, Option<String>),
+    /// The patient's first identifier with an extension: (root, extension).
+    pub patient_id: Option<(String, String)>,
+    pub title: Option<String>,
+    pub code: Option<Coded>,
+    /// The effectiveTime as it is written (HL7 TS).
+    pub effective_time: Option<String>,
+    pub language: Option<String>,
+    pub confidentiality: Option<Coded>,
+    pub author_family: Option<String>,
+    pub author_given: Option<String>,
+    pub author_organization: Option<String>,
+    /// The body is structured (sections), not a nonXMLBody.
+    pub structured: bool,
+}
+
+/// The header facts of a CDA document (None when `bytes` is not one).
+pub fn xds_facts(bytes: &[u8]) -> Option<XdsFacts> {
+    with_document(bytes, |root| {
+        let id = child(root, "id").ok_or(ViewError::NotCda)?;
+        let attr = |n: Node, a: &str| n.attribute(a).map(tidy).filter(|v| !v.is_empty());
+        let coded = |n: Node| {
+            Some(Coded {
+                code: attr(n, "code")?,
+                system: attr(n, "codeSystem").unwrap_or_default(),
+                display: attr(n, "displayName").unwrap_or_default(),
+            })
+        };
+        let patient_id = path(root, &["recordTarget", "patientRole"])
+            .and_then(|role| children(role, "id").find_map(|i| Some((attr(i, "root")?, attr(i, "extension")?))));
+        let person = path(root, &["author", "assignedAuthor", "assignedPerson", "name"]);
+        Ok(XdsFacts {
+            id: (attr(id, "root").ok_or(ViewError::NotCda)?, attr(id, "extension")),
+            patient_id,
+            title: child(root, "title").map(text_of).filter(|t| !t.is_empty()),
+            code: child(root, "code").and_then(coded),
+            effective_time: child(root, "effectiveTime").and_then(|t| attr(t, "value")),
+            language: child(root, "languageCode").and_then(|l| attr(l, "code")),
+            confidentiality: child(root, "confidentialityCode").and_then(coded),
+            author_family: person.and_then(|n| child(n, "family")).map(text_of).filter(|t| !t.is_empty()),
+            author_given: person.and_then(|n| child(n, "given")).map(text_of).filter(|t| !t.is_empty()),
+            author_organization: path(root, &["author", "assignedAuthor", "representedOrganization", "name"])
+                .map(text_of)
+                .filter(|t| !t.is_empty()),
+            structured: path(root, &["component", "structuredBody"]).is_some(),
+        })
+    })
+    .ok()
+}
+
 /// Runs `read` on the root of the CDA document `bytes`, parsed within the bounds above.
 fn with_document<T>(bytes: &[u8], read: impl FnOnce(Node) -> Result<T, ViewError>) -> Result<T, ViewError> {
     if bytes.len() > MAX_BYTES {
@@ -427,6 +489,24 @@ mod tests {
             <component><structuredBody><component><section><title>Plan</title><text>{body}</text></section>
             </component></structuredBody></component></ClinicalDocument>"#
         )
+    }
+
+    #[test]
+    fn the_header_gives_what_xds_metadata_takes() {
+        let facts = xds_facts(&fixture("ccd.xml")).unwrap();
+        assert_eq!(
+            facts.code.as_ref().map(|c| (c.code.as_str(), c.system.as_str())),
+            Some(("34133-9", "2.16.840.1.113883.6.1"))
+        );
+        assert_eq!(facts.title.as_deref(), Some("Patient Chart Summary"));
+        assert_eq!(facts.language.as_deref(), Some("en-US"));
+        assert_eq!(facts.confidentiality.map(|c| c.code).as_deref(), Some("N"));
+        assert_eq!(
+            (facts.author_given.as_deref(), facts.author_family.as_deref()),
+            (Some("Patricia"), Some("Primary"))
+        );
+        assert!(facts.patient_id.is_some() && facts.structured);
+        assert_eq!(xds_facts(b"<x/>"), None);
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Days since 1970-01-01 of a civil date (the inverse of `civil_from_days`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = year - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -80,6 +80,12 @@ fn split(unix: i64) -> (i64, u32, u32, i64, i64, i64, usize) {
 pub(crate) fn iso8601(unix: i64) -> String {
     let (y, mo, d, h, mi, s, _) = split(unix);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// HL7 DTM in UTC, as XDS metadata has its times: `20261123140346`
+pub(crate) fn hl7_dtm(unix: i64) -> String {
+    let (y, mo, d, h, mi, s, _) = split(unix);
+    format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}")
 }
 
 /// RFC 5322 date-time in UTC: `Mon, 23 Nov 2026 14:03:46 +0000`

@@ -290,3 +290,20 @@ pub fn open_differential(data: &[u8], keys: &Keys) {
 pub fn ccda_view(data: &[u8]) {
     let _ = crate::ccda_view::render(data);
 }
+
+/// An XDM package as a received one is read (the first byte even) or its METADATA.XML alone
+/// (odd): what passes has every document of the size and SHA-1 its metadata says.
+pub fn xdm(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else { return };
+    if first % 2 == 1 {
+        let _ = crate::xdm::metadata::read(rest);
+        return;
+    }
+    let limits = crate::xdm::package::Limits { max_bytes: 16 << 20, ..Default::default() };
+    if let Ok(package) = crate::xdm::package::read(rest, limits) {
+        for document in package.subsets.iter().flat_map(|s| &s.documents) {
+            assert_eq!(document.content.len() as u64, document.entry.size);
+            assert_eq!(crate::xdm::sha1_hex(&document.content), document.entry.hash);
+        }
+    }
+}

@@ -39,3 +39,4 @@ pub(crate) mod throttle;
 pub(crate) mod totp;
 pub mod trust;
 pub(crate) mod wiped;
+pub(crate) mod xdm;

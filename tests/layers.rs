@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
         "totp",
         "wiped",
     ],
-    &["dns", "login_cache"],
+    &["dns", "login_cache", "xdm"],
     &["fetch", "pki"],
     &["store"],
     &["kek", "trust"],

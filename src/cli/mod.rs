@@ -20,6 +20,7 @@ mod serve;
 mod share;
 mod tokens;
 mod tracking;
+mod xdm;
 
 use std::path::PathBuf;
 
@@ -116,6 +117,10 @@ pub(crate) enum Command {
     /// Seal, open and inspect S/MIME Direct messages.
     #[command(subcommand)]
     Message(message::MessageCommand),
+    /// IHE XDM packages (ZIP files of documents with their metadata): check and show one, unpack
+    /// its checked documents, make one.
+    #[command(subcommand)]
+    Xdm(xdm::XdmCommand),
     /// Find an address's certificates (DNS CERT, then LDAP) and say which are usable.
     #[command(after_help = "Steps, in order, stopping at the first that finds any certificate: \
         dns-address (CERT at user.domain), dns-domain (CERT at domain), ldap-address and ldap-domain \
@@ -211,6 +216,7 @@ fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Ca(c) => done(certs::ca(&ctx, c)),
         Command::Cert(c) => done(certs::cert(&ctx, c)),
         Command::Message(c) => done(message::run(&ctx, c)),
+        Command::Xdm(c) => done(xdm::run(&ctx, c)),
         Command::Discover(args) => discover::discover(&ctx, &args),
         Command::Demo { .. } => Ok(0),
         Command::Serve(args) => done(serve::serve(&ctx, args)),

@@ -63,7 +63,8 @@ pub(crate) async fn show(caller: Caller, Path(id): Path<String>) -> Response {
                     value
                 })
                 .collect();
-            let mut answer = json!({ "documents": documents });
+            let packages = call.store.xdm_packages(practice.id, &entry.message_id)?;
+            let mut answer = json!({ "documents": documents, "xdm_packages": packages });
             if entry.way == "sent" {
                 let ids = [entry.message_id.clone()];
                 let recipients: Vec<_> =

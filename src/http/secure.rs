@@ -61,6 +61,7 @@ pub(crate) async fn send(caller: Caller, Path(id): Path<i64>, Body(body): Body) 
                     body: request.secure.body.clone(),
                     attachments: request.secure.attachments.clone(),
                     referral: None,
+                    xdm: false,
                 };
                 Some(outgoing)
             };

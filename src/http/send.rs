@@ -17,7 +17,7 @@ use crate::onboarding::referral::{self, check_token, Metadata};
 use crate::smime::mime::{bare_message_id, Attachment};
 use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
-use crate::store::api::{Exchange, NewReferral};
+use crate::store::api::{Exchange, NewPackage, NewReferral};
 use crate::store::PracticeRecord;
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
@@ -34,6 +34,9 @@ pub(crate) struct Outgoing {
     #[serde(default)]
     pub attachments: Vec<FileIn>,
     pub referral: Option<ReferralIn>,
+    /// Send the attachments (and the encounter note) as one IHE XDM package.
+    #[serde(default)]
+    pub xdm: bool,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +92,49 @@ struct Checked {
     body: String,
     files: Vec<Attachment>,
     referral: Option<(Metadata, Option<String>)>,
+    /// The files as one XDM package, when asked for: sent in their place.
+    package: Option<SentPackage>,
+}
+
+/// An XDM package of the message's files and the metadata it gives each.
+struct SentPackage {
+    zip: Attachment,
+    set: crate::xdm::SubmissionSet,
+    entries: Vec<crate::xdm::DocumentEntry>,
+}
+
+/// The file name of the package a message carries.
+const PACKAGE_NAME: &str = "xdm.zip";
+
+/// Packs `files` as XDM, the referral's patient identifier for those that are not C-CDA.
+fn pack(
+    call: &Sending,
+    from: &DirectAddress,
+    to: &[DirectAddress],
+    files: &[Attachment],
+    patient: Option<&str>,
+) -> Result<SentPackage, ApiError> {
+    if files.is_empty() {
+        return Err(ApiError::field("xdm", "an XDM package needs at least one attachment"));
+    }
+    use crate::xdm::compose;
+    let recipients: Vec<String> = to.iter().map(ToString::to_string).collect();
+    let source_oid = compose::oid_for(&call.shared.config.server.hostname);
+    let sender = from.to_string();
+    let parties = compose::Parties {
+        sender: &sender,
+        recipients: &recipients,
+        source_oid: &source_oid,
+        patient_id: patient,
+        now: call.now,
+    };
+    let documents: Vec<compose::File> = files
+        .iter()
+        .map(|f| compose::File { filename: &f.filename, content_type: &f.content_type, content: &f.content })
+        .collect();
+    let (zip, set, entries) = compose::package(&documents, &parties).map_err(ApiError::internal)?;
+    let zip = Attachment { filename: PACKAGE_NAME.into(), content_type: "application/zip".into(), content: zip };
+    Ok(SentPackage { zip, set, entries })
 }
 
 pub(crate) async fn send(caller: Caller, Body(body): Body) -> Response {
@@ -205,7 +251,9 @@ fn check(call: &Sending, practice: &PracticeRecord, r: Outgoing) -> Result<Check
             Some((metadata, in_reply_to))
         }
     };
-    Ok(Checked { from, to, subject, body: r.body, files, referral })
+    let patient = referral.as_ref().map(|(m, _)| m.patient_id.as_str());
+    let package = if r.xdm { Some(pack(call, &from, &to, &files, patient)?) } else { None };
+    Ok(Checked { from, to, subject, body: r.body, files, referral, package })
 }
 
 /// An attachment decoded and checked: a plain file name and a `type/subtype`.
@@ -292,7 +340,11 @@ fn compose(c: &Checked, message_id: &str, now: i64) -> Vec<u8> {
             message = message.in_reply_to(answered.clone()).references(answered);
         }
     }
-    for f in &c.files {
+    let files = match &c.package {
+        Some(package) => std::slice::from_ref(&package.zip),
+        None => &c.files[..],
+    };
+    for f in files {
         message = message.attachment(f.content_type.as_str(), f.filename.as_str(), f.content.as_slice());
     }
     let mut out = Vec::new();
@@ -307,7 +359,27 @@ fn record_sent(
     c: &Checked,
     message_id: &str,
 ) -> Result<Option<i64>, ApiError> {
-    let documents = referral::documents(&call.shared.kek, &c.files).map_err(ApiError::internal)?;
+    let mut documents = referral::documents(&call.shared.kek, &c.files).map_err(ApiError::internal)?;
+    let mut packages = Vec::new();
+    if let Some(package) = &c.package {
+        for (document, entry) in documents.iter_mut().zip(&package.entries) {
+            let metadata = json!({
+                "package": PACKAGE_NAME,
+                "subset": "SUBSET01",
+                "path": format!("IHE_XDM/SUBSET01/{}", entry.uri),
+                "submission_set": package.set,
+                "document": entry,
+            });
+            document.xdm = Some(metadata.to_string());
+        }
+        packages.push(NewPackage {
+            filename: PACKAGE_NAME.into(),
+            sha256: crate::pki::sha256_hex(&package.zip.content),
+            refused: None,
+            documents: package.entries.len(),
+            warnings: Vec::new(),
+        });
+    }
     // Who the C-CDA is about: this practice knows them by its identifier from now on.
     let patient_key = referral::patient_key(&c.files);
     let referral = c.referral.as_ref().map(|(m, in_reply_to)| NewReferral {
@@ -329,6 +401,7 @@ fn record_sent(
         patient_key: patient_key.as_deref(),
         referral: referral.as_ref(),
         documents: &documents,
+        packages: &packages,
     };
     Ok(call.store.save_exchange(&exchange)?)
 }
@@ -358,6 +431,7 @@ mod tests {
                 },
                 Some("<m0@b.test>".into()),
             )),
+            package: None,
         };
         let raw = compose(&c, "<m1@a.test>", 1_700_000_000);
         let entity = crate::smime::mime::Entity::parse(&raw);

@@ -15,6 +15,7 @@ pub(crate) mod proofing;
 pub(crate) mod referral;
 pub(crate) mod setup;
 pub(crate) mod verifier;
+pub(crate) mod xdm_received;
 
 use serde::Serialize;
 

@@ -78,6 +78,7 @@ pub(crate) fn documents(kek: &Kek, attachments: &[Attachment]) -> Result<Vec<New
                 size: a.content.len(),
                 sha256: crate::pki::sha256_hex(&a.content),
                 sealed: kek.seal_document(&a.content)?,
+                xdm: None,
             })
         })
         .collect()
@@ -114,10 +115,12 @@ pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
     if metadata.is_none() && attachments.is_empty() {
         return Ok(());
     }
-    let documents = documents(kek, attachments).map_err(|e| e.to_string())?;
+    let mut documents = documents(kek, attachments).map_err(|e| e.to_string())?;
+    let unpacked = super::xdm_received::unpack(kek, attachments).map_err(|e| e.to_string())?;
+    documents.extend(unpacked.documents);
     // Filed for this practice's own patient when its records know who the C-CDA is about; the
     // sender's identifier means nothing here and is kept only as the sender's.
-    let key = patient_key(attachments);
+    let key = patient_key(attachments).or(unpacked.patient_key);
     let ours = match &key {
         Some(key) => store.patient_by_key(practice.id, key).map_err(|e| e.to_string())?,
         None => None,
@@ -141,6 +144,7 @@ pub(crate) fn record_received<S: Store + ApiStore + ?Sized>(
         patient_key: key.as_deref(),
         referral: referral.as_ref(),
         documents: &documents,
+        packages: &unpacked.packages,
     };
     store.save_exchange(&exchange).map_err(|e| e.to_string())?;
     Ok(())

@@ -71,6 +71,32 @@ pub(crate) struct NewDocument {
     pub size: usize,
     pub sha256: String,
     pub sealed: Vec<u8>,
+    /// The XDM metadata of a document filed from an XDM package (JSON).
+    pub xdm: Option<String>,
+}
+
+/// An XDM package a message carried: filed, or refused with the reason.
+#[derive(Debug, Clone)]
+pub(crate) struct NewPackage {
+    pub filename: String,
+    pub sha256: String,
+    pub refused: Option<String>,
+    pub documents: usize,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PackageRecord {
+    pub filename: String,
+    pub sha256: String,
+    /// "filed" or "refused".
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub documents: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +111,9 @@ pub(crate) struct DocumentRecord {
     pub size: i64,
     pub sha256: String,
     pub created_at: i64,
+    /// The XDM metadata of a document that came in (or left in) an XDM package.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xdm: Option<serde_json::Value>,
 }
 
 /// A message a practice sent or received: its referral, if it is one, and its documents.
@@ -99,6 +128,8 @@ pub(crate) struct Exchange<'a> {
     pub patient_key: Option<&'a str>,
     pub referral: Option<&'a NewReferral>,
     pub documents: &'a [NewDocument],
+    /// The XDM packages among the message's attachments.
+    pub packages: &'a [NewPackage],
 }
 
 /// Which referrals to list.
@@ -140,6 +171,8 @@ pub(crate) trait ApiStore {
     ) -> Result<Vec<DocumentRecord>>;
     /// One document and its sealed content.
     fn document(&self, practice_id: i64, id: i64) -> Result<(DocumentRecord, Vec<u8>)>;
+    /// The XDM packages a message of the practice carried, filed or refused.
+    fn xdm_packages(&self, practice_id: i64, message_id: &str) -> Result<Vec<PackageRecord>>;
 
     /// The messages the practice's users sent and received ("sent" or "received" only, if
     /// given), newest first; or the one with this Message-ID.
@@ -263,7 +296,7 @@ fn referral_row(r: &Row) -> rusqlite::Result<ReferralRecord> {
 }
 
 const DOCUMENT_COLUMNS: &str = "id, field_open(patient_id), referral_id, message_id, way, field_open(filename),
-    content_type, size, field_open(sha256), created_at";
+    content_type, size, field_open(sha256), created_at, field_open(xdm)";
 
 fn document_row(r: &Row) -> rusqlite::Result<DocumentRecord> {
     Ok(DocumentRecord {
@@ -277,6 +310,7 @@ fn document_row(r: &Row) -> rusqlite::Result<DocumentRecord> {
         size: r.get(7)?,
         sha256: r.get(8)?,
         created_at: r.get(9)?,
+        xdm: r.get::<_, Option<String>>(10)?.and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 
@@ -409,9 +443,10 @@ impl ApiStore for SqliteStore {
             for d in e.documents {
                 tx.run(
                     "INSERT OR IGNORE INTO documents (practice_id, patient_id, referral_id, message_id, way,
-                        filename, content_type, size, sha256, sealed, created_at, patient_index, doc_key)
+                        filename, content_type, size, sha256, sealed, created_at, patient_index, doc_key, xdm)
                      VALUES (?1, field_seal(?2), ?3, ?4, ?5, field_seal(?6), ?7, ?8, field_seal(?9), ?10, ?11,
-                        field_index('patient', ?1 || ':' || ?2), field_index('document', ?6 || char(0) || ?9))",
+                        field_index('patient', ?1 || ':' || ?2), field_index('document', ?6 || char(0) || ?9),
+                        CASE WHEN ?12 IS NULL THEN NULL ELSE field_seal(?12) END)",
                     params![
                         e.practice_id,
                         e.patient_id,
@@ -423,6 +458,27 @@ impl ApiStore for SqliteStore {
                         d.size as i64,
                         d.sha256,
                         d.sealed,
+                        now,
+                        d.xdm
+                    ],
+                )?;
+            }
+            for p in e.packages {
+                tx.run(
+                    "INSERT OR IGNORE INTO xdm_packages (practice_id, message_id, way, filename, sha256, status,
+                        reason, documents, warnings, created_at)
+                     VALUES (?1, ?2, ?3, field_seal(?4), ?5, ?6, CASE WHEN ?7 IS NULL THEN NULL ELSE field_seal(?7) END,
+                        ?8, field_seal(?9), ?10)",
+                    params![
+                        e.practice_id,
+                        e.message_id,
+                        e.way,
+                        p.filename,
+                        p.sha256,
+                        if p.refused.is_some() { "refused" } else { "filed" },
+                        p.refused,
+                        p.documents as i64,
+                        serde_json::to_string(&p.warnings).unwrap_or_default(),
                         now
                     ],
                 )?;
@@ -492,9 +548,31 @@ impl ApiStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {DOCUMENT_COLUMNS}, sealed FROM documents WHERE practice_id = ?1 AND id = ?2"
         ))?;
-        stmt.query_row(params![practice_id, id], |r| Ok((document_row(r)?, r.get(10)?)))
+        stmt.query_row(params![practice_id, id], |r| Ok((document_row(r)?, r.get(11)?)))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("document {id}")))
+    }
+
+    fn xdm_packages(&self, practice_id: i64, message_id: &str) -> Result<Vec<PackageRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT field_open(filename), sha256, status, field_open(reason), documents, field_open(warnings), created_at
+             FROM xdm_packages WHERE practice_id = ?1 AND message_id = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![practice_id, message_id], |r| {
+            Ok(PackageRecord {
+                filename: r.get(0)?,
+                sha256: r.get(1)?,
+                status: r.get(2)?,
+                reason: r.get(3)?,
+                documents: r.get(4)?,
+                warnings: r
+                    .get::<_, Option<String>>(5)?
+                    .and_then(|w| serde_json::from_str(&w).ok())
+                    .unwrap_or_default(),
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn mailbox(
@@ -692,6 +770,7 @@ mod tests {
             size: 3,
             sha256: name.into(),
             sealed: vec![1],
+            xdm: None,
         }
     }
 
@@ -715,6 +794,7 @@ mod tests {
                 patient_key: None,
                 referral: Some(r),
                 documents: docs,
+                packages: &[],
             }
         }
         let first = s.save_exchange(&exchange(a, "<m1@x>", "sent", &sent, &docs)).unwrap();
@@ -749,6 +829,7 @@ mod tests {
             patient_key: None,
             referral: Some(&r),
             documents: &docs,
+            packages: &[],
         };
         s.save_exchange(&exchange).unwrap();
         // Nothing of the patient id, subject, recipients, filename or hash is in the clear.
@@ -821,6 +902,7 @@ mod tests {
             patient_key: None,
             referral: Some(&r),
             documents: &docs,
+            packages: &[],
         };
         let id = s.save_exchange(&exchange).unwrap().unwrap();
         let document = s.documents(a, None, None).unwrap()[0].id;

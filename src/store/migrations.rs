@@ -1035,4 +1035,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE referrals ADD COLUMN sender_patient_id BLOB;
     "#,
+    // 32: XDM packages. A document filed from one keeps its XDM metadata (sealed JSON: patient,
+    // author, codes, title); each package that arrived or left is recorded, filed or refused with
+    // the reason (sealed: it may quote the package's names).
+    r#"
+    ALTER TABLE documents ADD COLUMN xdm BLOB;
+    CREATE TABLE xdm_packages (
+        id          INTEGER PRIMARY KEY,
+        practice_id INTEGER NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
+        message_id  TEXT NOT NULL,
+        way         TEXT NOT NULL CHECK (way IN ('sent', 'received')),
+        filename    BLOB NOT NULL,
+        sha256      TEXT NOT NULL,
+        status      TEXT NOT NULL CHECK (status IN ('filed', 'refused')),
+        reason      BLOB,
+        documents   INTEGER NOT NULL,
+        warnings    BLOB,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (practice_id, message_id, way, sha256)
+    );
+    "#,
 ];

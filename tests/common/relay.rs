@@ -16,6 +16,14 @@ pub(crate) fn loopback_tls(files: &Files) -> (String, String) {
     self_signed_tls(files, "relay", "/CN=127.0.0.1", "IP:127.0.0.1,DNS:localhost")
 }
 
+/// A Python peer script run once (not a server): the command, to run or read the output of.
+pub(crate) fn python_peer_command(script: &str, args: &[&str]) -> std::process::Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut command = std::process::Command::new("python3");
+    command.env("PYTHONPATH", root.join(".peers/python")).arg(root.join("tests/peers").join(script)).args(args);
+    command
+}
+
 pub(crate) fn python_peer(script: &str, args: &[String], port: u16) -> Server {
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join(".peers/python").display().to_string();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers").join(script).display().to_string();

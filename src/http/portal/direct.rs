@@ -118,6 +118,7 @@ pub(crate) fn send_direct(
         body: draft.body.to_string(),
         attachments: draft.files.to_vec(),
         referral: None,
+        xdm: false,
     };
     let sending = Sending {
         store: &*ctx.store,

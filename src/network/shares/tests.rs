@@ -267,6 +267,7 @@ fn a_document_the_practice_holds_is_shared_as_a_copy_of_its_bytes() {
         size: content.len(),
         sha256: hex::encode(openssl::sha::sha256(content)),
         sealed: s.kek.seal_document(content).unwrap(),
+        xdm: None,
     };
     let exchange = Exchange {
         practice_id: s.practice.id,
@@ -276,6 +277,7 @@ fn a_document_the_practice_holds_is_shared_as_a_copy_of_its_bytes() {
         patient_key: None,
         referral: None,
         documents: &[document],
+        packages: &[],
     };
     s.store.save_exchange(&exchange).unwrap();
     let id = s.store.documents(s.practice.id, None, None).unwrap()[0].id;
