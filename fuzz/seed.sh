@@ -188,4 +188,19 @@ open(os.path.join(out, "metadata"), "wb").write(b"\1" + meta)
 escape = package([("IHE_XDM/SUBSET01/METADATA.XML", meta), ("IHE_XDM/../../evil", doc)])
 open(os.path.join(out, "escape"), "wb").write(b"\0" + escape)
 PY
+# XDR: an ITI-41 request in MTOM (a byte 0 first: boundary "b", root part "root") and in plain
+# SOAP with the document inline (a byte 1 first).
+python3 - "$corpus/xdr" <<'PY'
+import base64, os, sys
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+doc = b'<ClinicalDocument xmlns="urn:hl7-org:v3"><title>Note</title></ClinicalDocument>'
+def envelope(document):
+    return f"""<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://www.w3.org/2005/08/addressing"><soap:Header><wsa:Action>urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b</wsa:Action><wsa:MessageID>urn:uuid:1</wsa:MessageID><direct:addressBlock xmlns:direct="urn:direct:addressing"><direct:from>mailto:a@a.test</direct:from><direct:to>mailto:b@b.test</direct:to></direct:addressBlock></soap:Header><soap:Body><xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb="urn:ihe:iti:xds-b:2007"><lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:RegistryObjectList><rim:ExtrinsicObject id="D1" mimeType="text/xml"><rim:ExternalIdentifier id="e1" registryObject="D1" identificationScheme="urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab" value="2.25.1"/></rim:ExtrinsicObject><rim:RegistryPackage id="S1"><rim:Slot name="submissionTime"><rim:ValueList><rim:Value>20261206</rim:Value></rim:ValueList></rim:Slot><rim:ExternalIdentifier id="e2" registryObject="S1" identificationScheme="urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8" value="2.25.2"/><rim:ExternalIdentifier id="e3" registryObject="S1" identificationScheme="urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832" value="2.25.3"/></rim:RegistryPackage><rim:Classification id="c1" classifiedObject="S1" classificationNode="urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"/></rim:RegistryObjectList></lcm:SubmitObjectsRequest><xdsb:Document id="D1">{document}</xdsb:Document></xdsb:ProvideAndRegisterDocumentSetRequest></soap:Body></soap:Envelope>""".encode()
+mtom = (b"--b\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"\r\nContent-ID: <root>\r\n\r\n"
+        + envelope('<xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:d1"/>')
+        + b"\r\n--b\r\nContent-ID: <d1>\r\n\r\n" + doc + b"\r\n--b--\r\n")
+open(os.path.join(out, "mtom"), "wb").write(b"\0" + mtom)
+open(os.path.join(out, "inline"), "wb").write(b"\1" + envelope(base64.b64encode(doc).decode()))
+PY
 echo "seeds written to fuzz/$corpus"

@@ -35,6 +35,7 @@ pub(crate) struct Config {
     pub http: HttpConfig,
     pub portal: PortalConfig,
     pub webhooks: WebhooksConfig,
+    pub xdr: XdrConfig,
 }
 
 /// Webhooks: the HTTPS callbacks EHRs register through the API (`/v1/webhooks`).
@@ -181,6 +182,74 @@ impl Default for HttpConfig {
             max_body_bytes: 70 * 1024 * 1024,
             request_timeout_secs: 120,
         }
+    }
+}
+
+/// The XDR edge (IHE ITI-41 over SOAP 1.2 with MTOM): EHRs submit documents for Direct
+/// delivery, and recipients whose EHR takes XDR get their mail forwarded to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct XdrConfig {
+    /// `IP:PORT` of the HTTPS endpoint (POST /xdr; mutual TLS); "" (the default) runs none.
+    pub listen: String,
+    /// Its certificate and key (PEM); by default the REST API's ([http]), else the node's.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// The largest request (the documents travel in it).
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's whole body.
+    pub request_timeout_secs: u64,
+    /// The EHRs that may submit: each by its client certificate and the practice it sends for.
+    pub clients: Vec<XdrClient>,
+    /// Recipients whose mail goes to their EHR's XDR endpoint instead of into a mailbox.
+    pub destinations: Vec<XdrDestination>,
+    /// Seconds a forward to an XDR endpoint may take (connect, send, answer).
+    pub timeout_secs: u64,
+}
+
+impl Default for XdrConfig {
+    fn default() -> Self {
+        XdrConfig {
+            listen: String::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_body_bytes: 70 * 1024 * 1024,
+            request_timeout_secs: 120,
+            clients: Vec::new(),
+            destinations: Vec::new(),
+            timeout_secs: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct XdrClient {
+    /// The SHA-256 fingerprint of the client's certificate (hex, colons allowed), as `openssl
+    /// x509 -fingerprint -sha256` prints it: the certificate is pinned, not chained.
+    pub certificate_sha256: String,
+    /// The practice whose addresses it sends from.
+    pub practice: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct XdrDestination {
+    /// A hosted Direct address.
+    pub address: String,
+    /// The EHR's ITI-41 endpoint (https://).
+    pub url: String,
+    /// Our client certificate and key for it (PEM).
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
+    /// The anchors its server certificate must chain to (PEM); without it, the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl XdrClient {
+    /// The fingerprint as lowercase hex without separators.
+    pub(crate) fn fingerprint(&self) -> String {
+        self.certificate_sha256.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_ascii_lowercase()
     }
 }
 
@@ -648,6 +717,31 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_xdr(&self) -> Result<(), String> {
+        let x = &self.xdr;
+        if !x.listen.is_empty() && x.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("xdr.listen must be IP:PORT (or \"\" to disable), not '{}'", x.listen));
+        }
+        if x.tls_cert_file.is_some() != x.tls_key_file.is_some() {
+            return Err("give xdr.tls_cert_file and xdr.tls_key_file together".into());
+        }
+        for client in &x.clients {
+            if client.fingerprint().len() != 64 {
+                return Err(format!(
+                    "xdr.clients: certificate_sha256 {:?} is not a SHA-256 fingerprint (64 hex digits)",
+                    client.certificate_sha256
+                ));
+            }
+        }
+        for d in &x.destinations {
+            crate::address::DirectAddress::parse(&d.address).map_err(|e| format!("xdr.destinations: {e}"))?;
+            if !d.url.starts_with("https://") {
+                return Err(format!("xdr.destinations: {} is not an https:// URL", d.url));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), String> {
         crate::logging::Format::parse(&self.server.log_format).map_err(|e| format!("server.{e}"))?;
         let o = &self.onboarding;
@@ -724,6 +818,7 @@ impl Config {
         if self.http.tls_cert_file.is_some() != self.http.tls_key_file.is_some() {
             return Err("give http.tls_cert_file and http.tls_key_file together".into());
         }
+        self.validate_xdr()?;
         if !self.portal.listen.is_empty() && self.portal.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("portal.listen must be IP:PORT (or \"\" to disable), not '{}'", self.portal.listen));
         }

@@ -275,6 +275,33 @@ pub fn post_json(
     Ok((status, answer))
 }
 
+/// POSTs a SOAP request (`content_type`: an MTOM package's) to an `https://` XDR endpoint, TLS by
+/// `tls` (which holds our client certificate), all within `timeout`: the answer's status,
+/// Content-Type and body (at most 4 MiB).
+pub fn post_soap(
+    resolver: &dyn Resolver,
+    tls: &openssl::ssl::SslConnector,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<(u16, String, Vec<u8>), String> {
+    if !url.starts_with("https://") {
+        return Err(format!("{url}: an XDR endpoint is reached over https:// only"));
+    }
+    let mut response = service_agent(resolver, tls, url, timeout)?
+        .post(url)
+        .header("Content-Type", content_type)
+        .header("Accept", "multipart/related, application/soap+xml")
+        .send(body)
+        .map_err(|e| describe(url, e).text)?;
+    let status = response.status().as_u16();
+    let answer_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let answer =
+        response.body_mut().with_config().limit(4 * 1024 * 1024).read_to_vec().map_err(|e| describe(url, e).text)?;
+    Ok((status, answer_type, answer))
+}
+
 /// POSTs a JSON `body` with `headers` to a callback an API client registered (a webhook): an
 /// `https://` URL only, and unless `private_allowed`, only to public addresses, so that a token
 /// cannot make the node reach its own loopback, private network or link-local services. The

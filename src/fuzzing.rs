@@ -307,3 +307,21 @@ pub fn xdm(data: &[u8]) {
         }
     }
 }
+
+/// An ITI-41 request as the XDR endpoint reads it: the first byte picks the Content-Type (an
+/// MTOM package with the boundary "b" and the root part "root", or plain SOAP 1.2), the rest is
+/// the body. What passes has each document of its metadata's size and SHA-1.
+pub fn xdr(data: &[u8]) {
+    let Some((&first, body)) = data.split_first() else { return };
+    let content_type = if first % 2 == 0 {
+        "multipart/related; boundary=\"b\"; type=\"application/xop+xml\"; start=\"<root>\""
+    } else {
+        "application/soap+xml; charset=utf-8"
+    };
+    if let Ok(submission) = crate::xdr::request::read(content_type, body) {
+        for (entry, content) in &submission.documents {
+            assert_eq!(entry.size, content.len() as u64);
+            assert_eq!(entry.hash, crate::xdm::sha1_hex(content));
+        }
+    }
+}

@@ -40,3 +40,4 @@ pub(crate) mod totp;
 pub mod trust;
 pub(crate) mod wiped;
 pub(crate) mod xdm;
+pub(crate) mod xdr;

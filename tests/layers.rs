@@ -29,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["kek", "trust"],
     &["smime"],
-    &["bundle", "discovery", "dns_server", "identities", "notify", "smtp"],
+    &["bundle", "discovery", "dns_server", "identities", "notify", "smtp", "xdr"],
     &["config", "dev_ca"],
     &["onboarding"],
     &["network"],

@@ -9,7 +9,7 @@ mod common;
 use base64::Engine as _;
 use common::api::Api;
 use common::network::*;
-use common::relay::python_peer_command;
+use common::relay::{self, python_peer_command};
 use common::servers::free_port;
 use common::*;
 use serde_json::Value;
@@ -211,4 +211,187 @@ fn a_package_hisp_makes_passes_the_independent_readers_checks_and_inspect_reads_
     assert_eq!(refused.status, 1);
     assert!(refused.stderr.contains("not a plain relative path"), "{}", refused.stderr);
     assert!(!std::path::Path::new(&node.files.p("nothing")).exists());
+}
+
+/// The SHA-256 fingerprint of a PEM certificate, as `openssl x509 -fingerprint` prints it.
+fn fingerprint(pem: &str) -> String {
+    let out = run("openssl", &["x509", "-noout", "-fingerprint", "-sha256", "-in", pem], None, &[]);
+    out.text().trim().split_once('=').unwrap().1.to_string()
+}
+
+/// An ITI-41 request written here from the specification: SOAP 1.2, WS-Addressing, the Direct
+/// addressBlock (unless `block` is false), the metadata with no size or hash (the receiver
+/// computes them), and the document as an MTOM part an xop:Include names.
+fn iti41(block: bool, document: &[u8]) -> (String, Vec<u8>) {
+    let address_block = if block {
+        "<direct:addressBlock xmlns:direct=\"urn:direct:addressing\" soap:role=\"urn:direct:addressing:destination\" \
+         soap:relay=\"true\"><direct:from>mailto:dr.smith@a.test</direct:from><direct:to>mailto:dr.jones@b.test</direct:to>\
+         </direct:addressBlock>"
+    } else {
+        ""
+    };
+    let rim = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0";
+    let envelope = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:wsa=\"http://www.w3.org/2005/08/addressing\">\
+<soap:Header><wsa:Action soap:mustUnderstand=\"1\">urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b</wsa:Action>\
+<wsa:MessageID>urn:uuid:5b1b8c2e-0d7c-4c4e-9a43-2f0b7b0e0001</wsa:MessageID>{address_block}</soap:Header>\
+<soap:Body><xdsb:ProvideAndRegisterDocumentSetRequest xmlns:xdsb=\"urn:ihe:iti:xds-b:2007\">\
+<lcm:SubmitObjectsRequest xmlns:lcm=\"urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0\" xmlns:rim=\"{rim}\"><rim:RegistryObjectList>\
+<rim:ExtrinsicObject id=\"Document01\" mimeType=\"text/xml\" objectType=\"urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1\">\
+<rim:Slot name=\"creationTime\"><rim:ValueList><rim:Value>20261206080000</rim:Value></rim:ValueList></rim:Slot>\
+<rim:Slot name=\"sourcePatientId\"><rim:ValueList><rim:Value>EHR-42^^^&amp;2.16.840.1.113883.19.5&amp;ISO</rim:Value></rim:ValueList></rim:Slot>\
+<rim:Name><rim:LocalizedString value=\"Summary sent by XDR\"/></rim:Name>\
+<rim:ExternalIdentifier id=\"ei01\" registryObject=\"Document01\" identificationScheme=\"urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab\" value=\"2.25.777\"/>\
+</rim:ExtrinsicObject>\
+<rim:RegistryPackage id=\"SubmissionSet01\">\
+<rim:Slot name=\"submissionTime\"><rim:ValueList><rim:Value>20261206080100</rim:Value></rim:ValueList></rim:Slot>\
+<rim:ExternalIdentifier id=\"ei02\" registryObject=\"SubmissionSet01\" identificationScheme=\"urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8\" value=\"2.25.778\"/>\
+<rim:ExternalIdentifier id=\"ei03\" registryObject=\"SubmissionSet01\" identificationScheme=\"urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832\" value=\"2.25.779\"/>\
+</rim:RegistryPackage>\
+<rim:Classification id=\"cl01\" classifiedObject=\"SubmissionSet01\" classificationNode=\"urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd\"/>\
+<rim:Association id=\"as01\" associationType=\"urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember\" sourceObject=\"SubmissionSet01\" targetObject=\"Document01\"/>\
+</rim:RegistryObjectList></lcm:SubmitObjectsRequest>\
+<xdsb:Document id=\"Document01\"><xop:Include xmlns:xop=\"http://www.w3.org/2004/08/xop/include\" href=\"cid:doc1%40ehr.test\"/></xdsb:Document>\
+</xdsb:ProvideAndRegisterDocumentSetRequest></soap:Body></soap:Envelope>"
+    );
+    let mut body = format!(
+        "--MIME_boundary\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"application/soap+xml\"\r\n\
+         Content-Transfer-Encoding: binary\r\nContent-ID: <root@ehr.test>\r\n\r\n{envelope}\r\n\
+         --MIME_boundary\r\nContent-Type: text/xml\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <doc1@ehr.test>\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(document);
+    body.extend_from_slice(b"\r\n--MIME_boundary--\r\n");
+    let content_type = "multipart/related; boundary=\"MIME_boundary\"; type=\"application/xop+xml\"; \
+                        start=\"<root@ehr.test>\"; start-info=\"application/soap+xml\"";
+    (content_type.to_string(), body)
+}
+
+/// curl POSTs `body` to the XDR endpoint with `cert` (and its key) as the client certificate;
+/// the HTTP status (0 when the connection failed) and the answer.
+fn post_xdr(port: u16, ca: &str, cert: Option<(&str, &str)>, content_type: &str, body: &[u8]) -> (u16, String) {
+    let files = Files::new();
+    let path = files.p("request");
+    std::fs::write(&path, body).unwrap();
+    let url = format!("https://localhost:{port}/xdr");
+    let header = format!("Content-Type: {content_type}");
+    let data = format!("@{path}");
+    let mut args = vec!["-sS", "--cacert", ca, "-H", &header, "--data-binary", &data, "-w", "\n%{http_code}", &url];
+    if let Some((cert, key)) = cert {
+        args.splice(0..0, ["--cert", cert, "--key", key]);
+    }
+    let out = run("curl", &args, None, &[]);
+    let text = out.text();
+    let (answer, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), format!("{answer}{}", out.stderr))
+}
+
+/// An EHR at A submits by XDR (ITI-41, MTOM, its client certificate pinned): A sends the document
+/// as an XDM package in a Direct message to B, which files it and forwards it, again by XDR, to
+/// dr.jones's EHR (a Python endpoint that checks the request and wants B's client certificate);
+/// A hears B's processed MDN. Each broken submission gets the specification's fault or error code
+/// and nothing of it is sent.
+#[test]
+fn xdr_submissions_travel_as_direct_messages_and_reach_the_recipients_ehr_by_xdr() {
+    let scratch = Files::new();
+    let tls = localhost_tls(&scratch, "server");
+    let ehr = self_signed_tls(&scratch, "ehr", "/CN=Kareo EHR", "DNS:ehr.test");
+    let stranger = self_signed_tls(&scratch, "stranger", "/CN=Someone Else", "DNS:else.test");
+    let hisp_b = self_signed_tls(&scratch, "hisp-b", "/CN=hisp node B", "DNS:b.test");
+    let (a_xdr, b_api, receiver_port) = (free_port(), free_port(), free_port());
+    let received = scratch.path("received");
+    // dr.jones's EHR, at 127.0.0.1 (B reaches it by address: there is no DNS name for it).
+    let ehr_tls = relay::loopback_tls(&scratch);
+    let _receiver = relay::python_peer(
+        "xdr_receiver.py",
+        &[
+            receiver_port.to_string(),
+            ehr_tls.0.clone(),
+            ehr_tls.1.clone(),
+            hisp_b.0.clone(),
+            received.display().to_string(),
+        ],
+        receiver_port,
+    );
+    let ehr_fingerprint = fingerprint(&ehr.0);
+    let n = network_with(|node, config| {
+        if node == "a" {
+            format!(
+                "{config}[xdr]\nlisten = \"127.0.0.1:{a_xdr}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\
+                 [[xdr.clients]]\ncertificate_sha256 = \"{ehr_fingerprint}\"\npractice = \"a.test\"\n",
+                tls.0, tls.1
+            )
+        } else {
+            format!(
+                "{config}[http]\nlisten = \"127.0.0.1:{b_api}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n\
+                 [[xdr.destinations]]\naddress = \"dr.jones@b.test\"\nurl = \"https://127.0.0.1:{receiver_port}/xdr\"\n\
+                 client_cert_file = \"{}\"\nclient_key_file = \"{}\"\nca_file = \"{}\"\n",
+                tls.0, tls.1, hisp_b.0, hisp_b.1, ehr_tls.0
+            )
+        }
+    });
+    let ccd = std::fs::read(fixture("ccd.xml")).unwrap();
+    let queued = || n.a.sql("SELECT count(*) FROM queue_messages")[0].clone();
+    let none = queued();
+
+    // Broken submissions first: none of them is sent.
+    let (content_type, body) = iti41(true, &ccd);
+    let (status, answer) = post_xdr(a_xdr, &tls.0, Some((&stranger.0, &stranger.1)), &content_type, &body);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.contains("wsse:FailedAuthentication"), "{answer}");
+    let (status, answer) = post_xdr(a_xdr, &tls.0, None, &content_type, &body);
+    assert_eq!(status, 0, "no client certificate: no TLS session: {answer}");
+    let ehr_cert = Some((ehr.0.as_str(), ehr.1.as_str()));
+    let (no_block_type, no_block) = iti41(false, &ccd);
+    let (status, answer) = post_xdr(a_xdr, &tls.0, ehr_cert, &no_block_type, &no_block);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("ResponseStatusType:Failure") && answer.contains("XDSRegistryMetadataError"), "{answer}");
+    let cut = &body[..body.len() - "--MIME_boundary--\r\n".len()];
+    let (status, answer) = post_xdr(a_xdr, &tls.0, ehr_cert, &content_type, cut);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("soap:Sender") && answer.contains("malformed MTOM"), "{answer}");
+    let xxe: Vec<u8> = String::from_utf8(body.clone())
+        .unwrap()
+        .replacen("<soap:Envelope", "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><soap:Envelope", 1)
+        .into_bytes();
+    let (status, answer) = post_xdr(a_xdr, &tls.0, ehr_cert, &content_type, &xxe);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("DTD") && !answer.contains("root:"), "{answer}");
+    assert_eq!(queued(), none, "nothing refused was queued");
+
+    // The good one.
+    let (status, answer) = post_xdr(a_xdr, &tls.0, ehr_cert, &content_type, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("ResponseStatusType:Success"), "{answer}");
+    assert!(
+        answer.contains("<wsa:RelatesTo>urn:uuid:5b1b8c2e-0d7c-4c4e-9a43-2f0b7b0e0001</wsa:RelatesTo>"),
+        "{answer}"
+    );
+
+    // dr.jones's EHR gets it by XDR, with the metadata the sending EHR wrote.
+    let found = relay::wait_files(&received, "json", 1).remove(0);
+    let found: Value = serde_json::from_str(&found).unwrap();
+    assert_eq!(found["problems"], serde_json::json!([]), "{found}");
+    assert_eq!(found["from"], "mailto:dr.smith@a.test");
+    assert_eq!(found["to"], serde_json::json!(["mailto:dr.jones@b.test"]));
+    assert_eq!(found["documents"][0]["title"], "Summary sent by XDR", "{found}");
+    assert_eq!(std::fs::read(received.join("0001.doc0")).unwrap(), ccd, "the document, byte for byte");
+
+    // B filed it for its practice; A hears that B processed it.
+    let sent = n.a.json(&["message", "list", "--sent"]);
+    let id = sent[0]["message_id"].as_str().unwrap().trim_matches(['<', '>']).to_string();
+    let api = Api { port: b_api, ca_file: tls.0.clone() };
+    let token = n.b.json(&["token", "create", "ehr-b", "--practice", "b.test"])["token"].as_str().unwrap().to_string();
+    let at_b = api.expect(&token, 200, "GET", &format!("/v1/messages/{id}"), None);
+    assert_eq!(at_b["xdm_packages"][0]["status"], "filed", "{at_b}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let track = n.a.json(&["message", "track", &id]);
+        if track["recipients"][0]["processed_at"].is_i64() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no processed MDN: {track}\n{}", n.b.serve_log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -69,6 +69,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
         "http": running.http.map(|a| a.to_string()),
         "api": running.api.map(|a| a.to_string()),
         "portal": running.portal.map(|a| a.to_string()),
+        "xdr": running.xdr.map(|a| a.to_string()),
         "dns": running.dns.map(|a| a.to_string()),
         "api_self_signed_sha256": running.api_self_signed,
         "recovered_in_flight": running.recovered.0,
@@ -88,6 +89,7 @@ pub(super) fn serve(ctx: &Context, args: ServeArgs) -> Result<(), Failure> {
             ("CA publishing (HTTP)", running.http),
             ("EHR API (HTTPS)", running.api),
             ("portal (HTTPS)", running.portal),
+            ("XDR (HTTPS, client certificates)", running.xdr),
             ("DNS publishing", running.dns),
         ] {
             if let Some(addr) = addr {

@@ -26,6 +26,7 @@ pub(crate) mod share_contacts;
 pub(crate) mod shares;
 pub(crate) mod tokens;
 pub(crate) mod webhooks;
+pub(crate) mod xdr;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -58,6 +59,11 @@ pub(crate) struct Api {
 /// The client's address, for the Received field of what it sends.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer(pub SocketAddr);
+
+/// The SHA-256 fingerprint (lowercase hex) of the certificate the client presented, if any (the
+/// XDR endpoint asks for one; the API and the portal do not).
+#[derive(Clone, Debug)]
+pub(crate) struct ClientCertificate(pub Option<String>);
 
 /// How long a client has to send a request's body.
 #[derive(Clone, Copy, Debug)]
@@ -179,7 +185,13 @@ async fn accept_loop(
                     // No request yet: a stop closes it.
                     _ = stopped(&mut stop) => return,
                 }
-                let app = app.layer(Extension(Peer(peer))).layer(Extension(BodyTimeout(request_timeout)));
+                let presented =
+                    stream.ssl().peer_certificate().and_then(|c| c.digest(openssl::hash::MessageDigest::sha256()).ok());
+                let certificate = ClientCertificate(presented.map(|d| hex::encode(&*d)));
+                let app = app
+                    .layer(Extension(Peer(peer)))
+                    .layer(Extension(BodyTimeout(request_timeout)))
+                    .layer(Extension(certificate));
                 let service = TowerToHyperService::new(app);
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -19,6 +19,7 @@ use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewPackage, NewReferral};
 use crate::store::PracticeRecord;
+use crate::xdm::Described;
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
 
@@ -155,6 +156,49 @@ pub(crate) fn queue(
     request: Outgoing,
 ) -> Result<serde_json::Value, ApiError> {
     let checked = check(call, practice, request)?;
+    finish(call, practice, checked)
+}
+
+/// As `queue`, the request's files replaced by `described`'s documents, sent as an XDM package
+/// whose metadata is theirs.
+pub(crate) fn queue_described(
+    call: &Sending,
+    practice: &PracticeRecord,
+    mut request: Outgoing,
+    described: Described,
+) -> Result<serde_json::Value, ApiError> {
+    request.xdm = false;
+    request.attachments = Vec::new();
+    let mut checked = check(call, practice, request)?;
+    let mut documents = Vec::new();
+    for (n, (entry, content)) in described.documents.into_iter().enumerate() {
+        let filename = format!("document{}{}", n + 1, extension(&entry.mime_type));
+        checked.files.push(Attachment { filename, content_type: entry.mime_type.clone(), content });
+        documents.push(entry);
+    }
+    let to_pack = documents
+        .into_iter()
+        .zip(&checked.files)
+        .map(|(entry, file)| crate::xdm::package::ToPack { entry, content: &file.content })
+        .collect();
+    let (zip, entries) =
+        crate::xdm::package::write(&described.set, to_pack, &checked.from.to_string()).map_err(ApiError::internal)?;
+    let zip = Attachment { filename: PACKAGE_NAME.into(), content_type: "application/zip".into(), content: zip };
+    checked.package = Some(SentPackage { zip, set: described.set, entries });
+    finish(call, practice, checked)
+}
+
+/// A file name's extension for a type, for the practice's copy of a described document.
+fn extension(mime_type: &str) -> &'static str {
+    match mime_type.split(';').next().unwrap_or("").trim() {
+        "text/xml" | "application/xml" => ".xml",
+        "application/pdf" => ".pdf",
+        "text/plain" => ".txt",
+        _ => "",
+    }
+}
+
+fn finish(call: &Sending, practice: &PracticeRecord, checked: Checked) -> Result<serde_json::Value, ApiError> {
     let (message_id, queue_id) = commit(call, &checked)?;
     let referral_id = record_sent(call, practice, &checked, &message_id)?;
     let documents: Vec<i64> =

@@ -162,10 +162,28 @@ fn deliver(
         &crate::pki::sha256_hex(format!("{}\0{}", arrived.delivery_key, job.recipient).as_bytes())[..24],
         work.shared.config.server.hostname
     );
-    let mail = with_verified_sender(&opened.original, opened);
-    match maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail, job.attempts > 1) {
-        Ok(path) => {
-            let file = path.display().to_string();
+    // A recipient whose EHR takes XDR gets the message there ([[xdr.destinations]]); anyone
+    // else, and notifications, in the mailbox.
+    let xdr = work.shared.config.xdr.destinations.iter().find(|d| d.address.eq_ignore_ascii_case(&job.recipient));
+    let delivered = match xdr.filter(|_| arrived.kind == "message") {
+        Some(destination) => super::xdr_forward::forward(
+            work.shared,
+            destination,
+            &arrived.sender,
+            &job.recipient,
+            &opened.original,
+            attachments,
+        )
+        .map(|()| format!("xdr:{}", destination.url)),
+        None => {
+            let mail = with_verified_sender(&opened.original, opened);
+            maildir::deliver(&work.shared.config.server.mail_dir, recipient, &name, &mail, job.attempts > 1)
+                .map(|path| path.display().to_string())
+                .map_err(|e| Failure::temporary(Code::SYSTEM, format!("mailbox: {e}")))
+        }
+    };
+    match delivered {
+        Ok(file) => {
             // The practice's copy of what arrived (and its referral): before the delivery is
             // recorded, so a crash in between redoes it (it is kept once).
             if arrived.kind == "message" {
@@ -196,7 +214,7 @@ fn deliver(
             work.at_finish.add(FinishWrite::Delivered(delivery));
             Outcome::Delivered(format!("delivered to {file}"))
         }
-        Err(e) => Failure::temporary(Code::SYSTEM, format!("mailbox: {e}")).into(),
+        Err(failure) => failure.into(),
     }
 }
 

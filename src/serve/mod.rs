@@ -16,6 +16,7 @@ mod schedule;
 mod start;
 pub(crate) mod stop_signal;
 mod webhooks;
+mod xdr_forward;
 
 pub(crate) use start::start;
 
@@ -63,6 +64,8 @@ pub(crate) struct Running {
     pub http: Option<std::net::SocketAddr>,
     pub api: Option<std::net::SocketAddr>,
     pub portal: Option<std::net::SocketAddr>,
+    /// The XDR endpoint, when configured.
+    pub xdr: Option<std::net::SocketAddr>,
     pub dns: Option<std::net::SocketAddr>,
     pub recovered: (usize, usize),
     /// Addresses an upgrade set aside (address, reason): they receive no mail.

@@ -39,6 +39,10 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         }
         .map_err(|e| format!("TLS certificate: {e}"))?,
     );
+    let xdr_tls = match config.xdr.listen.is_empty() {
+        true => None,
+        false => Some(xdr_tls(&config, ready.self_signed.as_ref())?),
+    };
     // Said at start: an EHR's client must be given this certificate to trust it.
     let self_signed_web = ready.self_signed.as_ref().map(|(cert, _)| crate::pki::fingerprint(cert));
     let wakeup = Arc::new(Wakeup::default());
@@ -54,6 +58,7 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         http: None,
         api: None,
         portal: None,
+        xdr: None,
         dns: None,
         recovered: ready.recovered,
         set_aside: ready.set_aside,
@@ -133,6 +138,21 @@ pub(crate) fn start(setup: Setup) -> Result<Running, String> {
         let (bound, stopper) = crate::http::portal::start(&listen, portal_tls, portal, listener_admission(config))
             .map_err(io(&format!("portal on {listen}")))?;
         running.portal = Some(bound);
+        running.web_stoppers.push(stopper);
+    }
+    if let Some(tls) = xdr_tls {
+        let window = Duration::from_secs(15 * 60);
+        let api = crate::http::Api {
+            shared: shared.clone(),
+            committer: committer.clone(),
+            token_failures: crate::throttle::Throttle::new(20, window, window),
+            code_failures: crate::throttle::Throttle::new(10, window, window),
+            dns: dns.clone(),
+        };
+        let listen = shared.config.xdr.listen.clone();
+        let (bound, stopper) = crate::http::xdr::start(&listen, tls, api, listener_admission(&shared.config))
+            .map_err(io(&format!("XDR on {listen}")))?;
+        running.xdr = Some(bound);
         running.web_stoppers.push(stopper);
     }
     start_threads(&shared, workers, channels)?;
@@ -315,6 +335,34 @@ fn close_idle_sessions(shared: &Shared) {
         }
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// The XDR endpoint's TLS: its own certificate, else the API's, else the node's (files or the
+/// self-signed one); every client must present a certificate.
+fn xdr_tls(
+    config: &Config,
+    self_signed: Option<&(openssl::x509::X509, openssl::pkey::PKey<openssl::pkey::Private>)>,
+) -> Result<Arc<SslAcceptor>, String> {
+    let files = [
+        (&config.xdr.tls_cert_file, &config.xdr.tls_key_file),
+        (&config.http.tls_cert_file, &config.http.tls_key_file),
+        (&config.server.tls_cert_file, &config.server.tls_key_file),
+    ];
+    let fail = |e: crate::pki::PkiError| format!("XDR TLS certificate: {e}");
+    let (chain, key) = match files.iter().find_map(|(cert, key)| Some(((*cert).as_ref()?, (*key).as_ref()?))) {
+        Some((cert, key)) => {
+            let bytes = std::fs::read(cert).map_err(|e| format!("XDR TLS certificate {}: {e}", cert.display()))?;
+            (
+                crate::pki::load_certs(&bytes, &cert.display().to_string()).map_err(fail)?,
+                crate::pki::load_key_file(key).map_err(fail)?,
+            )
+        }
+        None => {
+            let (cert, key) = self_signed.ok_or("XDR TLS certificate: none configured, and no self-signed one")?;
+            (vec![cert.clone()], key.clone())
+        }
+    };
+    Ok(Arc::new(crate::smtp::tls::acceptor_with_client_certificates(&chain, &key).map_err(fail)?))
 }
 
 /// Starts a named thread; `what` names it in the error when it cannot be.

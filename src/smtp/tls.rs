@@ -20,6 +20,19 @@ pub(crate) fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor
 
 /// The server side with `chain` (the leaf first) and its key.
 pub(crate) fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError> {
+    Ok(builder(chain, key)?.build())
+}
+
+/// As `acceptor`, and every client must present a certificate (and prove it holds its key). Any
+/// certificate passes the handshake: the service pins the ones it knows by fingerprint, rather
+/// than letting a chain to some anchor decide who the client is.
+pub(crate) fn acceptor_with_client_certificates(chain: &[X509], key: &PKey<Private>) -> Result<SslAcceptor, PkiError> {
+    let mut b = builder(chain, key)?;
+    b.set_verify_callback(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT, |_, _| true);
+    Ok(b.build())
+}
+
+fn builder(chain: &[X509], key: &PKey<Private>) -> Result<openssl::ssl::SslAcceptorBuilder, PkiError> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     let (leaf, rest) = chain.split_first().ok_or_else(|| PkiError::NoCertificate("TLS certificate".into()))?;
@@ -29,7 +42,7 @@ pub(crate) fn acceptor(chain: &[X509], key: &PKey<Private>) -> Result<SslAccepto
     }
     b.set_private_key(key)?;
     b.check_private_key()?;
-    Ok(b.build())
+    Ok(b)
 }
 
 /// The client side: `verify` checks the peer's chain (against `anchors`, or the system's) and name.

@@ -45,7 +45,6 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Metadata, String> {
 /// (URI), size and hash; an XDR submission carries its documents beside the metadata, so those
 /// may be absent (then empty: the receiver computes them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Xdr: the XDR edge's reader, next.
 pub(crate) enum Require {
     Xdm,
     Xdr,

@@ -122,6 +122,14 @@ pub(crate) struct SubmissionSet {
     pub authors: Vec<Author>,
 }
 
+/// Documents their sender described, as one submission set (an XDR submission's, or a
+/// package's read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Described {
+    pub set: SubmissionSet,
+    pub documents: Vec<(DocumentEntry, Vec<u8>)>,
+}
+
 /// Why a package is refused: its contents are not filed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refused {
