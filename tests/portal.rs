@@ -5,7 +5,7 @@
 mod common;
 
 use common::node::*;
-use common::relay::{loopback_tls, python_peer, smarthost};
+use common::relay::{loopback_tls, python_peer, python_peer_command, smarthost};
 use common::servers::{free_port, Server};
 use common::*;
 use common::{browser, network};
@@ -410,8 +410,14 @@ fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/ccda");
-    // dr.jones on the second node sends a PDF to the practice first: it is in its Direct messages.
+    // dr.jones on the second node sends a PDF to the practice first, with an XDM package (written
+    // by the test's own writer): it is in its Direct messages.
     let pdf = fixtures.join("ud-sample.pdf").display().to_string();
+    let scratch = Files::new();
+    let xdm = scratch.p("summary.zip");
+    let ccd = fixtures.join("ccd.xml").display().to_string();
+    let wrote = python_peer_command("xdm_tool.py", &["write", &xdm, "good", &ccd]).status().unwrap();
+    assert!(wrote.success());
     let sent = network::swaks(
         n.b_submission,
         &[
@@ -436,6 +442,12 @@ fn a_message_to_a_direct_address_on_a_second_node_shows_its_notifications() {
             "results.pdf",
             "--attach",
             &format!("@{pdf}"),
+            "--attach-type",
+            "application/zip",
+            "--attach-name",
+            "summary.zip",
+            "--attach",
+            &format!("@{xdm}"),
         ],
     );
     assert_eq!(sent.status, 0, "{}", sent.text());

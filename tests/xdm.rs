@@ -160,6 +160,30 @@ fn xdm_packages_are_filed_with_their_metadata_and_hostile_ones_refused_but_deliv
     let mail = wait_for_mail(&n.b, "b.test", "dr.jones", |m| m.contains("Please see the summary."));
     assert!(mail[0].contains("xdm.zip") && !mail[0].contains("scan.pdf"), "{}", mail[0]);
 
+    // An EHR submitting over SMTP asks with X-Hisp-XDM: its PDF goes packaged, B files it.
+    // (A small PDF: swaks takes the message as one argument.)
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+    let asked = with_attachment("xdm-smtp", "scan.pdf", pdf)
+        .replace("Content-Type: application/zip", "Content-Type: application/pdf")
+        .replace("MIME-Version: 1.0\r\n", "MIME-Version: 1.0\r\nX-Hisp-XDM: package\r\nX-Referral-Patient: MRN-88\r\n");
+    assert_eq!(submit(&n, &asked).status, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let packed = loop {
+        let answer = api.call(Some(&token), "GET", "/v1/messages/xdm-smtp@a.test", None);
+        if answer.status == 200 && !answer.body["xdm_packages"].as_array().unwrap().is_empty() {
+            break answer.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", String::from_utf8_lossy(&answer.raw));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(packed["xdm_packages"][0]["status"], "filed", "{packed}");
+    let filed = their_copy(&packed);
+    assert_eq!(filed.len(), 1, "{packed}");
+    assert_eq!(filed[0]["content_type"], "application/pdf");
+    assert!(filed[0]["xdm"]["document"]["patient_id"].as_str().unwrap().starts_with("MRN-88^^^&2.25."), "{packed}");
+    let mail = wait_for_mail(&n.b, "b.test", "dr.jones", |m| m.contains("xdm-smtp@a.test")).remove(0);
+    assert!(!mail.contains("X-Hisp-XDM") && mail.contains("xdm.zip"), "{mail}");
+
     // The reason is sealed at rest: it quotes the package's names.
     let rows = n.b.sql("SELECT reason FROM xdm_packages WHERE status = 'refused'");
     assert!(rows.iter().all(|r| !r.windows(4).any(|w| w == b"etc/")), "reasons are sealed");

@@ -178,7 +178,8 @@ fn pack(
         .map(|(name, content)| File { filename: name, content_type: "application/octet-stream", content })
         .collect();
     let source_oid = compose::oid_for(&ctx.config.server.hostname);
-    let parties = Parties { sender: &from, recipients: &to, source_oid: &source_oid, patient_id, now: ctx.now() };
+    let parties =
+        Parties { sender: &from, recipients: &to, source_oid: &source_oid, patient_id, now: ctx.now(), seed: None };
     let (zip, set, entries) = compose::package(&files, &parties).map_err(|e| Failure::new("xdm", e))?;
     output::write_new_file(out, &zip, force, 0o600)?;
     if ctx.json {

@@ -128,6 +128,7 @@ fn pack(
         source_oid: &source_oid,
         patient_id: patient,
         now: call.now,
+        seed: None,
     };
     let documents: Vec<compose::File> = files
         .iter()

@@ -16,6 +16,7 @@ mod schedule;
 mod start;
 pub(crate) mod stop_signal;
 mod webhooks;
+mod xdm_submission;
 mod xdr_forward;
 
 pub(crate) use start::start;

@@ -47,6 +47,14 @@ fn seal_and_send(work: &Work, job: &Job, message: Vec<u8>) -> Result<Outcome, Fa
             None => return hold(work, job, &sender, &recipient, &message),
         }
     };
+    // Packaged as XDM first when the EHR asked (X-Hisp-XDM).
+    let message = super::xdm_submission::prepare(
+        message,
+        &sender.to_string(),
+        std::slice::from_ref(&job.recipient),
+        &work.shared.config.server.hostname,
+        job.message.received_at,
+    )?;
     let signer = signer(work, &sender)?;
     let options = SealOptions {
         cipher: work.shared.config.smime.content_cipher,

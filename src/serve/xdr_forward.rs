@@ -84,6 +84,8 @@ fn documents(
         source_oid: &source_oid,
         patient_id: None,
         now: shared.clock.unix_now(),
+        // The same message forwarded again carries the same identifiers.
+        seed: Some(original),
     };
     let (zip, set, _) = compose::package(&files, &parties).map_err(Failure::local)?;
     let read =

@@ -30,6 +30,38 @@ pub(crate) struct Parties<'a> {
     /// The patient's identifier in the sending practice, when no C-CDA gives one.
     pub patient_id: Option<&'a str>,
     pub now: i64,
+    /// Derive the package's identifiers from this (a message packed again, for a retried delivery,
+    /// is then the same message); None: random ones.
+    pub seed: Option<&'a [u8]>,
+}
+
+/// The identifiers of one package: random, or each derived from the seed and its number.
+struct Ids<'a> {
+    seed: Option<&'a [u8]>,
+    count: u32,
+}
+
+impl Ids<'_> {
+    fn bytes(&mut self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        match self.seed {
+            Some(seed) => {
+                self.count += 1;
+                let digest = openssl::sha::sha256(&[seed, &self.count.to_be_bytes()].concat());
+                b.copy_from_slice(&digest[..16]);
+            }
+            None => openssl::rand::rand_bytes(&mut b).expect("the system's random source"),
+        }
+        b
+    }
+
+    fn uuid(&mut self) -> String {
+        uuid_of(self.bytes())
+    }
+
+    fn oid(&mut self) -> String {
+        format!("2.25.{}", u128::from_be_bytes(self.bytes()))
+    }
 }
 
 /// A package of `files` (one submission set); the ZIP and its metadata.
@@ -45,18 +77,19 @@ pub(crate) fn package(
         .map(|f| ccda_view::is_xml(f.content_type, f.filename).then(|| ccda_view::xds_facts(f.content)).flatten())
         .collect();
     let given_patient = parties.patient_id.map(|id| format!("{id}^^^&{}&ISO", parties.source_oid));
+    let mut ids = Ids { seed: parties.seed, count: 0 };
     let documents: Vec<ToPack> = files
         .iter()
         .zip(&facts)
         .map(|(file, facts)| ToPack {
-            entry: entry(file, facts.as_ref(), given_patient.as_deref(), parties),
+            entry: entry(file, facts.as_ref(), given_patient.as_deref(), parties, &mut ids),
             content: file.content,
         })
         .collect();
     let patient_id = documents.iter().find_map(|d| d.entry.patient_id.clone());
     let set = SubmissionSet {
-        entry_uuid: new_uuid(),
-        unique_id: new_oid(),
+        entry_uuid: ids.uuid(),
+        unique_id: ids.oid(),
         source_id: parties.source_oid.to_string(),
         submission_time: dtm(parties.now),
         patient_id,
@@ -68,13 +101,19 @@ pub(crate) fn package(
     Ok((zip, set, entries))
 }
 
-fn entry(file: &File, facts: Option<&XdsFacts>, given_patient: Option<&str>, parties: &Parties) -> DocumentEntry {
+fn entry(
+    file: &File,
+    facts: Option<&XdsFacts>,
+    given_patient: Option<&str>,
+    parties: &Parties,
+    ids: &mut Ids,
+) -> DocumentEntry {
     let mime_type = mime_type(file);
     let telecom = format!("^^Internet^{}", parties.sender);
     let Some(facts) = facts else {
         return DocumentEntry {
-            entry_uuid: new_uuid(),
-            unique_id: new_oid(),
+            entry_uuid: ids.uuid(),
+            unique_id: ids.oid(),
             mime_type,
             patient_id: given_patient.map(str::to_string),
             source_patient_id: given_patient.map(str::to_string),
@@ -105,7 +144,7 @@ fn entry(file: &File, facts: Option<&XdsFacts>, given_patient: Option<&str>, par
     };
     let format = if facts.structured { "structuredBody" } else { "nonXMLBody" };
     DocumentEntry {
-        entry_uuid: new_uuid(),
+        entry_uuid: ids.uuid(),
         unique_id,
         mime_type,
         patient_id: patient.clone().or(given_patient.map(str::to_string)),
@@ -158,19 +197,15 @@ fn mime_type(file: &File) -> String {
 
 /// A new entryUUID (a random version 4 UUID as a URN).
 pub(crate) fn new_uuid() -> String {
-    let mut b = [0u8; 16];
-    openssl::rand::rand_bytes(&mut b).expect("the system's random source");
+    Ids { seed: None, count: 0 }.uuid()
+}
+
+/// 16 bytes as a version 4 UUID URN.
+fn uuid_of(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
     format!("urn:uuid:{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-/// A new unique OID under 2.25 (ITU-T X.667: a UUID as an integer).
-pub(crate) fn new_oid() -> String {
-    let mut b = [0u8; 16];
-    openssl::rand::rand_bytes(&mut b).expect("the system's random source");
-    format!("2.25.{}", u128::from_be_bytes(b))
 }
 
 /// An OID under 2.25 that stays the same for `name` (our host name: the package's sourceId).
@@ -233,6 +268,7 @@ mod tests {
         ];
         let recipients = ["dr.jones@b.test".to_string()];
         let parties = Parties {
+            seed: None,
             sender: "dr.smith@a.test",
             recipients: &recipients,
             source_oid: "2.25.7",

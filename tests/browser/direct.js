@@ -21,8 +21,11 @@ run(async (browser) => {
   await page.click('.mailbox a');
   assert.equal(await text(page, 'h1'), 'Lab results <b>for</b> Pat');
   assert.match(await text(page, '.facts'), /From\s*dr\.jones@b\.test\s*verified sender/);
+  // The XDM package: checked and filed, its document listed with what its metadata says.
+  assert.match(await text(page, '.packages'), /summary\.zip: checked and filed, 1 document/);
+  assert.match(await text(page, '.files'), /From an XDM package: Summary written by Python · Summary of episode note 34133-9 · patient PY-7/);
   await screenshot(page, 'direct-received-message');
-  const [file] = await Promise.all([page.waitForEvent('download'), page.click('.files a')]);
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click('.files a >> text=results.pdf')]);
   assert.deepEqual(fs.readFileSync(await file.path()), fs.readFileSync(path.join(process.env.FIXTURES, 'ud-sample.pdf')));
   await page.click('text=Reply by Direct');
   assert.equal(await page.inputValue('#to_addresses'), 'dr.jones@b.test');

@@ -299,12 +299,50 @@ struct ReceivedMessagePage<'a> {
     f: Frame,
     m: &'a MailboxEntry,
     when: String,
-    documents: Vec<DocumentRecord>,
+    documents: Vec<DocumentLine>,
+    /// The XDM packages the message carried, filed or refused.
+    packages: Vec<crate::store::api::PackageRecord>,
     /// The Message-ID without its brackets, as links name it.
     bare: String,
     reply: String,
     /// The member may share the practice's documents by link.
     may_share: bool,
+}
+
+/// A document as the message page lists it: with what its XDM metadata says, when it came in a
+/// package.
+struct DocumentLine {
+    d: DocumentRecord,
+    xdm: Option<String>,
+}
+
+impl DocumentLine {
+    fn of(d: DocumentRecord) -> DocumentLine {
+        let xdm = d.xdm.as_ref().map(|x| {
+            let doc = &x["document"];
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+            let mut parts = vec![text(&doc["title"])];
+            if let Some(code) = doc["type_code"].as_object() {
+                parts.push(format!("{} {}", text(&code["display"]), text(&code["code"])).trim().to_string());
+            }
+            // A CX ("PY-7^^^&2.16.840.1.113883.19.5&ISO"): the identifier, without its authority.
+            if let Some(patient) = doc["patient_id"].as_str() {
+                parts.push(format!("patient {}", patient.split('^').next().unwrap_or(patient)));
+            }
+            let author = &doc["authors"][0];
+            let by: Vec<String> = [text(&author["person"]).replace('^', " ").trim().to_string()]
+                .into_iter()
+                .chain(author["institutions"].as_array().into_iter().flatten().map(text))
+                .filter(|t| !t.is_empty())
+                .collect();
+            if !by.is_empty() {
+                parts.push(format!("by {}", by.join(", ")));
+            }
+            parts.retain(|p| !p.is_empty());
+            parts.join(" · ")
+        });
+        DocumentLine { d, xdm }
+    }
 }
 
 /// The received message `id` (a Message-ID without brackets) of the account's practice.
@@ -322,6 +360,7 @@ pub(crate) async fn received_one(visit: Visit, Path(id): Path<String>) -> Respon
             let practice = practice_of(ctx, account)?;
             let m = received_message(ctx, &practice, &id)?;
             let documents = ctx.store.documents(practice.id, None, Some(&m.message_id)).map_err(PageError::internal)?;
+            let packages = ctx.store.xdm_packages(practice.id, &m.message_id).map_err(PageError::internal)?;
             ctx.store
                 .record("direct.view", &format!("account #{}", account.id), &format!("message {}", m.message_id))
                 .map_err(PageError::internal)?;
@@ -334,7 +373,8 @@ pub(crate) async fn received_one(visit: Visit, Path(id): Path<String>) -> Respon
             let page = ReceivedMessagePage {
                 f: Frame::of(&m.subject, account, &session.csrf),
                 when: when(m.at),
-                documents,
+                documents: documents.into_iter().map(DocumentLine::of).collect(),
+                packages,
                 bare: crate::http::messages::bare(&m.message_id).to_string(),
                 reply,
                 may_share: crate::network::share_contacts::may_share(&practice, account).is_ok(),
