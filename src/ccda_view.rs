@@ -397,6 +397,14 @@ fn styles(content: Node) -> String {
     }
 }
 
+/// Text for HTML or XML, as text or an attribute's value: markup characters as entities, control
+/// characters other than line breaks and tabs dropped (XML 1.0 cannot carry them).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_into(&mut out, text);
+    out
+}
+
 fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {

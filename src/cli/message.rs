@@ -176,10 +176,11 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
     for path in &args.recipient_cert {
         recipient_certs.extend(output::read_certs(path)?);
     }
+    // The header block alone decides the envelope (either line ending parses).
+    let (from, recipients) = envelope_of(&Entity::parse(&message).headers)?;
     // Every To/Cc/Bcc address needs a certificate bound to it: one left out would get a message
     // it cannot open (and its copy would be missing without a word).
     if !recipient_certs.is_empty() {
-        let (_, recipients) = envelope_of(&Entity::parse(&message).headers)?;
         let uncovered: Vec<String> = recipients
             .iter()
             .filter(|r| !recipient_certs.iter().any(|c| pki::binding::binding_for(c, r).is_some()))
@@ -209,8 +210,6 @@ fn seal_command(ctx: &Context, args: SealArgs) -> Result<(), Failure> {
             }
             SealSigner::Stored(kek) => {
                 let store = ctx.store()?;
-                // The header block alone decides the envelope (either line ending parses).
-                let (from, recipients) = envelope_of(&Entity::parse(&message).headers)?;
                 if !store.has_address(&from)? {
                     return Err(Failure::new("not-hosted", format!("the sender {from} is not an address hosted here")));
                 }

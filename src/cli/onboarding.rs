@@ -233,23 +233,19 @@ pub(super) fn practice(ctx: &Context, command: PracticeCommand) -> Result<(), Fa
             let bundles = onboarding::default_anchors::subscribe_bundles(store, &ctx.config.trust, &domain, &fetch);
             if ctx.json {
                 let mut value = serde_json::to_value(store.practice(domain.as_str())?).unwrap_or_default();
-                value["bundles"] = bundles
-                    .iter()
-                    .map(|(name, outcome)| match outcome {
-                        Ok(n) => serde_json::json!({ "name": name, "anchors": n }),
-                        Err(why) => serde_json::json!({ "name": name, "error": why }),
-                    })
-                    .collect();
+                value["bundles"] = serde_json::to_value(&bundles).unwrap_or_default();
                 output::json(&value);
             } else {
                 println!(
                     "added practice {name} with Direct domain {domain}, trusting {} anchor(s); identity proofing: not-started",
                     anchors.len()
                 );
-                for (bundle, outcome) in &bundles {
-                    match outcome {
-                        Ok(n) => println!("subscribed to bundle {bundle}: {n} anchor(s)"),
-                        Err(why) => println!("subscribed to bundle {bundle}: {why}"),
+                for bundle in &bundles {
+                    match (&bundle.anchors, &bundle.error) {
+                        (Some(n), _) => println!("subscribed to bundle {}: {n} anchor(s)", bundle.name),
+                        (None, why) => {
+                            println!("subscribed to bundle {}: {}", bundle.name, why.as_deref().unwrap_or(""))
+                        }
                     }
                 }
             }

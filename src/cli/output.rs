@@ -138,11 +138,7 @@ pub(super) fn tally(items: &[(&str, i64)], none: &str) -> String {
 /// A name or a reason as every command takes it, as the API does: 1 to 200 characters, no line
 /// break or other control character (which would forge lines in `hisp audit` and listings).
 pub(crate) fn plain_line(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
-        return Err("1 to 200 characters, no line breaks or other control characters".into());
-    }
-    Ok(value.to_string())
+    crate::printable::plain_line(value).map(str::to_string).map_err(str::to_string)
 }
 
 /// The first line of standard input (a password or passphrase), without its line ending.

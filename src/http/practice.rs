@@ -41,14 +41,7 @@ pub(crate) async fn create(caller: Caller, Body(body): Body) -> Response {
             // in it (the running node tries again). The domain is the practice's one unambiguous key.
             let resolver = crate::dns::DnsClient::new(call.api.dns.clone());
             let fetch = crate::fetch::HttpFetcher::new(&resolver);
-            let bundles: Vec<_> =
-                default_anchors::subscribe_bundles(&*call.store, &shared.config.trust, &domain, &fetch)
-                    .into_iter()
-                    .map(|(name, outcome)| match outcome {
-                        Ok(anchors) => json!({ "name": name, "anchors": anchors }),
-                        Err(why) => json!({ "name": name, "error": why }),
-                    })
-                    .collect();
+            let bundles = default_anchors::subscribe_bundles(&*call.store, &shared.config.trust, &domain, &fetch);
             let practice = call.store.practice(domain.as_str())?;
             Ok((StatusCode::CREATED, json!({ "practice": practice, "bundles": bundles })))
         })

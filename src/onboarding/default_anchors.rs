@@ -45,12 +45,33 @@ pub(crate) fn for_new_practice(
 /// added and fetched now, its anchors trusted at once; one that cannot be fetched now is kept,
 /// with why, and the running node tries it again within a minute. What became of each: its
 /// name, and how many anchors it gave or why none.
+/// What subscribing a new practice to one default bundle came to: the anchors it holds, or why
+/// it holds none yet (the API and the CLI answer it as it is).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Subscription {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchors: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Subscription {
+    fn of(name: String, outcome: Result<usize, String>) -> Subscription {
+        let (anchors, error) = match outcome {
+            Ok(n) => (Some(n), None),
+            Err(why) => (None, Some(why)),
+        };
+        Subscription { name, anchors, error }
+    }
+}
+
 pub(crate) fn subscribe_bundles(
     store: &dyn Store,
     trust: &TrustSettings,
     domain: &Domain,
     fetch: &dyn Fetcher,
-) -> Vec<(String, Result<usize, String>)> {
+) -> Vec<Subscription> {
     let mut out = Vec::new();
     for (i, bundle) in trust.new_practice_bundles.iter().enumerate() {
         let name = format!("{domain}-default-{}", i + 1);
@@ -59,7 +80,8 @@ pub(crate) fn subscribe_bundles(
             Some(path) => match crate::pki::load_cert_file(path).and_then(|c| Ok(c.to_der()?)) {
                 Ok(der) => Some(der),
                 Err(e) => {
-                    out.push((name, Err(format!("[trust] new_practice_bundles signer {}: {e}", path.display()))));
+                    let why = format!("[trust] new_practice_bundles signer {}: {e}", path.display());
+                    out.push(Subscription::of(name, Err(why)));
                     continue;
                 }
             },
@@ -73,7 +95,7 @@ pub(crate) fn subscribe_bundles(
                 Err(e) => Err(e.to_string()),
             },
         };
-        out.push((name, outcome));
+        out.push(Subscription::of(name, outcome));
     }
     out
 }

@@ -19,11 +19,7 @@ use crate::address::Domain;
 /// A practice's name as both the API and the CLI accept it: trimmed, 1 to 200 characters, no
 /// control characters (a CR or LF would forge lines in the audit log and in listings).
 pub(crate) fn practice_name(name: &str) -> Result<&str, String> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err("the practice's name: 1 to 200 characters, no control characters".into());
-    }
-    Ok(name)
+    crate::printable::plain_line(name).map_err(|rule| format!("the practice's name: {rule}"))
 }
 
 /// The label suggested for a practice name, by the rule above.

@@ -8,6 +8,7 @@ use roxmltree::{Document, Node, ParsingOptions};
 
 use super::uuids::*;
 use super::{Author, Code, DocumentEntry, SubmissionSet};
+use crate::ccda_view::escape as esc;
 
 const RIM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0";
 const LCM: &str = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0";
@@ -234,23 +235,6 @@ fn authors_of(classifications: &[Node], scheme: &str) -> Vec<Author> {
             telecoms: slot_values(*c, "authorTelecommunication"),
         })
         .collect()
-}
-
-/// XML text or attribute content.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Writes METADATA.XML for `set` and its `documents`, with an Original HasMember association for

@@ -7,25 +7,13 @@ use std::fmt::Write as _;
 use roxmltree::{Document, ParsingOptions};
 
 use super::{Refusal, RESPONSE_ACTION, RS, SOAP12, WSA, XOP};
+use crate::ccda_view::escape as esc;
 use crate::xdm::{metadata, DocumentEntry, SubmissionSet};
 
 const SUCCESS: &str = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success";
 const FAILURE: &str = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure";
 const ERROR: &str = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error";
 const FAULT_ACTION: &str = "http://www.w3.org/2005/08/addressing/soap/fault";
-
-fn esc(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_string(),
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '"' => "&quot;".to_string(),
-            c if c.is_control() => " ".to_string(),
-            c => c.to_string(),
-        })
-        .collect()
-}
 
 fn envelope(action: &str, relates_to: Option<&str>, extra_headers: &str, body: &str) -> String {
     let mut out = format!(
