@@ -36,7 +36,15 @@ async function context(browser, options = {}) {
 async function screenshot(page, name) {
   shot += 1;
   const file = path.join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  try {
+    await page.screenshot({ path: file, fullPage: true });
+  } catch (e) {
+    // Headless Chromium now and then cannot capture a page that is still settling (a protocol
+    // error of the browser, not a fault of the page): once more, a moment later.
+    if (!String(e).includes('Unable to capture screenshot')) throw e;
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: file, fullPage: true });
+  }
 }
 
 function base32(text) {
