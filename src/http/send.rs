@@ -19,7 +19,7 @@ use crate::smtp::session::Envelope;
 use crate::smtp::spool::Spool;
 use crate::store::api::{Exchange, NewPackage, NewReferral};
 use crate::store::PracticeRecord;
-use crate::xdm::Described;
+use crate::xdm::{Described, PACKAGE_NAME};
 use mail_builder::headers::{date::Date, raw::Raw};
 use mail_builder::MessageBuilder;
 
@@ -103,9 +103,6 @@ struct SentPackage {
     set: crate::xdm::SubmissionSet,
     entries: Vec<crate::xdm::DocumentEntry>,
 }
-
-/// The file name of the package a message carries.
-const PACKAGE_NAME: &str = "xdm.zip";
 
 /// Packs `files` as XDM, the referral's patient identifier for those that are not C-CDA.
 fn pack(
@@ -408,14 +405,8 @@ fn record_sent(
     let mut packages = Vec::new();
     if let Some(package) = &c.package {
         for (document, entry) in documents.iter_mut().zip(&package.entries) {
-            let metadata = json!({
-                "package": PACKAGE_NAME,
-                "subset": "SUBSET01",
-                "path": format!("IHE_XDM/SUBSET01/{}", entry.uri),
-                "submission_set": package.set,
-                "document": entry,
-            });
-            document.xdm = Some(metadata.to_string());
+            let path = format!("IHE_XDM/SUBSET01/{}", entry.uri);
+            document.xdm = Some(crate::xdm::filed_metadata(PACKAGE_NAME, "SUBSET01", &path, &package.set, entry));
         }
         packages.push(NewPackage {
             filename: PACKAGE_NAME.into(),

@@ -41,13 +41,13 @@ pub(crate) fn unpack(kek: &Kek, attachments: &[Attachment]) -> Result<Unpacked, 
         };
         for subset in &package.subsets {
             for doc in &subset.documents {
-                let metadata = serde_json::json!({
-                    "package": attachment.filename,
-                    "subset": subset.name,
-                    "path": doc.path,
-                    "submission_set": subset.submission_set,
-                    "document": doc.entry,
-                });
+                let metadata = crate::xdm::filed_metadata(
+                    &attachment.filename,
+                    &subset.name,
+                    &doc.path,
+                    &subset.submission_set,
+                    &doc.entry,
+                );
                 let filename = doc.path.rsplit('/').next().unwrap_or(&doc.path).to_string();
                 if out.patient_key.is_none() && crate::ccda_view::is_xml(&doc.entry.mime_type, &filename) {
                     out.patient_key = crate::ccda_view::patient_key(&doc.content);
@@ -58,7 +58,7 @@ pub(crate) fn unpack(kek: &Kek, attachments: &[Attachment]) -> Result<Unpacked, 
                     size: doc.content.len(),
                     sha256: crate::pki::sha256_hex(&doc.content),
                     sealed: kek.seal_document(&doc.content)?,
-                    xdm: Some(metadata.to_string()),
+                    xdm: Some(metadata),
                 });
                 record.documents += 1;
             }

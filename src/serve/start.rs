@@ -350,13 +350,7 @@ fn xdr_tls(
     ];
     let fail = |e: crate::pki::PkiError| format!("XDR TLS certificate: {e}");
     let (chain, key) = match files.iter().find_map(|(cert, key)| Some(((*cert).as_ref()?, (*key).as_ref()?))) {
-        Some((cert, key)) => {
-            let bytes = std::fs::read(cert).map_err(|e| format!("XDR TLS certificate {}: {e}", cert.display()))?;
-            (
-                crate::pki::load_certs(&bytes, &cert.display().to_string()).map_err(fail)?,
-                crate::pki::load_key_file(key).map_err(fail)?,
-            )
-        }
+        Some((cert, key)) => crate::smtp::tls::chain_and_key(cert, key).map_err(fail)?,
         None => {
             let (cert, key) = self_signed.ok_or("XDR TLS certificate: none configured, and no self-signed one")?;
             (vec![cert.clone()], key.clone())

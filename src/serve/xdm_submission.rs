@@ -65,7 +65,7 @@ pub(crate) fn prepare(
         ContentType::new("multipart/mixed").attribute("boundary", boundary),
         BodyPart::Multipart(vec![
             MimePart::new("text/plain", BodyPart::Text(text.into())),
-            MimePart::new("application/zip", BodyPart::Binary(zip.into())).attachment("xdm.zip"),
+            MimePart::new("application/zip", BodyPart::Binary(zip.into())).attachment(crate::xdm::PACKAGE_NAME),
         ]),
     );
     let mut out = kept_fields(&message[..end]);

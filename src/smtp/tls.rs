@@ -10,12 +10,17 @@ use crate::pki::{self, PkiError};
 
 /// The server side, with a certificate and key from PEM files.
 pub(crate) fn acceptor_from_files(cert: &Path, key: &Path) -> Result<SslAcceptor, PkiError> {
+    let (chain, key) = chain_and_key(cert, key)?;
+    acceptor(&chain, &key)
+}
+
+/// A certificate chain (the leaf first) and its key, from PEM files.
+pub(crate) fn chain_and_key(cert: &Path, key: &Path) -> Result<(Vec<X509>, PKey<Private>), PkiError> {
     let chain = pki::load_certs(
         &std::fs::read(cert).map_err(|_| PkiError::NoCertificate(cert.display().to_string()))?,
         &cert.display().to_string(),
     )?;
-    let key = pki::load_key_file(key)?;
-    acceptor(&chain, &key)
+    Ok((chain, pki::load_key_file(key)?))
 }
 
 /// The server side with `chain` (the leaf first) and its key.

@@ -162,6 +162,29 @@ pub(crate) enum Refused {
     HashMismatch { path: String, uri: String, declared: String, actual: String },
 }
 
+/// The file name of the package a message of ours carries.
+pub(crate) const PACKAGE_NAME: &str = "xdm.zip";
+
+/// What a practice keeps with a document that travelled in a package (sent or received), as
+/// the API shows it (`xdm` of a document): the package, where the document is in it, the
+/// submission set and its DocumentEntry.
+pub(crate) fn filed_metadata(
+    package: &str,
+    subset: &str,
+    path: &str,
+    set: &SubmissionSet,
+    entry: &DocumentEntry,
+) -> String {
+    serde_json::json!({
+        "package": package,
+        "subset": subset,
+        "path": path,
+        "submission_set": set,
+        "document": entry,
+    })
+    .to_string()
+}
+
 /// SHA-1 as XDM's hash slot has it: lowercase hex (OpenSSL's digest).
 pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
     hex::encode(openssl::sha::sha1(bytes))

@@ -54,14 +54,11 @@ pub(crate) fn fault(relates_to: Option<&str>, subcode: Option<&str>, reason: &st
         .map(|s| format!("<soap:Subcode><soap:Value>{}</soap:Value></soap:Subcode>", esc(s)))
         .unwrap_or_default();
     let body = format!(
-        "<soap:Fault><soap:Code><soap:Value>{code}</soap:Value>{subcode}</soap:Code>\
+        // The subcodes named here are WS-Addressing's and WS-Security's.
+        "<soap:Fault xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">\
+         <soap:Code><soap:Value>{code}</soap:Value>{subcode}</soap:Code>\
          <soap:Reason><soap:Text xml:lang=\"en\">{}</soap:Text></soap:Reason></soap:Fault>",
         esc(reason)
-    );
-    // The subcodes named here are WS-Addressing's and WS-Security's.
-    let body = body.replace(
-        "<soap:Fault>",
-        "<soap:Fault xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">",
     );
     envelope(FAULT_ACTION, relates_to, "", &body)
 }
