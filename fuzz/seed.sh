@@ -202,5 +202,13 @@ mtom = (b"--b\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\
         + b"\r\n--b\r\nContent-ID: <d1>\r\n\r\n" + doc + b"\r\n--b--\r\n")
 open(os.path.join(out, "mtom"), "wb").write(b"\0" + mtom)
 open(os.path.join(out, "inline"), "wb").write(b"\1" + envelope(base64.b64encode(doc).decode()))
+# An XDR endpoint's answer to a forward of ours (a byte 2 first: in MTOM, boundary "b"; 3: plain).
+answer = (b'<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body><rs:RegistryResponse '
+          b'xmlns:rs="urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0" status="urn:oasis:names:tc:ebxml-regrep:'
+          b'ResponseStatusType:Failure"><rs:RegistryErrorList><rs:RegistryError errorCode="XDSMissingDocument" '
+          b'codeContext="x"/></rs:RegistryErrorList></rs:RegistryResponse></soap:Body></soap:Envelope>')
+open(os.path.join(out, "answer"), "wb").write(b"\3" + answer)
+mtom_answer = b"--b\r\nContent-Type: application/xop+xml\r\n\r\n" + answer + b"\r\n--b--\r\n"
+open(os.path.join(out, "answer-mtom"), "wb").write(b"\2" + mtom_answer)
 PY
 echo "seeds written to fuzz/$corpus"

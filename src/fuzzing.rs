@@ -310,9 +310,15 @@ pub fn xdm(data: &[u8]) {
 
 /// An ITI-41 request as the XDR endpoint reads it: the first byte picks the Content-Type (an
 /// MTOM package with the boundary "b" and the root part "root", or plain SOAP 1.2), the rest is
-/// the body. What passes has each document of its metadata's size and SHA-1.
+/// the body. What passes has each document of its metadata's size and SHA-1. A first byte of 2
+/// or 3 reads the body instead as an XDR endpoint's answer to a forward of ours.
 pub fn xdr(data: &[u8]) {
     let Some((&first, body)) = data.split_first() else { return };
+    if first % 4 >= 2 {
+        let content_type = if first % 4 == 2 { "multipart/related; boundary=\"b\"" } else { "application/soap+xml" };
+        let _ = crate::xdr::soap::read_response(content_type, body);
+        return;
+    }
     let content_type = if first % 2 == 0 {
         "multipart/related; boundary=\"b\"; type=\"application/xop+xml\"; start=\"<root>\""
     } else {

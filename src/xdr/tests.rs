@@ -138,4 +138,12 @@ fn the_fuzz_targets_seeds_are_requests_that_pass() {
         assert_eq!(submission.documents.len(), 1, "{name}");
         assert_eq!((submission.from.as_str(), submission.to[0].as_str()), ("a@a.test", "b@b.test"));
     }
+    // And the endpoint's answers (first byte 2: in MTOM; 3: plain SOAP).
+    for (name, content_type) in
+        [("answer-mtom", "multipart/related; boundary=\"b\""), ("answer", "application/soap+xml")]
+    {
+        let seed = std::fs::read(format!("{}/fuzz/corpus/xdr/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let refused = soap::read_response(content_type, &seed[1..]).unwrap_err();
+        assert!(refused.contains("XDSMissingDocument"), "{name}: {refused}");
+    }
 }
